@@ -1,0 +1,371 @@
+import { shallowRef, type ShallowRef } from 'vue'
+import type { ChatErrorFrame, ChatServerFrame, ChatUser } from '../shared/protocol'
+import { backoffDelay } from './backoff'
+import { createMessageLog, type ChatMessage } from './messageLog'
+
+export type ChatStatus = 'CONNECTING' | 'OPEN' | 'CLOSED'
+export type ChatTransport = 'ws' | 'sse'
+
+export interface ChatReconnectOptions {
+  /** Give up after this many failed attempts in a row. @default Infinity */
+  retries?: number
+  /** First delay in milliseconds (doubles each attempt, with jitter). @default 500 */
+  delay?: number
+  /** Longest delay in milliseconds. @default 10000 */
+  maxDelay?: number
+  /** Called when `retries` ran out. */
+  onFailed?: () => void
+}
+
+export interface ChatConnectionOptions {
+  room: string
+  name?: string
+  transport: ChatTransport
+  /** WebSocket endpoint path. */
+  route: string
+  /** SSE endpoint path. */
+  sseRoute: string
+  maxMessages: number
+  maxQueue: number
+  maxLength: number
+  autoReconnect: boolean | ChatReconnectOptions
+  heartbeat: false | { interval: number, timeout: number }
+  /** How long a typing notice lasts without a new one, in ms. */
+  typingTimeout: number
+  /** Where the server is; defaults to the page's location. */
+  baseURL?: string
+}
+
+/** A client-side error: a refused frame from the server, or the client's own (`queue_full`, `closed`). */
+export interface ChatClientError {
+  code: ChatErrorFrame['code'] | 'queue_full' | 'connection'
+  message: string
+  cid?: string
+}
+
+/** One outgoing message until the server acknowledges it. */
+interface Outgoing {
+  cid: string
+  message: string
+  /** Written to the current connection already. */
+  sent: boolean
+}
+
+const TYPING_SEND_INTERVAL = 2000
+
+let cidCounter = 0
+/** A client message id, unique enough to de-duplicate resends: random prefix + counter. */
+function newCid(): string {
+  const random = globalThis.crypto?.randomUUID?.().slice(0, 8) ?? Math.random().toString(36).slice(2, 10)
+  return `${random}-${Date.now().toString(36)}-${(cidCounter++).toString(36)}`
+}
+
+/**
+ * One connection to one room: the socket (or EventSource + POST), the message log, the send
+ * queue, heartbeats and reconnection. Framework-free apart from Vue refs, so it is unit-tested
+ * with a stubbed socket; `useChat()` shares one per room between components.
+ */
+export function createChatConnection<T = unknown>(options: ChatConnectionOptions) {
+  const messages: ShallowRef<ChatMessage<T>[]> = shallowRef([])
+  const status = shallowRef<ChatStatus>('CLOSED')
+  const users = shallowRef<ChatUser[]>([])
+  const typing = shallowRef<ChatUser[]>([])
+  const error = shallowRef<ChatClientError | null>(null)
+  const me = shallowRef<ChatUser | null>(null)
+
+  const log = createMessageLog<T>(options.maxMessages)
+  const outbox: Outgoing[] = []
+  const reconnect = options.autoReconnect === false ? undefined : { retries: Infinity, delay: 500, maxDelay: 10_000, ...(options.autoReconnect === true ? {} : options.autoReconnect) }
+  /** Newest id ever received: the resume cursor (survives `clear()`). */
+  let cursor: number | undefined
+  let socket: WebSocket | undefined
+  let source: EventSource | undefined
+  let wanted = false
+  let attempts = 0
+  let reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  let pingTimer: ReturnType<typeof setInterval> | undefined
+  let pongTimer: ReturnType<typeof setTimeout> | undefined
+  let flushScheduled = false
+  let lastTypingSent = 0
+  const typingTimers = new Map<string, ReturnType<typeof setTimeout>>()
+
+  // Frames arrive in bursts (a replay is hundreds); publish the log once per burst.
+  function scheduleFlush() {
+    if (flushScheduled) return
+    flushScheduled = true
+    queueMicrotask(() => {
+      flushScheduled = false
+      log.trim()
+      messages.value = log.entries()
+    })
+  }
+
+  function handleFrame(frame: ChatServerFrame) {
+    switch (frame.type) {
+      case 'message': {
+        if (cursor === undefined || frame.id > cursor) cursor = frame.id
+        if (frame.cid !== undefined) {
+          const index = outbox.findIndex(item => item.cid === frame.cid)
+          if (index >= 0) outbox.splice(index, 1)
+        }
+        if (log.add(frame)) scheduleFlush()
+        break
+      }
+      case 'system':
+        if (frame.event === 'welcome') {
+          // A welcome is a successful connect: the next drop starts the backoff afresh.
+          attempts = 0
+          if (frame.peer) me.value = frame.peer
+        }
+        break
+      case 'presence':
+        users.value = frame.users
+        break
+      case 'typing':
+        if (frame.uid !== me.value?.id) markTyping({ id: frame.uid, name: frame.user })
+        break
+      case 'error':
+        error.value = { code: frame.code, message: frame.message, cid: frame.cid }
+        if (frame.cid && frame.code !== 'rate_limited' && frame.code !== 'unavailable') dropOutgoing(frame.cid)
+        break
+    }
+  }
+
+  function markTyping(user: ChatUser) {
+    clearTimeout(typingTimers.get(user.id))
+    typingTimers.set(user.id, setTimeout(() => {
+      typingTimers.delete(user.id)
+      typing.value = typing.value.filter(entry => entry.id !== user.id)
+    }, options.typingTimeout))
+    if (!typing.value.some(entry => entry.id === user.id)) typing.value = [...typing.value, user]
+  }
+
+  /** A message the server refused for good: not retried, no longer shown as pending. */
+  function dropOutgoing(cid: string) {
+    const index = outbox.findIndex(item => item.cid === cid)
+    if (index >= 0) outbox.splice(index, 1)
+    log.removePending(cid)
+    scheduleFlush()
+  }
+
+  function parseFrame(data: unknown) {
+    if (typeof data !== 'string') return
+    let frame: ChatServerFrame
+    try {
+      frame = JSON.parse(data)
+    }
+    catch {
+      return
+    }
+    if (frame && typeof frame === 'object') handleFrame(frame)
+  }
+
+  function url(path: string, protocol?: 'ws') {
+    const base = new URL(options.baseURL ?? globalThis.location.href)
+    const target = new URL(path, base)
+    if (protocol) target.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:'
+    target.searchParams.set('room', options.room)
+    if (options.name) target.searchParams.set('name', options.name)
+    return target
+  }
+
+  // ---- connecting ----
+
+  function connect() {
+    teardown()
+    status.value = 'CONNECTING'
+    if (options.transport === 'sse') connectSse()
+    else connectWs()
+  }
+
+  function connectWs() {
+    const target = url(options.route, 'ws')
+    if (cursor !== undefined) target.searchParams.set('since', String(cursor))
+    const ws = new WebSocket(target)
+    socket = ws
+    ws.onopen = () => {
+      if (socket !== ws) return
+      status.value = 'OPEN'
+      startHeartbeat()
+      flushOutbox()
+    }
+    ws.onmessage = (event) => {
+      if (socket !== ws) return
+      clearTimeout(pongTimer)
+      parseFrame(event.data)
+    }
+    ws.onclose = () => {
+      if (socket !== ws) return
+      dropped()
+    }
+  }
+
+  function connectSse() {
+    const target = url(options.sseRoute)
+    if (cursor !== undefined) target.searchParams.set('since', String(cursor))
+    const es = new EventSource(target)
+    source = es
+    es.onopen = () => {
+      if (source !== es) return
+      status.value = 'OPEN'
+      flushOutbox()
+    }
+    es.onmessage = event => source === es && parseFrame(event.data)
+    // EventSource retries by itself, but not after an HTTP error and not with our backoff: own it.
+    es.onerror = () => {
+      if (source !== es) return
+      dropped()
+    }
+  }
+
+  /** The connection went away: mark what was sent as unsent, then come back (with backoff). */
+  function dropped() {
+    teardown()
+    status.value = 'CLOSED'
+    for (const item of outbox) item.sent = false
+    if (!wanted || !reconnect) return
+    if (attempts >= reconnect.retries) {
+      reconnect.onFailed?.()
+      return
+    }
+    reconnectTimer = setTimeout(connect, backoffDelay(attempts++, reconnect))
+  }
+
+  function teardown() {
+    clearTimeout(reconnectTimer)
+    clearInterval(pingTimer)
+    clearTimeout(pongTimer)
+    reconnectTimer = pingTimer = pongTimer = undefined
+    if (socket) {
+      const ws = socket
+      socket = undefined
+      ws.onopen = ws.onmessage = ws.onclose = null
+      if (ws.readyState === 0 || ws.readyState === 1) ws.close()
+    }
+    if (source) {
+      source.onopen = source.onmessage = source.onerror = null
+      source.close()
+      source = undefined
+    }
+  }
+
+  /** App-level ping; no frame within `timeout` means the socket is dead though it looks open. */
+  function startHeartbeat() {
+    if (!options.heartbeat) return
+    const { interval, timeout } = options.heartbeat
+    pingTimer = setInterval(() => {
+      if (!socket || socket.readyState !== 1) return
+      socket.send('{"type":"ping"}')
+      clearTimeout(pongTimer)
+      pongTimer = setTimeout(() => {
+        error.value = { code: 'connection', message: 'No answer from the server; reconnecting' }
+        dropped()
+      }, timeout)
+    }, interval)
+  }
+
+  // ---- sending ----
+
+  function flushOutbox() {
+    for (const item of outbox) {
+      if (!item.sent) write(item)
+    }
+  }
+
+  function write(item: Outgoing) {
+    if (options.transport === 'ws') {
+      if (socket?.readyState !== 1) return
+      socket.send(JSON.stringify({ type: 'message', message: item.message, cid: item.cid }))
+      item.sent = true
+      return
+    }
+    if (status.value !== 'OPEN') return
+    item.sent = true
+    const target = url(options.sseRoute)
+    if (me.value && !options.name) target.searchParams.set('name', me.value.name)
+    fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: item.message, cid: item.cid }) })
+      .then(response => response.json())
+      .then(parseFrame, () => {
+        // Network failure: send again on the next connection (the cid makes that safe).
+        item.sent = false
+      })
+  }
+
+  /**
+   * Send a message (objects are sent as JSON text). Shown at once as pending; queued while
+   * disconnected. Returns false when it cannot be: too long, empty, or the queue is full.
+   */
+  function send(data: string | T): boolean {
+    const text = typeof data === 'string' ? data : JSON.stringify(data)
+    if (!text.trim()) {
+      error.value = { code: 'empty', message: 'Message is empty' }
+      return false
+    }
+    if (text.length > options.maxLength) {
+      error.value = { code: 'too_long', message: `Message is longer than ${options.maxLength} characters` }
+      return false
+    }
+    if (outbox.length >= options.maxQueue) {
+      error.value = { code: 'queue_full', message: `${options.maxQueue} messages are already waiting to be sent` }
+      return false
+    }
+    const item: Outgoing = { cid: newCid(), message: text, sent: false }
+    outbox.push(item)
+    log.addPending({ room: options.room, user: me.value?.name ?? options.name ?? '', message: text, ts: Date.now(), cid: item.cid })
+    scheduleFlush()
+    write(item)
+    return true
+  }
+
+  return {
+    messages,
+    status,
+    users,
+    typing,
+    error,
+    me,
+    send,
+    /** Send a ping (WebSocket); the answer is a `pong` frame. */
+    ping() {
+      if (socket?.readyState === 1) socket.send('ping')
+    },
+    /** Tell the room this user is typing (throttled). */
+    notifyTyping() {
+      const now = Date.now()
+      if (now - lastTypingSent < TYPING_SEND_INTERVAL || socket?.readyState !== 1) return
+      lastTypingSent = now
+      socket.send('{"type":"typing"}')
+    },
+    /** Connect (or reconnect now, resetting the backoff). */
+    open() {
+      wanted = true
+      attempts = 0
+      connect()
+    },
+    /** Disconnect and stay disconnected. */
+    close() {
+      wanted = false
+      teardown()
+      status.value = 'CLOSED'
+    },
+    /** Reconnect at once if a drop left us waiting (browser back online, tab visible again). */
+    resume() {
+      if (wanted && status.value === 'CLOSED') {
+        attempts = 0
+        connect()
+      }
+    },
+    /** Empty the shown log (the resume cursor stays, so nothing old comes back). */
+    clear() {
+      log.clear()
+      for (const item of outbox) log.addPending({ room: options.room, user: me.value?.name ?? '', message: item.message, ts: Date.now(), cid: item.cid })
+      scheduleFlush()
+    },
+    /** Messages waiting for the server's acknowledgement. */
+    get queued() {
+      return outbox.length
+    },
+  }
+}
+
+export type ChatConnection<T = unknown> = ReturnType<typeof createChatConnection<T>>

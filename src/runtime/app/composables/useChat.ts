@@ -1,0 +1,148 @@
+import { computed, getCurrentScope, onScopeDispose, shallowRef, toValue, watch, type ComputedRef, type MaybeRefOrGetter } from 'vue'
+import { useRuntimeConfig } from '#imports'
+import { DEFAULT_ROOM, type ChatUser } from '../../shared/protocol'
+import { createChatConnection, type ChatClientError, type ChatConnection, type ChatReconnectOptions, type ChatStatus, type ChatTransport } from '../chatConnection'
+import type { ChatMessage } from '../messageLog'
+
+export type { ChatMessage, ChatStatus, ChatTransport, ChatClientError, ChatReconnectOptions }
+
+export interface UseChatOptions {
+  /** Room to join (reactive: changing it switches rooms). @default 'chat' */
+  room?: MaybeRefOrGetter<string>
+  /** Display name wish; the server's identify hook may override it. @default the peer id */
+  name?: MaybeRefOrGetter<string | undefined>
+  /** `'ws'`: WebSocket. `'sse'`: EventSource to receive, POST to send. @default 'ws' */
+  transport?: MaybeRefOrGetter<ChatTransport>
+  /** Connect when created. @default true */
+  immediate?: boolean
+  /** Reconnect with exponential backoff and jitter; the attempt count resets after each successful connect. @default true */
+  autoReconnect?: boolean | ChatReconnectOptions
+  /** Keep at most this many messages. @default 500 */
+  maxMessages?: number
+  /** Messages that may wait for a connection; beyond it `send()` returns false. @default 100 */
+  maxQueue?: number
+  /** App-level heartbeat (WebSocket); `false` turns it off. @default the module's `heartbeat` option */
+  heartbeat?: boolean | { interval?: number, timeout?: number }
+  /** A typing notice expires after this many ms without a new one. @default 4000 */
+  typingTimeout?: number
+}
+
+export interface UseChatReturn<T = unknown> {
+  /** The room's messages, sorted by id, each once; pending ones last. */
+  messages: ComputedRef<ChatMessage<T>[]>
+  status: ComputedRef<ChatStatus>
+  /** Who is online (one entry per user, however many tabs). */
+  users: ComputedRef<ChatUser[]>
+  /** Who else is typing. */
+  typing: ComputedRef<ChatUser[]>
+  /** The last error (refused message, full queue, dead connection). */
+  error: ComputedRef<ChatClientError | null>
+  /** This client as the server named it. */
+  me: ComputedRef<ChatUser | null>
+  /** Send text, or a value as JSON. False when refused locally (too long, empty, queue full). */
+  send: (data: string | T) => boolean
+  ping: () => void
+  /** Call on input; throttled. */
+  notifyTyping: () => void
+  open: () => void
+  close: () => void
+  clear: () => void
+}
+
+interface SharedConnection {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one registry holds connections of every message type
+  connection: ChatConnection<any>
+  holders: number
+}
+
+// Components on the same room, transport and name share one connection.
+const connections = new Map<string, SharedConnection>()
+let resumeListening = false
+
+/** Reconnect at once when the browser is back online or the tab is shown again. */
+function listenForResume() {
+  if (resumeListening) return
+  resumeListening = true
+  const resume = () => {
+    if (document.visibilityState === 'hidden') return
+    for (const { connection } of connections.values()) connection.resume()
+  }
+  window.addEventListener('online', resume)
+  document.addEventListener('visibilitychange', resume)
+}
+
+/**
+ * Real-time chat in a room: messages, presence, typing, sending with an offline queue,
+ * reconnection that resumes without gaps or duplicates. Does nothing during SSR.
+ */
+export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatReturn<T> {
+  const current = shallowRef<ChatConnection<T>>()
+  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'error' | 'me'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
+    computed(() => current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
+  const result: UseChatReturn<T> = {
+    messages: pick('messages', []),
+    status: pick('status', 'CLOSED'),
+    users: pick('users', []),
+    typing: pick('typing', []),
+    error: pick('error', null),
+    me: pick('me', null),
+    send: data => current.value?.send(data) ?? false,
+    ping: () => current.value?.ping(),
+    notifyTyping: () => current.value?.notifyTyping(),
+    open: () => current.value?.open(),
+    close: () => current.value?.close(),
+    clear: () => current.value?.clear(),
+  }
+  if (typeof window === 'undefined') return result
+
+  const config = useRuntimeConfig().public.chat
+  const heartbeat = options.heartbeat === false ? false : { ...config.heartbeat, ...(options.heartbeat === true ? {} : options.heartbeat) }
+  let heldKey: string | undefined
+
+  const release = () => {
+    if (!heldKey) return
+    const shared = connections.get(heldKey)
+    if (shared && --shared.holders === 0) {
+      shared.connection.close()
+      connections.delete(heldKey)
+    }
+    heldKey = undefined
+  }
+
+  watch(
+    () => [toValue(options.room) ?? DEFAULT_ROOM, toValue(options.name) || undefined, toValue(options.transport) ?? 'ws'] as const,
+    ([room, name, transport]) => {
+      const key = `${transport}|${room}|${name ?? ''}`
+      if (key === heldKey) return
+      release()
+      let shared = connections.get(key)
+      if (!shared) {
+        shared = {
+          holders: 0,
+          connection: createChatConnection<T>({
+            room,
+            name,
+            transport,
+            route: config.route,
+            sseRoute: config.sseRoute,
+            maxLength: config.maxLength,
+            maxMessages: options.maxMessages ?? 500,
+            maxQueue: options.maxQueue ?? 100,
+            autoReconnect: options.autoReconnect ?? true,
+            heartbeat,
+            typingTimeout: options.typingTimeout ?? 4000,
+          }),
+        }
+        connections.set(key, shared)
+        if (options.immediate !== false) shared.connection.open()
+      }
+      shared.holders++
+      heldKey = key
+      current.value = shared.connection
+    },
+    { immediate: true },
+  )
+  listenForResume()
+  if (getCurrentScope()) onScopeDispose(release)
+  return result
+}

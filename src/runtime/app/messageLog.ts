@@ -1,0 +1,105 @@
+import type { ChatMessageFrame } from '../shared/protocol'
+
+/** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
+export interface ChatMessage<T = unknown> {
+  /** Set once the server stored it. */
+  id?: number
+  room: string
+  user: string
+  message: string
+  ts: number
+  cid?: string
+  /** Sent by this client and not yet acknowledged by the server. */
+  pending?: boolean
+  /** The message parsed as JSON, when its text is a JSON object or array. */
+  data?: T
+}
+
+/**
+ * A client's message log: sorted by id, each id once, pending messages last in send order,
+ * at most `max` entries. Mutable inside; callers publish `entries()` as a fresh array.
+ */
+export function createMessageLog<T = unknown>(max: number) {
+  let stored: ChatMessage<T>[] = []
+  const ids = new Set<number>()
+  const pending = new Map<string, ChatMessage<T>>()
+
+  const parseData = (text: string): T | undefined => {
+    const first = text.charCodeAt(0)
+    if (first !== 123 && first !== 91) return undefined
+    try {
+      const data = JSON.parse(text)
+      return data && typeof data === 'object' ? data : undefined
+    }
+    catch {
+      return undefined
+    }
+  }
+
+  return {
+    /** Merge a stored message; a pending entry with its cid becomes it (same object). False if it was already there. */
+    add(frame: ChatMessageFrame): boolean {
+      if (ids.has(frame.id)) return false
+      ids.add(frame.id)
+      const waiting = frame.cid === undefined ? undefined : pending.get(frame.cid)
+      const entry: ChatMessage<T> = waiting ?? {} as ChatMessage<T>
+      if (waiting) {
+        pending.delete(frame.cid!)
+        delete entry.pending
+      }
+      entry.id = frame.id
+      entry.room = frame.room
+      entry.user = frame.user
+      entry.message = frame.message
+      entry.ts = frame.ts
+      if (frame.cid !== undefined) entry.cid = frame.cid
+      const data = parseData(frame.message)
+      if (data !== undefined) entry.data = data
+      const last = stored[stored.length - 1]
+      if (!last || last.id! < frame.id) {
+        stored.push(entry)
+      }
+      else {
+        // Replayed or out of order: insert at its place (binary search).
+        let lo = 0
+        let hi = stored.length
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1
+          if (stored[mid]!.id! < frame.id) lo = mid + 1
+          else hi = mid
+        }
+        stored.splice(lo, 0, entry)
+      }
+      return true
+    },
+    /** Show an outgoing message as pending until its echo arrives. */
+    addPending(message: ChatMessage<T>) {
+      message.pending = true
+      const data = parseData(message.message)
+      if (data !== undefined) message.data = data
+      pending.set(message.cid!, message)
+    },
+    /** Drop a pending message the server refused. */
+    removePending(cid: string) {
+      pending.delete(cid)
+    },
+    /** Keep the newest `max` entries (pending ones count too). */
+    trim() {
+      const excess = stored.length + pending.size - max
+      if (excess <= 0) return
+      for (const entry of stored.splice(0, Math.min(excess, stored.length))) ids.delete(entry.id!)
+    },
+    /** The newest stored id, the cursor to resume from. */
+    get lastId(): number | undefined {
+      return stored[stored.length - 1]?.id
+    },
+    entries(): ChatMessage<T>[] {
+      return pending.size ? [...stored, ...pending.values()] : stored.slice()
+    },
+    clear() {
+      stored = []
+      ids.clear()
+      pending.clear()
+    },
+  }
+}

@@ -1,0 +1,50 @@
+import { defineEventHandler } from 'h3'
+import { errorFrame } from '../../shared/protocol'
+import { holdConnection } from '../utils/access'
+import { admitHttpRequest, refuse } from '../utils/httpAdmission'
+import type { Member, RoomFrame } from '../utils/hub'
+import { useChatHub } from '../utils/useChatHub'
+
+/**
+ * The SSE stream of a room: `retry`, welcome, presence, the replay after `Last-Event-ID`
+ * (or `?since=`), then live frames, with a `: ping` comment every `sse.keepAlive` ms.
+ * Writes straight to the Node response so each frame's bytes are made once per room.
+ */
+export default defineEventHandler(async (event) => {
+  const admitted = await admitHttpRequest(event)
+  if ('refused' in admitted) return admitted.refused
+  const { admission, config } = admitted
+  const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
+  if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
+
+  const res = event.node.res
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache, no-transform',
+    'connection': 'keep-alive',
+    // nginx: do not buffer the stream.
+    'x-accel-buffering': 'no',
+  })
+  res.write(`retry: ${config.sse.retry}\n\n`)
+  res.socket?.setNoDelay(true)
+
+  const hub = useChatHub()
+  const member: Member = {
+    user: admission.user,
+    sender: admission.sender,
+    backlog: null,
+    write(frame: RoomFrame) {
+      if (res.writableEnded) return
+      res.write(frame.sse)
+      // A reader this far behind would only grow our memory: drop it; EventSource resumes by id.
+      if (res.writableLength > config.maxBufferedBytes) res.destroy()
+    },
+  }
+  const keepAlive = setInterval(() => res.write(': ping\n\n'), config.sse.keepAlive)
+  res.on('close', () => {
+    clearInterval(keepAlive)
+    release()
+    hub.leave(admission.room, member)
+  })
+  await hub.join(admission.room, member, admission.since)
+})

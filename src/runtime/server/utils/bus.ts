@@ -1,0 +1,50 @@
+/** The bus carries room events between instances of the app; one instance needs none. */
+
+/**
+ * One room event. `frame` is the JSON text the peers receive, serialised once by the
+ * instance it came from, so receivers forward it without parsing or re-serialising.
+ */
+export interface BusEvent {
+  /** `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users; `presence?`: please announce. */
+  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?'
+  room: string
+  /** Message id for `message`, else 0. */
+  id: number
+  frame: string
+}
+
+export interface ChatBus {
+  /** Send an event to every other instance (never back to this one). */
+  publish: (event: BusEvent) => void
+  /** Called for each event from another instance; `origin` is that instance's id. */
+  onEvent: (listener: (event: BusEvent, origin: string) => void) => void
+  /** Called when the bus is back after an outage: events may have been missed. */
+  onRecover: (listener: () => void) => void
+  close: () => Promise<void>
+}
+
+/** A single instance: nothing to carry. */
+export function createLocalBus(): ChatBus {
+  return {
+    publish() {},
+    onEvent() {},
+    onRecover() {},
+    async close() {},
+  }
+}
+
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?'])
+
+/** Encode an event as one line of header and the frame text, so the frame is never re-escaped. */
+export function encodeBusEvent(event: BusEvent, origin: string): string {
+  return `${event.kind} ${origin} ${event.room} ${event.id}\n${event.frame}`
+}
+
+/** Decode what `encodeBusEvent` made; `undefined` for anything else on the channel. */
+export function decodeBusEvent(data: string): { event: BusEvent, origin: string } | undefined {
+  const newline = data.indexOf('\n')
+  if (newline < 0) return undefined
+  const [kind, origin, room, id] = data.slice(0, newline).split(' ')
+  if (!kind || !KINDS.has(kind) || !origin || !room || !id) return undefined
+  return { event: { kind: kind as BusEvent['kind'], room, id: Number(id), frame: data.slice(newline + 1) }, origin }
+}

@@ -1,0 +1,31 @@
+import { getRequestURL, setResponseHeader, setResponseStatus, type H3Event } from 'h3'
+import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
+import type { Hookable } from 'hookable'
+import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
+import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import { admitRequest, ChatRefusal, clientIp, type ChatAdmission } from './access'
+import { chatLogger } from './useChatHub'
+
+/** Answer an HTTP request with an `error` frame as its JSON body. */
+export function refuse(event: H3Event, status: number, frame: ChatErrorFrame): ChatErrorFrame {
+  setResponseStatus(event, status)
+  setResponseHeader(event, 'content-type', 'application/json')
+  return frame
+}
+
+/** Admit an SSE or POST request (room, origin, identify hook); a refusal is answered here and `undefined` returned. */
+export async function admitHttpRequest(event: H3Event): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
+  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
+  const ip = clientIp(event.headers, event.node.req.socket?.remoteAddress, config)
+  try {
+    const admission = await admitRequest({ url: getRequestURL(event), headers: event.headers, ip }, crypto.randomUUID(), config, hooks)
+    return { admission, config }
+  }
+  catch (error) {
+    if (!(error instanceof ChatRefusal)) chatLogger.error('[nuxt-chat] admission failed', error)
+    const status = error instanceof ChatRefusal ? error.status : 500
+    const message = error instanceof ChatRefusal ? error.message : 'Internal error'
+    return { refused: refuse(event, status, errorFrame('bad_request', message)) }
+  }
+}

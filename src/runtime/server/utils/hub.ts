@@ -1,0 +1,431 @@
+import type { Hookable } from 'hookable'
+import type { ConsolaInstance } from 'consola'
+import { errorFrame, presenceFrame, systemFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatServerFrame, type ChatUser } from '../../shared/protocol'
+import type { ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import type { ChatBus, BusEvent } from './bus'
+import { createRateLimiter, createTokenBucket, takeToken, type TokenBucket } from './rateLimit'
+import type { RoomLog, StoredMessage } from './roomLog'
+import { encodeTextFrame } from './wsTransport'
+
+/** One frame on its way to a room: serialised once, encoded once per transport on first use. */
+export class RoomFrame {
+  #ws: Buffer | undefined
+  #sse: Buffer | undefined
+  constructor(readonly text: string, readonly id = 0) {}
+  /** The WebSocket frame bytes. */
+  get ws(): Buffer {
+    return this.#ws ??= encodeTextFrame(Buffer.from(this.text))
+  }
+
+  /** The SSE event bytes; message frames carry `id:` so EventSource resumes by itself. */
+  get sse(): Buffer {
+    return this.#sse ??= Buffer.from(this.id ? `id: ${this.id}\ndata: ${this.text}\n\n` : `data: ${this.text}\n\n`)
+  }
+}
+
+/** One connection in a room, WebSocket or SSE. */
+export interface Member {
+  readonly user: ChatUser
+  /** `cid` de-duplication key: the identified user id, or '' for anonymous peers. */
+  readonly sender: string
+  /** Frames held while the member's replay is being sent; `null` once live. */
+  backlog: RoomFrame[] | null
+  /** Write a frame now. */
+  write: (frame: RoomFrame) => void
+  /** Token bucket for the rate limit. */
+  bucket?: TokenBucket
+  /** Last typing broadcast, for the server-side throttle. */
+  typingAt?: number
+}
+
+/** A room as this instance sees it: its local members, presence and delivery cursor. */
+interface Room {
+  name: string
+  members: Set<Member>
+  /** Local users by id, with how many connections each has (two tabs are one user). */
+  users: Map<string, { user: ChatUser, connections: number }>
+  /** Users on other instances, by instance id, until `expires`. */
+  remote: Map<string, { users: ChatUser[], expires: number }>
+  /** Text of the last presence frame sent, to skip unchanged ones. */
+  presenceText: string
+  /** Newest message id delivered here; `undefined` until read from the store. */
+  lastId: number | undefined
+  /** Resolves once `lastId` is known. */
+  ready: Promise<void>
+  /** Messages waiting while the room initialises or fills a gap. */
+  inbox: { id: number, text: string }[]
+  draining: boolean
+}
+
+export interface SendResult {
+  /** The stored message frame (new or, for a repeated `cid`, the earlier one). */
+  frame?: ChatMessageFrame
+  duplicate?: boolean
+  error?: ChatErrorFrame
+  /** HTTP status for the POST transport. */
+  status: number
+}
+
+export interface ChatHubOptions {
+  config: ChatRuntimeConfig
+  store: RoomLog
+  bus: ChatBus
+  hooks: Hookable<ChatRuntimeHooks>
+  logger: ConsolaInstance
+  /** This instance's id on the bus. */
+  instanceId: string
+}
+
+const TYPING_THROTTLE = 1000
+const PRUNE_EVERY = 100
+// A sender who keeps hammering after being told to slow down is closed (1008).
+const ABUSE_LIMIT = 50
+
+/** Serialise a stored message as its wire frame. */
+export function messageFrame(message: StoredMessage): ChatMessageFrame {
+  const frame: ChatMessageFrame = { type: 'message', id: message.id, room: message.room, user: message.user, message: message.message, ts: message.ts }
+  if (message.cid !== undefined) frame.cid = message.cid
+  return frame
+}
+
+/**
+ * The chat hub: the room index of this instance, the send pipeline (limits, moderation,
+ * store, fan-out) and the bridge to other instances. Transports (WebSocket, SSE, POST) only
+ * parse requests and call it.
+ */
+export function createChatHub({ config, store, bus, hooks, logger, instanceId }: ChatHubOptions) {
+  const rooms = new Map<string, Room>()
+  const postLimiter = config.rateLimit ? createRateLimiter(config.rateLimit) : undefined
+  const appendsSincePrune = new Map<string, number>()
+  let closed = false
+
+  // ---- fan-out ----
+
+  /** Write one frame to every live member of a room (held for members still replaying). */
+  function broadcast(room: Room, frame: RoomFrame, except?: Member) {
+    for (const member of room.members) {
+      if (member === except) continue
+      if (member.backlog) member.backlog.push(frame)
+      else member.write(frame)
+    }
+  }
+
+  function broadcastPresence(room: Room) {
+    const users = presenceOf(room)
+    const text = JSON.stringify(presenceFrame(room.name, users))
+    if (text === room.presenceText) return
+    room.presenceText = text
+    broadcast(room, new RoomFrame(text))
+  }
+
+  function presenceOf(room: Room): ChatUser[] {
+    const users = new Map<string, ChatUser>()
+    for (const { user } of room.users.values()) users.set(user.id, user)
+    const now = Date.now()
+    for (const [origin, entry] of room.remote) {
+      if (entry.expires < now) {
+        room.remote.delete(origin)
+        continue
+      }
+      for (const user of entry.users) if (!users.has(user.id)) users.set(user.id, user)
+    }
+    return [...users.values()]
+  }
+
+  function announcePresence(room: Room) {
+    const users = [...room.users.values()].map(entry => entry.user)
+    bus.publish({ kind: 'presence', room: room.name, id: 0, frame: JSON.stringify(users) })
+  }
+
+  // ---- ordered delivery ----
+
+  /**
+   * Deliver a stored message to the room's local members exactly once and in id order.
+   * Ids are contiguous per room, so a jump means a message is still on its way (another
+   * instance, a slower write): fill the gap from the store, which already holds it.
+   */
+  function deliver(room: Room, id: number, text: string) {
+    if (room.draining) {
+      room.inbox.push({ id, text })
+      return
+    }
+    if (room.lastId !== undefined && id <= room.lastId) return
+    if (room.lastId !== undefined && id > room.lastId + 1) {
+      room.inbox.push({ id, text })
+      void drain(room)
+      return
+    }
+    room.lastId = id
+    broadcast(room, new RoomFrame(text, id))
+  }
+
+  /** Fill gaps from the store, then deliver what waited in the inbox, in order. */
+  async function drain(room: Room, upTo?: number) {
+    room.draining = true
+    try {
+      await room.ready
+      let target = upTo
+      while (room.lastId !== undefined && (room.inbox.length || target !== undefined)) {
+        const highest = Math.max(target ?? 0, ...room.inbox.map(entry => entry.id))
+        target = undefined
+        const pending = new Map<number, string>()
+        for (const entry of room.inbox.splice(0)) pending.set(entry.id, entry.text)
+        if (highest > room.lastId + 1) {
+          try {
+            for (const message of await store.between(room.name, room.lastId, highest)) {
+              if (!pending.has(message.id)) pending.set(message.id, JSON.stringify(messageFrame(message)))
+            }
+          }
+          catch (error) {
+            logger.error('[nuxt-chat] could not read missed messages from the store', error)
+          }
+        }
+        for (const id of [...pending.keys()].sort((a, b) => a - b)) {
+          if (id <= room.lastId) continue
+          room.lastId = id
+          broadcast(room, new RoomFrame(pending.get(id)!, id))
+        }
+      }
+    }
+    finally {
+      room.draining = false
+    }
+    // Whatever arrived while the last read was in flight.
+    if (room.inbox.length) {
+      const inbox = room.inbox.splice(0)
+      for (const entry of inbox.sort((a, b) => a.id - b.id)) deliver(room, entry.id, entry.text)
+    }
+  }
+
+  function roomOf(name: string): Room {
+    let room = rooms.get(name)
+    if (room) return room
+    room = { name, members: new Set(), users: new Map(), remote: new Map(), presenceText: '', lastId: undefined, ready: Promise.resolve(), inbox: [], draining: false }
+    const created = room
+    created.draining = true
+    created.ready = store.lastId(name).then(
+      (id) => {
+        created.lastId = id
+      },
+      (error) => {
+        logger.error(`[nuxt-chat] could not read room "${name}" from the store`, error)
+      },
+    )
+    void drain(created)
+    rooms.set(name, room)
+    bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
+    return room
+  }
+
+  // ---- membership ----
+
+  /**
+   * Add a connection to a room: welcome and presence go to it at once, then the replay
+   * (messages after `since`, or the last `replay` ones), then everything live, each once.
+   */
+  async function join(roomName: string, member: Member, since: number | undefined) {
+    const room = roomOf(roomName)
+    member.backlog = []
+    room.members.add(member)
+    if (config.rateLimit) member.bucket = createTokenBucket(config.rateLimit)
+    const entry = room.users.get(member.user.id)
+    if (entry) entry.connections++
+    else room.users.set(member.user.id, { user: member.user, connections: 1 })
+
+    member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', room.name, member.user))))
+    const joined = !entry
+    if (joined) {
+      const text = JSON.stringify(systemFrame('join', room.name, member.user))
+      broadcast(room, new RoomFrame(text), member)
+      bus.publish({ kind: 'system', room: room.name, id: 0, frame: text })
+      announcePresence(room)
+    }
+    // The newcomer always gets the presence list, even when it did not change.
+    const presence = presenceOf(room)
+    const presenceText = JSON.stringify(presenceFrame(room.name, presence))
+    member.write(new RoomFrame(presenceText))
+    if (presenceText !== room.presenceText) {
+      room.presenceText = presenceText
+      broadcast(room, new RoomFrame(presenceText), member)
+    }
+
+    await room.ready
+    let replayed: StoredMessage[] = []
+    try {
+      replayed = since === undefined
+        ? await store.replaySince(room.name, undefined, config.replay)
+        : await store.replaySince(room.name, since, config.maxReplay)
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] replay failed', error)
+      member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
+    }
+    if (!room.members.has(member)) return
+    let last = since ?? 0
+    for (const message of replayed) {
+      member.write(new RoomFrame(JSON.stringify(messageFrame(message)), message.id))
+      last = message.id
+    }
+    const backlog = member.backlog ?? []
+    member.backlog = null
+    for (const frame of backlog) {
+      if (frame.id && frame.id <= last) continue
+      member.write(frame)
+    }
+  }
+
+  /** Remove a connection; the last connection of a user tells the room they left. */
+  function leave(roomName: string, member: Member) {
+    const room = rooms.get(roomName)
+    if (!room || !room.members.delete(member)) return
+    const entry = room.users.get(member.user.id)
+    if (entry && --entry.connections === 0) {
+      room.users.delete(member.user.id)
+      const text = JSON.stringify(systemFrame('leave', room.name, member.user))
+      broadcast(room, new RoomFrame(text))
+      bus.publish({ kind: 'system', room: room.name, id: 0, frame: text })
+      announcePresence(room)
+      broadcastPresence(room)
+    }
+    if (room.members.size === 0) rooms.delete(roomName)
+  }
+
+  // ---- sending ----
+
+  /**
+   * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the store,
+   * then fan-out here and on every other instance. `member` is absent for HTTP POST.
+   */
+  async function send(input: { room: string, user: ChatUser, sender: string, message: string, cid?: string, member?: Member, rateKey?: string }): Promise<SendResult> {
+    const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
+    // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
+    let text = input.message.toWellFormed().replaceAll('\0', '')
+    if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+    if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
+    if (config.rateLimit) {
+      const allowed = input.member?.bucket ? takeToken(input.member.bucket, config.rateLimit) : postLimiter!.take(input.rateKey ?? input.sender)
+      if (!allowed) return fail(429, 'rate_limited', 'Too many messages; slow down')
+    }
+    const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
+    try {
+      await hooks.callHook('chat:message', context)
+    }
+    catch (error) {
+      context.reject = (error as Error)?.message || 'Message rejected'
+    }
+    if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
+    text = typeof context.message === 'string' ? context.message : text
+    if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+
+    let result
+    try {
+      result = await store.append({ room: input.room, user: input.user.name, sender: input.sender, message: text, ts: Date.now(), cid: input.cid })
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not store a message', error)
+      return fail(503, 'unavailable', 'The message could not be stored; try again')
+    }
+    const frame = messageFrame(result.message)
+    if (result.duplicate) return { status: 200, frame, duplicate: true }
+
+    const json = JSON.stringify(frame)
+    const room = rooms.get(input.room)
+    if (room) deliver(room, frame.id, json)
+    bus.publish({ kind: 'message', room: input.room, id: frame.id, frame: json })
+    schedulePrune(input.room)
+    return { status: 200, frame }
+  }
+
+  /** Retention runs after every `PRUNE_EVERY` appends to a room, off the send path. */
+  function schedulePrune(room: string) {
+    const count = (appendsSincePrune.get(room) ?? 0) + 1
+    if (count < PRUNE_EVERY) {
+      appendsSincePrune.set(room, count)
+      return
+    }
+    appendsSincePrune.delete(room)
+    setImmediate(() => {
+      store.prune(room, config.history).catch(error => logger.error('[nuxt-chat] pruning failed', error))
+    })
+  }
+
+  /** Tell the others in the room that `member` is typing (at most once a second per connection). */
+  function typing(roomName: string, member: Member) {
+    const room = rooms.get(roomName)
+    const now = Date.now()
+    if (!room || (member.typingAt && now - member.typingAt < TYPING_THROTTLE)) return
+    member.typingAt = now
+    const text = JSON.stringify({ type: 'typing', room: roomName, user: member.user.name, uid: member.user.id, message: '' } satisfies ChatServerFrame)
+    broadcast(room, new RoomFrame(text), member)
+    bus.publish({ kind: 'typing', room: roomName, id: 0, frame: text })
+  }
+
+  // ---- other instances ----
+
+  bus.onEvent((event: BusEvent, origin: string) => {
+    const room = rooms.get(event.room)
+    if (!room) return
+    switch (event.kind) {
+      case 'message':
+        deliver(room, event.id, event.frame)
+        break
+      case 'system':
+      case 'typing':
+        broadcast(room, new RoomFrame(event.frame))
+        break
+      case 'presence': {
+        let users: ChatUser[] = []
+        try {
+          users = JSON.parse(event.frame)
+        }
+        catch {
+          // Not from a nuxt-chat instance: treat as no users.
+        }
+        room.remote.set(origin, { users, expires: Date.now() + 3 * config.presenceInterval })
+        broadcastPresence(room)
+        break
+      }
+      case 'presence?':
+        announcePresence(room)
+        break
+    }
+  })
+
+  // After an outage, catch every local room up from the shared store.
+  bus.onRecover(() => {
+    for (const room of rooms.values()) {
+      store.lastId(room.name).then(id => drain(room, id), error => logger.error('[nuxt-chat] catch-up failed', error))
+    }
+  })
+
+  // Presence heartbeat: re-announce local users, expire instances that went quiet.
+  const presenceTimer = setInterval(() => {
+    for (const room of rooms.values()) {
+      announcePresence(room)
+      broadcastPresence(room)
+    }
+    postLimiter?.sweep()
+  }, config.presenceInterval)
+  presenceTimer.unref?.()
+
+  return {
+    instanceId,
+    join,
+    leave,
+    send,
+    typing,
+    /** Is this sender over its abuse limit (repeated rate-limit hits)? */
+    abuseLimit: ABUSE_LIMIT,
+    /** Rooms with local members (for tests and metrics). */
+    rooms,
+    async close() {
+      if (closed) return
+      closed = true
+      clearInterval(presenceTimer)
+      await bus.close()
+      await store.close()
+    },
+  }
+}
+
+export type ChatHub = ReturnType<typeof createChatHub>

@@ -1,0 +1,54 @@
+/** Token-bucket rate limiting for chat messages. */
+
+export interface RateLimitOptions {
+  /** Messages refilled per `interval`. @default 20 */
+  messages: number
+  /** Refill window in milliseconds. @default 10000 */
+  interval: number
+  /** Bucket size: how many messages may arrive at once. @default 10 */
+  burst: number
+}
+
+export interface TokenBucket {
+  tokens: number
+  updatedAt: number
+}
+
+/** A full bucket. */
+export function createTokenBucket(options: RateLimitOptions, now = Date.now()): TokenBucket {
+  return { tokens: options.burst, updatedAt: now }
+}
+
+/** Take one token if there is one: true when the message may pass. */
+export function takeToken(bucket: TokenBucket, options: RateLimitOptions, now = Date.now()): boolean {
+  const refill = ((now - bucket.updatedAt) * options.messages) / options.interval
+  bucket.tokens = Math.min(options.burst, bucket.tokens + refill)
+  bucket.updatedAt = now
+  if (bucket.tokens < 1) return false
+  bucket.tokens -= 1
+  return true
+}
+
+/**
+ * Buckets by key (user id or client address) for senders without a connection of their own,
+ * such as HTTP POST; idle full buckets are dropped so the map stays small.
+ */
+export function createRateLimiter(options: RateLimitOptions) {
+  const buckets = new Map<string, TokenBucket>()
+  return {
+    take(key: string, now = Date.now()): boolean {
+      let bucket = buckets.get(key)
+      if (!bucket) buckets.set(key, bucket = createTokenBucket(options, now))
+      return takeToken(bucket, options, now)
+    },
+    /** Forget buckets that have refilled completely. */
+    sweep(now = Date.now()) {
+      for (const [key, bucket] of buckets) {
+        if (bucket.tokens + ((now - bucket.updatedAt) * options.messages) / options.interval >= options.burst) buckets.delete(key)
+      }
+    },
+    get size() {
+      return buckets.size
+    },
+  }
+}

@@ -1,0 +1,115 @@
+import type { Database } from 'db0'
+import type { AppendInput, AppendResult, RetentionPolicy, RoomLog, StoredMessage } from './roomLog'
+
+interface MessageRow {
+  id: number | string
+  name: string
+  body: string
+  ts: number | string
+  cid: string | null
+}
+
+const COLUMNS = 'id, name, body, ts, cid'
+// A racing writer (another instance, same room) took the id we computed: try again.
+const MAX_APPEND_ATTEMPTS = 50
+
+/**
+ * The room log in any SQL database db0 connects to (SQLite by default, PostgreSQL for
+ * several instances). The database assigns ids: `MAX(id) + 1` inside the INSERT, guarded by
+ * the primary key, so ids are contiguous per room and commit in id order even with several
+ * writers (a writer can only take id N+1 once N is committed).
+ */
+export function createDb0RoomLog(db: Database): RoomLog {
+  const ready = createSchema(db)
+  const toMessage = (room: string, row: MessageRow): StoredMessage => {
+    const message: StoredMessage = { id: Number(row.id), room, user: row.name, message: row.body, ts: Number(row.ts) }
+    if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
+    return message
+  }
+  const insert = db.prepare(
+    `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid)
+     SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)
+     FROM chat_messages WHERE room = ? RETURNING id`,
+  )
+  const byCid = db.prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`)
+  const newest = db.prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`)
+  const range = db.prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`)
+  const maxId = db.prepare('SELECT MAX(id) AS id FROM chat_messages WHERE room = ?')
+  const pruneCount = db.prepare('DELETE FROM chat_messages WHERE room = ? AND id <= ?')
+  const pruneAge = db.prepare('DELETE FROM chat_messages WHERE room = ? AND ts < ? AND id < ?')
+
+  const lastId = async (room: string) => {
+    await ready
+    const row = await maxId.get(room) as { id: number | string | null } | undefined
+    return Number(row?.id ?? 0)
+  }
+
+  return {
+    async append(input: AppendInput): Promise<AppendResult> {
+      await ready
+      const cid = input.cid ?? null
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const rows = await insert.all(input.room, input.sender, input.user, input.message, input.ts, cid, input.room) as { id: number | string }[]
+          const message: StoredMessage = { id: Number(rows[0]!.id), room: input.room, user: input.user, message: input.message, ts: input.ts }
+          if (input.cid !== undefined) message.cid = input.cid
+          return { message, duplicate: false }
+        }
+        catch (error) {
+          if (!isUniqueViolation(error)) throw error
+          if (cid !== null) {
+            const stored = await byCid.get(input.room, input.sender, cid) as MessageRow | undefined
+            if (stored) return { message: toMessage(input.room, stored), duplicate: true }
+          }
+          if (attempt >= MAX_APPEND_ATTEMPTS) throw error
+        }
+      }
+    },
+    async replaySince(room, after, limit) {
+      await ready
+      const rows = await newest.all(room, after ?? -1, limit) as MessageRow[]
+      return rows.reverse().map(row => toMessage(room, row))
+    },
+    async between(room, after, before) {
+      await ready
+      const rows = await range.all(room, after, before) as MessageRow[]
+      return rows.map(row => toMessage(room, row))
+    },
+    lastId,
+    async prune(room, policy: RetentionPolicy) {
+      const last = await lastId(room)
+      if (last > policy.max) await pruneCount.run(room, last - policy.max)
+      // The newest message always stays: it carries the room's id counter.
+      if (policy.maxAge > 0) await pruneAge.run(room, Date.now() - policy.maxAge, last)
+    },
+    async close() {
+      await ready.catch(() => {})
+      await db.dispose()
+    },
+  }
+}
+
+async function createSchema(db: Database) {
+  if (db.dialect === 'sqlite') {
+    // WAL + NORMAL: a commit is a write to the log, not an fsync; readers never block the writer.
+    await db.exec('PRAGMA journal_mode = WAL')
+    await db.exec('PRAGMA synchronous = NORMAL')
+    await db.exec('PRAGMA busy_timeout = 5000')
+  }
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_messages (
+    room TEXT NOT NULL,
+    id BIGINT NOT NULL,
+    sender TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    cid TEXT,
+    PRIMARY KEY (room, id)
+  )`)
+  await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown, message?: unknown }
+  return code === '23505' || (typeof message === 'string' && /UNIQUE constraint failed|duplicate key/i.test(message))
+}

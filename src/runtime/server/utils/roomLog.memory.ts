@@ -1,0 +1,80 @@
+import type { AppendInput, AppendResult, RetentionPolicy, RoomLog, StoredMessage } from './roomLog'
+
+interface MemoryRoom {
+  messages: StoredMessage[]
+  nextId: number
+  /** `${sender}\n${cid}` → message, for de-duplication. */
+  byCid: Map<string, StoredMessage>
+  /** message id → its `byCid` key, so pruning can drop it. */
+  cidKeyOf: Map<number, string>
+}
+
+/** The room log in process memory: for tests and throwaway rooms; gone on restart. */
+export function createMemoryRoomLog(): RoomLog {
+  const rooms = new Map<string, MemoryRoom>()
+  const roomOf = (name: string) => {
+    let room = rooms.get(name)
+    if (!room) rooms.set(name, room = { messages: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map() })
+    return room
+  }
+  // Binary search: ids are sorted, so the first index with id > after.
+  const firstAfter = (messages: StoredMessage[], after: number) => {
+    let lo = 0
+    let hi = messages.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (messages[mid]!.id <= after) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  return {
+    async append(input: AppendInput): Promise<AppendResult> {
+      const room = roomOf(input.room)
+      const key = input.cid === undefined ? undefined : `${input.sender}\n${input.cid}`
+      const existing = key === undefined ? undefined : room.byCid.get(key)
+      if (existing) return { message: existing, duplicate: true }
+      const message: StoredMessage = { id: room.nextId++, room: input.room, user: input.user, message: input.message, ts: input.ts }
+      if (input.cid !== undefined) message.cid = input.cid
+      room.messages.push(message)
+      if (key !== undefined) {
+        room.byCid.set(key, message)
+        room.cidKeyOf.set(message.id, key)
+      }
+      return { message, duplicate: false }
+    },
+    async replaySince(name, after, limit) {
+      const messages = rooms.get(name)?.messages ?? []
+      const start = after === undefined ? 0 : firstAfter(messages, after)
+      return messages.slice(Math.max(start, messages.length - limit))
+    },
+    async between(name, after, before) {
+      const messages = rooms.get(name)?.messages ?? []
+      return messages.slice(firstAfter(messages, after), firstAfter(messages, before - 1))
+    },
+    async lastId(name) {
+      return (rooms.get(name)?.nextId ?? 1) - 1
+    },
+    async prune(name, policy: RetentionPolicy) {
+      const room = rooms.get(name)
+      if (!room) return
+      let drop = Math.max(0, room.messages.length - policy.max)
+      if (policy.maxAge > 0) {
+        const oldest = Date.now() - policy.maxAge
+        while (drop < room.messages.length - 1 && room.messages[drop]!.ts < oldest) drop++
+      }
+      // Drop pruned messages from the cid index too, so memory stays bounded.
+      for (const message of room.messages.splice(0, drop)) {
+        const key = room.cidKeyOf.get(message.id)
+        if (key !== undefined) {
+          room.byCid.delete(key)
+          room.cidKeyOf.delete(message.id)
+        }
+      }
+    },
+    async close() {
+      rooms.clear()
+    },
+  }
+}

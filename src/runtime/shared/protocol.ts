@@ -1,0 +1,162 @@
+/**
+ * The nuxt-chat wire protocol (docs/PROTOCOL.md), shared by the server and `useChat()`.
+ * Pure functions only: this file is imported on both sides.
+ */
+
+/** A participant as the room sees them. */
+export interface ChatUser {
+  id: string
+  name: string
+}
+
+/** A stored chat message, live or replayed. */
+export interface ChatMessageFrame {
+  type: 'message'
+  /** Strictly increasing within a room; assigned by the store. */
+  id: number
+  room: string
+  user: string
+  message: string
+  /** Milliseconds since the epoch, server clock. */
+  ts: number
+  cid?: string
+}
+
+export interface ChatSystemFrame {
+  type: 'system'
+  event: 'welcome' | 'join' | 'leave'
+  room: string
+  user: 'server'
+  message: string
+  /** The peer this frame is about (the newcomer for `welcome`). */
+  peer?: ChatUser
+}
+
+export interface ChatPresenceFrame {
+  type: 'presence'
+  room: string
+  users: ChatUser[]
+  user: 'server'
+  message: string
+}
+
+export interface ChatTypingFrame {
+  type: 'typing'
+  room: string
+  /** Display name of who is typing. */
+  user: string
+  /** User id of who is typing. */
+  uid: string
+  message: ''
+}
+
+export interface ChatPongFrame {
+  type: 'pong'
+  user: 'server'
+  message: 'pong'
+}
+
+export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable'
+
+export interface ChatErrorFrame {
+  type: 'error'
+  code: ChatErrorCode
+  user: 'server'
+  message: string
+  cid?: string
+}
+
+/** Every frame a server sends. */
+export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame
+
+/** What a client may send over WebSocket (raw text is a `message`). */
+export type ChatClientCommand
+  = | { type: 'message', message: string, cid?: string }
+    | { type: 'ping' }
+    | { type: 'typing' }
+
+export const DEFAULT_ROOM = 'chat'
+const ROOM_PATTERN = /^[\w.:-]{1,64}$/
+const CID_MAX = 64
+const NAME_MAX = 32
+// C0/C1 controls, DEL, lone surrogates and bidi overrides make a name unreadable or misleading.
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001F\u007F-\u009F\u200B-\u200F\u202A-\u202E\u2066-\u2069]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/** Is `room` a valid room name (1–64 of `[A-Za-z0-9._:-]`)? */
+export function isValidRoom(room: unknown): room is string {
+  return typeof room === 'string' && ROOM_PATTERN.test(room)
+}
+
+/** Trim a display-name wish to 1–32 printable characters, or `undefined` when nothing printable is left. */
+export function sanitizeName(name: unknown): string | undefined {
+  if (typeof name !== 'string') return undefined
+  const clean = name.replace(UNPRINTABLE, '').trim()
+  if (!clean) return undefined
+  return Array.from(clean).slice(0, NAME_MAX).join('').trim()
+}
+
+/** Parse a `since` cursor; anything that is not a non-negative safe integer means "no cursor". */
+export function parseCursor(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined
+  if (typeof value !== 'string' || !/^\d{1,15}$/.test(value)) return undefined
+  return Number(value)
+}
+
+/** Is `cid` a usable client id (1–64 characters)? */
+export function isValidCid(cid: unknown): cid is string {
+  return typeof cid === 'string' && cid.length > 0 && cid.length <= CID_MAX
+}
+
+export type ParsedClientFrame = ChatClientCommand | { type: 'invalid', reason: string, cid?: string }
+
+/**
+ * Turn one text frame into a command. Text that is not a JSON command is a chat message
+ * (the seed page sends raw text), the exact text `ping` is a ping, and a JSON object
+ * without a known `type` is ordinary text.
+ */
+export function parseClientFrame(text: string): ParsedClientFrame {
+  if (text === 'ping') return { type: 'ping' }
+  // Only text that looks like an object can be a command; skip JSON.parse for everything else.
+  if (text.charCodeAt(0) !== 123 /* { */) return { type: 'message', message: text }
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  }
+  catch {
+    return { type: 'message', message: text }
+  }
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return { type: 'message', message: text }
+  const command = data as Record<string, unknown>
+  const cid = isValidCid(command.cid) ? command.cid : undefined
+  switch (command.type) {
+    case 'ping':
+      return { type: 'ping' }
+    case 'typing':
+      return { type: 'typing' }
+    case 'message':
+      if (typeof command.message !== 'string') return { type: 'invalid', reason: '`message` must be a string', cid }
+      if (command.cid !== undefined && !cid) return { type: 'invalid', reason: '`cid` must be a string of 1-64 characters' }
+      return cid ? { type: 'message', message: command.message, cid } : { type: 'message', message: command.message }
+    default:
+      return { type: 'message', message: text }
+  }
+}
+
+/** Build the `Welcome X!` / `X joined!` / `X left!` frames of the seed. */
+export function systemFrame(event: ChatSystemFrame['event'], room: string, peer: ChatUser): ChatSystemFrame {
+  const message = event === 'welcome' ? `Welcome ${peer.name}!` : event === 'join' ? `${peer.name} joined!` : `${peer.name} left!`
+  return { type: 'system', event, room, user: 'server', message, peer }
+}
+
+/** Build a presence frame from the users online. */
+export function presenceFrame(room: string, users: ChatUser[]): ChatPresenceFrame {
+  return { type: 'presence', room, users, user: 'server', message: `${users.length} online` }
+}
+
+/** Build an error frame. */
+export function errorFrame(code: ChatErrorCode, message: string, cid?: string): ChatErrorFrame {
+  return cid ? { type: 'error', code, user: 'server', message, cid } : { type: 'error', code, user: 'server', message }
+}
+
+export const PONG_FRAME: ChatPongFrame = Object.freeze({ type: 'pong', user: 'server', message: 'pong' })
