@@ -1,0 +1,164 @@
+import WebSocket from 'ws'
+import type { ChatMessageFrame, ChatServerFrame } from '../../src/runtime/shared/protocol'
+
+/** Wait until `check` returns a truthy value, polling; fails with `what` after `timeout` ms. */
+export async function until<T>(check: () => T | undefined | false, what: string, timeout = 10_000): Promise<T> {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const value = check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+type Frame = ChatServerFrame & Record<string, unknown>
+
+/** Query string for the chat endpoints. */
+function query(params: Record<string, string | number | undefined>) {
+  const search = new URLSearchParams()
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, String(value))
+  const text = search.toString()
+  return text ? `?${text}` : ''
+}
+
+/** A real WebSocket client that records every frame it receives. */
+export class ChatSocket {
+  frames: Frame[] = []
+  /** Raw frames as received, with whether they were binary. */
+  raw: { data: string, binary: boolean }[] = []
+  closed: { code: number, reason: string } | undefined
+
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, binary) => {
+      const text = data.toString()
+      this.raw.push({ data: text, binary })
+      try {
+        this.frames.push(JSON.parse(text))
+      }
+      catch {
+        this.frames.push({ type: 'unparsed', text } as unknown as Frame)
+      }
+    })
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() }
+    })
+    ws.on('error', () => {})
+  }
+
+  /** Open a socket to `base` (ws://host:port) and wait for it to be open. */
+  static async open(base: string, params: { room?: string, name?: string, since?: number } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocket> {
+    const ws = new WebSocket(`${base}/_ws${query(params)}`, options)
+    const socket = new ChatSocket(ws)
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('error', reject)
+      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })))
+    })
+    return socket
+  }
+
+  /** Chat messages received, in arrival order. */
+  get messages(): ChatMessageFrame[] {
+    return this.frames.filter((frame): frame is ChatMessageFrame & Record<string, unknown> => frame.type === 'message')
+  }
+
+  send(data: string | object) {
+    this.ws.send(typeof data === 'string' ? data : JSON.stringify(data))
+  }
+
+  /** Wait for a frame matching `predicate` (already received ones count). */
+  waitFor(predicate: (frame: Frame) => boolean, what = 'a frame', timeout?: number): Promise<Frame> {
+    return until(() => this.frames.find(predicate), what, timeout)
+  }
+
+  close() {
+    this.ws.close()
+    return until(() => this.closed, 'close')
+  }
+}
+
+/** A real SSE reader (fetch streaming) that records frames and their event ids. */
+export class ChatStream {
+  frames: Frame[] = []
+  ids: (string | undefined)[] = []
+  text = ''
+  status = 0
+  #controller = new AbortController()
+  done: Promise<void> = Promise.resolve()
+
+  static async open(base: string, params: { room?: string, name?: string, since?: number } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
+    const stream = new ChatStream()
+    const response = await fetch(`${base}/api/sse${query(params)}`, { headers, signal: stream.#controller.signal })
+    stream.status = response.status
+    if (!response.ok || !response.body) {
+      stream.text = await response.text()
+      return stream
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
+    stream.done = (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          stream.text += value
+          stream.#parse()
+        }
+      }
+      catch {
+        // Aborted by close().
+      }
+    })()
+    return stream
+  }
+
+  #consumed = 0
+  #parse() {
+    let end: number
+    while ((end = this.text.indexOf('\n\n', this.#consumed)) >= 0) {
+      const block = this.text.slice(this.#consumed, end)
+      this.#consumed = end + 2
+      let id: string | undefined
+      let data: string | undefined
+      for (const line of block.split('\n')) {
+        if (line.startsWith('id: ')) id = line.slice(4)
+        else if (line.startsWith('data: ')) data = line.slice(6)
+      }
+      if (data === undefined) continue
+      this.frames.push(JSON.parse(data))
+      this.ids.push(id)
+    }
+  }
+
+  get messages(): ChatMessageFrame[] {
+    return this.frames.filter((frame): frame is ChatMessageFrame & Record<string, unknown> => frame.type === 'message')
+  }
+
+  waitFor(predicate: (frame: Frame) => boolean, what = 'an SSE frame', timeout?: number): Promise<Frame> {
+    return until(() => this.frames.find(predicate), what, timeout)
+  }
+
+  close() {
+    this.#controller.abort()
+    return this.done
+  }
+}
+
+/** POST a message over HTTP; returns status and parsed JSON body. */
+export async function postMessage(base: string, body: unknown, params: { room?: string, name?: string } = {}, headers: Record<string, string> = {}) {
+  const isText = typeof body === 'string'
+  const response = await fetch(`${base}/api/sse${query(params)}`, {
+    method: 'POST',
+    headers: { 'content-type': isText ? 'text/plain' : 'application/json', ...headers },
+    body: isText ? body : JSON.stringify(body),
+  })
+  const text = await response.text()
+  let json: Frame | undefined
+  try {
+    json = JSON.parse(text)
+  }
+  catch {
+    // Not JSON: the caller looks at `text`.
+  }
+  return { status: response.status, json, text }
+}

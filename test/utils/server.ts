@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** Built outputs of the test fixture (made once per run by test/globalSetup.ts). */
+const fixtureOut = process.env.CHAT_FIXTURE_OUT || '.output'
+const playgroundOut = process.env.CHAT_PLAYGROUND_OUT || '.output'
+export const outputs = {
+  /** Default store: SQLite through node:sqlite. */
+  sqlite: fileURLToPath(new URL(`../fixtures/basic/${fixtureOut}/server/index.mjs`, import.meta.url)),
+  /** PostgreSQL store (postgresql://postgres@127.0.0.1:5432/test). */
+  postgresql: fileURLToPath(new URL(`../fixtures/basic/${fixtureOut}-pg/server/index.mjs`, import.meta.url)),
+  /** The playground app. */
+  playground: fileURLToPath(new URL(`../../playground/${playgroundOut}/server/index.mjs`, import.meta.url)),
+}
+
+export const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
+export const REDIS_URL = 'redis://127.0.0.1:6379'
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export interface ServerOptions {
+  output?: keyof typeof outputs
+  port?: number
+  /** Working directory: where `.data/chat.sqlite` lives. A fresh temp dir by default. */
+  cwd?: string
+  /** Extra environment, e.g. `NUXT_CHAT_RATE_LIMIT: 'false'`. */
+  env?: Record<string, string>
+}
+
+/** A built app running in its own Node process, which a test can kill and start again. */
+export interface TestServer {
+  port: number
+  cwd: string
+  url: (path?: string) => string
+  wsUrl: (path?: string) => string
+  /** Everything the process printed. */
+  logs: () => string
+  /** Stop with SIGTERM (graceful) or SIGKILL (crash). */
+  stop: (signal?: NodeJS.Signals) => Promise<void>
+  /** Start the same server again on the same port and directory. */
+  start: () => Promise<void>
+  process: () => ChildProcess | undefined
+}
+
+/** Start a built fixture and wait until it answers HTTP. */
+export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
+  const port = options.port ?? await freePort()
+  const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'nuxt-chat-'))
+  const entry = outputs[options.output ?? 'sqlite']
+  let child: ChildProcess | undefined
+  let output = ''
+
+  const start = async () => {
+    child = spawn(process.execPath, [entry], {
+      cwd,
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    child.stdout!.on('data', (data) => {
+      output += data
+    })
+    child.stderr!.on('data', (data) => {
+      output += data
+    })
+    const deadline = Date.now() + 20_000
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`)
+      try {
+        await fetch(`http://127.0.0.1:${port}/_ws`)
+        return
+      }
+      catch {
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+    }
+    throw new Error(`server did not start:\n${output}`)
+  }
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    const running = child
+    if (!running || running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise(resolve => running.once('exit', resolve))
+    running.kill(signal)
+    const timer = setTimeout(() => running.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(timer)
+  }
+
+  await start()
+  return {
+    port,
+    cwd,
+    url: (path = '/') => `http://127.0.0.1:${port}${path}`,
+    wsUrl: (path = '/_ws') => `ws://127.0.0.1:${port}${path}`,
+    logs: () => output,
+    stop,
+    start,
+    process: () => child,
+  }
+}
