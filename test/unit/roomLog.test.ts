@@ -1,0 +1,119 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { createDatabase } from 'db0'
+import nodeSqlite from 'db0/connectors/node-sqlite'
+import postgresql from 'db0/connectors/postgresql'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
+
+const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
+const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-log-')), 'chat.sqlite')
+
+const backends: [string, () => RoomLog][] = [
+  ['memory', () => createMemoryRoomLog()],
+  ['sqlite', () => createDb0RoomLog(createDatabase(nodeSqlite({ path: sqlitePath() })))],
+  ['postgresql', () => createDb0RoomLog(createDatabase(postgresql({ url: POSTGRES_URL })))],
+]
+
+const opened: RoomLog[] = []
+afterAll(async () => {
+  await Promise.all(opened.map(log => log.close()))
+})
+
+describe.each(backends)('room log: %s', (_name, create) => {
+  const open = () => {
+    const log = create()
+    opened.push(log)
+    return log
+  }
+  const room = () => `unit-${randomUUID().slice(0, 8)}`
+  const input = (roomName: string, message: string, cid?: string, sender = '') => ({ room: roomName, user: 'alice', sender, message, ts: Date.now(), cid })
+
+  it('assigns contiguous, increasing ids per room', async () => {
+    const log = open()
+    const [a, b] = [room(), room()]
+    const ids = []
+    for (let i = 0; i < 5; i++) ids.push((await log.append(input(a, `m${i}`))).message.id)
+    expect(ids).toEqual([1, 2, 3, 4, 5])
+    expect((await log.append(input(b, 'other'))).message.id).toBe(1)
+    expect(await log.lastId(a)).toBe(5)
+    expect(await log.lastId(room())).toBe(0)
+  })
+
+  it('keeps ids unique under concurrent appends', async () => {
+    const log = open()
+    const name = room()
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => log.append(input(name, `c${i}`))))
+    const ids = results.map(result => result.message.id).sort((x, y) => x - y)
+    expect(ids).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+  })
+
+  it('replays the messages after a cursor, oldest first, newest `limit` of them', async () => {
+    const log = open()
+    const name = room()
+    for (let i = 1; i <= 10; i++) await log.append(input(name, `m${i}`))
+    expect((await log.replaySince(name, 7, 100)).map(m => m.message)).toEqual(['m8', 'm9', 'm10'])
+    expect((await log.replaySince(name, undefined, 3)).map(m => m.id)).toEqual([8, 9, 10])
+    expect((await log.replaySince(name, 2, 3)).map(m => m.id)).toEqual([8, 9, 10])
+    expect((await log.replaySince(name, 10, 5))).toEqual([])
+    expect((await log.between(name, 3, 6)).map(m => m.id)).toEqual([4, 5])
+  })
+
+  it('de-duplicates a cid per sender and keeps the original', async () => {
+    const log = open()
+    const name = room()
+    const first = await log.append(input(name, 'hello', 'c-1', 'u1'))
+    const again = await log.append(input(name, 'hello again', 'c-1', 'u1'))
+    expect(again.duplicate).toBe(true)
+    expect(again.message).toMatchObject({ id: first.message.id, message: 'hello', cid: 'c-1' })
+    const otherSender = await log.append(input(name, 'same cid, other sender', 'c-1', 'u2'))
+    expect(otherSender.duplicate).toBe(false)
+    expect(await log.lastId(name)).toBe(2)
+  })
+
+  it('stores text exactly, including quotes, newlines and emoji', async () => {
+    const log = open()
+    const name = room()
+    const text = `"quoted" 'single' \\ back\nnew line <b>html</b> 😀 ${'x'.repeat(2000)}`
+    await log.append(input(name, text))
+    expect((await log.replaySince(name, 0, 10))[0]!.message).toBe(text)
+  })
+
+  it('prunes to the newest `max` messages and keeps counting', async () => {
+    const log = open()
+    const name = room()
+    for (let i = 1; i <= 30; i++) await log.append(input(name, `m${i}`))
+    await log.prune(name, { max: 10, maxAge: 0 })
+    const kept = await log.replaySince(name, 0, 100)
+    expect(kept.map(m => m.id)).toEqual(Array.from({ length: 10 }, (_, i) => i + 21))
+    expect((await log.append(input(name, 'after'))).message.id).toBe(31)
+  })
+
+  it('prunes by age but always keeps the newest message', async () => {
+    const log = open()
+    const name = room()
+    const old = Date.now() - 60_000
+    for (let i = 1; i <= 3; i++) await log.append({ ...input(name, `old${i}`), ts: old })
+    await log.prune(name, { max: 100, maxAge: 1000 })
+    expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([3])
+    expect((await log.append(input(name, 'new'))).message.id).toBe(4)
+  })
+})
+
+describe('room log: sqlite durability', () => {
+  it('keeps messages and cids across a reopen (restart)', async () => {
+    const path = sqlitePath()
+    const first = createDb0RoomLog(createDatabase(nodeSqlite({ path })))
+    await first.append({ room: 'r', user: 'a', sender: '', message: 'kept', ts: 1, cid: 'c1' })
+    await first.close()
+    const second = createDb0RoomLog(createDatabase(nodeSqlite({ path })))
+    opened.push(second)
+    expect((await second.replaySince('r', undefined, 10)).map(m => m.message)).toEqual(['kept'])
+    expect((await second.append({ room: 'r', user: 'a', sender: '', message: 'kept', ts: 2, cid: 'c1' })).duplicate).toBe(true)
+    expect((await second.append({ room: 'r', user: 'a', sender: '', message: 'next', ts: 3 })).message.id).toBe(2)
+  })
+})

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest'
+import { Receiver } from 'ws'
+import { encodeTextFrame } from '../../src/runtime/server/utils/wsTransport'
+
+/** Decode frames with ws's own parser (as a client would). */
+function decode(bytes: Buffer): { text: string, binary: boolean }[] {
+  const receiver = new Receiver({ isServer: false })
+  const out: { text: string, binary: boolean }[] = []
+  receiver.on('message', (data: Buffer, binary: boolean) => out.push({ text: data.toString(), binary }))
+  receiver.write(bytes)
+  return out
+}
+
+describe('encodeTextFrame', () => {
+  it.each([0, 1, 125, 126, 1000, 65535, 65536, 200_000])('frames %i bytes as one text frame ws can read', (size) => {
+    const text = 'é'.repeat(Math.floor(size / 2)) + (size % 2 ? 'x' : '')
+    const decoded = decode(encodeTextFrame(Buffer.from(text)))
+    expect(decoded).toEqual([{ text, binary: false }])
+  })
+  it('frames back to back on one stream', () => {
+    const stream = Buffer.concat(['a', 'b'.repeat(300), 'c'].map(text => encodeTextFrame(Buffer.from(text))))
+    expect(decode(stream).map(frame => frame.text)).toEqual(['a', 'b'.repeat(300), 'c'])
+  })
+})
