@@ -1,7 +1,7 @@
 import { defineNuxtModule, addImports, addServerHandler, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
-import type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions } from './runtime/types'
+import type { ChatDatabaseConfig, ChatHeartbeatOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig, RateLimitOptions } from './runtime/types'
 
 export interface ModuleOptions {
   /** WebSocket endpoint. @default '/_ws' */
@@ -78,8 +78,9 @@ export default defineNuxtModule<ModuleOptions>({
     if (options.database && !connectorPath) throw new Error(`[nuxt-chat] unknown db0 connector "${options.database.connector}"`)
 
     // The user's values win over the module's.
-    nuxt.options.runtimeConfig.chat = defu(nuxt.options.runtimeConfig.chat, options)
-    nuxt.options.runtimeConfig.public.chat = defu(nuxt.options.runtimeConfig.public.chat, {
+    const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }
+    runtimeConfig.chat = defu(runtimeConfig.chat, options)
+    runtimeConfig.public.chat = defu(runtimeConfig.public.chat, {
       route: options.route,
       sseRoute: options.sseRoute,
       maxLength: options.maxLength,
@@ -102,10 +103,6 @@ export default defineNuxtModule<ModuleOptions>({
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'
-declare module '#nuxt-chat/connector' {
-  const connector: ((options: Record<string, unknown>) => import('db0').Connector) | undefined
-  export default connector
-}
 declare module 'nitropack/types' {
   interface NitroRuntimeHooks extends ChatRuntimeHooks {}
 }

@@ -44,8 +44,8 @@ const welcome = { type: 'system', event: 'welcome', room: 'r', user: 'server', m
 const message = (id: number, text = `m${id}`, cid?: string) => ({ type: 'message', id, room: 'r', user: 'someone', message: text, ts: id, ...(cid ? { cid } : {}) }) as const
 const flush = () => new Promise<void>(resolve => queueMicrotask(resolve))
 
-function connection(overrides: Partial<ChatConnectionOptions> = {}) {
-  return createChatConnection({
+function connection<T = unknown>(overrides: Partial<ChatConnectionOptions> = {}) {
+  return createChatConnection<T>({
     room: 'r',
     transport: 'ws',
     route: '/_ws',

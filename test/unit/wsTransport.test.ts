@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { Receiver } from 'ws'
+import WebSocket from 'ws'
 import { encodeTextFrame } from '../../src/runtime/server/utils/wsTransport'
+
+// ws ships its frame parser but its types do not declare it.
+const { Receiver } = WebSocket as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
 
 /** Decode frames with ws's own parser (as a client would). */
 function decode(bytes: Buffer): { text: string, binary: boolean }[] {
