@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { encodeTextFrame } from '../../src/runtime/server/utils/wsTransport'
+import { EventEmitter } from 'node:events'
+import { encodeTextFrame, watchSocket } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = WebSocket as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -23,5 +24,20 @@ describe('encodeTextFrame', () => {
   it('frames back to back on one stream', () => {
     const stream = Buffer.concat(['a', 'b'.repeat(300), 'c'].map(text => encodeTextFrame(Buffer.from(text))))
     expect(decode(stream).map(frame => frame.text)).toEqual(['a', 'b'.repeat(300), 'c'])
+  })
+})
+
+describe('watchSocket', () => {
+  it('reports binary flags frame by frame, even when frames arrive together', () => {
+    const ws = Object.assign(new EventEmitter(), { readyState: 1, ping() {}, terminate() {} })
+    let pongs = 0
+    const nextFrameIsBinary = watchSocket(ws as unknown as Parameters<typeof watchSocket>[0], () => pongs++)
+    // One TCP chunk: all three parsed before the first message hook runs.
+    ws.emit('message', Buffer.from('a'), false)
+    ws.emit('message', Buffer.from('b'), false)
+    ws.emit('message', Buffer.from([1]), true)
+    ws.emit('pong')
+    expect([nextFrameIsBinary(), nextFrameIsBinary(), nextFrameIsBinary()]).toEqual([false, false, true])
+    expect(pongs).toBe(1)
   })
 })

@@ -13,7 +13,8 @@ import type { Hookable } from 'hookable'
 interface WsMember extends Member {
   admission: ChatAdmission
   alive: boolean
-  isBinary: () => boolean
+  /** Whether the next data frame, in arrival order, was binary. */
+  nextFrameIsBinary: () => boolean
   release: () => void
   strikes: number
   /** This member's messages, handled one after another. */
@@ -124,7 +125,7 @@ export default defineWebSocketHandler({
       strikes: 0,
       chain: Promise.resolve(),
       release: admitted.release,
-      isBinary: () => false,
+      nextFrameIsBinary: () => false,
       write(frame: RoomFrame) {
         if (writeFrame(peer, ws, frame) > config.maxBufferedBytes) {
           // A reader this far behind would only grow our memory: drop it, it will resume by id.
@@ -134,7 +135,7 @@ export default defineWebSocketHandler({
         }
       },
     }
-    member.isBinary = watchSocket(ws, () => {
+    member.nextFrameIsBinary = watchSocket(ws, () => {
       member.alive = true
     })
     context.chat = member
@@ -148,7 +149,7 @@ export default defineWebSocketHandler({
     if (!member) return
     member.alive = true
     // One message at a time per connection, so a sender's messages are stored in the order sent.
-    const text = member.isBinary() ? undefined : message.text()
+    const text = member.nextFrameIsBinary() ? undefined : message.text()
     member.chain = member.chain.then(() => handleMessage(peer, member, text)).catch((error) => {
       chatLogger.error('[nuxt-chat] message handling failed', error)
     })

@@ -75,16 +75,18 @@ export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: Shar
 
 /**
  * Watch a socket's liveness and frame kinds: `onPong` runs on every protocol pong, and the
- * returned getter tells whether the last data frame was binary (crossws 0.3 drops that flag).
+ * returned function tells, frame by frame in arrival order, whether each data frame was
+ * binary (crossws 0.3 drops that flag). Frames of one TCP chunk are all parsed before the
+ * first message hook runs, so the flags wait in a queue.
  */
 export function watchSocket(ws: RawWebSocket | undefined, onPong: () => void): () => boolean {
   if (!ws) return () => false
-  let lastBinary = false
+  const binaryFlags: boolean[] = []
   ws.prependListener('message', (_data, isBinary) => {
-    lastBinary = isBinary
+    binaryFlags.push(isBinary)
   })
   ws.on('pong', onPong)
-  return () => lastBinary
+  return () => binaryFlags.shift() ?? false
 }
 
 /** The socket address of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`). */
