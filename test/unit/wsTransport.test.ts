@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
+import * as wsModule from 'ws'
 import { EventEmitter } from 'node:events'
 import { encodeTextFrame, watchSocket } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
-const { Receiver } = WebSocket as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
+const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
 
 /** Decode frames with ws's own parser (as a client would). */
 function decode(bytes: Buffer): { text: string, binary: boolean }[] {
