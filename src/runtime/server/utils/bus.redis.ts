@@ -16,7 +16,6 @@ export function createRedisBus(url: string, instanceId: string, logger: ConsolaI
   const listeners: ((event: BusEvent, origin: string) => void)[] = []
   const recoverListeners: (() => void)[] = []
   let down = false
-  let everReady = false
 
   const markDown = (error: Error) => {
     if (down) return
@@ -25,14 +24,15 @@ export function createRedisBus(url: string, instanceId: string, logger: ConsolaI
   }
   publisher.on('error', markDown)
   subscriber.on('error', markDown)
-  subscriber.on('ready', () => {
-    const wasDown = down || everReady
-    everReady = true
-    if (!wasDown) return
+  // Either connection coming back may end an outage: events were dropped or missed meanwhile.
+  const recovered = () => {
+    if (!down || publisher.status !== 'ready' || subscriber.status !== 'ready') return
     down = false
     logger.info('[nuxt-chat] Redis bus is back')
     for (const listener of recoverListeners) listener()
-  })
+  }
+  publisher.on('ready', recovered)
+  subscriber.on('ready', recovered)
   subscriber.subscribe(CHANNEL).catch(markDown)
   subscriber.on('message', (_channel: string, data: string) => {
     const decoded = decodeBusEvent(data)
@@ -42,8 +42,9 @@ export function createRedisBus(url: string, instanceId: string, logger: ConsolaI
 
   return {
     publish(event) {
-      if (publisher.status !== 'ready') return
+      if (down || publisher.status !== 'ready') return false
       publisher.publish(CHANNEL, encodeBusEvent(event, instanceId)).catch(markDown)
+      return true
     },
     onEvent(listener) {
       listeners.push(listener)

@@ -5,8 +5,11 @@
  * instance it came from, so receivers forward it without parsing or re-serialising.
  */
 export interface BusEvent {
-  /** `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users; `presence?`: please announce. */
-  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?'
+  /**
+   * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
+   * `presence?`: please announce; `sync`: messages up to `id` were stored but not all published (catch up from the store).
+   */
+  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync'
   room: string
   /** Message id for `message`, else 0. */
   id: number
@@ -14,11 +17,11 @@ export interface BusEvent {
 }
 
 export interface ChatBus {
-  /** Send an event to every other instance (never back to this one). */
-  publish: (event: BusEvent) => void
+  /** Send an event to every other instance (never back to this one); false when the bus is down and it was dropped. */
+  publish: (event: BusEvent) => boolean
   /** Called for each event from another instance; `origin` is that instance's id. */
   onEvent: (listener: (event: BusEvent, origin: string) => void) => void
-  /** Called when the bus is back after an outage: events may have been missed. */
+  /** Called when the bus is back after an outage: events may have been missed, in either direction. */
   onRecover: (listener: () => void) => void
   close: () => Promise<void>
 }
@@ -26,14 +29,14 @@ export interface ChatBus {
 /** A single instance: nothing to carry. */
 export function createLocalBus(): ChatBus {
   return {
-    publish() {},
+    publish: () => true,
     onEvent() {},
     onRecover() {},
     async close() {},
   }
 }
 
-const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?'])
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync'])
 
 /** Encode an event as one line of header and the frame text, so the frame is never re-escaped. */
 export function encodeBusEvent(event: BusEvent, origin: string): string {

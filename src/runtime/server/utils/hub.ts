@@ -55,6 +55,8 @@ interface Room {
   /** Messages waiting while the room initialises or fills a gap. */
   inbox: { id: number, text: string }[]
   draining: boolean
+  /** Catch up to this id (exclusive) from the store; 0 when nothing is asked. */
+  catchUpTo: number
 }
 
 export interface SendResult {
@@ -97,6 +99,8 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
   const rooms = new Map<string, Room>()
   const postLimiter = config.rateLimit ? createRateLimiter(config.rateLimit) : undefined
   const appendsSincePrune = new Map<string, number>()
+  /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
+  const unpublished = new Set<string>()
   let closed = false
 
   // ---- fan-out ----
@@ -152,25 +156,35 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     if (room.lastId !== undefined && id <= room.lastId) return
     if (room.lastId !== undefined && id > room.lastId + 1) {
       room.inbox.push({ id, text })
-      void drain(room)
+      drain(room)
       return
     }
     room.lastId = id
     broadcast(room, new RoomFrame(text, id))
   }
 
-  /** Fill gaps from the store, then deliver what waited in the inbox, in order. */
-  async function drain(room: Room, upTo?: number) {
+  /**
+   * Fill gaps from the store, then deliver what waited in the inbox, in order. `upTo`
+   * (exclusive) asks to catch up to a known id even with nothing in the inbox. One drain
+   * runs per room at a time; a call during it only raises the target.
+   */
+  function drain(room: Room, upTo?: number) {
+    if (upTo !== undefined) room.catchUpTo = Math.max(room.catchUpTo, upTo)
+    if (room.draining) return
     room.draining = true
+    void runDrain(room)
+  }
+
+  async function runDrain(room: Room) {
     try {
       await room.ready
-      let target = upTo
-      while (room.lastId !== undefined && (room.inbox.length || target !== undefined)) {
-        const highest = Math.max(target ?? 0, ...room.inbox.map(entry => entry.id))
-        target = undefined
+      while (room.lastId !== undefined && (room.inbox.length || room.catchUpTo > room.lastId + 1)) {
+        const highest = Math.max(room.catchUpTo, ...room.inbox.map(entry => entry.id + 1))
+        room.catchUpTo = 0
         const pending = new Map<number, string>()
         for (const entry of room.inbox.splice(0)) pending.set(entry.id, entry.text)
-        if (highest > room.lastId + 1) {
+        const held = [...pending.keys()].filter(id => id > room.lastId! && id < highest).length
+        if (held < highest - 1 - room.lastId) {
           try {
             for (const message of await store.between(room.name, room.lastId, highest)) {
               if (!pending.has(message.id)) pending.set(message.id, JSON.stringify(messageFrame(message)))
@@ -190,7 +204,7 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     finally {
       room.draining = false
     }
-    // Whatever arrived while the last read was in flight.
+    // The store was unreachable (no cursor): deliver what waited as it is, in order.
     if (room.inbox.length) {
       const inbox = room.inbox.splice(0)
       for (const entry of inbox.sort((a, b) => a.id - b.id)) deliver(room, entry.id, entry.text)
@@ -200,9 +214,8 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
   function roomOf(name: string): Room {
     let room = rooms.get(name)
     if (room) return room
-    room = { name, members: new Set(), users: new Map(), remote: new Map(), presenceText: '', lastId: undefined, ready: Promise.resolve(), inbox: [], draining: false }
+    room = { name, members: new Set(), users: new Map(), remote: new Map(), presenceText: '', lastId: undefined, ready: Promise.resolve(), inbox: [], draining: false, catchUpTo: 0 }
     const created = room
-    created.draining = true
     created.ready = store.lastId(name).then(
       (id) => {
         created.lastId = id
@@ -211,7 +224,8 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
         logger.error(`[nuxt-chat] could not read room "${name}" from the store`, error)
       },
     )
-    void drain(created)
+    // Messages arriving while the cursor is read wait in the inbox.
+    drain(created)
     rooms.set(name, room)
     bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
     return room
@@ -331,7 +345,7 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     const json = JSON.stringify(frame)
     const room = rooms.get(input.room)
     if (room) deliver(room, frame.id, json)
-    bus.publish({ kind: 'message', room: input.room, id: frame.id, frame: json })
+    if (!bus.publish({ kind: 'message', room: input.room, id: frame.id, frame: json })) unpublished.add(input.room)
     schedulePrune(input.room)
     return { status: 200, frame }
   }
@@ -388,13 +402,22 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
       case 'presence?':
         announcePresence(room)
         break
+      case 'sync':
+        drain(room, event.id + 1)
+        break
     }
   })
 
-  // After an outage, catch every local room up from the shared store.
+  // After an outage: catch every local room up from the shared store, and tell the other
+  // instances which rooms got messages here that the bus dropped.
   bus.onRecover(() => {
     for (const room of rooms.values()) {
-      store.lastId(room.name).then(id => drain(room, id), error => logger.error('[nuxt-chat] catch-up failed', error))
+      store.lastId(room.name).then(id => drain(room, id + 1), error => logger.error('[nuxt-chat] catch-up failed', error))
+    }
+    for (const name of unpublished) {
+      store.lastId(name).then((id) => {
+        if (bus.publish({ kind: 'sync', room: name, id, frame: '' })) unpublished.delete(name)
+      }, error => logger.error('[nuxt-chat] catch-up failed', error))
     }
   })
 

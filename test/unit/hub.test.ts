@@ -1,0 +1,169 @@
+import { createHooks } from 'hookable'
+import { consola } from 'consola'
+import { describe, expect, it } from 'vitest'
+import type { ChatServerFrame } from '../../src/runtime/shared/protocol'
+import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
+import type { BusEvent, ChatBus } from '../../src/runtime/server/utils/bus'
+import { createChatHub, type Member, type RoomFrame } from '../../src/runtime/server/utils/hub'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+
+const config = {
+  replay: 50, maxReplay: 1000, maxLength: 2000, history: { max: 10_000, maxAge: 0 }, rateLimit: false, presenceInterval: 60_000,
+} as ChatRuntimeConfig
+
+/** A bus this test drives: it records what the hub publishes and injects what other instances send. */
+function testBus() {
+  let onEvent: (event: BusEvent, origin: string) => void = () => {}
+  let onRecover: () => void = () => {}
+  const published: BusEvent[] = []
+  const bus: ChatBus & { up: boolean } = {
+    up: true,
+    publish(event) {
+      if (!bus.up) return false
+      published.push(event)
+      return true
+    },
+    onEvent: (listener) => {
+      onEvent = listener
+    },
+    onRecover: (listener) => {
+      onRecover = listener
+    },
+    close: async () => {},
+  }
+  return { bus, published, inject: (event: BusEvent) => onEvent(event, 'other-instance'), recover: () => onRecover() }
+}
+
+function testMember(id: string): Member & { frames: ChatServerFrame[] } {
+  const frames: ChatServerFrame[] = []
+  return { user: { id, name: id }, sender: '', backlog: null, frames, write: (frame: RoomFrame) => frames.push(JSON.parse(frame.text)) }
+}
+
+const ids = (member: { frames: ChatServerFrame[] }) => member.frames.flatMap(frame => frame.type === 'message' ? [frame.id] : [])
+const settle = () => new Promise(resolve => setTimeout(resolve, 20))
+
+function setup() {
+  const store = createMemoryRoomLog()
+  const { bus, published, inject, recover } = testBus()
+  const hub = createChatHub({ config, store, bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola, instanceId: 'me' })
+  // What another instance does: store a message, then (maybe) publish it.
+  const storeElsewhere = async (text: string) => {
+    const { message } = await store.append({ room: 'r', user: 'x', sender: '', message: text, ts: 1 })
+    return { kind: 'message' as const, room: 'r', id: message.id, frame: JSON.stringify({ type: 'message', ...message }) }
+  }
+  return { hub, store, bus, published, inject, recover, storeElsewhere }
+}
+
+describe('chat hub delivery', () => {
+  it('sends welcome, presence, replay, then live, each message once', async () => {
+    const { hub } = setup()
+    const alice = testMember('alice')
+    await hub.join('r', alice, undefined)
+    await hub.send({ room: 'r', user: alice.user, sender: '', message: 'one' })
+    const bob = testMember('bob')
+    await hub.join('r', bob, undefined)
+    await hub.send({ room: 'r', user: bob.user, sender: '', message: 'two' })
+    expect(bob.frames.map(frame => frame.type)).toEqual(['system', 'presence', 'message', 'message'])
+    expect(ids(bob)).toEqual([1, 2])
+    expect(ids(alice)).toEqual([1, 2])
+  })
+
+  it('fills a gap from the store when a later message arrives first', async () => {
+    const { hub, inject, storeElsewhere } = setup()
+    const alice = testMember('alice')
+    await hub.join('r', alice, undefined)
+    await storeElsewhere('a')
+    await storeElsewhere('b')
+    const third = await storeElsewhere('c')
+    inject(third)
+    await settle()
+    expect(ids(alice)).toEqual([1, 2, 3])
+    inject({ ...third, id: 2 })
+    inject(third)
+    await settle()
+    expect(ids(alice)).toEqual([1, 2, 3])
+  })
+
+  it('misses nothing sent while a newcomer replays', async () => {
+    const { hub, inject, storeElsewhere } = setup()
+    for (let i = 0; i < 5; i++) inject(await storeElsewhere(`before ${i}`))
+    const bob = testMember('bob')
+    const joining = hub.join('r', bob, 2)
+    // Stored and delivered while bob's replay is being read.
+    for (let i = 0; i < 5; i++) inject(await storeElsewhere(`during ${i}`))
+    await joining
+    await settle()
+    expect(ids(bob)).toEqual([3, 4, 5, 6, 7, 8, 9, 10])
+  })
+
+  it('catches up after a bus outage in both directions', async () => {
+    const { hub, bus, published, recover, storeElsewhere } = setup()
+    const alice = testMember('alice')
+    await hub.join('r', alice, undefined)
+    bus.up = false
+    // Stored here while the bus is down: others must hear about it later.
+    await hub.send({ room: 'r', user: alice.user, sender: '', message: 'local' })
+    // Stored on another instance and never published: we must fetch it.
+    await storeElsewhere('remote')
+    bus.up = true
+    recover()
+    await settle()
+    expect(ids(alice)).toEqual([1, 2])
+    expect(published.filter(event => event.kind === 'sync')).toEqual([{ kind: 'sync', room: 'r', id: 2, frame: '' }])
+  })
+
+  it('acts on a sync from another instance', async () => {
+    const { hub, inject, storeElsewhere } = setup()
+    const alice = testMember('alice')
+    await hub.join('r', alice, undefined)
+    await storeElsewhere('x')
+    await storeElsewhere('y')
+    inject({ kind: 'sync', room: 'r', id: 2, frame: '' })
+    await settle()
+    expect(ids(alice)).toEqual([1, 2])
+  })
+
+  it('de-duplicates a repeated cid without broadcasting it again', async () => {
+    const { hub } = setup()
+    const alice = testMember('alice')
+    const bob = testMember('bob')
+    await hub.join('r', alice, undefined)
+    await hub.join('r', bob, undefined)
+    const first = await hub.send({ room: 'r', user: alice.user, sender: '', message: 'hi', cid: 'c1' })
+    const again = await hub.send({ room: 'r', user: alice.user, sender: '', message: 'hi', cid: 'c1' })
+    expect(again).toMatchObject({ duplicate: true, frame: { id: first.frame!.id } })
+    expect(ids(bob)).toEqual([1])
+  })
+
+  it('counts two connections of one user as one presence entry', async () => {
+    const { hub } = setup()
+    const tab1 = testMember('u1')
+    const tab2 = testMember('u1')
+    const other = testMember('u2')
+    await hub.join('r', other, undefined)
+    await hub.join('r', tab1, undefined)
+    await hub.join('r', tab2, undefined)
+    const presence = other.frames.filter(frame => frame.type === 'presence').at(-1)
+    expect(presence).toMatchObject({ users: [{ id: 'u2' }, { id: 'u1' }], message: '2 online' })
+    expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'join')).toHaveLength(1)
+    hub.leave('r', tab1)
+    expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'leave')).toHaveLength(0)
+    hub.leave('r', tab2)
+    expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'leave')).toHaveLength(1)
+  })
+
+  it('applies the message hook: rewrite or reject', async () => {
+    const { hub } = setup()
+    const hooks = createHooks<ChatRuntimeHooks>()
+    hooks.hook('chat:message', (context) => {
+      if (context.message.includes('bad')) context.reject = 'nope'
+      context.message = context.message.toUpperCase()
+    })
+    const store = createMemoryRoomLog()
+    const moderated = createChatHub({ config, store, bus: testBus().bus, hooks, logger: consola, instanceId: 'm' })
+    expect(await moderated.send({ room: 'r', user: { id: 'a', name: 'a' }, sender: '', message: 'bad word', cid: 'c' })).toMatchObject({ status: 403, error: { code: 'rejected', message: 'nope', cid: 'c' } })
+    expect(await moderated.send({ room: 'r', user: { id: 'a', name: 'a' }, sender: '', message: 'fine' })).toMatchObject({ frame: { message: 'FINE' } })
+    expect((await store.replaySince('r', undefined, 10)).map(message => message.message)).toEqual(['FINE'])
+    await hub.close()
+  })
+})
