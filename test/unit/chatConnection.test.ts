@@ -290,3 +290,28 @@ describe('message log', () => {
     expect(elapsed).toBeLessThan(400)
   })
 })
+
+describe('resume', () => {
+  it('reconnects at once (browser online / tab visible) instead of waiting out the backoff', () => {
+    const chat = connection({ autoReconnect: { delay: 5000, maxDelay: 5000 } })
+    chat.open()
+    latest().drop()
+    expect(FakeSocket.instances).toHaveLength(1)
+    chat.resume()
+    expect(FakeSocket.instances).toHaveLength(2)
+    // The pending backoff timer was replaced, not added to.
+    vi.advanceTimersByTime(10_000)
+    expect(FakeSocket.instances).toHaveLength(2)
+  })
+
+  it('does nothing when the connection is up or was closed on purpose', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    chat.resume()
+    expect(FakeSocket.instances).toHaveLength(1)
+    chat.close()
+    chat.resume()
+    expect(FakeSocket.instances).toHaveLength(1)
+  })
+})

@@ -1,0 +1,32 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ChatSocket, until } from '../utils/clients'
+import { startServer, type TestServer } from '../utils/server'
+
+// Server-side dead-peer detection: WebSocket ping frames every `heartbeat.interval`; a peer
+// that answered nothing for a whole interval is dropped (within 2 intervals) and leaves the room.
+describe('server heartbeat', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startServer({ env: { NUXT_CHAT_HEARTBEAT_INTERVAL: '200' } })
+  })
+  afterAll(() => server?.stop())
+
+  it('drops a peer that stops answering pings, and tells the room', async () => {
+    const room = `hb-${randomUUID().slice(0, 8)}`
+    const watcher = await ChatSocket.open(server.wsUrl(''), { room, name: 'watcher' })
+    // A client whose pong never comes: the socket looks open but is dead.
+    const dead = await ChatSocket.open(server.wsUrl(''), { room, name: 'ghost' }, { autoPong: false })
+    await watcher.waitFor(frame => frame.type === 'presence' && (frame.users as unknown[]).length === 2, 'both online')
+    const started = Date.now()
+    await watcher.waitFor(frame => frame.type === 'system' && frame.message === 'ghost left!', 'ghost to leave', 3000)
+    expect(Date.now() - started).toBeLessThan(1000)
+    await until(() => dead.closed, 'the dead socket to be closed')
+    // The live one answers pings by itself and stays.
+    await new Promise(resolve => setTimeout(resolve, 700))
+    expect(watcher.closed).toBeUndefined()
+    watcher.send('still here')
+    await watcher.waitFor(frame => frame.type === 'message' && frame.message === 'still here', 'echo')
+    await watcher.close()
+  })
+})
