@@ -1,0 +1,287 @@
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { startServer, type TestServer } from '../utils/server'
+
+/** Where each test leaves a screenshot of what the user sees. */
+const SCREENSHOTS = resolve('test-output/screenshots')
+const DESKTOP = { width: 1280, height: 800 }
+const PHONE = { width: 375, height: 740 }
+
+let server: TestServer
+let browser: Browser
+let contexts: BrowserContext[] = []
+/** Uncaught exceptions in any page: a test fails if one happens. */
+let pageErrors: string[] = []
+let roomCounter = 0
+
+const room = (label: string) => `${label}-${Date.now().toString(36)}-${roomCounter++}`
+const sel = (testid: string) => `[data-testid="${testid}"]`
+
+beforeAll(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true })
+  console.log(`screenshots: ${SCREENSHOTS}`)
+  server = await startServer({ output: 'playground' })
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
+  })
+})
+
+afterEach(async () => {
+  await Promise.all(contexts.map(context => context.close()))
+  contexts = []
+  expect(pageErrors).toEqual([])
+  pageErrors = []
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await server?.stop()
+})
+
+/** Open the playground chat as `name` in `room` (query string: room, name, transport). */
+async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }, viewport = DESKTOP): Promise<Page> {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 })
+  contexts.push(context)
+  const page = await context.newPage()
+  page.on('pageerror', error => pageErrors.push(`${params.name}: ${error.message}`))
+  const query = new URLSearchParams({ room: params.room, name: params.name, ...(params.transport ? { transport: params.transport } : {}) })
+  await page.goto(server.url(`/?${query}`))
+  await waitForStatus(page, 'OPEN')
+  return page
+}
+
+function status(page: Page) {
+  return page.getAttribute(sel('status'), 'data-status')
+}
+
+async function waitForStatus(page: Page, wanted: 'OPEN' | 'CLOSED' | 'not OPEN', timeout = 15_000) {
+  await expect.poll(() => status(page), { timeout, interval: 50 }).toSatisfy(value => wanted === 'not OPEN' ? value !== 'OPEN' : value === wanted)
+}
+
+/** Type into the composer and press Enter. */
+async function send(page: Page, text: string) {
+  await page.fill(sel('composer-input'), text)
+  await page.press(sel('composer-input'), 'Enter')
+  await expect.poll(() => page.inputValue(sel('composer-input'))).toBe('')
+}
+
+function texts(page: Page): Promise<string[]> {
+  return page.locator(sel('message-text')).allTextContents()
+}
+
+/** The shown messages as `user: text`, with the pending flag. */
+function messages(page: Page) {
+  return page.locator(sel('message')).evaluateAll(items => items.map(item => ({
+    user: item.querySelector('[data-testid="message-user"]')!.textContent!.trim(),
+    text: item.querySelector('[data-testid="message-text"]')!.textContent!,
+    pending: item.getAttribute('data-pending') === 'true',
+    mine: item.getAttribute('data-mine') === 'true',
+  })))
+}
+
+async function waitForTexts(page: Page, expected: string[], timeout = 10_000) {
+  await expect.poll(() => texts(page), { timeout, interval: 50 }).toEqual(expected)
+}
+
+async function screenshot(page: Page, name: string) {
+  await page.screenshot({ path: resolve(SCREENSHOTS, `${name}.png`) })
+}
+
+describe('playground chat in a browser', () => {
+  it('two pages chat with each other; an SSE page sees the conversation and can send', async () => {
+    const name = room('talk')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    const bob = await openChat({ room: name, name: 'Bob' })
+
+    await send(alice, 'Hi Bob!')
+    await waitForTexts(bob, ['Hi Bob!'])
+    await send(bob, 'Hey Alice, how are you?')
+    await waitForTexts(alice, ['Hi Bob!', 'Hey Alice, how are you?'])
+
+    // A third page on SSE gets the history, then live messages, and sends over POST.
+    const carol = await openChat({ room: name, name: 'Carol', transport: 'sse' })
+    expect(await carol.textContent(sel('transport'))).toBe('SSE')
+    await waitForTexts(carol, ['Hi Bob!', 'Hey Alice, how are you?'])
+    await send(alice, 'Carol is here too')
+    await send(carol, 'Grüße from SSE')
+    const all = ['Hi Bob!', 'Hey Alice, how are you?', 'Carol is here too', 'Grüße from SSE']
+    for (const page of [alice, bob, carol]) await waitForTexts(page, all)
+
+    // Who said what, and own messages on the right.
+    expect(await messages(alice)).toEqual([
+      { user: 'Alice', text: 'Hi Bob!', pending: false, mine: true },
+      { user: 'Bob', text: 'Hey Alice, how are you?', pending: false, mine: false },
+      { user: 'Alice', text: 'Carol is here too', pending: false, mine: true },
+      { user: 'Carol', text: 'Grüße from SSE', pending: false, mine: false },
+    ])
+    expect((await messages(carol)).map(message => message.mine)).toEqual([false, false, false, true])
+
+    // The read-only /sse page follows the same room.
+    const viewer = await browser.newContext({ viewport: DESKTOP })
+    contexts.push(viewer)
+    const follower = await viewer.newPage()
+    follower.on('pageerror', error => pageErrors.push(`follower: ${error.message}`))
+    await follower.goto(server.url(`/sse?room=${name}`))
+    await waitForStatus(follower, 'OPEN')
+    await waitForTexts(follower, all)
+    expect(await follower.locator(sel('composer-input')).count()).toBe(0)
+
+    await screenshot(alice, 'chat-desktop')
+    await screenshot(carol, 'chat-sse-sender')
+    await screenshot(follower, 'chat-sse-follower')
+  })
+
+  it('queues messages while the server is down and delivers each exactly once, in order, after it restarts', async () => {
+    const name = room('restart')
+    const pages = {
+      Alice: await openChat({ room: name, name: 'Alice' }),
+      Bob: await openChat({ room: name, name: 'Bob' }),
+      Carol: await openChat({ room: name, name: 'Carol', transport: 'sse' }),
+    }
+    const entries = Object.entries(pages)
+    for (const [user, page] of entries) await send(page, `${user} before`)
+    const before = entries.map(([user]) => `${user} before`)
+    for (const page of Object.values(pages)) await waitForTexts(page, before)
+
+    await server.stop()
+    for (const page of Object.values(pages)) await waitForStatus(page, 'not OPEN')
+
+    const offline = entries.flatMap(([user]) => [`${user} offline 1`, `${user} offline 2`])
+    for (const [user, page] of entries) {
+      await send(page, `${user} offline 1`)
+      await send(page, `${user} offline 2`)
+      // Shown at once, marked pending, after what the page already had.
+      await expect.poll(() => messages(page)).toEqual([
+        ...before.map(text => ({ user: text.split(' ')[0], text, pending: false, mine: text.startsWith(user) })),
+        { user, text: `${user} offline 1`, pending: true, mine: true },
+        { user, text: `${user} offline 2`, pending: true, mine: true },
+      ])
+      expect(await page.locator(`${sel('message')}[data-pending="true"] ${sel('message-pending')}`).count()).toBe(2)
+    }
+    await expect.poll(() => pages.Alice.textContent(sel('offline'))).toContain('2 messages wait')
+    await screenshot(pages.Alice, 'restart-offline-pending')
+
+    await server.start()
+    // Reconnecting uses backoff (up to 10 s between attempts).
+    for (const page of Object.values(pages)) await waitForStatus(page, 'OPEN', 30_000)
+
+    const settled = async (page: Page) => {
+      const shown = await messages(page)
+      return shown.length === before.length + offline.length && shown.every(message => !message.pending) ? shown.map(message => message.text) : undefined
+    }
+    for (const page of Object.values(pages)) await expect.poll(() => settled(page), { timeout: 15_000, interval: 100 }).toBeDefined()
+
+    const reference = (await settled(pages.Alice))!
+    for (const [user, page] of entries) {
+      const shown = (await settled(page))!
+      // Every message exactly once, in the server's order, the same on every page.
+      expect(shown, user).toEqual(reference)
+      expect(new Set(shown).size).toBe(shown.length)
+      expect([...shown].sort()).toEqual([...before, ...offline].sort())
+      expect(shown.slice(0, before.length)).toEqual(before)
+      // Each sender's messages keep the order they were sent in.
+      for (const sender of Object.keys(pages)) {
+        expect(shown.filter(text => text.startsWith(`${sender} `))).toEqual([`${sender} before`, `${sender} offline 1`, `${sender} offline 2`])
+      }
+    }
+    await screenshot(pages.Bob, 'restart-recovered')
+  })
+
+  it('delivers a burst beyond the rate limit in full and in order, without leaving messages pending', async () => {
+    const name = room('burst')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    const bob = await openChat({ room: name, name: 'Bob' })
+    // The default limit lets 10 through at once, then 2 a second: the rest are refused for now.
+    const burst = Array.from({ length: 14 }, (_, i) => `burst ${i + 1}`)
+    for (const text of burst) await send(alice, text)
+    await expect.poll(() => alice.getAttribute(sel('error'), 'data-code').catch(() => null)).toBe('rate_limited')
+    await screenshot(alice, 'rate-limited')
+    await waitForTexts(bob, burst, 20_000)
+    await expect.poll(async () => (await messages(alice)).map(message => `${message.text}${message.pending ? ' (pending)' : ''}`), { timeout: 20_000 }).toEqual(burst)
+  })
+
+  it('shows untrusted text as text, and JSON pretty-printed', async () => {
+    const name = room('xss')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    const bob = await openChat({ room: name, name: 'Bob' })
+    const attack = '<img src=x onerror="window.__xss=1">'
+    const json = { type: 'order', items: [{ sku: 'A-1', qty: 2 }], note: '<b>bold?</b>' }
+
+    await send(alice, attack)
+    await send(alice, JSON.stringify(json))
+    await send(bob, '<script>window.__xss=2</script><b>not bold</b>')
+    const expected = [attack, JSON.stringify(json, null, 2), '<script>window.__xss=2</script><b>not bold</b>']
+    for (const page of [alice, bob]) {
+      await waitForTexts(page, expected)
+      expect(await page.locator(`${sel('message-list')} img, ${sel('message-list')} script, ${sel('message-list')} b`).count()).toBe(0)
+      expect(await page.locator(`${sel('message-list')} pre${sel('message-text')}`).count()).toBe(1)
+      expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined()
+    }
+    await screenshot(bob, 'xss-and-json')
+  })
+
+  it('shows who is online and who is typing on the other page', async () => {
+    const name = room('presence')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    const bob = await openChat({ room: name, name: 'Bob' })
+    const online = (page: Page) => page.locator(sel('user-name')).allTextContents()
+
+    await expect.poll(async () => (await online(alice)).sort()).toEqual(['Alice', 'Bob'])
+    await expect.poll(async () => (await online(bob)).sort()).toEqual(['Alice', 'Bob'])
+    expect(await alice.textContent(`${sel('user')}[data-me="true"]`)).toContain('Alice')
+
+    await bob.locator(sel('composer-input')).pressSequentially('Just a sec', { delay: 20 })
+    await expect.poll(() => alice.locator(sel('typing')).textContent().catch(() => null)).toContain('Bob is typing')
+    // Nobody sees their own typing notice.
+    expect(await bob.locator(sel('typing')).count()).toBe(0)
+    await screenshot(alice, 'presence-typing')
+
+    // The typing notice goes away by itself; Bob leaving updates Alice's list.
+    await expect.poll(() => alice.locator(sel('typing')).count(), { timeout: 8000 }).toBe(0)
+    await bob.context().close()
+    contexts = contexts.filter(context => context !== bob.context())
+    await expect.poll(() => online(alice)).toEqual(['Alice'])
+  })
+
+  it('switches room and transport from the page, shows errors, and fits a phone', async () => {
+    const first = room('phone')
+    const second = room('phone-b')
+    const page = await openChat({ room: first, name: 'Dora' }, PHONE)
+    await send(page, 'In the first room')
+    await waitForTexts(page, ['In the first room'])
+
+    // Settings are folded away on a phone.
+    await page.click('[aria-controls="chat-sidebar"]')
+    await page.fill(sel('room-input'), second)
+    await page.press(sel('room-input'), 'Enter')
+    await expect.poll(() => new URL(page.url()).searchParams.get('room')).toBe(second)
+    await expect.poll(() => page.textContent(sel('room-title'))).toContain(second)
+    await waitForStatus(page, 'OPEN')
+    await waitForTexts(page, [])
+
+    await page.click(`label:has(${sel('transport-sse')})`)
+    await expect.poll(() => new URL(page.url()).searchParams.get('transport')).toBe('sse')
+    await expect.poll(() => page.textContent(sel('transport'))).toBe('SSE')
+    await waitForStatus(page, 'OPEN')
+    await screenshot(page, 'phone-settings')
+    await send(page, 'Second room, over SSE')
+    await send(page, '{"hello":"phone","nested":{"ok":true}}')
+    await waitForTexts(page, ['Second room, over SSE', JSON.stringify({ hello: 'phone', nested: { ok: true } }, null, 2)])
+
+    // Refused locally: the error shows and the text stays in the box.
+    const tooLong = 'x'.repeat(2001)
+    await page.fill(sel('composer-input'), tooLong)
+    await page.press(sel('composer-input'), 'Enter')
+    await expect.poll(() => page.getAttribute(sel('error'), 'data-code').catch(() => null)).toBe('too_long')
+    expect(await page.inputValue(sel('composer-input'))).toBe(tooLong)
+    await page.fill(sel('composer-input'), '')
+    await page.click('[aria-controls="chat-sidebar"]')
+
+    // Nothing overflows the phone's width.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width)
+    await screenshot(page, 'phone')
+  })
+})
