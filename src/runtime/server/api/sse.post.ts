@@ -7,14 +7,23 @@ import { useChatHub } from '../utils/useChatHub'
 async function readBoundedBody(event: H3Event, limit: number): Promise<string | undefined> {
   const declared = Number(getRequestHeader(event, 'content-length') ?? 0)
   if (declared > limit) return undefined
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of event.node.req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) return undefined
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+  const req = event.node.req
+  // Listeners, not `for await`: leaving the iterator early destroys the request under the 413 (uncaught TypeError in Nitro's shutdown tracker); Node discards the rest of the body itself.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (body: string | undefined) => {
+      req.off('data', onData).off('end', onEnd)
+      resolve(body)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) done(undefined)
+      else chunks.push(chunk)
+    }
+    const onEnd = () => done(Buffer.concat(chunks).toString('utf8'))
+    req.on('data', onData).on('end', onEnd).on('error', reject)
+  })
 }
 
 /** Parse a JSON `{ message, cid }` or a `text/plain` body; a string is the error to answer with. */

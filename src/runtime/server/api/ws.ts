@@ -6,7 +6,7 @@ import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { admitRequest, ChatRefusal, clientIp, holdConnection, type ChatAdmission } from '../utils/access'
 import { RoomFrame, type Member } from '../utils/hub'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { rawWebSocket, upgradeSocketAddress, watchSocket, writeFrame } from '../utils/wsTransport'
+import { rawWebSocket, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame } from '../utils/wsTransport'
 import type { Hookable } from 'hookable'
 
 /** Per-connection state, kept in `peer.context.chat`. */
@@ -91,6 +91,10 @@ export default defineWebSocketHandler({
       const admission = await admitRequest({ url: new URL(request.url), headers, ip }, crypto.randomUUID(), config, hooks)
       const release = holdConnection(ip, config.maxConnectionsPerIp)
       if (!release) throw new ChatRefusal(429, 'Too many connections from this address')
+      // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
+      const socket = upgradeSocket(request)
+      if (socket?.destroyed) release()
+      else socket?.once('close', release)
       ;(request as unknown as { context: Record<string, unknown> }).context.chatAdmission = { admission, release }
     }
     catch (error) {
@@ -127,6 +131,8 @@ export default defineWebSocketHandler({
       release: admitted.release,
       nextFrameIsBinary: () => false,
       write(frame: RoomFrame) {
+        // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
+        if (ws && ws.readyState !== 1) return
         if (writeFrame(peer, ws, frame) > config.maxBufferedBytes) {
           // A reader this far behind would only grow our memory: drop it, it will resume by id.
           chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${admission.room}"`)

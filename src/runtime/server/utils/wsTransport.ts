@@ -93,3 +93,8 @@ export function watchSocket(ws: RawWebSocket | undefined, onPong: () => void): (
 export function upgradeSocketAddress(request: unknown): string | undefined {
   return (request as { _req?: { socket?: { remoteAddress?: string } } })._req?.socket?.remoteAddress
 }
+
+/** The TCP socket of an upgrade request, to see it close whether or not the handshake completes. */
+export function upgradeSocket(request: unknown): { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } | undefined {
+  return (request as { _req?: { socket?: { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } } })._req?.socket
+}
