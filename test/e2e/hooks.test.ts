@@ -123,14 +123,14 @@ describe('chat:identify', () => {
     expect(await tryUpgrade(room, bob)).toMatchObject({ status: 403, opened: false })
     expect(await tryUpgrade(room, { cookie: 'session=nope' })).toMatchObject({ status: 401, opened: false })
 
-    for (const [headers, status] of [[{}, 401], [bob, 403]] as const) {
+    for (const [headers, status, code] of [[{}, 401, 'unauthorized'], [bob, 403, 'forbidden']] as const) {
       const response = await fetch(`${http}/api/sse?room=${room}`, { headers })
       expect(response.status).toBe(status)
       expect(response.headers.get('content-type')).not.toContain('text/event-stream')
-      expect(await response.json()).toMatchObject({ type: 'error', user: 'server' })
+      expect(await response.json()).toMatchObject({ type: 'error', code, user: 'server' })
       const post = await postMessage(http, { message: 'sneaking in' }, { room }, headers)
       expect(post.status).toBe(status)
-      expect(post.json).toMatchObject({ type: 'error' })
+      expect(post.json).toMatchObject({ type: 'error', code })
     }
 
     // Alice may enter, and nothing from the refused requests was stored.

@@ -56,7 +56,7 @@ export interface ChatPongFrame {
   message: 'pong'
 }
 
-export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable'
+export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden'
 
 export interface ChatErrorFrame {
   type: 'error'

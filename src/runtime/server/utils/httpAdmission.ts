@@ -13,6 +13,14 @@ export function refuse(event: H3Event, status: number, frame: ChatErrorFrame): C
   return frame
 }
 
+/** The `error` frame code for an HTTP refusal, so clients need not read the status. */
+function refusalCode(status: number): ChatErrorFrame['code'] {
+  if (status === 401) return 'unauthorized'
+  if (status === 403) return 'forbidden'
+  if (status === 429) return 'rate_limited'
+  return status >= 500 ? 'unavailable' : 'bad_request'
+}
+
 /** Admit an SSE or POST request (room, origin, identify hook); a refusal is answered here and `undefined` returned. */
 export async function admitHttpRequest(event: H3Event): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
@@ -26,6 +34,6 @@ export async function admitHttpRequest(event: H3Event): Promise<{ admission: Cha
     if (!(error instanceof ChatRefusal)) chatLogger.error('[nuxt-chat] admission failed', error)
     const status = error instanceof ChatRefusal ? error.status : 500
     const message = error instanceof ChatRefusal ? error.message : 'Internal error'
-    return { refused: refuse(event, status, errorFrame('bad_request', message)) }
+    return { refused: refuse(event, status, errorFrame(refusalCode(status), message)) }
   }
 }
