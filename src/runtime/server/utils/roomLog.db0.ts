@@ -26,17 +26,18 @@ export function createDb0RoomLog(db: Database): RoomLog {
     if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
     return message
   }
-  const insert = db.prepare(
+  const prepare = (sql: string) => db.dialect === 'sqlite' ? preparedOnce(db, sql) : db.prepare(sql)
+  const insert = prepare(
     `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid)
      SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)
      FROM chat_messages WHERE room = ? RETURNING id`,
   )
-  const byCid = db.prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`)
-  const newest = db.prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`)
-  const range = db.prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`)
-  const maxId = db.prepare('SELECT MAX(id) AS id FROM chat_messages WHERE room = ?')
-  const pruneCount = db.prepare('DELETE FROM chat_messages WHERE room = ? AND id <= ?')
-  const pruneAge = db.prepare('DELETE FROM chat_messages WHERE room = ? AND ts < ? AND id < ?')
+  const byCid = prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`)
+  const newest = prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`)
+  const range = prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`)
+  const maxId = prepare('SELECT MAX(id) AS id FROM chat_messages WHERE room = ?')
+  const pruneCount = prepare('DELETE FROM chat_messages WHERE room = ? AND id <= ?')
+  const pruneAge = prepare('DELETE FROM chat_messages WHERE room = ? AND ts < ? AND id < ?')
 
   const lastId = async (room: string) => {
     await ready
@@ -86,6 +87,41 @@ export function createDb0RoomLog(db: Database): RoomLog {
       await ready.catch(() => {})
       await db.dispose()
     },
+  }
+}
+
+/** The parts of a db0 statement the room log uses. */
+interface LogStatement {
+  all: (...params: unknown[]) => Promise<unknown[]>
+  get: (...params: unknown[]) => Promise<unknown>
+  run: (...params: unknown[]) => Promise<unknown>
+}
+
+interface NativeStatement {
+  all: (...params: unknown[]) => unknown[]
+  get: (...params: unknown[]) => unknown
+  run: (...params: unknown[]) => unknown
+}
+
+/**
+ * db0's node:sqlite connector prepares the SQL again on every call (about a third of an
+ * append's cost): on node:sqlite, prepare it once, on first use (after the schema exists).
+ * Any other SQLite driver keeps db0's statement.
+ */
+function preparedOnce(db: Database, sql: string): LogStatement {
+  let statement: Promise<NativeStatement | LogStatement> | undefined
+  const resolve = () => statement ??= Promise.resolve(db.getInstance()).then((instance) => {
+    const DatabaseSync = globalThis.process?.getBuiltinModule?.('node:sqlite')?.DatabaseSync
+    return DatabaseSync && instance instanceof DatabaseSync ? instance.prepare(sql) as unknown as NativeStatement : db.prepare(sql) as unknown as LogStatement
+  }).catch((error) => {
+    // A failed prepare is not cached: the next call tries again.
+    statement = undefined
+    throw error
+  })
+  return {
+    all: async (...params) => (await resolve()).all(...params),
+    get: async (...params) => (await resolve()).get(...params),
+    run: async (...params) => (await resolve()).run(...params),
   }
 }
 

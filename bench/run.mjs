@@ -1,0 +1,512 @@
+// `npm run bench`: builds what it needs (its own output dirs), starts each server as a child
+// process, drives it from a separate load-generator process (bench/client.mjs), alternates the
+// servers over several rounds and reports medians and ratios to bare `ws`.
+//
+//   node bench/run.mjs [--quick] [--only=room200,rooms100,idle,sse,replay,ingest,cross,client] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
+//
+// Everything is bounded: each client has a hard timeout, the whole run has one, and every child
+// process is killed on exit or failure.
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { freePort, median, sleep } from './lib.mjs'
+
+const BENCH = dirname(fileURLToPath(import.meta.url))
+const ROOT = dirname(BENCH)
+const args = process.argv.slice(2)
+const flag = name => args.includes(`--${name}`)
+const option = name => args.find(arg => arg.startsWith(`--${name}=`))?.split('=')[1]
+const QUICK = flag('quick')
+const ALL = ['room200', 'rooms100', 'idle', 'sse', 'replay', 'ingest', 'cross', 'client']
+const ONLY = option('only')?.split(',') ?? ALL
+const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
+const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 : 600_000))
+const RUN_ID = Date.now().toString(36)
+const REDIS_URL = 'redis://127.0.0.1:6379'
+
+for (const name of ONLY) if (!ALL.includes(name)) throw new Error(`unknown scenario "${name}" (one of ${ALL.join(', ')})`)
+
+// ---- child processes: all killed when we go ----
+
+const children = new Set()
+const tempDirs = new Set()
+function cleanup() {
+  for (const child of children) child.kill('SIGKILL')
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+}
+process.on('exit', cleanup)
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130))
+const runTimer = setTimeout(() => {
+  console.error(`bench: over the ${RUN_LIMIT_MS / 1000} s limit, stopping`)
+  process.exit(2)
+}, RUN_LIMIT_MS)
+runTimer.unref()
+
+// ---- builds (own output dirs; rebuilt when the sources are newer) ----
+
+const nuxi = join(ROOT, 'node_modules/@nuxt/cli/bin/nuxi.mjs')
+const fixture = join(ROOT, 'test/fixtures/basic')
+const entries = {
+  sqlite: join(fixture, '.output-bench/server/index.mjs'),
+  postgresql: join(fixture, '.output-bench-pg/server/index.mjs'),
+  seed: join(BENCH, 'seed-app/.output-bench/server/index.mjs'),
+}
+// `--sqlite-entry=…/server/index.mjs`: measure another build of the fixture (e.g. a copy from before a change).
+if (option('sqlite-entry')) entries.sqlite = option('sqlite-entry')
+
+function newestMtime(dir) {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith('.') || entry.name === 'node_modules') continue
+    const path = join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs)
+  }
+  return newest
+}
+
+function ensureBuilt(entry, dir, sources, env) {
+  if (!flag('no-build') && (!existsSync(entry) || statSync(entry).mtimeMs < Math.max(...sources.map(newestMtime)))) {
+    const t = Date.now()
+    process.stdout.write(`building ${entry.slice(ROOT.length + 1)} … `)
+    execFileSync(process.execPath, [nuxi, 'build', dir], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, ...env } })
+    console.log(`${((Date.now() - t) / 1000).toFixed(1)} s`)
+  }
+  if (!existsSync(entry)) throw new Error(`missing build: ${entry}`)
+}
+
+// ---- servers ----
+
+const MODULE_ENV = { NUXT_CHAT_RATE_LIMIT: 'false' }
+const SERVERS = {
+  ws: { label: '(b) bare ws, send per socket', entry: join(BENCH, 'servers/ws-basic.mjs'), kind: 'ws' },
+  frame: { label: '(c) bare ws, frame once', entry: join(BENCH, 'servers/ws-frame-once.mjs'), kind: 'ws' },
+  module: { label: '(a) nuxt-chat (SQLite)', entry: entries.sqlite, kind: 'ws', env: MODULE_ENV },
+  sio: { label: '(d) Socket.IO 4 (websocket)', entry: join(BENCH, 'servers/socketio.mjs'), kind: 'sio' },
+  seed: { label: '(e) seed crossws handler', entry: entries.seed, kind: 'ws', oneRoom: true },
+}
+
+/** `--cpu-prof`: profile the module's servers (bench/results/profiles); they then stop with SIGINT so the profile is written. */
+const CPU_PROF = flag('cpu-prof')
+const isModule = entry => entry === entries.sqlite || entry === entries.postgresql
+
+async function startServer(entry, env = {}) {
+  const port = await freePort()
+  const profile = CPU_PROF && isModule(entry)
+  const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(BENCH, 'results/profiles')}`] : []
+  const cwd = mkdtempSync(join(tmpdir(), 'nuxt-chat-bench-'))
+  tempDirs.add(cwd)
+  const probeFile = join(cwd, 'probe.json')
+  const child = spawn(process.execPath, [...profileArgs, '--expose-gc', '--import', join(BENCH, 'probe.mjs'), entry], {
+    cwd,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0', BENCH_PROBE_FILE: probeFile, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  let output = ''
+  child.stdout.on('data', (data) => {
+    output += data
+  })
+  child.stderr.on('data', (data) => {
+    output += data
+  })
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise(resolve => child.once('exit', resolve))
+      child.kill(profile ? 'SIGINT' : 'SIGKILL')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(timer)
+    }
+    children.delete(child)
+    rmSync(cwd, { recursive: true, force: true })
+    tempDirs.delete(cwd)
+  }
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server ${entry} exited with ${child.exitCode}:\n${output}`)
+    try {
+      await fetch(`http://127.0.0.1:${port}/_ws`)
+      break
+    }
+    catch {
+      if (Date.now() > deadline) {
+        await stop()
+        throw new Error(`server ${entry} did not start:\n${output}`)
+      }
+      await sleep(50)
+    }
+  }
+  return { pid: child.pid, port, probeFile, stop, logs: () => output }
+}
+
+/** Run the load generator; on failure, the servers' last output goes into the error. */
+async function runClient(config, script = 'client.mjs', argv, servers = []) {
+  // The config can be large (2,000 peer specs): it goes through a file, not argv.
+  const dir = mkdtempSync(join(tmpdir(), 'nuxt-chat-bench-client-'))
+  tempDirs.add(dir)
+  const file = join(dir, 'config.json')
+  writeFileSync(file, JSON.stringify(config))
+  try {
+    return await spawnClient(config, script, argv ?? [file])
+  }
+  catch (error) {
+    const logs = servers.map(server => server.logs().slice(-2000)).filter(Boolean).join('\n---\n')
+    throw logs ? new Error(`${error.message}\nserver output:\n${logs}`) : error
+  }
+  finally {
+    rmSync(dir, { recursive: true, force: true })
+    tempDirs.delete(dir)
+  }
+}
+
+function spawnClient(config, script, argv) {
+  const timeoutMs = (config.timeoutMs ?? 60_000) + 5_000
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(BENCH, script), ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.add(child)
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (data) => {
+      out += data
+    })
+    child.stderr.on('data', (data) => {
+      err += data
+    })
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      children.delete(child)
+      const line = out.trim().split('\n').pop()
+      if (code === 0 && line) resolve(JSON.parse(line))
+      else reject(new Error(`client exited with ${code}: ${err.trim() || out.trim()}`))
+    })
+  })
+}
+
+/** Peer specs for `roomCount` rooms of `perRoom` peers on one server. */
+function peerSpecs(server, port, roomNames, perRoom, kind = server.kind) {
+  const specs = []
+  for (const room of roomNames) {
+    for (let i = 0; i < perRoom; i++) {
+      specs.push(kind === 'sio'
+        ? { kind, url: `http://127.0.0.1:${port}`, room }
+        : { kind, url: `ws://127.0.0.1:${port}/_ws?room=${room}`, room })
+    }
+  }
+  return specs
+}
+
+const roomName = (scenario, i = 0) => `bench-${RUN_ID}-${scenario}-${i}-${Math.random().toString(36).slice(2, 8)}`
+const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length])
+
+// ---- scenarios ----
+
+const P = QUICK
+  ? { warmMs: 300, measureMs: 1000, satMs: 600, rate1: 50, rate100: 400, idleConns: 400, replay: 1000, repeats: 3, ingestMs: 800, crossPeers: 40 }
+  : { warmMs: 500, measureMs: 2500, satMs: 1000, rate1: 150, rate100: 1500, idleConns: 2000, replay: 1000, repeats: 5, ingestMs: 2000, crossPeers: 100 }
+
+/** One fan-out measurement: start, connect, fixed rate, saturation, stop. */
+async function fanoutRun(server, { rooms, perRoom, senders, rate, window, scenario }) {
+  const running = await startServer(server.entry, server.env)
+  try {
+    const names = Array.from({ length: rooms }, (_, i) => roomName(scenario, i))
+    return await runClient({
+      mode: 'fanout',
+      peers: peerSpecs(server, running.port, names, perRoom),
+      rooms: names.map((_, r) => ({ expect: perRoom, senders: Array.from({ length: senders }, (_, s) => r * perRoom + s) })),
+      pids: [running.pid],
+      size: 64, rate, window, warmMs: P.warmMs, measureMs: P.measureMs, satMs: P.satMs,
+      concurrency: 100,
+      timeoutMs: 90_000,
+    }, undefined, undefined, [running])
+  }
+  finally {
+    await running.stop()
+  }
+}
+
+/** Median of each numeric metric over rounds. */
+function medianOf(results, pick) {
+  const values = results.map(pick)
+  return median(values)
+}
+
+function fanoutRow(key, label, runs, baseRuns) {
+  const m = pick => medianOf(runs, pick)
+  // Ratios are taken per round (same minute, same noise), then the median.
+  const ratio = pick => baseRuns ? median(runs.map((run, i) => pick(run) / pick(baseRuns[i]))) : NaN
+  const cpu = run => run.rate.cpuUsPerDelivery
+  const dps = run => run.saturation?.deliveriesPerSec ?? run.rate.deliveriesPerSec
+  const p50 = run => run.rate.p50
+  const p99 = run => run.rate.p99
+  return {
+    key, label, rounds: runs.length,
+    cpuUsPerDelivery: m(cpu), deliveriesPerSec: m(dps), p50: m(p50), p99: m(p99),
+    satCpuUsPerDelivery: m(run => run.saturation?.cpuUsPerDelivery ?? NaN),
+    satP50: m(run => run.saturation?.p50 ?? NaN),
+    connectMs: m(run => run.connectMs),
+    ratio: { cpu: ratio(cpu), deliveriesPerSec: ratio(dps), p50: ratio(p50), p99: ratio(p99) },
+    runs,
+  }
+}
+
+const results = { date: new Date().toISOString(), node: process.version, quick: QUICK, rounds: ROUNDS, params: P, scenarios: {}, goals: [] }
+
+function goal(name, value, limit, op, note = '') {
+  const ok = op === '<=' ? value <= limit : op === '<' ? value < limit : value >= limit
+  results.goals.push({ name, value, limit, op, ok: Number.isFinite(value) ? ok : null, note })
+}
+
+async function fanoutScenario(scenario, keys, shape) {
+  const runs = Object.fromEntries(keys.map(key => [key, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const key of rotate(keys, round)) {
+      const t = Date.now()
+      runs[key].push(await fanoutRun(SERVERS[key], { ...shape, scenario }))
+      log(`  ${scenario} round ${round + 1} ${key}: ${brief(runs[key].at(-1))} (${((Date.now() - t) / 1000).toFixed(1)} s)`)
+    }
+  }
+  // Rounds are ordered by round for every key, so per-round ratios pair up.
+  return keys.map(key => fanoutRow(key, SERVERS[key].label, runs[key], runs.ws))
+}
+
+const brief = run => `${run.rate.cpuUsPerDelivery.toFixed(2)} µs/deliv, p50 ${run.rate.p50.toFixed(2)} ms, sat ${Math.round(run.saturation?.deliveriesPerSec ?? 0)}/s`
+const log = line => console.log(line)
+
+const scenarios = {
+  async room200() {
+    const rows = await fanoutScenario('room200', ['ws', 'frame', 'module', 'sio', 'seed'], { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 })
+    results.scenarios.room200 = { title: `1 room × 200 peers, 64-byte messages, ${P.rate1} msg/s (${P.rate1 * 200} deliveries/s) + saturation`, rows }
+    goal('1×200: module CPU/delivery vs bare ws', rows.find(row => row.key === 'module').ratio.cpu, 0.8, '<=')
+  },
+  async rooms100() {
+    const rows = await fanoutScenario('rooms100', ['ws', 'frame', 'module', 'sio'], { rooms: 100, perRoom: 20, senders: 2, rate: P.rate100, window: 2 })
+    results.scenarios.rooms100 = { title: `100 rooms × 20 peers (2,000 connections), ${P.rate100} msg/s (${P.rate100 * 20} deliveries/s); seed n/a (one topic only)`, rows }
+    const one = results.scenarios.room200?.rows.find(row => row.key === 'module')
+    const mod = rows.find(row => row.key === 'module')
+    if (one) goal('100×20: module CPU/delivery vs its own 1×200', mod.cpuUsPerDelivery / one.cpuUsPerDelivery, 1.2, '<=')
+  },
+  async idle() {
+    const keys = ['ws', 'frame', 'module', 'sio']
+    const runs = Object.fromEntries(keys.map(key => [key, []]))
+    const rounds = Math.min(ROUNDS, 2)
+    for (let round = 0; round < rounds; round++) {
+      for (const key of rotate(keys, round)) {
+        const server = SERVERS[key]
+        const running = await startServer(server.entry, server.env)
+        try {
+          const names = Array.from({ length: 100 }, (_, i) => roomName('idle', i))
+          const result = await runClient({ mode: 'idle', peers: peerSpecs(server, running.port, names, P.idleConns / 100), pids: [running.pid], probeFile: running.probeFile, concurrency: 100, timeoutMs: 60_000 }, undefined, undefined, [running])
+          runs[key].push(result)
+          log(`  idle round ${round + 1} ${key}: heap ${(result.heapPerConn / 1024).toFixed(1)} KiB/conn, rss ${(result.rssPerConn / 1024).toFixed(1)} KiB/conn`)
+        }
+        finally {
+          await running.stop()
+        }
+      }
+    }
+    const rows = keys.map((key) => {
+      const r = runs[key]
+      const ratio = pick => median(r.map((run, i) => pick(run) / pick(runs.ws[i])))
+      return {
+        key, label: SERVERS[key].label,
+        heapPerConn: median(r.map(run => run.heapPerConn)), rssPerConn: median(r.map(run => run.rssPerConn)), externalPerConn: median(r.map(run => run.externalPerConn)),
+        ratio: { heap: ratio(run => run.heapPerConn), rss: ratio(run => run.rssPerConn) },
+        runs: r,
+      }
+    })
+    results.scenarios.idle = { title: `${P.idleConns} idle connections (100 rooms); seed n/a (its one topic makes joins quadratic)`, rows }
+    const mod = rows.find(row => row.key === 'module')
+    goal('idle: module heap/conn vs bare ws', mod.ratio.heap, 1.2, '<=')
+    goal('idle: module RSS/conn vs bare ws', mod.ratio.rss, 1.2, '<=')
+  },
+  async sse() {
+    // The module's WS figure is measured in the same rounds, so the ratio is like for like.
+    const runs = { ws: [], sse: [] }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const kind of rotate(['ws', 'sse'], round)) {
+        const running = await startServer(entries.sqlite, MODULE_ENV)
+        try {
+          const room = roomName('sse')
+          const readers = peerSpecs(SERVERS.module, running.port, [room], 200, kind === 'sse' ? 'sse' : 'ws')
+          if (kind === 'sse') for (const spec of readers) spec.url = `http://127.0.0.1:${running.port}/api/sse?room=${room}`
+          // SSE readers cannot send: one WebSocket peer sends (and gets its echo).
+          const peers = kind === 'sse' ? [...readers, { kind: 'ws', url: `ws://127.0.0.1:${running.port}/_ws?room=${room}` }] : readers
+          const result = await runClient({
+            mode: 'fanout', peers, rooms: [{ expect: peers.length, senders: kind === 'sse' ? [200] : Array.from({ length: 10 }, (_, i) => i) }],
+            pids: [running.pid], size: 64, rate: P.rate1, window: 8, warmMs: P.warmMs, measureMs: P.measureMs, satMs: P.satMs, concurrency: 100, timeoutMs: 90_000,
+          }, undefined, undefined, [running])
+          runs[kind].push(result)
+          log(`  sse round ${round + 1} module ${kind}: ${brief(result)}`)
+        }
+        finally {
+          await running.stop()
+        }
+      }
+    }
+    const rows = [fanoutRow('module-ws', '(a) nuxt-chat WS, 200 peers', runs.ws, runs.ws), fanoutRow('module-sse', '(a) nuxt-chat SSE, 200 readers + 1 WS sender', runs.sse, runs.ws)]
+    results.scenarios.sse = { title: 'SSE fan-out, 200 readers (this module only; ratios to its own WS figure)', rows }
+    goal('SSE: CPU/delivery vs module WS', rows[1].ratio.cpu, 1.5, '<=')
+  },
+  async replay() {
+    const running = await startServer(entries.sqlite, MODULE_ENV)
+    try {
+      const result = await runClient({ mode: 'replay', url: `ws://127.0.0.1:${running.port}/_ws`, room: roomName('replay'), count: P.replay, repeats: P.repeats, size: 64, timeoutMs: 60_000 }, undefined, undefined, [running])
+      results.scenarios.replay = { title: `replay: ${P.replay} missed messages to one reconnecting client (SQLite)`, result }
+      log(`  replay: upgrade→last ${result.upgradeToLast.toFixed(1)} ms, connect→last ${result.connectToLast.toFixed(1)} ms`)
+      goal('replay: upgrade → last replayed frame (ms)', result.upgradeToLast, 50, '<')
+    }
+    finally {
+      await running.stop()
+    }
+  },
+  async ingest() {
+    const stores = {
+      sqlite: { label: 'SQLite', entry: entries.sqlite, env: MODULE_ENV },
+      postgresql: { label: 'PostgreSQL', entry: entries.postgresql, env: MODULE_ENV },
+      memory: { label: 'memory', entry: entries.sqlite, env: { ...MODULE_ENV, NUXT_CHAT_STORAGE: 'memory' } },
+    }
+    const runs = { sqlite: [], postgresql: [], memory: [] }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const key of rotate(Object.keys(stores), round)) {
+        const running = await startServer(stores[key].entry, stores[key].env)
+        try {
+          const result = await runClient({ mode: 'ingest', url: `ws://127.0.0.1:${running.port}/_ws?room=${roomName('ingest')}`, pids: [running.pid], size: 64, window: 16, warmMs: 300, measureMs: P.ingestMs, timeoutMs: 30_000 }, undefined, undefined, [running])
+          runs[key].push(result)
+          log(`  ingest round ${round + 1} ${key}: ${Math.round(result.messagesPerSec)} msg/s, ${result.cpuUsPerMessage.toFixed(1)} µs/msg`)
+        }
+        finally {
+          await running.stop()
+        }
+      }
+    }
+    const rows = Object.keys(stores).map(key => ({
+      key, label: stores[key].label,
+      messagesPerSec: median(runs[key].map(run => run.messagesPerSec)),
+      cpuUsPerMessage: median(runs[key].map(run => run.cpuUsPerMessage)),
+      p50: median(runs[key].map(run => run.p50)),
+      p99: median(runs[key].map(run => run.p99)),
+      ratioToMemory: median(runs[key].map((run, i) => run.messagesPerSec / runs.memory[i].messagesPerSec)),
+      runs: runs[key],
+    }))
+    results.scenarios.ingest = { title: 'ingest: messages/s stored and broadcast, 2-peer room, 16 in flight (module)', rows }
+    goal('ingest: SQLite vs memory (messages/s)', rows[0].ratioToMemory, 0.8, '>=')
+  },
+  async cross() {
+    const n = P.crossPeers
+    const runs = { single: [], double: [] }
+    const senders = 10
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const key of rotate(['single', 'double'], round)) {
+        const env = key === 'double' ? { ...MODULE_ENV, NUXT_CHAT_REDIS_URL: REDIS_URL } : MODULE_ENV
+        const servers = []
+        try {
+          for (let i = 0; i < (key === 'double' ? 2 : 1); i++) servers.push(await startServer(entries.postgresql, env))
+          const room = roomName('cross')
+          // Peers alternate between instances, so senders sit on both.
+          const peers = Array.from({ length: n }, (_, i) => ({ kind: 'ws', url: `ws://127.0.0.1:${servers[i % servers.length].port}/_ws?room=${room}` }))
+          const result = await runClient({
+            mode: 'fanout', peers, rooms: [{ expect: n, senders: Array.from({ length: senders }, (_, i) => i) }],
+            pids: servers.map(server => server.pid), size: 64, rate: P.rate1, window: 4, warmMs: Math.max(P.warmMs, 1000), measureMs: P.measureMs, satMs: P.satMs, concurrency: 50, timeoutMs: 90_000,
+          }, undefined, undefined, servers)
+          runs[key].push(result)
+          log(`  cross round ${round + 1} ${key}: ${brief(result)}`)
+        }
+        finally {
+          for (const server of servers) await server.stop()
+        }
+      }
+    }
+    const rows = [
+      fanoutRow('single', `(a) nuxt-chat PostgreSQL, 1 instance × ${n} peers`, runs.single, runs.single),
+      fanoutRow('double', `(a) nuxt-chat PostgreSQL + Redis, 2 instances × ${n / 2} peers`, runs.double, runs.single),
+    ]
+    results.scenarios.cross = { title: `cross-instance: one room, ${n} peers, ${P.rate1} msg/s; CPU summed over instances; ratios to 1 instance`, rows }
+  },
+  async client() {
+    const result = await runClient({ timeoutMs: 60_000 }, 'client-merge.mjs', [String(10_000), String(QUICK ? 3 : 5)])
+    results.scenarios.client = { title: 'client: createChatConnection merging 10,000 message frames (stubbed socket, maxMessages 500)', result }
+    log(`  client: burst ${result.burstMs.toFixed(1)} ms (cold ${result.coldBurstMs.toFixed(1)}), per-task ${result.perTaskNetMs.toFixed(1)} ms net`)
+    goal('client: merge 10,000 frames, one burst, cold (ms)', result.coldBurstMs, 100, '<')
+    goal('client: merge 10,000 frames, one task each, net of scheduling (ms)', result.perTaskNetMs, 100, '<')
+  },
+}
+
+// ---- table ----
+
+const fmt = (value, digits = 2) => Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
+const fmtInt = value => Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : 'n/a'
+const pad = (text, width) => String(text).padEnd(width)
+const padL = (text, width) => String(text).padStart(width)
+
+function table() {
+  const lines = []
+  const s = results.scenarios
+  const fanoutTable = (scenario, baseName) => {
+    if (!scenario.rows) return
+    lines.push('', `## ${scenario.title}`)
+    lines.push(`${pad('server', 58)}${padL('CPU µs/deliv', 13)}${padL('×' + baseName, 8)}${padL('deliv/s (sat)', 15)}${padL('×', 7)}${padL('p50 ms', 9)}${padL('×', 7)}${padL('p99 ms', 9)}${padL('×', 7)}`)
+    for (const row of scenario.rows) {
+      lines.push(`${pad(row.label, 58)}${padL(fmt(row.cpuUsPerDelivery), 13)}${padL(fmt(row.ratio.cpu), 8)}${padL(fmtInt(row.deliveriesPerSec), 15)}${padL(fmt(row.ratio.deliveriesPerSec), 7)}${padL(fmt(row.p50), 9)}${padL(fmt(row.ratio.p50), 7)}${padL(fmt(row.p99), 9)}${padL(fmt(row.ratio.p99), 7)}`)
+    }
+  }
+  if (s.room200) fanoutTable(s.room200, 'ws')
+  if (s.rooms100) fanoutTable(s.rooms100, 'ws')
+  if (s.idle?.rows) {
+    lines.push('', `## ${s.idle.title}`)
+    lines.push(`${pad('server', 58)}${padL('heap KiB/conn', 14)}${padL('×ws', 7)}${padL('RSS KiB/conn', 14)}${padL('×ws', 7)}`)
+    for (const row of s.idle.rows) lines.push(`${pad(row.label, 58)}${padL(fmt(row.heapPerConn / 1024), 14)}${padL(fmt(row.ratio.heap), 7)}${padL(fmt(row.rssPerConn / 1024), 14)}${padL(fmt(row.ratio.rss), 7)}`)
+  }
+  if (s.sse) fanoutTable(s.sse, 'WS')
+  if (s.replay?.result) {
+    const r = s.replay.result
+    lines.push('', `## ${s.replay.title}`, `upgrade → last replayed frame: ${fmt(r.upgradeToLast, 1)} ms (median of ${r.runs.length}); connect → last: ${fmt(r.connectToLast, 1)} ms`)
+  }
+  if (s.ingest?.rows) {
+    lines.push('', `## ${s.ingest.title}`)
+    lines.push(`${pad('store', 58)}${padL('msg/s', 10)}${padL('×memory', 9)}${padL('CPU µs/msg', 12)}${padL('p50 ms', 9)}${padL('p99 ms', 9)}`)
+    for (const row of s.ingest.rows) lines.push(`${pad(row.label, 58)}${padL(fmtInt(row.messagesPerSec), 10)}${padL(fmt(row.ratioToMemory), 9)}${padL(fmt(row.cpuUsPerMessage, 1), 12)}${padL(fmt(row.p50), 9)}${padL(fmt(row.p99), 9)}`)
+  }
+  if (s.cross) fanoutTable(s.cross, '1 inst')
+  if (s.client?.result) {
+    const r = s.client.result
+    lines.push('', `## ${s.client.title}`, `one burst: ${fmt(r.burstMs, 1)} ms warm, ${fmt(r.coldBurstMs, 1)} ms cold; one frame per task: ${fmt(r.perTaskNetMs, 1)} ms (${fmt(r.perTaskMs, 1)} ms minus ${fmt(r.schedulingMs, 1)} ms of setImmediate); log alone: ${fmt(r.logOnlyMs, 1)} ms`)
+  }
+  if (results.goals.length) {
+    lines.push('', '## Goals')
+    for (const g of results.goals) lines.push(`${g.ok === null ? '  ?' : g.ok ? 'ok ' : 'MISS'} ${pad(g.name, 66)} ${fmt(g.value)} (goal ${g.op} ${g.limit})`)
+  }
+  return lines.join('\n')
+}
+
+// ---- main ----
+
+const started = Date.now()
+const srcDirs = [join(ROOT, 'src'), fixture]
+if (!option('sqlite-entry') && ONLY.some(name => !['client'].includes(name))) ensureBuilt(entries.sqlite, 'test/fixtures/basic', srcDirs, { CHAT_FIXTURE_OUT: '.output-bench' })
+if (ONLY.some(name => ['ingest', 'cross'].includes(name))) ensureBuilt(entries.postgresql, 'test/fixtures/basic', srcDirs, { CHAT_FIXTURE_OUT: '.output-bench', CHAT_FIXTURE_DB: 'postgresql' })
+if (ONLY.includes('room200')) ensureBuilt(entries.seed, 'bench/seed-app', [join(BENCH, 'seed-app')], {})
+
+let failed = false
+for (const name of ONLY) {
+  const t = Date.now()
+  log(`${name} …`)
+  try {
+    await scenarios[name]()
+  }
+  catch (error) {
+    failed = true
+    console.error(`bench: ${name} failed: ${error?.stack ?? error}`)
+    results.scenarios[name] = { error: String(error?.message ?? error) }
+  }
+  log(`${name} done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+}
+results.seconds = Math.round((Date.now() - started) / 1000)
+console.log(table())
+console.log(`\n${results.seconds} s in all${QUICK ? ' (--quick)' : ''}`)
+mkdirSync(join(BENCH, 'results'), { recursive: true })
+writeFileSync(join(BENCH, 'results/latest.json'), JSON.stringify(results, null, 2))
+console.log('wrote bench/results/latest.json')
+process.exit(failed ? 1 : 0)
