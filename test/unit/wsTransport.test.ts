@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
 import { EventEmitter } from 'node:events'
-import { encodeTextFrame, watchSocket } from '../../src/runtime/server/utils/wsTransport'
+import { encodeTextFrame, nextFrameIsBinary, watchSocket } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -28,16 +28,17 @@ describe('encodeTextFrame', () => {
 })
 
 describe('watchSocket', () => {
-  it('reports binary flags frame by frame, even when frames arrive together', () => {
+  it('reports binary flags frame by frame, even when frames arrive together, and marks pongs', () => {
     const ws = Object.assign(new EventEmitter(), { readyState: 1, ping() {}, terminate() {} })
-    let pongs = 0
-    const nextFrameIsBinary = watchSocket(ws as unknown as Parameters<typeof watchSocket>[0], () => pongs++)
+    const watch = { alive: false, binaryFlags: [] as boolean[] }
+    watchSocket(ws as unknown as Parameters<typeof watchSocket>[0], watch)
     // One TCP chunk: all three parsed before the first message hook runs.
     ws.emit('message', Buffer.from('a'), false)
     ws.emit('message', Buffer.from('b'), false)
     ws.emit('message', Buffer.from([1]), true)
     ws.emit('pong')
-    expect([nextFrameIsBinary(), nextFrameIsBinary(), nextFrameIsBinary()]).toEqual([false, false, true])
-    expect(pongs).toBe(1)
+    expect([nextFrameIsBinary(watch), nextFrameIsBinary(watch), nextFrameIsBinary(watch)]).toEqual([false, false, true])
+    expect(nextFrameIsBinary(watch)).toBe(false)
+    expect(watch.alive).toBe(true)
   })
 })

@@ -1,34 +1,63 @@
 import { defineWebSocketHandler } from 'h3'
 import type { Peer } from 'crossws'
 import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
-import { errorFrame, parseClientFrame, PONG_FRAME } from '../../shared/protocol'
+import { errorFrame, parseClientFrame, PONG_FRAME, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { admitRequest, ChatRefusal, clientIp, holdConnection, type ChatAdmission } from '../utils/access'
 import { RoomFrame, type Member } from '../utils/hub'
+import type { TokenBucket } from '../utils/rateLimit'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { rawWebSocket, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame } from '../utils/wsTransport'
+import { nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 import type { Hookable } from 'hookable'
 
-/** Per-connection state, kept in `peer.context.chat`. */
-interface WsMember extends Member {
-  admission: ChatAdmission
-  alive: boolean
-  /** Whether the next data frame, in arrival order, was binary. */
-  nextFrameIsBinary: () => boolean
-  release: () => void
-  strikes: number
+const SETTLED = Promise.resolve()
+
+/**
+ * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
+ * closures: idle connections are most of a chat server's memory.
+ */
+class WebSocketMember implements Member, SocketWatch {
+  backlog: RoomFrame[] | null = null
+  alive = true
+  binaryFlags: boolean[] = []
+  /** Rate-limit answers in a row; too many closes the connection. */
+  strikes = 0
   /** This member's messages, handled one after another. */
-  chain: Promise<void>
+  chain: Promise<void> = SETTLED
+  bucket?: TokenBucket
+  typingAt?: number
+
+  constructor(
+    readonly peer: Peer,
+    readonly ws: RawWebSocket | undefined,
+    readonly user: ChatUser,
+    readonly sender: string,
+    readonly room: string,
+    readonly release: () => void,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  write(frame: RoomFrame) {
+    const { ws, peer } = this
+    // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
+    if (ws && ws.readyState !== 1) return
+    if (writeFrame(peer, ws, frame) > this.maxBufferedBytes) {
+      // A reader this far behind would only grow our memory: drop it, it will resume by id.
+      chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
+      if (ws) ws.terminate()
+      else peer.close(1008, 'Too slow')
+    }
+  }
 }
 
-const members = new Set<WsMember & { peer: Peer }>()
+const members = new Set<WebSocketMember>()
 let heartbeat: ReturnType<typeof setInterval> | undefined
 
 /** WebSocket pings: a peer that answered nothing since the last round is gone (found within 2 × interval). */
 function startHeartbeat(config: ChatRuntimeConfig) {
   heartbeat ??= setInterval(() => {
     for (const member of members) {
-      const ws = rawWebSocket(member.peer)
+      const ws = member.ws
       if (!ws) continue
       if (!member.alive) {
         ws.terminate()
@@ -41,8 +70,8 @@ function startHeartbeat(config: ChatRuntimeConfig) {
   heartbeat.unref?.()
 }
 
-function memberOf(peer: Peer): WsMember | undefined {
-  return (peer.context as { chat?: WsMember }).chat
+function memberOf(peer: Peer): WebSocketMember | undefined {
+  return (peer.context as { chat?: WebSocketMember }).chat
 }
 
 function sendFrame(peer: Peer, frame: object) {
@@ -50,7 +79,7 @@ function sendFrame(peer: Peer, frame: object) {
 }
 
 /** Handle one text frame of a member: a command, or a chat message through the hub. */
-async function handleMessage(peer: Peer, member: WsMember, text: string | undefined) {
+async function handleMessage(peer: Peer, member: WebSocketMember, text: string | undefined) {
   if (text === undefined) {
     sendFrame(peer, errorFrame('bad_request', 'Binary frames are not accepted; send text'))
     return
@@ -63,13 +92,13 @@ async function handleMessage(peer: Peer, member: WsMember, text: string | undefi
       sendFrame(peer, PONG_FRAME)
       return
     case 'typing':
-      hub.typing(member.admission.room, member)
+      hub.typing(member.room, member)
       return
     case 'invalid':
       sendFrame(peer, errorFrame('bad_request', command.reason, command.cid))
       return
   }
-  const result = await hub.send({ room: member.admission.room, user: member.user, sender: member.sender, message: command.message, cid: command.cid, member })
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, message: command.message, cid: command.cid, member })
   if (result.error) {
     sendFrame(peer, result.error)
     if (result.error.code !== 'rate_limited') return
@@ -92,7 +121,7 @@ export default defineWebSocketHandler({
       const release = holdConnection(ip, config.maxConnectionsPerIp)
       if (!release) throw new ChatRefusal(429, 'Too many connections from this address')
       // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
-      const socket = upgradeSocket(request)
+      const socket = config.maxConnectionsPerIp ? upgradeSocket(request) : undefined
       if (socket?.destroyed) release()
       else socket?.once('close', release)
       ;(request as unknown as { context: Record<string, unknown> }).context.chatAdmission = { admission, release }
@@ -105,49 +134,25 @@ export default defineWebSocketHandler({
   },
 
   open(peer) {
-    const hub = useChatHub()
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
-    const context = peer.context as { chatAdmission?: { admission: ChatAdmission, release: () => void }, chat?: WsMember }
+    const context = peer.context as { chatAdmission?: { admission: ChatAdmission, release: () => void }, chat?: WebSocketMember }
     const admitted = context.chatAdmission
     if (!admitted) {
       peer.close(1011, 'Not admitted')
       return
     }
     delete context.chatAdmission
+    releaseUpgradeRequest(peer)
     const ws = rawWebSocket(peer)
     const { admission } = admitted
     // Anonymous peers are named after their crossws id, as in the seed.
-    const anonymous = !admission.sender
-    const user = anonymous ? { id: peer.id, name: admission.user.name === admission.user.id ? peer.id : admission.user.name } : admission.user
-    const member: WsMember & { peer: Peer } = {
-      peer,
-      user,
-      sender: admission.sender,
-      admission,
-      backlog: null,
-      alive: true,
-      strikes: 0,
-      chain: Promise.resolve(),
-      release: admitted.release,
-      nextFrameIsBinary: () => false,
-      write(frame: RoomFrame) {
-        // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
-        if (ws && ws.readyState !== 1) return
-        if (writeFrame(peer, ws, frame) > config.maxBufferedBytes) {
-          // A reader this far behind would only grow our memory: drop it, it will resume by id.
-          chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${admission.room}"`)
-          if (ws) ws.terminate()
-          else peer.close(1008, 'Too slow')
-        }
-      },
-    }
-    member.nextFrameIsBinary = watchSocket(ws, () => {
-      member.alive = true
-    })
+    const user = admission.sender ? admission.user : { id: peer.id, name: admission.user.name === admission.user.id ? peer.id : admission.user.name }
+    const member = new WebSocketMember(peer, ws, user, admission.sender, admission.room, admitted.release, config.maxBufferedBytes)
+    watchSocket(ws, member)
     context.chat = member
     members.add(member)
     startHeartbeat(config)
-    hub.join(admission.room, member, admission.since).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
+    useChatHub().join(admission.room, member, admission.since).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
   },
 
   message(peer, message) {
@@ -155,7 +160,7 @@ export default defineWebSocketHandler({
     if (!member) return
     member.alive = true
     // One message at a time per connection, so a sender's messages are stored in the order sent.
-    const text = member.nextFrameIsBinary() ? undefined : message.text()
+    const text = nextFrameIsBinary(member) ? undefined : message.text()
     member.chain = member.chain.then(() => handleMessage(peer, member, text)).catch((error) => {
       chatLogger.error('[nuxt-chat] message handling failed', error)
     })
@@ -164,9 +169,9 @@ export default defineWebSocketHandler({
   close(peer) {
     const member = memberOf(peer)
     if (!member) return
-    members.delete(member as WsMember & { peer: Peer })
+    members.delete(member)
     member.release()
-    useChatHub().leave(member.admission.room, member)
+    useChatHub().leave(member.room, member)
   },
 
   error(peer, error) {

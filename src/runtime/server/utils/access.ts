@@ -72,13 +72,15 @@ export async function admitRequest(request: ChatRequestInfo, anonymousId: string
 }
 
 const connectionsByIp = new Map<string, number>()
+const NOTHING_HELD = () => {}
 
 /**
  * Count a connection against its address's `maxConnectionsPerIp` (0: no cap).
  * Returns a release function, or `undefined` when the address is over its cap.
  */
 export function holdConnection(ip: string | undefined, max: number): (() => void) | undefined {
-  if (!max || !ip) return () => {}
+  // No cap: nothing to count, nothing to allocate per connection.
+  if (!max || !ip) return NOTHING_HELD
   const count = connectionsByIp.get(ip) ?? 0
   if (count >= max) return undefined
   connectionsByIp.set(ip, count + 1)

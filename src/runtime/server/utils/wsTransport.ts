@@ -8,14 +8,14 @@
 import type { Peer } from 'crossws'
 
 /** The parts of a `ws` WebSocket we use; present on crossws's Node adapter as `peer._internal.ws`. */
-interface RawWebSocket {
+export interface RawWebSocket {
   readyState: number
   _socket?: { write: (chunk: Uint8Array) => boolean, writableLength: number, destroyed: boolean }
   _sender?: { _state?: number, _queue?: unknown[] }
   ping: (data?: unknown) => void
   terminate: () => void
-  on: (event: 'pong', listener: () => void) => void
-  prependListener: (event: 'message', listener: (data: unknown, isBinary: boolean) => void) => void
+  on: (event: 'pong', listener: (this: never) => void) => void
+  prependListener: (event: 'message', listener: (this: never, data: unknown, isBinary: boolean) => void) => void
 }
 
 const WS_OPEN = 1
@@ -73,20 +73,40 @@ export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: Shar
   return socket?.writableLength ?? 0
 }
 
+/** What `watchSocket` keeps up to date for one connection. */
+export interface SocketWatch {
+  /** A pong or a message arrived since the last heartbeat round. */
+  alive: boolean
+  /** Binary flag of each data frame not yet handled, in arrival order. */
+  binaryFlags: boolean[]
+}
+
+const kWatch = Symbol('nuxt-chat:watch')
+type WatchedWebSocket = RawWebSocket & { [kWatch]: SocketWatch }
+
+// Shared listeners (`this` is the socket): no closures per connection.
+function onMessageFrame(this: WatchedWebSocket, _data: unknown, isBinary: boolean) {
+  this[kWatch].binaryFlags.push(isBinary)
+}
+function onPong(this: WatchedWebSocket) {
+  this[kWatch].alive = true
+}
+
 /**
- * Watch a socket's liveness and frame kinds: `onPong` runs on every protocol pong, and the
- * returned function tells, frame by frame in arrival order, whether each data frame was
- * binary (crossws 0.3 drops that flag). Frames of one TCP chunk are all parsed before the
- * first message hook runs, so the flags wait in a queue.
+ * Watch a socket's liveness (protocol pongs) and the kind of each data frame (crossws 0.3
+ * drops the binary flag). Frames of one TCP chunk are all parsed before the first message
+ * hook runs, so the flags wait in a queue; `nextFrameIsBinary` takes them in order.
  */
-export function watchSocket(ws: RawWebSocket | undefined, onPong: () => void): () => boolean {
-  if (!ws) return () => false
-  const binaryFlags: boolean[] = []
-  ws.prependListener('message', (_data, isBinary) => {
-    binaryFlags.push(isBinary)
-  })
+export function watchSocket(ws: RawWebSocket | undefined, watch: SocketWatch): void {
+  if (!ws) return
+  ;(ws as WatchedWebSocket)[kWatch] = watch
+  ws.prependListener('message', onMessageFrame)
   ws.on('pong', onPong)
-  return () => binaryFlags.shift() ?? false
+}
+
+/** Was the next unhandled data frame binary? */
+export function nextFrameIsBinary(watch: SocketWatch): boolean {
+  return watch.binaryFlags.shift() ?? false
 }
 
 /** The socket address of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`). */
@@ -97,4 +117,29 @@ export function upgradeSocketAddress(request: unknown): string | undefined {
 /** The TCP socket of an upgrade request, to see it close whether or not the handshake completes. */
 export function upgradeSocket(request: unknown): { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } | undefined {
   return (request as { _req?: { socket?: { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } } })._req?.socket
+}
+
+const NO_HEADERS = new Headers()
+const paths = new Map<string, string>()
+
+/** The path of a URL, one string shared by every peer on it (h3 needs no more to route). */
+function sharedPath(url: string): string {
+  const { pathname } = new URL(url, 'http://localhost')
+  let path = paths.get(pathname)
+  if (path === undefined && paths.size < 100) paths.set(pathname, path = pathname)
+  return path ?? pathname
+}
+
+/**
+ * Let go of the upgrade request once the peer is open: crossws 0.3 keeps Node's
+ * `IncomingMessage` (with every header) alive per peer, the largest part of an idle
+ * connection's memory. Kept: the URL (h3 resolves each message's handler from it), the
+ * context and the socket (for `remoteAddress`).
+ */
+export function releaseUpgradeRequest(peer: Peer): void {
+  const internal = (peer as unknown as { _internal?: { nodeReq?: { _context?: unknown, socket?: unknown }, request?: { url: string } } })._internal
+  const nodeReq = internal?.nodeReq
+  if (!internal || !nodeReq || !internal.request) return
+  internal.request = { url: sharedPath(internal.request.url), headers: NO_HEADERS } as { url: string }
+  internal.nodeReq = { _context: nodeReq._context, socket: nodeReq.socket }
 }
