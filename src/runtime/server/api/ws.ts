@@ -79,7 +79,7 @@ function sendFrame(peer: Peer, frame: object) {
 }
 
 /** Handle one text frame of a member: a command, or a chat message through the hub. */
-async function handleMessage(peer: Peer, member: WebSocketMember, text: string | undefined) {
+async function handleMessage(peer: Peer, member: WebSocketMember, text: string | undefined, onQueued: () => void) {
   if (text === undefined) {
     sendFrame(peer, errorFrame('bad_request', 'Binary frames are not accepted; send text'))
     return
@@ -98,7 +98,7 @@ async function handleMessage(peer: Peer, member: WebSocketMember, text: string |
       sendFrame(peer, errorFrame('bad_request', command.reason, command.cid))
       return
   }
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, message: command.message, cid: command.cid, member })
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, message: command.message, cid: command.cid, member, onQueued })
   if (result.error) {
     sendFrame(peer, result.error)
     if (result.error.code !== 'rate_limited') return
@@ -159,11 +159,14 @@ export default defineWebSocketHandler({
     const member = memberOf(peer)
     if (!member) return
     member.alive = true
-    // One message at a time per connection, so a sender's messages are stored in the order sent.
+    // A connection's messages are checked one after another and handed to the store in the
+    // order sent (it stores them in that order); the next starts once this one is handed over.
     const text = nextFrameIsBinary(member) ? undefined : message.text()
-    member.chain = member.chain.then(() => handleMessage(peer, member, text)).catch((error) => {
-      chatLogger.error('[nuxt-chat] message handling failed', error)
-    })
+    member.chain = member.chain.then(() => new Promise<void>((handed) => {
+      handleMessage(peer, member, text, handed).catch((error) => {
+        chatLogger.error('[nuxt-chat] message handling failed', error)
+      }).finally(handed)
+    }))
   },
 
   close(peer) {

@@ -9,17 +9,19 @@ import { encodeTextFrame } from './wsTransport'
 
 /** One frame on its way to a room: serialised once, encoded once per transport on first use. */
 export class RoomFrame {
-  #ws: Buffer | undefined
-  #sse: Buffer | undefined
+  // Plain fields, not #private: bundlers lower those to WeakMap lookups, paid per delivery.
+  private wsBytes: Buffer | undefined
+  private sseBytes: Buffer | undefined
   constructor(readonly text: string, readonly id = 0) {}
+
   /** The WebSocket frame bytes. */
   get ws(): Buffer {
-    return this.#ws ??= encodeTextFrame(Buffer.from(this.text))
+    return this.wsBytes ??= encodeTextFrame(Buffer.from(this.text))
   }
 
   /** The SSE event bytes; message frames carry `id:` so EventSource resumes by itself. */
   get sse(): Buffer {
-    return this.#sse ??= Buffer.from(this.id ? `id: ${this.id}\ndata: ${this.text}\n\n` : `data: ${this.text}\n\n`)
+    return this.sseBytes ??= Buffer.from(this.id ? `id: ${this.id}\ndata: ${this.text}\n\n` : `data: ${this.text}\n\n`)
   }
 }
 
@@ -264,6 +266,8 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     }
 
     await room.ready
+    // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
+    if (since !== undefined && since > (room.lastId ?? 0)) since = undefined
     let replayed: StoredMessage[] = []
     try {
       replayed = since === undefined
@@ -310,7 +314,17 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
    * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the store,
    * then fan-out here and on every other instance. `member` is absent for HTTP POST.
    */
-  async function send(input: { room: string, user: ChatUser, sender: string, message: string, cid?: string, member?: Member, rateKey?: string }): Promise<SendResult> {
+  async function send(input: {
+    room: string
+    user: ChatUser
+    sender: string
+    message: string
+    cid?: string
+    member?: Member
+    rateKey?: string
+    /** Called once the message is handed to the store (appends are stored in the order handed). */
+    onQueued?: () => void
+  }): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
     // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
     let text = input.message.toWellFormed().replaceAll('\0', '')
@@ -333,7 +347,9 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
 
     let result
     try {
-      result = await store.append({ room: input.room, user: input.user.name, sender: input.sender, message: text, ts: Date.now(), cid: input.cid })
+      const appending = store.append({ room: input.room, user: input.user.name, sender: input.sender, message: text, ts: Date.now(), cid: input.cid })
+      input.onQueued?.()
+      result = await appending
     }
     catch (error) {
       logger.error('[nuxt-chat] could not store a message', error)

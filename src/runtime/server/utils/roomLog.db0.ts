@@ -45,27 +45,30 @@ export function createDb0RoomLog(db: Database): RoomLog {
     return Number(row?.id ?? 0)
   }
 
-  return {
-    async append(input: AppendInput): Promise<AppendResult> {
-      await ready
-      const cid = input.cid ?? null
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const rows = await insert.all(input.room, input.sender, input.user, input.message, input.ts, cid, input.room) as { id: number | string }[]
-          const message: StoredMessage = { id: Number(rows[0]!.id), room: input.room, user: input.user, message: input.message, ts: input.ts }
-          if (input.cid !== undefined) message.cid = input.cid
-          return { message, duplicate: false }
-        }
-        catch (error) {
-          if (!isUniqueViolation(error)) throw error
-          if (cid !== null) {
-            const stored = await byCid.get(input.room, input.sender, cid) as MessageRow | undefined
-            if (stored) return { message: toMessage(input.room, stored), duplicate: true }
-          }
-          if (attempt >= MAX_APPEND_ATTEMPTS) throw error
-        }
+  const appendNow = async (input: AppendInput): Promise<AppendResult> => {
+    await ready
+    const cid = input.cid ?? null
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const rows = await insert.all(input.room, input.sender, input.user, input.message, input.ts, cid, input.room) as { id: number | string }[]
+        const message: StoredMessage = { id: Number(rows[0]!.id), room: input.room, user: input.user, message: input.message, ts: input.ts }
+        if (input.cid !== undefined) message.cid = input.cid
+        return { message, duplicate: false }
       }
-    },
+      catch (error) {
+        if (!isUniqueViolation(error)) throw error
+        if (cid !== null) {
+          const stored = await byCid.get(input.room, input.sender, cid) as MessageRow | undefined
+          if (stored) return { message: toMessage(input.room, stored), duplicate: true }
+        }
+        if (attempt >= MAX_APPEND_ATTEMPTS) throw error
+      }
+    }
+  }
+
+  return {
+    // On SQLite the commit is most of an append's cost: appends of one event-loop turn share one.
+    append: db.dialect === 'sqlite' ? appendInBatches(db, ready, appendNow) : appendNow,
     async replaySince(room, after, limit) {
       await ready
       const rows = await newest.all(room, after ?? -1, limit) as MessageRow[]
@@ -88,6 +91,41 @@ export function createDb0RoomLog(db: Database): RoomLog {
       await db.dispose()
     },
   }
+}
+
+/**
+ * Run the appends that arrive in one event-loop turn inside one transaction, in arrival order
+ * (so ids follow it), and settle them once it committed. SQLite only: a failed statement
+ * there does not abort the transaction around it.
+ */
+function appendInBatches(db: Database, ready: Promise<void>, appendNow: (input: AppendInput) => Promise<AppendResult>) {
+  let batch: { input: AppendInput, resolve: (result: AppendResult) => void, reject: (error: unknown) => void }[] | undefined
+
+  async function flush() {
+    const jobs = batch!
+    batch = undefined
+    await ready.catch(() => {})
+    let results: PromiseSettledResult<AppendResult>[]
+    try {
+      await db.exec('BEGIN IMMEDIATE')
+      results = await Promise.allSettled(jobs.map(job => appendNow(job.input)))
+      await db.exec('COMMIT')
+    }
+    catch (error) {
+      await db.exec('ROLLBACK').catch(() => {})
+      for (const job of jobs) job.reject(error)
+      return
+    }
+    results.forEach((result, index) => result.status === 'fulfilled' ? jobs[index]!.resolve(result.value) : jobs[index]!.reject(result.reason))
+  }
+
+  return (input: AppendInput) => new Promise<AppendResult>((resolve, reject) => {
+    if (!batch) {
+      batch = []
+      setImmediate(flush)
+    }
+    batch.push({ input, resolve, reject })
+  })
 }
 
 /** The parts of a db0 statement the room log uses. */
