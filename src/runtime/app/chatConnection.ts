@@ -52,6 +52,8 @@ interface Outgoing {
 }
 
 const TYPING_SEND_INTERVAL = 2000
+// A POST that hangs would hold up every message queued behind it.
+const POST_TIMEOUT = 15_000
 
 let cidCounter = 0
 /** A client message id, unique enough to de-duplicate resends: random prefix + counter. */
@@ -86,8 +88,14 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   let pingTimer: ReturnType<typeof setInterval> | undefined
   let pongTimer: ReturnType<typeof setTimeout> | undefined
   let flushScheduled = false
+  let posting: Promise<unknown> = Promise.resolve()
+  /** Bumped when queued POSTs must not go out any more (a failure or a drop: the outbox is resent in order). */
+  let postRound = 0
   let lastTypingSent = 0
   const typingTimers = new Map<string, ReturnType<typeof setTimeout>>()
+  // WebSocket after a passing refusal (rate limit, store down): one message in flight until the outbox drains, so order holds.
+  let throttled = false
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
 
   // Frames arrive in bursts (a replay is hundreds); publish the log once per burst.
   function scheduleFlush() {
@@ -107,6 +115,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         if (frame.cid !== undefined) {
           const index = outbox.findIndex(item => item.cid === frame.cid)
           if (index >= 0) outbox.splice(index, 1)
+          if (index >= 0) nextAfterAnswer()
         }
         if (log.add(frame)) scheduleFlush()
         break
@@ -127,6 +136,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       case 'error':
         error.value = { code: frame.code, message: frame.message, cid: frame.cid }
         if (frame.cid && frame.code !== 'rate_limited' && frame.code !== 'unavailable') dropOutgoing(frame.cid)
+        else if (frame.cid && options.transport === 'ws') retryLater(frame.cid)
         break
     }
   }
@@ -146,6 +156,27 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     if (index >= 0) outbox.splice(index, 1)
     log.removePending(cid)
     scheduleFlush()
+    nextAfterAnswer()
+  }
+
+  /** Refused for now: without a retry it would stay pending until the next reconnect. */
+  function retryLater(cid: string) {
+    const item = outbox.find(entry => entry.cid === cid)
+    if (!item) return
+    item.sent = false
+    throttled = true
+    clearTimeout(retryTimer)
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined
+      flushOutbox()
+    }, reconnect?.delay ?? 500)
+  }
+
+  /** Throttled: an answer came, so the next message may go; an empty outbox ends throttling. */
+  function nextAfterAnswer() {
+    if (!throttled) return
+    if (outbox.length) flushOutbox()
+    else throttled = false
   }
 
   function parseFrame(data: unknown) {
@@ -223,6 +254,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     teardown()
     status.value = 'CLOSED'
     for (const item of outbox) item.sent = false
+    postRound++
     if (!wanted || !reconnect) return
     if (attempts >= reconnect.retries) {
       reconnect.onFailed?.()
@@ -235,7 +267,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     clearTimeout(reconnectTimer)
     clearInterval(pingTimer)
     clearTimeout(pongTimer)
-    reconnectTimer = pingTimer = pongTimer = undefined
+    clearTimeout(retryTimer)
+    reconnectTimer = pingTimer = pongTimer = retryTimer = undefined
     if (socket) {
       const ws = socket
       socket = undefined
@@ -267,8 +300,11 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   // ---- sending ----
 
   function flushOutbox() {
+    if (retryTimer) return
     for (const item of outbox) {
+      if (throttled && item.sent) return
       if (!item.sent) write(item)
+      if (throttled) return
     }
   }
 
@@ -283,12 +319,31 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     item.sent = true
     const target = url(options.sseRoute)
     if (me.value && !options.name) target.searchParams.set('name', me.value.name)
-    fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: item.message, cid: item.cid }) })
-      .then(response => response.json())
-      .then(parseFrame, () => {
-        // Network failure: send again on the next connection (the cid makes that safe).
-        item.sent = false
-      })
+    // Network failure or a passing refusal: resend it and everything queued behind it, in order (the cid makes that
+    // safe), also while the stream stays up.
+    const round = postRound
+    const retry = () => {
+      postRound++
+      for (const queued of outbox) queued.sent = false
+      if (status.value === 'OPEN') setTimeout(flushOutbox, reconnect?.delay ?? 500)
+    }
+    // One POST at a time: concurrent requests would store a burst (or a resent outbox) out of order.
+    posting = posting.then(async () => {
+      if (round !== postRound || !outbox.includes(item)) return
+      let frame: ChatServerFrame
+      try {
+        const response = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: item.message, cid: item.cid }), signal: AbortSignal.timeout(POST_TIMEOUT) })
+        frame = await response.json()
+      }
+      catch {
+        retry()
+        return
+      }
+      // Only errors matter here: the stream delivers the stored frame in order, and only the stream may move the cursor.
+      if (frame?.type !== 'error') return
+      handleFrame(frame)
+      if (outbox.includes(item)) retry()
+    })
   }
 
   /**
@@ -313,7 +368,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     outbox.push(item)
     log.addPending({ room: options.room, user: me.value?.name ?? options.name ?? '', message: text, ts: Date.now(), cid: item.cid })
     scheduleFlush()
-    write(item)
+    // Never ahead of older messages still waiting to be (re)sent; throttled: after they are answered.
+    if (!throttled) flushOutbox()
     return true
   }
 

@@ -106,8 +106,12 @@ async function handleMessage(peer: Peer, member: WebSocketMember, text: string |
     return
   }
   member.strikes = 0
-  // A repeated cid is not broadcast again: only the sender gets the stored frame back.
-  if (result.duplicate) member.write(new RoomFrame(JSON.stringify(result.frame), result.frame!.id))
+  // A repeated cid is not broadcast again: only the sender gets the stored frame back (after its replay).
+  if (result.duplicate) {
+    const frame = new RoomFrame(JSON.stringify(result.frame), result.frame!.id)
+    if (member.backlog) member.backlog.push(frame)
+    else member.write(frame)
+  }
 }
 
 export default defineWebSocketHandler({

@@ -81,6 +81,7 @@ export interface ChatHubOptions {
 }
 
 const TYPING_THROTTLE = 1000
+const RECOVERY_RECHECK = 1000
 const PRUNE_EVERY = 100
 // A sender who keeps hammering after being told to slow down is closed (1008).
 const ABUSE_LIMIT = 50
@@ -424,12 +425,18 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     }
   })
 
-  // After an outage: catch every local room up from the shared store, and tell the other
-  // instances which rooms got messages here that the bus dropped.
-  bus.onRecover(() => {
+  function catchUp() {
     for (const room of rooms.values()) {
       store.lastId(room.name).then(id => drain(room, id + 1), error => logger.error('[nuxt-chat] catch-up failed', error))
     }
+  }
+
+  // After an outage: catch every local room up from the shared store (again a moment later:
+  // the bus may report ready before it has resubscribed), and tell the other instances which
+  // rooms got messages here that the bus dropped.
+  bus.onRecover(() => {
+    catchUp()
+    setTimeout(catchUp, RECOVERY_RECHECK).unref?.()
     for (const name of unpublished) {
       store.lastId(name).then((id) => {
         if (bus.publish({ kind: 'sync', room: name, id, frame: '' })) unpublished.delete(name)

@@ -68,7 +68,7 @@ export function createDb0RoomLog(db: Database): RoomLog {
 
   return {
     // On SQLite the commit is most of an append's cost: appends of one event-loop turn share one.
-    append: db.dialect === 'sqlite' ? appendInBatches(db, ready, appendNow) : appendNow,
+    append: db.dialect === 'sqlite' ? appendInBatches(db, ready, appendNow) : appendInRoomOrder(appendNow),
     async replaySince(room, after, limit) {
       await ready
       const rows = await newest.all(room, after ?? -1, limit) as MessageRow[]
@@ -126,6 +126,22 @@ function appendInBatches(db: Database, ready: Promise<void>, appendNow: (input: 
     }
     batch.push({ input, resolve, reject })
   })
+}
+
+/**
+ * One append at a time per room on this instance, so ids follow the order appends were
+ * handed over even when one must retry after another instance took its id.
+ */
+function appendInRoomOrder(appendNow: (input: AppendInput) => Promise<AppendResult>) {
+  const tails = new Map<string, Promise<unknown>>()
+  return (input: AppendInput): Promise<AppendResult> => {
+    const result = (tails.get(input.room) ?? Promise.resolve()).then(() => appendNow(input))
+    const tail = result.catch(() => {})
+    tails.set(input.room, tail)
+    // The chain of a quiet room is forgotten once its last append is done.
+    void tail.then(() => tails.get(input.room) === tail && tails.delete(input.room))
+    return result
+  }
 }
 
 /** The parts of a db0 statement the room log uses. */
