@@ -103,10 +103,6 @@ export default defineNuxtModule<ModuleOptions>({
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'
-declare module '#nuxt-chat/connector' {
-  const connector: ((options: Record<string, unknown>) => import('db0').Connector) | undefined
-  export default connector
-}
 declare module 'nitropack/types' {
   interface NitroRuntimeHooks extends ChatRuntimeHooks {}
 }

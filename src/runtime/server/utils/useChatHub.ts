@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../connector.d.ts" />
 import { createDatabase } from 'db0'
 import { consola } from 'consola'
 import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
