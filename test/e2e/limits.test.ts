@@ -9,7 +9,7 @@ import { get, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
+import { ChatSocket, ChatStream, postMessage, until, upgradeStatus } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 const uniqueRoom = (prefix = 'lim') => `${prefix}-${randomUUID().slice(0, 8)}`
@@ -20,22 +20,6 @@ const wsBase = (server: TestServer) => `ws://127.0.0.1:${server.port}`
 function rssOf(server: TestServer): number {
   const status = readFileSync(`/proc/${server.process()!.pid}/status`, 'utf8')
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) * 1024
-}
-
-/** The HTTP status an upgrade request is answered with (101 when it opens). */
-function upgradeStatus(url: string, options: WebSocket.ClientOptions = {}): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, options)
-    ws.on('open', () => {
-      ws.close()
-      resolve(101)
-    })
-    ws.on('unexpected-response', (_request, response) => {
-      response.resume()
-      resolve(response.statusCode ?? 0)
-    })
-    ws.on('error', () => resolve(0))
-  })
 }
 
 /** Poll an async check until it holds. */

@@ -49,6 +49,16 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     return reader
   }
 
+  /** A WebSocket and an SSE reader on each instance. */
+  async function openReaders(room: string) {
+    return [
+      track(await ChatSocket.open(wsBase(a), { room, name: 'a-ws' })),
+      track(await ChatStream.open(httpBase(a), { room, name: 'a-sse' })),
+      track(await ChatSocket.open(wsBase(b), { room, name: 'b-ws' })),
+      track(await ChatStream.open(httpBase(b), { room, name: 'b-sse' })),
+    ]
+  }
+
   beforeAll(async () => {
     await startRedis()
     ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
@@ -62,12 +72,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
 
   it('delivers across instances, WS and SSE, to every reader exactly once and in id order', async () => {
     const room = newRoom()
-    const readers = [
-      track(await ChatSocket.open(wsBase(a), { room, name: 'a-ws' })),
-      track(await ChatStream.open(httpBase(a), { room, name: 'a-sse' })),
-      track(await ChatSocket.open(wsBase(b), { room, name: 'b-ws' })),
-      track(await ChatStream.open(httpBase(b), { room, name: 'b-sse' })),
-    ]
+    const readers = await openReaders(room)
     const [onA, , onB] = readers as [ChatSocket, ChatStream, ChatSocket, ChatStream]
     // Both instances know the room before the first message (the bus only reaches rooms with members).
     for (const reader of readers) await until(() => names(lastPresence(reader)).length === 4, 'presence of all four', 5000)
@@ -204,12 +209,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
 
   it('survives a Redis restart mid-conversation: nothing stored is lost, the instances catch up, the outage is logged once', async () => {
     const room = newRoom()
-    const readers = [
-      track(await ChatSocket.open(wsBase(a), { room, name: 'a-ws' })),
-      track(await ChatStream.open(httpBase(a), { room, name: 'a-sse' })),
-      track(await ChatSocket.open(wsBase(b), { room, name: 'b-ws' })),
-      track(await ChatStream.open(httpBase(b), { room, name: 'b-sse' })),
-    ]
+    const readers = await openReaders(room)
     const [onA, sseA, onB, sseB] = readers as [ChatSocket, ChatStream, ChatSocket, ChatStream]
     for (const reader of readers) await until(() => names(lastPresence(reader)).length === 4, 'presence of all four', 5000)
     let sent = 0

@@ -11,7 +11,10 @@ import { fileURLToPath } from 'node:url'
 import { $fetch, fetch, setup, url } from '@nuxt/test-utils/e2e'
 import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { until } from '../utils/clients'
+import { until, upgradeStatus } from '../utils/clients'
+
+/** The chat endpoint of the server @nuxt/test-utils started, as a ws:// URL. */
+const wsUrl = (query = '') => url(`/_ws${query}`).replace(/^http/, 'ws')
 
 const dataDir = mkdtempSync(join(tmpdir(), 'nuxt-chat-seed-'))
 
@@ -47,7 +50,7 @@ class SeedPage {
   }
 
   static async open(query = ''): Promise<SeedPage> {
-    const ws = new WebSocket(url(`/_ws${query}`).replace(/^http/, 'ws'))
+    const ws = new WebSocket(wsUrl(query))
     const page = new SeedPage(ws)
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
@@ -74,22 +77,6 @@ class SeedPage {
     this.ws.close()
     return until(() => this.closed, 'close')
   }
-}
-
-/** Open an upgrade request and return the HTTP status it was refused with (or 101). */
-function upgradeStatus(query: string): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url(`/_ws${query}`).replace(/^http/, 'ws'))
-    ws.on('open', () => {
-      ws.close()
-      resolve(101)
-    })
-    ws.on('unexpected-response', (_request, response) => {
-      response.resume()
-      resolve(response.statusCode ?? 0)
-    })
-    ws.on('error', () => {})
-  })
 }
 
 describe('the seed chat page, unchanged', () => {
@@ -155,7 +142,7 @@ describe('the seed chat page, unchanged', () => {
 
   it('refuses a bad room with 400 on the upgrade, the SSE stream and POST', async () => {
     for (const room of ['has%20space', 'x'.repeat(65), '%C3%A9t%C3%A9', '']) {
-      expect(await upgradeStatus(`?room=${room}`), `upgrade room=${room}`).toBe(400)
+      expect(await upgradeStatus(wsUrl(`?room=${room}`)), `upgrade room=${room}`).toBe(400)
       const stream = await fetch(`/api/sse?room=${room}`)
       expect(stream.status, `SSE room=${room}`).toBe(400)
       expect(stream.headers.get('content-type')).not.toContain('text/event-stream')
@@ -165,6 +152,6 @@ describe('the seed chat page, unchanged', () => {
       expect(await post.json()).toMatchObject({ type: 'error', user: 'server' })
     }
     // And a good room is still fine.
-    expect(await upgradeStatus(`?room=ok-${randomUUID().slice(0, 8)}`)).toBe(101)
+    expect(await upgradeStatus(wsUrl(`?room=ok-${randomUUID().slice(0, 8)}`))).toBe(101)
   })
 })

@@ -144,6 +144,22 @@ export class ChatStream {
   }
 }
 
+export /** The HTTP status an upgrade request is answered with (101 when it opens). */
+function upgradeStatus(url: string, options: WebSocket.ClientOptions = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, options)
+    ws.on('open', () => {
+      ws.close()
+      resolve(101)
+    })
+    ws.on('unexpected-response', (_request, response) => {
+      response.resume()
+      resolve(response.statusCode ?? 0)
+    })
+    ws.on('error', () => resolve(0))
+  })
+}
+
 /** POST a message over HTTP; returns status and parsed JSON body. */
 export async function postMessage(base: string, body: unknown, params: { room?: string, name?: string } = {}, headers: Record<string, string> = {}) {
   const isText = typeof body === 'string'
