@@ -15,8 +15,8 @@ const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-log-')), 'ch
 
 const backends: [string, () => RoomLog][] = [
   ['memory', () => createMemoryRoomLog()],
-  ['sqlite', () => createDb0RoomLog(createDatabase(nodeSqlite({ path: sqlitePath() })))],
-  ['postgresql', () => createDb0RoomLog(createDatabase(postgresql({ url: POSTGRES_URL })))],
+  ['sqlite', () => createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() })))],
+  ['postgresql', () => createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_URL })))],
 ]
 
 const opened: RoomLog[] = []
@@ -107,10 +107,10 @@ describe.each(backends)('room log: %s', (_name, create) => {
 describe('room log: sqlite durability', () => {
   it('keeps messages and cids across a reopen (restart)', async () => {
     const path = sqlitePath()
-    const first = createDb0RoomLog(createDatabase(nodeSqlite({ path })))
+    const first = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     await first.append({ room: 'r', user: 'a', sender: '', message: 'kept', ts: 1, cid: 'c1' })
     await first.close()
-    const second = createDb0RoomLog(createDatabase(nodeSqlite({ path })))
+    const second = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(second)
     expect((await second.replaySince('r', undefined, 10)).map(m => m.message)).toEqual(['kept'])
     expect((await second.append({ room: 'r', user: 'a', sender: '', message: 'kept', ts: 2, cid: 'c1' })).duplicate).toBe(true)

@@ -19,14 +19,44 @@ const MAX_APPEND_ATTEMPTS = 50
  * the primary key, so ids are contiguous per room and commit in id order even with several
  * writers (a writer can only take id N+1 once N is committed).
  */
-export function createDb0RoomLog(db: Database): RoomLog {
+export function createDb0RoomLog(open: () => Database): RoomLog {
+  let db = open()
   const ready = createSchema(db)
   const toMessage = (room: string, row: MessageRow): StoredMessage => {
     const message: StoredMessage = { id: Number(row.id), room, user: row.name, message: row.body, ts: Number(row.ts) }
     if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
     return message
   }
-  const prepare = (sql: string) => db.dialect === 'sqlite' ? preparedOnce(db, sql) : db.prepare(sql)
+  // A server connection that failed (database restarted, connection killed) is never
+  // queryable again in db0: open a new one for the next call. SQLite has no connection to lose.
+  const reopen = () => {
+    const broken = db
+    db = open()
+    listenForErrors(db)
+    void broken.dispose().catch(() => {})
+  }
+  const listenForErrors = (database: Database) => {
+    // Without a listener, a dropped connection's 'error' event is an uncaught exception.
+    Promise.resolve(database.getInstance()).then(client => (client as { on?: (event: 'error', listener: () => void) => void }).on?.('error', () => {}), () => {})
+  }
+  const onServer = (sql: string): LogStatement => {
+    const use = async <T>(call: (statement: LogStatement) => Promise<T>): Promise<T> => {
+      try {
+        return await call(db.prepare(sql) as unknown as LogStatement)
+      }
+      catch (error) {
+        if (!isUniqueViolation(error)) reopen()
+        throw error
+      }
+    }
+    return {
+      all: (...params) => use(statement => statement.all(...params)),
+      get: (...params) => use(statement => statement.get(...params)),
+      run: (...params) => use(statement => statement.run(...params)),
+    }
+  }
+  if (db.dialect !== 'sqlite') listenForErrors(db)
+  const prepare = (sql: string) => db.dialect === 'sqlite' ? preparedOnce(db, sql) : onServer(sql)
   const insert = prepare(
     `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid)
      SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)

@@ -20,9 +20,11 @@ let hub: ChatHub | undefined
 export function useChatHub(): ChatHub {
   if (hub) return hub
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
-  const store = config.storage === 'memory' || !config.database || !connector
+  const openConnector = connector
+  const options = config.database ? config.database.options ?? {} : undefined
+  const store = config.storage === 'memory' || !options || !openConnector
     ? createMemoryRoomLog()
-    : createDb0RoomLog(createDatabase(connector(config.database.options ?? {})))
+    : createDb0RoomLog(() => createDatabase(openConnector(options)))
   const instanceId = crypto.randomUUID()
   const bus = config.redisUrl ? createRedisBus(config.redisUrl, instanceId, chatLogger) : createLocalBus()
   const hooks = useNitroApp().hooks as unknown as Parameters<typeof createChatHub>[0]['hooks']
