@@ -1,4 +1,4 @@
-/** Options of the module as the server runtime sees them (`runtimeConfig.chat`). */
+/** Types of the module's options, runtime config and server hooks. */
 import type { RateLimitOptions } from './server/utils/rateLimit'
 import type { ChatUser } from './shared/protocol'
 
@@ -18,24 +18,43 @@ export interface ChatHeartbeatOptions {
   timeout: number
 }
 
+/** The module's options, as `runtimeConfig.chat` holds them for the server. */
 export interface ChatRuntimeConfig {
+  /** WebSocket endpoint. @default '/_ws' */
   route: string
+  /** SSE endpoint: GET streams a room, POST sends into it. @default '/api/sse' */
   sseRoute: string
+  /** Messages replayed to a client that connects without a cursor. @default 50 */
   replay: number
+  /** Most messages replayed after a cursor (`since` / `Last-Event-ID`). @default 1000 */
   maxReplay: number
+  /** Longest message, in characters (UTF-16 code units). @default 2000 */
   maxLength: number
+  /** Retention per room: at most `max` messages, and none older than `maxAge` ms (0: no age limit). @default { max: 10000, maxAge: 0 } */
   history: { max: number, maxAge: number }
+  /** Per-connection token bucket (and per user/address for POST); `false` turns it off. @default { messages: 20, interval: 10000, burst: 10 } */
   rateLimit: false | RateLimitOptions
+  /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
   allowedOrigins: string[]
+  /** Open connections per client address (WebSocket + SSE); 0: no cap. @default 0 */
   maxConnectionsPerIp: number
+  /** A header your trusted reverse proxy sets with the client address (e.g. `'x-forwarded-for'`; its last entry is used, the one the proxy added); empty: the socket address. @default '' */
   clientIpHeader: string
+  /** Largest incoming WebSocket frame and POST body, in bytes; a larger frame closes its connection with 1009. @default 65536 */
   maxPayload: number
+  /** A connection whose unsent output grows past this many bytes is closed (slow reader). @default 4194304 */
   maxBufferedBytes: number
+  /** Heartbeat: the client pings every `interval` ms and reconnects when no pong comes within `timeout`; the server pings with WebSocket ping frames and drops a peer silent for two intervals. @default { interval: 25000, timeout: 10000 } */
   heartbeat: ChatHeartbeatOptions
+  /** SSE: keep-alive comment every `keepAlive` ms; `retry` sent to EventSource. @default { keepAlive: 15000, retry: 2000 } */
   sse: { keepAlive: number, retry: number }
+  /** How often an instance re-announces its users to the others (scale-out); an instance silent for 3 intervals drops out. @default 5000 */
   presenceInterval: number
+  /** Redis URL for the bus between instances; empty: one instance. Runtime config: `NUXT_CHAT_REDIS_URL`. @default '' */
   redisUrl: string
+  /** `'memory'` keeps rooms in process memory only (tests, throwaway rooms). Runtime config: `NUXT_CHAT_STORAGE`. @default 'database' */
   storage: 'database' | 'memory'
+  /** The room log's database: a db0 connector and its options (as Nitro's `database` config), or `false` for memory. The connector is fixed at build time; its options are runtime config (`NUXT_CHAT_DATABASE_OPTIONS_*`). @default { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } } */
   database: ChatDatabaseConfig | false
 }
 
@@ -55,7 +74,10 @@ export interface ChatRequestInfo {
   ip?: string
 }
 
-/** Context of the `chat:identify` hook: set `user` to name the peer, or throw `createError({ statusCode: 401 | 403 })`. */
+/**
+ * Context of the `chat:identify` hook: set `user` to name the peer, or throw
+ * `createError({ statusCode: 401 | 403 })`. Any other exception answers 500 (and is logged).
+ */
 export interface ChatIdentifyContext {
   request: ChatRequestInfo
   room: string
@@ -65,7 +87,10 @@ export interface ChatIdentifyContext {
   user?: ChatUser
 }
 
-/** Context of the `chat:message` hook: change `message`, or set `reject` (or throw) to refuse it. */
+/**
+ * Context of the `chat:message` hook: change `message`, or set `reject` (or throw
+ * `createError({ statusMessage })`) to refuse it. Any other exception answers `unavailable`.
+ */
 export interface ChatMessageContext {
   room: string
   user: ChatUser

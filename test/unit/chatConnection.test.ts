@@ -315,3 +315,26 @@ describe('resume', () => {
     expect(FakeSocket.instances).toHaveLength(1)
   })
 })
+
+describe('in-flight cap', () => {
+  it('keeps at most 10 messages unanswered, sending the next as answers come', () => {
+    const chat = connection()
+    for (let i = 0; i < 15; i++) chat.send(`m${i}`)
+    chat.open()
+    latest().accept()
+    expect(latest().sent).toHaveLength(10)
+    const first = JSON.parse(latest().sent[0]!)
+    latest().receive(message(1, 'm0', first.cid))
+    expect(latest().sent.map(data => JSON.parse(data).message)).toEqual(Array.from({ length: 11 }, (_, i) => `m${i}`))
+  })
+
+  it('does not start a new heartbeat wait while one is running (timeout longer than interval)', () => {
+    const chat = connection({ heartbeat: { interval: 1000, timeout: 2500 } })
+    chat.open()
+    latest().accept()
+    vi.advanceTimersByTime(2000)
+    expect(latest().sent).toEqual(['{"type":"ping"}'])
+    vi.advanceTimersByTime(1500)
+    expect(chat.status.value).toBe('CLOSED')
+  })
+})

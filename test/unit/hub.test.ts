@@ -36,7 +36,7 @@ function testBus() {
 
 function testMember(id: string): Member & { frames: ChatServerFrame[] } {
   const frames: ChatServerFrame[] = []
-  return { user: { id, name: id }, sender: '', backlog: null, frames, write: (frame: RoomFrame) => frames.push(JSON.parse(frame.text)) }
+  return { user: { id, name: id }, sender: '', backlog: null, replayedTo: 0, frames, write: (frame: RoomFrame) => frames.push(JSON.parse(frame.text)) }
 }
 
 const ids = (member: { frames: ChatServerFrame[] }) => member.frames.flatMap(frame => frame.type === 'message' ? [frame.id] : [])
@@ -45,7 +45,7 @@ const settle = () => new Promise(resolve => setTimeout(resolve, 20))
 function setup() {
   const store = createMemoryRoomLog()
   const { bus, published, inject, recover } = testBus()
-  const hub = createChatHub({ config, store, bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola, instanceId: 'me' })
+  const hub = createChatHub({ config, store, bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
   // What another instance does: store a message, then (maybe) publish it.
   const storeElsewhere = async (text: string) => {
     const { message } = await store.append({ room: 'r', user: 'x', sender: '', message: text, ts: 1 })
@@ -160,7 +160,7 @@ describe('chat hub delivery', () => {
       context.message = context.message.toUpperCase()
     })
     const store = createMemoryRoomLog()
-    const moderated = createChatHub({ config, store, bus: testBus().bus, hooks, logger: consola, instanceId: 'm' })
+    const moderated = createChatHub({ config, store, bus: testBus().bus, hooks, logger: consola })
     expect(await moderated.send({ room: 'r', user: { id: 'a', name: 'a' }, sender: '', message: 'bad word', cid: 'c' })).toMatchObject({ status: 403, error: { code: 'rejected', message: 'nope', cid: 'c' } })
     expect(await moderated.send({ room: 'r', user: { id: 'a', name: 'a' }, sender: '', message: 'fine' })).toMatchObject({ frame: { message: 'FINE' } })
     expect((await store.replaySince('r', undefined, 10)).map(message => message.message)).toEqual(['FINE'])

@@ -25,10 +25,15 @@ export interface ChatConnectionOptions {
   route: string
   /** SSE endpoint path. */
   sseRoute: string
+  /** Messages kept in the log. */
   maxMessages: number
+  /** Messages that may wait to be sent. */
   maxQueue: number
+  /** Longest message; longer is refused locally. */
   maxLength: number
+  /** Reconnection with backoff, or `false`. */
   autoReconnect: boolean | ChatReconnectOptions
+  /** App-level ping (WebSocket), or `false`. */
   heartbeat: false | { interval: number, timeout: number }
   /** How long a typing notice lasts without a new one, in ms. */
   typingTimeout: number
@@ -36,7 +41,7 @@ export interface ChatConnectionOptions {
   baseURL?: string
 }
 
-/** A client-side error: a refused frame from the server, or the client's own (`queue_full`, `closed`). */
+/** A client-side error: a refused frame from the server, or the client's own (`queue_full`, `connection`, and the local `empty` / `too_long`). */
 export interface ChatClientError {
   code: ChatErrorFrame['code'] | 'queue_full' | 'connection'
   message: string
@@ -52,6 +57,8 @@ interface Outgoing {
 }
 
 const TYPING_SEND_INTERVAL = 2000
+// A reconnect with a full queue would otherwise trip the server's rate limit (and its 1008).
+const MAX_IN_FLIGHT = 10
 // A POST that hangs would hold up every message queued behind it.
 const POST_TIMEOUT = 15_000
 
@@ -172,11 +179,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     }, reconnect?.delay ?? 500)
   }
 
-  /** Throttled: an answer came, so the next message may go; an empty outbox ends throttling. */
+  /** An answer came: the next messages may go (one at a time while throttled); an empty outbox ends throttling. */
   function nextAfterAnswer() {
-    if (!throttled) return
-    if (outbox.length) flushOutbox()
-    else throttled = false
+    if (!outbox.length) throttled = false
+    else flushOutbox()
   }
 
   function parseFrame(data: unknown) {
@@ -223,6 +229,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     ws.onmessage = (event) => {
       if (socket !== ws) return
       clearTimeout(pongTimer)
+      pongTimer = undefined
       parseFrame(event.data)
     }
     ws.onclose = () => {
@@ -287,9 +294,9 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     if (!options.heartbeat) return
     const { interval, timeout } = options.heartbeat
     pingTimer = setInterval(() => {
-      if (!socket || socket.readyState !== 1) return
+      // Still waiting for an answer (timeout >= interval): let that wait run out.
+      if (!socket || socket.readyState !== 1 || pongTimer) return
       socket.send('{"type":"ping"}')
-      clearTimeout(pongTimer)
       pongTimer = setTimeout(() => {
         error.value = { code: 'connection', message: 'No answer from the server; reconnecting' }
         dropped()
@@ -299,12 +306,19 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
 
   // ---- sending ----
 
+  /** Send what waits, in order: at most MAX_IN_FLIGHT unanswered (one while throttled). */
   function flushOutbox() {
     if (retryTimer) return
+    const limit = throttled ? 1 : MAX_IN_FLIGHT
+    let inFlight = 0
     for (const item of outbox) {
-      if (throttled && item.sent) return
-      if (!item.sent) write(item)
-      if (throttled) return
+      if (!item.sent) {
+        if (inFlight >= limit) return
+        write(item)
+        // Not connected: what follows must not overtake it.
+        if (!item.sent) return
+      }
+      if (++inFlight >= limit) return
     }
   }
 
@@ -342,7 +356,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       // Only errors matter here: the stream delivers the stored frame in order, and only the stream may move the cursor.
       if (frame?.type !== 'error') return
       handleFrame(frame)
-      if (outbox.includes(item)) retry()
+      if (!outbox.includes(item)) return
+      // Refusals without a cid (a lapsed session, an oversized body) are final too.
+      if (frame.code === 'rate_limited' || frame.code === 'unavailable') retry()
+      else dropOutgoing(item.cid)
     })
   }
 

@@ -89,10 +89,6 @@ export function createMessageLog<T = unknown>(max: number) {
       if (excess <= 0) return
       for (const entry of stored.splice(0, Math.min(excess, stored.length))) ids.delete(entry.id!)
     },
-    /** The newest stored id, the cursor to resume from. */
-    get lastId(): number | undefined {
-      return stored[stored.length - 1]?.id
-    },
     entries(): ChatMessage<T>[] {
       return pending.size ? [...stored, ...pending.values()] : stored.slice()
     },

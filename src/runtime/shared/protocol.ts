@@ -75,6 +75,7 @@ export type ChatClientCommand
     | { type: 'ping' }
     | { type: 'typing' }
 
+/** The room a client joins without `?room=` (the seed's topic). */
 export const DEFAULT_ROOM = 'chat'
 const ROOM_PATTERN = /^[\w.:-]{1,64}$/
 const CID_MAX = 64
@@ -159,4 +160,5 @@ export function errorFrame(code: ChatErrorCode, message: string, cid?: string): 
   return cid ? { type: 'error', code, user: 'server', message, cid } : { type: 'error', code, user: 'server', message }
 }
 
+/** The answer to a ping. */
 export const PONG_FRAME: ChatPongFrame = Object.freeze({ type: 'pong', user: 'server', message: 'pong' })

@@ -7,7 +7,11 @@ import type { ChatMessage } from '../messageLog'
 export type { ChatMessage, ChatStatus, ChatTransport, ChatClientError, ChatReconnectOptions }
 
 export interface UseChatOptions {
-  /** Room to join (reactive: changing it switches rooms). @default 'chat' */
+  /**
+   * Room to join (reactive: changing it switches rooms). Components on the same room, name and
+   * transport share one connection, made with the options of the first of them.
+   * @default 'chat'
+   */
   room?: MaybeRefOrGetter<string>
   /** Display name wish; the server's identify hook may override it. @default the peer id */
   name?: MaybeRefOrGetter<string | undefined>
@@ -21,7 +25,7 @@ export interface UseChatOptions {
   maxMessages?: number
   /** Messages that may wait for a connection; beyond it `send()` returns false. @default 100 */
   maxQueue?: number
-  /** App-level heartbeat (WebSocket); `false` turns it off. @default the module's `heartbeat` option */
+  /** App-level heartbeat (WebSocket only: SSE relies on EventSource's own error); `false` turns it off. @default the module's `heartbeat` option */
   heartbeat?: boolean | { interval?: number, timeout?: number }
   /** A typing notice expires after this many ms without a new one. @default 4000 */
   typingTimeout?: number
@@ -30,6 +34,7 @@ export interface UseChatOptions {
 export interface UseChatReturn<T = unknown> {
   /** The room's messages, sorted by id, each once; pending ones last. */
   messages: ComputedRef<ChatMessage<T>[]>
+  /** `'CONNECTING'`, `'OPEN'` or `'CLOSED'`. */
   status: ComputedRef<ChatStatus>
   /** Who is online (one entry per user, however many tabs). */
   users: ComputedRef<ChatUser[]>
@@ -41,11 +46,15 @@ export interface UseChatReturn<T = unknown> {
   me: ComputedRef<ChatUser | null>
   /** Send text, or a value as JSON. False when refused locally (too long, empty, queue full). */
   send: (data: string | T) => boolean
+  /** Ping the server (WebSocket); the answer is a `pong` frame. */
   ping: () => void
-  /** Call on input; throttled. */
+  /** Call on input; throttled. WebSocket only. */
   notifyTyping: () => void
+  /** Connect, or reconnect now. */
   open: () => void
+  /** Disconnect and stay disconnected. */
   close: () => void
+  /** Empty the shown messages (old ones do not come back on reconnect). */
   clear: () => void
 }
 

@@ -14,6 +14,8 @@ export default defineEventHandler(async (event) => {
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
+  // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
+  if (event.node.res.destroyed) return
   const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
   if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
 
@@ -33,6 +35,7 @@ export default defineEventHandler(async (event) => {
     user: admission.user,
     sender: admission.sender,
     backlog: null,
+    replayedTo: 0,
     write(frame: RoomFrame) {
       if (res.writableEnded) return
       res.write(frame.sse)

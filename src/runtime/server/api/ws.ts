@@ -11,6 +11,8 @@ import { nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, upgradeSocket, 
 import type { Hookable } from 'hookable'
 
 const SETTLED = Promise.resolve()
+// A sender who keeps hammering after being told to slow down is closed (1008).
+const ABUSE_LIMIT = 50
 
 /**
  * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
@@ -18,6 +20,7 @@ const SETTLED = Promise.resolve()
  */
 class WebSocketMember implements Member, SocketWatch {
   backlog: RoomFrame[] | null = null
+  replayedTo = 0
   alive = true
   binaryFlags: boolean[] = []
   /** Rate-limit answers in a row; too many closes the connection. */
@@ -102,13 +105,14 @@ async function handleMessage(peer: Peer, member: WebSocketMember, text: string |
   if (result.error) {
     sendFrame(peer, result.error)
     if (result.error.code !== 'rate_limited') return
-    if (++member.strikes >= hub.abuseLimit) peer.close(1008, 'Rate limit exceeded')
+    if (++member.strikes >= ABUSE_LIMIT) peer.close(1008, 'Rate limit exceeded')
     return
   }
   member.strikes = 0
   // A repeated cid is not broadcast again: only the sender gets the stored frame back (after its replay).
   if (result.duplicate) {
-    const frame = new RoomFrame(JSON.stringify(result.frame), result.frame!.id)
+    // No id on this RoomFrame: the replay filter must not swallow the acknowledgement.
+    const frame = new RoomFrame(JSON.stringify(result.frame))
     if (member.backlog) member.backlog.push(frame)
     else member.write(frame)
   }

@@ -19,10 +19,13 @@ export class ChatRefusal extends Error {
   }
 }
 
-/** The client address: the first entry of `clientIpHeader` when configured (trusted proxy), else the socket's. */
+/**
+ * The client address: the last entry of `clientIpHeader` when configured (the one your trusted
+ * proxy added; earlier entries come from the client), else the socket's.
+ */
 export function clientIp(headers: Headers, socketAddress: string | undefined, config: ChatRuntimeConfig): string | undefined {
   if (config.clientIpHeader) {
-    const forwarded = headers.get(config.clientIpHeader)?.split(',')[0]?.trim()
+    const forwarded = headers.get(config.clientIpHeader)?.split(',').at(-1)?.trim()
     if (forwarded) return forwarded
   }
   return socketAddress
@@ -61,8 +64,9 @@ export async function admitRequest(request: ChatRequestInfo, anonymousId: string
   }
   catch (error) {
     const { statusCode, statusMessage, message } = error as { statusCode?: number, statusMessage?: string, message?: string }
-    const status = statusCode && statusCode >= 400 && statusCode < 600 ? statusCode : 500
-    throw new ChatRefusal(status, statusMessage || message || 'Not allowed')
+    // Anything but an HTTP error is a bug in the hook: the caller logs it and answers 500, without its text.
+    if (!statusCode || statusCode < 400 || statusCode > 599) throw error
+    throw new ChatRefusal(statusCode, statusMessage || message || 'Not allowed')
   }
   const identified = context.user && typeof context.user.id === 'string' && context.user.id
   const user: ChatUser = identified

@@ -16,14 +16,18 @@ export function createRedisBus(url: string, instanceId: string, logger: ConsolaI
   const listeners: ((event: BusEvent, origin: string) => void)[] = []
   const recoverListeners: (() => void)[] = []
   let down = false
+  let closing = false
 
-  const markDown = (error: Error) => {
-    if (down) return
+  const markDown = (error?: Error) => {
+    if (down || closing) return
     down = true
-    logger.warn(`[nuxt-chat] Redis bus unavailable (${error.message}); serving local peers only until it is back`)
+    logger.warn(`[nuxt-chat] Redis bus unavailable (${error?.message ?? 'connection closed'}); serving local peers only until it is back`)
   }
-  publisher.on('error', markDown)
-  subscriber.on('error', markDown)
+  // A clean close (Redis restarted, failover) is an outage too, though no 'error' comes.
+  for (const connection of [publisher, subscriber]) {
+    connection.on('error', markDown)
+    connection.on('close', () => markDown())
+  }
   // Either connection coming back may end an outage: events were dropped or missed meanwhile.
   const recovered = () => {
     if (!down || publisher.status !== 'ready' || subscriber.status !== 'ready') return
@@ -53,6 +57,7 @@ export function createRedisBus(url: string, instanceId: string, logger: ConsolaI
       recoverListeners.push(listener)
     },
     async close() {
+      closing = true
       publisher.disconnect()
       subscriber.disconnect()
     },

@@ -21,7 +21,7 @@ function refusalCode(status: number): ChatErrorFrame['code'] {
   return status >= 500 ? 'unavailable' : 'bad_request'
 }
 
-/** Admit an SSE or POST request (room, origin, identify hook); a refusal is answered here and `undefined` returned. */
+/** Admit an SSE or POST request (room, origin, identify hook); a refusal is answered here and returned as `{ refused }`. */
 export async function admitHttpRequest(event: H3Event): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>

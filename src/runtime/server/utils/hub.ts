@@ -32,6 +32,8 @@ export interface Member {
   readonly sender: string
   /** Frames held while the member's replay is being sent; `null` once live. */
   backlog: RoomFrame[] | null
+  /** Newest message id its replay sent: a slower delivery of the same id is not sent again. */
+  replayedTo: number
   /** Write a frame now. */
   write: (frame: RoomFrame) => void
   /** Token bucket for the rate limit. */
@@ -76,15 +78,12 @@ export interface ChatHubOptions {
   bus: ChatBus
   hooks: Hookable<ChatRuntimeHooks>
   logger: ConsolaInstance
-  /** This instance's id on the bus. */
-  instanceId: string
 }
 
 const TYPING_THROTTLE = 1000
 const RECOVERY_RECHECK = 1000
+const GAP_RETRY = 1000
 const PRUNE_EVERY = 100
-// A sender who keeps hammering after being told to slow down is closed (1008).
-const ABUSE_LIMIT = 50
 
 /** Serialise a stored message as its wire frame. */
 export function messageFrame(message: StoredMessage): ChatMessageFrame {
@@ -98,10 +97,9 @@ export function messageFrame(message: StoredMessage): ChatMessageFrame {
  * store, fan-out) and the bridge to other instances. Transports (WebSocket, SSE, POST) only
  * parse requests and call it.
  */
-export function createChatHub({ config, store, bus, hooks, logger, instanceId }: ChatHubOptions) {
+export function createChatHub({ config, store, bus, hooks, logger }: ChatHubOptions) {
   const rooms = new Map<string, Room>()
   const postLimiter = config.rateLimit ? createRateLimiter(config.rateLimit) : undefined
-  const appendsSincePrune = new Map<string, number>()
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
   let closed = false
@@ -113,16 +111,16 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     for (const member of room.members) {
       if (member === except) continue
       if (member.backlog) member.backlog.push(frame)
-      else member.write(frame)
+      else if (frame.id === 0 || frame.id > member.replayedTo) member.write(frame)
     }
   }
 
-  function broadcastPresence(room: Room) {
-    const users = presenceOf(room)
-    const text = JSON.stringify(presenceFrame(room.name, users))
+  /** Send the room's presence list when it changed. */
+  function broadcastPresence(room: Room, except?: Member) {
+    const text = JSON.stringify(presenceFrame(room.name, presenceOf(room)))
     if (text === room.presenceText) return
     room.presenceText = text
-    broadcast(room, new RoomFrame(text))
+    broadcast(room, new RoomFrame(text), except)
   }
 
   function presenceOf(room: Room): ChatUser[] {
@@ -179,22 +177,33 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
   }
 
   async function runDrain(room: Room) {
+    let storeFailed = false
     try {
       await room.ready
       while (room.lastId !== undefined && (room.inbox.length || room.catchUpTo > room.lastId + 1)) {
-        const highest = Math.max(room.catchUpTo, ...room.inbox.map(entry => entry.id + 1))
+        const last = room.lastId
+        let upTo = room.catchUpTo
         room.catchUpTo = 0
         const pending = new Map<number, string>()
-        for (const entry of room.inbox.splice(0)) pending.set(entry.id, entry.text)
-        const held = [...pending.keys()].filter(id => id > room.lastId! && id < highest).length
-        if (held < highest - 1 - room.lastId) {
+        for (const entry of room.inbox.splice(0)) {
+          pending.set(entry.id, entry.text)
+          if (entry.id >= upTo) upTo = entry.id + 1
+        }
+        let held = 0
+        for (const id of pending.keys()) if (id > last && id < upTo) held++
+        if (held < upTo - 1 - last) {
           try {
-            for (const message of await store.between(room.name, room.lastId, highest)) {
+            for (const message of await store.between(room.name, last, upTo)) {
               if (!pending.has(message.id)) pending.set(message.id, JSON.stringify(messageFrame(message)))
             }
           }
           catch (error) {
-            logger.error('[nuxt-chat] could not read missed messages from the store', error)
+            // Never deliver across a hole: clients would move their cursor past it for good.
+            logger.error('[nuxt-chat] could not read missed messages from the store; retrying', error)
+            for (const [id, text] of pending) room.inbox.push({ id, text })
+            room.catchUpTo = Math.max(room.catchUpTo, upTo)
+            storeFailed = true
+            break
           }
         }
         for (const id of [...pending.keys()].sort((a, b) => a - b)) {
@@ -207,7 +216,11 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     finally {
       room.draining = false
     }
-    // The store was unreachable (no cursor): deliver what waited as it is, in order.
+    if (storeFailed) {
+      setTimeout(() => drain(room), GAP_RETRY).unref?.()
+      return
+    }
+    // The room's cursor could not be read at all: deliver what waited as it is, in order.
     if (room.inbox.length) {
       const inbox = room.inbox.splice(0)
       for (const entry of inbox.sort((a, b) => a.id - b.id)) deliver(room, entry.id, entry.text)
@@ -257,14 +270,9 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
       bus.publish({ kind: 'system', room: room.name, id: 0, frame: text })
       announcePresence(room)
     }
-    // The newcomer always gets the presence list, even when it did not change.
-    const presence = presenceOf(room)
-    const presenceText = JSON.stringify(presenceFrame(room.name, presence))
-    member.write(new RoomFrame(presenceText))
-    if (presenceText !== room.presenceText) {
-      room.presenceText = presenceText
-      broadcast(room, new RoomFrame(presenceText), member)
-    }
+    // The newcomer always gets the presence list (before its replay), even when it did not change.
+    broadcastPresence(room, member)
+    member.write(new RoomFrame(room.presenceText))
 
     await room.ready
     // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
@@ -285,6 +293,7 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
       member.write(new RoomFrame(JSON.stringify(messageFrame(message)), message.id))
       last = message.id
     }
+    member.replayedTo = last
     const backlog = member.backlog ?? []
     member.backlog = null
     for (const frame of backlog) {
@@ -340,7 +349,13 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
       await hooks.callHook('chat:message', context)
     }
     catch (error) {
-      context.reject = (error as Error)?.message || 'Message rejected'
+      const { statusCode, statusMessage } = error as { statusCode?: number, statusMessage?: string }
+      // `throw createError({ statusMessage })` refuses the message; any other exception is a bug in the hook.
+      if (!statusCode) {
+        logger.error('[nuxt-chat] the chat:message hook failed', error)
+        return fail(503, 'unavailable', 'The message could not be checked; try again')
+      }
+      context.reject = statusMessage || 'Message rejected'
     }
     if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
     text = typeof context.message === 'string' ? context.message : text
@@ -363,21 +378,13 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
     const room = rooms.get(input.room)
     if (room) deliver(room, frame.id, json)
     if (!bus.publish({ kind: 'message', room: input.room, id: frame.id, frame: json })) unpublished.add(input.room)
-    schedulePrune(input.room)
-    return { status: 200, frame }
-  }
-
-  /** Retention runs after every `PRUNE_EVERY` appends to a room, off the send path. */
-  function schedulePrune(room: string) {
-    const count = (appendsSincePrune.get(room) ?? 0) + 1
-    if (count < PRUNE_EVERY) {
-      appendsSincePrune.set(room, count)
-      return
+    // Retention every PRUNE_EVERY messages of a room (ids are contiguous), off the send path.
+    if (frame.id % PRUNE_EVERY === 0) {
+      setImmediate(() => {
+        store.prune(input.room, config.history).catch(error => logger.error('[nuxt-chat] pruning failed', error))
+      })
     }
-    appendsSincePrune.delete(room)
-    setImmediate(() => {
-      store.prune(room, config.history).catch(error => logger.error('[nuxt-chat] pruning failed', error))
-    })
+    return { status: 200, frame }
   }
 
   /** Tell the others in the room that `member` is typing (at most once a second per connection). */
@@ -405,14 +412,7 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
         broadcast(room, new RoomFrame(event.frame))
         break
       case 'presence': {
-        let users: ChatUser[] = []
-        try {
-          users = JSON.parse(event.frame)
-        }
-        catch {
-          // Not from a nuxt-chat instance: treat as no users.
-        }
-        room.remote.set(origin, { users, expires: Date.now() + 3 * config.presenceInterval })
+        room.remote.set(origin, { users: parseUsers(event.frame), expires: Date.now() + 3 * config.presenceInterval })
         broadcastPresence(room)
         break
       }
@@ -455,15 +455,10 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
   presenceTimer.unref?.()
 
   return {
-    instanceId,
     join,
     leave,
     send,
     typing,
-    /** Is this sender over its abuse limit (repeated rate-limit hits)? */
-    abuseLimit: ABUSE_LIMIT,
-    /** Rooms with local members (for tests and metrics). */
-    rooms,
     async close() {
       if (closed) return
       closed = true
@@ -475,3 +470,16 @@ export function createChatHub({ config, store, bus, hooks, logger, instanceId }:
 }
 
 export type ChatHub = ReturnType<typeof createChatHub>
+
+/** Users announced by another instance; anything malformed counts as none. */
+function parseUsers(text: string): ChatUser[] {
+  let users: unknown
+  try {
+    users = JSON.parse(text)
+  }
+  catch {
+    return []
+  }
+  if (!Array.isArray(users)) return []
+  return users.filter((user): user is ChatUser => typeof user?.id === 'string' && typeof user?.name === 'string')
+}

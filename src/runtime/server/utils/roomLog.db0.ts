@@ -130,6 +130,8 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
  */
 function appendInBatches(db: Database, ready: Promise<void>, appendNow: (input: AppendInput) => Promise<AppendResult>) {
   let batch: { input: AppendInput, resolve: (result: AppendResult) => void, reject: (error: unknown) => void }[] | undefined
+  // One transaction at a time, also with an asynchronous SQLite driver.
+  let flushing = Promise.resolve()
 
   async function flush() {
     const jobs = batch!
@@ -152,7 +154,9 @@ function appendInBatches(db: Database, ready: Promise<void>, appendNow: (input: 
   return (input: AppendInput) => new Promise<AppendResult>((resolve, reject) => {
     if (!batch) {
       batch = []
-      setImmediate(flush)
+      setImmediate(() => {
+        flushing = flushing.then(flush)
+      })
     }
     batch.push({ input, resolve, reject })
   })

@@ -12,6 +12,7 @@ import { createChatHub, type ChatHub } from './hub'
 import { createDb0RoomLog } from './roomLog.db0'
 import { createMemoryRoomLog } from './roomLog.memory'
 
+/** The module's logger (consola, as Nitro's). */
 export const chatLogger = consola.withTag('nuxt-chat')
 
 let hub: ChatHub | undefined
@@ -28,7 +29,7 @@ export function useChatHub(): ChatHub {
   const instanceId = crypto.randomUUID()
   const bus = config.redisUrl ? createRedisBus(config.redisUrl, instanceId, chatLogger) : createLocalBus()
   const hooks = useNitroApp().hooks as unknown as Parameters<typeof createChatHub>[0]['hooks']
-  hub = createChatHub({ config, store, bus, hooks, logger: chatLogger, instanceId })
+  hub = createChatHub({ config, store, bus, hooks, logger: chatLogger })
   return hub
 }
 
