@@ -260,14 +260,19 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   function dropped() {
     teardown()
     status.value = 'CLOSED'
-    for (const item of outbox) item.sent = false
-    postRound++
+    markAllUnsent()
     if (!wanted || !reconnect) return
     if (attempts >= reconnect.retries) {
       reconnect.onFailed?.()
       return
     }
     reconnectTimer = setTimeout(connect, backoffDelay(attempts++, reconnect))
+  }
+
+  /** Everything waiting goes again, in order; POSTs queued for the old round are skipped. */
+  function markAllUnsent() {
+    postRound++
+    for (const item of outbox) item.sent = false
   }
 
   function teardown() {
@@ -313,7 +318,6 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     let inFlight = 0
     for (const item of outbox) {
       if (!item.sent) {
-        if (inFlight >= limit) return
         write(item)
         // Not connected: what follows must not overtake it.
         if (!item.sent) return
@@ -337,8 +341,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     // safe), also while the stream stays up.
     const round = postRound
     const retry = () => {
-      postRound++
-      for (const queued of outbox) queued.sent = false
+      markAllUnsent()
       if (status.value === 'OPEN') setTimeout(flushOutbox, reconnect?.delay ?? 500)
     }
     // One POST at a time: concurrent requests would store a burst (or a resent outbox) out of order.

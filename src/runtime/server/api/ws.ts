@@ -4,7 +4,7 @@ import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { admitRequest, ChatRefusal, clientIp, holdConnection, type ChatAdmission } from '../utils/access'
-import { RoomFrame, type Member } from '../utils/hub'
+import { offerFrame, RoomFrame, type Member } from '../utils/hub'
 import type { TokenBucket } from '../utils/rateLimit'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
@@ -110,12 +110,8 @@ async function handleMessage(peer: Peer, member: WebSocketMember, text: string |
   }
   member.strikes = 0
   // A repeated cid is not broadcast again: only the sender gets the stored frame back (after its replay).
-  if (result.duplicate) {
-    // No id on this RoomFrame: the replay filter must not swallow the acknowledgement.
-    const frame = new RoomFrame(JSON.stringify(result.frame))
-    if (member.backlog) member.backlog.push(frame)
-    else member.write(frame)
-  }
+  // No id on this RoomFrame: the replay filter must not swallow the acknowledgement.
+  if (result.duplicate) offerFrame(member, new RoomFrame(JSON.stringify(result.frame)))
 }
 
 export default defineWebSocketHandler({

@@ -85,6 +85,15 @@ const RECOVERY_RECHECK = 1000
 const GAP_RETRY = 1000
 const PRUNE_EVERY = 100
 
+/**
+ * Give a member a frame: held while its replay is sent, dropped when its replay already
+ * carried that message id, written otherwise.
+ */
+export function offerFrame(member: Member, frame: RoomFrame) {
+  if (member.backlog) member.backlog.push(frame)
+  else if (frame.id === 0 || frame.id > member.replayedTo) member.write(frame)
+}
+
 /** Serialise a stored message as its wire frame. */
 export function messageFrame(message: StoredMessage): ChatMessageFrame {
   const frame: ChatMessageFrame = { type: 'message', id: message.id, room: message.room, user: message.user, message: message.message, ts: message.ts }
@@ -109,9 +118,7 @@ export function createChatHub({ config, store, bus, hooks, logger }: ChatHubOpti
   /** Write one frame to every live member of a room (held for members still replaying). */
   function broadcast(room: Room, frame: RoomFrame, except?: Member) {
     for (const member of room.members) {
-      if (member === except) continue
-      if (member.backlog) member.backlog.push(frame)
-      else if (frame.id === 0 || frame.id > member.replayedTo) member.write(frame)
+      if (member !== except) offerFrame(member, frame)
     }
   }
 

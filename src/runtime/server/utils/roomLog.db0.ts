@@ -41,11 +41,13 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   }
   const onServer = (sql: string): LogStatement => {
     const use = async <T>(call: (statement: LogStatement) => Promise<T>): Promise<T> => {
+      const used = db
       try {
-        return await call(db.prepare(sql) as unknown as LogStatement)
+        return await call(used.prepare(sql) as unknown as LogStatement)
       }
       catch (error) {
-        if (!isUniqueViolation(error)) reopen()
+        // Queries failing together on one dead connection replace it once.
+        if (!isUniqueViolation(error) && used === db) reopen()
         throw error
       }
     }
