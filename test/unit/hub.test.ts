@@ -1,6 +1,6 @@
 import { createHooks } from 'hookable'
 import { consola } from 'consola'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { ChatServerFrame } from '../../src/runtime/shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 import type { BusEvent, ChatBus } from '../../src/runtime/server/utils/bus'
@@ -143,13 +143,63 @@ describe('chat hub delivery', () => {
     await hub.join('r', other, undefined)
     await hub.join('r', tab1, undefined)
     await hub.join('r', tab2, undefined)
-    const presence = other.frames.filter(frame => frame.type === 'presence').at(-1)
-    expect(presence).toMatchObject({ users: [{ id: 'u2' }, { id: 'u1' }], message: '2 online' })
+    expect(other.frames.filter(frame => frame.type === 'presence_diff')).toEqual([
+      { type: 'presence_diff', room: 'r', joins: [{ id: 'u1', name: 'u1' }], leaves: [], count: 2, user: 'server', message: '2 online' },
+    ])
+    expect(tab2.frames.find(frame => frame.type === 'presence')).toMatchObject({ users: [{ id: 'u2' }, { id: 'u1' }], message: '2 online' })
     expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'join')).toHaveLength(1)
     hub.leave('r', tab1)
     expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'leave')).toHaveLength(0)
     hub.leave('r', tab2)
     expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'leave')).toHaveLength(1)
+    expect(other.frames.at(-1)).toEqual({ type: 'presence_diff', room: 'r', joins: [], leaves: [{ id: 'u1', name: 'u1' }], count: 1, user: 'server', message: '1 online' })
+  })
+
+  it('sends the full list to the newcomer only, and diffs to everyone else', async () => {
+    const { hub } = setup()
+    const alice = testMember('alice')
+    const bob = testMember('bob')
+    const carol = testMember('carol')
+    await hub.join('r', alice, undefined)
+    await hub.join('r', bob, undefined)
+    await hub.join('r', carol, undefined)
+    const presenceOf = (member: { frames: ChatServerFrame[] }) => member.frames.filter(frame => frame.type.startsWith('presence'))
+    expect(presenceOf(alice).map(frame => frame.type)).toEqual(['presence', 'presence_diff', 'presence_diff'])
+    expect(presenceOf(bob).map(frame => frame.type)).toEqual(['presence', 'presence_diff'])
+    expect(presenceOf(carol)).toEqual([{ type: 'presence', room: 'r', users: [alice.user, bob.user, carol.user], user: 'server', message: '3 online' }])
+    expect(presenceOf(alice)[2]).toMatchObject({ joins: [carol.user], leaves: [], count: 3 })
+    hub.leave('r', bob)
+    expect(presenceOf(carol).at(-1)).toMatchObject({ type: 'presence_diff', joins: [], leaves: [bob.user], count: 2 })
+  })
+
+  it('turns changes of other instances\' presence into diffs; an unchanged announcement sends nothing', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'Date'] })
+    try {
+      const { hub, inject } = setup()
+      const alice = testMember('alice')
+      await hub.join('r', alice, undefined)
+      const diffs = () => alice.frames.filter(frame => frame.type === 'presence_diff')
+      const remote = (users: string[]) => inject({ kind: 'presence', room: 'r', id: 0, frame: JSON.stringify(users.map(id => ({ id, name: id }))) })
+      remote(['x', 'y'])
+      expect(diffs()).toEqual([{ type: 'presence_diff', room: 'r', joins: [{ id: 'x', name: 'x' }, { id: 'y', name: 'y' }], leaves: [], count: 3, user: 'server', message: '3 online' }])
+      // The periodic re-announcement of the same list.
+      remote(['y', 'x'])
+      remote(['x', 'y', 'alice'])
+      expect(diffs()).toHaveLength(1)
+      remote(['x'])
+      expect(diffs().at(-1)).toMatchObject({ joins: [], leaves: [{ id: 'y' }], count: 2 })
+      // The other instance goes quiet: after 3 intervals its users leave, once.
+      vi.advanceTimersByTime(4 * config.presenceInterval)
+      expect(diffs().at(-1)).toMatchObject({ joins: [], leaves: [{ id: 'x' }], count: 1, message: '1 online' })
+      expect(diffs()).toHaveLength(3)
+      vi.advanceTimersByTime(4 * config.presenceInterval)
+      expect(diffs()).toHaveLength(3)
+      expect(alice.frames.filter(frame => frame.type === 'presence')).toHaveLength(1)
+      await hub.close()
+    }
+    finally {
+      vi.useRealTimers()
+    }
   })
 
   it('applies the message hook: rewrite or reject', async () => {

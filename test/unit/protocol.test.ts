@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { isValidRoom, parseClientFrame, parseCursor, sanitizeName } from '../../src/runtime/shared/protocol'
+import { applyPresenceDiff, isValidRoom, parseClientFrame, parseCursor, presenceDiffFrame, sanitizeName } from '../../src/runtime/shared/protocol'
 
 describe('parseClientFrame', () => {
   it('treats raw text as a message and the exact text ping as a ping', () => {
@@ -44,5 +44,18 @@ describe('validation', () => {
     expect(parseCursor('1e3')).toBeUndefined()
     expect(parseCursor('9'.repeat(20))).toBeUndefined()
     expect(parseCursor(null)).toBeUndefined()
+  })
+})
+
+describe('presence diffs', () => {
+  it('applies leaves, then joins, by id; a renamed user is replaced', () => {
+    const a = { id: 'a', name: 'Ann' }
+    const b = { id: 'b', name: 'Bo' }
+    const c = { id: 'c', name: 'Cy' }
+    const diff = presenceDiffFrame('r', [c, { id: 'a', name: 'Anna' }], [b, a], 2)
+    expect(diff).toEqual({ type: 'presence_diff', room: 'r', joins: [c, { id: 'a', name: 'Anna' }], leaves: [b, a], count: 2, user: 'server', message: '2 online' })
+    expect(applyPresenceDiff([a, b], diff)).toEqual([c, { id: 'a', name: 'Anna' }])
+    // A leave of someone unknown and a join of someone known change nothing else.
+    expect(applyPresenceDiff([a], { joins: [a], leaves: [b] })).toEqual([a])
   })
 })

@@ -40,6 +40,18 @@ export interface ChatPresenceFrame {
   message: string
 }
 
+/** Who joined and who left since the last presence frame: apply `leaves`, then `joins`. */
+export interface ChatPresenceDiffFrame {
+  type: 'presence_diff'
+  room: string
+  joins: ChatUser[]
+  leaves: ChatUser[]
+  /** Users online after this change. */
+  count: number
+  user: 'server'
+  message: string
+}
+
 export interface ChatTypingFrame {
   type: 'typing'
   room: string
@@ -67,7 +79,7 @@ export interface ChatErrorFrame {
 }
 
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame
+export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
@@ -153,6 +165,19 @@ export function systemFrame(event: ChatSystemFrame['event'], room: string, peer:
 /** Build a presence frame from the users online. */
 export function presenceFrame(room: string, users: ChatUser[]): ChatPresenceFrame {
   return { type: 'presence', room, users, user: 'server', message: `${users.length} online` }
+}
+
+/** Build a presence_diff frame: who joined and left, and how many are online now. */
+export function presenceDiffFrame(room: string, joins: ChatUser[], leaves: ChatUser[], count: number): ChatPresenceDiffFrame {
+  return { type: 'presence_diff', room, joins, leaves, count, user: 'server', message: `${count} online` }
+}
+
+/** A presence list after a `presence_diff`: leaves removed (by id), then joins added or renamed. */
+export function applyPresenceDiff(users: readonly ChatUser[], diff: Pick<ChatPresenceDiffFrame, 'joins' | 'leaves'>): ChatUser[] {
+  const byId = new Map(users.map(user => [user.id, user]))
+  for (const user of diff.leaves) byId.delete(user.id)
+  for (const user of diff.joins) byId.set(user.id, user)
+  return [...byId.values()]
 }
 
 /** Build an error frame. */

@@ -53,9 +53,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     return room
   }
 
-  /** Send the room's presence list when it changed. */
-  function broadcastPresence(room: Room, except?: Member) {
-    const text = room.presence.changedFrame()
+  /** Tell the room (but `except`, a newcomer who gets the full list) who joined and left, if anyone did. */
+  function broadcastPresenceDiff(room: Room, except?: Member) {
+    const text = room.presence.diffFrame()
     if (text !== undefined) room.delivery.broadcast(new RoomFrame(text), except)
   }
 
@@ -72,7 +72,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   }
 
   /**
-   * Add a connection to a room: welcome and presence go to it at once, then the replay
+   * Add a connection to a room: welcome and the full presence list go to it at once (the
+   * others get a `presence_diff`), then the replay
    * (messages after `since`, or the last `replay` ones), then everything live, each once.
    */
   async function join(name: string, member: Member, since: number | undefined) {
@@ -80,9 +81,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     room.delivery.add(member)
     member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
     if (room.presence.connect(member.user)) broadcastJoinOrLeave(name, room, 'join', member)
-    // The newcomer always gets the presence list (before its replay), even when it did not change.
-    broadcastPresence(room, member)
-    member.write(new RoomFrame(room.presence.shownText))
+    broadcastPresenceDiff(room, member)
+    // The newcomer gets the whole list once (before its replay), even when it did not change.
+    member.write(new RoomFrame(room.presence.fullFrame()))
     await room.delivery.replay(member, since, config)
   }
 
@@ -92,7 +93,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (!room || !room.delivery.remove(member)) return
     if (room.presence.disconnect(member.user)) {
       broadcastJoinOrLeave(name, room, 'leave', member)
-      broadcastPresence(room)
+      broadcastPresenceDiff(room)
     }
     if (room.delivery.members.size === 0) rooms.delete(name)
   }
@@ -135,7 +136,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
         break
       case 'presence':
         room.presence.heardFrom(origin, parseUsers(event.frame), Date.now() + 3 * config.presenceInterval)
-        broadcastPresence(room)
+        broadcastPresenceDiff(room)
         break
       case 'presence?':
         announcePresence(event.room, room)
@@ -169,7 +170,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const presenceTimer = setInterval(() => {
     for (const [name, room] of rooms) {
       announcePresence(name, room)
-      broadcastPresence(room)
+      broadcastPresenceDiff(room)
     }
     limiter?.sweep()
   }, config.presenceInterval)

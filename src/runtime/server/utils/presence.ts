@@ -1,19 +1,22 @@
-import { presenceFrame, type ChatUser } from '../../shared/protocol'
+import { presenceDiffFrame, presenceFrame, type ChatUser } from '../../shared/protocol'
 
 /**
  * Who is in one room: this instance's users (two tabs of one user are one entry) and the users
- * other instances announced, until those announcements expire.
+ * other instances announced, until those announcements expire. A newcomer gets the full list
+ * once; everyone else only hears what changed (docs/PROTOCOL.md, "Presence in deltas").
  */
 export function createRoomPresence(room: string) {
   /** Local users by id, with how many connections each has. */
   const local = new Map<string, { user: ChatUser, connections: number }>()
   /** Users on other instances, by instance id, until `expires`. */
   const remote = new Map<string, { users: ChatUser[], expires: number }>()
-  /** Text of the last presence frame sent, to skip unchanged ones. */
-  let shownText = ''
+  /** The list as the room last heard it, by id: diffs are taken against it. */
+  let shown = new Map<string, ChatUser>()
+  /** Text of the full presence frame of `shown`, made on first use after each change. */
+  let fullText: string | undefined
 
   /** Everyone online, local first; drops instances that went quiet. */
-  function list(now = Date.now()): ChatUser[] {
+  function current(now: number): Map<string, ChatUser> {
     const users = new Map<string, ChatUser>()
     for (const { user } of local.values()) users.set(user.id, user)
     for (const [origin, entry] of remote) {
@@ -23,7 +26,7 @@ export function createRoomPresence(room: string) {
       }
       for (const user of entry.users) if (!users.has(user.id)) users.set(user.id, user)
     }
-    return [...users.values()]
+    return users
   }
 
   return {
@@ -47,16 +50,30 @@ export function createRoomPresence(room: string) {
     heardFrom(origin: string, users: ChatUser[], expires: number) {
       remote.set(origin, { users, expires })
     },
-    /** The presence frame's text when the list changed since the last one sent, else `undefined`. */
-    changedFrame(): string | undefined {
-      const text = JSON.stringify(presenceFrame(room, list()))
-      if (text === shownText) return undefined
-      shownText = text
-      return text
+    /**
+     * The `presence_diff` frame's text for what changed since the room last heard, or
+     * `undefined` when nothing did; the room is then taken to know the new list.
+     */
+    diffFrame(now = Date.now()): string | undefined {
+      const users = current(now)
+      const joins: ChatUser[] = []
+      const leaves: ChatUser[] = []
+      for (const [id, user] of shown) {
+        // A new name for the same id counts as a leave and a join, so clients show the new one.
+        if (users.get(id)?.name !== user.name) leaves.push(user)
+      }
+      for (const [id, user] of users) {
+        const before = shown.get(id)
+        if (!before || before.name !== user.name) joins.push(user)
+      }
+      if (!joins.length && !leaves.length) return undefined
+      shown = users
+      fullText = undefined
+      return JSON.stringify(presenceDiffFrame(room, joins, leaves, users.size))
     },
-    /** Text of the last presence frame sent. */
-    get shownText() {
-      return shownText
+    /** Text of the full `presence` frame of the list the room last heard: for a newcomer. */
+    fullFrame(): string {
+      return fullText ??= JSON.stringify(presenceFrame(room, [...shown.values()]))
     },
   }
 }

@@ -1,4 +1,3 @@
-import type { ConsolaInstance } from 'consola'
 import { errorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
 import type { RoomLog, StoredMessage } from './roomLog'
 import type { TokenBucket } from './rateLimit'
@@ -63,7 +62,8 @@ export function messageFrame(message: StoredMessage): ChatMessageFrame {
 export interface RoomDeliveryOptions {
   room: string
   store: Pick<RoomLog, 'lastId' | 'between' | 'replaySince'>
-  logger: Pick<ConsolaInstance, 'error'>
+  /** Where failures to read the store are reported. */
+  logger: { error: (message: string, error?: unknown) => void }
   /** How long to wait before reading missed messages again after the store failed, in ms. @default 1000 */
   gapRetry?: number
 }

@@ -1,5 +1,4 @@
 import type { Hookable } from 'hookable'
-import type { ConsolaInstance } from 'consola'
 import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { createRateLimiter, createTokenBucket, takeToken } from './rateLimit'
@@ -55,7 +54,8 @@ export interface SendPipelineOptions {
   config: Pick<ChatRuntimeConfig, 'maxLength' | 'history'>
   store: Pick<RoomLog, 'append' | 'prune'>
   hooks: Hookable<ChatRuntimeHooks>
-  logger: Pick<ConsolaInstance, 'error'>
+  /** Where failures to read the store are reported. */
+  logger: { error: (message: string, error?: unknown) => void }
   /** The rate limit, pluggable: see `createSendLimiter` for the default. */
   allowSend: AllowSend
   /** Fan a newly stored message out (here and to other instances). Not called for duplicates. */
