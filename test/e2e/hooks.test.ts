@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { applyPresenceDiff, type ChatUser } from '../../src/runtime/shared/protocol'
 import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
@@ -45,10 +46,14 @@ function tryUpgrade(room: string, headers: Record<string, string> = {}): Promise
   })
 }
 
-/** Users in the latest presence frame a reader got. */
+/** Users online as a reader sees them: its full presence list with the later diffs applied. */
 function presenceOf(reader: ChatSocket | ChatStream) {
-  const frames = reader.frames.filter(frame => frame.type === 'presence')
-  return (frames.at(-1)?.users ?? []) as { id: string, name: string }[]
+  let users: ChatUser[] = []
+  for (const frame of reader.frames) {
+    if (frame.type === 'presence') users = frame.users
+    else if (frame.type === 'presence_diff') users = applyPresenceDiff(users, frame)
+  }
+  return users
 }
 
 describe('chat:identify', () => {

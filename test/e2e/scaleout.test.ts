@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ChatMessageFrame, ChatPresenceFrame } from '../../src/runtime/shared/protocol'
+import { applyPresenceDiff, type ChatMessageFrame, type ChatUser } from '../../src/runtime/shared/protocol'
 import { chatClient, installEventSource, settle, sleep, startProxy, storedOf } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
 import { REDIS_URL, startServer, type TestServer } from '../utils/server'
@@ -13,8 +13,16 @@ const newRoom = () => `room-${randomUUID().slice(0, 8)}`
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, index) => from + index)
 const wsBase = (server: TestServer) => server.wsUrl('')
 const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
-const names = (frame: ChatPresenceFrame | undefined) => (frame?.users ?? []).map(user => user.name).sort()
-const lastPresence = (reader: ChatSocket | ChatStream) => reader.frames.filter(frame => frame.type === 'presence').at(-1) as ChatPresenceFrame | undefined
+const names = (users: ChatUser[]) => users.map(user => user.name).sort()
+/** Users online as a reader sees them: its full presence list with the later diffs applied. */
+function presenceSeen(reader: ChatSocket | ChatStream) {
+  let users: ChatUser[] = []
+  for (const frame of reader.frames) {
+    if (frame.type === 'presence') users = frame.users
+    else if (frame.type === 'presence_diff') users = applyPresenceDiff(users, frame)
+  }
+  return users
+}
 
 const redisUp = () => {
   try {
@@ -75,7 +83,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     const readers = await openReaders(room)
     const [onA, , onB] = readers as [ChatSocket, ChatStream, ChatSocket, ChatStream]
     // Both instances know the room before the first message (the bus only reaches rooms with members).
-    for (const reader of readers) await until(() => names(lastPresence(reader)).length === 4, 'presence of all four', 5000)
+    for (const reader of readers) await until(() => names(presenceSeen(reader)).length === 4, 'presence of all four', 5000)
 
     const PER_SENDER = 100
     const POSTS = 30
@@ -107,15 +115,21 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     const alice = track(await ChatSocket.open(wsBase(a), { room, name: 'alice' }))
     const bob = track(await ChatSocket.open(wsBase(b), { room, name: 'bob' }))
     const carol = track(await ChatStream.open(httpBase(b), { room, name: 'carol' }))
-    for (const reader of [alice, bob, carol]) await until(() => names(lastPresence(reader)).join() === 'alice,bob,carol', 'alice, bob and carol everywhere', 5000)
+    for (const reader of [alice, bob, carol]) await until(() => names(presenceSeen(reader)).join() === 'alice,bob,carol', 'alice, bob and carol everywhere', 5000)
+    // Each instance re-announces its users every interval: an unchanged list sends nothing.
+    const diffs = (reader: ChatSocket | ChatStream) => reader.frames.filter(frame => frame.type === 'presence_diff').length
+    const diffsBefore = [alice, bob, carol].map(diffs)
+    await sleep(3 * PRESENCE_INTERVAL)
+    expect([alice, bob, carol].map(diffs)).toEqual(diffsBefore)
+    expect(alice.frames.filter(frame => frame.type === 'presence')).toHaveLength(1)
     await bob.close()
-    await until(() => names(lastPresence(alice)).join() === 'alice,carol', 'bob gone on the other instance', 3000)
+    await until(() => names(presenceSeen(alice)).join() === 'alice,carol', 'bob gone on the other instance', 3000)
     await alice.waitFor(frame => frame.type === 'system' && frame.event === 'leave' && frame.message === 'bob left!', 'bob left! across the bus')
 
     try {
       const killed = Date.now()
       await b.stop('SIGKILL')
-      await until(() => names(lastPresence(alice)).join() === 'alice', 'carol dropped after her instance died', 4 * PRESENCE_INTERVAL + 1500)
+      await until(() => names(presenceSeen(alice)).join() === 'alice', 'carol dropped after her instance died', 4 * PRESENCE_INTERVAL + 1500)
       const after = Date.now() - killed
       console.log(`[scaleout] a SIGKILLed instance's users dropped from presence after ${after} ms (interval ${PRESENCE_INTERVAL} ms)`)
       // Expiry is 3 intervals after the last heartbeat, checked on each heartbeat of the survivor.
@@ -128,15 +142,15 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     }
     // A new member on the restarted instance shows up on the other one again.
     const dave = track(await ChatSocket.open(wsBase(b), { room, name: 'dave' }))
-    await until(() => names(lastPresence(alice)).join() === 'alice,dave', 'dave from the restarted instance', 5000)
-    await until(() => names(lastPresence(dave)).join() === 'alice,dave', 'alice seen from the restarted instance', 5000)
+    await until(() => names(presenceSeen(alice)).join() === 'alice,dave', 'dave from the restarted instance', 5000)
+    await until(() => names(presenceSeen(dave)).join() === 'alice,dave', 'alice seen from the restarted instance', 5000)
   })
 
   it('de-duplicates a cid and replays exactly when a client reconnects to the other instance', async () => {
     const room = newRoom()
     const watchA = track(await ChatSocket.open(wsBase(a), { room, name: 'watch-a' }))
     const watchB = track(await ChatStream.open(httpBase(b), { room, name: 'watch-b' }))
-    await until(() => names(lastPresence(watchA)).length === 2, 'both watchers', 5000)
+    await until(() => names(presenceSeen(watchA)).length === 2, 'both watchers', 5000)
     const sender = await ChatSocket.open(wsBase(a), { room, name: 'mover' })
     for (let index = 1; index <= 10; index++) sender.send({ type: 'message', message: `m ${index}`, cid: `m-${index}` })
     const stored = await sender.waitFor(frame => frame.type === 'message' && frame.cid === 'm-10', 'echo of m-10') as ChatMessageFrame
@@ -211,7 +225,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     const room = newRoom()
     const readers = await openReaders(room)
     const [onA, sseA, onB, sseB] = readers as [ChatSocket, ChatStream, ChatSocket, ChatStream]
-    for (const reader of readers) await until(() => names(lastPresence(reader)).length === 4, 'presence of all four', 5000)
+    for (const reader of readers) await until(() => names(presenceSeen(reader)).length === 4, 'presence of all four', 5000)
     let sent = 0
     const sendOn = async (socket: ChatSocket, count: number) => {
       for (let index = 0; index < count; index++) {
