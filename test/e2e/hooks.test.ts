@@ -6,8 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { applyPresenceDiff, type ChatUser } from '../../src/runtime/shared/protocol'
-import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
+import { ChatSocket, ChatStream, postMessage, presenceSeen, until } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 let server: TestServer
@@ -44,16 +43,6 @@ function tryUpgrade(room: string, headers: Record<string, string> = {}): Promise
     })
     socket.on('error', () => {})
   })
-}
-
-/** Users online as a reader sees them: its full presence list with the later diffs applied. */
-function presenceOf(reader: ChatSocket | ChatStream) {
-  let users: ChatUser[] = []
-  for (const frame of reader.frames) {
-    if (frame.type === 'presence') users = frame.users
-    else if (frame.type === 'presence_diff') users = applyPresenceDiff(users, frame)
-  }
-  return users
 }
 
 describe('chat:identify', () => {
@@ -95,8 +84,8 @@ describe('chat:identify', () => {
     await tab2.waitFor(frame => frame.type === 'presence')
 
     for (const reader of [watcher, tab1, tab2, tab3]) {
-      expect(presenceOf(reader)).toHaveLength(2)
-      expect(presenceOf(reader).filter(user => user.id === 'u-alice')).toEqual([{ id: 'u-alice', name: 'Alice' }])
+      expect(presenceSeen(reader)).toHaveLength(2)
+      expect(presenceSeen(reader).filter(user => user.id === 'u-alice')).toEqual([{ id: 'u-alice', name: 'Alice' }])
     }
     expect(tab3.frames.at(1)).toMatchObject({ type: 'presence', message: '2 online' })
     // One join, however many tabs.
@@ -115,7 +104,7 @@ describe('chat:identify', () => {
     expect(watcher.frames.some(frame => frame.message === 'Alice left!')).toBe(false)
     await tab3.close()
     await watcher.waitFor(frame => frame.message === 'Alice left!')
-    await until(() => presenceOf(watcher).length === 1, 'presence without Alice')
+    await until(() => presenceSeen(watcher).length === 1, 'presence without Alice')
     await watcher.close()
   })
 
@@ -145,7 +134,7 @@ describe('chat:identify', () => {
     await inside.waitFor(frame => frame.type === 'message')
     expect(inside.messages.map(frame => frame.message)).toEqual(['alice inside'])
     // Presence never showed a refused peer.
-    expect(presenceOf(inside)).toEqual([{ id: 'u-alice', name: 'Alice' }])
+    expect(presenceSeen(inside)).toEqual([{ id: 'u-alice', name: 'Alice' }])
     await inside.close()
   })
 })

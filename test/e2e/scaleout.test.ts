@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { applyPresenceDiff, type ChatMessageFrame, type ChatUser } from '../../src/runtime/shared/protocol'
+import type { ChatMessageFrame, ChatUser } from '../../src/runtime/shared/protocol'
 import { chatClient, installEventSource, settle, sleep, startProxy, storedOf } from '../utils/chaos'
-import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
+import { ChatSocket, ChatStream, postMessage, presenceSeen, until } from '../utils/clients'
 import { REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
@@ -14,15 +14,6 @@ const range = (from: number, to: number) => Array.from({ length: Math.max(0, to 
 const wsBase = (server: TestServer) => server.wsUrl('')
 const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 const names = (users: ChatUser[]) => users.map(user => user.name).sort()
-/** Users online as a reader sees them: its full presence list with the later diffs applied. */
-function presenceSeen(reader: ChatSocket | ChatStream) {
-  let users: ChatUser[] = []
-  for (const frame of reader.frames) {
-    if (frame.type === 'presence') users = frame.users
-    else if (frame.type === 'presence_diff') users = applyPresenceDiff(users, frame)
-  }
-  return users
-}
 
 const redisUp = () => {
   try {

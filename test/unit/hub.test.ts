@@ -39,6 +39,13 @@ function testMember(id: string): Member & { frames: ChatServerFrame[] } {
   return { user: { id, name: id }, sender: '', frames, write: (frame: RoomFrame) => frames.push(JSON.parse(frame.text)) }
 }
 
+/** One member per user id, joined to room `r` one after another. */
+async function joinInTurn<const T extends string[]>(hub: ReturnType<typeof createChatHub>, ...users: T) {
+  const members = users.map(testMember)
+  for (const member of members) await hub.join('r', member, undefined)
+  return members as { [K in keyof T]: ReturnType<typeof testMember> }
+}
+
 const ids = (member: { frames: ChatServerFrame[] }) => member.frames.flatMap(frame => frame.type === 'message' ? [frame.id] : [])
 const settle = () => new Promise(resolve => setTimeout(resolve, 20))
 
@@ -137,12 +144,7 @@ describe('chat hub delivery', () => {
 
   it('counts two connections of one user as one presence entry', async () => {
     const { hub } = setup()
-    const tab1 = testMember('u1')
-    const tab2 = testMember('u1')
-    const other = testMember('u2')
-    await hub.join('r', other, undefined)
-    await hub.join('r', tab1, undefined)
-    await hub.join('r', tab2, undefined)
+    const [other, tab1, tab2] = await joinInTurn(hub, 'u2', 'u1', 'u1')
     expect(other.frames.filter(frame => frame.type === 'presence_diff')).toEqual([
       { type: 'presence_diff', room: 'r', joins: [{ id: 'u1', name: 'u1' }], leaves: [], count: 2, user: 'server', message: '2 online' },
     ])
@@ -157,12 +159,7 @@ describe('chat hub delivery', () => {
 
   it('sends the full list to the newcomer only, and diffs to everyone else', async () => {
     const { hub } = setup()
-    const alice = testMember('alice')
-    const bob = testMember('bob')
-    const carol = testMember('carol')
-    await hub.join('r', alice, undefined)
-    await hub.join('r', bob, undefined)
-    await hub.join('r', carol, undefined)
+    const [alice, bob, carol] = await joinInTurn(hub, 'alice', 'bob', 'carol')
     const presenceOf = (member: { frames: ChatServerFrame[] }) => member.frames.filter(frame => frame.type.startsWith('presence'))
     expect(presenceOf(alice).map(frame => frame.type)).toEqual(['presence', 'presence_diff', 'presence_diff'])
     expect(presenceOf(bob).map(frame => frame.type)).toEqual(['presence', 'presence_diff'])

@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import type { ChatMessageFrame, ChatServerFrame } from '../../src/runtime/shared/protocol'
+import { applyPresenceDiff, type ChatMessageFrame, type ChatServerFrame, type ChatUser } from '../../src/runtime/shared/protocol'
 
 /** Wait until `check` returns a truthy value, polling; fails with `what` after `timeout` ms. */
 export async function until<T>(check: () => T | undefined | false, what: string, timeout = 10_000): Promise<T> {
@@ -13,6 +13,16 @@ export async function until<T>(check: () => T | undefined | false, what: string,
 }
 
 type Frame = ChatServerFrame & Record<string, unknown>
+
+/** Users online as a reader sees them: its full presence list with the later diffs applied. */
+export function presenceSeen(reader: { frames: ChatServerFrame[] }): ChatUser[] {
+  let users: ChatUser[] = []
+  for (const frame of reader.frames) {
+    if (frame.type === 'presence') users = frame.users
+    else if (frame.type === 'presence_diff') users = applyPresenceDiff(users, frame)
+  }
+  return users
+}
 
 /** Query string for the chat endpoints. */
 function query(params: Record<string, string | number | undefined>) {
