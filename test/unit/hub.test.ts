@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest'
 import type { ChatServerFrame } from '../../src/runtime/shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 import type { BusEvent, ChatBus } from '../../src/runtime/server/utils/bus'
-import { createChatHub, type Member, type RoomFrame } from '../../src/runtime/server/utils/hub'
+import { createChatHub, type Member, type RoomFrame, type SendInput } from '../../src/runtime/server/utils/hub'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 
 const config = {
@@ -211,6 +211,21 @@ describe('chat hub delivery', () => {
     expect(await moderated.send({ room: 'r', user: { id: 'a', name: 'a' }, sender: '', message: 'bad word', cid: 'c' })).toMatchObject({ status: 403, error: { code: 'rejected', message: 'nope', cid: 'c' } })
     expect(await moderated.send({ room: 'r', user: { id: 'a', name: 'a' }, sender: '', message: 'fine' })).toMatchObject({ frame: { message: 'FINE' } })
     expect((await store.replaySince('r', undefined, 10)).map(message => message.message)).toEqual(['FINE'])
+    await hub.close()
+  })
+
+  it('asks an injected allowSend before the hook and the store', async () => {
+    const asked: SendInput[] = []
+    const store = createMemoryRoomLog()
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola, allowSend: (input) => {
+      asked.push(input)
+      return input.rateKey !== 'blocked'
+    } })
+    const user = { id: 'a', name: 'a' }
+    expect(await hub.send({ room: 'r', user, sender: 'a', message: 'no', cid: 'c1', rateKey: 'blocked' })).toMatchObject({ status: 429, error: { code: 'rate_limited', cid: 'c1' } })
+    expect(await hub.send({ room: 'r', user, sender: 'a', message: 'yes', rateKey: '127.0.0.1' })).toMatchObject({ status: 200, frame: { id: 1 } })
+    expect(asked.map(input => [input.rateKey, input.message])).toEqual([['blocked', 'no'], ['127.0.0.1', 'yes']])
+    expect((await store.replaySince('r', undefined, 10)).map(message => message.message)).toEqual(['yes'])
     await hub.close()
   })
 })
