@@ -4,7 +4,7 @@
  * a join or leave in a room of n readers costs O(n) bytes, not O(n²).
  */
 import { randomBytes, randomUUID } from 'node:crypto'
-import { connect, type Socket } from 'node:net'
+import { connect, type NetConnectOpts, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, ChatStream, until } from '../utils/clients'
@@ -37,7 +37,8 @@ class CountingReader {
 
   static open(port: number, path: string): Promise<CountingReader> {
     // A paused reader stops reading at once (no high-water buffer): the kernel holds what comes meanwhile.
-    const socket = connect({ port, host: '127.0.0.1', readableHighWaterMark: 1 })
+    // net.Socket hands the option to its stream; @types/node does not list it.
+    const socket = connect({ port, host: '127.0.0.1', readableHighWaterMark: 1 } as NetConnectOpts)
     const reader = new CountingReader(socket)
     return new Promise((resolve, reject) => {
       let head = ''
