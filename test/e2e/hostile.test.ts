@@ -35,7 +35,12 @@ async function openDeafSocket(server: TestServer, room: string) {
   })
   // ws keeps its TCP socket in `_socket`; pausing it stops the client reading, as a stalled tab would.
   ;(ws as unknown as { _socket: { pause: () => void } })._socket.pause()
-  return { ws, get closed() { return closed || ws.readyState === WebSocket.CLOSED } }
+  return {
+    ws,
+    get closed() {
+      return closed || ws.readyState === WebSocket.CLOSED
+    },
+  }
 }
 
 /**

@@ -22,7 +22,7 @@ function rawRequest(server: TestServer, head: string, body = '') {
     socket.on('data', (chunk) => {
       data += chunk
       // Answered: stop at the end of the head when there is no body to wait for.
-      if (/^HTTP\/1\.1 (101|204|304)/.test(data) && data.includes('\r\n\r\n')) socket.destroy()
+      if (/^HTTP\/1\.1 (?:101|204|304)/.test(data) && data.includes('\r\n\r\n')) socket.destroy()
       if (head.startsWith('HEAD') && data.includes('\r\n\r\n')) socket.destroy()
     })
     socket.on('close', () => {
