@@ -46,7 +46,7 @@ describe('watchSocket', () => {
 /** A stand-in for `ws`'s WebSocket with the fields crossws 0.3's bundled copy has, to rename one at a time. */
 function fakeWebSocket(overrides: Record<string, unknown> = {}) {
   const written: Buffer[] = []
-  const ws: Record<string, unknown> = Object.assign(new EventEmitter(), {
+  const ws = Object.assign(new EventEmitter(), {
     readyState: 1,
     bufferedAmount: 0,
     ping() {},

@@ -33,5 +33,5 @@ export function allowCrossOrigin(event: H3Event, config: ChatRuntimeConfig): boo
 export function allowPreflight(event: H3Event): void {
   setResponseHeader(event, 'access-control-allow-methods', ALLOWED_METHODS)
   setResponseHeader(event, 'access-control-allow-headers', ALLOWED_HEADERS)
-  setResponseHeader(event, 'access-control-max-age', String(PREFLIGHT_MAX_AGE))
+  setResponseHeader(event, 'access-control-max-age', PREFLIGHT_MAX_AGE)
 }

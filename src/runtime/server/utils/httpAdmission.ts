@@ -19,7 +19,7 @@ export function refuse(event: H3Event, status: number, frame: ChatErrorFrame): C
   setResponseStatus(event, status)
   setResponseHeader(event, 'content-type', 'application/json')
   const retryAfter = retryAfterSeconds(status)
-  if (retryAfter) setResponseHeader(event, 'retry-after', String(retryAfter))
+  if (retryAfter) setResponseHeader(event, 'retry-after', retryAfter)
   return frame
 }
 

@@ -133,7 +133,7 @@ export interface SharedFrame {
  */
 export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: SharedFrame | string): number {
   const socket = ws && typeof frame !== 'string' ? directSocket(ws) : undefined
-  if (socket) {
+  if (socket && typeof frame !== 'string') {
     transportStats.fastWrites++
     socket.write(frame.ws)
   }
