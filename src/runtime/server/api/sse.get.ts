@@ -2,6 +2,7 @@ import { defineEventHandler } from 'h3'
 import { errorFrame } from '../../shared/protocol'
 import { holdConnection } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
+import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import type { Member, RoomFrame } from '../utils/roomDelivery'
 import { useChatHub } from '../utils/useChatHub'
 
@@ -38,14 +39,16 @@ export default defineEventHandler(async (event) => {
   res.socket?.setNoDelay(true)
 
   const hub = useChatHub()
+  let queuedWrites = 0
   const member: Member = {
     user: admission.user,
     sender: admission.sender,
     write(frame: RoomFrame) {
-      if (res.writableEnded) return
+      if (res.writableEnded || res.destroyed) return
       res.write(frame.sse)
+      queuedWrites = queuedWritesAfter(queuedWrites, res.writableLength)
       // A reader this far behind would only grow our memory: drop it; EventSource resumes by id.
-      if (res.writableLength > config.maxBufferedBytes) res.destroy()
+      if (isOverBudget(res.writableLength, queuedWrites, config.maxBufferedBytes)) res.destroy()
     },
   }
   const keepAlive = setInterval(() => res.write(': ping\n\n'), config.sse.keepAlive)

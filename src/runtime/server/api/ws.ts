@@ -5,6 +5,7 @@ import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type 
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { admitRequest, ChatRefusal, clientIp, holdConnection, type ChatAdmission } from '../utils/access'
 import { refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
+import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
 import type { TokenBucket } from '../utils/rateLimit'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
@@ -18,8 +19,6 @@ const ABUSE_LIMIT = 50
 const MAX_WAITING = 16
 // Refusals that hold every later message with a cid on the connection (docs/PROTOCOL.md, "Acknowledgements and order").
 const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limited', 'unavailable'])
-// Memory a write queued behind a full socket costs besides its bytes (Node's write request and buffer objects); measured ~0.3-1 KiB.
-const QUEUED_WRITE_COST = 512
 // One pong for everyone: a flood of pings queues references to the same bytes.
 const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
 
@@ -64,8 +63,8 @@ class WebSocketMember implements Member, SocketWatch {
     // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
     if (ws && ws.readyState !== 1) return
     const buffered = writeFrame(peer, ws, frame)
-    this.queuedWrites = buffered ? this.queuedWrites + 1 : 0
-    if (buffered + this.queuedWrites * QUEUED_WRITE_COST > this.maxBufferedBytes) {
+    this.queuedWrites = queuedWritesAfter(this.queuedWrites, buffered)
+    if (isOverBudget(buffered, this.queuedWrites, this.maxBufferedBytes)) {
       // A reader this far behind would only grow our memory: drop it now (a close frame would wait behind the unread output); it resumes by id.
       chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
       if (ws) ws.terminate()
@@ -102,7 +101,8 @@ function startHeartbeat(config: ChatRuntimeConfig) {
     for (const member of members) {
       const ws = member.ws
       if (!ws) continue
-      if (!member.alive) {
+      // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
+      if (!member.alive && !member.paused) {
         ws.terminate()
         continue
       }
@@ -227,9 +227,12 @@ export default defineWebSocketHandler({
     delete context.chatAdmission
     // The address was not visible at upgrade time: count the connection now, or refuse it; never skip the cap.
     const release = admitted.release ?? holdConnection(peer.remoteAddress, config.maxConnectionsPerIp)
-    if (!release || (!peer.remoteAddress && !admitted.release)) {
-      release?.()
+    if (!admitted.release && !peer.remoteAddress) {
       chatLogger.warn('[nuxt-chat] refusing a WebSocket whose client address is unknown while maxConnectionsPerIp is set')
+      peer.close(1008, 'Client address unknown')
+      return
+    }
+    if (!release) {
       peer.close(1008, 'Too many connections from this address')
       return
     }
