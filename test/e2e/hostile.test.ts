@@ -64,7 +64,7 @@ async function warmUp(server: TestServer, frame: string, duration: number) {
  * (so the unfixed server cannot eat the machine). Returns the peak growth over the RSS after a warm-up.
  */
 async function hammer(server: TestServer, sockets: { ws: WebSocket, closed: boolean }[], frame: string, duration: number, abortAt: number) {
-  await warmUp(server, frame, 3000)
+  await warmUp(server, frame, 5000)
   const before = rssOf(server)
   let peak = 0
   const deadline = Date.now() + duration
