@@ -28,6 +28,7 @@ export default defineNuxtModule<ModuleOptions>({
     maxConnectionsPerIp: 0,
     clientIpHeader: '',
     maxPayload: 64 * 1024,
+    bodyTimeout: 10_000,
     maxBufferedBytes: 4 * 1024 * 1024,
     heartbeat: { interval: 25_000, timeout: 10_000 },
     sse: { keepAlive: 15_000, retry: 2000 },
@@ -62,7 +63,9 @@ export default defineNuxtModule<ModuleOptions>({
     })
     addServerHandler({ route: options.route, handler: resolver.resolve('./runtime/server/api/ws') })
     addServerHandler({ route: options.sseRoute, method: 'get', handler: resolver.resolve('./runtime/server/api/sse.get') })
+    addServerHandler({ route: options.sseRoute, method: 'head', handler: resolver.resolve('./runtime/server/api/sse.get') })
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
+    addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',

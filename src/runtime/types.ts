@@ -42,6 +42,8 @@ export interface ChatRuntimeConfig {
   clientIpHeader: string
   /** Largest incoming WebSocket frame and POST body, in bytes; a larger frame closes its connection with 1009. @default 65536 */
   maxPayload: number
+  /** A POST body must arrive within this many milliseconds, else it is answered `408`. @default 10000 */
+  bodyTimeout: number
   /** A connection whose unsent output grows past this many bytes is closed (slow reader). @default 4194304 */
   maxBufferedBytes: number
   /** Heartbeat: the client pings every `interval` ms and reconnects when no pong comes within `timeout`; the server pings with WebSocket ping frames and drops a peer silent for two intervals. @default { interval: 25000, timeout: 10000 } */

@@ -187,7 +187,7 @@ describe('chat:message', () => {
     // Resending the cid gives back the stored (rewritten) frame, not a second copy.
     sender.send({ type: 'message', message: 'darn it, darn', cid: 'd-1' })
     await until(() => sender.messages.length === 3, 'the stored frame again')
-    expect(sender.messages.at(-1)).toEqual(echo)
+    expect(sender.messages.at(-1)).toEqual({ ...echo, duplicate: true })
     await Promise.all([sender.close(), other.close(), late.close()])
   })
 })

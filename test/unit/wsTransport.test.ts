@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
 import { EventEmitter } from 'node:events'
-import { encodeTextFrame, nextFrameIsBinary, watchSocket } from '../../src/runtime/server/utils/wsTransport'
+import { encodeTextFrame, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocketAddress, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -40,5 +40,102 @@ describe('watchSocket', () => {
     expect([nextFrameIsBinary(watch), nextFrameIsBinary(watch), nextFrameIsBinary(watch)]).toEqual([false, false, true])
     expect(nextFrameIsBinary(watch)).toBe(false)
     expect(watch.alive).toBe(true)
+  })
+})
+
+/** A stand-in for `ws`'s WebSocket with the fields crossws 0.3's bundled copy has, to rename one at a time. */
+function fakeWebSocket(overrides: Record<string, unknown> = {}) {
+  const written: Buffer[] = []
+  const ws = Object.assign(new EventEmitter(), {
+    readyState: 1,
+    bufferedAmount: 0,
+    ping() {},
+    terminate() {},
+    pause() {},
+    resume() {},
+    _socket: { write: (chunk: Buffer) => written.push(chunk), writableLength: 0, destroyed: false },
+    _sender: { _state: 0, _queue: [] },
+    ...overrides,
+  })
+  const sent: string[] = []
+  const peer = { _internal: { ws }, send: (text: string) => sent.push(text) }
+  return { ws, peer, written, sent }
+}
+
+const FRAME = { text: '{"type":"pong"}', ws: encodeTextFrame(Buffer.from('{"type":"pong"}')) }
+
+describe('fast path guards fail closed', () => {
+  it('writes straight to the socket when ws is idle and every field is as expected', () => {
+    const { peer, written, sent } = fakeWebSocket()
+    const ws = rawWebSocket(peer as never)!
+    const fast = transportStats.fastWrites
+    writeFrame(peer as never, ws, FRAME)
+    expect(written).toEqual([FRAME.ws])
+    expect(sent).toEqual([])
+    expect(transportStats.fastWrites).toBe(fast + 1)
+  })
+
+  it.each([
+    ['`_sender` renamed', { _sender: undefined, _sndr: { _state: 0, _queue: [] } }],
+    ['`_sender._state` renamed', { _sender: { state: 0, _queue: [] } }],
+    ['`_sender._queue` not an array', { _sender: { _state: 0, _queue: undefined } }],
+    ['`_socket` renamed', { _socket: undefined }],
+    ['`_socket.writableLength` missing', { _socket: { write() {}, destroyed: false } }],
+  ])('takes peer.send and logs once when %s', (_what, overrides) => {
+    const { peer, written, sent } = fakeWebSocket(overrides)
+    const ws = rawWebSocket(peer as never)!
+    const reasons = transportStats.fallbacks.length
+    writeFrame(peer as never, ws, FRAME)
+    writeFrame(peer as never, ws, FRAME)
+    expect(written).toEqual([])
+    expect(sent).toEqual([FRAME.text, FRAME.text])
+    // One new reason at most (the same renamed field is logged once, not per write).
+    expect(transportStats.fallbacks.length - reasons).toBeLessThanOrEqual(1)
+    expect(transportStats.fallbacks.length).toBeGreaterThan(0)
+  })
+
+  it('takes peer.send while ws is mid-frame or has its own queue', () => {
+    for (const sender of [{ _state: 1, _queue: [] }, { _state: 0, _queue: [['x']] }]) {
+      const { peer, written, sent } = fakeWebSocket({ _sender: sender })
+      writeFrame(peer as never, rawWebSocket(peer as never), FRAME)
+      expect(written).toEqual([])
+      expect(sent).toEqual([FRAME.text])
+    }
+  })
+
+  it('finds no raw socket (and logs why) when the peer hides it or it lacks pause/bufferedAmount', () => {
+    expect(rawWebSocket({ _internal: {} } as never)).toBeUndefined()
+    expect(rawWebSocket(fakeWebSocket({ pause: undefined }).peer as never)).toBeUndefined()
+    expect(rawWebSocket(fakeWebSocket({ bufferedAmount: undefined }).peer as never)).toBeUndefined()
+    expect(transportStats.fallbacks.some(reason => reason.includes('peer._internal.ws'))).toBe(true)
+    // Without it, frames still go out through crossws, and pausing reports that it cannot.
+    const { peer, sent } = fakeWebSocket()
+    writeFrame(peer as never, undefined, FRAME)
+    expect(sent).toEqual([FRAME.text])
+    expect(pauseReading(undefined)).toBe(false)
+  })
+
+  it('reports an unknown upgrade address (never a silent undefined that turns the per-address cap off)', () => {
+    expect(upgradeSocketAddress({ _req: { socket: { remoteAddress: '10.0.0.1' } } })).toBe('10.0.0.1')
+    const reasons = transportStats.fallbacks.length
+    expect(upgradeSocketAddress({ req: { socket: { remoteAddress: '10.0.0.1' } } })).toBeUndefined()
+    expect(transportStats.fallbacks.length).toBe(reasons + 1)
+    expect(transportStats.fallbacks.at(-1)).toMatch(/peer\.remoteAddress/)
+  })
+
+  it('leaves the upgrade request alone when its shape differs', () => {
+    const internal = { nodeReq: { socket: {} }, request: { url: 'http://x/_ws' } }
+    releaseUpgradeRequest({ _internal: internal } as never)
+    expect(internal.request).toEqual({ url: 'http://x/_ws' })
+  })
+})
+
+describe('upgradeRefusal', () => {
+  it('carries its headers unencoded through crossws 0.3\'s status line', () => {
+    const response = upgradeRefusal(429, '{"type":"error"}', { 'content-type': 'application/json', 'retry-after': '5' })
+    expect(response.status).toBe(429)
+    expect(response.statusText).toBe('Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 5\r\ncontent-length: 16')
+    // No header of its own that crossws would write percent-encoded.
+    expect([...response.headers.keys()]).toEqual([])
   })
 })

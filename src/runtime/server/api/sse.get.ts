@@ -2,45 +2,53 @@ import { defineEventHandler } from 'h3'
 import { errorFrame } from '../../shared/protocol'
 import { holdConnection } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
-import type { Member, RoomFrame } from '../utils/hub'
+import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
+import type { Member, RoomFrame } from '../utils/roomDelivery'
 import { useChatHub } from '../utils/useChatHub'
+
+const STREAM_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  'connection': 'keep-alive',
+  // nginx: do not buffer the stream.
+  'x-accel-buffering': 'no',
+}
 
 /**
  * The SSE stream of a room: `retry`, welcome, presence, the replay after `Last-Event-ID`
  * (or `?since=`), then live frames, with a `: ping` comment every `sse.keepAlive` ms.
  * Writes straight to the Node response so each frame's bytes are made once per room.
+ * `HEAD` is admitted the same way and answers the stream's headers only.
  */
 export default defineEventHandler(async (event) => {
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
+  if (event.method === 'HEAD') {
+    event.node.res.writeHead(200, STREAM_HEADERS).end()
+    return
+  }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
   if (event.node.res.destroyed) return
   const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
   if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
 
   const res = event.node.res
-  res.writeHead(200, {
-    'content-type': 'text/event-stream',
-    'cache-control': 'no-cache, no-transform',
-    'connection': 'keep-alive',
-    // nginx: do not buffer the stream.
-    'x-accel-buffering': 'no',
-  })
+  res.writeHead(200, STREAM_HEADERS)
   res.write(`retry: ${config.sse.retry}\n\n`)
   res.socket?.setNoDelay(true)
 
   const hub = useChatHub()
+  let queuedWrites = 0
   const member: Member = {
     user: admission.user,
     sender: admission.sender,
-    backlog: null,
-    replayedTo: 0,
     write(frame: RoomFrame) {
-      if (res.writableEnded) return
+      if (res.writableEnded || res.destroyed) return
       res.write(frame.sse)
+      queuedWrites = queuedWritesAfter(queuedWrites, res.writableLength)
       // A reader this far behind would only grow our memory: drop it; EventSource resumes by id.
-      if (res.writableLength > config.maxBufferedBytes) res.destroy()
+      if (isOverBudget(res.writableLength, queuedWrites, config.maxBufferedBytes)) res.destroy()
     },
   }
   const keepAlive = setInterval(() => res.write(': ping\n\n'), config.sse.keepAlive)

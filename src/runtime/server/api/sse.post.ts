@@ -1,27 +1,35 @@
-import { defineEventHandler, getRequestHeader, type H3Event } from 'h3'
+import { defineEventHandler, getRequestHeader, setResponseHeader, type H3Event } from 'h3'
 import { errorFrame, isValidCid, type ChatErrorFrame, type ChatMessageFrame } from '../../shared/protocol'
+import type { ChatRuntimeConfig } from '../../types'
+import { holdConnection, type ChatAdmission } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
 import { useChatHub } from '../utils/useChatHub'
 
-/** Read a request body, refusing (413) before buffering more than `limit` bytes. */
-async function readBoundedBody(event: H3Event, limit: number): Promise<string | undefined> {
+/** Why a body was not read: larger than the limit, or not complete within the body timeout. */
+type BodyRefusal = 'too_large' | 'timeout'
+
+/** Read a request body, refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
+async function readBoundedBody(event: H3Event, limit: number, timeout: number): Promise<string | BodyRefusal> {
   const declared = Number(getRequestHeader(event, 'content-length') ?? 0)
-  if (declared > limit) return undefined
+  if (declared > limit) return 'too_large'
   const req = event.node.req
   // Listeners, not `for await`: leaving the iterator early destroys the request under the 413 (uncaught TypeError in Nitro's shutdown tracker); Node discards the rest of the body itself.
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
-    const done = (body: string | undefined) => {
+    const done = (body: string | BodyRefusal) => {
+      clearTimeout(timer)
       req.off('data', onData).off('end', onEnd)
       resolve(body)
     }
     const onData = (chunk: Buffer) => {
       size += chunk.length
-      if (size > limit) done(undefined)
+      if (size > limit) done('too_large')
       else chunks.push(chunk)
     }
     const onEnd = () => done(Buffer.concat(chunks).toString('utf8'))
+    // A body that trickles in would hold this request (and its connection slot) for as long as the client likes.
+    const timer = setTimeout(() => done('timeout'), timeout)
     req.on('data', onData).on('end', onEnd).on('error', reject)
   })
 }
@@ -48,8 +56,26 @@ export default defineEventHandler(async (event): Promise<ChatMessageFrame | Chat
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
-  const body = await readBoundedBody(event, config.maxPayload)
-  if (body === undefined) return refuse(event, 413, errorFrame('too_long', `Body is larger than ${config.maxPayload} bytes`))
+  // An open POST holds a connection slot of its address until answered.
+  const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
+  if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
+  try {
+    return await answerPost(event, admission, config)
+  }
+  finally {
+    release()
+  }
+})
+
+/** Read, check and send one POSTed message. */
+async function answerPost(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<ChatMessageFrame | ChatErrorFrame> {
+  const body = await readBoundedBody(event, config.maxPayload, config.bodyTimeout)
+  if (body === 'too_large') return refuse(event, 413, errorFrame('too_long', `Body is larger than ${config.maxPayload} bytes`))
+  if (body === 'timeout') {
+    // The rest of the body is not worth waiting for: close the connection after the answer.
+    setResponseHeader(event, 'connection', 'close')
+    return refuse(event, 408, errorFrame('bad_request', `Body not received within ${config.bodyTimeout} ms`))
+  }
   const parsed = parseBody(body, getRequestHeader(event, 'content-type') ?? '')
   if (typeof parsed === 'string') return refuse(event, 400, errorFrame('bad_request', parsed))
   const result = await useChatHub().send({
@@ -61,5 +87,6 @@ export default defineEventHandler(async (event): Promise<ChatMessageFrame | Chat
     rateKey: admission.sender || admission.ip,
   })
   if (result.error) return refuse(event, result.status, result.error)
-  return result.frame!
-})
+  // A repeated cid: the stored frame, marked so the client does not take it for a new message.
+  return result.duplicate ? { ...result.frame!, duplicate: true } as ChatMessageFrame : result.frame!
+}

@@ -1,25 +1,35 @@
 import { defineWebSocketHandler } from 'h3'
 import type { Peer } from 'crossws'
 import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
-import { errorFrame, parseClientFrame, PONG_FRAME, type ChatUser } from '../../shared/protocol'
+import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { admitRequest, ChatRefusal, clientIp, holdConnection, type ChatAdmission } from '../utils/access'
-import { offerFrame, RoomFrame, type Member } from '../utils/hub'
+import { refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
+import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
+import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
 import type { TokenBucket } from '../utils/rateLimit'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
+import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 import type { Hookable } from 'hookable'
 
 const SETTLED = Promise.resolve()
 // A sender who keeps hammering after being told to slow down is closed (1008).
 const ABUSE_LIMIT = 50
+// Input backpressure: past this many messages read but not yet answered, stop reading the socket.
+const MAX_WAITING = 16
+// Refusals that hold every later message with a cid on the connection (docs/PROTOCOL.md, "Acknowledgements and order").
+const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limited', 'unavailable'])
+// One pong for everyone: a flood of pings queues references to the same bytes.
+const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
+
+type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' }>
 
 /**
  * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
  * closures: idle connections are most of a chat server's memory.
  */
 class WebSocketMember implements Member, SocketWatch {
-  backlog: RoomFrame[] | null = null
+  heldDuringReplay: RoomFrame[] | null = null
   replayedTo = 0
   alive = true
   binaryFlags: boolean[] = []
@@ -27,6 +37,13 @@ class WebSocketMember implements Member, SocketWatch {
   strikes = 0
   /** This member's messages, handled one after another. */
   chain: Promise<void> = SETTLED
+  /** Messages read but not yet answered; past MAX_WAITING the socket is paused. */
+  waiting = 0
+  paused = false
+  /** Writes queued behind a full socket since it last drained: they cost memory beyond their bytes. */
+  queuedWrites = 0
+  /** A message refused for now: later messages with a cid are refused alike until this cid comes again. */
+  refusal: ChatErrorFrame | undefined
   bucket?: TokenBucket
   typingAt?: number
 
@@ -40,16 +57,38 @@ class WebSocketMember implements Member, SocketWatch {
     private readonly maxBufferedBytes: number,
   ) {}
 
+  /** Every frame to this connection goes through here, so all of them count against `maxBufferedBytes`. */
   write(frame: RoomFrame) {
     const { ws, peer } = this
     // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
     if (ws && ws.readyState !== 1) return
-    if (writeFrame(peer, ws, frame) > this.maxBufferedBytes) {
-      // A reader this far behind would only grow our memory: drop it, it will resume by id.
+    const buffered = writeFrame(peer, ws, frame)
+    this.queuedWrites = queuedWritesAfter(this.queuedWrites, buffered)
+    if (isOverBudget(buffered, this.queuedWrites, this.maxBufferedBytes)) {
+      // A reader this far behind would only grow our memory: drop it now (a close frame would wait behind the unread output); it resumes by id.
       chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
       if (ws) ws.terminate()
       else peer.close(1008, 'Too slow')
     }
+  }
+
+  send(frame: object) {
+    this.write(new RoomFrame(JSON.stringify(frame)))
+  }
+
+  /** One more message read; stop reading the socket while too many wait. */
+  received() {
+    if (++this.waiting <= MAX_WAITING || this.paused) return
+    this.paused = true
+    // No way to pause this transport: refuse the flood rather than queue it.
+    if (!pauseReading(this.ws)) this.peer.close(1008, 'Too many messages waiting')
+  }
+
+  /** One message answered; read again once the queue is half empty. */
+  answered() {
+    if (--this.waiting > MAX_WAITING / 2 || !this.paused) return
+    this.paused = false
+    resumeReading(this.ws)
   }
 }
 
@@ -62,7 +101,8 @@ function startHeartbeat(config: ChatRuntimeConfig) {
     for (const member of members) {
       const ws = member.ws
       if (!ws) continue
-      if (!member.alive) {
+      // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
+      if (!member.alive && !member.paused) {
         ws.terminate()
         continue
       }
@@ -77,41 +117,69 @@ function memberOf(peer: Peer): WebSocketMember | undefined {
   return (peer.context as { chat?: WebSocketMember }).chat
 }
 
-function sendFrame(peer: Peer, frame: object) {
-  peer.send(JSON.stringify(frame))
-}
-
-/** Handle one text frame of a member: a command, or a chat message through the hub. */
-async function handleMessage(peer: Peer, member: WebSocketMember, text: string | undefined, onQueued: () => void) {
+/**
+ * Answer a command at once (no queue, no promise): pings, typing, frames that are not valid.
+ * Returns the chat message to queue, if the frame is one.
+ */
+function handleCommand(member: WebSocketMember, text: string | undefined): ChatMessageCommand | undefined {
   if (text === undefined) {
-    sendFrame(peer, errorFrame('bad_request', 'Binary frames are not accepted; send text'))
+    member.send(errorFrame('bad_request', 'Binary frames are not accepted; send text'))
     return
   }
-  const hub = useChatHub()
   const command = parseClientFrame(text)
-
   switch (command.type) {
     case 'ping':
-      sendFrame(peer, PONG_FRAME)
+      member.write(PONG)
       return
     case 'typing':
-      hub.typing(member.room, member)
+      useChatHub().typing(member.room, member)
       return
     case 'invalid':
-      sendFrame(peer, errorFrame('bad_request', command.reason, command.cid))
+      member.send(errorFrame('bad_request', command.reason, command.cid))
       return
   }
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, message: command.message, cid: command.cid, member, onQueued })
+  return command
+}
+
+/** Send one chat message of a member through the hub and answer it. */
+async function handleMessage(member: WebSocketMember, command: ChatMessageCommand, onQueued: () => void) {
+  const hub = useChatHub()
+  const { cid } = command
+  // Held behind an earlier refusal: refused alike, before any token or store, so order holds when the client resends.
+  if (member.refusal && cid) {
+    if (cid !== member.refusal.cid) {
+      member.send(errorFrame(member.refusal.code, `Held: resend "${member.refusal.cid}" first`, cid))
+      return
+    }
+    member.refusal = undefined
+  }
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, message: command.message, cid, member, onQueued })
   if (result.error) {
-    sendFrame(peer, result.error)
-    if (result.error.code !== 'rate_limited') return
-    if (++member.strikes >= ABUSE_LIMIT) peer.close(1008, 'Rate limit exceeded')
+    member.send(result.error)
+    if (cid && HOLDING_CODES.has(result.error.code)) member.refusal = result.error
+    if (result.error.code === 'rate_limited' && ++member.strikes >= ABUSE_LIMIT) member.peer.close(1008, 'Rate limit exceeded')
     return
   }
   member.strikes = 0
   // A repeated cid is not broadcast again: only the sender gets the stored frame back (after its replay).
   // No id on this RoomFrame: the replay filter must not swallow the acknowledgement.
-  if (result.duplicate) offerFrame(member, new RoomFrame(JSON.stringify(result.frame)))
+  if (result.duplicate) deliverToMember(member, new RoomFrame(JSON.stringify({ ...result.frame, duplicate: true })))
+}
+
+/** Admission of an upgrade, kept on the request's context until `open`. */
+interface Admitted {
+  admission: ChatAdmission
+  /** Releases the per-address slot; `undefined` when the address was unknown at upgrade time (counted at `open`). */
+  release: (() => void) | undefined
+}
+
+/** Answer a refused upgrade with an `error` frame, as the HTTP routes do. */
+function refuseUpgrade(status: number, message: string): Response {
+  const retryAfter = retryAfterSeconds(status)
+  return upgradeRefusal(status, JSON.stringify(errorFrame(refusalCode(status), message)), {
+    'content-type': 'application/json',
+    ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}),
+  })
 }
 
 export default defineWebSocketHandler({
@@ -119,39 +187,61 @@ export default defineWebSocketHandler({
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
     const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
     const headers = request.headers
+    let url: URL
+    try {
+      url = new URL(request.url)
+    }
+    catch {
+      // A malformed Host header: the client's mistake, not worth a log line.
+      throw refuseUpgrade(400, 'Malformed Host header')
+    }
     const ip = clientIp(headers, upgradeSocketAddress(request), config)
     try {
-      const admission = await admitRequest({ url: new URL(request.url), headers, ip }, crypto.randomUUID(), config, hooks)
-      const release = holdConnection(ip, config.maxConnectionsPerIp)
-      if (!release) throw new ChatRefusal(429, 'Too many connections from this address')
-      // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
-      const socket = config.maxConnectionsPerIp ? upgradeSocket(request) : undefined
-      if (socket?.destroyed) release()
-      else socket?.once('close', release)
-      ;(request as unknown as { context: Record<string, unknown> }).context.chatAdmission = { admission, release }
+      const admission = await admitRequest({ url, headers, ip }, crypto.randomUUID(), config, hooks)
+      let release: (() => void) | undefined
+      if (ip || !config.maxConnectionsPerIp) {
+        release = holdConnection(ip, config.maxConnectionsPerIp)
+        if (!release) throw new ChatRefusal(429, 'Too many connections from this address')
+        // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
+        const socket = config.maxConnectionsPerIp ? upgradeSocket(request) : undefined
+        if (socket?.destroyed) release()
+        else socket?.once('close', release)
+      }
+      ;(request as unknown as { context: Record<string, unknown> }).context.chatAdmission = { admission, release } satisfies Admitted
     }
     catch (error) {
-      if (error instanceof ChatRefusal) throw new Response(error.message, { status: error.status, headers: { 'content-type': 'text/plain' } })
+      if (error instanceof ChatRefusal) throw refuseUpgrade(error.status, error.message)
       chatLogger.error('[nuxt-chat] upgrade failed', error)
-      throw new Response('Internal error', { status: 500 })
+      throw refuseUpgrade(500, 'Internal error')
     }
   },
 
   open(peer) {
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
-    const context = peer.context as { chatAdmission?: { admission: ChatAdmission, release: () => void }, chat?: WebSocketMember }
+    const context = peer.context as { chatAdmission?: Admitted, chat?: WebSocketMember }
     const admitted = context.chatAdmission
     if (!admitted) {
       peer.close(1011, 'Not admitted')
       return
     }
     delete context.chatAdmission
+    // The address was not visible at upgrade time: count the connection now, or refuse it; never skip the cap.
+    const release = admitted.release ?? holdConnection(peer.remoteAddress, config.maxConnectionsPerIp)
+    if (!admitted.release && !peer.remoteAddress) {
+      chatLogger.warn('[nuxt-chat] refusing a WebSocket whose client address is unknown while maxConnectionsPerIp is set')
+      peer.close(1008, 'Client address unknown')
+      return
+    }
+    if (!release) {
+      peer.close(1008, 'Too many connections from this address')
+      return
+    }
     releaseUpgradeRequest(peer)
     const ws = rawWebSocket(peer)
     const { admission } = admitted
     // Anonymous peers are named after their crossws id, as in the seed.
     const user = admission.sender ? admission.user : { id: peer.id, name: admission.user.name === admission.user.id ? peer.id : admission.user.name }
-    const member = new WebSocketMember(peer, ws, user, admission.sender, admission.room, admitted.release, config.maxBufferedBytes)
+    const member = new WebSocketMember(peer, ws, user, admission.sender, admission.room, release, config.maxBufferedBytes)
     watchSocket(ws, member)
     context.chat = member
     members.add(member)
@@ -163,13 +253,18 @@ export default defineWebSocketHandler({
     const member = memberOf(peer)
     if (!member) return
     member.alive = true
-    // A connection's messages are checked one after another and handed to the store in the
+    // Commands are answered at once; a connection's messages are checked one after another and handed to the store in the
     // order sent (it stores them in that order); the next starts once this one is handed over.
-    const text = nextFrameIsBinary(member) ? undefined : message.text()
+    const command = handleCommand(member, nextFrameIsBinary(member) ? undefined : message.text())
+    if (!command) return
+    member.received()
     member.chain = member.chain.then(() => new Promise<void>((handed) => {
-      handleMessage(peer, member, text, handed).catch((error) => {
+      handleMessage(member, command, handed).catch((error) => {
         chatLogger.error('[nuxt-chat] message handling failed', error)
-      }).finally(handed)
+      }).finally(() => {
+        member.answered()
+        handed()
+      })
     }))
   },
 

@@ -4,30 +4,57 @@ import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { admitRequest, ChatRefusal, clientIp, type ChatAdmission } from './access'
+import { allowCrossOrigin } from './cors'
 import { chatLogger } from './useChatHub'
 
-/** Answer an HTTP request with an `error` frame as its JSON body. */
+/** Seconds a client should wait before retrying a 429 or 503 (`Retry-After`); `undefined` for other statuses. */
+export function retryAfterSeconds(status: number): number | undefined {
+  if (status === 429) return 5
+  if (status === 503) return 2
+  return undefined
+}
+
+/** Answer an HTTP request with an `error` frame as its JSON body (and `Retry-After` on 429 and 503). */
 export function refuse(event: H3Event, status: number, frame: ChatErrorFrame): ChatErrorFrame {
   setResponseStatus(event, status)
   setResponseHeader(event, 'content-type', 'application/json')
+  const retryAfter = retryAfterSeconds(status)
+  if (retryAfter) setResponseHeader(event, 'retry-after', retryAfter)
   return frame
 }
 
 /** The `error` frame code for an HTTP refusal, so clients need not read the status. */
-function refusalCode(status: number): ChatErrorFrame['code'] {
+export function refusalCode(status: number): ChatErrorFrame['code'] {
   if (status === 401) return 'unauthorized'
   if (status === 403) return 'forbidden'
   if (status === 429) return 'rate_limited'
   return status >= 500 ? 'unavailable' : 'bad_request'
 }
 
-/** Admit an SSE or POST request (room, origin, identify hook); a refusal is answered here and returned as `{ refused }`. */
+/** The request's URL, or `undefined` when its Host header makes none (answered 400, not logged). */
+export function requestUrl(event: H3Event): URL | undefined {
+  try {
+    return getRequestURL(event)
+  }
+  catch {
+    return undefined
+  }
+}
+
+/**
+ * Admit an SSE or POST request (host, CORS, room, origin, identify hook); a refusal is
+ * answered here and returned as `{ refused }`.
+ */
 export async function admitHttpRequest(event: H3Event): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
+  const url = requestUrl(event)
+  if (!url) return { refused: refuse(event, 400, errorFrame('bad_request', 'Malformed Host header')) }
+  // Before any refusal, so an allowed origin can read the error too.
+  allowCrossOrigin(event, config)
   const ip = clientIp(event.headers, event.node.req.socket?.remoteAddress, config)
   try {
-    const admission = await admitRequest({ url: getRequestURL(event), headers: event.headers, ip }, crypto.randomUUID(), config, hooks)
+    const admission = await admitRequest({ url, headers: event.headers, ip }, crypto.randomUUID(), config, hooks)
     return { admission, config }
   }
   catch (error) {

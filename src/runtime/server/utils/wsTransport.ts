@@ -1,29 +1,98 @@
 /**
- * The one place that reaches into the transport under crossws 0.3 (the `ws` package on Node):
- * frame a broadcast once and write the same bytes to every socket, send protocol pings,
- * see whether a frame was binary, and bound each socket's send buffer.
- * Every function falls back to crossws's public API when the internals are not there
- * (other adapters, or the dev server's crossws build).
+ * The one place that reaches into the transport under crossws 0.3 (the `ws` package bundled in
+ * its Node adapter): frame a broadcast once and write the same bytes to every socket, measure
+ * and bound each socket's unsent output, pause reading, send protocol pings, see whether a
+ * frame was binary, find the client address, and answer a refused upgrade.
+ *
+ * Every reach checks the shape it relies on and fails CLOSED: when a field is missing or has
+ * another type (another adapter, another crossws), it takes crossws's public API instead and
+ * logs once why. `transportStats` counts which path was taken, so a test sees when the fast
+ * path is silently lost. crossws 0.4 (Nuxt 5) has public `bufferedAmount` and drain: move there.
  */
+import { STATUS_CODES } from 'node:http'
+import { consola } from 'consola'
 import type { Peer } from 'crossws'
 
 /** The parts of a `ws` WebSocket we use; present on crossws's Node adapter as `peer._internal.ws`. */
 export interface RawWebSocket {
   readyState: number
-  _socket?: { write: (chunk: Uint8Array) => boolean, writableLength: number, destroyed: boolean }
-  _sender?: { _state?: number, _queue?: unknown[] }
+  /** `ws`'s own count: the socket's write buffer plus what its sender holds back. */
+  readonly bufferedAmount: number
+  _socket?: unknown
+  _sender?: unknown
   ping: (data?: unknown) => void
   terminate: () => void
+  pause: () => void
+  resume: () => void
   on: (event: 'pong', listener: (this: never) => void) => void
   prependListener: (event: 'message', listener: (this: never, data: unknown, isBinary: boolean) => void) => void
 }
 
-const WS_OPEN = 1
+/** The TCP socket under a `ws` WebSocket, as far as the fast path writes to it. */
+interface RawSocket {
+  write: (chunk: Uint8Array) => boolean
+  writableLength: number
+  destroyed: boolean
+}
 
-/** The raw `ws` socket behind a crossws peer, or `undefined` when this adapter hides it. */
+/** `ws`'s Sender: `_state` 0 (DEFAULT) and an empty `_queue` mean nothing of its own is pending. */
+interface RawSender {
+  _state: number
+  _queue: unknown[]
+}
+
+const WS_OPEN = 1
+const SENDER_IDLE = 0
+
+/** Which path writes took, and every reason a fast path was given up (each logged once). */
+export const transportStats = {
+  /** Frames written straight to the TCP socket (made once per broadcast). */
+  fastWrites: 0,
+  /** Frames written through crossws's `peer.send`. */
+  publicWrites: 0,
+  /** Why a fast path was not available, once per reason. */
+  fallbacks: [] as string[],
+}
+
+// Same tag as `chatLogger`; made here so this file loads without Nitro (unit tests).
+const logger = consola.withTag('nuxt-chat')
+
+/** Note (and warn about, once per reason) that a fast path is not available. */
+function fallBack(reason: string): void {
+  if (transportStats.fallbacks.includes(reason)) return
+  transportStats.fallbacks.push(reason)
+  logger.warn(`[nuxt-chat] WebSocket transport falls back to crossws's public API: ${reason}`)
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
+
+/** The raw `ws` socket behind a crossws peer, or `undefined` (logged once) when this adapter hides it or it looks different. */
 export function rawWebSocket(peer: Peer): RawWebSocket | undefined {
-  const ws = (peer as unknown as { _internal?: { ws?: RawWebSocket } })._internal?.ws
-  return ws && typeof ws.ping === 'function' && typeof ws.prependListener === 'function' ? ws : undefined
+  const internal = (peer as unknown as { _internal?: unknown })._internal
+  const ws = isObject(internal) ? internal.ws : undefined
+  if (isObject(ws) && typeof ws.readyState === 'number' && typeof ws.bufferedAmount === 'number'
+    && typeof ws.ping === 'function' && typeof ws.terminate === 'function' && typeof ws.pause === 'function'
+    && typeof ws.resume === 'function' && typeof ws.on === 'function' && typeof ws.prependListener === 'function') {
+    return ws as unknown as RawWebSocket
+  }
+  fallBack('no `ws` WebSocket at `peer._internal.ws` (no output bound, pause, heartbeat or binary check)')
+  return undefined
+}
+
+/** The TCP socket to write a frame to directly, or `undefined` when `ws` is busy or its internals look different. */
+function directSocket(ws: RawWebSocket): RawSocket | undefined {
+  const socket = ws._socket
+  const sender = ws._sender
+  if (!isObject(socket) || typeof socket.write !== 'function' || typeof socket.writableLength !== 'number' || typeof socket.destroyed !== 'boolean') {
+    fallBack('`ws._socket` is not a writable socket')
+    return undefined
+  }
+  if (!isObject(sender) || typeof sender._state !== 'number' || !Array.isArray(sender._queue)) {
+    fallBack('`ws._sender._state` / `_queue` not found: cannot tell whether ws is mid-frame')
+    return undefined
+  }
+  const idle = ws.readyState === WS_OPEN && !socket.destroyed && (sender as unknown as RawSender)._state === SENDER_IDLE && !(sender as unknown as RawSender)._queue.length
+  return idle ? socket as unknown as RawSocket : undefined
 }
 
 /**
@@ -58,19 +127,33 @@ export interface SharedFrame {
 }
 
 /**
- * Write a pre-framed text frame to one peer. Goes straight to the TCP socket when `ws` has
- * nothing of its own queued (so frames never interleave), else through `peer.send`.
- * Returns the bytes now waiting in the socket's buffer (0 when unknown).
+ * Write a frame to one peer: pre-framed bytes straight to the TCP socket when `ws` has nothing
+ * of its own pending (so frames never interleave), else the text through `peer.send`.
+ * Returns the bytes now waiting to go out on this connection (0 when unknown).
  */
-export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: SharedFrame): number {
-  const socket = ws?._socket
-  const sender = ws?._sender
-  if (socket && sender && ws.readyState === WS_OPEN && !socket.destroyed && !sender._state && !sender._queue?.length) {
+export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: SharedFrame | string): number {
+  const socket = ws && typeof frame !== 'string' ? directSocket(ws) : undefined
+  if (socket && typeof frame !== 'string') {
+    transportStats.fastWrites++
     socket.write(frame.ws)
-    return socket.writableLength
   }
-  peer.send(frame.text)
-  return socket?.writableLength ?? 0
+  else {
+    transportStats.publicWrites++
+    peer.send(typeof frame === 'string' ? frame : frame.text)
+  }
+  return ws ? ws.bufferedAmount : 0
+}
+
+/** Stop reading a connection (TCP backpressure); false when this transport cannot. */
+export function pauseReading(ws: RawWebSocket | undefined): boolean {
+  if (!ws) return false
+  ws.pause()
+  return true
+}
+
+/** Read a paused connection again. */
+export function resumeReading(ws: RawWebSocket | undefined): void {
+  ws?.resume()
 }
 
 /** What `watchSocket` keeps up to date for one connection. */
@@ -109,14 +192,36 @@ export function nextFrameIsBinary(watch: SocketWatch): boolean {
   return watch.binaryFlags.shift() ?? false
 }
 
-/** The socket address of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`). */
+/** The TCP socket of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`). */
+function upgradeSocketOf(request: unknown): Record<string, unknown> | undefined {
+  const req = isObject(request) ? request._req : undefined
+  const socket = isObject(req) ? req.socket : undefined
+  return isObject(socket) ? socket : undefined
+}
+
+/**
+ * The socket address of an upgrade request, or `undefined` (logged once) when crossws does not
+ * show it: the caller must then take `peer.remoteAddress` once open, never skip the per-address cap.
+ */
 export function upgradeSocketAddress(request: unknown): string | undefined {
-  return (request as { _req?: { socket?: { remoteAddress?: string } } })._req?.socket?.remoteAddress
+  const address = upgradeSocketOf(request)?.remoteAddress
+  if (typeof address === 'string' && address) return address
+  fallBack('no socket address on the upgrade request (`_req.socket.remoteAddress`): per-address limits wait for `peer.remoteAddress`')
+  return undefined
+}
+
+/** Something that tells when the TCP socket closes. */
+export interface ClosingSocket {
+  destroyed: boolean
+  once: (event: 'close', listener: () => void) => unknown
 }
 
 /** The TCP socket of an upgrade request, to see it close whether or not the handshake completes. */
-export function upgradeSocket(request: unknown): { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } | undefined {
-  return (request as { _req?: { socket?: { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } } })._req?.socket
+export function upgradeSocket(request: unknown): ClosingSocket | undefined {
+  const socket = upgradeSocketOf(request)
+  if (socket && typeof socket.destroyed === 'boolean' && typeof socket.once === 'function') return socket as unknown as ClosingSocket
+  fallBack('no TCP socket on the upgrade request: a slot is released on `close` only')
+  return undefined
 }
 
 const NO_HEADERS = new Headers()
@@ -134,12 +239,34 @@ function sharedPath(url: string): string {
  * Let go of the upgrade request once the peer is open: crossws 0.3 keeps Node's
  * `IncomingMessage` (with every header) alive per peer, the largest part of an idle
  * connection's memory. Kept: the URL (h3 resolves each message's handler from it), the
- * context and the socket (for `remoteAddress`).
+ * context and the socket (for `remoteAddress`). Does nothing when the shape differs.
  */
 export function releaseUpgradeRequest(peer: Peer): void {
-  const internal = (peer as unknown as { _internal?: { nodeReq?: { _context?: unknown, socket?: unknown }, request?: { url: string } } })._internal
-  const nodeReq = internal?.nodeReq
-  if (!internal || !nodeReq || !internal.request) return
-  internal.request = { url: sharedPath(internal.request.url), headers: NO_HEADERS } as { url: string }
+  const internal = (peer as unknown as { _internal?: unknown })._internal
+  const nodeReq = isObject(internal) ? internal.nodeReq : undefined
+  const request = isObject(internal) ? internal.request : undefined
+  if (!isObject(internal) || !isObject(nodeReq) || !isObject(request) || typeof request.url !== 'string' || !isObject(nodeReq._context)) {
+    fallBack('upgrade request not found on the peer: its headers stay in memory while the connection is open')
+    return
+  }
+  internal.request = { url: sharedPath(request.url), headers: NO_HEADERS }
   internal.nodeReq = { _context: nodeReq._context, socket: nodeReq.socket }
+}
+
+/**
+ * A refused upgrade for crossws to write. crossws 0.3 writes each header as
+ * `encodeURIComponent(name): encodeURIComponent(value)` (`content-type: text%2Fplain`) but the
+ * status line as it is, so headers with other characters than [A-Za-z0-9-_.!~*'()] ride on the
+ * status text; crossws 0.4 writes both as they are, which gives the same bytes.
+ */
+export function upgradeRefusal(status: number, body: string, headers: Record<string, string>): Response {
+  const reason = STATUS_CODES[status] ?? 'Error'
+  const headLines = Object.entries(headers).map(([name, value]) => `\r\n${name}: ${value}`).join('')
+  const statusText = `${reason}${headLines}\r\ncontent-length: ${Buffer.byteLength(body)}`
+  return new (class extends Response {
+    override get statusText() {
+      return statusText
+    }
+  // Bytes, not a string: a string body would add its own (encoded) `content-type`.
+  })(Buffer.from(body), { status })
 }

@@ -1,0 +1,37 @@
+import { getRequestHeader, setResponseHeader, type H3Event } from 'h3'
+import type { ChatRuntimeConfig } from '../../types'
+
+/** Methods of the SSE route a cross-origin page may use. */
+const ALLOWED_METHODS = 'GET, HEAD, POST'
+/** Request headers the SSE route reads (besides cookies): a preflight asking for others is answered with these only. */
+const ALLOWED_HEADERS = 'content-type, last-event-id'
+/** How long a browser may cache a preflight answer, in seconds. */
+const PREFLIGHT_MAX_AGE = 600
+
+/** The request's `Origin` when `allowedOrigins` lists it (or holds `'*'`), else `undefined`. */
+export function allowedCrossOrigin(event: H3Event, config: ChatRuntimeConfig): string | undefined {
+  const origin = getRequestHeader(event, 'origin')
+  if (!origin) return undefined
+  return config.allowedOrigins.includes('*') || config.allowedOrigins.includes(origin) ? origin : undefined
+}
+
+/**
+ * Let a browser page from an allowed origin read this answer, with cookies: EventSource with
+ * `withCredentials` and `fetch(…, { credentials: 'include' })`. Other origins get no CORS header.
+ */
+export function allowCrossOrigin(event: H3Event, config: ChatRuntimeConfig): boolean {
+  // The answer depends on the Origin: caches must not serve one origin's answer to another.
+  setResponseHeader(event, 'vary', 'Origin')
+  const origin = allowedCrossOrigin(event, config)
+  if (!origin) return false
+  setResponseHeader(event, 'access-control-allow-origin', origin)
+  setResponseHeader(event, 'access-control-allow-credentials', 'true')
+  return true
+}
+
+/** Headers of a successful preflight answer (with `allowCrossOrigin`'s). */
+export function allowPreflight(event: H3Event): void {
+  setResponseHeader(event, 'access-control-allow-methods', ALLOWED_METHODS)
+  setResponseHeader(event, 'access-control-allow-headers', ALLOWED_HEADERS)
+  setResponseHeader(event, 'access-control-max-age', PREFLIGHT_MAX_AGE)
+}
