@@ -7,6 +7,8 @@
 export interface ChatUser {
   id: string
   name: string
+  /** A peer the app did not identify (revision 2). */
+  guest?: boolean
 }
 
 /** A stored chat message, live or replayed. */
@@ -20,6 +22,12 @@ export interface ChatMessageFrame {
   /** Milliseconds since the epoch, server clock. */
   ts: number
   cid?: string
+  /** The sender's id (revision 2). */
+  uid?: string
+  /** The sender is a guest (revision 2). */
+  guest?: boolean
+  /** An answer to a repeated cid, outside the room's order: never moves a resume cursor (revision 2). */
+  duplicate?: boolean
 }
 
 export interface ChatSystemFrame {
@@ -40,6 +48,17 @@ export interface ChatPresenceFrame {
   message: string
 }
 
+/** Who joined and left since the last presence frame (revision 2): apply leaves, then joins. */
+export interface ChatPresenceDiffFrame {
+  type: 'presence_diff'
+  room: string
+  joins: ChatUser[]
+  leaves: ChatUser[]
+  count: number
+  user: 'server'
+  message: string
+}
+
 export interface ChatTypingFrame {
   type: 'typing'
   room: string
@@ -47,6 +66,7 @@ export interface ChatTypingFrame {
   user: string
   /** User id of who is typing. */
   uid: string
+  guest?: boolean
   message: ''
 }
 
@@ -56,7 +76,7 @@ export interface ChatPongFrame {
   message: 'pong'
 }
 
-export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden'
+export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused'
 
 export interface ChatErrorFrame {
   type: 'error'
@@ -67,7 +87,7 @@ export interface ChatErrorFrame {
 }
 
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame
+export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
