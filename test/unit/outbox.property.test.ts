@@ -1,19 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { effectScope, ref, watch, type EffectScope, type Ref } from 'vue'
 import { useChat, type UseChatReturn } from '../../src/runtime/app/composables/useChat'
+import { seededRandom as prng } from '../utils/chaos'
 import { ModelServer, type ModelSocket, type Verdict } from './support/modelServer'
-
-/** Small, fast, seedable PRNG (mulberry32): a failing seed replays exactly. */
-function prng(seed: number) {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // Taken before the fake timers replace it.
 const realNow = performance.now.bind(performance)

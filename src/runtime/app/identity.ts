@@ -10,8 +10,8 @@ function randomBytes(count: number): Uint8Array {
   return globalThis.crypto.getRandomValues(new Uint8Array(count))
 }
 
-/** 128 random bits as base64url (22 characters): the guest key's alphabet. */
-function randomBase64url(): string {
+/** A new guest key: 128 random bits as base64url (22 characters). */
+export function newGuestKey(): string {
   let binary = ''
   for (const byte of randomBytes(16)) binary += String.fromCharCode(byte)
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
@@ -32,12 +32,12 @@ export function guestKey(): string {
   try {
     const stored = globalThis.sessionStorage?.getItem(GUEST_KEY_STORAGE)
     if (stored && GUEST_KEY_PATTERN.test(stored)) return stored
-    const key = randomBase64url()
+    const key = newGuestKey()
     globalThis.sessionStorage?.setItem(GUEST_KEY_STORAGE, key)
     if (globalThis.sessionStorage) return key
   }
   catch {
     // Storage refused (privacy mode, sandbox): fall through to a key for this page load.
   }
-  return memoryGuestKey ??= randomBase64url()
+  return memoryGuestKey ??= newGuestKey()
 }

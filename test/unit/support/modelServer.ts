@@ -68,12 +68,7 @@ export class ModelServer {
 
   /** The WebSocket constructor to stub: every socket it makes talks to this server. */
   get WebSocket() {
-    const server = this
-    return class extends ModelSocket {
-      constructor(url: URL | string) {
-        super(url, server)
-      }
-    }
+    return socketClassFor(this)
   }
 
   log(room: string): StoredFrame[] {
@@ -173,5 +168,13 @@ export class ModelServer {
     if (cid !== undefined) this.cids.set(`${socket.room}|${socket.uid}|${cid}`, frame)
     for (const member of this.live()) if (member.readyState === 1 && member.room === socket.room) member.toClient.push(JSON.stringify(frame))
     return true
+  }
+}
+
+function socketClassFor(server: ModelServer) {
+  return class extends ModelSocket {
+    constructor(url: URL | string) {
+      super(url, server)
+    }
   }
 }
