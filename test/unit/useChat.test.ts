@@ -2,11 +2,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { effectScope, nextTick, ref } from 'vue'
 import { useChat } from '../../src/runtime/app/composables/useChat'
 
-/** A WebSocket stand-in: records URLs and whether it was closed. */
+/** A WebSocket stand-in: records URLs, what was written and whether it was closed. */
 class FakeSocket {
   static instances: FakeSocket[] = []
   readyState = 0
   closed = false
+  sent: string[] = []
   onopen: (() => void) | null = null
   onmessage: ((event: { data: string }) => void) | null = null
   onclose: (() => void) | null = null
@@ -14,7 +15,15 @@ class FakeSocket {
     FakeSocket.instances.push(this)
   }
 
-  send() {}
+  send(data: string) {
+    this.sent.push(data)
+  }
+
+  accept() {
+    this.readyState = 1
+    this.onopen?.()
+  }
+
   close() {
     this.closed = true
     this.readyState = 3
@@ -84,26 +93,13 @@ describe('useChat', () => {
 })
 
 describe('useChat: rooms, identity, hydration (issues 11, 12)', () => {
-  /** A socket that records what is written and can be opened and answered. */
-  class AnsweringSocket extends FakeSocket {
-    sent: string[] = []
-    onclose: (() => void) | null = null
-    override send(data: string) {
-      this.sent.push(data)
-    }
-
-    accept() {
-      this.readyState = 1
-      this.onopen?.()
-    }
-  }
   let storage: Map<string, string>
 
   beforeEach(() => {
     FakeSocket.instances = []
     storage = new Map()
     vi.useFakeTimers()
-    vi.stubGlobal('WebSocket', AnsweringSocket)
+    vi.stubGlobal('WebSocket', FakeSocket)
     vi.stubGlobal('location', { href: 'http://localhost:3000/' })
     vi.stubGlobal('document', { visibilityState: 'visible', addEventListener() {} })
     vi.stubGlobal('window', { addEventListener() {} })
@@ -114,7 +110,7 @@ describe('useChat: rooms, identity, hydration (issues 11, 12)', () => {
     vi.unstubAllGlobals()
   })
 
-  const sockets = () => FakeSocket.instances as AnsweringSocket[]
+  const sockets = () => FakeSocket.instances
 
   it('a room switch keeps the old connection until its queue is delivered', async () => {
     const scope = effectScope()
