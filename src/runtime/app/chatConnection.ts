@@ -4,6 +4,7 @@ import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
 import { createMessageLog, type ChatMessage } from './messageLog'
 import { createOutbox } from './outbox'
+import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
 import { openSseLink, openWebSocketLink, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
 
@@ -74,8 +75,6 @@ const PASSING_CODES = new Set<string>(['rate_limited', 'unavailable'])
 export function createChatConnection<T = unknown>(options: ChatConnectionOptions) {
   const messages: ShallowRef<ChatMessage<T>[]> = shallowRef([])
   const status = shallowRef<ChatStatus>('CLOSED')
-  const users = shallowRef<ChatUser[]>([])
-  const typing = shallowRef<ChatUser[]>([])
   const error = shallowRef<ChatClientError | null>(null)
   const me = shallowRef<ChatUser | null>(null)
 
@@ -83,7 +82,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   const log = createMessageLog<T>(options.maxMessages)
   const outbox = createOutbox(reconnect ?? { delay: 500, maxDelay: 10_000 })
   const cursor = createResumeCursor()
-  const typingTimers = new Map<string, ReturnType<typeof setTimeout>>()
+  const presence = createPresence(options.typingTimeout)
   /** Everything about the connection's lifecycle, in one place. */
   const state = {
     link: undefined as ChatLink | undefined,
@@ -145,7 +144,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       case 'message': {
         // A duplicate answer (or a POST's reply) is outside the room's order: merge it, never move the cursor.
         if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
-        endTyping(frame.uid, frame.user)
+        presence.spoke(frame.uid, frame.user)
         if (log.add(frame)) publish()
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
         break
@@ -158,16 +157,13 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         }
         break
       case 'presence':
-        users.value = frame.users
+        presence.replace(frame.users)
         break
-      case 'presence_diff': {
-        const leaving = new Set(frame.leaves.map(user => user.id))
-        const joining = new Set(frame.joins.map(user => user.id))
-        users.value = [...users.value.filter(user => !leaving.has(user.id) && !joining.has(user.id)), ...frame.joins]
+      case 'presence_diff':
+        presence.apply(frame)
         break
-      }
       case 'typing':
-        if (frame.uid !== me.value?.id) markTyping({ id: frame.uid, name: frame.user, ...(frame.guest ? { guest: true } : {}) })
+        if (frame.uid !== me.value?.id) presence.typed({ id: frame.uid, name: frame.user, ...(frame.guest ? { guest: true } : {}) })
         break
       case 'error':
         error.value = { code: frame.code, message: frame.message, cid: frame.cid }
@@ -180,21 +176,6 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         }
         break
     }
-  }
-
-  function markTyping(user: ChatUser) {
-    clearTimeout(typingTimers.get(user.id))
-    typingTimers.set(user.id, setTimeout(() => endTyping(user.id), options.typingTimeout))
-    if (!typing.value.some(entry => entry.id === user.id)) typing.value = [...typing.value, user]
-  }
-
-  /** A message from someone ends their typing notice (matched by id; by name from servers before revision 2). */
-  function endTyping(uid: string | undefined, name?: string) {
-    const entry = typing.value.find(user => uid !== undefined ? user.id === uid : user.name === name)
-    if (!entry) return
-    clearTimeout(typingTimers.get(entry.id))
-    typingTimers.delete(entry.id)
-    typing.value = typing.value.filter(user => user !== entry)
   }
 
   /** A message left the outbox: a connection being released may be done. */
@@ -275,11 +256,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     state.link?.close()
     state.link = undefined
     outbox.detach()
-    // Nobody is known to be online or typing while we cannot hear the room.
-    if (users.value.length) users.value = []
-    for (const timer of typingTimers.values()) clearTimeout(timer)
-    typingTimers.clear()
-    if (typing.value.length) typing.value = []
+    presence.clear()
   }
 
   /** App-level ping; no frame within `timeout` means the socket is dead though it looks open. */
@@ -347,8 +324,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   return {
     messages,
     status,
-    users,
-    typing,
+    users: presence.users,
+    typing: presence.typing,
     error,
     me,
     send,
