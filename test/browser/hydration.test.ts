@@ -20,15 +20,16 @@ const nuxi = join(root, 'node_modules/@nuxt/cli/bin/nuxi.mjs')
 let browser: Browser
 let production: TestServer
 let playground: TestServer
-let dev: { url: (path: string) => string, child: ChildProcess, output: () => string } | undefined
+interface DevServer { url: (path: string) => string, child: ChildProcess, output: () => string }
+const devServers: DevServer[] = []
 
-/** `nuxi dev` on the fixture, ready when its page renders. */
-async function startDev() {
+/** `nuxi dev` on an app (its own build directory, set through `env`), ready when its page renders. */
+async function startDev(dir: string, env: Record<string, string>): Promise<DevServer> {
   const port = await freePort()
   let output = ''
-  const child = spawn(process.execPath, [nuxi, 'dev', fixture, '--port', String(port), '--host', '127.0.0.1'], {
-    cwd: mkdtempSync(join(tmpdir(), 'nuxt-chat-readme-dev-')),
-    env: { ...process.env, CHAT_README_DEV: '1', NUXT_TELEMETRY_DISABLED: '1' },
+  const child = spawn(process.execPath, [nuxi, 'dev', dir, '--port', String(port), '--host', '127.0.0.1'], {
+    cwd: mkdtempSync(join(tmpdir(), 'nuxt-chat-dev-')),
+    env: { ...process.env, ...env, NUXT_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   })
@@ -39,7 +40,11 @@ async function startDev() {
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`nuxi dev exited:\n${output}`)
     const ok = await fetch(url('/')).then(response => response.ok, () => false)
-    if (ok) return { url, child, output: () => output }
+    if (ok) {
+      const server = { url, child, output: () => output }
+      devServers.push(server)
+      return server
+    }
     await new Promise(resolve => setTimeout(resolve, 500))
   }
   throw new Error(`nuxi dev did not start:\n${output}`)
@@ -83,9 +88,9 @@ afterAll(async () => {
   await browser?.close()
   await production?.stop()
   await playground?.stop()
-  if (dev?.child.pid) {
+  for (const { child } of devServers) {
     try {
-      process.kill(-dev.child.pid, 'SIGTERM')
+      process.kill(-child.pid!, 'SIGTERM')
     }
     catch {
       // Already gone.
@@ -109,10 +114,21 @@ describe('no hydration mismatch, no console error or warning', () => {
   })
 
   it('README pages / and /sse under nuxi dev', async () => {
-    dev = await startDev()
+    const dev = await startDev(fixture, { CHAT_README_DEV: '1' })
     for (const path of ['/', '/sse']) {
       const { page, problems, close } = await load(dev.url(path))
       await chatWorks(page)
+      expect(problems, path).toEqual([])
+      await close()
+    }
+  }, 300_000)
+
+  it('playground /, /sse and /?transport=sse under nuxi dev', async () => {
+    // CHAT_PLAYGROUND_OUT gives dev its own build directory (.nuxt-dev), apart from the tests' build.
+    const dev = await startDev(join(root, 'playground'), { CHAT_PLAYGROUND_OUT: '.output-dev' })
+    for (const path of ['/', '/sse', '/?transport=sse']) {
+      const { page, problems, close } = await load(dev.url(path))
+      await expect.poll(() => page.getAttribute('[data-testid="status"]', 'data-status'), { timeout: 30_000 }).toBe('OPEN')
       expect(problems, path).toEqual([])
       await close()
     }
