@@ -163,7 +163,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         presence.apply(frame)
         break
       case 'typing':
-        if (frame.uid !== me.value?.id) presence.typed({ id: frame.uid, name: frame.user, ...(frame.guest ? { guest: true } : {}) })
+        if (frame.uid !== me.value?.id) presence.typed({ id: frame.uid, name: frame.user, ...(frame.guest ? { guest: true as const } : {}) })
         break
       case 'error':
         error.value = { code: frame.code, message: frame.message, cid: frame.cid }

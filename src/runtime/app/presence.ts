@@ -1,5 +1,5 @@
 import { shallowRef } from 'vue'
-import type { ChatPresenceDiffFrame, ChatUser } from '../shared/protocol'
+import { applyPresenceDiff, type ChatPresenceDiffFrame, type ChatUser } from '../shared/protocol'
 
 /** Who is in the room and who is typing, as one connection hears it. */
 export function createPresence(typingTimeout: number) {
@@ -22,8 +22,7 @@ export function createPresence(typingTimeout: number) {
     },
     /** A `presence_diff`: leaves, then joins. */
     apply(diff: Pick<ChatPresenceDiffFrame, 'joins' | 'leaves'>) {
-      const gone = new Set([...diff.leaves, ...diff.joins].map(user => user.id))
-      users.value = [...users.value.filter(user => !gone.has(user.id)), ...diff.joins]
+      users.value = applyPresenceDiff(users.value, diff)
     },
     /** Someone is typing; the notice expires without a new one. */
     typed(user: ChatUser) {

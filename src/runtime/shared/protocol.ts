@@ -5,15 +5,18 @@
 
 /** A participant as the room sees them. */
 export interface ChatUser {
+  /** The server's id for them: the app's user id, or `guest:` + 22 characters for a guest. */
   id: string
   name: string
-  /** A peer the app did not identify (revision 2). */
-  guest?: boolean
+  /** A peer the app did not identify; never set for a signed-in user. */
+  guest?: true
 }
 
 /** A stored chat message, live or replayed. */
 export interface ChatMessageFrame {
   type: 'message'
+  /** An answer to a repeated cid, outside the room's order: never moves a resume cursor (revision 2). */
+  duplicate?: true
   /** Strictly increasing within a room; assigned by the store. */
   id: number
   room: string
@@ -22,12 +25,10 @@ export interface ChatMessageFrame {
   /** Milliseconds since the epoch, server clock. */
   ts: number
   cid?: string
-  /** The sender's id (revision 2). */
+  /** The sender's id (absent on messages stored before nuxt-chat 0.2). */
   uid?: string
-  /** The sender is a guest (revision 2). */
-  guest?: boolean
-  /** An answer to a repeated cid, outside the room's order: never moves a resume cursor (revision 2). */
-  duplicate?: boolean
+  /** The sender was a guest. */
+  guest?: true
 }
 
 export interface ChatSystemFrame {
@@ -48,12 +49,13 @@ export interface ChatPresenceFrame {
   message: string
 }
 
-/** Who joined and left since the last presence frame (revision 2): apply leaves, then joins. */
+/** Who joined and who left since the last presence frame: apply `leaves`, then `joins`. */
 export interface ChatPresenceDiffFrame {
   type: 'presence_diff'
   room: string
   joins: ChatUser[]
   leaves: ChatUser[]
+  /** Users online after this change. */
   count: number
   user: 'server'
   message: string
@@ -66,7 +68,7 @@ export interface ChatTypingFrame {
   user: string
   /** User id of who is typing. */
   uid: string
-  guest?: boolean
+  guest?: true
   message: ''
 }
 
@@ -173,6 +175,19 @@ export function systemFrame(event: ChatSystemFrame['event'], room: string, peer:
 /** Build a presence frame from the users online. */
 export function presenceFrame(room: string, users: ChatUser[]): ChatPresenceFrame {
   return { type: 'presence', room, users, user: 'server', message: `${users.length} online` }
+}
+
+/** Build a presence_diff frame: who joined and left, and how many are online now. */
+export function presenceDiffFrame(room: string, joins: ChatUser[], leaves: ChatUser[], count: number): ChatPresenceDiffFrame {
+  return { type: 'presence_diff', room, joins, leaves, count, user: 'server', message: `${count} online` }
+}
+
+/** A presence list after a `presence_diff`: leaves removed (by id), then joins added or renamed. */
+export function applyPresenceDiff(users: readonly ChatUser[], diff: Pick<ChatPresenceDiffFrame, 'joins' | 'leaves'>): ChatUser[] {
+  const byId = new Map(users.map(user => [user.id, user]))
+  for (const user of diff.leaves) byId.delete(user.id)
+  for (const user of diff.joins) byId.set(user.id, user)
+  return [...byId.values()]
 }
 
 /** Build an error frame. */
