@@ -152,6 +152,7 @@ describe('a refused client (issue 11)', () => {
     await expect.poll(shownCode, { timeout: 10_000 }).toBe('unauthorized')
     expect(await page.textContent('[data-testid="status"]')).toBe('CLOSED')
     await page.waitForTimeout(Math.max(0, 20_000 - (Date.now() - started)))
+    console.log(`refused over ${transport}, requests in 20 s: ${requests.join(', ')}`)
     // The refused connect and the one probe that learns why.
     expect(requests.length, requests.join(', ')).toBeGreaterThanOrEqual(1)
     expect(requests.length, requests.join(', ')).toBeLessThanOrEqual(2)
