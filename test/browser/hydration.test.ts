@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startServer, type TestServer } from '../utils/server'
 
 /**
- * The README's quick-setup page (test/fixtures/readme, kept equal to the README by
- * test/unit/readme.test.ts), its SSE twin and the playground, loaded in Chromium in production
- * and under `nuxi dev`: any console error or warning (Vue's hydration warnings included) fails.
+ * The README's quick-setup page (written into test/fixtures/readme from the README itself, so
+ * the two cannot drift), its SSE twin and the playground, loaded in Chromium in production and
+ * under `nuxi dev`: any console error or warning (Vue's hydration warnings included) fails.
  */
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -22,6 +22,23 @@ let production: TestServer
 let playground: TestServer
 interface DevServer { url: (path: string) => string, child: ChildProcess, output: () => string }
 const devServers: DevServer[] = []
+
+/** The README's `app/pages/index.vue` block as the fixture's page, and the same page over SSE. True if they changed. */
+function writeReadmePages(): boolean {
+  const block = /```vue\n(<!-- app\/pages\/index\.vue -->\n[\s\S]*?)```/.exec(readFileSync(join(root, 'README.md'), 'utf8'))
+  if (!block) throw new Error('README.md has no `<!-- app/pages/index.vue -->` block')
+  const page = block[1]!
+  const ssePage = page.replace('useChat()', 'useChat({ transport: \'sse\' })')
+  if (ssePage === page) throw new Error('the README page does not call useChat()')
+  let changed = false
+  for (const [file, text] of [['index.vue', page], ['sse.vue', ssePage]] as const) {
+    const path = join(fixture, 'app/pages', file)
+    if (existsSync(path) && readFileSync(path, 'utf8') === text) continue
+    writeFileSync(path, text)
+    changed = true
+  }
+  return changed
+}
 
 /** `nuxi dev` on an app (its own build directory, set through `env`), ready when its page renders. */
 async function startDev(dir: string, env: Record<string, string>): Promise<DevServer> {
@@ -75,7 +92,8 @@ async function chatWorks(page: Page) {
 beforeAll(async () => {
   // The fixture's production build (the other builds come from test/globalSetup.ts).
   const entry = join(fixture, '.output/server/index.mjs')
-  if (!process.env.CHAT_SKIP_BUILD || !existsSync(entry)) execFileSync(process.execPath, [nuxi, 'build', fixture], { cwd: root, stdio: 'pipe' })
+  const changed = writeReadmePages()
+  if (changed || !process.env.CHAT_SKIP_BUILD || !existsSync(entry)) execFileSync(process.execPath, [nuxi, 'build', fixture], { cwd: root, stdio: 'pipe' })
   production = await startServer({ entry })
   playground = await startServer({ output: 'playground' })
   browser = await chromium.launch({
