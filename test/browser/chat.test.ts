@@ -246,6 +246,18 @@ describe('playground chat in a browser', () => {
     await expect.poll(() => online(alice)).toEqual(['Alice'])
   })
 
+  // Needs frames with uid / guest (docs/PROTOCOL.md revision 2): the identity branch's server.
+  it('shows guests as "Name (guest)" in messages and in the people list', async () => {
+    const name = room('guests')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    await send(alice, 'Hello as a guest')
+    await waitForTexts(alice, ['Hello as a guest'])
+    const shownName = (page: Page, testid: string) => page.locator(sel(testid)).first().evaluate(element => element.parentElement!.textContent!.replace(/\s+/g, ' ').trim())
+    await expect.poll(() => alice.locator(sel('message-guest')).count()).toBe(1)
+    expect(await alice.locator(sel('message-user')).first().evaluate(element => `${element.textContent}${element.nextElementSibling?.textContent ?? ''}`)).toBe('Alice (guest)')
+    await expect.poll(() => shownName(alice, 'user-name')).toContain('Alice (guest)')
+  })
+
   it('switches room and transport from the page, shows errors, and fits a phone', async () => {
     const first = room('phone')
     const second = room('phone-b')

@@ -61,10 +61,59 @@ function connection<T = unknown>(overrides: Partial<ChatConnectionOptions> = {})
   })
 }
 
+/** An EventSource stand-in: the test opens, feeds and fails it by hand. */
+class FakeEventSource {
+  static instances: FakeEventSource[] = []
+  readyState = 0
+  onopen: (() => void) | null = null
+  onmessage: ((event: { data: string }) => void) | null = null
+  onerror: (() => void) | null = null
+  closed = false
+  constructor(readonly url: URL) {
+    FakeEventSource.instances.push(this)
+  }
+
+  close() {
+    this.closed = true
+    this.readyState = 2
+  }
+
+  accept() {
+    this.readyState = 1
+    this.onopen?.()
+  }
+
+  receive(frame: ChatServerFrame | Record<string, unknown>) {
+    this.onmessage?.({ data: JSON.stringify(frame) })
+  }
+
+  fail() {
+    this.readyState = 2
+    this.onerror?.()
+  }
+}
+
+/** Every fetch the client made (refusal probes, POSTs), answered by `answer`. */
+let requests: { url: URL, init?: RequestInit }[] = []
+let answer: (url: URL, init?: RequestInit) => { status: number, body?: unknown } = () => ({ status: 426 })
+const settle = async () => {
+  for (let i = 0; i < 10; i++) await Promise.resolve()
+}
+
 beforeEach(() => {
   FakeSocket.instances = []
+  FakeEventSource.instances = []
+  requests = []
+  answer = () => ({ status: 426 })
   vi.useFakeTimers()
   vi.stubGlobal('WebSocket', FakeSocket)
+  vi.stubGlobal('EventSource', FakeEventSource)
+  vi.stubGlobal('fetch', async (input: URL | string, init?: RequestInit) => {
+    const url = new URL(input)
+    requests.push({ url, init })
+    const { status, body } = answer(url, init)
+    return { status, text: async () => JSON.stringify(body ?? {}) }
+  })
   // Jitter at its maximum: delays are exactly the ceiling.
   vi.spyOn(Math, 'random').mockReturnValue(1)
 })
@@ -75,17 +124,21 @@ afterEach(() => {
 })
 
 describe('reconnection', () => {
-  it('backs off exponentially and resets the count after a successful connect', () => {
+  it('backs off exponentially and resets the count after a successful connect', async () => {
     const chat = connection()
     chat.open()
     expect(latest().url.href).toBe('ws://localhost:3000/_ws?room=r')
     latest().drop()
     expect(chat.status.value).toBe('CLOSED')
+    // Closed before it opened: one probe (426: it would have upgraded), then the backoff.
+    await settle()
+    expect(requests.map(request => request.url.href)).toEqual(['http://localhost:3000/_ws?room=r'])
     vi.advanceTimersByTime(499)
     expect(FakeSocket.instances).toHaveLength(1)
     vi.advanceTimersByTime(1)
     expect(FakeSocket.instances).toHaveLength(2)
     latest().drop()
+    await settle()
     vi.advanceTimersByTime(999)
     expect(FakeSocket.instances).toHaveLength(2)
     vi.advanceTimersByTime(1)
@@ -98,12 +151,13 @@ describe('reconnection', () => {
     expect(FakeSocket.instances).toHaveLength(4)
   })
 
-  it('gives up after `retries` and calls onFailed', () => {
+  it('gives up after `retries` and calls onFailed', async () => {
     const onFailed = vi.fn()
     const chat = connection({ autoReconnect: { retries: 2, delay: 100, maxDelay: 100, onFailed } })
     chat.open()
     for (let i = 0; i < 3; i++) {
       latest().drop()
+      await settle()
       vi.advanceTimersByTime(100)
     }
     expect(FakeSocket.instances).toHaveLength(3)
@@ -125,7 +179,7 @@ describe('reconnection', () => {
     chat.open()
     latest().accept()
     latest().receive(welcome)
-    latest().receive(message(7))
+    latest().receive(message(8))
     latest().receive(message(9))
     latest().drop()
     vi.advanceTimersByTime(500)
@@ -216,7 +270,7 @@ describe('send queue', () => {
     expect(chat.error.value?.code).toBe('too_long')
   })
 
-  it('drops a pending message the server refused', async () => {
+  it('marks a message the server refused for good as failed, and does not resend it', async () => {
     const chat = connection()
     chat.open()
     latest().accept()
@@ -224,7 +278,8 @@ describe('send queue', () => {
     const cid = JSON.parse(latest().sent[0]!).cid
     latest().receive({ type: 'error', code: 'rejected', user: 'server', message: 'no', cid })
     await flush()
-    expect(chat.messages.value).toEqual([])
+    expect(chat.messages.value).toEqual([expect.objectContaining({ message: 'bad', cid, failed: true })])
+    expect(chat.messages.value[0]!.pending).toBeUndefined()
     expect(chat.error.value).toMatchObject({ code: 'rejected', cid })
     expect(chat.queued).toBe(0)
   })
@@ -336,5 +391,243 @@ describe('in-flight cap', () => {
     expect(latest().sent).toEqual(['{"type":"ping"}'])
     vi.advanceTimersByTime(1500)
     expect(chat.status.value).toBe('CLOSED')
+  })
+})
+
+const sentMessages = (socket: FakeSocket) => socket.sent.map(data => JSON.parse(data)).filter(command => command.type === 'message') as { message: string, cid: string }[]
+const refusal = (code: string, cid: string) => ({ type: 'error', code, user: 'server', message: 'not now', cid })
+
+describe('lifecycle: open() and close() never strand messages (issue 12)', () => {
+  it('open() while connected resends everything unanswered on the new socket', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    for (let i = 0; i < 11; i++) chat.send(`m${i}`)
+    expect(sentMessages(latest())).toHaveLength(10)
+    // "Reconnect now": the old socket is likely dead, its 10 in-flight messages unanswered.
+    chat.open()
+    latest().accept()
+    expect(sentMessages(latest()).map(command => command.message)).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`))
+    expect(chat.queued).toBe(11)
+  })
+
+  it('close() then open() resends what was in flight', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    chat.send('one')
+    chat.send('two')
+    chat.close()
+    chat.open()
+    latest().accept()
+    expect(sentMessages(latest()).map(command => command.message)).toEqual(['one', 'two'])
+  })
+})
+
+describe('order of one sender\'s messages (issue 12)', () => {
+  it('after a refusal for now, resends the refused message first and then the rest, in send order, after a backoff', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    for (let i = 0; i < 5; i++) chat.send(`m${i}`)
+    const cids = sentMessages(latest()).map(command => command.cid)
+    latest().receive(message(1, 'm0', cids[0]))
+    // The server refuses m1 for now and holds m2..m4 behind it (docs/PROTOCOL.md, revision 2).
+    for (const cid of cids.slice(1)) latest().receive(refusal('rate_limited', cid!))
+    expect(sentMessages(latest())).toHaveLength(5)
+    vi.advanceTimersByTime(499)
+    expect(sentMessages(latest())).toHaveLength(5)
+    vi.advanceTimersByTime(1)
+    expect(sentMessages(latest()).slice(5).map(command => command.message)).toEqual(['m1', 'm2', 'm3', 'm4'])
+    expect(sentMessages(latest()).slice(5).map(command => command.cid)).toEqual(cids.slice(1))
+  })
+
+  it('writes nothing new while a refusal is being waited out', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    chat.send('a')
+    const [first] = sentMessages(latest())
+    latest().receive(refusal('unavailable', first!.cid))
+    chat.send('b')
+    expect(sentMessages(latest()).map(command => command.message)).toEqual(['a'])
+    vi.advanceTimersByTime(500)
+    expect(sentMessages(latest()).map(command => command.message)).toEqual(['a', 'a', 'b'])
+  })
+})
+
+describe('resume cursor (issue 12)', () => {
+  it('a duplicate answer never moves the cursor, though its message is shown', async () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive(message(1))
+    chat.send('again')
+    const [sent] = sentMessages(latest())
+    // The server answers a repeated cid with the stored frame, outside the room's order.
+    latest().receive({ ...message(5, 'again', sent!.cid), duplicate: true })
+    await flush()
+    expect(chat.messages.value.map(entry => entry.id)).toEqual([1, 5])
+    expect(chat.queued).toBe(0)
+    latest().drop()
+    vi.advanceTimersByTime(500)
+    expect(latest().url.searchParams.get('since')).toBe('1')
+  })
+
+  it('moves only through contiguous ids', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive(message(1))
+    latest().receive(message(3))
+    latest().drop()
+    vi.advanceTimersByTime(500)
+    expect(latest().url.searchParams.get('since')).toBe('1')
+    latest().accept()
+    latest().receive(welcome)
+    // The replay starts a new run; 2 then fills the gap up to 3.
+    latest().receive(message(2))
+    latest().receive(message(3))
+    latest().receive(message(4))
+    latest().drop()
+    vi.advanceTimersByTime(500)
+    expect(latest().url.searchParams.get('since')).toBe('4')
+  })
+})
+
+describe('presence and typing (issue 12)', () => {
+  it('a message from someone ends their typing notice', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive({ type: 'typing', room: 'r', user: 'bob', uid: 'p2', message: '' })
+    expect(chat.typing.value.map(user => user.id)).toEqual(['p2'])
+    latest().receive({ ...message(1, 'hi'), user: 'bob', uid: 'p2' })
+    expect(chat.typing.value).toEqual([])
+  })
+
+  it('empties users and typing while disconnected', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive({ type: 'presence', room: 'r', users: [{ id: 'p1', name: 'me' }, { id: 'p2', name: 'bob' }], user: 'server', message: '2 online' })
+    latest().receive({ type: 'typing', room: 'r', user: 'bob', uid: 'p2', message: '' })
+    latest().drop()
+    expect(chat.users.value).toEqual([])
+    expect(chat.typing.value).toEqual([])
+  })
+
+  it('applies presence_diff: leaves, then joins', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive({ type: 'presence', room: 'r', users: [{ id: 'p1', name: 'me' }, { id: 'p2', name: 'bob' }], user: 'server', message: '2 online' })
+    latest().receive({ type: 'presence_diff', room: 'r', joins: [{ id: 'guest:x', name: 'Eve', guest: true }], leaves: [{ id: 'p2', name: 'bob' }], count: 2, user: 'server', message: '2 online' })
+    expect(chat.users.value).toEqual([{ id: 'p1', name: 'me' }, { id: 'guest:x', name: 'Eve', guest: true }])
+  })
+})
+
+describe('identity: guest key and cids (issue 11)', () => {
+  const key = 'AAAAAAAAAAAAAAAAAAAAAA'
+
+  it('sends the guest key on WebSocket, SSE and POST', async () => {
+    const ws = connection({ guestKey: key })
+    ws.open()
+    expect(latest().url.searchParams.get('guest')).toBe(key)
+    const sse = connection({ guestKey: key, transport: 'sse' })
+    sse.open()
+    const source = FakeEventSource.instances[0]!
+    expect(source.url.searchParams.get('guest')).toBe(key)
+    source.accept()
+    sse.send('hi')
+    await settle()
+    const post = requests.find(request => request.init?.method === 'POST')!
+    expect(post.url.searchParams.get('guest')).toBe(key)
+  })
+
+  it('makes cids of 128 random bits, without time or counter', () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    chat.send('a')
+    chat.send('b')
+    const cids = sentMessages(latest()).map(command => command.cid)
+    for (const cid of cids) expect(cid).toMatch(/^[0-9a-f]{32}$/)
+    expect(cids[0]).not.toBe(cids[1])
+  })
+})
+
+describe('refusals reach the app (issue 11)', () => {
+  it('a refused upgrade: one probe, error unauthorized, CLOSED, no retries until open()', async () => {
+    answer = () => ({ status: 401 })
+    const chat = connection()
+    chat.open()
+    latest().drop()
+    await settle()
+    expect(chat.error.value?.code).toBe('unauthorized')
+    expect(chat.status.value).toBe('CLOSED')
+    vi.advanceTimersByTime(60_000)
+    chat.resume()
+    expect(FakeSocket.instances).toHaveLength(1)
+    expect(requests).toHaveLength(1)
+    expect(chat.send('hello')).toBe(false)
+    // Signed in now: open() tries again.
+    answer = () => ({ status: 426 })
+    chat.open()
+    expect(FakeSocket.instances).toHaveLength(2)
+    latest().accept()
+    expect(chat.send('hello')).toBe(true)
+  })
+
+  it('a refused SSE stream: forbidden', async () => {
+    answer = () => ({ status: 403 })
+    const chat = connection({ transport: 'sse' })
+    chat.open()
+    FakeEventSource.instances[0]!.fail()
+    await settle()
+    expect(chat.error.value?.code).toBe('forbidden')
+    expect(chat.status.value).toBe('CLOSED')
+    vi.advanceTimersByTime(60_000)
+    expect(FakeEventSource.instances).toHaveLength(1)
+    expect(requests.map(request => request.url.pathname)).toEqual(['/api/sse'])
+  })
+
+  it('a server that is down is retried with backoff, not reported as a refusal', async () => {
+    answer = () => {
+      throw new TypeError('fetch failed')
+    }
+    const chat = connection()
+    chat.open()
+    latest().drop()
+    await settle()
+    expect(chat.error.value).toBeNull()
+    vi.advanceTimersByTime(500)
+    expect(FakeSocket.instances).toHaveLength(2)
+  })
+})
+
+describe('SSE sending', () => {
+  it('posts one message at a time, in order, and retries a failed POST before the next', async () => {
+    let fail = true
+    answer = (url, init) => {
+      if (init?.method !== 'POST') return { status: 426 }
+      const body = JSON.parse(String(init.body))
+      if (fail) {
+        fail = false
+        return { status: 503, body: { type: 'error', code: 'unavailable', user: 'server', message: 'down' } }
+      }
+      return { status: 200, body: { type: 'message', id: 1, room: 'r', user: 'me', message: body.message, ts: 1, cid: body.cid } }
+    }
+    const chat = connection({ transport: 'sse' })
+    chat.open()
+    FakeEventSource.instances[0]!.accept()
+    chat.send('one')
+    chat.send('two')
+    await settle()
+    vi.advanceTimersByTime(500)
+    await settle()
+    await settle()
+    const posted = requests.filter(request => request.init?.method === 'POST').map(request => JSON.parse(String(request.init!.body)).message)
+    expect(posted).toEqual(['one', 'one', 'two'])
   })
 })

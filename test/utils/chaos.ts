@@ -1,5 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { createChatConnection, type ChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
+import { newGuestKey } from '../../src/runtime/app/identity'
 import { until } from './clients'
 
 export const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
@@ -164,6 +165,8 @@ export function chatClient(baseURL: string, room: string, name: string, transpor
     autoReconnect: { delay: 50, maxDelay: 500 },
     heartbeat: { interval: 2000, timeout: 2000 },
     typingTimeout: 3000,
+    // Each client is its own guest (its own tab), kept across reconnects.
+    guestKey: newGuestKey(),
     baseURL,
   })
 }

@@ -35,6 +35,8 @@ export function freePort(): Promise<number> {
 
 export interface ServerOptions {
   output?: keyof typeof outputs
+  /** A built server entry outside `outputs` (wins over `output`). */
+  entry?: string
   port?: number
   /** Working directory: where `.data/chat.sqlite` lives. A fresh temp dir by default. */
   cwd?: string
@@ -61,7 +63,7 @@ export interface TestServer {
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   const port = options.port ?? await freePort()
   const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'nuxt-chat-'))
-  const entry = outputs[options.output ?? 'sqlite']
+  const entry = options.entry ?? outputs[options.output ?? 'sqlite']
   let child: ChildProcess | undefined
   let output = ''
 

@@ -9,8 +9,14 @@ export interface ChatMessage<T = unknown> {
   message: string
   ts: number
   cid?: string
+  /** The sender's id as the server knows them (signed-in user id, or `guest:…`). */
+  uid?: string
+  /** The sender is a guest (the app did not identify them): render the name so it cannot pass for a user's. */
+  guest?: boolean
   /** Sent by this client and not yet acknowledged by the server. */
   pending?: boolean
+  /** Sent by this client and not stored: refused for good, or not delivered before its room was left. `error` says why. */
+  failed?: boolean
   /** The message parsed as JSON, when its text is a JSON object or array. */
   data?: T
 }
@@ -46,6 +52,7 @@ export function createMessageLog<T = unknown>(max: number) {
       if (waiting) {
         pending.delete(frame.cid!)
         delete entry.pending
+        delete entry.failed
       }
       entry.id = frame.id
       entry.room = frame.room
@@ -53,6 +60,8 @@ export function createMessageLog<T = unknown>(max: number) {
       entry.message = frame.message
       entry.ts = frame.ts
       if (frame.cid !== undefined) entry.cid = frame.cid
+      if (frame.uid !== undefined) entry.uid = frame.uid
+      if (frame.guest) entry.guest = true
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       const last = stored[stored.length - 1]
@@ -79,9 +88,12 @@ export function createMessageLog<T = unknown>(max: number) {
       if (data !== undefined) message.data = data
       pending.set(message.cid!, message)
     },
-    /** Drop a pending message the server refused. */
-    removePending(cid: string) {
-      pending.delete(cid)
+    /** A pending message that will not be stored: shown as failed (it stays last, in send order). */
+    markFailed(cid: string) {
+      const entry = pending.get(cid)
+      if (!entry) return
+      delete entry.pending
+      entry.failed = true
     },
     /** Keep the newest `max` entries (pending ones count too). */
     trim() {

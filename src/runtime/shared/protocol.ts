@@ -5,13 +5,18 @@
 
 /** A participant as the room sees them. */
 export interface ChatUser {
+  /** The server's id for them: the app's user id, or `guest:` + 22 characters for a guest. */
   id: string
   name: string
+  /** A peer the app did not identify; never set for a signed-in user. */
+  guest?: true
 }
 
 /** A stored chat message, live or replayed. */
 export interface ChatMessageFrame {
   type: 'message'
+  /** An answer to a repeated cid, outside the room's order: never moves a resume cursor (revision 2). */
+  duplicate?: true
   /** Strictly increasing within a room; assigned by the store. */
   id: number
   room: string
@@ -20,6 +25,10 @@ export interface ChatMessageFrame {
   /** Milliseconds since the epoch, server clock. */
   ts: number
   cid?: string
+  /** The sender's id (absent on messages stored before nuxt-chat 0.2). */
+  uid?: string
+  /** The sender was a guest. */
+  guest?: true
 }
 
 export interface ChatSystemFrame {
@@ -59,6 +68,7 @@ export interface ChatTypingFrame {
   user: string
   /** User id of who is typing. */
   uid: string
+  guest?: true
   message: ''
 }
 
@@ -68,7 +78,7 @@ export interface ChatPongFrame {
   message: 'pong'
 }
 
-export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden'
+export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused'
 
 export interface ChatErrorFrame {
   type: 'error'

@@ -2,3 +2,8 @@
 export function useRuntimeConfig() {
   return { public: { chat: { route: '/_ws', sseRoute: '/api/sse', maxLength: 2000, heartbeat: { interval: 25_000, timeout: 10_000 } } } }
 }
+
+// Outside a Nuxt app there is no hydration.
+export function tryUseNuxtApp() {
+  return null as { isHydrating?: boolean } | null
+}

@@ -1,7 +1,8 @@
-import { computed, getCurrentScope, onScopeDispose, shallowRef, toValue, watch, type ComputedRef, type MaybeRefOrGetter } from 'vue'
-import { useRuntimeConfig } from '#imports'
+import { computed, getCurrentInstance, getCurrentScope, onMounted, onScopeDispose, shallowRef, toValue, watch, type ComputedRef, type MaybeRefOrGetter } from 'vue'
+import { tryUseNuxtApp, useRuntimeConfig } from '#imports'
 import { DEFAULT_ROOM, type ChatUser } from '../../shared/protocol'
 import { createChatConnection, type ChatClientError, type ChatConnection, type ChatReconnectOptions, type ChatStatus, type ChatTransport } from '../chatConnection'
+import { guestKey } from '../identity'
 import type { ChatMessage } from '../messageLog'
 
 export type { ChatMessage, ChatStatus, ChatTransport, ChatClientError, ChatReconnectOptions }
@@ -29,6 +30,13 @@ export interface UseChatOptions {
   heartbeat?: boolean | { interval?: number, timeout?: number }
   /** A typing notice expires after this many ms without a new one. @default 4000 */
   typingTimeout?: number
+  /**
+   * After a room switch (or unmount), the old room's connection stays up at most this many ms
+   * to deliver messages still waiting; what is left then is marked `failed` and reported as
+   * `error.code === 'undelivered'`.
+   * @default 10000
+   */
+  drainTimeout?: number
 }
 
 export interface UseChatReturn<T = unknown> {
@@ -40,17 +48,17 @@ export interface UseChatReturn<T = unknown> {
   users: ComputedRef<ChatUser[]>
   /** Who else is typing. */
   typing: ComputedRef<ChatUser[]>
-  /** The last error (refused message, full queue, dead connection). */
+  /** The last error (refused message, full queue, dead connection, refused connect, undelivered after a room switch). */
   error: ComputedRef<ChatClientError | null>
   /** This client as the server named it. */
   me: ComputedRef<ChatUser | null>
-  /** Send text, or a value as JSON. False when refused locally (too long, empty, queue full). */
+  /** Send text, or a value as JSON. False when refused locally (too long, empty, queue full) or while the server refuses this client (`unauthorized` / `forbidden`). */
   send: (data: string | T) => boolean
   /** Ping the server (WebSocket); the answer is a `pong` frame. */
   ping: () => void
   /** Call on input; throttled. WebSocket only. */
   notifyTyping: () => void
-  /** Connect, or reconnect now. */
+  /** Connect, or reconnect now (also after a refusal, e.g. once signed in). */
   open: () => void
   /** Disconnect and stay disconnected. */
   close: () => void
@@ -62,6 +70,8 @@ interface SharedConnection {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one registry holds connections of every message type
   connection: ChatConnection<any>
   holders: number
+  /** Released, still delivering its queue: taking it back cancels that. */
+  keep?: () => void
 }
 
 // Components on the same room, transport and name share one connection.
@@ -86,14 +96,19 @@ function listenForResume() {
  */
 export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatReturn<T> {
   const current = shallowRef<ChatConnection<T>>()
-  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'error' | 'me'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
-    computed(() => current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
+  /** What a room left behind could not deliver (the new room's connection knows nothing of it). */
+  const leftBehind = shallowRef<ChatClientError | null>(null)
+  // Hydration: the first client render must match the server's (nothing connected), so live values show after mount.
+  const live = shallowRef(!(getCurrentInstance() && tryUseNuxtApp()?.isHydrating))
+  if (!live.value) onMounted(() => live.value = true)
+  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
+    computed(() => live.value && current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
   const result: UseChatReturn<T> = {
     messages: pick('messages', []),
     status: pick('status', 'CLOSED'),
     users: pick('users', []),
     typing: pick('typing', []),
-    error: pick('error', null),
+    error: computed(() => live.value ? current.value?.error.value ?? leftBehind.value : null),
     me: pick('me', null),
     send: data => current.value?.send(data) ?? false,
     ping: () => current.value?.ping(),
@@ -106,16 +121,22 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
 
   const config = useRuntimeConfig().public.chat
   const heartbeat = options.heartbeat === false ? false : { ...config.heartbeat, ...(options.heartbeat === true ? {} : options.heartbeat) }
+  const drainTimeout = options.drainTimeout ?? 10_000
+  const guest = guestKey()
   let heldKey: string | undefined
 
   const release = () => {
     if (!heldKey) return
-    const shared = connections.get(heldKey)
-    if (shared && --shared.holders === 0) {
-      shared.connection.close()
-      connections.delete(heldKey)
-    }
+    const key = heldKey
     heldKey = undefined
+    const shared = connections.get(key)
+    if (!shared || --shared.holders > 0) return
+    // Nothing send() accepted may vanish: the old room stays connected until its queue is delivered (bounded).
+    shared.keep = shared.connection.release(drainTimeout, () => {
+      const reported = shared.connection.error.value
+      if (reported?.code === 'undelivered') leftBehind.value = reported
+      if (connections.get(key) === shared && !shared.holders) connections.delete(key)
+    })
   }
 
   watch(
@@ -140,16 +161,19 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
             autoReconnect: options.autoReconnect ?? true,
             heartbeat,
             typingTimeout: options.typingTimeout ?? 4000,
+            guestKey: guest,
           }),
         }
         connections.set(key, shared)
         if (options.immediate !== false) shared.connection.open()
       }
+      shared.keep?.()
+      shared.keep = undefined
       shared.holders++
       heldKey = key
       current.value = shared.connection
     },
-    { immediate: true },
+    { immediate: true, flush: 'sync' },
   )
   listenForResume()
   if (getCurrentScope()) onScopeDispose(release)
