@@ -36,7 +36,7 @@ function testBus() {
 
 function testMember(id: string): Member & { frames: ChatServerFrame[] } {
   const frames: ChatServerFrame[] = []
-  return { user: { id, name: id }, sender: '', backlog: null, replayedTo: 0, frames, write: (frame: RoomFrame) => frames.push(JSON.parse(frame.text)) }
+  return { user: { id, name: id }, sender: '', frames, write: (frame: RoomFrame) => frames.push(JSON.parse(frame.text)) }
 }
 
 const ids = (member: { frames: ChatServerFrame[] }) => member.frames.flatMap(frame => frame.type === 'message' ? [frame.id] : [])

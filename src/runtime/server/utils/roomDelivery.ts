@@ -1,0 +1,256 @@
+import type { ConsolaInstance } from 'consola'
+import { errorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
+import type { RoomLog, StoredMessage } from './roomLog'
+import type { TokenBucket } from './rateLimit'
+import { encodeTextFrame } from './wsTransport'
+
+/** One frame on its way to a room: serialised once, encoded once per transport on first use. */
+export class RoomFrame {
+  // Plain fields, not #private: bundlers lower those to WeakMap lookups, paid per delivery.
+  private wsBytes: Buffer | undefined
+  private sseBytes: Buffer | undefined
+  constructor(readonly text: string, readonly id = 0) {}
+
+  /** The WebSocket frame bytes. */
+  get ws(): Buffer {
+    return this.wsBytes ??= encodeTextFrame(Buffer.from(this.text))
+  }
+
+  /** The SSE event bytes; message frames carry `id:` so EventSource resumes by itself. */
+  get sse(): Buffer {
+    return this.sseBytes ??= Buffer.from(this.id ? `id: ${this.id}\ndata: ${this.text}\n\n` : `data: ${this.text}\n\n`)
+  }
+}
+
+/** One connection in a room, WebSocket or SSE. */
+export interface Member {
+  readonly user: ChatUser
+  /** `cid` de-duplication key: the identified user id, or '' for anonymous peers. */
+  readonly sender: string
+  /** Frames that arrived while the member's replay was being sent; `null` or absent once live. Set by the hub. */
+  heldDuringReplay?: RoomFrame[] | null
+  /** Newest message id its replay sent: a slower delivery of the same id is not sent again. Set by the hub. */
+  replayedTo?: number
+  /**
+   * @deprecated The hub no longer reads it (see `heldDuringReplay`); kept so transports that
+   * still set it type-check until they drop it.
+   */
+  backlog?: RoomFrame[] | null
+  /** Write a frame now: the only way the hub writes to a connection, so the transport can bound it. */
+  write: (frame: RoomFrame) => void
+  /** Token bucket for the rate limit. */
+  bucket?: TokenBucket
+  /** Last typing broadcast, for the server-side throttle. */
+  typingAt?: number
+}
+
+/**
+ * Deliver a frame to a member: held while its replay is sent, dropped when its replay already
+ * carried that message id, written otherwise.
+ */
+export function deliverToMember(member: Member, frame: RoomFrame) {
+  if (member.heldDuringReplay) member.heldDuringReplay.push(frame)
+  else if (frame.id === 0 || frame.id > (member.replayedTo ?? 0)) member.write(frame)
+}
+
+/** Serialise a stored message as its wire frame. */
+export function messageFrame(message: StoredMessage): ChatMessageFrame {
+  const frame: ChatMessageFrame = { type: 'message', id: message.id, room: message.room, user: message.user, message: message.message, ts: message.ts }
+  if (message.cid !== undefined) frame.cid = message.cid
+  return frame
+}
+
+export interface RoomDeliveryOptions {
+  room: string
+  store: Pick<RoomLog, 'lastId' | 'between' | 'replaySince'>
+  logger: Pick<ConsolaInstance, 'error'>
+  /** How long to wait before reading missed messages again after the store failed, in ms. @default 1000 */
+  gapRetry?: number
+}
+
+/** How much history a newcomer gets. */
+export interface ReplayLimits {
+  /** Messages replayed without a cursor. */
+  replay: number
+  /** Most messages replayed after a cursor. */
+  maxReplay: number
+}
+
+/**
+ * Ordered delivery for one room on this instance: its local members get every stored message
+ * exactly once and in id order, whether it was stored here, arrived from another instance
+ * (maybe early, maybe late) or was missed while the bus was down; a newcomer gets its replay,
+ * then live messages, with nothing lost or repeated at the seam.
+ */
+export function createRoomDelivery({ room, store, logger, gapRetry = 1000 }: RoomDeliveryOptions) {
+  const members = new Set<Member>()
+  /** Newest message id delivered here; `undefined` until read from the store. */
+  let lastId: number | undefined
+  /** Messages that arrived ahead of a gap, or while the cursor was read or a catch-up ran. */
+  let outOfOrder: { id: number, text: string }[] = []
+  let draining = false
+  /** Catch up to this id (exclusive) from the store; 0 when nothing is asked. */
+  let catchUpTo = 0
+
+  const ready = store.lastId(room).then(
+    (id) => {
+      lastId = id
+    },
+    (error) => {
+      logger.error(`[nuxt-chat] could not read room "${room}" from the store`, error)
+    },
+  )
+
+  /** Write one frame to every member (held for members still replaying), in arrival order. */
+  function broadcast(frame: RoomFrame, except?: Member) {
+    for (const member of members) {
+      if (member !== except) deliverToMember(member, frame)
+    }
+  }
+
+  /**
+   * Deliver a stored message exactly once and in id order. Ids are contiguous per room, so a
+   * jump means a message is still on its way (another instance, a slower write): fill the gap
+   * from the store, which already holds it.
+   */
+  function deliver(id: number, text: string) {
+    if (draining) {
+      outOfOrder.push({ id, text })
+      return
+    }
+    if (lastId !== undefined && id <= lastId) return
+    if (lastId !== undefined && id > lastId + 1) {
+      outOfOrder.push({ id, text })
+      catchUp()
+      return
+    }
+    lastId = id
+    broadcast(new RoomFrame(text, id))
+  }
+
+  /**
+   * Fill gaps from the store, then deliver the out-of-order arrivals, in order. `upTo`
+   * (exclusive) asks to catch up to a known id even with nothing waiting. One catch-up runs
+   * at a time; a call during it only raises the target.
+   */
+  function catchUp(upTo?: number) {
+    if (upTo !== undefined) catchUpTo = Math.max(catchUpTo, upTo)
+    if (draining) return
+    draining = true
+    void runCatchUp()
+  }
+
+  async function runCatchUp() {
+    let storeFailed = false
+    try {
+      await ready
+      while (lastId !== undefined && (outOfOrder.length || catchUpTo > lastId + 1)) {
+        const last = lastId
+        let upTo = catchUpTo
+        catchUpTo = 0
+        const pending = new Map<number, string>()
+        for (const arrival of outOfOrder.splice(0)) {
+          pending.set(arrival.id, arrival.text)
+          if (arrival.id >= upTo) upTo = arrival.id + 1
+        }
+        let held = 0
+        for (const id of pending.keys()) if (id > last && id < upTo) held++
+        if (held < upTo - 1 - last) {
+          try {
+            for (const message of await store.between(room, last, upTo)) {
+              if (!pending.has(message.id)) pending.set(message.id, JSON.stringify(messageFrame(message)))
+            }
+          }
+          catch (error) {
+            // Never deliver across a hole: clients would move their cursor past it for good.
+            logger.error('[nuxt-chat] could not read missed messages from the store; retrying', error)
+            for (const [id, text] of pending) outOfOrder.push({ id, text })
+            catchUpTo = Math.max(catchUpTo, upTo)
+            storeFailed = true
+            break
+          }
+        }
+        for (const id of [...pending.keys()].sort((a, b) => a - b)) {
+          if (id <= lastId) continue
+          lastId = id
+          broadcast(new RoomFrame(pending.get(id)!, id))
+        }
+      }
+    }
+    finally {
+      draining = false
+    }
+    if (storeFailed) {
+      setTimeout(() => catchUp(), gapRetry).unref?.()
+      return
+    }
+    // The room's cursor could not be read at all: deliver what waited as it is, in order.
+    if (outOfOrder.length) {
+      const arrivals = outOfOrder
+      outOfOrder = []
+      for (const arrival of arrivals.sort((a, b) => a.id - b.id)) deliver(arrival.id, arrival.text)
+    }
+  }
+
+  /** Add a member: from now on it gets the room's frames, held until its replay is sent. */
+  function add(member: Member) {
+    member.heldDuringReplay = []
+    members.add(member)
+  }
+
+  /**
+   * Send a member its replay (messages after `since`, or the last `limits.replay` ones), then
+   * what arrived meanwhile, each message once; the member is live afterwards.
+   */
+  async function replay(member: Member, since: number | undefined, limits: ReplayLimits) {
+    await ready
+    // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
+    if (since !== undefined && since > (lastId ?? 0)) since = undefined
+    let replayed: StoredMessage[] = []
+    try {
+      replayed = since === undefined
+        ? await store.replaySince(room, undefined, limits.replay)
+        : await store.replaySince(room, since, limits.maxReplay)
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] replay failed', error)
+      member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
+    }
+    if (!members.has(member)) return
+    let last = since ?? 0
+    for (const message of replayed) {
+      member.write(new RoomFrame(JSON.stringify(messageFrame(message)), message.id))
+      last = message.id
+    }
+    member.replayedTo = last
+    const held = member.heldDuringReplay ?? []
+    member.heldDuringReplay = null
+    for (const frame of held) {
+      if (frame.id && frame.id <= last) continue
+      member.write(frame)
+    }
+  }
+
+  // Messages arriving while the cursor is read wait with the out-of-order arrivals.
+  catchUp()
+
+  return {
+    room,
+    members,
+    /** Resolves once the room's newest stored id is known. */
+    ready,
+    /** Newest message id delivered here; `undefined` until read from the store. */
+    get lastId() {
+      return lastId
+    },
+    add,
+    /** Remove a member; true when it was here. */
+    remove: (member: Member) => members.delete(member),
+    broadcast,
+    deliver,
+    catchUp,
+    replay,
+  }
+}
+
+export type RoomDelivery = ReturnType<typeof createRoomDelivery>

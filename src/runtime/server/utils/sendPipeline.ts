@@ -1,0 +1,116 @@
+import type { Hookable } from 'hookable'
+import type { ConsolaInstance } from 'consola'
+import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
+import type { ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import { createRateLimiter, createTokenBucket, takeToken } from './rateLimit'
+import type { RoomLog } from './roomLog'
+import { messageFrame, type Member } from './roomDelivery'
+
+const PRUNE_EVERY = 100
+
+/** One message handed to the hub by a transport. */
+export interface SendInput {
+  room: string
+  user: ChatUser
+  sender: string
+  message: string
+  cid?: string
+  /** The sending connection; absent for HTTP POST. */
+  member?: Member
+  /** Rate-limit key for senders without a connection (POST): defaults to `sender`. */
+  rateKey?: string
+  /** Called once the message is handed to the store (appends are stored in the order handed). */
+  onQueued?: () => void
+}
+
+export interface SendResult {
+  /** The stored message frame (new or, for a repeated `cid`, the earlier one). */
+  frame?: ChatMessageFrame
+  duplicate?: boolean
+  error?: ChatErrorFrame
+  /** HTTP status for the POST transport. */
+  status: number
+}
+
+/** Decides whether a message may pass the rate limit; false answers `rate_limited`. */
+export type AllowSend = (input: SendInput) => boolean
+
+/**
+ * The default limit: a token bucket per connection, and per `rateKey` for POST. `sweep`
+ * forgets the POST buckets that refilled.
+ */
+export function createSendLimiter(rateLimit: ChatRuntimeConfig['rateLimit']): { allowSend: AllowSend, sweep: () => void } {
+  if (!rateLimit) return { allowSend: () => true, sweep: () => {} }
+  const postLimiter = createRateLimiter(rateLimit)
+  return {
+    allowSend(input) {
+      if (input.member) return takeToken(input.member.bucket ??= createTokenBucket(rateLimit), rateLimit)
+      return postLimiter.take(input.rateKey ?? input.sender)
+    },
+    sweep: () => postLimiter.sweep(),
+  }
+}
+
+export interface SendPipelineOptions {
+  config: Pick<ChatRuntimeConfig, 'maxLength' | 'history'>
+  store: Pick<RoomLog, 'append' | 'prune'>
+  hooks: Hookable<ChatRuntimeHooks>
+  logger: Pick<ConsolaInstance, 'error'>
+  /** The rate limit, pluggable: see `createSendLimiter` for the default. */
+  allowSend: AllowSend
+  /** Fan a newly stored message out (here and to other instances). Not called for duplicates. */
+  onStored: (frame: ChatMessageFrame, text: string) => void
+}
+
+/**
+ * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the store, then
+ * `onStored` for the fan-out.
+ */
+export function createSendPipeline({ config, store, hooks, logger, allowSend, onStored }: SendPipelineOptions) {
+  return async function send(input: SendInput): Promise<SendResult> {
+    const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
+    // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
+    let text = input.message.toWellFormed().replaceAll('\0', '')
+    if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+    if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
+    if (!allowSend(input)) return fail(429, 'rate_limited', 'Too many messages; slow down')
+    const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
+    try {
+      await hooks.callHook('chat:message', context)
+    }
+    catch (error) {
+      const { statusCode, statusMessage } = error as { statusCode?: number, statusMessage?: string }
+      // `throw createError({ statusMessage })` refuses the message; any other exception is a bug in the hook.
+      if (!statusCode) {
+        logger.error('[nuxt-chat] the chat:message hook failed', error)
+        return fail(503, 'unavailable', 'The message could not be checked; try again')
+      }
+      context.reject = statusMessage || 'Message rejected'
+    }
+    if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
+    text = typeof context.message === 'string' ? context.message : text
+    if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+
+    let result
+    try {
+      const appending = store.append({ room: input.room, user: input.user.name, sender: input.sender, message: text, ts: Date.now(), cid: input.cid })
+      input.onQueued?.()
+      result = await appending
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not store a message', error)
+      return fail(503, 'unavailable', 'The message could not be stored; try again')
+    }
+    const frame = messageFrame(result.message)
+    if (result.duplicate) return { status: 200, frame, duplicate: true }
+
+    onStored(frame, JSON.stringify(frame))
+    // Retention every PRUNE_EVERY messages of a room (ids are contiguous), off the send path.
+    if (frame.id % PRUNE_EVERY === 0) {
+      setImmediate(() => {
+        store.prune(input.room, config.history).catch(error => logger.error('[nuxt-chat] pruning failed', error))
+      })
+    }
+    return { status: 200, frame }
+  }
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest'
+import { createRoomDelivery, RoomFrame, type Member } from '../../src/runtime/server/utils/roomDelivery'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
+
+function testMember(id: string): Member & { frames: RoomFrame[] } {
+  const frames: RoomFrame[] = []
+  return { user: { id, name: id }, sender: '', frames, write: frame => frames.push(frame) }
+}
+
+const ids = (member: { frames: RoomFrame[] }) => member.frames.filter(frame => frame.id).map(frame => frame.id)
+const settle = () => new Promise(resolve => setTimeout(resolve, 20))
+const silent = { error: () => {} }
+const limits = { replay: 50, maxReplay: 1000 }
+
+/** Store `count` messages as another instance would; returns the frame texts the bus would carry, by id. */
+async function storeElsewhere(store: RoomLog, count: number) {
+  const texts = new Map<number, string>()
+  for (let i = 0; i < count; i++) {
+    const { message } = await store.append({ room: 'r', user: 'x', sender: '', message: `m${i}`, ts: 1 })
+    texts.set(message.id, JSON.stringify({ type: 'message', ...message }))
+  }
+  return (id: number) => texts.get(id)!
+}
+
+/** A room delivery with one live member, `alice`, whose replay ended at the store's newest id. */
+async function liveRoom(store: RoomLog, options: { gapRetry?: number } = {}) {
+  const delivery = createRoomDelivery({ room: 'r', store, logger: silent, ...options })
+  const alice = testMember('alice')
+  delivery.add(alice)
+  await delivery.replay(alice, await store.lastId('r'), limits)
+  return { delivery, alice }
+}
+
+describe('ordered delivery of one room', () => {
+  it('delivers in id order, each message once; older ids are dropped', async () => {
+    const store = createMemoryRoomLog()
+    const old = await storeElsewhere(store, 2)
+    const { delivery, alice } = await liveRoom(store)
+    const next = await storeElsewhere(store, 1)
+    delivery.deliver(3, next(3))
+    delivery.deliver(3, next(3))
+    delivery.deliver(2, old(2))
+    expect(ids(alice)).toEqual([3])
+    expect(delivery.lastId).toBe(3)
+  })
+
+  it('fills a gap from the store when a later message arrives first', async () => {
+    const store = createMemoryRoomLog()
+    const { delivery, alice } = await liveRoom(store)
+    const text = await storeElsewhere(store, 4)
+    delivery.deliver(4, text(4))
+    delivery.deliver(3, text(3))
+    await settle()
+    expect(ids(alice)).toEqual([1, 2, 3, 4])
+  })
+
+  it('keeps arrivals while the room cursor is read, then delivers them in order', async () => {
+    const store = createMemoryRoomLog()
+    await storeElsewhere(store, 1)
+    const delivery = createRoomDelivery({ room: 'r', store, logger: silent })
+    const alice = testMember('alice')
+    delivery.add(alice)
+    const text = await storeElsewhere(store, 2)
+    // The cursor is still being read: both wait with the out-of-order arrivals.
+    delivery.deliver(3, text(3))
+    delivery.deliver(2, text(2))
+    await delivery.replay(alice, 1, limits)
+    await settle()
+    expect(ids(alice)).toEqual([2, 3])
+  })
+
+  it('sends a newcomer its replay, then what arrived meanwhile, without repeats', async () => {
+    const store = createMemoryRoomLog()
+    await storeElsewhere(store, 5)
+    const delivery = createRoomDelivery({ room: 'r', store, logger: silent })
+    await delivery.ready
+    const bob = testMember('bob')
+    delivery.add(bob)
+    const text = await storeElsewhere(store, 2)
+    const replaying = delivery.replay(bob, 2, limits)
+    // Live while the replay is read (which may carry them too).
+    delivery.deliver(6, text(6))
+    delivery.broadcast(new RoomFrame('{"type":"typing"}'))
+    delivery.deliver(7, text(7))
+    expect(bob.frames).toEqual([])
+    await replaying
+    expect(ids(bob)).toEqual([3, 4, 5, 6, 7])
+    expect(bob.frames.filter(frame => !frame.id)).toHaveLength(1)
+  })
+
+  it('never delivers across a hole the store cannot fill yet: it retries', async () => {
+    const store = createMemoryRoomLog()
+    let failures = 1
+    const flaky: RoomLog = { ...store, between: (...args) => failures-- > 0 ? Promise.reject(new Error('locked')) : store.between(...args) }
+    const { delivery, alice } = await liveRoom(flaky, { gapRetry: 50 })
+    const text = await storeElsewhere(store, 2)
+    delivery.deliver(2, text(2))
+    await settle()
+    expect(ids(alice)).toEqual([])
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(ids(alice)).toEqual([1, 2])
+    expect(failures).toBe(-1)
+  })
+})
