@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import { RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { holdSqliteLock } from '../utils/faults'
 
 const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
 const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-log-')), 'chat.sqlite')
@@ -225,17 +225,3 @@ describe('room log: postgresql faults', () => {
   })
 })
 
-/** Another process (node:sqlite) holding `BEGIN IMMEDIATE` on the file for `ms`. */
-async function holdSqliteLock(path: string, ms: number) {
-  const child = spawn(process.execPath, ['-e', `
-    const db = new (require('node:sqlite').DatabaseSync)(${JSON.stringify(path)})
-    db.exec('BEGIN IMMEDIATE')
-    process.stdout.write('locked\\n')
-    setTimeout(() => { db.exec('COMMIT'); db.close() }, ${ms})
-  `], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve())
-    child.once('exit', code => reject(new Error(`lock holder exited with ${code}`)))
-  })
-  return { released: new Promise(resolve => child.once('exit', resolve)) }
-}
