@@ -74,8 +74,8 @@ describe('faults: Redis bus', () => {
     await send(a, room, 'during busy from a')
     await send(b, room, 'during busy from b')
     await sleep(300)
-    await stopScript()
     const recovered = performance.now()
+    await stopScript()
     for (const reader of [onA, onB]) await reader.waitFor(frame => frame.type === 'message' && frame.id === 3, 'what was stored during BUSY', 2000)
     const caughtUp = performance.now() - recovered
     // Live again, both ways, within 2 s.

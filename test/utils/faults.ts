@@ -53,15 +53,15 @@ export async function ownRedis() {
   /** Run a Lua loop that never ends: Redis answers BUSY until `SCRIPT KILL`. */
   const busy = async () => {
     const script = spawn('redis-cli', ['-p', String(port), 'EVAL', 'while true do end', '0'], { stdio: 'ignore' })
-    await until(() => {
+    const answer = () => {
       try {
-        cli('ping')
-        return false
+        return cli('ping')
       }
       catch (error) {
-        return /BUSY/.test(String((error as { stdout?: Buffer }).stdout ?? error))
+        return String((error as { stdout?: Buffer }).stdout ?? error)
       }
-    }, 'Redis to answer BUSY', 5000)
+    }
+    await until(() => /BUSY/.test(answer()), 'Redis to answer BUSY', 5000)
     return async () => {
       cli('SCRIPT', 'KILL')
       await new Promise(resolve => script.once('exit', resolve))
