@@ -63,7 +63,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
   beforeAll(async () => {
     ;[server, limited] = await Promise.all([
       startServer({ output: store, env: { NUXT_CHAT_RATE_LIMIT: 'false' } }),
-      startServer({ output: store, env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_HISTORY_MAX: '50', NUXT_CHAT_MAX_REPLAY: '80', NUXT_CHAT_REPLAY: '10' } }),
+      startServer({ output: store, env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_HISTORY_MAX: '50', NUXT_CHAT_HISTORY_INTERVAL: '200', NUXT_CHAT_MAX_REPLAY: '80', NUXT_CHAT_REPLAY: '10' } }),
     ])
   })
 
@@ -303,7 +303,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
   it('keeps the newest history.max messages per room, and ids keep increasing after pruning and a restart', async () => {
     const room = newRoom()
     await seedRoom(limited, room, 300)
-    // Prune runs after every 100 appends (off the send path): poll until it has.
+    // Retention runs on its timer (every 200 ms here, off the send path): poll until it has.
     const replayIds = async () => {
       const reader = await ChatSocket.open(wsBase(limited), { room, since: 0 })
       await reader.waitFor(frame => frame.type === 'presence', 'presence')
