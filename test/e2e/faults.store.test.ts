@@ -50,6 +50,25 @@ function expectCleanLogs(server: TestServer) {
   expect(server.logs()).not.toMatch(/unhandledRejection|uncaughtException/)
 }
 
+/**
+ * Right after the cause is gone: a POST succeeds within 2 s, then a WebSocket send; every
+ * acknowledged message is in the log. Returns the POST's time and how many acked were lost.
+ */
+async function expectRecovered(server: TestServer, socket: ChatSocket, room: string, tag: string, acked: [number, string][] = []) {
+  const after = await timedPost(server, room, 'after', `${tag}-after`)
+  expect(after.status).toBe(200)
+  expect(after.ms).toBeLessThan(2000)
+  acked.push([after.json!.id as number, `${tag}-after`])
+  const ws = await sendWs(socket, 'after ws', `${tag}-after-ws`)
+  expect(ws.type).toBe('message')
+  acked.push([ws.id as number, `${tag}-after-ws`])
+  const lost = await lostOf(server, room, acked)
+  expect(lost).toBe(0)
+  await socket.close()
+  expectCleanLogs(server)
+  return { ms: after.ms, lost }
+}
+
 describe('faults: SQLite store', () => {
   let server: TestServer
   let sqlite: string
@@ -116,18 +135,8 @@ describe('faults: SQLite store', () => {
     finally {
       setImmutable(files, false)
     }
-    const after = await timedPost(server, room, 'after', 'ro-after')
-    expect(after.status).toBe(200)
-    expect(after.ms).toBeLessThan(2000)
-    acked.push([after.json!.id as number, 'ro-after'])
-    const ws = await sendWs(socket, 'after ws', 'ro-after-ws')
-    expect(ws.type).toBe('message')
-    acked.push([ws.id as number, 'ro-after-ws'])
-    const lost = await lostOf(server, room, acked)
-    expect(lost).toBe(0)
-    report('SQLite file read-only while running', 'WS error unavailable, POST 503', after.ms, lost)
-    await socket.close()
-    expectCleanLogs(server)
+    const { ms, lost } = await expectRecovered(server, socket, room, 'ro', acked)
+    report('SQLite file read-only while running', 'WS error unavailable, POST 503', ms, lost)
   })
 })
 
@@ -164,16 +173,8 @@ describe('faults: SQLite unusable at boot', () => {
       expect(await sendWs(socket, 'while broken', 'broken-ws')).toMatchObject({ type: 'error', code: 'unavailable' })
       for (let i = 0; i < 2; i++) expect((await timedPost(server, room, 'while broken', `broken-${i}`)).status).toBe(503)
       fixIt(data)
-      const after = await timedPost(server, room, 'fixed', 'fixed')
-      expect(after.status).toBe(200)
-      expect(after.ms).toBeLessThan(2000)
-      const ws = await sendWs(socket, 'fixed ws', 'fixed-ws')
-      expect(ws.type).toBe('message')
-      const lost = await lostOf(server, room, [[after.json!.id as number, 'fixed'], [ws.id as number, 'fixed-ws']])
-      expect(lost).toBe(0)
-      report(`SQLite: ${fault} at boot`, 'WS error unavailable, POST 503', after.ms, lost)
-      await socket.close()
-      expectCleanLogs(server)
+      const { ms, lost } = await expectRecovered(server, socket, room, 'fixed')
+      report(`SQLite: ${fault} at boot`, 'WS error unavailable, POST 503', ms, lost)
     }
     finally {
       fixIt(data)
@@ -225,18 +226,8 @@ describe('faults: PostgreSQL (a cluster of this test\'s own)', () => {
     expect(await sendWs(socket, 'during', 'k-during')).toMatchObject({ type: 'error', code: 'unavailable' })
     expect((await timedPost(server, room, 'during', 'k-during-post')).status).toBe(503)
     await pg.start()
-    const after = await timedPost(server, room, 'after', 'k-after')
-    expect(after.status).toBe(200)
-    expect(after.ms).toBeLessThan(2000)
-    acked.push([after.json!.id as number, 'k-after'])
-    const ws = await sendWs(socket, 'after ws', 'k-after-ws')
-    expect(ws.type).toBe('message')
-    acked.push([ws.id as number, 'k-after-ws'])
-    const lost = await lostOf(server, room, acked)
-    expect(lost).toBe(0)
-    report('PostgreSQL killed mid-run (immediate), restarted', 'WS error unavailable, POST 503', after.ms, lost)
-    await socket.close()
-    expectCleanLogs(server)
+    const { ms, lost } = await expectRecovered(server, socket, room, 'k', acked)
+    report('PostgreSQL killed mid-run (immediate), restarted', 'WS error unavailable, POST 503', ms, lost)
   })
 
   it('20 senders with NUL in their cid get bad_request and cost no other room a send', async () => {

@@ -224,4 +224,3 @@ describe('room log: postgresql faults', () => {
     for (const result of badResults) expect((result as PromiseRejectedResult).reason).toBeInstanceOf(RoomLogInputError)
   })
 })
-
