@@ -38,7 +38,7 @@ export function createRedisBus(url: string, { channel, instanceId, logger }: Red
 
   const markDown = (error?: Error) => {
     if (closing) return
-    if (up && !warned) {
+    if (!warned) {
       warned = true
       logger.warn(`[nuxt-chat] Redis bus unavailable (${error?.message ?? 'connection closed'}); serving local peers only until it is back`)
     }

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest'
+import { decodeBusEvent, deploymentChannel, encodeBusEvent } from '../../src/runtime/server/utils/bus'
+
+describe('bus channel per deployment', () => {
+  const sqlite = (path: string) => ({ storage: 'database', connector: 'node-sqlite', options: { path } })
+
+  it('is the same for instances of one database, different for different databases', () => {
+    expect(deploymentChannel(sqlite('.data/chat.sqlite'), '/srv/a')).toBe(deploymentChannel(sqlite('/srv/a/.data/chat.sqlite'), '/srv/b'))
+    expect(deploymentChannel(sqlite('.data/chat.sqlite'), '/srv/a')).not.toBe(deploymentChannel(sqlite('.data/chat.sqlite'), '/srv/b'))
+    const pg = (url: string) => ({ storage: 'database', connector: 'postgresql', options: { url } })
+    expect(deploymentChannel(pg('postgresql://db/one'), '/a')).toBe(deploymentChannel(pg('postgresql://db/one'), '/b'))
+    expect(deploymentChannel(pg('postgresql://db/one'), '/a')).not.toBe(deploymentChannel(pg('postgresql://db/two'), '/a'))
+    expect(deploymentChannel({ storage: 'memory' }, '/a')).not.toBe(deploymentChannel({ storage: 'memory' }, '/b'))
+    expect(deploymentChannel(sqlite('x.sqlite'), '/a')).toMatch(/^nuxt-chat:[\w-]{16}$/)
+  })
+})
+
+describe('bus events', () => {
+  it('round-trip, and anything that does not belong is ignored', () => {
+    const event = { kind: 'message' as const, room: 'r', id: 7, frame: '{"a":"b\\nc"}' }
+    expect(decodeBusEvent(encodeBusEvent(event, 'origin'))).toEqual({ event, origin: 'origin' })
+    for (const data of ['message o r abc\n{}', 'message o r 0\n{}', 'sync o r -1\n', 'message o r 1 extra\n{}', 'unknown o r 1\n{}', 'no newline', 'message o r 1e3\n{}']) {
+      expect(decodeBusEvent(data), data).toBeUndefined()
+    }
+  })
+})
