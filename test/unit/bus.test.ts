@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto'
+import { consola } from 'consola'
 import { describe, expect, it } from 'vitest'
-import { decodeBusEvent, deploymentChannel, encodeBusEvent } from '../../src/runtime/server/utils/bus'
+import { decodeBusEvent, deploymentChannel, encodeBusEvent, type BusEvent } from '../../src/runtime/server/utils/bus'
+import { createRedisBus } from '../../src/runtime/server/utils/bus.redis'
 
 describe('bus channel per deployment', () => {
   const sqlite = (path: string) => ({ storage: 'database', connector: 'node-sqlite', options: { path } })
@@ -21,6 +24,35 @@ describe('bus events', () => {
     expect(decodeBusEvent(encodeBusEvent(event, 'origin'))).toEqual({ event, origin: 'origin' })
     for (const data of ['message o r abc\n{}', 'message o r 0\n{}', 'sync o r -1\n', 'message o r 1 extra\n{}', 'unknown o r 1\n{}', 'no newline', 'message o r 1e3\n{}']) {
       expect(decodeBusEvent(data), data).toBeUndefined()
+    }
+  })
+})
+
+describe('Redis bus', () => {
+  it('counts its first connect as a recovery, so what it could not publish while connecting is caught up', async () => {
+    const channel = `nuxt-chat-test:${randomUUID()}`
+    const a = createRedisBus('redis://127.0.0.1:6379', { channel, instanceId: 'a', logger: consola })
+    const b = createRedisBus('redis://127.0.0.1:6379', { channel, instanceId: 'b', logger: consola })
+    const bUp = new Promise(resolve => b.onRecover(() => resolve(undefined)))
+    try {
+      const event: BusEvent = { kind: 'message', room: 'r', id: 1, frame: '{}' }
+      // Still connecting: refused (the hub remembers the room), never silently dropped.
+      expect(a.publish(event)).toBe(false)
+      const recovered = await new Promise<boolean>((resolve) => {
+        a.onRecover(() => resolve(true))
+        setTimeout(resolve, 3000, false)
+      })
+      expect(recovered).toBe(true)
+      const received: BusEvent[] = []
+      b.onEvent(event => received.push(event))
+      await bUp
+      expect(a.publish(event)).toBe(true)
+      const deadline = Date.now() + 2000
+      while (!received.length && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+      expect(received).toEqual([event])
+    }
+    finally {
+      await Promise.all([a.close(), b.close()])
     }
   })
 })
