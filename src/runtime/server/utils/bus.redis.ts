@@ -24,7 +24,7 @@ export interface RedisBusOptions {
  * what was sent before it is caught up the same way.
  */
 export function createRedisBus(url: string, { channel, instanceId, logger }: RedisBusOptions): ChatBus {
-  const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (times: number) => Math.min(times * 200, 2000) }
+  const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (times: number) => Math.min(times * 100, 1000) }
   const publisher = new Redis(url, options)
   const subscriber = new Redis(url, { ...options, enableOfflineQueue: true })
   const listeners: ((event: BusEvent, origin: string) => void)[] = []

@@ -87,7 +87,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   const query = async <T>(method: Method, sql: string, ...params: unknown[]): Promise<T> => {
     const connection = await connect()
     try {
-      if (connection.native) return nativeStatement(connection, sql)[method](...params) as T
+      if (connection.native) return await whileLocked(() => nativeStatement(connection, sql)[method](...params) as T)
       return await (connection.db.prepare(sql) as unknown as Record<Method, (...args: unknown[]) => Promise<T>>)[method](...params)
     }
     catch (error) {
@@ -201,7 +201,7 @@ async function openConnection(open: () => Database): Promise<Connection> {
       events.on('error', () => connection.lost = true)
       events.on('end', () => connection.lost = true)
     }
-    await createSchema(db)
+    await whileLocked(() => createSchema(db))
     return connection
   }
   catch (error) {
@@ -214,6 +214,28 @@ function nativeStatement(connection: Connection, sql: string): NativeStatement {
   let statement = connection.statements.get(sql)
   if (!statement) connection.statements.set(sql, statement = connection.native!.prepare(sql))
   return statement
+}
+
+/**
+ * Run `task`, again with backoff on timers while SQLite answers that another process holds a
+ * lock, for up to `SQLITE_LOCK_WAIT` (reads in WAL mode rarely wait; opening the file may).
+ */
+async function whileLocked<T>(task: () => T | Promise<T>): Promise<T> {
+  const started = Date.now()
+  for (let retry = 0; ; retry++) {
+    try {
+      return await task()
+    }
+    catch (error) {
+      if (!isBusy(error) || Date.now() - started >= SQLITE_LOCK_WAIT) throw error
+      await new Promise(resolve => setTimeout(resolve, retryDelay(retry)))
+    }
+  }
+}
+
+/** Backoff between two tries for a lock: 5, 10, 20, … ms, at most `SQLITE_RETRY_MAX_DELAY`. */
+function retryDelay(retry: number) {
+  return Math.min(SQLITE_RETRY_MAX_DELAY, 5 * 2 ** retry)
 }
 
 interface BatchJob {
@@ -267,7 +289,7 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
       }
       // Jobs still in time go first, ahead of those that arrived meanwhile.
       waiting = [...jobs.filter(job => now - job.at < SQLITE_LOCK_WAIT), ...waiting]
-      if (waiting.length) schedule(Math.min(SQLITE_RETRY_MAX_DELAY, 5 * 2 ** retries++))
+      if (waiting.length) schedule(retryDelay(retries++))
       return
     }
     retries = 0
