@@ -12,6 +12,9 @@ describe('bus channel per deployment', () => {
     expect(deploymentChannel(sqlite('.data/chat.sqlite'), '/srv/a')).not.toBe(deploymentChannel(sqlite('.data/chat.sqlite'), '/srv/b'))
     const pg = (url: string) => ({ storage: 'database', connector: 'postgresql', options: { url } })
     expect(deploymentChannel(pg('postgresql://db/one'), '/a')).toBe(deploymentChannel(pg('postgresql://db/one'), '/b'))
+    // The module's default SQLite `path` merged into PostgreSQL options must not split instances by working directory.
+    const pgWithPath = { storage: 'database', connector: 'postgresql', options: { url: 'postgresql://db/one', path: '.data/chat.sqlite' } }
+    expect(deploymentChannel(pgWithPath, '/a')).toBe(deploymentChannel(pgWithPath, '/b'))
     expect(deploymentChannel(pg('postgresql://db/one'), '/a')).not.toBe(deploymentChannel(pg('postgresql://db/two'), '/a'))
     expect(deploymentChannel({ storage: 'memory' }, '/a')).not.toBe(deploymentChannel({ storage: 'memory' }, '/b'))
     expect(deploymentChannel(sqlite('x.sqlite'), '/a')).toMatch(/^nuxt-chat:[\w-]{16}$/)

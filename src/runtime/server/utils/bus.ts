@@ -64,7 +64,8 @@ export function decodeBusEvent(data: string): { event: BusEvent, origin: string 
  */
 export function deploymentChannel(store: { storage: string, connector?: string, options?: Record<string, unknown> }, cwd: string): string {
   const options: Record<string, unknown> = { ...store.options }
-  if (typeof options.path === 'string' || store.connector?.includes('sqlite')) {
+  // Only a file database has a path to resolve (a server database's options may still carry the default `path`).
+  if (store.connector && /sqlite|^bun$/.test(store.connector)) {
     options.path = resolve(typeof options.cwd === 'string' ? options.cwd : cwd, typeof options.path === 'string' ? options.path : `.data/${options.name ?? 'db'}.sqlite`)
   }
   // Memory rooms live in one process: the working directory tells two apps apart.
