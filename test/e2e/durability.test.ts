@@ -68,7 +68,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
   beforeAll(async () => {
     const limits = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_HISTORY_MAX: '50', NUXT_CHAT_MAX_REPLAY: '80', NUXT_CHAT_REPLAY: '10' }
     if (store === 'postgresql') psql(`CREATE DATABASE ${pruningDatabase}`)
-    const ownDatabase = store === 'postgresql' ? { NUXT_CHAT_DATABASE_OPTIONS_URL: POSTGRES_URL.replace(/\/test$/, `/${pruningDatabase}`) } : {}
+    const ownDatabase: Record<string, string> = store === 'postgresql' ? { NUXT_CHAT_DATABASE_OPTIONS_URL: POSTGRES_URL.replace(/\/test$/, `/${pruningDatabase}`) } : {}
     ;[server, limited, pruning] = await Promise.all([
       startServer({ output: store, env: { NUXT_CHAT_RATE_LIMIT: 'false' } }),
       // Retention off: replay bounds are checked on rooms longer than history.max.
