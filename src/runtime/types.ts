@@ -30,8 +30,13 @@ export interface ChatRuntimeConfig {
   maxReplay: number
   /** Longest message, in characters (UTF-16 code units). @default 2000 */
   maxLength: number
-  /** Retention per room: at most `max` messages, and none older than `maxAge` ms (0: no age limit). @default { max: 10000, maxAge: 0 } */
-  history: { max: number, maxAge: number }
+  /**
+   * Retention per room: at most `max` messages (0: no count limit) and none older than `maxAge` ms
+   * (0: no age limit), applied to every room every `interval` ms (0: never), a few hundred rows at a time.
+   * The newest message of a room always stays, so its ids never go back.
+   * @default { max: 10000, maxAge: 0, interval: 60000 }
+   */
+  history: { max: number, maxAge: number, interval: number }
   /** Per-connection token bucket (and per user/address for POST); `false` turns it off. @default { messages: 20, interval: 10000, burst: 10 } */
   rateLimit: false | RateLimitOptions
   /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
@@ -54,6 +59,8 @@ export interface ChatRuntimeConfig {
   presenceInterval: number
   /** Redis URL for the bus between instances; empty: one instance. Runtime config: `NUXT_CHAT_REDIS_URL`. @default '' */
   redisUrl: string
+  /** The Redis pub/sub channel of this deployment; empty: derived from the database (connector and path or URL), so apps with different databases never share one. Runtime config: `NUXT_CHAT_REDIS_CHANNEL`. @default '' */
+  redisChannel: string
   /** `'memory'` keeps rooms in process memory only (tests, throwaway rooms). Runtime config: `NUXT_CHAT_STORAGE`. @default 'database' */
   storage: 'database' | 'memory'
   /** The room log's database: a db0 connector and its options (as Nitro's `database` config), or `false` for memory. The connector is fixed at build time; its options are runtime config (`NUXT_CHAT_DATABASE_OPTIONS_*`). @default { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } } */

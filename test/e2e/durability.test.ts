@@ -1,10 +1,11 @@
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { watch } from 'vue'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { chatClient, installEventSource, seededRandom, settle, sleep, startProxy, storedOf } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
-import { startServer, type TestServer } from '../utils/server'
+import { POSTGRES_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -59,16 +60,26 @@ function cursorViolations(ids: number[]): number[] {
 describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
   let server: TestServer
   let limited: TestServer
+  let pruning: TestServer
+  // Retention applies to every room of a database: the pruning server gets a PostgreSQL database of its own.
+  const pruningDatabase = `nuxt_chat_prune_${randomUUID().slice(0, 8)}`
+  const psql = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'test', '-tAc', sql], { stdio: 'pipe' })
 
   beforeAll(async () => {
-    ;[server, limited] = await Promise.all([
+    const limits = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_HISTORY_MAX: '50', NUXT_CHAT_MAX_REPLAY: '80', NUXT_CHAT_REPLAY: '10' }
+    if (store === 'postgresql') psql(`CREATE DATABASE ${pruningDatabase}`)
+    const ownDatabase: Record<string, string> = store === 'postgresql' ? { NUXT_CHAT_DATABASE_OPTIONS_URL: POSTGRES_URL.replace(/\/test$/, `/${pruningDatabase}`) } : {}
+    ;[server, limited, pruning] = await Promise.all([
       startServer({ output: store, env: { NUXT_CHAT_RATE_LIMIT: 'false' } }),
-      startServer({ output: store, env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_HISTORY_MAX: '50', NUXT_CHAT_MAX_REPLAY: '80', NUXT_CHAT_REPLAY: '10' } }),
+      // Retention off: replay bounds are checked on rooms longer than history.max.
+      startServer({ output: store, env: { ...limits, NUXT_CHAT_HISTORY_INTERVAL: '0' } }),
+      startServer({ output: store, env: { ...limits, ...ownDatabase, NUXT_CHAT_HISTORY_INTERVAL: '200' } }),
     ])
   })
 
   afterAll(async () => {
-    await Promise.all([server?.stop('SIGKILL'), limited?.stop('SIGKILL')])
+    await Promise.all([server?.stop('SIGKILL'), limited?.stop('SIGKILL'), pruning?.stop('SIGKILL')])
+    if (store === 'postgresql') psql(`DROP DATABASE IF EXISTS ${pruningDatabase} WITH (FORCE)`)
   })
 
   it('chaos: 3 clients × 200 messages through 2 crashes and random cuts end with the same log as the store', async () => {
@@ -303,10 +314,10 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
 
   it('keeps the newest history.max messages per room, and ids keep increasing after pruning and a restart', async () => {
     const room = newRoom()
-    await seedRoom(limited, room, 300)
-    // Prune runs after every 100 appends (off the send path): poll until it has.
+    await seedRoom(pruning, room, 300)
+    // Retention runs on its timer (every 200 ms here, off the send path): poll until it has.
     const replayIds = async () => {
-      const reader = await ChatSocket.open(wsBase(limited), { room, since: 0 })
+      const reader = await ChatSocket.open(wsBase(pruning), { room, since: 0 })
       await reader.waitFor(frame => frame.type === 'presence', 'presence')
       await sleep(150)
       await reader.close()
@@ -320,14 +331,14 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
     }
     expect(ids).toEqual(range(251, 300))
 
-    const posted = await postMessage(httpBase(limited), { message: 'after prune', cid: 'after-prune' }, { room })
+    const posted = await postMessage(httpBase(pruning), { message: 'after prune', cid: 'after-prune' }, { room })
     expect(posted.json).toMatchObject({ id: 301 })
-    await limited.stop('SIGKILL')
-    await limited.start()
-    const afterRestart = await postMessage(httpBase(limited), { message: 'after restart', cid: 'after-restart' }, { room })
+    await pruning.stop('SIGKILL')
+    await pruning.start()
+    const afterRestart = await postMessage(httpBase(pruning), { message: 'after restart', cid: 'after-restart' }, { room })
     expect(afterRestart.json).toMatchObject({ id: 302 })
     // A cursor inside the pruned range replays what is left, in order.
-    const reader = await ChatStream.open(httpBase(limited), { room }, { 'last-event-id': '100' })
+    const reader = await ChatStream.open(httpBase(pruning), { room }, { 'last-event-id': '100' })
     await reader.waitFor(frame => frame.type === 'message' && frame.id === 302, 'the newest message')
     expect(reader.messages.map(frame => frame.id)).toEqual(range(251, 302))
     await reader.close()

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
@@ -8,7 +8,8 @@ import postgresql from 'db0/connectors/postgresql'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
-import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { holdSqliteLock } from '../utils/faults'
 
 const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
 const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-log-')), 'chat.sqlite')
@@ -102,6 +103,55 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([3])
     expect((await log.append(input(name, 'new'))).message.id).toBe(4)
   })
+
+  it('refuses values the database cannot hold as bad input, and stores nothing', async () => {
+    const log = open()
+    const name = room()
+    const bad = [
+      input(name, 'nul \u0000 inside'),
+      input(name, 'lone \uD800 surrogate'),
+      input(name, 'ok', 'x\u0000'),
+      input(name, 'ok', 'has space'),
+      input(name, 'ok', 'c'.repeat(65)),
+      input(name, 'ok', 'c-1', 'sender\u0000'),
+      { ...input(name, 'ok'), user: '\uDC00' },
+      input('bad room!', 'ok'),
+    ]
+    for (const value of bad) await expect(log.append(value), JSON.stringify(value)).rejects.toBeInstanceOf(RoomLogInputError)
+    expect(await log.lastId(name)).toBe(0)
+    expect((await log.append(input(name, 'fine 😀', 'Ab0._:-'))).message.id).toBe(1)
+  })
+
+  it('treats history.max 0 as no count limit, and ids never go back whatever the policy', async () => {
+    const log = open()
+    const name = room()
+    for (let i = 1; i <= 5; i++) await log.append(input(name, `m${i}`))
+    expect(await log.prune(name, { max: 0, maxAge: 0 })).toBe(0)
+    expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([1, 2, 3, 4, 5])
+    // The harshest policy still keeps the newest message, so the counter goes on.
+    await log.prune(name, { max: 1, maxAge: 1 })
+    expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([5])
+    expect((await log.append(input(name, 'next'))).message.id).toBe(6)
+  })
+
+  it('prunes in steps of at most `limit` rows, and lists every room a page at a time', async () => {
+    const log = open()
+    const prefix = `list-${randomUUID().slice(0, 6)}`
+    const names = [`${prefix}-a`, `${prefix}-b`, `${prefix}-c`]
+    for (const name of names) for (let i = 1; i <= 7; i++) await log.append(input(name, `m${i}`))
+    expect(await log.prune(names[0]!, { max: 1, maxAge: 0 }, 4)).toBe(4)
+    expect(await log.prune(names[0]!, { max: 1, maxAge: 0 }, 4)).toBe(2)
+    expect(await log.prune(names[0]!, { max: 1, maxAge: 0 }, 4)).toBe(0)
+    const seen: string[] = []
+    let after = `${prefix}-`
+    for (let page = 0; page < 10; page++) {
+      const rooms = (await log.rooms(after, 2)).filter(name => name.startsWith(prefix))
+      if (!rooms.length) break
+      seen.push(...rooms)
+      after = rooms.at(-1)!
+    }
+    expect(seen).toEqual(names)
+  })
 })
 
 describe('room log: sqlite durability', () => {
@@ -115,5 +165,62 @@ describe('room log: sqlite durability', () => {
     expect((await second.replaySince('r', undefined, 10)).map(m => m.message)).toEqual(['kept'])
     expect((await second.append({ room: 'r', user: 'a', sender: '', message: 'kept', ts: 2, cid: 'c1' })).duplicate).toBe(true)
     expect((await second.append({ room: 'r', user: 'a', sender: '', message: 'next', ts: 3 })).message.id).toBe(2)
+  })
+})
+
+describe('room log: sqlite faults', () => {
+  const message = (text: string, cid?: string) => ({ room: 'r', user: 'a', sender: '', message: text, ts: Date.now(), cid })
+
+  it('a write lock held by another process: appends fail in about 2 s with an error, the event loop stays free, the next append after it works', async () => {
+    const path = sqlitePath()
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    opened.push(log)
+    expect((await log.append(message('before'))).message.id).toBe(1)
+    const lock = await holdSqliteLock(path, 3000)
+    // The loop's longest stall while appends wait for the lock.
+    let stall = 0
+    let last = performance.now()
+    const tick = setInterval(() => {
+      stall = Math.max(stall, performance.now() - last)
+      last = performance.now()
+    }, 10)
+    const started = performance.now()
+    const during = await Promise.allSettled([log.append(message('during 1', 'd1')), log.append(message('during 2', 'd2'))])
+    const failedAfter = performance.now() - started
+    clearInterval(tick)
+    expect(during.map(result => result.status)).toEqual(['rejected', 'rejected'])
+    expect(String((during[0] as PromiseRejectedResult).reason)).toMatch(/locked/)
+    expect(failedAfter).toBeGreaterThan(1500)
+    expect(failedAfter).toBeLessThan(2900)
+    expect(stall).toBeLessThan(200)
+    await lock.released
+    const recovered = performance.now()
+    expect((await log.append(message('during 1', 'd1'))).message.id).toBe(2)
+    expect(performance.now() - recovered).toBeLessThan(2000)
+    expect((await log.replaySince('r', 0, 10)).map(m => m.message)).toEqual(['before', 'during 1'])
+  })
+
+  it('a corrupted file: appends fail with an error, never hang; once the file is replaced the next append works', async () => {
+    const path = sqlitePath()
+    writeFileSync(path, Buffer.alloc(8192, 'x'))
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    opened.push(log)
+    for (let i = 0; i < 3; i++) await expect(log.append(message(`m${i}`))).rejects.toThrow(/not a database/)
+    await expect(log.replaySince('r', 0, 10)).rejects.toThrow(/not a database/)
+    rmSync(path)
+    expect((await log.append(message('after'))).message.id).toBe(1)
+  })
+})
+
+describe('room log: postgresql faults', () => {
+  it('a bad value costs its own append only: 20 senders with NUL cids next to 250 sends in other rooms', async () => {
+    const log = createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_URL })))
+    opened.push(log)
+    const prefix = `nul-${randomUUID().slice(0, 8)}`
+    const bad = Array.from({ length: 20 }, (_, i) => log.append({ room: `${prefix}-bad`, user: 'm', sender: `s${i}`, message: 'x', ts: Date.now(), cid: 'x\u0000' }))
+    const good = Array.from({ length: 250 }, (_, i) => log.append({ room: `${prefix}-${i % 10}`, user: 'u', sender: '', message: `good ${i}`, ts: Date.now() }))
+    const [badResults, goodResults] = await Promise.all([Promise.allSettled(bad), Promise.allSettled(good)])
+    expect(goodResults.filter(result => result.status === 'rejected')).toEqual([])
+    for (const result of badResults) expect((result as PromiseRejectedResult).reason).toBeInstanceOf(RoomLogInputError)
   })
 })

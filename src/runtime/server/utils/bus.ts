@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto'
+import { resolve } from 'node:path'
+
 /** The bus carries room events between instances of the app; one instance needs none. */
 
 /**
@@ -47,7 +50,29 @@ export function encodeBusEvent(event: BusEvent, origin: string): string {
 export function decodeBusEvent(data: string): { event: BusEvent, origin: string } | undefined {
   const newline = data.indexOf('\n')
   if (newline < 0) return undefined
-  const [kind, origin, room, id] = data.slice(0, newline).split(' ')
-  if (!kind || !KINDS.has(kind) || !origin || !room || !id) return undefined
+  const [kind, origin, room, id, extra] = data.slice(0, newline).split(' ')
+  if (!kind || !KINDS.has(kind) || !origin || !room || !id || extra !== undefined || !/^\d{1,15}$/.test(id)) return undefined
+  // A message or sync event without a real id would move a room's cursor to nowhere.
+  if ((kind === 'message' || kind === 'sync') && Number(id) < 1) return undefined
   return { event: { kind: kind as BusEvent['kind'], room, id: Number(id), frame: data.slice(newline + 1) }, origin }
+}
+
+/**
+ * The bus channel of a deployment: derived from where its rooms are stored, so that apps with
+ * different databases never share one on the same Redis, while instances of one app (same
+ * database) always do. A relative SQLite path counts from the working directory.
+ */
+export function deploymentChannel(store: { storage: string, connector?: string, options?: Record<string, unknown> }, cwd: string): string {
+  const options: Record<string, unknown> = { ...store.options }
+  // Only a file database has a path to resolve (a server database's options may still carry the default `path`).
+  if (store.connector && /sqlite|^bun$/.test(store.connector)) {
+    options.path = resolve(typeof options.cwd === 'string' ? options.cwd : cwd, typeof options.path === 'string' ? options.path : `.data/${options.name ?? 'db'}.sqlite`)
+  }
+  // Memory rooms live in one process: the working directory tells two apps apart.
+  const where = store.storage === 'memory' || !store.connector ? { memory: cwd } : { connector: store.connector, options: sortedKeys(options) }
+  return `nuxt-chat:${createHash('sha256').update(JSON.stringify(where)).digest('base64url').slice(0, 16)}`
+}
+
+function sortedKeys(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => a < b ? -1 : 1))
 }

@@ -1,5 +1,5 @@
 import type { Database } from 'db0'
-import type { AppendInput, AppendResult, RetentionPolicy, RoomLog, StoredMessage } from './roomLog'
+import { checkAppendInput, RoomLogInputError, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -9,159 +9,337 @@ interface MessageRow {
   cid: string | null
 }
 
+/** node:sqlite's synchronous database and statement, as far as the room log uses them. */
+interface NativeDatabase {
+  exec: (sql: string) => void
+  prepare: (sql: string) => NativeStatement
+  readonly isTransaction?: boolean
+}
+interface NativeStatement {
+  all: (...params: unknown[]) => unknown[]
+  get: (...params: unknown[]) => unknown
+  run: (...params: unknown[]) => unknown
+}
+
+/** One open database with its schema in place. */
+interface Connection {
+  db: Database
+  /** node:sqlite's own handle: statements prepared once, transactions run synchronously. */
+  native?: NativeDatabase
+  statements: Map<string, NativeStatement>
+  /** The driver reported the connection dead: the next call opens a new one. */
+  lost: boolean
+  disposed?: boolean
+  /** The open attempt that made it, to forget it once it is lost. */
+  opened?: Promise<Connection>
+}
+
+type Method = 'all' | 'get' | 'run'
+
 const COLUMNS = 'id, name, body, ts, cid'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
+// SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it.
+const SQLITE_BUSY_TIMEOUT = 10
+/** How long an append waits for another process's write lock on the SQLite file before it fails. */
+export const SQLITE_LOCK_WAIT = 2000
+const SQLITE_RETRY_MAX_DELAY = 100
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid)
+  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)
+  FROM chat_messages WHERE room = ? RETURNING id`
+const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 
 /**
  * The room log in any SQL database db0 connects to (SQLite by default, PostgreSQL for
  * several instances). The database assigns ids: `MAX(id) + 1` inside the INSERT, guarded by
  * the primary key, so ids are contiguous per room and commit in id order even with several
  * writers (a writer can only take id N+1 once N is committed).
+ *
+ * The connection is opened, and the schema created, on first use and again after the
+ * connection was found dead (database down at boot, restarted, file replaced): a fault costs
+ * the calls that met it, never the later ones.
  */
 export function createDb0RoomLog(open: () => Database): RoomLog {
-  let db = open()
-  const ready = createSchema(db)
-  const toMessage = (room: string, row: MessageRow): StoredMessage => {
-    const message: StoredMessage = { id: Number(row.id), room, user: row.name, message: row.body, ts: Number(row.ts) }
-    if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
-    return message
+  let connecting: Promise<Connection> | undefined
+  let closed = false
+
+  const drop = (connection: Connection) => {
+    connection.lost = true
+    if (connecting === connection.opened) connecting = undefined
+    if (connection.disposed) return
+    connection.disposed = true
+    void Promise.resolve().then(() => connection.db.dispose()).catch(() => {})
   }
-  // A server connection that failed (database restarted, connection killed) is never
-  // queryable again in db0: open a new one for the next call. SQLite has no connection to lose.
-  const reopen = () => {
-    const broken = db
-    db = open()
-    listenForErrors(db)
-    void broken.dispose().catch(() => {})
-  }
-  const listenForErrors = (database: Database) => {
-    // Without a listener, a dropped connection's 'error' event is an uncaught exception.
-    Promise.resolve(database.getInstance()).then(client => (client as { on?: (event: 'error', listener: () => void) => void }).on?.('error', () => {}), () => {})
-  }
-  const onServer = (sql: string): LogStatement => {
-    const use = async <T>(call: (statement: LogStatement) => Promise<T>): Promise<T> => {
-      const used = db
-      try {
-        return await call(used.prepare(sql) as unknown as LogStatement)
+  const connect = async (): Promise<Connection> => {
+    for (;;) {
+      if (closed) throw new Error('[nuxt-chat] the room log is closed')
+      if (!connecting) {
+        const attempt: Promise<Connection> = openConnection(open).then(connection => Object.assign(connection, { opened: attempt }))
+        connecting = attempt
+        // A failed open is not kept: the next call tries again.
+        attempt.catch(() => connecting === attempt && (connecting = undefined))
       }
-      catch (error) {
-        // Queries failing together on one dead connection replace it once.
-        if (!isUniqueViolation(error) && used === db) reopen()
-        throw error
-      }
-    }
-    return {
-      all: (...params) => use(statement => statement.all(...params)),
-      get: (...params) => use(statement => statement.get(...params)),
-      run: (...params) => use(statement => statement.run(...params)),
+      const connection = await connecting
+      if (!connection.lost) return connection
+      drop(connection)
     }
   }
-  if (db.dialect !== 'sqlite') listenForErrors(db)
-  const prepare = (sql: string) => db.dialect === 'sqlite' ? preparedOnce(db, sql) : onServer(sql)
-  const insert = prepare(
-    `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid)
-     SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)
-     FROM chat_messages WHERE room = ? RETURNING id`,
-  )
-  const byCid = prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`)
-  const newest = prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`)
-  const range = prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`)
-  const maxId = prepare('SELECT MAX(id) AS id FROM chat_messages WHERE room = ?')
-  const pruneCount = prepare('DELETE FROM chat_messages WHERE room = ? AND id <= ?')
-  const pruneAge = prepare('DELETE FROM chat_messages WHERE room = ? AND ts < ? AND id < ?')
+  const query = async <T>(method: Method, sql: string, ...params: unknown[]): Promise<T> => {
+    const connection = await connect()
+    try {
+      if (connection.native) return await whileLocked(() => nativeStatement(connection, sql)[method](...params) as T)
+      return await (connection.db.prepare(sql) as unknown as Record<Method, (...args: unknown[]) => Promise<T>>)[method](...params)
+    }
+    catch (error) {
+      if (isConnectionFault(connection, error)) drop(connection)
+      throw error
+    }
+  }
 
   const lastId = async (room: string) => {
-    await ready
-    const row = await maxId.get(room) as { id: number | string | null } | undefined
+    const row = await query<{ id: number | string | null } | undefined>('get', 'SELECT MAX(id) AS id FROM chat_messages WHERE room = ?', room)
     return Number(row?.id ?? 0)
   }
 
   const appendNow = async (input: AppendInput): Promise<AppendResult> => {
-    await ready
     const cid = input.cid ?? null
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await insert.all(input.room, input.sender, input.user, input.message, input.ts, cid, input.room) as { id: number | string }[]
-        const message: StoredMessage = { id: Number(rows[0]!.id), room: input.room, user: input.user, message: input.message, ts: input.ts }
-        if (input.cid !== undefined) message.cid = input.cid
-        return { message, duplicate: false }
+        const rows = await query<{ id: number | string }[]>('all', INSERT, input.room, input.sender, input.user, input.message, input.ts, cid, input.room)
+        return { message: storedMessage(input, rows[0]!.id), duplicate: false }
       }
       catch (error) {
         if (!isUniqueViolation(error)) throw error
         if (cid !== null) {
-          const stored = await byCid.get(input.room, input.sender, cid) as MessageRow | undefined
+          const stored = await query<MessageRow | undefined>('get', BY_CID, input.room, input.sender, cid)
           if (stored) return { message: toMessage(input.room, stored), duplicate: true }
         }
         if (attempt >= MAX_APPEND_ATTEMPTS) throw error
       }
     }
   }
+  const appendInOrder = appendInRoomOrder(appendNow)
+  const appendBatched = appendInBatches(connect, drop)
 
   return {
-    // On SQLite the commit is most of an append's cost: appends of one event-loop turn share one.
-    append: db.dialect === 'sqlite' ? appendInBatches(db, ready, appendNow) : appendInRoomOrder(appendNow),
+    async append(input) {
+      checkAppendInput(input)
+      // On node:sqlite the commit is most of an append's cost: appends of one event-loop turn share one.
+      return (await connect()).native ? appendBatched(input) : appendInOrder(input)
+    },
     async replaySince(room, after, limit) {
-      await ready
-      const rows = await newest.all(room, after ?? -1, limit) as MessageRow[]
+      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`, room, after ?? -1, limit)
       return rows.reverse().map(row => toMessage(room, row))
     },
     async between(room, after, before) {
-      await ready
-      const rows = await range.all(room, after, before) as MessageRow[]
+      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`, room, after, before)
       return rows.map(row => toMessage(room, row))
     },
     lastId,
-    async prune(room, policy: RetentionPolicy) {
+    async prune(room, policy: RetentionPolicy, limit = 1000) {
+      if (!(policy.max > 0) && !(policy.maxAge > 0)) return 0
       const last = await lastId(room)
-      if (last > policy.max) await pruneCount.run(room, last - policy.max)
-      // The newest message always stays: it carries the room's id counter.
-      if (policy.maxAge > 0) await pruneAge.run(room, Date.now() - policy.maxAge, last)
+      // The oldest rows, never the newest (it carries the room's id counter): delete the prefix retention allows.
+      const oldest = await query<{ id: number | string, ts: number | string }[]>('all', 'SELECT id, ts FROM chat_messages WHERE room = ? AND id < ? ORDER BY id LIMIT ?', room, last, limit)
+      const byCount = policy.max > 0 ? last - policy.max : 0
+      const byAge = policy.maxAge > 0 ? Date.now() - policy.maxAge : -Infinity
+      let upTo = 0
+      let count = 0
+      for (const row of oldest) {
+        if (Number(row.id) > byCount && !(Number(row.ts) < byAge)) break
+        upTo = Number(row.id)
+        count++
+      }
+      if (count) await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
+      return count
+    },
+    async rooms(after, limit) {
+      // One index seek per room (a loose index scan): never a scan of every message.
+      const names: string[] = []
+      let cursor = after ?? ''
+      while (names.length < limit) {
+        const row = await query<{ room: string | null } | undefined>('get', 'SELECT MIN(room) AS room FROM chat_messages WHERE room > ?', cursor)
+        if (row?.room === null || row?.room === undefined) break
+        names.push(cursor = row.room)
+      }
+      return names
     },
     async close() {
-      await ready.catch(() => {})
-      await db.dispose()
+      closed = true
+      const connection = await connecting?.catch(() => undefined)
+      if (connection && !connection.disposed) {
+        connection.disposed = connection.lost = true
+        await connection.db.dispose()
+      }
     },
   }
 }
 
-/**
- * Run the appends that arrive in one event-loop turn inside one transaction, in arrival order
- * (so ids follow it), and settle them once it committed. SQLite only: a failed statement
- * there does not abort the transaction around it.
- */
-function appendInBatches(db: Database, ready: Promise<void>, appendNow: (input: AppendInput) => Promise<AppendResult>) {
-  let batch: { input: AppendInput, resolve: (result: AppendResult) => void, reject: (error: unknown) => void }[] | undefined
-  // One transaction at a time, also with an asynchronous SQLite driver.
-  let flushing = Promise.resolve()
+function storedMessage(input: AppendInput, id: number | string): StoredMessage {
+  const message: StoredMessage = { id: Number(id), room: input.room, user: input.user, message: input.message, ts: input.ts }
+  if (input.cid !== undefined) message.cid = input.cid
+  return message
+}
 
-  async function flush() {
-    const jobs = batch!
-    batch = undefined
-    await ready.catch(() => {})
-    let results: PromiseSettledResult<AppendResult>[]
+function toMessage(room: string, row: MessageRow): StoredMessage {
+  const message: StoredMessage = { id: Number(row.id), room, user: row.name, message: row.body, ts: Number(row.ts) }
+  if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
+  return message
+}
+
+/** Open the database and create the schema; a connection that fails on the way is closed again. */
+async function openConnection(open: () => Database): Promise<Connection> {
+  const db = open()
+  const connection: Connection = { db, statements: new Map(), lost: false }
+  try {
+    const instance = await db.getInstance()
+    const DatabaseSync = globalThis.process?.getBuiltinModule?.('node:sqlite')?.DatabaseSync
+    if (DatabaseSync && instance instanceof DatabaseSync) connection.native = instance as unknown as NativeDatabase
+    // A server connection that drops while idle says so with 'error' (without a listener, an uncaught exception) or 'end'.
+    const events = instance as { on?: (event: string, listener: () => void) => void }
+    if (db.dialect !== 'sqlite' && typeof events.on === 'function') {
+      events.on('error', () => connection.lost = true)
+      events.on('end', () => connection.lost = true)
+    }
+    await whileLocked(() => createSchema(db))
+    return connection
+  }
+  catch (error) {
+    void Promise.resolve().then(() => db.dispose()).catch(() => {})
+    throw error
+  }
+}
+
+function nativeStatement(connection: Connection, sql: string): NativeStatement {
+  let statement = connection.statements.get(sql)
+  if (!statement) connection.statements.set(sql, statement = connection.native!.prepare(sql))
+  return statement
+}
+
+/**
+ * Run `task`, again with backoff on timers while SQLite answers that another process holds a
+ * lock, for up to `SQLITE_LOCK_WAIT` (reads in WAL mode rarely wait; opening the file may).
+ */
+async function whileLocked<T>(task: () => T | Promise<T>): Promise<T> {
+  const started = Date.now()
+  for (let retry = 0; ; retry++) {
     try {
-      await db.exec('BEGIN IMMEDIATE')
-      results = await Promise.allSettled(jobs.map(job => appendNow(job.input)))
-      await db.exec('COMMIT')
+      return await task()
     }
     catch (error) {
-      await db.exec('ROLLBACK').catch(() => {})
+      if (!isBusy(error) || Date.now() - started >= SQLITE_LOCK_WAIT) throw error
+      await new Promise(resolve => setTimeout(resolve, retryDelay(retry)))
+    }
+  }
+}
+
+/** Backoff between two tries for a lock: 5, 10, 20, … ms, at most `SQLITE_RETRY_MAX_DELAY`. */
+function retryDelay(retry: number) {
+  return Math.min(SQLITE_RETRY_MAX_DELAY, 5 * 2 ** retry)
+}
+
+interface BatchJob {
+  input: AppendInput
+  /** When the append was handed over: it waits for a lock at most `SQLITE_LOCK_WAIT` from here. */
+  at: number
+  resolve: (result: AppendResult) => void
+  reject: (error: unknown) => void
+}
+
+/**
+ * node:sqlite: run the appends that arrive in one event-loop turn inside one transaction, in
+ * arrival order (so ids follow it), synchronously from BEGIN to COMMIT (nothing else can read
+ * the uncommitted rows), and settle every one of them whatever happens. While another process
+ * holds the write lock, BEGIN is retried with backoff on timers, so the event loop stays free;
+ * an append that waited `SQLITE_LOCK_WAIT` fails (the client retries it).
+ */
+function appendInBatches(connect: () => Promise<Connection>, drop: (connection: Connection) => void) {
+  let waiting: BatchJob[] = []
+  let scheduled = false
+  let retries = 0
+
+  const schedule = (delay: number) => {
+    scheduled = true
+    const run = () => void connect().then(flush, (error) => {
+      scheduled = false
+      for (const job of waiting.splice(0)) job.reject(error)
+    })
+    if (delay) setTimeout(run, delay)
+    else setImmediate(run)
+  }
+
+  function flush(connection: Connection) {
+    scheduled = false
+    const jobs = waiting
+    waiting = []
+    if (!jobs.length) return
+    const native = connection.native!
+    try {
+      native.exec('BEGIN IMMEDIATE')
+    }
+    catch (error) {
+      if (!isBusy(error)) {
+        if (isConnectionFault(connection, error)) drop(connection)
+        for (const job of jobs) job.reject(error)
+        return
+      }
+      const now = Date.now()
+      for (const job of jobs) {
+        if (now - job.at >= SQLITE_LOCK_WAIT) job.reject(new Error(`the database file is locked by another process (waited ${now - job.at} ms)`, { cause: error }))
+      }
+      // Jobs still in time go first, ahead of those that arrived meanwhile.
+      waiting = [...jobs.filter(job => now - job.at < SQLITE_LOCK_WAIT), ...waiting]
+      if (waiting.length) schedule(retryDelay(retries++))
+      return
+    }
+    retries = 0
+    const results = jobs.map((job): { value: AppendResult } | { error: unknown } => {
+      try {
+        return { value: appendSync(connection, job.input) }
+      }
+      catch (error) {
+        return { error }
+      }
+    })
+    try {
+      native.exec('COMMIT')
+    }
+    catch (error) {
+      // A COMMIT that failed may leave the transaction open; one that SQLite rolled back leaves none (ROLLBACK would throw).
+      try {
+        if (native.isTransaction !== false) native.exec('ROLLBACK')
+      }
+      catch {
+        drop(connection)
+      }
+      if (isConnectionFault(connection, error)) drop(connection)
       for (const job of jobs) job.reject(error)
       return
     }
-    results.forEach((result, index) => result.status === 'fulfilled' ? jobs[index]!.resolve(result.value) : jobs[index]!.reject(result.reason))
+    results.forEach((result, index) => 'value' in result ? jobs[index]!.resolve(result.value) : jobs[index]!.reject(result.error))
+    // A statement that failed on the file (read-only, I/O error) asks for a fresh connection next time.
+    if (results.some(result => 'error' in result && isConnectionFault(connection, result.error))) drop(connection)
   }
 
   return (input: AppendInput) => new Promise<AppendResult>((resolve, reject) => {
-    if (!batch) {
-      batch = []
-      setImmediate(() => {
-        flushing = flushing.then(flush)
-      })
-    }
-    batch.push({ input, resolve, reject })
+    waiting.push({ input, at: Date.now(), resolve, reject })
+    if (!scheduled) schedule(0)
   })
+}
+
+/** One append inside the batch's transaction (a failed statement there does not abort it). */
+function appendSync(connection: Connection, input: AppendInput): AppendResult {
+  const cid = input.cid ?? null
+  try {
+    const rows = nativeStatement(connection, INSERT).all(input.room, input.sender, input.user, input.message, input.ts, cid, input.room) as { id: number | string }[]
+    return { message: storedMessage(input, rows[0]!.id), duplicate: false }
+  }
+  catch (error) {
+    if (cid === null || !isUniqueViolation(error)) throw error
+    const stored = nativeStatement(connection, BY_CID).get(input.room, input.sender, cid) as MessageRow | undefined
+    if (!stored) throw error
+    return { message: toMessage(input.room, stored), duplicate: true }
+  }
 }
 
 /**
@@ -180,47 +358,13 @@ function appendInRoomOrder(appendNow: (input: AppendInput) => Promise<AppendResu
   }
 }
 
-/** The parts of a db0 statement the room log uses. */
-interface LogStatement {
-  all: (...params: unknown[]) => Promise<unknown[]>
-  get: (...params: unknown[]) => Promise<unknown>
-  run: (...params: unknown[]) => Promise<unknown>
-}
-
-interface NativeStatement {
-  all: (...params: unknown[]) => unknown[]
-  get: (...params: unknown[]) => unknown
-  run: (...params: unknown[]) => unknown
-}
-
-/**
- * db0's node:sqlite connector prepares the SQL again on every call (about a third of an
- * append's cost): on node:sqlite, prepare it once, on first use (after the schema exists).
- * Any other SQLite driver keeps db0's statement.
- */
-function preparedOnce(db: Database, sql: string): LogStatement {
-  let statement: Promise<NativeStatement | LogStatement> | undefined
-  const resolve = () => statement ??= Promise.resolve(db.getInstance()).then((instance) => {
-    const DatabaseSync = globalThis.process?.getBuiltinModule?.('node:sqlite')?.DatabaseSync
-    return DatabaseSync && instance instanceof DatabaseSync ? instance.prepare(sql) as unknown as NativeStatement : db.prepare(sql) as unknown as LogStatement
-  }).catch((error) => {
-    // A failed prepare is not cached: the next call tries again.
-    statement = undefined
-    throw error
-  })
-  return {
-    all: async (...params) => (await resolve()).all(...params),
-    get: async (...params) => (await resolve()).get(...params),
-    run: async (...params) => (await resolve()).run(...params),
-  }
-}
-
 async function createSchema(db: Database) {
   if (db.dialect === 'sqlite') {
+    // Short: a lock held by another process is waited out on timers, not inside SQLite (which blocks the event loop).
+    await db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT}`)
     // WAL + NORMAL: a commit is a write to the log, not an fsync; readers never block the writer.
     await db.exec('PRAGMA journal_mode = WAL')
     await db.exec('PRAGMA synchronous = NORMAL')
-    await db.exec('PRAGMA busy_timeout = 5000')
   }
   await db.exec(`CREATE TABLE IF NOT EXISTS chat_messages (
     room TEXT NOT NULL,
@@ -238,4 +382,34 @@ async function createSchema(db: Database) {
 function isUniqueViolation(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown, message?: unknown }
   return code === '23505' || (typeof message === 'string' && /UNIQUE constraint failed|duplicate key/i.test(message))
+}
+
+/** SQLite's primary result code of a node:sqlite error (`errcode` holds the extended one). */
+function sqliteCode(error: unknown): number | undefined {
+  const { errcode } = (error ?? {}) as { errcode?: unknown }
+  return typeof errcode === 'number' ? errcode & 0xFF : undefined
+}
+
+function isBusy(error: unknown): boolean {
+  const code = sqliteCode(error)
+  return code === 5 /* SQLITE_BUSY */ || code === 6 /* SQLITE_LOCKED */ || (code === undefined && /database is locked/i.test(String((error as Error)?.message)))
+}
+
+/**
+ * Is the connection itself at fault (closed, file gone, read-only, corrupt; for a server: the
+ * link or the server's session), rather than the statement? Only then is it replaced: a bad
+ * value or a lock must not cost other requests their connection.
+ */
+function isConnectionFault(connection: Connection, error: unknown): boolean {
+  if (error instanceof RoomLogInputError || isUniqueViolation(error)) return false
+  if (connection.db.dialect === 'sqlite') {
+    const code = sqliteCode(error)
+    // BUSY, LOCKED, CONSTRAINT, TOOBIG, MISMATCH, RANGE: the statement's fault; anything else (READONLY, IOERR, CORRUPT, CANTOPEN, NOTADB, a closed handle) reopens.
+    return code === undefined ? !isBusy(error) : ![5, 6, 18, 19, 20, 25].includes(code)
+  }
+  const { code } = (error ?? {}) as { code?: unknown }
+  // No SQLSTATE: a socket error (ECONNREFUSED, ECONNRESET) or a client that is no longer queryable.
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true
+  // 08: connection exception; 57P: the server shut down or killed the session; 42P01: the table is gone (recreated on reopen).
+  return code.startsWith('08') || code.startsWith('57P') || code === '42P01'
 }

@@ -1,4 +1,4 @@
-import type { AppendInput, AppendResult, RetentionPolicy, RoomLog, StoredMessage } from './roomLog'
+import { checkAppendInput, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
   messages: StoredMessage[]
@@ -31,6 +31,7 @@ export function createMemoryRoomLog(): RoomLog {
 
   return {
     async append(input: AppendInput): Promise<AppendResult> {
+      checkAppendInput(input)
       const room = roomOf(input.room)
       const key = input.cid === undefined ? undefined : `${input.sender}\n${input.cid}`
       const existing = key === undefined ? undefined : room.byCid.get(key)
@@ -56,22 +57,29 @@ export function createMemoryRoomLog(): RoomLog {
     async lastId(name) {
       return (rooms.get(name)?.nextId ?? 1) - 1
     },
-    async prune(name, policy: RetentionPolicy) {
+    async prune(name, policy: RetentionPolicy, limit = 1000) {
       const room = rooms.get(name)
-      if (!room) return
-      let drop = Math.max(0, room.messages.length - policy.max)
+      if (!room) return 0
+      // The newest message always stays (as in the SQL stores); `max: 0` is no count limit.
+      const keep = room.messages.length - 1
+      let drop = Math.min(keep, policy.max > 0 ? Math.max(0, room.messages.length - policy.max) : 0)
       if (policy.maxAge > 0) {
         const oldest = Date.now() - policy.maxAge
-        while (drop < room.messages.length - 1 && room.messages[drop]!.ts < oldest) drop++
+        while (drop < keep && room.messages[drop]!.ts < oldest) drop++
       }
       // Drop pruned messages from the cid index too, so memory stays bounded.
-      for (const message of room.messages.splice(0, drop)) {
+      const dropped = room.messages.splice(0, Math.min(drop, limit))
+      for (const message of dropped) {
         const key = room.cidKeyOf.get(message.id)
         if (key !== undefined) {
           room.byCid.delete(key)
           room.cidKeyOf.delete(message.id)
         }
       }
+      return dropped.length
+    },
+    async rooms(after, limit) {
+      return [...rooms.keys()].filter(name => after === undefined || name > after).sort().slice(0, limit)
     },
     async close() {
       rooms.clear()

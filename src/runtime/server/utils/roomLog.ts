@@ -28,9 +28,9 @@ export interface AppendResult {
   duplicate: boolean
 }
 
-/** Retention of one room. */
+/** Retention of one room. The newest message of a room always stays: it carries the room's id counter. */
 export interface RetentionPolicy {
-  /** Keep at most this many messages per room. */
+  /** Keep at most this many messages per room (0: no count limit). */
   max: number
   /** Drop messages older than this many milliseconds (0: keep regardless of age). */
   maxAge: number
@@ -48,7 +48,37 @@ export interface RoomLog {
   between: (room: string, after: number, before: number) => Promise<StoredMessage[]>
   /** The newest id of the room, 0 when empty. */
   lastId: (room: string) => Promise<number>
-  /** Apply retention to one room. */
-  prune: (room: string, policy: RetentionPolicy) => Promise<void>
+  /** Apply retention to one room, deleting at most `limit` messages (default 1000); resolves to how many went. */
+  prune: (room: string, policy: RetentionPolicy, limit?: number) => Promise<number>
+  /** Up to `limit` room names after `after`, in name order (all rooms, a page at a time). */
+  rooms: (after: string | undefined, limit: number) => Promise<string[]>
   close: () => Promise<void>
+}
+
+/** A value the store must not hold (NUL, a lone surrogate, a bad `cid`, too long): the sender's fault, not the database's. */
+export class RoomLogInputError extends Error {
+  readonly code = 'bad_request'
+}
+
+// NUL (PostgreSQL refuses it in text) and lone surrogates (not valid UTF-8) cannot be stored as text.
+const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+/** Room names and cids (docs/PROTOCOL.md, revision 2): 1-64 of `[A-Za-z0-9._:-]`. */
+const KEY = /^[\w.:-]{1,64}$/
+/** Longest message body any store accepts, whatever `maxLength` says (UTF-16 code units). */
+export const MAX_STORED_TEXT = 1_000_000
+const MAX_STORED_NAME = 256
+
+/** Throw `RoomLogInputError` unless every field of `input` can be stored as it is. */
+export function checkAppendInput(input: AppendInput): void {
+  const text = (field: string, value: unknown, max: number) => {
+    if (typeof value !== 'string' || value.length > max || UNSTORABLE.test(value)) {
+      throw new RoomLogInputError(`\`${field}\` cannot be stored (NUL, lone surrogate or longer than ${max})`)
+    }
+  }
+  if (typeof input.room !== 'string' || !KEY.test(input.room)) throw new RoomLogInputError('`room` must be 1-64 characters of [A-Za-z0-9._:-]')
+  if (input.cid !== undefined && (typeof input.cid !== 'string' || !KEY.test(input.cid))) throw new RoomLogInputError('`cid` must be 1-64 characters of [A-Za-z0-9._:-]')
+  text('user', input.user, MAX_STORED_NAME)
+  text('sender', input.sender, MAX_STORED_NAME)
+  text('message', input.message, MAX_STORED_TEXT)
+  if (!Number.isSafeInteger(input.ts)) throw new RoomLogInputError('`ts` must be an integer')
 }

@@ -2,10 +2,8 @@ import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { createRateLimiter, createTokenBucket, takeToken } from './rateLimit'
-import type { RoomLog } from './roomLog'
+import { RoomLogInputError, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
-
-const PRUNE_EVERY = 100
 
 /** One message handed to the hub by a transport. */
 export interface SendInput {
@@ -51,8 +49,8 @@ export function createSendLimiter(rateLimit: ChatRuntimeConfig['rateLimit']): { 
 }
 
 export interface SendPipelineOptions {
-  config: Pick<ChatRuntimeConfig, 'maxLength' | 'history'>
-  store: Pick<RoomLog, 'append' | 'prune'>
+  config: Pick<ChatRuntimeConfig, 'maxLength'>
+  store: Pick<RoomLog, 'append'>
   hooks: Hookable<ChatRuntimeHooks>
   /** Where failures to read the store are reported. */
   logger: { error: (message: string, error?: unknown) => void }
@@ -98,19 +96,16 @@ export function createSendPipeline({ config, store, hooks, logger, allowSend, on
       result = await appending
     }
     catch (error) {
+      // A value the store cannot hold is the sender's to fix: a retry would fail the same way.
+      if (error instanceof RoomLogInputError) return fail(400, 'bad_request', error.message)
       logger.error('[nuxt-chat] could not store a message', error)
       return fail(503, 'unavailable', 'The message could not be stored; try again')
     }
     const frame = messageFrame(result.message)
     if (result.duplicate) return { status: 200, frame, duplicate: true }
 
+    // Retention runs on its own timer (see retention.ts), never on the send path.
     onStored(frame, JSON.stringify(frame))
-    // Retention every PRUNE_EVERY messages of a room (ids are contiguous), off the send path.
-    if (frame.id % PRUNE_EVERY === 0) {
-      setImmediate(() => {
-        store.prune(input.room, config.history).catch(error => logger.error('[nuxt-chat] pruning failed', error))
-      })
-    }
     return { status: 200, frame }
   }
 }
