@@ -58,7 +58,7 @@ export default defineEventHandler(async (event): Promise<ChatMessageFrame | Chat
     sender: admission.sender,
     message: parsed.message,
     cid: parsed.cid,
-    rateKey: admission.sender || admission.ip,
+    ip: admission.ip,
   })
   if (result.error) return refuse(event, result.status, result.error)
   return result.frame!

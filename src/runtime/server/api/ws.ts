@@ -1,14 +1,13 @@
 import { defineWebSocketHandler } from 'h3'
 import type { Peer } from 'crossws'
-import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
+import { useRuntimeConfig } from 'nitropack/runtime'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatUser } from '../../shared/protocol'
-import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { admitRequest, ChatRefusal, clientIp, holdConnection, type ChatAdmission } from '../utils/access'
+import type { ChatRuntimeConfig } from '../../types'
+import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'
+import { admitToChat } from '../utils/httpAdmission'
 import { offerFrame, RoomFrame, type Member } from '../utils/hub'
-import type { TokenBucket } from '../utils/rateLimit'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
-import type { Hookable } from 'hookable'
+import { nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
 const SETTLED = Promise.resolve()
 // A sender who keeps hammering after being told to slow down is closed (1008).
@@ -27,7 +26,6 @@ class WebSocketMember implements Member, SocketWatch {
   strikes = 0
   /** This member's messages, handled one after another. */
   chain: Promise<void> = SETTLED
-  bucket?: TokenBucket
   typingAt?: number
 
   constructor(
@@ -35,6 +33,7 @@ class WebSocketMember implements Member, SocketWatch {
     readonly ws: RawWebSocket | undefined,
     readonly user: ChatUser,
     readonly sender: string,
+    readonly ip: string | undefined,
     readonly room: string,
     readonly release: () => void,
     private readonly maxBufferedBytes: number,
@@ -101,7 +100,7 @@ async function handleMessage(peer: Peer, member: WebSocketMember, text: string |
       sendFrame(peer, errorFrame('bad_request', command.reason, command.cid))
       return
   }
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, message: command.message, cid: command.cid, member, onQueued })
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message: command.message, cid: command.cid, member, onQueued })
   if (result.error) {
     sendFrame(peer, result.error)
     if (result.error.code !== 'rate_limited') return
@@ -117,12 +116,9 @@ async function handleMessage(peer: Peer, member: WebSocketMember, text: string |
 export default defineWebSocketHandler({
   async upgrade(request) {
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
-    const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
-    const headers = request.headers
-    const ip = clientIp(headers, upgradeSocketAddress(request), config)
     try {
-      const admission = await admitRequest({ url: new URL(request.url), headers, ip }, crypto.randomUUID(), config, hooks)
-      const release = holdConnection(ip, config.maxConnectionsPerIp)
+      const admission = await admitToChat(request.url, request.headers, upgradeSocket(request))
+      const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
       if (!release) throw new ChatRefusal(429, 'Too many connections from this address')
       // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
       const socket = config.maxConnectionsPerIp ? upgradeSocket(request) : undefined
@@ -149,14 +145,12 @@ export default defineWebSocketHandler({
     releaseUpgradeRequest(peer)
     const ws = rawWebSocket(peer)
     const { admission } = admitted
-    // Anonymous peers are named after their crossws id, as in the seed.
-    const user = admission.sender ? admission.user : { id: peer.id, name: admission.user.name === admission.user.id ? peer.id : admission.user.name }
-    const member = new WebSocketMember(peer, ws, user, admission.sender, admission.room, admitted.release, config.maxBufferedBytes)
+    const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip, admission.room, admitted.release, config.maxBufferedBytes)
     watchSocket(ws, member)
     context.chat = member
     members.add(member)
     startHeartbeat(config)
-    useChatHub().join(admission.room, member, admission.since).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
+    useChatHub().join(admission.room, member, admission.since, admission.nameRefused).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
   },
 
   message(peer, message) {

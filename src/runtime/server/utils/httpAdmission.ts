@@ -1,10 +1,10 @@
-import { getRequestURL, setResponseHeader, setResponseStatus, type H3Event } from 'h3'
+import { setResponseHeader, setResponseStatus, type H3Event } from 'h3'
 import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { admitRequest, ChatRefusal, clientIp, type ChatAdmission } from './access'
-import { chatLogger } from './useChatHub'
+import { admitRequest, ChatRefusal, describeRequest, type ChatAdmission } from './access'
+import { chatLogger, useChatHub } from './useChatHub'
 
 /** Answer an HTTP request with an `error` frame as its JSON body. */
 export function refuse(event: H3Event, status: number, frame: ChatErrorFrame): ChatErrorFrame {
@@ -21,13 +21,18 @@ function refusalCode(status: number): ChatErrorFrame['code'] {
   return status >= 500 ? 'unavailable' : 'bad_request'
 }
 
+/** Admit a request to this server's rooms (see `admitRequest`), from its URL, headers and socket. */
+export function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined): Promise<ChatAdmission> {
+  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
+  return admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
+}
+
 /** Admit an SSE or POST request (room, origin, identify hook); a refusal is answered here and returned as `{ refused }`. */
 export async function admitHttpRequest(event: H3Event): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
-  const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
-  const ip = clientIp(event.headers, event.node.req.socket?.remoteAddress, config)
   try {
-    const admission = await admitRequest({ url: getRequestURL(event), headers: event.headers, ip }, crypto.randomUUID(), config, hooks)
+    const admission = await admitToChat(event.node.req.url ?? '/', event.headers, event.node.req.socket)
     return { admission, config }
   }
   catch (error) {

@@ -1,15 +1,17 @@
 import type { Database } from 'db0'
-import type { AppendInput, AppendResult, RetentionPolicy, RoomLog, StoredMessage } from './roomLog'
+import { storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
+  sender: string
   name: string
   body: string
   ts: number | string
   cid: string | null
+  guest: number | string | null
 }
 
-const COLUMNS = 'id, name, body, ts, cid'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 
@@ -25,6 +27,8 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   const toMessage = (room: string, row: MessageRow): StoredMessage => {
     const message: StoredMessage = { id: Number(row.id), room, user: row.name, message: row.body, ts: Number(row.ts) }
     if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
+    if (row.sender) message.uid = row.sender
+    if (Number(row.guest) === 1) message.guest = true
     return message
   }
   // A server connection that failed (database restarted, connection killed) is never
@@ -60,8 +64,8 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   if (db.dialect !== 'sqlite') listenForErrors(db)
   const prepare = (sql: string) => db.dialect === 'sqlite' ? preparedOnce(db, sql) : onServer(sql)
   const insert = prepare(
-    `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid)
-     SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)
+    `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest)
+     SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT)
      FROM chat_messages WHERE room = ? RETURNING id`,
   )
   const byCid = prepare(`SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`)
@@ -82,10 +86,8 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     const cid = input.cid ?? null
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await insert.all(input.room, input.sender, input.user, input.message, input.ts, cid, input.room) as { id: number | string }[]
-        const message: StoredMessage = { id: Number(rows[0]!.id), room: input.room, user: input.user, message: input.message, ts: input.ts }
-        if (input.cid !== undefined) message.cid = input.cid
-        return { message, duplicate: false }
+        const rows = await insert.all(input.room, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, input.room) as { id: number | string }[]
+        return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
       }
       catch (error) {
         if (!isUniqueViolation(error)) throw error
@@ -230,9 +232,20 @@ async function createSchema(db: Database) {
     body TEXT NOT NULL,
     ts BIGINT NOT NULL,
     cid TEXT,
+    guest SMALLINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room, id)
   )`)
   await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
+  // Tables made before nuxt-chat 0.2 have no `guest` column. Looked up first: ALTER TABLE locks the table.
+  const hasGuest = db.dialect === 'sqlite'
+    ? await db.prepare(`SELECT name FROM pragma_table_info('chat_messages') WHERE name = 'guest'`).get()
+    : await db.prepare(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'chat_messages' AND column_name = 'guest'`).get()
+  if (!hasGuest) {
+    await db.exec('ALTER TABLE chat_messages ADD COLUMN guest SMALLINT NOT NULL DEFAULT 0').catch((error) => {
+      // Another instance added it meanwhile.
+      if (!/duplicate column|already exists/i.test(String((error as Error)?.message))) throw error
+    })
+  }
 }
 
 function isUniqueViolation(error: unknown): boolean {

@@ -115,8 +115,16 @@ export function upgradeSocketAddress(request: unknown): string | undefined {
 }
 
 /** The TCP socket of an upgrade request, to see it close whether or not the handshake completes. */
-export function upgradeSocket(request: unknown): { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } | undefined {
-  return (request as { _req?: { socket?: { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown } } })._req?.socket
+export function upgradeSocket(request: unknown): UpgradeSocket | undefined {
+  return (request as { _req?: { socket?: UpgradeSocket } })._req?.socket
+}
+
+/** The parts of an upgrade's TCP (or TLS) socket that admission and the connection cap use. */
+export interface UpgradeSocket {
+  destroyed: boolean
+  remoteAddress?: string
+  encrypted?: boolean
+  once: (event: 'close', listener: () => void) => unknown
 }
 
 const NO_HEADERS = new Headers()
