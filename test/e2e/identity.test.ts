@@ -268,17 +268,21 @@ describe('origin: scheme, host and port', () => {
   })
 })
 
-/** POST from a given local address (127.0.0.0/8 all reach the server), so each test has its own client address. */
-function postFrom(localAddress: string, base: string, body: object, params: Record<string, string>): Promise<number> {
+/** An HTTP request from a given local address (127.0.0.0/8 all reach the server), so each test has its own client address. */
+function requestFrom(localAddress: string, url: string, body?: object): Promise<number> {
   return new Promise((resolve, reject) => {
-    const url = new URL(`${base}/api/sse?${new URLSearchParams(params)}`)
-    const req = request(url, { method: 'POST', localAddress, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request(url, { method: body ? 'POST' : 'GET', localAddress, headers: { 'content-type': 'application/json' } }, (res) => {
       res.resume()
       res.on('end', () => resolve(res.statusCode ?? 0))
     })
     req.on('error', reject)
-    req.end(JSON.stringify(body))
+    req.end(body ? JSON.stringify(body) : undefined)
   })
+}
+
+/** POST a message from a given local address. */
+function postFrom(localAddress: string, base: string, body: object, params: Record<string, string>): Promise<number> {
+  return requestFrom(localAddress, `${base}/api/sse?${new URLSearchParams(params)}`, body)
 }
 
 describe('limits per person and per address', () => {
@@ -335,6 +339,9 @@ describe('limits per person and per address', () => {
     expect(stored).toBeLessThanOrEqual(addressBudget(elapsed))
     // The 101st connection from that address is refused (maxConnectionsPerIp: 100 by default).
     expect(await upgradeStatus(`${limitedWs}/_ws?room=${room}`, { localAddress: '127.0.0.23' })).toBe(429)
+    // ... and the probe tells why.
+    expect(await requestFrom('127.0.0.23', `${limitedHttp}/_ws?room=${room}`)).toBe(429)
+    expect(await requestFrom('127.0.0.25', `${limitedHttp}/_ws?room=${room}`)).toBe(426)
     await Promise.all(sockets.map(socket => socket.close()))
   })
 

@@ -159,6 +159,11 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
 const connectionsByIp = new Map<string, number>()
 const NOTHING_HELD = () => {}
 
+/** Would a new connection from `ip` be over its `maxConnectionsPerIp` cap (0: no cap)? */
+export function isAtConnectionCap(ip: string | undefined, max: number): boolean {
+  return Boolean(max && ip && (connectionsByIp.get(ip) ?? 0) >= max)
+}
+
 /**
  * Count a connection against its address's `maxConnectionsPerIp` (0: no cap).
  * Returns a release function, or `undefined` when the address is over its cap.
