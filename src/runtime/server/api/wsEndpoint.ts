@@ -18,7 +18,7 @@ async function probeAdmission(event: H3Event): Promise<ChatErrorFrame> {
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
   if (isAtConnectionCap(admitted.admission.ip, admitted.config.maxConnectionsPerIp)) {
-    setResponseHeader(event, 'retry-after', String(CONNECTION_CAP_RETRY))
+    setResponseHeader(event, 'retry-after', CONNECTION_CAP_RETRY)
     return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
   }
   setResponseStatus(event, 426, 'Upgrade Required')
