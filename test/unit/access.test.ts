@@ -30,6 +30,10 @@ describe('describeRequest', () => {
   it('keeps path and query, on the Host the client asked for', () => {
     const info = describeRequest('/_ws?room=r&guest=k', new Headers({ host: 'Chat.Example:8080' }), undefined, direct)
     expect(info.url.href).toBe('http://chat.example:8080/_ws?room=r&guest=k')
+    // A path that looks like an authority stays a path: the origin check compares with the Host.
+    const sneaky = describeRequest('//evil.example/_ws?room=r', new Headers({ host: 'chat.example' }), undefined, direct)
+    expect(sneaky.url.origin).toBe('http://chat.example')
+    expect(sneaky.url.searchParams.get('room')).toBe('r')
   })
 })
 
@@ -72,6 +76,10 @@ describe('guest identity', () => {
     expect(guest.sender).toBe(guest.user.id)
     await expect(admit('guest=short')).rejects.toBeInstanceOf(ChatRefusal)
     await expect(admit('room=x', { host: 'a/b' })).rejects.toMatchObject({ status: 400 })
+    // crossws builds the upgrade's URL from the Host header as it came: a malformed one must not throw.
+    const malformed = describeRequest('http://a b/_ws?room=x', new Headers({ host: 'a b' }), undefined, direct)
+    expect(malformed.url.pathname).toBe('/_ws')
+    await expect(admitRequest(malformed, direct, hooks, () => [])).rejects.toMatchObject({ status: 400, message: 'Malformed Host header' })
   })
 })
 

@@ -92,9 +92,13 @@ export function describeRequest(url: string, headers: Headers, socket: { remoteA
     warnedAboutForwarding = true
     chatLogger.warn('[nuxt-chat] requests carry X-Forwarded-For but `clientIpHeader` is not set: every client counts as the proxy\'s address for `maxConnectionsPerIp` and `rateLimitPerIp`. Set `clientIpHeader` to the header your proxy sets.')
   }
-  const { pathname, search } = new URL(url, 'http://localhost')
-  const host = parseHost(headers.get('host'))?.host ?? 'localhost'
-  return { url: new URL(pathname + search, `${requestScheme(headers, socket?.encrypted === true, config)}://${host}`), headers, ip: clientIp(headers, socket?.remoteAddress, config) }
+  const target = new URL(`${requestScheme(headers, socket?.encrypted === true, config)}://${parseHost(headers.get('host'))?.host ?? 'localhost'}`)
+  // Path and query only, set as such: a path like `//evil.example/_ws` must not become the host.
+  const path = url.startsWith('/') ? url : url.replace(/^[a-z][\w+.-]*:\/\/[^/?#]*/i, '')
+  const query = path.indexOf('?')
+  target.pathname = query < 0 ? path : path.slice(0, query)
+  if (query >= 0) target.search = path.slice(query)
+  return { url: target, headers, ip: clientIp(headers, socket?.remoteAddress, config) }
 }
 
 /**
