@@ -5,6 +5,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, ChatStream, postMessage, until, upgradeStatus } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
@@ -238,6 +239,29 @@ describe('the admission probe: a plain GET on the WebSocket route', () => {
     const allowed = await probe(`room=${room}`, alice)
     expect(allowed).toMatchObject({ status: 426, body: { type: 'error' } })
     expect((await fetch(`${http}/_ws?room=${room}`, { headers: alice })).headers.get('upgrade')).toBe('websocket')
+  })
+})
+
+describe('malformed Host', () => {
+  /** Send a raw request (fetch and ws would fix the Host header) and read its status line. */
+  const statusLine = (head: string) => new Promise<string>((resolve, reject) => {
+    const socket = connect(server.port, '127.0.0.1', () => socket.write(head))
+    let data = ''
+    socket.on('data', (chunk) => {
+      data += chunk
+      if (data.includes('\r\n')) {
+        resolve(data.slice(0, data.indexOf('\r\n')))
+        socket.destroy()
+      }
+    })
+    socket.on('error', reject)
+  })
+  it('answers 400 on the upgrade, the probe and SSE, never 500', async () => {
+    const upgrade = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    expect(await statusLine(`GET /_ws?room=x HTTP/1.1\r\nHost: a b\r\n${upgrade}\r\n`)).toMatch(/^HTTP\/1\.1 400/)
+    expect(await statusLine('GET /_ws?room=x HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/)
+    expect(await statusLine('GET /api/sse?room=x HTTP/1.1\r\nHost: a/b\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/)
+    expect(server.logs()).not.toContain('upgrade failed')
   })
 })
 
