@@ -78,7 +78,8 @@ function ensureBuilt(entry, dir, sources, env) {
 
 // ---- servers ----
 
-const MODULE_ENV = { NUXT_CHAT_RATE_LIMIT: 'false' }
+// Thousands of clients on one address: no per-address caps.
+const MODULE_ENV = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0' }
 const SERVERS = {
   ws: { label: '(b) bare ws, send per socket', entry: join(BENCH, 'servers/ws-basic.mjs'), kind: 'ws' },
   frame: { label: '(c) bare ws, frame once', entry: join(BENCH, 'servers/ws-frame-once.mjs'), kind: 'ws' },

@@ -24,9 +24,11 @@ export default defineNuxtModule<ModuleOptions>({
     maxLength: 2000,
     history: { max: 10_000, maxAge: 0, interval: 60_000 },
     rateLimit: { messages: 20, interval: 10_000, burst: 10 },
+    rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 },
     allowedOrigins: [],
-    maxConnectionsPerIp: 0,
+    maxConnectionsPerIp: 100,
     clientIpHeader: '',
+    reservedNames: [],
     maxPayload: 64 * 1024,
     bodyTimeout: 10_000,
     maxBufferedBytes: 4 * 1024 * 1024,
@@ -62,7 +64,7 @@ export default defineNuxtModule<ModuleOptions>({
       filename: '#nuxt-chat/connector',
       getContents: () => connectorPath ? `export { default } from '${connectorPath}'` : 'export default undefined',
     })
-    addServerHandler({ route: options.route, handler: resolver.resolve('./runtime/server/api/ws') })
+    addServerHandler({ route: options.route, handler: resolver.resolve('./runtime/server/api/wsEndpoint') })
     addServerHandler({ route: options.sseRoute, method: 'get', handler: resolver.resolve('./runtime/server/api/sse.get') })
     addServerHandler({ route: options.sseRoute, method: 'head', handler: resolver.resolve('./runtime/server/api/sse.get') })
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })

@@ -37,14 +37,18 @@ export interface ChatRuntimeConfig {
    * @default { max: 10000, maxAge: 0, interval: 60000 }
    */
   history: { max: number, maxAge: number, interval: number }
-  /** Per-connection token bucket (and per user/address for POST); `false` turns it off. @default { messages: 20, interval: 10000, burst: 10 } */
+  /** Messages per person: a token bucket per user id or guest id, shared by all their connections and POSTs; `false` turns off both rate limits. @default { messages: 20, interval: 10000, burst: 10 } */
   rateLimit: false | RateLimitOptions
+  /** Messages per client address (see `clientIpHeader`): a second, higher bucket shared by every connection and POST from that address; `false` turns it off. @default { messages: 60, interval: 10000, burst: 30 } */
+  rateLimitPerIp: false | RateLimitOptions
   /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
   allowedOrigins: string[]
-  /** Open connections per client address (WebSocket + SSE); 0: no cap. @default 0 */
+  /** Open connections per client address (WebSocket + SSE); 0: no cap. Behind a proxy, set `clientIpHeader` or every client shares the proxy's address. @default 100 */
   maxConnectionsPerIp: number
-  /** A header your trusted reverse proxy sets with the client address (e.g. `'x-forwarded-for'`; its last entry is used, the one the proxy added); empty: the socket address. @default '' */
+  /** A header your trusted reverse proxy sets with the client address (e.g. `'x-forwarded-for'`; its last entry is used, the one the proxy added); empty: the socket address. Setting it also declares the proxy trusted for `X-Forwarded-Proto` (the origin check's scheme). @default '' */
   clientIpHeader: string
+  /** Display names no guest may take, besides `server` and `system` (compared by confusable skeleton, ignoring case). @default [] */
+  reservedNames: string[]
   /** Largest incoming WebSocket frame and POST body, in bytes; a larger frame closes its connection with 1009. @default 65536 */
   maxPayload: number
   /** A POST body must arrive within this many milliseconds, else it is answered `408`. @default 10000 */
@@ -90,9 +94,9 @@ export interface ChatRequestInfo {
 export interface ChatIdentifyContext {
   request: ChatRequestInfo
   room: string
-  /** The sanitised `?name=` wish, if any. */
+  /** The normalized `?name=` wish, if any. */
   name?: string
-  /** Set by the hook: who this peer is. When set, `?name=` is ignored. */
+  /** Set by the hook: who this peer is (a signed-in user). When set, `?name=` is ignored; when not, the peer is a guest. */
   user?: ChatUser
 }
 

@@ -276,7 +276,9 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
   it('de-duplicates a cid across a server crash: not stored again, the sender gets the stored frame, others get nothing new', async () => {
     const room = newRoom()
     await seedRoom(server, room, 200)
-    const first = await ChatSocket.open(wsBase(server), { room, name: 'alice' })
+    // A guest key: cids are de-duplicated per sender, and only a key makes a guest the same sender again.
+    const guest = randomUUID().replaceAll('-', '')
+    const first = await ChatSocket.open(wsBase(server), { room, name: 'alice', guest })
     first.send({ type: 'message', message: 'only once', cid: 'once-1' })
     const stored = await first.waitFor(frame => frame.type === 'message' && frame.cid === 'once-1', 'the echo') as ChatMessageFrame
     expect(stored.id).toBe(201)
@@ -285,7 +287,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
     await server.start()
 
     // Resend right on connect, with nothing in memory on the new process, as a client's outbox does.
-    const again = await ChatSocket.open(wsBase(server), { room, name: 'alice', since: 0 })
+    const again = await ChatSocket.open(wsBase(server), { room, name: 'alice', since: 0, guest })
     again.send({ type: 'message', message: 'changed text', cid: 'once-1' })
     await again.waitFor(frame => frame.type === 'message' && frame.id === 201, 'replay up to 201')
     const echoes = () => again.messages.filter(frame => frame.cid === 'once-1')
@@ -297,7 +299,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
 
     const other = await ChatSocket.open(wsBase(server), { room, name: 'bob', since: 201 })
     await other.waitFor(frame => frame.type === 'presence', 'presence')
-    const posted = await postMessage(httpBase(server), { message: 'also changed', cid: 'once-1' }, { room })
+    const posted = await postMessage(httpBase(server), { message: 'also changed', cid: 'once-1' }, { room, guest })
     expect(posted.status).toBe(200)
     expect(posted.json).toEqual({ ...stored, duplicate: true })
     again.send({ type: 'message', message: 'once-1 again', cid: 'once-1' })

@@ -86,7 +86,7 @@ describe('maxLength', () => {
 })
 
 describe('rate limit', () => {
-  it('is a token bucket per connection: a burst passes, the rest is rate_limited and not stored', async () => {
+  it('is a token bucket per person (a guest without a key is one per connection): a burst passes, the rest is rate_limited and not stored', async () => {
     const room = uniqueRoom()
     const socket = await ChatSocket.open(wsBase(defaults), { room })
     await socket.waitFor(frame => frame.type === 'presence')
@@ -122,10 +122,11 @@ describe('rate limit', () => {
     expect(socket.frames.filter(frame => frame.code === 'rate_limited').length).toBeGreaterThanOrEqual(50)
   })
 
-  it('limits POST per client address with 429 rate_limited', async () => {
+  it('limits POST per person (a guest key) with 429 rate_limited', async () => {
     const room = uniqueRoom()
+    const guest = randomUUID().replaceAll('-', '')
     const results = []
-    for (let i = 0; i < 14; i++) results.push(await postMessage(httpBase(defaults), { message: `post ${i}` }, { room }))
+    for (let i = 0; i < 14; i++) results.push(await postMessage(httpBase(defaults), { message: `post ${i}` }, { room, guest }))
     const ok = results.filter(result => result.status === 200)
     const limited = results.filter(result => result.status === 429)
     expect(ok.length + limited.length).toBe(14)

@@ -142,7 +142,9 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     const watchA = track(await ChatSocket.open(wsBase(a), { room, name: 'watch-a' }))
     const watchB = track(await ChatStream.open(httpBase(b), { room, name: 'watch-b' }))
     await until(() => names(presenceSeen(watchA)).length === 2, 'both watchers', 5000)
-    const sender = await ChatSocket.open(wsBase(a), { room, name: 'mover' })
+    // One sender throughout (a guest key): cids are de-duplicated per sender.
+    const guest = randomUUID().replaceAll('-', '')
+    const sender = await ChatSocket.open(wsBase(a), { room, name: 'mover', guest })
     for (let index = 1; index <= 10; index++) sender.send({ type: 'message', message: `m ${index}`, cid: `m-${index}` })
     const stored = await sender.waitFor(frame => frame.type === 'message' && frame.cid === 'm-10', 'echo of m-10') as ChatMessageFrame
     expect(stored.id).toBe(10)
@@ -150,7 +152,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     await watchB.waitFor(frame => frame.type === 'message' && frame.id === 10, 'id 10 on B')
 
     // The same client comes back through B holding up to 7, and resends m-9 and m-10 and a new one.
-    const moved = track(await ChatSocket.open(wsBase(b), { room, name: 'mover', since: 7 }))
+    const moved = track(await ChatSocket.open(wsBase(b), { room, name: 'mover', since: 7, guest }))
     moved.send({ type: 'message', message: 'm 9', cid: 'm-9' })
     moved.send({ type: 'message', message: 'm 10', cid: 'm-10' })
     moved.send({ type: 'message', message: 'm 11', cid: 'm-11' })
@@ -159,7 +161,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     expect(new Set(fresh.map(frame => frame.id)), 'the replay after 7, the resends answered with their stored frames').toEqual(new Set([8, 9, 10, 11]))
     expect(fresh.find(frame => frame.cid === 'm-10')).toEqual(stored)
     expect(fresh.find(frame => frame.cid === 'm-11')?.id).toBe(11)
-    const posted = await postMessage(httpBase(a), { message: 'm 11 again', cid: 'm-11' }, { room })
+    const posted = await postMessage(httpBase(a), { message: 'm 11 again', cid: 'm-11' }, { room, guest })
     expect(posted.json).toMatchObject({ id: 11, message: 'm 11' })
     const marker = await postMessage(httpBase(b), { message: 'marker', cid: 'marker' }, { room })
     expect(marker.json).toMatchObject({ id: 12 })

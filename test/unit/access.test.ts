@@ -1,27 +1,85 @@
+import { createHooks } from 'hookable'
 import { describe, expect, it } from 'vitest'
-import { clientIp, holdConnection, isOriginAllowed } from '../../src/runtime/server/utils/access'
-import type { ChatRuntimeConfig } from '../../src/runtime/types'
+import { admitRequest, ChatRefusal, clientIp, defaultGuestName, describeRequest, guestId, holdConnection, isOriginAllowed } from '../../src/runtime/server/utils/access'
+import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
+
+const direct = { clientIpHeader: '', allowedOrigins: [], reservedNames: [] } as unknown as ChatRuntimeConfig
+const behindProxy = { ...direct, clientIpHeader: 'x-forwarded-for' } as ChatRuntimeConfig
 
 describe('clientIp', () => {
-  const behindProxy = { clientIpHeader: 'x-forwarded-for' } as ChatRuntimeConfig
   it('takes the entry the trusted proxy appended, not one the client wrote', () => {
     const headers = new Headers({ 'x-forwarded-for': '6.6.6.6, 203.0.113.7' })
     expect(clientIp(headers, '10.0.0.1', behindProxy)).toBe('203.0.113.7')
   })
   it('uses the socket address without a configured header, or when it is missing', () => {
     const headers = new Headers({ 'x-forwarded-for': '6.6.6.6' })
-    expect(clientIp(headers, '10.0.0.1', { clientIpHeader: '' } as ChatRuntimeConfig)).toBe('10.0.0.1')
+    expect(clientIp(headers, '10.0.0.1', direct)).toBe('10.0.0.1')
     expect(clientIp(new Headers(), '10.0.0.1', behindProxy)).toBe('10.0.0.1')
   })
 })
 
+describe('describeRequest', () => {
+  const schemeOf = (headers: Record<string, string>, config: ChatRuntimeConfig, encrypted = false) =>
+    describeRequest('http://ignored/_ws?room=r', new Headers({ host: 'chat.example', ...headers }), { remoteAddress: '10.0.0.1', encrypted }, config).url.protocol
+  it('believes X-Forwarded-Proto only behind a configured proxy (its last entry); TLS is https', () => {
+    expect(schemeOf({ 'x-forwarded-proto': 'https' }, direct)).toBe('http:')
+    expect(schemeOf({ 'x-forwarded-proto': 'https' }, behindProxy)).toBe('https:')
+    expect(schemeOf({ 'x-forwarded-proto': 'https, http' }, behindProxy)).toBe('http:')
+    expect(schemeOf({}, direct, true)).toBe('https:')
+  })
+  it('keeps path and query, on the Host the client asked for', () => {
+    const info = describeRequest('/_ws?room=r&guest=k', new Headers({ host: 'Chat.Example:8080' }), undefined, direct)
+    expect(info.url.href).toBe('http://chat.example:8080/_ws?room=r&guest=k')
+    // A path that looks like an authority stays a path: the origin check compares with the Host.
+    const sneaky = describeRequest('//evil.example/_ws?room=r', new Headers({ host: 'chat.example' }), undefined, direct)
+    expect(sneaky.url.origin).toBe('http://chat.example')
+    expect(sneaky.url.searchParams.get('room')).toBe('r')
+  })
+})
+
 describe('isOriginAllowed', () => {
-  it('allows no Origin, the same host, and listed origins only', () => {
-    expect(isOriginAllowed(new Headers({ host: 'chat.example' }), [])).toBe(true)
-    expect(isOriginAllowed(new Headers({ host: 'chat.example', origin: 'https://chat.example' }), [])).toBe(true)
-    expect(isOriginAllowed(new Headers({ host: 'chat.example', origin: 'https://evil.example' }), [])).toBe(false)
-    expect(isOriginAllowed(new Headers({ host: 'chat.example', origin: 'https://app.example' }), ['https://app.example'])).toBe(true)
-    expect(isOriginAllowed(new Headers({ host: 'chat.example', origin: 'null' }), [])).toBe(false)
+  it('compares scheme, host and port of a canonical origin; allows no Origin and listed origins', () => {
+    const own = 'http://chat.example:3000'
+    expect(isOriginAllowed(null, own, [])).toBe(true)
+    expect(isOriginAllowed('http://chat.example:3000', own, [])).toBe(true)
+    for (const origin of ['https://chat.example:3000', 'HTTP://chat.example:3000', 'http://chat.example.:3000', 'http://chat.example', 'http://evil.example', 'null', 'http://chat.example:3000/']) {
+      expect(isOriginAllowed(origin, own, []), origin).toBe(false)
+    }
+    expect(isOriginAllowed('https://app.example', own, ['https://app.example/'])).toBe(true)
+    expect(isOriginAllowed('http://app.example', own, ['https://app.example'])).toBe(false)
+    expect(isOriginAllowed('http://any.example', own, ['*'])).toBe(true)
+  })
+})
+
+describe('guest identity', () => {
+  it('derives a stable id from the key without revealing it; fresh ids without a key', () => {
+    const key = 'a'.repeat(22)
+    expect(guestId(key)).toBe(guestId(key))
+    expect(guestId(key)).toMatch(/^guest:[\w-]{22}$/)
+    expect(guestId(key)).not.toContain(key)
+    expect(guestId()).not.toBe(guestId())
+    expect(guestId()).toMatch(/^guest:[\w-]{22}$/)
+    expect(defaultGuestName('guest:AbCdEfGhIjKlMnOpQrStUv')).toBe('guest-AbCdEf')
+  })
+
+  it('admits a guest with a checked name, a signed-in user with the hook\'s, and refuses bad keys', async () => {
+    const hooks = createHooks<ChatRuntimeHooks>()
+    hooks.hook('chat:identify', (ctx) => {
+      if (ctx.request.headers.get('cookie') === 'me') ctx.user = { id: 'u-1', name: ' Alice\u200B ' }
+    })
+    const admit = (query: string, headers: Record<string, string> = {}) =>
+      admitRequest(describeRequest(`/_ws?${query}`, new Headers({ host: 'chat.example', ...headers }), undefined, direct), direct, hooks, () => ['Alice'])
+    expect((await admit('name=Bob', { cookie: 'me' })).user).toEqual({ id: 'u-1', name: 'Alice' })
+    const guest = await admit(`name=%D0%90lice&guest=${'k'.repeat(22)}`)
+    expect(guest.user).toEqual({ id: guestId('k'.repeat(22)), name: defaultGuestName(guestId('k'.repeat(22))), guest: true })
+    expect(guest.nameRefused).toContain('signed-in')
+    expect(guest.sender).toBe(guest.user.id)
+    await expect(admit('guest=short')).rejects.toBeInstanceOf(ChatRefusal)
+    await expect(admit('room=x', { host: 'a/b' })).rejects.toMatchObject({ status: 400 })
+    // crossws builds the upgrade's URL from the Host header as it came: a malformed one must not throw.
+    const malformed = describeRequest('http://a b/_ws?room=x', new Headers({ host: 'a b' }), undefined, direct)
+    expect(malformed.url.pathname).toBe('/_ws')
+    await expect(admitRequest(malformed, direct, hooks, () => [])).rejects.toMatchObject({ status: 400, message: 'Malformed Host header' })
   })
 })
 

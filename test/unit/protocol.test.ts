@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { applyPresenceDiff, isValidRoom, parseClientFrame, parseCursor, presenceDiffFrame, sanitizeName } from '../../src/runtime/shared/protocol'
+import { applyPresenceDiff, isValidCid, isValidRoom, parseClientFrame, parseCursor, presenceDiffFrame } from '../../src/runtime/shared/protocol'
 
 describe('parseClientFrame', () => {
   it('treats raw text as a message and the exact text ping as a ping', () => {
@@ -30,13 +30,11 @@ describe('validation', () => {
     expect(isValidRoom('no spaces')).toBe(false)
     expect(isValidRoom('<script>')).toBe(false)
   })
-  it('sanitises names: trimmed, printable, at most 32 characters', () => {
-    expect(sanitizeName('  alice ')).toBe('alice')
-    expect(sanitizeName('a\u0000b\u001Bc\u202E')).toBe('abc')
-    expect(sanitizeName('\uD800x')).toBe('x')
-    expect(sanitizeName('   ')).toBeUndefined()
-    expect(sanitizeName('n'.repeat(40))).toHaveLength(32)
-    expect(sanitizeName('😀'.repeat(40))).toBe('😀'.repeat(32))
+  it('accepts cids of 1-64 characters from [A-Za-z0-9._:-] only', () => {
+    expect(isValidCid('c-1')).toBe(true)
+    expect(isValidCid('Ab9._:-')).toBe(true)
+    expect(isValidCid('x'.repeat(64))).toBe(true)
+    for (const cid of ['', 'x'.repeat(65), '\uD800', '\uDC00', 'a b', 'c\u00001', '\u00E9', 42, null]) expect(isValidCid(cid), JSON.stringify(cid)).toBe(false)
   })
   it('parses cursors, ignoring malformed ones', () => {
     expect(parseCursor('42')).toBe(42)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
 import { EventEmitter } from 'node:events'
-import { encodeTextFrame, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocketAddress, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
+import { encodeTextFrame, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -116,9 +116,10 @@ describe('fast path guards fail closed', () => {
   })
 
   it('reports an unknown upgrade address (never a silent undefined that turns the per-address cap off)', () => {
-    expect(upgradeSocketAddress({ _req: { socket: { remoteAddress: '10.0.0.1' } } })).toBe('10.0.0.1')
+    const socket = { remoteAddress: '10.0.0.1', destroyed: false, once() {} }
+    expect(upgradeSocket({ _req: { socket } })?.remoteAddress).toBe('10.0.0.1')
     const reasons = transportStats.fallbacks.length
-    expect(upgradeSocketAddress({ req: { socket: { remoteAddress: '10.0.0.1' } } })).toBeUndefined()
+    expect(upgradeSocket({ req: { socket } })).toBeUndefined()
     expect(transportStats.fallbacks.length).toBe(reasons + 1)
     expect(transportStats.fallbacks.at(-1)).toMatch(/peer\.remoteAddress/)
   })

@@ -57,7 +57,7 @@ export class ChatSocket {
   }
 
   /** Open a socket to `base` (ws://host:port) and wait for it to be open. */
-  static async open(base: string, params: { room?: string, name?: string, since?: number } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocket> {
+  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocket> {
     const ws = new WebSocket(`${base}/_ws${query(params)}`, options)
     const socket = new ChatSocket(ws)
     await new Promise<void>((resolve, reject) => {
@@ -97,7 +97,7 @@ export class ChatStream {
   #controller = new AbortController()
   done: Promise<void> = Promise.resolve()
 
-  static async open(base: string, params: { room?: string, name?: string, since?: number } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
+  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
     const stream = new ChatStream()
     const response = await fetch(`${base}/api/sse${query(params)}`, { headers, signal: stream.#controller.signal })
     stream.status = response.status
@@ -171,7 +171,7 @@ function upgradeStatus(url: string, options: WebSocket.ClientOptions = {}): Prom
 }
 
 /** POST a message over HTTP; returns status and parsed JSON body. */
-export async function postMessage(base: string, body: unknown, params: { room?: string, name?: string } = {}, headers: Record<string, string> = {}) {
+export async function postMessage(base: string, body: unknown, params: { room?: string, name?: string, guest?: string } = {}, headers: Record<string, string> = {}) {
   const isText = typeof body === 'string'
   const response = await fetch(`${base}/api/sse${query(params)}`, {
     method: 'POST',

@@ -99,24 +99,12 @@ export type ChatClientCommand
 
 /** The room a client joins without `?room=` (the seed's topic). */
 export const DEFAULT_ROOM = 'chat'
-const ROOM_PATTERN = /^[\w.:-]{1,64}$/
-const CID_MAX = 64
-const NAME_MAX = 32
-// C0/C1 controls, DEL, lone surrogates and bidi overrides make a name unreadable or misleading.
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE = /[\u0000-\u001F\u007F-\u009F\u200B-\u200F\u202A-\u202E\u2066-\u2069]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+// Room names and cids: storable and comparable the same everywhere (no NUL, no lone surrogates).
+const KEY_PATTERN = /^[\w.:-]{1,64}$/
 
 /** Is `room` a valid room name (1–64 of `[A-Za-z0-9._:-]`)? */
 export function isValidRoom(room: unknown): room is string {
-  return typeof room === 'string' && ROOM_PATTERN.test(room)
-}
-
-/** Trim a display-name wish to 1–32 printable characters, or `undefined` when nothing printable is left. */
-export function sanitizeName(name: unknown): string | undefined {
-  if (typeof name !== 'string') return undefined
-  const clean = name.replace(UNPRINTABLE, '').trim()
-  if (!clean) return undefined
-  return Array.from(clean).slice(0, NAME_MAX).join('').trim()
+  return typeof room === 'string' && KEY_PATTERN.test(room)
 }
 
 /** Parse a `since` cursor; anything that is not a non-negative safe integer means "no cursor". */
@@ -126,9 +114,9 @@ export function parseCursor(value: unknown): number | undefined {
   return Number(value)
 }
 
-/** Is `cid` a usable client id (1–64 characters)? */
+/** Is `cid` a usable client id (1–64 characters from `[A-Za-z0-9._:-]`)? */
 export function isValidCid(cid: unknown): cid is string {
-  return typeof cid === 'string' && cid.length > 0 && cid.length <= CID_MAX
+  return typeof cid === 'string' && KEY_PATTERN.test(cid)
 }
 
 export type ParsedClientFrame = ChatClientCommand | { type: 'invalid', reason: string, cid?: string }
@@ -159,7 +147,7 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       return { type: 'typing' }
     case 'message':
       if (typeof command.message !== 'string') return { type: 'invalid', reason: '`message` must be a string', cid }
-      if (command.cid !== undefined && !cid) return { type: 'invalid', reason: '`cid` must be a string of 1-64 characters' }
+      if (command.cid !== undefined && !cid) return { type: 'invalid', reason: '`cid` must be 1-64 characters from [A-Za-z0-9._:-]' }
       return cid ? { type: 'message', message: command.message, cid } : { type: 'message', message: command.message }
     default:
       return { type: 'message', message: text }

@@ -57,5 +57,5 @@ export default defineEventHandler(async (event) => {
     release()
     hub.leave(admission.room, member)
   })
-  await hub.join(admission.room, member, admission.since)
+  await hub.join(admission.room, member, admission.since, admission.nameRefused)
 })

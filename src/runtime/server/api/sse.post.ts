@@ -84,7 +84,7 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
     sender: admission.sender,
     message: parsed.message,
     cid: parsed.cid,
-    rateKey: admission.sender || admission.ip,
+    ip: admission.ip,
   })
   if (result.error) return refuse(event, result.status, result.error)
   // A repeated cid: the stored frame, marked so the client does not take it for a new message.

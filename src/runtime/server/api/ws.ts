@@ -1,16 +1,14 @@
 import { defineWebSocketHandler } from 'h3'
 import type { Peer } from 'crossws'
-import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
+import { useRuntimeConfig } from 'nitropack/runtime'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
-import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { admitRequest, ChatRefusal, clientIp, holdConnection, type ChatAdmission } from '../utils/access'
-import { refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
+import type { ChatRuntimeConfig } from '../../types'
+import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'
+import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
-import type { TokenBucket } from '../utils/rateLimit'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, upgradeSocketAddress, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
-import type { Hookable } from 'hookable'
+import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
 const SETTLED = Promise.resolve()
 // A sender who keeps hammering after being told to slow down is closed (1008).
@@ -44,7 +42,6 @@ class WebSocketMember implements Member, SocketWatch {
   queuedWrites = 0
   /** A message refused for now: later messages with a cid are refused alike until this cid comes again. */
   refusal: ChatErrorFrame | undefined
-  bucket?: TokenBucket
   typingAt?: number
 
   constructor(
@@ -52,6 +49,7 @@ class WebSocketMember implements Member, SocketWatch {
     readonly ws: RawWebSocket | undefined,
     readonly user: ChatUser,
     readonly sender: string,
+    readonly ip: string | undefined,
     readonly room: string,
     readonly release: () => void,
     private readonly maxBufferedBytes: number,
@@ -153,7 +151,7 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
     }
     member.refusal = undefined
   }
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, message: command.message, cid, member, onQueued })
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message: command.message, cid, member, onQueued })
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) member.refusal = result.error
@@ -185,27 +183,16 @@ function refuseUpgrade(status: number, message: string): Response {
 export default defineWebSocketHandler({
   async upgrade(request) {
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
-    const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
-    const headers = request.headers
-    let url: URL
     try {
-      url = new URL(request.url)
-    }
-    catch {
-      // A malformed Host header: the client's mistake, not worth a log line.
-      throw refuseUpgrade(400, 'Malformed Host header')
-    }
-    const ip = clientIp(headers, upgradeSocketAddress(request), config)
-    try {
-      const admission = await admitRequest({ url, headers, ip }, crypto.randomUUID(), config, hooks)
+      const socket = upgradeSocket(request)
+      const admission = await admitToChat(request.url, request.headers, socket)
       let release: (() => void) | undefined
-      if (ip || !config.maxConnectionsPerIp) {
-        release = holdConnection(ip, config.maxConnectionsPerIp)
+      if (admission.ip || !config.maxConnectionsPerIp) {
+        release = holdConnection(admission.ip, config.maxConnectionsPerIp)
         if (!release) throw new ChatRefusal(429, 'Too many connections from this address')
         // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
-        const socket = config.maxConnectionsPerIp ? upgradeSocket(request) : undefined
-        if (socket?.destroyed) release()
-        else socket?.once('close', release)
+        if (config.maxConnectionsPerIp && socket?.destroyed) release()
+        else if (config.maxConnectionsPerIp) socket?.once('close', release)
       }
       ;(request as unknown as { context: Record<string, unknown> }).context.chatAdmission = { admission, release } satisfies Admitted
     }
@@ -239,14 +226,12 @@ export default defineWebSocketHandler({
     releaseUpgradeRequest(peer)
     const ws = rawWebSocket(peer)
     const { admission } = admitted
-    // Anonymous peers are named after their crossws id, as in the seed.
-    const user = admission.sender ? admission.user : { id: peer.id, name: admission.user.name === admission.user.id ? peer.id : admission.user.name }
-    const member = new WebSocketMember(peer, ws, user, admission.sender, admission.room, release, config.maxBufferedBytes)
+    const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? peer.remoteAddress, admission.room, release, config.maxBufferedBytes)
     watchSocket(ws, member)
     context.chat = member
     members.add(member)
     startHeartbeat(config)
-    useChatHub().join(admission.room, member, admission.since).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
+    useChatHub().join(admission.room, member, admission.since, admission.nameRefused).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
   },
 
   message(peer, message) {

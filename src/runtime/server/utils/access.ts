@@ -1,15 +1,21 @@
+import { createHash, randomBytes } from 'node:crypto'
 import type { Hookable } from 'hookable'
-import { DEFAULT_ROOM, isValidRoom, parseCursor, sanitizeName, type ChatUser } from '../../shared/protocol'
+import { DEFAULT_ROOM, isValidRoom, parseCursor, type ChatUser } from '../../shared/protocol'
 import type { ChatIdentifyContext, ChatRequestInfo, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import { chatLogger } from './logger'
+import { checkGuestName, normalizeName } from './names'
 
 /** Who may join, where, from which message on: the outcome of admitting a request. */
 export interface ChatAdmission {
   room: string
+  /** The signed-in user, or the guest (`guest: true`). */
   user: ChatUser
-  /** `cid` de-duplication key: the identified user id, or '' for anonymous peers. */
+  /** Who sends, for `cid` de-duplication and the rate limit: `user.id`. */
   sender: string
   since?: number
   ip?: string
+  /** Why a guest's name wish was refused: told in a `name_refused` frame right after the welcome. */
+  nameRefused?: string
 }
 
 /** A request refused before any socket or stream opens. */
@@ -19,46 +25,117 @@ export class ChatRefusal extends Error {
   }
 }
 
+/** Signed-in users' display names in a room (a guest may not take a look-alike of one). */
+export type SignedInNames = (room: string) => Iterable<string>
+
+const GUEST_KEY = /^[\w-]{22,64}$/
+const GUEST_PREFIX = 'guest:'
+
+/**
+ * A guest's id: `guest:` + 22 base64url characters of SHA-256 of its key, so the same key gives
+ * the same id and the id does not give the key away; without a key, 128 fresh random bits.
+ */
+export function guestId(key?: string): string {
+  const part = key ? createHash('sha256').update(key).digest('base64url').slice(0, 22) : randomBytes(16).toString('base64url')
+  return GUEST_PREFIX + part
+}
+
+/** The name a guest gets when it asks for none (or for one it may not have): `guest-` + 6 characters of its id. */
+export function defaultGuestName(id: string): string {
+  return `guest-${id.slice(GUEST_PREFIX.length, GUEST_PREFIX.length + 6)}`
+}
+
+/** The last entry of a comma-separated header: the one the nearest (trusted) proxy added; earlier ones come from the client. */
+function lastEntry(headers: Headers, name: string): string | undefined {
+  return headers.get(name)?.split(',').at(-1)?.trim() || undefined
+}
+
 /**
  * The client address: the last entry of `clientIpHeader` when configured (the one your trusted
  * proxy added; earlier entries come from the client), else the socket's.
  */
 export function clientIp(headers: Headers, socketAddress: string | undefined, config: ChatRuntimeConfig): string | undefined {
-  if (config.clientIpHeader) {
-    const forwarded = headers.get(config.clientIpHeader)?.split(',').at(-1)?.trim()
-    if (forwarded) return forwarded
-  }
-  return socketAddress
+  return (config.clientIpHeader && lastEntry(headers, config.clientIpHeader)) || socketAddress
 }
 
 /**
- * Is a browser request allowed from its `Origin`? Same host as the request, or listed in
- * `allowedOrigins` (`*` allows all). No `Origin` header: not a browser, allowed.
- * This stops cross-site WebSocket hijacking: browsers send cookies on cross-site upgrades.
+ * The scheme the client used: `https` on a TLS socket; behind a trusted proxy (`clientIpHeader`
+ * set) the last `X-Forwarded-Proto` entry; else `http`. Nobody else may claim https.
  */
-export function isOriginAllowed(headers: Headers, allowedOrigins: string[]): boolean {
-  const origin = headers.get('origin')
-  if (!origin) return true
-  if (allowedOrigins.includes('*') || allowedOrigins.includes(origin)) return true
+function requestScheme(headers: Headers, encrypted: boolean, config: ChatRuntimeConfig): 'http' | 'https' {
+  if (encrypted) return 'https'
+  const forwarded = config.clientIpHeader ? lastEntry(headers, 'x-forwarded-proto')?.toLowerCase() : undefined
+  return forwarded === 'https' ? 'https' : 'http'
+}
+
+/** The Host header as a URL authority (`host[:port]`), or `undefined` when it is not one. */
+function parseHost(host: string | null): URL | undefined {
+  if (!host) return undefined
   try {
-    return new URL(origin).host === headers.get('host')
+    const url = new URL(`http://${host}`)
+    return url.username || url.password || url.pathname !== '/' || url.search || url.hash ? undefined : url
   }
   catch {
-    return false
+    return undefined
   }
 }
 
+let warnedAboutForwarding = false
+
 /**
- * Admit a request to a room: the room name, the origin, then the app's `chat:identify` hook.
+ * What admission and the hooks see of a request: its URL with the scheme the client really
+ * used (crossws and h3 would believe any `X-Forwarded-Proto`), its headers and client address.
+ */
+export function describeRequest(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined, config: ChatRuntimeConfig): ChatRequestInfo {
+  if (!config.clientIpHeader && !warnedAboutForwarding && headers.has('x-forwarded-for')) {
+    // Behind a proxy every client has the proxy's address: limits per address would count them all as one.
+    warnedAboutForwarding = true
+    chatLogger.warn('[nuxt-chat] requests carry X-Forwarded-For but `clientIpHeader` is not set: every client counts as the proxy\'s address for `maxConnectionsPerIp` and `rateLimitPerIp`. Set `clientIpHeader` to the header your proxy sets.')
+  }
+  const target = new URL(`${requestScheme(headers, socket?.encrypted === true, config)}://${parseHost(headers.get('host'))?.host ?? 'localhost'}`)
+  // Path and query only, set as such: a path like `//evil.example/_ws` must not become the host.
+  const path = url.startsWith('/') ? url : url.replace(/^[a-z][\w+.-]*:\/\/[^/?#]*/i, '')
+  const query = path.indexOf('?')
+  target.pathname = query < 0 ? path : path.slice(0, query)
+  if (query >= 0) target.search = path.slice(query)
+  return { url: target, headers, ip: clientIp(headers, socket?.remoteAddress, config) }
+}
+
+/**
+ * Is a browser request allowed from its `Origin`? The request's own origin (scheme, host and
+ * port), or one listed in `allowedOrigins` (`*` allows all). No `Origin` header: not a browser,
+ * allowed. An `Origin` that is not a serialized origin as browsers send it (`HTTP://…`, a
+ * default port, `null`) is refused. This stops cross-site WebSocket hijacking: browsers send
+ * cookies on cross-site upgrades.
+ */
+export function isOriginAllowed(origin: string | null, own: string, allowedOrigins: string[]): boolean {
+  if (!origin) return true
+  return origin === own || isListedOrigin(origin, allowedOrigins)
+}
+
+/** Is `origin` (as a browser serializes it) listed in `allowedOrigins`, or does that list hold `'*'`? */
+export function isListedOrigin(origin: string, allowedOrigins: string[]): boolean {
+  if (allowedOrigins.includes('*')) return true
+  if (!URL.canParse(origin) || new URL(origin).origin !== origin) return false
+  return allowedOrigins.some(allowed => URL.canParse(allowed) && new URL(allowed).origin === origin)
+}
+
+/**
+ * Admit a request to a room: the room name, the Host and origin, the guest key, then the app's
+ * `chat:identify` hook; a guest's name wish is checked last (`signedInNames`).
  * Throws `ChatRefusal` (400, 401, 403, 500) when the request may not join.
  */
-export async function admitRequest(request: ChatRequestInfo, anonymousId: string, config: ChatRuntimeConfig, hooks: Hookable<ChatRuntimeHooks>): Promise<ChatAdmission> {
+export async function admitRequest(request: ChatRequestInfo, config: ChatRuntimeConfig, hooks: Hookable<ChatRuntimeHooks>, signedInNames: SignedInNames): Promise<ChatAdmission> {
   const query = request.url.searchParams
   const room = query.get('room') ?? DEFAULT_ROOM
   if (!isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
-  if (!isOriginAllowed(request.headers, config.allowedOrigins)) throw new ChatRefusal(403, 'Origin not allowed')
+  if (!parseHost(request.headers.get('host'))) throw new ChatRefusal(400, 'Malformed Host header')
+  if (!isOriginAllowed(request.headers.get('origin'), request.url.origin, config.allowedOrigins)) throw new ChatRefusal(403, 'Origin not allowed')
+  const key = query.get('guest')
+  if (key !== null && !GUEST_KEY.test(key)) throw new ChatRefusal(400, 'Invalid guest key: 22-64 characters from [A-Za-z0-9_-]')
   const since = parseCursor(request.headers.get('last-event-id') ?? query.get('since'))
-  const context: ChatIdentifyContext = { request, room, name: sanitizeName(query.get('name')) }
+  const wish = query.get('name')
+  const context: ChatIdentifyContext = { request, room, name: normalizeName(wish) }
   try {
     await hooks.callHook('chat:identify', context)
   }
@@ -68,15 +145,26 @@ export async function admitRequest(request: ChatRequestInfo, anonymousId: string
     if (!statusCode || statusCode < 400 || statusCode > 599) throw error
     throw new ChatRefusal(statusCode, statusMessage || message || 'Not allowed')
   }
-  const identified = context.user && typeof context.user.id === 'string' && context.user.id
-  const user: ChatUser = identified
-    ? { id: String(context.user!.id), name: sanitizeName(context.user!.name) ?? String(context.user!.id) }
-    : { id: anonymousId, name: context.name ?? anonymousId }
-  return { room, user, sender: identified ? user.id : '', since, ip: request.ip }
+  const identified = context.user && (typeof context.user.id === 'string' || typeof context.user.id === 'number') && String(context.user.id)
+  if (identified) {
+    const user: ChatUser = { id: identified, name: normalizeName(context.user!.name) ?? identified }
+    return { room, user, sender: user.id, since, ip: request.ip }
+  }
+  const id = guestId(key ?? undefined)
+  const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], signedInNames(room)) : undefined
+  const user: ChatUser = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }
+  const admission: ChatAdmission = { room, user, sender: id, since, ip: request.ip }
+  if (checked && 'refused' in checked) admission.nameRefused = checked.refused
+  return admission
 }
 
 const connectionsByIp = new Map<string, number>()
 const NOTHING_HELD = () => {}
+
+/** Would a new connection from `ip` be over its `maxConnectionsPerIp` cap (0: no cap)? */
+export function isAtConnectionCap(ip: string | undefined, max: number): boolean {
+  return Boolean(max && ip && (connectionsByIp.get(ip) ?? 0) >= max)
+}
 
 /**
  * Count a connection against its address's `maxConnectionsPerIp` (0: no cap).

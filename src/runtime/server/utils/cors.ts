@@ -1,5 +1,6 @@
 import { getRequestHeader, setResponseHeader, type H3Event } from 'h3'
 import type { ChatRuntimeConfig } from '../../types'
+import { isListedOrigin } from './access'
 
 /** Methods of the SSE route a cross-origin page may use. */
 const ALLOWED_METHODS = 'GET, HEAD, POST'
@@ -12,7 +13,7 @@ const PREFLIGHT_MAX_AGE = 600
 export function allowedCrossOrigin(event: H3Event, config: ChatRuntimeConfig): string | undefined {
   const origin = getRequestHeader(event, 'origin')
   if (!origin) return undefined
-  return config.allowedOrigins.includes('*') || config.allowedOrigins.includes(origin) ? origin : undefined
+  return isListedOrigin(origin, config.allowedOrigins) ? origin : undefined
 }
 
 /**

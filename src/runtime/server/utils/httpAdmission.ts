@@ -1,11 +1,11 @@
-import { getRequestURL, setResponseHeader, setResponseStatus, type H3Event } from 'h3'
+import { setResponseHeader, setResponseStatus, type H3Event } from 'h3'
 import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { admitRequest, ChatRefusal, clientIp, type ChatAdmission } from './access'
+import { admitRequest, ChatRefusal, describeRequest, type ChatAdmission } from './access'
 import { allowCrossOrigin } from './cors'
-import { chatLogger } from './useChatHub'
+import { chatLogger, useChatHub } from './useChatHub'
 
 /** Seconds a client should wait before retrying a 429 or 503 (`Retry-After`); `undefined` for other statuses. */
 export function retryAfterSeconds(status: number): number | undefined {
@@ -31,30 +31,23 @@ export function refusalCode(status: number): ChatErrorFrame['code'] {
   return status >= 500 ? 'unavailable' : 'bad_request'
 }
 
-/** The request's URL, or `undefined` when its Host header makes none (answered 400, not logged). */
-export function requestUrl(event: H3Event): URL | undefined {
-  try {
-    return getRequestURL(event)
-  }
-  catch {
-    return undefined
-  }
+/** Admit a request to this server's rooms (see `admitRequest`), from its URL, headers and socket. */
+export function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined): Promise<ChatAdmission> {
+  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
+  return admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
 }
 
 /**
- * Admit an SSE or POST request (host, CORS, room, origin, identify hook); a refusal is
+ * Admit an SSE or POST request (CORS, host, room, origin, identify hook); a refusal is
  * answered here and returned as `{ refused }`.
  */
 export async function admitHttpRequest(event: H3Event): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
-  const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
-  const url = requestUrl(event)
-  if (!url) return { refused: refuse(event, 400, errorFrame('bad_request', 'Malformed Host header')) }
   // Before any refusal, so an allowed origin can read the error too.
   allowCrossOrigin(event, config)
-  const ip = clientIp(event.headers, event.node.req.socket?.remoteAddress, config)
   try {
-    const admission = await admitRequest({ url, headers: event.headers, ip }, crypto.randomUUID(), config, hooks)
+    const admission = await admitToChat(event.node.req.url ?? '/', event.headers, event.node.req.socket)
     return { admission, config }
   }
   catch (error) {

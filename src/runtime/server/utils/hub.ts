@@ -1,6 +1,6 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
-import { systemFrame, type ChatServerFrame } from '../../shared/protocol'
+import { errorFrame, systemFrame, type ChatTypingFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
@@ -25,7 +25,7 @@ export interface ChatHubOptions {
   bus: ChatBus
   hooks: Hookable<ChatRuntimeHooks>
   logger: ConsolaInstance
-  /** The rate limit of the send pipeline; by default a token bucket per connection and per POST sender. */
+  /** The rate limit of the send pipeline; by default a token bucket per person and one per client address. */
   allowSend?: AllowSend
 }
 
@@ -39,7 +39,7 @@ const RECOVERY_RECHECK = 1000
  */
 export function createChatHub({ config, store, bus, hooks, logger, allowSend }: ChatHubOptions) {
   const rooms = new Map<string, Room>()
-  const limiter = allowSend ? undefined : createSendLimiter(config.rateLimit)
+  const limiter = allowSend ? undefined : createSendLimiter(config)
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
   let closed = false
@@ -72,14 +72,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   }
 
   /**
-   * Add a connection to a room: welcome and the full presence list go to it at once (the
-   * others get a `presence_diff`), then the replay
-   * (messages after `since`, or the last `replay` ones), then everything live, each once.
+   * Add a connection to a room: welcome (and `name_refused` when its name wish was refused)
+   * and the full presence list go to it at once (the others get a `presence_diff`), then the
+   * replay (messages after `since`, or the last `replay` ones), then everything live, each once.
    */
-  async function join(name: string, member: Member, since: number | undefined) {
+  async function join(name: string, member: Member, since: number | undefined, nameRefused?: string) {
     const room = roomOf(name)
     room.delivery.add(member)
     member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
+    if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     if (room.presence.connect(member.user)) broadcastJoinOrLeave(name, room, 'join', member)
     broadcastPresenceDiff(room, member)
     // The newcomer gets the whole list once (before its replay), even when it did not change.
@@ -116,7 +117,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     const now = Date.now()
     if (!room || (member.typingAt && now - member.typingAt < TYPING_THROTTLE)) return
     member.typingAt = now
-    const text = JSON.stringify({ type: 'typing', room: name, user: member.user.name, uid: member.user.id, message: '' } satisfies ChatServerFrame)
+    const frame: ChatTypingFrame = { type: 'typing', room: name, user: member.user.name, uid: member.user.id, message: '' }
+    if (member.user.guest) frame.guest = true
+    const text = JSON.stringify(frame)
     room.delivery.broadcast(new RoomFrame(text), member)
     bus.publish({ kind: 'typing', room: name, id: 0, frame: text })
   }
@@ -181,6 +184,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     leave,
     send,
     typing,
+    /** Signed-in users' names in a room, as far as this instance knows (a guest may not take a look-alike). */
+    signedInNames: (name: string): string[] => rooms.get(name)?.presence.signedInNames() ?? [],
     async close() {
       if (closed) return
       closed = true

@@ -44,6 +44,8 @@ export function createRoomPresence(room: string) {
       local.delete(user.id)
       return true
     },
+    /** Display names of the signed-in users (not guests) online here and on other instances. */
+    signedInNames: (): string[] => list().filter(user => !user.guest).map(user => user.name),
     /** This instance's users, as announced to the others. */
     localUsers: (): ChatUser[] => [...local.values()].map(entry => entry.user),
     /** What another instance announced; it holds until `expires`. */
@@ -90,5 +92,9 @@ export function parseUsers(text: string): ChatUser[] {
     return []
   }
   if (!Array.isArray(users)) return []
-  return users.filter((user): user is ChatUser => typeof user?.id === 'string' && typeof user?.name === 'string')
+  return users.flatMap((user) => {
+    if (typeof user?.id !== 'string' || typeof user?.name !== 'string') return []
+    // Only the fields a user has: nothing else another instance sends is passed on to clients.
+    return [user.guest === true ? { id: user.id, name: user.name, guest: true as const } : { id: user.id, name: user.name }]
+  })
 }

@@ -19,19 +19,23 @@ export function createTokenBucket(options: RateLimitOptions, now = Date.now()): 
   return { tokens: options.burst, updatedAt: now }
 }
 
+/** Refill a bucket up to `now`: true when it holds a token. */
+function refill(bucket: TokenBucket, options: RateLimitOptions, now: number): boolean {
+  bucket.tokens = Math.min(options.burst, bucket.tokens + ((now - bucket.updatedAt) * options.messages) / options.interval)
+  bucket.updatedAt = now
+  return bucket.tokens >= 1
+}
+
 /** Take one token if there is one: true when the message may pass. */
 export function takeToken(bucket: TokenBucket, options: RateLimitOptions, now = Date.now()): boolean {
-  const refill = ((now - bucket.updatedAt) * options.messages) / options.interval
-  bucket.tokens = Math.min(options.burst, bucket.tokens + refill)
-  bucket.updatedAt = now
-  if (bucket.tokens < 1) return false
+  if (!refill(bucket, options, now)) return false
   bucket.tokens -= 1
   return true
 }
 
 /**
- * Buckets by key (user id or client address) for senders without a connection of their own,
- * such as HTTP POST; idle full buckets are dropped so the map stays small.
+ * Buckets by key (user id, guest id or client address), shared by every connection and POST
+ * of that key; idle full buckets are dropped so the map stays small.
  */
 export function createRateLimiter(options: RateLimitOptions) {
   const buckets = new Map<string, TokenBucket>()
@@ -40,6 +44,11 @@ export function createRateLimiter(options: RateLimitOptions) {
       let bucket = buckets.get(key)
       if (!bucket) buckets.set(key, bucket = createTokenBucket(options, now))
       return takeToken(bucket, options, now)
+    },
+    /** Would `take(key)` pass now? Takes nothing. */
+    has(key: string, now = Date.now()): boolean {
+      const bucket = buckets.get(key)
+      return !bucket || refill(bucket, options, now)
     },
     /** Forget buckets that have refilled completely. */
     sweep(now = Date.now()) {

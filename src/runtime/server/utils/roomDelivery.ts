@@ -1,6 +1,5 @@
 import { errorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
 import type { RoomLog, StoredMessage } from './roomLog'
-import type { TokenBucket } from './rateLimit'
 import { encodeTextFrame } from './wsTransport'
 
 /** One frame on its way to a room: serialised once, encoded once per transport on first use. */
@@ -24,7 +23,7 @@ export class RoomFrame {
 /** One connection in a room, WebSocket or SSE. */
 export interface Member {
   readonly user: ChatUser
-  /** `cid` de-duplication key: the identified user id, or '' for anonymous peers. */
+  /** Who sends: `user.id` (the `cid` de-duplication scope and the rate-limit key). */
   readonly sender: string
   /** Frames that arrived while the member's replay was being sent; `null` or absent once live. Set by the hub. */
   heldDuringReplay?: RoomFrame[] | null
@@ -37,8 +36,6 @@ export interface Member {
   backlog?: RoomFrame[] | null
   /** Write a frame now: the only way the hub writes to a connection, so the transport can bound it. */
   write: (frame: RoomFrame) => void
-  /** Token bucket for the rate limit. */
-  bucket?: TokenBucket
   /** Last typing broadcast, for the server-side throttle. */
   typingAt?: number
 }
@@ -56,6 +53,8 @@ export function deliverToMember(member: Member, frame: RoomFrame) {
 export function messageFrame(message: StoredMessage): ChatMessageFrame {
   const frame: ChatMessageFrame = { type: 'message', id: message.id, room: message.room, user: message.user, message: message.message, ts: message.ts }
   if (message.cid !== undefined) frame.cid = message.cid
+  if (message.uid !== undefined) frame.uid = message.uid
+  if (message.guest) frame.guest = true
   return frame
 }
 

@@ -1,5 +1,5 @@
 import type { Database } from 'db0'
-import { checkAppendInput, RoomLogInputError, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { checkAppendInput, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -7,6 +7,8 @@ interface MessageRow {
   body: string
   ts: number | string
   cid: string | null
+  sender: string
+  guest: number | string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -36,7 +38,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, name, body, ts, cid'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it.
@@ -44,8 +46,8 @@ const SQLITE_BUSY_TIMEOUT = 10
 /** How long an append waits for another process's write lock on the SQLite file before it fails. */
 export const SQLITE_LOCK_WAIT = 2000
 const SQLITE_RETRY_MAX_DELAY = 100
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid)
-  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest)
+  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT)
   FROM chat_messages WHERE room = ? RETURNING id`
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 
@@ -105,8 +107,8 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     const cid = input.cid ?? null
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await query<{ id: number | string }[]>('all', INSERT, input.room, input.sender, input.user, input.message, input.ts, cid, input.room)
-        return { message: storedMessage(input, rows[0]!.id), duplicate: false }
+        const rows = await query<{ id: number | string }[]>('all', INSERT, input.room, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, input.room)
+        return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
       }
       catch (error) {
         if (!isUniqueViolation(error)) throw error
@@ -175,15 +177,11 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   }
 }
 
-function storedMessage(input: AppendInput, id: number | string): StoredMessage {
-  const message: StoredMessage = { id: Number(id), room: input.room, user: input.user, message: input.message, ts: input.ts }
-  if (input.cid !== undefined) message.cid = input.cid
-  return message
-}
-
 function toMessage(room: string, row: MessageRow): StoredMessage {
   const message: StoredMessage = { id: Number(row.id), room, user: row.name, message: row.body, ts: Number(row.ts) }
   if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
+  if (row.sender) message.uid = row.sender
+  if (Number(row.guest) === 1) message.guest = true
   return message
 }
 
@@ -331,8 +329,8 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
 function appendSync(connection: Connection, input: AppendInput): AppendResult {
   const cid = input.cid ?? null
   try {
-    const rows = nativeStatement(connection, INSERT).all(input.room, input.sender, input.user, input.message, input.ts, cid, input.room) as { id: number | string }[]
-    return { message: storedMessage(input, rows[0]!.id), duplicate: false }
+    const rows = nativeStatement(connection, INSERT).all(input.room, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, input.room) as { id: number | string }[]
+    return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
   }
   catch (error) {
     if (cid === null || !isUniqueViolation(error)) throw error
@@ -374,9 +372,20 @@ async function createSchema(db: Database) {
     body TEXT NOT NULL,
     ts BIGINT NOT NULL,
     cid TEXT,
+    guest SMALLINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room, id)
   )`)
   await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
+  // Tables made before nuxt-chat 0.2 have no `guest` column. Looked up first: ALTER TABLE locks the table.
+  const hasGuest = db.dialect === 'sqlite'
+    ? await db.prepare(`SELECT name FROM pragma_table_info('chat_messages') WHERE name = 'guest'`).get()
+    : await db.prepare(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'chat_messages' AND column_name = 'guest'`).get()
+  if (!hasGuest) {
+    await db.exec('ALTER TABLE chat_messages ADD COLUMN guest SMALLINT NOT NULL DEFAULT 0').catch((error) => {
+      // Another instance added it meanwhile.
+      if (!/duplicate column|already exists/i.test(String((error as Error)?.message))) throw error
+    })
+  }
 }
 
 function isUniqueViolation(error: unknown): boolean {

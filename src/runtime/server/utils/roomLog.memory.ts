@@ -1,4 +1,4 @@
-import { checkAppendInput, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { checkAppendInput, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
   messages: StoredMessage[]
@@ -36,8 +36,7 @@ export function createMemoryRoomLog(): RoomLog {
       const key = input.cid === undefined ? undefined : `${input.sender}\n${input.cid}`
       const existing = key === undefined ? undefined : room.byCid.get(key)
       if (existing) return { message: existing, duplicate: true }
-      const message: StoredMessage = { id: room.nextId++, room: input.room, user: input.user, message: input.message, ts: input.ts }
-      if (input.cid !== undefined) message.cid = input.cid
+      const message = storedMessage(room.nextId++, input)
       room.messages.push(message)
       if (key !== undefined) {
         room.byCid.set(key, message)

@@ -9,14 +9,20 @@ export interface StoredMessage {
   message: string
   ts: number
   cid?: string
+  /** The sender's id (absent on messages stored before nuxt-chat 0.2, which did not keep it for guests). */
+  uid?: string
+  /** The sender was a guest. */
+  guest?: true
 }
 
 /** What the hub hands the log to store. */
 export interface AppendInput {
   room: string
   user: string
-  /** Who sent it, for `cid` de-duplication: the identified user id, or '' for anonymous peers. */
+  /** Who sent it (user id or guest id): kept as the message's `uid`, and the `cid` de-duplication scope. */
   sender: string
+  /** The sender is a guest. */
+  guest?: boolean
   message: string
   ts: number
   cid?: string
@@ -81,4 +87,13 @@ export function checkAppendInput(input: AppendInput): void {
   text('sender', input.sender, MAX_STORED_NAME)
   text('message', input.message, MAX_STORED_TEXT)
   if (!Number.isSafeInteger(input.ts)) throw new RoomLogInputError('`ts` must be an integer')
+}
+
+/** The message an append stored, as the log gives it back. */
+export function storedMessage(id: number, input: AppendInput): StoredMessage {
+  const message: StoredMessage = { id, room: input.room, user: input.user, message: input.message, ts: input.ts }
+  if (input.cid !== undefined) message.cid = input.cid
+  if (input.sender) message.uid = input.sender
+  if (input.guest) message.guest = true
+  return message
 }

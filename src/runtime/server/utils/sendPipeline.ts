@@ -1,7 +1,7 @@
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { createRateLimiter, createTokenBucket, takeToken } from './rateLimit'
+import { createRateLimiter } from './rateLimit'
 import { RoomLogInputError, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
 
@@ -14,8 +14,8 @@ export interface SendInput {
   cid?: string
   /** The sending connection; absent for HTTP POST. */
   member?: Member
-  /** Rate-limit key for senders without a connection (POST): defaults to `sender`. */
-  rateKey?: string
+  /** The client address, for the per-address rate limit. */
+  ip?: string
   /** Called once the message is handed to the store (appends are stored in the order handed). */
   onQueued?: () => void
 }
@@ -33,18 +33,27 @@ export interface SendResult {
 export type AllowSend = (input: SendInput) => boolean
 
 /**
- * The default limit: a token bucket per connection, and per `rateKey` for POST. `sweep`
- * forgets the POST buckets that refilled.
+ * The default limit: a token bucket per person (`sender`: user id or guest id) and a second,
+ * higher one per client address (`rateLimitPerIp`), each shared by all connections and POSTs;
+ * a message takes a token from both or from neither. `rateLimit: false` turns both off.
+ * `sweep` forgets the buckets that refilled.
  */
-export function createSendLimiter(rateLimit: ChatRuntimeConfig['rateLimit']): { allowSend: AllowSend, sweep: () => void } {
+export function createSendLimiter({ rateLimit, rateLimitPerIp }: Pick<ChatRuntimeConfig, 'rateLimit' | 'rateLimitPerIp'>): { allowSend: AllowSend, sweep: () => void } {
   if (!rateLimit) return { allowSend: () => true, sweep: () => {} }
-  const postLimiter = createRateLimiter(rateLimit)
+  const perPerson = createRateLimiter(rateLimit)
+  const perAddress = rateLimitPerIp ? createRateLimiter(rateLimitPerIp) : undefined
   return {
-    allowSend(input) {
-      if (input.member) return takeToken(input.member.bucket ??= createTokenBucket(rateLimit), rateLimit)
-      return postLimiter.take(input.rateKey ?? input.sender)
+    allowSend({ sender, ip }) {
+      const address = perAddress && ip
+      if (!perPerson.has(sender) || (address && !perAddress.has(address))) return false
+      perPerson.take(sender)
+      if (address) perAddress.take(address)
+      return true
     },
-    sweep: () => postLimiter.sweep(),
+    sweep() {
+      perPerson.sweep()
+      perAddress?.sweep()
+    },
   }
 }
 
@@ -91,7 +100,7 @@ export function createSendPipeline({ config, store, hooks, logger, allowSend, on
 
     let result
     try {
-      const appending = store.append({ room: input.room, user: input.user.name, sender: input.sender, message: text, ts: Date.now(), cid: input.cid })
+      const appending = store.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid })
       input.onQueued?.()
       result = await appending
     }

@@ -199,28 +199,22 @@ function upgradeSocketOf(request: unknown): Record<string, unknown> | undefined 
   return isObject(socket) ? socket : undefined
 }
 
-/**
- * The socket address of an upgrade request, or `undefined` (logged once) when crossws does not
- * show it: the caller must then take `peer.remoteAddress` once open, never skip the per-address cap.
- */
-export function upgradeSocketAddress(request: unknown): string | undefined {
-  const address = upgradeSocketOf(request)?.remoteAddress
-  if (typeof address === 'string' && address) return address
-  fallBack('no socket address on the upgrade request (`_req.socket.remoteAddress`): per-address limits wait for `peer.remoteAddress`')
-  return undefined
-}
-
-/** Something that tells when the TCP socket closes. */
-export interface ClosingSocket {
+/** The parts of an upgrade's TCP (or TLS) socket that admission and the connection cap use. */
+export interface UpgradeSocket {
   destroyed: boolean
+  remoteAddress?: string
+  encrypted?: boolean
   once: (event: 'close', listener: () => void) => unknown
 }
 
 /** The TCP socket of an upgrade request, to see it close whether or not the handshake completes. */
-export function upgradeSocket(request: unknown): ClosingSocket | undefined {
+export function upgradeSocket(request: unknown): UpgradeSocket | undefined {
   const socket = upgradeSocketOf(request)
-  if (socket && typeof socket.destroyed === 'boolean' && typeof socket.once === 'function') return socket as unknown as ClosingSocket
-  fallBack('no TCP socket on the upgrade request: a slot is released on `close` only')
+  if (socket && typeof socket.destroyed === 'boolean' && typeof socket.once === 'function') {
+    if (typeof socket.remoteAddress !== 'string' || !socket.remoteAddress) fallBack('no socket address on the upgrade request (`_req.socket.remoteAddress`): per-address limits wait for `peer.remoteAddress`')
+    return socket as unknown as UpgradeSocket
+  }
+  fallBack('no TCP socket on the upgrade request (`_req.socket`): per-address limits wait for `peer.remoteAddress`; a slot is released on `close` only')
   return undefined
 }
 

@@ -1,0 +1,34 @@
+import { defineEventHandler, setResponseHeader, setResponseStatus, type H3Event } from 'h3'
+import type { Hooks } from 'crossws'
+import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
+import { isAtConnectionCap } from '../utils/access'
+import { admitHttpRequest, refuse } from '../utils/httpAdmission'
+import webSocketHandler from './ws'
+
+// Seconds a client at its connection cap should wait before trying again.
+const CONNECTION_CAP_RETRY = 5
+
+/**
+ * A plain GET on the WebSocket route (no `Upgrade` header): the same admission as an upgrade
+ * (room, Host, origin, guest key, identify hook, connections per address), answered `400` /
+ * `401` / `403` / `429` with an `error` frame when it would refuse, else `426`. A client whose upgrade failed asks this once to
+ * learn why, instead of retrying blindly (browsers do not show a refused upgrade's status).
+ */
+async function probeAdmission(event: H3Event): Promise<ChatErrorFrame> {
+  const admitted = await admitHttpRequest(event)
+  if ('refused' in admitted) return admitted.refused
+  if (isAtConnectionCap(admitted.admission.ip, admitted.config.maxConnectionsPerIp)) {
+    setResponseHeader(event, 'retry-after', CONNECTION_CAP_RETRY)
+    return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
+  }
+  setResponseStatus(event, 426, 'Upgrade Required')
+  setResponseHeader(event, 'upgrade', 'websocket')
+  setResponseHeader(event, 'content-type', 'application/json')
+  return errorFrame('bad_request', 'This route needs a WebSocket upgrade')
+}
+
+/** The WebSocket route: upgrades go to the handler in ./ws, any other request is the admission probe. */
+export default defineEventHandler({
+  handler: probeAdmission,
+  websocket: (webSocketHandler as unknown as { __websocket__: Partial<Hooks> }).__websocket__,
+})

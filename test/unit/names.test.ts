@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest'
+import { areConfusable, checkGuestName, normalizeName } from '../../src/runtime/server/utils/names'
+
+describe('normalizeName', () => {
+  it('removes invisible, format, bidi and default-ignorable characters and collapses white space', () => {
+    for (const wish of [' Alice ', 'Alice\u200B', 'Alice\uFEFF', 'Alice\u2028', 'Alice\u2060', 'Al\u00ADice', 'Alice\u061C', 'Alice\u{E0041}\u{E0042}', 'Al\u3164ice', 'Alice\u2800', 'A\u034Flice', 'Alice\u202E', '\u0000Alice\u001B']) {
+      expect(normalizeName(wish), JSON.stringify(wish)).toBe('Alice')
+    }
+    expect(normalizeName('  Ada \t\n  Lovelace\u3000 ')).toBe('Ada Lovelace')
+  })
+  it('applies NFKC', () => {
+    expect(normalizeName('\uFF21lice')).toBe('Alice') // fullwidth A
+    expect(normalizeName('\u{1D400}lice')).toBe('Alice') // mathematical bold A
+    expect(normalizeName('e\u0301')).toBe('\u00E9')
+  })
+  it('refuses names with nothing visible left', () => {
+    for (const wish of ['', '   ', '\u3164', '\u2800\u2800', '\u115F\u1160', '\uFFA0', '\u200B\u200D', '\u{E0041}', '\u0301', '\uD800', 42, undefined]) {
+      expect(normalizeName(wish), JSON.stringify(wish)).toBeUndefined()
+    }
+  })
+  it('keeps at most 32 code points', () => {
+    expect(normalizeName('n'.repeat(40))).toHaveLength(32)
+    expect(normalizeName('😀'.repeat(40))).toBe('😀'.repeat(32))
+    expect(normalizeName(`${'a'.repeat(31)} b`)).toBe('a'.repeat(31))
+  })
+})
+
+describe('areConfusable', () => {
+  it('finds look-alikes of a name (confusable skeleton, Unicode TS #39), ignoring case', () => {
+    for (const name of ['Alice', '\u0410lice', '\u0430lice', 'AIice', 'alice', 'ALICE', 'A1ice', '\u0391lice', '\u{1D5A0}lice']) expect(areConfusable(name, 'Alice'), name).toBe(true)
+    expect(areConfusable('rn', 'm')).toBe(true)
+    expect(areConfusable('Alicia', 'Alice')).toBe(false)
+    expect(areConfusable('Bob', 'Alice')).toBe(false)
+  })
+})
+
+describe('checkGuestName', () => {
+  it('refuses reserved names, confusables of signed-in names, and blank ones; accepts others normalized', () => {
+    expect(checkGuestName('server', [], [])).toHaveProperty('refused')
+    expect(checkGuestName('SYSTEM', [], [])).toHaveProperty('refused')
+    expect(checkGuestName('\u0455erver', [], [])).toHaveProperty('refused') // Cyrillic dze
+    expect(checkGuestName('Admin', ['admin'], [])).toHaveProperty('refused')
+    expect(checkGuestName('\u0410lice', [], ['Alice', 'Bob'])).toMatchObject({ refused: expect.stringContaining('signed-in') })
+    expect(checkGuestName('\u3164', [], [])).toMatchObject({ refused: expect.stringContaining('nothing visible') })
+    expect(checkGuestName(' Carol\u200B ', ['admin'], ['Alice'])).toEqual({ name: 'Carol' })
+    expect(checkGuestName('Alice', [], [])).toEqual({ name: 'Alice' })
+  })
+})

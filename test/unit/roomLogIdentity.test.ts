@@ -1,0 +1,98 @@
+/**
+ * The room log keeps who sent each message (uid and the guest flag), on every backend, and a
+ * table made before nuxt-chat 0.2 (no `guest` column) is migrated in place on SQLite and
+ * PostgreSQL, its old rows replayed as they were.
+ */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { createDatabase, type Database } from 'db0'
+import nodeSqlite from 'db0/connectors/node-sqlite'
+import postgresql from 'db0/connectors/postgresql'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
+
+const POSTGRES_ADMIN = 'postgresql://postgres@127.0.0.1:5432/test'
+const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-log-')), 'chat.sqlite')
+const cleanups: (() => Promise<unknown>)[] = []
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+})
+
+/** A PostgreSQL database of this test's own (the shared `test` database keeps its table as it is). */
+async function ownPostgresDatabase(): Promise<string> {
+  const name = `chat_identity_${randomUUID().slice(0, 8)}`
+  const admin = createDatabase(postgresql({ url: POSTGRES_ADMIN }))
+  await admin.exec(`CREATE DATABASE ${name}`)
+  cleanups.push(async () => {
+    await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.dispose()
+  })
+  return `postgresql://postgres@127.0.0.1:5432/${name}`
+}
+
+const LEGACY_SCHEMA = `CREATE TABLE chat_messages (
+  room TEXT NOT NULL, id BIGINT NOT NULL, sender TEXT NOT NULL, name TEXT NOT NULL,
+  body TEXT NOT NULL, ts BIGINT NOT NULL, cid TEXT, PRIMARY KEY (room, id))`
+
+const backends: [string, () => Promise<() => Database>][] = [
+  ['sqlite', async () => {
+    const path = sqlitePath()
+    return () => createDatabase(nodeSqlite({ path }))
+  }],
+  ['postgresql', async () => {
+    const url = await ownPostgresDatabase()
+    return () => createDatabase(postgresql({ url }))
+  }],
+]
+
+function track(log: RoomLog): RoomLog {
+  cleanups.push(() => log.close())
+  return log
+}
+
+describe('uid and guest are stored', () => {
+  it.each([
+    ['memory', async () => track(createMemoryRoomLog())],
+    ['sqlite', async () => track(createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() }))))],
+    ['postgresql', async () => track(createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_ADMIN }))))],
+  ] as const)('%s: append, replay, between and a duplicate carry the sender', async (_name, open) => {
+    const log = await open()
+    const room = `uid-${randomUUID().slice(0, 8)}`
+    const ts = Date.now()
+    const user = await log.append({ room, user: 'Alice', sender: 'u-alice', message: 'signed in', ts, cid: 'c-1' })
+    const guest = await log.append({ room, user: 'guest-abcdef', sender: 'guest:abcdefghijklmnopqrstuv', guest: true, message: 'guest', ts, cid: 'c-1' })
+    expect(user.message).toMatchObject({ uid: 'u-alice' })
+    expect(user.message).not.toHaveProperty('guest')
+    expect(guest.message).toMatchObject({ uid: 'guest:abcdefghijklmnopqrstuv', guest: true, id: 2 })
+    const replayed = await log.replaySince(room, undefined, 10)
+    expect(replayed).toEqual([user.message, guest.message])
+    expect(await log.between(room, 0, 3)).toEqual([user.message, guest.message])
+    const again = await log.append({ room, user: 'guest-abcdef', sender: 'guest:abcdefghijklmnopqrstuv', guest: true, message: 'guest', ts, cid: 'c-1' })
+    expect(again).toEqual({ message: guest.message, duplicate: true })
+  })
+})
+
+describe.each(backends)('migration of a 0.1 table: %s', (_name, prepare) => {
+  it('adds the guest column to an existing table and keeps its rows', async () => {
+    const openDatabase = await prepare()
+    const legacy = openDatabase()
+    await legacy.exec(LEGACY_SCHEMA)
+    await legacy.exec(`INSERT INTO chat_messages (room, id, sender, name, body, ts, cid) VALUES ('old', 1, '', 'anon', 'from 0.1', 1, 'c-1'), ('old', 2, 'u-bob', 'Bob', 'bob in 0.1', 2, NULL)`)
+    await legacy.dispose()
+
+    const log = track(createDb0RoomLog(openDatabase))
+    expect(await log.replaySince('old', undefined, 10)).toEqual([
+      { id: 1, room: 'old', user: 'anon', message: 'from 0.1', ts: 1, cid: 'c-1' },
+      { id: 2, room: 'old', user: 'Bob', message: 'bob in 0.1', ts: 2, uid: 'u-bob' },
+    ])
+    const appended = await log.append({ room: 'old', user: 'guest-abcdef', sender: 'guest:abcdefghijklmnopqrstuv', guest: true, message: 'new', ts: 3, cid: 'c-1' })
+    expect(appended).toMatchObject({ duplicate: false, message: { id: 3, uid: 'guest:abcdefghijklmnopqrstuv', guest: true } })
+    // Opening it again (a restart, a second instance) finds the column there.
+    const reopened = track(createDb0RoomLog(openDatabase))
+    expect((await reopened.replaySince('old', 2, 10))[0]).toMatchObject({ id: 3, guest: true })
+  })
+})
