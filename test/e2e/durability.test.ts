@@ -342,7 +342,11 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
     // A cursor inside the pruned range replays what is left, in order.
     const reader = await ChatStream.open(httpBase(pruning), { room }, { 'last-event-id': '100' })
     await reader.waitFor(frame => frame.type === 'message' && frame.id === 302, 'the newest message')
-    expect(reader.messages.map(frame => frame.id)).toEqual(range(251, 302))
+    // What is left, in order: 251..302, or fewer old ones if retention's timer ran again meanwhile.
+    const left = reader.messages.map(frame => frame.id)
+    expect(left[0]).toBeGreaterThanOrEqual(251)
+    expect(left).toEqual(range(left[0]!, 302))
+    expect(left.length).toBeGreaterThanOrEqual(50)
     await reader.close()
   })
 })

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, until } from '../utils/clients'
+import { ChatSocket, presenceSeen, until } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 // Server-side dead-peer detection: WebSocket ping frames every `heartbeat.interval`; a peer
@@ -17,7 +17,7 @@ describe('server heartbeat', () => {
     const watcher = await ChatSocket.open(server.wsUrl(''), { room, name: 'watcher' })
     // A client whose pong never comes: the socket looks open but is dead.
     const dead = await ChatSocket.open(server.wsUrl(''), { room, name: 'ghost' }, { autoPong: false })
-    await watcher.waitFor(frame => frame.type === 'presence' && (frame.users as unknown[]).length === 2, 'both online')
+    await until(() => presenceSeen(watcher).length === 2, 'both online')
     const started = Date.now()
     await watcher.waitFor(frame => frame.type === 'system' && frame.message === 'ghost left!', 'ghost to leave', 3000)
     expect(Date.now() - started).toBeLessThan(1000)
