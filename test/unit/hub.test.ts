@@ -219,12 +219,12 @@ describe('chat hub delivery', () => {
     const store = createMemoryRoomLog()
     const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola, allowSend: (input) => {
       asked.push(input)
-      return input.rateKey !== 'blocked'
+      return input.ip !== 'blocked'
     } })
     const user = { id: 'a', name: 'a' }
-    expect(await hub.send({ room: 'r', user, sender: 'a', message: 'no', cid: 'c1', rateKey: 'blocked' })).toMatchObject({ status: 429, error: { code: 'rate_limited', cid: 'c1' } })
-    expect(await hub.send({ room: 'r', user, sender: 'a', message: 'yes', rateKey: '127.0.0.1' })).toMatchObject({ status: 200, frame: { id: 1 } })
-    expect(asked.map(input => [input.rateKey, input.message])).toEqual([['blocked', 'no'], ['127.0.0.1', 'yes']])
+    expect(await hub.send({ room: 'r', user, sender: 'a', message: 'no', cid: 'c1', ip: 'blocked' })).toMatchObject({ status: 429, error: { code: 'rate_limited', cid: 'c1' } })
+    expect(await hub.send({ room: 'r', user, sender: 'a', message: 'yes', ip: '127.0.0.1' })).toMatchObject({ status: 200, frame: { id: 1 } })
+    expect(asked.map(input => [input.ip, input.message])).toEqual([['blocked', 'no'], ['127.0.0.1', 'yes']])
     expect((await store.replaySince('r', undefined, 10)).map(message => message.message)).toEqual(['yes'])
     await hub.close()
   })

@@ -45,7 +45,7 @@ export function createRoomPresence(room: string) {
       return true
     },
     /** Display names of the signed-in users (not guests) online here and on other instances. */
-    signedInNames: (): string[] => list().filter(user => !user.guest).map(user => user.name),
+    signedInNames: (): string[] => [...current(Date.now()).values()].filter(user => !user.guest).map(user => user.name),
     /** This instance's users, as announced to the others. */
     localUsers: (): ChatUser[] => [...local.values()].map(entry => entry.user),
     /** What another instance announced; it holds until `expires`. */
