@@ -1,6 +1,7 @@
 import { defineNitroPlugin, useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
-import { resetChatHub, useChatHub } from '../utils/useChatHub'
+import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
+import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming
@@ -9,6 +10,14 @@ import { resetChatHub, useChatHub } from '../utils/useChatHub'
  */
 export default defineNitroPlugin((nitroApp) => {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  const database = config.storage === 'memory' ? false : config.database
+  // A Node.js that cannot run the store stops the server before it listens, in one line.
+  const unsupported = database ? unsupportedStoreReason(database.connector) : undefined
+  if (unsupported) {
+    if (import.meta.dev) throw new Error(unsupported)
+    chatLogger.error(unsupported)
+    process.exit(1)
+  }
   // Read by Nitro's node-server entry right after the plugins ran.
   const options = nitroApp.h3App.options as { websocket?: { serverOptions?: Record<string, unknown> } }
   options.websocket = {
@@ -16,6 +25,7 @@ export default defineNitroPlugin((nitroApp) => {
     serverOptions: { ...options.websocket?.serverOptions, maxPayload: config.maxPayload, perMessageDeflate: false },
   }
   const hub = useChatHub()
+  chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, database.options) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   nitroApp.hooks.hook('close', async () => {
     await hub.close()
     resetChatHub()
