@@ -70,9 +70,11 @@ export default defineNuxtModule<ModuleOptions>({
     const { autoImport, ...serverOptions } = options
     const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }
     runtimeConfig.chat = defu(runtimeConfig.chat, serverOptions)
+    // The browser reaches the chat under the app's base URL (`app.baseURL`), where Nitro serves it.
+    const underBase = (route: string) => `${nuxt.options.app.baseURL.replace(/\/+$/, '')}${route}`
     runtimeConfig.public.chat = defu(runtimeConfig.public.chat, {
-      route: options.route,
-      sseRoute: options.sseRoute,
+      route: underBase(options.route),
+      sseRoute: underBase(options.sseRoute),
       maxLength: options.maxLength,
       heartbeat: options.heartbeat,
     })

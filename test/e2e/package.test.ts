@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket } from '../utils/clients'
+import { oldNode } from '../utils/oldNode'
 import { readmeFiles } from '../utils/readme'
 import { startServer, type TestServer } from '../utils/server'
 
@@ -31,16 +32,6 @@ function filesUnder(dir: string, prefix = ''): string[] {
   return readdirSync(join(dir, prefix)).flatMap((name) => {
     const path = prefix ? `${prefix}/${name}` : name
     return statSync(join(dir, path)).isDirectory() ? filesUnder(dir, path) : [path]
-  })
-}
-
-/** A Node older than 22.5 on this machine (the system's), if any. */
-function oldNode(): string | undefined {
-  const candidates = spawnSync('which', ['-a', 'node'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
-  return ['/usr/bin/node', ...candidates].find((node) => {
-    const version = spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim()
-    const [major = 0, minor = 0] = version.split('.').map(Number)
-    return version && (major < 22 || (major === 22 && minor < 5))
   })
 }
 

@@ -1,5 +1,6 @@
 import { defineNitroPlugin, useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
+import { resolveWebSocketsUnderBase } from '../utils/baseUrlWebSocket'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
 
@@ -9,7 +10,8 @@ import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
  * that one connection with 1009 before it is buffered.
  */
 export default defineNitroPlugin((nitroApp) => {
-  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  const runtimeConfig = useRuntimeConfig()
+  const config = runtimeConfig.chat as ChatRuntimeConfig
   const database = config.storage === 'memory' ? false : config.database
   // A Node.js that cannot run the store stops the server before it listens, in one line.
   const unsupported = database ? unsupportedStoreReason(database.connector) : undefined
@@ -24,6 +26,7 @@ export default defineNitroPlugin((nitroApp) => {
     ...options.websocket,
     serverOptions: { ...options.websocket?.serverOptions, maxPayload: config.maxPayload, perMessageDeflate: false },
   }
+  resolveWebSocketsUnderBase(nitroApp, runtimeConfig.app.baseURL)
   const hub = useChatHub()
   chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, database.options) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   nitroApp.hooks.hook('close', async () => {
