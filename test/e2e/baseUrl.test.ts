@@ -61,7 +61,7 @@ describe('app.baseURL /chat-app/', () => {
     page.on('request', request => requests.push(new URL(request.url()).pathname))
     page.on('websocket', socket => requests.push(new URL(socket.url()).pathname))
     await page.goto(server.url('/chat-app/'))
-    await page.waitForFunction(() => ['ws', 'sse'].every(id => document.querySelector(`[data-testid="${id}-status"]`)?.textContent === 'OPEN'), undefined, { timeout: 15_000 })
+    await page.waitForFunction(() => ['ws', 'sse'].every(id => document.querySelector(`[data-testid="${id}-status"]`)?.textContent?.trim() === 'OPEN'), undefined, { timeout: 15_000 })
     await page.click('[data-testid="ws-send"]')
     await page.click('[data-testid="sse-send"]')
     const list = page.locator('[data-testid="sse-messages"]')
