@@ -99,7 +99,7 @@ describe('the packed module in a new app', () => {
         expect(`${result.stdout}${result.stderr}`, project).toBe('')
       }
     })
-  })
+  }, 180_000)
 
   it('runs from another folder with the history in the app\'s .data, and two clients chat', async () => {
     const entry = join(app, '.output/server/index.mjs')

@@ -30,7 +30,7 @@ describe('the README\'s snippets', () => {
   it.each(['app', 'server'])('type-check (%s)', async (side) => {
     const result = await run(process.execPath, [vueTsc, '--noEmit', '-p', `${fixture}/.nuxt/tsconfig.${side}.json`]).catch(error => error)
     expect(`${result.stdout}${result.stderr}`).toBe('')
-  })
+  }, 180_000)
 
   /** Sign in through nuxt-auth-utils (the fixture's login route) and return the session cookie. */
   async function signIn(user: { id: string, name: string, roles?: string[] }) {
