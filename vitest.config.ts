@@ -1,17 +1,23 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
+/** Tests that install or build a whole app (npm, nuxi, vue-tsc): they run first, before the tests they would starve of CPU. */
+const APP_BUILDS = ['test/e2e/package.test.ts', 'test/e2e/readme.test.ts', 'test/e2e/baseUrl.test.ts']
+
 export default defineConfig({
   resolve: {
     // useChat() outside a Nuxt app (unit tests): the runtime config it reads.
     alias: { '#imports': fileURLToPath(new URL('./test/unit/stubs/imports.ts', import.meta.url)) },
   },
   test: {
-    globalSetup: ['./test/globalSetup.ts'],
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Several tests run server processes and a browser: two files at a time on two cores.
     maxWorkers: 2,
+    projects: [
+      { extends: true, test: { name: 'app-builds', include: APP_BUILDS, sequence: { groupOrder: 0 } } },
+      // The fixtures and the playground are built once, for these (test/globalSetup.ts).
+      { extends: true, test: { name: 'chat', include: ['test/**/*.test.ts'], exclude: APP_BUILDS, globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 1 } } },
+    ],
   },
 })

@@ -101,7 +101,8 @@ async function startServer(entry, env = {}) {
   const probeFile = join(cwd, 'probe.json')
   const child = spawn(process.execPath, [...profileArgs, '--expose-gc', '--import', join(BENCH, 'probe.mjs'), entry], {
     cwd,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0', BENCH_PROBE_FILE: probeFile, ...env },
+    // NUXT_CHAT_DATABASE_OPTIONS_CWD: a fresh SQLite file per server (a relative path resolves against the app's root otherwise).
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0', NUXT_CHAT_DATABASE_OPTIONS_CWD: cwd, BENCH_PROBE_FILE: probeFile, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   children.add(child)

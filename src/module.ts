@@ -1,10 +1,20 @@
-import { defineNuxtModule, addImports, addServerHandler, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
+import { defineNuxtModule, addImports, addServerHandler, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver, useLogger } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
+import { name, version } from '../package.json'
 import type { ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
+import { SQLITE_FILE_CONNECTORS, unsupportedStoreReason } from './runtime/server/utils/platform'
 
-/** nuxt-chat's options (`chat` in `nuxt.config`); every one is also runtime config. */
-export type ModuleOptions = ChatRuntimeConfig
+/** nuxt-chat's options (`chat` in `nuxt.config`); all but `autoImport` are also runtime config. */
+export interface ModuleOptions extends ChatRuntimeConfig {
+  /**
+   * The name `useChat()` is auto-imported under; `false` turns the auto-import off (then
+   * `import { useChat } from '#chat'`). Rename it when another module also auto-imports a
+   * `useChat` (`@ai-sdk/vue`, TanStack AI): Nuxt keeps only one of them.
+   * @default 'useChat'
+   */
+  autoImport: string | false
+}
 
 export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
 export type * from './runtime/shared/protocol'
@@ -12,11 +22,13 @@ export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './r
 
 export default defineNuxtModule<ModuleOptions>({
   meta: {
-    name: 'nuxt-chat',
+    name,
+    version,
     configKey: 'chat',
     compatibility: { nuxt: '>=4.0.0' },
   },
   defaults: {
+    autoImport: 'useChat',
     route: '/_ws',
     sseRoute: '/api/sse',
     replay: 50,
@@ -40,23 +52,41 @@ export default defineNuxtModule<ModuleOptions>({
     storage: 'database',
     database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
   },
+  onInstall() {
+    useLogger(name).info('useChat() is ready. By default chat history goes to .data/chat.sqlite in your app: keep .data out of git.')
+  },
+  onUpgrade(_nuxt, _options, previousVersion) {
+    useLogger(name).info(`upgraded from ${previousVersion} to ${version}: see the CHANGELOG.`)
+  },
   setup(options, nuxt) {
     const resolver = createResolver(import.meta.url)
     const connectorPath = options.database ? connectors[options.database.connector as keyof typeof connectors] : undefined
     if (options.database && !connectorPath) throw new Error(`[nuxt-chat] unknown db0 connector "${options.database.connector}"`)
+    // A Node.js that cannot run the store stops the build (or `nuxi dev`) here, in one line.
+    const unsupported = options.storage !== 'memory' && options.database ? unsupportedStoreReason(options.database.connector) : undefined
+    if (unsupported) throw Object.assign(new Error(unsupported), { stack: unsupported })
+    // A relative SQLite path is relative to the app, not to wherever the server is started from.
+    if (options.database && SQLITE_FILE_CONNECTORS.has(options.database.connector)) {
+      options.database.options = defu(options.database.options, { cwd: nuxt.options.rootDir })
+    }
 
     // The user's values win over the module's.
+    const { autoImport, ...serverOptions } = options
     const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }
-    runtimeConfig.chat = defu(runtimeConfig.chat, options)
+    runtimeConfig.chat = defu(runtimeConfig.chat, serverOptions)
+    // The browser reaches the chat under the app's base URL (`app.baseURL`), where Nitro serves it.
+    const underBase = (route: string) => `${nuxt.options.app.baseURL.replace(/\/+$/, '')}${route}`
     runtimeConfig.public.chat = defu(runtimeConfig.public.chat, {
-      route: options.route,
-      sseRoute: options.sseRoute,
+      route: underBase(options.route),
+      sseRoute: underBase(options.sseRoute),
       maxLength: options.maxLength,
       heartbeat: options.heartbeat,
     })
 
     // App
-    addImports({ name: 'useChat', from: resolver.resolve('./runtime/app/composables/useChat') })
+    const composable = resolver.resolve('./runtime/app/composables/useChat')
+    nuxt.options.alias['#chat'] = composable
+    if (autoImport) addImports({ name: 'useChat', as: autoImport, from: composable })
 
     // Server
     nuxt.options.nitro.experimental = defu(nuxt.options.nitro.experimental, { websocket: true })

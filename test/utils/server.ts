@@ -35,10 +35,12 @@ export function freePort(): Promise<number> {
 
 export interface ServerOptions {
   output?: keyof typeof outputs
-  /** A built server entry outside `outputs` (wins over `output`). */
+  /** Another built server (`…/.output/server/index.mjs`) instead of `output`. */
   entry?: string
+  /** Where a relative SQLite path resolves (NUXT_CHAT_DATABASE_OPTIONS_CWD): `cwd` by default; `false` keeps the build's own (the app's root). */
+  databaseCwd?: string | false
   port?: number
-  /** Working directory: where `.data/chat.sqlite` lives. A fresh temp dir by default. */
+  /** Working directory, and where `.data/chat.sqlite` lives. A fresh temp dir by default. */
   cwd?: string
   /** Extra environment, e.g. `NUXT_CHAT_RATE_LIMIT: 'false'`. */
   env?: Record<string, string>
@@ -64,13 +66,19 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   const port = options.port ?? await freePort()
   const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'nuxt-chat-'))
   const entry = options.entry ?? outputs[options.output ?? 'sqlite']
+  const databaseCwd = options.databaseCwd ?? cwd
   let child: ChildProcess | undefined
   let output = ''
 
   const start = async () => {
     child = spawn(process.execPath, [entry], {
       cwd,
-      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0', ...options.env },
+      env: {
+        ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0',
+        // Each test server its own SQLite file (a relative path resolves against this, by default the fixture's root).
+        ...(databaseCwd !== false && { NUXT_CHAT_DATABASE_OPTIONS_CWD: databaseCwd }),
+        ...options.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     child.stdout!.on('data', (data) => {

@@ -1,6 +1,8 @@
 import { defineNitroPlugin, useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
-import { resetChatHub, useChatHub } from '../utils/useChatHub'
+import { resolveWebSocketsUnderBase } from '../utils/baseUrlWebSocket'
+import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
+import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming
@@ -8,14 +10,25 @@ import { resetChatHub, useChatHub } from '../utils/useChatHub'
  * that one connection with 1009 before it is buffered.
  */
 export default defineNitroPlugin((nitroApp) => {
-  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  const runtimeConfig = useRuntimeConfig()
+  const config = runtimeConfig.chat as ChatRuntimeConfig
+  const database = config.storage === 'memory' ? false : config.database
+  // A Node.js that cannot run the store stops the server before it listens, in one line.
+  const unsupported = database ? unsupportedStoreReason(database.connector) : undefined
+  if (unsupported) {
+    if (import.meta.dev) throw new Error(unsupported)
+    chatLogger.error(unsupported)
+    process.exit(1)
+  }
   // Read by Nitro's node-server entry right after the plugins ran.
   const options = nitroApp.h3App.options as { websocket?: { serverOptions?: Record<string, unknown> } }
   options.websocket = {
     ...options.websocket,
     serverOptions: { ...options.websocket?.serverOptions, maxPayload: config.maxPayload, perMessageDeflate: false },
   }
+  resolveWebSocketsUnderBase(nitroApp, runtimeConfig.app.baseURL)
   const hub = useChatHub()
+  chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, database.options) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   nitroApp.hooks.hook('close', async () => {
     await hub.close()
     resetChatHub()

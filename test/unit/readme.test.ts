@@ -1,0 +1,37 @@
+/**
+ * The README's paste-able blocks (those whose first line names a file) are the files of
+ * test/fixtures/readme-snippets, which test/e2e/readme.test.ts type-checks, builds and runs;
+ * its nuxt.config.ts block is the one test/e2e/package.test.ts installs the packed module with.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { readmeBlocks, readmeFiles } from '../utils/readme'
+
+const fixture = fileURLToPath(new URL('../fixtures/readme-snippets/', import.meta.url))
+
+describe('README.md', () => {
+  const files = readmeFiles()
+
+  it('names the files its blocks are pasted into', () => {
+    expect([...files.keys()].sort()).toEqual([
+      'app/pages/index.vue', 'nuxt.config.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat.ts', 'shared/types/auth.d.ts',
+    ])
+  })
+
+  it.each([...files.keys()].filter(file => file !== 'nuxt.config.ts'))('%s is the fixture\'s file, word for word', (file) => {
+    expect(existsSync(`${fixture}${file}`)).toBe(true)
+    expect(files.get(file)).toBe(readFileSync(`${fixture}${file}`, 'utf8'))
+  })
+
+  it('installs the module with nothing but modules: [\'nuxt-chat\']', () => {
+    expect(files.get('nuxt.config.ts')).toBe(`// nuxt.config.ts\nexport default defineNuxtConfig({\n  modules: ['nuxt-chat'],\n})\n`)
+  })
+
+  it('imports no package an app does not declare (h3, cookie-es come only through Nuxt)', () => {
+    const imports = readmeBlocks()
+      .filter(block => ['ts', 'vue'].includes(block.lang))
+      .flatMap(block => [...block.code.matchAll(/\bfrom\s+'([^']+)'/g)].map(match => match[1]))
+    expect(imports.filter(name => !name!.startsWith('#'))).toEqual([])
+  })
+})
