@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, ChatStream, postMessage, until, upgradeStatus } from '../utils/clients'
+import { ChatSocket, ChatStream, postMessage, presenceSeen, until, upgradeStatus } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 const uniqueRoom = (prefix = 'id') => `${prefix}-${randomUUID().slice(0, 8)}`
@@ -50,8 +50,8 @@ describe('who said it: uid and guest on every frame that names a person', () => 
     expect(guestId).toMatch(GUEST_ID)
     // The join frame names the guest with its id and the guest flag.
     expect(await real.waitFor(frame => frame.event === 'join')).toMatchObject({ peer: { id: guestId, name: 'Mallory', guest: true } })
-    await until(() => (real.frames.findLast(frame => frame.type === 'presence')?.users as unknown[])?.length === 2, 'presence of 2')
-    expect(real.frames.findLast(frame => frame.type === 'presence')!.users).toEqual(expect.arrayContaining([{ id: 'u-alice', name: 'Alice' }, { id: guestId, name: 'Mallory', guest: true }]))
+    await until(() => presenceSeen(real).length === 2, 'presence of 2')
+    expect(presenceSeen(real)).toEqual(expect.arrayContaining([{ id: 'u-alice', name: 'Alice' }, { id: guestId, name: 'Mallory', guest: true }]))
 
     real.send({ type: 'message', message: 'from the real Alice', cid: 'a-1' })
     guest.send({ type: 'message', message: 'from a guest', cid: 'g-1' })
