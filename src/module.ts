@@ -70,6 +70,9 @@ export default defineNuxtModule<ModuleOptions>({
       options.database.options = defu(options.database.options, { cwd: nuxt.options.rootDir })
     }
 
+    // `nuxi dev` proxies every request to the app, adding X-Forwarded-For: the app never sees the client's own socket.
+    if (nuxt.options.dev && !options.clientIpHeader) options.clientIpHeader = 'x-forwarded-for'
+
     // The user's values win over the module's.
     const { autoImport, ...serverOptions } = options
     const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }

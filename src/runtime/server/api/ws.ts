@@ -11,6 +11,8 @@ import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
 const SETTLED = Promise.resolve()
+/** The per-address key of connections whose client address crossws does not show. */
+const UNKNOWN_ADDRESS = 'unknown'
 // A sender who keeps hammering after being told to slow down is closed (1008).
 const ABUSE_LIMIT = 50
 // Input backpressure: past this many messages read but not yet answered, stop reading the socket.
@@ -212,13 +214,9 @@ export default defineWebSocketHandler({
       return
     }
     delete context.chatAdmission
-    // The address was not visible at upgrade time: count the connection now, or refuse it; never skip the cap.
-    const release = admitted.release ?? holdConnection(peer.remoteAddress, config.maxConnectionsPerIp)
-    if (!admitted.release && !peer.remoteAddress) {
-      chatLogger.warn('[nuxt-chat] refusing a WebSocket whose client address is unknown while maxConnectionsPerIp is set')
-      peer.close(1008, 'Client address unknown')
-      return
-    }
+    // The address was not visible at upgrade time: count the connection now, never skip the cap
+    // (connections whose address nobody knows share one count; wsTransport logged why, once).
+    const release = admitted.release ?? holdConnection(peer.remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
     if (!release) {
       peer.close(1008, 'Too many connections from this address')
       return
