@@ -6,5 +6,7 @@
 import { execFileSync } from 'node:child_process'
 
 if (!['pack', 'publish'].includes(process.env.npm_command ?? '')) {
+  // The build reads tsconfig.json, which extends the generated .nuxt/tsconfig.json: a fresh clone has none yet.
+  execFileSync('nuxt-module-build', ['prepare'], { stdio: 'inherit' })
   execFileSync('nuxt-module-build', ['build'], { stdio: 'inherit' })
 }
