@@ -21,6 +21,8 @@ const MAX_WAITING = 16
 const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limited', 'unavailable'])
 // One pong for everyone: a flood of pings queues references to the same bytes.
 const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
+// Likewise for blank raw text, the cheapest frame to flood with: answered at once, from shared bytes.
+const EMPTY = new RoomFrame(JSON.stringify(errorFrame('empty', 'Message is empty')))
 
 type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' }>
 
@@ -137,6 +139,10 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
     case 'invalid':
       member.send(errorFrame('bad_request', command.reason, command.cid))
       return
+  }
+  if (command.cid === undefined && !command.message.trim()) {
+    member.write(EMPTY)
+    return
   }
   return command
 }
