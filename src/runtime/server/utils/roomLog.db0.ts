@@ -46,6 +46,8 @@ const SQLITE_BUSY_TIMEOUT = 10
 /** How long an append waits for another process's write lock on the SQLite file before it fails. */
 export const SQLITE_LOCK_WAIT = 2000
 const SQLITE_RETRY_MAX_DELAY = 100
+/** Most appends in one transaction: a few milliseconds of the event loop; the rest go in the next turn. */
+export const SQLITE_BATCH_MAX = 200
 const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest)
   SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT)
   FROM chat_messages WHERE room = ? RETURNING id`
@@ -268,8 +270,8 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
 
   function flush(connection: Connection) {
     scheduled = false
-    const jobs = waiting
-    waiting = []
+    const jobs = waiting.length > SQLITE_BATCH_MAX ? waiting.splice(0, SQLITE_BATCH_MAX) : waiting
+    waiting = jobs === waiting ? [] : waiting
     if (!jobs.length) return
     const native = connection.native!
     try {
@@ -279,6 +281,7 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
       if (!isBusy(error)) {
         if (isConnectionFault(connection, error)) drop(connection)
         for (const job of jobs) job.reject(error)
+        if (waiting.length) schedule(0)
         return
       }
       const now = Date.now()
@@ -291,6 +294,8 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
       return
     }
     retries = 0
+    // A burst bigger than one batch: the rest after a turn of the loop (I/O, timers) in between.
+    if (waiting.length) schedule(0)
     const results = jobs.map((job): { value: AppendResult } | { error: unknown } => {
       try {
         return { value: appendSync(connection, job.input) }
