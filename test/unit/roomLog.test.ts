@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
@@ -190,6 +190,19 @@ describe('room log: sqlite and the event loop', () => {
     expect(ids).toEqual(Array.from({ length: count }, (_, i) => i + 2))
     const perTurn = turns.slice(1).map((n, i) => n - turns[i]!)
     expect(Math.max(...perTurn)).toBe(SQLITE_BATCH_MAX)
+  })
+
+  it('checkpoints the write-ahead log in a worker thread, not in a COMMIT on the event loop', async () => {
+    const path = sqlitePath()
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    opened.push(log)
+    await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
+    const before = statSync(path).size
+    // Far below the 1000 pages of SQLite's own automatic checkpoint: only the worker copies them.
+    await Promise.all(Array.from({ length: 300 }, (_, i) => log.append({ room: 'r', user: 'a', sender: '', message: 'x'.repeat(200) + i, ts: 1 })))
+    for (let i = 0; i < 40 && statSync(path).size <= before; i++) await new Promise(resolve => setTimeout(resolve, 100))
+    expect(statSync(path).size).toBeGreaterThan(before)
+    expect(await log.replaySince('r', undefined, 1)).toHaveLength(1)
   })
 })
 

@@ -1,4 +1,5 @@
 import type { Database } from 'db0'
+import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { checkAppendInput, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
@@ -14,6 +15,7 @@ interface MessageRow {
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
 interface NativeDatabase {
   exec: (sql: string) => void
+  location?: () => string | null
   prepare: (sql: string) => NativeStatement
   readonly isTransaction?: boolean
 }
@@ -34,6 +36,8 @@ interface Connection {
   disposed?: boolean
   /** The open attempt that made it, to forget it once it is lost. */
   opened?: Promise<Connection>
+  /** node:sqlite: WAL checkpoints in a worker thread, off the event loop. */
+  checkpointer?: SqliteCheckpointer
 }
 
 type Method = 'all' | 'get' | 'run'
@@ -70,6 +74,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   const drop = (connection: Connection) => {
     connection.lost = true
     if (connecting === connection.opened) connecting = undefined
+    connection.checkpointer?.stop()
     if (connection.disposed) return
     connection.disposed = true
     void Promise.resolve().then(() => connection.db.dispose()).catch(() => {})
@@ -171,6 +176,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     async close() {
       closed = true
       const connection = await connecting?.catch(() => undefined)
+      connection?.checkpointer?.stop()
       if (connection && !connection.disposed) {
         connection.disposed = connection.lost = true
         await connection.db.dispose()
@@ -202,6 +208,7 @@ async function openConnection(open: () => Database): Promise<Connection> {
       events.on('end', () => connection.lost = true)
     }
     await whileLocked(() => createSchema(db))
+    if (connection.native) connection.checkpointer = startSqliteCheckpointer(connection.native)
     return connection
   }
   catch (error) {
