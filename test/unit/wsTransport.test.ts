@@ -143,7 +143,7 @@ describe('upgradeRefusal', () => {
 })
 
 describe('coalesced writes', () => {
-  it('sends the frames one socket gets in one turn in one write, in order (ws\'s own sends too), and the output bound counts them', async () => {
+  it('sends the frames one socket gets in one task in one write, in order (ws\'s own sends too), and the output bound counts them', async () => {
     const server = new wsModule.WebSocketServer({ port: 0, host: '127.0.0.1' })
     await once(server, 'listening')
     const accepted = once(server, 'connection')
@@ -175,7 +175,7 @@ describe('coalesced writes', () => {
       for (let i = 0; i < 100 && received.length < frames.length; i++) await new Promise(resolve => setTimeout(resolve, 10))
       expect(received).toEqual(frames)
       expect(writes).toBe(1)
-      // The next turn starts afresh: a lone frame goes out by itself.
+      // The next task starts afresh: a lone frame goes out by itself.
       writeFrame(peer as never, raw, { text: '{"n":10}', ws: encodeTextFrame(Buffer.from('{"n":10}')) })
       for (let i = 0; i < 100 && received.length < 11; i++) await new Promise(resolve => setTimeout(resolve, 10))
       expect(received.at(-1)).toBe('{"n":10}')

@@ -54,7 +54,7 @@ export const transportStats = {
   fastWrites: 0,
   /** Frames written through crossws's `peer.send`. */
   publicWrites: 0,
-  /** Writes that left for the kernel: the fast frames a socket got in one event-loop turn go out together. */
+  /** Writes that left for the kernel: the fast frames a socket got in one task go out together. */
   flushes: 0,
   /** Why a fast path was not available, once per reason. */
   fallbacks: [] as string[],
@@ -132,7 +132,7 @@ export interface SharedFrame {
   readonly ws: Buffer
 }
 
-/** Sockets corked in this event-loop turn, uncorked together once it ends. */
+/** Sockets corked in the current task, uncorked together once it and its promise jobs are done. */
 let corked: RawSocket[] = []
 
 function uncorkAll() {
@@ -146,9 +146,9 @@ function uncorkAll() {
 }
 
 /**
- * Write bytes to a socket, corked until the end of this event-loop turn: every frame it gets
- * meanwhile (ours, and `ws`'s own, in order) leaves in one write (one syscall instead of one
- * per frame). `writableLength` counts corked bytes, so the output bound still sees them.
+ * Write bytes to a socket, corked until the current task and its promise jobs are done: every
+ * frame it gets meanwhile (ours, and `ws`'s own, in order) leaves in one write (one syscall
+ * instead of one per frame). `writableLength` counts corked bytes, so the output bound still sees them.
  */
 function writeCoalesced(socket: RawSocket, bytes: Uint8Array) {
   if (!socket[kCorked]) {
@@ -160,15 +160,14 @@ function writeCoalesced(socket: RawSocket, bytes: Uint8Array) {
     }
     socket.cork()
     socket[kCorked] = true
-    // setImmediate runs after the poll phase: the frames of every I/O callback of this turn share the write.
-    if (corked.push(socket) === 1) setImmediate(uncorkAll)
+    // After this task and its promise jobs (a stored batch's whole fan-out), before any other I/O: no added latency.
+    if (corked.push(socket) === 1) process.nextTick(uncorkAll)
   }
   socket.write(bytes)
 }
 
 /**
- * Write a frame to one peer: pre-framed bytes to the TCP socket (coalesced per event-loop
- * turn) when `ws` has nothing of its own pending (so frames never interleave), else the text
+ * Write a frame to one peer: pre-framed bytes to the TCP socket (coalesced per task) when `ws` has nothing of its own pending (so frames never interleave), else the text
  * through `peer.send`. Returns the bytes now waiting to go out on this connection (0 when unknown).
  */
 export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: SharedFrame | string): number {
