@@ -1,10 +1,31 @@
-// Preloaded into bench servers (`node --expose-gc --import bench/probe.mjs`): on SIGUSR2, run a
-// full GC and write process.memoryUsage() as JSON to $BENCH_PROBE_FILE (for per-connection memory).
-import { writeFileSync } from 'node:fs'
+// Preloaded into bench servers (`node --expose-gc --import bench/probe.mjs`). On SIGUSR2 it
+// answers in $BENCH_PROBE_FILE what $BENCH_PROBE_FILE.ask asks (no file: `memory`):
+// - `memory`: a full GC, then process.memoryUsage() (for per-connection memory);
+// - `loop`: this process's event-loop delay since the last `loop` (monitorEventLoopDelay, 1 ms
+//   resolution), then a fresh histogram. Measured in the server, the same way for every server.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 const file = process.env.BENCH_PROBE_FILE
 if (file) {
+  const loop = monitorEventLoopDelay({ resolution: 1 })
+  loop.enable()
+  const ms = ns => ns / 1e6
   process.on('SIGUSR2', () => {
+    let ask = 'memory'
+    try {
+      ask = readFileSync(`${file}.ask`, 'utf8').trim()
+      rmSync(`${file}.ask`)
+    }
+    catch {
+      // No question: memory.
+    }
+    if (ask === 'loop') {
+      const answer = { loop: { max: ms(loop.max), p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), mean: ms(loop.mean) }, at: Date.now() }
+      loop.reset()
+      writeFileSync(file, JSON.stringify(answer))
+      return
+    }
     globalThis.gc?.()
     globalThis.gc?.()
     writeFileSync(file, JSON.stringify({ ...process.memoryUsage(), at: Date.now() }))

@@ -2,16 +2,16 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--only=room200,rooms100,idle,sse,replay,ingest,cross,client] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
+//   node bench/run.mjs [--quick] [--only=room200,rooms100,idle,sse,replay,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync, fork, spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort, median, sleep } from './lib.mjs'
+import { cpuMicros, freePort, median, percentile, sleep } from './lib.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
@@ -19,14 +19,21 @@ const args = process.argv.slice(2)
 const flag = name => args.includes(`--${name}`)
 const option = name => args.find(arg => arg.startsWith(`--${name}=`))?.split('=')[1]
 const QUICK = flag('quick')
-const ALL = ['room200', 'rooms100', 'idle', 'sse', 'replay', 'ingest', 'cross', 'client']
-const ONLY = option('only')?.split(',') ?? ALL
+const ALL = ['room200', 'rooms100', 'idle', 'sse', 'replay', 'ingest', 'cross', 'client', 'scale']
+const ONLY = (option('only') ?? option('scenario'))?.split(',') ?? ALL
 const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
 const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 : 600_000))
 const RUN_ID = Date.now().toString(36)
 const REDIS_URL = 'redis://127.0.0.1:6379'
 
 for (const name of ONLY) if (!ALL.includes(name)) throw new Error(`unknown scenario "${name}" (one of ${ALL.join(', ')})`)
+
+// 10,000 sockets in one process: raise the soft open-files limit to the hard one (children inherit it).
+const openFilesLimit = () => Number(execFileSync('sh', ['-c', 'ulimit -Sn']).toString().trim().replace('unlimited', 'Infinity'))
+if (ONLY.includes('scale') && openFilesLimit() < 12_000 && !process.env.BENCH_NOFILE_RAISED) {
+  const rerun = spawnSync('sh', ['-c', 'ulimit -Sn "$(ulimit -Hn)"; exec "$0" "$@"', process.execPath, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, BENCH_NOFILE_RAISED: '1' } })
+  process.exit(rerun.status ?? 1)
+}
 
 // ---- child processes: all killed when we go ----
 
@@ -274,10 +281,165 @@ async function fanoutScenario(scenario, keys, shape) {
   return keys.map(key => fanoutRow(key, SERVERS[key].label, runs[key], runs.ws))
 }
 
+// ---- scale: 10,000 connections driven by several load processes (bench/client-scale.mjs) ----
+
+const S = QUICK
+  ? { rooms: 100, perRoom: 20, procs: 2, rates: [200, 600], phaseMs: 1500, warmMs: 500, history: 100, newcomers: 200 }
+  : { rooms: 500, perRoom: 20, procs: 2, rates: [1000, 3000], phaseMs: 4000, warmMs: 1000, history: 100, newcomers: 200 }
+
+/** Ask a server's probe (bench/probe.mjs): `memory` (after a full GC) or `loop` (event-loop delay since the last `loop`). */
+async function askProbe(running, ask) {
+  rmSync(running.probeFile, { force: true })
+  writeFileSync(`${running.probeFile}.ask`, ask)
+  const asked = Date.now()
+  process.kill(running.pid, 'SIGUSR2')
+  for (let i = 0; i < 500; i++) {
+    await sleep(10)
+    try {
+      const data = JSON.parse(readFileSync(running.probeFile, 'utf8'))
+      if (data.at >= asked) return data
+    }
+    catch {
+      // Not written yet.
+    }
+  }
+  throw new Error(`probe did not answer "${ask}"`)
+}
+
+/** A forked load process; `ask(cmd, args)` resolves with its answer, rejects when it fails or exits. */
+function forkLoad(config) {
+  const child = fork(join(BENCH, 'client-scale.mjs'), [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  children.add(child)
+  let err = ''
+  child.stderr.on('data', (data) => {
+    err += data
+  })
+  const pending = new Map()
+  let nextId = 0
+  child.on('message', (message) => {
+    const waiting = pending.get(message.id)
+    pending.delete(message.id)
+    if (message.ok) waiting?.resolve(message.result)
+    else waiting?.reject(new Error(message.error))
+  })
+  child.on('exit', (code) => {
+    children.delete(child)
+    for (const waiting of pending.values()) waiting.reject(new Error(`load process exited with ${code}: ${err.trim()}`))
+    pending.clear()
+  })
+  const ask = (cmd, args = {}) => new Promise((resolve, reject) => {
+    const id = nextId++
+    pending.set(id, { resolve, reject })
+    child.send({ id, cmd, ...args })
+  })
+  return { ask, ready: ask('config', { config }), stop: () => child.kill('SIGKILL') }
+}
+
+/** One server through every phase: idle memory, connect rate, two message rates, a join storm. */
+async function scaleRun(key) {
+  const server = SERVERS[key]
+  const running = await startServer(server.entry, server.env)
+  const loads = []
+  try {
+    const names = Array.from({ length: S.rooms }, (_, i) => roomName('scale', i))
+    for (let p = 0; p < S.procs; p++) {
+      const rooms = names.filter((_, i) => i % S.procs === p)
+        .map((name, j) => ({ name, members: Array.from({ length: S.perRoom }, (_, m) => j * S.perRoom + m) }))
+      loads.push(forkLoad({ url: `ws://127.0.0.1:${running.port}/_ws`, rooms, size: 64, timeoutMs: 150_000 }))
+    }
+    await Promise.all(loads.map(load => load.ready))
+    // Warm the server's lazy paths (route chunks, first room) before the memory baseline.
+    await loads[0].ask('storm', { room: 0, count: 20 })
+    const before = await askProbe(running, 'memory')
+    const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
+    const connections = connected.reduce((sum, part) => sum + part.connections, 0)
+    await sleep(500)
+    const after = await askProbe(running, 'memory')
+
+    const phase = async (rate, ms) => {
+      await askProbe(running, 'loop')
+      const cpu0 = cpuMicros(running.pid)
+      const parts = await Promise.all(loads.map(load => load.ask('rate', { rate: rate / S.procs, ms })))
+      const cpu = cpuMicros(running.pid) - cpu0
+      const { loop } = await askProbe(running, 'loop')
+      const sum = pick => parts.reduce((total, part) => total + pick(part), 0)
+      const lat = Float64Array.from(parts.flatMap(part => Array.from(part.latencies))).sort()
+      return { rate, sent: sum(part => part.sent), completed: sum(part => part.completed), deliveries: sum(part => part.deliveries), cpuUsPerDelivery: cpu / sum(part => part.deliveries), p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat.at(-1), loopMax: loop.max, loopP99: loop.p99 }
+    }
+    await phase(S.rates[0], S.warmMs)
+    const phases = []
+    for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs))
+
+    // Join storm: newcomers into one room with members and a history.
+    await loads[0].ask('fill', { room: 0, count: S.history })
+    await askProbe(running, 'loop')
+    const cpu0 = cpuMicros(running.pid)
+    const storm = await loads[0].ask('storm', { room: 0, count: S.newcomers })
+    storm.cpuMs = (cpuMicros(running.pid) - cpu0) / 1000
+    storm.loopMax = (await askProbe(running, 'loop')).loop.max
+
+    await Promise.all(loads.map(load => load.ask('close')))
+    return {
+      connections,
+      heapPerConn: (after.heapUsed - before.heapUsed) / connections,
+      rssPerConn: (after.rss - before.rss) / connections,
+      connectPerSec: connections / (Math.max(...connected.map(part => part.ms)) / 1000),
+      phases,
+      storm,
+    }
+  }
+  catch (error) {
+    throw new Error(`${error.message}\nserver output:\n${running.logs().slice(-2000)}`, { cause: error })
+  }
+  finally {
+    for (const load of loads) load.stop()
+    await running.stop()
+  }
+}
+
+/** The scale table's rows: what, how to read it from one run, and the goal on module / bare ws. */
+const scaleMetrics = () => [
+  ['idle heap KiB/conn', run => run.heapPerConn / 1024, ['<=', 1.2]],
+  ['idle RSS KiB/conn', run => run.rssPerConn / 1024, ['<=', 1.2]],
+  ['connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
+  ...S.rates.flatMap((rate, i) => [
+    [`${rate} msg/s: CPU µs/delivery`, run => run.phases[i].cpuUsPerDelivery],
+    [`${rate} msg/s: p50 latency ms`, run => run.phases[i].p50],
+    [`${rate} msg/s: p99 latency ms`, run => run.phases[i].p99, ['<=', 1.5]],
+    [`${rate} msg/s: max latency ms`, run => run.phases[i].max],
+    [`${rate} msg/s: server loop delay max ms`, run => run.phases[i].loopMax, null, ['<=', 50]],
+    [`${rate} msg/s: delivered / sent×members`, run => run.phases[i].completed / run.phases[i].sent],
+  ]),
+  [`join storm (${S.newcomers} newcomers): server CPU ms`, run => run.storm.cpuMs, ['<=', 3]],
+  ['join storm: KiB received in the room', run => run.storm.bytes / 1024],
+  ['join storm: all open, ms', run => run.storm.openMs],
+  ['join storm: server loop delay max ms', run => run.storm.loopMax],
+]
+
 const brief = run => `${run.rate.cpuUsPerDelivery.toFixed(2)} µs/deliv, p50 ${run.rate.p50.toFixed(2)} ms, sat ${Math.round(run.saturation?.deliveriesPerSec ?? 0)}/s`
 const log = line => console.log(line)
 
 const scenarios = {
+  async scale() {
+    const keys = ['ws', 'module']
+    const runs = { ws: [], module: [] }
+    const rounds = Math.min(ROUNDS, 2)
+    for (let round = 0; round < rounds; round++) {
+      for (const key of rotate(keys, round)) {
+        const t = Date.now()
+        const run = await scaleRun(key)
+        runs[key].push(run)
+        log(`  scale round ${round + 1} ${key}: ${run.connections} conns, ${Math.round(run.connectPerSec)}/s, heap ${(run.heapPerConn / 1024).toFixed(1)} KiB/conn, ${run.phases.map(p => `${p.rate}/s p99 ${p.p99.toFixed(1)} ms loop ${p.loopMax.toFixed(0)} ms`).join(', ')}, storm ${run.storm.cpuMs.toFixed(0)} ms CPU (${((Date.now() - t) / 1000).toFixed(1)} s)`)
+      }
+    }
+    const rows = scaleMetrics().map(([name, pick, ratioGoal, valueGoal]) => {
+      const row = { name, module: median(runs.module.map(pick)), ws: median(runs.ws.map(pick)), ratio: median(runs.module.map((run, i) => pick(run) / pick(runs.ws[i]))) }
+      if (ratioGoal) goal(`scale: ${name}, module / bare ws`, row.ratio, ratioGoal[1], ratioGoal[0])
+      if (valueGoal) goal(`scale: ${name}, module`, row.module, valueGoal[1], valueGoal[0])
+      return row
+    })
+    results.scenarios.scale = { title: `scale: ${S.rooms * S.perRoom} connections (${S.rooms} rooms × ${S.perRoom}), ${S.procs} load processes, ${S.rates.join(' and ')} msg/s for ${S.phaseMs / 1000} s each, 64-byte messages; medians of ${rounds} alternating rounds`, rows, runs }
+  },
   async room200() {
     const rows = await fanoutScenario('room200', ['ws', 'frame', 'module', 'sio', 'seed'], { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 })
     results.scenarios.room200 = { title: `1 room × 200 peers, 64-byte messages, ${P.rate1} msg/s (${P.rate1 * 200} deliveries/s) + saturation`, rows }
@@ -475,6 +637,11 @@ function table() {
   if (s.client?.result) {
     const r = s.client.result
     lines.push('', `## ${s.client.title}`, `one burst: ${fmt(r.burstMs, 1)} ms warm, ${fmt(r.coldBurstMs, 1)} ms cold; one frame per task: ${fmt(r.perTaskNetMs, 1)} ms (${fmt(r.perTaskMs, 1)} ms minus ${fmt(r.schedulingMs, 1)} ms of setImmediate); log alone: ${fmt(r.logOnlyMs, 1)} ms`)
+  }
+  if (s.scale?.rows) {
+    lines.push('', `## ${s.scale.title}`)
+    lines.push(`${pad('', 52)}${padL('module', 12)}${padL('bare ws', 12)}${padL('ratio', 8)}`)
+    for (const row of s.scale.rows) lines.push(`${pad(row.name, 52)}${padL(fmt(row.module, row.module >= 100 ? 0 : 2), 12)}${padL(fmt(row.ws, row.ws >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratio), 8)}`)
   }
   if (results.goals.length) {
     lines.push('', '## Goals')

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createRoomDelivery, RoomFrame, type Member } from '../../src/runtime/server/utils/roomDelivery'
+import { createRoomDelivery, messageFrame, RoomFrame, type Member } from '../../src/runtime/server/utils/roomDelivery'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
 
@@ -101,5 +101,79 @@ describe('ordered delivery of one room', () => {
     await new Promise(resolve => setTimeout(resolve, 100))
     expect(ids(alice)).toEqual([1, 2])
     expect(failures).toBe(-1)
+  })
+})
+
+describe('replay from the recent frames kept in memory', () => {
+  /** The memory store, counting the replay queries that reach it. */
+  function countingStore() {
+    const store = createMemoryRoomLog()
+    const counted = { queries: 0, store, lastId: store.lastId, between: store.between, replaySince: (...args: Parameters<RoomLog['replaySince']>) => {
+      counted.queries++
+      return store.replaySince(...args)
+    } }
+    return counted
+  }
+  const texts = (member: { frames: RoomFrame[] }) => member.frames.filter(frame => frame.id).map(frame => [frame.id, frame.text])
+
+  /** A newcomer's replay from `delivery` after `since`. */
+  async function replayOf(delivery: ReturnType<typeof createRoomDelivery>, since: number | undefined) {
+    const member = testMember('newcomer')
+    delivery.add(member)
+    await delivery.replay(member, since, limits)
+    delivery.remove(member)
+    return texts(member)
+  }
+
+  it('equals the replay from the store, and needs no query when it covers it (gaps filled in between)', async () => {
+    const counted = countingStore()
+    const delivery = createRoomDelivery({ room: 'r', store: counted, logger: silent, recent: 50 })
+    const alice = testMember('alice')
+    delivery.add(alice)
+    await delivery.replay(alice, undefined, limits)
+    const live = new Map<number, string>()
+    for (let i = 0; i < 120; i++) {
+      const { message } = await counted.store.append({ room: 'r', user: 'x', sender: 'u', message: `m${i}`, ts: i })
+      live.set(message.id, JSON.stringify(messageFrame(message)))
+    }
+    // Delivered with two holes the store fills (59 and 101-102 arrive late, as from another instance).
+    for (const [id, text] of live) if (id !== 59 && id !== 101 && id !== 102) delivery.deliver(id, text)
+    await settle()
+    expect(ids(alice)).toEqual([...live.keys()])
+
+    const fromStore = createRoomDelivery({ room: 'r', store: counted.store, logger: silent })
+    const cursors = [undefined, 0, 49, 50, 69, 100, 119, 120]
+    counted.queries = 0
+    for (const since of cursors) expect(await replayOf(delivery, since)).toEqual(await replayOf(fromStore, since))
+    // Kept: ids 51-120. Only cursors 0 and 49 reach further back.
+    expect(counted.queries).toBe(2)
+  })
+
+  it('serves a room younger than the window from memory', async () => {
+    const counted = countingStore()
+    const delivery = createRoomDelivery({ room: 'r', store: counted, logger: silent, recent: 50 })
+    await delivery.ready
+    for (let i = 0; i < 5; i++) {
+      const { message } = await counted.store.append({ room: 'r', user: 'x', sender: 'u', message: `m${i}`, ts: i })
+      delivery.deliver(message.id, JSON.stringify(messageFrame(message)))
+    }
+    const fromStore = createRoomDelivery({ room: 'r', store: counted.store, logger: silent })
+    counted.queries = 0
+    const replayed = await replayOf(delivery, undefined)
+    expect(counted.queries).toBe(0)
+    expect(replayed).toHaveLength(5)
+    expect(replayed).toEqual(await replayOf(fromStore, undefined))
+  })
+
+  it('asks the store when it keeps nothing (recent: 0) or the room existed before it', async () => {
+    const counted = countingStore()
+    for (let i = 0; i < 3; i++) await counted.store.append({ room: 'r', user: 'x', sender: 'u', message: `m${i}`, ts: i })
+    const delivery = createRoomDelivery({ room: 'r', store: counted, logger: silent, recent: 50 })
+    await delivery.ready
+    const { message } = await counted.store.append({ room: 'r', user: 'x', sender: 'u', message: 'm3', ts: 3 })
+    delivery.deliver(message.id, JSON.stringify(messageFrame(message)))
+    counted.queries = 0
+    expect((await replayOf(delivery, undefined)).map(([id]) => id)).toEqual([1, 2, 3, 4])
+    expect(counted.queries).toBe(1)
   })
 })

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
@@ -6,7 +6,7 @@ import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
 import postgresql from 'db0/connectors/postgresql'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
+import { createDb0RoomLog, SQLITE_BATCH_MAX } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import { RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
 import { holdSqliteLock } from '../utils/faults'
@@ -165,6 +165,44 @@ describe('room log: sqlite durability', () => {
     expect((await second.replaySince('r', undefined, 10)).map(m => m.message)).toEqual(['kept'])
     expect((await second.append({ room: 'r', user: 'a', sender: '', message: 'kept', ts: 2, cid: 'c1' })).duplicate).toBe(true)
     expect((await second.append({ room: 'r', user: 'a', sender: '', message: 'next', ts: 3 })).message.id).toBe(2)
+  })
+})
+
+describe('room log: sqlite and the event loop', () => {
+  it('splits a burst of appends into transactions of at most SQLITE_BATCH_MAX, a turn of the loop apart, ids in order', async () => {
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() })))
+    opened.push(log)
+    await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
+    const count = SQLITE_BATCH_MAX * 3 + 7
+    let done = 0
+    const appends = Array.from({ length: count }, (_, i) => log.append({ room: 'r', user: 'a', sender: '', message: `m${i}`, ts: 1 }).then((result) => {
+      done++
+      return result.message.id
+    }))
+    // Appends done at each turn of the loop: I/O and timers get a turn between two batches.
+    const turns: number[] = []
+    const everyTurn = () => {
+      turns.push(done)
+      if (done < count && turns.length < 10_000) setImmediate(everyTurn)
+    }
+    setImmediate(everyTurn)
+    const ids = await Promise.all(appends)
+    expect(ids).toEqual(Array.from({ length: count }, (_, i) => i + 2))
+    const perTurn = turns.slice(1).map((n, i) => n - turns[i]!)
+    expect(Math.max(...perTurn)).toBe(SQLITE_BATCH_MAX)
+  })
+
+  it('checkpoints the write-ahead log in a worker thread, not in a COMMIT on the event loop', async () => {
+    const path = sqlitePath()
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    opened.push(log)
+    await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
+    const before = statSync(path).size
+    // Far below the 1000 pages of SQLite's own automatic checkpoint: only the worker copies them.
+    await Promise.all(Array.from({ length: 300 }, (_, i) => log.append({ room: 'r', user: 'a', sender: '', message: 'x'.repeat(200) + i, ts: 1 })))
+    for (let i = 0; i < 40 && statSync(path).size <= before; i++) await new Promise(resolve => setTimeout(resolve, 100))
+    expect(statSync(path).size).toBeGreaterThan(before)
+    expect(await log.replaySince('r', undefined, 1)).toHaveLength(1)
   })
 })
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
-import { EventEmitter } from 'node:events'
+import { EventEmitter, once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import { encodeTextFrame, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
@@ -138,5 +139,51 @@ describe('upgradeRefusal', () => {
     expect(response.statusText).toBe('Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 5\r\ncontent-length: 16')
     // No header of its own that crossws would write percent-encoded.
     expect([...response.headers.keys()]).toEqual([])
+  })
+})
+
+describe('coalesced writes', () => {
+  it('sends the frames one socket gets in one task in one write, in order (ws\'s own sends too), and the output bound counts them', async () => {
+    const server = new wsModule.WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(server, 'listening')
+    const accepted = once(server, 'connection')
+    const client = new wsModule.WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    const [ws] = await accepted as [wsModule.WebSocket]
+    await once(client, 'open')
+    try {
+      const received: string[] = []
+      client.on('message', data => received.push(String(data)))
+      const peer = { _internal: { ws }, send: (text: string) => ws.send(text) }
+      const raw = rawWebSocket(peer as never)!
+      // Count the writes that leave the socket's buffer for the kernel (one `_write`/`_writev` each).
+      const socket = (ws as unknown as { _socket: Record<string, (...args: unknown[]) => unknown> })._socket
+      let writes = 0
+      for (const method of ['_write', '_writev']) {
+        const original = socket[method]!.bind(socket)
+        socket[method] = (...args: unknown[]) => {
+          writes++
+          return original(...args)
+        }
+      }
+      const frames = Array.from({ length: 10 }, (_, i) => `{"n":${i}}`)
+      const bound: number[] = []
+      for (const [i, text] of frames.entries()) {
+        // Frame 5 goes through `peer.send` (a string): ws's own write lands in order.
+        bound.push(writeFrame(peer as never, raw, i === 5 ? text : { text, ws: encodeTextFrame(Buffer.from(text)) }))
+      }
+      expect(bound.at(-1)).toBeGreaterThanOrEqual(frames.reduce((sum, text) => sum + text.length + 2, 0))
+      for (let i = 0; i < 100 && received.length < frames.length; i++) await new Promise(resolve => setTimeout(resolve, 10))
+      expect(received).toEqual(frames)
+      expect(writes).toBe(1)
+      // The next task starts afresh: a lone frame goes out by itself.
+      writeFrame(peer as never, raw, { text: '{"n":10}', ws: encodeTextFrame(Buffer.from('{"n":10}')) })
+      for (let i = 0; i < 100 && received.length < 11; i++) await new Promise(resolve => setTimeout(resolve, 10))
+      expect(received.at(-1)).toBe('{"n":10}')
+      expect(writes).toBe(2)
+    }
+    finally {
+      client.terminate()
+      server.close()
+    }
   })
 })

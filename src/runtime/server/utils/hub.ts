@@ -39,6 +39,9 @@ const RECOVERY_RECHECK = 1000
  */
 export function createChatHub({ config, store, bus, hooks, logger, allowSend }: ChatHubOptions) {
   const rooms = new Map<string, Room>()
+  // Newcomers' replays from memory, unless retention by age may delete what memory still holds.
+  const { max, maxAge } = config.history
+  const recent = maxAge > 0 || (max > 0 && max < config.replay) ? 0 : config.replay
   const limiter = allowSend ? undefined : createSendLimiter(config)
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
@@ -47,7 +50,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   function roomOf(name: string): Room {
     let room = rooms.get(name)
     if (room) return room
-    room = { delivery: createRoomDelivery({ room: name, store, logger }), presence: createRoomPresence(name) }
+    room = { delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name) }
     rooms.set(name, room)
     bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
     return room

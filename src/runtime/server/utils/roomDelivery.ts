@@ -65,6 +65,11 @@ export interface RoomDeliveryOptions {
   logger: { error: (message: string, error?: unknown) => void }
   /** How long to wait before reading missed messages again after the store failed, in ms. @default 1000 */
   gapRetry?: number
+  /**
+   * Newest message frames kept in memory, so a newcomer's replay they cover needs no store
+   * query. Only safe while the store keeps at least these (no `maxAge` retention). @default 0
+   */
+  recent?: number
 }
 
 /** How much history a newcomer gets. */
@@ -81,8 +86,10 @@ export interface ReplayLimits {
  * (maybe early, maybe late) or was missed while the bus was down; a newcomer gets its replay,
  * then live messages, with nothing lost or repeated at the seam.
  */
-export function createRoomDelivery({ room, store, logger, gapRetry = 1000 }: RoomDeliveryOptions) {
+export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recent = 0 }: RoomDeliveryOptions) {
   const members = new Set<Member>()
+  /** The newest delivered message frames, contiguous ids ending at `lastId` (oldest first). */
+  let recentFrames: RoomFrame[] = []
   /** Newest message id delivered here; `undefined` until read from the store. */
   let lastId: number | undefined
   /** Messages that arrived ahead of a gap, or while the cursor was read or a catch-up ran. */
@@ -124,7 +131,35 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000 }: Roo
       return
     }
     lastId = id
-    broadcast(new RoomFrame(text, id))
+    broadcastMessage(new RoomFrame(text, id))
+  }
+
+  /** Broadcast a message frame in id order, and keep it among the recent ones. */
+  function broadcastMessage(frame: RoomFrame) {
+    if (recent > 0) {
+      // A jump (a cursor read late, a store that could not fill a gap) starts the window afresh.
+      if (recentFrames.length && recentFrames.at(-1)!.id !== frame.id - 1) recentFrames = []
+      recentFrames.push(frame)
+      // Trimmed in batches: one copy per `recent` messages instead of a shift per message.
+      if (recentFrames.length >= 2 * recent) recentFrames = recentFrames.slice(-recent)
+    }
+    broadcast(frame)
+  }
+
+  /**
+   * The replay from memory, or `undefined` when the recent frames do not cover it. Covered:
+   * the window ends at `lastId` and holds every message the store would return (all after
+   * `since`, or the last `count`; or it starts at the room's first id).
+   */
+  function recentReplay(since: number | undefined, count: number): RoomFrame[] | undefined {
+    if (lastId === undefined) return undefined
+    // Nothing delivered after the cursor: nothing to replay (a later message comes live).
+    if (lastId === 0 || (since !== undefined && since >= lastId)) return []
+    if (!recentFrames.length || recentFrames.at(-1)!.id !== lastId) return undefined
+    const first = recentFrames[0]!.id
+    const from = since === undefined ? lastId - count + 1 : Math.max(since + 1, lastId - count + 1)
+    if (from < first && first !== 1) return undefined
+    return recentFrames.slice(Math.max(0, from - first))
   }
 
   /**
@@ -172,7 +207,7 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000 }: Roo
         for (const id of [...pending.keys()].sort((a, b) => a - b)) {
           if (id <= lastId) continue
           lastId = id
-          broadcast(new RoomFrame(pending.get(id)!, id))
+          broadcastMessage(new RoomFrame(pending.get(id)!, id))
         }
       }
     }
@@ -205,21 +240,24 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000 }: Roo
     await ready
     // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
     if (since !== undefined && since > (lastId ?? 0)) since = undefined
-    let replayed: StoredMessage[] = []
-    try {
-      replayed = since === undefined
-        ? await store.replaySince(room, undefined, limits.replay)
-        : await store.replaySince(room, since, limits.maxReplay)
-    }
-    catch (error) {
-      logger.error('[nuxt-chat] replay failed', error)
-      member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
+    const count = since === undefined ? limits.replay : limits.maxReplay
+    // From memory when it covers the replay: no query, and the frames' bytes are already made.
+    let replayed = recentReplay(since, count)
+    if (!replayed) {
+      replayed = []
+      try {
+        for (const message of await store.replaySince(room, since, count)) replayed.push(new RoomFrame(JSON.stringify(messageFrame(message)), message.id))
+      }
+      catch (error) {
+        logger.error('[nuxt-chat] replay failed', error)
+        member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
+      }
     }
     if (!members.has(member)) return
     let last = since ?? 0
-    for (const message of replayed) {
-      member.write(new RoomFrame(JSON.stringify(messageFrame(message)), message.id))
-      last = message.id
+    for (const frame of replayed) {
+      member.write(frame)
+      last = frame.id
     }
     member.replayedTo = last
     const held = member.heldDuringReplay ?? []

@@ -1,4 +1,5 @@
 import type { Database } from 'db0'
+import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { checkAppendInput, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
@@ -14,6 +15,7 @@ interface MessageRow {
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
 interface NativeDatabase {
   exec: (sql: string) => void
+  location?: () => string | null
   prepare: (sql: string) => NativeStatement
   readonly isTransaction?: boolean
 }
@@ -34,6 +36,8 @@ interface Connection {
   disposed?: boolean
   /** The open attempt that made it, to forget it once it is lost. */
   opened?: Promise<Connection>
+  /** node:sqlite: WAL checkpoints in a worker thread, off the event loop. */
+  checkpointer?: SqliteCheckpointer
 }
 
 type Method = 'all' | 'get' | 'run'
@@ -46,6 +50,8 @@ const SQLITE_BUSY_TIMEOUT = 10
 /** How long an append waits for another process's write lock on the SQLite file before it fails. */
 export const SQLITE_LOCK_WAIT = 2000
 const SQLITE_RETRY_MAX_DELAY = 100
+/** Most appends in one transaction: a few milliseconds of the event loop; the rest go in the next turn. */
+export const SQLITE_BATCH_MAX = 200
 const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest)
   SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT)
   FROM chat_messages WHERE room = ? RETURNING id`
@@ -68,6 +74,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   const drop = (connection: Connection) => {
     connection.lost = true
     if (connecting === connection.opened) connecting = undefined
+    connection.checkpointer?.stop()
     if (connection.disposed) return
     connection.disposed = true
     void Promise.resolve().then(() => connection.db.dispose()).catch(() => {})
@@ -169,6 +176,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     async close() {
       closed = true
       const connection = await connecting?.catch(() => undefined)
+      connection?.checkpointer?.stop()
       if (connection && !connection.disposed) {
         connection.disposed = connection.lost = true
         await connection.db.dispose()
@@ -200,6 +208,7 @@ async function openConnection(open: () => Database): Promise<Connection> {
       events.on('end', () => connection.lost = true)
     }
     await whileLocked(() => createSchema(db))
+    if (connection.native) connection.checkpointer = startSqliteCheckpointer(connection.native)
     return connection
   }
   catch (error) {
@@ -268,8 +277,8 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
 
   function flush(connection: Connection) {
     scheduled = false
-    const jobs = waiting
-    waiting = []
+    const jobs = waiting.length > SQLITE_BATCH_MAX ? waiting.splice(0, SQLITE_BATCH_MAX) : waiting
+    waiting = jobs === waiting ? [] : waiting
     if (!jobs.length) return
     const native = connection.native!
     try {
@@ -279,6 +288,7 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
       if (!isBusy(error)) {
         if (isConnectionFault(connection, error)) drop(connection)
         for (const job of jobs) job.reject(error)
+        if (waiting.length) schedule(0)
         return
       }
       const now = Date.now()
@@ -291,6 +301,8 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
       return
     }
     retries = 0
+    // A burst bigger than one batch: the rest after a turn of the loop (I/O, timers) in between.
+    if (waiting.length) schedule(0)
     const results = jobs.map((job): { value: AppendResult } | { error: unknown } => {
       try {
         return { value: appendSync(connection, job.input) }
