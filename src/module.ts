@@ -1,4 +1,4 @@
-import { defineNuxtModule, addImports, addServerHandler, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
+import { defineNuxtModule, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
 import type { ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
@@ -8,6 +8,7 @@ export type ModuleOptions = ChatRuntimeConfig
 
 export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
 export type * from './runtime/shared/protocol'
+export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
 export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 
 export default defineNuxtModule<ModuleOptions>({
@@ -57,6 +58,8 @@ export default defineNuxtModule<ModuleOptions>({
 
     // App
     addImports({ name: 'useChat', from: resolver.resolve('./runtime/app/composables/useChat') })
+    const chatSchema = resolver.resolve('./runtime/server/utils/chatSchema')
+    addImports({ name: 'InferChatPayload', from: chatSchema, type: true })
 
     // Server
     nuxt.options.nitro.experimental = defu(nuxt.options.nitro.experimental, { websocket: true })
@@ -70,6 +73,7 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
     addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
+    addServerImports([{ name: 'defineChatSchema', from: chatSchema }, { name: 'InferChatPayload', from: chatSchema, type: true }])
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'
