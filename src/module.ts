@@ -1,12 +1,12 @@
 import { defineNuxtModule, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
-import type { ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
+import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); every one is also runtime config. */
 export type ModuleOptions = ChatRuntimeConfig
 
-export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
 export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
@@ -40,11 +40,15 @@ export default defineNuxtModule<ModuleOptions>({
     redisChannel: '',
     storage: 'database',
     database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
+    metrics: false,
   },
   setup(options, nuxt) {
     const resolver = createResolver(import.meta.url)
     const connectorPath = options.database ? connectors[options.database.connector as keyof typeof connectors] : undefined
     if (options.database && !connectorPath) throw new Error(`[nuxt-chat] unknown db0 connector "${options.database.connector}"`)
+
+    // `metrics: true` means the defaults; an object always carries `token`, so NUXT_CHAT_METRICS_TOKEN can set it.
+    if (options.metrics) options.metrics = defu(options.metrics === true ? {} : options.metrics, { route: '/_chat/metrics', token: '' })
 
     // The user's values win over the module's.
     const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }
@@ -73,6 +77,7 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
     addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
+    if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })
     addServerImports([{ name: 'defineChatSchema', from: chatSchema }, { name: 'InferChatPayload', from: chatSchema, type: true }])
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
