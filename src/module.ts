@@ -1,6 +1,7 @@
 import { defineNuxtModule, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
+import { setupDevtools } from './devtools'
 import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); every one is also runtime config. */
@@ -41,6 +42,7 @@ export default defineNuxtModule<ModuleOptions>({
     storage: 'database',
     database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
     metrics: false,
+    devtools: true,
   },
   setup(options, nuxt) {
     const resolver = createResolver(import.meta.url)
@@ -79,6 +81,7 @@ export default defineNuxtModule<ModuleOptions>({
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
     if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })
     addServerImports([{ name: 'defineChatSchema', from: chatSchema }, { name: 'InferChatPayload', from: chatSchema, type: true }])
+    if (nuxt.options.dev && options.devtools) setupDevtools(resolver)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'

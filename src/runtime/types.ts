@@ -79,6 +79,8 @@ export interface ChatRuntimeConfig {
   database: ChatDatabaseConfig | false
   /** Serve this instance's metrics (connections, rooms, messages, refusals, store latency, bus state, slow-reader drops) in Prometheus text format; `true` uses the defaults. Off unless set, as they tell how busy the app is. @default false */
   metrics: boolean | ChatMetricsOptions
+  /** In development (`nuxt dev`) only: a Nuxt DevTools tab with this instance's rooms, a live feed, store and bus status, counters and a box to post as the server. Never part of a production build. @default true */
+  devtools: boolean
 }
 
 /** What the browser needs (`runtimeConfig.public.chat`). */
