@@ -10,6 +10,7 @@ export type ModuleOptions = ChatRuntimeConfig
 export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
+export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
 export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 
 export default defineNuxtModule<ModuleOptions>({
@@ -64,6 +65,7 @@ export default defineNuxtModule<ModuleOptions>({
 
     // App
     addImports({ name: 'useChat', from: resolver.resolve('./runtime/app/composables/useChat') })
+    addImports(['useChatUi', 'toChatUiMessages'].map(name => ({ name, from: resolver.resolve('./runtime/app/chatUi') })))
     const chatSchema = resolver.resolve('./runtime/server/utils/chatSchema')
     addImports({ name: 'InferChatPayload', from: chatSchema, type: true })
 
