@@ -10,24 +10,19 @@ import { ChatSocket, postMessage } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 let server: TestServer
-let http: string
-let ws: string
 const pollRoom = () => `poll-${randomUUID().slice(0, 8)}`
+const http = () => `http://127.0.0.1:${server.port}`
+const ws = () => `ws://127.0.0.1:${server.port}`
 
 beforeAll(async () => {
   server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
-  http = server.url('').replace(/\/$/, '')
-  ws = `ws://127.0.0.1:${server.port}`
 })
-
-afterAll(async () => {
-  await server?.stop()
-})
+afterAll(() => server?.stop())
 
 describe('a room with a schema', () => {
   it('refuses a malformed payload over WebSocket with bad_request and the schema\'s issues, and stores nothing of it', async () => {
     const room = pollRoom()
-    const socket = await ChatSocket.open(ws, { room, name: 'Ann' })
+    const socket = await ChatSocket.open(ws(), { room, name: 'Ann' })
     socket.send({ type: 'message', message: JSON.stringify({ question: 'Lunch?', options: ['pizza'] }), cid: 'bad-1' })
     const refused = await socket.waitFor(frame => frame.type === 'error' && frame.cid === 'bad-1')
     expect(refused).toMatchObject({ code: 'bad_request', message: 'options: At least 2 options' })
@@ -41,7 +36,7 @@ describe('a room with a schema', () => {
     await socket.close()
 
     // A newcomer's replay holds the valid poll only.
-    const reader = await ChatSocket.open(ws, { room, name: 'Ben' })
+    const reader = await ChatSocket.open(ws(), { room, name: 'Ben' })
     await reader.waitFor(frame => frame.type === 'message' && frame.cid === 'good-1')
     expect(reader.messages.map(message => message.cid)).toEqual(['good-1'])
     await reader.close()
@@ -49,16 +44,16 @@ describe('a room with a schema', () => {
 
   it('refuses a malformed payload over POST with 400 bad_request', async () => {
     const room = pollRoom()
-    const post = await postMessage(http, { message: JSON.stringify({ question: '', options: ['a', 'b', 'c', 'd', 'e', 'f'] }), cid: 'p-1' }, { room, name: 'Cy' })
+    const post = await postMessage(http(), { message: JSON.stringify({ question: '', options: ['a', 'b', 'c', 'd', 'e', 'f'] }), cid: 'p-1' }, { room, name: 'Cy' })
     expect(post.status).toBe(400)
     expect(post.json).toMatchObject({ type: 'error', code: 'bad_request', cid: 'p-1', message: 'question: Ask something; options: At most 5 options' })
-    const good = await postMessage(http, { message: JSON.stringify({ question: 'Tea?', options: ['yes', 'no'], multiple: true }) }, { room, name: 'Cy' })
+    const good = await postMessage(http(), { message: JSON.stringify({ question: 'Tea?', options: ['yes', 'no'], multiple: true }) }, { room, name: 'Cy' })
     expect(good.status).toBe(200)
     expect(good.json).toMatchObject({ type: 'message', message: '{"question":"Tea?","options":["yes","no"],"multiple":true}' })
   })
 
   it('leaves rooms without a schema alone', async () => {
-    const post = await postMessage(http, { message: 'plain text is fine here' }, { room: `free-${randomUUID().slice(0, 8)}`, name: 'Di' })
+    const post = await postMessage(http(), { message: 'plain text is fine here' }, { room: `free-${randomUUID().slice(0, 8)}`, name: 'Di' })
     expect(post.status).toBe(200)
     expect(post.json).toMatchObject({ message: 'plain text is fine here' })
   })
