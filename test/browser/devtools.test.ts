@@ -1,7 +1,7 @@
 /**
  * The DevTools tab in the playground's dev server (`nuxi dev`): its iframe page shows the room,
  * who is in it, and a message another page sends, live; its box posts into the room as the
- * server and the chat page shows it. Leaves a screenshot in docs/devtools.png.
+ * server and the chat page shows it. Leaves a screenshot in test-output/screenshots/ (in docs/ with CHAT_DOCS_SCREENSHOTS=1, for the README).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, rmSync } from 'node:fs'
@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../utils/server'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
+// The README's screenshots are refreshed on request only, so a test run leaves the tree clean.
+const SCREENSHOTS = process.env.CHAT_DOCS_SCREENSHOTS ? `${root}/docs` : `${root}/test-output/screenshots`
 const nuxi = fileURLToPath(new URL('../../node_modules/@nuxt/cli/bin/nuxi.mjs', import.meta.url))
 const sel = (testid: string) => `[data-testid="${testid}"]`
 
@@ -103,8 +105,8 @@ describe('the DevTools tab (dev server)', () => {
     expect(await tab.textContent('#bus')).toBe('local: this process (up)')
 
     await tab.click(`tr[data-room="${room}"]`)
-    mkdirSync(`${root}/docs`, { recursive: true })
-    await tab.screenshot({ path: `${root}/docs/devtools.png` })
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await tab.screenshot({ path: `${SCREENSHOTS}/devtools.png` })
     expect(pageErrors).toEqual([])
   })
 })

@@ -1,7 +1,7 @@
 /**
  * The Nuxt UI example (examples/nuxt-ui): built here, then two Chromium pages chat through
  * UChatMessages and UChatPrompt fed by useChatUi(). It must work offline: every request and
- * WebSocket of both pages goes to the app's own address. Leaves screenshots in docs/.
+ * WebSocket of both pages goes to the app's own address. Leaves screenshots in test-output/screenshots/ (in docs/ with CHAT_DOCS_SCREENSHOTS=1, for the README).
  * Needs `npm ci` in examples/nuxt-ui (it has its own dependencies: @nuxt/ui, @iconify-json/lucide).
  */
 import { execFileSync } from 'node:child_process'
@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startServer, type TestServer } from '../utils/server'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
+// The README's screenshots are refreshed on request only, so a test run leaves the tree clean.
+const SCREENSHOTS = process.env.CHAT_DOCS_SCREENSHOTS ? `${root}/docs` : `${root}/test-output/screenshots`
 const example = `${root}/examples/nuxt-ui`
 const entry = `${example}/.output/server/index.mjs`
 
@@ -96,9 +98,9 @@ describe('the Nuxt UI example', () => {
     const mask = await ann.locator('button[type="submit"] .iconify').evaluate(icon => getComputedStyle(icon).maskImage)
     expect(mask).toMatch(/^url\("data:image\/svg\+xml,/)
 
-    mkdirSync(`${root}/docs`, { recursive: true })
-    await ann.screenshot({ path: `${root}/docs/nuxt-ui-ann.png` })
-    await bob.screenshot({ path: `${root}/docs/nuxt-ui-bob.png` })
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await ann.screenshot({ path: `${SCREENSHOTS}/nuxt-ui-ann.png` })
+    await bob.screenshot({ path: `${SCREENSHOTS}/nuxt-ui-bob.png` })
 
     const origin = new URL(server.url('/')).host
     const foreign = requested.filter(url => !url.startsWith('data:') && new URL(url).host !== origin)
