@@ -1,8 +1,9 @@
-import { defineNuxtModule, addImports, addServerHandler, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver, useLogger } from '@nuxt/kit'
+import { defineNuxtModule, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver, useLogger } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
 import { name, version } from '../package.json'
-import type { ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
+import { setupDevtools } from './devtools'
+import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
 import { SQLITE_FILE_CONNECTORS, unsupportedStoreReason } from './runtime/server/utils/platform'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); all but `autoImport` are also runtime config. */
@@ -16,8 +17,10 @@ export interface ModuleOptions extends ChatRuntimeConfig {
   autoImport: string | false
 }
 
-export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
 export type * from './runtime/shared/protocol'
+export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
+export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
 export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 
 export default defineNuxtModule<ModuleOptions>({
@@ -51,6 +54,8 @@ export default defineNuxtModule<ModuleOptions>({
     redisChannel: '',
     storage: 'database',
     database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
+    metrics: false,
+    devtools: true,
   },
   onInstall() {
     useLogger(name).info('useChat() is ready. By default chat history goes to .data/chat.sqlite in your app: keep .data out of git.')
@@ -73,6 +78,9 @@ export default defineNuxtModule<ModuleOptions>({
     // `nuxi dev` proxies every request to the app, adding X-Forwarded-For: the app never sees the client's own socket.
     if (nuxt.options.dev && !options.clientIpHeader) options.clientIpHeader = 'x-forwarded-for'
 
+    // `metrics: true` means the defaults; an object always carries `token`, so NUXT_CHAT_METRICS_TOKEN can set it.
+    if (options.metrics) options.metrics = defu(options.metrics === true ? {} : options.metrics, { route: '/_chat/metrics', token: '' })
+
     // The user's values win over the module's.
     const { autoImport, ...serverOptions } = options
     const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }
@@ -90,6 +98,9 @@ export default defineNuxtModule<ModuleOptions>({
     const composable = resolver.resolve('./runtime/app/composables/useChat')
     nuxt.options.alias['#chat'] = composable
     if (autoImport) addImports({ name: 'useChat', as: autoImport, from: composable })
+    addImports(['useChatUi', 'toChatUiMessages'].map(name => ({ name, from: resolver.resolve('./runtime/app/chatUi') })))
+    const chatSchema = resolver.resolve('./runtime/server/utils/chatSchema')
+    addImports({ name: 'InferChatPayload', from: chatSchema, type: true })
 
     // Server
     nuxt.options.nitro.experimental = defu(nuxt.options.nitro.experimental, { websocket: true })
@@ -103,6 +114,9 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
     addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
+    if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })
+    addServerImports([{ name: 'defineChatSchema', from: chatSchema }, { name: 'InferChatPayload', from: chatSchema, type: true }])
+    if (nuxt.options.dev && options.devtools) setupDevtools(resolver)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'

@@ -18,6 +18,14 @@ export interface ChatHeartbeatOptions {
   timeout: number
 }
 
+/** The metrics route (Prometheus text format). */
+export interface ChatMetricsOptions {
+  /** Where the metrics are served. Fixed at build time. @default '/_chat/metrics' */
+  route?: string
+  /** When set, a scrape must send `Authorization: Bearer <token>` (else `401`). Runtime config: `NUXT_CHAT_METRICS_TOKEN`. @default '' */
+  token?: string
+}
+
 /** The module's options, as `runtimeConfig.chat` holds them for the server. */
 export interface ChatRuntimeConfig {
   /** WebSocket endpoint. @default '/_ws' */
@@ -69,6 +77,10 @@ export interface ChatRuntimeConfig {
   storage: 'database' | 'memory'
   /** The room log's database: a db0 connector and its options (as Nitro's `database` config), or `false` for memory. The connector is fixed at build time; its options are runtime config (`NUXT_CHAT_DATABASE_OPTIONS_*`). @default { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } } */
   database: ChatDatabaseConfig | false
+  /** Serve this instance's metrics (connections, rooms, messages, refusals, store latency, bus state, slow-reader drops) in Prometheus text format; `true` uses the defaults. Off unless set, as they tell how busy the app is. @default false */
+  metrics: boolean | ChatMetricsOptions
+  /** In development (`nuxt dev`) only: a Nuxt DevTools tab with this instance's rooms, a live feed, store and bus status, counters and a box to post as the server. Never part of a production build. @default true */
+  devtools: boolean
 }
 
 /** What the browser needs (`runtimeConfig.public.chat`). */

@@ -2,6 +2,7 @@ import { defineEventHandler } from 'h3'
 import { errorFrame } from '../../shared/protocol'
 import { holdConnection } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
+import { countSlowReaderDrop } from '../utils/chatMetrics'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import type { Member, RoomFrame } from '../utils/roomDelivery'
 import { useChatHub } from '../utils/useChatHub'
@@ -48,7 +49,10 @@ export default defineEventHandler(async (event) => {
       res.write(frame.sse)
       queuedWrites = queuedWritesAfter(queuedWrites, res.writableLength)
       // A reader this far behind would only grow our memory: drop it; EventSource resumes by id.
-      if (isOverBudget(res.writableLength, queuedWrites, config.maxBufferedBytes)) res.destroy()
+      if (isOverBudget(res.writableLength, queuedWrites, config.maxBufferedBytes)) {
+        countSlowReaderDrop()
+        res.destroy()
+      }
     },
   }
   const keepAlive = setInterval(() => res.write(': ping\n\n'), config.sse.keepAlive)

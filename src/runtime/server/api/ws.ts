@@ -5,6 +5,7 @@ import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type 
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'
 import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
+import { countSlowReaderDrop } from '../utils/chatMetrics'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
@@ -69,6 +70,7 @@ class WebSocketMember implements Member, SocketWatch {
     if (isOverBudget(buffered, this.queuedWrites, this.maxBufferedBytes)) {
       // A reader this far behind would only grow our memory: drop it now (a close frame would wait behind the unread output); it resumes by id.
       chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
+      countSlowReaderDrop()
       if (ws) ws.terminate()
       else peer.close(1008, 'Too slow')
     }

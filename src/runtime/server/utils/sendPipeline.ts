@@ -1,6 +1,7 @@
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import { checkChatPayload, type ChatPayloadCheck } from './chatSchema'
 import { createRateLimiter } from './rateLimit'
 import { RoomLogInputError, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
@@ -67,13 +68,15 @@ export interface SendPipelineOptions {
   allowSend: AllowSend
   /** Fan a newly stored message out (here and to other instances). Not called for duplicates. */
   onStored: (frame: ChatMessageFrame, text: string) => void
+  /** Validate a message against its room's schema (see `defineChatSchema`). @default checkChatPayload */
+  checkPayload?: (room: string, text: string) => Promise<ChatPayloadCheck>
 }
 
 /**
- * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the store, then
- * `onStored` for the fan-out.
+ * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the room's schema,
+ * the store, then `onStored` for the fan-out.
  */
-export function createSendPipeline({ config, store, hooks, logger, allowSend, onStored }: SendPipelineOptions) {
+export function createSendPipeline({ config, store, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload }: SendPipelineOptions) {
   return async function send(input: SendInput): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
     // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
@@ -97,6 +100,10 @@ export function createSendPipeline({ config, store, hooks, logger, allowSend, on
     if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
     text = typeof context.message === 'string' ? context.message : text
     if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+    // After the hook, so what is stored (a rewritten message too) is what the room's schema accepts.
+    const checked = await checkPayload(input.room, text)
+    if ('error' in checked) return fail(400, 'bad_request', checked.error)
+    text = checked.text
 
     let result
     try {

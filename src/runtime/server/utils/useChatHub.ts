@@ -8,6 +8,7 @@ import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { createLocalBus, deploymentChannel } from './bus'
 import { createRedisBus } from './bus.redis'
 import { createChatHub, type ChatHub } from './hub'
+import { withBusMetrics, withHubMetrics, withStoreMetrics } from './chatMetrics'
 import { createDb0RoomLog } from './roomLog.db0'
 import { createMemoryRoomLog } from './roomLog.memory'
 import { withRetention } from './retention'
@@ -24,12 +25,13 @@ export function useChatHub(): ChatHub {
   const openConnector = connector
   const options = config.database ? config.database.options ?? {} : undefined
   const inMemory = config.storage === 'memory' || !options || !openConnector
-  const store = withRetention(inMemory ? createMemoryRoomLog() : createDb0RoomLog(() => createDatabase(openConnector(options))), config.history, chatLogger)
+  const store = withStoreMetrics(withRetention(inMemory ? createMemoryRoomLog() : createDb0RoomLog(() => createDatabase(openConnector(options))), config.history, chatLogger))
   const instanceId = crypto.randomUUID()
   const channel = config.redisChannel || deploymentChannel({ storage: inMemory ? 'memory' : 'database', connector: config.database ? config.database.connector : undefined, options }, process.cwd())
-  const bus = config.redisUrl ? createRedisBus(config.redisUrl, { channel, instanceId, logger: chatLogger }) : createLocalBus()
+  const bus = config.redisUrl ? withBusMetrics(createRedisBus(config.redisUrl, { channel, instanceId, logger: chatLogger }), 'redis') : withBusMetrics(createLocalBus(), 'local')
   const hooks = useNitroApp().hooks as unknown as Parameters<typeof createChatHub>[0]['hooks']
-  hub = createChatHub({ config, store, bus, hooks, logger: chatLogger })
+  // Counted for the metrics route and the DevTools tab (see chatMetrics.ts).
+  hub = withHubMetrics(createChatHub({ config, store, bus, hooks, logger: chatLogger }))
   return hub
 }
 

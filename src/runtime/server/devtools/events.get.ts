@@ -1,0 +1,27 @@
+import { createEventStream, defineEventHandler } from 'h3'
+import { useRuntimeConfig } from 'nitropack/runtime'
+import type { ChatRuntimeConfig } from '../../types'
+import { onChatEvent } from '../utils/chatMetrics'
+import { useChatHub } from '../utils/useChatHub'
+import { devtoolsSnapshot } from './status'
+
+/** How often the tab gets a fresh snapshot (rooms, store, bus, counters). */
+const SNAPSHOT_INTERVAL = 1000
+
+/** The DevTools tab's stream (dev only): a `state` event every second, a `frame` event for each room event. */
+export default defineEventHandler((event) => {
+  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  useChatHub()
+  const stream = createEventStream(event)
+  const send = (name: string, data: unknown) => {
+    stream.push({ event: name, data: JSON.stringify(data) }).catch(() => {})
+  }
+  const stop = onChatEvent((room, frame) => send('frame', { room, ...frame, ts: Date.now() }))
+  send('state', devtoolsSnapshot(config))
+  const timer = setInterval(() => send('state', devtoolsSnapshot(config)), SNAPSHOT_INTERVAL)
+  stream.onClosed(() => {
+    clearInterval(timer)
+    stop()
+  })
+  return stream.send()
+})

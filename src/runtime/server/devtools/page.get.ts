@@ -1,0 +1,9 @@
+import { defineEventHandler, setResponseHeader } from 'h3'
+import { devtoolsPage } from './page'
+
+/** The DevTools tab (dev only): one self-contained page, framed by Nuxt DevTools. */
+export default defineEventHandler((event) => {
+  setResponseHeader(event, 'content-type', 'text/html; charset=utf-8')
+  setResponseHeader(event, 'cache-control', 'no-store')
+  return devtoolsPage
+})

@@ -1,0 +1,177 @@
+import type { ChatErrorFrame } from '../../shared/protocol'
+import type { ChatBus } from './bus'
+import type { ChatHub, Member } from './hub'
+import { RoomLogInputError, type RoomLog } from './roomLog'
+import type { SendInput } from './sendPipeline'
+import { transportStats } from './wsTransport'
+
+/** Upper bounds (seconds) of the store-latency histogram's buckets. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+/** What this instance counted since it started; read by the metrics route and the DevTools tab. */
+export const chatMetrics = {
+  /** Open connections (WebSocket and SSE) per room. */
+  members: new Map<string, Set<Member>>(),
+  /** Messages stored through this instance (new ones, not repeated cids). */
+  messagesStored: 0,
+  /** Their text, in UTF-8 bytes. */
+  bytesStored: 0,
+  /** Repeated cids answered with the stored message. */
+  duplicates: 0,
+  /** Sends refused, by error code (`rate_limited`, `bad_request`, `rejected`, `unavailable`, …). */
+  refusals: new Map<ChatErrorFrame['code'], number>(),
+  /** Connections closed because their unsent output passed `maxBufferedBytes`. */
+  slowReaderDrops: 0,
+  /** Store appends: count, total seconds, failures, and how many took at most each bucket's bound. */
+  appends: { count: 0, seconds: 0, failures: 0, buckets: LATENCY_BUCKETS.map(() => 0) },
+  /** The bus: `local` (one instance) or `redis`; whether it was up when last used; its last failure. */
+  bus: { kind: 'local' as 'local' | 'redis', up: true, lastError: '' },
+  /** The store's last success and last failure (message and time), for the DevTools tab. */
+  store: { lastOkAt: 0, lastError: '', lastErrorAt: 0 },
+}
+
+/** Called with every room event this instance sees (the DevTools feed listens). */
+export type ChatEventListener = (room: string, event: { kind: 'message' | 'join' | 'leave' | 'refused', text: string }) => void
+const eventListeners = new Set<ChatEventListener>()
+
+/** Listen to the room events this instance sees; returns the function that stops listening. */
+export function onChatEvent(listener: ChatEventListener): () => void {
+  eventListeners.add(listener)
+  return () => eventListeners.delete(listener)
+}
+
+function emit(room: string, kind: Parameters<ChatEventListener>[1]['kind'], text: string) {
+  for (const listener of eventListeners) listener(room, { kind, text })
+}
+
+/** Count the time and failures of every append to `store`. */
+export function withStoreMetrics(store: RoomLog): RoomLog {
+  const { appends } = chatMetrics
+  return {
+    ...store,
+    async append(input) {
+      const started = performance.now()
+      try {
+        const result = await store.append(input)
+        chatMetrics.store.lastOkAt = Date.now()
+        return result
+      }
+      catch (error) {
+        // A value the store refused is the sender's fault, not the store's.
+        if (error instanceof RoomLogInputError) throw error
+        appends.failures++
+        chatMetrics.store.lastError = error instanceof Error ? error.message : String(error)
+        chatMetrics.store.lastErrorAt = Date.now()
+        throw error
+      }
+      finally {
+        const seconds = (performance.now() - started) / 1000
+        appends.count++
+        appends.seconds += seconds
+        LATENCY_BUCKETS.forEach((bound, index) => {
+          if (seconds <= bound) appends.buckets[index]!++
+        })
+      }
+    },
+  }
+}
+
+/** Follow the bus's state: down when a publish is dropped, up again when it recovers. */
+export function withBusMetrics(bus: ChatBus, kind: 'local' | 'redis'): ChatBus {
+  const state = chatMetrics.bus
+  state.kind = kind
+  // A Redis bus is up only once it connected (its first connect counts as a recovery).
+  state.up = kind === 'local'
+  bus.onRecover(() => {
+    state.up = true
+  })
+  bus.onEvent((event) => {
+    state.up = true
+    if (event.kind === 'message') emit(event.room, 'message', event.frame)
+  })
+  return {
+    ...bus,
+    publish(event) {
+      const sent = bus.publish(event)
+      if (!sent && state.up) state.lastError = `down since ${new Date().toISOString()}`
+      state.up = sent
+      return sent
+    },
+  }
+}
+
+/** Count the hub's connections per room, stored messages and refusals, and tell the listeners. */
+export function withHubMetrics(hub: ChatHub): ChatHub {
+  const { members, refusals } = chatMetrics
+  return {
+    ...hub,
+    async join(room: string, member: Member, since: number | undefined, nameRefused?: string) {
+      let inRoom = members.get(room)
+      if (!inRoom) members.set(room, inRoom = new Set())
+      inRoom.add(member)
+      emit(room, 'join', member.user.name)
+      return hub.join(room, member, since, nameRefused)
+    },
+    leave(room: string, member: Member) {
+      const inRoom = members.get(room)
+      if (inRoom?.delete(member)) emit(room, 'leave', member.user.name)
+      if (inRoom && !inRoom.size) members.delete(room)
+      return hub.leave(room, member)
+    },
+    async send(input: SendInput) {
+      const result = await hub.send(input)
+      if (result.error) {
+        refusals.set(result.error.code, (refusals.get(result.error.code) ?? 0) + 1)
+        emit(input.room, 'refused', `${result.error.code}: ${result.error.message}`)
+      }
+      else if (result.duplicate) {
+        chatMetrics.duplicates++
+      }
+      else if (result.frame) {
+        chatMetrics.messagesStored++
+        chatMetrics.bytesStored += Buffer.byteLength(result.frame.message)
+        emit(input.room, 'message', JSON.stringify(result.frame))
+      }
+      return result
+    },
+  }
+}
+
+/** Count one connection closed as a slow reader. */
+export function countSlowReaderDrop(): void {
+  chatMetrics.slowReaderDrops++
+}
+
+/** Open connections on this instance. */
+export function connectionCount(): number {
+  let count = 0
+  for (const inRoom of chatMetrics.members.values()) count += inRoom.size
+  return count
+}
+
+/** Every metric in the Prometheus text exposition format (version 0.0.4). */
+export function renderPrometheus(): string {
+  const lines: string[] = []
+  const metric = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string, samples: [labels: string, value: number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`)
+  }
+  const { appends, bus } = chatMetrics
+  metric('nuxt_chat_connections', 'gauge', 'Open WebSocket and SSE connections on this instance.', [['', connectionCount()]])
+  metric('nuxt_chat_rooms', 'gauge', 'Rooms with at least one connection on this instance.', [['', chatMetrics.members.size]])
+  metric('nuxt_chat_messages_stored_total', 'counter', 'Messages stored through this instance.', [['', chatMetrics.messagesStored]])
+  metric('nuxt_chat_message_bytes_stored_total', 'counter', 'UTF-8 bytes of the messages stored through this instance.', [['', chatMetrics.bytesStored]])
+  metric('nuxt_chat_duplicates_total', 'counter', 'Repeated cids answered with the stored message.', [['', chatMetrics.duplicates]])
+  metric('nuxt_chat_refusals_total', 'counter', 'Messages refused, by error code.', [...chatMetrics.refusals].map(([code, count]) => [`{code="${code}"}`, count]))
+  metric('nuxt_chat_slow_reader_drops_total', 'counter', 'Connections closed because their unsent output passed maxBufferedBytes.', [['', chatMetrics.slowReaderDrops]])
+  metric('nuxt_chat_store_append_failures_total', 'counter', 'Store appends that failed.', [['', appends.failures]])
+  metric('nuxt_chat_store_append_seconds', 'histogram', 'Time to store one message.', [
+    ...LATENCY_BUCKETS.map((bound, index): [string, number] => [`_bucket{le="${bound}"}`, appends.buckets[index]!]),
+    ['_bucket{le="+Inf"}', appends.count],
+    ['_sum', appends.seconds],
+    ['_count', appends.count],
+  ])
+  metric('nuxt_chat_bus_up', 'gauge', 'Whether the bus between instances is up (1) or down (0); always 1 for a single instance.', [[`{bus="${bus.kind}"}`, bus.up ? 1 : 0]])
+  metric('nuxt_chat_ws_writes_total', 'counter', 'WebSocket frames written, by path (fast: straight to the socket; public: through crossws).', [['{path="fast"}', transportStats.fastWrites], ['{path="public"}', transportStats.publicWrites]])
+  return `${lines.join('\n')}\n`
+}
