@@ -55,3 +55,9 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 log "$(/usr/bin/chromium --version 2>/dev/null)"
 
+
+# --- The Nuxt UI example's own dependencies (test/browser/nuxtUi.test.ts builds it).
+if [ ! -d examples/nuxt-ui/node_modules/@nuxt/ui ]; then
+  log "installing examples/nuxt-ui's dependencies"
+  (cd examples/nuxt-ui && npm ci --no-audit --no-fund --prefer-offline >/dev/null) || die "npm ci in examples/nuxt-ui"
+fi
