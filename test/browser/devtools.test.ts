@@ -101,7 +101,7 @@ describe('the DevTools tab (dev server)', () => {
     // Counters and status.
     expect(Number(await tab.textContent('#c-connections'))).toBeGreaterThanOrEqual(1)
     // The next snapshot (every second) counts both appends.
-    await expect.poll(() => tab.textContent('#store'), { timeout: 5000 }).toMatch(/^node-sqlite: path="\.data\/devtools-\d+\.sqlite" · 2 appends, mean \d+\.\d\d ms$/)
+    await expect.poll(() => tab.textContent('#store'), { timeout: 5000 }).toMatch(/^node-sqlite: (?:cwd="[^"]+", )?path="\.data\/devtools-\d+\.sqlite" · 2 appends, mean \d+\.\d\d ms$/)
     expect(await tab.textContent('#bus')).toBe('local: this process (up)')
 
     await tab.click(`tr[data-room="${room}"]`)

@@ -15,7 +15,7 @@ describe('README.md', () => {
 
   it('names the files its blocks are pasted into', () => {
     expect([...files.keys()].sort()).toEqual([
-      'app/pages/index.vue', 'nuxt.config.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat.ts', 'shared/types/auth.d.ts',
+      'app/pages/index.vue', 'app/pages/poll.vue', 'nuxt.config.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
     ])
   })
 
@@ -32,6 +32,10 @@ describe('README.md', () => {
     const imports = readmeBlocks()
       .filter(block => ['ts', 'vue'].includes(block.lang))
       .flatMap(block => [...block.code.matchAll(/\bfrom\s+'([^']+)'/g)].map(match => match[1]))
-    expect(imports.filter(name => !name!.startsWith('#'))).toEqual([])
+    // Relative paths are the app's own files; packages must be ones the fixture app declares (valibot for a room schema).
+    const declared = Object.keys(JSON.parse(readFileSync(`${fixture}package.json`, 'utf8')).dependencies)
+    expect(imports.filter(name => !/^(?:#|\.|~~\/)/.test(name!) && !declared.includes(name!))).toEqual([])
+    expect(imports).not.toContain('h3')
+    expect(imports).not.toContain('cookie-es')
   })
 })

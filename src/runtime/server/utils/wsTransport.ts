@@ -35,7 +35,8 @@ interface RawSocket {
   destroyed: boolean
   cork?: () => void
   uncork?: () => void
-  [kCorked]?: boolean
+  /** Bytes written to it while corked in this task; `undefined` when it is not corked. */
+  [kCorked]?: number
 }
 
 /** `ws`'s Sender: `_state` 0 (DEFAULT) and an empty `_queue` mean nothing of its own is pending. */
@@ -139,7 +140,7 @@ function uncorkAll() {
   const sockets = corked
   corked = []
   for (const socket of sockets) {
-    socket[kCorked] = false
+    socket[kCorked] = undefined
     transportStats.flushes++
     socket.uncork!()
   }
@@ -148,10 +149,10 @@ function uncorkAll() {
 /**
  * Write bytes to a socket, corked until the current task and its promise jobs are done: every
  * frame it gets meanwhile (ours, and `ws`'s own, in order) leaves in one write (one syscall
- * instead of one per frame). `writableLength` counts corked bytes, so the output bound still sees them.
+ * instead of one per frame). The output bound sees what the kernel did not take once they are offered to it.
  */
 function writeCoalesced(socket: RawSocket, bytes: Uint8Array) {
-  if (!socket[kCorked]) {
+  if (socket[kCorked] === undefined) {
     if (typeof socket.cork !== 'function' || typeof socket.uncork !== 'function') {
       fallBack('`ws._socket` has no cork/uncork: one write per frame')
       transportStats.flushes++
@@ -159,11 +160,12 @@ function writeCoalesced(socket: RawSocket, bytes: Uint8Array) {
       return
     }
     socket.cork()
-    socket[kCorked] = true
+    socket[kCorked] = 0
     // After this task and its promise jobs (a stored batch's whole fan-out), before any other I/O: no added latency.
     if (corked.push(socket) === 1) process.nextTick(uncorkAll)
   }
   socket.write(bytes)
+  socket[kCorked]! += bytes.length
 }
 
 /**
@@ -180,7 +182,9 @@ export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: Shar
     transportStats.publicWrites++
     peer.send(typeof frame === 'string' ? frame : frame.text)
   }
-  return ws ? ws.bufferedAmount : 0
+  // This task's own frames are not a backlog yet: the kernel has not been offered them. They count
+  // from the next write on, for what the kernel did not take (a task's burst to a fast reader is no slow reader).
+  return ws ? ws.bufferedAmount - (socket?.[kCorked] ?? 0) : 0
 }
 
 /** Stop reading a connection (TCP backpressure); false when this transport cannot. */
