@@ -1,4 +1,4 @@
-import { defineNuxtModule, addImports, addServerHandler, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
+import { defineNuxtModule, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
 import type { ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
@@ -6,7 +6,8 @@ import type { ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types
 /** nuxt-chat's options (`chat` in `nuxt.config`); every one is also runtime config. */
 export type ModuleOptions = ChatRuntimeConfig
 
-export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
+export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext } from './runtime/types'
+export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
 export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 
@@ -70,6 +71,7 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
     addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
+    addServerImports([{ name: 'useChatServer', from: resolver.resolve('./runtime/server/utils/useChatServer') }])
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'

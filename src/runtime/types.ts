@@ -1,6 +1,6 @@
 /** Types of the module's options, runtime config and server hooks. */
 import type { RateLimitOptions } from './server/utils/rateLimit'
-import type { ChatUser } from './shared/protocol'
+import type { ChatMessageFrame, ChatUser } from './shared/protocol'
 
 export type { RateLimitOptions }
 
@@ -113,8 +113,20 @@ export interface ChatMessageContext {
   reject?: string
 }
 
+/**
+ * Context of the `chat:stored` hook: one event the room log stored, on the instance that stored
+ * it, once. Called after the event was delivered; delivery never waits for it, and a hook that
+ * throws is logged.
+ */
+export interface ChatStoredContext {
+  room: string
+  /** The stored event as its wire frame (`message` today). */
+  frame: ChatMessageFrame
+}
+
 /** Typed Nitro runtime hooks of nuxt-chat. */
 export interface ChatRuntimeHooks {
   'chat:identify': (context: ChatIdentifyContext) => void | Promise<void>
   'chat:message': (context: ChatMessageContext) => void | Promise<void>
+  'chat:stored': (context: ChatStoredContext) => void | Promise<void>
 }

@@ -64,6 +64,18 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect((await log.between(name, 3, 6)).map(m => m.id)).toEqual([4, 5])
   })
 
+  it('pages older history: the newest `limit` before an id, oldest first, also past pruned ids', async () => {
+    const log = open()
+    const name = room()
+    for (let i = 1; i <= 10; i++) await log.append(input(name, `m${i}`))
+    expect((await log.before(name, 8, 3)).map(m => m.id)).toEqual([5, 6, 7])
+    expect((await log.before(name, 3, 5)).map(m => m.id)).toEqual([1, 2])
+    expect((await log.before(name, 1, 5))).toEqual([])
+    expect((await log.before(name, 1e9, 2)).map(m => m.message)).toEqual(['m9', 'm10'])
+    await log.prune(name, { max: 4, maxAge: 0 })
+    expect((await log.before(name, 9, 10)).map(m => m.id)).toEqual([7, 8])
+  })
+
   it('de-duplicates a cid per sender and keeps the original', async () => {
     const log = open()
     const name = room()

@@ -50,6 +50,7 @@ export default defineEventHandler(async (event) => {
       // A reader this far behind would only grow our memory: drop it; EventSource resumes by id.
       if (isOverBudget(res.writableLength, queuedWrites, config.maxBufferedBytes)) res.destroy()
     },
+    close: () => res.end(),
   }
   const keepAlive = setInterval(() => res.write(': ping\n\n'), config.sse.keepAlive)
   res.on('close', () => {

@@ -74,6 +74,11 @@ class WebSocketMember implements Member, SocketWatch {
     this.write(new RoomFrame(JSON.stringify(frame)))
   }
 
+  /** Closed by the app (`useChatServer().disconnect`): 4001, see docs/PROTOCOL.md. */
+  close() {
+    this.peer.close(4001, 'Disconnected by the server')
+  }
+
   /** One more message read; stop reading the socket while too many wait. */
   received() {
     if (++this.waiting <= MAX_WAITING || this.paused) return

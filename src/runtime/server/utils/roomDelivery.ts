@@ -38,6 +38,8 @@ export interface Member {
   write: (frame: RoomFrame) => void
   /** Last typing broadcast, for the server-side throttle. */
   typingAt?: number
+  /** End the connection (`useChatServer().disconnect`). */
+  close?: () => void
 }
 
 /**

@@ -133,6 +133,10 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`, room, after ?? -1, limit)
       return rows.reverse().map(row => toMessage(room, row))
     },
+    async before(room, before, limit) {
+      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
+      return rows.reverse().map(row => toMessage(room, row))
+    },
     async between(room, after, before) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`, room, after, before)
       return rows.map(row => toMessage(room, row))

@@ -49,6 +49,11 @@ export function createMemoryRoomLog(): RoomLog {
       const start = after === undefined ? 0 : firstAfter(messages, after)
       return messages.slice(Math.max(start, messages.length - limit))
     },
+    async before(name, before, limit) {
+      const messages = rooms.get(name)?.messages ?? []
+      const end = firstAfter(messages, before - 1)
+      return messages.slice(Math.max(0, end - limit), end)
+    },
     async between(name, after, before) {
       const messages = rooms.get(name)?.messages ?? []
       return messages.slice(firstAfter(messages, after), firstAfter(messages, before - 1))

@@ -50,6 +50,8 @@ export interface RoomLog {
    * With `after` undefined, the last `limit` messages of the room.
    */
   replaySince: (room: string, after: number | undefined, limit: number) => Promise<StoredMessage[]>
+  /** The newest `limit` messages with `id < before`, oldest first (older history, a page at a time). */
+  before: (room: string, before: number, limit: number) => Promise<StoredMessage[]>
   /** Messages with `after < id < before`, oldest first (fills a delivery gap). */
   between: (room: string, after: number, before: number) => Promise<StoredMessage[]>
   /** The newest id of the room, 0 when empty. */

@@ -16,6 +16,8 @@ export interface SendInput {
   member?: Member
   /** The client address, for the per-address rate limit. */
   ip?: string
+  /** Sent by the app's own server code (`useChatServer().send`): no rate limit applies. */
+  fromServer?: boolean
   /** Called once the message is handed to the store (appends are stored in the order handed). */
   onQueued?: () => void
 }
@@ -80,7 +82,7 @@ export function createSendPipeline({ config, store, hooks, logger, allowSend, on
     let text = input.message.toWellFormed().replaceAll('\0', '')
     if (!text.trim()) return fail(400, 'empty', 'Message is empty')
     if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
-    if (!allowSend(input)) return fail(429, 'rate_limited', 'Too many messages; slow down')
+    if (!input.fromServer && !allowSend(input)) return fail(429, 'rate_limited', 'Too many messages; slow down')
     const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
     try {
       await hooks.callHook('chat:message', context)
