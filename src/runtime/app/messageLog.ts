@@ -27,6 +27,8 @@ export interface ChatMessage<T = unknown> {
  */
 export function createMessageLog<T = unknown>(max: number) {
   let stored: ChatMessage<T>[] = []
+  /** Entries kept beyond `max`: pages of older history the user asked for (`keepOlder`), until `dropOlder`. */
+  let olderKept = 0
   const ids = new Set<number>()
   const pending = new Map<string, ChatMessage<T>>()
 
@@ -95,9 +97,19 @@ export function createMessageLog<T = unknown>(max: number) {
       delete entry.pending
       entry.failed = true
     },
-    /** Keep the newest `max` entries (pending ones count too). */
+    /** Id of the oldest stored entry, if any. */
+    oldestId: (): number | undefined => stored[0]?.id,
+    /** Raise the cap by `count` entries: a page of older history stays while the user reads it. */
+    keepOlder(count: number) {
+      olderKept += count
+    },
+    /** Back to the newest `max` entries at the next `trim` (the user is back at the newest messages). */
+    dropOlder() {
+      olderKept = 0
+    },
+    /** Keep the newest `max` entries (pending ones count too), plus the older pages kept. */
     trim() {
-      const excess = stored.length + pending.size - max
+      const excess = stored.length + pending.size - max - olderKept
       if (excess <= 0) return
       for (const entry of stored.splice(0, Math.min(excess, stored.length))) ids.delete(entry.id!)
     },
@@ -106,6 +118,7 @@ export function createMessageLog<T = unknown>(max: number) {
     },
     clear() {
       stored = []
+      olderKept = 0
       ids.clear()
       pending.clear()
     },

@@ -157,3 +157,17 @@ export async function probeRefusal(target: URL): Promise<number | undefined> {
     aborter.abort()
   }
 }
+
+/**
+ * A page of older history over HTTP (`GET <sseRoute>?room=…&before=…&limit=…`): the `history`
+ * frame, an `error` frame when refused, undefined when the server cannot be reached.
+ */
+export async function fetchHistory(target: URL): Promise<ChatServerFrame | undefined> {
+  try {
+    const response = await fetch(target, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(POST_TIMEOUT) })
+    return parse(await response.text())
+  }
+  catch {
+    return undefined
+  }
+}

@@ -88,14 +88,47 @@ export interface ChatErrorFrame {
   cid?: string
 }
 
+/**
+ * A page of older history, to the connection that asked only (revision 3): the newest stored
+ * messages with an id below `before`, oldest first. Outside the room's order: it never moves a
+ * resume cursor. `more`: older messages exist.
+ */
+export interface ChatHistoryFrame {
+  type: 'history'
+  room: string
+  before: number
+  messages: ChatMessageFrame[]
+  more: boolean
+  user: 'server'
+  message: string
+}
+
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame
+export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
   = | { type: 'message', message: string, cid?: string }
     | { type: 'ping' }
     | { type: 'typing' }
+    | { type: 'history', before: number, limit: number }
+
+/** Messages in one page of older history: at most this many, 50 when not asked. */
+export const HISTORY_PAGE_MAX = 200
+export const HISTORY_PAGE_DEFAULT = 50
+
+/**
+ * Parse a history request's `before` and `limit` (command fields or query parameters): `before`
+ * a positive integer (absent: the newest), `limit` 1 to `HISTORY_PAGE_MAX`. A string saying why, if not.
+ */
+export function parseHistoryRequest(before: unknown, limit: unknown): { before: number, limit: number } | string {
+  const number = (value: unknown) => typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value
+  const at = before === undefined ? Number.MAX_SAFE_INTEGER : number(before)
+  const size = limit === undefined ? HISTORY_PAGE_DEFAULT : number(limit)
+  if (!Number.isSafeInteger(at) || (at as number) < 1) return '`before` must be a positive integer'
+  if (!Number.isSafeInteger(size) || (size as number) < 1 || (size as number) > HISTORY_PAGE_MAX) return `\`limit\` must be an integer from 1 to ${HISTORY_PAGE_MAX}`
+  return { before: at as number, limit: size as number }
+}
 
 /** The room a client joins without `?room=` (the seed's topic). */
 export const DEFAULT_ROOM = 'chat'
@@ -145,6 +178,10 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       return { type: 'ping' }
     case 'typing':
       return { type: 'typing' }
+    case 'history': {
+      const request = parseHistoryRequest(command.before, command.limit)
+      return typeof request === 'string' ? { type: 'invalid', reason: request } : { type: 'history', ...request }
+    }
     case 'message':
       if (typeof command.message !== 'string') return { type: 'invalid', reason: '`message` must be a string', cid }
       if (command.cid !== undefined && !cid) return { type: 'invalid', reason: '`cid` must be 1-64 characters from [A-Za-z0-9._:-]' }

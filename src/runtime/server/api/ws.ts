@@ -43,6 +43,8 @@ class WebSocketMember implements Member, SocketWatch {
   /** A message refused for now: later messages with a cid are refused alike until this cid comes again. */
   refusal: ChatErrorFrame | undefined
   typingAt?: number
+  /** A history page is being read for this connection. */
+  readingHistory = false
 
   constructor(
     readonly peer: Peer,
@@ -137,11 +139,32 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
     case 'typing':
       useChatHub().typing(member.room, member)
       return
+    case 'history':
+      answerHistory(member, command.before, command.limit)
+      return
     case 'invalid':
       member.send(errorFrame('bad_request', command.reason, command.cid))
       return
   }
   return command
+}
+
+/** Answer a page of older history; one request at a time per connection (a store read each). */
+function answerHistory(member: WebSocketMember, before: number, limit: number) {
+  if (member.readingHistory) {
+    member.send(errorFrame('bad_request', 'One history request at a time'))
+    return
+  }
+  member.readingHistory = true
+  useChatHub().historyPage(member.room, before, limit).then(
+    frame => member.send(frame),
+    (error) => {
+      chatLogger.error('[nuxt-chat] could not read history', error)
+      member.send(errorFrame('unavailable', 'History is unavailable right now'))
+    },
+  ).finally(() => {
+    member.readingHistory = false
+  })
 }
 
 /** Send one chat message of a member through the hub and answer it. */

@@ -1,6 +1,6 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
-import { errorFrame, systemFrame, type ChatMessageFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, systemFrame, type ChatHistoryFrame, type ChatMessageFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
@@ -226,6 +226,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     presence: presenceOf,
     /** The newest `limit` stored messages of a room before id `before`, oldest first. */
     history: async (name: string, before: number, limit: number): Promise<ChatMessageFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
+    /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
+    async historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
+      const rows = await store.before(name, before, limit + 1)
+      const more = rows.length > limit
+      const messages = (more ? rows.slice(1) : rows).map(messageFrame)
+      return { type: 'history', room: name, before, messages, more, user: 'server', message: `${messages.length} older messages` }
+    },
     /** Up to `limit` stored room names after `after`, in name order. */
     storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),
     /** Close a user's connections to a room, here and on every other instance; resolves to how many were here. */
