@@ -6,7 +6,7 @@ import type { ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types
 /** nuxt-chat's options (`chat` in `nuxt.config`); every one is also runtime config. */
 export type ModuleOptions = ChatRuntimeConfig
 
-export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext } from './runtime/types'
+export type { ChatDatabaseConfig, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatActionContext } from './runtime/types'
 export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
 export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
@@ -23,6 +23,7 @@ export default defineNuxtModule<ModuleOptions>({
     replay: 50,
     maxReplay: 1000,
     maxLength: 2000,
+    editWindow: 0,
     history: { max: 10_000, maxAge: 0, interval: 60_000 },
     rateLimit: { messages: 20, interval: 10_000, burst: 10 },
     rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 },

@@ -76,6 +76,31 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect((await log.before(name, 9, 10)).map(m => m.id)).toEqual([7, 8])
   })
 
+  it('stores edit and delete events in the id sequence; a delete leaves a tombstone without text, also of its edits', async () => {
+    const log = open()
+    const name = room()
+    await log.append(input(name, 'secret one', 'c-1', 'u1'))
+    await log.append(input(name, 'two', undefined, 'u1'))
+    const editing = await log.append({ ...input(name, 'secret edited', 'c-2', 'u1'), kind: 'edit', target: 1 })
+    expect(editing.message).toMatchObject({ id: 3, kind: 'edit', target: 1 })
+    await log.applyEdit(name, 1, 3, 'secret edited')
+    expect(await log.message(name, 1)).toMatchObject({ message: 'secret edited', edited: 3 })
+    // An older edit applied late does not undo a newer one.
+    await log.applyEdit(name, 1, 2, 'stale')
+    expect((await log.message(name, 1))?.message).toBe('secret edited')
+    expect((await log.byCid(name, 'u1', 'c-2'))?.id).toBe(3)
+    expect(await log.byCid(name, 'u2', 'c-2')).toBeUndefined()
+    await log.append({ ...input(name, '', 'c-3', 'u1'), kind: 'delete', target: 1 })
+    await log.applyDelete(name, 1)
+    // An edit stored after the delete ran loses its text too.
+    await log.append({ ...input(name, 'secret late', undefined, 'u1'), kind: 'edit', target: 1 })
+    await log.applyEdit(name, 1, 5, 'secret late')
+    const all = await log.replaySince(name, undefined, 100)
+    expect(all.map(m => [m.id, m.kind ?? 'message', m.deleted ?? false])).toEqual([[1, 'message', true], [2, 'message', false], [3, 'edit', true], [4, 'delete', false], [5, 'edit', true]])
+    expect(JSON.stringify(all)).not.toContain('secret')
+    await expect(log.append({ ...input(name, 'x'), kind: 'edit', target: 0 })).rejects.toBeInstanceOf(RoomLogInputError)
+  })
+
   it('de-duplicates a cid per sender and keeps the original', async () => {
     const log = open()
     const name = room()

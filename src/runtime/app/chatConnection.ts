@@ -1,9 +1,9 @@
 import { shallowRef, type ShallowRef } from 'vue'
-import { HISTORY_PAGE_DEFAULT, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatUser } from '../shared/protocol'
+import { HISTORY_PAGE_DEFAULT, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
 import { createMessageLog, type ChatMessage } from './messageLog'
-import { createOutbox } from './outbox'
+import { createOutbox, type OutgoingAction } from './outbox'
 import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
 import { fetchHistory, openSseLink, openWebSocketLink, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
@@ -160,6 +160,12 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
         break
       }
+      case 'edit':
+      case 'delete':
+        if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
+        if (log.apply(frame)) publish()
+        if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
+        break
       case 'system':
         if (frame.event === 'welcome') {
           // A welcome is a successful connect: the next drop starts the backoff afresh.
@@ -355,6 +361,14 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     return fetchHistory(target)
   }
 
+  /** Merge a stored frame of a history page: a message is added, an event applied to its target. */
+  function merge(frame: ChatStoredFrame): boolean {
+    if (frame.type === 'message') return log.add(frame) && !frame.deleted
+    log.apply(frame)
+    // Edits and deletes are not entries of their own.
+    return false
+  }
+
   async function fetchOlder(limit: number): Promise<number> {
     const before = log.oldestId() ?? (cursor.value === undefined ? Number.MAX_SAFE_INTEGER : cursor.value + 1)
     const frame = await requestHistory(before, limit)
@@ -363,17 +377,42 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       return 0
     }
     let added = 0
-    for (const message of frame.messages) if (log.add(message)) added++
+    for (const stored of frame.messages) if (merge(stored)) added++
     log.keepOlder(added)
     if (!frame.more) state.oldestStored = frame.messages[0]?.id ?? before
     publish()
     return added
   }
 
+  /** Queue an edit or delete of stored message `target` (resent like messages until answered). */
+  function change(action: OutgoingAction, text: string): boolean {
+    if (state.refusal) {
+      error.value = state.refusal
+      return false
+    }
+    if (outbox.size >= options.maxQueue) {
+      error.value = { code: 'queue_full', message: `${options.maxQueue} messages are already waiting to be sent` }
+      return false
+    }
+    outbox.push(randomCid(), text, action)
+    return true
+  }
+
   return {
     messages,
     status,
     hasMore,
+    /** Replace the text of a stored message (your own, or as the server's `chat:action` hook allows); the edit shows once stored. */
+    edit(id: number, data: string | T): boolean {
+      const text = typeof data === 'string' ? data : JSON.stringify(data)
+      if (!text.trim() || text.length > options.maxLength) {
+        error.value = text.trim() ? { code: 'too_long', message: `Message is longer than ${options.maxLength} characters` } : { code: 'empty', message: 'Message is empty' }
+        return false
+      }
+      return change({ type: 'edit', target: id }, text)
+    },
+    /** Delete a stored message (your own, or as the server's `chat:action` hook allows): it leaves `messages` everywhere once stored. */
+    remove: (id: number): boolean => change({ type: 'delete', target: id }, ''),
     /**
      * Load a page of older messages (at most `limit`, default 50) from the store and merge them
      * in order; resolves to how many were added. Loaded pages stay beyond `maxMessages` until

@@ -1,4 +1,4 @@
-import type { ChatMessageFrame } from '../shared/protocol'
+import type { ChatEventFrame, ChatMessageFrame } from '../shared/protocol'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
 export interface ChatMessage<T = unknown> {
@@ -19,6 +19,8 @@ export interface ChatMessage<T = unknown> {
   failed?: boolean
   /** The message parsed as JSON, when its text is a JSON object or array. */
   data?: T
+  /** Set once edited: the id of its latest edit. */
+  edited?: number
 }
 
 /**
@@ -44,11 +46,25 @@ export function createMessageLog<T = unknown>(max: number) {
     }
   }
 
+  /** Index of the stored entry with `id`, or where it would go. */
+  const indexOf = (id: number) => {
+    let lo = 0
+    let hi = stored.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (stored[mid]!.id! < id) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
   return {
     /** Merge a stored message; a pending entry with its cid becomes it (same object). False if it was already there. */
     add(frame: ChatMessageFrame): boolean {
       if (ids.has(frame.id)) return false
       ids.add(frame.id)
+      // A tombstone: the id is taken, nothing is shown (a pending entry of ours that was deleted goes too).
+      if (frame.deleted) return frame.cid !== undefined && pending.delete(frame.cid)
       const waiting = frame.cid === undefined ? undefined : pending.get(frame.cid)
       const entry: ChatMessage<T> = waiting ?? {} as ChatMessage<T>
       if (waiting) {
@@ -64,6 +80,7 @@ export function createMessageLog<T = unknown>(max: number) {
       if (frame.cid !== undefined) entry.cid = frame.cid
       if (frame.uid !== undefined) entry.uid = frame.uid
       if (frame.guest) entry.guest = true
+      if (frame.edited !== undefined) entry.edited = frame.edited
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       const last = stored[stored.length - 1]
@@ -71,16 +88,29 @@ export function createMessageLog<T = unknown>(max: number) {
         stored.push(entry)
       }
       else {
-        // Replayed or out of order: insert at its place (binary search).
-        let lo = 0
-        let hi = stored.length
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1
-          if (stored[mid]!.id! < frame.id) lo = mid + 1
-          else hi = mid
-        }
-        stored.splice(lo, 0, entry)
+        // Replayed or out of order: insert at its place.
+        stored.splice(indexOf(frame.id), 0, entry)
       }
+      return true
+    },
+    /** Apply an edit or delete to the message it targets, if held; true when something shown changed. */
+    apply(event: ChatEventFrame): boolean {
+      if (ids.has(event.id)) return false
+      ids.add(event.id)
+      const index = indexOf(event.target)
+      const entry = stored[index]
+      if (entry?.id !== event.target) return false
+      if (event.type === 'delete') {
+        stored.splice(index, 1)
+        return true
+      }
+      // An edit of a message deleted since (its delete follows), or older than the text held (a page loaded late).
+      if (event.deleted || event.id <= (entry.edited ?? 0)) return false
+      entry.message = event.message
+      entry.edited = event.id
+      const data = parseData(event.message)
+      if (data !== undefined) entry.data = data
+      else delete entry.data
       return true
     },
     /** Show an outgoing message as pending until its echo arrives. */

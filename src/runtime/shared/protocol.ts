@@ -29,7 +29,24 @@ export interface ChatMessageFrame {
   uid?: string
   /** The sender was a guest. */
   guest?: true
+  /** The id of the message's latest edit event (revision 3): it was edited. */
+  edited?: number
+  /** A tombstone (revision 3): the message was deleted; `message` is empty. Clients do not show it. */
+  deleted?: true
 }
+
+/**
+ * A stored event about message `target` (revision 3): `edit` carries the new text, `delete`
+ * removes the message. Numbered in the room's id sequence like messages, replayed in place.
+ */
+export interface ChatEventFrame extends Omit<ChatMessageFrame, 'type' | 'edited'> {
+  type: 'edit' | 'delete'
+  /** The message it is about. `user` / `uid`: who made the change; `message`: an edit's new text (empty once the message was deleted, then `deleted` is set), a delete's notice for clients that only show text. */
+  target: number
+}
+
+/** Every frame that stands for a stored row of a room's log. */
+export type ChatStoredFrame = ChatMessageFrame | ChatEventFrame
 
 export interface ChatSystemFrame {
   type: 'system'
@@ -78,7 +95,7 @@ export interface ChatPongFrame {
   message: 'pong'
 }
 
-export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused'
+export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused' | 'not_found'
 
 export interface ChatErrorFrame {
   type: 'error'
@@ -97,14 +114,15 @@ export interface ChatHistoryFrame {
   type: 'history'
   room: string
   before: number
-  messages: ChatMessageFrame[]
+  /** Messages and, since revision 3, the edit / delete events among them, in id order. */
+  messages: ChatStoredFrame[]
   more: boolean
   user: 'server'
   message: string
 }
 
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame
+export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
@@ -112,6 +130,8 @@ export type ChatClientCommand
     | { type: 'ping' }
     | { type: 'typing' }
     | { type: 'history', before: number, limit: number }
+    | { type: 'edit', target: number, message: string, cid?: string }
+    | { type: 'delete', target: number, cid?: string }
 
 /** Messages in one page of older history: at most this many, 50 when not asked. */
 export const HISTORY_PAGE_MAX = 200
@@ -183,12 +203,29 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       return typeof request === 'string' ? { type: 'invalid', reason: request } : { type: 'history', ...request }
     }
     case 'message':
-      if (typeof command.message !== 'string') return { type: 'invalid', reason: '`message` must be a string', cid }
-      if (command.cid !== undefined && !cid) return { type: 'invalid', reason: '`cid` must be 1-64 characters from [A-Za-z0-9._:-]' }
-      return cid ? { type: 'message', message: command.message, cid } : { type: 'message', message: command.message }
+    case 'edit':
+    case 'delete': {
+      const parsed = parseSendCommand(command)
+      return typeof parsed === 'string' ? { type: 'invalid', reason: parsed, cid } : parsed
+    }
     default:
       return { type: 'message', message: text }
   }
+}
+
+/**
+ * The fields of a command that stores something (`message`, `edit`, `delete`), from a WebSocket
+ * frame or a POST body (`type` absent: `message`); a string saying what is wrong, if anything.
+ */
+export function parseSendCommand(command: Record<string, unknown>): Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' }> | string {
+  const { type = 'message', message, cid, target } = command
+  if (cid !== undefined && !isValidCid(cid)) return '`cid` must be 1-64 characters from [A-Za-z0-9._:-]'
+  const withCid = cid === undefined ? {} : { cid }
+  if (type !== 'message' && type !== 'edit' && type !== 'delete') return '`type` must be message, edit or delete'
+  if (type !== 'delete' && typeof message !== 'string') return '`message` must be a string'
+  if (type === 'message') return { type, message: message as string, ...withCid }
+  if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
+  return type === 'edit' ? { type, target, message: message as string, ...withCid } : { type, target, ...withCid }
 }
 
 /** Build the `Welcome X!` / `X joined!` / `X left!` frames of the seed. */

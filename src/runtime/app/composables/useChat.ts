@@ -74,6 +74,10 @@ export interface UseChatReturn<T = unknown> {
   loadOlder: (limit?: number) => Promise<number>
   /** Let `maxMessages` apply again to pages `loadOlder` added (call when the user is back at the newest messages). */
   dropOlder: () => void
+  /** Edit a stored message (by default only your own; see `editWindow` and the `chat:action` hook); false when refused locally. */
+  edit: (id: number, data: string | T) => boolean
+  /** Delete a stored message (by default only your own); it leaves `messages` on every client. */
+  remove: (id: number) => boolean
 }
 
 interface SharedConnection {
@@ -129,6 +133,8 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     hasMore: pick('hasMore', false),
     loadOlder: limit => current.value?.loadOlder(limit) ?? Promise.resolve(0),
     dropOlder: () => current.value?.dropOlder(),
+    edit: (id, data) => current.value?.edit(id, data) ?? false,
+    remove: id => current.value?.remove(id) ?? false,
   }
   if (typeof window === 'undefined') return result
 

@@ -20,7 +20,7 @@ const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limite
 // One pong for everyone: a flood of pings queues references to the same bytes.
 const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
 
-type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' }>
+type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' }>
 
 /**
  * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
@@ -35,6 +35,8 @@ class WebSocketMember implements Member, SocketWatch {
   strikes = 0
   /** This member's messages, handled one after another. */
   chain: Promise<void> = SETTLED
+  /** Settles once this member's latest message is answered (stored or refused): an edit or delete waits for it, as its target may be that message. */
+  answeredAll: Promise<unknown> = SETTLED
   /** Messages read but not yet answered; past MAX_WAITING the socket is paused. */
   waiting = 0
   paused = false
@@ -179,7 +181,9 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
     }
     member.refusal = undefined
   }
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message: command.message, cid, member, onQueued })
+  const action = command.type === 'message' ? undefined : { kind: command.type, target: command.target }
+  if (action) await member.answeredAll
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message: command.type === 'delete' ? '' : command.message, cid, action, member, onQueued })
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) member.refusal = result.error
@@ -272,7 +276,7 @@ export default defineWebSocketHandler({
     if (!command) return
     member.received()
     member.chain = member.chain.then(() => new Promise<void>((handed) => {
-      handleMessage(member, command, handed).catch((error) => {
+      member.answeredAll = handleMessage(member, command, handed).catch((error) => {
         chatLogger.error('[nuxt-chat] message handling failed', error)
       }).finally(() => {
         member.answered()

@@ -1,6 +1,6 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
-import { errorFrame, systemFrame, type ChatHistoryFrame, type ChatMessageFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, systemFrame, type ChatHistoryFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
@@ -225,7 +225,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     typing,
     presence: presenceOf,
     /** The newest `limit` stored messages of a room before id `before`, oldest first. */
-    history: async (name: string, before: number, limit: number): Promise<ChatMessageFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
+    history: async (name: string, before: number, limit: number): Promise<ChatStoredFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
     /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
     async historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
       const rows = await store.before(name, before, limit + 1)

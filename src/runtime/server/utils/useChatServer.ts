@@ -1,5 +1,5 @@
 import { createError } from 'h3'
-import { isValidRoom, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
+import { isValidRoom, type ChatEventFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { useChatHub } from './useChatHub'
 
 /** Who server-side messages come from unless `send` is told otherwise (a name no guest may take). */
@@ -36,6 +36,13 @@ function checkRoom(room: string) {
  */
 export function useChatServer() {
   const hub = useChatHub()
+  async function change(room: string, message: string, action: { kind: 'edit' | 'delete', target: number }, options: ChatServerSendOptions) {
+    checkRoom(room)
+    const user = options.user ?? SERVER_USER
+    const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, action, fromServer: true })
+    if (result.error) throw createError({ statusCode: result.status, statusMessage: result.error.message, data: result.error })
+    return result.frame as ChatEventFrame
+  }
   return {
     /**
      * Store a message and deliver it to the room. Runs the length check and the `chat:message`
@@ -47,10 +54,22 @@ export function useChatServer() {
       const user = options.user ?? SERVER_USER
       const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, fromServer: true })
       if (result.error) throw createError({ statusCode: result.status, statusMessage: result.error.message, data: result.error })
-      return result.frame!
+      return result.frame as ChatMessageFrame
     },
-    /** A page of older history: the newest `limit` messages before `before`, oldest first. */
-    history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50 }: ChatHistoryOptions = {}): Promise<ChatMessageFrame[]> {
+    /**
+     * Edit a stored message as `options.user` (default: `server`). Server code is trusted: no
+     * author check and no edit window, but the `chat:action` hook runs (`allow` starts true) and so
+     * does `chat:message` on the new text.
+     */
+    async edit(room: string, id: number, message: string, options: ChatServerSendOptions = {}): Promise<ChatEventFrame> {
+      return await change(room, message, { kind: 'edit', target: id }, options)
+    },
+    /** Delete a stored message (its text leaves the store; clients drop it). Same rules as `edit`. */
+    async delete(room: string, id: number, options: ChatServerSendOptions = {}): Promise<ChatEventFrame> {
+      return await change(room, '', { kind: 'delete', target: id }, options)
+    },
+    /** A page of older history: the newest `limit` stored frames (messages, edits, deletes) before `before`, oldest first. */
+    history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50 }: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
       checkRoom(room)
       return hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))))
     },
