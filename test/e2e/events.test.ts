@@ -144,6 +144,38 @@ describe('edit and delete: stored events over WebSocket and SSE', () => {
     }
   })
 
+  it('reactions toggle per person as stored events, carried by message frames in replay, bounded per message and per person', async () => {
+    const room = newRoom()
+    const alice = await socket(room, ALICE)
+    const bob = await socket(room, BOB)
+    const reader = await stream(room)
+    alice.send({ type: 'message', message: 'react to me', cid: 'r-0' })
+    await bob.waitFor(frame => frame.id === 1, 'the message')
+    alice.send({ type: 'reaction', target: 1, emoji: '👍', cid: 'r-1' })
+    bob.send({ type: 'reaction', target: 1, emoji: '👍', cid: 'r-2' })
+    await reader.waitFor(frame => frame.id === 3, 'two reactions')
+    bob.send({ type: 'reaction', target: 1, emoji: '👍', cid: 'r-3' })
+    await reader.waitFor(frame => frame.id === 4, 'a reaction taken back')
+    expect(reader.frames.filter(frame => frame.type === 'reaction').map(frame => [frame.id, frame.uid, frame.emoji, frame.on, frame.message])).toEqual([[2, 'u-alice', '👍', true, '👍'], [3, 'u-bob', '👍', true, '👍'], [4, 'u-bob', '👍', false, '👍']])
+    // Over POST too, with a cid de-duplicated.
+    expect((await postMessage(base(), { type: 'reaction', target: 1, emoji: '🎉', cid: 'p-1' }, { room }, BOB)).json).toMatchObject({ type: 'reaction', id: 5, on: true })
+    expect((await postMessage(base(), { type: 'reaction', target: 1, emoji: '🎉', cid: 'p-1' }, { room }, BOB)).json).toMatchObject({ id: 5, duplicate: true })
+    expect((await postMessage(base(), { type: 'reaction', target: 1, emoji: 'two words' }, { room }, BOB)).status).toBe(400)
+    expect((await postMessage(base(), { type: 'reaction', target: 99, emoji: '👍' }, { room }, BOB)).json).toMatchObject({ code: 'not_found' })
+
+    // A newcomer sees the current reactions on the message itself, and the events in place.
+    const late = await socket(room)
+    await late.waitFor(frame => frame.id === 5, 'replay')
+    expect(late.frames.find(frame => frame.id === 1)).toMatchObject({ reactions: { '👍': ['u-alice'], '🎉': ['u-bob'] } })
+    expect(storedIds(late)).toEqual(['1:message', '2:reaction', '3:reaction', '4:reaction', '5:reaction'])
+
+    // Bounds: 5 per person per message.
+    for (const emoji of ['a1', 'a2', 'a3', 'a4', 'a5']) alice.send({ type: 'reaction', target: 1, emoji, cid: `b-${emoji}` })
+    await until(() => alice.frames.some(frame => frame.cid === 'b-a5'), 'the fifth answer')
+    expect(alice.frames.find(frame => frame.cid === 'b-a5')).toMatchObject({ type: 'error', code: 'rejected' })
+    expect(alice.frames.find(frame => frame.cid === 'b-a4')).toMatchObject({ type: 'reaction', on: true })
+  })
+
   for (const transport of ['ws', 'sse'] as const) {
     it(`${transport}: useChat's edit and remove change messages on every client; loadOlder applies events; the final state equals the store's`, async () => {
       const room = newRoom()
@@ -168,6 +200,13 @@ describe('edit and delete: stored events over WebSocket and SSE', () => {
       const expected = [[2, 'two, edited', true], [3, 'three', false]]
       await until(() => JSON.stringify(view(other)) === JSON.stringify(expected) && writer.queued === 0, 'the edit and the delete on the other client')
       expect(view(writer)).toEqual(expected)
+      // Reactions: counts, and whether I reacted, on both clients.
+      other.react(3, '👍')
+      writer.react(3, '👍')
+      const reactions = (client: ChatConnection) => JSON.stringify(client.messages.value.find(message => message.id === 3)?.reactions)
+      await until(() => reactions(writer) === JSON.stringify([{ emoji: '👍', count: 2, mine: true }]) && reactions(other) === reactions(writer), 'two reactions on both')
+      writer.react(3, '👍')
+      await until(() => reactions(other) === JSON.stringify([{ emoji: '👍', count: 1, mine: true }]) && reactions(writer) === JSON.stringify([{ emoji: '👍', count: 1, mine: false }]), 'one taken back')
       // Someone else's message: refused by the server, nothing changes.
       other.remove(3)
       await until(() => other.error.value?.code === 'forbidden', 'forbidden')
@@ -176,11 +215,14 @@ describe('edit and delete: stored events over WebSocket and SSE', () => {
       // A fresh client reads the room from the store: replay and older pages give the same state.
       const fresh = open('fresh')
       await until(() => fresh.messages.value.length === 2, 'the replay')
+      // The replay carries the message with its current reactions, then the reaction events in place: the same state at the end.
+      await until(() => fresh.queued === 0 && reactions(fresh) === JSON.stringify([{ emoji: '👍', count: 1, mine: false }]), 'the reactions after the replay')
       expect(view(fresh)).toEqual(expected)
       fresh.clear()
       await until(() => fresh.messages.value.length === 0, 'cleared')
       await fresh.loadOlder(50)
       expect(view(fresh)).toEqual(expected)
+      expect(reactions(fresh)).toBe(JSON.stringify([{ emoji: '👍', count: 1, mine: false }]))
       const store = (await history(room)).filter(frame => frame.type === 'message' && !frame.deleted).map(frame => [frame.id, frame.message, frame.edited !== undefined])
       expect(store).toEqual(expected)
     })

@@ -101,6 +101,23 @@ describe.each(backends)('room log: %s', (_name, create) => {
     await expect(log.append({ ...input(name, 'x'), kind: 'edit', target: 0 })).rejects.toBeInstanceOf(RoomLogInputError)
   })
 
+  it('keeps who reacted with what per message, replayed with the message', async () => {
+    const log = open()
+    const name = room()
+    await log.append(input(name, 'hello', undefined, 'u1'))
+    await log.append({ ...input(name, '+👍', undefined, 'u1'), kind: 'reaction', target: 1 })
+    await log.applyReaction(name, 1, '👍', 'u1', true)
+    await log.applyReaction(name, 1, '👍', 'u2', true)
+    await log.applyReaction(name, 1, '👍', 'u2', true)
+    await log.applyReaction(name, 1, '🎉', 'u2', true)
+    await log.applyReaction(name, 1, '🎉', 'u2', false)
+    const [message, event] = await log.replaySince(name, undefined, 10)
+    expect(message!.reactions).toEqual({ '👍': ['u1', 'u2'] })
+    expect(event).toMatchObject({ kind: 'reaction', target: 1, message: '+👍' })
+    expect((await log.message(name, 1))?.reactions).toEqual({ '👍': ['u1', 'u2'] })
+    expect((await log.before(name, 2, 1))[0]!.reactions).toEqual({ '👍': ['u1', 'u2'] })
+  })
+
   it('de-duplicates a cid per sender and keeps the original', async () => {
     const log = open()
     const name = room()

@@ -82,7 +82,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   const hasMore = shallowRef(true)
 
   const reconnect = options.autoReconnect === false ? undefined : { retries: Infinity, delay: 500, maxDelay: 10_000, ...(options.autoReconnect === true ? {} : options.autoReconnect) }
-  const log = createMessageLog<T>(options.maxMessages)
+  const log = createMessageLog<T>(options.maxMessages, () => me.value?.id)
   const outbox = createOutbox(reconnect ?? { delay: 500, maxDelay: 10_000 })
   const cursor = createResumeCursor()
   const presence = createPresence(options.typingTimeout)
@@ -162,6 +162,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       }
       case 'edit':
       case 'delete':
+      case 'reaction':
         if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
         if (log.apply(frame)) publish()
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
@@ -413,6 +414,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     },
     /** Delete a stored message (your own, or as the server's `chat:action` hook allows): it leaves `messages` everywhere once stored. */
     remove: (id: number): boolean => change({ type: 'delete', target: id }, ''),
+    /** Add `emoji` to a stored message, or take it back if this user already gave it. */
+    react: (id: number, emoji: string): boolean => change({ type: 'reaction', target: id, emoji }, ''),
     /**
      * Load a page of older messages (at most `limit`, default 50) from the store and merge them
      * in order; resolves to how many were added. Loaded pages stay beyond `maxMessages` until

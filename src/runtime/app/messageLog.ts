@@ -1,4 +1,4 @@
-import type { ChatEventFrame, ChatMessageFrame } from '../shared/protocol'
+import { withReaction, type ChatEventFrame, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
 export interface ChatMessage<T = unknown> {
@@ -21,13 +21,23 @@ export interface ChatMessage<T = unknown> {
   data?: T
   /** Set once edited: the id of its latest edit. */
   edited?: number
+  /** Reactions, in the order first given: how many people, and whether this client's user is one. */
+  reactions?: ChatReaction[]
+  /** Who reacted with what (emoji → user ids), as the server keeps it. */
+  reactedBy?: Record<string, string[]>
+}
+
+export interface ChatReaction {
+  emoji: string
+  count: number
+  mine: boolean
 }
 
 /**
  * A client's message log: sorted by id, each id once, pending messages last in send order,
  * at most `max` entries. Mutable inside; callers publish `entries()` as a fresh array.
  */
-export function createMessageLog<T = unknown>(max: number) {
+export function createMessageLog<T = unknown>(max: number, myId: () => string | undefined = () => undefined) {
   let stored: ChatMessage<T>[] = []
   /** Entries kept beyond `max`: pages of older history the user asked for (`keepOlder`), until `dropOlder`. */
   let olderKept = 0
@@ -44,6 +54,18 @@ export function createMessageLog<T = unknown>(max: number) {
     catch {
       return undefined
     }
+  }
+
+  /** Set who reacted with what, and the summary shown from it. */
+  const setReactions = (entry: ChatMessage<T>, reactedBy: Record<string, string[]> | undefined) => {
+    const me = myId()
+    if (!reactedBy || !Object.keys(reactedBy).length) {
+      delete entry.reactedBy
+      delete entry.reactions
+      return
+    }
+    entry.reactedBy = reactedBy
+    entry.reactions = Object.entries(reactedBy).map(([emoji, users]) => ({ emoji, count: users.length, mine: me !== undefined && users.includes(me) }))
   }
 
   /** Index of the stored entry with `id`, or where it would go. */
@@ -81,6 +103,7 @@ export function createMessageLog<T = unknown>(max: number) {
       if (frame.uid !== undefined) entry.uid = frame.uid
       if (frame.guest) entry.guest = true
       if (frame.edited !== undefined) entry.edited = frame.edited
+      setReactions(entry, frame.reactions)
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       const last = stored[stored.length - 1]
@@ -93,13 +116,19 @@ export function createMessageLog<T = unknown>(max: number) {
       }
       return true
     },
-    /** Apply an edit or delete to the message it targets, if held; true when something shown changed. */
-    apply(event: ChatEventFrame): boolean {
+    /** Apply an edit, delete or reaction to the message it targets, if held; true when something shown changed. */
+    apply(event: ChatEventFrame | ChatReactionFrame): boolean {
       if (ids.has(event.id)) return false
       ids.add(event.id)
       const index = indexOf(event.target)
       const entry = stored[index]
       if (entry?.id !== event.target) return false
+      if (event.type === 'reaction') {
+        // A page loaded late holds the state after this event already: applying it again changes nothing (sets, not counts).
+        if (event.uid === undefined) return false
+        setReactions(entry, withReaction(entry.reactedBy, event.emoji, event.uid, event.on))
+        return true
+      }
       if (event.type === 'delete') {
         stored.splice(index, 1)
         return true

@@ -11,8 +11,9 @@ export interface OutgoingMessage {
 }
 
 export interface OutgoingAction {
-  type: 'edit' | 'delete'
+  type: 'edit' | 'delete' | 'reaction'
   target: number
+  emoji?: string
 }
 
 /** Where the outbox writes: the current link while it is open. */

@@ -38,7 +38,7 @@ const POST_TIMEOUT = 15_000
 
 /** The command (WebSocket) or body (POST) that stores a message, an edit or a delete. */
 function sendCommand(message: string, cid: string, action?: OutgoingAction) {
-  return action ? { type: action.type, target: action.target, message, cid } : { type: 'message', message, cid }
+  return action ? { ...action, message, cid } : { type: 'message', message, cid }
 }
 
 function parse(data: unknown): ChatServerFrame | undefined {

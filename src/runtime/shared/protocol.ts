@@ -33,20 +33,30 @@ export interface ChatMessageFrame {
   edited?: number
   /** A tombstone (revision 3): the message was deleted; `message` is empty. Clients do not show it. */
   deleted?: true
+  /** Who reacted with what (revision 3): emoji → user ids; absent when nobody did. */
+  reactions?: Record<string, string[]>
 }
 
 /**
  * A stored event about message `target` (revision 3): `edit` carries the new text, `delete`
  * removes the message. Numbered in the room's id sequence like messages, replayed in place.
  */
-export interface ChatEventFrame extends Omit<ChatMessageFrame, 'type' | 'edited'> {
+export interface ChatEventFrame extends Omit<ChatMessageFrame, 'type' | 'edited' | 'reactions'> {
   type: 'edit' | 'delete'
   /** The message it is about. `user` / `uid`: who made the change; `message`: an edit's new text (empty once the message was deleted, then `deleted` is set), a delete's notice for clients that only show text. */
   target: number
 }
 
+/** A stored reaction (revision 3): `uid` added (`on`) or took back its `emoji` on message `target`; `message` is the emoji. */
+export interface ChatReactionFrame extends Omit<ChatMessageFrame, 'type' | 'edited' | 'reactions' | 'deleted'> {
+  type: 'reaction'
+  target: number
+  emoji: string
+  on: boolean
+}
+
 /** Every frame that stands for a stored row of a room's log. */
-export type ChatStoredFrame = ChatMessageFrame | ChatEventFrame
+export type ChatStoredFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame
 
 export interface ChatSystemFrame {
   type: 'system'
@@ -122,7 +132,7 @@ export interface ChatHistoryFrame {
 }
 
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame
+export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
@@ -132,6 +142,7 @@ export type ChatClientCommand
     | { type: 'history', before: number, limit: number }
     | { type: 'edit', target: number, message: string, cid?: string }
     | { type: 'delete', target: number, cid?: string }
+    | { type: 'reaction', target: number, emoji: string, cid?: string }
 
 /** Messages in one page of older history: at most this many, 50 when not asked. */
 export const HISTORY_PAGE_MAX = 200
@@ -204,7 +215,8 @@ export function parseClientFrame(text: string): ParsedClientFrame {
     }
     case 'message':
     case 'edit':
-    case 'delete': {
+    case 'delete':
+    case 'reaction': {
       const parsed = parseSendCommand(command)
       return typeof parsed === 'string' ? { type: 'invalid', reason: parsed, cid } : parsed
     }
@@ -217,15 +229,33 @@ export function parseClientFrame(text: string): ParsedClientFrame {
  * The fields of a command that stores something (`message`, `edit`, `delete`), from a WebSocket
  * frame or a POST body (`type` absent: `message`); a string saying what is wrong, if anything.
  */
-export function parseSendCommand(command: Record<string, unknown>): Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' }> | string {
-  const { type = 'message', message, cid, target } = command
+export function parseSendCommand(command: Record<string, unknown>): Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }> | string {
+  const { type = 'message', message, cid, target, emoji } = command
   if (cid !== undefined && !isValidCid(cid)) return '`cid` must be 1-64 characters from [A-Za-z0-9._:-]'
   const withCid = cid === undefined ? {} : { cid }
-  if (type !== 'message' && type !== 'edit' && type !== 'delete') return '`type` must be message, edit or delete'
+  if (type !== 'message' && type !== 'edit' && type !== 'delete' && type !== 'reaction') return '`type` must be message, edit, delete or reaction'
+  if (type === 'reaction') {
+    if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
+    if (!isValidEmoji(emoji)) return '`emoji` must be 1-32 characters without spaces'
+    return { type, target, emoji, ...withCid }
+  }
   if (type !== 'delete' && typeof message !== 'string') return '`message` must be a string'
   if (type === 'message') return { type, message: message as string, ...withCid }
   if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
   return type === 'edit' ? { type, target, message: message as string, ...withCid } : { type, target, ...withCid }
+}
+
+/** Is `emoji` a usable reaction: 1-32 UTF-16 units, well-formed, no white space or control characters? */
+export function isValidEmoji(emoji: unknown): emoji is string {
+  return typeof emoji === 'string' && emoji.isWellFormed() && /^[^\s\p{Cc}]{1,32}$/u.test(emoji)
+}
+
+/** Who reacted with what after `uid` added (`on`) or took back `emoji`; `undefined` when nobody is left. */
+export function withReaction(reactedBy: Record<string, string[]> | undefined, emoji: string, uid: string, on: boolean): Record<string, string[]> | undefined {
+  const users = (reactedBy?.[emoji] ?? []).filter(user => user !== uid)
+  if (on) users.push(uid)
+  const next = Object.entries({ ...reactedBy, [emoji]: users }).filter(([, list]) => list.length)
+  return next.length ? Object.fromEntries(next) : undefined
 }
 
 /** Build the `Welcome X!` / `X joined!` / `X left!` frames of the seed. */

@@ -78,6 +78,8 @@ export interface UseChatReturn<T = unknown> {
   edit: (id: number, data: string | T) => boolean
   /** Delete a stored message (by default only your own); it leaves `messages` on every client. */
   remove: (id: number) => boolean
+  /** Toggle a reaction on a stored message: `messages[i].reactions` holds `{ emoji, count, mine }`. */
+  react: (id: number, emoji: string) => boolean
 }
 
 interface SharedConnection {
@@ -135,6 +137,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     dropOlder: () => current.value?.dropOlder(),
     edit: (id, data) => current.value?.edit(id, data) ?? false,
     remove: id => current.value?.remove(id) ?? false,
+    react: (id, emoji) => current.value?.react(id, emoji) ?? false,
   }
   if (typeof window === 'undefined') return result
 

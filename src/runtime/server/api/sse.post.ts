@@ -4,6 +4,7 @@ import type { ChatRuntimeConfig } from '../../types'
 import { holdConnection, type ChatAdmission } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
 import { useChatHub } from '../utils/useChatHub'
+import { sendFieldsOf } from '../utils/sendPipeline'
 
 /** Why a body was not read: larger than the limit, or not complete within the body timeout. */
 type BodyRefusal = 'too_large' | 'timeout'
@@ -79,9 +80,8 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
     room: admission.room,
     user: admission.user,
     sender: admission.sender,
-    message: parsed.type === 'delete' ? '' : parsed.message,
+    ...sendFieldsOf(parsed),
     cid: parsed.cid,
-    action: parsed.type === 'message' ? undefined : { kind: parsed.type, target: parsed.target },
     ip: admission.ip,
   })
   if (result.error) return refuse(event, result.status, result.error)

@@ -8,6 +8,7 @@ import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmiss
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
+import { sendFieldsOf } from '../utils/sendPipeline'
 import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
 const SETTLED = Promise.resolve()
@@ -20,7 +21,7 @@ const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limite
 // One pong for everyone: a flood of pings queues references to the same bytes.
 const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
 
-type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' }>
+type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
 
 /**
  * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
@@ -181,9 +182,9 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
     }
     member.refusal = undefined
   }
-  const action = command.type === 'message' ? undefined : { kind: command.type, target: command.target }
+  const { message, action } = sendFieldsOf(command)
   if (action) await member.answeredAll
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message: command.type === 'delete' ? '' : command.message, cid, action, member, onQueued })
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message, cid, action, member, onQueued })
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) member.refusal = result.error

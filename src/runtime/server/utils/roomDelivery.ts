@@ -61,6 +61,7 @@ export function messageFrame(message: StoredMessage): ChatStoredFrame {
   if (message.guest) frame.guest = true
   if (message.edited !== undefined) frame.edited = message.edited
   if (message.deleted) frame.deleted = true
+  if (message.reactions) frame.reactions = message.reactions
   return frame
 }
 

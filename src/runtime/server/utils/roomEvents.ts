@@ -1,11 +1,19 @@
-import type { ChatEventFrame } from '../../shared/protocol'
+import type { ChatEventFrame, ChatReactionFrame } from '../../shared/protocol'
 import type { StoredMessage } from './roomLog'
 
 /** The text an old client (one that shows only `user` and `message`) sees for a delete. */
 export const DELETE_NOTICE = 'deleted a message'
 
-/** Serialise a stored `edit` or `delete` event as its wire frame (docs/PROTOCOL.md, revision 3). */
-export function eventFrame(event: StoredMessage): ChatEventFrame {
+/** Serialise a stored `edit`, `delete` or `reaction` event as its wire frame (docs/PROTOCOL.md, revision 3). */
+export function eventFrame(event: StoredMessage): ChatEventFrame | ChatReactionFrame {
+  if (event.kind === 'reaction') {
+    const emoji = event.message.slice(1)
+    const frame: ChatReactionFrame = { type: 'reaction', id: event.id, room: event.room, target: event.target!, emoji, on: event.message[0] === '+', user: event.user, message: emoji, ts: event.ts }
+    if (event.cid !== undefined) frame.cid = event.cid
+    if (event.uid !== undefined) frame.uid = event.uid
+    if (event.guest) frame.guest = true
+    return frame
+  }
   const frame: ChatEventFrame = {
     type: event.kind!,
     id: event.id,

@@ -112,6 +112,20 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     }
   }
 
+  /** Attach who reacted with what to the messages among `messages` (one read for the id range). */
+  const withReactions = async (room: string, messages: StoredMessage[]): Promise<StoredMessage[]> => {
+    if (!messages.length) return messages
+    const rows = await query<{ target: number | string, emoji: string, uid: string }[]>('all', 'SELECT target, emoji, uid FROM chat_reactions WHERE room = ? AND target >= ? AND target <= ? ORDER BY target, emoji, uid', room, messages[0]!.id, messages[messages.length - 1]!.id)
+    if (!rows.length) return messages
+    const byId = new Map(messages.map(message => [message.id, message]))
+    for (const { target, emoji, uid } of rows) {
+      const message = byId.get(Number(target))
+      if (!message || message.kind) continue
+      ;((message.reactions ??= {})[emoji] ??= []).push(uid)
+    }
+    return messages
+  }
+
   const lastId = async (room: string) => {
     const row = await query<{ id: number | string | null } | undefined>('get', 'SELECT MAX(id) AS id FROM chat_messages WHERE room = ?', room)
     return Number(row?.id ?? 0)
@@ -145,15 +159,19 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     async replaySince(room, after, limit) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`, room, after ?? -1, limit)
-      return rows.reverse().map(row => toMessage(room, row))
+      return withReactions(room, rows.reverse().map(row => toMessage(room, row)))
     },
     async before(room, before, limit) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
-      return rows.reverse().map(row => toMessage(room, row))
+      return withReactions(room, rows.reverse().map(row => toMessage(room, row)))
     },
     async between(room, after, before) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`, room, after, before)
-      return rows.map(row => toMessage(room, row))
+      return withReactions(room, rows.map(row => toMessage(room, row)))
+    },
+    async applyReaction(room, target, emoji, uid, on) {
+      if (on) await query('run', 'INSERT INTO chat_reactions (room, target, emoji, uid) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', room, target, emoji, uid)
+      else await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target = ? AND emoji = ? AND uid = ?', room, target, emoji, uid)
     },
     async byCid(room, sender, cid) {
       const row = await query<MessageRow | undefined>('get', BY_CID, room, sender, cid)
@@ -161,7 +179,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     async message(room, id) {
       const row = await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ?`, room, id)
-      return row ? toMessage(room, row) : undefined
+      return row ? (await withReactions(room, [toMessage(room, row)]))[0] : undefined
     },
     async applyEdit(room, target, eventId, text) {
       // A newer edit may have been applied first (another instance): the newest one wins.
@@ -187,7 +205,10 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
         upTo = Number(row.id)
         count++
       }
-      if (count) await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
+      if (count) {
+        await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
+        await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target <= ?', room, upTo)
+      }
       return count
     },
     async rooms(after, limit) {
@@ -217,7 +238,7 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
   if (row.sender) message.uid = row.sender
   if (Number(row.guest) === 1) message.guest = true
-  if (row.kind === 'edit' || row.kind === 'delete') {
+  if (row.kind === 'edit' || row.kind === 'delete' || row.kind === 'reaction') {
     message.kind = row.kind
     message.target = Number(row.target)
   }
@@ -415,6 +436,13 @@ async function createSchema(db: Database) {
     cid TEXT,
     guest SMALLINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room, id)
+  )`)
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_reactions (
+    room TEXT NOT NULL,
+    target BIGINT NOT NULL,
+    emoji TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    PRIMARY KEY (room, target, emoji, uid)
   )`)
   await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.

@@ -1,3 +1,4 @@
+import { withReaction } from '../../shared/protocol'
 import { checkAppendInput, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
@@ -79,6 +80,14 @@ export function createMemoryRoomLog(): RoomLog {
         event.message = ''
         event.deleted = true
       }
+    },
+    async applyReaction(name, target, emoji, uid, on) {
+      const messages = rooms.get(name)?.messages ?? []
+      const message = messages[firstAfter(messages, target - 1)]
+      if (message?.id !== target) return
+      const reactions = withReaction(message.reactions, emoji, uid, on)
+      if (reactions) message.reactions = reactions
+      else delete message.reactions
     },
     async applyDelete(name, target) {
       for (const message of rooms.get(name)?.messages ?? []) {

@@ -21,9 +21,12 @@ export interface StoredMessage {
   edited?: number
   /** A deleted message, or an edit of one: its text is gone from the store. */
   deleted?: true
+  /** A message: who reacted with what (emoji → user ids), when anyone did. */
+  reactions?: Record<string, string[]>
 }
 
-export type StoredEventKind = 'edit' | 'delete'
+/** `reaction` events keep `+emoji` (added) or `-emoji` (taken back) as their text. */
+export type StoredEventKind = 'edit' | 'delete' | 'reaction'
 
 /** What the hub hands the log to store. */
 export interface AppendInput {
@@ -76,6 +79,8 @@ export interface RoomLog {
    * newer edit already did) and `edited = eventId`; if it is deleted, the edit's own text goes too.
    */
   applyEdit: (room: string, target: number, eventId: number, text: string) => Promise<void>
+  /** After a `reaction` event was appended: record (`on`) or forget that `uid` reacted to `target` with `emoji`. */
+  applyReaction: (room: string, target: number, emoji: string, uid: string, on: boolean) => Promise<void>
   /** After a `delete` event was appended: remove the text of message `target` and of its edits (they become tombstones). */
   applyDelete: (room: string, target: number) => Promise<void>
   /** The newest id of the room, 0 when empty. */
@@ -113,7 +118,7 @@ export function checkAppendInput(input: AppendInput): void {
   text('sender', input.sender, MAX_STORED_NAME)
   text('message', input.message, MAX_STORED_TEXT)
   if (!Number.isSafeInteger(input.ts)) throw new RoomLogInputError('`ts` must be an integer')
-  if (input.kind !== undefined && (!['edit', 'delete'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete) and a positive `target`')
+  if (input.kind !== undefined && (!['edit', 'delete', 'reaction'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete, reaction) and a positive `target`')
 }
 
 /** The message an append stored, as the log gives it back. */

@@ -1,9 +1,31 @@
 import type { Hookable } from 'hookable'
-import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, type ChatClientCommand, type ChatErrorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatActionContext, ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { createRateLimiter } from './rateLimit'
 import { RoomLogInputError, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
+
+/** An edit, delete or reaction toggle of message `target` (revision 3). */
+export interface SendAction {
+  kind: 'edit' | 'delete' | 'reaction'
+  target: number
+  /** `reaction`: the emoji to toggle. */
+  emoji?: string
+}
+
+/** Different emojis one message can carry, and reactions one person can put on one message. */
+export const MAX_EMOJIS_PER_MESSAGE = 20
+export const MAX_REACTIONS_PER_PERSON = 5
+
+/** The text and the action of a parsed `message` / `edit` / `delete` / `reaction` command, for `SendInput`. */
+export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction } {
+  switch (command.type) {
+    case 'message': return { message: command.message }
+    case 'edit': return { message: command.message, action: { kind: 'edit', target: command.target } }
+    case 'delete': return { message: '', action: { kind: 'delete', target: command.target } }
+    case 'reaction': return { message: '', action: { kind: 'reaction', target: command.target, emoji: command.emoji } }
+  }
+}
 
 /** One message handed to the hub by a transport. */
 export interface SendInput {
@@ -13,7 +35,7 @@ export interface SendInput {
   message: string
   cid?: string
   /** Edit or delete message `target` instead of sending a message (revision 3); `message` is the new text of an edit. */
-  action?: { kind: 'edit' | 'delete', target: number }
+  action?: SendAction
   /** The sending connection; absent for HTTP POST. */
   member?: Member
   /** The client address, for the per-address rate limit. */
@@ -63,7 +85,7 @@ export function createSendLimiter({ rateLimit, rateLimitPerIp }: Pick<ChatRuntim
 
 export interface SendPipelineOptions {
   config: Pick<ChatRuntimeConfig, 'maxLength'> & Partial<Pick<ChatRuntimeConfig, 'editWindow'>>
-  store: Pick<RoomLog, 'append'> & Partial<Pick<RoomLog, 'byCid' | 'message' | 'applyEdit' | 'applyDelete'>>
+  store: Pick<RoomLog, 'append'> & Partial<Pick<RoomLog, 'byCid' | 'message' | 'applyEdit' | 'applyDelete' | 'applyReaction'>>
   hooks: Hookable<ChatRuntimeHooks>
   /** Where failures to read the store are reported. */
   logger: { error: (message: string, error?: unknown) => void }
@@ -82,8 +104,9 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
     const { action } = input
     // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
-    let text = action?.kind === 'delete' ? '' : input.message.toWellFormed().replaceAll('\0', '')
-    if (action?.kind !== 'delete') {
+    const textless = action?.kind === 'delete' || action?.kind === 'reaction'
+    let text = textless ? '' : input.message.toWellFormed().replaceAll('\0', '')
+    if (!textless) {
       if (!text.trim()) return fail(400, 'empty', 'Message is empty')
       if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
     }
@@ -92,10 +115,10 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       // A resent edit or delete that was stored is answered as stored, whatever its target became since.
       const stored = input.cid === undefined ? undefined : await stores.byCid!(input.room, input.sender, input.cid).catch(() => undefined)
       if (stored) return { status: 200, frame: messageFrame(stored), duplicate: true }
-      const refusal = await checkAction(input, action)
-      if (refusal) return fail(...refusal)
+      const checked = await checkAction(input, action)
+      if (typeof checked !== 'string') return fail(...checked)
+      if (textless) return store(input, checked)
     }
-    if (action?.kind === 'delete') return store(input, '')
     const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
     if (!await callRefusableHook('chat:message', context, 'Message rejected')) return fail(503, 'unavailable', 'The message could not be checked; try again')
     if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
@@ -126,9 +149,10 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
   /**
    * May `input.user` edit or delete the target? Their own message: yes (an edit only within
    * `editWindow`); anyone else's: only if the `chat:action` hook sets `allow`. The hook may
-   * also refuse. Returns the refusal's status, code and text, if any.
+   * also refuse. Reactions: anyone, within the bounds; the toggle is decided here. Returns the
+   * text to store (a reaction: `+emoji` or `-emoji`), or the refusal's status, code and text.
    */
-  async function checkAction(input: SendInput, action: NonNullable<SendInput['action']>): Promise<[number, ChatErrorFrame['code'], string] | undefined> {
+  async function checkAction(input: SendInput, action: SendAction): Promise<string | [number, ChatErrorFrame['code'], string]> {
     let target
     try {
       target = await stores.message!(input.room, action.target)
@@ -138,13 +162,23 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       return [503, 'unavailable', 'The message could not be read; try again']
     }
     if (!target || target.kind || target.deleted) return [404, 'not_found', `No message ${action.target} in this room`]
+    if (action.kind === 'reaction') return toggleReaction(input, target.reactions ?? {}, action.emoji!)
     const own = target.uid !== undefined && target.uid === input.sender
     const inWindow = !config.editWindow || Date.now() - target.ts <= config.editWindow
     const context: ChatActionContext = { room: input.room, user: input.user, action: action.kind, target: messageFrame(target) as ChatMessageFrame, allow: input.fromServer === true || (own && (action.kind === 'delete' || inWindow)) }
     if (!await callRefusableHook('chat:action', context, 'Not allowed')) return [503, 'unavailable', 'The change could not be checked; try again']
     if (context.reject !== undefined) return [403, 'forbidden', String(context.reject)]
     if (!context.allow) return [403, 'forbidden', !own ? `You may only ${action.kind} your own messages` : `Messages can be edited for ${Math.round(config.editWindow! / 1000)} s`]
-    return undefined
+    return input.message
+  }
+
+  /** Take back a reaction the sender has, else add it within the bounds. */
+  function toggleReaction(input: SendInput, reactions: Record<string, string[]>, emoji: string): string | [number, ChatErrorFrame['code'], string] {
+    if (reactions[emoji]?.includes(input.sender)) return `-${emoji}`
+    if (!reactions[emoji] && Object.keys(reactions).length >= MAX_EMOJIS_PER_MESSAGE) return [403, 'rejected', `At most ${MAX_EMOJIS_PER_MESSAGE} different reactions per message`]
+    const mine = Object.values(reactions).filter(users => users.includes(input.sender)).length
+    if (mine >= MAX_REACTIONS_PER_PERSON) return [403, 'rejected', `At most ${MAX_REACTIONS_PER_PERSON} reactions per person on one message`]
+    return `+${emoji}`
   }
 
   /** Append the message or event, apply an event to its target, then fan it out. */
@@ -159,6 +193,7 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       // A delete is applied again on a resend (it may have failed after its append); an old edit never is (it would undo a newer one).
       if (action?.kind === 'edit' && !result.duplicate) await stores.applyEdit!(input.room, action.target, result.message.id, text)
       if (action?.kind === 'delete') await stores.applyDelete!(input.room, action.target)
+      if (action?.kind === 'reaction' && !result.duplicate) await stores.applyReaction!(input.room, action.target, action.emoji!, input.sender, text[0] === '+')
     }
     catch (error) {
       // A value the store cannot hold is the sender's to fix: a retry would fail the same way.
