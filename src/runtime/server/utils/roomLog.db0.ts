@@ -435,6 +435,10 @@ async function createSchema(db: Database) {
     ts BIGINT NOT NULL,
     cid TEXT,
     guest SMALLINT NOT NULL DEFAULT 0,
+    kind TEXT,
+    target BIGINT,
+    edited BIGINT,
+    deleted SMALLINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room, id)
   )`)
   await db.exec(`CREATE TABLE IF NOT EXISTS chat_reactions (
