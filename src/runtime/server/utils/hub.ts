@@ -32,7 +32,7 @@ export interface ChatHubOptions {
 const TYPING_THROTTLE = 1000
 const RECOVERY_RECHECK = 1000
 /** How long `presence` of a room with no member here waits for the other instances to answer. */
-const PRESENCE_QUERY_WAIT = 250
+const PRESENCE_QUERY_WAIT = 500
 
 /**
  * The chat hub: the room index of this instance, wiring ordered delivery, presence, the send
