@@ -2,7 +2,7 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--only=room200,rooms100,idle,sse,replay,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
+//   node bench/run.mjs [--quick] [--only=room200,rooms100,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
@@ -19,7 +19,7 @@ const args = process.argv.slice(2)
 const flag = name => args.includes(`--${name}`)
 const option = name => args.find(arg => arg.startsWith(`--${name}=`))?.split('=')[1]
 const QUICK = flag('quick')
-const ALL = ['room200', 'rooms100', 'idle', 'sse', 'replay', 'ingest', 'cross', 'client', 'scale']
+const ALL = ['room200', 'rooms100', 'idle', 'sse', 'replay', 'older', 'ingest', 'cross', 'client', 'scale']
 const ONLY = (option('only') ?? option('scenario'))?.split(',') ?? ALL
 const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
 const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 : 600_000))
@@ -147,7 +147,7 @@ async function startServer(entry, env = {}) {
       await sleep(50)
     }
   }
-  return { pid: child.pid, port, probeFile, stop, logs: () => output }
+  return { pid: child.pid, port, cwd, probeFile, stop, logs: () => output }
 }
 
 /** Run the load generator; on failure, the servers' last output goes into the error. */
@@ -514,6 +514,67 @@ const scenarios = {
     results.scenarios.sse = { title: 'SSE fan-out, 200 readers (this module only; ratios to its own WS figure)', rows }
     goal('SSE: CPU/delivery vs module WS', rows[1].ratio.cpu, 1.5, '<=')
   },
+  async older() {
+    // Retention off: the room keeps all 100,000 messages.
+    const running = await startServer(entries.sqlite, { ...MODULE_ENV, NUXT_CHAT_HISTORY_MAX: '0' })
+    try {
+      const room = roomName('older')
+      const size = 100_000
+      // The first message through the server makes the schema; the rest go straight into its SQLite file.
+      const first = await fetch(`http://127.0.0.1:${running.port}/api/sse?room=${room}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: 'm1' }) })
+      if (first.status !== 200) throw new Error(`seed POST answered ${first.status}`)
+      const { DatabaseSync } = await import('node:sqlite')
+      const db = new DatabaseSync(join(running.cwd, '.data/chat.sqlite'))
+      const insert = db.prepare('INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest) VALUES (?, ?, ?, ?, ?, ?, NULL, 0)')
+      db.exec('BEGIN')
+      for (let id = 2; id <= size; id++) insert.run(room, id, 'bench', 'bench', `message ${id} `.padEnd(64, '.'), Date.now())
+      db.exec('COMMIT')
+      db.close()
+      const ws = new WebSocket(`ws://127.0.0.1:${running.port}/_ws?room=${room}&name=reader`)
+      let answer
+      ws.onmessage = (event) => {
+        const frame = JSON.parse(event.data)
+        if (frame.type === 'history' || frame.type === 'error') answer?.(frame)
+      }
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve
+        ws.onerror = reject
+      })
+      const ask = before => new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no history answer within 5 s')), 5000)
+        answer = (frame) => {
+          clearTimeout(timer)
+          if (frame.type === 'error') reject(new Error(frame.message))
+          else resolve(frame)
+        }
+        ws.send(JSON.stringify({ type: 'history', before, limit: 50 }))
+      })
+      const samples = QUICK ? 100 : 400
+      const wsMs = []
+      const httpMs = []
+      // Pages from anywhere in the room: the newest, the oldest and everything between.
+      for (let index = 0; index < samples; index++) {
+        const before = 51 + Math.floor(((size - 50) * index) / (samples - 1))
+        let t = performance.now()
+        const page = await ask(before)
+        wsMs.push(performance.now() - t)
+        if (page.messages.length !== 50 || page.messages[49].id !== before - 1) throw new Error(`page before ${before} is wrong`)
+        t = performance.now()
+        const response = await fetch(`http://127.0.0.1:${running.port}/api/sse?room=${room}&before=${before}&limit=50`)
+        await response.json()
+        httpMs.push(performance.now() - t)
+      }
+      ws.close()
+      const p95 = values => [...values].sort((a, b) => a - b)[Math.floor(values.length * 0.95)]
+      const result = { messages: size, samples, wsP50: median(wsMs), wsP95: p95(wsMs), httpP50: median(httpMs), httpP95: p95(httpMs) }
+      results.scenarios.older = { title: `older history: loadOlder(50) on a room of ${size.toLocaleString('en-US')} messages, pages from all depths (SQLite)`, result }
+      log(`  older: WS p50 ${result.wsP50.toFixed(2)} ms, p95 ${result.wsP95.toFixed(2)} ms; HTTP p50 ${result.httpP50.toFixed(2)} ms`)
+      goal('older: loadOlder(50) on 100,000 messages, WS p95 (ms)', result.wsP95, 20, '<')
+    }
+    finally {
+      await running.stop()
+    }
+  },
   async replay() {
     const running = await startServer(entries.sqlite, MODULE_ENV)
     try {
@@ -627,6 +688,10 @@ function table() {
   if (s.replay?.result) {
     const r = s.replay.result
     lines.push('', `## ${s.replay.title}`, `upgrade → last replayed frame: ${fmt(r.upgradeToLast, 1)} ms (median of ${r.runs.length}); connect → last: ${fmt(r.connectToLast, 1)} ms`)
+  }
+  if (s.older?.result) {
+    const r = s.older.result
+    lines.push('', `## ${s.older.title}`, `WebSocket command: p50 ${fmt(r.wsP50)} ms, p95 ${fmt(r.wsP95)} ms; HTTP GET (SSE clients): p50 ${fmt(r.httpP50)} ms, p95 ${fmt(r.httpP95)} ms (${r.samples} pages each)`)
   }
   if (s.ingest?.rows) {
     lines.push('', `## ${s.ingest.title}`)

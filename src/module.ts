@@ -17,7 +17,8 @@ export interface ModuleOptions extends ChatRuntimeConfig {
   autoImport: string | false
 }
 
-export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks } from './runtime/types'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatActionContext } from './runtime/types'
+export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
@@ -37,6 +38,7 @@ export default defineNuxtModule<ModuleOptions>({
     replay: 50,
     maxReplay: 1000,
     maxLength: 2000,
+    editWindow: 0,
     history: { max: 10_000, maxAge: 0, interval: 60_000 },
     rateLimit: { messages: 20, interval: 10_000, burst: 10 },
     rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 },
@@ -115,7 +117,11 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
     if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })
-    addServerImports([{ name: 'defineChatSchema', from: chatSchema }, { name: 'InferChatPayload', from: chatSchema, type: true }])
+    addServerImports([
+      { name: 'defineChatSchema', from: chatSchema },
+      { name: 'InferChatPayload', from: chatSchema, type: true },
+      { name: 'useChatServer', from: resolver.resolve('./runtime/server/utils/useChatServer') },
+    ])
     if (nuxt.options.dev && options.devtools) setupDevtools(resolver)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',

@@ -1,6 +1,6 @@
 /** Types of the module's options, runtime config and server hooks. */
 import type { RateLimitOptions } from './server/utils/rateLimit'
-import type { ChatUser } from './shared/protocol'
+import type { ChatMessageFrame, ChatStoredFrame, ChatUser } from './shared/protocol'
 
 export type { RateLimitOptions }
 
@@ -38,6 +38,8 @@ export interface ChatRuntimeConfig {
   maxReplay: number
   /** Longest message, in characters (UTF-16 code units). @default 2000 */
   maxLength: number
+  /** How long after sending an author may edit a message, in ms; 0: always. Deleting one's own message has no limit. @default 0 */
+  editWindow: number
   /**
    * Retention per room: at most `max` messages (0: no count limit) and none older than `maxAge` ms
    * (0: no age limit), applied to every room every `interval` ms (0: never), a few hundred rows at a time.
@@ -125,8 +127,36 @@ export interface ChatMessageContext {
   reject?: string
 }
 
+/**
+ * Context of the `chat:stored` hook: one event the room log stored, on the instance that stored
+ * it, once. Called after the event was delivered; delivery never waits for it, and a hook that
+ * throws is logged.
+ */
+export interface ChatStoredContext {
+  room: string
+  /** The stored event as its wire frame: `message`, `edit` or `delete`. */
+  frame: ChatStoredFrame
+}
+
+/**
+ * Context of the `chat:action` hook: `user` wants to `edit` or `delete` message `target`.
+ * `allow` starts true for the author (an edit only within `editWindow`) and false for anyone
+ * else: set it to let a moderator delete others' messages. Set `reject` (or throw
+ * `createError({ statusMessage })`) to refuse; the sender gets `forbidden` with the reason.
+ */
+export interface ChatActionContext {
+  room: string
+  user: ChatUser
+  action: 'edit' | 'delete'
+  target: ChatMessageFrame
+  allow: boolean
+  reject?: string
+}
+
 /** Typed Nitro runtime hooks of nuxt-chat. */
 export interface ChatRuntimeHooks {
   'chat:identify': (context: ChatIdentifyContext) => void | Promise<void>
   'chat:message': (context: ChatMessageContext) => void | Promise<void>
+  'chat:action': (context: ChatActionContext) => void | Promise<void>
+  'chat:stored': (context: ChatStoredContext) => void | Promise<void>
 }

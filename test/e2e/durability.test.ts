@@ -171,6 +171,85 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
     }
   }, 110_000)
 
+  it('chaos with events: messages, edits, deletes and reactions through a crash and random cuts end with every client showing the store\'s state', async () => {
+    const seed = Number(process.env.CHAT_CHAOS_SEED) || Math.floor(Math.random() * 2 ** 31)
+    const random = seededRandom(seed)
+    const room = newRoom()
+    const PER_CLIENT = 60
+    const proxy = await startProxy(() => server.port)
+    const clients = (['ws', 'ws', 'sse'] as const).map((transport, index) => {
+      const name = `${transport}-${'abc'[index]}`
+      return { name, connection: chatClient(proxy.base, room, name, transport) }
+    })
+    let restarts = 0
+    let cuts = 0
+    const counts = { edits: 0, deletes: 0, reactions: 0 }
+    try {
+      for (const { connection } of clients) connection.open()
+      await until(() => clients.every(({ connection }) => connection.status.value === 'OPEN' && connection.me.value), 'clients open')
+      let sent = 0
+      let sending = true
+      const senders = clients.map(async ({ name, connection }) => {
+        for (let index = 0; index < PER_CLIENT; index++) {
+          connection.send(`${name} #${index}`)
+          sent++
+          // Now and then change a stored message: own ones for edits and deletes, anyone's for reactions.
+          const stored = storedOf(connection)
+          const own = stored.filter(message => message.uid === connection.me.value?.id)
+          const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)]
+          const roll = random()
+          if (roll < 0.15 && own.length && connection.edit(pick(own)!.id!, `${name} edit ${index}`)) counts.edits++
+          else if (roll < 0.22 && own.length && connection.remove(pick(own)!.id!)) counts.deletes++
+          else if (roll < 0.5 && stored.length && connection.react(pick(stored)!.id!, pick(['👍', '🎉', '❤️'])!)) counts.reactions++
+          await sleep(10 + random() * 30)
+        }
+      })
+      const chaos = (async () => {
+        let restarted = false
+        while (sending) {
+          if (!restarted && sent >= PER_CLIENT * clients.length / 2) {
+            restarted = true
+            await server.stop('SIGKILL')
+            await sleep(50 + random() * 250)
+            await server.start()
+            restarts++
+          }
+          await sleep(20 + random() * 100)
+          if (proxy.cut(random)) cuts++
+        }
+      })()
+      await Promise.all(senders)
+      await until(() => restarts === 1, 'the restart', 20_000)
+      sending = false
+      await chaos
+      await until(() => clients.every(({ connection }) => connection.queued === 0 && connection.status.value === 'OPEN'), 'every outbox empty', 45_000)
+
+      // The store's state, read through the server-side API: live messages with their text, edited flag and reaction counts.
+      const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'history', room, limit: 1000 }) })
+      const frames = await response.json() as (ChatMessageFrame & { reactions?: Record<string, string[]> })[]
+      const last = frames.at(-1)!.id
+      const storeState = frames.filter(frame => frame.type === 'message' && !frame.deleted).map(frame => ({
+        id: frame.id, message: frame.message, edited: frame.edited !== undefined,
+        reactions: Object.fromEntries(Object.entries(frame.reactions ?? {}).map(([emoji, users]) => [emoji, users.length]).sort()),
+      }))
+      expect(storeState.length).toBeGreaterThan(0)
+      const stateOf = (connection: ReturnType<typeof chatClient>) => storedOf(connection).map(message => ({
+        id: message.id, message: message.message, edited: message.edited !== undefined,
+        reactions: Object.fromEntries((message.reactions ?? []).map(reaction => [reaction.emoji, reaction.count]).sort()),
+      }))
+      for (const { name, connection } of clients) {
+        await until(() => JSON.stringify(stateOf(connection)) === JSON.stringify(storeState), `${name} to show the store's state (up to id ${last})`, 15_000).catch(() => {})
+        expect(stateOf(connection), `${name} shows what the store holds`).toEqual(storeState)
+      }
+      console.log(`[chaos events ${store}] ${PER_CLIENT * clients.length} messages, ${counts.edits} edits, ${counts.deletes} deletes, ${counts.reactions} reactions asked; ${last} ids stored; ${restarts} SIGKILL restart, ${cuts} cuts, seed ${seed}`)
+    }
+    finally {
+      for (const { connection } of clients) connection.close()
+      await proxy.close()
+      if (server.process()?.exitCode !== null || server.process()?.signalCode) await server.start().catch(() => {})
+    }
+  }, 110_000)
+
   it('replays exactly the messages after a cursor over WebSocket and SSE, Last-Event-ID winning over since', async () => {
     const room = newRoom()
     await seedRoom(server, room, 30)

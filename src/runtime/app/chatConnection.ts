@@ -1,12 +1,12 @@
 import { shallowRef, type ShallowRef } from 'vue'
-import type { ChatErrorFrame, ChatServerFrame, ChatUser } from '../shared/protocol'
+import { HISTORY_PAGE_DEFAULT, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
 import { createMessageLog, type ChatMessage } from './messageLog'
-import { createOutbox } from './outbox'
+import { createOutbox, type OutgoingAction } from './outbox'
 import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
-import { openSseLink, openWebSocketLink, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
+import { fetchHistory, openSseLink, openWebSocketLink, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
 
 export type ChatStatus = 'CONNECTING' | 'OPEN' | 'CLOSED'
 export type ChatTransport = 'ws' | 'sse'
@@ -66,6 +66,8 @@ const TYPING_SEND_INTERVAL = 2000
 // Refusals a retry cannot cure: the connection stays closed until `open()`.
 const REFUSING_STATUS: Record<number, ChatErrorFrame['code']> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden' }
 const PASSING_CODES = new Set<string>(['rate_limited', 'unavailable'])
+// A history answer that does not come within this time counts as failed (the page may be asked again).
+const HISTORY_TIMEOUT = 10_000
 
 /**
  * One connection to one room: a link (WebSocket, or EventSource + POST), the message log, the
@@ -77,9 +79,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   const status = shallowRef<ChatStatus>('CLOSED')
   const error = shallowRef<ChatClientError | null>(null)
   const me = shallowRef<ChatUser | null>(null)
+  const hasMore = shallowRef(true)
 
   const reconnect = options.autoReconnect === false ? undefined : { retries: Infinity, delay: 500, maxDelay: 10_000, ...(options.autoReconnect === true ? {} : options.autoReconnect) }
-  const log = createMessageLog<T>(options.maxMessages)
+  const log = createMessageLog<T>(options.maxMessages, () => me.value?.id)
   const outbox = createOutbox(reconnect ?? { delay: 500, maxDelay: 10_000 })
   const cursor = createResumeCursor()
   const presence = createPresence(options.typingTimeout)
@@ -101,6 +104,12 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     flushScheduled: false,
     /** Left by its last holder with messages still waiting: called once they are delivered or given up. */
     drained: undefined as (() => void) | undefined,
+    /** The page of older history being loaded, if any. */
+    loadingOlder: undefined as Promise<number> | undefined,
+    /** Takes the answer to the `history` command in flight on the WebSocket. */
+    historyAnswer: undefined as ((frame: ChatHistoryFrame | undefined) => void) | undefined,
+    /** The server said nothing is stored below this id (0: not known). */
+    oldestStored: 0,
   }
 
   // Frames arrive in bursts (a replay is hundreds); publish the log once per burst.
@@ -111,6 +120,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       state.flushScheduled = false
       log.trim()
       messages.value = log.entries()
+      const oldest = log.oldestId()
+      hasMore.value = oldest === undefined ? state.oldestStored === 0 : oldest > 1 && oldest > state.oldestStored
     })
   }
 
@@ -149,12 +160,22 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
         break
       }
+      case 'edit':
+      case 'delete':
+      case 'reaction':
+        if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
+        if (log.apply(frame)) publish()
+        if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
+        break
       case 'system':
         if (frame.event === 'welcome') {
           // A welcome is a successful connect: the next drop starts the backoff afresh.
           state.attempts = 0
           if (frame.peer) me.value = frame.peer
         }
+        break
+      case 'history':
+        state.historyAnswer?.(frame)
         break
       case 'presence':
         presence.replace(frame.users)
@@ -255,6 +276,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     state.reconnectTimer = state.pingTimer = state.pongTimer = undefined
     state.link?.close()
     state.link = undefined
+    state.historyAnswer?.(undefined)
     outbox.detach()
     presence.clear()
   }
@@ -321,9 +343,95 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     return true
   }
 
+  /** Ask for a page of older history: a command on an open WebSocket, else a GET on the SSE route. */
+  async function requestHistory(before: number, limit: number): Promise<ChatServerFrame | undefined> {
+    if (status.value === 'OPEN' && state.link?.command(JSON.stringify({ type: 'history', before, limit }))) {
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => answer(undefined), HISTORY_TIMEOUT)
+        const answer = (frame: ChatHistoryFrame | undefined) => {
+          clearTimeout(timer)
+          state.historyAnswer = undefined
+          resolve(frame)
+        }
+        state.historyAnswer = answer
+      })
+    }
+    const target = url(options.sseRoute)
+    target.searchParams.set('before', String(before))
+    target.searchParams.set('limit', String(limit))
+    return fetchHistory(target)
+  }
+
+  /** Merge a stored frame of a history page: a message is added, an event applied to its target. */
+  function merge(frame: ChatStoredFrame): boolean {
+    if (frame.type === 'message') return log.add(frame) && !frame.deleted
+    log.apply(frame)
+    // Edits and deletes are not entries of their own.
+    return false
+  }
+
+  async function fetchOlder(limit: number): Promise<number> {
+    const before = log.oldestId() ?? (cursor.value === undefined ? Number.MAX_SAFE_INTEGER : cursor.value + 1)
+    const frame = await requestHistory(before, limit)
+    if (frame?.type !== 'history') {
+      error.value = frame?.type === 'error' ? { code: frame.code, message: frame.message } : { code: 'unavailable', message: 'Older messages could not be loaded; try again' }
+      return 0
+    }
+    let added = 0
+    for (const stored of frame.messages) if (merge(stored)) added++
+    log.keepOlder(added)
+    if (!frame.more) state.oldestStored = frame.messages[0]?.id ?? before
+    publish()
+    return added
+  }
+
+  /** Queue an edit or delete of stored message `target` (resent like messages until answered). */
+  function change(action: OutgoingAction, text: string): boolean {
+    if (state.refusal) {
+      error.value = state.refusal
+      return false
+    }
+    if (outbox.size >= options.maxQueue) {
+      error.value = { code: 'queue_full', message: `${options.maxQueue} messages are already waiting to be sent` }
+      return false
+    }
+    outbox.push(randomCid(), text, action)
+    return true
+  }
+
   return {
     messages,
     status,
+    hasMore,
+    /** Replace the text of a stored message (your own, or as the server's `chat:action` hook allows); the edit shows once stored. */
+    edit(id: number, data: string | T): boolean {
+      const text = typeof data === 'string' ? data : JSON.stringify(data)
+      if (!text.trim() || text.length > options.maxLength) {
+        error.value = text.trim() ? { code: 'too_long', message: `Message is longer than ${options.maxLength} characters` } : { code: 'empty', message: 'Message is empty' }
+        return false
+      }
+      return change({ type: 'edit', target: id }, text)
+    },
+    /** Delete a stored message (your own, or as the server's `chat:action` hook allows): it leaves `messages` everywhere once stored. */
+    remove: (id: number): boolean => change({ type: 'delete', target: id }, ''),
+    /** Add `emoji` to a stored message, or take it back if this user already gave it. */
+    react: (id: number, emoji: string): boolean => change({ type: 'reaction', target: id, emoji }, ''),
+    /**
+     * Load a page of older messages (at most `limit`, default 50) from the store and merge them
+     * in order; resolves to how many were added. Loaded pages stay beyond `maxMessages` until
+     * `dropOlder()`. One page at a time: a call while one loads gets that one's answer.
+     */
+    loadOlder(limit = HISTORY_PAGE_DEFAULT): Promise<number> {
+      state.loadingOlder ??= fetchOlder(limit).finally(() => {
+        state.loadingOlder = undefined
+      })
+      return state.loadingOlder
+    },
+    /** Forget the pages `loadOlder` kept: back to the newest `maxMessages` (call when the user is back at the bottom). */
+    dropOlder() {
+      log.dropOlder()
+      publish()
+    },
     users: presence.users,
     typing: presence.typing,
     error,
@@ -380,6 +488,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     /** Empty the shown log (the resume cursor stays, so nothing old comes back). */
     clear() {
       log.clear()
+      state.oldestStored = 0
       for (const item of outbox.items) log.addPending({ room: options.room, user: me.value?.name ?? '', message: item.message, ts: Date.now(), cid: item.cid })
       publish()
     },

@@ -1,4 +1,4 @@
-import type { ChatMessageFrame } from '../shared/protocol'
+import { withReaction, type ChatEventFrame, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
 export interface ChatMessage<T = unknown> {
@@ -19,14 +19,28 @@ export interface ChatMessage<T = unknown> {
   failed?: boolean
   /** The message parsed as JSON, when its text is a JSON object or array. */
   data?: T
+  /** Set once edited: the id of its latest edit. */
+  edited?: number
+  /** Reactions, in the order first given: how many people, and whether this client's user is one. */
+  reactions?: ChatReaction[]
+  /** Who reacted with what (emoji → user ids), as the server keeps it. */
+  reactedBy?: Record<string, string[]>
+}
+
+export interface ChatReaction {
+  emoji: string
+  count: number
+  mine: boolean
 }
 
 /**
  * A client's message log: sorted by id, each id once, pending messages last in send order,
  * at most `max` entries. Mutable inside; callers publish `entries()` as a fresh array.
  */
-export function createMessageLog<T = unknown>(max: number) {
+export function createMessageLog<T = unknown>(max: number, myId: () => string | undefined = () => undefined) {
   let stored: ChatMessage<T>[] = []
+  /** Entries kept beyond `max`: pages of older history the user asked for (`keepOlder`), until `dropOlder`. */
+  let olderKept = 0
   const ids = new Set<number>()
   const pending = new Map<string, ChatMessage<T>>()
 
@@ -42,11 +56,37 @@ export function createMessageLog<T = unknown>(max: number) {
     }
   }
 
+  /** Set who reacted with what, and the summary shown from it. */
+  const setReactions = (entry: ChatMessage<T>, reactedBy: Record<string, string[]> | undefined) => {
+    const me = myId()
+    if (!reactedBy || !Object.keys(reactedBy).length) {
+      delete entry.reactedBy
+      delete entry.reactions
+      return
+    }
+    entry.reactedBy = reactedBy
+    entry.reactions = Object.entries(reactedBy).map(([emoji, users]) => ({ emoji, count: users.length, mine: me !== undefined && users.includes(me) }))
+  }
+
+  /** Index of the stored entry with `id`, or where it would go. */
+  const indexOf = (id: number) => {
+    let lo = 0
+    let hi = stored.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (stored[mid]!.id! < id) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
   return {
     /** Merge a stored message; a pending entry with its cid becomes it (same object). False if it was already there. */
     add(frame: ChatMessageFrame): boolean {
       if (ids.has(frame.id)) return false
       ids.add(frame.id)
+      // A tombstone: the id is taken, nothing is shown (a pending entry of ours that was deleted goes too).
+      if (frame.deleted) return frame.cid !== undefined && pending.delete(frame.cid)
       const waiting = frame.cid === undefined ? undefined : pending.get(frame.cid)
       const entry: ChatMessage<T> = waiting ?? {} as ChatMessage<T>
       if (waiting) {
@@ -62,6 +102,8 @@ export function createMessageLog<T = unknown>(max: number) {
       if (frame.cid !== undefined) entry.cid = frame.cid
       if (frame.uid !== undefined) entry.uid = frame.uid
       if (frame.guest) entry.guest = true
+      if (frame.edited !== undefined) entry.edited = frame.edited
+      setReactions(entry, frame.reactions)
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       const last = stored[stored.length - 1]
@@ -69,16 +111,35 @@ export function createMessageLog<T = unknown>(max: number) {
         stored.push(entry)
       }
       else {
-        // Replayed or out of order: insert at its place (binary search).
-        let lo = 0
-        let hi = stored.length
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1
-          if (stored[mid]!.id! < frame.id) lo = mid + 1
-          else hi = mid
-        }
-        stored.splice(lo, 0, entry)
+        // Replayed or out of order: insert at its place.
+        stored.splice(indexOf(frame.id), 0, entry)
       }
+      return true
+    },
+    /** Apply an edit, delete or reaction to the message it targets, if held; true when something shown changed. */
+    apply(event: ChatEventFrame | ChatReactionFrame): boolean {
+      if (ids.has(event.id)) return false
+      ids.add(event.id)
+      const index = indexOf(event.target)
+      const entry = stored[index]
+      if (entry?.id !== event.target) return false
+      if (event.type === 'reaction') {
+        // A page loaded late holds the state after this event already: applying it again changes nothing (sets, not counts).
+        if (event.uid === undefined) return false
+        setReactions(entry, withReaction(entry.reactedBy, event.emoji, event.uid, event.on))
+        return true
+      }
+      if (event.type === 'delete') {
+        stored.splice(index, 1)
+        return true
+      }
+      // An edit of a message deleted since (its delete follows), or older than the text held (a page loaded late).
+      if (event.deleted || event.id <= (entry.edited ?? 0)) return false
+      entry.message = event.message
+      entry.edited = event.id
+      const data = parseData(event.message)
+      if (data !== undefined) entry.data = data
+      else delete entry.data
       return true
     },
     /** Show an outgoing message as pending until its echo arrives. */
@@ -95,9 +156,19 @@ export function createMessageLog<T = unknown>(max: number) {
       delete entry.pending
       entry.failed = true
     },
-    /** Keep the newest `max` entries (pending ones count too). */
+    /** Id of the oldest stored entry, if any. */
+    oldestId: (): number | undefined => stored[0]?.id,
+    /** Raise the cap by `count` entries: a page of older history stays while the user reads it. */
+    keepOlder(count: number) {
+      olderKept += count
+    },
+    /** Back to the newest `max` entries at the next `trim` (the user is back at the newest messages). */
+    dropOlder() {
+      olderKept = 0
+    },
+    /** Keep the newest `max` entries (pending ones count too), plus the older pages kept. */
     trim() {
-      const excess = stored.length + pending.size - max
+      const excess = stored.length + pending.size - max - olderKept
       if (excess <= 0) return
       for (const entry of stored.splice(0, Math.min(excess, stored.length))) ids.delete(entry.id!)
     },
@@ -106,6 +177,7 @@ export function createMessageLog<T = unknown>(max: number) {
     },
     clear() {
       stored = []
+      olderKept = 0
       ids.clear()
       pending.clear()
     },

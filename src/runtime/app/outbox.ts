@@ -4,14 +4,22 @@ import { backoffDelay, type BackoffOptions } from './backoff'
 export interface OutgoingMessage {
   cid: string
   message: string
+  /** An edit or delete of message `target` instead of a message (revision 3). */
+  action?: OutgoingAction
   /** Written to the current link and not answered yet. */
   inFlight: boolean
+}
+
+export interface OutgoingAction {
+  type: 'edit' | 'delete' | 'reaction'
+  target: number
+  emoji?: string
 }
 
 /** Where the outbox writes: the current link while it is open. */
 export interface OutboxLink {
   readonly window: number
-  write: (message: string, cid: string) => void
+  write: (message: string, cid: string, action?: OutgoingAction) => void
 }
 
 /**
@@ -36,7 +44,7 @@ export function createOutbox(retry: BackoffOptions) {
       if (inFlight >= link.window) return
       if (!item.inFlight) {
         item.inFlight = true
-        link.write(item.message, item.cid)
+        link.write(item.message, item.cid, item.action)
       }
       inFlight++
     }
@@ -53,8 +61,8 @@ export function createOutbox(retry: BackoffOptions) {
 
   return {
     /** Queue a message; it goes out when the link has room. */
-    push(cid: string, message: string) {
-      queue.push({ cid, message, inFlight: false })
+    push(cid: string, message: string, action?: OutgoingAction) {
+      queue.push(action ? { cid, message, action, inFlight: false } : { cid, message, inFlight: false })
       flush()
     },
     /** A link opened: write from the first waiting message. */

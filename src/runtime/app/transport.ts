@@ -1,4 +1,5 @@
 import { errorFrame, type ChatServerFrame } from '../shared/protocol'
+import type { OutgoingAction } from './outbox'
 
 /** What a link reports to the connection that owns it. */
 export interface ChatLinkEvents {
@@ -15,7 +16,7 @@ export interface ChatLink {
   /** Messages that may be unanswered at once on this link. */
   readonly window: number
   /** Write one chat message; its answer comes back as a frame (the stored echo, or an error with its cid). */
-  write: (message: string, cid: string) => void
+  write: (message: string, cid: string, action?: OutgoingAction) => void
   /** Send a control command (`ping`, `typing`); false where the link cannot. */
   command: (text: string) => boolean
   /** Close for good; no event follows. */
@@ -34,6 +35,11 @@ export interface ChatLinkTargets {
 const WS_WINDOW = 10
 // A POST that hangs would hold up every message queued behind it.
 const POST_TIMEOUT = 15_000
+
+/** The command (WebSocket) or body (POST) that stores a message, an edit or a delete. */
+function sendCommand(message: string, cid: string, action?: OutgoingAction) {
+  return action ? { ...action, message, cid } : { type: 'message', message, cid }
+}
 
 function parse(data: unknown): ChatServerFrame | undefined {
   if (typeof data !== 'string') return undefined
@@ -62,8 +68,8 @@ export function openWebSocketLink(targets: ChatLinkTargets, events: ChatLinkEven
   const writable = () => ws.readyState === 1
   return {
     window: WS_WINDOW,
-    write(message, cid) {
-      if (writable()) ws.send(JSON.stringify({ type: 'message', message, cid }))
+    write(message, cid, action) {
+      if (writable()) ws.send(JSON.stringify(sendCommand(message, cid, action)))
     },
     command(text) {
       if (!writable()) return false
@@ -106,13 +112,13 @@ export function openSseLink(targets: ChatLinkTargets, events: ChatLinkEvents): C
     source.close()
     aborter.abort()
   }
-  async function post(message: string, cid: string) {
+  async function post(message: string, cid: string, action?: OutgoingAction) {
     let frame: ChatServerFrame | undefined
     try {
       const response = await fetch(targets.post(), {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ message, cid }),
+        body: JSON.stringify(sendCommand(message, cid, action)),
         signal: AbortSignal.any([aborter.signal, AbortSignal.timeout(POST_TIMEOUT)]),
       })
       frame = parse(await response.text())
@@ -124,12 +130,13 @@ export function openSseLink(targets: ChatLinkTargets, events: ChatLinkEvents): C
     if (!frame) frame = errorFrame('unavailable', 'The message could not be posted; retrying', cid)
     // Refusals without a cid (a lapsed session, an oversized body) are about this message too.
     if (frame.type === 'error' && !frame.cid) frame = { ...frame, cid }
-    events.frame(frame, frame.type === 'message')
+    // The stored frame (message, edit or delete) a POST answers with is outside the room's order.
+    events.frame(frame, frame.type !== 'error')
   }
   return {
     window: 1,
-    write(message, cid) {
-      if (opened && !closed) void post(message, cid)
+    write(message, cid, action) {
+      if (opened && !closed) void post(message, cid, action)
     },
     command: () => false,
     close,
@@ -155,5 +162,19 @@ export async function probeRefusal(target: URL): Promise<number | undefined> {
   }
   finally {
     aborter.abort()
+  }
+}
+
+/**
+ * A page of older history over HTTP (`GET <sseRoute>?room=…&before=…&limit=…`): the `history`
+ * frame, an `error` frame when refused, undefined when the server cannot be reached.
+ */
+export async function fetchHistory(target: URL): Promise<ChatServerFrame | undefined> {
+  try {
+    const response = await fetch(target, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(POST_TIMEOUT) })
+    return parse(await response.text())
+  }
+  catch {
+    return undefined
   }
 }

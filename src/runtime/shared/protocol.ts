@@ -29,7 +29,34 @@ export interface ChatMessageFrame {
   uid?: string
   /** The sender was a guest. */
   guest?: true
+  /** The id of the message's latest edit event (revision 3): it was edited. */
+  edited?: number
+  /** A tombstone (revision 3): the message was deleted; `message` is empty. Clients do not show it. */
+  deleted?: true
+  /** Who reacted with what (revision 3): emoji → user ids; absent when nobody did. */
+  reactions?: Record<string, string[]>
 }
+
+/**
+ * A stored event about message `target` (revision 3): `edit` carries the new text, `delete`
+ * removes the message. Numbered in the room's id sequence like messages, replayed in place.
+ */
+export interface ChatEventFrame extends Omit<ChatMessageFrame, 'type' | 'edited' | 'reactions'> {
+  type: 'edit' | 'delete'
+  /** The message it is about. `user` / `uid`: who made the change; `message`: an edit's new text (empty once the message was deleted, then `deleted` is set), a delete's notice for clients that only show text. */
+  target: number
+}
+
+/** A stored reaction (revision 3): `uid` added (`on`) or took back its `emoji` on message `target`; `message` is the emoji. */
+export interface ChatReactionFrame extends Omit<ChatMessageFrame, 'type' | 'edited' | 'reactions' | 'deleted'> {
+  type: 'reaction'
+  target: number
+  emoji: string
+  on: boolean
+}
+
+/** Every frame that stands for a stored row of a room's log. */
+export type ChatStoredFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame
 
 export interface ChatSystemFrame {
   type: 'system'
@@ -78,7 +105,7 @@ export interface ChatPongFrame {
   message: 'pong'
 }
 
-export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused'
+export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused' | 'not_found'
 
 export interface ChatErrorFrame {
   type: 'error'
@@ -88,14 +115,51 @@ export interface ChatErrorFrame {
   cid?: string
 }
 
+/**
+ * A page of older history, to the connection that asked only (revision 3): the newest stored
+ * messages with an id below `before`, oldest first. Outside the room's order: it never moves a
+ * resume cursor. `more`: older messages exist.
+ */
+export interface ChatHistoryFrame {
+  type: 'history'
+  room: string
+  before: number
+  /** Messages and, since revision 3, the edit / delete events among them, in id order. */
+  messages: ChatStoredFrame[]
+  more: boolean
+  user: 'server'
+  message: string
+}
+
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame
+export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
   = | { type: 'message', message: string, cid?: string }
     | { type: 'ping' }
     | { type: 'typing' }
+    | { type: 'history', before: number, limit: number }
+    | { type: 'edit', target: number, message: string, cid?: string }
+    | { type: 'delete', target: number, cid?: string }
+    | { type: 'reaction', target: number, emoji: string, cid?: string }
+
+/** Messages in one page of older history: at most this many, 50 when not asked. */
+export const HISTORY_PAGE_MAX = 200
+export const HISTORY_PAGE_DEFAULT = 50
+
+/**
+ * Parse a history request's `before` and `limit` (command fields or query parameters): `before`
+ * a positive integer (absent: the newest), `limit` 1 to `HISTORY_PAGE_MAX`. A string saying why, if not.
+ */
+export function parseHistoryRequest(before: unknown, limit: unknown): { before: number, limit: number } | string {
+  const number = (value: unknown) => typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value
+  const at = before === undefined ? Number.MAX_SAFE_INTEGER : number(before)
+  const size = limit === undefined ? HISTORY_PAGE_DEFAULT : number(limit)
+  if (!Number.isSafeInteger(at) || (at as number) < 1) return '`before` must be a positive integer'
+  if (!Number.isSafeInteger(size) || (size as number) < 1 || (size as number) > HISTORY_PAGE_MAX) return `\`limit\` must be an integer from 1 to ${HISTORY_PAGE_MAX}`
+  return { before: at as number, limit: size as number }
+}
 
 /** The room a client joins without `?room=` (the seed's topic). */
 export const DEFAULT_ROOM = 'chat'
@@ -145,13 +209,53 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       return { type: 'ping' }
     case 'typing':
       return { type: 'typing' }
+    case 'history': {
+      const request = parseHistoryRequest(command.before, command.limit)
+      return typeof request === 'string' ? { type: 'invalid', reason: request } : { type: 'history', ...request }
+    }
     case 'message':
-      if (typeof command.message !== 'string') return { type: 'invalid', reason: '`message` must be a string', cid }
-      if (command.cid !== undefined && !cid) return { type: 'invalid', reason: '`cid` must be 1-64 characters from [A-Za-z0-9._:-]' }
-      return cid ? { type: 'message', message: command.message, cid } : { type: 'message', message: command.message }
+    case 'edit':
+    case 'delete':
+    case 'reaction': {
+      const parsed = parseSendCommand(command)
+      return typeof parsed === 'string' ? { type: 'invalid', reason: parsed, cid } : parsed
+    }
     default:
       return { type: 'message', message: text }
   }
+}
+
+/**
+ * The fields of a command that stores something (`message`, `edit`, `delete`), from a WebSocket
+ * frame or a POST body (`type` absent: `message`); a string saying what is wrong, if anything.
+ */
+export function parseSendCommand(command: Record<string, unknown>): Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }> | string {
+  const { type = 'message', message, cid, target, emoji } = command
+  if (cid !== undefined && !isValidCid(cid)) return '`cid` must be 1-64 characters from [A-Za-z0-9._:-]'
+  const withCid = cid === undefined ? {} : { cid }
+  if (type !== 'message' && type !== 'edit' && type !== 'delete' && type !== 'reaction') return '`type` must be message, edit, delete or reaction'
+  if (type === 'reaction') {
+    if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
+    if (!isValidEmoji(emoji)) return '`emoji` must be 1-32 characters without spaces'
+    return { type, target, emoji, ...withCid }
+  }
+  if (type !== 'delete' && typeof message !== 'string') return '`message` must be a string'
+  if (type === 'message') return { type, message: message as string, ...withCid }
+  if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
+  return type === 'edit' ? { type, target, message: message as string, ...withCid } : { type, target, ...withCid }
+}
+
+/** Is `emoji` a usable reaction: 1-32 UTF-16 units, well-formed, no white space or control characters? */
+export function isValidEmoji(emoji: unknown): emoji is string {
+  return typeof emoji === 'string' && emoji.isWellFormed() && /^[^\s\p{Cc}]{1,32}$/u.test(emoji)
+}
+
+/** Who reacted with what after `uid` added (`on`) or took back `emoji`; `undefined` when nobody is left. */
+export function withReaction(reactedBy: Record<string, string[]> | undefined, emoji: string, uid: string, on: boolean): Record<string, string[]> | undefined {
+  const users = (reactedBy?.[emoji] ?? []).filter(user => user !== uid)
+  if (on) users.push(uid)
+  const next = Object.entries({ ...reactedBy, [emoji]: users }).filter(([, list]) => list.length)
+  return next.length ? Object.fromEntries(next) : undefined
 }
 
 /** Build the `Welcome X!` / `X joined!` / `X left!` frames of the seed. */

@@ -64,6 +64,22 @@ export interface UseChatReturn<T = unknown> {
   close: () => void
   /** Empty the shown messages (old ones do not come back on reconnect). */
   clear: () => void
+  /** Older messages may exist in the store: `loadOlder()` would find some. */
+  hasMore: ComputedRef<boolean>
+  /**
+   * Load up to `limit` (default 50) older messages from the store and merge them into `messages`
+   * in order; resolves to how many were added. Loaded pages are not evicted by `maxMessages`
+   * until `dropOlder()`.
+   */
+  loadOlder: (limit?: number) => Promise<number>
+  /** Let `maxMessages` apply again to pages `loadOlder` added (call when the user is back at the newest messages). */
+  dropOlder: () => void
+  /** Edit a stored message (by default only your own; see `editWindow` and the `chat:action` hook); false when refused locally. */
+  edit: (id: number, data: string | T) => boolean
+  /** Delete a stored message (by default only your own); it leaves `messages` on every client. */
+  remove: (id: number) => boolean
+  /** Toggle a reaction on a stored message: `messages[i].reactions` holds `{ emoji, count, mine }`. */
+  react: (id: number, emoji: string) => boolean
 }
 
 interface SharedConnection {
@@ -101,7 +117,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
   // Hydration: the first client render must match the server's (nothing connected), so live values show after mount.
   const live = shallowRef(!(getCurrentInstance() && tryUseNuxtApp()?.isHydrating))
   if (!live.value) onMounted(() => live.value = true)
-  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
+  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'hasMore'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
     computed(() => live.value && current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
   const result: UseChatReturn<T> = {
     messages: pick('messages', []),
@@ -116,6 +132,12 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     open: () => current.value?.open(),
     close: () => current.value?.close(),
     clear: () => current.value?.clear(),
+    hasMore: pick('hasMore', false),
+    loadOlder: limit => current.value?.loadOlder(limit) ?? Promise.resolve(0),
+    dropOlder: () => current.value?.dropOlder(),
+    edit: (id, data) => current.value?.edit(id, data) ?? false,
+    remove: id => current.value?.remove(id) ?? false,
+    react: (id, emoji) => current.value?.react(id, emoji) ?? false,
   }
   if (typeof window === 'undefined') return result
 

@@ -1,11 +1,11 @@
-import { defineEventHandler } from 'h3'
-import { errorFrame } from '../../shared/protocol'
+import { defineEventHandler, getQuery } from 'h3'
+import { errorFrame, parseHistoryRequest } from '../../shared/protocol'
 import { holdConnection } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
 import { countSlowReaderDrop } from '../utils/chatMetrics'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import type { Member, RoomFrame } from '../utils/roomDelivery'
-import { useChatHub } from '../utils/useChatHub'
+import { chatLogger, useChatHub } from '../utils/useChatHub'
 
 const STREAM_HEADERS = {
   'content-type': 'text/event-stream',
@@ -28,6 +28,19 @@ export default defineEventHandler(async (event) => {
   if (event.method === 'HEAD') {
     event.node.res.writeHead(200, STREAM_HEADERS).end()
     return
+  }
+  // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, revision 3).
+  const query = getQuery(event)
+  if (query.before !== undefined || query.history !== undefined) {
+    const request = parseHistoryRequest(query.before, query.limit)
+    if (typeof request === 'string') return refuse(event, 400, errorFrame('bad_request', request))
+    try {
+      return await useChatHub().historyPage(admission.room, request.before, request.limit)
+    }
+    catch (error) {
+      chatLogger.error('[nuxt-chat] could not read history', error)
+      return refuse(event, 503, errorFrame('unavailable', 'History is unavailable right now'))
+    }
   }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
   if (event.node.res.destroyed) return
@@ -54,6 +67,7 @@ export default defineEventHandler(async (event) => {
         res.destroy()
       }
     },
+    close: () => res.end(),
   }
   const keepAlive = setInterval(() => res.write(': ping\n\n'), config.sse.keepAlive)
   res.on('close', () => {

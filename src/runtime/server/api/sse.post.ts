@@ -1,9 +1,10 @@
 import { defineEventHandler, getRequestHeader, setResponseHeader, type H3Event } from 'h3'
-import { errorFrame, isValidCid, type ChatErrorFrame, type ChatMessageFrame } from '../../shared/protocol'
+import { errorFrame, parseSendCommand, type ChatErrorFrame, type ChatStoredFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { holdConnection, type ChatAdmission } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
 import { useChatHub } from '../utils/useChatHub'
+import { sendFieldsOf } from '../utils/sendPipeline'
 
 /** Why a body was not read: larger than the limit, or not complete within the body timeout. */
 type BodyRefusal = 'too_large' | 'timeout'
@@ -34,9 +35,9 @@ async function readBoundedBody(event: H3Event, limit: number, timeout: number): 
   })
 }
 
-/** Parse a JSON `{ message, cid }` or a `text/plain` body; a string is the error to answer with. */
-function parseBody(body: string, contentType: string): { message: string, cid?: string } | string {
-  if (!contentType.includes('json')) return { message: body }
+/** Parse a JSON `{ type?, message, cid?, target? }` or a `text/plain` body; a string is the error to answer with. */
+function parseBody(body: string, contentType: string): ReturnType<typeof parseSendCommand> {
+  if (!contentType.includes('json')) return { type: 'message', message: body }
   let data: unknown
   try {
     data = JSON.parse(body)
@@ -45,14 +46,11 @@ function parseBody(body: string, contentType: string): { message: string, cid?: 
     return 'Body is not valid JSON'
   }
   if (!data || typeof data !== 'object' || Array.isArray(data)) return 'Body must be a JSON object'
-  const { message, cid } = data as Record<string, unknown>
-  if (typeof message !== 'string') return '`message` must be a string'
-  if (cid !== undefined && !isValidCid(cid)) return '`cid` must be a string of 1-64 characters'
-  return cid === undefined ? { message } : { message, cid }
+  return parseSendCommand(data as Record<string, unknown>)
 }
 
 /** Send a message into a room over HTTP: answers the stored message frame, or an `error` frame. */
-export default defineEventHandler(async (event): Promise<ChatMessageFrame | ChatErrorFrame> => {
+export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatErrorFrame> => {
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
@@ -68,7 +66,7 @@ export default defineEventHandler(async (event): Promise<ChatMessageFrame | Chat
 })
 
 /** Read, check and send one POSTed message. */
-async function answerPost(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<ChatMessageFrame | ChatErrorFrame> {
+async function answerPost(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<ChatStoredFrame | ChatErrorFrame> {
   const body = await readBoundedBody(event, config.maxPayload, config.bodyTimeout)
   if (body === 'too_large') return refuse(event, 413, errorFrame('too_long', `Body is larger than ${config.maxPayload} bytes`))
   if (body === 'timeout') {
@@ -82,11 +80,11 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
     room: admission.room,
     user: admission.user,
     sender: admission.sender,
-    message: parsed.message,
+    ...sendFieldsOf(parsed),
     cid: parsed.cid,
     ip: admission.ip,
   })
   if (result.error) return refuse(event, result.status, result.error)
   // A repeated cid: the stored frame, marked so the client does not take it for a new message.
-  return result.duplicate ? { ...result.frame!, duplicate: true } as ChatMessageFrame : result.frame!
+  return result.duplicate ? { ...result.frame!, duplicate: true } : result.frame!
 }

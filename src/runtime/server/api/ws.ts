@@ -9,6 +9,7 @@ import { countSlowReaderDrop } from '../utils/chatMetrics'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
+import { sendFieldsOf } from '../utils/sendPipeline'
 import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
 const SETTLED = Promise.resolve()
@@ -25,7 +26,7 @@ const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
 // Likewise for blank raw text, the cheapest frame to flood with: answered at once, from shared bytes.
 const EMPTY = new RoomFrame(JSON.stringify(errorFrame('empty', 'Message is empty')))
 
-type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' }>
+type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
 
 /**
  * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
@@ -40,6 +41,8 @@ class WebSocketMember implements Member, SocketWatch {
   strikes = 0
   /** This member's messages, handled one after another. */
   chain: Promise<void> = SETTLED
+  /** Settles once this member's latest message is answered (stored or refused): an edit or delete waits for it, as its target may be that message. */
+  answeredAll: Promise<unknown> = SETTLED
   /** Messages read but not yet answered; past MAX_WAITING the socket is paused. */
   waiting = 0
   paused = false
@@ -48,6 +51,8 @@ class WebSocketMember implements Member, SocketWatch {
   /** A message refused for now: later messages with a cid are refused alike until this cid comes again. */
   refusal: ChatErrorFrame | undefined
   typingAt?: number
+  /** A history page is being read for this connection. */
+  readingHistory = false
 
   constructor(
     readonly peer: Peer,
@@ -78,6 +83,11 @@ class WebSocketMember implements Member, SocketWatch {
 
   send(frame: object) {
     this.write(new RoomFrame(JSON.stringify(frame)))
+  }
+
+  /** Closed by the app (`useChatServer().disconnect`): 4001, see docs/PROTOCOL.md. */
+  close() {
+    this.peer.close(4001, 'Disconnected by the server')
   }
 
   /** One more message read; stop reading the socket while too many wait. */
@@ -138,6 +148,9 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
     case 'typing':
       useChatHub().typing(member.room, member)
       return
+    case 'history':
+      answerHistory(member, command.before, command.limit)
+      return
     case 'invalid':
       member.send(errorFrame('bad_request', command.reason, command.cid))
       return
@@ -147,6 +160,24 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
     return
   }
   return command
+}
+
+/** Answer a page of older history; one request at a time per connection (a store read each). */
+function answerHistory(member: WebSocketMember, before: number, limit: number) {
+  if (member.readingHistory) {
+    member.send(errorFrame('bad_request', 'One history request at a time'))
+    return
+  }
+  member.readingHistory = true
+  useChatHub().historyPage(member.room, before, limit).then(
+    frame => member.send(frame),
+    (error) => {
+      chatLogger.error('[nuxt-chat] could not read history', error)
+      member.send(errorFrame('unavailable', 'History is unavailable right now'))
+    },
+  ).finally(() => {
+    member.readingHistory = false
+  })
 }
 
 /** Send one chat message of a member through the hub and answer it. */
@@ -161,7 +192,9 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
     }
     member.refusal = undefined
   }
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message: command.message, cid, member, onQueued })
+  const { message, action } = sendFieldsOf(command)
+  if (action) await member.answeredAll
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message, cid, action, member, onQueued })
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) member.refusal = result.error
@@ -250,7 +283,7 @@ export default defineWebSocketHandler({
     if (!command) return
     member.received()
     member.chain = member.chain.then(() => new Promise<void>((handed) => {
-      handleMessage(member, command, handed).catch((error) => {
+      member.answeredAll = handleMessage(member, command, handed).catch((error) => {
         chatLogger.error('[nuxt-chat] message handling failed', error)
       }).finally(() => {
         member.answered()

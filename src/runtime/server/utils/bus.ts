@@ -10,9 +10,10 @@ import { resolve } from 'node:path'
 export interface BusEvent {
   /**
    * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
-   * `presence?`: please announce; `sync`: messages up to `id` were stored but not all published (catch up from the store).
+   * `presence?`: please announce; `sync`: messages up to `id` were stored but not all published (catch up from the store);
+   * `disconnect`: close the connections of the user whose id is `frame`.
    */
-  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync'
+  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect'
   room: string
   /** Message id for `message`, else 0. */
   id: number
@@ -39,7 +40,7 @@ export function createLocalBus(): ChatBus {
   }
 }
 
-const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync'])
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect'])
 
 /** Encode an event as one line of header and the frame text, so the frame is never re-escaped. */
 export function encodeBusEvent(event: BusEvent, origin: string): string {

@@ -1,10 +1,10 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
-import { errorFrame, systemFrame, type ChatTypingFrame } from '../../shared/protocol'
+import { errorFrame, systemFrame, type ChatHistoryFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
-import { createRoomDelivery, deliverToMember, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
+import { createRoomDelivery, deliverToMember, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
 import type { RoomLog } from './roomLog'
 import { createSendLimiter, createSendPipeline, type AllowSend } from './sendPipeline'
 
@@ -31,6 +31,8 @@ export interface ChatHubOptions {
 
 const TYPING_THROTTLE = 1000
 const RECOVERY_RECHECK = 1000
+/** How long `presence` of a room with no member here waits for the other instances to answer. */
+const PRESENCE_QUERY_WAIT = 500
 
 /**
  * The chat hub: the room index of this instance, wiring ordered delivery, presence, the send
@@ -45,6 +47,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const limiter = allowSend ? undefined : createSendLimiter(config)
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
+  /** Rooms with no member here whose presence was asked: what other instances announced meanwhile. */
+  const presenceQueries = new Map<string, Map<string, ChatUser[]>>()
   let closed = false
 
   function roomOf(name: string): Room {
@@ -111,8 +115,39 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     onStored(frame, text) {
       rooms.get(frame.room)?.delivery.deliver(frame.id, text)
       if (!bus.publish({ kind: 'message', room: frame.room, id: frame.id, frame: text })) unpublished.add(frame.room)
+      // After delivery, on a later turn: a slow or failing hook never holds a message back.
+      setImmediate(() => {
+        Promise.resolve(hooks.callHook('chat:stored', { room: frame.room, frame })).catch((error: unknown) => logger.error('[nuxt-chat] the chat:stored hook failed', error))
+      })
     },
   })
+
+  /** Close this instance's connections of `userId` in a room; how many there were. */
+  function disconnectHere(name: string, userId: string): number {
+    let count = 0
+    for (const member of rooms.get(name)?.delivery.members ?? []) {
+      if (member.user.id !== userId || !member.close) continue
+      member.close()
+      count++
+    }
+    return count
+  }
+
+  /** Everyone online in a room, on every instance (asking the others when no member is here). */
+  async function presenceOf(name: string): Promise<ChatUser[]> {
+    const room = rooms.get(name)
+    if (room) return room.presence.online()
+    let heard = presenceQueries.get(name)
+    if (!heard) {
+      presenceQueries.set(name, heard = new Map())
+      bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
+      setTimeout(() => presenceQueries.delete(name), PRESENCE_QUERY_WAIT).unref?.()
+    }
+    await new Promise(resolve => setTimeout(resolve, PRESENCE_QUERY_WAIT))
+    const users = new Map<string, ChatUser>()
+    for (const list of heard.values()) for (const user of list) if (!users.has(user.id)) users.set(user.id, user)
+    return [...users.values()]
+  }
 
   /** Tell the others in the room that `member` is typing (at most once a second per connection). */
   function typing(name: string, member: Member) {
@@ -130,9 +165,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   // ---- other instances ----
 
   bus.onEvent((event: BusEvent, origin: string) => {
+    if (event.kind === 'presence') presenceQueries.get(event.room)?.set(origin, parseUsers(event.frame))
     const room = rooms.get(event.room)
     if (!room) return
     switch (event.kind) {
+      case 'disconnect':
+        disconnectHere(event.room, event.frame)
+        break
       case 'message':
         room.delivery.deliver(event.id, event.frame)
         break
@@ -187,6 +226,23 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     leave,
     send,
     typing,
+    presence: presenceOf,
+    /** The newest `limit` stored messages of a room before id `before`, oldest first. */
+    history: async (name: string, before: number, limit: number): Promise<ChatStoredFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
+    /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
+    async historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
+      const rows = await store.before(name, before, limit + 1)
+      const more = rows.length > limit
+      const messages = (more ? rows.slice(1) : rows).map(messageFrame)
+      return { type: 'history', room: name, before, messages, more, user: 'server', message: `${messages.length} older messages` }
+    },
+    /** Up to `limit` stored room names after `after`, in name order. */
+    storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),
+    /** Close a user's connections to a room, here and on every other instance; resolves to how many were here. */
+    disconnect(name: string, userId: string): number {
+      bus.publish({ kind: 'disconnect', room: name, id: 0, frame: userId })
+      return disconnectHere(name, userId)
+    },
     /** Signed-in users' names in a room, as far as this instance knows (a guest may not take a look-alike). */
     signedInNames: (name: string): string[] => rooms.get(name)?.presence.signedInNames() ?? [],
     async close() {

@@ -46,6 +46,8 @@ export function createRoomPresence(room: string) {
     },
     /** Display names of the signed-in users (not guests) online here and on other instances. */
     signedInNames: (): string[] => [...current(Date.now()).values()].filter(user => !user.guest).map(user => user.name),
+    /** Everyone online in the room, here and on other instances. */
+    online: (): ChatUser[] => [...current(Date.now()).values()],
     /** This instance's users, as announced to the others. */
     localUsers: (): ChatUser[] => [...local.values()].map(entry => entry.user),
     /** What another instance announced; it holds until `expires`. */

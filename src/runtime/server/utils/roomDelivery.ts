@@ -1,4 +1,5 @@
-import { errorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { eventFrame } from './roomEvents'
 import type { RoomLog, StoredMessage } from './roomLog'
 import { encodeTextFrame } from './wsTransport'
 
@@ -38,6 +39,8 @@ export interface Member {
   write: (frame: RoomFrame) => void
   /** Last typing broadcast, for the server-side throttle. */
   typingAt?: number
+  /** End the connection (`useChatServer().disconnect`). */
+  close?: () => void
 }
 
 /**
@@ -49,12 +52,16 @@ export function deliverToMember(member: Member, frame: RoomFrame) {
   else if (frame.id === 0 || frame.id > (member.replayedTo ?? 0)) member.write(frame)
 }
 
-/** Serialise a stored message as its wire frame. */
-export function messageFrame(message: StoredMessage): ChatMessageFrame {
+/** Serialise a stored message, or event (revision 3), as its wire frame. */
+export function messageFrame(message: StoredMessage): ChatStoredFrame {
+  if (message.kind) return eventFrame(message)
   const frame: ChatMessageFrame = { type: 'message', id: message.id, room: message.room, user: message.user, message: message.message, ts: message.ts }
   if (message.cid !== undefined) frame.cid = message.cid
   if (message.uid !== undefined) frame.uid = message.uid
   if (message.guest) frame.guest = true
+  if (message.edited !== undefined) frame.edited = message.edited
+  if (message.deleted) frame.deleted = true
+  if (message.reactions) frame.reactions = message.reactions
   return frame
 }
 

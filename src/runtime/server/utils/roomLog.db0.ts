@@ -10,6 +10,10 @@ interface MessageRow {
   cid: string | null
   sender: string
   guest: number | string | null
+  kind: string | null
+  target: number | string | null
+  edited: number | string | null
+  deleted: number | string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -42,7 +46,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, sender, name, body, ts, cid, guest'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it.
@@ -52,9 +56,19 @@ export const SQLITE_LOCK_WAIT = 2000
 const SQLITE_RETRY_MAX_DELAY = 100
 /** Most appends in one transaction: a few milliseconds of the event loop; the rest go in the next turn. */
 export const SQLITE_BATCH_MAX = 200
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest)
-  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT)
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, kind, target)
+  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT)
   FROM chat_messages WHERE room = ? RETURNING id`
+/** The INSERT's parameters for one append. */
+const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.kind ?? null, input.kind ? input.target : null, input.room]
+/** Columns added after the first release, with their definitions: added to older tables on open. */
+const ADDED_COLUMNS: [string, string][] = [
+  ['guest', 'SMALLINT NOT NULL DEFAULT 0'],
+  ['kind', 'TEXT'],
+  ['target', 'BIGINT'],
+  ['edited', 'BIGINT'],
+  ['deleted', 'SMALLINT NOT NULL DEFAULT 0'],
+]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 
 /**
@@ -105,6 +119,20 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     }
   }
 
+  /** Attach who reacted with what to the messages among `messages` (one read for the id range). */
+  const withReactions = async (room: string, messages: StoredMessage[]): Promise<StoredMessage[]> => {
+    if (!messages.length) return messages
+    const rows = await query<{ target: number | string, emoji: string, uid: string }[]>('all', 'SELECT target, emoji, uid FROM chat_reactions WHERE room = ? AND target >= ? AND target <= ? ORDER BY target, emoji, uid', room, messages[0]!.id, messages[messages.length - 1]!.id)
+    if (!rows.length) return messages
+    const byId = new Map(messages.map(message => [message.id, message]))
+    for (const { target, emoji, uid } of rows) {
+      const message = byId.get(Number(target))
+      if (!message || message.kind) continue
+      ;((message.reactions ??= {})[emoji] ??= []).push(uid)
+    }
+    return messages
+  }
+
   const lastId = async (room: string) => {
     const row = await query<{ id: number | string | null } | undefined>('get', 'SELECT MAX(id) AS id FROM chat_messages WHERE room = ?', room)
     return Number(row?.id ?? 0)
@@ -114,7 +142,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     const cid = input.cid ?? null
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await query<{ id: number | string }[]>('all', INSERT, input.room, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, input.room)
+        const rows = await query<{ id: number | string }[]>('all', INSERT, ...insertParams(input))
         return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
       }
       catch (error) {
@@ -138,11 +166,36 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     async replaySince(room, after, limit) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`, room, after ?? -1, limit)
-      return rows.reverse().map(row => toMessage(room, row))
+      return withReactions(room, rows.reverse().map(row => toMessage(room, row)))
+    },
+    async before(room, before, limit) {
+      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
+      return withReactions(room, rows.reverse().map(row => toMessage(room, row)))
     },
     async between(room, after, before) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`, room, after, before)
-      return rows.map(row => toMessage(room, row))
+      return withReactions(room, rows.map(row => toMessage(room, row)))
+    },
+    async applyReaction(room, target, emoji, uid, on) {
+      if (on) await query('run', 'INSERT INTO chat_reactions (room, target, emoji, uid) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', room, target, emoji, uid)
+      else await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target = ? AND emoji = ? AND uid = ?', room, target, emoji, uid)
+    },
+    async byCid(room, sender, cid) {
+      const row = await query<MessageRow | undefined>('get', BY_CID, room, sender, cid)
+      return row ? toMessage(room, row) : undefined
+    },
+    async message(room, id) {
+      const row = await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ?`, room, id)
+      return row ? (await withReactions(room, [toMessage(room, row)]))[0] : undefined
+    },
+    async applyEdit(room, target, eventId, text) {
+      // A newer edit may have been applied first (another instance): the newest one wins.
+      await query('run', 'UPDATE chat_messages SET body = ?, edited = ? WHERE room = ? AND id = ? AND deleted = 0 AND (edited IS NULL OR edited < ?)', text, eventId, room, target, eventId)
+      // Deleted meanwhile (its delete ran before this edit was stored): the edit's text goes too.
+      await query('run', `UPDATE chat_messages SET body = '', deleted = 1 WHERE room = ? AND id = ? AND EXISTS (SELECT 1 FROM chat_messages WHERE room = ? AND id = ? AND deleted = 1)`, room, eventId, room, target)
+    },
+    async applyDelete(room, target) {
+      await query('run', `UPDATE chat_messages SET body = '', deleted = 1 WHERE room = ? AND (id = ? OR (kind = 'edit' AND target = ?))`, room, target, target)
     },
     lastId,
     async prune(room, policy: RetentionPolicy, limit = 1000) {
@@ -159,7 +212,10 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
         upTo = Number(row.id)
         count++
       }
-      if (count) await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
+      if (count) {
+        await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
+        await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target <= ?', room, upTo)
+      }
       return count
     },
     async rooms(after, limit) {
@@ -190,6 +246,12 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (row.cid !== null && row.cid !== undefined) message.cid = row.cid
   if (row.sender) message.uid = row.sender
   if (Number(row.guest) === 1) message.guest = true
+  if (row.kind === 'edit' || row.kind === 'delete' || row.kind === 'reaction') {
+    message.kind = row.kind
+    message.target = Number(row.target)
+  }
+  if (row.edited !== null && row.edited !== undefined) message.edited = Number(row.edited)
+  if (Number(row.deleted) === 1) message.deleted = true
   return message
 }
 
@@ -341,7 +403,7 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
 function appendSync(connection: Connection, input: AppendInput): AppendResult {
   const cid = input.cid ?? null
   try {
-    const rows = nativeStatement(connection, INSERT).all(input.room, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, input.room) as { id: number | string }[]
+    const rows = nativeStatement(connection, INSERT).all(...insertParams(input)) as { id: number | string }[]
     return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
   }
   catch (error) {
@@ -385,15 +447,27 @@ async function createSchema(db: Database) {
     ts BIGINT NOT NULL,
     cid TEXT,
     guest SMALLINT NOT NULL DEFAULT 0,
+    kind TEXT,
+    target BIGINT,
+    edited BIGINT,
+    deleted SMALLINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room, id)
   )`)
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_reactions (
+    room TEXT NOT NULL,
+    target BIGINT NOT NULL,
+    emoji TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    PRIMARY KEY (room, target, emoji, uid)
+  )`)
   await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
-  // Tables made before nuxt-chat 0.2 have no `guest` column. Looked up first: ALTER TABLE locks the table.
-  const hasGuest = db.dialect === 'sqlite'
-    ? await db.prepare(`SELECT name FROM pragma_table_info('chat_messages') WHERE name = 'guest'`).get()
-    : await db.prepare(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'chat_messages' AND column_name = 'guest'`).get()
-  if (!hasGuest) {
-    await db.exec('ALTER TABLE chat_messages ADD COLUMN guest SMALLINT NOT NULL DEFAULT 0').catch((error) => {
+  // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
+  for (const [column, definition] of ADDED_COLUMNS) {
+    const exists = db.dialect === 'sqlite'
+      ? await db.prepare(`SELECT name FROM pragma_table_info('chat_messages') WHERE name = ?`).get(column)
+      : await db.prepare(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'chat_messages' AND column_name = ?`).get(column)
+    if (exists) continue
+    await db.exec(`ALTER TABLE chat_messages ADD COLUMN ${column} ${definition}`).catch((error) => {
       // Another instance added it meanwhile.
       if (!/duplicate column|already exists/i.test(String((error as Error)?.message))) throw error
     })

@@ -1,3 +1,4 @@
+import { withReaction } from '../../shared/protocol'
 import { checkAppendInput, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
@@ -49,9 +50,51 @@ export function createMemoryRoomLog(): RoomLog {
       const start = after === undefined ? 0 : firstAfter(messages, after)
       return messages.slice(Math.max(start, messages.length - limit))
     },
+    async before(name, before, limit) {
+      const messages = rooms.get(name)?.messages ?? []
+      const end = firstAfter(messages, before - 1)
+      return messages.slice(Math.max(0, end - limit), end)
+    },
     async between(name, after, before) {
       const messages = rooms.get(name)?.messages ?? []
       return messages.slice(firstAfter(messages, after), firstAfter(messages, before - 1))
+    },
+    async byCid(name, sender, cid) {
+      return rooms.get(name)?.byCid.get(`${sender}\n${cid}`)
+    },
+    async message(name, id) {
+      const messages = rooms.get(name)?.messages ?? []
+      const found = messages[firstAfter(messages, id - 1)]
+      return found?.id === id ? found : undefined
+    },
+    async applyEdit(name, target, eventId, text) {
+      const messages = rooms.get(name)?.messages ?? []
+      const message = messages[firstAfter(messages, target - 1)]
+      const event = messages[firstAfter(messages, eventId - 1)]
+      if (message?.id !== target) return
+      if (!message.deleted && (message.edited ?? 0) < eventId) {
+        message.message = text
+        message.edited = eventId
+      }
+      else if (message.deleted && event?.id === eventId) {
+        event.message = ''
+        event.deleted = true
+      }
+    },
+    async applyReaction(name, target, emoji, uid, on) {
+      const messages = rooms.get(name)?.messages ?? []
+      const message = messages[firstAfter(messages, target - 1)]
+      if (message?.id !== target) return
+      const reactions = withReaction(message.reactions, emoji, uid, on)
+      if (reactions) message.reactions = reactions
+      else delete message.reactions
+    },
+    async applyDelete(name, target) {
+      for (const message of rooms.get(name)?.messages ?? []) {
+        if (message.id !== target && !(message.kind === 'edit' && message.target === target)) continue
+        message.message = ''
+        message.deleted = true
+      }
     },
     async lastId(name) {
       return (rooms.get(name)?.nextId ?? 1) - 1

@@ -13,7 +13,20 @@ export interface StoredMessage {
   uid?: string
   /** The sender was a guest. */
   guest?: true
+  /** An event about another message (revision 3): `edit` (its new text) or `delete`; absent for a message. */
+  kind?: StoredEventKind
+  /** The message an `edit` or `delete` is about. */
+  target?: number
+  /** A message: the id of its latest edit event. */
+  edited?: number
+  /** A deleted message, or an edit of one: its text is gone from the store. */
+  deleted?: true
+  /** A message: who reacted with what (emoji → user ids), when anyone did. */
+  reactions?: Record<string, string[]>
 }
+
+/** `reaction` events keep `+emoji` (added) or `-emoji` (taken back) as their text. */
+export type StoredEventKind = 'edit' | 'delete' | 'reaction'
 
 /** What the hub hands the log to store. */
 export interface AppendInput {
@@ -26,6 +39,9 @@ export interface AppendInput {
   message: string
   ts: number
   cid?: string
+  /** Store an event about message `target` instead of a message. */
+  kind?: StoredEventKind
+  target?: number
 }
 
 export interface AppendResult {
@@ -50,8 +66,23 @@ export interface RoomLog {
    * With `after` undefined, the last `limit` messages of the room.
    */
   replaySince: (room: string, after: number | undefined, limit: number) => Promise<StoredMessage[]>
+  /** The newest `limit` messages with `id < before`, oldest first (older history, a page at a time). */
+  before: (room: string, before: number, limit: number) => Promise<StoredMessage[]>
   /** Messages with `after < id < before`, oldest first (fills a delivery gap). */
   between: (room: string, after: number, before: number) => Promise<StoredMessage[]>
+  /** What `sender` stored with `cid` in the room, if anything (the de-duplication an append does, without appending). */
+  byCid: (room: string, sender: string, cid: string) => Promise<StoredMessage | undefined>
+  /** One stored row (message or event) by id. */
+  message: (room: string, id: number) => Promise<StoredMessage | undefined>
+  /**
+   * After an `edit` event `eventId` was appended: message `target` takes its text (unless a
+   * newer edit already did) and `edited = eventId`; if it is deleted, the edit's own text goes too.
+   */
+  applyEdit: (room: string, target: number, eventId: number, text: string) => Promise<void>
+  /** After a `reaction` event was appended: record (`on`) or forget that `uid` reacted to `target` with `emoji`. */
+  applyReaction: (room: string, target: number, emoji: string, uid: string, on: boolean) => Promise<void>
+  /** After a `delete` event was appended: remove the text of message `target` and of its edits (they become tombstones). */
+  applyDelete: (room: string, target: number) => Promise<void>
   /** The newest id of the room, 0 when empty. */
   lastId: (room: string) => Promise<number>
   /** Apply retention to one room, deleting at most `limit` messages (default 1000); resolves to how many went. */
@@ -87,6 +118,7 @@ export function checkAppendInput(input: AppendInput): void {
   text('sender', input.sender, MAX_STORED_NAME)
   text('message', input.message, MAX_STORED_TEXT)
   if (!Number.isSafeInteger(input.ts)) throw new RoomLogInputError('`ts` must be an integer')
+  if (input.kind !== undefined && (!['edit', 'delete', 'reaction'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete, reaction) and a positive `target`')
 }
 
 /** The message an append stored, as the log gives it back. */
@@ -95,5 +127,9 @@ export function storedMessage(id: number, input: AppendInput): StoredMessage {
   if (input.cid !== undefined) message.cid = input.cid
   if (input.sender) message.uid = input.sender
   if (input.guest) message.guest = true
+  if (input.kind) {
+    message.kind = input.kind
+    message.target = input.target
+  }
   return message
 }

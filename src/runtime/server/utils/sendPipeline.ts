@@ -1,10 +1,32 @@
 import type { Hookable } from 'hookable'
-import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatUser } from '../../shared/protocol'
-import type { ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import { errorFrame, type ChatClientCommand, type ChatErrorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import type { ChatActionContext, ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { checkChatPayload, type ChatPayloadCheck } from './chatSchema'
 import { createRateLimiter } from './rateLimit'
 import { RoomLogInputError, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
+
+/** An edit, delete or reaction toggle of message `target` (revision 3). */
+export interface SendAction {
+  kind: 'edit' | 'delete' | 'reaction'
+  target: number
+  /** `reaction`: the emoji to toggle. */
+  emoji?: string
+}
+
+/** Different emojis one message can carry, and reactions one person can put on one message. */
+export const MAX_EMOJIS_PER_MESSAGE = 20
+export const MAX_REACTIONS_PER_PERSON = 5
+
+/** The text and the action of a parsed `message` / `edit` / `delete` / `reaction` command, for `SendInput`. */
+export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction } {
+  switch (command.type) {
+    case 'message': return { message: command.message }
+    case 'edit': return { message: command.message, action: { kind: 'edit', target: command.target } }
+    case 'delete': return { message: '', action: { kind: 'delete', target: command.target } }
+    case 'reaction': return { message: '', action: { kind: 'reaction', target: command.target, emoji: command.emoji } }
+  }
+}
 
 /** One message handed to the hub by a transport. */
 export interface SendInput {
@@ -13,17 +35,21 @@ export interface SendInput {
   sender: string
   message: string
   cid?: string
+  /** Edit or delete message `target` instead of sending a message (revision 3); `message` is the new text of an edit. */
+  action?: SendAction
   /** The sending connection; absent for HTTP POST. */
   member?: Member
   /** The client address, for the per-address rate limit. */
   ip?: string
+  /** Sent by the app's own server code (`useChatServer().send`): no rate limit applies. */
+  fromServer?: boolean
   /** Called once the message is handed to the store (appends are stored in the order handed). */
   onQueued?: () => void
 }
 
 export interface SendResult {
-  /** The stored message frame (new or, for a repeated `cid`, the earlier one). */
-  frame?: ChatMessageFrame
+  /** The stored frame (new or, for a repeated `cid`, the earlier one): a message, or an edit / delete event. */
+  frame?: ChatStoredFrame
   duplicate?: boolean
   error?: ChatErrorFrame
   /** HTTP status for the POST transport. */
@@ -59,15 +85,15 @@ export function createSendLimiter({ rateLimit, rateLimitPerIp }: Pick<ChatRuntim
 }
 
 export interface SendPipelineOptions {
-  config: Pick<ChatRuntimeConfig, 'maxLength'>
-  store: Pick<RoomLog, 'append'>
+  config: Pick<ChatRuntimeConfig, 'maxLength'> & Partial<Pick<ChatRuntimeConfig, 'editWindow'>>
+  store: Pick<RoomLog, 'append'> & Partial<Pick<RoomLog, 'byCid' | 'message' | 'applyEdit' | 'applyDelete' | 'applyReaction'>>
   hooks: Hookable<ChatRuntimeHooks>
   /** Where failures to read the store are reported. */
   logger: { error: (message: string, error?: unknown) => void }
   /** The rate limit, pluggable: see `createSendLimiter` for the default. */
   allowSend: AllowSend
-  /** Fan a newly stored message out (here and to other instances). Not called for duplicates. */
-  onStored: (frame: ChatMessageFrame, text: string) => void
+  /** Fan a newly stored message or event out (here and to other instances). Not called for duplicates. */
+  onStored: (frame: ChatStoredFrame, text: string) => void
   /** Validate a message against its room's schema (see `defineChatSchema`). @default checkChatPayload */
   checkPayload?: (room: string, text: string) => Promise<ChatPayloadCheck>
 }
@@ -76,40 +102,104 @@ export interface SendPipelineOptions {
  * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the room's schema,
  * the store, then `onStored` for the fan-out.
  */
-export function createSendPipeline({ config, store, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload }: SendPipelineOptions) {
-  return async function send(input: SendInput): Promise<SendResult> {
+export function createSendPipeline({ config, store: stores, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload }: SendPipelineOptions) {
+  async function send(input: SendInput): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
+    const { action } = input
     // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
-    let text = input.message.toWellFormed().replaceAll('\0', '')
-    if (!text.trim()) return fail(400, 'empty', 'Message is empty')
-    if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
-    if (!allowSend(input)) return fail(429, 'rate_limited', 'Too many messages; slow down')
+    const textless = action?.kind === 'delete' || action?.kind === 'reaction'
+    let text = textless ? '' : input.message.toWellFormed().replaceAll('\0', '')
+    if (!textless) {
+      if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+      if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
+    }
+    if (!input.fromServer && !allowSend(input)) return fail(429, 'rate_limited', 'Too many messages; slow down')
+    if (action) {
+      // A resent edit or delete that was stored is answered as stored, whatever its target became since.
+      const stored = input.cid === undefined ? undefined : await stores.byCid!(input.room, input.sender, input.cid).catch(() => undefined)
+      if (stored) return { status: 200, frame: messageFrame(stored), duplicate: true }
+      const checked = await checkAction(input, action)
+      if (typeof checked !== 'string') return fail(...checked)
+      if (textless) return store(input, checked)
+    }
     const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
-    try {
-      await hooks.callHook('chat:message', context)
-    }
-    catch (error) {
-      const { statusCode, statusMessage } = error as { statusCode?: number, statusMessage?: string }
-      // `throw createError({ statusMessage })` refuses the message; any other exception is a bug in the hook.
-      if (!statusCode) {
-        logger.error('[nuxt-chat] the chat:message hook failed', error)
-        return fail(503, 'unavailable', 'The message could not be checked; try again')
-      }
-      context.reject = statusMessage || 'Message rejected'
-    }
+    if (!await callRefusableHook('chat:message', context, 'Message rejected')) return fail(503, 'unavailable', 'The message could not be checked; try again')
     if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
     text = typeof context.message === 'string' ? context.message : text
     if (!text.trim()) return fail(400, 'empty', 'Message is empty')
-    // After the hook, so what is stored (a rewritten message too) is what the room's schema accepts.
+    // After the hook, so what is stored (a rewritten message or edit too) is what the room's schema accepts.
     const checked = await checkPayload(input.room, text)
     if ('error' in checked) return fail(400, 'bad_request', checked.error)
-    text = checked.text
+    return store(input, checked.text)
+  }
 
+  /**
+   * Call a hook that may refuse: `throw createError({ statusMessage })` sets `context.reject`
+   * (`fallback` without a message). Any other exception is a bug in the hook: logged, and false.
+   */
+  async function callRefusableHook<K extends 'chat:message' | 'chat:action'>(name: K, context: Parameters<ChatRuntimeHooks[K]>[0], fallback: string): Promise<boolean> {
+    try {
+      await (hooks.callHook as (hook: string, payload: unknown) => Promise<unknown>)(name, context)
+    }
+    catch (error) {
+      const { statusCode, statusMessage } = error as { statusCode?: number, statusMessage?: string }
+      if (!statusCode) {
+        logger.error(`[nuxt-chat] the ${name} hook failed`, error)
+        return false
+      }
+      context.reject = statusMessage || fallback
+    }
+    return true
+  }
+
+  /**
+   * May `input.user` edit or delete the target? Their own message: yes (an edit only within
+   * `editWindow`); anyone else's: only if the `chat:action` hook sets `allow`. The hook may
+   * also refuse. Reactions: anyone, within the bounds; the toggle is decided here. Returns the
+   * text to store (a reaction: `+emoji` or `-emoji`), or the refusal's status, code and text.
+   */
+  async function checkAction(input: SendInput, action: SendAction): Promise<string | [number, ChatErrorFrame['code'], string]> {
+    let target
+    try {
+      target = await stores.message!(input.room, action.target)
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not read a message', error)
+      return [503, 'unavailable', 'The message could not be read; try again']
+    }
+    if (!target || target.kind || target.deleted) return [404, 'not_found', `No message ${action.target} in this room`]
+    if (action.kind === 'reaction') return toggleReaction(input, target.reactions ?? {}, action.emoji!)
+    const own = target.uid !== undefined && target.uid === input.sender
+    const inWindow = !config.editWindow || Date.now() - target.ts <= config.editWindow
+    const context: ChatActionContext = { room: input.room, user: input.user, action: action.kind, target: messageFrame(target) as ChatMessageFrame, allow: input.fromServer === true || (own && (action.kind === 'delete' || inWindow)) }
+    if (!await callRefusableHook('chat:action', context, 'Not allowed')) return [503, 'unavailable', 'The change could not be checked; try again']
+    if (context.reject !== undefined) return [403, 'forbidden', String(context.reject)]
+    if (!context.allow) return [403, 'forbidden', !own ? `You may only ${action.kind} your own messages` : `Messages can be edited for ${Math.round(config.editWindow! / 1000)} s`]
+    return input.message
+  }
+
+  /** Take back a reaction the sender has, else add it within the bounds. */
+  function toggleReaction(input: SendInput, reactions: Record<string, string[]>, emoji: string): string | [number, ChatErrorFrame['code'], string] {
+    if (reactions[emoji]?.includes(input.sender)) return `-${emoji}`
+    if (!reactions[emoji] && Object.keys(reactions).length >= MAX_EMOJIS_PER_MESSAGE) return [403, 'rejected', `At most ${MAX_EMOJIS_PER_MESSAGE} different reactions per message`]
+    const mine = Object.values(reactions).filter(users => users.includes(input.sender)).length
+    if (mine >= MAX_REACTIONS_PER_PERSON) return [403, 'rejected', `At most ${MAX_REACTIONS_PER_PERSON} reactions per person on one message`]
+    return `+${emoji}`
+  }
+
+  /** Append the message or event, apply an event to its target, then fan it out. */
+  async function store(input: SendInput, text: string): Promise<SendResult> {
+    const fail = (status: number, code: ChatErrorFrame['code'], message: string): SendResult => ({ status, error: errorFrame(code, message, input.cid) })
+    const { action } = input
     let result
     try {
-      const appending = store.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid })
+      const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target })
       input.onQueued?.()
       result = await appending
+      // A delete is applied again on a resend (it may have failed after its append); an old edit never is (it would undo a newer one).
+      if (action?.kind === 'edit' && !result.duplicate) await stores.applyEdit!(input.room, action.target, result.message.id, text)
+      if (action?.kind === 'delete') await stores.applyDelete!(input.room, action.target)
+      if (action?.kind === 'reaction' && !result.duplicate) await stores.applyReaction!(input.room, action.target, action.emoji!, input.sender, text[0] === '+')
     }
     catch (error) {
       // A value the store cannot hold is the sender's to fix: a retry would fail the same way.
@@ -124,4 +214,6 @@ export function createSendPipeline({ config, store, hooks, logger, allowSend, on
     onStored(frame, JSON.stringify(frame))
     return { status: 200, frame }
   }
+
+  return send
 }

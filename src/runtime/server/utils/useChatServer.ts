@@ -1,0 +1,96 @@
+import { createError } from 'h3'
+import { isValidRoom, type ChatEventFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { useChatHub } from './useChatHub'
+
+/** Who server-side messages come from unless `send` is told otherwise (a name no guest may take). */
+export const SERVER_USER: ChatUser = Object.freeze({ id: 'server', name: 'server' })
+/** Largest page `history` returns. */
+const MAX_HISTORY_PAGE = 1000
+
+export interface ChatServerSendOptions {
+  /** Who the message is from. @default { id: 'server', name: 'server' } */
+  user?: ChatUser
+  /** Makes the send idempotent: a `cid` already stored for this user returns the stored message instead of storing it again. */
+  cid?: string
+}
+
+export interface ChatHistoryOptions {
+  /** Messages with an id below this one. @default the newest */
+  before?: number
+  /** How many, at most 1000. @default 50 */
+  limit?: number
+}
+
+function checkRoom(room: string) {
+  if (!isValidRoom(room)) throw createError({ statusCode: 400, statusMessage: 'room must be 1-64 characters of [A-Za-z0-9._:-]' })
+}
+
+/**
+ * nuxt-chat's server-side API, for API routes, bots, cron jobs and plugins. Every call goes
+ * through the same store and bus as the members' own messages, so it reaches every instance's
+ * members once, in room order.
+ *
+ * ```ts
+ * await useChatServer().send('lobby', 'Deploy finished', { user: { id: 'bot', name: 'Deploy bot' } })
+ * ```
+ */
+export function useChatServer() {
+  const hub = useChatHub()
+  async function change(room: string, message: string, action: { kind: 'edit' | 'delete', target: number }, options: ChatServerSendOptions) {
+    checkRoom(room)
+    const user = options.user ?? SERVER_USER
+    const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, action, fromServer: true })
+    if (result.error) throw createError({ statusCode: result.status, statusMessage: result.error.message, data: result.error })
+    return result.frame as ChatEventFrame
+  }
+  return {
+    /**
+     * Store a message and deliver it to the room. Runs the length check and the `chat:message`
+     * hook like any message, but no rate limit. Resolves to the stored frame; a refusal throws
+     * an H3 error (400, 403, 413, 503) whose `data` is the `error` frame.
+     */
+    async send(room: string, message: string, options: ChatServerSendOptions = {}): Promise<ChatMessageFrame> {
+      checkRoom(room)
+      const user = options.user ?? SERVER_USER
+      const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, fromServer: true })
+      if (result.error) throw createError({ statusCode: result.status, statusMessage: result.error.message, data: result.error })
+      return result.frame as ChatMessageFrame
+    },
+    /**
+     * Edit a stored message as `options.user` (default: `server`). Server code is trusted: no
+     * author check and no edit window, but the `chat:action` hook runs (`allow` starts true) and so
+     * does `chat:message` on the new text.
+     */
+    async edit(room: string, id: number, message: string, options: ChatServerSendOptions = {}): Promise<ChatEventFrame> {
+      return await change(room, message, { kind: 'edit', target: id }, options)
+    },
+    /** Delete a stored message (its text leaves the store; clients drop it). Same rules as `edit`. */
+    async delete(room: string, id: number, options: ChatServerSendOptions = {}): Promise<ChatEventFrame> {
+      return await change(room, '', { kind: 'delete', target: id }, options)
+    },
+    /** A page of older history: the newest `limit` stored frames (messages, edits, deletes) before `before`, oldest first. */
+    history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50 }: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
+      checkRoom(room)
+      return hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))))
+    },
+    /** Everyone online in the room, on every instance (one entry per user). */
+    presence(room: string): Promise<ChatUser[]> {
+      checkRoom(room)
+      return hub.presence(room)
+    },
+    /** Names of the rooms the store holds, in name order, `limit` after `after` (page with the last name). */
+    rooms({ after, limit = 100 }: { after?: string, limit?: number } = {}): Promise<string[]> {
+      return hub.storedRooms(after, Math.max(1, Math.min(1000, Math.floor(limit))))
+    },
+    /**
+     * Close every connection of a user to a room, on every instance. Clients may reconnect:
+     * to keep someone out, refuse them in the `chat:identify` hook as well.
+     */
+    disconnect(room: string, userId: string): void {
+      checkRoom(room)
+      hub.disconnect(room, userId)
+    },
+  }
+}
+
+export type ChatServer = ReturnType<typeof useChatServer>

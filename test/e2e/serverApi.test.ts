@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ChatMessageFrame, ChatUser } from '../../src/runtime/shared/protocol'
+import { sleep } from '../utils/chaos'
+import { ChatSocket, ChatStream, presenceSeen, until } from '../utils/clients'
+import { REDIS_URL, startServer, type TestServer } from '../utils/server'
+
+const PRESENCE_INTERVAL = 500
+const newRoom = (prefix = 'api') => `${prefix}-${randomUUID().slice(0, 8)}`
+const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
+const ALICE = { cookie: 'session=alice-token' }
+
+/** One call of `useChatServer()`, made by an API route of the fixture (test/fixtures/basic/server/routes/_test/chat-server.post.ts). */
+async function callServer(server: TestServer, body: Record<string, unknown>) {
+  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return { status: response.status, body: await response.json() as unknown }
+}
+
+describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instances on Redis', () => {
+  let a: TestServer
+  let b: TestServer
+  const env = { NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_PRESENCE_INTERVAL: String(PRESENCE_INTERVAL), NUXT_CHAT_RATE_LIMIT: 'false' }
+  const opened: { close: () => unknown }[] = []
+  const track = <T extends { close: () => unknown }>(reader: T) => {
+    opened.push(reader)
+    return reader
+  }
+
+  /** A WebSocket and an SSE reader on each instance, all seeing each other. */
+  async function openReaders(room: string, headers: Record<string, string> = {}) {
+    const readers = [
+      track(await ChatSocket.open(a.wsUrl(''), { room, name: 'a-ws' }, { headers })),
+      track(await ChatStream.open(httpBase(a), { room, name: 'a-sse' }, headers)),
+      track(await ChatSocket.open(b.wsUrl(''), { room, name: 'b-ws' }, { headers })),
+      track(await ChatStream.open(httpBase(b), { room, name: 'b-sse' }, headers)),
+    ] as const
+    const expected = Object.keys(headers).length ? 1 : 4
+    for (const reader of readers) await until(() => presenceSeen(reader).length === expected, 'everyone in presence', 5000)
+    return readers
+  }
+
+  beforeAll(async () => {
+    ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+  })
+
+  afterAll(async () => {
+    for (const reader of opened) await reader.close()
+    await Promise.all([a?.stop('SIGKILL'), b?.stop('SIGKILL')])
+  })
+
+  it('send from a server route on one instance reaches every member on both instances once, in room order', async () => {
+    const room = newRoom()
+    const readers = await openReaders(room)
+    const bot = { id: 'bot-deploy', name: 'Deploy bot' }
+    const first = await callServer(a, { call: 'send', room, message: 'deploy started', user: bot, cid: 'deploy-1' })
+    expect(first.status).toBe(200)
+    expect(first.body).toMatchObject({ type: 'message', id: 1, room, user: 'Deploy bot', uid: 'bot-deploy', message: 'deploy started', cid: 'deploy-1' })
+    // Without `user`: from `server`; a repeated cid is answered with the stored message, not stored again.
+    expect((await callServer(b, { call: 'send', room, message: 'maintenance at noon' })).body).toMatchObject({ id: 2, user: 'server', uid: 'server' })
+    expect((await callServer(b, { call: 'send', room, message: 'deploy started', user: bot, cid: 'deploy-1' })).body).toMatchObject({ id: 1 })
+    readers[0].send({ type: 'message', message: 'thanks bot', cid: 'c-1' })
+    for (const reader of readers) await reader.waitFor(frame => frame.type === 'message' && frame.id === 3, 'id 3')
+    await sleep(300)
+    for (const reader of readers) {
+      expect(reader.messages.map(frame => [frame.id, frame.user, frame.message])).toEqual([[1, 'Deploy bot', 'deploy started'], [2, 'server', 'maintenance at noon'], [3, 'a-ws', 'thanks bot']])
+    }
+  })
+
+  it('send runs the chat:message hook and the length check, not the rate limit, and answers refusals with a status', async () => {
+    const room = newRoom()
+    expect(await callServer(a, { call: 'send', room, message: 'a forbidden word' })).toMatchObject({ status: 403 })
+    expect(await callServer(a, { call: 'send', room, message: '   ' })).toMatchObject({ status: 400 })
+    expect(await callServer(a, { call: 'send', room, message: 'x'.repeat(2001) })).toMatchObject({ status: 413 })
+    expect(await callServer(a, { call: 'send', room: 'bad room!', message: 'hi' })).toMatchObject({ status: 400 })
+    expect((await callServer(a, { call: 'send', room, message: 'darn' })).body).toMatchObject({ id: 1, message: 'd**n' })
+    // 40 messages at once, far past a person's burst of 10, on a server with the default rate limits.
+    const limited = await startServer({ output: 'postgresql' })
+    try {
+      const results = await Promise.all(Array.from({ length: 40 }, (_, index) => callServer(limited, { call: 'send', room, message: `bulk ${index}` })))
+      expect(results.map(result => result.status)).toEqual(Array.from({ length: 40 }, () => 200))
+    }
+    finally {
+      await limited.stop('SIGKILL')
+    }
+  })
+
+  it('history pages older messages from the store; rooms lists stored rooms', async () => {
+    const room = newRoom()
+    for (let index = 1; index <= 7; index++) await callServer(index % 2 ? a : b, { call: 'send', room, message: `m${index}` })
+    const ids = (body: unknown) => (body as ChatMessageFrame[]).map(frame => frame.id)
+    expect(ids((await callServer(b, { call: 'history', room })).body)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(ids((await callServer(b, { call: 'history', room, before: 6, limit: 3 })).body)).toEqual([3, 4, 5])
+    expect(ids((await callServer(a, { call: 'history', room, before: 3, limit: 3 })).body)).toEqual([1, 2])
+    expect((await callServer(a, { call: 'history', room, before: 1 })).body).toEqual([])
+    const rooms = (await callServer(a, { call: 'rooms', limit: 1000 })).body as string[]
+    expect(rooms).toEqual([...rooms].sort())
+    expect(rooms.length).toBeGreaterThan(0)
+  })
+
+  it('presence spans both instances, also asked where the room has no member', async () => {
+    const room = newRoom()
+    track(await ChatSocket.open(a.wsUrl(''), { room, name: 'alice' }))
+    const bob = track(await ChatStream.open(httpBase(b), { room, name: 'bob' }))
+    await until(() => presenceSeen(bob).length === 2, 'both in presence', 5000)
+    const names = (body: unknown) => (body as ChatUser[]).map(user => user.name).sort()
+    expect(names((await callServer(a, { call: 'presence', room })).body)).toEqual(['alice', 'bob'])
+    const c = await startServer({ output: 'postgresql', env })
+    try {
+      // A server that just started may answer before its bus subscription is up: ask again then.
+      let heard: string[] = []
+      for (let tries = 0; tries < 10 && heard.length < 2; tries++) heard = names((await callServer(c, { call: 'presence', room })).body)
+      expect(heard).toEqual(['alice', 'bob'])
+      expect((await callServer(c, { call: 'presence', room: newRoom() })).body).toEqual([])
+    }
+    finally {
+      await c.stop('SIGKILL')
+    }
+  })
+
+  it('disconnect closes a user\'s WebSocket and SSE connections on every instance, and no one else\'s', async () => {
+    const room = newRoom()
+    const [aliceWs, aliceSse, aliceWsB, aliceSseB] = await openReaders(room, ALICE)
+    const guest = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'guest' }))
+    await until(() => presenceSeen(guest).length === 2, 'alice and the guest', 5000)
+    expect((await callServer(a, { call: 'disconnect', room, userId: 'u-alice' })).status).toBe(200)
+    await until(() => aliceWs.closed && aliceWsB.closed, 'alice\'s sockets closed', 5000)
+    expect(aliceWs.closed).toEqual({ code: 4001, reason: 'Disconnected by the server' })
+    expect(aliceWsB.closed?.code).toBe(4001)
+    await Promise.all([aliceSse.done, aliceSseB.done])
+    await guest.waitFor(frame => frame.type === 'system' && frame.event === 'leave', 'alice left')
+    expect(guest.closed).toBeUndefined()
+  })
+
+  it('chat:stored sees every stored message once, on the instance that stored it, and never holds delivery back', async () => {
+    const room = newRoom()
+    const socket = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'reader' }))
+    await callServer(a, { call: 'send', room, message: 'one' })
+    socket.send({ type: 'message', message: 'two', cid: 'c-2' })
+    socket.send({ type: 'message', message: 'two', cid: 'c-2' })
+    await socket.waitFor(frame => frame.type === 'message' && frame.id === 2 && !frame.duplicate, 'id 2')
+    const stored = async (server: TestServer) => (await (await fetch(server.url(`/_test/stored?room=${room}`))).json()) as ChatMessageFrame[]
+    for (let tries = 0; tries < 50 && (await stored(b)).length < 1; tries++) await sleep(50)
+    await sleep(200)
+    expect((await stored(a)).map(frame => frame.message)).toEqual(['one'])
+    expect((await stored(b)).map(frame => [frame.id, frame.message, frame.cid])).toEqual([[2, 'two', 'c-2']])
+
+    // A hook that takes 2 s, or throws: the message is delivered and acknowledged at once all the same.
+    for (const prefix of ['storedslow', 'storedfail']) {
+      const slowRoom = newRoom(prefix)
+      const member = track(await ChatSocket.open(a.wsUrl(''), { room: slowRoom, name: 'm' }))
+      const sent = Date.now()
+      for (let index = 0; index < 3; index++) member.send({ type: 'message', message: `m${index}`, cid: `c-${index}` })
+      await member.waitFor(frame => frame.type === 'message' && frame.id === 3, `${prefix}: id 3`, 1500)
+      expect(Date.now() - sent, prefix).toBeLessThan(1500)
+    }
+    expect(a.logs()).toContain('the chat:stored hook failed')
+  })
+})
