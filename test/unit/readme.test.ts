@@ -15,7 +15,7 @@ describe('README.md', () => {
 
   it('names the files its blocks are pasted into', () => {
     expect([...files.keys()].sort()).toEqual([
-      'app/pages/index.vue', 'app/pages/poll.vue', 'nuxt.config.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
+      'app/pages/index.vue', 'app/pages/poll.vue', 'nuxt.config.ts', 'server/api/deploy-hook.post.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat-webhook.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
     ])
   })
 
