@@ -155,7 +155,7 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
       member.send(errorFrame('bad_request', command.reason, command.cid))
       return
   }
-  if (command.cid === undefined && !command.message.trim()) {
+  if (command.type === 'message' && command.cid === undefined && !command.message.trim()) {
     member.write(EMPTY)
     return
   }
