@@ -1,8 +1,8 @@
 import { defineNitroPlugin, useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
-import { resolveWebSocketsUnderBase } from '../utils/baseUrlWebSocket'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
+import { resolveWebSocketsUnderBase } from '../utils/wsTransport'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming

@@ -4,14 +4,12 @@ import { errorFrame, systemFrame, type ChatHistoryFrame, type ChatStoredFrame, t
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
-import { createRoomDelivery, deliverToMember, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
+import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
 import type { RoomLog } from './roomLog'
 import { createSendLimiter, createSendPipeline, type AllowSend } from './sendPipeline'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
 export type { SendInput, SendResult } from './sendPipeline'
-/** @deprecated The old name of `deliverToMember`, kept until every transport uses the new one. */
-export const offerFrame = deliverToMember
 
 /** A room as this instance sees it: its ordered delivery to local members, and its presence. */
 interface Room {

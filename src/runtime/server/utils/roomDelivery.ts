@@ -30,11 +30,6 @@ export interface Member {
   heldDuringReplay?: RoomFrame[] | null
   /** Newest message id its replay sent: a slower delivery of the same id is not sent again. Set by the hub. */
   replayedTo?: number
-  /**
-   * @deprecated The hub no longer reads it (see `heldDuringReplay`); kept so transports that
-   * still set it type-check until they drop it.
-   */
-  backlog?: RoomFrame[] | null
   /** Write a frame now: the only way the hub writes to a connection, so the transport can bound it. */
   write: (frame: RoomFrame) => void
   /** Last typing broadcast, for the server-side throttle. */

@@ -12,6 +12,7 @@
 import { STATUS_CODES } from 'node:http'
 import { consola } from 'consola'
 import type { Peer } from 'crossws'
+import type { NitroApp } from 'nitropack/types'
 
 /** The parts of a `ws` WebSocket we use; present on crossws's Node adapter as `peer._internal.ws`. */
 export interface RawWebSocket {
@@ -306,4 +307,36 @@ export function upgradeRefusal(status: number, body: string, headers: Record<str
     }
   // Bytes, not a string: a string body would add its own (encoded) `content-type`.
   })(Buffer.from(body), { status })
+}
+
+type Hooks = Record<string, unknown>
+interface WebSocketOptions { resolve: (info: { url?: string, request?: { url?: string } }) => Promise<Hooks> }
+interface Resolvable { __resolve__?: (path: string) => Promise<{ handler?: { __websocket__?: Hooks } } | undefined> }
+
+/**
+ * Under `app.baseURL` Nitro's WebSocket resolver finds no route (middleware mounted at the base
+ * path answers first, with no hooks), so upgrades open and stay silent. This resolves
+ * `<base>/<route>` upgrades against Nitro's router with the base removed, after Nitro's own
+ * resolver comes back empty. Call it after `h3App.options.websocket` is final.
+ */
+export function resolveWebSocketsUnderBase(nitroApp: NitroApp, baseURL: string) {
+  const base = baseURL.replace(/\/+$/, '')
+  const router = (nitroApp.router as unknown as { handler?: Resolvable }).handler
+  if (!base || !router?.__resolve__) return
+  const app = nitroApp.h3App as unknown as { websocket: WebSocketOptions }
+  const websocket = app.websocket
+  Object.defineProperty(app, 'websocket', {
+    configurable: true,
+    value: {
+      ...websocket,
+      async resolve(info: Parameters<WebSocketOptions['resolve']>[0]) {
+        const hooks = await websocket.resolve(info)
+        if (Object.keys(hooks).length) return hooks
+        const { pathname } = new URL(info.request?.url ?? info.url ?? '/', 'http://localhost')
+        if (!pathname.startsWith(`${base}/`)) return hooks
+        const resolved = await router.__resolve__!(pathname.slice(base.length))
+        return resolved?.handler?.__websocket__ ?? hooks
+      },
+    },
+  })
 }
