@@ -88,6 +88,9 @@ export interface ReplayLimits {
  * (maybe early, maybe late) or was missed while the bus was down; a newcomer gets its replay,
  * then live messages, with nothing lost or repeated at the seam.
  */
+/** How a stored message's frame text starts (`messageFrame` puts `type` first); events start otherwise. */
+const MESSAGE_FRAME_START = '{"type":"message"'
+
 export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recent = 0 }: RoomDeliveryOptions) {
   const members = new Set<Member>()
   /** The newest delivered message frames, contiguous ids ending at `lastId` (oldest first). */
@@ -138,7 +141,9 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
 
   /** Broadcast a message frame in id order, and keep it among the recent ones. */
   function broadcastMessage(frame: RoomFrame) {
-    if (recent > 0) {
+    // An edit, delete or reaction changes messages the window holds as they were sent: start it afresh (replays read the store).
+    if (recent > 0 && !frame.text.startsWith(MESSAGE_FRAME_START)) recentFrames = []
+    else if (recent > 0) {
       // A jump (a cursor read late, a store that could not fill a gap) starts the window afresh.
       if (recentFrames.length && recentFrames.at(-1)!.id !== frame.id - 1) recentFrames = []
       recentFrames.push(frame)
