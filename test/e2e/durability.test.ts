@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { watch } from 'vue'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
-import { chatClient, installEventSource, seededRandom, settle, sleep, startProxy, storedOf } from '../utils/chaos'
+import { chatClient, crashAndCut, installEventSource, seededRandom, settle, sleep, startProxy, storedOf } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
 import { POSTGRES_URL, startServer, type TestServer } from '../utils/server'
 
@@ -96,8 +96,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
     let connects = 0
     for (const { connection } of clients) watch(connection.status, value => value === 'OPEN' && connects++, { flush: 'sync' })
     const started = Date.now()
-    let restarts = 0
-    let cuts = 0
+    let chaos: ReturnType<typeof crashAndCut> | undefined
     let sent = 0
     try {
       for (const { connection } of clients) connection.open()
@@ -111,25 +110,13 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
           await sleep(8 + random() * 32)
         }
       })
-      const chaos = (async () => {
-        const restartAt = [0.25, 0.6].map(fraction => Math.floor(fraction * PER_CLIENT * clients.length))
-        while (sending) {
-          if (restartAt.length && sent >= restartAt[0]!) {
-            restartAt.shift()
-            await server.stop('SIGKILL')
-            await sleep(50 + random() * 250)
-            await server.start()
-            restarts++
-          }
-          await sleep(20 + random() * 100)
-          if (proxy.cut(random)) cuts++
-        }
-      })()
+      const restartAt = [0.25, 0.6].map(fraction => Math.floor(fraction * PER_CLIENT * clients.length))
+      chaos = crashAndCut(server, proxy, random, restartAt, { sent: () => sent, sending: () => sending })
       await Promise.all(senders)
       // Let the restarts that are due happen even if sending was quick.
-      await until(() => restarts === 2, 'two restarts', 20_000)
+      await until(() => chaos!.counts.restarts === 2, 'two restarts', 20_000)
       sending = false
-      await chaos
+      await chaos.done
 
       const total = PER_CLIENT * clients.length
       await settle(clients, total, 45_000)
@@ -161,8 +148,8 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
       const replayed = await storeReplay(server, room, total)
       expect(replayed.map(({ id, cid, user, message, ts }) => ({ id, cid, user, message, ts })), 'the store replays what the clients hold').toEqual(logs[0])
 
-      expect(connects, 'every client reconnected after each crash').toBeGreaterThanOrEqual(clients.length * (restarts + 1))
-      console.log(`[chaos ${store}] ${total} messages from ${clients.length} clients (2 WS, 1 SSE+POST), ${restarts} SIGKILL restarts, ${cuts} connection cuts, ${connects} connects, ${(duration / 1000).toFixed(1)} s, ${inversions['sse-c']} POST order inversions, seed ${seed}`)
+      expect(connects, 'every client reconnected after each crash').toBeGreaterThanOrEqual(clients.length * (chaos!.counts.restarts + 1))
+      console.log(`[chaos ${store}] ${total} messages from ${clients.length} clients (2 WS, 1 SSE+POST), ${chaos!.counts.restarts} SIGKILL restarts, ${chaos!.counts.cuts} connection cuts, ${connects} connects, ${(duration / 1000).toFixed(1)} s, ${inversions['sse-c']} POST order inversions, seed ${seed}`)
     }
     finally {
       for (const { connection } of clients) connection.close()
@@ -181,8 +168,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
       const name = `${transport}-${'abc'[index]}`
       return { name, connection: chatClient(proxy.base, room, name, transport) }
     })
-    let restarts = 0
-    let cuts = 0
+    let chaos: ReturnType<typeof crashAndCut> | undefined
     const counts = { edits: 0, deletes: 0, reactions: 0 }
     try {
       for (const { connection } of clients) connection.open()
@@ -204,24 +190,11 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
           await sleep(10 + random() * 30)
         }
       })
-      const chaos = (async () => {
-        let restarted = false
-        while (sending) {
-          if (!restarted && sent >= PER_CLIENT * clients.length / 2) {
-            restarted = true
-            await server.stop('SIGKILL')
-            await sleep(50 + random() * 250)
-            await server.start()
-            restarts++
-          }
-          await sleep(20 + random() * 100)
-          if (proxy.cut(random)) cuts++
-        }
-      })()
+      chaos = crashAndCut(server, proxy, random, [PER_CLIENT * clients.length / 2], { sent: () => sent, sending: () => sending })
       await Promise.all(senders)
-      await until(() => restarts === 1, 'the restart', 20_000)
+      await until(() => chaos!.counts.restarts === 1, 'the restart', 20_000)
       sending = false
-      await chaos
+      await chaos.done
       await until(() => clients.every(({ connection }) => connection.queued === 0 && connection.status.value === 'OPEN'), 'every outbox empty', 45_000)
 
       // The store's state, read through the server-side API: live messages with their text, edited flag and reaction counts.
@@ -241,7 +214,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
         await until(() => JSON.stringify(stateOf(connection)) === JSON.stringify(storeState), `${name} to show the store's state (up to id ${last})`, 15_000).catch(() => {})
         expect(stateOf(connection), `${name} shows what the store holds`).toEqual(storeState)
       }
-      console.log(`[chaos events ${store}] ${PER_CLIENT * clients.length} messages, ${counts.edits} edits, ${counts.deletes} deletes, ${counts.reactions} reactions asked; ${last} ids stored; ${restarts} SIGKILL restart, ${cuts} cuts, seed ${seed}`)
+      console.log(`[chaos events ${store}] ${PER_CLIENT * clients.length} messages, ${counts.edits} edits, ${counts.deletes} deletes, ${counts.reactions} reactions asked; ${last} ids stored; ${chaos!.counts.restarts} SIGKILL restart, ${chaos!.counts.cuts} cuts, seed ${seed}`)
     }
     finally {
       for (const { connection } of clients) connection.close()

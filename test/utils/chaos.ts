@@ -191,3 +191,26 @@ export async function settle(clients: { name: string, connection: ChatConnection
     throw new Error(`${(error as Error).message}\n${state.join('\n')}`, { cause: error })
   }
 }
+
+/**
+ * The chaos both durability runs share: SIGKILL and restart the server once `progress.sent()`
+ * passes each of `restartAt`, and cut connections at random, until `progress.sending()` is false.
+ */
+export function crashAndCut(server: { stop: (signal: NodeJS.Signals) => Promise<void>, start: () => Promise<void> }, proxy: CutProxy, random: () => number, restartAt: number[], progress: { sent: () => number, sending: () => boolean }) {
+  const counts = { restarts: 0, cuts: 0 }
+  const due = [...restartAt]
+  const done = (async () => {
+    while (progress.sending()) {
+      if (due.length && progress.sent() >= due[0]!) {
+        due.shift()
+        await server.stop('SIGKILL')
+        await sleep(50 + random() * 250)
+        await server.start()
+        counts.restarts++
+      }
+      await sleep(20 + random() * 100)
+      if (proxy.cut(random)) counts.cuts++
+    }
+  })()
+  return { counts, done }
+}
