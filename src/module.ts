@@ -93,6 +93,7 @@ export default defineNuxtModule<ModuleOptions>({
       route: underBase(options.route),
       sseRoute: underBase(options.sseRoute),
       maxLength: options.maxLength,
+      editWindow: options.editWindow,
       heartbeat: options.heartbeat,
     })
 
