@@ -42,13 +42,13 @@ afterAll(async () => {
 })
 
 /** Open the playground chat as `name` in `room` (query string: room, name, transport). */
-async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }, viewport = DESKTOP): Promise<Page> {
+async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }, viewport = DESKTOP, on = server): Promise<Page> {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 })
   contexts.push(context)
   const page = await context.newPage()
   page.on('pageerror', error => pageErrors.push(`${params.name}: ${error.message}`))
   const query = new URLSearchParams({ room: params.room, name: params.name, ...(params.transport ? { transport: params.transport } : {}) })
-  await page.goto(server.url(`/?${query}`))
+  await page.goto(on.url(`/?${query}`))
   await waitForStatus(page, 'OPEN')
   return page
 }
@@ -412,6 +412,28 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
     await expect.poll(() => reactions(bob, 'Nice')).toEqual([{ emoji: '👍', count: 1, mine: false }])
     await expect.poll(() => reactions(alice, 'Nice')).toEqual([{ emoji: '👍', count: 1, mine: true }])
     await screenshot(bob, 'events-other-page')
+  })
+
+  it('stops offering to edit once the server\'s edit window has closed', async () => {
+    // The window is runtime config on both sides: the server enforces it, the page greys the button out.
+    const strict = await startServer({ output: 'playground', env: { NUXT_CHAT_EDIT_WINDOW: '3000', NUXT_PUBLIC_CHAT_EDIT_WINDOW: '3000' } })
+    try {
+      const alice = await openChat({ room: room('window'), name: 'Alice' }, DESKTOP, strict)
+      await send(alice, 'Quick to fix')
+      await expect.poll(() => alice.locator(`${sel('message')}[data-pending="true"]`).count()).toBe(0)
+      const edit = bubble(alice, 'Quick to fix').locator(sel('message-edit'))
+      expect(await edit.isEnabled()).toBe(true)
+      await expect.poll(() => edit.isDisabled(), { timeout: 10_000 }).toBe(true)
+      expect(await edit.getAttribute('title')).toContain('edit window')
+      // Deleting one's own message has no window.
+      expect(await bubble(alice, 'Quick to fix').locator(sel('message-delete')).isEnabled()).toBe(true)
+      await screenshot(alice, 'edit-window-closed')
+    }
+    finally {
+      await Promise.all(contexts.map(context => context.close()))
+      contexts = []
+      await strict.stop()
+    }
   })
 
   it('shows a message the bot posts from a server route on both pages', async () => {
