@@ -448,5 +448,14 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
     // Nobody can edit or delete the bot's message.
     expect(await alice.locator(`${sel('message-edit')}, ${sel('message-delete')}`).count()).toBe(0)
     await screenshot(bob, 'bot-message')
+
+    // Bad requests are refused with a reason, and nothing is posted.
+    const post = (body: string) => fetch(server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    for (const body of ['', 'not json', '{}', JSON.stringify({ room: 'no spaces allowed' }), JSON.stringify({ room: name, count: 0 }), JSON.stringify({ room: name, count: 201 }), JSON.stringify({ room: name, count: '5' })]) {
+      const response = await post(body)
+      expect(response.status, body).toBe(400)
+      expect((await response.json()).message, body).toMatch(/room|count/)
+    }
+    expect(await texts(alice)).toHaveLength(1)
   })
 })
