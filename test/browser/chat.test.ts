@@ -427,6 +427,7 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
       expect(await edit.getAttribute('title')).toContain('edit window')
       // Deleting one's own message has no window.
       expect(await bubble(alice, 'Quick to fix').locator(sel('message-delete')).isEnabled()).toBe(true)
+      await bubble(alice, 'Quick to fix').hover()
       await screenshot(alice, 'edit-window-closed')
     }
     finally {
