@@ -354,6 +354,13 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
     await waitForTexts(bob, all.slice(70))
     await bob.locator(`${sel('older')} button`).dispatchEvent('click')
     await expect.poll(() => texts(bob)).toEqual(all.slice(20))
+    // Over SSE the pages come by GET: the same in the page.
+    const carol = await openChat({ room: name, name: 'Carol', transport: 'sse' })
+    await waitForTexts(carol, all.slice(70))
+    await scroller(carol).evaluate((element) => {
+      element.scrollTop = 0
+    })
+    await waitForTexts(carol, all.slice(20))
     await scroller(alice).evaluate((element) => {
       element.scrollTop = 0
     })
@@ -363,7 +370,8 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
   it('edits and deletes own messages and toggles reactions; the other page follows', async () => {
     const name = room('events')
     const alice = await openChat({ room: name, name: 'Alice' })
-    const bob = await openChat({ room: name, name: 'Bob' })
+    // Bob on SSE: his reactions go by POST, everyone's events reach him on the stream.
+    const bob = await openChat({ room: name, name: 'Bob', transport: 'sse' })
     await send(alice, 'Typo heer')
     await send(alice, 'Delete me')
     await send(bob, 'Nice')
