@@ -470,7 +470,10 @@ const scenarios = {
       fanoutRow('messages', '(a) nuxt-chat, messages only', runs.messages, runs.messages),
       fanoutRow('mixed', `(a) nuxt-chat, 1 in ${REACTION_EVERY} sends a reaction toggle`, runs.mixed, runs.messages),
     ]
-    results.scenarios.reactions = { title: `reactions mixed in: 1 room × 200 peers, ${P.rate1} msg/s; ratios to messages only`, rows }
+    // At saturation the server has no idle time: the extra store work of a toggle shows there.
+    const satCpu = run => run.saturation?.cpuUsPerDelivery ?? NaN
+    const saturationCpu = { messages: rows[0].satCpuUsPerDelivery, mixed: rows[1].satCpuUsPerDelivery, ratio: median(runs.mixed.map((run, i) => satCpu(run) / satCpu(runs.messages[i]))) }
+    results.scenarios.reactions = { title: `reactions mixed in: 1 room × 200 peers, ${P.rate1} msg/s; ratios to messages only`, rows, saturationCpu }
   },
   async idle() {
     const keys = ['ws', 'frame', 'module', 'sio']
@@ -699,7 +702,11 @@ function table() {
   }
   if (s.room200) fanoutTable(s.room200, 'ws')
   if (s.rooms100) fanoutTable(s.rooms100, 'ws')
-  if (s.reactions) fanoutTable(s.reactions, 'msgs')
+  if (s.reactions) {
+    fanoutTable(s.reactions, 'msgs')
+    const c = s.reactions.saturationCpu
+    if (c) lines.push(`saturation, server CPU µs/delivery: messages only ${fmt(c.messages)}, with reactions ${fmt(c.mixed)} (×${fmt(c.ratio)})`)
+  }
   if (s.idle?.rows) {
     lines.push('', `## ${s.idle.title}`)
     lines.push(`${pad('server', 58)}${padL('heap KiB/conn', 14)}${padL('×ws', 7)}${padL('RSS KiB/conn', 14)}${padL('×ws', 7)}`)
