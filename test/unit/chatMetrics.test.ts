@@ -95,11 +95,32 @@ describe('bus metrics', () => {
     up = false
     expect(bus.publish({ kind: 'typing', room: 'r', id: 0, frame: '' })).toBe(false)
     expect(chatMetrics.bus.up).toBe(false)
-    expect(chatMetrics.bus.lastError).toMatch(/^down since /)
+    expect(chatMetrics.bus.lastError).toBe('an event was dropped: the bus is down')
     expect(renderPrometheus()).toContain('nuxt_chat_bus_up{bus="redis"} 0')
     up = true
     recover()
     expect(renderPrometheus()).toContain('nuxt_chat_bus_up{bus="redis"} 1')
+    withBusMetrics(createLocalBus(), 'local')
+  })
+
+  it('follow the connection: down with its reason and time as soon as it is lost, before any publish', () => {
+    let recover = () => {}
+    let lose = (_reason: string) => {}
+    const redisLike: ChatBus = { publish: () => true, onEvent() {}, onRecover: (listener) => {
+      recover = listener
+    }, onDown: (listener) => {
+      lose = listener
+    }, close: async () => {} }
+    withBusMetrics(redisLike, 'redis')
+    recover()
+    expect(chatMetrics.bus.up).toBe(true)
+    const before = Date.now()
+    lose('connect ECONNREFUSED 127.0.0.1:6390')
+    expect(chatMetrics.bus).toMatchObject({ up: false, lastError: 'connect ECONNREFUSED 127.0.0.1:6390' })
+    expect(chatMetrics.bus.lastErrorAt).toBeGreaterThanOrEqual(before)
+    expect(renderPrometheus()).toContain('nuxt_chat_bus_up{bus="redis"} 0')
+    recover()
+    expect(chatMetrics.bus.up).toBe(true)
     withBusMetrics(createLocalBus(), 'local')
   })
 })
