@@ -53,7 +53,7 @@ export function devtoolsSnapshot(config: ChatRuntimeConfig) {
       appends: appends.count,
       meanAppendMs: appends.count ? appends.seconds / appends.count * 1000 : 0,
     },
-    bus: { kind: bus.kind, where: config.redisUrl ? maskUrl(config.redisUrl) : 'this process', up: bus.up, lastError: bus.lastError },
+    bus: { kind: bus.kind, where: config.redisUrl ? maskUrl(config.redisUrl) : 'this process', up: bus.up, lastError: bus.lastError, lastErrorAt: bus.lastErrorAt },
     counters: {
       connections: connectionCount(),
       messagesStored: chatMetrics.messagesStored,
