@@ -102,6 +102,10 @@ export const devtoolsPage = /* html */ `<!doctype html>
         if (index) online.append(', ')
         online.append(el('span', user.name + (user.guest ? ' (guest)' : '') + (user.connections > 1 ? ' ×' + user.connections : ''), user.guest ? 'guest' : ''))
       })
+      for (const user of room.elsewhere) {
+        if (online.childNodes.length) online.append(', ')
+        online.append(el('span', user.name + ' (other instance)', 'muted'))
+      }
       row.append(online)
       row.onclick = () => {
         selected = selected === room.name ? '' : room.name
