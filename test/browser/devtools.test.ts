@@ -97,7 +97,8 @@ async function offlineContext(): Promise<BrowserContext> {
   return context
 }
 
-const errorsIn = (frame: Page | FrameLocator) => ('evaluate' in frame ? frame : frame.locator('html')).evaluate(() => (window as unknown as { __errors: string[] }).__errors)
+/** The uncaught errors the init script kept in a page or frame. */
+const errorsIn = (frame: Page | FrameLocator) => frame.locator('html').evaluate(() => (window as unknown as { __errors: string[] }).__errors)
 
 /** The chat tab inside Nuxt DevTools, opened on `page` (an app page) as a user does. */
 async function openChatTab(page: Page): Promise<FrameLocator> {
