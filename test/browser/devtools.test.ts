@@ -2,7 +2,8 @@
  * The DevTools tab inside Nuxt DevTools, in the playground's dev server (`nuxi dev`), opened as a
  * user does: the floating Nuxt button, then the Chat tab. The tab shows the room, who is in it,
  * and a message another page sends, live; its box posts into the room as the server and the chat
- * page shows it; its bus line shows the Redis URL without its password, and the bus down while
+ * page shows it; a user on a second instance (the built playground on the same Redis bus) shows
+ * as online there; its bus line shows the Redis URL without its password, and the bus down while
  * that Redis is stopped. The machine is offline: every request off this host is refused, and
  * neither the app page nor the tab may make one. Leaves a screenshot in test-output/screenshots/
  * (in docs/ with CHAT_DOCS_SCREENSHOTS=1, for the README).
@@ -12,8 +13,9 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type FrameLocator, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ChatSocket } from '../utils/clients'
 import { ownRedis } from '../utils/faults'
-import { freePort } from '../utils/server'
+import { freePort, startServer, type TestServer } from '../utils/server'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 // The README's screenshots are refreshed on request only, so a test run leaves the tree clean.
@@ -29,6 +31,10 @@ let base = ''
 let database = ''
 let browser: Browser
 let redis: Awaited<ReturnType<typeof ownRedis>>
+/** A second instance (the built playground) on the same Redis bus. */
+let other: TestServer | undefined
+/** The bus channel both instances share (they store their rooms apart). */
+let channel = ''
 /** Requests to other hosts (all refused: the machine is offline), with the frame that made them. */
 const remote: { frame: string, url: string }[] = []
 
@@ -37,6 +43,7 @@ beforeAll(async () => {
   const port = await freePort()
   base = `http://127.0.0.1:${port}`
   database = `.data/devtools-${port}.sqlite`
+  channel = `nuxt-chat-devtools-test:${port}`
   // Nuxt DevTools turns itself off under a test runner (VITEST, TEST, NODE_ENV=test): this dev server is not one.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(?:VITEST.*|TEST|NODE_ENV)$/.test(key)))
   // Its own build directory and database, so the production playground build and other runs are untouched.
@@ -44,7 +51,7 @@ beforeAll(async () => {
     cwd: root,
     // maxConnectionsPerIp 0: behind nuxi's dev proxy the upgrade carries no client address, and
     // with a cap set such upgrades are refused (reported to the lead; not this tab's concern).
-    env: { ...env, NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0', NUXT_CHAT_REDIS_URL: redis.url, CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database, NUXT_TELEMETRY_DISABLED: '1' },
+    env: { ...env, NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0', NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel, CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database, NUXT_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   dev.stdout!.on('data', (data) => {
@@ -76,6 +83,7 @@ afterAll(async () => {
     await Promise.race([exited, new Promise(resolve => setTimeout(resolve, 5000))])
     if (dev.exitCode === null) dev.kill('SIGKILL')
   }
+  await other?.stop()
   await redis?.stop()
   for (const suffix of ['', '-wal', '-shm']) if (database) rmSync(`${root}/${database}${suffix}`, { force: true })
 })
@@ -121,7 +129,7 @@ async function openChatTab(page: Page): Promise<FrameLocator> {
 }
 
 describe('the DevTools tab inside Nuxt DevTools (dev server)', () => {
-  it('shows a message sent from another page live, posts as the server, masks the bus password and shows the bus down', { timeout: 180_000 }, async () => {
+  it('shows a message sent from another page live, posts as the server, shows who is on another instance, masks the bus password and shows the bus down', { timeout: 180_000 }, async () => {
     const room = `dt-${Date.now().toString(36)}`
     const hostContext = await offlineContext()
     // The panel as a user would drag it, big enough for the README's screenshot (DevTools keeps its size here).
@@ -158,6 +166,12 @@ describe('the DevTools tab inside Nuxt DevTools (dev server)', () => {
     expect(await tab.locator('#bus').textContent()).toBe(`redis: redis://:***@127.0.0.1:${redis.port} (up)`)
     expect(await tab.locator('html').evaluate(() => document.documentElement.outerHTML)).not.toContain(SECRET)
 
+    // Bob on the other instance: online in the room, not connected here.
+    other = await startServer({ output: 'playground', env: { NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel } })
+    const bob = await ChatSocket.open(`ws://127.0.0.1:${other.port}`, { room, name: 'Bob' })
+    await expect.poll(() => tab.locator(`tr[data-room="${room}"]`).textContent(), { timeout: 10_000 }).toContain('Bob (guest, other instance)')
+    expect(await tab.locator(`tr[data-room="${room}"] td:nth-child(2)`).textContent()).toBe('2')
+
     await tab.locator(`tr[data-room="${room}"]`).click()
     mkdirSync(SCREENSHOTS, { recursive: true })
     await host.screenshot({ path: `${SCREENSHOTS}/devtools.png` })
@@ -168,6 +182,8 @@ describe('the DevTools tab inside Nuxt DevTools (dev server)', () => {
     await expect.poll(() => tab.locator('#bus-error').textContent(), { timeout: 10_000 }).toMatch(/^last error \S+( [AP]M)?: \S/)
     await redis.start()
     await expect.poll(() => tab.locator('#bus').textContent(), { timeout: 15_000 }).toBe(`redis: redis://:***@127.0.0.1:${redis.port} (up)`)
+    await bob.close()
+    expect(await tab.locator('html').evaluate(() => document.documentElement.outerHTML)).not.toContain(SECRET)
 
     // Offline: the app page and the tab asked for nothing off this host, and threw nothing.
     const ours = remote.filter(({ frame }) => !frame.includes('/__nuxt_devtools__/'))

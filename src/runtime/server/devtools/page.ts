@@ -104,7 +104,7 @@ export const devtoolsPage = /* html */ `<!doctype html>
       })
       for (const user of room.elsewhere) {
         if (online.childNodes.length) online.append(', ')
-        online.append(el('span', user.name + ' (other instance)', 'muted'))
+        online.append(el('span', user.name + (user.guest ? ' (guest, other instance)' : ' (other instance)'), 'muted'))
       }
       row.append(online)
       row.onclick = () => {
