@@ -85,7 +85,8 @@ afterAll(async () => {
   }
   await other?.stop()
   await redis?.stop()
-  for (const suffix of ['', '-wal', '-shm']) if (database) rmSync(`${root}/${database}${suffix}`, { force: true })
+  // The dev server resolves the database path against the playground (the app root).
+  for (const suffix of ['', '-wal', '-shm']) if (database) rmSync(`${root}/playground/${database}${suffix}`, { force: true })
 })
 
 /** A browser context as offline as the machine: what is not on this host is refused and noted. */
