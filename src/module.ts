@@ -123,7 +123,7 @@ export default defineNuxtModule<ModuleOptions>({
       { name: 'InferChatPayload', from: chatSchema, type: true },
       { name: 'useChatServer', from: resolver.resolve('./runtime/server/utils/useChatServer') },
     ])
-    if (nuxt.options.dev && options.devtools) setupDevtools(resolver)
+    if (nuxt.options.dev && options.devtools) setupDevtools(resolver, underBase)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'

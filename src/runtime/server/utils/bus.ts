@@ -27,6 +27,8 @@ export interface ChatBus {
   onEvent: (listener: (event: BusEvent, origin: string) => void) => void
   /** Called when the bus is back after an outage: events may have been missed, in either direction. */
   onRecover: (listener: () => void) => void
+  /** Called with the reason each time the bus finds its connection lost (a bus without a connection never calls it). */
+  onDown?: (listener: (reason: string) => void) => void
   close: () => Promise<void>
 }
 
