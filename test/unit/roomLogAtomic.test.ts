@@ -11,7 +11,6 @@ import { DatabaseSync } from 'node:sqlite'
 import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
 import postgresql from 'db0/connectors/postgresql'
-import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import type { AppendInput, RoomLog } from '../../src/runtime/server/utils/roomLog'
@@ -40,20 +39,19 @@ const backends: [string, () => Promise<RoomLog & { sabotage: () => Promise<void>
   }],
   ['postgresql', async () => {
     const schema = `atomic_${randomUUID().slice(0, 8)}`
-    const admin = new pg.Client(POSTGRES_URL)
-    await admin.connect()
-    await admin.query(`CREATE SCHEMA ${schema}`)
+    const admin = createDatabase(postgresql({ url: POSTGRES_URL }))
+    await admin.exec(`CREATE SCHEMA ${schema}`)
     const log = createDb0RoomLog(() => createDatabase(postgresql({ url: `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}` })))
     cleanups.push(async () => {
       await log.close()
-      await admin.query(`DROP SCHEMA ${schema} CASCADE`)
-      await admin.end()
+      await admin.exec(`DROP SCHEMA ${schema} CASCADE`)
+      await admin.dispose()
     })
     return Object.assign(log, {
       async sabotage() {
-        await admin.query(`CREATE FUNCTION ${schema}.fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION '${FAILING}'; END $$ LANGUAGE plpgsql`)
-        await admin.query(`CREATE TRIGGER fail_update BEFORE UPDATE ON ${schema}.chat_messages FOR EACH ROW WHEN (NEW.body = 'boom' OR (NEW.deleted = 1 AND OLD.body = 'undeletable')) EXECUTE FUNCTION ${schema}.fail()`)
-        await admin.query(`CREATE TRIGGER fail_reaction BEFORE INSERT ON ${schema}.chat_reactions FOR EACH ROW WHEN (NEW.emoji = '💥') EXECUTE FUNCTION ${schema}.fail()`)
+        await admin.exec(`CREATE FUNCTION ${schema}.fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION '${FAILING}'; END $$ LANGUAGE plpgsql`)
+        await admin.exec(`CREATE TRIGGER fail_update BEFORE UPDATE ON ${schema}.chat_messages FOR EACH ROW WHEN (NEW.body = 'boom' OR (NEW.deleted = 1 AND OLD.body = 'undeletable')) EXECUTE FUNCTION ${schema}.fail()`)
+        await admin.exec(`CREATE TRIGGER fail_reaction BEFORE INSERT ON ${schema}.chat_reactions FOR EACH ROW WHEN (NEW.emoji = '💥') EXECUTE FUNCTION ${schema}.fail()`)
       },
     })
   }],
