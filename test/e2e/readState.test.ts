@@ -8,8 +8,10 @@
 import { randomUUID } from 'node:crypto'
 import { createDatabase } from 'db0'
 import postgresql from 'db0/connectors/postgresql'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { effectScope } from 'vue'
 import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
+import { useChatRooms } from '../../src/runtime/app/composables/useChatRooms'
 import type { ChatRoomState } from '../../src/runtime/shared/protocol'
 import { installEventSource, sleep } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
@@ -231,6 +233,53 @@ describe('read state, two PostgreSQL instances on Redis', () => {
       }
       finally {
         restore()
+      }
+    })
+  }
+
+  for (const transport of ['ws', 'sse'] as const) {
+    it(`${transport}: useChatRooms() lists the rooms with unread and last message, live, and markRead clears one; a guest is told to sign in`, async () => {
+      const [room, quiet] = [newRoom('rooms'), newRoom('rooms')]
+      const [ivy, jack] = [newUser(), newUser()]
+      for (const name of [quiet, room]) {
+        const visit = await ChatSocket.open(a.wsUrl(''), { room: name }, { headers: ivy.headers })
+        await visit.waitFor(isRead, 'joined')
+        await visit.close()
+        await sleep(20)
+      }
+      // The composable as a browser page on instance b runs it; requests without `?name=` are Ivy's.
+      vi.stubGlobal('window', {})
+      vi.stubGlobal('location', { href: b.url('/') })
+      const restore = signInByName({ '': ivy.headers.cookie })
+      const scope = effectScope()
+      try {
+        const { rooms, status, markRead } = scope.run(() => useChatRooms({ transport }))!
+        await until(() => rooms.value.length === 2, 'both rooms listed')
+        expect(status.value).toBe('OPEN')
+        expect(rooms.value.map(entry => [entry.room, entry.unread])).toEqual([[quiet, 0], [room, 0]].sort(([x], [y]) => x! < y! ? -1 : 1))
+        expect(markRead(newRoom('other'))).toBe(false)
+
+        await postMessage(httpBase(a), { message: 'news' }, { room }, jack.headers)
+        await until(() => rooms.value[0]?.room === room && rooms.value[0].unread === 1, 'the news, first')
+        expect(rooms.value[0]!.last).toMatchObject({ message: 'news', uid: jack.id })
+        expect(markRead(room)).toBe(true)
+        await until(() => rooms.value.find(entry => entry.room === room)?.unread === 0, 'read')
+      }
+      finally {
+        scope.stop()
+        restore()
+      }
+      // A guest: refused, with a reason, and no reconnecting.
+      const guestScope = effectScope()
+      try {
+        const guest = guestScope.run(() => useChatRooms({ transport }))!
+        await until(() => guest.error.value?.code === 'unauthorized', 'the refusal')
+        expect(guest.rooms.value).toEqual([])
+        expect(guest.status.value).toBe('CLOSED')
+      }
+      finally {
+        guestScope.stop()
+        vi.unstubAllGlobals()
       }
     })
   }
