@@ -199,7 +199,9 @@ export function signInByName(cookies: Record<string, string>): () => void {
   const cookieFor = (url: string | URL) => cookies[new URL(url).searchParams.get('name') ?? '']
   globalThis.fetch = (input, init) => {
     const cookie = cookieFor(input instanceof Request ? input.url : input)
-    return plainFetch(input, cookie ? { ...init, headers: { ...init?.headers as Record<string, string>, cookie } } : init)
+    const headers = init?.headers as Record<string, string> | undefined
+    // A request that brings its own cookie (a test's other user) keeps it.
+    return plainFetch(input, cookie && !headers?.cookie ? { ...init, headers: { ...headers, cookie } } : init)
   }
   globalThis.WebSocket = class extends PlainWebSocket {
     constructor(url: string | URL, protocols?: string | string[]) {
