@@ -92,7 +92,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     broadcastPresenceDiff(room, member)
     // The newcomer gets the whole list once (before its replay), even when it did not change.
     member.write(new RoomFrame(room.presence.fullFrame()))
-    // A signed-in user's read state: written after the replay at the latest (held meanwhile).
+    // A signed-in user's read state, once after the welcome (held while the replay is being sent).
     void readState.joined(name, member)
     await room.delivery.replay(member, since, config)
   }
@@ -171,7 +171,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (event.kind === 'presence') presenceQueries.get(event.room)?.set(origin, parseUsers(event.frame))
     // Rooms lists follow rooms this instance may have no member in.
     if (event.kind === 'read') readState.heard(event.frame)
-    else if (event.kind === 'message' && readState.watches(event.room)) readState.stored(event.room, JSON.parse(event.frame))
+    else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
     else if (event.kind === 'sync') readState.resync(event.room)
     const room = rooms.get(event.room)
     if (!room) return

@@ -29,9 +29,16 @@ export function readFrame(uid: string, state: ReadState): ChatReadFrame {
   return { type: 'read', room: state.room, uid, read: state.read, unread: state.unread, upTo: state.upTo, user: 'server', message: `${state.unread} unread` }
 }
 
+/** A room's last message as a list shows it: without reactions (they change too often to follow in every list). */
+function lastOf(frame: ChatMessageFrame): ChatMessageFrame {
+  if (!frame.reactions) return frame
+  const { reactions: _reactions, ...last } = frame
+  return last
+}
+
 function roomState(state: ReadState): ChatRoomState {
   const entry: ChatRoomState = { room: state.room, read: state.read, unread: state.unread, upTo: state.upTo }
-  if (state.last) entry.last = messageFrame(state.last) as ChatMessageFrame
+  if (state.last) entry.last = lastOf(messageFrame(state.last) as ChatMessageFrame)
   return entry
 }
 
@@ -76,6 +83,11 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     rooms.set(room, false)
     store.readState(room, watcher.user.id, true).then((state) => {
       if (!state || !watcher.entries) return
+      // Read before a message this entry has already counted: read again rather than go back.
+      if (state.upTo < (watcher.entries.get(room)?.upTo ?? 0)) {
+        rooms.set(room, true)
+        return
+      }
       if (!watcher.entries.has(room)) {
         if (watcher.entries.size >= MAX_LISTED_ROOMS) return
         list(watcher, room)
@@ -95,6 +107,35 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     const out = new RoomFrame(text)
     for (const member of membersOf(frame.room) ?? []) if (member.user.id === frame.uid) deliverToMember(member, out)
     for (const watcher of watchersOfUser.get(frame.uid) ?? []) refresh(watcher, frame.room)
+  }
+
+  /** A stored message or event in `room`: the lists showing it count it, or read the room again when they cannot. */
+  function stored(room: string, frame: ChatStoredFrame) {
+    for (const watcher of watchersOfRoom.get(room) ?? []) {
+      const entry = watcher.entries?.get(room)
+      if (!entry || frame.id <= entry.upTo) continue
+      if (watcher.loading) {
+        watcher.loading.add(room)
+        continue
+      }
+      // The next id in order is counted here; a gap (or a change to what the entry shows) is read from the store.
+      if (frame.id !== entry.upTo + 1 || entry.upTo === 0) {
+        refresh(watcher, room)
+      }
+      else if (frame.type === 'message') {
+        entry.upTo = frame.id
+        if (frame.uid !== watcher.user.id && !frame.deleted) entry.unread = Math.min(MAX_UNREAD, entry.unread + 1)
+        entry.last = lastOf(frame)
+        send(watcher, entry)
+      }
+      else if (frame.target === entry.last?.id || (frame.type === 'delete' && frame.target > entry.read)) {
+        refresh(watcher, room)
+      }
+      else {
+        // A reaction, or an edit or delete the entry does not show: nothing it shows changed.
+        entry.upTo = frame.id
+      }
+    }
   }
 
   return {
@@ -140,30 +181,22 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       }
     },
 
+    /** A stored message or event from another instance, as its frame text. */
+    heardStored(room: string, text: string) {
+      let frame: ChatStoredFrame
+      try {
+        frame = JSON.parse(text)
+      }
+      catch {
+        return
+      }
+      stored(room, frame)
+    },
+
     /** Does any rooms list here show `room`? (Checked before parsing a frame from the bus.) */
     watches: (room: string) => watchersOfRoom.has(room),
 
-    /** A stored message or event in `room`: the lists showing it count it, or read the room again when they cannot. */
-    stored(room: string, frame: ChatStoredFrame) {
-      for (const watcher of watchersOfRoom.get(room) ?? []) {
-        const entry = watcher.entries?.get(room)
-        if (!entry || frame.id <= entry.upTo) continue
-        if (watcher.loading) {
-          watcher.loading.add(room)
-          continue
-        }
-        // The next message in order: counted here. Anything else (an event, a gap, a late cursor) is read from the store.
-        if (frame.type === 'message' && frame.id === entry.upTo + 1 && entry.upTo > 0) {
-          entry.upTo = frame.id
-          if (frame.uid !== watcher.user.id && !frame.deleted) entry.unread = Math.min(MAX_UNREAD, entry.unread + 1)
-          entry.last = frame
-          send(watcher, entry)
-        }
-        else {
-          refresh(watcher, room)
-        }
-      }
-    },
+    stored,
 
     /** Rooms whose events may have been missed (bus outage): read the lists showing them again. */
     resync(room?: string) {
