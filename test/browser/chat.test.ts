@@ -478,14 +478,14 @@ describe('playground: demo sign-in and an unread badge per room', () => {
   ])))
   const roomItem = (page: Page, name: string) => page.locator(`${sel('rooms-item')}[data-room="${name}"]`)
 
-  /** Another device of the same demo user: a new browser context with the first one's cookie. */
+  /** Another device of the same demo user (a new browser context with the first one's cookie), on SSE. */
   async function sameUserElsewhere(page: Page, name: string): Promise<Page> {
     const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 })
     contexts.push(context)
     await context.addCookies(await page.context().cookies())
     const other = await context.newPage()
     other.on('pageerror', error => pageErrors.push(`second device: ${error.message}`))
-    await other.goto(server.url(`/?${new URLSearchParams({ room: name })}`))
+    await other.goto(server.url(`/?${new URLSearchParams({ room: name, transport: 'sse' })}`))
     await waitForStatus(other, 'OPEN')
     return other
   }
@@ -516,7 +516,7 @@ describe('playground: demo sign-in and an unread badge per room', () => {
     expect(await roomItem(ann, second).locator(sel('rooms-last')).textContent()).toBe('Bob (guest): <b>three</b>')
     expect(await roomItem(ann, second).locator('b').count()).toBe(0)
 
-    // Ann's second device sees the same.
+    // Ann's second device (its rooms list over SSE) sees the same.
     const annElsewhere = await sameUserElsewhere(ann, third)
     await expect.poll(() => badges(annElsewhere)).toEqual({ [first]: '', [second]: '3', [third]: '' })
     await screenshot(ann, 'unread-badge')
