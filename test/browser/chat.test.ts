@@ -90,6 +90,12 @@ async function screenshot(page: Page, name: string) {
   await page.screenshot({ path: resolve(SCREENSHOTS, `${name}.png`) })
 }
 
+/** Ask the playground's bot route to post into `name` (`count` numbered messages, or one greeting). */
+async function bot(name: string, count?: number) {
+  const response = await fetch(server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: name, count }) })
+  expect(response.status).toBe(200)
+}
+
 describe('playground chat in a browser', () => {
   it('two pages chat with each other; an SSE page sees the conversation and can send', async () => {
     const name = room('talk')
@@ -307,11 +313,6 @@ describe('playground chat in a browser', () => {
 })
 
 describe('playground: older history, edits, deletes, reactions, a bot', () => {
-  /** Ask the playground's bot route to post into `name` (`count` numbered messages, or one greeting). */
-  async function bot(name: string, count?: number) {
-    const response = await fetch(server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: name, count }) })
-    expect(response.status).toBe(200)
-  }
   const scroller = (page: Page) => page.locator(sel('message-scroller'))
   const olderState = (page: Page) => page.getAttribute(sel('older'), 'data-state').catch(() => null)
   /** The message bubble whose text is `text`. */
@@ -466,5 +467,74 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
       expect((await response.json()).message, body).toMatch(/room|count/)
     }
     expect(await texts(alice)).toHaveLength(1)
+  })
+})
+
+describe('playground: demo sign-in and an unread badge per room', () => {
+  /** Each room of the sidebar's rooms list with its badge ('' when hidden). */
+  const badges = (page: Page) => page.locator(sel('rooms-item')).evaluateAll(items => Object.fromEntries(items.map(item => [
+    item.getAttribute('data-room'),
+    item.querySelector('[data-testid="unread-badge"]')?.textContent?.trim() ?? '',
+  ])))
+  const roomItem = (page: Page, name: string) => page.locator(`${sel('rooms-item')}[data-room="${name}"]`)
+
+  /** Another device of the same demo user (a new browser context with the first one's cookie), on SSE. */
+  async function sameUserElsewhere(page: Page, name: string): Promise<Page> {
+    const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 })
+    contexts.push(context)
+    await context.addCookies(await page.context().cookies())
+    const other = await context.newPage()
+    other.on('pageerror', error => pageErrors.push(`second device: ${error.message}`))
+    await other.goto(server.url(`/?${new URLSearchParams({ room: name, transport: 'sse' })}`))
+    await waitForStatus(other, 'OPEN')
+    return other
+  }
+
+  it('counts another user\'s messages in a room live, and reading the room clears its badge on every device', async () => {
+    const [first, second, third] = [room('unread-1'), room('unread-2'), room('unread-3')]
+    const ann = await openChat({ room: second, name: 'Ann' })
+    // A guest has no rooms list, only a hint.
+    expect(await ann.textContent(sel('rooms-hint'))).toContain('Sign in')
+    expect(await ann.locator(sel('rooms')).count()).toBe(0)
+
+    // The demo sign-in reloads the page as the signed-in user `demo:Ann`.
+    await ann.click(sel('demo-sign-in-button'))
+    await expect.poll(() => ann.locator(sel('demo-user')).textContent().catch(() => null), { timeout: 15_000 }).toBe('Signed in as Ann (demo)')
+    await waitForStatus(ann, 'OPEN')
+    await expect.poll(() => badges(ann)).toEqual({ [second]: '' })
+    // Ann moves on to another room; the first one stays in her list.
+    await ann.fill(sel('room-input'), first)
+    await ann.press(sel('room-input'), 'Enter')
+    await expect.poll(() => badges(ann)).toEqual({ [first]: '', [second]: '' })
+    expect(await roomItem(ann, first).getAttribute('aria-current')).toBe('page')
+
+    // Someone else (a guest) writes 3 messages into the room Ann is not looking at.
+    const bob = await openChat({ room: second, name: 'Bob' })
+    for (const text of ['one', 'two', '<b>three</b>']) await send(bob, text)
+    await expect.poll(() => badges(ann)).toEqual({ [first]: '', [second]: '3' })
+    // The last message, as plain text.
+    expect(await roomItem(ann, second).locator(sel('rooms-last')).textContent()).toBe('Bob (guest): <b>three</b>')
+    expect(await roomItem(ann, second).locator('b').count()).toBe(0)
+
+    // Ann's second device (its rooms list over SSE) sees the same.
+    const annElsewhere = await sameUserElsewhere(ann, third)
+    await expect.poll(() => badges(annElsewhere)).toEqual({ [first]: '', [second]: '3', [third]: '' })
+    await screenshot(ann, 'unread-badge')
+
+    // Ann opens the room from the list: she has seen its messages, on every device.
+    await roomItem(ann, second).click()
+    await expect.poll(() => ann.textContent(sel('room-title'))).toContain(second)
+    await waitForTexts(ann, ['one', 'two', '<b>three</b>'])
+    await expect.poll(() => badges(ann)).toEqual({ [first]: '', [second]: '', [third]: '' })
+    await expect.poll(() => badges(annElsewhere)).toEqual({ [first]: '', [second]: '', [third]: '' })
+
+    // A room Ann is not in at the moment collects more than a badge shows.
+    await bot(first, 120)
+    for (const page of [ann, annElsewhere]) await expect.poll(() => badges(page)).toEqual({ [first]: '99+', [second]: '', [third]: '' })
+
+    // Signing out leaves the hint again; the guest page never saw a list.
+    await ann.click(sel('demo-sign-out'))
+    await expect.poll(() => ann.locator(sel('rooms-hint')).count(), { timeout: 15_000 }).toBe(1)
+    expect(await bob.locator(sel('rooms')).count()).toBe(0)
   })
 })

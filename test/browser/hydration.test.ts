@@ -67,9 +67,10 @@ async function startDev(dir: string, env: Record<string, string>): Promise<DevSe
   throw new Error(`nuxi dev did not start:\n${output}`)
 }
 
-/** Open `url`, recording every console error and warning and every uncaught exception. */
-async function load(url: string) {
+/** Open `url`, recording every console error and warning and every uncaught exception; `cookies` for a signed-in page. */
+async function load(url: string, cookies: Record<string, string> = {}) {
   const context = await browser.newContext()
+  await context.addCookies(Object.entries(cookies).map(([name, value]) => ({ name, value, url })))
   const page = await context.newPage()
   const problems: string[] = []
   page.on('console', (message) => {
@@ -127,6 +128,15 @@ describe('no hydration mismatch, no console error or warning', () => {
   it.each(['/', '/sse', '/?transport=sse'])('playground %s, production build', async (path) => {
     const { page, problems, close } = await load(playground.url(path))
     await expect.poll(() => page.getAttribute('[data-testid="status"]', 'data-status'), { timeout: 30_000 }).toBe('OPEN')
+    expect(problems).toEqual([])
+    await close()
+  })
+
+  it('playground / signed in with the demo cookie, production build', async () => {
+    const { page, problems, close } = await load(playground.url('/?room=hydration-signed-in'), { 'playground-demo-user': 'Ann' })
+    await expect.poll(() => page.getAttribute('[data-testid="status"]', 'data-status'), { timeout: 30_000 }).toBe('OPEN')
+    await expect.poll(() => page.locator('[data-testid="rooms-item"]').count()).toBe(1)
+    expect(await page.textContent('[data-testid="demo-user"]')).toBe('Signed in as Ann (demo)')
     expect(problems).toEqual([])
     await close()
   })
