@@ -112,8 +112,14 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
     },
   )
 
-  /** Write one frame to every member (held for members still replaying), in arrival order. */
-  function broadcast(frame: RoomFrame, except?: Member) {
+  /** Write one frame to every member but `except` (held for members still replaying), in arrival order. */
+  function broadcast(frame: RoomFrame, except?: Member | ReadonlySet<Member>) {
+    if (except instanceof Set) {
+      for (const member of members) {
+        if (!except.has(member)) deliverToMember(member, frame)
+      }
+      return
+    }
     for (const member of members) {
       if (member !== except) deliverToMember(member, frame)
     }
