@@ -28,11 +28,14 @@ export interface ChatBus {
   /** Called when the bus is back after an outage: events may have been missed, in either direction. */
   onRecover: (listener: () => void) => void
   close: () => Promise<void>
+  /** No other instance can hear this bus (the local one): presence announcements are skipped. */
+  readonly alone?: boolean
 }
 
 /** A single instance: nothing to carry. */
 export function createLocalBus(): ChatBus {
   return {
+    alone: true,
     publish: () => true,
     onEvent() {},
     onRecover() {},

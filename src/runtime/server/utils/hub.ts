@@ -83,6 +83,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   }
 
   function announcePresence(name: string, room: Room) {
+    // One instance: nobody to tell (and 500 rooms' lists serialised every few seconds for nothing).
+    if (bus.alone) return
     bus.publish({ kind: 'presence', room: name, id: 0, frame: JSON.stringify(room.presence.localUsers()) })
   }
 

@@ -5,10 +5,18 @@ import { encodeTextFrame } from './wsTransport'
 
 /** One frame on its way to a room: serialised once, encoded once per transport on first use. */
 export class RoomFrame {
-  // Plain fields, not #private: bundlers lower those to WeakMap lookups, paid per delivery.
-  private wsBytes: Buffer | undefined
-  private sseBytes: Buffer | undefined
-  constructor(readonly text: string, readonly id = 0) {}
+  // Plain fields, not #private: bundlers lower those to WeakMap lookups, paid per delivery. Set in the
+  // constructor, not as class fields (lowered to helper calls V8 cannot count: out-of-object slots).
+  declare readonly text: string
+  declare readonly id: number
+  declare private wsBytes: Buffer | undefined
+  declare private sseBytes: Buffer | undefined
+  constructor(text: string, id = 0) {
+    this.text = text
+    this.id = id
+    this.wsBytes = undefined
+    this.sseBytes = undefined
+  }
 
   /** The WebSocket frame bytes. */
   get ws(): Buffer {

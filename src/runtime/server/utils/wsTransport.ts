@@ -204,8 +204,8 @@ export function resumeReading(ws: RawWebSocket | undefined): void {
 export interface SocketWatch {
   /** A pong or a message arrived since the last heartbeat round. */
   alive: boolean
-  /** Binary flag of each data frame not yet handled, in arrival order. */
-  binaryFlags: boolean[]
+  /** Binary flag of each data frame not yet handled, in arrival order; made on the first frame. */
+  binaryFlags: boolean[] | undefined
 }
 
 const kWatch = Symbol('nuxt-chat:watch')
@@ -213,7 +213,7 @@ type WatchedWebSocket = RawWebSocket & { [kWatch]: SocketWatch }
 
 // Shared listeners (`this` is the socket): no closures per connection.
 function onMessageFrame(this: WatchedWebSocket, _data: unknown, isBinary: boolean) {
-  this[kWatch].binaryFlags.push(isBinary)
+  (this[kWatch].binaryFlags ??= []).push(isBinary)
 }
 function onPong(this: WatchedWebSocket) {
   this[kWatch].alive = true
@@ -233,7 +233,7 @@ export function watchSocket(ws: RawWebSocket | undefined, watch: SocketWatch): v
 
 /** Was the next unhandled data frame binary? */
 export function nextFrameIsBinary(watch: SocketWatch): boolean {
-  return watch.binaryFlags.shift() ?? false
+  return watch.binaryFlags?.shift() ?? false
 }
 
 /** The TCP socket of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`). */
@@ -263,14 +263,17 @@ export function upgradeSocket(request: unknown): UpgradeSocket | undefined {
 }
 
 const NO_HEADERS = new Headers()
-const paths = new Map<string, string>()
+const requests = new Map<string, { url: string, headers: Headers }>()
 
-/** The path of a URL, one string shared by every peer on it (h3 needs no more to route). */
-function sharedPath(url: string): string {
+/** What a peer keeps of its upgrade request: its path, in one object shared by every peer on it (h3 needs no more to route). */
+function sharedRequest(url: string): { url: string, headers: Headers } {
   const { pathname } = new URL(url, 'http://localhost')
-  let path = paths.get(pathname)
-  if (path === undefined && paths.size < 100) paths.set(pathname, path = pathname)
-  return path ?? pathname
+  let request = requests.get(pathname)
+  if (!request) {
+    request = Object.freeze({ url: pathname, headers: NO_HEADERS })
+    if (requests.size < 100) requests.set(pathname, request)
+  }
+  return request
 }
 
 /**
@@ -287,7 +290,7 @@ export function releaseUpgradeRequest(peer: Peer): void {
     fallBack('upgrade request not found on the peer: its headers stay in memory while the connection is open')
     return
   }
-  internal.request = { url: sharedPath(request.url), headers: NO_HEADERS }
+  internal.request = sharedRequest(request.url)
   internal.nodeReq = { _context: nodeReq._context, socket: nodeReq.socket }
 }
 
