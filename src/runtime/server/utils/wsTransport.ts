@@ -343,3 +343,52 @@ export function resolveWebSocketsUnderBase(nitroApp: NitroApp, baseURL: string) 
     },
   })
 }
+
+// Paths whose hooks are remembered: a bound, so odd URLs cannot grow the cache.
+const MAX_RESOLVED_PATHS = 100
+
+/** The raw path of an absolute or path-only URL (no query or fragment), without parsing it. */
+function rawPathOf(url: string): string {
+  const scheme = url.indexOf('://')
+  const start = scheme < 0 ? 0 : url.indexOf('/', scheme + 3)
+  if (start < 0) return '/'
+  let end = url.length
+  for (const mark of ['?', '#']) {
+    const at = url.indexOf(mark, start)
+    if (at >= 0 && at < end) end = at
+  }
+  return url.slice(start, end)
+}
+
+/**
+ * crossws resolves a route's hooks for every hook call (upgrade, open, each message, close):
+ * h3 parses the URL and walks the app's stack each time. Routes do not change at run time, so
+ * this remembers the hooks per raw path and answers with them synchronously. Call it after
+ * `resolveWebSocketsUnderBase`; does nothing when h3's resolver is not where it expects it.
+ */
+export function memoizeWebSocketResolver(nitroApp: NitroApp) {
+  const app = nitroApp.h3App as unknown as { websocket?: Partial<WebSocketOptions> }
+  const websocket = app.websocket
+  if (!websocket || typeof websocket.resolve !== 'function') {
+    fallBack('no WebSocket resolver on the h3 app: routes are resolved on every hook call')
+    return
+  }
+  const resolve = websocket.resolve
+  const known = new Map<string, Hooks>()
+  Object.defineProperty(app, 'websocket', {
+    configurable: true,
+    value: {
+      ...websocket,
+      resolve(info: Parameters<WebSocketOptions['resolve']>[0]): Hooks | Promise<Hooks> {
+        const path = rawPathOf(info.request?.url ?? info.url ?? '/')
+        const hooks = known.get(path)
+        if (hooks) return hooks
+        return resolve(info).then((resolved) => {
+          // Only routes that have hooks: a miss may be a route added by a later plugin.
+          if (Object.keys(resolved).length && known.size < MAX_RESOLVED_PATHS) known.set(path, resolved)
+          return resolved
+        })
+      },
+    },
+  })
+}
