@@ -256,7 +256,7 @@ function fanoutRow(key, label, runs, baseRuns) {
     satCpuUsPerDelivery: m(run => run.saturation?.cpuUsPerDelivery ?? NaN),
     satP50: m(run => run.saturation?.p50 ?? NaN),
     connectMs: m(run => run.connectMs),
-    ratio: { cpu: ratio(cpu), deliveriesPerSec: ratio(dps), p50: ratio(p50), p99: ratio(p99) },
+    ratio: { cpu: ratio(cpu), satCpu: ratio(run => run.saturation?.cpuUsPerDelivery ?? NaN), deliveriesPerSec: ratio(dps), p50: ratio(p50), p99: ratio(p99) },
     runs,
   }
 }
@@ -444,6 +444,8 @@ const scenarios = {
     const rows = await fanoutScenario('room200', ['ws', 'frame', 'module', 'sio', 'seed'], { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 })
     results.scenarios.room200 = { title: `1 room × 200 peers, 64-byte messages, ${P.rate1} msg/s (${P.rate1 * 200} deliveries/s) + saturation`, rows }
     goal('1×200: module CPU/delivery vs bare ws', rows.find(row => row.key === 'module').ratio.cpu, 0.8, '<=')
+    // At saturation several messages reach a socket in one turn: coalesced into one write.
+    goal('1×200 at saturation: module CPU/delivery vs bare ws', rows.find(row => row.key === 'module').ratio.satCpu, 0.6, '<=')
   },
   async rooms100() {
     const rows = await fanoutScenario('rooms100', ['ws', 'frame', 'module', 'sio'], { rooms: 100, perRoom: 20, senders: 2, rate: P.rate100, window: 2 })
@@ -672,9 +674,9 @@ function table() {
   const fanoutTable = (scenario, baseName) => {
     if (!scenario.rows) return
     lines.push('', `## ${scenario.title}`)
-    lines.push(`${pad('server', 58)}${padL('CPU µs/deliv', 13)}${padL('×' + baseName, 8)}${padL('deliv/s (sat)', 15)}${padL('×', 7)}${padL('p50 ms', 9)}${padL('×', 7)}${padL('p99 ms', 9)}${padL('×', 7)}`)
+    lines.push(`${pad('server', 58)}${padL('CPU µs/deliv', 13)}${padL('×' + baseName, 8)}${padL('deliv/s (sat)', 15)}${padL('×', 7)}${padL('sat CPU µs', 11)}${padL('×', 7)}${padL('p50 ms', 9)}${padL('×', 7)}${padL('p99 ms', 9)}${padL('×', 7)}`)
     for (const row of scenario.rows) {
-      lines.push(`${pad(row.label, 58)}${padL(fmt(row.cpuUsPerDelivery), 13)}${padL(fmt(row.ratio.cpu), 8)}${padL(fmtInt(row.deliveriesPerSec), 15)}${padL(fmt(row.ratio.deliveriesPerSec), 7)}${padL(fmt(row.p50), 9)}${padL(fmt(row.ratio.p50), 7)}${padL(fmt(row.p99), 9)}${padL(fmt(row.ratio.p99), 7)}`)
+      lines.push(`${pad(row.label, 58)}${padL(fmt(row.cpuUsPerDelivery), 13)}${padL(fmt(row.ratio.cpu), 8)}${padL(fmtInt(row.deliveriesPerSec), 15)}${padL(fmt(row.ratio.deliveriesPerSec), 7)}${padL(fmt(row.satCpuUsPerDelivery), 11)}${padL(fmt(row.ratio.satCpu), 7)}${padL(fmt(row.p50), 9)}${padL(fmt(row.ratio.p50), 7)}${padL(fmt(row.p99), 9)}${padL(fmt(row.ratio.p99), 7)}`)
     }
   }
   if (s.room200) fanoutTable(s.room200, 'ws')
