@@ -215,6 +215,25 @@ describe('chat hub delivery', () => {
     ])
   })
 
+  it('tells a big room of joins at most once per 50 ms: newcomers of later turns wait and are told together', async () => {
+    const { hub } = setup()
+    const crowd = Array.from({ length: 60 }, (_, i) => testMember(`m${i}`))
+    await Promise.all(crowd.map(member => hub.join('r', member, undefined)))
+    await new Promise(resolve => setTimeout(resolve, 60))
+    const watcher = crowd[0]!
+    const before = watcher.frames.length
+    const [a, b, c] = ['a', 'b', 'c'].map(testMember)
+    const joins = [hub.join('r', a!, undefined)]
+    await endOfTurn()
+    joins.push(hub.join('r', b!, undefined))
+    await endOfTurn()
+    joins.push(hub.join('r', c!, undefined))
+    await Promise.all(joins)
+    const heard = watcher.frames.slice(before).filter(frame => frame.type === 'system')
+    expect(heard.map(frame => frame.message)).toEqual(['a joined!', 'b and c joined!'])
+    expect(c!.frames.find(frame => frame.type === 'presence')).toMatchObject({ message: '63 online' })
+  })
+
   it('turns changes of other instances\' presence into diffs; an unchanged announcement sends nothing', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'Date'] })
     try {

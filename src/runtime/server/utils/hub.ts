@@ -16,8 +16,10 @@ interface Room {
   name: string
   delivery: RoomDelivery
   presence: RoomPresence
-  /** Joins and leaves of this event-loop turn, told to the room once at its end. */
+  /** Joins and leaves not told yet, told to the room at once (see `batchOf`). */
   batch?: PresenceBatch
+  /** When the room was last told a batch (`performance.now()`). */
+  toldAt: number
 }
 
 /**
@@ -46,6 +48,10 @@ export interface ChatHubOptions {
 }
 
 const TYPING_THROTTLE = 1000
+/** A big room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
+const PRESENCE_WINDOW = 50
+/** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
+const PRESENCE_WINDOW_FROM = 50
 const RECOVERY_RECHECK = 1000
 /** How long `presence` of a room with no member here waits for the other instances to answer. */
 const PRESENCE_QUERY_WAIT = 500
@@ -70,7 +76,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   function roomOf(name: string): Room {
     let room = rooms.get(name)
     if (room) return room
-    room = { name, delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name) }
+    room = { name, delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name), toldAt: -Infinity }
     rooms.set(name, room)
     bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
     return room
@@ -91,13 +97,19 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /** Rooms with a batch to tell at the end of this turn. */
   let batched: Room[] = []
 
-  /** The room's batch of this turn, told after the turn's I/O callbacks (all upgrades read in one poll). */
+  /**
+   * The room's batch of joins and leaves: told after this turn's I/O callbacks (all upgrades read
+   * in one poll); in a big room told less than `PRESENCE_WINDOW` ago (a storm), once that
+   * window has passed.
+   */
   function batchOf(room: Room): PresenceBatch {
     if (room.batch) return room.batch
     let tell!: () => void
     const told = new Promise<void>(resolve => tell = resolve)
     room.batch = { newcomers: new Set(), joined: new Map(), left: new Map(), told, tell }
-    if (batched.push(room) === 1) setImmediate(tellBatches)
+    const wait = room.delivery.members.size < PRESENCE_WINDOW_FROM ? 0 : room.toldAt + PRESENCE_WINDOW - performance.now()
+    if (wait > 0) setTimeout(() => tellBatch(room), wait).unref?.()
+    else if (batched.push(room) === 1) setImmediate(tellBatches)
     return room.batch
   }
 
@@ -114,6 +126,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
    */
   function tellBatch(room: Room) {
     const batch = room.batch!
+    room.toldAt = performance.now()
     const { name, delivery } = room
     const { newcomers } = batch
     for (const [event, users] of [['join', batch.joined], ['leave', batch.left]] as const) {
