@@ -351,7 +351,9 @@ async function scaleRun(key) {
     // Warm the server's lazy paths (route chunks, first room) before the memory baseline.
     await loads[0].ask('storm', { room: 0, count: 20 })
     const before = await askProbe(running, 'memory')
+    const connectCpu0 = cpuMicros(running.pid)
     const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
+    const connectCpu = cpuMicros(running.pid) - connectCpu0
     const connections = connected.reduce((sum, part) => sum + part.connections, 0)
     await sleep(500)
     const after = await askProbe(running, 'memory')
@@ -384,6 +386,8 @@ async function scaleRun(key) {
       heapPerConn: (after.heapUsed - before.heapUsed) / connections,
       rssPerConn: (after.rss - before.rss) / connections,
       connectPerSec: connections / (Math.max(...connected.map(part => part.ms)) / 1000),
+      // Server CPU per connection opened: the connect rate without the machine's other load.
+      connectCpuUs: connectCpu / connections,
       phases,
       storm,
     }
@@ -402,6 +406,7 @@ const scaleMetrics = () => [
   ['idle heap KiB/conn', run => run.heapPerConn / 1024, ['<=', 1.2]],
   ['idle RSS KiB/conn', run => run.rssPerConn / 1024, ['<=', 1.2]],
   ['connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
+  ['server CPU µs per connection opened', run => run.connectCpuUs],
   ...S.rates.flatMap((rate, i) => [
     [`${rate} msg/s: CPU µs/delivery`, run => run.phases[i].cpuUsPerDelivery],
     [`${rate} msg/s: p50 latency ms`, run => run.phases[i].p50],

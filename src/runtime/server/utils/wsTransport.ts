@@ -262,12 +262,25 @@ export function upgradeSocket(request: unknown): UpgradeSocket | undefined {
   return undefined
 }
 
+/** The raw path of an absolute or path-only URL (no query or fragment), without parsing it. */
+function rawPathOf(url: string): string {
+  const scheme = url.indexOf('://')
+  const start = scheme < 0 ? 0 : url.indexOf('/', scheme + 3)
+  if (start < 0) return '/'
+  let end = url.length
+  for (const mark of ['?', '#']) {
+    const at = url.indexOf(mark, start)
+    if (at >= 0 && at < end) end = at
+  }
+  return url.slice(start, end)
+}
+
 const NO_HEADERS = new Headers()
 const requests = new Map<string, { url: string, headers: Headers }>()
 
 /** What a peer keeps of its upgrade request: its path, in one object shared by every peer on it (h3 needs no more to route). */
 function sharedRequest(url: string): { url: string, headers: Headers } {
-  const { pathname } = new URL(url, 'http://localhost')
+  const pathname = rawPathOf(url)
   let request = requests.get(pathname)
   if (!request) {
     request = Object.freeze({ url: pathname, headers: NO_HEADERS })
@@ -346,19 +359,6 @@ export function resolveWebSocketsUnderBase(nitroApp: NitroApp, baseURL: string) 
 
 // Paths whose hooks are remembered: a bound, so odd URLs cannot grow the cache.
 const MAX_RESOLVED_PATHS = 100
-
-/** The raw path of an absolute or path-only URL (no query or fragment), without parsing it. */
-function rawPathOf(url: string): string {
-  const scheme = url.indexOf('://')
-  const start = scheme < 0 ? 0 : url.indexOf('/', scheme + 3)
-  if (start < 0) return '/'
-  let end = url.length
-  for (const mark of ['?', '#']) {
-    const at = url.indexOf(mark, start)
-    if (at >= 0 && at < end) end = at
-  }
-  return url.slice(start, end)
-}
 
 /**
  * crossws resolves a route's hooks for every hook call (upgrade, open, each message, close):
