@@ -51,7 +51,7 @@ const TYPING_THROTTLE = 1000
 /** A big room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
 const PRESENCE_WINDOW = 50
 /** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
-const PRESENCE_WINDOW_FROM = 50
+const PRESENCE_WINDOW_FROM = 10
 const RECOVERY_RECHECK = 1000
 /** How long `presence` of a room with no member here waits for the other instances to answer. */
 const PRESENCE_QUERY_WAIT = 500

@@ -267,12 +267,10 @@ function rawPathOf(url: string): string {
   const scheme = url.indexOf('://')
   const start = scheme < 0 ? 0 : url.indexOf('/', scheme + 3)
   if (start < 0) return '/'
-  let end = url.length
-  for (const mark of ['?', '#']) {
-    const at = url.indexOf(mark, start)
-    if (at >= 0 && at < end) end = at
-  }
-  return url.slice(start, end)
+  const query = url.indexOf('?', start)
+  const hash = url.indexOf('#', start)
+  const end = query < 0 ? hash : hash < 0 ? query : Math.min(query, hash)
+  return end < 0 ? (start ? url.slice(start) : url) : url.slice(start, end)
 }
 
 const NO_HEADERS = new Headers()
@@ -380,9 +378,13 @@ export function memoizeWebSocketResolver(nitroApp: NitroApp) {
     value: {
       ...websocket,
       resolve(info: Parameters<WebSocketOptions['resolve']>[0]): Hooks | Promise<Hooks> {
-        const path = rawPathOf(info.request?.url ?? info.url ?? '/')
-        const hooks = known.get(path)
+        const url = info.request?.url ?? info.url ?? '/'
+        // A peer's hook calls carry its shared path: found as it is, without scanning the URL.
+        const hooks = known.get(url)
         if (hooks) return hooks
+        const path = rawPathOf(url)
+        const byPath = known.get(path)
+        if (byPath) return byPath
         return resolve(info).then((resolved) => {
           // Only routes that have hooks: a miss may be a route added by a later plugin.
           if (Object.keys(resolved).length && known.size < MAX_RESOLVED_PATHS) known.set(path, resolved)
