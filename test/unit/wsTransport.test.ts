@@ -212,4 +212,3 @@ describe('memoizeWebSocketResolver', () => {
     expect(paths).toEqual(['/_ws', '/elsewhere', '/elsewhere'])
   })
 })
-
