@@ -32,9 +32,9 @@ interface PresenceBatch {
   /** Users whose first connection here arrived (by id), and whose last one went. */
   joined: Map<string, ChatUser>
   left: Map<string, ChatUser>
-  /** Settles, with the full list every newcomer gets, once the batch was told. */
-  told: Promise<RoomFrame>
-  tell: (full: RoomFrame) => void
+  /** Settles once the batch was told (newcomers then get their replay). */
+  told: Promise<void>
+  tell: () => void
 }
 
 export interface ChatHubOptions {
@@ -104,8 +104,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
    */
   function batchOf(room: Room): PresenceBatch {
     if (room.batch) return room.batch
-    let tell!: (full: RoomFrame) => void
-    const told = new Promise<RoomFrame>(resolve => tell = resolve)
+    let tell!: () => void
+    const told = new Promise<void>(resolve => tell = resolve)
     room.batch = { newcomers: new Set(), joined: new Map(), left: new Map(), told, tell }
     const wait = room.delivery.members.size < PRESENCE_WINDOW_FROM ? 0 : room.toldAt + PRESENCE_WINDOW - performance.now()
     if (wait > 0) setTimeout(() => tellBatch(room), wait).unref?.()
@@ -121,8 +121,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
 
   /**
    * Tell a room its batch: one `join` and one `leave` frame for the users that came and went
-   * (to the room's members but the newcomers, and to the other instances), one diff, then the
-   * full list every newcomer gets (with its welcome and replay, see `join`).
+   * (to the room's members but the newcomers, and to the other instances), one diff, then
+   * every newcomer the same full list; their replays follow.
    */
   function tellBatch(room: Room) {
     const batch = room.batch!
@@ -139,28 +139,27 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     broadcastPresenceDiff(room)
     room.batch = undefined
     // One list for every newcomer of the turn: serialised and framed once.
-    batch.tell(new RoomFrame(room.presence.fullFrame()))
+    const full = new RoomFrame(room.presence.fullFrame())
+    for (const member of newcomers) member.write(full)
+    batch.tell()
   }
 
   /**
-   * Add a connection to a room. Once its batch is told (the others get the `join` and
-   * `presence_diff`): welcome (and `name_refused` when its name wish was refused), the full
-   * presence list, the replay (messages after `since`, or the last `replay` ones), then
-   * everything live, each once. Written in one task, they leave in one write.
+   * Add a connection to a room: welcome (and `name_refused` when its name wish was refused) at
+   * once; at the end of the turn the full presence list (the others get the turn's `join` and
+   * `presence_diff`), then the replay (messages after `since`, or the last `replay` ones), then
+   * everything live, each once.
    */
   async function join(name: string, member: Member, since: number | undefined, nameRefused?: string) {
     const room = roomOf(name)
     room.delivery.add(member)
+    member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
+    if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
     batch.newcomers.add(member)
     // Back within the same turn: neither left nor joined.
     if (room.presence.connect(member.user) && !batch.left.delete(member.user.id)) batch.joined.set(member.user.id, member.user)
-    const full = await batch.told
-    // Gone before its batch was told: nothing to send.
-    if (!room.delivery.members.has(member)) return
-    member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
-    if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
-    member.write(full)
+    await batch.told
     await room.delivery.replay(member, since, config)
   }
 
