@@ -31,7 +31,7 @@ describe('chat.autoImport', () => {
 
   it('turns it off, and #chat still imports it', () => {
     const { imports, tsconfig } = prepare('false')
-    expect(imports).not.toMatch(/composables\/useChat/)
+    expect(imports).not.toMatch(/composables\/useChat'/)
     expect(JSON.parse(tsconfig).compilerOptions.paths['#chat'][0]).toMatch(/runtime\/app\/composables\/useChat$/)
   })
 })
