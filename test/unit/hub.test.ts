@@ -189,7 +189,8 @@ describe('chat hub delivery', () => {
     expect(heard[0]).toMatchObject({ event: 'join', peer: newcomers[0]!.user, peers: newcomers.map(member => member.user), message: 'n0, n1, n2 and 47 others joined!' })
     expect(heard[1]).toMatchObject({ joins: newcomers.map(member => member.user), leaves: [], count: 51 })
     for (const member of newcomers) {
-      expect(member.frames.map(frame => frame.type)).toEqual(['system', 'presence', 'message'])
+      // A signed-in member also gets its read state (docs/PROTOCOL.md "Read state").
+      expect(member.frames.map(frame => frame.type).filter(type => type !== 'read')).toEqual(['system', 'presence', 'message'])
       expect(member.frames[1]).toMatchObject({ users: [alice.user, ...newcomers.map(other => other.user)], message: '51 online' })
     }
     // Later turns: one join is the seed's frame, as before.
