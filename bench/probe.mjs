@@ -2,9 +2,12 @@
 // answers in $BENCH_PROBE_FILE what $BENCH_PROBE_FILE.ask asks (no file: `memory`):
 // - `memory`: a full GC, then process.memoryUsage() (for per-connection memory);
 // - `loop`: this process's event-loop delay since the last `loop` (monitorEventLoopDelay, 1 ms
-//   resolution), then a fresh histogram. Measured in the server, the same way for every server.
+//   resolution), then a fresh histogram. Measured in the server, the same way for every server;
+// - `heap`: a full GC, then a heap snapshot next to $BENCH_PROBE_FILE (its path in `snapshot`),
+//   to see what each connection holds (`node bench/heap-diff.mjs a.heapsnapshot b.heapsnapshot`).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { writeHeapSnapshot } from 'node:v8'
 
 const file = process.env.BENCH_PROBE_FILE
 if (file) {
@@ -28,6 +31,11 @@ if (file) {
     }
     globalThis.gc?.()
     globalThis.gc?.()
+    if (ask === 'heap') {
+      const snapshot = writeHeapSnapshot(`${file}.${Date.now()}.heapsnapshot`)
+      writeFileSync(file, JSON.stringify({ snapshot, at: Date.now() }))
+      return
+    }
     writeFileSync(file, JSON.stringify({ ...process.memoryUsage(), at: Date.now() }))
   })
 }

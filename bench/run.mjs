@@ -259,7 +259,7 @@ function fanoutRow(key, label, runs, baseRuns) {
     satCpuUsPerDelivery: m(run => run.saturation?.cpuUsPerDelivery ?? NaN),
     satP50: m(run => run.saturation?.p50 ?? NaN),
     connectMs: m(run => run.connectMs),
-    ratio: { cpu: ratio(cpu), deliveriesPerSec: ratio(dps), p50: ratio(p50), p99: ratio(p99) },
+    ratio: { cpu: ratio(cpu), satCpu: ratio(run => run.saturation?.cpuUsPerDelivery ?? NaN), deliveriesPerSec: ratio(dps), p50: ratio(p50), p99: ratio(p99) },
     runs,
   }
 }
@@ -354,7 +354,9 @@ async function scaleRun(key) {
     // Warm the server's lazy paths (route chunks, first room) before the memory baseline.
     await loads[0].ask('storm', { room: 0, count: 20 })
     const before = await askProbe(running, 'memory')
+    const connectCpu0 = cpuMicros(running.pid)
     const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
+    const connectCpu = cpuMicros(running.pid) - connectCpu0
     const connections = connected.reduce((sum, part) => sum + part.connections, 0)
     await sleep(500)
     const after = await askProbe(running, 'memory')
@@ -387,6 +389,8 @@ async function scaleRun(key) {
       heapPerConn: (after.heapUsed - before.heapUsed) / connections,
       rssPerConn: (after.rss - before.rss) / connections,
       connectPerSec: connections / (Math.max(...connected.map(part => part.ms)) / 1000),
+      // Server CPU per connection opened: the connect rate without the machine's other load.
+      connectCpuUs: connectCpu / connections,
       phases,
       storm,
     }
@@ -405,6 +409,7 @@ const scaleMetrics = () => [
   ['idle heap KiB/conn', run => run.heapPerConn / 1024, ['<=', 1.2]],
   ['idle RSS KiB/conn', run => run.rssPerConn / 1024, ['<=', 1.2]],
   ['connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
+  ['server CPU µs per connection opened', run => run.connectCpuUs],
   ...S.rates.flatMap((rate, i) => [
     [`${rate} msg/s: CPU µs/delivery`, run => run.phases[i].cpuUsPerDelivery],
     [`${rate} msg/s: p50 latency ms`, run => run.phases[i].p50],
@@ -447,6 +452,8 @@ const scenarios = {
     const rows = await fanoutScenario('room200', ['ws', 'frame', 'module', 'sio', 'seed'], { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 })
     results.scenarios.room200 = { title: `1 room × 200 peers, 64-byte messages, ${P.rate1} msg/s (${P.rate1 * 200} deliveries/s) + saturation`, rows }
     goal('1×200: module CPU/delivery vs bare ws', rows.find(row => row.key === 'module').ratio.cpu, 0.8, '<=')
+    // At saturation several messages reach a socket in one turn: coalesced into one write.
+    goal('1×200 at saturation: module CPU/delivery vs bare ws', rows.find(row => row.key === 'module').ratio.satCpu, 0.6, '<=')
   },
   async rooms100() {
     const rows = await fanoutScenario('rooms100', ['ws', 'frame', 'module', 'sio'], { rooms: 100, perRoom: 20, senders: 2, rate: P.rate100, window: 2 })
@@ -695,9 +702,9 @@ function table() {
   const fanoutTable = (scenario, baseName) => {
     if (!scenario.rows) return
     lines.push('', `## ${scenario.title}`)
-    lines.push(`${pad('server', 58)}${padL('CPU µs/deliv', 13)}${padL('×' + baseName, 8)}${padL('deliv/s (sat)', 15)}${padL('×', 7)}${padL('p50 ms', 9)}${padL('×', 7)}${padL('p99 ms', 9)}${padL('×', 7)}`)
+    lines.push(`${pad('server', 58)}${padL('CPU µs/deliv', 13)}${padL('×' + baseName, 8)}${padL('deliv/s (sat)', 15)}${padL('×', 7)}${padL('sat CPU µs', 11)}${padL('×', 7)}${padL('p50 ms', 9)}${padL('×', 7)}${padL('p99 ms', 9)}${padL('×', 7)}`)
     for (const row of scenario.rows) {
-      lines.push(`${pad(row.label, 58)}${padL(fmt(row.cpuUsPerDelivery), 13)}${padL(fmt(row.ratio.cpu), 8)}${padL(fmtInt(row.deliveriesPerSec), 15)}${padL(fmt(row.ratio.deliveriesPerSec), 7)}${padL(fmt(row.p50), 9)}${padL(fmt(row.ratio.p50), 7)}${padL(fmt(row.p99), 9)}${padL(fmt(row.ratio.p99), 7)}`)
+      lines.push(`${pad(row.label, 58)}${padL(fmt(row.cpuUsPerDelivery), 13)}${padL(fmt(row.ratio.cpu), 8)}${padL(fmtInt(row.deliveriesPerSec), 15)}${padL(fmt(row.ratio.deliveriesPerSec), 7)}${padL(fmt(row.satCpuUsPerDelivery), 11)}${padL(fmt(row.ratio.satCpu), 7)}${padL(fmt(row.p50), 9)}${padL(fmt(row.ratio.p50), 7)}${padL(fmt(row.p99), 9)}${padL(fmt(row.ratio.p99), 7)}`)
     }
   }
   if (s.room200) fanoutTable(s.room200, 'ws')

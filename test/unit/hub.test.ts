@@ -48,6 +48,8 @@ async function joinInTurn<const T extends string[]>(hub: ReturnType<typeof creat
 
 const ids = (member: { frames: ChatServerFrame[] }) => member.frames.flatMap(frame => frame.type === 'message' ? [frame.id] : [])
 const settle = () => new Promise(resolve => setTimeout(resolve, 20))
+/** Joins and leaves are told to the room at the end of the event-loop turn. */
+const endOfTurn = () => new Promise(resolve => setImmediate(resolve))
 
 function setup() {
   const store = createMemoryRoomLog()
@@ -153,8 +155,10 @@ describe('chat hub delivery', () => {
     expect(tab2.frames.find(frame => frame.type === 'presence')).toMatchObject({ users: [{ id: 'u2' }, { id: 'u1' }], message: '2 online' })
     expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'join')).toHaveLength(1)
     hub.leave('r', tab1)
+    await endOfTurn()
     expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'leave')).toHaveLength(0)
     hub.leave('r', tab2)
+    await endOfTurn()
     expect(other.frames.filter(frame => frame.type === 'system' && frame.event === 'leave')).toHaveLength(1)
     expect(other.frames.at(-1)).toEqual({ type: 'presence_diff', room: 'r', joins: [], leaves: [{ id: 'u1', name: 'u1' }], count: 1, user: 'server', message: '1 online' })
   })
@@ -168,7 +172,69 @@ describe('chat hub delivery', () => {
     expect(presenceOf(carol)).toEqual([{ type: 'presence', room: 'r', users: [alice.user, bob.user, carol.user], user: 'server', message: '3 online' }])
     expect(presenceOf(alice)[2]).toMatchObject({ joins: [carol.user], leaves: [], count: 3 })
     hub.leave('r', bob)
+    await endOfTurn()
     expect(presenceOf(carol).at(-1)).toMatchObject({ type: 'presence_diff', joins: [], leaves: [bob.user], count: 2 })
+  })
+
+  it('tells the joins of one turn in one join frame and one diff per member; each newcomer gets the full list, then its replay', async () => {
+    const { hub } = setup()
+    const [alice] = await joinInTurn(hub, 'alice')
+    await hub.send({ room: 'r', user: alice.user, sender: '', message: 'before' })
+    const before = alice.frames.length
+    // A storm: 50 newcomers whose upgrades are read in one turn.
+    const newcomers = Array.from({ length: 50 }, (_, i) => testMember(`n${i}`))
+    await Promise.all(newcomers.map(member => hub.join('r', member, undefined)))
+    const heard = alice.frames.slice(before)
+    expect(heard.map(frame => frame.type)).toEqual(['system', 'presence_diff'])
+    expect(heard[0]).toMatchObject({ event: 'join', peer: newcomers[0]!.user, peers: newcomers.map(member => member.user), message: 'n0, n1, n2 and 47 others joined!' })
+    expect(heard[1]).toMatchObject({ joins: newcomers.map(member => member.user), leaves: [], count: 51 })
+    for (const member of newcomers) {
+      // A signed-in member also gets its read state (docs/PROTOCOL.md "Read state").
+      expect(member.frames.map(frame => frame.type).filter(type => type !== 'read')).toEqual(['system', 'presence', 'message'])
+      expect(member.frames[1]).toMatchObject({ users: [alice.user, ...newcomers.map(other => other.user)], message: '51 online' })
+    }
+    // Later turns: one join is the seed's frame, as before.
+    const [late] = await joinInTurn(hub, 'late')
+    expect(alice.frames.at(-2)).toEqual({ type: 'system', event: 'join', room: 'r', user: 'server', message: 'late joined!', peer: late!.user })
+    expect(newcomers[7]!.frames.at(-1)).toMatchObject({ type: 'presence_diff', joins: [late!.user], count: 52 })
+  })
+
+  it('never announces a user who joins and leaves within one turn; leaves of one turn are one frame', async () => {
+    const { hub } = setup()
+    const [alice, bob, carol] = await joinInTurn(hub, 'alice', 'bob', 'carol')
+    const before = alice.frames.length
+    const ghost = testMember('ghost')
+    const joining = hub.join('r', ghost, undefined)
+    hub.leave('r', ghost)
+    await joining
+    await endOfTurn()
+    expect(alice.frames.length).toBe(before)
+    hub.leave('r', bob!)
+    hub.leave('r', carol!)
+    await endOfTurn()
+    expect(alice.frames.slice(before)).toEqual([
+      { type: 'system', event: 'leave', room: 'r', user: 'server', message: 'bob and carol left!', peer: bob!.user, peers: [bob!.user, carol!.user] },
+      { type: 'presence_diff', room: 'r', joins: [], leaves: [bob!.user, carol!.user], count: 1, user: 'server', message: '1 online' },
+    ])
+  })
+
+  it('tells a big room of joins at most once per 50 ms: newcomers of later turns wait and are told together', async () => {
+    const { hub } = setup()
+    const crowd = Array.from({ length: 60 }, (_, i) => testMember(`m${i}`))
+    await Promise.all(crowd.map(member => hub.join('r', member, undefined)))
+    await new Promise(resolve => setTimeout(resolve, 60))
+    const watcher = crowd[0]!
+    const before = watcher.frames.length
+    const [a, b, c] = ['a', 'b', 'c'].map(testMember)
+    const joins = [hub.join('r', a!, undefined)]
+    await endOfTurn()
+    joins.push(hub.join('r', b!, undefined))
+    await endOfTurn()
+    joins.push(hub.join('r', c!, undefined))
+    await Promise.all(joins)
+    const heard = watcher.frames.slice(before).filter(frame => frame.type === 'system')
+    expect(heard.map(frame => frame.message)).toEqual(['a joined!', 'b and c joined!'])
+    expect(c!.frames.find(frame => frame.type === 'presence')).toMatchObject({ message: '63 online' })
   })
 
   it('turns changes of other instances\' presence into diffs; an unchanged announcement sends nothing', async () => {

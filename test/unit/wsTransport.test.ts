@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
 import { EventEmitter, once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { encodeTextFrame, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
+import { encodeTextFrame, memoizeWebSocketResolver, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -186,5 +186,29 @@ describe('coalesced writes', () => {
       client.terminate()
       server.close()
     }
+  })
+})
+
+describe('memoizeWebSocketResolver', () => {
+  it('resolves a route once per path, then answers every hook call from memory; routes without hooks are asked again', async () => {
+    const paths: string[] = []
+    const chatHooks = { open: () => {} }
+    const websocket = {
+      resolve: async (info: { url?: string, request?: { url?: string } }) => {
+        const path = new URL(info.request?.url ?? info.url ?? '/', 'http://localhost').pathname
+        paths.push(path)
+        return path === '/_ws' ? chatHooks : {}
+      },
+    }
+    const nitroApp = { h3App: { websocket } } as unknown as Parameters<typeof memoizeWebSocketResolver>[0]
+    memoizeWebSocketResolver(nitroApp)
+    const { resolve } = (nitroApp.h3App as unknown as { websocket: typeof websocket }).websocket
+    // An upgrade (absolute URL with a query), then a peer's hook calls (its shared path).
+    expect(await resolve({ request: { url: 'http://example.test/_ws?room=a&name=x' } })).toBe(chatHooks)
+    for (let i = 0; i < 1000; i++) expect(resolve({ request: { url: '/_ws' } })).toBe(chatHooks)
+    expect(await resolve({ request: { url: 'http://example.test/_ws?room=b#f' } })).toBe(chatHooks)
+    expect(await resolve({ url: '/elsewhere' })).toEqual({})
+    expect(await resolve({ url: '/elsewhere' })).toEqual({})
+    expect(paths).toEqual(['/_ws', '/elsewhere', '/elsewhere'])
   })
 })

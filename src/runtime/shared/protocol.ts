@@ -64,8 +64,10 @@ export interface ChatSystemFrame {
   room: string
   user: 'server'
   message: string
-  /** The peer this frame is about (the newcomer for `welcome`). */
+  /** The peer this frame is about (the newcomer for `welcome`; the first of `peers`). */
   peer?: ChatUser
+  /** `join` / `leave` of several users in one server turn (revision 4): all of them, in order. */
+  peers?: ChatUser[]
 }
 
 export interface ChatPresenceFrame {
@@ -316,6 +318,24 @@ export function withReaction(reactedBy: Record<string, string[]> | undefined, em
 export function systemFrame(event: ChatSystemFrame['event'], room: string, peer: ChatUser): ChatSystemFrame {
   const message = event === 'welcome' ? `Welcome ${peer.name}!` : event === 'join' ? `${peer.name} joined!` : `${peer.name} left!`
   return { type: 'system', event, room, user: 'server', message, peer }
+}
+
+/** Names shown in a merged join or leave: the first three, then how many more. */
+const NAMED_PEERS = 3
+
+/**
+ * The `join` / `leave` frame of the users who joined (or left) in one server turn: the seed's
+ * `X joined!` for one; for several one frame with `peers` (revision 4), `peer` the first.
+ */
+export function systemFrameOf(event: 'join' | 'leave', room: string, peers: ChatUser[]): ChatSystemFrame {
+  const frame = systemFrame(event, room, peers[0]!)
+  if (peers.length === 1) return frame
+  const names = peers.slice(0, NAMED_PEERS).map(peer => peer.name)
+  const rest = peers.length - names.length
+  const list = rest ? `${names.join(', ')} and ${rest} other${rest === 1 ? '' : 's'}` : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+  frame.message = `${list} ${event === 'join' ? 'joined' : 'left'}!`
+  frame.peers = peers
+  return frame
 }
 
 /** Build a presence frame from the users online. */

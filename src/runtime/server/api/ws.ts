@@ -27,6 +27,10 @@ const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
 // Likewise for blank raw text, the cheapest frame to flood with: answered at once, from shared bytes.
 const EMPTY = new RoomFrame(JSON.stringify(errorFrame('empty', 'Message is empty')))
 
+// Each interval's pings go out in this many slices: 10,000 pings in one task hold the event loop ~100 ms.
+const HEARTBEAT_SLICES = 25
+let nextSlice = 0
+
 type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
 
 /**
@@ -34,41 +38,71 @@ type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' 
  * closures: idle connections are most of a chat server's memory.
  */
 class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
-  heldDuringReplay: RoomFrame[] | null = null
-  replayedTo = 0
-  alive = true
-  binaryFlags: boolean[] = []
+  // Fields are declared here and set in the constructor: class fields compile to helper calls that
+  // V8 cannot count, and every one past its guess costs each connection an out-of-object slot.
+  declare readonly peer: Peer
+  declare readonly ws: RawWebSocket | undefined
+  declare readonly user: ChatUser
+  declare readonly sender: string
+  declare readonly ip: string | undefined
+  declare readonly room: string
+  declare readonly release: () => void
+  declare private readonly maxBufferedBytes: number
+  declare heldDuringReplay: RoomFrame[] | null
+  declare replayedTo: number
+  declare alive: boolean
+  /** Made on the first frame read (most connections mostly listen). */
+  declare binaryFlags: boolean[] | undefined
   /** Rate-limit answers in a row; too many closes the connection. */
-  strikes = 0
+  declare strikes: number
   /** This member's messages, handled one after another. */
-  chain: Promise<void> = SETTLED
+  declare chain: Promise<void>
   /** Settles once this member's latest message is answered (stored or refused): an edit or delete waits for it, as its target may be that message. */
-  answeredAll: Promise<unknown> = SETTLED
+  declare answeredAll: Promise<unknown>
   /** Messages read but not yet answered; past MAX_WAITING the socket is paused. */
-  waiting = 0
-  paused = false
+  declare waiting: number
+  declare paused: boolean
   /** Writes queued behind a full socket since it last drained: they cost memory beyond their bytes. */
-  queuedWrites = 0
+  declare queuedWrites: number
   /** A message refused for now: later messages with a cid are refused alike until this cid comes again. */
-  refusal: ChatErrorFrame | undefined
-  typingAt?: number
+  declare refusal: ChatErrorFrame | undefined
+  declare typingAt: number | undefined
   /** A history page is being read for this connection. */
-  readingHistory = false
+  declare readingHistory: boolean
+  /** The heartbeat slice that pings this connection. */
+  declare readonly slice: number
   /** A `?rooms` connection: its rooms list (set by the hub); it is in no room. */
-  entries?: RoomsWatcher['entries']
-  loading?: RoomsWatcher['loading']
-  watching = false
+  declare entries: RoomsWatcher['entries']
+  declare loading: RoomsWatcher['loading']
+  declare watching: boolean
 
-  constructor(
-    readonly peer: Peer,
-    readonly ws: RawWebSocket | undefined,
-    readonly user: ChatUser,
-    readonly sender: string,
-    readonly ip: string | undefined,
-    readonly room: string,
-    readonly release: () => void,
-    private readonly maxBufferedBytes: number,
-  ) {}
+  constructor(peer: Peer, ws: RawWebSocket | undefined, user: ChatUser, sender: string, ip: string | undefined, room: string, release: () => void, maxBufferedBytes: number) {
+    this.peer = peer
+    this.ws = ws
+    this.user = user
+    this.sender = sender
+    this.ip = ip
+    this.room = room
+    this.release = release
+    this.maxBufferedBytes = maxBufferedBytes
+    this.heldDuringReplay = null
+    this.replayedTo = 0
+    this.alive = true
+    this.binaryFlags = undefined
+    this.strikes = 0
+    this.chain = SETTLED
+    this.answeredAll = SETTLED
+    this.waiting = 0
+    this.paused = false
+    this.queuedWrites = 0
+    this.refusal = undefined
+    this.typingAt = undefined
+    this.readingHistory = false
+    this.slice = nextSlice++ % HEARTBEAT_SLICES
+    this.entries = undefined
+    this.loading = undefined
+    this.watching = false
+  }
 
   /** Every frame to this connection goes through here, so all of them count against `maxBufferedBytes`. */
   write(frame: RoomFrame) {
@@ -113,13 +147,15 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
 
 const members = new Set<WebSocketMember>()
 let heartbeat: ReturnType<typeof setInterval> | undefined
+let heartbeatSlice = 0
 
-/** WebSocket pings: a peer that answered nothing since the last round is gone (found within 2 × interval). */
+/** WebSocket pings: a peer that answered nothing since its last round is gone (found within 2 × interval). */
 function startHeartbeat(config: ChatRuntimeConfig) {
   heartbeat ??= setInterval(() => {
+    heartbeatSlice = (heartbeatSlice + 1) % HEARTBEAT_SLICES
     for (const member of members) {
       const ws = member.ws
-      if (!ws) continue
+      if (!ws || member.slice !== heartbeatSlice) continue
       // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
       if (!member.alive && !member.paused) {
         ws.terminate()
@@ -128,7 +164,7 @@ function startHeartbeat(config: ChatRuntimeConfig) {
       member.alive = false
       ws.ping()
     }
-  }, config.heartbeat.interval)
+  }, config.heartbeat.interval / HEARTBEAT_SLICES)
   heartbeat.unref?.()
 }
 

@@ -2,7 +2,7 @@ import { defineNitroPlugin, useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
-import { resolveWebSocketsUnderBase } from '../utils/wsTransport'
+import { memoizeWebSocketResolver, resolveWebSocketsUnderBase } from '../utils/wsTransport'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming
@@ -27,6 +27,7 @@ export default defineNitroPlugin((nitroApp) => {
     serverOptions: { ...options.websocket?.serverOptions, maxPayload: config.maxPayload, perMessageDeflate: false },
   }
   resolveWebSocketsUnderBase(nitroApp, runtimeConfig.app.baseURL)
+  memoizeWebSocketResolver(nitroApp)
   const hub = useChatHub()
   chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, database.options) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   nitroApp.hooks.hook('close', async () => {

@@ -85,15 +85,29 @@ function requestScheme(headers: Headers, encrypted: boolean, config: ChatRuntime
   return forwarded === 'https' ? 'https' : 'http'
 }
 
-/** The Host header as a URL authority (`host[:port]`), or `undefined` when it is not one. */
-function parseHost(host: string | null): URL | undefined {
+/** Host headers already checked (`null`: not an authority); bounded, as clients choose them. */
+const checkedHosts = new Map<string, string | null>()
+const MAX_CHECKED_HOSTS = 1000
+
+/** The Host header as a URL authority (`host[:port]`, normalised), or `undefined` when it is not one. */
+function parseHost(host: string | null): string | undefined {
   if (!host) return undefined
+  let checked = checkedHosts.get(host)
+  if (checked === undefined) {
+    checked = authorityOf(host)
+    // Every upgrade asks, usually for the same few hosts: one URL parse per host, not two per request.
+    if (checkedHosts.size < MAX_CHECKED_HOSTS) checkedHosts.set(host, checked)
+  }
+  return checked ?? undefined
+}
+
+function authorityOf(host: string): string | null {
   try {
     const url = new URL(`http://${host}`)
-    return url.username || url.password || url.pathname !== '/' || url.search || url.hash ? undefined : url
+    return url.username || url.password || url.pathname !== '/' || url.search || url.hash ? null : url.host
   }
   catch {
-    return undefined
+    return null
   }
 }
 
@@ -109,7 +123,7 @@ export function describeRequest(url: string, headers: Headers, socket: { remoteA
     warnedAboutForwarding = true
     chatLogger.warn('[nuxt-chat] requests carry X-Forwarded-For but `clientIpHeader` is not set: every client counts as the proxy\'s address for `maxConnectionsPerIp` and `rateLimitPerIp`. Set `clientIpHeader` to the header your proxy sets.')
   }
-  const target = new URL(`${requestScheme(headers, socket?.encrypted === true, config)}://${parseHost(headers.get('host'))?.host ?? 'localhost'}`)
+  const target = new URL(`${requestScheme(headers, socket?.encrypted === true, config)}://${parseHost(headers.get('host')) ?? 'localhost'}`)
   // Path and query only, set as such: a path like `//evil.example/_ws` must not become the host.
   const path = url.startsWith('/') ? url : url.replace(/^[a-z][\w+.-]*:\/\/[^/?#]*/i, '')
   const query = path.indexOf('?')

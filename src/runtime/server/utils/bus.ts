@@ -30,11 +30,14 @@ export interface ChatBus {
   /** Called with the reason each time the bus finds its connection lost (a bus without a connection never calls it). */
   onDown?: (listener: (reason: string) => void) => void
   close: () => Promise<void>
+  /** No other instance can hear this bus (the local one): presence announcements are skipped. */
+  readonly alone?: boolean
 }
 
 /** A single instance: nothing to carry. */
 export function createLocalBus(): ChatBus {
   return {
+    alone: true,
     publish: () => true,
     onEvent() {},
     onRecover() {},

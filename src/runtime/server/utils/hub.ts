@@ -1,6 +1,6 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
-import { errorFrame, systemFrame, type ChatHistoryFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, systemFrame, systemFrameOf, type ChatHistoryFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
@@ -14,8 +14,28 @@ export type { SendInput, SendResult } from './sendPipeline'
 
 /** A room as this instance sees it: its ordered delivery to local members, and its presence. */
 interface Room {
+  name: string
   delivery: RoomDelivery
   presence: RoomPresence
+  /** Joins and leaves not told yet, told to the room at once (see `batchOf`). */
+  batch?: PresenceBatch
+  /** When the room was last told a batch (`performance.now()`). */
+  toldAt: number
+}
+
+/**
+ * The joins and leaves of one event-loop turn in a room: a storm of newcomers costs each member
+ * one `join` frame and one `presence_diff` per turn, not one per newcomer.
+ */
+interface PresenceBatch {
+  /** Connections waiting for their full list: no diff reaches them before it. */
+  newcomers: Set<Member>
+  /** Users whose first connection here arrived (by id), and whose last one went. */
+  joined: Map<string, ChatUser>
+  left: Map<string, ChatUser>
+  /** Settles once the batch was told (newcomers then get their replay). */
+  told: Promise<void>
+  tell: () => void
 }
 
 export interface ChatHubOptions {
@@ -29,6 +49,10 @@ export interface ChatHubOptions {
 }
 
 const TYPING_THROTTLE = 1000
+/** A big room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
+const PRESENCE_WINDOW = 50
+/** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
+const PRESENCE_WINDOW_FROM = 10
 const RECOVERY_RECHECK = 1000
 /** How long `presence` of a room with no member here waits for the other instances to answer. */
 const PRESENCE_QUERY_WAIT = 500
@@ -54,57 +78,103 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   function roomOf(name: string): Room {
     let room = rooms.get(name)
     if (room) return room
-    room = { delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name) }
+    room = { name, delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name), toldAt: -Infinity }
     rooms.set(name, room)
     bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
     return room
   }
 
-  /** Tell the room (but `except`, a newcomer who gets the full list) who joined and left, if anyone did. */
-  function broadcastPresenceDiff(room: Room, except?: Member) {
+  /** Tell the room who joined and left, if anyone did; newcomers waiting for their full list are skipped. */
+  function broadcastPresenceDiff(room: Room) {
     const text = room.presence.diffFrame()
-    if (text !== undefined) room.delivery.broadcast(new RoomFrame(text), except)
+    if (text !== undefined) room.delivery.broadcast(new RoomFrame(text), room.batch?.newcomers)
   }
 
   function announcePresence(name: string, room: Room) {
+    // One instance: nobody to tell (and 500 rooms' lists serialised every few seconds for nothing).
+    if (bus.alone) return
     bus.publish({ kind: 'presence', room: name, id: 0, frame: JSON.stringify(room.presence.localUsers()) })
   }
 
-  /** Tell the room, here and on other instances, that `member`'s user joined or left. */
-  function broadcastJoinOrLeave(name: string, room: Room, event: 'join' | 'leave', member: Member) {
-    const text = JSON.stringify(systemFrame(event, name, member.user))
-    room.delivery.broadcast(new RoomFrame(text), event === 'join' ? member : undefined)
-    bus.publish({ kind: 'system', room: name, id: 0, frame: text })
-    announcePresence(name, room)
+  /** Rooms with a batch to tell at the end of this turn. */
+  let batched: Room[] = []
+
+  /**
+   * The room's batch of joins and leaves: told after this turn's I/O callbacks (all upgrades read
+   * in one poll); in a big room told less than `PRESENCE_WINDOW` ago (a storm), once that
+   * window has passed.
+   */
+  function batchOf(room: Room): PresenceBatch {
+    if (room.batch) return room.batch
+    let tell!: () => void
+    const told = new Promise<void>(resolve => tell = resolve)
+    room.batch = { newcomers: new Set(), joined: new Map(), left: new Map(), told, tell }
+    const wait = room.delivery.members.size < PRESENCE_WINDOW_FROM ? 0 : room.toldAt + PRESENCE_WINDOW - performance.now()
+    if (wait > 0) setTimeout(() => tellBatch(room), wait).unref?.()
+    else if (batched.push(room) === 1) setImmediate(tellBatches)
+    return room.batch
+  }
+
+  function tellBatches() {
+    const ready = batched
+    batched = []
+    for (const room of ready) tellBatch(room)
   }
 
   /**
-   * Add a connection to a room: welcome (and `name_refused` when its name wish was refused)
-   * and the full presence list go to it at once (the others get a `presence_diff`), then the
-   * replay (messages after `since`, or the last `replay` ones), then everything live, each once.
+   * Tell a room its batch: one `join` and one `leave` frame for the users that came and went
+   * (to the room's members but the newcomers, and to the other instances), one diff, then
+   * every newcomer the same full list; their replays follow.
+   */
+  function tellBatch(room: Room) {
+    const batch = room.batch!
+    room.toldAt = performance.now()
+    const { name, delivery } = room
+    const { newcomers } = batch
+    for (const [event, users] of [['join', batch.joined], ['leave', batch.left]] as const) {
+      if (!users.size) continue
+      const text = JSON.stringify(systemFrameOf(event, name, [...users.values()]))
+      delivery.broadcast(new RoomFrame(text), newcomers)
+      bus.publish({ kind: 'system', room: name, id: 0, frame: text })
+    }
+    if (batch.joined.size || batch.left.size) announcePresence(name, room)
+    broadcastPresenceDiff(room)
+    room.batch = undefined
+    // One list for every newcomer of the turn: serialised and framed once.
+    const full = new RoomFrame(room.presence.fullFrame())
+    for (const member of newcomers) member.write(full)
+    batch.tell()
+  }
+
+  /**
+   * Add a connection to a room: welcome (and `name_refused` when its name wish was refused) at
+   * once; at the end of the turn the full presence list (the others get the turn's `join` and
+   * `presence_diff`), then the replay (messages after `since`, or the last `replay` ones), then
+   * everything live, each once.
    */
   async function join(name: string, member: Member, since: number | undefined, nameRefused?: string) {
     const room = roomOf(name)
     room.delivery.add(member)
     member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
-    if (room.presence.connect(member.user)) broadcastJoinOrLeave(name, room, 'join', member)
-    broadcastPresenceDiff(room, member)
-    // The newcomer gets the whole list once (before its replay), even when it did not change.
-    member.write(new RoomFrame(room.presence.fullFrame()))
-    // A signed-in user's read state, once after the welcome (held while the replay is being sent).
+    const batch = batchOf(room)
+    batch.newcomers.add(member)
+    // Back within the same turn: neither left nor joined.
+    if (room.presence.connect(member.user) && !batch.left.delete(member.user.id)) batch.joined.set(member.user.id, member.user)
+    await batch.told
+    // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
     void readState.joined(name, member)
     await room.delivery.replay(member, since, config)
   }
 
-  /** Remove a connection; the last connection of a user tells the room they left. */
+  /** Remove a connection; the last connection of a user tells the room, at the end of the turn, that they left. */
   function leave(name: string, member: Member) {
     const room = rooms.get(name)
     if (!room || !room.delivery.remove(member)) return
-    if (room.presence.disconnect(member.user)) {
-      broadcastJoinOrLeave(name, room, 'leave', member)
-      broadcastPresenceDiff(room)
-    }
+    const batch = batchOf(room)
+    batch.newcomers.delete(member)
+    // Gone within the turn it came: never announced.
+    if (room.presence.disconnect(member.user) && !batch.joined.delete(member.user.id)) batch.left.set(member.user.id, member.user)
     if (room.delivery.members.size === 0) rooms.delete(name)
   }
 

@@ -14,6 +14,8 @@ export function createRoomPresence(room: string) {
   let shown = new Map<string, ChatUser>()
   /** Text of the full presence frame of `shown`, made on first use after each change. */
   let fullText: string | undefined
+  /** Local users changed, or another instance spoke, since the last diff (else a diff finds nothing: the timer skips the room). */
+  let changed = false
 
   /** Everyone online, local first; drops instances that went quiet. */
   function current(now: number): Map<string, ChatUser> {
@@ -35,6 +37,7 @@ export function createRoomPresence(room: string) {
       const entry = local.get(user.id)
       if (entry) entry.connections++
       else local.set(user.id, { user, connections: 1 })
+      changed ||= !entry
       return !entry
     },
     /** Uncount a connection of `user`; true when it was the user's last here. */
@@ -42,6 +45,7 @@ export function createRoomPresence(room: string) {
       const entry = local.get(user.id)
       if (!entry || --entry.connections > 0) return false
       local.delete(user.id)
+      changed = true
       return true
     },
     /** Display names of the signed-in users (not guests) online here and on other instances. */
@@ -53,12 +57,16 @@ export function createRoomPresence(room: string) {
     /** What another instance announced; it holds until `expires`. */
     heardFrom(origin: string, users: ChatUser[], expires: number) {
       remote.set(origin, { users, expires })
+      changed = true
     },
     /**
      * The `presence_diff` frame's text for what changed since the room last heard, or
      * `undefined` when nothing did; the room is then taken to know the new list.
      */
     diffFrame(now = Date.now()): string | undefined {
+      // Nothing local changed and no other instance's users may expire: nothing to tell.
+      if (!changed && !remote.size) return undefined
+      changed = false
       const users = current(now)
       const joins: ChatUser[] = []
       const leaves: ChatUser[] = []

@@ -5,10 +5,18 @@ import { encodeTextFrame } from './wsTransport'
 
 /** One frame on its way to a room: serialised once, encoded once per transport on first use. */
 export class RoomFrame {
-  // Plain fields, not #private: bundlers lower those to WeakMap lookups, paid per delivery.
-  private wsBytes: Buffer | undefined
-  private sseBytes: Buffer | undefined
-  constructor(readonly text: string, readonly id = 0) {}
+  // Plain fields, not #private: bundlers lower those to WeakMap lookups, paid per delivery. Set in the
+  // constructor, not as class fields (lowered to helper calls V8 cannot count: out-of-object slots).
+  declare readonly text: string
+  declare readonly id: number
+  declare private wsBytes: Buffer | undefined
+  declare private sseBytes: Buffer | undefined
+  constructor(text: string, id = 0) {
+    this.text = text
+    this.id = id
+    this.wsBytes = undefined
+    this.sseBytes = undefined
+  }
 
   /** The WebSocket frame bytes. */
   get ws(): Buffer {
@@ -112,8 +120,14 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
     },
   )
 
-  /** Write one frame to every member (held for members still replaying), in arrival order. */
-  function broadcast(frame: RoomFrame, except?: Member) {
+  /** Write one frame to every member but `except` (held for members still replaying), in arrival order. */
+  function broadcast(frame: RoomFrame, except?: Member | ReadonlySet<Member>) {
+    if (except instanceof Set) {
+      for (const member of members) {
+        if (!except.has(member)) deliverToMember(member, frame)
+      }
+      return
+    }
     for (const member of members) {
       if (member !== except) deliverToMember(member, frame)
     }

@@ -204,8 +204,8 @@ export function resumeReading(ws: RawWebSocket | undefined): void {
 export interface SocketWatch {
   /** A pong or a message arrived since the last heartbeat round. */
   alive: boolean
-  /** Binary flag of each data frame not yet handled, in arrival order. */
-  binaryFlags: boolean[]
+  /** Binary flag of each data frame not yet handled, in arrival order; made on the first frame. */
+  binaryFlags: boolean[] | undefined
 }
 
 const kWatch = Symbol('nuxt-chat:watch')
@@ -213,7 +213,7 @@ type WatchedWebSocket = RawWebSocket & { [kWatch]: SocketWatch }
 
 // Shared listeners (`this` is the socket): no closures per connection.
 function onMessageFrame(this: WatchedWebSocket, _data: unknown, isBinary: boolean) {
-  this[kWatch].binaryFlags.push(isBinary)
+  (this[kWatch].binaryFlags ??= []).push(isBinary)
 }
 function onPong(this: WatchedWebSocket) {
   this[kWatch].alive = true
@@ -233,7 +233,7 @@ export function watchSocket(ws: RawWebSocket | undefined, watch: SocketWatch): v
 
 /** Was the next unhandled data frame binary? */
 export function nextFrameIsBinary(watch: SocketWatch): boolean {
-  return watch.binaryFlags.shift() ?? false
+  return watch.binaryFlags?.shift() ?? false
 }
 
 /** The TCP socket of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`). */
@@ -262,15 +262,29 @@ export function upgradeSocket(request: unknown): UpgradeSocket | undefined {
   return undefined
 }
 
-const NO_HEADERS = new Headers()
-const paths = new Map<string, string>()
+/** The raw path of an absolute or path-only URL (no query or fragment), without parsing it. */
+function rawPathOf(url: string): string {
+  const scheme = url.indexOf('://')
+  const start = scheme < 0 ? 0 : url.indexOf('/', scheme + 3)
+  if (start < 0) return '/'
+  const query = url.indexOf('?', start)
+  const hash = url.indexOf('#', start)
+  const end = query < 0 ? hash : hash < 0 ? query : Math.min(query, hash)
+  return end < 0 ? (start ? url.slice(start) : url) : url.slice(start, end)
+}
 
-/** The path of a URL, one string shared by every peer on it (h3 needs no more to route). */
-function sharedPath(url: string): string {
-  const { pathname } = new URL(url, 'http://localhost')
-  let path = paths.get(pathname)
-  if (path === undefined && paths.size < 100) paths.set(pathname, path = pathname)
-  return path ?? pathname
+const NO_HEADERS = new Headers()
+const requests = new Map<string, { url: string, headers: Headers }>()
+
+/** What a peer keeps of its upgrade request: its path, in one object shared by every peer on it (h3 needs no more to route). */
+function sharedRequest(url: string): { url: string, headers: Headers } {
+  const pathname = rawPathOf(url)
+  let request = requests.get(pathname)
+  if (!request) {
+    request = Object.freeze({ url: pathname, headers: NO_HEADERS })
+    if (requests.size < 100) requests.set(pathname, request)
+  }
+  return request
 }
 
 /**
@@ -287,7 +301,7 @@ export function releaseUpgradeRequest(peer: Peer): void {
     fallBack('upgrade request not found on the peer: its headers stay in memory while the connection is open')
     return
   }
-  internal.request = { url: sharedPath(request.url), headers: NO_HEADERS }
+  internal.request = sharedRequest(request.url)
   internal.nodeReq = { _context: nodeReq._context, socket: nodeReq.socket }
 }
 
@@ -336,6 +350,46 @@ export function resolveWebSocketsUnderBase(nitroApp: NitroApp, baseURL: string) 
         if (!pathname.startsWith(`${base}/`)) return hooks
         const resolved = await router.__resolve__!(pathname.slice(base.length))
         return resolved?.handler?.__websocket__ ?? hooks
+      },
+    },
+  })
+}
+
+// Paths whose hooks are remembered: a bound, so odd URLs cannot grow the cache.
+const MAX_RESOLVED_PATHS = 100
+
+/**
+ * crossws resolves a route's hooks for every hook call (upgrade, open, each message, close):
+ * h3 parses the URL and walks the app's stack each time. Routes do not change at run time, so
+ * this remembers the hooks per raw path and answers with them synchronously. Call it after
+ * `resolveWebSocketsUnderBase`; does nothing when h3's resolver is not where it expects it.
+ */
+export function memoizeWebSocketResolver(nitroApp: NitroApp) {
+  const app = nitroApp.h3App as unknown as { websocket?: Partial<WebSocketOptions> }
+  const websocket = app.websocket
+  if (!websocket || typeof websocket.resolve !== 'function') {
+    fallBack('no WebSocket resolver on the h3 app: routes are resolved on every hook call')
+    return
+  }
+  const resolve = websocket.resolve
+  const known = new Map<string, Hooks>()
+  Object.defineProperty(app, 'websocket', {
+    configurable: true,
+    value: {
+      ...websocket,
+      resolve(info: Parameters<WebSocketOptions['resolve']>[0]): Hooks | Promise<Hooks> {
+        const url = info.request?.url ?? info.url ?? '/'
+        // A peer's hook calls carry its shared path: found as it is, without scanning the URL.
+        const hooks = known.get(url)
+        if (hooks) return hooks
+        const path = rawPathOf(url)
+        const byPath = known.get(path)
+        if (byPath) return byPath
+        return resolve(info).then((resolved) => {
+          // Only routes that have hooks: a miss may be a route added by a later plugin.
+          if (Object.keys(resolved).length && known.size < MAX_RESOLVED_PATHS) known.set(path, resolved)
+          return resolved
+        })
       },
     },
   })
