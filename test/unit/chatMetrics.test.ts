@@ -5,7 +5,7 @@
 import { createHooks } from 'hookable'
 import { consola } from 'consola'
 import { randomUUID } from 'node:crypto'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 import { createLocalBus, type ChatBus } from '../../src/runtime/server/utils/bus'
 import { chatMetrics, connectionCount, onChatEvent, renderPrometheus, withBusMetrics, withHubMetrics, withStoreMetrics } from '../../src/runtime/server/utils/chatMetrics'
@@ -65,6 +65,19 @@ describe('hub metrics', () => {
     expect(connectionCount()).toBe(before.connections)
     stop()
     expect(events).toEqual(['m1 join', 'm1 join', 'm1 message', 'm1 message', 'm1 refused', 'm1 leave', 'm1 leave'])
+  })
+
+  it('serialise a stored frame for the event listeners only while one listens', async () => {
+    const spy = vi.spyOn(JSON, 'stringify')
+    const serialised = (text: string) => spy.mock.calls.filter(([value]) => (value as { message?: unknown } | undefined)?.message === text).length
+    const hub = meteredHub()
+    await hub.send({ room: 'm3', user: { id: 'q', name: 'Q' }, sender: 'q', message: 'nobody listens' })
+    const stop = onChatEvent(() => {})
+    await hub.send({ room: 'm3', user: { id: 'q', name: 'Q' }, sender: 'q', message: 'a listener' })
+    stop()
+    const extra = serialised('a listener') - serialised('nobody listens')
+    spy.mockRestore()
+    expect(extra).toBe(1)
   })
 
   it('count a failed append and remember the store\'s last error, but not a value the store refused', async () => {

@@ -136,7 +136,8 @@ export function withHubMetrics(hub: ChatHub): ChatHub {
       else if (result.frame) {
         chatMetrics.messagesStored++
         chatMetrics.bytesStored += Buffer.byteLength(result.frame.message)
-        emit(input.room, 'message', JSON.stringify(result.frame))
+        // Serialised only for a listener (the DevTools feed), never on the plain send path.
+        if (eventListeners.size) emit(input.room, 'message', JSON.stringify(result.frame))
       }
       return result
     },
