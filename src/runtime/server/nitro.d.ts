@@ -4,5 +4,6 @@ declare module '#nuxt-chat/nitro' {
   export const setupWebSocketServer: typeof import('./utils/nitroV2').setupWebSocketServer
   export const defineWebSocketRoute: typeof import('./utils/nitroV2').defineWebSocketRoute
   export const parseEnvOverrides: typeof import('./utils/nitroV2').parseEnvOverrides
+  export const streamWritten: typeof import('./utils/nitroV2').streamWritten
   export const capIncomingFrames: typeof import('./utils/nitroV2').capIncomingFrames
 }

@@ -1,4 +1,6 @@
 import { defineEventHandler, getQuery } from 'h3'
+// The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
+import { streamWritten } from '#nuxt-chat/nitro'
 import { errorFrame, parseHistoryRequest } from '../../shared/protocol'
 import { holdConnection } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
@@ -76,4 +78,5 @@ export default defineEventHandler(async (event) => {
     hub.leave(admission.room, member)
   })
   await hub.join(admission.room, member, admission.since, admission.nameRefused)
+  return streamWritten(res)
 })

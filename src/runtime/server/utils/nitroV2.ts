@@ -28,6 +28,11 @@ export function setupWebSocketServer(nitroApp: unknown, config: ChatRuntimeConfi
 /** Nothing to do: Nitro 2 parses `NUXT_CHAT_*` overrides itself (destr). */
 export function parseEnvOverrides(_config: Record<string, unknown>): void {}
 
+/** A stream written straight to Node's response: h3 1 leaves a response whose headers went out alone, the handler may return. */
+export function streamWritten(_res: { once: (event: 'close', listener: () => void) => unknown }): Promise<void> | undefined {
+  return undefined
+}
+
 /** Nothing per socket: the server options above already cap every frame. */
 export function capIncomingFrames(_ws: RawWebSocket | undefined, _maxPayload: number): void {}
 

@@ -43,6 +43,14 @@ export function parseEnvOverrides(config: Record<string, unknown>): void {
   }
 }
 
+/**
+ * A stream written straight to Node's response: srvx ends the response once the handler's
+ * promise settles, so the handler waits here until the stream closes.
+ */
+export function streamWritten(res: { once: (event: 'close', listener: () => void) => unknown }): Promise<void> | undefined {
+  return new Promise(resolve => res.once('close', resolve))
+}
+
 /** h3 2's `defineWebSocketHandler(hooks, http)`: this repository type-checks against h3 1, whose version takes the hooks only. */
 type H3v2WebSocketHandler = (hooks: Partial<Hooks>, http: EventHandler) => EventHandler
 
