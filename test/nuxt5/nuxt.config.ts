@@ -8,15 +8,15 @@ const output = `.output${postgres ? '-pg' : ''}`
 // @nuxt/kit and the rest resolve to this app's nightly copies). Built by scripts/nuxt5.sh.
 export default defineNuxtConfig({
   modules: ['nuxt-chat'],
-  serverDir: fileURLToPath(new URL('../fixtures/basic/server', import.meta.url)),
   devtools: { enabled: false },
+  serverDir: fileURLToPath(new URL('../fixtures/basic/server', import.meta.url)),
   buildDir: `.nuxt${output.slice('.output'.length)}`,
   compatibilityDate: '2026-09-01',
   nitro: { output: { dir: output } },
   telemetry: false,
-  // The shared server plugins and test routes rely on Nitro 2's auto-imports (defineNitroPlugin, createError, readBody).
-  nitroLegacy: { imports: true },
   chat: postgres
     ? { metrics: true, database: { connector: 'postgresql', options: { url: 'postgresql://postgres@127.0.0.1:5432/test' } } }
     : { metrics: true },
+  // The shared server plugins and test routes rely on Nitro 2's auto-imports (defineNitroPlugin, createError, readBody).
+  nitroLegacy: { imports: true },
 })

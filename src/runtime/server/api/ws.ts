@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
 import type { Hooks, Peer } from 'crossws'
 import { useRuntimeConfig } from 'nitropack/runtime'
 import { capIncomingFrames } from '#nuxt-chat/nitro'
