@@ -39,8 +39,9 @@ for db in sqlite postgresql; do
 done
 log "$("$node" -p "'nuxt ' + require('./$app/node_modules/nuxt/package.json').version + ', nitro ' + require('./$app/node_modules/nitro/package.json').version + ', h3 ' + require('./$app/node_modules/h3/package.json').version + ', crossws ' + require('./$app/node_modules/crossws/package.json').version")"
 
-# Arguments (test files, vitest options) replace the default list, e.g. `npm run test:nuxt5 -- test/e2e/limits.test.ts`.
-suites=(test/e2e/seed.test.ts test/e2e/transports.test.ts test/e2e/durability.test.ts test/e2e/limits.test.ts)
-[ $# -gt 0 ] && suites=("$@")
+# Test files given as arguments replace the default list (`npm run test:nuxt5 -- test/e2e/limits.test.ts`); other arguments go to vitest.
+suites=() options=()
+for arg in "$@"; do if [[ $arg == *.test.ts ]]; then suites+=("$arg"); else options+=("$arg"); fi; done
+[ ${#suites[@]} -gt 0 ] || suites=(test/e2e/seed.test.ts test/e2e/transports.test.ts test/e2e/durability.test.ts test/e2e/limits.test.ts)
 log "end-to-end suites against the Nuxt 5 builds: ${suites[*]}"
-CHAT_SERVER_ROOT="$root/$app" npx vitest run --project chat "${suites[@]}"
+CHAT_SERVER_ROOT="$root/$app" npx vitest run --project chat "${suites[@]}" "${options[@]}"

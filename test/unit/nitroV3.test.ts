@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { capIncomingFrames, parseEnvOverrides } from '../../src/runtime/server/utils/nitroV3'
-import { transportStats, type RawWebSocket } from '../../src/runtime/server/utils/wsTransport'
+import type { Peer } from 'crossws'
+import { transportStats, writeFrame, type RawWebSocket } from '../../src/runtime/server/utils/wsTransport'
 
 describe('parseEnvOverrides (Nitro 3 leaves NUXT_CHAT_* overrides as strings)', () => {
   it('parses them as Nitro 2 did: booleans, numbers, null, JSON arrays and objects, at any depth', () => {
@@ -48,5 +49,16 @@ describe('capIncomingFrames (Nitro 3 makes its crossws adapter without maxPayloa
     capIncomingFrames(undefined, 10)
     capIncomingFrames(undefined, 10)
     expect(transportStats.fallbacks.filter(reason => reason.includes('_maxPayload'))).toHaveLength(1)
+  })
+})
+
+describe('writeFrame without the raw socket (another adapter, or crossws internals moved)', () => {
+  it('bounds output by crossws 0.4\'s public peer.bufferedAmount, and by nothing on crossws 0.3 (which has none)', () => {
+    const sent: string[] = []
+    const peer04 = { send: (text: string) => sent.push(text), bufferedAmount: 123_456 }
+    const peer03 = { send: (text: string) => sent.push(text) }
+    expect(writeFrame(peer04 as unknown as Peer, undefined, 'a')).toBe(123_456)
+    expect(writeFrame(peer03 as unknown as Peer, undefined, 'b')).toBe(0)
+    expect(sent).toEqual(['a', 'b'])
   })
 })
