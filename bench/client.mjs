@@ -1,7 +1,7 @@
 // The load generator: a separate process from every server. Reads one JSON config (argv[2]),
 // runs one scenario and prints one JSON result line on stdout. Bounded by `config.timeoutMs`.
 //
-// Modes: fanout (rate phase + saturation phase), idle (memory per connection), replay, ingest.
+// Modes: fanout (rate phase + saturation phase; `reactionEvery` mixes in reaction toggles), idle (memory per connection), replay, ingest.
 import { request } from 'node:http'
 import { readFileSync, statSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
@@ -55,6 +55,34 @@ function onBytes(data) {
   const at = now()
   lastFrameAt = at
   scanMarkers(data, (sentAt, s) => delivered(sentAt, s, at))
+  if (REACTION_EVERY) scanReactionMarks(data, at)
+}
+
+// ---- reactions mixed in (fanout with `reactionEvery`): every Nth send toggles a reaction ----
+
+/** Every this many sends, one is a reaction toggle instead of a message (0: messages only). */
+const REACTION_EVERY = config.reactionEvery ?? 0
+/** A reaction frame carries no text of ours, only its `cid`: `rx<sent µs>-<seq>` (cid characters only). */
+const REACTION_MARK = Buffer.from('"cid":"rx')
+const ERROR_MARK = Buffer.from('"type":"error"')
+let refusals = 0
+
+function reactionCommand(sentAt, s) {
+  return JSON.stringify({ type: 'reaction', target: 1, emoji: '👍', cid: `rx${Math.round(sentAt * 1000)}-${s}` })
+}
+
+function scanReactionMarks(data, at) {
+  // A refused toggle would never complete: count it, and the run fails.
+  if (data.includes(ERROR_MARK)) refusals++
+  for (let i = data.indexOf(REACTION_MARK); i >= 0; i = data.indexOf(REACTION_MARK, i + 1)) {
+    let j = i + REACTION_MARK.length
+    let micros = 0
+    let s = 0
+    for (; data[j] >= 0x30 && data[j] <= 0x39; j++) micros = micros * 10 + data[j] - 0x30
+    if (data[j++] !== 0x2D) continue
+    for (; data[j] >= 0x30 && data[j] <= 0x39; j++) s = s * 10 + data[j] - 0x30
+    delivered(micros / 1000, s, at)
+  }
 }
 
 function onText(text) {
@@ -167,6 +195,11 @@ async function fanout() {
   const peers = await connectAll(specs, config.concurrency)
   const connectMs = now() - t
   await waitQuiet()
+  // Reactions need a message to react to: id 1 of each room.
+  if (REACTION_EVERY) {
+    for (const room of rooms) peers[room.senders[0]].send('first message, the reactions\' target')
+    await waitQuiet()
+  }
 
   // Round-robin over rooms, then over each room's senders.
   let roomCursor = 0
@@ -175,7 +208,8 @@ async function fanout() {
     const s = seq++
     counts[s & MASK] = 0
     roomOfSeq[s & MASK] = roomIndex
-    peers[room.senders[room.next++ % room.senders.length]].send(benchMessage(now(), s, config.size))
+    const reaction = REACTION_EVERY && s % REACTION_EVERY === REACTION_EVERY - 1
+    peers[room.senders[room.next++ % room.senders.length]].send(reaction ? reactionCommand(now(), s) : benchMessage(now(), s, config.size))
     if (phase) phase.sent++
   }
   const runRate = async (ms) => {
@@ -242,6 +276,7 @@ async function fanout() {
   }
   phase = null
   for (const peer of peers) peer.close()
+  if (refusals) throw new Error(`${refusals} frames were refused (error frames) with reactions mixed in`)
   return { connections: specs.length, connectMs: Math.round(connectMs), rate, saturation }
 }
 

@@ -2,7 +2,7 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
+//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
@@ -19,7 +19,7 @@ const args = process.argv.slice(2)
 const flag = name => args.includes(`--${name}`)
 const option = name => args.find(arg => arg.startsWith(`--${name}=`))?.split('=')[1]
 const QUICK = flag('quick')
-const ALL = ['room200', 'rooms100', 'idle', 'sse', 'replay', 'older', 'ingest', 'cross', 'client', 'scale']
+const ALL = ['room200', 'rooms100', 'reactions', 'idle', 'sse', 'replay', 'older', 'ingest', 'cross', 'client', 'scale']
 const ONLY = (option('only') ?? option('scenario'))?.split(',') ?? ALL
 const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
 const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 : 600_000))
@@ -212,6 +212,8 @@ function peerSpecs(server, port, roomNames, perRoom, kind = server.kind) {
   return specs
 }
 
+/** The `reactions` scenario: one send in this many is a reaction toggle. */
+const REACTION_EVERY = 4
 const roomName = (scenario, i = 0) => `bench-${RUN_ID}-${scenario}-${i}-${Math.random().toString(36).slice(2, 8)}`
 const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length])
 
@@ -222,7 +224,7 @@ const P = QUICK
   : { warmMs: 500, measureMs: 2500, satMs: 1000, rate1: 150, rate100: 1500, idleConns: 2000, replay: 1000, repeats: 5, ingestMs: 2000, crossPeers: 100 }
 
 /** One fan-out measurement: start, connect, fixed rate, saturation, stop. */
-async function fanoutRun(server, { rooms, perRoom, senders, rate, window, scenario }) {
+async function fanoutRun(server, { rooms, perRoom, senders, rate, window, scenario, reactionEvery = 0 }) {
   const running = await startServer(server.entry, server.env)
   try {
     const names = Array.from({ length: rooms }, (_, i) => roomName(scenario, i))
@@ -233,6 +235,7 @@ async function fanoutRun(server, { rooms, perRoom, senders, rate, window, scenar
       pids: [running.pid],
       size: 64, rate, window, warmMs: P.warmMs, measureMs: P.measureMs, satMs: P.satMs,
       concurrency: 100,
+      reactionEvery,
       timeoutMs: 90_000,
     }, undefined, undefined, [running])
   }
@@ -456,6 +459,26 @@ const scenarios = {
     const one = results.scenarios.room200?.rows.find(row => row.key === 'module')
     const mod = rows.find(row => row.key === 'module')
     if (one) goal('100×20: module CPU/delivery vs its own 1×200', mod.cpuUsPerDelivery / one.cpuUsPerDelivery, 1.2, '<=')
+  },
+  async reactions() {
+    // The module alone, twice per round in alternating order: messages only, then with every 4th send a reaction toggle.
+    const shape = { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 }
+    const variants = { messages: { reactionEvery: 0 }, mixed: { reactionEvery: REACTION_EVERY } }
+    const runs = { messages: [], mixed: [] }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const key of rotate(Object.keys(variants), round)) {
+        runs[key].push(await fanoutRun(SERVERS.module, { ...shape, ...variants[key], scenario: 'reactions' }))
+        log(`  reactions round ${round + 1} ${key}: ${brief(runs[key].at(-1))}`)
+      }
+    }
+    const rows = [
+      fanoutRow('messages', '(a) nuxt-chat, messages only', runs.messages, runs.messages),
+      fanoutRow('mixed', `(a) nuxt-chat, 1 in ${REACTION_EVERY} sends a reaction toggle`, runs.mixed, runs.messages),
+    ]
+    // At saturation the server has no idle time: the extra store work of a toggle shows there.
+    const satCpu = run => run.saturation?.cpuUsPerDelivery ?? NaN
+    const saturationCpu = { messages: rows[0].satCpuUsPerDelivery, mixed: rows[1].satCpuUsPerDelivery, ratio: median(runs.mixed.map((run, i) => satCpu(run) / satCpu(runs.messages[i]))) }
+    results.scenarios.reactions = { title: `reactions mixed in: 1 room × 200 peers, ${P.rate1} msg/s; ratios to messages only`, rows, saturationCpu }
   },
   async idle() {
     const keys = ['ws', 'frame', 'module', 'sio']
@@ -684,6 +707,11 @@ function table() {
   }
   if (s.room200) fanoutTable(s.room200, 'ws')
   if (s.rooms100) fanoutTable(s.rooms100, 'ws')
+  if (s.reactions) {
+    fanoutTable(s.reactions, 'msgs')
+    const c = s.reactions.saturationCpu
+    if (c) lines.push(`saturation, server CPU µs/delivery: messages only ${fmt(c.messages)}, with reactions ${fmt(c.mixed)} (×${fmt(c.ratio)})`)
+  }
   if (s.idle?.rows) {
     lines.push('', `## ${s.idle.title}`)
     lines.push(`${pad('server', 58)}${padL('heap KiB/conn', 14)}${padL('×ws', 7)}${padL('RSS KiB/conn', 14)}${padL('×ws', 7)}`)

@@ -2,7 +2,8 @@ const output = process.env.CHAT_PLAYGROUND_OUT || '.output'
 
 export default defineNuxtConfig({
   modules: ['../src/module'],
-  devtools: { enabled: false },
+  // Nuxt DevTools in `nuxt dev` (it turns itself off under vitest and in production builds).
+  devtools: { enabled: true },
   buildDir: `.nuxt${output.slice('.output'.length)}`,
   compatibilityDate: '2025-11-01',
   nitro: { output: { dir: output } },

@@ -23,6 +23,7 @@ export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
 export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
+export type { ChatRoomEntry, UseChatRoomsOptions, UseChatRoomsReturn } from './runtime/app/composables/useChatRooms'
 
 export default defineNuxtModule<ModuleOptions>({
   meta: {
@@ -93,6 +94,7 @@ export default defineNuxtModule<ModuleOptions>({
       route: underBase(options.route),
       sseRoute: underBase(options.sseRoute),
       maxLength: options.maxLength,
+      editWindow: options.editWindow,
       heartbeat: options.heartbeat,
     })
 
@@ -100,6 +102,7 @@ export default defineNuxtModule<ModuleOptions>({
     const composable = resolver.resolve('./runtime/app/composables/useChat')
     nuxt.options.alias['#chat'] = composable
     if (autoImport) addImports({ name: 'useChat', as: autoImport, from: composable })
+    addImports({ name: 'useChatRooms', from: resolver.resolve('./runtime/app/composables/useChatRooms') })
     addImports(['useChatUi', 'toChatUiMessages'].map(name => ({ name, from: resolver.resolve('./runtime/app/chatUi') })))
     const chatSchema = resolver.resolve('./runtime/server/utils/chatSchema')
     addImports({ name: 'InferChatPayload', from: chatSchema, type: true })
@@ -130,7 +133,7 @@ export default defineNuxtModule<ModuleOptions>({
       { name: 'InferChatPayload', from: chatSchema, type: true },
       { name: 'useChatServer', from: resolver.resolve('./runtime/server/utils/useChatServer') },
     ])
-    if (nuxt.options.dev && options.devtools) setupDevtools(resolver)
+    if (nuxt.options.dev && options.devtools) setupDevtools(resolver, underBase)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'

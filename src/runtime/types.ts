@@ -90,6 +90,8 @@ export interface ChatPublicRuntimeConfig {
   route: string
   sseRoute: string
   maxLength: number
+  /** So a UI can stop offering to edit once the server would refuse. */
+  editWindow: number
   heartbeat: ChatHeartbeatOptions
 }
 

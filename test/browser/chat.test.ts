@@ -42,13 +42,13 @@ afterAll(async () => {
 })
 
 /** Open the playground chat as `name` in `room` (query string: room, name, transport). */
-async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }, viewport = DESKTOP): Promise<Page> {
+async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }, viewport = DESKTOP, on = server): Promise<Page> {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 })
   contexts.push(context)
   const page = await context.newPage()
   page.on('pageerror', error => pageErrors.push(`${params.name}: ${error.message}`))
   const query = new URLSearchParams({ room: params.room, name: params.name, ...(params.transport ? { transport: params.transport } : {}) })
-  await page.goto(server.url(`/?${query}`))
+  await page.goto(on.url(`/?${query}`))
   await waitForStatus(page, 'OPEN')
   return page
 }
@@ -303,5 +303,168 @@ describe('playground chat in a browser', () => {
     // Nothing overflows the phone's width.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width)
     await screenshot(page, 'phone')
+  })
+})
+
+describe('playground: older history, edits, deletes, reactions, a bot', () => {
+  /** Ask the playground's bot route to post into `name` (`count` numbered messages, or one greeting). */
+  async function bot(name: string, count?: number) {
+    const response = await fetch(server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: name, count }) })
+    expect(response.status).toBe(200)
+  }
+  const scroller = (page: Page) => page.locator(sel('message-scroller'))
+  const olderState = (page: Page) => page.getAttribute(sel('older'), 'data-state').catch(() => null)
+  /** The message bubble whose text is `text`. */
+  const bubble = (page: Page, text: string) => page.locator(sel('message'), { has: page.locator(sel('message-text'), { hasText: new RegExp(`^\\s*${text}\\s*$`) }) })
+  const reactions = (page: Page, text: string) => bubble(page, text).locator(sel('reaction')).evaluateAll(chips => chips.map(chip => ({
+    emoji: chip.getAttribute('data-emoji'),
+    count: Number(chip.querySelector('[data-testid="reaction-count"]')!.textContent),
+    mine: chip.getAttribute('aria-pressed') === 'true',
+  })))
+
+  it('loads older pages on scroll-up, in order, keeping what the reader sees in place', async () => {
+    const name = room('older')
+    await bot(name, 120)
+    const all = Array.from({ length: 120 }, (_, i) => `Bot message ${i + 1} of 120`)
+    const alice = await openChat({ room: name, name: 'Alice' })
+    // The replay: the newest 50.
+    await waitForTexts(alice, all.slice(70))
+    expect(await olderState(alice)).toBe('more')
+
+    const anchor = bubble(alice, all[70]!)
+    // Scrolled to the top: where the oldest shown message is, before the page loads (on the scroll event).
+    const before = await scroller(alice).evaluate((element) => {
+      element.scrollTop = 0
+      return element.querySelector('[data-testid="message"]')!.getBoundingClientRect().top
+    })
+    await waitForTexts(alice, all.slice(20))
+    // The message at the top before the load is still where it was: the new page went above it.
+    await expect.poll(async () => Math.abs((await anchor.boundingBox())!.y - before)).toBeLessThan(30)
+    expect(await scroller(alice).evaluate(element => element.scrollTop)).toBeGreaterThan(200)
+    await screenshot(alice, 'older-loaded')
+
+    await scroller(alice).evaluate((element) => {
+      element.scrollTop = 0
+    })
+    await waitForTexts(alice, all)
+    await expect.poll(() => olderState(alice)).toBe('start')
+    expect(await alice.textContent(sel('older'))).toContain('beginning of')
+    // The button loads a page too (without scrolling, which would load one by itself).
+    const bob = await openChat({ room: name, name: 'Bob' })
+    await waitForTexts(bob, all.slice(70))
+    await bob.locator(`${sel('older')} button`).dispatchEvent('click')
+    await expect.poll(() => texts(bob)).toEqual(all.slice(20))
+    // Over SSE the pages come by GET: the same in the page.
+    const carol = await openChat({ room: name, name: 'Carol', transport: 'sse' })
+    await waitForTexts(carol, all.slice(70))
+    await scroller(carol).evaluate((element) => {
+      element.scrollTop = 0
+    })
+    await waitForTexts(carol, all.slice(20))
+    await scroller(alice).evaluate((element) => {
+      element.scrollTop = 0
+    })
+    await screenshot(alice, 'older-beginning')
+  })
+
+  it('edits and deletes own messages and toggles reactions; the other page follows', async () => {
+    const name = room('events')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    // Bob on SSE: his reactions go by POST, everyone's events reach him on the stream.
+    const bob = await openChat({ room: name, name: 'Bob', transport: 'sse' })
+    await send(alice, 'Typo heer')
+    await send(alice, 'Delete me')
+    await send(bob, 'Nice')
+    for (const page of [alice, bob]) await waitForTexts(page, ['Typo heer', 'Delete me', 'Nice'])
+    await expect.poll(() => alice.locator(`${sel('message')}[data-pending="true"]`).count()).toBe(0)
+
+    // Only one's own messages can be edited or deleted.
+    expect(await bubble(alice, 'Nice').locator(`${sel('message-edit')}, ${sel('message-delete')}`).count()).toBe(0)
+    expect(await bubble(bob, 'Typo heer').locator(`${sel('message-edit')}, ${sel('message-delete')}`).count()).toBe(0)
+
+    // Inline edit: Enter saves; both pages show the new text, marked edited.
+    await bubble(alice, 'Typo heer').hover()
+    await bubble(alice, 'Typo heer').locator(sel('message-edit')).click()
+    await alice.fill(sel('edit-input'), 'Typo here')
+    await alice.press(sel('edit-input'), 'Enter')
+    for (const page of [alice, bob]) {
+      await waitForTexts(page, ['Typo here', 'Delete me', 'Nice'])
+      await expect.poll(() => bubble(page, 'Typo here').locator(sel('message-edited')).count()).toBe(1)
+    }
+    expect(await bubble(bob, 'Nice').locator(sel('message-edited')).count()).toBe(0)
+
+    // Delete asks first; cancelling keeps the message.
+    const doomed = bubble(alice, 'Delete me')
+    await doomed.hover()
+    await doomed.locator(sel('message-delete')).click()
+    await doomed.locator(sel('delete-cancel')).click()
+    expect(await texts(alice)).toEqual(['Typo here', 'Delete me', 'Nice'])
+    await doomed.hover()
+    await doomed.locator(sel('message-delete')).click()
+    await doomed.locator(sel('delete-confirm')).click()
+    for (const page of [alice, bob]) await waitForTexts(page, ['Typo here', 'Nice'])
+
+    // A reaction from the picker: counted on both pages, highlighted only where it is mine.
+    const nice = bubble(alice, 'Nice')
+    await nice.hover()
+    await nice.locator(sel('react-button')).click()
+    await nice.locator(`${sel('picker-emoji')}[data-emoji="👍"]`).click()
+    await expect.poll(() => reactions(alice, 'Nice')).toEqual([{ emoji: '👍', count: 1, mine: true }])
+    await expect.poll(() => reactions(bob, 'Nice')).toEqual([{ emoji: '👍', count: 1, mine: false }])
+    // Bob joins in by clicking the chip, then takes it back.
+    await bubble(bob, 'Nice').locator(`${sel('reaction')}[data-emoji="👍"]`).click()
+    await expect.poll(() => reactions(alice, 'Nice')).toEqual([{ emoji: '👍', count: 2, mine: true }])
+    await expect.poll(() => reactions(bob, 'Nice')).toEqual([{ emoji: '👍', count: 2, mine: true }])
+    await screenshot(alice, 'events-reactions')
+    await bubble(bob, 'Nice').locator(`${sel('reaction')}[data-emoji="👍"]`).click()
+    await expect.poll(() => reactions(bob, 'Nice')).toEqual([{ emoji: '👍', count: 1, mine: false }])
+    await expect.poll(() => reactions(alice, 'Nice')).toEqual([{ emoji: '👍', count: 1, mine: true }])
+    await screenshot(bob, 'events-other-page')
+  })
+
+  it('stops offering to edit once the server\'s edit window has closed', async () => {
+    // The window is runtime config on both sides: the server enforces it, the page greys the button out.
+    const strict = await startServer({ output: 'playground', env: { NUXT_CHAT_EDIT_WINDOW: '3000', NUXT_PUBLIC_CHAT_EDIT_WINDOW: '3000' } })
+    try {
+      const alice = await openChat({ room: room('window'), name: 'Alice' }, DESKTOP, strict)
+      await send(alice, 'Quick to fix')
+      await expect.poll(() => alice.locator(`${sel('message')}[data-pending="true"]`).count()).toBe(0)
+      const edit = bubble(alice, 'Quick to fix').locator(sel('message-edit'))
+      expect(await edit.isEnabled()).toBe(true)
+      await expect.poll(() => edit.isDisabled(), { timeout: 10_000 }).toBe(true)
+      expect(await edit.getAttribute('title')).toContain('edit window')
+      // Deleting one's own message has no window.
+      expect(await bubble(alice, 'Quick to fix').locator(sel('message-delete')).isEnabled()).toBe(true)
+      await bubble(alice, 'Quick to fix').hover()
+      await screenshot(alice, 'edit-window-closed')
+    }
+    finally {
+      await Promise.all(contexts.map(context => context.close()))
+      contexts = []
+      await strict.stop()
+    }
+  })
+
+  it('shows a message the bot posts from a server route on both pages', async () => {
+    const name = room('bot')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    const bob = await openChat({ room: name, name: 'Bob' })
+    await expect.poll(async () => (await bob.locator(sel('user-name')).allTextContents()).length).toBe(2)
+    await alice.click(sel('bot-button'))
+    for (const page of [alice, bob]) {
+      await expect.poll(() => messages(page)).toEqual([{ user: 'Bot', text: `Hello from a server route! 2 people are online in #${name}.`, pending: false, mine: false }])
+    }
+    // Nobody can edit or delete the bot's message.
+    expect(await alice.locator(`${sel('message-edit')}, ${sel('message-delete')}`).count()).toBe(0)
+    await screenshot(bob, 'bot-message')
+
+    // Bad requests are refused with a reason, and nothing is posted.
+    const post = (body: string) => fetch(server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    for (const body of ['', 'not json', '{}', JSON.stringify({ room: 'no spaces allowed' }), JSON.stringify({ room: name, count: 0 }), JSON.stringify({ room: name, count: 201 }), JSON.stringify({ room: name, count: '5' })]) {
+      const response = await post(body)
+      expect(response.status, body).toBe(400)
+      expect((await response.json()).message, body).toMatch(/room|count/)
+    }
+    expect(await texts(alice)).toHaveLength(1)
   })
 })

@@ -1,38 +1,57 @@
 /**
- * The DevTools tab in the playground's dev server (`nuxi dev`): its iframe page shows the room,
- * who is in it, and a message another page sends, live; its box posts into the room as the
- * server and the chat page shows it. Leaves a screenshot in test-output/screenshots/ (in docs/ with CHAT_DOCS_SCREENSHOTS=1, for the README).
+ * The DevTools tab inside Nuxt DevTools, in the playground's dev server (`nuxi dev`), opened as a
+ * user does: the floating Nuxt button, then the Chat tab. The tab shows the room, who is in it,
+ * and a message another page sends, live; its box posts into the room as the server and the chat
+ * page shows it; a user on a second instance (the built playground on the same Redis bus) shows
+ * as online there; its bus line shows the Redis URL without its password, and the bus down while
+ * that Redis is stopped. The machine is offline: every request off this host is refused, and
+ * neither the app page nor the tab may make one. Leaves a screenshot in test-output/screenshots/
+ * (in docs/ with CHAT_DOCS_SCREENSHOTS=1, for the README).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type FrameLocator, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../utils/server'
+import { ChatSocket } from '../utils/clients'
+import { ownRedis } from '../utils/faults'
+import { freePort, startServer, type TestServer } from '../utils/server'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 // The README's screenshots are refreshed on request only, so a test run leaves the tree clean.
 const SCREENSHOTS = process.env.CHAT_DOCS_SCREENSHOTS ? `${root}/docs` : `${root}/test-output/screenshots`
 const nuxi = fileURLToPath(new URL('../../node_modules/@nuxt/cli/bin/nuxi.mjs', import.meta.url))
 const sel = (testid: string) => `[data-testid="${testid}"]`
+/** The bus's Redis password: it must never reach the tab. */
+const SECRET = `s3cret-${Date.now().toString(36)}`
 
 let dev: ChildProcess | undefined
 let devLog = ''
 let base = ''
 let database = ''
 let browser: Browser
-const pageErrors: string[] = []
+let redis: Awaited<ReturnType<typeof ownRedis>>
+/** A second instance (the built playground) on the same Redis bus. */
+let other: TestServer | undefined
+/** The bus channel both instances share (they store their rooms apart). */
+let channel = ''
+/** Requests to other hosts (all refused: the machine is offline), with the frame that made them. */
+const remote: { frame: string, url: string }[] = []
 
 beforeAll(async () => {
+  redis = await ownRedis({ password: SECRET })
   const port = await freePort()
   base = `http://127.0.0.1:${port}`
   database = `.data/devtools-${port}.sqlite`
+  channel = `nuxt-chat-devtools-test:${port}`
+  // Nuxt DevTools turns itself off under a test runner (VITEST, TEST, NODE_ENV=test): this dev server is not one.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(?:VITEST.*|TEST|NODE_ENV)$/.test(key)))
   // Its own build directory and database, so the production playground build and other runs are untouched.
   dev = spawn(process.execPath, [nuxi, 'dev', 'playground', '--port', String(port), '--host', '127.0.0.1', '--no-fork'], {
     cwd: root,
     // maxConnectionsPerIp 0: behind nuxi's dev proxy the upgrade carries no client address, and
     // with a cap set such upgrades are refused (reported to the lead; not this tab's concern).
-    env: { ...process.env, NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0', CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database, NUXT_TELEMETRY_DISABLED: '1' },
+    env: { ...env, NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0', NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel, CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database, NUXT_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   dev.stdout!.on('data', (data) => {
@@ -45,9 +64,9 @@ beforeAll(async () => {
   const deadline = Date.now() + 150_000
   for (;;) {
     if (dev.exitCode !== null) throw new Error(`nuxi dev exited:\n${devLog}`)
-    const response = await fetch(`${base}/__nuxt_chat/devtools`).catch(() => undefined)
-    if (response?.status === 200) break
-    if (Date.now() > deadline) throw new Error(`the dev server did not serve the DevTools tab:\n${devLog}`)
+    const [tab, client] = await Promise.all(['/__nuxt_chat/devtools', '/__nuxt_devtools__/client/'].map(path => fetch(`${base}${path}`).catch(() => undefined)))
+    if (tab?.status === 200 && client?.status === 200) break
+    if (Date.now() > deadline) throw new Error(`the dev server did not serve the DevTools tab and client:\n${devLog}`)
     await new Promise(resolve => setTimeout(resolve, 500))
   }
   browser = await chromium.launch({
@@ -64,49 +83,116 @@ afterAll(async () => {
     await Promise.race([exited, new Promise(resolve => setTimeout(resolve, 5000))])
     if (dev.exitCode === null) dev.kill('SIGKILL')
   }
-  for (const suffix of ['', '-wal', '-shm']) if (database) rmSync(`${root}/${database}${suffix}`, { force: true })
+  await other?.stop()
+  await redis?.stop()
+  // The dev server resolves the database path against the playground (the app root).
+  for (const suffix of ['', '-wal', '-shm']) if (database) rmSync(`${root}/playground/${database}${suffix}`, { force: true })
 })
 
-async function open(path: string): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 720 }, deviceScaleFactor: 1 })
-  const page = await context.newPage()
-  page.on('pageerror', error => pageErrors.push(`${path}: ${error.message}`))
-  await page.goto(`${base}${path}`)
-  return page
+/** A browser context as offline as the machine: what is not on this host is refused and noted. */
+async function offlineContext(): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 })
+  await context.route(url => url.host !== new URL(base).host && url.protocol !== 'data:', (route) => {
+    remote.push({ frame: route.request().frame().url(), url: route.request().url() })
+    return route.abort('internetdisconnected')
+  })
+  // Every frame keeps its own uncaught errors, so the tab's and the app's are told apart from DevTools' own.
+  await context.addInitScript(() => {
+    const errors: string[] = []
+    Object.assign(window, { __errors: errors })
+    window.addEventListener('error', event => errors.push(String(event.message)))
+    window.addEventListener('unhandledrejection', event => errors.push(String(event.reason)))
+  })
+  return context
 }
 
-describe('the DevTools tab (dev server)', () => {
-  it('shows a message sent from another page live, and posts into the room as the server', { timeout: 120_000 }, async () => {
-    const room = `dt-${Date.now().toString(36)}`
-    const tab = await open('/__nuxt_chat/devtools')
-    await expect.poll(() => tab.getAttribute('#live', 'class'), { timeout: 10_000 }).toBe('dot up')
+/** The uncaught errors the init script kept in a page or frame. */
+const errorsIn = (frame: Page | FrameLocator) => frame.locator('html').evaluate(() => (window as unknown as { __errors: string[] }).__errors)
 
-    const chat = await open(`/?room=${room}&name=Alice`)
+/** The chat tab inside Nuxt DevTools, opened on `page` (an app page) as a user does. */
+async function openChatTab(page: Page): Promise<FrameLocator> {
+  await page.locator('button[title="Toggle Nuxt DevTools"]').click({ timeout: 60_000 })
+  const client = page.frameLocator('#nuxt-devtools-iframe')
+  // DevTools 3.4 asks a new browser to authorize writing files; the Chat tab needs no authorization.
+  await client.getByRole('button', { name: 'Cancel' }).click({ timeout: 30_000 })
+  // At this panel size the Chat tab is among the tabs behind the sidebar's overflow button.
+  // A new browser gets DevTools' welcome page first: no statistics (the machine is offline), then in.
+  await client.getByText('Send anonymous statistics').click()
+  await client.getByRole('link', { name: 'Get Started' }).click()
+  await client.locator('button:has([class="carbon:overflow-menu-vertical"])').click()
+  const link = client.locator('a[href$="/modules/custom-nuxt-chat"]')
+  // Its icon is served by the dev server (an Iconify name would be fetched from esm.sh).
+  await expect.poll(() => link.locator('img').evaluate(icon => (icon as HTMLImageElement).naturalWidth), { timeout: 10_000 }).toBeGreaterThan(0)
+  await link.click()
+  expect(new URL(await client.locator('html').evaluate(() => location.href)).pathname).toBe('/__nuxt_devtools__/client/modules/custom-nuxt-chat')
+  // DevTools puts the tab's iframe on its own document, over the page's content area.
+  return client.frameLocator('iframe[src="/__nuxt_chat/devtools"]')
+}
+
+describe('the DevTools tab inside Nuxt DevTools (dev server)', () => {
+  it('shows a message sent from another page live, posts as the server, shows who is on another instance, masks the bus password and shows the bus down', { timeout: 180_000 }, async () => {
+    const room = `dt-${Date.now().toString(36)}`
+    const hostContext = await offlineContext()
+    // The panel as a user would drag it, big enough for the README's screenshot (DevTools keeps its size here).
+    await hostContext.addInitScript(() => {
+      if (window === window.top && !localStorage.getItem('nuxt-devtools-frame-state')) localStorage.setItem('nuxt-devtools-frame-state', JSON.stringify({ width: 94, height: 86, top: 0, left: 50, open: false, route: '/', position: 'bottom' }))
+    })
+    const host = await hostContext.newPage()
+    await host.goto(`${base}/?room=${room}&name=Operator`)
+    const tab = await openChatTab(host)
+    await expect.poll(() => tab.locator('#live').getAttribute('class'), { timeout: 20_000 }).toBe('dot up')
+
+    const chat = await (await offlineContext()).newPage()
+    await chat.goto(`${base}/?room=${room}&name=Alice`)
     await expect.poll(() => chat.getAttribute(sel('status'), 'data-status'), { timeout: 60_000, interval: 100 }).toBe('OPEN')
     // The room and who is in it.
-    await expect.poll(() => tab.locator(`tr[data-room="${room}"]`).textContent(), { timeout: 10_000 }).toContain('Alice')
+    await expect.poll(() => tab.locator(`tr[data-room="${room}"]`).textContent(), { timeout: 10_000 }).toMatch(/Alice.*Operator|Operator.*Alice/)
 
     await chat.fill(sel('composer-input'), 'Hello from the chat page')
     await chat.press(sel('composer-input'), 'Enter')
     await expect.poll(() => tab.locator(sel('feed')).textContent(), { timeout: 10_000 }).toContain('Alice: Hello from the chat page')
 
     // The box posts as the server; the chat page shows it.
-    await tab.fill('input[name=room]', room)
-    await tab.fill('input[name=message]', 'Maintenance at 18:00')
-    await tab.click('button[type=submit]')
-    await expect.poll(() => tab.textContent('#post-note'), { timeout: 10_000 }).toMatch(/^Stored as #\d+$/)
+    await tab.locator('input[name=room]').fill(room)
+    await tab.locator('input[name=message]').fill('Maintenance at 18:00')
+    await tab.locator('button[type=submit]').click()
+    await expect.poll(() => tab.locator('#post-note').textContent(), { timeout: 10_000 }).toMatch(/^Stored as #\d+$/)
     await expect.poll(() => chat.locator(sel('message-text')).allTextContents(), { timeout: 10_000 }).toEqual(['Hello from the chat page', 'Maintenance at 18:00'])
     await expect.poll(() => tab.locator(sel('feed')).textContent(), { timeout: 10_000 }).toContain('server: Maintenance at 18:00')
 
-    // Counters and status.
-    expect(Number(await tab.textContent('#c-connections'))).toBeGreaterThanOrEqual(1)
+    // Counters, store and bus; the bus's URL without its password.
+    expect(Number(await tab.locator('#c-connections').textContent())).toBeGreaterThanOrEqual(2)
     // The next snapshot (every second) counts both appends.
-    await expect.poll(() => tab.textContent('#store'), { timeout: 5000 }).toMatch(/^node-sqlite: (?:cwd="[^"]+", )?path="\.data\/devtools-\d+\.sqlite" · 2 appends, mean \d+\.\d\d ms$/)
-    expect(await tab.textContent('#bus')).toBe('local: this process (up)')
+    await expect.poll(() => tab.locator('#store').textContent(), { timeout: 5000 }).toMatch(/^node-sqlite: (?:cwd="[^"]+", )?path="\.data\/devtools-\d+\.sqlite" · 2 appends, mean \d+\.\d\d ms$/)
+    expect(await tab.locator('#bus').textContent()).toBe(`redis: redis://:***@127.0.0.1:${redis.port} (up)`)
+    expect(await tab.locator('html').evaluate(() => document.documentElement.outerHTML)).not.toContain(SECRET)
 
-    await tab.click(`tr[data-room="${room}"]`)
+    // Bob on the other instance: online in the room, not connected here.
+    other = await startServer({ output: 'playground', env: { NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel } })
+    const bob = await ChatSocket.open(`ws://127.0.0.1:${other.port}`, { room, name: 'Bob' })
+    await expect.poll(() => tab.locator(`tr[data-room="${room}"]`).textContent(), { timeout: 10_000 }).toContain('Bob (guest, other instance)')
+    expect(await tab.locator(`tr[data-room="${room}"] td:nth-child(2)`).textContent()).toBe('2')
+
+    await tab.locator(`tr[data-room="${room}"]`).click()
     mkdirSync(SCREENSHOTS, { recursive: true })
-    await tab.screenshot({ path: `${SCREENSHOTS}/devtools.png` })
-    expect(pageErrors).toEqual([])
+    await host.screenshot({ path: `${SCREENSHOTS}/devtools.png` })
+
+    // The bus follows its connection: down with its error while Redis is stopped, up once it is back.
+    await redis.stop()
+    await expect.poll(() => tab.locator('#bus').textContent(), { timeout: 10_000 }).toBe(`redis: redis://:***@127.0.0.1:${redis.port} (down)`)
+    await expect.poll(() => tab.locator('#bus-error').textContent(), { timeout: 10_000 }).toMatch(/^last error \S+( [AP]M)?: \S/)
+    await redis.start()
+    await expect.poll(() => tab.locator('#bus').textContent(), { timeout: 15_000 }).toBe(`redis: redis://:***@127.0.0.1:${redis.port} (up)`)
+    await bob.close()
+    expect(await tab.locator('html').evaluate(() => document.documentElement.outerHTML)).not.toContain(SECRET)
+
+    // Offline: the app page and the tab asked for nothing off this host, and threw nothing.
+    const ours = remote.filter(({ frame }) => !frame.includes('/__nuxt_devtools__/'))
+    expect(ours).toEqual([])
+    // What DevTools' own client tried to fetch (fonts, icon sets, the modules list): kept for the record.
+    writeFileSync(`${root}/test-output/devtools-remote-requests.json`, `${JSON.stringify(remote, null, 2)}\n`)
+    expect(await errorsIn(host)).toEqual([])
+    expect(await errorsIn(tab)).toEqual([])
+    expect(await errorsIn(chat)).toEqual([])
   })
 })

@@ -3,6 +3,8 @@ import { consola } from 'consola'
 import { describe, expect, it } from 'vitest'
 import { decodeBusEvent, deploymentChannel, encodeBusEvent, type BusEvent } from '../../src/runtime/server/utils/bus'
 import { createRedisBus } from '../../src/runtime/server/utils/bus.redis'
+import { until } from '../utils/clients'
+import { ownRedis } from '../utils/faults'
 
 describe('bus channel per deployment', () => {
   const sqlite = (path: string) => ({ storage: 'database', connector: 'node-sqlite', options: { path } })
@@ -56,6 +58,24 @@ describe('Redis bus', () => {
     }
     finally {
       await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  it('tells, with the reason, when its connection is lost, before anything is published', async () => {
+    const redis = await ownRedis()
+    const bus = createRedisBus(redis.url, { channel: `nuxt-chat-test:${randomUUID()}`, instanceId: 'a', logger: consola })
+    const reasons: string[] = []
+    bus.onDown?.(reason => reasons.push(reason))
+    try {
+      await new Promise(resolve => bus.onRecover(() => resolve(undefined)))
+      expect(reasons).toEqual([])
+      await redis.stop()
+      await until(() => reasons.length > 0, 'the bus to tell it is down')
+      expect(reasons[0]).toMatch(/\S/)
+    }
+    finally {
+      await bus.close()
+      await redis.stop()
     }
   })
 })

@@ -4,14 +4,17 @@
  */
 import { createHooks } from 'hookable'
 import { consola } from 'consola'
+import { randomUUID } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 import { createLocalBus, type ChatBus } from '../../src/runtime/server/utils/bus'
 import { chatMetrics, connectionCount, onChatEvent, renderPrometheus, withBusMetrics, withHubMetrics, withStoreMetrics } from '../../src/runtime/server/utils/chatMetrics'
+import { createRedisBus } from '../../src/runtime/server/utils/bus.redis'
 import { createChatHub, type Member } from '../../src/runtime/server/utils/hub'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
 import { describeStore, devtoolsSnapshot, maskUrl } from '../../src/runtime/server/devtools/status'
+import { REDIS_URL } from '../utils/server'
 
 const config = {
   replay: 50, maxReplay: 1000, maxLength: 2000, history: { max: 10_000, maxAge: 0 }, rateLimit: { messages: 1, interval: 60_000, burst: 2 }, rateLimitPerIp: false, presenceInterval: 60_000,
@@ -95,11 +98,32 @@ describe('bus metrics', () => {
     up = false
     expect(bus.publish({ kind: 'typing', room: 'r', id: 0, frame: '' })).toBe(false)
     expect(chatMetrics.bus.up).toBe(false)
-    expect(chatMetrics.bus.lastError).toMatch(/^down since /)
+    expect(chatMetrics.bus.lastError).toBe('an event was dropped: the bus is down')
     expect(renderPrometheus()).toContain('nuxt_chat_bus_up{bus="redis"} 0')
     up = true
     recover()
     expect(renderPrometheus()).toContain('nuxt_chat_bus_up{bus="redis"} 1')
+    withBusMetrics(createLocalBus(), 'local')
+  })
+
+  it('follow the connection: down with its reason and time as soon as it is lost, before any publish', () => {
+    let recover = () => {}
+    let lose = (_reason: string) => {}
+    const redisLike: ChatBus = { publish: () => true, onEvent() {}, onRecover: (listener) => {
+      recover = listener
+    }, onDown: (listener) => {
+      lose = listener
+    }, close: async () => {} }
+    withBusMetrics(redisLike, 'redis')
+    recover()
+    expect(chatMetrics.bus.up).toBe(true)
+    const before = Date.now()
+    lose('connect ECONNREFUSED 127.0.0.1:6390')
+    expect(chatMetrics.bus).toMatchObject({ up: false, lastError: 'connect ECONNREFUSED 127.0.0.1:6390' })
+    expect(chatMetrics.bus.lastErrorAt).toBeGreaterThanOrEqual(before)
+    expect(renderPrometheus()).toContain('nuxt_chat_bus_up{bus="redis"} 0')
+    recover()
+    expect(chatMetrics.bus.up).toBe(true)
     withBusMetrics(createLocalBus(), 'local')
   })
 })
@@ -127,15 +151,35 @@ describe('the DevTools status', () => {
       .toEqual({ backend: 'postgresql', where: 'url=postgresql://app:***@db/chat, password=***' })
     expect(describeStore({ storage: 'database', database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } } })).toEqual({ backend: 'node-sqlite', where: 'path=".data/chat.sqlite"' })
     expect(describeStore({ storage: 'memory', database: false })).toEqual({ backend: 'memory', where: 'process memory' })
+    // A libpq connection string and secrets nested in an option object.
+    expect(describeStore({ storage: 'database', database: { connector: 'postgresql', options: { connectionString: 'host=db user=app password=s3cret dbname=chat', ssl: { rejectUnauthorized: true, key: 'PRIVATE' } } } }))
+      .toEqual({ backend: 'postgresql', where: 'connectionString="host=db user=app password=*** dbname=chat", ssl={"rejectUnauthorized":true,"key":"***"}' })
   })
 
   it('lists rooms with who is online, one entry per user however many connections', async () => {
     const hub = meteredHub()
     const [a1, a2, g] = [member('a'), member('a'), { ...member('guest:x'), user: { id: 'guest:x', name: 'Gus', guest: true as const } }]
     for (const m of [a1, a2, g]) await hub.join('snap', m, undefined)
-    const room = devtoolsSnapshot({ ...config, redisUrl: 'redis://:pw@r:6379' }).rooms.find(entry => entry.name === 'snap')
-    expect(room).toEqual({ name: 'snap', connections: 3, online: [{ id: 'a', name: 'A', guest: false, connections: 2 }, { id: 'guest:x', name: 'Gus', guest: true, connections: 1 }] })
-    expect(devtoolsSnapshot({ ...config, redisUrl: 'redis://:pw@r:6379' }).bus.where).toBe('redis://:***@r:6379')
+    const room = (await devtoolsSnapshot({ ...config, redisUrl: 'redis://:pw@r:6379' }, hub.presence)).rooms.find(entry => entry.name === 'snap')
+    expect(room).toEqual({ name: 'snap', connections: 3, online: [{ id: 'a', name: 'A', guest: false, connections: 2 }, { id: 'guest:x', name: 'Gus', guest: true, connections: 1 }], elsewhere: [] })
+    expect((await devtoolsSnapshot({ ...config, redisUrl: 'redis://:pw@r:6379' })).bus.where).toBe('redis://:***@r:6379')
     for (const m of [a1, a2, g]) hub.leave('snap', m)
+  })
+
+  it('lists who is online only on another instance (over a real Redis bus)', async () => {
+    const channel = `nuxt-chat-test:${randomUUID()}`
+    const [busHere, busThere] = ['here', 'there'].map(instanceId => createRedisBus(REDIS_URL, { channel, instanceId, logger: consola }))
+    // Both connected first: presence announced before would be dropped.
+    await Promise.all([busHere, busThere].map(bus => new Promise(resolve => bus!.onRecover(() => resolve(undefined)))))
+    const there = createChatHub({ config, store: createMemoryRoomLog(), bus: busThere!, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    // Only this instance's hub is metered, as useChatHub meters the one hub of its process.
+    const here = withHubMetrics(createChatHub({ config, store: createMemoryRoomLog(), bus: busHere!, hooks: createHooks<ChatRuntimeHooks>(), logger: consola }))
+    hubs.push(there, here)
+    const room = `elsewhere-${randomUUID().slice(0, 8)}`
+    await there.join(room, member('bob'), undefined)
+    await here.join(room, member('ann'), undefined)
+    // Bob is announced over Redis when Ann's room asks who is there.
+    await expect.poll(async () => (await devtoolsSnapshot(config, here.presence)).rooms.find(entry => entry.name === room), { timeout: 10_000 })
+      .toEqual({ name: room, connections: 1, online: [{ id: 'ann', name: 'ANN', guest: false, connections: 1 }], elsewhere: [{ id: 'bob', name: 'BOB', guest: false }] })
   })
 })

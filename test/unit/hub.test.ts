@@ -70,7 +70,9 @@ describe('chat hub delivery', () => {
     const bob = testMember('bob')
     await hub.join('r', bob, undefined)
     await hub.send({ room: 'r', user: bob.user, sender: '', message: 'two' })
-    expect(bob.frames.map(frame => frame.type)).toEqual(['system', 'presence', 'message', 'message'])
+    // A signed-in member also gets its read state (once, after the welcome; docs/PROTOCOL.md "Read state").
+    expect(bob.frames.map(frame => frame.type).filter(type => type !== 'read')).toEqual(['system', 'presence', 'message', 'message'])
+    expect(bob.frames.filter(frame => frame.type === 'read')).toEqual([{ type: 'read', room: 'r', uid: 'bob', read: 1, unread: 0, upTo: 1, user: 'server', message: '0 unread' }])
     expect(ids(bob)).toEqual([1, 2])
     expect(ids(alice)).toEqual([1, 2])
   })

@@ -76,25 +76,22 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect((await log.before(name, 9, 10)).map(m => m.id)).toEqual([7, 8])
   })
 
-  it('stores edit and delete events in the id sequence; a delete leaves a tombstone without text, also of its edits', async () => {
+  it('stores edit and delete events in the id sequence, applied with them; a delete leaves a tombstone without text, also of its edits', async () => {
     const log = open()
     const name = room()
     await log.append(input(name, 'secret one', 'c-1', 'u1'))
     await log.append(input(name, 'two', undefined, 'u1'))
     const editing = await log.append({ ...input(name, 'secret edited', 'c-2', 'u1'), kind: 'edit', target: 1 })
     expect(editing.message).toMatchObject({ id: 3, kind: 'edit', target: 1 })
-    await log.applyEdit(name, 1, 3, 'secret edited')
     expect(await log.message(name, 1)).toMatchObject({ message: 'secret edited', edited: 3 })
-    // An older edit applied late does not undo a newer one.
-    await log.applyEdit(name, 1, 2, 'stale')
-    expect((await log.message(name, 1))?.message).toBe('secret edited')
     expect((await log.byCid(name, 'u1', 'c-2'))?.id).toBe(3)
     expect(await log.byCid(name, 'u2', 'c-2')).toBeUndefined()
+    // A repeated cid stores nothing and applies nothing again.
+    expect((await log.append({ ...input(name, 'secret again', 'c-2', 'u1'), kind: 'edit', target: 1 })).duplicate).toBe(true)
+    expect((await log.message(name, 1))?.message).toBe('secret edited')
     await log.append({ ...input(name, '', 'c-3', 'u1'), kind: 'delete', target: 1 })
-    await log.applyDelete(name, 1)
-    // An edit stored after the delete ran loses its text too.
+    // An edit stored after the delete ran keeps no text either.
     await log.append({ ...input(name, 'secret late', undefined, 'u1'), kind: 'edit', target: 1 })
-    await log.applyEdit(name, 1, 5, 'secret late')
     const all = await log.replaySince(name, undefined, 100)
     expect(all.map(m => [m.id, m.kind ?? 'message', m.deleted ?? false])).toEqual([[1, 'message', true], [2, 'message', false], [3, 'edit', true], [4, 'delete', false], [5, 'edit', true]])
     expect(JSON.stringify(all)).not.toContain('secret')
@@ -105,17 +102,41 @@ describe.each(backends)('room log: %s', (_name, create) => {
     const log = open()
     const name = room()
     await log.append(input(name, 'hello', undefined, 'u1'))
-    await log.append({ ...input(name, '+👍', undefined, 'u1'), kind: 'reaction', target: 1 })
-    await log.applyReaction(name, 1, '👍', 'u1', true)
-    await log.applyReaction(name, 1, '👍', 'u2', true)
-    await log.applyReaction(name, 1, '👍', 'u2', true)
-    await log.applyReaction(name, 1, '🎉', 'u2', true)
-    await log.applyReaction(name, 1, '🎉', 'u2', false)
+    const react = (text: string, uid: string) => log.append({ ...input(name, text, undefined, uid), kind: 'reaction', target: 1 })
+    await react('+👍', 'u1')
+    await react('+👍', 'u2')
+    await react('+🎉', 'u2')
+    await react('-🎉', 'u2')
     const [message, event] = await log.replaySince(name, undefined, 10)
     expect(message!.reactions).toEqual({ '👍': ['u1', 'u2'] })
     expect(event).toMatchObject({ kind: 'reaction', target: 1, message: '+👍' })
     expect((await log.message(name, 1))?.reactions).toEqual({ '👍': ['u1', 'u2'] })
     expect((await log.before(name, 2, 1))[0]!.reactions).toEqual({ '👍': ['u1', 'u2'] })
+  })
+
+  it('keeps a read position per user and room: forward only, never past the newest id, created once by a join', async () => {
+    const log = open()
+    const [name, other] = [room(), room()]
+    expect(await log.readState(name, 'u1')).toBeUndefined()
+    await log.append(input(name, 'one', undefined, 'u2'))
+    expect(await log.joinRead(name, 'u1')).toBe(true)
+    expect(await log.joinRead(name, 'u1')).toBe(false)
+    expect(await log.readState(name, 'u1')).toEqual({ room: name, read: 1, unread: 0, upTo: 1 })
+    await log.append(input(name, 'two', undefined, 'u2'))
+    await log.append(input(name, 'mine', undefined, 'u1'))
+    await log.append(input(name, 'three', undefined, 'u2'))
+    await log.append({ ...input(name, '', undefined, 'u2'), kind: 'delete', target: 4 })
+    await log.append({ ...input(name, '+👍', undefined, 'u2'), kind: 'reaction', target: 2 })
+    // Unread: live messages from others above the position (not mine, not deleted, not events).
+    expect(await log.readState(name, 'u1', true)).toMatchObject({ read: 1, unread: 1, upTo: 6, last: { id: 3, message: 'mine' } })
+    expect(await log.markRead(name, 'u1', 2)).toBe(2)
+    expect(await log.markRead(name, 'u1', 1)).toBe(2)
+    expect(await log.markRead(name, 'u1', 99)).toBe(6)
+    expect(await log.readState(name, 'u1')).toMatchObject({ read: 6, unread: 0 })
+    expect(await log.markRead(other, 'u1')).toBe(0)
+    expect(await log.readRooms('u1', 10)).toEqual(expect.arrayContaining([name, other]))
+    expect(await log.readRooms('u1', 1)).toHaveLength(1)
+    expect(await log.readRooms('u2', 10)).toEqual([])
   })
 
   it('de-duplicates a cid per sender and keeps the original', async () => {

@@ -57,7 +57,7 @@ export class ChatSocket {
   }
 
   /** Open a socket to `base` (ws://host:port) and wait for it to be open. */
-  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocket> {
+  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string, rooms?: '' } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocket> {
     const ws = new WebSocket(`${base}/_ws${query(params)}`, options)
     const socket = new ChatSocket(ws)
     await new Promise<void>((resolve, reject) => {
@@ -97,7 +97,7 @@ export class ChatStream {
   #controller = new AbortController()
   done: Promise<void> = Promise.resolve()
 
-  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
+  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string, rooms?: '' } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
     const stream = new ChatStream()
     const response = await fetch(`${base}/api/sse${query(params)}`, { headers, signal: stream.#controller.signal })
     stream.status = response.status
@@ -187,4 +187,31 @@ export async function postMessage(base: string, body: unknown, params: { room?: 
     // Not JSON: the caller looks at `text`.
   }
   return { status: response.status, json, text }
+}
+
+/**
+ * Sign the real client (`createChatConnection`: its WebSocket, EventSource and POSTs) in from
+ * Node: a request whose `name` query parameter is a key of `cookies` carries that cookie (the
+ * fixture's toy session). Returns a function that puts the globals back.
+ */
+export function signInByName(cookies: Record<string, string>): () => void {
+  const { fetch: plainFetch, WebSocket: PlainWebSocket } = globalThis
+  const cookieFor = (url: string | URL) => cookies[new URL(url).searchParams.get('name') ?? '']
+  globalThis.fetch = (input, init) => {
+    const cookie = cookieFor(input instanceof Request ? input.url : input)
+    const headers = init?.headers as Record<string, string> | undefined
+    // A request that brings its own cookie (a test's other user) keeps it.
+    return plainFetch(input, cookie && !headers?.cookie ? { ...init, headers: { ...headers, cookie } } : init)
+  }
+  globalThis.WebSocket = class extends PlainWebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      const cookie = cookieFor(url)
+      // undici's WebSocket takes headers in its init object (not a browser API; Node only).
+      super(url, cookie ? { protocols, headers: { cookie } } as unknown as string[] : protocols)
+    }
+  }
+  return () => {
+    globalThis.fetch = plainFetch
+    globalThis.WebSocket = PlainWebSocket
+  }
 }

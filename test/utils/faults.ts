@@ -25,11 +25,15 @@ export function setImmutable(paths: string[], on: boolean) {
   execFileSync('chattr', [on ? '+i' : '-i', ...paths.filter(path => existsSync(path))])
 }
 
-/** A redis-server of the test's own on a free port (never the shared one), which it may stop, restart or keep busy. */
-export async function ownRedis() {
+/**
+ * A redis-server of the test's own on a free port (never the shared one), which it may stop,
+ * restart or keep busy; with `password`, it requires it and `url` carries it.
+ */
+export async function ownRedis({ password }: { password?: string } = {}) {
   const port = await freePort()
   let child: ChildProcess | undefined
-  const cli = (...args: string[]) => execFileSync('redis-cli', ['-p', String(port), ...args], { stdio: 'pipe' }).toString().trim()
+  const auth = password ? ['-a', password, '--no-auth-warning'] : []
+  const cli = (...args: string[]) => execFileSync('redis-cli', ['-p', String(port), ...auth, ...args], { stdio: 'pipe' }).toString().trim()
   const up = () => {
     try {
       return cli('ping') === 'PONG'
@@ -40,19 +44,20 @@ export async function ownRedis() {
   }
   const start = async () => {
     // A script running longer than 100 ms makes every other command answer BUSY.
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--busy-reply-threshold', '100'], { stdio: 'ignore' })
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--busy-reply-threshold', '100', ...(password ? ['--requirepass', password] : [])], { stdio: 'ignore' })
     await until(() => up(), 'own Redis to answer', 10_000)
   }
   const stop = async () => {
     const running = child
-    if (!running || running.exitCode !== null) return
+    // A killed process has a signalCode, not an exitCode: stopping twice must not wait forever.
+    if (!running || running.exitCode !== null || running.signalCode !== null) return
     const exited = new Promise(resolve => running.once('exit', resolve))
     running.kill('SIGKILL')
     await exited
   }
   /** Run a Lua loop that never ends: Redis answers BUSY until `SCRIPT KILL`. */
   const busy = async () => {
-    const script = spawn('redis-cli', ['-p', String(port), 'EVAL', 'while true do end', '0'], { stdio: 'ignore' })
+    const script = spawn('redis-cli', ['-p', String(port), ...auth, 'EVAL', 'while true do end', '0'], { stdio: 'ignore' })
     const answer = () => {
       try {
         return cli('ping')
@@ -68,7 +73,7 @@ export async function ownRedis() {
     }
   }
   await start()
-  return { url: `redis://127.0.0.1:${port}`, port, start, stop, busy }
+  return { url: `redis://${password ? `:${encodeURIComponent(password)}@` : ''}127.0.0.1:${port}`, port, start, stop, busy }
 }
 
 const postgresBin = () => {

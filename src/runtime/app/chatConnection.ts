@@ -6,7 +6,7 @@ import { createMessageLog, type ChatMessage } from './messageLog'
 import { createOutbox, type OutgoingAction } from './outbox'
 import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
-import { fetchHistory, openSseLink, openWebSocketLink, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
+import { fetchHistory, openSseLink, openWebSocketLink, postCommand, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
 
 export type ChatStatus = 'CONNECTING' | 'OPEN' | 'CLOSED'
 export type ChatTransport = 'ws' | 'sse'
@@ -80,6 +80,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   const error = shallowRef<ChatClientError | null>(null)
   const me = shallowRef<ChatUser | null>(null)
   const hasMore = shallowRef(true)
+  /** Messages from others above this user's read position (signed-in users; 0 for guests). */
+  const unread = shallowRef(0)
 
   const reconnect = options.autoReconnect === false ? undefined : { retries: Infinity, delay: 500, maxDelay: 10_000, ...(options.autoReconnect === true ? {} : options.autoReconnect) }
   const log = createMessageLog<T>(options.maxMessages, () => me.value?.id)
@@ -110,6 +112,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     historyAnswer: undefined as ((frame: ChatHistoryFrame | undefined) => void) | undefined,
     /** The server said nothing is stored below this id (0: not known). */
     oldestStored: 0,
+    /** This user's read position as the server last counted it (`read` frame); undefined for guests and until told. */
+    readState: undefined as { read: number, unread: number, upTo: number } | undefined,
+    /** A `markRead` made while the WebSocket was down: sent once it is open. */
+    pendingRead: undefined as number | undefined,
   }
 
   // Frames arrive in bursts (a replay is hundreds); publish the log once per burst.
@@ -122,7 +128,14 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       messages.value = log.entries()
       const oldest = log.oldestId()
       hasMore.value = oldest === undefined ? state.oldestStored === 0 : oldest > 1 && oldest > state.oldestStored
+      countUnread()
     })
+  }
+
+  /** The server's count up to `upTo`, plus the messages from others held above it. */
+  function countUnread() {
+    const read = state.readState
+    unread.value = read ? (read.read >= read.upTo ? 0 : read.unread) + log.countFromOthersAfter(Math.max(read.read, read.upTo), me.value?.id) : 0
   }
 
   const targets: ChatLinkTargets = {
@@ -164,6 +177,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       case 'delete':
       case 'reaction':
         if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
+        if (frame.type === 'delete') forgetUnread(frame.target)
         if (log.apply(frame)) publish()
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
         break
@@ -176,6 +190,11 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         break
       case 'history':
         state.historyAnswer?.(frame)
+        break
+      case 'read':
+        if (frame.uid !== me.value?.id || frame.read < (state.readState?.read ?? 0)) break
+        state.readState = { read: frame.read, unread: frame.unread, upTo: frame.upTo }
+        publish()
         break
       case 'presence':
         presence.replace(frame.users)
@@ -199,6 +218,24 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     }
   }
 
+  /** A deleted message the server counted as unread is unread no more (one held here tells whose it was). */
+  function forgetUnread(target: number) {
+    const read = state.readState
+    const entry = log.get(target)
+    if (read && entry && target > read.read && target <= read.upTo && entry.uid !== me.value?.id && read.unread > 0) read.unread--
+  }
+
+  /** Tell the server this user read up to `id` (WebSocket command, or a POST over SSE). */
+  function sendRead(id: number) {
+    if (options.transport === 'ws') {
+      state.pendingRead = state.link?.command(JSON.stringify({ type: 'read', id })) ? undefined : id
+      return
+    }
+    void postCommand(targets.post(), { type: 'read', id }).then((frame) => {
+      if (frame) handleFrame(frame, true)
+    })
+  }
+
   /** A message left the outbox: a connection being released may be done. */
   function settled() {
     if (state.drained && !outbox.size) finishDrain()
@@ -218,6 +255,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         cursor.connected()
         startHeartbeat()
         outbox.attach(link)
+        if (state.pendingRead !== undefined) sendRead(state.pendingRead)
       },
       frame: (frame, outOfOrder) => {
         if (state.link !== link) return
@@ -403,6 +441,24 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     messages,
     status,
     hasMore,
+    unread,
+    /**
+     * Mark the room read up to `id` (default: the newest id this client holds), for this user
+     * on every device. Signed-in users only: false for a guest (nothing is stored for guests)
+     * and before the server said who this client is.
+     */
+    markRead(id?: number): boolean {
+      if (!me.value || me.value.guest) return false
+      const upTo = id ?? Math.max(log.newestId() ?? 0, cursor.value ?? 0)
+      if (upTo < 1) return false
+      const read = state.readState
+      if (read && upTo <= read.read) return true
+      // Shown at once; the server's `read` frame then confirms (or corrects) it.
+      state.readState = read && upTo < read.upTo ? { ...read, read: upTo } : { read: upTo, unread: 0, upTo }
+      publish()
+      sendRead(upTo)
+      return true
+    },
     /** Replace the text of a stored message (your own, or as the server's `chat:action` hook allows); the edit shows once stored. */
     edit(id: number, data: string | T): boolean {
       const text = typeof data === 'string' ? data : JSON.stringify(data)

@@ -156,6 +156,19 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       delete entry.pending
       entry.failed = true
     },
+    /** The stored entry with `id`, if held. */
+    get(id: number): ChatMessage<T> | undefined {
+      const entry = stored[indexOf(id)]
+      return entry?.id === id ? entry : undefined
+    },
+    /** Stored entries above `id` that someone other than `me` sent (unread, when `id` is the read position). */
+    countFromOthersAfter(id: number, me: string | undefined): number {
+      let count = 0
+      for (let index = indexOf(id + 1); index < stored.length; index++) if (stored[index]!.uid !== me) count++
+      return count
+    },
+    /** Id of the newest stored entry, if any. */
+    newestId: (): number | undefined => stored.at(-1)?.id,
     /** Id of the oldest stored entry, if any. */
     oldestId: (): number | undefined => stored[0]?.id,
     /** Raise the cap by `count` entries: a page of older history stays while the user reads it. */

@@ -178,3 +178,14 @@ export async function fetchHistory(target: URL): Promise<ChatServerFrame | undef
     return undefined
   }
 }
+
+/** POST a command (e.g. `read`) to the SSE route: the frame it answers with, undefined when the server cannot be reached. */
+export async function postCommand(target: URL, command: object): Promise<ChatServerFrame | undefined> {
+  try {
+    const response = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(command), signal: AbortSignal.timeout(POST_TIMEOUT) })
+    return parse(await response.text())
+  }
+  catch {
+    return undefined
+  }
+}

@@ -131,8 +131,49 @@ export interface ChatHistoryFrame {
   message: string
 }
 
+/** A signed-in user's read position in a room (revision 3, "Read state"), to every connection of theirs in the room. */
+export interface ChatReadFrame {
+  type: 'read'
+  room: string
+  /** Whose position it is. */
+  uid: string
+  /** The id up to which they have read. */
+  read: number
+  /** Live messages from others with an id in (`read`, `upTo`], at most 1000. */
+  unread: number
+  /** The room's newest id when `unread` was counted: a client adds the messages it receives above it. */
+  upTo: number
+  user: 'server'
+  message: string
+}
+
+/** One room of a user's rooms list (revision 3, "Rooms list"). */
+export interface ChatRoomState {
+  room: string
+  read: number
+  unread: number
+  upTo: number
+  /** The room's newest live message. */
+  last?: ChatMessageFrame
+}
+
+/** The whole rooms list, first on a `?rooms` connection. */
+export interface ChatRoomsFrame {
+  type: 'rooms'
+  rooms: ChatRoomState[]
+  user: 'server'
+  message: string
+}
+
+/** One entry of the rooms list changed (or was added). */
+export interface ChatRoomFrame extends ChatRoomState {
+  type: 'room'
+  user: 'server'
+  message: string
+}
+
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame
+export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame | ChatReadFrame | ChatRoomsFrame | ChatRoomFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
@@ -143,6 +184,7 @@ export type ChatClientCommand
     | { type: 'edit', target: number, message: string, cid?: string }
     | { type: 'delete', target: number, cid?: string }
     | { type: 'reaction', target: number, emoji: string, cid?: string }
+    | { type: 'read', id?: number, room?: string }
 
 /** Messages in one page of older history: at most this many, 50 when not asked. */
 export const HISTORY_PAGE_MAX = 200
@@ -213,6 +255,10 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       const request = parseHistoryRequest(command.before, command.limit)
       return typeof request === 'string' ? { type: 'invalid', reason: request } : { type: 'history', ...request }
     }
+    case 'read': {
+      const read = parseReadCommand(command)
+      return typeof read === 'string' ? { type: 'invalid', reason: read } : read
+    }
     case 'message':
     case 'edit':
     case 'delete':
@@ -243,6 +289,14 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   if (type === 'message') return { type, message: message as string, ...withCid }
   if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
   return type === 'edit' ? { type, target, message: message as string, ...withCid } : { type, target, ...withCid }
+}
+
+/** A `read` command (WebSocket frame or POST body): `id` a positive integer or absent (the newest), `room` a room name or absent. */
+export function parseReadCommand(command: Record<string, unknown>): Extract<ChatClientCommand, { type: 'read' }> | string {
+  const { id, room } = command
+  if (id !== undefined && (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)) return '`id` must be a message id'
+  if (room !== undefined && !isValidRoom(room)) return '`room` must be 1-64 characters from [A-Za-z0-9._:-]'
+  return { type: 'read', ...(id === undefined ? {} : { id }), ...(room === undefined ? {} : { room }) }
 }
 
 /** Is `emoji` a usable reaction: 1-32 UTF-16 units, well-formed, no white space or control characters? */

@@ -80,6 +80,16 @@ export interface UseChatReturn<T = unknown> {
   remove: (id: number) => boolean
   /** Toggle a reaction on a stored message: `messages[i].reactions` holds `{ emoji, count, mine }`. */
   react: (id: number, emoji: string) => boolean
+  /**
+   * Messages from others this signed-in user has not read in the room, kept by the server per
+   * user (so every device agrees) and updated live. Always 0 for a guest.
+   */
+  unread: ComputedRef<number>
+  /**
+   * Mark the room read up to message `id` (default: the newest this client holds), on every
+   * device of this user. Only moves forward. False for a guest (guests have no read state).
+   */
+  markRead: (id?: number) => boolean
 }
 
 interface SharedConnection {
@@ -117,7 +127,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
   // Hydration: the first client render must match the server's (nothing connected), so live values show after mount.
   const live = shallowRef(!(getCurrentInstance() && tryUseNuxtApp()?.isHydrating))
   if (!live.value) onMounted(() => live.value = true)
-  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'hasMore'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
+  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'hasMore' | 'unread'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
     computed(() => live.value && current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
   const result: UseChatReturn<T> = {
     messages: pick('messages', []),
@@ -138,6 +148,8 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     edit: (id, data) => current.value?.edit(id, data) ?? false,
     remove: id => current.value?.remove(id) ?? false,
     react: (id, emoji) => current.value?.react(id, emoji) ?? false,
+    unread: pick('unread', 0),
+    markRead: id => current.value?.markRead(id) ?? false,
   }
   if (typeof window === 'undefined') return result
 

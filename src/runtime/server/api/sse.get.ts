@@ -9,6 +9,7 @@ import { admitHttpRequest, refuse } from '../utils/httpAdmission'
 import { countSlowReaderDrop } from '../utils/chatMetrics'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import type { Member, RoomFrame } from '../utils/roomDelivery'
+import type { RoomsWatcher } from '../utils/readState'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 
 const STREAM_HEADERS = {
@@ -35,7 +36,7 @@ export default defineEventHandler(async (event) => {
   }
   // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, revision 3).
   const query = getQuery(event)
-  if (query.before !== undefined || query.history !== undefined) {
+  if (!admission.rooms && (query.before !== undefined || query.history !== undefined)) {
     const request = parseHistoryRequest(query.before, query.limit)
     if (typeof request === 'string') return refuse(event, 400, errorFrame('bad_request', request))
     try {
@@ -58,7 +59,7 @@ export default defineEventHandler(async (event) => {
 
   const hub = useChatHub()
   let queuedWrites = 0
-  const member: Member = {
+  const member: Member & RoomsWatcher = {
     user: admission.user,
     sender: admission.sender,
     write(frame: RoomFrame) {
@@ -77,8 +78,17 @@ export default defineEventHandler(async (event) => {
   res.on('close', () => {
     clearInterval(keepAlive)
     release()
-    hub.leave(admission.room, member)
+    if (admission.rooms) hub.unwatchRooms(member)
+    else hub.leave(admission.room, member)
   })
+  // `?rooms`: the user's rooms list instead of a room (docs/PROTOCOL.md, "Rooms list").
+  if (admission.rooms) {
+    await hub.watchRooms(member).catch((error) => {
+      chatLogger.error('[nuxt-chat] could not read a rooms list', error)
+      res.end()
+    })
+    return
+  }
   await hub.join(admission.room, member, admission.since, admission.nameRefused)
   return streamWritten(res)
 })

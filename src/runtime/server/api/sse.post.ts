@@ -1,9 +1,9 @@
 import { defineEventHandler, getRequestHeader, setResponseHeader, type H3Event } from 'h3'
-import { errorFrame, parseSendCommand, type ChatErrorFrame, type ChatStoredFrame } from '../../shared/protocol'
+import { errorFrame, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorFrame, type ChatReadFrame, type ChatStoredFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { holdConnection, type ChatAdmission } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
-import { useChatHub } from '../utils/useChatHub'
+import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
 
 /** Why a body was not read: larger than the limit, or not complete within the body timeout. */
@@ -35,8 +35,8 @@ async function readBoundedBody(event: H3Event, limit: number, timeout: number): 
   })
 }
 
-/** Parse a JSON `{ type?, message, cid?, target? }` or a `text/plain` body; a string is the error to answer with. */
-function parseBody(body: string, contentType: string): ReturnType<typeof parseSendCommand> {
+/** Parse a JSON `{ type?, message, cid?, target? }` (or `{ type: 'read', id? }`) or a `text/plain` body; a string is the error to answer with. */
+function parseBody(body: string, contentType: string): ReturnType<typeof parseSendCommand> | Extract<ChatClientCommand, { type: 'read' }> {
   if (!contentType.includes('json')) return { type: 'message', message: body }
   let data: unknown
   try {
@@ -46,14 +46,16 @@ function parseBody(body: string, contentType: string): ReturnType<typeof parseSe
     return 'Body is not valid JSON'
   }
   if (!data || typeof data !== 'object' || Array.isArray(data)) return 'Body must be a JSON object'
-  return parseSendCommand(data as Record<string, unknown>)
+  const command = data as Record<string, unknown>
+  return command.type === 'read' ? parseReadCommand(command) : parseSendCommand(command)
 }
 
 /** Send a message into a room over HTTP: answers the stored message frame, or an `error` frame. */
-export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatErrorFrame> => {
+export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame> => {
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
+  if (admission.rooms) return refuse(event, 400, errorFrame('bad_request', 'POST to a room (`?room=`), not to the rooms list'))
   // An open POST holds a connection slot of its address until answered.
   const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
   if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
@@ -66,7 +68,7 @@ export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatE
 })
 
 /** Read, check and send one POSTed message. */
-async function answerPost(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<ChatStoredFrame | ChatErrorFrame> {
+async function answerPost(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame> {
   const body = await readBoundedBody(event, config.maxPayload, config.bodyTimeout)
   if (body === 'too_large') return refuse(event, 413, errorFrame('too_long', `Body is larger than ${config.maxPayload} bytes`))
   if (body === 'timeout') {
@@ -76,6 +78,7 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
   }
   const parsed = parseBody(body, getRequestHeader(event, 'content-type') ?? '')
   if (typeof parsed === 'string') return refuse(event, 400, errorFrame('bad_request', parsed))
+  if (parsed.type === 'read') return answerRead(event, admission, parsed.id)
   const result = await useChatHub().send({
     room: admission.room,
     user: admission.user,
@@ -87,4 +90,16 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
   if (result.error) return refuse(event, result.status, result.error)
   // A repeated cid: the stored frame, marked so the client does not take it for a new message.
   return result.duplicate ? { ...result.frame!, duplicate: true } : result.frame!
+}
+
+/** Move the sender's read position in the room (docs/PROTOCOL.md, "Read state"): answered with the `read` frame. */
+async function answerRead(event: H3Event, admission: ChatAdmission, id: number | undefined): Promise<ChatReadFrame | ChatErrorFrame> {
+  if (admission.user.guest) return refuse(event, 401, errorFrame('unauthorized', 'Read state needs a signed-in user'))
+  try {
+    return await useChatHub().markRead(admission.room, admission.user, id)
+  }
+  catch (error) {
+    chatLogger.error('[nuxt-chat] could not store a read position', error)
+    return refuse(event, 503, errorFrame('unavailable', 'The read position could not be stored; try again'))
+  }
 }

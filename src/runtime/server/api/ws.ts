@@ -10,6 +10,7 @@ import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmiss
 import { countSlowReaderDrop } from '../utils/chatMetrics'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
+import type { RoomsWatcher } from '../utils/readState'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
 import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
@@ -34,7 +35,7 @@ type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' 
  * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
  * closures: idle connections are most of a chat server's memory.
  */
-class WebSocketMember implements Member, SocketWatch {
+class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   heldDuringReplay: RoomFrame[] | null = null
   replayedTo = 0
   alive = true
@@ -55,6 +56,10 @@ class WebSocketMember implements Member, SocketWatch {
   typingAt?: number
   /** A history page is being read for this connection. */
   readingHistory = false
+  /** A `?rooms` connection: its rooms list (set by the hub); it is in no room. */
+  entries?: RoomsWatcher['entries']
+  loading?: RoomsWatcher['loading']
+  watching = false
 
   constructor(
     readonly peer: Peer,
@@ -143,9 +148,17 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
     return
   }
   const command = parseClientFrame(text)
+  // A rooms list takes pings and `read` only: it is in no room.
+  if (member.watching && command.type !== 'ping' && command.type !== 'read') {
+    member.send(errorFrame('bad_request', 'A rooms list connection takes only `ping` and `read`'))
+    return
+  }
   switch (command.type) {
     case 'ping':
       member.write(PONG)
+      return
+    case 'read':
+      answerRead(member, command.id, command.room)
       return
     case 'typing':
       useChatHub().typing(member.room, member)
@@ -179,6 +192,27 @@ function answerHistory(member: WebSocketMember, before: number, limit: number) {
     },
   ).finally(() => {
     member.readingHistory = false
+  })
+}
+
+/**
+ * Move the member's user's read position (docs/PROTOCOL.md, "Read state"): the `read` frame
+ * reaches all their connections in the room (and rooms lists), so only refusals are answered here.
+ */
+function answerRead(member: WebSocketMember, id: number | undefined, room: string | undefined) {
+  if (member.user.guest) {
+    member.send(errorFrame('unauthorized', 'Read state needs a signed-in user'))
+    return
+  }
+  // From a rooms list: only a room it lists (a position elsewhere would show a room the user was never admitted to).
+  const target = member.watching ? room : member.room
+  if (!target || (member.watching && !member.entries?.has(target))) {
+    member.send(errorFrame(member.watching ? 'not_found' : 'bad_request', member.watching ? 'Not a room of your rooms list' : 'No room to mark read'))
+    return
+  }
+  useChatHub().markRead(target, member.user, id).catch((error) => {
+    chatLogger.error('[nuxt-chat] could not store a read position', error)
+    member.send(errorFrame('unavailable', 'The read position could not be stored; try again'))
   })
 }
 
@@ -279,6 +313,14 @@ export default {
     context.chat = member
     members.add(member)
     startHeartbeat(config)
+    if (admission.rooms) {
+      member.watching = true
+      useChatHub().watchRooms(member).catch((error) => {
+        chatLogger.error('[nuxt-chat] could not read a rooms list', error)
+        member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
+      })
+      return
+    }
     useChatHub().join(admission.room, member, admission.since, admission.nameRefused).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
   },
 
@@ -306,7 +348,8 @@ export default {
     if (!member) return
     members.delete(member)
     member.release()
-    useChatHub().leave(member.room, member)
+    if (member.watching) useChatHub().unwatchRooms(member)
+    else useChatHub().leave(member.room, member)
   },
 
   error(peer, error) {

@@ -11,14 +11,15 @@ const SNAPSHOT_INTERVAL = 1000
 /** The DevTools tab's stream (dev only): a `state` event every second, a `frame` event for each room event. */
 export default defineEventHandler((event) => {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
-  useChatHub()
+  const hub = useChatHub()
   const stream = createEventStream(event)
   const send = (name: string, data: unknown) => {
     stream.push({ event: name, data: JSON.stringify(data) }).catch(() => {})
   }
+  const sendState = () => devtoolsSnapshot(config, hub.presence).then(state => send('state', state))
   const stop = onChatEvent((room, frame) => send('frame', { room, ...frame, ts: Date.now() }))
-  send('state', devtoolsSnapshot(config))
-  const timer = setInterval(() => send('state', devtoolsSnapshot(config)), SNAPSHOT_INTERVAL)
+  sendState()
+  const timer = setInterval(sendState, SNAPSHOT_INTERVAL)
   stream.onClosed(() => {
     clearInterval(timer)
     stop()

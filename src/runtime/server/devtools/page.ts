@@ -8,15 +8,22 @@ export const devtoolsPage = /* html */ `<!doctype html>
 <meta charset="utf-8">
 <title>nuxt-chat DevTools</title>
 <style>
+  /* Nuxt DevTools sets html.dark or html.light on the tab to match its own theme. */
+  html.dark { color-scheme: dark; }
+  html.light { color-scheme: light; }
   :root { color-scheme: light dark; --line: #8884; --muted: #888; --ok: #16a34a; --bad: #dc2626; --accent: #00dc82; font: 13px/1.45 ui-sans-serif, system-ui, sans-serif; }
-  body { margin: 0; padding: 14px 18px; }
+  /* The page fills the DevTools panel, whatever its size: the feed takes the height left. */
+  html, body { height: 100%; }
+  body { margin: 0; padding: 14px 18px; box-sizing: border-box; display: flex; flex-direction: column; min-height: 420px; }
   h1 { font-size: 15px; margin: 0 0 12px; display: flex; gap: 8px; align-items: center; }
   h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); margin: 16px 0 6px; }
   .counters { display: grid; grid-template-columns: repeat(6, minmax(0, 1fr)); gap: 8px; }
   .counter { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
   .counter b { display: block; font-size: 18px; font-variant-numeric: tabular-nums; }
   .counter span { color: var(--muted); font-size: 11px; }
-  .cols { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 18px; }
+  .cols { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 18px; flex: 1; min-height: 0; }
+  .cols > div { overflow: auto; }
+  .cols > .live { display: flex; flex-direction: column; overflow: hidden; }
   table { width: 100%; border-collapse: collapse; }
   td, th { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
   th { color: var(--muted); font-weight: 500; font-size: 11px; }
@@ -26,7 +33,7 @@ export const devtoolsPage = /* html */ `<!doctype html>
   .dot.up { background: var(--ok); }
   .status td:first-child { width: 60px; color: var(--muted); }
   .guest { color: var(--muted); }
-  .feed { border: 1px solid var(--line); border-radius: 6px; height: 340px; overflow: auto; font: 12px/1.5 ui-monospace, monospace; padding: 6px 8px; }
+  .feed { border: 1px solid var(--line); border-radius: 6px; flex: 1; min-height: 120px; overflow: auto; font: 12px/1.5 ui-monospace, monospace; padding: 6px 8px; }
   .feed div { white-space: pre-wrap; word-break: break-word; }
   .feed .kind { display: inline-block; min-width: 58px; color: var(--muted); }
   .feed .room { color: var(--accent); margin-right: 6px; }
@@ -59,7 +66,7 @@ export const devtoolsPage = /* html */ `<!doctype html>
       <tr><td>bus</td><td><span class="dot" id="bus-dot"></span><span id="bus"></span><div class="note" id="bus-error"></div></td></tr>
     </tbody></table>
   </div>
-  <div>
+  <div class="live">
     <h2>Live feed <span class="muted" id="filter" style="text-transform:none"></span></h2>
     <div class="feed" id="feed" data-testid="feed"></div>
     <form id="post">
@@ -95,6 +102,10 @@ export const devtoolsPage = /* html */ `<!doctype html>
         if (index) online.append(', ')
         online.append(el('span', user.name + (user.guest ? ' (guest)' : '') + (user.connections > 1 ? ' ×' + user.connections : ''), user.guest ? 'guest' : ''))
       })
+      for (const user of room.elsewhere) {
+        if (online.childNodes.length) online.append(', ')
+        online.append(el('span', user.name + (user.guest ? ' (guest, other instance)' : ' (other instance)'), 'muted'))
+      }
       row.append(online)
       row.onclick = () => {
         selected = selected === room.name ? '' : room.name
@@ -113,6 +124,8 @@ export const devtoolsPage = /* html */ `<!doctype html>
     }
   }
 
+  const lastError = part => part.lastError ? 'last error ' + new Date(part.lastErrorAt).toLocaleTimeString() + ': ' + part.lastError : ''
+
   function renderState(state) {
     const now = Date.now()
     const seconds = last ? (now - last.at) / 1000 : 0
@@ -126,10 +139,10 @@ export const devtoolsPage = /* html */ `<!doctype html>
     renderRooms(state.rooms)
     $('store-dot').className = 'dot' + (state.store.up ? ' up' : '')
     $('store').textContent = state.store.backend + ': ' + state.store.where + ' · ' + state.store.appends + ' appends, mean ' + state.store.meanAppendMs.toFixed(2) + ' ms'
-    $('store-error').textContent = state.store.lastError ? 'last error ' + new Date(state.store.lastErrorAt).toLocaleTimeString() + ': ' + state.store.lastError : ''
+    $('store-error').textContent = lastError(state.store)
     $('bus-dot').className = 'dot' + (state.bus.up ? ' up' : '')
     $('bus').textContent = state.bus.kind + ': ' + state.bus.where + (state.bus.up ? ' (up)' : ' (down)')
-    $('bus-error').textContent = state.bus.lastError
+    $('bus-error').textContent = lastError(state.bus)
     last = { at: now, state }
   }
 

@@ -1,8 +1,9 @@
+import type { ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { chatMetrics, connectionCount } from '../utils/chatMetrics'
 
-/** Option keys whose values are secrets. */
-const SECRET_KEY = /pass|secret|token|key|auth/i
+/** Option keys whose values are secrets (`key`, `apiKey`, `authToken`; not `rejectUnauthorized`). */
+const SECRET_KEY = /pass|secret|token|credential|private|key$|^auth/i
 
 /** A connection URL with its password (and any secret-looking query value) replaced by `***`. */
 export function maskUrl(url: string): string {
@@ -20,29 +21,52 @@ export function maskUrl(url: string): string {
   }
 }
 
+/** `key=value` pairs with a secret-looking key, in a string that is not a URL (a libpq connection string). */
+const SECRET_PAIR = /\b(\w*(?:pass|secret|token|credential|private|key)\w*|auth\w*)=('[^']*'|[^\s&;]+)/gi
+const isUrl = (value: string) => /^[a-z][\w+.-]*:\/\//i.test(value)
+
+/** An option's value without its secrets, however deep (e.g. `ssl: { key }`). */
+function withoutSecrets(value: unknown): unknown {
+  if (typeof value === 'string') return isUrl(value) ? maskUrl(value) : value.replace(SECRET_PAIR, '$1=***')
+  if (Array.isArray(value)) return value.map(withoutSecrets)
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, SECRET_KEY.test(key) ? '***' : withoutSecrets(inner)]))
+  return value
+}
+
 /** Where the rooms are stored, fit to show: a file path, or a server URL without secrets. */
 export function describeStore(config: Pick<ChatRuntimeConfig, 'storage' | 'database'>): { backend: string, where: string } {
   if (config.storage === 'memory' || !config.database) return { backend: 'memory', where: 'process memory' }
   const options = config.database.options ?? {}
   const shown = Object.entries(options).map(([key, value]) => {
     if (SECRET_KEY.test(key)) return `${key}=***`
-    return `${key}=${typeof value === 'string' && /^[a-z][\w+.-]*:\/\//i.test(value) ? maskUrl(value) : JSON.stringify(value)}`
+    const safe = withoutSecrets(value)
+    return `${key}=${typeof safe === 'string' && isUrl(safe) ? safe : JSON.stringify(safe)}`
   })
   return { backend: config.database.connector, where: shown.join(', ') || '(connector defaults)' }
 }
 
-/** What the DevTools tab shows: rooms with their connections and who is online, store, bus, counters. */
-export function devtoolsSnapshot(config: ChatRuntimeConfig) {
+/** Who is online in a room, on every instance (the hub's `presence`). */
+type PresenceOf = (room: string) => Promise<ChatUser[]>
+
+/**
+ * What the DevTools tab shows: rooms with their connections, who is online here and who only on
+ * other instances (from `presenceOf`), store, bus, counters.
+ */
+export async function devtoolsSnapshot(config: ChatRuntimeConfig, presenceOf?: PresenceOf) {
   const { appends, bus, store } = chatMetrics
-  const rooms = [...chatMetrics.members].map(([name, members]) => {
+  const rooms = await Promise.all([...chatMetrics.members].map(async ([name, members]) => {
     const online = new Map<string, { id: string, name: string, guest: boolean, connections: number }>()
     for (const member of members) {
       const seen = online.get(member.user.id)
       if (seen) seen.connections++
       else online.set(member.user.id, { id: member.user.id, name: member.user.name, guest: Boolean(member.user.guest), connections: 1 })
     }
-    return { name, connections: members.size, online: [...online.values()] }
-  }).sort((a, b) => a.name < b.name ? -1 : 1)
+    // The tab must keep updating even if a presence question goes unanswered.
+    const everyone = presenceOf ? await presenceOf(name).catch(() => []) : []
+    const elsewhere = everyone.filter(user => !online.has(user.id)).map(user => ({ id: user.id, name: user.name, guest: Boolean(user.guest) }))
+    return { name, connections: members.size, online: [...online.values()], elsewhere }
+  }))
+  rooms.sort((a, b) => a.name < b.name ? -1 : 1)
   return {
     rooms,
     store: {
@@ -53,7 +77,7 @@ export function devtoolsSnapshot(config: ChatRuntimeConfig) {
       appends: appends.count,
       meanAppendMs: appends.count ? appends.seconds / appends.count * 1000 : 0,
     },
-    bus: { kind: bus.kind, where: config.redisUrl ? maskUrl(config.redisUrl) : 'this process', up: bus.up, lastError: bus.lastError },
+    bus: { kind: bus.kind, where: config.redisUrl ? maskUrl(config.redisUrl) : 'this process', up: bus.up, lastError: bus.lastError, lastErrorAt: bus.lastErrorAt },
     counters: {
       connections: connectionCount(),
       messagesStored: chatMetrics.messagesStored,
@@ -65,4 +89,4 @@ export function devtoolsSnapshot(config: ChatRuntimeConfig) {
   }
 }
 
-export type DevtoolsSnapshot = ReturnType<typeof devtoolsSnapshot>
+export type DevtoolsSnapshot = Awaited<ReturnType<typeof devtoolsSnapshot>>

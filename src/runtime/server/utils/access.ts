@@ -16,6 +16,8 @@ export interface ChatAdmission {
   ip?: string
   /** Why a guest's name wish was refused: told in a `name_refused` frame right after the welcome. */
   nameRefused?: string
+  /** A `?rooms` connection: it joins no room (`room` is empty) and follows its signed-in user's rooms list. */
+  rooms?: true
 }
 
 /** A request refused before any socket or stream opens. */
@@ -142,8 +144,10 @@ export function isListedOrigin(origin: string, allowedOrigins: string[]): boolea
  */
 export async function admitRequest(request: ChatRequestInfo, config: ChatRuntimeConfig, hooks: Hookable<ChatRuntimeHooks>, signedInNames: SignedInNames): Promise<ChatAdmission> {
   const query = request.url.searchParams
-  const room = query.get('room') ?? DEFAULT_ROOM
-  if (!isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
+  // A rooms list is in no room: the identify hook sees `room: ''`.
+  const rooms = query.has('rooms')
+  const room = rooms ? '' : query.get('room') ?? DEFAULT_ROOM
+  if (!rooms && !isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
   if (!parseHost(request.headers.get('host'))) throw new ChatRefusal(400, 'Malformed Host header')
   if (!isOriginAllowed(request.headers.get('origin'), request.url.origin, config.allowedOrigins)) throw new ChatRefusal(403, 'Origin not allowed')
   const key = query.get('guest')
@@ -163,8 +167,9 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   const identified = context.user && (typeof context.user.id === 'string' || typeof context.user.id === 'number') && String(context.user.id)
   if (identified) {
     const user: ChatUser = { id: identified, name: normalizeName(context.user!.name) ?? identified }
-    return { room, user, sender: user.id, since, ip: request.ip }
+    return { room, user, sender: user.id, since, ip: request.ip, ...(rooms ? { rooms: true as const } : {}) }
   }
+  if (rooms) throw new ChatRefusal(401, 'Sign in to follow your rooms: guests have no read state')
   const id = guestId(key ?? undefined)
   const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], signedInNames(room)) : undefined
   const user: ChatUser = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }

@@ -29,6 +29,7 @@ export function createRedisBus(url: string, { channel, instanceId, logger }: Red
   const subscriber = new Redis(url, { ...options, enableOfflineQueue: true })
   const listeners: ((event: BusEvent, origin: string) => void)[] = []
   const recoverListeners: (() => void)[] = []
+  const downListeners: ((reason: string) => void)[] = []
   /** Rooms whose message PUBLISH failed after it was handed over, with the newest such id. */
   const unsent = new Map<string, number>()
   let up = false
@@ -43,6 +44,7 @@ export function createRedisBus(url: string, { channel, instanceId, logger }: Red
       logger.warn(`[nuxt-chat] Redis bus unavailable (${error?.message ?? 'connection closed'}); serving local peers only until it is back`)
     }
     up = false
+    for (const listener of downListeners) listener(error?.message ?? 'connection closed')
     scheduleProbe()
   }
   const scheduleProbe = (delay = PROBE_INTERVAL) => {
@@ -109,6 +111,9 @@ export function createRedisBus(url: string, { channel, instanceId, logger }: Red
     },
     onRecover(listener) {
       recoverListeners.push(listener)
+    },
+    onDown(listener) {
+      downListeners.push(listener)
     },
     async close() {
       closing = true

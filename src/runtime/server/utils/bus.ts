@@ -11,9 +11,9 @@ export interface BusEvent {
   /**
    * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
    * `presence?`: please announce; `sync`: messages up to `id` were stored but not all published (catch up from the store);
-   * `disconnect`: close the connections of the user whose id is `frame`.
+   * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame).
    */
-  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect'
+  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read'
   room: string
   /** Message id for `message`, else 0. */
   id: number
@@ -27,6 +27,8 @@ export interface ChatBus {
   onEvent: (listener: (event: BusEvent, origin: string) => void) => void
   /** Called when the bus is back after an outage: events may have been missed, in either direction. */
   onRecover: (listener: () => void) => void
+  /** Called with the reason each time the bus finds its connection lost (a bus without a connection never calls it). */
+  onDown?: (listener: (reason: string) => void) => void
   close: () => Promise<void>
 }
 
@@ -40,7 +42,7 @@ export function createLocalBus(): ChatBus {
   }
 }
 
-const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect'])
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read'])
 
 /** Encode an event as one line of header and the frame text, so the frame is never re-escaped. */
 export function encodeBusEvent(event: BusEvent, origin: string): string {

@@ -24,8 +24,8 @@ export const chatMetrics = {
   slowReaderDrops: 0,
   /** Store appends: count, total seconds, failures, and how many took at most each bucket's bound. */
   appends: { count: 0, seconds: 0, failures: 0, buckets: LATENCY_BUCKETS.map(() => 0) },
-  /** The bus: `local` (one instance) or `redis`; whether it was up when last used; its last failure. */
-  bus: { kind: 'local' as 'local' | 'redis', up: true, lastError: '' },
+  /** The bus: `local` (one instance) or `redis`; whether its connection is up; its last failure (message and time). */
+  bus: { kind: 'local' as 'local' | 'redis', up: true, lastError: '', lastErrorAt: 0 },
   /** The store's last success and last failure (message and time), for the DevTools tab. */
   store: { lastOkAt: 0, lastError: '', lastErrorAt: 0 },
 }
@@ -76,15 +76,21 @@ export function withStoreMetrics(store: RoomLog): RoomLog {
   }
 }
 
-/** Follow the bus's state: down when a publish is dropped, up again when it recovers. */
+/** Follow the bus's state: down when its connection is lost or a publish is dropped, up again when it recovers. */
 export function withBusMetrics(bus: ChatBus, kind: 'local' | 'redis'): ChatBus {
   const state = chatMetrics.bus
   state.kind = kind
   // A Redis bus is up only once it connected (its first connect counts as a recovery).
   state.up = kind === 'local'
+  const down = (reason: string) => {
+    state.up = false
+    state.lastError = reason
+    state.lastErrorAt = Date.now()
+  }
   bus.onRecover(() => {
     state.up = true
   })
+  bus.onDown?.(down)
   bus.onEvent((event) => {
     state.up = true
     if (event.kind === 'message') emit(event.room, 'message', event.frame)
@@ -93,7 +99,7 @@ export function withBusMetrics(bus: ChatBus, kind: 'local' | 'redis'): ChatBus {
     ...bus,
     publish(event) {
       const sent = bus.publish(event)
-      if (!sent && state.up) state.lastError = `down since ${new Date().toISOString()}`
+      if (!sent && state.up) down('an event was dropped: the bus is down')
       state.up = sent
       return sent
     },

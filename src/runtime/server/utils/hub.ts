@@ -6,6 +6,7 @@ import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
 import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
 import type { RoomLog } from './roomLog'
+import { createReadState, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend } from './sendPipeline'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
@@ -48,6 +49,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /** Rooms with no member here whose presence was asked: what other instances announced meanwhile. */
   const presenceQueries = new Map<string, Map<string, ChatUser[]>>()
   let closed = false
+  const readState = createReadState({ store, bus, logger, membersOf: name => rooms.get(name)?.delivery.members })
 
   function roomOf(name: string): Room {
     let room = rooms.get(name)
@@ -90,6 +92,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     broadcastPresenceDiff(room, member)
     // The newcomer gets the whole list once (before its replay), even when it did not change.
     member.write(new RoomFrame(room.presence.fullFrame()))
+    // A signed-in user's read state, once after the welcome (held while the replay is being sent).
+    void readState.joined(name, member)
     await room.delivery.replay(member, since, config)
   }
 
@@ -112,6 +116,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     allowSend: allowSend ?? limiter!.allowSend,
     onStored(frame, text) {
       rooms.get(frame.room)?.delivery.deliver(frame.id, text)
+      if (readState.watches(frame.room)) readState.stored(frame.room, frame)
       if (!bus.publish({ kind: 'message', room: frame.room, id: frame.id, frame: text })) unpublished.add(frame.room)
       // After delivery, on a later turn: a slow or failing hook never holds a message back.
       setImmediate(() => {
@@ -164,6 +169,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
 
   bus.onEvent((event: BusEvent, origin: string) => {
     if (event.kind === 'presence') presenceQueries.get(event.room)?.set(origin, parseUsers(event.frame))
+    // Rooms lists follow rooms this instance may have no member in.
+    if (event.kind === 'read') readState.heard(event.frame)
+    else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
+    else if (event.kind === 'sync') readState.resync(event.room)
     const room = rooms.get(event.room)
     if (!room) return
     switch (event.kind) {
@@ -201,6 +210,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   // rooms got messages here that the bus dropped.
   bus.onRecover(() => {
     catchUp()
+    readState.resync()
     setTimeout(catchUp, RECOVERY_RECHECK).unref?.()
     for (const name of unpublished) {
       store.lastId(name).then((id) => {
@@ -241,6 +251,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       bus.publish({ kind: 'disconnect', room: name, id: 0, frame: userId })
       return disconnectHere(name, userId)
     },
+    /** Move a signed-in user's read position in a room forward (absent `id`: to the newest); all their connections learn it. */
+    markRead: (name: string, user: ChatUser, id?: number) => readState.markRead(name, user, id),
+    /** A user's read position and unread count in a room; undefined when they have none. */
+    readStateOf: (name: string, userId: string) => store.readState(name, userId),
+    /** Follow a signed-in user's rooms list on this connection (`?rooms`). */
+    watchRooms: (watcher: RoomsWatcher) => readState.watch(watcher),
+    unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),
     /** Signed-in users' names in a room, as far as this instance knows (a guest may not take a look-alike). */
     signedInNames: (name: string): string[] => rooms.get(name)?.presence.signedInNames() ?? [],
     async close() {

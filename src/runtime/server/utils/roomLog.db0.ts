@@ -1,6 +1,6 @@
 import type { Database } from 'db0'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
-import { checkAppendInput, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { checkAppendInput, MAX_UNREAD, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -61,6 +61,53 @@ const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid
   FROM chat_messages WHERE room = ? RETURNING id`
 /** The INSERT's parameters for one append. */
 const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.kind ?? null, input.kind ? input.target : null, input.room]
+// An edit of a message deleted before it was stored keeps no text either (a tombstone).
+const EDIT_OF_DELETED = `CAST(? AS TEXT) = 'edit' AND EXISTS (SELECT 1 FROM chat_messages WHERE room = CAST(? AS TEXT) AND id = CAST(? AS BIGINT) AND deleted = 1)`
+const EVENT_INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, kind, target, deleted)
+  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CASE WHEN ${EDIT_OF_DELETED} THEN '' ELSE CAST(? AS TEXT) END, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT), CASE WHEN ${EDIT_OF_DELETED} THEN 1 ELSE 0 END
+  FROM chat_messages WHERE room = ? RETURNING id`
+/** EVENT_INSERT's parameters for one event. */
+const eventParams = (input: AppendInput) => {
+  const tombstone = [input.kind, input.room, input.target]
+  return [input.room, input.sender, input.user, ...tombstone, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.kind, input.target, ...tombstone, input.room]
+}
+/**
+ * The statement that applies an event to its target. `eventId`: the event's id, or absent
+ * inside PostgreSQL's one-statement append, where the id comes from the INSERT (`ins`).
+ */
+function applyStatement(input: AppendInput, eventId?: number): { sql: string, params: unknown[] } {
+  const id = eventId === undefined ? '(SELECT id FROM ins)' : 'CAST(? AS BIGINT)'
+  const ids = eventId === undefined ? [] : [eventId]
+  const { room, target } = input
+  switch (input.kind) {
+    case 'edit':
+      // A newer edit may have been applied first (another instance): the newest one wins.
+      return { sql: `UPDATE chat_messages SET body = CAST(? AS TEXT), edited = ${id} WHERE room = ? AND id = ? AND deleted = 0 AND (edited IS NULL OR edited < ${id})`, params: [input.message, ...ids, room, target, ...ids] }
+    case 'delete':
+      return { sql: `UPDATE chat_messages SET body = '', deleted = 1 WHERE room = ? AND (id = ? OR (kind = 'edit' AND target = ?))`, params: [room, target, target] }
+    default:
+      return input.message[0] === '+'
+        ? { sql: 'INSERT INTO chat_reactions (room, target, emoji, uid) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', params: [room, target, input.message.slice(1), input.sender] }
+        : { sql: 'DELETE FROM chat_reactions WHERE room = ? AND target = ? AND emoji = ? AND uid = ?', params: [room, target, input.message.slice(1), input.sender] }
+  }
+}
+/** PostgreSQL: an event and its effect in one statement (one db0 client serves every query, so no BEGIN of our own). */
+function pgEventAppend(input: AppendInput): { sql: string, params: unknown[] } {
+  const apply = applyStatement(input)
+  return { sql: `WITH ins AS (${EVENT_INSERT}), applied AS (${apply.sql}) SELECT id FROM ins`, params: [...eventParams(input), ...apply.params] }
+}
+const READ_STATE = `SELECT r.id AS read_id,
+  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.kind IS NULL AND m.deleted = 0 AND m.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
+  (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AS up_to
+  FROM chat_reads r WHERE r.uid = ? AND r.room = ?`
+// Forward only, and never past the room's newest id.
+const MARK_READ = `INSERT INTO chat_reads (uid, room, id, ts)
+  SELECT CAST(? AS TEXT), CAST(? AS TEXT), CASE WHEN CAST(? AS BIGINT) < COALESCE(MAX(id), 0) THEN CAST(? AS BIGINT) ELSE COALESCE(MAX(id), 0) END, CAST(? AS BIGINT)
+  FROM chat_messages WHERE room = ?
+  ON CONFLICT (uid, room) DO UPDATE SET id = excluded.id, ts = excluded.ts WHERE excluded.id > chat_reads.id`
+const JOIN_READ = `INSERT INTO chat_reads (uid, room, id, ts)
+  SELECT CAST(? AS TEXT), CAST(? AS TEXT), COALESCE(MAX(id), 0), CAST(? AS BIGINT) FROM chat_messages WHERE room = ?
+  ON CONFLICT (uid, room) DO NOTHING RETURNING id`
 /** Columns added after the first release, with their definitions: added to older tables on open. */
 const ADDED_COLUMNS: [string, string][] = [
   ['guest', 'SMALLINT NOT NULL DEFAULT 0'],
@@ -138,12 +185,24 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     return Number(row?.id ?? 0)
   }
 
+  /** Insert one row; an event together with its effect on its target (one statement on PostgreSQL; elsewhere one after the other). */
+  const insert = async (input: AppendInput): Promise<number> => {
+    if (!input.kind) return Number((await query<{ id: number | string }[]>('all', INSERT, ...insertParams(input)))[0]!.id)
+    if ((await connect()).db.dialect === 'postgresql') {
+      const { sql, params } = pgEventAppend(input)
+      return Number((await query<{ id: number | string }[]>('all', sql, ...params))[0]!.id)
+    }
+    const id = Number((await query<{ id: number | string }[]>('all', EVENT_INSERT, ...eventParams(input)))[0]!.id)
+    const { sql, params } = applyStatement(input, id)
+    await query('run', sql, ...params)
+    return id
+  }
+
   const appendNow = async (input: AppendInput): Promise<AppendResult> => {
     const cid = input.cid ?? null
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await query<{ id: number | string }[]>('all', INSERT, ...insertParams(input))
-        return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
+        return { message: storedMessage(await insert(input), input), duplicate: false }
       }
       catch (error) {
         if (!isUniqueViolation(error)) throw error
@@ -176,10 +235,6 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`, room, after, before)
       return withReactions(room, rows.map(row => toMessage(room, row)))
     },
-    async applyReaction(room, target, emoji, uid, on) {
-      if (on) await query('run', 'INSERT INTO chat_reactions (room, target, emoji, uid) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', room, target, emoji, uid)
-      else await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target = ? AND emoji = ? AND uid = ?', room, target, emoji, uid)
-    },
     async byCid(room, sender, cid) {
       const row = await query<MessageRow | undefined>('get', BY_CID, room, sender, cid)
       return row ? toMessage(room, row) : undefined
@@ -187,15 +242,6 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     async message(room, id) {
       const row = await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ?`, room, id)
       return row ? (await withReactions(room, [toMessage(room, row)]))[0] : undefined
-    },
-    async applyEdit(room, target, eventId, text) {
-      // A newer edit may have been applied first (another instance): the newest one wins.
-      await query('run', 'UPDATE chat_messages SET body = ?, edited = ? WHERE room = ? AND id = ? AND deleted = 0 AND (edited IS NULL OR edited < ?)', text, eventId, room, target, eventId)
-      // Deleted meanwhile (its delete ran before this edit was stored): the edit's text goes too.
-      await query('run', `UPDATE chat_messages SET body = '', deleted = 1 WHERE room = ? AND id = ? AND EXISTS (SELECT 1 FROM chat_messages WHERE room = ? AND id = ? AND deleted = 1)`, room, eventId, room, target)
-    },
-    async applyDelete(room, target) {
-      await query('run', `UPDATE chat_messages SET body = '', deleted = 1 WHERE room = ? AND (id = ? OR (kind = 'edit' AND target = ?))`, room, target, target)
     },
     lastId,
     async prune(room, policy: RetentionPolicy, limit = 1000) {
@@ -217,6 +263,25 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
         await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target <= ?', room, upTo)
       }
       return count
+    },
+    async markRead(room, uid, id = Number.MAX_SAFE_INTEGER) {
+      await query('run', MARK_READ, uid, room, id, id, Date.now(), room)
+      const row = await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_reads WHERE uid = ? AND room = ?', uid, room)
+      return Number(row?.id ?? 0)
+    },
+    async joinRead(room, uid) {
+      return (await query<unknown[]>('all', JOIN_READ, uid, room, Date.now(), room)).length > 0
+    },
+    async readState(room, uid, withLast) {
+      const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null } | undefined>('get', READ_STATE, uid, room)
+      if (!row) return undefined
+      const state: ReadState = { room, read: Number(row.read_id), unread: Number(row.unread), upTo: Number(row.up_to ?? 0) }
+      const last = withLast ? await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND deleted = 0 ORDER BY id DESC LIMIT 1`, room) : undefined
+      if (last) state.last = toMessage(room, last)
+      return state
+    },
+    async readRooms(uid, limit) {
+      return (await query<{ room: string }[]>('all', 'SELECT room FROM chat_reads WHERE uid = ? ORDER BY ts DESC, room LIMIT ?', uid, limit)).map(row => row.room)
     },
     async rooms(after, limit) {
       // One index seek per room (a loose index scan): never a scan of every message.
@@ -403,6 +468,7 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
 function appendSync(connection: Connection, input: AppendInput): AppendResult {
   const cid = input.cid ?? null
   try {
+    if (input.kind) return { message: storedMessage(appendEventSync(connection, input), input), duplicate: false }
     const rows = nativeStatement(connection, INSERT).all(...insertParams(input)) as { id: number | string }[]
     return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
   }
@@ -411,6 +477,24 @@ function appendSync(connection: Connection, input: AppendInput): AppendResult {
     const stored = nativeStatement(connection, BY_CID).get(input.room, input.sender, cid) as MessageRow | undefined
     if (!stored) throw error
     return { message: toMessage(input.room, stored), duplicate: true }
+  }
+}
+
+/** An event and its effect on its target, all or nothing: a savepoint inside the batch's transaction. */
+function appendEventSync(connection: Connection, input: AppendInput): number {
+  const native = connection.native!
+  native.exec('SAVEPOINT chat_event')
+  try {
+    const id = Number((nativeStatement(connection, EVENT_INSERT).all(...eventParams(input)) as { id: number | string }[])[0]!.id)
+    const { sql, params } = applyStatement(input, id)
+    nativeStatement(connection, sql).run(...params)
+    native.exec('RELEASE chat_event')
+    return id
+  }
+  catch (error) {
+    native.exec('ROLLBACK TO chat_event')
+    native.exec('RELEASE chat_event')
+    throw error
   }
 }
 
@@ -460,6 +544,14 @@ async function createSchema(db: Database) {
     uid TEXT NOT NULL,
     PRIMARY KEY (room, target, emoji, uid)
   )`)
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_reads (
+    uid TEXT NOT NULL,
+    room TEXT NOT NULL,
+    id BIGINT NOT NULL,
+    ts BIGINT NOT NULL,
+    PRIMARY KEY (uid, room)
+  )`)
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_reads_recent ON chat_reads (uid, ts)')
   await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
   for (const [column, definition] of ADDED_COLUMNS) {

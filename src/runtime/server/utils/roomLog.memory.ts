@@ -1,5 +1,5 @@
 import { withReaction } from '../../shared/protocol'
-import { checkAppendInput, storedMessage, type AppendInput, type AppendResult, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { checkAppendInput, MAX_UNREAD, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
   messages: StoredMessage[]
@@ -13,6 +13,8 @@ interface MemoryRoom {
 /** The room log in process memory: for tests and throwaway rooms; gone on restart. */
 export function createMemoryRoomLog(): RoomLog {
   const rooms = new Map<string, MemoryRoom>()
+  /** user id → room → read position and when it last moved. */
+  const reads = new Map<string, Map<string, { id: number, ts: number }>>()
   const roomOf = (name: string) => {
     let room = rooms.get(name)
     if (!room) rooms.set(name, room = { messages: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map() })
@@ -30,6 +32,17 @@ export function createMemoryRoomLog(): RoomLog {
     return lo
   }
 
+  /** Move a read position forward, never past the room's newest id. */
+  async function markRead(name: string, uid: string, id = Number.MAX_SAFE_INTEGER) {
+    const newest = (rooms.get(name)?.nextId ?? 1) - 1
+    const mine = reads.get(uid) ?? new Map<string, { id: number, ts: number }>()
+    reads.set(uid, mine)
+    const held = mine.get(name)
+    const next = Math.min(id, newest)
+    if (!held || next > held.id) mine.set(name, { id: next, ts: Date.now() })
+    return mine.get(name)!.id
+  }
+
   return {
     async append(input: AppendInput): Promise<AppendResult> {
       checkAppendInput(input)
@@ -43,6 +56,7 @@ export function createMemoryRoomLog(): RoomLog {
         room.byCid.set(key, message)
         room.cidKeyOf.set(message.id, key)
       }
+      if (message.kind) applyEvent(room.messages, message, room.messages[firstAfter(room.messages, message.target! - 1)])
       return { message, duplicate: false }
     },
     async replaySince(name, after, limit) {
@@ -66,35 +80,6 @@ export function createMemoryRoomLog(): RoomLog {
       const messages = rooms.get(name)?.messages ?? []
       const found = messages[firstAfter(messages, id - 1)]
       return found?.id === id ? found : undefined
-    },
-    async applyEdit(name, target, eventId, text) {
-      const messages = rooms.get(name)?.messages ?? []
-      const message = messages[firstAfter(messages, target - 1)]
-      const event = messages[firstAfter(messages, eventId - 1)]
-      if (message?.id !== target) return
-      if (!message.deleted && (message.edited ?? 0) < eventId) {
-        message.message = text
-        message.edited = eventId
-      }
-      else if (message.deleted && event?.id === eventId) {
-        event.message = ''
-        event.deleted = true
-      }
-    },
-    async applyReaction(name, target, emoji, uid, on) {
-      const messages = rooms.get(name)?.messages ?? []
-      const message = messages[firstAfter(messages, target - 1)]
-      if (message?.id !== target) return
-      const reactions = withReaction(message.reactions, emoji, uid, on)
-      if (reactions) message.reactions = reactions
-      else delete message.reactions
-    },
-    async applyDelete(name, target) {
-      for (const message of rooms.get(name)?.messages ?? []) {
-        if (message.id !== target && !(message.kind === 'edit' && message.target === target)) continue
-        message.message = ''
-        message.deleted = true
-      }
     },
     async lastId(name) {
       return (rooms.get(name)?.nextId ?? 1) - 1
@@ -120,11 +105,63 @@ export function createMemoryRoomLog(): RoomLog {
       }
       return dropped.length
     },
+    markRead,
+    async joinRead(name, uid) {
+      if (reads.get(uid)?.has(name)) return false
+      await markRead(name, uid)
+      return true
+    },
+    async readState(name, uid, withLast) {
+      const held = reads.get(uid)?.get(name)
+      if (!held) return undefined
+      const messages = rooms.get(name)?.messages ?? []
+      let unread = 0
+      for (let index = firstAfter(messages, held.id); index < messages.length && unread < MAX_UNREAD; index++) {
+        const message = messages[index]!
+        if (!message.kind && !message.deleted && message.uid !== uid) unread++
+      }
+      const state: ReadState = { room: name, read: held.id, unread, upTo: (rooms.get(name)?.nextId ?? 1) - 1 }
+      const last = withLast ? messages.findLast(message => !message.kind && !message.deleted) : undefined
+      if (last) state.last = last
+      return state
+    },
+    async readRooms(uid, limit) {
+      return [...reads.get(uid) ?? []].sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(0, limit).map(([name]) => name)
+    },
     async rooms(after, limit) {
       return [...rooms.keys()].filter(name => after === undefined || name > after).sort().slice(0, limit)
     },
     async close() {
       rooms.clear()
+      reads.clear()
     },
+  }
+}
+
+/** Apply a just-stored event to its target among `messages` (sorted by id): edit, delete or reaction. */
+function applyEvent(messages: StoredMessage[], event: StoredMessage, found: StoredMessage | undefined) {
+  const target = found?.id === event.target ? found : undefined
+  if (event.kind === 'delete') {
+    for (const message of messages) {
+      if (message.id === event.target || (message.kind === 'edit' && message.target === event.target)) {
+        message.message = ''
+        message.deleted = true
+      }
+    }
+    return
+  }
+  if (!target) return
+  if (event.kind === 'reaction') {
+    const reactions = withReaction(target.reactions, event.message.slice(1), event.uid ?? '', event.message[0] === '+')
+    if (reactions) target.reactions = reactions
+    else delete target.reactions
+  }
+  else if (target.deleted) {
+    event.message = ''
+    event.deleted = true
+  }
+  else if ((target.edited ?? 0) < event.id) {
+    target.message = event.message
+    target.edited = event.id
   }
 }

@@ -58,8 +58,30 @@ export interface RetentionPolicy {
   maxAge: number
 }
 
+/** A signed-in user's read position in a room (docs/PROTOCOL.md, "Read state"). */
+export interface ReadState {
+  room: string
+  /** The id up to which the user has read. */
+  read: number
+  /** Live messages from others with an id in (`read`, `upTo`], at most `MAX_UNREAD`. */
+  unread: number
+  /** The room's newest id when `unread` was counted. */
+  upTo: number
+  /** The room's newest live message, when the state was read with it. */
+  last?: StoredMessage
+}
+
+/** Unread counts stop here: counting is a range scan, bounded like everything else. */
+export const MAX_UNREAD = 1000
+
 export interface RoomLog {
-  /** Store a message; the log assigns its id (strictly increasing, contiguous within a room). */
+  /**
+   * Store a message; the log assigns its id (strictly increasing, contiguous within a room).
+   * An event (`kind`) is applied to its target in the same transaction (SQLite, PostgreSQL):
+   * an `edit` gives message `target` its text (unless a newer edit did; a deleted target
+   * leaves the edit without text), a `delete` removes the text of `target` and of its edits,
+   * a `reaction` (`+emoji` / `-emoji`) records or forgets that `sender` reacted.
+   */
   append: (input: AppendInput) => Promise<AppendResult>
   /**
    * Messages after `after`, oldest first: the newest `limit` of them.
@@ -74,19 +96,18 @@ export interface RoomLog {
   byCid: (room: string, sender: string, cid: string) => Promise<StoredMessage | undefined>
   /** One stored row (message or event) by id. */
   message: (room: string, id: number) => Promise<StoredMessage | undefined>
-  /**
-   * After an `edit` event `eventId` was appended: message `target` takes its text (unless a
-   * newer edit already did) and `edited = eventId`; if it is deleted, the edit's own text goes too.
-   */
-  applyEdit: (room: string, target: number, eventId: number, text: string) => Promise<void>
-  /** After a `reaction` event was appended: record (`on`) or forget that `uid` reacted to `target` with `emoji`. */
-  applyReaction: (room: string, target: number, emoji: string, uid: string, on: boolean) => Promise<void>
-  /** After a `delete` event was appended: remove the text of message `target` and of its edits (they become tombstones). */
-  applyDelete: (room: string, target: number) => Promise<void>
   /** The newest id of the room, 0 when empty. */
   lastId: (room: string) => Promise<number>
   /** Apply retention to one room, deleting at most `limit` messages (default 1000); resolves to how many went. */
   prune: (room: string, policy: RetentionPolicy, limit?: number) => Promise<number>
+  /** Move `uid`'s read position in `room` forward to `id` (at most the room's newest id; absent: the newest); resolves to the position stored. */
+  markRead: (room: string, uid: string, id?: number) => Promise<number>
+  /** Create `uid`'s read position in `room` at its newest id unless there is one; true when created. */
+  joinRead: (room: string, uid: string) => Promise<boolean>
+  /** `uid`'s read position in `room` with its unread count (and the newest live message with `withLast`); undefined when they have none. */
+  readState: (room: string, uid: string, withLast?: boolean) => Promise<ReadState | undefined>
+  /** Rooms where `uid` has a read position, most recently moved first, at most `limit`. */
+  readRooms: (uid: string, limit: number) => Promise<string[]>
   /** Up to `limit` room names after `after`, in name order (all rooms, a page at a time). */
   rooms: (after: string | undefined, limit: number) => Promise<string[]>
   close: () => Promise<void>

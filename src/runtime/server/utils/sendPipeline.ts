@@ -86,7 +86,7 @@ export function createSendLimiter({ rateLimit, rateLimitPerIp }: Pick<ChatRuntim
 
 export interface SendPipelineOptions {
   config: Pick<ChatRuntimeConfig, 'maxLength'> & Partial<Pick<ChatRuntimeConfig, 'editWindow'>>
-  store: Pick<RoomLog, 'append'> & Partial<Pick<RoomLog, 'byCid' | 'message' | 'applyEdit' | 'applyDelete' | 'applyReaction'>>
+  store: Pick<RoomLog, 'append'> & Partial<Pick<RoomLog, 'byCid' | 'message'>>
   hooks: Hookable<ChatRuntimeHooks>
   /** Where failures to read the store are reported. */
   logger: { error: (message: string, error?: unknown) => void }
@@ -187,7 +187,7 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     return `+${emoji}`
   }
 
-  /** Append the message or event, apply an event to its target, then fan it out. */
+  /** Append the message or event (the store applies an event to its target with it), then fan it out. */
   async function store(input: SendInput, text: string): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], message: string): SendResult => ({ status, error: errorFrame(code, message, input.cid) })
     const { action } = input
@@ -195,11 +195,8 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     try {
       const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target })
       input.onQueued?.()
+      // The store applies an event to its target in the same transaction as it stores it.
       result = await appending
-      // A delete is applied again on a resend (it may have failed after its append); an old edit never is (it would undo a newer one).
-      if (action?.kind === 'edit' && !result.duplicate) await stores.applyEdit!(input.room, action.target, result.message.id, text)
-      if (action?.kind === 'delete') await stores.applyDelete!(input.room, action.target)
-      if (action?.kind === 'reaction' && !result.duplicate) await stores.applyReaction!(input.room, action.target, action.emoji!, input.sender, text[0] === '+')
     }
     catch (error) {
       // A value the store cannot hold is the sender's to fix: a retry would fail the same way.

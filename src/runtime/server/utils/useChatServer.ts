@@ -82,6 +82,20 @@ export function useChatServer() {
     rooms({ after, limit = 100 }: { after?: string, limit?: number } = {}): Promise<string[]> {
       return hub.storedRooms(after, Math.max(1, Math.min(1000, Math.floor(limit))))
     },
+    /** How many messages from others the signed-in user `userId` has not read in the room (0 when they have no read position). */
+    async unread(room: string, userId: string): Promise<number> {
+      checkRoom(room)
+      return (await hub.readStateOf(room, userId))?.unread ?? 0
+    },
+    /**
+     * Move a user's read position in the room forward to `id` (absent: the newest); every
+     * connection of theirs, on every instance, gets the new `read` frame. Resolves to the position.
+     */
+    async markRead(room: string, userId: string, id?: number): Promise<number> {
+      checkRoom(room)
+      if (userId.startsWith('guest:')) throw createError({ statusCode: 400, statusMessage: 'Guests have no read state' })
+      return (await hub.markRead(room, { id: userId, name: userId }, id)).read
+    },
     /**
      * Close every connection of a user to a room, on every instance. Clients may reconnect:
      * to keep someone out, refuse them in the `chat:identify` hook as well.

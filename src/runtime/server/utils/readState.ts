@@ -1,0 +1,250 @@
+import type { ChatMessageFrame, ChatReadFrame, ChatRoomFrame, ChatRoomState, ChatRoomsFrame, ChatStoredFrame, ChatUser } from '../../shared/protocol'
+import type { ChatBus } from './bus'
+import { deliverToMember, messageFrame, RoomFrame, type Member } from './roomDelivery'
+import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
+
+/** Rooms a rooms list shows at most (most recently read first). */
+export const MAX_LISTED_ROOMS = 100
+
+/** A connection that follows its user's rooms list (`?rooms`), WebSocket or SSE. */
+export interface RoomsWatcher {
+  readonly user: ChatUser
+  write: (frame: RoomFrame) => void
+  /** The list as this connection was last told it. Set by the read state. */
+  entries?: Map<string, ChatRoomState>
+  /** While the first list is read: rooms that changed meanwhile, read again once it is sent. */
+  loading?: Set<string>
+}
+
+export interface ReadStateOptions {
+  store: Pick<RoomLog, 'markRead' | 'joinRead' | 'readState' | 'readRooms'>
+  bus: Pick<ChatBus, 'publish'>
+  logger: { error: (message: string, error?: unknown) => void }
+  /** This instance's connections in a room. */
+  membersOf: (room: string) => Iterable<Member> | undefined
+}
+
+/** A read state as the `read` frame a user's connections get. */
+export function readFrame(uid: string, state: ReadState): ChatReadFrame {
+  return { type: 'read', room: state.room, uid, read: state.read, unread: state.unread, upTo: state.upTo, user: 'server', message: `${state.unread} unread` }
+}
+
+/** A room's last message as a list shows it: without reactions (they change too often to follow in every list). */
+function lastOf(frame: ChatMessageFrame): ChatMessageFrame {
+  if (!frame.reactions) return frame
+  const { reactions: _reactions, ...last } = frame
+  return last
+}
+
+function roomState(state: ReadState): ChatRoomState {
+  const entry: ChatRoomState = { room: state.room, read: state.read, unread: state.unread, upTo: state.upTo }
+  if (state.last) entry.last = lastOf(messageFrame(state.last) as ChatMessageFrame)
+  return entry
+}
+
+/**
+ * Read state (docs/PROTOCOL.md, "Read state" and "Rooms list"): read positions of signed-in
+ * users, the `read` frames to all of a user's connections in a room, and the rooms lists of
+ * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
+ * lists here cost one map lookup per stored event.
+ */
+export function createReadState({ store, bus, logger, membersOf }: ReadStateOptions) {
+  /** room → the watchers listing it. */
+  const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
+  /** user id → their watchers on this instance. */
+  const watchersOfUser = new Map<string, Set<RoomsWatcher>>()
+  /** Refreshes from the store in progress, per watcher and room; a second request while one runs runs once more after it. */
+  const refreshing = new Map<RoomsWatcher, Map<string, boolean>>()
+
+  const send = (watcher: RoomsWatcher, entry: ChatRoomState) => {
+    const frame: ChatRoomFrame = { type: 'room', ...entry, user: 'server', message: `${entry.room}: ${entry.unread} unread` }
+    watcher.write(new RoomFrame(JSON.stringify(frame)))
+  }
+
+  const list = (watcher: RoomsWatcher, room: string) => {
+    watcher.entries!.set(room, watcher.entries!.get(room) ?? { room, read: 0, unread: 0, upTo: 0 })
+    let watchers = watchersOfRoom.get(room)
+    if (!watchers) watchersOfRoom.set(room, watchers = new Set())
+    watchers.add(watcher)
+  }
+
+  /** Read one room of a watcher's list again from the store and tell it. */
+  function refresh(watcher: RoomsWatcher, room: string) {
+    if (watcher.loading) {
+      watcher.loading.add(room)
+      return
+    }
+    let rooms = refreshing.get(watcher)
+    if (!rooms) refreshing.set(watcher, rooms = new Map())
+    if (rooms.has(room)) {
+      rooms.set(room, true)
+      return
+    }
+    rooms.set(room, false)
+    store.readState(room, watcher.user.id, true).then((state) => {
+      if (!state || !watcher.entries) return
+      // Read before a message this entry has already counted: read again rather than go back.
+      if (state.upTo < (watcher.entries.get(room)?.upTo ?? 0)) {
+        rooms.set(room, true)
+        return
+      }
+      if (!watcher.entries.has(room)) {
+        if (watcher.entries.size >= MAX_LISTED_ROOMS) return
+        list(watcher, room)
+      }
+      const entry = roomState(state)
+      watcher.entries.set(room, entry)
+      send(watcher, entry)
+    }, error => logger.error('[nuxt-chat] could not read a read state', error)).finally(() => {
+      const again = rooms.get(room)
+      rooms.delete(room)
+      if (again && watcher.entries) refresh(watcher, room)
+    })
+  }
+
+  /** A user's position moved (here or on another instance): their connections in the room, and their rooms lists here. */
+  function moved(frame: ChatReadFrame, text: string) {
+    const out = new RoomFrame(text)
+    for (const member of membersOf(frame.room) ?? []) if (member.user.id === frame.uid) deliverToMember(member, out)
+    for (const watcher of watchersOfUser.get(frame.uid) ?? []) refresh(watcher, frame.room)
+  }
+
+  /** A stored message or event in `room`: the lists showing it count it, or read the room again when they cannot. */
+  function stored(room: string, frame: ChatStoredFrame) {
+    for (const watcher of watchersOfRoom.get(room) ?? []) {
+      const entry = watcher.entries?.get(room)
+      if (!entry || frame.id <= entry.upTo) continue
+      if (watcher.loading) {
+        watcher.loading.add(room)
+        continue
+      }
+      // The next id in order is counted here; a gap (or a change to what the entry shows) is read from the store.
+      if (frame.id !== entry.upTo + 1 || entry.upTo === 0) {
+        refresh(watcher, room)
+      }
+      else if (frame.type === 'message') {
+        entry.upTo = frame.id
+        if (frame.uid !== watcher.user.id && !frame.deleted) entry.unread = Math.min(MAX_UNREAD, entry.unread + 1)
+        entry.last = lastOf(frame)
+        send(watcher, entry)
+      }
+      else if (frame.target === entry.last?.id || (frame.type === 'delete' && frame.target > entry.read)) {
+        refresh(watcher, room)
+      }
+      else {
+        // A reaction, or an edit or delete the entry does not show: nothing it shows changed.
+        entry.upTo = frame.id
+      }
+    }
+  }
+
+  return {
+    /** A signed-in user joined a room: create their position if they have none, and tell this connection its read state. */
+    async joined(room: string, member: Member) {
+      if (member.user.guest) return
+      try {
+        const created = await store.joinRead(room, member.user.id)
+        const state = await store.readState(room, member.user.id)
+        if (!state) return
+        const text = JSON.stringify(readFrame(member.user.id, state))
+        deliverToMember(member, new RoomFrame(text))
+        // A room the user was not in yet: their rooms lists, here and elsewhere, add it.
+        if (created) {
+          for (const watcher of watchersOfUser.get(member.user.id) ?? []) refresh(watcher, room)
+          bus.publish({ kind: 'read', room, id: 0, frame: text })
+        }
+      }
+      catch (error) {
+        logger.error('[nuxt-chat] could not read a read state', error)
+      }
+    },
+
+    /** Move `user`'s position in `room` forward (absent `id`: to the newest); every connection of theirs learns it. */
+    async markRead(room: string, user: ChatUser, id?: number): Promise<ChatReadFrame> {
+      await store.markRead(room, user.id, id)
+      const state = await store.readState(room, user.id)
+      const frame = readFrame(user.id, state!)
+      const text = JSON.stringify(frame)
+      moved(frame, text)
+      bus.publish({ kind: 'read', room, id: 0, frame: text })
+      return frame
+    },
+
+    /** A `read` event from another instance. */
+    heard(text: string) {
+      try {
+        const frame = JSON.parse(text) as ChatReadFrame
+        if (frame?.type === 'read' && typeof frame.uid === 'string') moved(frame, text)
+      }
+      catch {
+        // Not a read frame: nothing to do.
+      }
+    },
+
+    /** A stored message or event from another instance, as its frame text. */
+    heardStored(room: string, text: string) {
+      let frame: ChatStoredFrame
+      try {
+        frame = JSON.parse(text)
+      }
+      catch {
+        return
+      }
+      stored(room, frame)
+    },
+
+    /** Does any rooms list here show `room`? (Checked before parsing a frame from the bus.) */
+    watches: (room: string) => watchersOfRoom.has(room),
+
+    stored,
+
+    /** Rooms whose events may have been missed (bus outage): read the lists showing them again. */
+    resync(room?: string) {
+      for (const [name, watchers] of watchersOfRoom) {
+        if (room === undefined || room === name) for (const watcher of watchers) refresh(watcher, name)
+      }
+    },
+
+    /** Start a rooms list: the user's rooms (most recently read first, at most `MAX_LISTED_ROOMS`), then live changes. */
+    async watch(watcher: RoomsWatcher) {
+      watcher.entries = new Map()
+      watcher.loading = new Set()
+      let watchers = watchersOfUser.get(watcher.user.id)
+      if (!watchers) watchersOfUser.set(watcher.user.id, watchers = new Set())
+      watchers.add(watcher)
+      const names = await store.readRooms(watcher.user.id, MAX_LISTED_ROOMS)
+      // Listed before they are read: what is stored meanwhile marks them to be read again.
+      for (const room of names) if (watcher.entries) list(watcher, room)
+      const rooms: ChatRoomState[] = []
+      for (const room of names) {
+        const state = await store.readState(room, watcher.user.id, true)
+        if (!state || !watcher.entries) continue
+        const entry = roomState(state)
+        watcher.entries.set(room, entry)
+        rooms.push(entry)
+      }
+      if (!watcher.entries) return
+      const frame: ChatRoomsFrame = { type: 'rooms', rooms, user: 'server', message: `${rooms.length} rooms` }
+      watcher.write(new RoomFrame(JSON.stringify(frame)))
+      const changed = watcher.loading
+      watcher.loading = undefined
+      for (const room of changed) refresh(watcher, room)
+    },
+
+    /** End a rooms list. */
+    unwatch(watcher: RoomsWatcher) {
+      for (const room of watcher.entries?.keys() ?? []) {
+        const watchers = watchersOfRoom.get(room)
+        watchers?.delete(watcher)
+        if (!watchers?.size) watchersOfRoom.delete(room)
+      }
+      const watchers = watchersOfUser.get(watcher.user.id)
+      watchers?.delete(watcher)
+      if (!watchers?.size) watchersOfUser.delete(watcher.user.id)
+      refreshing.delete(watcher)
+      watcher.entries = undefined
+    },
+  }
+}
+
+export type ReadStateHub = ReturnType<typeof createReadState>

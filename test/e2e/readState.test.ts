@@ -1,0 +1,286 @@
+/**
+ * Read state (issue 14, docs/PROTOCOL.md "Read state" and "Rooms list"), against two built
+ * PostgreSQL instances on Redis with real sockets: read positions per signed-in user and room,
+ * `read` frames to every connection of the user on both instances, the rooms list over
+ * WebSocket and SSE, guests refused, and the real client's `unread` / `markRead`.
+ * Users are the fixture's toy sessions; `user-…` tokens give each test users of its own.
+ */
+import { randomUUID } from 'node:crypto'
+import { createDatabase } from 'db0'
+import postgresql from 'db0/connectors/postgresql'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { effectScope } from 'vue'
+import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
+import { useChatRooms } from '../../src/runtime/app/composables/useChatRooms'
+import type { ChatRoomState } from '../../src/runtime/shared/protocol'
+import { installEventSource, sleep } from '../utils/chaos'
+import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
+import { POSTGRES_URL, REDIS_URL, startServer, type TestServer } from '../utils/server'
+
+installEventSource()
+
+const newRoom = (prefix = 'read') => `${prefix}-${randomUUID().slice(0, 8)}`
+/** A signed-in user of this test's own: their id, and the cookie that makes them. */
+const newUser = () => {
+  const id = `user-${randomUUID().slice(0, 8)}`
+  return { id, headers: { cookie: `session=${id}` } }
+}
+const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
+const isRead = (frame: { type: string }) => frame.type === 'read'
+type Frames = { frames: Record<string, unknown>[] }
+const lastRead = (reader: Frames) => reader.frames.filter(isRead as (frame: Record<string, unknown>) => boolean).at(-1)
+
+/** One call of `useChatServer()` through the fixture's API route. */
+async function callServer(server: TestServer, body: Record<string, unknown>) {
+  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return { status: response.status, body: await response.json() as Record<string, unknown> }
+}
+
+describe('read state, two PostgreSQL instances on Redis', () => {
+  let a: TestServer
+  let b: TestServer
+  const opened: { close: () => unknown }[] = []
+  const track = <T extends { close: () => unknown }>(reader: T) => {
+    opened.push(reader)
+    return reader
+  }
+  const db = createDatabase(postgresql({ url: POSTGRES_URL }))
+
+  beforeAll(async () => {
+    const env = { NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_RATE_LIMIT: 'false' }
+    ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+  })
+
+  afterAll(async () => {
+    for (const reader of opened) await reader.close()
+    await Promise.all([a?.stop('SIGKILL'), b?.stop('SIGKILL')])
+    await db.dispose()
+  })
+
+  it('tells a signed-in user their read state on join; markRead reaches every connection of theirs on both instances, forward only, and nobody else', async () => {
+    const room = newRoom()
+    const [carol, dave] = [newUser(), newUser()]
+    const carolWs = track(await ChatSocket.open(a.wsUrl(''), { room }, { headers: carol.headers }))
+    // Joining made the position, at the room's newest id (none yet).
+    expect(await carolWs.waitFor(isRead, 'the read frame')).toEqual({ type: 'read', room, uid: carol.id, read: 0, unread: 0, upTo: 0, user: 'server', message: '0 unread' })
+    const daveWs = track(await ChatSocket.open(b.wsUrl(''), { room }, { headers: dave.headers }))
+    await daveWs.waitFor(isRead, 'dave\'s read frame')
+    for (const text of ['one', 'two', 'three']) daveWs.send({ type: 'message', message: text, cid: `d-${text}` })
+    await carolWs.waitFor(frame => frame.type === 'message' && frame.id === 3, 'dave\'s three')
+    carolWs.send('mine')
+    await carolWs.waitFor(frame => frame.type === 'message' && frame.id === 4, 'four messages')
+    daveWs.send({ type: 'delete', target: 2, cid: 'd-del' })
+    await carolWs.waitFor(frame => frame.type === 'delete', 'the delete')
+
+    // A second device on the other instance: unread counts others' live messages (one, three), not mine, not the deleted one.
+    const carolSse = track(await ChatStream.open(httpBase(b), { room }, carol.headers))
+    expect(await carolSse.waitFor(isRead, 'the SSE read frame')).toMatchObject({ read: 0, unread: 2, upTo: 5 })
+    expect(carolSse.ids[carolSse.frames.findIndex(isRead)]).toBeUndefined()
+
+    carolWs.send({ type: 'read', id: 3 })
+    await until(() => lastRead(carolSse)?.read === 3 && lastRead(carolWs)?.read === 3, 'both devices at 3')
+    expect(lastRead(carolSse)).toMatchObject({ uid: carol.id, read: 3, unread: 0, upTo: 5 })
+    // Only forward: a lower id changes nothing (the answer still says where it stands).
+    carolWs.send({ type: 'read', id: 1 })
+    await until(() => carolWs.frames.filter(isRead).length === 3, 'the answer to the lower id')
+    expect(lastRead(carolWs)).toMatchObject({ read: 3 })
+
+    // Over POST (how SSE clients send it): without an id, up to the newest.
+    daveWs.send({ type: 'message', message: 'four', cid: 'd-four' })
+    await carolSse.waitFor(frame => frame.type === 'message' && frame.id === 6, 'four')
+    const posted = await postMessage(httpBase(b), { type: 'read' }, { room }, carol.headers)
+    expect(posted).toMatchObject({ status: 200, json: { type: 'read', uid: carol.id, read: 6, unread: 0, upTo: 6 } })
+    await until(() => lastRead(carolWs)?.read === 6, 'the WebSocket device at 6')
+    await sleep(200)
+    expect(daveWs.frames.filter(frame => frame.type === 'read' && frame.uid === carol.id)).toEqual([])
+
+    // Bad input: a clear error, nothing moves.
+    carolWs.send({ type: 'read', id: -1 })
+    expect(await carolWs.waitFor(frame => frame.type === 'error', 'the refusal')).toMatchObject({ code: 'bad_request' })
+    expect((await postMessage(httpBase(a), { type: 'read', id: 'x' }, { room }, carol.headers)).status).toBe(400)
+    expect(lastRead(carolWs)).toMatchObject({ read: 6 })
+
+    // The server-side API: Dave has unread Carol's message (id 4); marking read reaches his connection.
+    expect((await callServer(a, { call: 'unread', room, userId: dave.id })).body).toEqual({ unread: 1 })
+    expect((await callServer(a, { call: 'markRead', room, userId: dave.id })).body).toEqual({ read: 6 })
+    await until(() => lastRead(daveWs)?.read === 6, 'dave\'s connection on the other instance')
+    expect((await callServer(b, { call: 'unread', room, userId: dave.id })).body).toEqual({ unread: 0 })
+  })
+
+  it('guests have no read state: refused over WebSocket, POST and the rooms list, and nothing is stored', async () => {
+    const room = newRoom()
+    const guest = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'visitor' }))
+    await guest.waitFor(frame => frame.type === 'presence', 'presence')
+    guest.send({ type: 'read' })
+    expect(await guest.waitFor(frame => frame.type === 'error', 'the refusal')).toMatchObject({ code: 'unauthorized' })
+    const posted = await postMessage(httpBase(a), { type: 'read', id: 1 }, { room, name: 'visitor' })
+    expect(posted).toMatchObject({ status: 401, json: { type: 'error', code: 'unauthorized' } })
+    expect(await upgradeStatus(`${a.wsUrl()}?rooms`)).toBe(401)
+    const list = await fetch(`${httpBase(a)}/api/sse?rooms`)
+    expect(list.status).toBe(401)
+    expect(await list.json()).toMatchObject({ code: 'unauthorized' })
+    expect((await callServer(a, { call: 'markRead', room, userId: 'guest:AAAAAAAAAAAAAAAAAAAAAA' })).status).toBe(400)
+    await sleep(200)
+    expect(guest.frames.some(isRead)).toBe(false)
+    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(room)).toEqual({ n: '0' })
+  })
+
+  it('rooms list over WebSocket and SSE: unread and last message of each room the user is in, live across instances', async () => {
+    const [r1, r2, r3] = [newRoom('list'), newRoom('list'), newRoom('list')]
+    const [erin, frank] = [newUser(), newUser()]
+    for (const room of [r1, r2]) {
+      const visit = await ChatSocket.open(a.wsUrl(''), { room }, { headers: erin.headers })
+      await visit.waitFor(isRead, 'joined')
+      await visit.close()
+      await sleep(20)
+    }
+    const listWs = track(await ChatSocket.open(b.wsUrl(''), { rooms: '' }, { headers: erin.headers }))
+    const listSse = track(await ChatStream.open(httpBase(a), { rooms: '' }, erin.headers))
+    for (const list of [listWs, listSse]) {
+      expect(await list.waitFor(frame => frame.type === 'rooms', 'the list')).toEqual({
+        type: 'rooms', user: 'server', message: '2 rooms',
+        rooms: [{ room: r2, read: 0, unread: 0, upTo: 0 }, { room: r1, read: 0, unread: 0, upTo: 0 }],
+      })
+    }
+    /** The newest state of `room` as a list connection was told it. */
+    const entry = (list: Frames, room: string) => {
+      let state: ChatRoomState | undefined
+      for (const frame of list.frames) {
+        if (frame.type === 'rooms') state = (frame.rooms as ChatRoomState[]).find(item => item.room === room)
+        else if (frame.type === 'room' && frame.room === room) state = frame as unknown as ChatRoomState
+      }
+      return state
+    }
+    const both = (room: string, check: (state: ChatRoomState | undefined) => boolean, what: string) => until(() => check(entry(listWs, room)) && check(entry(listSse, room)), what)
+
+    // A message in a room nobody has open, posted on instance a: the list on b (and on a) hears of it.
+    expect((await postMessage(httpBase(a), { message: 'hello r1' }, { room: r1 }, frank.headers)).status).toBe(200)
+    await both(r1, state => state?.unread === 1 && state.last?.message === 'hello r1', 'the first message')
+    expect(entry(listWs, r1)).toMatchObject({ room: r1, read: 0, unread: 1, upTo: 1, last: { type: 'message', id: 1, user: frank.id, uid: frank.id, message: 'hello r1' } })
+    await postMessage(httpBase(b), { message: 'again' }, { room: r1 }, frank.headers)
+    await postMessage(httpBase(a), { message: 'my own' }, { room: r1 }, erin.headers)
+    await both(r1, state => state?.upTo === 3 && state.unread === 2 && state.last?.message === 'my own', 'three messages, two unread')
+
+    // Marked read from the list (WebSocket, instance b): both lists follow.
+    listWs.send({ type: 'read', room: r1 })
+    await both(r1, state => state?.read === 3 && state.unread === 0, 'r1 read')
+    // Only rooms on the list: a position elsewhere would show a room the user was never admitted to.
+    listWs.send({ type: 'read', room: r3 })
+    expect(await listWs.waitFor(frame => frame.type === 'error', 'the refusal')).toMatchObject({ code: 'not_found' })
+    listWs.send({ type: 'message', message: 'not here' })
+    await until(() => listWs.frames.filter(frame => frame.type === 'error').length === 2, 'the second refusal')
+    expect(listWs.frames.filter(frame => frame.type === 'error')[1]).toMatchObject({ code: 'bad_request' })
+
+    // Joining a room for the first time (on instance a) adds it to both lists.
+    const inR3 = track(await ChatSocket.open(a.wsUrl(''), { room: r3 }, { headers: erin.headers }))
+    await inR3.waitFor(isRead, 'joined r3')
+    await both(r3, state => state?.read === 0 && state.unread === 0, 'r3 listed')
+    // An edit of the last message, from the other instance, shows in `last`; a delete of an unread one lowers the count.
+    await postMessage(httpBase(b), { message: 'r2 news' }, { room: r2 }, frank.headers)
+    await postMessage(httpBase(b), { message: 'r2 more' }, { room: r2 }, frank.headers)
+    await both(r2, state => state?.unread === 2, 'two unread in r2')
+    expect((await postMessage(httpBase(b), { type: 'edit', target: 2, message: 'r2 more, edited' }, { room: r2 }, frank.headers)).status).toBe(200)
+    await both(r2, state => state?.last?.message === 'r2 more, edited' && state.last.edited === 3, 'the edit')
+    expect((await postMessage(httpBase(a), { type: 'delete', target: 1 }, { room: r2 }, frank.headers)).status).toBe(200)
+    await both(r2, state => state?.unread === 1, 'the delete')
+    expect(entry(listSse, r2)).toEqual(entry(listWs, r2))
+  })
+
+  for (const transport of ['ws', 'sse'] as const) {
+    it(`${transport}: useChat's unread counts others' messages live; markRead clears it on the user's other device, on the other instance`, async () => {
+      const room = newRoom('client')
+      const [gina, hank] = [newUser(), newUser()]
+      const restore = signInByName({ 'gina-1': gina.headers.cookie, 'gina-2': gina.headers.cookie, 'hank': hank.headers.cookie })
+      const client = (server: TestServer, name: string, over: ChatTransport) => {
+        const connection = createChatConnection({
+          room, name, transport: over, route: '/_ws', sseRoute: '/api/sse', maxMessages: 100, maxQueue: 50, maxLength: 2000,
+          autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'),
+          guestKey: randomUUID().replaceAll('-', ''),
+        })
+        track(connection)
+        connection.open()
+        return connection
+      }
+      try {
+        const first = client(a, 'gina-1', transport)
+        const second = client(b, 'gina-2', 'ws')
+        const other = client(a, 'hank', 'ws')
+        const guest = client(b, 'visitor', transport)
+        await until(() => [first, second, other, guest].every(connection => connection.me.value), 'everyone welcomed')
+        expect(first.me.value).toEqual({ id: gina.id, name: gina.id })
+        await sleep(100)
+        other.send('one')
+        other.send('two')
+        await until(() => first.messages.value.length === 2, 'two messages')
+        first.send('mine')
+        await until(() => first.unread.value === 2 && second.unread.value === 2 && guest.messages.value.length === 3, 'two unread on both devices')
+        other.remove(first.messages.value.find(message => message.message === 'one')!.id!)
+        await until(() => first.unread.value === 1 && second.unread.value === 1, 'one unread after the delete')
+
+        expect(first.markRead()).toBe(true)
+        await sleep(0)
+        expect(first.unread.value).toBe(0)
+        await until(() => second.unread.value === 0, 'read on the other device')
+        other.send('three')
+        await until(() => first.unread.value === 1 && second.unread.value === 1, 'a new one')
+        // Hank's own messages are not unread to him; Gina's one is.
+        expect(other.unread.value).toBe(1)
+
+        // Guests: nothing to mark, nothing counted.
+        expect(guest.markRead()).toBe(false)
+        expect(guest.unread.value).toBe(0)
+        expect(guest.error.value).toBeNull()
+      }
+      finally {
+        restore()
+      }
+    })
+  }
+
+  for (const transport of ['ws', 'sse'] as const) {
+    it(`${transport}: useChatRooms() lists the rooms with unread and last message, live, and markRead clears one; a guest is told to sign in`, async () => {
+      const [room, quiet] = [newRoom('rooms'), newRoom('rooms')]
+      const [ivy, jack] = [newUser(), newUser()]
+      for (const name of [quiet, room]) {
+        const visit = await ChatSocket.open(a.wsUrl(''), { room: name }, { headers: ivy.headers })
+        await visit.waitFor(isRead, 'joined')
+        await visit.close()
+        await sleep(20)
+      }
+      // The composable as a browser page on instance b runs it; requests without `?name=` are Ivy's.
+      vi.stubGlobal('window', {})
+      vi.stubGlobal('location', { href: b.url('/') })
+      const restore = signInByName({ '': ivy.headers.cookie })
+      const scope = effectScope()
+      try {
+        const { rooms, status, markRead } = scope.run(() => useChatRooms({ transport }))!
+        await until(() => rooms.value.length === 2, 'both rooms listed')
+        expect(status.value).toBe('OPEN')
+        expect(rooms.value.map(entry => [entry.room, entry.unread])).toEqual([[quiet, 0], [room, 0]].sort(([x], [y]) => x! < y! ? -1 : 1))
+        expect(markRead(newRoom('other'))).toBe(false)
+
+        await postMessage(httpBase(a), { message: 'news' }, { room }, jack.headers)
+        await until(() => rooms.value[0]?.room === room && rooms.value[0].unread === 1, 'the news, first')
+        expect(rooms.value[0]!.last).toMatchObject({ message: 'news', uid: jack.id })
+        expect(markRead(room)).toBe(true)
+        await until(() => rooms.value.find(entry => entry.room === room)?.unread === 0, 'read')
+      }
+      finally {
+        scope.stop()
+        restore()
+      }
+      // A guest: refused, with a reason, and no reconnecting.
+      const guestScope = effectScope()
+      try {
+        const guest = guestScope.run(() => useChatRooms({ transport }))!
+        await until(() => guest.error.value?.code === 'unauthorized', 'the refusal')
+        expect(guest.rooms.value).toEqual([])
+        expect(guest.status.value).toBe('CLOSED')
+      }
+      finally {
+        guestScope.stop()
+        vi.unstubAllGlobals()
+      }
+    })
+  }
+})
