@@ -2,7 +2,7 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
+//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
@@ -62,6 +62,10 @@ const entries = {
 }
 // `--sqlite-entry=…/server/index.mjs`: measure another build of the fixture (e.g. a copy from before a change).
 if (option('sqlite-entry')) entries.sqlite = option('sqlite-entry')
+// `--nuxt5`: room200 also runs the fixture built on the Nuxt 5 nightly (test/nuxt5, built by `npm run test:nuxt5`).
+const NUXT5 = flag('nuxt5')
+entries.nuxt5 = join(ROOT, 'test/nuxt5/.output/server/index.mjs')
+if (NUXT5 && !existsSync(entries.nuxt5)) throw new Error(`--nuxt5: ${entries.nuxt5} is missing; run \`npm run test:nuxt5\` first`)
 
 function newestMtime(dir) {
   let newest = 0
@@ -93,11 +97,12 @@ const SERVERS = {
   module: { label: '(a) nuxt-chat (SQLite)', entry: entries.sqlite, kind: 'ws', env: MODULE_ENV },
   sio: { label: '(d) Socket.IO 4 (websocket)', entry: join(BENCH, 'servers/socketio.mjs'), kind: 'sio' },
   seed: { label: '(e) seed crossws handler', entry: entries.seed, kind: 'ws', oneRoom: true },
+  nuxt5: { label: '(f) nuxt-chat on Nuxt 5 nightly (SQLite)', entry: entries.nuxt5, kind: 'ws', env: MODULE_ENV },
 }
 
 /** `--cpu-prof`: profile the module's servers (bench/results/profiles); they then stop with SIGINT so the profile is written. */
 const CPU_PROF = flag('cpu-prof')
-const isModule = entry => entry === entries.sqlite || entry === entries.postgresql
+const isModule = entry => entry === entries.sqlite || entry === entries.postgresql || entry === entries.nuxt5
 
 async function startServer(entry, env = {}) {
   const port = await freePort()
@@ -449,7 +454,7 @@ const scenarios = {
     results.scenarios.scale = { title: `scale: ${S.rooms * S.perRoom} connections (${S.rooms} rooms × ${S.perRoom}), ${S.procs} load processes, ${S.rates.join(' and ')} msg/s for ${S.phaseMs / 1000} s each, 64-byte messages; medians of ${rounds} alternating rounds`, rows, runs }
   },
   async room200() {
-    const rows = await fanoutScenario('room200', ['ws', 'frame', 'module', 'sio', 'seed'], { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 })
+    const rows = await fanoutScenario('room200', ['ws', 'frame', 'module', 'sio', 'seed', ...(NUXT5 ? ['nuxt5'] : [])], { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 })
     results.scenarios.room200 = { title: `1 room × 200 peers, 64-byte messages, ${P.rate1} msg/s (${P.rate1 * 200} deliveries/s) + saturation`, rows }
     goal('1×200: module CPU/delivery vs bare ws', rows.find(row => row.key === 'module').ratio.cpu, 0.8, '<=')
     // At saturation several messages reach a socket in one turn: coalesced into one write.

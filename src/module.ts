@@ -1,4 +1,4 @@
-import { defineNuxtModule, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver, useLogger } from '@nuxt/kit'
+import { defineNuxtModule, getNuxtVersion, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver, useLogger } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
 import { name, version } from '../package.json'
@@ -108,7 +108,15 @@ export default defineNuxtModule<ModuleOptions>({
     addImports({ name: 'InferChatPayload', from: chatSchema, type: true })
 
     // Server
-    nuxt.options.nitro.experimental = defu(nuxt.options.nitro.experimental, { websocket: true })
+    // Nuxt 5 runs Nitro 3 (h3 2, crossws 0.4): its flag, hook types and ./runtime/server/utils/nitroV3.ts.
+    const nitroMajor = Number.parseInt(getNuxtVersion(nuxt)) >= 5 ? 3 : 2
+    const nitroConfig = nuxt.options.nitro as typeof nuxt.options.nitro & { features?: Record<string, unknown> }
+    if (nitroMajor === 3) nitroConfig.features = defu(nitroConfig.features, { websocket: true })
+    else nitroConfig.experimental = defu(nitroConfig.experimental, { websocket: true })
+    addServerTemplate({
+      filename: '#nuxt-chat/nitro',
+      getContents: () => `export * from '${resolver.resolve(`./runtime/server/utils/nitroV${nitroMajor}`)}'`,
+    })
     addServerTemplate({
       filename: '#nuxt-chat/connector',
       getContents: () => connectorPath ? `export { default } from '${connectorPath}'` : 'export default undefined',
@@ -129,7 +137,7 @@ export default defineNuxtModule<ModuleOptions>({
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'
-declare module 'nitropack/types' {
+declare module '${nitroMajor === 3 ? 'nitro/types' : 'nitropack/types'}' {
   interface NitroRuntimeHooks extends ChatRuntimeHooks {}
 }
 export {}

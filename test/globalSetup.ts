@@ -10,6 +10,8 @@ export default function setup() {
   const build = (dir: string, env: Record<string, string> = {}) => {
     execFileSync(process.execPath, [nuxi, 'build', dir], { cwd: root, stdio: 'pipe', env: { ...process.env, ...env } })
   }
+  // CHAT_SERVER_ROOT: the suites run against another app, built by its own script (scripts/nuxt5.sh).
+  if (process.env.CHAT_SERVER_ROOT) return
   // CHAT_SKIP_BUILD=1 reuses the outputs of an earlier run (while iterating on tests only).
   if (process.env.CHAT_SKIP_BUILD && existsSync(`${root}/test/fixtures/basic/${process.env.CHAT_FIXTURE_OUT || '.output'}`)) return
   build('test/fixtures/basic')

@@ -8,25 +8,30 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { $fetch, fetch, setup, url } from '@nuxt/test-utils/e2e'
+import * as testUtils from '@nuxt/test-utils/e2e'
 import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { until, upgradeStatus } from '../utils/clients'
+import { serverRoot, startServer } from '../utils/server'
 
 /** The chat endpoint of the server @nuxt/test-utils started, as a ws:// URL. */
 const wsUrl = (query = '') => url(`/_ws${query}`).replace(/^http/, 'ws')
 
 const dataDir = mkdtempSync(join(tmpdir(), 'nuxt-chat-seed-'))
 
-await setup({
-  rootDir: fileURLToPath(new URL('../fixtures/basic', import.meta.url)),
-  server: true,
-  build: true,
-  // A fresh SQLite file: the server's cwd is the repository, shared with other runs.
-  env: { NUXT_CHAT_DATABASE_OPTIONS_PATH: join(dataDir, 'chat.sqlite') },
-})
+// A fresh SQLite file: the server's cwd is the repository, shared with other runs.
+const env = { NUXT_CHAT_DATABASE_OPTIONS_PATH: join(dataDir, 'chat.sqlite') }
+// CHAT_SERVER_ROOT (`npm run test:nuxt5`): that app's build, already made, started directly (@nuxt/test-utils would load it with this repo's Nuxt).
+const server = serverRoot ? await startServer({ env }) : undefined
+if (!server) await testUtils.setup({ rootDir: fileURLToPath(new URL('../fixtures/basic', import.meta.url)), server: true, build: true, env })
+const url = (path: string) => server ? server.url(path) : testUtils.url(path)
+const fetch = (path: string, init?: RequestInit) => server ? globalThis.fetch(server.url(path), init) : testUtils.fetch(path, init)
+const $fetch = async (path: string) => server ? (await fetch(path)).text() : testUtils.$fetch<string>(path)
 
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+afterAll(async () => {
+  await server?.stop()
+  rmSync(dataDir, { recursive: true, force: true })
+})
 
 /** What the seed page sees of a frame. */
 interface SeedLine {

@@ -265,3 +265,26 @@ describe('rooms', () => {
     }
   })
 })
+
+describe('WebSocket transport', () => {
+  it('broadcasts on the fast path (frames written once, straight to each socket) and never falls back', async () => {
+    const room = uniqueRoom('fast')
+    const readers = await Promise.all([1, 2, 3].map(() => ChatSocket.open(ws(), { room })))
+    try {
+      // Each one's own presence frame: it has joined.
+      await Promise.all(readers.map(reader => reader.waitFor(frame => frame.type === 'presence', 'joined')))
+      readers[0]!.send('to everyone')
+      await Promise.all(readers.map(reader => until(() => reader.messages.some(frame => frame.message === 'to everyone'), 'the broadcast')))
+      // Text frames, as the seed's page expects (crossws sends a published object as binary).
+      expect(readers.every(reader => reader.raw.every(frame => !frame.binary))).toBe(true)
+      const metrics = await (await fetch(server.url('/_chat/metrics'))).text()
+      const fast = Number(/nuxt_chat_ws_writes_total\{path="fast"\} (\d+)/.exec(metrics)?.[1])
+      expect(fast).toBeGreaterThanOrEqual(3)
+      // A lost fast path is logged once per reason (wsTransport.ts); none may appear on this platform.
+      expect(server.logs()).not.toContain('falls back to crossws')
+    }
+    finally {
+      await Promise.all(readers.map(reader => reader.close()))
+    }
+  })
+})

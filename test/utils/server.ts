@@ -5,14 +5,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+/**
+ * Another built app to test instead of test/fixtures/basic (`.output` and `.output-pg` in it):
+ * `npm run test:nuxt5` points it at test/nuxt5, the same fixture on the Nuxt 5 nightly.
+ */
+export const serverRoot = process.env.CHAT_SERVER_ROOT
 /** Built outputs of the test fixture (made once per run by test/globalSetup.ts). */
 const fixtureOut = process.env.CHAT_FIXTURE_OUT || '.output'
 const playgroundOut = process.env.CHAT_PLAYGROUND_OUT || '.output'
+const fixtureDir = serverRoot ?? fileURLToPath(new URL('../fixtures/basic', import.meta.url))
 export const outputs = {
   /** Default store: SQLite through node:sqlite. */
-  sqlite: fileURLToPath(new URL(`../fixtures/basic/${fixtureOut}/server/index.mjs`, import.meta.url)),
+  sqlite: join(fixtureDir, `${fixtureOut}/server/index.mjs`),
   /** PostgreSQL store (postgresql://postgres@127.0.0.1:5432/test). */
-  postgresql: fileURLToPath(new URL(`../fixtures/basic/${fixtureOut}-pg/server/index.mjs`, import.meta.url)),
+  postgresql: join(fixtureDir, `${fixtureOut}-pg/server/index.mjs`),
   /** The playground app. */
   playground: fileURLToPath(new URL(`../../playground/${playgroundOut}/server/index.mjs`, import.meta.url)),
 }

@@ -1,4 +1,8 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
 import { defineEventHandler, getQuery } from 'h3'
+// The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
+import { streamWritten } from '#nuxt-chat/nitro'
 import { errorFrame, parseHistoryRequest } from '../../shared/protocol'
 import { holdConnection } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
@@ -86,4 +90,5 @@ export default defineEventHandler(async (event) => {
     return
   }
   await hub.join(admission.room, member, admission.since, admission.nameRefused)
+  return streamWritten(res)
 })

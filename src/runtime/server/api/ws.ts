@@ -1,6 +1,8 @@
-import { defineWebSocketHandler } from 'h3'
-import type { Peer } from 'crossws'
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+import type { Hooks, Peer } from 'crossws'
 import { useRuntimeConfig } from 'nitropack/runtime'
+import { capIncomingFrames } from '#nuxt-chat/nitro'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'
@@ -293,7 +295,8 @@ function refuseUpgrade(status: number, message: string): Response {
   })
 }
 
-export default defineWebSocketHandler({
+/** The chat's crossws hooks; ./wsEndpoint.ts mounts them on the route the way the app's Nitro wants. */
+export default {
   async upgrade(request) {
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
     try {
@@ -307,7 +310,12 @@ export default defineWebSocketHandler({
         if (config.maxConnectionsPerIp && socket?.destroyed) release()
         else if (config.maxConnectionsPerIp) socket?.once('close', release)
       }
-      ;(request as unknown as { context: Record<string, unknown> }).context.chatAdmission = { admission, release } satisfies Admitted
+      const chatAdmission = { admission, release } satisfies Admitted
+      // crossws 0.3 keeps `request.context` for the peer; 0.4 merges the `context` the hook returns.
+      const context = (request as unknown as { context?: Record<string, unknown> }).context
+      if (context) context.chatAdmission = chatAdmission
+      // (h3 1 types the hook's result as `ResponseInit`, which crossws 0.3 reads only for `headers`.)
+      return { context: { chatAdmission } } as ResponseInit
     }
     catch (error) {
       if (error instanceof ChatRefusal) throw refuseUpgrade(error.status, error.message)
@@ -334,6 +342,7 @@ export default defineWebSocketHandler({
     }
     releaseUpgradeRequest(peer)
     const ws = rawWebSocket(peer)
+    capIncomingFrames(ws, config.maxPayload)
     const { admission } = admitted
     const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? peer.remoteAddress, admission.room, release, config.maxBufferedBytes)
     watchSocket(ws, member)
@@ -382,4 +391,4 @@ export default defineWebSocketHandler({
   error(peer, error) {
     chatLogger.debug('[nuxt-chat] socket error', error)
   },
-})
+} satisfies Partial<Hooks>

@@ -1,9 +1,12 @@
-import { defineEventHandler, setResponseHeader, setResponseStatus, type H3Event } from 'h3'
-import type { Hooks } from 'crossws'
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+import { setResponseHeader, setResponseStatus, type H3Event } from 'h3'
+// The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
+import { defineWebSocketRoute } from '#nuxt-chat/nitro'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import { isAtConnectionCap } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
-import webSocketHandler from './ws'
+import webSocketHooks from './ws'
 
 // Seconds a client at its connection cap should wait before trying again.
 const CONNECTION_CAP_RETRY = 5
@@ -28,7 +31,4 @@ async function probeAdmission(event: H3Event): Promise<ChatErrorFrame> {
 }
 
 /** The WebSocket route: upgrades go to the handler in ./ws, any other request is the admission probe. */
-export default defineEventHandler({
-  handler: probeAdmission,
-  websocket: (webSocketHandler as unknown as { __websocket__: Partial<Hooks> }).__websocket__,
-})
+export default defineWebSocketRoute(webSocketHooks, probeAdmission)

@@ -1,8 +1,11 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
 import { defineNitroPlugin, useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
-import { memoizeWebSocketResolver, resolveWebSocketsUnderBase } from '../utils/wsTransport'
+// The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
+import { parseEnvOverrides, setupWebSocketServer } from '#nuxt-chat/nitro'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming
@@ -11,6 +14,7 @@ import { memoizeWebSocketResolver, resolveWebSocketsUnderBase } from '../utils/w
  */
 export default defineNitroPlugin((nitroApp) => {
   const runtimeConfig = useRuntimeConfig()
+  parseEnvOverrides(runtimeConfig.chat as Record<string, unknown>)
   const config = runtimeConfig.chat as ChatRuntimeConfig
   const database = config.storage === 'memory' ? false : config.database
   // A Node.js that cannot run the store stops the server before it listens, in one line.
@@ -20,14 +24,7 @@ export default defineNitroPlugin((nitroApp) => {
     chatLogger.error(unsupported)
     process.exit(1)
   }
-  // Read by Nitro's node-server entry right after the plugins ran.
-  const options = nitroApp.h3App.options as { websocket?: { serverOptions?: Record<string, unknown> } }
-  options.websocket = {
-    ...options.websocket,
-    serverOptions: { ...options.websocket?.serverOptions, maxPayload: config.maxPayload, perMessageDeflate: false },
-  }
-  resolveWebSocketsUnderBase(nitroApp, runtimeConfig.app.baseURL)
-  memoizeWebSocketResolver(nitroApp)
+  setupWebSocketServer(nitroApp, config, runtimeConfig.app.baseURL)
   const hub = useChatHub()
   chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, database.options) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   nitroApp.hooks.hook('close', async () => {

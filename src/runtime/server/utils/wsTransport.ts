@@ -13,6 +13,7 @@ import { STATUS_CODES } from 'node:http'
 import { consola } from 'consola'
 import type { Peer } from 'crossws'
 import type { NitroApp } from 'nitropack/types'
+import { publicBufferedAmount, srvxUpgradeSocketOf } from './wsTransport.crossws4'
 
 /** The parts of a `ws` WebSocket we use; present on crossws's Node adapter as `peer._internal.ws`. */
 export interface RawWebSocket {
@@ -66,7 +67,7 @@ export const transportStats = {
 const logger = consola.withTag('nuxt-chat')
 
 /** Note (and warn about, once per reason) that a fast path is not available. */
-function fallBack(reason: string): void {
+export function fallBack(reason: string): void {
   if (transportStats.fallbacks.includes(reason)) return
   transportStats.fallbacks.push(reason)
   logger.warn(`[nuxt-chat] WebSocket transport falls back to crossws's public API: ${reason}`)
@@ -185,7 +186,7 @@ export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: Shar
   }
   // This task's own frames are not a backlog yet: the kernel has not been offered them. They count
   // from the next write on, for what the kernel did not take (a task's burst to a fast reader is no slow reader).
-  return ws ? ws.bufferedAmount - (socket?.[kCorked] ?? 0) : 0
+  return ws ? ws.bufferedAmount - (socket?.[kCorked] ?? 0) : publicBufferedAmount(peer)
 }
 
 /** Stop reading a connection (TCP backpressure); false when this transport cannot. */
@@ -236,11 +237,11 @@ export function nextFrameIsBinary(watch: SocketWatch): boolean {
   return watch.binaryFlags?.shift() ?? false
 }
 
-/** The TCP socket of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`). */
+/** The TCP socket of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`; 0.4 gets srvx's `NodeRequest`). */
 function upgradeSocketOf(request: unknown): Record<string, unknown> | undefined {
   const req = isObject(request) ? request._req : undefined
   const socket = isObject(req) ? req.socket : undefined
-  return isObject(socket) ? socket : undefined
+  return isObject(socket) ? socket : srvxUpgradeSocketOf(request)
 }
 
 /** The parts of an upgrade's TCP (or TLS) socket that admission and the connection cap use. */
