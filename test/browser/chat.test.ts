@@ -269,6 +269,9 @@ describe('playground chat in a browser', () => {
     const shownName = (page: Page, testid: string) => page.locator(sel(testid)).first().evaluate(element => element.parentElement!.textContent!.replace(/\s+/g, ' ').trim())
     await expect.poll(() => alice.locator(sel('message-guest')).count()).toBe(1)
     expect(await alice.locator(sel('message-user')).first().evaluate(element => `${element.textContent}${element.nextElementSibling?.textContent ?? ''}`)).toBe('Alice (guest)')
+    // On one line, not stacked.
+    const [nameBox, markBox] = await Promise.all(['message-user', 'message-guest'].map(testid => alice.locator(sel(testid)).first().boundingBox()))
+    expect(Math.abs(nameBox!.y - markBox!.y)).toBeLessThan(2)
     await expect.poll(() => shownName(alice, 'user-name')).toContain('Alice (guest)')
   })
 
