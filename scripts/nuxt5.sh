@@ -36,6 +36,10 @@ for db in sqlite postgresql; do
   log "building $app ($db)"
   (cd "$app" && CHAT_FIXTURE_DB=$db "$node" node_modules/nuxt/bin/nuxt.mjs build >"$root/$app/build-$db.log" 2>&1) \
     || { tail -n 40 "$root/$app/build-$db.log" >&2; die "nuxt build ($db), see $app/build-$db.log"; }
+  # The module's server code is Nitro 3 code on Nuxt 5: the build must not wrap it in Nuxt's Nitro 2 compatibility layer.
+  if grep -q NUXT_B9003 "$root/$app/build-$db.log"; then
+    grep -A2 NUXT_B9003 "$root/$app/build-$db.log" >&2; die "nuxt build ($db) applied the Nitro 2 compatibility layer (NUXT_B9003)"
+  fi
 done
 log "$("$node" -p "'nuxt ' + require('./$app/node_modules/nuxt/package.json').version + ', nitro ' + require('./$app/node_modules/nitro/package.json').version + ', h3 ' + require('./$app/node_modules/h3/package.json').version + ', crossws ' + require('./$app/node_modules/crossws/package.json').version")"
 
