@@ -46,6 +46,6 @@ log "$("$node" -p "'nuxt ' + require('./$app/node_modules/nuxt/package.json').ve
 # Test files given as arguments replace the default list (`npm run test:nuxt5 -- test/e2e/limits.test.ts`); other arguments go to vitest.
 suites=() options=()
 for arg in "$@"; do if [[ $arg == *.test.ts ]]; then suites+=("$arg"); else options+=("$arg"); fi; done
-[ ${#suites[@]} -gt 0 ] || suites=(test/e2e/seed.test.ts test/e2e/transports.test.ts test/e2e/durability.test.ts test/e2e/limits.test.ts)
+[ ${#suites[@]} -gt 0 ] || suites=(test/e2e/seed.test.ts test/e2e/transports.test.ts test/e2e/durability.test.ts test/e2e/limits.test.ts test/e2e/http.test.ts test/e2e/badInput.test.ts)
 log "end-to-end suites against the Nuxt 5 builds: ${suites[*]}"
 CHAT_SERVER_ROOT="$root/$app" npx vitest run --project chat "${suites[@]}" "${options[@]}"
