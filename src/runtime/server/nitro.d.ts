@@ -5,8 +5,6 @@ declare module '#nuxt-chat/nitro' {
   export const defineWebSocketRoute: typeof import('./utils/nitroV2').defineWebSocketRoute
   export const parseEnvOverrides: typeof import('./utils/nitroV2').parseEnvOverrides
   export const capIncomingFrames: typeof import('./utils/nitroV2').capIncomingFrames
-  export type BodyRefusal = import('./utils/nitroV2').BodyRefusal
-  export type ChatEventStream = import('./utils/nitroV2').ChatEventStream
   export const requestPath: typeof import('./utils/nitroV2').requestPath
   export const requestOrigin: typeof import('./utils/nitroV2').requestOrigin
   export const clientGone: typeof import('./utils/nitroV2').clientGone

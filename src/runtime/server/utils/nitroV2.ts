@@ -6,6 +6,7 @@ import { createError, defineEventHandler, getRequestHeader, type EventHandler, t
 import type { Hooks } from 'crossws'
 import type { NitroApp } from 'nitropack/types'
 import type { ChatRuntimeConfig } from '../../types'
+import type { BodyRefusal, ChatEventStream } from './httpExchange'
 import { memoizeWebSocketResolver, resolveWebSocketsUnderBase, type RawWebSocket } from './wsTransport'
 
 /** The Nitro major version this file serves. */
@@ -37,9 +38,6 @@ export function capIncomingFrames(_ws: RawWebSocket | undefined, _maxPayload: nu
 export function defineWebSocketRoute(hooks: Partial<Hooks>, probe: (event: H3Event) => unknown): EventHandler {
   return defineEventHandler({ handler: probe, websocket: hooks })
 }
-
-/** Why a body was not read: larger than the limit, or not complete within the body timeout. */
-export type BodyRefusal = 'too_large' | 'timeout'
 
 /** The request's path and query, for admission. */
 export function requestPath(event: H3Event): string {
@@ -80,24 +78,6 @@ export async function readBoundedBody(event: H3Event, limit: number, timeout: nu
     const timer = setTimeout(() => done('timeout'), timeout)
     req.on('data', onData).on('end', onEnd).on('error', reject)
   })
-}
-
-/** An open event stream: text in, with what is still queued for the client, so a slow reader can be dropped. */
-export interface ChatEventStream {
-  /** Queue text (or its bytes) for the client; nothing once the stream closed. */
-  write: (text: string | Uint8Array) => void
-  /** Bytes written but not yet taken by the client's connection. */
-  queuedBytes: () => number
-  /** Whether the stream closed (client gone, `end` or `destroy`). */
-  closed: () => boolean
-  /** Finish the stream after what is queued. */
-  end: () => void
-  /** Drop the client now, queued bytes and all. */
-  destroy: () => void
-  /** Called once when the stream closes, whoever closed it. */
-  onClose: (listener: () => void) => void
-  /** What the handler returns once the stream is set up. */
-  answer: () => unknown
 }
 
 /**

@@ -5,7 +5,7 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- ambient module declarations have nothing to import
 /// <reference path="../nitroV3.types.d.ts" />
 import { defineEventHandler, defineWebSocketHandler, HTTPError, type EventHandler, type H3Event } from 'nitro/h3'
-import type { BodyRefusal, ChatEventStream } from './nitroV2'
+import type { BodyRefusal, ChatEventStream } from './httpExchange'
 import type { Hooks } from 'crossws'
 import type { ChatRuntimeConfig } from '../../types'
 import { capFramesOf } from './wsTransport.crossws4'
