@@ -7,6 +7,7 @@ import type { Hooks } from 'crossws'
 import type { NitroApp } from 'nitropack/types'
 import type { ChatRuntimeConfig } from '../../types'
 import type { BodyRefusal, ChatEventStream } from './httpExchange'
+import { nodeEventStream } from './nodeEventStream'
 import { memoizeWebSocketResolver, resolveWebSocketsUnderBase, type RawWebSocket } from './wsTransport'
 
 /** The Nitro major version this file serves. */
@@ -81,24 +82,11 @@ export async function readBoundedBody(event: H3Event, limit: number, timeout: nu
 }
 
 /**
- * Open the response as an event stream with `headers`: h3 1 writes straight to Node's response
- * (each frame's bytes made once per room), and the handler may return while it stays open.
+ * Open the response as an event stream with `headers`, written straight to Node's response (each
+ * frame's bytes made once per room); h3 1 lets the handler return while it stays open.
  */
 export function openEventStream(event: H3Event, headers: Record<string, string>): ChatEventStream {
-  const res = event.node.res
-  res.writeHead(200, headers)
-  res.socket?.setNoDelay(true)
-  return {
-    write: (text) => {
-      if (!res.writableEnded && !res.destroyed) res.write(text)
-    },
-    queuedBytes: () => res.writableLength,
-    closed: () => res.writableEnded || res.destroyed,
-    end: () => res.end(),
-    destroy: () => res.destroy(),
-    onClose: listener => res.on('close', listener),
-    answer: () => undefined,
-  }
+  return nodeEventStream(event.node.res, headers, () => undefined)
 }
 
 /** Answer a `HEAD` with `headers` and no body. */

@@ -5,7 +5,9 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- ambient module declarations have nothing to import
 /// <reference path="../nitroV3.types.d.ts" />
 import { defineEventHandler, defineWebSocketHandler, HTTPError, type EventHandler, type H3Event } from 'nitro/h3'
+import type { ServerResponse } from 'node:http'
 import type { BodyRefusal, ChatEventStream } from './httpExchange'
+import { nodeEventStream } from './nodeEventStream'
 import type { Hooks } from 'crossws'
 import type { ChatRuntimeConfig } from '../../types'
 import { capFramesOf } from './wsTransport.crossws4'
@@ -42,7 +44,7 @@ export function defineWebSocketRoute(hooks: Partial<Hooks>, probe: (event: H3Eve
 
 /** What nitroV3.ts reads of an h3 2 event: `req` is the web `Request` (srvx adds the client's address and Node's request), `res` the answer's status and headers. */
 interface WebEvent {
-  req: Request & { ip?: string, runtime?: { node?: { req?: { socket?: { remoteAddress?: string, encrypted?: boolean } } } } }
+  req: Request & { ip?: string, runtime?: { node?: { req?: { socket?: { remoteAddress?: string, encrypted?: boolean } }, res?: ServerResponse } } }
   res: { status?: number, headers: Headers }
 }
 
@@ -97,13 +99,23 @@ export async function readBoundedBody(event: H3Event, limit: number, timeout: nu
   }
 }
 
+// What an h3 2 handler resolves to once it answered on Node's response itself.
+const HANDLED = Symbol.for('h3.handled')
+
 /**
- * Open the response as an event stream with `headers`: h3 2 sends the `ReadableStream` the
- * handler returns, reading it only as fast as the client's connection takes it, so what is
- * queued here is what the client has not taken yet.
+ * Open the response as an event stream with `headers`. On Node, written straight to Node's
+ * response (each frame's bytes made once per room, Node's own buffer as the queue), with the
+ * headers h3 2 holds for the answer; the handler resolves to h3 2's "handled" once it closes.
+ * Elsewhere, h3 2 sends the `ReadableStream` the handler returns, reading it only as fast as the
+ * client takes it, so what is queued here is what the client has not taken yet.
  */
 export function openEventStream(event: H3Event, headers: Record<string, string>): ChatEventStream {
-  const { res } = webEvent(event)
+  const { req, res } = webEvent(event)
+  const nodeRes = req.runtime?.node?.res
+  if (nodeRes) {
+    const handled = new Promise(resolve => nodeRes.once('close', () => resolve(HANDLED)))
+    return nodeEventStream(nodeRes, { ...Object.fromEntries(res.headers), ...headers }, () => handled)
+  }
   for (const [name, value] of Object.entries(headers)) res.headers.set(name, value)
   const encoder = new TextEncoder()
   const listeners: Array<() => void> = []
