@@ -7,7 +7,7 @@ const APP_BUILDS = ['test/e2e/package.test.ts', 'test/e2e/readme.test.ts', 'test
 export default defineConfig({
   resolve: {
     // useChat() outside a Nuxt app (unit tests): the runtime config it reads.
-    alias: { '#imports': fileURLToPath(new URL('./test/unit/stubs/imports.ts', import.meta.url)) },
+    alias: { '#app': fileURLToPath(new URL('./test/unit/stubs/imports.ts', import.meta.url)) },
   },
   test: {
     testTimeout: 60_000,

@@ -62,9 +62,11 @@ const entries = {
 }
 // `--sqlite-entry=…/server/index.mjs`: measure another build of the fixture (e.g. a copy from before a change).
 if (option('sqlite-entry')) entries.sqlite = option('sqlite-entry')
-// `--nuxt5`: room200 also runs the fixture built on the Nuxt 5 nightly (test/nuxt5, built by `npm run test:nuxt5`).
+// `--nuxt5`: room200 and sse also run the fixture built on the Nuxt 5 nightly (test/nuxt5, built by `npm run test:nuxt5`).
 const NUXT5 = flag('nuxt5')
 entries.nuxt5 = join(ROOT, 'test/nuxt5/.output/server/index.mjs')
+// `--nuxt5-ref=…/server/index.mjs` (with `--nuxt5`): sse also measures another Nuxt 5 build (e.g. one from before a change).
+entries.nuxt5ref = option('nuxt5-ref')
 if (NUXT5 && !existsSync(entries.nuxt5)) throw new Error(`--nuxt5: ${entries.nuxt5} is missing; run \`npm run test:nuxt5\` first`)
 
 function newestMtime(dir) {
@@ -523,18 +525,20 @@ const scenarios = {
   },
   async sse() {
     // The module's WS figure is measured in the same rounds, so the ratio is like for like.
-    const runs = { ws: [], sse: [] }
+    // `--nuxt5`: the same SSE readers on the Nuxt 5 build (h3 2 sends the handler's ReadableStream), also against the module's WS.
+    const runs = { ws: [], sse: [], nuxt5sse: [], nuxt5refsse: [] }
     for (let round = 0; round < ROUNDS; round++) {
-      for (const kind of rotate(['ws', 'sse'], round)) {
-        const running = await startServer(entries.sqlite, MODULE_ENV)
+      for (const kind of rotate(['ws', 'sse', ...(NUXT5 ? ['nuxt5sse'] : []), ...(NUXT5 && entries.nuxt5ref ? ['nuxt5refsse'] : [])], round)) {
+        const sse = kind !== 'ws'
+        const running = await startServer({ nuxt5sse: entries.nuxt5, nuxt5refsse: entries.nuxt5ref }[kind] ?? entries.sqlite, MODULE_ENV)
         try {
           const room = roomName('sse')
-          const readers = peerSpecs(SERVERS.module, running.port, [room], 200, kind === 'sse' ? 'sse' : 'ws')
-          if (kind === 'sse') for (const spec of readers) spec.url = `http://127.0.0.1:${running.port}/api/sse?room=${room}`
+          const readers = peerSpecs(SERVERS.module, running.port, [room], 200, sse ? 'sse' : 'ws')
+          if (sse) for (const spec of readers) spec.url = `http://127.0.0.1:${running.port}/api/sse?room=${room}`
           // SSE readers cannot send: one WebSocket peer sends (and gets its echo).
-          const peers = kind === 'sse' ? [...readers, { kind: 'ws', url: `ws://127.0.0.1:${running.port}/_ws?room=${room}` }] : readers
+          const peers = sse ? [...readers, { kind: 'ws', url: `ws://127.0.0.1:${running.port}/_ws?room=${room}` }] : readers
           const result = await runClient({
-            mode: 'fanout', peers, rooms: [{ expect: peers.length, senders: kind === 'sse' ? [200] : Array.from({ length: 10 }, (_, i) => i) }],
+            mode: 'fanout', peers, rooms: [{ expect: peers.length, senders: sse ? [200] : Array.from({ length: 10 }, (_, i) => i) }],
             pids: [running.pid], size: 64, rate: P.rate1, window: 8, warmMs: P.warmMs, measureMs: P.measureMs, satMs: P.satMs, concurrency: 100, timeoutMs: 90_000,
           }, undefined, undefined, [running])
           runs[kind].push(result)
@@ -546,6 +550,8 @@ const scenarios = {
       }
     }
     const rows = [fanoutRow('module-ws', '(a) nuxt-chat WS, 200 peers', runs.ws, runs.ws), fanoutRow('module-sse', '(a) nuxt-chat SSE, 200 readers + 1 WS sender', runs.sse, runs.ws)]
+    if (NUXT5) rows.push(fanoutRow('nuxt5-sse', '(f) nuxt-chat on Nuxt 5 nightly SSE, 200 readers + 1 WS sender', runs.nuxt5sse, runs.ws))
+    if (runs.nuxt5refsse.length) rows.push(fanoutRow('nuxt5-ref-sse', `(f') --nuxt5-ref build SSE, 200 readers + 1 WS sender`, runs.nuxt5refsse, runs.ws))
     results.scenarios.sse = { title: 'SSE fan-out, 200 readers (this module only; ratios to its own WS figure)', rows }
     goal('SSE: CPU/delivery vs module WS', rows[1].ratio.cpu, 1.5, '<=')
   },

@@ -36,12 +36,16 @@ for db in sqlite postgresql; do
   log "building $app ($db)"
   (cd "$app" && CHAT_FIXTURE_DB=$db "$node" node_modules/nuxt/bin/nuxt.mjs build >"$root/$app/build-$db.log" 2>&1) \
     || { tail -n 40 "$root/$app/build-$db.log" >&2; die "nuxt build ($db), see $app/build-$db.log"; }
+  # The module's server code is Nitro 3 code on Nuxt 5: the build must not wrap it in Nuxt's Nitro 2 compatibility layer.
+  if grep -q NUXT_B9003 "$root/$app/build-$db.log"; then
+    grep -A2 NUXT_B9003 "$root/$app/build-$db.log" >&2; die "nuxt build ($db) applied the Nitro 2 compatibility layer (NUXT_B9003)"
+  fi
 done
 log "$("$node" -p "'nuxt ' + require('./$app/node_modules/nuxt/package.json').version + ', nitro ' + require('./$app/node_modules/nitro/package.json').version + ', h3 ' + require('./$app/node_modules/h3/package.json').version + ', crossws ' + require('./$app/node_modules/crossws/package.json').version")"
 
 # Test files given as arguments replace the default list (`npm run test:nuxt5 -- test/e2e/limits.test.ts`); other arguments go to vitest.
 suites=() options=()
 for arg in "$@"; do if [[ $arg == *.test.ts ]]; then suites+=("$arg"); else options+=("$arg"); fi; done
-[ ${#suites[@]} -gt 0 ] || suites=(test/e2e/seed.test.ts test/e2e/transports.test.ts test/e2e/durability.test.ts test/e2e/limits.test.ts)
+[ ${#suites[@]} -gt 0 ] || suites=(test/e2e/seed.test.ts test/e2e/transports.test.ts test/e2e/durability.test.ts test/e2e/limits.test.ts test/e2e/http.test.ts test/e2e/badInput.test.ts)
 log "end-to-end suites against the Nuxt 5 builds: ${suites[*]}"
 CHAT_SERVER_ROOT="$root/$app" npx vitest run --project chat "${suites[@]}" "${options[@]}"

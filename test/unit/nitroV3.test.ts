@@ -2,7 +2,8 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
-import { capIncomingFrames, parseEnvOverrides } from '../../src/runtime/server/utils/nitroV3'
+import { parseEnvOverrides } from '../../src/runtime/server/utils/envOverrides'
+import { capFramesOf } from '../../src/runtime/server/utils/wsTransport.crossws4'
 import type { Peer } from 'crossws'
 import { transportStats, writeFrame, type RawWebSocket } from '../../src/runtime/server/utils/wsTransport'
 
@@ -25,13 +26,13 @@ describe('parseEnvOverrides (Nitro 3 leaves NUXT_CHAT_* overrides as strings)', 
   })
 })
 
-describe('capIncomingFrames (Nitro 3 makes its crossws adapter without maxPayload)', () => {
+describe('capFramesOf, nitroV3.ts\'s capIncomingFrames (Nitro 3 makes its crossws adapter without maxPayload)', () => {
   it('closes a real connection with 1009 on a frame over the cap, and takes frames up to it', async () => {
     const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
     await once(server, 'listening')
     const received: string[] = []
     server.on('connection', (ws) => {
-      capIncomingFrames(ws as unknown as RawWebSocket, 10)
+      capFramesOf(ws as unknown as RawWebSocket, 10)
       ws.on('message', data => received.push(data.toString()))
       // ws reports the oversized frame as an error before closing with 1009.
       ws.on('error', () => {})
@@ -46,8 +47,8 @@ describe('capIncomingFrames (Nitro 3 makes its crossws adapter without maxPayloa
     server.close()
   })
   it('falls back, once and logged, when the socket has no ws receiver', () => {
-    capIncomingFrames(undefined, 10)
-    capIncomingFrames(undefined, 10)
+    capFramesOf(undefined, 10)
+    capFramesOf(undefined, 10)
     expect(transportStats.fallbacks.filter(reason => reason.includes('_maxPayload'))).toHaveLength(1)
   })
 })

@@ -4,6 +4,20 @@ declare module '#nuxt-chat/nitro' {
   export const setupWebSocketServer: typeof import('./utils/nitroV2').setupWebSocketServer
   export const defineWebSocketRoute: typeof import('./utils/nitroV2').defineWebSocketRoute
   export const parseEnvOverrides: typeof import('./utils/nitroV2').parseEnvOverrides
-  export const streamWritten: typeof import('./utils/nitroV2').streamWritten
   export const capIncomingFrames: typeof import('./utils/nitroV2').capIncomingFrames
+  export const requestPath: typeof import('./utils/nitroV2').requestPath
+  export const requestOrigin: typeof import('./utils/nitroV2').requestOrigin
+  export const clientGone: typeof import('./utils/nitroV2').clientGone
+  export const readBoundedBody: typeof import('./utils/nitroV2').readBoundedBody
+  export const openEventStream: typeof import('./utils/nitroV2').openEventStream
+  export const answerHeadersOnly: typeof import('./utils/nitroV2').answerHeadersOnly
+  export const httpError: typeof import('./utils/nitroV2').httpError
+  export const defineEventHandler: typeof import('./utils/nitroV2').defineEventHandler
+  export const getQuery: typeof import('./utils/nitroV2').getQuery
+  export const getRequestHeader: typeof import('./utils/nitroV2').getRequestHeader
+  export const setResponseHeader: typeof import('./utils/nitroV2').setResponseHeader
+  export const setResponseStatus: typeof import('./utils/nitroV2').setResponseStatus
+  export const useNitroApp: typeof import('./utils/nitroV2').useNitroApp
+  export const useRuntimeConfig: typeof import('./utils/nitroV2').useRuntimeConfig
+  export const defineNitroPlugin: typeof import('./utils/nitroV2').defineNitroPlugin
 }

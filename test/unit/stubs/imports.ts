@@ -1,4 +1,4 @@
-// What useChat() takes from Nuxt's '#imports' in unit tests: the module's public runtime config.
+// What useChat() takes from Nuxt's '#app' in unit tests: the module's public runtime config.
 export function useRuntimeConfig() {
   return { public: { chat: { route: '/_ws', sseRoute: '/api/sse', maxLength: 2000, editWindow: 0, heartbeat: { interval: 25_000, timeout: 10_000 } } } }
 }

@@ -1,5 +1,5 @@
 import { computed, getCurrentInstance, getCurrentScope, onMounted, onScopeDispose, shallowRef, toValue, watch, type ComputedRef, type MaybeRefOrGetter } from 'vue'
-import { tryUseNuxtApp, useRuntimeConfig } from '#imports'
+import { tryUseNuxtApp, useRuntimeConfig } from '#app'
 import { DEFAULT_ROOM, type ChatUser } from '../../shared/protocol'
 import { createChatConnection, type ChatClientError, type ChatConnection, type ChatReconnectOptions, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { guestKey } from '../identity'

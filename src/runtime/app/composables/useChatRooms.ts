@@ -1,5 +1,5 @@
 import { getCurrentScope, onScopeDispose, shallowRef, type ShallowRef } from 'vue'
-import { useRuntimeConfig } from '#imports'
+import { useRuntimeConfig } from '#app'
 import type { ChatMessageFrame, ChatRoomState, ChatServerFrame } from '../../shared/protocol'
 import { backoffDelay } from '../backoff'
 import type { ChatClientError, ChatStatus, ChatTransport } from '../chatConnection'

@@ -1,6 +1,8 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { defineEventHandler, getRequestHeader, setResponseHeader, setResponseStatus } from 'h3'
-import { useRuntimeConfig } from 'nitropack/runtime'
+// The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
+import { defineEventHandler, getRequestHeader, setResponseHeader, setResponseStatus, useRuntimeConfig } from '#nuxt-chat/nitro'
 import type { ChatRuntimeConfig } from '../../types'
 import { renderPrometheus } from '../utils/chatMetrics'
 import { useChatHub } from '../utils/useChatHub'

@@ -1,8 +1,7 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
-import { defineEventHandler, getQuery } from 'h3'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
-import { streamWritten } from '#nuxt-chat/nitro'
+import { answerHeadersOnly, clientGone, defineEventHandler, getQuery, openEventStream } from '#nuxt-chat/nitro'
 import { errorFrame, parseHistoryRequest } from '../../shared/protocol'
 import { holdConnection } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
@@ -23,17 +22,14 @@ const STREAM_HEADERS = {
 /**
  * The SSE stream of a room: `retry`, welcome, presence, the replay after `Last-Event-ID`
  * (or `?since=`), then live frames, with a `: ping` comment every `sse.keepAlive` ms.
- * Writes straight to the Node response so each frame's bytes are made once per room.
+ * Each frame's text is made once per room and written to every member's stream.
  * `HEAD` is admitted the same way and answers the stream's headers only.
  */
 export default defineEventHandler(async (event) => {
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
-  if (event.method === 'HEAD') {
-    event.node.res.writeHead(200, STREAM_HEADERS).end()
-    return
-  }
+  if (event.method === 'HEAD') return answerHeadersOnly(event, STREAM_HEADERS)
   // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, revision 3).
   const query = getQuery(event)
   if (!admission.rooms && (query.before !== undefined || query.history !== undefined)) {
@@ -48,14 +44,12 @@ export default defineEventHandler(async (event) => {
     }
   }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
-  if (event.node.res.destroyed) return
+  if (clientGone(event)) return
   const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
   if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
 
-  const res = event.node.res
-  res.writeHead(200, STREAM_HEADERS)
-  res.write(`retry: ${config.sse.retry}\n\n`)
-  res.socket?.setNoDelay(true)
+  const stream = openEventStream(event, STREAM_HEADERS)
+  stream.write(`retry: ${config.sse.retry}\n\n`)
 
   const hub = useChatHub()
   let queuedWrites = 0
@@ -63,19 +57,20 @@ export default defineEventHandler(async (event) => {
     user: admission.user,
     sender: admission.sender,
     write(frame: RoomFrame) {
-      if (res.writableEnded || res.destroyed) return
-      res.write(frame.sse)
-      queuedWrites = queuedWritesAfter(queuedWrites, res.writableLength)
+      if (stream.closed()) return
+      stream.write(frame.sse)
+      const queued = stream.queuedBytes()
+      queuedWrites = queuedWritesAfter(queuedWrites, queued)
       // A reader this far behind would only grow our memory: drop it; EventSource resumes by id.
-      if (isOverBudget(res.writableLength, queuedWrites, config.maxBufferedBytes)) {
+      if (isOverBudget(queued, queuedWrites, config.maxBufferedBytes)) {
         countSlowReaderDrop()
-        res.destroy()
+        stream.destroy()
       }
     },
-    close: () => res.end(),
+    close: () => stream.end(),
   }
-  const keepAlive = setInterval(() => res.write(': ping\n\n'), config.sse.keepAlive)
-  res.on('close', () => {
+  const keepAlive = setInterval(() => stream.write(': ping\n\n'), config.sse.keepAlive)
+  stream.onClose(() => {
     clearInterval(keepAlive)
     release()
     if (admission.rooms) hub.unwatchRooms(member)
@@ -85,10 +80,10 @@ export default defineEventHandler(async (event) => {
   if (admission.rooms) {
     await hub.watchRooms(member).catch((error) => {
       chatLogger.error('[nuxt-chat] could not read a rooms list', error)
-      res.end()
+      stream.end()
     })
-    return
+    return stream.answer()
   }
   await hub.join(admission.room, member, admission.since, admission.nameRefused)
-  return streamWritten(res)
+  return stream.answer()
 })

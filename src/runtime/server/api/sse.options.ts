@@ -1,5 +1,7 @@
-import { defineEventHandler, setResponseStatus } from 'h3'
-import { useRuntimeConfig } from 'nitropack/runtime'
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+// The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
+import { defineEventHandler, setResponseStatus, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { allowCrossOrigin, allowPreflight } from '../utils/cors'

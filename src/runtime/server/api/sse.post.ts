@@ -1,39 +1,14 @@
-import { defineEventHandler, getRequestHeader, setResponseHeader, type H3Event } from 'h3'
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+import type { H3Event } from 'h3'
+// The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
+import { defineEventHandler, getRequestHeader, readBoundedBody, setResponseHeader } from '#nuxt-chat/nitro'
 import { errorFrame, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorFrame, type ChatReadFrame, type ChatStoredFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { holdConnection, type ChatAdmission } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
-
-/** Why a body was not read: larger than the limit, or not complete within the body timeout. */
-type BodyRefusal = 'too_large' | 'timeout'
-
-/** Read a request body, refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
-async function readBoundedBody(event: H3Event, limit: number, timeout: number): Promise<string | BodyRefusal> {
-  const declared = Number(getRequestHeader(event, 'content-length') ?? 0)
-  if (declared > limit) return 'too_large'
-  const req = event.node.req
-  // Listeners, not `for await`: leaving the iterator early destroys the request under the 413 (uncaught TypeError in Nitro's shutdown tracker); Node discards the rest of the body itself.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const done = (body: string | BodyRefusal) => {
-      clearTimeout(timer)
-      req.off('data', onData).off('end', onEnd)
-      resolve(body)
-    }
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) done('too_large')
-      else chunks.push(chunk)
-    }
-    const onEnd = () => done(Buffer.concat(chunks).toString('utf8'))
-    // A body that trickles in would hold this request (and its connection slot) for as long as the client likes.
-    const timer = setTimeout(() => done('timeout'), timeout)
-    req.on('data', onData).on('end', onEnd).on('error', reject)
-  })
-}
 
 /** Parse a JSON `{ type?, message, cid?, target? }` (or `{ type: 'read', id? }`) or a `text/plain` body; a string is the error to answer with. */
 function parseBody(body: string, contentType: string): ReturnType<typeof parseSendCommand> | Extract<ChatClientCommand, { type: 'read' }> {

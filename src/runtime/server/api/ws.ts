@@ -1,8 +1,7 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
 import type { Hooks, Peer } from 'crossws'
-import { useRuntimeConfig } from 'nitropack/runtime'
-import { capIncomingFrames } from '#nuxt-chat/nitro'
+import { capIncomingFrames, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'

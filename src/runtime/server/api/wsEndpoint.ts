@@ -1,8 +1,8 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
-import { setResponseHeader, setResponseStatus, type H3Event } from 'h3'
+import type { H3Event } from 'h3'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
-import { defineWebSocketRoute } from '#nuxt-chat/nitro'
+import { defineWebSocketRoute, setResponseHeader, setResponseStatus } from '#nuxt-chat/nitro'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import { isAtConnectionCap } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'

@@ -1,11 +1,10 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
-import { defineNitroPlugin, useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
-import { parseEnvOverrides, setupWebSocketServer } from '#nuxt-chat/nitro'
+import { defineNitroPlugin, parseEnvOverrides, setupWebSocketServer, useRuntimeConfig } from '#nuxt-chat/nitro'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming

@@ -1,4 +1,8 @@
-import { getRequestHeader, setResponseHeader, type H3Event } from 'h3'
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+import type { H3Event } from 'h3'
+// The module picks ./nitroV2.ts or ./nitroV3.ts for the app's Nitro.
+import { getRequestHeader, setResponseHeader } from '#nuxt-chat/nitro'
 import type { ChatRuntimeConfig } from '../../types'
 import { isListedOrigin } from './access'
 

@@ -1,5 +1,8 @@
-import { setResponseHeader, setResponseStatus, type H3Event } from 'h3'
-import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+import type { H3Event } from 'h3'
+// The module picks ./nitroV2.ts or ./nitroV3.ts for the app's Nitro.
+import { requestOrigin, requestPath, setResponseHeader, setResponseStatus, useNitroApp, useRuntimeConfig } from '#nuxt-chat/nitro'
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
@@ -47,7 +50,8 @@ export async function admitHttpRequest(event: H3Event): Promise<{ admission: Cha
   // Before any refusal, so an allowed origin can read the error too.
   allowCrossOrigin(event, config)
   try {
-    const admission = await admitToChat(event.node.req.url ?? '/', event.headers, event.node.req.socket)
+    const { headers, socket } = requestOrigin(event)
+    const admission = await admitToChat(requestPath(event), headers, socket)
     return { admission, config }
   }
   catch (error) {

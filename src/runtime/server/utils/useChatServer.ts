@@ -1,4 +1,7 @@
-import { createError } from 'h3'
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+// The module picks ./nitroV2.ts or ./nitroV3.ts for the app's Nitro.
+import { httpError } from '#nuxt-chat/nitro'
 import { isValidRoom, type ChatEventFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { useChatHub } from './useChatHub'
 
@@ -22,7 +25,7 @@ export interface ChatHistoryOptions {
 }
 
 function checkRoom(room: string) {
-  if (!isValidRoom(room)) throw createError({ statusCode: 400, statusMessage: 'room must be 1-64 characters of [A-Za-z0-9._:-]' })
+  if (!isValidRoom(room)) throw httpError(400, 'room must be 1-64 characters of [A-Za-z0-9._:-]')
 }
 
 /**
@@ -40,7 +43,7 @@ export function useChatServer() {
     checkRoom(room)
     const user = options.user ?? SERVER_USER
     const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, action, fromServer: true })
-    if (result.error) throw createError({ statusCode: result.status, statusMessage: result.error.message, data: result.error })
+    if (result.error) throw httpError(result.status, result.error.message, result.error)
     return result.frame as ChatEventFrame
   }
   return {
@@ -53,7 +56,7 @@ export function useChatServer() {
       checkRoom(room)
       const user = options.user ?? SERVER_USER
       const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, fromServer: true })
-      if (result.error) throw createError({ statusCode: result.status, statusMessage: result.error.message, data: result.error })
+      if (result.error) throw httpError(result.status, result.error.message, result.error)
       return result.frame as ChatMessageFrame
     },
     /**
@@ -93,7 +96,7 @@ export function useChatServer() {
      */
     async markRead(room: string, userId: string, id?: number): Promise<number> {
       checkRoom(room)
-      if (userId.startsWith('guest:')) throw createError({ statusCode: 400, statusMessage: 'Guests have no read state' })
+      if (userId.startsWith('guest:')) throw httpError(400, 'Guests have no read state')
       return (await hub.markRead(room, { id: userId, name: userId }, id)).read
     },
     /**
