@@ -13,7 +13,11 @@ describe('parseEnvOverrides (Nitro 3 leaves NUXT_CHAT_* overrides as strings)', 
       rateLimit: 'false', maxConnectionsPerIp: '2', allowedOrigins: '["http://ok.example"]', redisUrl: 'redis://127.0.0.1:6379',
       metrics: 'TRUE', database: { options: { url: 'postgresql://x', port: '5432', ssl: 'null' } }, heartbeat: { interval: 25_000 }, reservedNames: ['admin'],
     }
-    parseEnvOverrides(config)
+    const env = {
+      NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '2', NUXT_CHAT_ALLOWED_ORIGINS: '["http://ok.example"]', NUXT_CHAT_REDIS_URL: 'redis://127.0.0.1:6379',
+      NUXT_CHAT_METRICS: 'TRUE', NUXT_CHAT_DATABASE_OPTIONS_PORT: '5432', NITRO_CHAT_DATABASE_OPTIONS_SSL: 'null',
+    }
+    parseEnvOverrides(config, env)
     expect(config).toEqual({
       rateLimit: false, maxConnectionsPerIp: 2, allowedOrigins: ['http://ok.example'], redisUrl: 'redis://127.0.0.1:6379',
       metrics: true, database: { options: { url: 'postgresql://x', port: 5432, ssl: null } }, heartbeat: { interval: 25_000 }, reservedNames: ['admin'],
@@ -21,8 +25,13 @@ describe('parseEnvOverrides (Nitro 3 leaves NUXT_CHAT_* overrides as strings)', 
   })
   it('keeps a string that only looks like JSON as written', () => {
     const config = { clientIpHeader: '[not json', route: '{/_ws}' }
-    parseEnvOverrides(config)
+    parseEnvOverrides(config, { NUXT_CHAT_CLIENT_IP_HEADER: '[not json', NUXT_CHAT_ROUTE: '{/_ws}' })
     expect(config).toEqual({ clientIpHeader: '[not json', route: '{/_ws}' })
+  })
+  it('leaves alone what no environment variable set (a password or token written in nuxt.config), and never makes Infinity', () => {
+    const config = { redisChannel: '2024', metrics: { token: '84e2910375' }, database: { options: { password: '123456' } }, maxLength: '1e999' }
+    parseEnvOverrides(config, { NUXT_CHAT_MAX_LENGTH: '1e999' })
+    expect(config).toEqual({ redisChannel: '2024', metrics: { token: '84e2910375' }, database: { options: { password: '123456' } }, maxLength: '1e999' })
   })
 })
 
