@@ -186,6 +186,46 @@ describe('read state, two PostgreSQL instances on Redis', () => {
     expect(entry(listSse, r2)).toEqual(entry(listWs, r2))
   })
 
+  it('a user barred from a room (forget, disconnect) stops getting its messages through an open rooms list, on both instances, and cannot bring it back with a read', async () => {
+    const [kept, barred] = [newRoom('bar'), newRoom('bar')]
+    const [gina, frank] = [newUser(), newUser()]
+    for (const room of [kept, barred]) {
+      const visit = await ChatSocket.open(a.wsUrl(''), { room }, { headers: gina.headers })
+      await visit.waitFor(isRead, 'joined')
+      await visit.close()
+    }
+    const listWs = track(await ChatSocket.open(b.wsUrl(''), { rooms: '' }, { headers: gina.headers }))
+    const listSse = track(await ChatStream.open(httpBase(a), { rooms: '' }, gina.headers))
+    for (const list of [listWs, listSse]) await list.waitFor(frame => frame.type === 'rooms', 'the list')
+    const removed = (list: Frames, room: string) => list.frames.some(frame => frame.type === 'room' && frame.room === room && frame.removed === true)
+
+    // The app forgets her position (on instance a): both lists are told the room is gone.
+    expect((await callServer(a, { call: 'forget', room: barred, userId: gina.id })).body).toEqual({ forgotten: true })
+    await until(() => removed(listWs, barred) && removed(listSse, barred), 'the room removed from both lists')
+    expect(listWs.frames.find(frame => frame.type === 'room' && frame.room === barred)).toEqual({ type: 'room', room: barred, removed: true, read: 0, unread: 0, upTo: 0, user: 'server', message: `${barred}: removed` })
+    // New messages in the barred room reach neither list; the kept room still does.
+    await postMessage(httpBase(a), { message: 'secret' }, { room: barred }, frank.headers)
+    await postMessage(httpBase(b), { message: 'public' }, { room: kept }, frank.headers)
+    await until(() => [listWs, listSse].every(list => list.frames.some(frame => frame.type === 'room' && frame.room === kept && (frame.last as { message?: string } | undefined)?.message === 'public')), 'the kept room\'s message')
+    await sleep(200)
+    for (const list of [listWs, listSse]) expect(JSON.stringify(list.frames)).not.toContain('secret')
+
+    // A read from the list, or a POST read, does not put the room back.
+    listWs.send({ type: 'read', room: barred })
+    expect(await listWs.waitFor(frame => frame.type === 'error', 'the refusal')).toMatchObject({ code: 'not_found' })
+    expect(await postMessage(httpBase(b), { type: 'read' }, { room: barred }, gina.headers)).toMatchObject({ status: 404, json: { type: 'error', code: 'not_found' } })
+    expect((await callServer(b, { call: 'markRead', room: barred, userId: gina.id })).body).toEqual({})
+    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(barred)).toEqual({ n: '0' })
+
+    // disconnect takes the room off her open lists as well (on the other instance too); her position stays.
+    expect((await callServer(b, { call: 'disconnect', room: kept, userId: gina.id })).status).toBe(200)
+    await until(() => removed(listWs, kept) && removed(listSse, kept), 'the disconnected room removed from both lists')
+    await postMessage(httpBase(a), { message: 'after disconnect' }, { room: kept }, frank.headers)
+    await sleep(200)
+    for (const list of [listWs, listSse]) expect(JSON.stringify(list.frames)).not.toContain('after disconnect')
+    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(kept)).toEqual({ n: '1' })
+  })
+
   for (const transport of ['ws', 'sse'] as const) {
     it(`${transport}: useChat's unread counts others' messages live; markRead clears it on the user's other device, on the other instance`, async () => {
       const room = newRoom('client')

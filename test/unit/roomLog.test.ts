@@ -133,10 +133,27 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.markRead(name, 'u1', 1)).toBe(2)
     expect(await log.markRead(name, 'u1', 99)).toBe(6)
     expect(await log.readState(name, 'u1')).toMatchObject({ read: 6, unread: 0 })
-    expect(await log.markRead(other, 'u1')).toBe(0)
+    expect(await log.joinRead(other, 'u1')).toBe(true)
     expect(await log.readRooms('u1', 10)).toEqual(expect.arrayContaining([name, other]))
     expect(await log.readRooms('u1', 1)).toHaveLength(1)
     expect(await log.readRooms('u2', 10)).toEqual([])
+  })
+
+  it('a read only moves an existing position: none is created for a room never joined, nor again after it is forgotten', async () => {
+    const log = open()
+    const name = room()
+    // A user of this test's own: the PostgreSQL table is shared with other runs.
+    const uid = `u-${randomUUID()}`
+    await log.append(input(name, 'one', undefined, 'u2'))
+    expect(await log.markRead(name, uid)).toBeUndefined()
+    expect(await log.readState(name, uid)).toBeUndefined()
+    expect(await log.readRooms(uid, 10)).toEqual([])
+    expect(await log.joinRead(name, uid)).toBe(true)
+    expect(await log.forgetRead(name, uid)).toBe(true)
+    expect(await log.forgetRead(name, uid)).toBe(false)
+    expect(await log.markRead(name, uid, 1)).toBeUndefined()
+    expect(await log.readState(name, uid)).toBeUndefined()
+    expect(await log.readRooms(uid, 10)).toEqual([])
   })
 
   it('de-duplicates a cid per sender and keeps the original', async () => {

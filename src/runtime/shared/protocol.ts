@@ -170,6 +170,8 @@ export interface ChatRoomsFrame {
 /** One entry of the rooms list changed (or was added). */
 export interface ChatRoomFrame extends ChatRoomState {
   type: 'room'
+  /** The room left the list (the user's position is gone, or the app disconnected them from it). */
+  removed?: true
   user: 'server'
   message: string
 }

@@ -59,6 +59,7 @@ function createRoomsConnection(transport: ChatTransport) {
 
   function handle(frame: ChatServerFrame) {
     if (frame.type === 'rooms') rooms.value = frame.rooms.map(entryOf).sort(byActivity)
+    else if (frame.type === 'room' && frame.removed) rooms.value = rooms.value.filter(entry => entry.room !== frame.room)
     else if (frame.type === 'room') rooms.value = [...rooms.value.filter(entry => entry.room !== frame.room), entryOf(frame)].sort(byActivity)
     else if (frame.type === 'error') error.value = { code: frame.code, message: frame.message }
   }

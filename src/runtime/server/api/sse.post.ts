@@ -7,7 +7,7 @@ import { errorFrame, parseReadCommand, parseSendCommand, type ChatClientCommand,
 import type { ChatRuntimeConfig } from '../../types'
 import { holdConnection, type ChatAdmission } from '../utils/access'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
-import { chatLogger, useChatHub } from '../utils/useChatHub'
+import { useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
 
 /** Parse a JSON `{ type?, message, cid?, target? }` (or `{ type: 'read', id? }`) or a `text/plain` body; a string is the error to answer with. */
@@ -69,12 +69,6 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
 
 /** Move the sender's read position in the room (docs/PROTOCOL.md, "Read state"): answered with the `read` frame. */
 async function answerRead(event: H3Event, admission: ChatAdmission, id: number | undefined): Promise<ChatReadFrame | ChatErrorFrame> {
-  if (admission.user.guest) return refuse(event, 401, errorFrame('unauthorized', 'Read state needs a signed-in user'))
-  try {
-    return await useChatHub().markRead(admission.room, admission.user, id)
-  }
-  catch (error) {
-    chatLogger.error('[nuxt-chat] could not store a read position', error)
-    return refuse(event, 503, errorFrame('unavailable', 'The read position could not be stored; try again'))
-  }
+  const result = await useChatHub().read(admission.room, admission.user, id)
+  return 'error' in result ? refuse(event, result.status, result.error) : result
 }

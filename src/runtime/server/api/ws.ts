@@ -235,19 +235,10 @@ function answerHistory(member: WebSocketMember, before: number, limit: number) {
  * reaches all their connections in the room (and rooms lists), so only refusals are answered here.
  */
 function answerRead(member: WebSocketMember, id: number | undefined, room: string | undefined) {
-  if (member.user.guest) {
-    member.send(errorFrame('unauthorized', 'Read state needs a signed-in user'))
-    return
-  }
   // From a rooms list: only a room it lists (a position elsewhere would show a room the user was never admitted to).
-  const target = member.watching ? room : member.room
-  if (!target || (member.watching && !member.entries?.has(target))) {
-    member.send(errorFrame(member.watching ? 'not_found' : 'bad_request', member.watching ? 'Not a room of your rooms list' : 'No room to mark read'))
-    return
-  }
-  useChatHub().markRead(target, member.user, id).catch((error) => {
-    chatLogger.error('[nuxt-chat] could not store a read position', error)
-    member.send(errorFrame('unavailable', 'The read position could not be stored; try again'))
+  const answer = member.watching ? useChatHub().read(room, member.user, id, member) : useChatHub().read(member.room, member.user, id)
+  void answer.then((result) => {
+    if ('error' in result) member.send(result.error)
   })
 }
 

@@ -11,9 +11,9 @@ export interface BusEvent {
   /**
    * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
    * `presence?`: please announce; `sync`: messages up to `id` were stored but not all published (catch up from the store);
-   * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame).
+   * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame); `forget`: the read position of the user whose id is `frame` was deleted.
    */
-  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read'
+  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read' | 'forget'
   room: string
   /** Message id for `message`, else 0. */
   id: number
@@ -45,7 +45,7 @@ export function createLocalBus(): ChatBus {
   }
 }
 
-const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read'])
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read', 'forget'])
 
 /** Encode an event as one line of header and the frame text, so the frame is never re-escaped. */
 export function encodeBusEvent(event: BusEvent, origin: string): string {

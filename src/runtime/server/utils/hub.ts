@@ -241,6 +241,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (event.kind === 'presence') presenceQueries.get(event.room)?.set(origin, parseUsers(event.frame))
     // Rooms lists follow rooms this instance may have no member in.
     if (event.kind === 'read') readState.heard(event.frame)
+    else if (event.kind === 'forget' || event.kind === 'disconnect') readState.unlistHere(event.room, event.frame)
     else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
     else if (event.kind === 'sync') readState.resync(event.room)
     const room = rooms.get(event.room)
@@ -319,10 +320,19 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     /** Close a user's connections to a room, here and on every other instance; resolves to how many were here. */
     disconnect(name: string, userId: string): number {
       bus.publish({ kind: 'disconnect', room: name, id: 0, frame: userId })
+      readState.unlistHere(name, userId)
       return disconnectHere(name, userId)
     },
     /** Move a signed-in user's read position in a room forward (absent `id`: to the newest); all their connections learn it. */
     markRead: (name: string, user: ChatUser, id?: number) => readState.markRead(name, user, id),
+    /** The `read` command of a connection: the `read` frame, or why it was refused. */
+    read: readState.read,
+    /** Delete a user's read position in a room; their rooms lists on every instance drop the room. */
+    async forget(name: string, userId: string): Promise<boolean> {
+      const had = await readState.forget(name, userId)
+      bus.publish({ kind: 'forget', room: name, id: 0, frame: userId })
+      return had
+    },
     /** A user's read position and unread count in a room; undefined when they have none. */
     readStateOf: (name: string, userId: string) => store.readState(name, userId),
     /** Follow a signed-in user's rooms list on this connection (`?rooms`). */

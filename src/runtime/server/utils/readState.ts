@@ -1,4 +1,4 @@
-import type { ChatMessageFrame, ChatReadFrame, ChatRoomFrame, ChatRoomState, ChatRoomsFrame, ChatStoredFrame, ChatUser } from '../../shared/protocol'
+import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatReadFrame, type ChatRoomFrame, type ChatRoomState, type ChatRoomsFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatBus } from './bus'
 import { deliverToMember, messageFrame, RoomFrame, type Member } from './roomDelivery'
 import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
@@ -17,12 +17,20 @@ export interface RoomsWatcher {
 }
 
 export interface ReadStateOptions {
-  store: Pick<RoomLog, 'markRead' | 'joinRead' | 'readState' | 'readRooms'>
+  store: Pick<RoomLog, 'markRead' | 'joinRead' | 'forgetRead' | 'readState' | 'readRooms'>
   bus: Pick<ChatBus, 'publish'>
   logger: { error: (message: string, error?: unknown) => void }
   /** This instance's connections in a room. */
   membersOf: (room: string) => Iterable<Member> | undefined
 }
+
+/** A `read` command refused: the `error` frame, and the HTTP status a POST answers with. */
+export interface ReadRefusal {
+  status: number
+  error: ChatErrorFrame
+}
+
+const refusal = (status: number, code: ChatErrorFrame['code'], message: string): ReadRefusal => ({ status, error: errorFrame(code, message) })
 
 /** A read state as the `read` frame a user's connections get. */
 export function readFrame(uid: string, state: ReadState): ChatReadFrame {
@@ -61,6 +69,22 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     watcher.write(new RoomFrame(JSON.stringify(frame)))
   }
 
+  /** Take a room off a watcher's list (untold); true when it was on it. */
+  const drop = (watcher: RoomsWatcher, room: string) => {
+    if (!watcher.entries?.delete(room)) return false
+    const watchers = watchersOfRoom.get(room)
+    watchers?.delete(watcher)
+    if (!watchers?.size) watchersOfRoom.delete(room)
+    return true
+  }
+
+  /** Take a room off a watcher's list and tell it (its position is gone, or the app disconnected the user from the room). */
+  const unlist = (watcher: RoomsWatcher, room: string) => {
+    if (!drop(watcher, room)) return
+    const frame: ChatRoomFrame = { type: 'room', room, removed: true, read: 0, unread: 0, upTo: 0, user: 'server', message: `${room}: removed` }
+    watcher.write(new RoomFrame(JSON.stringify(frame)))
+  }
+
   const list = (watcher: RoomsWatcher, room: string) => {
     watcher.entries!.set(room, watcher.entries!.get(room) ?? { room, read: 0, unread: 0, upTo: 0 })
     let watchers = watchersOfRoom.get(room)
@@ -82,7 +106,9 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     }
     rooms.set(room, false)
     store.readState(room, watcher.user.id, true).then((state) => {
-      if (!state || !watcher.entries) return
+      if (!watcher.entries) return
+      // No position (any more): the list must not keep following the room's messages.
+      if (!state) return unlist(watcher, room)
       // Read before a message this entry has already counted: read again rather than go back.
       if (state.upTo < (watcher.entries.get(room)?.upTo ?? 0)) {
         rooms.set(room, true)
@@ -100,6 +126,46 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       rooms.delete(room)
       if (again && watcher.entries) refresh(watcher, room)
     })
+  }
+
+  async function markRead(room: string, user: ChatUser, id?: number): Promise<ChatReadFrame | undefined> {
+    if (await store.markRead(room, user.id, id) === undefined) return undefined
+    const state = await store.readState(room, user.id)
+    if (!state) return undefined
+    const frame = readFrame(user.id, state)
+    const text = JSON.stringify(frame)
+    moved(frame, text)
+    bus.publish({ kind: 'read', room, id: 0, frame: text })
+    return frame
+  }
+
+  /**
+   * The `read` command of a connection (WebSocket or POST): refused for a guest, for a room a
+   * rooms list does not show (`listed`), or one the user has no position in; else `markRead`.
+   */
+  async function read(room: string | undefined, user: ChatUser, id: number | undefined, listed?: RoomsWatcher): Promise<ChatReadFrame | ReadRefusal> {
+    if (user.guest) return refusal(401, 'unauthorized', 'Read state needs a signed-in user')
+    if (!room) return refusal(400, 'bad_request', 'No room to mark read')
+    if (listed && !listed.entries?.has(room)) return refusal(404, 'not_found', 'Not a room of your rooms list')
+    try {
+      const frame = await markRead(room, user, id)
+      if (frame) return frame
+      // No position: whatever list still shows the room stops following it.
+      unlistHere(room, user.id)
+      return refusal(404, 'not_found', 'You are not in this room')
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not store a read position', error)
+      return refusal(503, 'unavailable', 'The read position could not be stored; try again')
+    }
+  }
+
+  function unlistHere(room: string, userId: string) {
+    for (const watcher of watchersOfUser.get(userId) ?? []) {
+      // Still loading: the room is read again once the list is sent, and found gone then.
+      if (watcher.loading && watcher.entries?.has(room)) watcher.loading.add(room)
+      else unlist(watcher, room)
+    }
   }
 
   /** A user's position moved (here or on another instance): their connections in the room, and their rooms lists here. */
@@ -159,16 +225,20 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       }
     },
 
-    /** Move `user`'s position in `room` forward (absent `id`: to the newest); every connection of theirs learns it. */
-    async markRead(room: string, user: ChatUser, id?: number): Promise<ChatReadFrame> {
-      await store.markRead(room, user.id, id)
-      const state = await store.readState(room, user.id)
-      const frame = readFrame(user.id, state!)
-      const text = JSON.stringify(frame)
-      moved(frame, text)
-      bus.publish({ kind: 'read', room, id: 0, frame: text })
-      return frame
+    /** Move `user`'s existing position in `room` forward (absent `id`: to the newest); every connection of theirs learns it. Undefined when they have none. */
+    markRead,
+
+    read,
+
+    /** Delete `userId`'s position in `room` and take the room off their rooms lists here; true when there was one. */
+    async forget(room: string, userId: string): Promise<boolean> {
+      const had = await store.forgetRead(room, userId)
+      unlistHere(room, userId)
+      return had
     },
+
+    /** Take `room` off `userId`'s rooms lists on this instance (a `forget` or `disconnect`, here or on another instance). */
+    unlistHere,
 
     /** A `read` event from another instance. */
     heard(text: string) {
@@ -218,7 +288,12 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       const rooms: ChatRoomState[] = []
       for (const room of names) {
         const state = await store.readState(room, watcher.user.id, true)
-        if (!state || !watcher.entries) continue
+        if (!watcher.entries) break
+        if (!state) {
+          // Forgotten meanwhile: not listed, nor followed.
+          drop(watcher, room)
+          continue
+        }
         const entry = roomState(state)
         watcher.entries.set(room, entry)
         rooms.push(entry)

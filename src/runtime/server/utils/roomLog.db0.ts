@@ -100,11 +100,10 @@ const READ_STATE = `SELECT r.id AS read_id,
   (SELECT COUNT(*) FROM (SELECT 1 AS one FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.kind IS NULL AND m.deleted = 0 AND m.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
   (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AS up_to
   FROM chat_reads r WHERE r.uid = ? AND r.room = ?`
-// Forward only, and never past the room's newest id.
-const MARK_READ = `INSERT INTO chat_reads (uid, room, id, ts)
-  SELECT CAST(? AS TEXT), CAST(? AS TEXT), CASE WHEN CAST(? AS BIGINT) < COALESCE(MAX(id), 0) THEN CAST(? AS BIGINT) ELSE COALESCE(MAX(id), 0) END, CAST(? AS BIGINT)
-  FROM chat_messages WHERE room = ?
-  ON CONFLICT (uid, room) DO UPDATE SET id = excluded.id, ts = excluded.ts WHERE excluded.id > chat_reads.id`
+// Forward only, never past the room's newest id, and only an existing position: a read never creates one (joining does).
+const MARK_READ = `UPDATE chat_reads SET id = target.id, ts = CAST(? AS BIGINT)
+  FROM (SELECT CASE WHEN CAST(? AS BIGINT) < COALESCE(MAX(id), 0) THEN CAST(? AS BIGINT) ELSE COALESCE(MAX(id), 0) END AS id FROM chat_messages WHERE room = ?) AS target
+  WHERE chat_reads.uid = ? AND chat_reads.room = ? AND target.id > chat_reads.id`
 const JOIN_READ = `INSERT INTO chat_reads (uid, room, id, ts)
   SELECT CAST(? AS TEXT), CAST(? AS TEXT), COALESCE(MAX(id), 0), CAST(? AS BIGINT) FROM chat_messages WHERE room = ?
   ON CONFLICT (uid, room) DO NOTHING RETURNING id`
@@ -265,9 +264,12 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       return count
     },
     async markRead(room, uid, id = Number.MAX_SAFE_INTEGER) {
-      await query('run', MARK_READ, uid, room, id, id, Date.now(), room)
+      await query('run', MARK_READ, Date.now(), id, id, room, uid, room)
       const row = await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_reads WHERE uid = ? AND room = ?', uid, room)
-      return Number(row?.id ?? 0)
+      return row ? Number(row.id) : undefined
+    },
+    async forgetRead(room, uid) {
+      return (await query<unknown[]>('all', 'DELETE FROM chat_reads WHERE uid = ? AND room = ? RETURNING uid', uid, room)).length > 0
     },
     async joinRead(room, uid) {
       return (await query<unknown[]>('all', JOIN_READ, uid, room, Date.now(), room)).length > 0

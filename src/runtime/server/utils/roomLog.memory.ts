@@ -32,12 +32,13 @@ export function createMemoryRoomLog(): RoomLog {
     return lo
   }
 
-  /** Move a read position forward, never past the room's newest id. */
-  async function markRead(name: string, uid: string, id = Number.MAX_SAFE_INTEGER) {
+  /** Set a read position (created when `create`, else only moved forward), never past the room's newest id. */
+  function moveRead(name: string, uid: string, id: number, create: boolean): number | undefined {
     const newest = (rooms.get(name)?.nextId ?? 1) - 1
+    const held = reads.get(uid)?.get(name)
+    if (!held && !create) return undefined
     const mine = reads.get(uid) ?? new Map<string, { id: number, ts: number }>()
     reads.set(uid, mine)
-    const held = mine.get(name)
     const next = Math.min(id, newest)
     if (!held || next > held.id) mine.set(name, { id: next, ts: Date.now() })
     return mine.get(name)!.id
@@ -105,10 +106,15 @@ export function createMemoryRoomLog(): RoomLog {
       }
       return dropped.length
     },
-    markRead,
+    async markRead(name, uid, id = Number.MAX_SAFE_INTEGER) {
+      return moveRead(name, uid, id, false)
+    },
+    async forgetRead(name, uid) {
+      return reads.get(uid)?.delete(name) ?? false
+    },
     async joinRead(name, uid) {
       if (reads.get(uid)?.has(name)) return false
-      await markRead(name, uid)
+      moveRead(name, uid, Number.MAX_SAFE_INTEGER, true)
       return true
     },
     async readState(name, uid, withLast) {

@@ -100,8 +100,10 @@ export interface RoomLog {
   lastId: (room: string) => Promise<number>
   /** Apply retention to one room, deleting at most `limit` messages (default 1000); resolves to how many went. */
   prune: (room: string, policy: RetentionPolicy, limit?: number) => Promise<number>
-  /** Move `uid`'s read position in `room` forward to `id` (at most the room's newest id; absent: the newest); resolves to the position stored. */
-  markRead: (room: string, uid: string, id?: number) => Promise<number>
+  /** Move `uid`'s existing read position in `room` forward to `id` (at most the room's newest id; absent: the newest); resolves to the position stored, undefined when they have none (a read never creates one). */
+  markRead: (room: string, uid: string, id?: number) => Promise<number | undefined>
+  /** Delete `uid`'s read position in `room`; true when there was one. */
+  forgetRead: (room: string, uid: string) => Promise<boolean>
   /** Create `uid`'s read position in `room` at its newest id unless there is one; true when created. */
   joinRead: (room: string, uid: string) => Promise<boolean>
   /** `uid`'s read position in `room` with its unread count (and the newest live message with `withLast`); undefined when they have none. */

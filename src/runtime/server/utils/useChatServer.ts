@@ -92,15 +92,26 @@ export function useChatServer() {
     },
     /**
      * Move a user's read position in the room forward to `id` (absent: the newest); every
-     * connection of theirs, on every instance, gets the new `read` frame. Resolves to the position.
+     * connection of theirs, on every instance, gets the new `read` frame. Resolves to the position,
+     * or undefined when the user has none in the room (a read never creates one: joining does).
      */
-    async markRead(room: string, userId: string, id?: number): Promise<number> {
+    async markRead(room: string, userId: string, id?: number): Promise<number | undefined> {
       checkRoom(room)
       if (userId.startsWith('guest:')) throw httpError(400, 'Guests have no read state')
-      return (await hub.markRead(room, { id: userId, name: userId }, id)).read
+      return (await hub.markRead(room, { id: userId, name: userId }, id))?.read
     },
     /**
-     * Close every connection of a user to a room, on every instance. Clients may reconnect:
+     * Delete a user's read position in the room (e.g. when barring them from it): the room leaves
+     * their rooms lists on every instance, and no `read` brings it back; joining again does.
+     * Resolves to true when there was one.
+     */
+    forget(room: string, userId: string): Promise<boolean> {
+      checkRoom(room)
+      return hub.forget(room, userId)
+    },
+    /**
+     * Close every connection of a user to a room, on every instance, and take the room off their
+     * open rooms lists (their read position stays: see `forget`). Clients may reconnect:
      * to keep someone out, refuse them in the `chat:identify` hook as well.
      */
     disconnect(room: string, userId: string): void {
