@@ -232,14 +232,15 @@ function answerHistory(member: WebSocketMember, before: number, limit: number) {
 
 /**
  * Move the member's user's read position (docs/PROTOCOL.md, "Read state"): the `read` frame
- * reaches all their connections in the room (and rooms lists), so only refusals are answered here.
+ * reaches all their connections in the room (and rooms lists), so only refusals are answered here;
+ * reads arriving while one is stored are folded into one (see `readFrom`).
  */
 function answerRead(member: WebSocketMember, id: number | undefined, room: string | undefined) {
   // From a rooms list: only a room it lists (a position elsewhere would show a room the user was never admitted to).
-  const answer = member.watching ? useChatHub().read(room, member.user, id, member) : useChatHub().read(member.room, member.user, id)
-  void answer.then((result) => {
-    if ('error' in result) member.send(result.error)
-  })
+  const answer = member.watching ? useChatHub().readFrom(member, room, member.user, id, member) : useChatHub().readFrom(member, member.room, member.user, id)
+  answer.then((refused) => {
+    if (refused) member.send(refused.error)
+  }, error => chatLogger.error('[nuxt-chat] a read command failed', error))
 }
 
 /** Send one chat message of a member through the hub and answer it. */

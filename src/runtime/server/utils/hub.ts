@@ -327,6 +327,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     markRead: (name: string, user: ChatUser, id?: number) => readState.markRead(name, user, id),
     /** The `read` command of a connection: the `read` frame, or why it was refused. */
     read: readState.read,
+    /** The same from a WebSocket connection: one in flight per connection, later ones folded (docs/PROTOCOL.md, "Read state"). */
+    readFrom: readState.readFrom,
     /** Delete a user's read position in a room; their rooms lists on every instance drop the room. */
     async forget(name: string, userId: string): Promise<boolean> {
       const had = await readState.forget(name, userId)

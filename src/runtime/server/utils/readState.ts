@@ -61,6 +61,8 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
   const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
   /** user id → their watchers on this instance. */
   const watchersOfUser = new Map<string, Set<RoomsWatcher>>()
+  /** `read` commands per connection (WebSocket): per room, the highest id asked while one is stored (`busy`), and the position last stored. */
+  const readsOf = new WeakMap<object, { busy: Map<string, number | undefined>, known: Map<string, number> }>()
   /** Refreshes from the store in progress, per watcher and room; a second request while one runs runs once more after it. */
   const refreshing = new Map<RoomsWatcher, Map<string, boolean>>()
 
@@ -229,6 +231,41 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     markRead,
 
     read,
+
+    /**
+     * `read` as a WebSocket connection's command: one in flight per connection and room, those
+     * arriving meanwhile folded into one more with the highest id; an id at or below the position
+     * the connection knows changes nothing and costs nothing. Resolves to a refusal to answer, if any.
+     */
+    async readFrom(connection: object, room: string | undefined, user: ChatUser, id: number | undefined, listed?: RoomsWatcher): Promise<ReadRefusal | undefined> {
+      if (!room || user.guest || (listed && !listed.entries?.has(room))) {
+        const refused = await read(room, user, id, listed)
+        return 'error' in refused ? refused : undefined
+      }
+      let reads = readsOf.get(connection)
+      if (!reads) readsOf.set(connection, reads = { busy: new Map(), known: new Map() })
+      const known = () => Math.max(reads.known.get(room) ?? 0, listed?.entries?.get(room)?.read ?? 0)
+      // Absent id: the newest, above any position.
+      let next: number | undefined = id ?? Number.MAX_SAFE_INTEGER
+      if (next <= known()) return undefined
+      if (reads.busy.has(room)) {
+        reads.busy.set(room, Math.max(reads.busy.get(room) ?? 0, next))
+        return undefined
+      }
+      let result: ChatReadFrame | ReadRefusal | undefined
+      try {
+        while (next !== undefined && next > known()) {
+          reads.busy.set(room, undefined)
+          result = await read(room, user, next === Number.MAX_SAFE_INTEGER ? undefined : next, listed)
+          if ('read' in result) reads.known.set(room, Math.max(known(), result.read))
+          next = reads.busy.get(room)
+        }
+      }
+      finally {
+        reads.busy.delete(room)
+      }
+      return result && 'error' in result ? result : undefined
+    },
 
     /** Delete `userId`'s position in `room` and take the room off their rooms lists here; true when there was one. */
     async forget(room: string, userId: string): Promise<boolean> {
