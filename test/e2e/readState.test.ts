@@ -15,6 +15,7 @@ import { useChatRooms } from '../../src/runtime/app/composables/useChatRooms'
 import type { ChatRoomState } from '../../src/runtime/shared/protocol'
 import { installEventSource, sleep } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
+import { ownPostgres } from '../utils/faults'
 import { POSTGRES_URL, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
@@ -347,4 +348,38 @@ describe('read state, two PostgreSQL instances on Redis', () => {
       }
     })
   }
+})
+
+describe('rooms list when its store fails, own PostgreSQL', () => {
+  let pg: Awaited<ReturnType<typeof ownPostgres>>
+  let server: TestServer
+
+  beforeAll(async () => {
+    pg = await ownPostgres()
+    await pg.start()
+    server = await startServer({ output: 'postgresql', env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_DATABASE_OPTIONS_URL: pg.url } })
+  })
+
+  afterAll(async () => {
+    await server?.stop('SIGKILL')
+    await pg?.stop('immediate')
+    pg?.remove()
+  })
+
+  it('a WebSocket list whose first read fails is told `unavailable` and closed with 1011, so the client retries; the retry gets the list', async () => {
+    const room = newRoom('down')
+    const hana = newUser()
+    const visit = await ChatSocket.open(server.wsUrl(''), { room }, { headers: hana.headers })
+    await visit.waitFor(isRead, 'joined')
+    await visit.close()
+    await pg.stop('fast')
+    const failed = await ChatSocket.open(server.wsUrl(''), { rooms: '' }, { headers: hana.headers })
+    expect(await failed.waitFor(frame => frame.type === 'error', 'the refusal', 20_000)).toMatchObject({ code: 'unavailable' })
+    await until(() => failed.closed, 'the close', 20_000)
+    expect(failed.closed?.code).toBe(1011)
+    await pg.start()
+    const again = await ChatSocket.open(server.wsUrl(''), { rooms: '' }, { headers: hana.headers })
+    expect(await again.waitFor(frame => frame.type === 'rooms', 'the list', 20_000)).toMatchObject({ rooms: [{ room }] })
+    await again.close()
+  }, 60_000)
 })

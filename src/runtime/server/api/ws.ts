@@ -345,6 +345,9 @@ export default {
       useChatHub().watchRooms(member).catch((error) => {
         chatLogger.error('[nuxt-chat] could not read a rooms list', error)
         member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
+        // Not left open with no list: closed, the client's backoff tries again.
+        useChatHub().unwatchRooms(member)
+        peer.close(1011, 'Rooms list unavailable')
       })
       return
     }
