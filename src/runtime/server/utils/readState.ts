@@ -6,6 +6,9 @@ import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
 /** Rooms a rooms list shows at most (most recently read first). */
 export const MAX_LISTED_ROOMS = 100
 
+/** Store reads of rooms lists in flight at once on an instance: a bus resync refreshes every (list, room) pair. */
+export const MAX_REFRESHING = 8
+
 /** A connection that follows its user's rooms list (`?rooms`), WebSocket or SSE. */
 export interface RoomsWatcher {
   readonly user: ChatUser
@@ -63,6 +66,18 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
   const watchersOfUser = new Map<string, Set<RoomsWatcher>>()
   /** `read` commands per connection (WebSocket): per room, the highest id asked while one is stored (`busy`), and the position last stored. */
   const readsOf = new WeakMap<object, { busy: Map<string, number | undefined>, known: Map<string, number> }>()
+  /** Refreshes waiting for one of the `MAX_REFRESHING` store slots; `slots` in use. */
+  const waiting: (() => void)[] = []
+  let slots = 0
+  /** Run a store read once a slot is free; a finished read hands its slot to the next waiting. */
+  const limited = <T>(read: () => Promise<T>): Promise<T> => {
+    const slot = slots < MAX_REFRESHING ? (slots++, Promise.resolve()) : new Promise<void>(resolve => waiting.push(resolve))
+    return slot.then(read).finally(() => {
+      const next = waiting.shift()
+      if (next) next()
+      else slots--
+    })
+  }
   /** Refreshes from the store in progress, per watcher and room; a second request while one runs runs once more after it. */
   const refreshing = new Map<RoomsWatcher, Map<string, boolean>>()
 
@@ -107,7 +122,7 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       return
     }
     rooms.set(room, false)
-    store.readState(room, watcher.user.id, true).then((state) => {
+    limited(() => store.readState(room, watcher.user.id, true)).then((state) => {
       if (!watcher.entries) return
       // No position (any more): the list must not keep following the room's messages.
       if (!state) return unlist(watcher, room)
@@ -196,11 +211,17 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
         entry.last = lastOf(frame)
         send(watcher, entry)
       }
-      else if (frame.target === entry.last?.id || (frame.type === 'delete' && frame.target > entry.read)) {
+      else if (frame.type === 'edit' && !frame.deleted && frame.target === entry.last?.id) {
+        // The shown message's new text: applied here, no store read.
+        entry.upTo = frame.id
+        entry.last = { ...entry.last, message: frame.message, edited: frame.id }
+        send(watcher, entry)
+      }
+      else if (frame.type !== 'reaction' && (frame.target === entry.last?.id || (frame.type === 'delete' && frame.target > entry.read))) {
         refresh(watcher, room)
       }
       else {
-        // A reaction, or an edit or delete the entry does not show: nothing it shows changed.
+        // A reaction (a list shows none), or an edit or delete the entry does not show: nothing it shows changed.
         entry.upTo = frame.id
       }
     }

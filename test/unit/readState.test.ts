@@ -1,0 +1,81 @@
+/**
+ * Rooms lists (src/runtime/server/utils/readState.ts) on the real memory store, counting the
+ * store reads they make: what a list shows is kept live without a read per event, and the reads
+ * it does make stay within a per-instance limit.
+ */
+import { describe, expect, it } from 'vitest'
+import type { ChatRoomFrame, ChatRoomsFrame } from '../../src/runtime/shared/protocol'
+import { messageFrame, type RoomFrame } from '../../src/runtime/server/utils/roomDelivery'
+import { createReadState, MAX_REFRESHING, type RoomsWatcher } from '../../src/runtime/server/utils/readState'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+import type { AppendInput } from '../../src/runtime/server/utils/roomLog'
+
+/** The memory store, with a count of its `readState` calls and of how many ran at once. */
+function countedStore() {
+  const log = createMemoryRoomLog()
+  const counts = { reads: 0, running: 0, most: 0 }
+  const readState: typeof log.readState = async (...args) => {
+    counts.reads++
+    counts.most = Math.max(counts.most, ++counts.running)
+    // A real store answers later: let others start meanwhile.
+    await new Promise(resolve => setTimeout(resolve, 5))
+    counts.running--
+    return log.readState(...args)
+  }
+  return { log, counts, store: { ...log, readState } }
+}
+
+function listOf(userId: string): RoomsWatcher & { frames: (ChatRoomsFrame | ChatRoomFrame)[] } {
+  const frames: (ChatRoomsFrame | ChatRoomFrame)[] = []
+  return { user: { id: userId, name: userId }, frames, write: (frame: RoomFrame) => frames.push(JSON.parse(frame.text)) }
+}
+
+const input = (room: string, sender: string, message: string, extra: Partial<AppendInput> = {}): AppendInput => ({ room, user: sender, sender, message, ts: Date.now(), ...extra })
+
+describe('rooms lists', () => {
+  it('a reaction on the last message reads nothing and sends nothing; an edit of it is applied in place', async () => {
+    const { log, counts, store } = countedStore()
+    const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined })
+    await log.joinRead('r', 'u1')
+    const first = await log.append(input('r', 'u2', 'hello'))
+    const list = listOf('u1')
+    await readState.watch(list)
+    readState.stored('r', messageFrame(first.message))
+    const before = counts.reads
+    const sent = list.frames.length
+    for (let n = 0; n < 20; n++) {
+      const reaction = await log.append(input('r', `u${n + 3}`, '+👍', { kind: 'reaction', target: first.message.id }))
+      readState.stored('r', messageFrame(reaction.message))
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(list.frames).toHaveLength(sent)
+    const edit = await log.append(input('r', 'u2', 'hello, edited', { kind: 'edit', target: first.message.id }))
+    readState.stored('r', messageFrame(edit.message))
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(counts.reads).toBe(before)
+    const shown = list.frames.filter(frame => frame.type === 'room')
+    expect(shown.at(-1)).toMatchObject({ room: 'r', upTo: edit.message.id, unread: 1, last: { id: first.message.id, message: 'hello, edited', edited: edit.message.id } })
+    // The next message is counted in order, the reactions having moved upTo along.
+    const next = await log.append(input('r', 'u2', 'next'))
+    readState.stored('r', messageFrame(next.message))
+    expect(list.frames.at(-1)).toMatchObject({ upTo: next.message.id, unread: 2, last: { message: 'next' } })
+    expect(counts.reads).toBe(before)
+  })
+
+  it(`a resync after a bus outage reads every listed room again, at most ${MAX_REFRESHING} at once`, async () => {
+    const { log, counts, store } = countedStore()
+    const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined })
+    const rooms = Array.from({ length: 40 }, (_, n) => `room-${n}`)
+    for (const room of rooms) await log.joinRead(room, 'u1')
+    const lists = [listOf('u1'), listOf('u1')]
+    for (const list of lists) await readState.watch(list)
+    for (const room of rooms) await log.append(input(room, 'u2', `news in ${room}`))
+    counts.most = 0
+    const before = counts.reads
+    readState.resync()
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    expect(counts.reads - before).toBe(80)
+    expect(counts.most).toBeLessThanOrEqual(MAX_REFRESHING)
+    for (const list of lists) expect(list.frames.filter(frame => frame.type === 'room' && frame.unread === 1)).toHaveLength(40)
+  })
+})
