@@ -8,7 +8,7 @@ import postgresql from 'db0/connectors/postgresql'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog, SQLITE_BATCH_MAX } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
-import { RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { READ_SCAN, RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
 import { holdSqliteLock } from '../utils/faults'
 
 const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
@@ -155,6 +155,23 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.readState(name, uid)).toBeUndefined()
     expect(await log.readRooms(uid, 10)).toEqual([])
   })
+
+  it('bounds the rows a read state scans: the unread count over READ_SCAN ids above the position, the last message among the newest READ_SCAN ids', async () => {
+    const log = open()
+    const name = room()
+    const uid = `u-${randomUUID()}`
+    await log.joinRead(name, uid)
+    await log.append(input(name, 'one', undefined, 'u2'))
+    await log.append(input(name, 'two', undefined, 'u2'))
+    // Reactions after the last message: rows an unread count or a `last` lookup would walk over.
+    await Promise.all(Array.from({ length: READ_SCAN }, (_, n) => log.append({ ...input(name, '+👍', undefined, `r${n}`), kind: 'reaction', target: 1 })))
+    expect(await log.readState(name, uid, true)).toEqual({ room: name, read: 0, unread: 2, upTo: READ_SCAN + 2 })
+    for (const text of ['three', 'four', 'five']) await log.append(input(name, text, undefined, 'u2'))
+    // Counted only up to the position + READ_SCAN (a lower bound); the newest message is found.
+    expect(await log.readState(name, uid, true)).toMatchObject({ read: 0, unread: 2, upTo: READ_SCAN + 5, last: { id: READ_SCAN + 5, message: 'five' } })
+    await log.markRead(name, uid, READ_SCAN)
+    expect(await log.readState(name, uid)).toMatchObject({ read: READ_SCAN, unread: 3 })
+  }, 120_000)
 
   it('de-duplicates a cid per sender and keeps the original', async () => {
     const log = open()

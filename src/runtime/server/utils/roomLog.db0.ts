@@ -1,6 +1,6 @@
 import type { Database } from 'db0'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
-import { checkAppendInput, MAX_UNREAD, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { checkAppendInput, MAX_UNREAD, READ_SCAN, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -97,7 +97,7 @@ function pgEventAppend(input: AppendInput): { sql: string, params: unknown[] } {
   return { sql: `WITH ins AS (${EVENT_INSERT}), applied AS (${apply.sql}) SELECT id FROM ins`, params: [...eventParams(input), ...apply.params] }
 }
 const READ_STATE = `SELECT r.id AS read_id,
-  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.kind IS NULL AND m.deleted = 0 AND m.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
+  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.id <= r.id + ${READ_SCAN} AND m.kind IS NULL AND m.deleted = 0 AND m.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
   (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AS up_to
   FROM chat_reads r WHERE r.uid = ? AND r.room = ?`
 // Forward only, never past the room's newest id, and only an existing position: a read never creates one (joining does).
@@ -278,7 +278,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null } | undefined>('get', READ_STATE, uid, room)
       if (!row) return undefined
       const state: ReadState = { room, read: Number(row.read_id), unread: Number(row.unread), upTo: Number(row.up_to ?? 0) }
-      const last = withLast ? await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND deleted = 0 ORDER BY id DESC LIMIT 1`, room) : undefined
+      const last = withLast ? await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND kind IS NULL AND deleted = 0 ORDER BY id DESC LIMIT 1`, room, state.upTo - READ_SCAN) : undefined
       if (last) state.last = toMessage(room, last)
       return state
     },

@@ -1,5 +1,5 @@
 import { withReaction } from '../../shared/protocol'
-import { checkAppendInput, MAX_UNREAD, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { checkAppendInput, MAX_UNREAD, READ_SCAN, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
   messages: StoredMessage[]
@@ -124,10 +124,15 @@ export function createMemoryRoomLog(): RoomLog {
       let unread = 0
       for (let index = firstAfter(messages, held.id); index < messages.length && unread < MAX_UNREAD; index++) {
         const message = messages[index]!
+        if (message.id > held.id + READ_SCAN) break
         if (!message.kind && !message.deleted && message.uid !== uid) unread++
       }
       const state: ReadState = { room: name, read: held.id, unread, upTo: (rooms.get(name)?.nextId ?? 1) - 1 }
-      const last = withLast ? messages.findLast(message => !message.kind && !message.deleted) : undefined
+      let last: StoredMessage | undefined
+      for (let index = messages.length - 1; withLast && index >= 0 && messages[index]!.id > state.upTo - READ_SCAN && !last; index--) {
+        const message = messages[index]!
+        if (!message.kind && !message.deleted) last = message
+      }
       if (last) state.last = last
       return state
     },

@@ -63,7 +63,7 @@ export interface ReadState {
   room: string
   /** The id up to which the user has read. */
   read: number
-  /** Live messages from others with an id in (`read`, `upTo`], at most `MAX_UNREAD`. */
+  /** Live messages from others with an id in (`read`, min(`upTo`, `read` + `READ_SCAN`)], at most `MAX_UNREAD`. */
   unread: number
   /** The room's newest id when `unread` was counted. */
   upTo: number
@@ -71,8 +71,11 @@ export interface ReadState {
   last?: StoredMessage
 }
 
-/** Unread counts stop here: counting is a range scan, bounded like everything else. */
+/** Unread counts stop here (the count of matching rows; the rows scanned are bounded by `READ_SCAN`). */
 export const MAX_UNREAD = 1000
+
+/** Ids an unread count scans at most above the position, and a room's last message at most below its newest id: events, own and deleted messages do not count but cost a row each. */
+export const READ_SCAN = 10_000
 
 export interface RoomLog {
   /**
