@@ -4,9 +4,10 @@
  * it does make stay within a per-instance limit.
  */
 import { describe, expect, it } from 'vitest'
+import { until } from '../utils/clients'
 import type { ChatRoomFrame, ChatRoomsFrame } from '../../src/runtime/shared/protocol'
 import { messageFrame, type RoomFrame } from '../../src/runtime/server/utils/roomDelivery'
-import { createReadState, MAX_REFRESHING, type RoomsWatcher } from '../../src/runtime/server/utils/readState'
+import { createReadState, MAX_LISTED_ROOMS, MAX_REFRESHING, type RoomsWatcher } from '../../src/runtime/server/utils/readState'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { AppendInput } from '../../src/runtime/server/utils/roomLog'
 
@@ -77,5 +78,30 @@ describe('rooms lists', () => {
     expect(counts.reads - before).toBe(80)
     expect(counts.most).toBeLessThanOrEqual(MAX_REFRESHING)
     for (const list of lists) expect(list.frames.filter(frame => frame.type === 'room' && frame.unread === 1)).toHaveLength(40)
+  })
+
+  it(`a full list (${MAX_LISTED_ROOMS} rooms) drops its least recently read room for one joined or read later`, async () => {
+    const { log, store } = countedStore()
+    const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined })
+    const rooms = Array.from({ length: MAX_LISTED_ROOMS }, (_, n) => `full-${n}`)
+    for (const room of rooms) {
+      await log.joinRead(room, 'u1')
+      // Distinct read times: full-0 is the least recently read.
+      await new Promise(resolve => setTimeout(resolve, 2))
+    }
+    const list = listOf('u1')
+    await readState.watch(list)
+    expect((list.frames[0] as ChatRoomsFrame).rooms.map(entry => entry.room)).toEqual(rooms.toReversed())
+    // full-0 is read (on some device): now the most recently read; full-1 is the least.
+    await readState.markRead('full-0', list.user)
+    const member = { user: list.user, sender: '', write: () => {} }
+    await readState.joined('new-a', member)
+    await until(() => list.frames.some(frame => frame.type === 'room' && frame.room === 'new-a'), 'new-a listed')
+    expect(list.frames.flatMap(frame => frame.type === 'room' && frame.removed ? [frame.room] : [])).toEqual(['full-1'])
+    await readState.joined('new-b', member)
+    await until(() => list.frames.some(frame => frame.type === 'room' && frame.room === 'new-b'), 'new-b listed')
+    expect(list.frames.flatMap(frame => frame.type === 'room' && frame.removed ? [frame.room] : [])).toEqual(['full-1', 'full-2'])
+    expect(list.entries?.size).toBe(MAX_LISTED_ROOMS)
+    expect(list.entries?.has('full-0')).toBe(true)
   })
 })

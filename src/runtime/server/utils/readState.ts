@@ -13,7 +13,7 @@ export const MAX_REFRESHING = 8
 export interface RoomsWatcher {
   readonly user: ChatUser
   write: (frame: RoomFrame) => void
-  /** The list as this connection was last told it. Set by the read state. */
+  /** The list as this connection was last told it, least recently read first. Set by the read state. */
   entries?: Map<string, ChatRoomState>
   /** While the first list is read: rooms that changed meanwhile, read again once it is sent. */
   loading?: Set<string>
@@ -132,7 +132,8 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
         return
       }
       if (!watcher.entries.has(room)) {
-        if (watcher.entries.size >= MAX_LISTED_ROOMS) return
+        // A full list drops its least recently read room for the one just read or joined.
+        if (watcher.entries.size >= MAX_LISTED_ROOMS) unlist(watcher, watcher.entries.keys().next().value!)
         list(watcher, room)
       }
       const entry = roomState(state)
@@ -189,7 +190,12 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
   function moved(frame: ChatReadFrame, text: string) {
     const out = new RoomFrame(text)
     for (const member of membersOf(frame.room) ?? []) if (member.user.id === frame.uid) deliverToMember(member, out)
-    for (const watcher of watchersOfUser.get(frame.uid) ?? []) refresh(watcher, frame.room)
+    for (const watcher of watchersOfUser.get(frame.uid) ?? []) {
+      // Read just now: the most recently read entry, the last one a full list drops.
+      const entry = watcher.entries?.get(frame.room)
+      if (entry && watcher.entries!.delete(frame.room)) watcher.entries!.set(frame.room, entry)
+      refresh(watcher, frame.room)
+    }
   }
 
   /** A stored message or event in `room`: the lists showing it count it, or read the room again when they cannot. */
@@ -342,7 +348,7 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       watchers.add(watcher)
       const names = await store.readRooms(watcher.user.id, MAX_LISTED_ROOMS)
       // Listed before they are read: what is stored meanwhile marks them to be read again.
-      for (const room of names) if (watcher.entries) list(watcher, room)
+      for (const room of names.toReversed()) if (watcher.entries) list(watcher, room)
       const rooms: ChatRoomState[] = []
       for (const room of names) {
         const state = await store.readState(room, watcher.user.id, true)
