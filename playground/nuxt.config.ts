@@ -7,5 +7,6 @@ export default defineNuxtConfig({
   buildDir: `.nuxt${output.slice('.output'.length)}`,
   compatibilityDate: '2025-11-01',
   nitro: { output: { dir: output } },
-  chat: {},
+  // Neither a guest nor a demo sign-in may pass for these (server and system are always reserved).
+  chat: { reservedNames: ['admin'] },
 })

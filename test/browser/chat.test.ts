@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { ChatSocket } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 /** Where each test leaves a screenshot of what the user sees. */
@@ -537,4 +538,35 @@ describe('playground: demo sign-in and an unread badge per room', () => {
     await expect.poll(() => ann.locator(sel('rooms-hint')).count(), { timeout: 15_000 }).toBe(1)
     expect(await bob.locator(sel('rooms')).count()).toBe(0)
   })
+})
+
+describe('playground: what a built playground refuses', () => {
+  let built: TestServer
+
+  beforeAll(async () => {
+    built = await startServer({ output: 'playground' })
+  })
+
+  afterAll(async () => {
+    await built?.stop()
+  })
+
+  it('signs a demo name in, unless it is reserved: then the cookie leaves a guest', async () => {
+    const name = room('demo-reserved')
+    const welcomed = async (demo: string) => {
+      const socket = await ChatSocket.open(built.wsUrl(''), { room: name }, { headers: { cookie: `playground-demo-user=${encodeURIComponent(demo)}` } })
+      const welcome = await socket.waitFor(frame => frame.type === 'system' && frame.event === 'welcome') as { peer: { id: string, name: string, guest?: true } }
+      socket.ws.close()
+      return welcome.peer
+    }
+    expect(await welcomed('Ann')).toEqual({ id: 'demo:Ann', name: 'Ann' })
+    // Built-in (server, system), the playground's reservedNames (admin), any case, and a look-alike (Cyrillic ѕ).
+    for (const reserved of ['server', 'System', 'admin', 'ADMIN', '\u0455erver']) {
+      const peer = await welcomed(reserved)
+      expect(peer.guest, reserved).toBe(true)
+      expect(peer.id, reserved).toMatch(/^guest:/)
+      expect(peer.name, reserved).not.toBe(reserved)
+    }
+  })
+
 })
