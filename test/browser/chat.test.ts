@@ -23,7 +23,8 @@ const sel = (testid: string) => `[data-testid="${testid}"]`
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true })
   console.log(`screenshots: ${SCREENSHOTS}`)
-  server = await startServer({ output: 'playground' })
+  // NUXT_BOT_BULK: the bot's numbered messages (history tests); a built playground refuses them otherwise.
+  server = await startServer({ output: 'playground', env: { NUXT_BOT_BULK: 'true' } })
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
@@ -569,4 +570,15 @@ describe('playground: what a built playground refuses', () => {
     }
   })
 
+  it('posts the bot\'s greeting but refuses its numbered messages (count is for nuxt dev)', async () => {
+    const name = room('bot-bulk')
+    const post = (body: unknown) => fetch(built.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const bulk = await post({ room: name, count: 5 })
+    expect(bulk.status).toBe(403)
+    expect((await bulk.json()).message).toMatch(/nuxt dev/)
+    // Nothing was stored: the greeting is the room's first message.
+    const greeting = await post({ room: name })
+    expect(greeting.status).toBe(200)
+    expect(await greeting.json()).toEqual({ ids: [1] })
+  })
 })
