@@ -4,8 +4,11 @@ export default defineNuxtConfig({
   modules: ['../src/module'],
   // Nuxt DevTools in `nuxt dev` (it turns itself off under vitest and in production builds).
   devtools: { enabled: true },
+  // The bot's numbered messages (`count`) outside nuxt dev: NUXT_BOT_BULK=true (the browser tests).
+  runtimeConfig: { botBulk: false },
   buildDir: `.nuxt${output.slice('.output'.length)}`,
   compatibilityDate: '2025-11-01',
   nitro: { output: { dir: output } },
-  chat: {},
+  // Neither a guest nor a demo sign-in may pass for these (server and system are always reserved).
+  chat: { reservedNames: ['admin'] },
 })

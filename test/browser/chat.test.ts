@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { ChatSocket } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 /** Where each test leaves a screenshot of what the user sees. */
@@ -22,7 +23,8 @@ const sel = (testid: string) => `[data-testid="${testid}"]`
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true })
   console.log(`screenshots: ${SCREENSHOTS}`)
-  server = await startServer({ output: 'playground' })
+  // NUXT_BOT_BULK: the bot's numbered messages (history tests); a built playground refuses them otherwise.
+  server = await startServer({ output: 'playground', env: { NUXT_BOT_BULK: 'true' } })
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
@@ -539,5 +541,47 @@ describe('playground: demo sign-in and an unread badge per room', () => {
     await ann.click(sel('demo-sign-out'))
     await expect.poll(() => ann.locator(sel('rooms-hint')).count(), { timeout: 15_000 }).toBe(1)
     expect(await bob.locator(sel('rooms')).count()).toBe(0)
+  })
+})
+
+describe('playground: what a built playground refuses', () => {
+  let built: TestServer
+
+  beforeAll(async () => {
+    built = await startServer({ output: 'playground' })
+  })
+
+  afterAll(async () => {
+    await built?.stop()
+  })
+
+  it('signs a demo name in, unless it is reserved: then the cookie leaves a guest', async () => {
+    const name = room('demo-reserved')
+    const welcomed = async (demo: string) => {
+      const socket = await ChatSocket.open(built.wsUrl(''), { room: name }, { headers: { cookie: `playground-demo-user=${encodeURIComponent(demo)}` } })
+      const welcome = await socket.waitFor(frame => frame.type === 'system' && frame.event === 'welcome') as { peer: { id: string, name: string, guest?: true } }
+      socket.ws.close()
+      return welcome.peer
+    }
+    expect(await welcomed('Ann')).toEqual({ id: 'demo:Ann', name: 'Ann' })
+    // Built-in (server, system), the playground's reservedNames (admin), any case, and a look-alike (Cyrillic ѕ).
+    for (const reserved of ['server', 'System', 'admin', 'ADMIN', '\u0455erver']) {
+      const peer = await welcomed(reserved)
+      expect(peer.guest, reserved).toBe(true)
+      expect(peer.id, reserved).toMatch(/^guest:/)
+      expect(peer.name, reserved).not.toBe(reserved)
+    }
+  })
+
+  it('posts the bot\'s greeting but refuses its numbered messages (count is for nuxt dev)', async () => {
+    const name = room('bot-bulk')
+    const post = (body: unknown) => fetch(built.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const bulk = await post({ room: name, count: 5 })
+    expect(bulk.status).toBe(403)
+    expect((await bulk.json()).message).toMatch(/nuxt dev/)
+    // Nothing was stored: the greeting is the room's first message.
+    const greeting = await post({ room: name })
+    expect(greeting.status).toBe(200)
+    expect(await greeting.json()).toEqual({ ids: [1] })
   })
 })

@@ -1,6 +1,6 @@
 import { createHooks } from 'hookable'
 import { describe, expect, it } from 'vitest'
-import { admitRequest, ChatRefusal, clientIp, defaultGuestName, describeRequest, guestId, holdConnection, isOriginAllowed } from '../../src/runtime/server/utils/access'
+import { admitRequest, ChatRefusal, checkedHosts, clientIp, defaultGuestName, describeRequest, guestId, holdConnection, isOriginAllowed } from '../../src/runtime/server/utils/access'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 
 const direct = { clientIpHeader: '', allowedOrigins: [], reservedNames: [] } as unknown as ChatRuntimeConfig
@@ -27,6 +27,18 @@ describe('describeRequest', () => {
     expect(schemeOf({ 'x-forwarded-proto': 'https, http' }, behindProxy)).toBe('http:')
     expect(schemeOf({}, direct, true)).toBe('https:')
   })
+  it('keeps the Host in use cached, bounded, while clients send thousands of others', () => {
+    const request = (host: string) => describeRequest('/_ws?room=x', new Headers({ host }), undefined, direct)
+    // A flood before the real host's first request, then the real host among more flood.
+    for (let i = 0; i < 3000; i++) {
+      expect(request(`h${i}.attacker.example`).url.host).toBe(`h${i}.attacker.example`)
+      if (i >= 1500 && i % 100 === 0) request('chat.example')
+    }
+    expect(checkedHosts.has('chat.example')).toBe(true)
+    expect(checkedHosts.has('h2999.attacker.example')).toBe(true)
+    expect(checkedHosts.size).toBeLessThanOrEqual(1000)
+  })
+
   it('keeps path and query, on the Host the client asked for', () => {
     const info = describeRequest('/_ws?room=r&guest=k', new Headers({ host: 'Chat.Example:8080' }), undefined, direct)
     expect(info.url.href).toBe('http://chat.example:8080/_ws?room=r&guest=k')

@@ -167,6 +167,22 @@ describe('the DevTools status', () => {
     // A libpq connection string and secrets nested in an option object.
     expect(describeStore({ storage: 'database', database: { connector: 'postgresql', options: { connectionString: 'host=db user=app password=s3cret dbname=chat', ssl: { rejectUnauthorized: true, key: 'PRIVATE' } } } }))
       .toEqual({ backend: 'postgresql', where: 'connectionString="host=db user=app password=*** dbname=chat", ssl={"rejectUnauthorized":true,"key":"***"}' })
+    // `auth` anywhere in a key (but rejectUnauthorized), spaces around `=` (libpq allows them), and every secret-looking key in both places.
+    const options = {
+      basicAuth: 'user:pw',
+      connectionString: `host=db password = hunter2 sslpassword= 'p w' token =t1 dsn=x authtoken=y sslmode=require`,
+      ssl: { rejectUnauthorized: false, pfx: 'PFX', passphrase: 'pp', credentials: { id: 'c' } },
+      dsn: 'd',
+      apiToken: 't',
+      clientSecret: 's',
+    }
+    expect(describeStore({ storage: 'database', database: { connector: 'postgresql', options } }).where).toBe([
+      'basicAuth=***',
+      `connectionString="host=db password = *** sslpassword= *** token =*** dsn=*** authtoken=*** sslmode=require"`,
+      'ssl={"rejectUnauthorized":false,"pfx":"***","passphrase":"***","credentials":"***"}',
+      'dsn=***', 'apiToken=***', 'clientSecret=***',
+    ].join(', '))
+    expect(maskUrl('postgresql://db/chat?authToken=a&dsn=b&sslmode=require')).toBe('postgresql://db/chat?authToken=***&dsn=***&sslmode=require')
   })
 
   it('lists rooms with who is online, one entry per user however many connections', async () => {

@@ -237,6 +237,24 @@ describe('chat hub delivery', () => {
     expect(c!.frames.find(frame => frame.type === 'presence')).toMatchObject({ message: '63 online' })
   })
 
+  it('a room emptied while its leaves wait for the 50 ms window announces a newcomer after those leaves, never an empty list after it', async () => {
+    const { hub, published } = setup()
+    const crowd = Array.from({ length: 12 }, (_, i) => testMember(`m${i}`))
+    await Promise.all(crowd.map(member => hub.join('r', member, undefined)))
+    await new Promise(resolve => setTimeout(resolve, 60))
+    // All leave within the window, over two turns: the second turn's leaves (a big room told just now) wait for the window's timer.
+    hub.leave('r', crowd[0]!)
+    await endOfTurn()
+    for (const member of crowd.slice(1)) hub.leave('r', member)
+    const u99 = testMember('u99')
+    await hub.join('r', u99, undefined)
+    await new Promise(resolve => setTimeout(resolve, 60))
+    const told = published.filter(event => event.room === 'r' && (event.kind === 'system' || event.kind === 'presence')).map(event => event.kind === 'presence' ? JSON.parse(event.frame).map((user: { id: string }) => user.id) : JSON.parse(event.frame).message)
+    // The other instances hear u99 online after every leave of the crowd.
+    expect(told.slice(told.indexOf('u99 joined!'))).toEqual(['u99 joined!', 'm1, m2, m3 and 8 others left!', ['u99']])
+    expect(u99.frames.find(frame => frame.type === 'presence')).toMatchObject({ message: '1 online' })
+  })
+
   it('turns changes of other instances\' presence into diffs; an unchanged announcement sends nothing', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'Date'] })
     try {

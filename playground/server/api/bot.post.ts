@@ -4,7 +4,9 @@
  *   curl -X POST localhost:3000/api/bot -H 'content-type: application/json' -d '{"room":"chat"}'
  *
  * `{ room }` posts a greeting; `{ room, count: 100 }` posts numbered messages instead (to try
- * loading older history). `useChatServer`, like h3's helpers, is auto-imported in server code.
+ * loading older history): only under `nuxt dev`, or with `NUXT_BOT_BULK=true` (the browser
+ * tests), so that a deployed playground is no flooding service. `useChatServer`, like h3's
+ * helpers, is auto-imported in server code.
  */
 const BOT = { id: 'bot', name: 'Bot' }
 const MAX_COUNT = 200
@@ -14,6 +16,7 @@ export default defineEventHandler(async (event) => {
   const { room, count = 1 } = body ?? {}
   if (typeof room !== 'string') throw createError({ statusCode: 400, statusMessage: 'Send JSON with a room: { "room": "chat" }' })
   if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_COUNT) throw createError({ statusCode: 400, statusMessage: `count must be 1-${MAX_COUNT}` })
+  if (count > 1 && !import.meta.dev && !useRuntimeConfig(event).botBulk) throw createError({ statusCode: 403, statusMessage: 'count is for nuxt dev only (or set NUXT_BOT_BULK=true)' })
 
   const chat = useChatServer()
   if (count === 1) {

@@ -6,6 +6,7 @@
  * Without the cookie a peer stays a guest, exactly as before.
  */
 import { DEMO_COOKIE, demoNameOf } from '#shared/demoUser'
+import { checkGuestName } from '../../../src/runtime/server/utils/names'
 
 /** The demo name in the request's cookie, if there is a usable one. */
 function demoName(headers: Headers): string | undefined {
@@ -24,7 +25,9 @@ function demoName(headers: Headers): string | undefined {
 
 export default defineNitroPlugin((nitroApp) => {
   nitroApp.hooks.hook('chat:identify', (ctx) => {
-    const name = demoName(ctx.request.headers)
-    if (name) ctx.user = { id: `demo:${name}`, name }
+    const wish = demoName(ctx.request.headers)
+    // The module's check of guests' names: a demo name that is reserved ("server", "admin", a look-alike) stays a guest.
+    const checked = wish ? checkGuestName(wish, useRuntimeConfig().chat.reservedNames ?? [], []) : undefined
+    if (checked && 'name' in checked) ctx.user = { id: `demo:${checked.name}`, name: checked.name }
   })
 })

@@ -2,8 +2,11 @@ import type { ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { chatMetrics, connectionCount } from '../utils/chatMetrics'
 
-/** Option keys whose values are secrets (`key`, `apiKey`, `authToken`; not `rejectUnauthorized`). */
-const SECRET_KEY = /pass|secret|token|credential|private|key$|^auth/i
+/** Option, query and libpq keys whose values are secrets (`password`, `apiKey`, `basicAuth`, `ssl.pfx`, `dsn`…). */
+const SECRET_NAME = /pass|secret|token|credential|private|auth|pfx|dsn|key$/i
+/** Keys that look secret but hold a setting worth seeing. */
+const NOT_SECRET = new Set(['rejectunauthorized'])
+const isSecretKey = (key: string) => SECRET_NAME.test(key) && !NOT_SECRET.has(key.toLowerCase())
 
 /** A connection URL with its password (and any secret-looking query value) replaced by `***`. */
 export function maskUrl(url: string): string {
@@ -11,7 +14,7 @@ export function maskUrl(url: string): string {
     const parsed = new URL(url)
     if (parsed.password) parsed.password = '***'
     for (const key of [...parsed.searchParams.keys()]) {
-      if (SECRET_KEY.test(key)) parsed.searchParams.set(key, '***')
+      if (isSecretKey(key)) parsed.searchParams.set(key, '***')
     }
     return parsed.toString()
   }
@@ -21,15 +24,15 @@ export function maskUrl(url: string): string {
   }
 }
 
-/** `key=value` pairs with a secret-looking key, in a string that is not a URL (a libpq connection string). */
-const SECRET_PAIR = /\b(\w*(?:pass|secret|token|credential|private|key)\w*|auth\w*)=('[^']*'|[^\s&;]+)/gi
+/** `key=value` pairs (libpq allows spaces around `=`, and quoted values) in a string that is not a URL. */
+const PAIR = /\b(\w+)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;']+)/g
 const isUrl = (value: string) => /^[a-z][\w+.-]*:\/\//i.test(value)
 
 /** An option's value without its secrets, however deep (e.g. `ssl: { key }`). */
 function withoutSecrets(value: unknown): unknown {
-  if (typeof value === 'string') return isUrl(value) ? maskUrl(value) : value.replace(SECRET_PAIR, '$1=***')
+  if (typeof value === 'string') return isUrl(value) ? maskUrl(value) : value.replace(PAIR, (pair, key: string, equals: string) => isSecretKey(key) ? `${key}${equals}***` : pair)
   if (Array.isArray(value)) return value.map(withoutSecrets)
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, SECRET_KEY.test(key) ? '***' : withoutSecrets(inner)]))
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, isSecretKey(key) ? '***' : withoutSecrets(inner)]))
   return value
 }
 
@@ -38,7 +41,7 @@ export function describeStore(config: Pick<ChatRuntimeConfig, 'storage' | 'datab
   if (config.storage === 'memory' || !config.database) return { backend: 'memory', where: 'process memory' }
   const options = config.database.options ?? {}
   const shown = Object.entries(options).map(([key, value]) => {
-    if (SECRET_KEY.test(key)) return `${key}=***`
+    if (isSecretKey(key)) return `${key}=***`
     const safe = withoutSecrets(value)
     return `${key}=${typeof safe === 'string' && isUrl(safe) ? safe : JSON.stringify(safe)}`
   })

@@ -85,19 +85,26 @@ function requestScheme(headers: Headers, encrypted: boolean, config: ChatRuntime
   return forwarded === 'https' ? 'https' : 'http'
 }
 
-/** Host headers already checked (`null`: not an authority); bounded, as clients choose them. */
-const checkedHosts = new Map<string, string | null>()
+/**
+ * Host headers checked lately (`null`: not an authority), least recently used first: clients
+ * choose them, so the cache is bounded and a flood of odd hosts cannot keep out the one in use.
+ */
+export const checkedHosts = new Map<string, string | null>()
 const MAX_CHECKED_HOSTS = 1000
 
 /** The Host header as a URL authority (`host[:port]`, normalised), or `undefined` when it is not one. */
 function parseHost(host: string | null): string | undefined {
   if (!host) return undefined
+  // Every upgrade asks, usually for the same few hosts: one URL parse per host, not two per request.
   let checked = checkedHosts.get(host)
   if (checked === undefined) {
     checked = authorityOf(host)
-    // Every upgrade asks, usually for the same few hosts: one URL parse per host, not two per request.
-    if (checkedHosts.size < MAX_CHECKED_HOSTS) checkedHosts.set(host, checked)
+    if (checkedHosts.size >= MAX_CHECKED_HOSTS) checkedHosts.delete(checkedHosts.keys().next().value!)
   }
+  else {
+    checkedHosts.delete(host)
+  }
+  checkedHosts.set(host, checked)
   return checked ?? undefined
 }
 

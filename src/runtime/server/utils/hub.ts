@@ -144,6 +144,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     const full = new RoomFrame(room.presence.fullFrame())
     for (const member of newcomers) member.write(full)
     batch.tell()
+    // Forgotten only once its leaves are told: a join meanwhile reuses it, so nothing stale is announced after that join.
+    if (delivery.members.size === 0) rooms.delete(name)
   }
 
   /**
@@ -175,7 +177,6 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     batch.newcomers.delete(member)
     // Gone within the turn it came: never announced.
     if (room.presence.disconnect(member.user) && !batch.joined.delete(member.user.id)) batch.left.set(member.user.id, member.user)
-    if (room.delivery.members.size === 0) rooms.delete(name)
   }
 
   const send = createSendPipeline({
