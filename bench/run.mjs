@@ -100,13 +100,13 @@ const SERVERS = {
   nuxt5: { label: '(f) nuxt-chat on Nuxt 5 nightly (SQLite)', entry: entries.nuxt5, kind: 'ws', env: MODULE_ENV },
 }
 
-/** `--cpu-prof`: profile the module's servers (bench/results/profiles); they then stop with SIGINT so the profile is written. */
+/** `--cpu-prof`: profile the module's servers (bench/results/profiles; the scale scenario: every server's message phases, through the probe); they then stop with SIGINT so the profile is written. */
 const CPU_PROF = flag('cpu-prof')
 const isModule = entry => entry === entries.sqlite || entry === entries.postgresql || entry === entries.nuxt5
 
-async function startServer(entry, env = {}) {
+async function startServer(entry, env = {}, { wholeProfile = true } = {}) {
   const port = await freePort()
-  const profile = CPU_PROF && isModule(entry)
+  const profile = CPU_PROF && isModule(entry) && wholeProfile
   const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(BENCH, 'results/profiles')}`] : []
   const cwd = mkdtempSync(join(tmpdir(), 'nuxt-chat-bench-'))
   tempDirs.add(cwd)
@@ -346,7 +346,9 @@ function forkLoad(config) {
 /** One server through every phase: idle memory, connect rate, two message rates, a join storm. */
 async function scaleRun(key) {
   const server = SERVERS[key]
-  const running = await startServer(server.entry, server.env)
+  // --cpu-prof: one profile per message phase of each server (through the probe), not one of the whole life.
+  const running = await startServer(server.entry, server.env, { wholeProfile: false })
+  const phaseProfile = CPU_PROF
   const loads = []
   try {
     const names = Array.from({ length: S.rooms }, (_, i) => roomName('scale', i))
@@ -366,19 +368,27 @@ async function scaleRun(key) {
     await sleep(500)
     const after = await askProbe(running, 'memory')
 
-    const phase = async (rate, ms) => {
+    const phase = async (rate, ms, profileName) => {
+      if (profileName) await askProbe(running, 'profile-start')
       await askProbe(running, 'loop')
       const cpu0 = cpuMicros(running.pid)
       const parts = await Promise.all(loads.map(load => load.ask('rate', { rate: rate / S.procs, ms })))
       const cpu = cpuMicros(running.pid) - cpu0
       const { loop } = await askProbe(running, 'loop')
+      if (profileName) {
+        const path = join(BENCH, 'results/profiles', profileName)
+        mkdirSync(dirname(path), { recursive: true })
+        // After the loop reading: writing the profile stalls the loop.
+        await askProbe(running, `profile-stop ${path}`)
+        log(`  profile: ${path}`)
+      }
       const sum = pick => parts.reduce((total, part) => total + pick(part), 0)
       const lat = Float64Array.from(parts.flatMap(part => Array.from(part.latencies))).sort()
       return { rate, sent: sum(part => part.sent), completed: sum(part => part.completed), deliveries: sum(part => part.deliveries), cpuUsPerDelivery: cpu / sum(part => part.deliveries), p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat.at(-1), loopMax: loop.max, loopP99: loop.p99 }
     }
     await phase(S.rates[0], S.warmMs)
     const phases = []
-    for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs))
+    for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs, phaseProfile && `scale-${key}-${rate}-${RUN_ID}-${running.pid}.cpuprofile`))
 
     // Join storm: newcomers into one room with members and a history.
     await loads[0].ask('fill', { room: 0, count: S.history })
