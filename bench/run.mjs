@@ -2,7 +2,7 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
+//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
@@ -98,11 +98,13 @@ const SERVERS = {
   sio: { label: '(d) Socket.IO 4 (websocket)', entry: join(BENCH, 'servers/socketio.mjs'), kind: 'sio' },
   seed: { label: '(e) seed crossws handler', entry: entries.seed, kind: 'ws', oneRoom: true },
   nuxt5: { label: '(f) nuxt-chat on Nuxt 5 nightly (SQLite)', entry: entries.nuxt5, kind: 'ws', env: MODULE_ENV },
+  // `--baseline-entry=path`: another build of the module (e.g. main's) in the scale scenario, for before/after ratios in one run.
+  base: { label: '(a0) nuxt-chat, baseline build', entry: option('baseline-entry'), kind: 'ws', env: MODULE_ENV },
 }
 
 /** `--cpu-prof`: profile the module's servers (bench/results/profiles; the scale scenario: every server's message phases, through the probe); they then stop with SIGINT so the profile is written. */
 const CPU_PROF = flag('cpu-prof')
-const isModule = entry => entry === entries.sqlite || entry === entries.postgresql || entry === entries.nuxt5
+const isModule = entry => entry === entries.sqlite || entry === SERVERS.base.entry || entry === entries.postgresql || entry === entries.nuxt5
 
 async function startServer(entry, env = {}, { wholeProfile = true } = {}) {
   const port = await freePort()
@@ -444,8 +446,8 @@ const log = line => console.log(line)
 
 const scenarios = {
   async scale() {
-    const keys = ['ws', 'module']
-    const runs = { ws: [], module: [] }
+    const keys = ['ws', 'module', ...(SERVERS.base.entry ? ['base'] : [])]
+    const runs = { ws: [], module: [], base: [] }
     const rounds = Math.min(ROUNDS, 2)
     for (let round = 0; round < rounds; round++) {
       for (const key of rotate(keys, round)) {
@@ -457,6 +459,7 @@ const scenarios = {
     }
     const rows = scaleMetrics().map(([name, pick, ratioGoal, valueGoal]) => {
       const row = { name, module: median(runs.module.map(pick)), ws: median(runs.ws.map(pick)), ratio: median(runs.module.map((run, i) => pick(run) / pick(runs.ws[i]))) }
+      if (runs.base.length) Object.assign(row, { base: median(runs.base.map(pick)), ratioToBase: median(runs.module.map((run, i) => pick(run) / pick(runs.base[i]))) })
       if (ratioGoal) goal(`scale: ${name}, module / bare ws`, row.ratio, ratioGoal[1], ratioGoal[0])
       if (valueGoal) goal(`scale: ${name}, module`, row.module, valueGoal[1], valueGoal[0])
       return row
@@ -755,8 +758,9 @@ function table() {
   }
   if (s.scale?.rows) {
     lines.push('', `## ${s.scale.title}`)
-    lines.push(`${pad('', 52)}${padL('module', 12)}${padL('bare ws', 12)}${padL('ratio', 8)}`)
-    for (const row of s.scale.rows) lines.push(`${pad(row.name, 52)}${padL(fmt(row.module, row.module >= 100 ? 0 : 2), 12)}${padL(fmt(row.ws, row.ws >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratio), 8)}`)
+    const base = 'base' in s.scale.rows[0]
+    lines.push(`${pad('', 52)}${padL('module', 12)}${padL('bare ws', 12)}${padL('ratio', 8)}${base ? `${padL('baseline', 12)}${padL('×base', 8)}` : ''}`)
+    for (const row of s.scale.rows) lines.push(`${pad(row.name, 52)}${padL(fmt(row.module, row.module >= 100 ? 0 : 2), 12)}${padL(fmt(row.ws, row.ws >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratio), 8)}${base ? `${padL(fmt(row.base, row.base >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratioToBase), 8)}` : ''}`)
   }
   if (results.goals.length) {
     lines.push('', '## Goals')
