@@ -4,8 +4,11 @@
 // - `loop`: this process's event-loop delay since the last `loop` (monitorEventLoopDelay, 1 ms
 //   resolution), then a fresh histogram. Measured in the server, the same way for every server;
 // - `heap`: a full GC, then a heap snapshot next to $BENCH_PROBE_FILE (its path in `snapshot`),
-//   to see what each connection holds (`node bench/heap-diff.mjs a.heapsnapshot b.heapsnapshot`).
+//   to see what each connection holds (`node bench/heap-diff.mjs a.heapsnapshot b.heapsnapshot`);
+// - `profile-start` / `profile-stop <path>`: a CPU profile of one phase (inspector in this
+//   process), written to <path> (open it in Chrome DevTools or `node bench/profile-top.mjs`).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { writeHeapSnapshot } from 'node:v8'
 
@@ -14,6 +17,8 @@ if (file) {
   const loop = monitorEventLoopDelay({ resolution: 1 })
   loop.enable()
   const ms = ns => ns / 1e6
+  let session
+  const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (error, result) => error ? reject(error) : resolve(result)))
   process.on('SIGUSR2', () => {
     let ask = 'memory'
     try {
@@ -22,6 +27,21 @@ if (file) {
     }
     catch {
       // No question: memory.
+    }
+    if (ask === 'profile-start') {
+      session ??= new Session()
+      session.connect()
+      post('Profiler.enable').then(() => post('Profiler.setSamplingInterval', { interval: 200 })).then(() => post('Profiler.start'))
+        .then(() => writeFileSync(file, JSON.stringify({ at: Date.now() })))
+      return
+    }
+    if (ask.startsWith('profile-stop ')) {
+      post('Profiler.stop').then(({ profile }) => {
+        writeFileSync(ask.slice('profile-stop '.length), JSON.stringify(profile))
+        session.disconnect()
+        writeFileSync(file, JSON.stringify({ at: Date.now() }))
+      })
+      return
     }
     if (ask === 'loop') {
       const answer = { loop: { max: ms(loop.max), p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), mean: ms(loop.mean) }, at: Date.now() }

@@ -2,7 +2,7 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path]
+//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
@@ -100,15 +100,17 @@ const SERVERS = {
   sio: { label: '(d) Socket.IO 4 (websocket)', entry: join(BENCH, 'servers/socketio.mjs'), kind: 'sio' },
   seed: { label: '(e) seed crossws handler', entry: entries.seed, kind: 'ws', oneRoom: true },
   nuxt5: { label: '(f) nuxt-chat on Nuxt 5 nightly (SQLite)', entry: entries.nuxt5, kind: 'ws', env: MODULE_ENV },
+  // `--baseline-entry=path`: another build of the module (e.g. main's) in the scale scenario, for before/after ratios in one run.
+  base: { label: '(a0) nuxt-chat, baseline build', entry: option('baseline-entry'), kind: 'ws', env: MODULE_ENV },
 }
 
-/** `--cpu-prof`: profile the module's servers (bench/results/profiles); they then stop with SIGINT so the profile is written. */
+/** `--cpu-prof`: profile the module's servers (bench/results/profiles; the scale scenario: every server's message phases, through the probe); they then stop with SIGINT so the profile is written. */
 const CPU_PROF = flag('cpu-prof')
-const isModule = entry => entry === entries.sqlite || entry === entries.postgresql || entry === entries.nuxt5
+const isModule = entry => entry === entries.sqlite || entry === SERVERS.base.entry || entry === entries.postgresql || entry === entries.nuxt5
 
-async function startServer(entry, env = {}) {
+async function startServer(entry, env = {}, { wholeProfile = true } = {}) {
   const port = await freePort()
-  const profile = CPU_PROF && isModule(entry)
+  const profile = CPU_PROF && isModule(entry) && wholeProfile
   const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(BENCH, 'results/profiles')}`] : []
   const cwd = mkdtempSync(join(tmpdir(), 'nuxt-chat-bench-'))
   tempDirs.add(cwd)
@@ -348,7 +350,9 @@ function forkLoad(config) {
 /** One server through every phase: idle memory, connect rate, two message rates, a join storm. */
 async function scaleRun(key) {
   const server = SERVERS[key]
-  const running = await startServer(server.entry, server.env)
+  // --cpu-prof: one profile per message phase of each server (through the probe), not one of the whole life.
+  const running = await startServer(server.entry, server.env, { wholeProfile: false })
+  const phaseProfile = CPU_PROF
   const loads = []
   try {
     const names = Array.from({ length: S.rooms }, (_, i) => roomName('scale', i))
@@ -368,19 +372,27 @@ async function scaleRun(key) {
     await sleep(500)
     const after = await askProbe(running, 'memory')
 
-    const phase = async (rate, ms) => {
+    const phase = async (rate, ms, profileName) => {
+      if (profileName) await askProbe(running, 'profile-start')
       await askProbe(running, 'loop')
       const cpu0 = cpuMicros(running.pid)
       const parts = await Promise.all(loads.map(load => load.ask('rate', { rate: rate / S.procs, ms })))
       const cpu = cpuMicros(running.pid) - cpu0
       const { loop } = await askProbe(running, 'loop')
+      if (profileName) {
+        const path = join(BENCH, 'results/profiles', profileName)
+        mkdirSync(dirname(path), { recursive: true })
+        // After the loop reading: writing the profile stalls the loop.
+        await askProbe(running, `profile-stop ${path}`)
+        log(`  profile: ${path}`)
+      }
       const sum = pick => parts.reduce((total, part) => total + pick(part), 0)
       const lat = Float64Array.from(parts.flatMap(part => Array.from(part.latencies))).sort()
       return { rate, sent: sum(part => part.sent), completed: sum(part => part.completed), deliveries: sum(part => part.deliveries), cpuUsPerDelivery: cpu / sum(part => part.deliveries), p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat.at(-1), loopMax: loop.max, loopP99: loop.p99 }
     }
     await phase(S.rates[0], S.warmMs)
     const phases = []
-    for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs))
+    for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs, phaseProfile && `scale-${key}-${rate}-${RUN_ID}-${running.pid}.cpuprofile`))
 
     // Join storm: newcomers into one room with members and a history.
     await loads[0].ask('fill', { room: 0, count: S.history })
@@ -436,8 +448,8 @@ const log = line => console.log(line)
 
 const scenarios = {
   async scale() {
-    const keys = ['ws', 'module']
-    const runs = { ws: [], module: [] }
+    const keys = ['ws', 'module', ...(SERVERS.base.entry ? ['base'] : [])]
+    const runs = { ws: [], module: [], base: [] }
     const rounds = Math.min(ROUNDS, 2)
     for (let round = 0; round < rounds; round++) {
       for (const key of rotate(keys, round)) {
@@ -449,6 +461,7 @@ const scenarios = {
     }
     const rows = scaleMetrics().map(([name, pick, ratioGoal, valueGoal]) => {
       const row = { name, module: median(runs.module.map(pick)), ws: median(runs.ws.map(pick)), ratio: median(runs.module.map((run, i) => pick(run) / pick(runs.ws[i]))) }
+      if (runs.base.length) Object.assign(row, { base: median(runs.base.map(pick)), ratioToBase: median(runs.module.map((run, i) => pick(run) / pick(runs.base[i]))) })
       if (ratioGoal) goal(`scale: ${name}, module / bare ws`, row.ratio, ratioGoal[1], ratioGoal[0])
       if (valueGoal) goal(`scale: ${name}, module`, row.module, valueGoal[1], valueGoal[0])
       return row
@@ -751,8 +764,9 @@ function table() {
   }
   if (s.scale?.rows) {
     lines.push('', `## ${s.scale.title}`)
-    lines.push(`${pad('', 52)}${padL('module', 12)}${padL('bare ws', 12)}${padL('ratio', 8)}`)
-    for (const row of s.scale.rows) lines.push(`${pad(row.name, 52)}${padL(fmt(row.module, row.module >= 100 ? 0 : 2), 12)}${padL(fmt(row.ws, row.ws >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratio), 8)}`)
+    const base = 'base' in s.scale.rows[0]
+    lines.push(`${pad('', 52)}${padL('module', 12)}${padL('bare ws', 12)}${padL('ratio', 8)}${base ? `${padL('baseline', 12)}${padL('×base', 8)}` : ''}`)
+    for (const row of s.scale.rows) lines.push(`${pad(row.name, 52)}${padL(fmt(row.module, row.module >= 100 ? 0 : 2), 12)}${padL(fmt(row.ws, row.ws >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratio), 8)}${base ? `${padL(fmt(row.base, row.base >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratioToBase), 8)}` : ''}`)
   }
   if (results.goals.length) {
     lines.push('', '## Goals')

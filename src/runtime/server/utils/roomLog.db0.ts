@@ -54,8 +54,13 @@ const SQLITE_BUSY_TIMEOUT = 10
 /** How long an append waits for another process's write lock on the SQLite file before it fails. */
 export const SQLITE_LOCK_WAIT = 2000
 const SQLITE_RETRY_MAX_DELAY = 100
-/** Most appends in one transaction: a few milliseconds of the event loop; the rest go in the next turn. */
-export const SQLITE_BATCH_MAX = 200
+/**
+ * Most appends in one transaction; the rest go in the next turn. The batch's fan-out runs in the
+ * same task: 64 messages to rooms of 20 cost ~4 ms of SQLite and ~20 ms of socket writes, so a
+ * backlog (after a GC or a busy moment) no longer grows into one task of 40-70 ms. Not smaller:
+ * the frames of one task leave together, and 32 cost 1.4-1.8x the CPU per delivery at 3,000 msg/s.
+ */
+export const SQLITE_BATCH_MAX = 64
 const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, kind, target)
   SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT)
   FROM chat_messages WHERE room = ? RETURNING id`
