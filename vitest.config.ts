@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url'
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
 
 /** Tests that install or build a whole app (npm, nuxi, vue-tsc): they run first, before the tests they would starve of CPU. */
 const APP_BUILDS = ['test/e2e/package.test.ts', 'test/e2e/readme.test.ts', 'test/e2e/baseUrl.test.ts']
@@ -16,8 +16,9 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { extends: true, test: { name: 'app-builds', include: APP_BUILDS, sequence: { groupOrder: 0 } } },
-      // The fixtures and the playground are built once, for these (test/globalSetup.ts).
-      { extends: true, test: { name: 'chat', include: ['test/**/*.test.ts'], exclude: APP_BUILDS, globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 1 } } },
+      // The fixtures and the playground are built once, for these (test/globalSetup.ts). Never the
+      // tests packages ship in test/nuxt5/node_modules (configDefaults.exclude).
+      { extends: true, test: { name: 'chat', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...APP_BUILDS], globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 1 } } },
     ],
   },
 })
