@@ -506,6 +506,9 @@ describe('playground: demo sign-in and an unread badge per room', () => {
     await ann.click(sel('demo-sign-in-button'))
     await expect.poll(() => ann.locator(sel('demo-user')).textContent().catch(() => null), { timeout: 15_000 }).toBe('Signed in as Ann (demo)')
     await waitForStatus(ann, 'OPEN')
+    // Her name now comes from the sign-in: the name field shows it and cannot change it.
+    expect(await ann.inputValue(sel('name-input'))).toBe('Ann')
+    expect(await ann.isEditable(sel('name-input'))).toBe(false)
     await expect.poll(() => badges(ann)).toEqual({ [second]: '' })
     // Ann moves on to another room; the first one stays in her list.
     await ann.fill(sel('room-input'), first)
