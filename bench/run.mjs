@@ -365,9 +365,16 @@ async function scaleRun(key) {
     // Warm the server's lazy paths (route chunks, first room) before the memory baseline.
     await loads[0].ask('storm', { room: 0, count: 20 })
     const before = await askProbe(running, 'memory')
+    if (phaseProfile) await askProbe(running, 'profile-start')
     const connectCpu0 = cpuMicros(running.pid)
     const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
     const connectCpu = cpuMicros(running.pid) - connectCpu0
+    if (phaseProfile) {
+      const path = join(BENCH, 'results/profiles', `scale-${key}-connect-${RUN_ID}-${running.pid}.cpuprofile`)
+      mkdirSync(dirname(path), { recursive: true })
+      await askProbe(running, `profile-stop ${path}`)
+      log(`  profile: ${path}`)
+    }
     const connections = connected.reduce((sum, part) => sum + part.connections, 0)
     await sleep(500)
     const after = await askProbe(running, 'memory')

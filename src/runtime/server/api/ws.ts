@@ -11,6 +11,7 @@ import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
 import type { RoomsWatcher } from '../utils/readState'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
+import { HeartbeatSlices } from '../utils/heartbeatSlices'
 import { sendFieldsOf } from '../utils/sendPipeline'
 import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
@@ -30,7 +31,6 @@ const EMPTY = new RoomFrame(JSON.stringify(errorFrame('empty', 'Message is empty
 
 // Each interval's pings go out in this many slices: 10,000 pings in one task hold the event loop ~100 ms.
 const HEARTBEAT_SLICES = 25
-let nextSlice = 0
 
 type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
 
@@ -70,8 +70,8 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   declare typingAt: number | undefined
   /** A history page is being read for this connection. */
   declare readingHistory: boolean
-  /** The heartbeat slice that pings this connection. */
-  declare readonly slice: number
+  /** The heartbeat slice that pings this connection (set when it is added to `heartbeatSlices`). */
+  declare slice: number
   /** A `?rooms` connection: its rooms list (set by the hub); it is in no room. */
   declare entries: RoomsWatcher['entries']
   declare loading: RoomsWatcher['loading']
@@ -99,7 +99,7 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
     this.refusal = undefined
     this.typingAt = undefined
     this.readingHistory = false
-    this.slice = nextSlice++ % HEARTBEAT_SLICES
+    this.slice = 0
     this.entries = undefined
     this.loading = undefined
     this.watching = false
@@ -146,27 +146,28 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   }
 }
 
-const members = new Set<WebSocketMember>()
+const heartbeatSlices = new HeartbeatSlices<WebSocketMember>(HEARTBEAT_SLICES)
 let heartbeat: ReturnType<typeof setInterval> | undefined
-let heartbeatSlice = 0
 
 /** WebSocket pings: a peer that answered nothing since its last round is gone (found within 2 × interval). */
 function startHeartbeat(config: ChatRuntimeConfig) {
   heartbeat ??= setInterval(() => {
-    heartbeatSlice = (heartbeatSlice + 1) % HEARTBEAT_SLICES
-    for (const member of members) {
-      const ws = member.ws
-      if (!ws || member.slice !== heartbeatSlice) continue
-      // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
-      if (!member.alive && !member.paused) {
-        ws.terminate()
-        continue
-      }
-      member.alive = false
-      ws.ping()
-    }
+    heartbeatSlices.tick(pingOrDrop)
   }, config.heartbeat.interval / HEARTBEAT_SLICES)
   heartbeat.unref?.()
+}
+
+/** One heartbeat visit: a connection silent since its last ping is dropped, else pinged again. */
+function pingOrDrop(member: WebSocketMember) {
+  const ws = member.ws
+  if (!ws) return
+  // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
+  if (!member.alive && !member.paused) {
+    ws.terminate()
+    return
+  }
+  member.alive = false
+  ws.ping()
 }
 
 function memberOf(peer: Peer): WebSocketMember | undefined {
@@ -338,7 +339,7 @@ export default {
     const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? peer.remoteAddress, admission.room, release, config.maxBufferedBytes)
     watchSocket(ws, member)
     context.chat = member
-    members.add(member)
+    member.slice = heartbeatSlices.add(member)
     startHeartbeat(config)
     if (admission.rooms) {
       member.watching = true
@@ -376,7 +377,7 @@ export default {
   close(peer) {
     const member = memberOf(peer)
     if (!member) return
-    members.delete(member)
+    heartbeatSlices.delete(member, member.slice)
     member.release()
     if (member.watching) useChatHub().unwatchRooms(member)
     else useChatHub().leave(member.room, member)

@@ -1,0 +1,33 @@
+/**
+ * Connections split into a fixed number of slices, one slice pinged per tick: each tick touches
+ * only its own slice's connections, not every connection (10,000 walked 25 times per interval).
+ */
+export class HeartbeatSlices<T> {
+  private readonly slices: Set<T>[]
+  private nextSlice = 0
+  private tickSlice = 0
+
+  constructor(count: number) {
+    this.slices = Array.from({ length: count }, () => new Set<T>())
+  }
+
+  /** Add a connection to the next slice round-robin; returns that slice, to delete it by later. */
+  add(item: T): number {
+    const slice = this.nextSlice
+    this.nextSlice = (slice + 1) % this.slices.length
+    this.slices[slice]!.add(item)
+    return slice
+  }
+
+  delete(item: T, slice: number) {
+    this.slices[slice]?.delete(item)
+  }
+
+  /** Visit the next slice's connections; returns how many were visited. */
+  tick(visit: (item: T) => void): number {
+    this.tickSlice = (this.tickSlice + 1) % this.slices.length
+    const slice = this.slices[this.tickSlice]!
+    for (const item of slice) visit(item)
+    return slice.size
+  }
+}
