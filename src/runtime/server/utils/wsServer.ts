@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws'
-import { corkUntilTaskEnd, transportStats } from './wsTransport'
+import { transportStats } from './wsTransport'
 
 /** A `ws` socket with one slot for what serves it: shared listeners find their connection there (`this.member`), no closure each. */
 export class ChatSocket extends WebSocket {
@@ -34,23 +34,30 @@ export function serveChatSockets(open: ChatSocketOpener): void {
 
 type UpgradeRequest = IncomingMessage & { _context?: Record<string, unknown> }
 
+function release(socket: Duplex) {
+  socket.uncork()
+}
+
 /** crossws calls `handleUpgrade` then `emit('connection', ws, req)`: the chat's sockets are taken there. */
 class ChatWebSocketServer extends WebSocketServer {
   override handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, callback: (ws: WebSocket, req: IncomingMessage) => void): void {
-    // The 101 response and the newcomer's first frames (written in this task) leave in one write.
-    corkUntilTaskEnd(socket)
+    // Held from the 101 response on (a refused handshake's `end` writes through the cork).
+    socket.cork()
     super.handleUpgrade(req, socket, head, callback)
   }
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'connection' && openChatSocket) {
-      const [ws, req] = args as [ChatSocket, UpgradeRequest]
-      const context = req._context
-      if (context?.chatAdmission && openChatSocket(ws, context, req.socket?.remoteAddress)) {
-        transportStats.leanConnections++
-        return true
-      }
+    if (event !== 'connection') return super.emit(event, ...args)
+    const [ws, req] = args as [ChatSocket, UpgradeRequest]
+    const socket = req.socket
+    const context = req._context
+    if (openChatSocket && context?.chatAdmission && openChatSocket(ws, context, socket?.remoteAddress)) {
+      transportStats.leanConnections++
+      // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
+      setImmediate(release, socket)
+      return true
     }
+    socket?.uncork()
     return super.emit(event, ...args)
   }
 }

@@ -166,11 +166,6 @@ function corkForTask(socket: RawSocket): boolean {
   return true
 }
 
-/** Hold a socket's writes (an upgrade's 101 response, say) until the current task is done, to leave with the frames that follow. */
-export function corkUntilTaskEnd(socket: unknown): void {
-  if (isObject(socket)) corkForTask(socket as unknown as RawSocket)
-}
-
 /**
  * Write bytes to a socket, corked until the current task and its promise jobs are done: every
  * frame it gets meanwhile (ours, and `ws`'s own, in order) leaves in one write (one syscall
