@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
 import { EventEmitter, once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { encodeTextFrame, memoizeWebSocketResolver, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
+import { closeConnection, encodeTextFrame, memoizeWebSocketResolver, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -102,6 +102,21 @@ describe('fast path guards fail closed', () => {
       expect(written).toEqual([])
       expect(sent).toEqual([FRAME.text])
     }
+  })
+
+  it('without a crossws Peer (a chat socket served directly), the public path and close go through ws itself', () => {
+    const closed: [number, string][] = []
+    const { ws, written } = fakeWebSocket({ _sender: { _state: 1, _queue: [] } })
+    const sent: string[] = []
+    const direct = Object.assign(ws, {
+      send: (text: string) => sent.push(text),
+      close: (code: number, reason: string) => closed.push([code, reason]),
+    })
+    writeFrame(undefined, direct as never, FRAME)
+    expect(written).toEqual([])
+    expect(sent).toEqual([FRAME.text])
+    closeConnection(undefined, direct as never, 4001, 'Disconnected by the server')
+    expect(closed).toEqual([[4001, 'Disconnected by the server']])
   })
 
   it('finds no raw socket (and logs why) when the peer hides it or it lacks pause/bufferedAmount', () => {
