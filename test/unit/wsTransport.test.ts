@@ -204,6 +204,37 @@ describe('coalesced writes', () => {
   })
 })
 
+describe('a socket held since its upgrade', () => {
+  it('counts no backlog while held across tasks (its first frames wait for the presence list), then counts again once released', async () => {
+    const server = new wsModule.WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(server, 'listening')
+    const accepted = once(server, 'connection')
+    const client = new wsModule.WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    const [ws] = await accepted as [wsModule.WebSocket]
+    await once(client, 'open')
+    try {
+      const peer = { _internal: { ws }, send: (text: string) => ws.send(text) }
+      const raw = rawWebSocket(peer as never)!
+      const socket = (ws as unknown as { _socket: { cork: () => void, uncork: () => void } })._socket
+      const frame = (n: number) => ({ text: `{"n":${n}}`, ws: encodeTextFrame(Buffer.from(`{"n":${n}}`)) })
+      // Held as ./wsServer.ts holds a new chat connection, then written to over two tasks.
+      socket.cork()
+      expect(writeFrame(peer as never, raw, frame(0))).toBe(0)
+      await new Promise(resolve => setImmediate(resolve))
+      expect(writeFrame(peer as never, raw, frame(1))).toBe(0)
+      socket.uncork()
+      await new Promise(resolve => setImmediate(resolve))
+      // Released and flushed: an idle socket with nothing left behind.
+      expect(writeFrame(peer as never, raw, frame(2))).toBe(0)
+      expect(raw.bufferedAmount).toBeGreaterThan(0)
+    }
+    finally {
+      client.terminate()
+      server.close()
+    }
+  })
+})
+
 describe('memoizeWebSocketResolver', () => {
   it('resolves a route once per path, then answers every hook call from memory; routes without hooks are asked again', async () => {
     const paths: string[] = []

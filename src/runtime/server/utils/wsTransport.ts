@@ -37,6 +37,8 @@ interface RawSocket {
   write: (chunk: Uint8Array) => boolean
   writableLength: number
   destroyed: boolean
+  /** How many corks hold it: one for this task's coalesced writes, more while ./wsServer.ts holds a new connection's first frames. */
+  writableCorked?: number
   cork?: () => void
   uncork?: () => void
   /** Bytes written to it while corked in this task; `undefined` when it is not corked. */
@@ -193,6 +195,8 @@ export function writeFrame(peer: Peer | undefined, ws: RawWebSocket | undefined,
     if (peer) peer.send(text)
     else ws?.send(text)
   }
+  // A socket still held since its upgrade (./wsServer.ts) has offered the kernel nothing yet: no backlog.
+  if (socket && socket.writableCorked! > (socket[kCorked] === undefined ? 0 : 1)) return 0
   // This task's own frames are not a backlog yet: the kernel has not been offered them. They count
   // from the next write on, for what the kernel did not take (a task's burst to a fast reader is no slow reader).
   return ws ? ws.bufferedAmount - (socket?.[kCorked] ?? 0) : peer ? publicBufferedAmount(peer) : 0
