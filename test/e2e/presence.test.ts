@@ -125,6 +125,8 @@ describe('presence in deltas', () => {
         expect(totalBytes(readers), `bytes after ${readers.length} joins`).toBeLessThan(readers.length * readers.length * perReaderPerJoin)
       }
       probe = await ChatSocket.open(ws(), { room, name: 'probe' })
+      // Its own list first: the room may hear of the probe before its first frames are read here.
+      await probe.waitFor(frame => frame.type === 'presence', 'the probe\'s list')
       await until(() => readers.every(reader => reader.online === n + 1), 'every reader to see the probe')
 
       const cycles = 5

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
 import { EventEmitter, once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { encodeTextFrame, memoizeWebSocketResolver, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
+import { closeConnection, encodeTextFrame, memoizeWebSocketResolver, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -104,6 +104,21 @@ describe('fast path guards fail closed', () => {
     }
   })
 
+  it('without a crossws Peer (a chat socket served directly), the public path and close go through ws itself', () => {
+    const closed: [number, string][] = []
+    const { ws, written } = fakeWebSocket({ _sender: { _state: 1, _queue: [] } })
+    const sent: string[] = []
+    const direct = Object.assign(ws, {
+      send: (text: string) => sent.push(text),
+      close: (code: number, reason: string) => closed.push([code, reason]),
+    })
+    writeFrame(undefined, direct as never, FRAME)
+    expect(written).toEqual([])
+    expect(sent).toEqual([FRAME.text])
+    closeConnection(undefined, direct as never, 4001, 'Disconnected by the server')
+    expect(closed).toEqual([[4001, 'Disconnected by the server']])
+  })
+
   it('finds no raw socket (and logs why) when the peer hides it or it lacks pause/bufferedAmount', () => {
     expect(rawWebSocket({ _internal: {} } as never)).toBeUndefined()
     expect(rawWebSocket(fakeWebSocket({ pause: undefined }).peer as never)).toBeUndefined()
@@ -142,14 +157,20 @@ describe('upgradeRefusal', () => {
   })
 })
 
+/** A real `ws` server with one client connected: the server's socket and the client. */
+async function connectedPair() {
+  const server = new wsModule.WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await once(server, 'listening')
+  const accepted = once(server, 'connection')
+  const client = new wsModule.WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  const [ws] = await accepted as [wsModule.WebSocket]
+  await once(client, 'open')
+  return { server, client, ws }
+}
+
 describe('coalesced writes', () => {
   it('sends the frames one socket gets in one task in one write, in order (ws\'s own sends too); the output bound counts what the kernel did not take, not the task\'s own burst', async () => {
-    const server = new wsModule.WebSocketServer({ port: 0, host: '127.0.0.1' })
-    await once(server, 'listening')
-    const accepted = once(server, 'connection')
-    const client = new wsModule.WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
-    const [ws] = await accepted as [wsModule.WebSocket]
-    await once(client, 'open')
+    const { server, client, ws } = await connectedPair()
     try {
       const received: string[] = []
       client.on('message', data => received.push(String(data)))
@@ -181,6 +202,31 @@ describe('coalesced writes', () => {
       for (let i = 0; i < 100 && received.length < 11; i++) await new Promise(resolve => setTimeout(resolve, 10))
       expect(received.at(-1)).toBe('{"n":10}')
       expect(writes).toBe(2)
+    }
+    finally {
+      client.terminate()
+      server.close()
+    }
+  })
+})
+
+describe('a socket held since its upgrade', () => {
+  it('counts no backlog while held across tasks (its first frames wait for the presence list), then counts again once released', async () => {
+    const { server, client, ws } = await connectedPair()
+    try {
+      const peer = { _internal: { ws }, send: (text: string) => ws.send(text) }
+      const raw = rawWebSocket(peer as never)!
+      const socket = (ws as unknown as { _socket: { cork: () => void, uncork: () => void } })._socket
+      const frame = (n: number) => ({ text: `{"n":${n}}`, ws: encodeTextFrame(Buffer.from(`{"n":${n}}`)) })
+      // Held as ./wsServer.ts holds a new chat connection, then written to over two tasks.
+      socket.cork()
+      expect(writeFrame(peer as never, raw, frame(0))).toBe(0)
+      await new Promise(resolve => setImmediate(resolve))
+      expect(writeFrame(peer as never, raw, frame(1))).toBe(0)
+      socket.uncork()
+      await new Promise(resolve => setImmediate(resolve))
+      // Released and flushed: only this task's own frame waits, which is no backlog.
+      expect(writeFrame(peer as never, raw, frame(2))).toBe(0)
     }
     finally {
       client.terminate()

@@ -1,7 +1,7 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
 import type { Hooks, Peer } from 'crossws'
-import { capIncomingFrames, useRuntimeConfig } from '#nuxt-chat/nitro'
+import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'
@@ -13,7 +13,7 @@ import type { RoomsWatcher } from '../utils/readState'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { HeartbeatSlices } from '../utils/heartbeatSlices'
 import { sendFieldsOf } from '../utils/sendPipeline'
-import { nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
+import { closeConnection, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
 const SETTLED = Promise.resolve()
 /** The per-address key of connections whose client address crossws does not show. */
@@ -35,13 +35,15 @@ const HEARTBEAT_SLICES = 25
 type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
 
 /**
- * One WebSocket connection in a room, kept in `peer.context.chat`. A class, not an object of
+ * One WebSocket connection in a room: on its `ws` socket's `member` slot (Nitro 2, ../utils/wsServer.ts),
+ * or in `peer.context.chat` when crossws serves it (Nitro 3). A class, not an object of
  * closures: idle connections are most of a chat server's memory.
  */
 class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   // Fields are declared here and set in the constructor: class fields compile to helper calls that
   // V8 cannot count, and every one past its guess costs each connection an out-of-object slot.
-  declare readonly peer: Peer
+  /** The crossws Peer, when crossws serves this connection; `undefined` on a socket served directly. */
+  declare readonly peer: Peer | undefined
   declare readonly ws: RawWebSocket | undefined
   declare readonly user: ChatUser
   declare readonly sender: string
@@ -77,7 +79,7 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   declare loading: RoomsWatcher['loading']
   declare watching: boolean
 
-  constructor(peer: Peer, ws: RawWebSocket | undefined, user: ChatUser, sender: string, ip: string | undefined, room: string, release: () => void, maxBufferedBytes: number) {
+  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, sender: string, ip: string | undefined, room: string, release: () => void, maxBufferedBytes: number) {
     this.peer = peer
     this.ws = ws
     this.user = user
@@ -117,7 +119,7 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
       chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
       countSlowReaderDrop()
       if (ws) ws.terminate()
-      else peer.close(1008, 'Too slow')
+      else closeConnection(peer, ws, 1008, 'Too slow')
     }
   }
 
@@ -127,7 +129,7 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
 
   /** Closed by the app (`useChatServer().disconnect`): 4001, see docs/PROTOCOL.md. */
   close() {
-    this.peer.close(4001, 'Disconnected by the server')
+    closeConnection(this.peer, this.ws, 4001, 'Disconnected by the server')
   }
 
   /** One more message read; stop reading the socket while too many wait. */
@@ -135,7 +137,7 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
     if (++this.waiting <= MAX_WAITING || this.paused) return
     this.paused = true
     // No way to pause this transport: refuse the flood rather than queue it.
-    if (!pauseReading(this.ws)) this.peer.close(1008, 'Too many messages waiting')
+    if (!pauseReading(this.ws)) closeConnection(this.peer, this.ws, 1008, 'Too many messages waiting')
   }
 
   /** One message answered; read again once the queue is half empty. */
@@ -262,7 +264,7 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) member.refusal = result.error
-    if (result.error.code === 'rate_limited' && ++member.strikes >= ABUSE_LIMIT) member.peer.close(1008, 'Rate limit exceeded')
+    if (result.error.code === 'rate_limited' && ++member.strikes >= ABUSE_LIMIT) closeConnection(member.peer, member.ws, 1008, 'Rate limit exceeded')
     return
   }
   member.strikes = 0
@@ -286,6 +288,106 @@ function refuseUpgrade(status: number, message: string): Response {
     ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}),
   })
 }
+
+/**
+ * Take an admitted connection into the chat (its room, or its rooms list). `undefined` when it was
+ * not admitted or is over its address's cap: closed then.
+ */
+function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefined, ws: RawWebSocket | undefined, remoteAddress: string | undefined): WebSocketMember | undefined {
+  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  const admitted = context.chatAdmission
+  if (!admitted) {
+    closeConnection(peer, ws, 1011, 'Not admitted')
+    return
+  }
+  delete context.chatAdmission
+  // The address was not visible at upgrade time: count the connection now, never skip the cap
+  // (connections whose address nobody knows share one count; wsTransport logged why, once).
+  const release = admitted.release ?? holdConnection(remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
+  if (!release) {
+    closeConnection(peer, ws, 1008, 'Too many connections from this address')
+    return
+  }
+  capIncomingFrames(ws, config.maxPayload)
+  const { admission } = admitted
+  const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? remoteAddress, admission.room, release, config.maxBufferedBytes)
+  member.slice = heartbeatSlices.add(member)
+  startHeartbeat(config)
+  if (admission.rooms) {
+    member.watching = true
+    useChatHub().watchRooms(member).catch((error) => {
+      chatLogger.error('[nuxt-chat] could not read a rooms list', error)
+      member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
+      // Not left open with no list: closed, the client's backoff tries again.
+      useChatHub().unwatchRooms(member)
+      closeConnection(peer, ws, 1011, 'Rooms list unavailable')
+    })
+    return member
+  }
+  useChatHub().join(admission.room, member, admission.since, admission.nameRefused).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
+  return member
+}
+
+/** One data frame read (`undefined`: a binary one). */
+function receive(member: WebSocketMember, text: string | undefined) {
+  member.alive = true
+  // Commands are answered at once; a connection's messages are checked one after another and handed to the store in the
+  // order sent (it stores them in that order); the next starts once this one is handed over.
+  const command = handleCommand(member, text)
+  if (!command) return
+  member.received()
+  member.chain = member.chain.then(() => new Promise<void>((handed) => {
+    member.answeredAll = handleMessage(member, command, handed).catch((error) => {
+      chatLogger.error('[nuxt-chat] message handling failed', error)
+    }).finally(() => {
+      member.answered()
+      handed()
+    })
+  }))
+}
+
+/** The connection closed: out of the heartbeat, its address's count and its room. */
+function endMember(member: WebSocketMember) {
+  heartbeatSlices.delete(member, member.slice)
+  member.release()
+  if (member.watching) useChatHub().unwatchRooms(member)
+  else useChatHub().leave(member.room, member)
+}
+
+/** A chat socket served directly (Nitro 2, a `ChatSocket`): `this` in its listeners, its member in `member`. Shared listeners, no closure per connection. */
+interface ServedSocket {
+  member: WebSocketMember
+  on: ((event: 'message', listener: (this: ServedSocket, data: Buffer, isBinary: boolean) => void) => void)
+    & ((event: 'pong' | 'close', listener: (this: ServedSocket) => void) => void)
+    & ((event: 'error', listener: (this: ServedSocket, error: Error) => void) => void)
+}
+
+function onSocketMessage(this: ServedSocket, data: Buffer, isBinary: boolean) {
+  receive(this.member, isBinary ? undefined : data.toString())
+}
+function onSocketPong(this: ServedSocket) {
+  this.member.alive = true
+}
+function onSocketClose(this: ServedSocket) {
+  endMember(this.member)
+}
+function onSocketError(this: ServedSocket, error: Error) {
+  chatLogger.debug('[nuxt-chat] socket error', error)
+}
+
+// Nitro 2: admitted upgrades are served on their `ws` socket, without a crossws Peer (../utils/wsServer.ts).
+serveChatSockets((socket, context, remoteAddress) => {
+  const served = socket as unknown as ServedSocket
+  // First: a socket closed at once (over its address's cap) may still report an error.
+  served.on('error', onSocketError)
+  const member = startMember(context, undefined, socket as unknown as RawWebSocket, remoteAddress)
+  if (!member) return true
+  served.member = member
+  served.on('message', onSocketMessage)
+  served.on('pong', onSocketPong)
+  served.on('close', onSocketClose)
+  return true
+})
 
 /** The chat's crossws hooks; ./wsEndpoint.ts mounts them on the route the way the app's Nitro wants. */
 export default {
@@ -317,70 +419,23 @@ export default {
   },
 
   open(peer) {
-    const config = useRuntimeConfig().chat as ChatRuntimeConfig
     const context = peer.context as { chatAdmission?: Admitted, chat?: WebSocketMember }
-    const admitted = context.chatAdmission
-    if (!admitted) {
-      peer.close(1011, 'Not admitted')
-      return
-    }
-    delete context.chatAdmission
-    // The address was not visible at upgrade time: count the connection now, never skip the cap
-    // (connections whose address nobody knows share one count; wsTransport logged why, once).
-    const release = admitted.release ?? holdConnection(peer.remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
-    if (!release) {
-      peer.close(1008, 'Too many connections from this address')
-      return
-    }
     releaseUpgradeRequest(peer)
     const ws = rawWebSocket(peer)
-    capIncomingFrames(ws, config.maxPayload)
-    const { admission } = admitted
-    const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? peer.remoteAddress, admission.room, release, config.maxBufferedBytes)
+    const member = startMember(context, peer, ws, peer.remoteAddress)
+    if (!member) return
     watchSocket(ws, member)
     context.chat = member
-    member.slice = heartbeatSlices.add(member)
-    startHeartbeat(config)
-    if (admission.rooms) {
-      member.watching = true
-      useChatHub().watchRooms(member).catch((error) => {
-        chatLogger.error('[nuxt-chat] could not read a rooms list', error)
-        member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
-        // Not left open with no list: closed, the client's backoff tries again.
-        useChatHub().unwatchRooms(member)
-        peer.close(1011, 'Rooms list unavailable')
-      })
-      return
-    }
-    useChatHub().join(admission.room, member, admission.since, admission.nameRefused).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
   },
 
   message(peer, message) {
     const member = memberOf(peer)
-    if (!member) return
-    member.alive = true
-    // Commands are answered at once; a connection's messages are checked one after another and handed to the store in the
-    // order sent (it stores them in that order); the next starts once this one is handed over.
-    const command = handleCommand(member, nextFrameIsBinary(member) ? undefined : message.text())
-    if (!command) return
-    member.received()
-    member.chain = member.chain.then(() => new Promise<void>((handed) => {
-      member.answeredAll = handleMessage(member, command, handed).catch((error) => {
-        chatLogger.error('[nuxt-chat] message handling failed', error)
-      }).finally(() => {
-        member.answered()
-        handed()
-      })
-    }))
+    if (member) receive(member, nextFrameIsBinary(member) ? undefined : message.text())
   },
 
   close(peer) {
     const member = memberOf(peer)
-    if (!member) return
-    heartbeatSlices.delete(member, member.slice)
-    member.release()
-    if (member.watching) useChatHub().unwatchRooms(member)
-    else useChatHub().leave(member.room, member)
+    if (member) endMember(member)
   },
 
   error(peer, error) {

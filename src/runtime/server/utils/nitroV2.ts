@@ -9,28 +9,33 @@ import type { ChatRuntimeConfig } from '../../types'
 import type { BodyRefusal, ChatEventStream } from './httpExchange'
 import { nodeEventStream } from './nodeEventStream'
 import { memoizeWebSocketResolver, resolveWebSocketsUnderBase, type RawWebSocket } from './wsTransport'
+import { createChatWebSocketServer } from './wsServer'
 
 /** The Nitro major version this file serves. */
 export const nitroMajor = 2
 
 /**
- * Cap incoming frames at `maxPayload` (the `ws` default is 100 MiB) through the options Nitro 2's
- * node-server entry reads right after the plugins ran, route upgrades under `app.baseURL`, and
- * resolve each path's hooks once.
+ * Give crossws's Node adapter our own `ws` server (./wsServer.ts: chat connections without a
+ * crossws Peer), capping incoming frames at `maxPayload` (the `ws` default is 100 MiB), through the
+ * options Nitro 2's node-server and dev entries read right after the plugins ran; route upgrades
+ * under `app.baseURL`, and resolve each path's hooks once.
  */
 export function setupWebSocketServer(nitroApp: unknown, config: ChatRuntimeConfig, baseURL: string): void {
   const app = nitroApp as NitroApp
-  const options = app.h3App.options as { websocket?: { serverOptions?: Record<string, unknown> } }
-  options.websocket = {
-    ...options.websocket,
-    serverOptions: { ...options.websocket?.serverOptions, maxPayload: config.maxPayload, perMessageDeflate: false },
-  }
+  const options = app.h3App.options as { websocket?: { serverOptions?: Record<string, unknown>, wss?: unknown } }
+  const serverOptions = { ...options.websocket?.serverOptions, maxPayload: config.maxPayload, perMessageDeflate: false }
+  // An app that brought its own server keeps it (and serves chat connections through crossws Peers).
+  const wss = options.websocket?.wss ?? createChatWebSocketServer(serverOptions)
+  options.websocket = { ...options.websocket, serverOptions, wss }
   resolveWebSocketsUnderBase(app, baseURL)
   memoizeWebSocketResolver(app)
 }
 
 /** Nothing to do: Nitro 2 parses `NUXT_CHAT_*` overrides itself (destr). */
 export function parseEnvOverrides(_config: Record<string, unknown>): void {}
+
+/** Chat sockets are served without a crossws Peer here (./wsServer.ts). */
+export { serveChatSockets } from './wsServer'
 
 /** Nothing per socket: the server options above already cap every frame. */
 export function capIncomingFrames(_ws: RawWebSocket | undefined, _maxPayload: number): void {}

@@ -12,6 +12,7 @@ import type { Hooks } from 'crossws'
 import type { ChatRuntimeConfig } from '../../types'
 import { capFramesOf } from './wsTransport.crossws4'
 import type { RawWebSocket } from './wsTransport'
+import type { ChatSocketOpener } from './wsServer'
 
 /** The Nitro major version this file serves. */
 export const nitroMajor = 3
@@ -22,6 +23,9 @@ export const nitroMajor = 3
  * set up front. Frames are capped per socket when it opens (`capIncomingFrames`).
  */
 export function setupWebSocketServer(_nitroApp: unknown, _config: ChatRuntimeConfig, _baseURL: string): void {}
+
+/** Nothing: crossws 0.4 makes its own `ws` server, so chat connections keep their crossws Peer. */
+export function serveChatSockets(_open: ChatSocketOpener): void {}
 
 /** Cap one socket's incoming frames at `maxPayload`: a larger frame closes it with 1009 before it is buffered. */
 export function capIncomingFrames(ws: RawWebSocket | undefined, maxPayload: number): void {

@@ -23,6 +23,8 @@ export interface RawWebSocket {
   _socket?: unknown
   _sender?: unknown
   ping: (data?: unknown) => void
+  send: (text: string) => void
+  close: (code: number, reason: string) => void
   terminate: () => void
   pause: () => void
   resume: () => void
@@ -35,6 +37,8 @@ interface RawSocket {
   write: (chunk: Uint8Array) => boolean
   writableLength: number
   destroyed: boolean
+  /** How many corks hold it: one for this task's coalesced writes, more while ./wsServer.ts holds a new connection's first frames. */
+  writableCorked?: number
   cork?: () => void
   uncork?: () => void
   /** Bytes written to it while corked in this task; `undefined` when it is not corked. */
@@ -59,6 +63,8 @@ export const transportStats = {
   publicWrites: 0,
   /** Writes that left for the kernel: the fast frames a socket got in one task go out together. */
   flushes: 0,
+  /** Chat connections served on their `ws` socket without a crossws Peer (./wsServer.ts), since start. */
+  leanConnections: 0,
   /** Why a fast path was not available, once per reason. */
   fallbacks: [] as string[],
 }
@@ -148,33 +154,36 @@ function uncorkAll() {
   }
 }
 
+/** Cork a socket until the current task and its promise jobs are done; false when it cannot be corked (logged once). */
+function corkForTask(socket: RawSocket): boolean {
+  if (socket[kCorked] !== undefined) return true
+  if (typeof socket.cork !== 'function' || typeof socket.uncork !== 'function') {
+    fallBack('`ws._socket` has no cork/uncork: one write per frame')
+    return false
+  }
+  socket.cork()
+  socket[kCorked] = 0
+  // After this task and its promise jobs (a stored batch's whole fan-out), before any other I/O: no added latency.
+  if (corked.push(socket) === 1) process.nextTick(uncorkAll)
+  return true
+}
+
 /**
  * Write bytes to a socket, corked until the current task and its promise jobs are done: every
  * frame it gets meanwhile (ours, and `ws`'s own, in order) leaves in one write (one syscall
  * instead of one per frame). The output bound sees what the kernel did not take once they are offered to it.
  */
 function writeCoalesced(socket: RawSocket, bytes: Uint8Array) {
-  if (socket[kCorked] === undefined) {
-    if (typeof socket.cork !== 'function' || typeof socket.uncork !== 'function') {
-      fallBack('`ws._socket` has no cork/uncork: one write per frame')
-      transportStats.flushes++
-      socket.write(bytes)
-      return
-    }
-    socket.cork()
-    socket[kCorked] = 0
-    // After this task and its promise jobs (a stored batch's whole fan-out), before any other I/O: no added latency.
-    if (corked.push(socket) === 1) process.nextTick(uncorkAll)
-  }
+  if (!corkForTask(socket)) transportStats.flushes++
   socket.write(bytes)
-  socket[kCorked]! += bytes.length
+  if (socket[kCorked] !== undefined) socket[kCorked] += bytes.length
 }
 
 /**
- * Write a frame to one peer: pre-framed bytes to the TCP socket (coalesced per task) when `ws` has nothing of its own pending (so frames never interleave), else the text
- * through `peer.send`. Returns the bytes now waiting to go out on this connection (0 when unknown).
+ * Write a frame to one connection: pre-framed bytes to the TCP socket (coalesced per task) when `ws` has nothing of its own pending (so frames never interleave), else the text
+ * through `ws.send` (a connection without a crossws Peer) or `peer.send`. Returns the bytes now waiting to go out on this connection (0 when unknown).
  */
-export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: SharedFrame | string): number {
+export function writeFrame(peer: Peer | undefined, ws: RawWebSocket | undefined, frame: SharedFrame | string): number {
   const socket = ws && typeof frame !== 'string' ? directSocket(ws) : undefined
   if (socket && typeof frame !== 'string') {
     transportStats.fastWrites++
@@ -182,11 +191,21 @@ export function writeFrame(peer: Peer, ws: RawWebSocket | undefined, frame: Shar
   }
   else {
     transportStats.publicWrites++
-    peer.send(typeof frame === 'string' ? frame : frame.text)
+    const text = typeof frame === 'string' ? frame : frame.text
+    if (peer) peer.send(text)
+    else ws?.send(text)
   }
+  // A socket still held since its upgrade (./wsServer.ts) has offered the kernel nothing yet: no backlog.
+  if (socket && socket.writableCorked! > (socket[kCorked] === undefined ? 0 : 1)) return 0
   // This task's own frames are not a backlog yet: the kernel has not been offered them. They count
   // from the next write on, for what the kernel did not take (a task's burst to a fast reader is no slow reader).
-  return ws ? ws.bufferedAmount - (socket?.[kCorked] ?? 0) : publicBufferedAmount(peer)
+  return ws ? ws.bufferedAmount - (socket?.[kCorked] ?? 0) : peer ? publicBufferedAmount(peer) : 0
+}
+
+/** Close a connection with a code: through its crossws Peer when it has one, else on its `ws` socket. */
+export function closeConnection(peer: Peer | undefined, ws: RawWebSocket | undefined, code: number, reason: string): void {
+  if (peer) peer.close(code, reason)
+  else ws?.close(code, reason)
 }
 
 /** Stop reading a connection (TCP backpressure); false when this transport cannot. */

@@ -1,0 +1,69 @@
+/**
+ * The `ws` server the module hands crossws's Node adapter on Nitro 2 (its `wss` option): every
+ * upgrade still runs crossws's hooks (the chat's admission in `upgrade`), but a connection the
+ * chat admitted is then served on its `ws` socket directly, without a crossws Peer, request proxy
+ * or per-connection listener closures: idle connections are most of a chat server's memory.
+ * Connections to other routes (an app's own `defineWebSocketHandler`) go on to crossws unchanged.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocket, WebSocketServer, type ServerOptions } from 'ws'
+import { transportStats } from './wsTransport'
+
+/** A `ws` socket with one slot for what serves it: shared listeners find their connection there (`this.member`), no closure each. */
+export class ChatSocket extends WebSocket {
+  /** The chat's connection on this socket; `undefined` on sockets crossws serves. */
+  declare member: unknown
+
+  constructor(...args: ConstructorParameters<typeof WebSocket>) {
+    super(...args)
+    // Set in the constructor: one in-object slot, not a property added later to each socket.
+    this.member = undefined
+  }
+}
+
+/** Serves an admitted chat socket; `context` is what the upgrade hook left on the request. Returns false to leave it to crossws. */
+export type ChatSocketOpener = (ws: ChatSocket, context: Record<string, unknown>, remoteAddress: string | undefined) => boolean
+
+let openChatSocket: ChatSocketOpener | undefined
+
+/** Serve sockets whose upgrade context holds `chatAdmission` with `open` (set once, by the chat's route). */
+export function serveChatSockets(open: ChatSocketOpener): void {
+  openChatSocket = open
+}
+
+type UpgradeRequest = IncomingMessage & { _context?: Record<string, unknown> }
+
+function release(socket: Duplex) {
+  socket.uncork()
+}
+
+/** crossws calls `handleUpgrade` then `emit('connection', ws, req)`: the chat's sockets are taken there. */
+class ChatWebSocketServer extends WebSocketServer {
+  override handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, callback: (ws: WebSocket, req: IncomingMessage) => void): void {
+    // Held from the 101 response on (a refused handshake's `end` writes through the cork).
+    socket.cork()
+    super.handleUpgrade(req, socket, head, callback)
+  }
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'connection') return super.emit(event, ...args)
+    const [ws, req] = args as [ChatSocket, UpgradeRequest]
+    const socket = req.socket
+    const context = req._context
+    if (openChatSocket && context?.chatAdmission && openChatSocket(ws, context, socket?.remoteAddress)) {
+      transportStats.leanConnections++
+      // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
+      setImmediate(release, socket)
+      return true
+    }
+    socket?.uncork()
+    return super.emit(event, ...args)
+  }
+}
+
+/** The server for crossws's Node adapter: `ws`'s own, with the options crossws would have given its bundled copy. */
+export function createChatWebSocketServer(options: ServerOptions): WebSocketServer {
+  // (`ws` makes server sockets as `new WebSocket(null, undefined, options)`, an overload its types leave out.)
+  return new ChatWebSocketServer({ ...options, noServer: true, WebSocket: ChatSocket as unknown as typeof WebSocket })
+}

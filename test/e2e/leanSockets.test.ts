@@ -1,0 +1,67 @@
+/**
+ * Chat connections on Nitro 2 are served on their `ws` socket without a crossws Peer
+ * (src/runtime/server/utils/wsServer.ts); an app's own WebSocket route
+ * beside the chat's stays on crossws and keeps working.
+ */
+import { randomUUID } from 'node:crypto'
+import WebSocket from 'ws'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ChatSocket, until } from '../utils/clients'
+import { serverRoot, startServer, type TestServer } from '../utils/server'
+
+let server: TestServer
+const ws = () => `ws://127.0.0.1:${server.port}`
+const uniqueRoom = () => `lean-${randomUUID().slice(0, 8)}`
+// Nuxt 5 (crossws 0.4) keeps the Peer path: the lean path is Nitro 2's.
+const nitro2 = !serverRoot
+
+beforeAll(async () => {
+  server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0' } })
+})
+
+afterAll(async () => {
+  await server?.stop()
+})
+
+async function stats(): Promise<{ leanConnections: number, fallbacks: string[] }> {
+  return (await fetch(server.url('/_test/transport'))).json()
+}
+
+describe.runIf(nitro2)('chat connections without a crossws Peer', () => {
+  it('serves each chat connection on its ws socket: welcome, messages, close codes', async () => {
+    const before = (await stats()).leanConnections
+    const room = uniqueRoom()
+    const [a, b] = [await ChatSocket.open(ws(), { room, name: 'Ann' }), await ChatSocket.open(ws(), { room, name: 'Bob' })]
+    expect((await stats()).leanConnections).toBe(before + 2)
+    await a.waitFor(frame => frame.type === 'system' && (frame as { event?: string }).event === 'welcome', 'welcome')
+    a.send({ type: 'message', message: 'hello', cid: 'c1' })
+    await b.waitFor(frame => frame.type === 'message' && (frame as { message?: string }).message === 'hello', 'the message')
+    a.send('{"type":"ping"}')
+    await a.waitFor(frame => frame.type === 'pong', 'pong')
+    // Binary frames are still told apart (no crossws Message in between).
+    a.ws.send(Buffer.from('{"type":"ping"}'), { binary: true })
+    await a.waitFor(frame => frame.type === 'error' && (frame as { code?: string }).code === 'bad_request', 'binary refused')
+    // useChatServer().disconnect closes with 4001 on the lean path too.
+    const welcome = a.frames.find(frame => (frame as { event?: string }).event === 'welcome') as { peer: { id: string } }
+    const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'disconnect', room, userId: welcome.peer.id }) })
+    expect(response.status).toBe(200)
+    expect((await until(() => a.closed, 'closed by the server')).code).toBe(4001)
+    await b.close()
+  })
+})
+
+describe('an app\'s own WebSocket route', () => {
+  it('still opens through crossws and echoes', async () => {
+    const before = nitro2 ? (await stats()).leanConnections : 0
+    const socket = new WebSocket(`${ws()}/_test/echo`)
+    const frames: string[] = []
+    socket.on('message', data => frames.push(data.toString()))
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject))
+    await until(() => frames.length >= 1, 'the open frame')
+    expect(JSON.parse(frames[0]!)).toEqual({ type: 'echo-open', peer: true })
+    socket.send('hi')
+    await until(() => frames.includes('echo:hi'), 'the echo')
+    if (nitro2) expect((await stats()).leanConnections).toBe(before)
+    socket.close()
+  })
+})
