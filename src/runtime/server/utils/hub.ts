@@ -154,7 +154,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       member.write(full)
       // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
       void readState.joined(name, member)
-      newcomer.replayed = delivery.replay(member, newcomer.since, config)
+      try {
+        newcomer.replayed = delivery.replay(member, newcomer.since, config)
+      }
+      catch (error) {
+        // Its join fails (and is logged) as before; the other newcomers still get theirs.
+        newcomer.replayed = Promise.reject(error)
+      }
     }
     batch.tell()
     // Forgotten only once its leaves are told: a join meanwhile reuses it, so nothing stale is announced after that join.
