@@ -104,7 +104,7 @@ const SERVERS = {
   base: { label: '(a0) nuxt-chat, baseline build', entry: option('baseline-entry'), kind: 'ws', env: MODULE_ENV },
 }
 
-/** `--cpu-prof`: profile the module's servers (bench/results/profiles; the scale scenario: every server's message phases, through the probe); they then stop with SIGINT so the profile is written. */
+/** `--cpu-prof`: profile the module's servers (bench/results/profiles; the scale scenario: every server's connect, message and storm phases, through the probe); they then stop with SIGINT so the profile is written. */
 const CPU_PROF = flag('cpu-prof')
 const isModule = entry => entry === entries.sqlite || entry === SERVERS.base.entry || entry === entries.postgresql || entry === entries.nuxt5
 
@@ -350,7 +350,7 @@ function forkLoad(config) {
 /** One server through every phase: idle memory, connect rate, two message rates, a join storm. */
 async function scaleRun(key) {
   const server = SERVERS[key]
-  // --cpu-prof: one profile per message phase of each server (through the probe), not one of the whole life.
+  // --cpu-prof: one profile per phase of each server (connect, messages, storm; through the probe), not one of the whole life.
   const running = await startServer(server.entry, server.env, { wholeProfile: false })
   const phaseProfile = CPU_PROF
   const loads = []
@@ -403,11 +403,17 @@ async function scaleRun(key) {
 
     // Join storm: newcomers into one room with members and a history.
     await loads[0].ask('fill', { room: 0, count: S.history })
+    if (phaseProfile) await askProbe(running, 'profile-start')
     await askProbe(running, 'loop')
     const cpu0 = cpuMicros(running.pid)
     const storm = await loads[0].ask('storm', { room: 0, count: S.newcomers })
     storm.cpuMs = (cpuMicros(running.pid) - cpu0) / 1000
     storm.loopMax = (await askProbe(running, 'loop')).loop.max
+    if (phaseProfile) {
+      const path = join(BENCH, 'results/profiles', `scale-${key}-storm-${RUN_ID}-${running.pid}.cpuprofile`)
+      await askProbe(running, `profile-stop ${path}`)
+      log(`  profile: ${path}`)
+    }
 
     await Promise.all(loads.map(load => load.ask('close')))
     return {

@@ -99,6 +99,29 @@ describe('presence in deltas', () => {
     }
   })
 
+  it('sends a newcomer its full list and its replay from memory in one write', async () => {
+    const room = uniqueRoom()
+    const alice = await ChatSocket.open(ws(), { room, name: 'Alice' })
+    const flushes = async () => ((await (await fetch(server.url('/_test/transport'))).json()) as { flushes: number }).flushes
+    try {
+      for (let i = 0; i < 10; i++) alice.send({ type: 'message', message: `history ${i}` })
+      await alice.waitFor(frame => frame.type === 'message' && frame.message === 'history 9', 'the last stored message')
+      await new Promise(resolve => setTimeout(resolve, 100))
+      const before = await flushes()
+      const bob = await ChatSocket.open(ws(), { room, name: 'Bob' })
+      await bob.waitFor(frame => frame.type === 'message' && frame.message === 'history 9', 'the replay')
+      await alice.waitFor(frame => frame.type === 'presence_diff' && frame.count === 2, 'the join diff')
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(bob.frames.map(frame => frame.type)).toEqual(['system', 'presence', ...Array.from({ length: 10 }, () => 'message')])
+      // Bob's welcome at once, then his list and replay together (not one write each); Alice's join and diff in one.
+      expect(await flushes() - before).toBe(3)
+      await bob.close()
+    }
+    finally {
+      await alice.close()
+    }
+  })
+
   // Filling the room is Θ(n²) frames whatever the protocol (everyone hears each join): ~9 s of
   // server CPU on a busy 2-core machine, most of this test; the join and leave cycles are quick.
   it('costs O(n) bytes per join and leave with 1,000 readers in one room', { timeout: 150_000 }, async () => {

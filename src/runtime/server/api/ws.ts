@@ -11,7 +11,7 @@ import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
 import type { RoomsWatcher } from '../utils/readState'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { HeartbeatSlices } from '../utils/heartbeatSlices'
+import { HeartbeatSlices, heartbeatSliceCount } from '../utils/heartbeatSlices'
 import { sendFieldsOf } from '../utils/sendPipeline'
 import { closeConnection, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
@@ -28,9 +28,6 @@ const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limite
 const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
 // Likewise for blank raw text, the cheapest frame to flood with: answered at once, from shared bytes.
 const EMPTY = new RoomFrame(JSON.stringify(errorFrame('empty', 'Message is empty')))
-
-// Each interval's pings go out in this many slices: 10,000 pings in one task hold the event loop ~100 ms.
-const HEARTBEAT_SLICES = 25
 
 type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
 
@@ -148,14 +145,15 @@ class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   }
 }
 
-const heartbeatSlices = new HeartbeatSlices<WebSocketMember>(HEARTBEAT_SLICES)
+// Each interval's pings go out in slices, a tick every ~100 ms (heartbeatSliceCount): 10,000 pings in one task hold the event loop ~100 ms.
+let heartbeatSlices: HeartbeatSlices<WebSocketMember> | undefined
 let heartbeat: ReturnType<typeof setInterval> | undefined
 
 /** WebSocket pings: a peer that answered nothing since its last round is gone (found within 2 × interval). */
 function startHeartbeat(config: ChatRuntimeConfig) {
   heartbeat ??= setInterval(() => {
-    heartbeatSlices.tick(pingOrDrop)
-  }, config.heartbeat.interval / HEARTBEAT_SLICES)
+    heartbeatSlices!.tick(pingOrDrop)
+  }, config.heartbeat.interval / heartbeatSlices!.count)
   heartbeat.unref?.()
 }
 
@@ -311,6 +309,7 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   capIncomingFrames(ws, config.maxPayload)
   const { admission } = admitted
   const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? remoteAddress, admission.room, release, config.maxBufferedBytes)
+  heartbeatSlices ??= new HeartbeatSlices(heartbeatSliceCount(config.heartbeat.interval))
   member.slice = heartbeatSlices.add(member)
   startHeartbeat(config)
   if (admission.rooms) {
@@ -348,7 +347,7 @@ function receive(member: WebSocketMember, text: string | undefined) {
 
 /** The connection closed: out of the heartbeat, its address's count and its room. */
 function endMember(member: WebSocketMember) {
-  heartbeatSlices.delete(member, member.slice)
+  heartbeatSlices?.delete(member, member.slice)
   member.release()
   if (member.watching) useChatHub().unwatchRooms(member)
   else useChatHub().leave(member.room, member)

@@ -130,9 +130,12 @@ export function describeRequest(url: string, headers: Headers, socket: { remoteA
     warnedAboutForwarding = true
     chatLogger.warn('[nuxt-chat] requests carry X-Forwarded-For but `clientIpHeader` is not set: every client counts as the proxy\'s address for `maxConnectionsPerIp` and `rateLimitPerIp`. Set `clientIpHeader` to the header your proxy sets.')
   }
-  const target = new URL(`${requestScheme(headers, socket?.encrypted === true, config)}://${parseHost(headers.get('host')) ?? 'localhost'}`)
+  const origin = `${requestScheme(headers, socket?.encrypted === true, config)}://${parseHost(headers.get('host')) ?? 'localhost'}`
   // Path and query only, set as such: a path like `//evil.example/_ws` must not become the host.
   const path = url.startsWith('/') ? url : url.replace(/^[a-z][\w+.-]*:\/\/[^/?#]*/i, '')
+  // After the authority, a path starting with `/` parses as it is set below (one parse instead of three); a `#` would start a fragment.
+  if (path.startsWith('/') && !path.includes('#')) return { url: new URL(origin + path), headers, ip: clientIp(headers, socket?.remoteAddress, config) }
+  const target = new URL(origin)
   const query = path.indexOf('?')
   target.pathname = query < 0 ? path : path.slice(0, query)
   if (query >= 0) target.search = path.slice(query)

@@ -28,14 +28,21 @@ interface Room {
  * one `join` frame and one `presence_diff` per turn, not one per newcomer.
  */
 interface PresenceBatch {
-  /** Connections waiting for their full list: no diff reaches them before it. */
-  newcomers: Set<Member>
+  /** Connections waiting for their full list (no diff reaches them before it), with their replay cursors. */
+  newcomers: Map<Member, Newcomer>
   /** Users whose first connection here arrived (by id), and whose last one went. */
   joined: Map<string, ChatUser>
   left: Map<string, ChatUser>
   /** Settles once the batch was told (newcomers then get their replay). */
   told: Promise<void>
   tell: () => void
+}
+
+/** A connection of a batch, from its join until its replay is sent. */
+interface Newcomer {
+  since: number | undefined
+  /** Set when the batch is told: settles once its replay (and what arrived meanwhile) was written. */
+  replayed?: Promise<void>
 }
 
 export interface ChatHubOptions {
@@ -108,7 +115,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (room.batch) return room.batch
     let tell!: () => void
     const told = new Promise<void>(resolve => tell = resolve)
-    room.batch = { newcomers: new Set(), joined: new Map(), left: new Map(), told, tell }
+    room.batch = { newcomers: new Map(), joined: new Map(), left: new Map(), told, tell }
     const wait = room.delivery.members.size < PRESENCE_WINDOW_FROM ? 0 : room.toldAt + PRESENCE_WINDOW - performance.now()
     if (wait > 0) setTimeout(() => tellBatch(room), wait).unref?.()
     else if (batched.push(room) === 1) setImmediate(tellBatches)
@@ -124,7 +131,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /**
    * Tell a room its batch: one `join` and one `leave` frame for the users that came and went
    * (to the room's members but the newcomers, and to the other instances), one diff, then
-   * every newcomer the same full list; their replays follow.
+   * every newcomer the same full list and at once its replay: from memory, both leave in the
+   * same write (a store read makes the replay follow later).
    */
   function tellBatch(room: Room) {
     const batch = room.batch!
@@ -142,7 +150,18 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     room.batch = undefined
     // One list for every newcomer of the turn: serialised and framed once.
     const full = new RoomFrame(room.presence.fullFrame())
-    for (const member of newcomers) member.write(full)
+    for (const [member, newcomer] of newcomers) {
+      member.write(full)
+      // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
+      void readState.joined(name, member)
+      try {
+        newcomer.replayed = delivery.replay(member, newcomer.since, config)
+      }
+      catch (error) {
+        // Its join fails (and is logged) as before; the other newcomers still get theirs.
+        newcomer.replayed = Promise.reject(error)
+      }
+    }
     batch.tell()
     // Forgotten only once its leaves are told: a join meanwhile reuses it, so nothing stale is announced after that join.
     if (delivery.members.size === 0) rooms.delete(name)
@@ -160,13 +179,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
-    batch.newcomers.add(member)
+    const newcomer: Newcomer = { since }
+    batch.newcomers.set(member, newcomer)
     // Back within the same turn: neither left nor joined.
     if (room.presence.connect(member.user) && !batch.left.delete(member.user.id)) batch.joined.set(member.user.id, member.user)
     await batch.told
-    // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
-    void readState.joined(name, member)
-    await room.delivery.replay(member, since, config)
+    // Gone before its batch was told: no replay.
+    await newcomer.replayed
   }
 
   /** Remove a connection; the last connection of a user tells the room, at the end of the turn, that they left. */

@@ -32,12 +32,35 @@ function skeleton(text: string): string {
   return unhomoglyph(text.normalize('NFD')).normalize('NFD')
 }
 
+/** A name's skeletons as written and once lower-cased. */
+function skeletonsOf(name: string): readonly [string, string] {
+  return [skeleton(name), skeleton(name.toLowerCase())]
+}
+
+/**
+ * Skeletons of the names a wish is compared with (signed-in users' names, which the app sets,
+ * and reserved names): ~10 µs each to make, and a storm of guests compared them all per join.
+ */
+const takenSkeletons = new Map<string, readonly [string, string]>()
+const MAX_TAKEN_SKELETONS = 10_000
+
+function takenSkeletonsOf(name: string): readonly [string, string] {
+  let pair = takenSkeletons.get(name)
+  if (pair) return pair
+  // Bounded: past the cap it starts afresh (names in use come back at once).
+  if (takenSkeletons.size >= MAX_TAKEN_SKELETONS) takenSkeletons.clear()
+  takenSkeletons.set(name, pair = skeletonsOf(name))
+  return pair
+}
+
+const sameSkeletons = (a: readonly [string, string], b: readonly [string, string]) => a[0] === b[0] || a[1] === b[1]
+
 /**
  * Can two names be mistaken for each other? Their skeletons are equal as written or once
  * lower-cased: `Аlice` (Cyrillic А), `AIice` (capital i), `alice` and `ALICE` all pass for `Alice`.
  */
 export function areConfusable(a: string, b: string): boolean {
-  return skeleton(a) === skeleton(b) || skeleton(a.toLowerCase()) === skeleton(b.toLowerCase())
+  return sameSkeletons(skeletonsOf(a), skeletonsOf(b))
 }
 
 /** What a guest's name wish became: the name to use, or why the wish was refused. */
@@ -50,9 +73,11 @@ export type GuestNameResult = { name: string } | { refused: string }
 export function checkGuestName(wish: string, reservedNames: readonly string[], signedInNames: Iterable<string>): GuestNameResult {
   const name = normalizeName(wish)
   if (!name) return { refused: 'That name has nothing visible in it' }
-  if ([...BUILTIN_RESERVED_NAMES, ...reservedNames].some(reserved => areConfusable(reserved, name))) return { refused: `The name "${name}" is reserved` }
+  // The wish's skeletons once; the others' from the cache: a join costs one comparison per signed-in user, not four skeletons.
+  const wished = skeletonsOf(name)
+  if ([...BUILTIN_RESERVED_NAMES, ...reservedNames].some(reserved => sameSkeletons(takenSkeletonsOf(reserved), wished))) return { refused: `The name "${name}" is reserved` }
   for (const taken of signedInNames) {
-    if (areConfusable(taken, name)) return { refused: `The name "${name}" belongs to a signed-in user here` }
+    if (sameSkeletons(takenSkeletonsOf(taken), wished)) return { refused: `The name "${name}" belongs to a signed-in user here` }
   }
   return { name }
 }

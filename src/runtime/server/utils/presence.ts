@@ -16,6 +16,8 @@ export function createRoomPresence(room: string) {
   let fullText: string | undefined
   /** Local users changed, or another instance spoke, since the last diff (else a diff finds nothing: the timer skips the room). */
   let changed = false
+  /** Signed-in names online, until the users change or an announcement may expire (asked once per guest join). */
+  let signedIn: { names: string[], until: number } | undefined
 
   /** Everyone online, local first; drops instances that went quiet. */
   function current(now: number): Map<string, ChatUser> {
@@ -37,7 +39,10 @@ export function createRoomPresence(room: string) {
       const entry = local.get(user.id)
       if (entry) entry.connections++
       else local.set(user.id, { user, connections: 1 })
-      changed ||= !entry
+      if (!entry) {
+        changed = true
+        signedIn = undefined
+      }
       return !entry
     },
     /** Uncount a connection of `user`; true when it was the user's last here. */
@@ -46,10 +51,19 @@ export function createRoomPresence(room: string) {
       if (!entry || --entry.connections > 0) return false
       local.delete(user.id)
       changed = true
+      signedIn = undefined
       return true
     },
     /** Display names of the signed-in users (not guests) online here and on other instances. */
-    signedInNames: (): string[] => [...current(Date.now()).values()].filter(user => !user.guest).map(user => user.name),
+    signedInNames(): string[] {
+      const now = Date.now()
+      if (signedIn && now <= signedIn.until) return signedIn.names
+      let until = Infinity
+      for (const entry of remote.values()) until = Math.min(until, entry.expires)
+      const names = [...current(now).values()].filter(user => !user.guest).map(user => user.name)
+      signedIn = { names, until }
+      return names
+    },
     /** Everyone online in the room, here and on other instances. */
     online: (): ChatUser[] => [...current(Date.now()).values()],
     /** This instance's users, as announced to the others. */
@@ -58,6 +72,7 @@ export function createRoomPresence(room: string) {
     heardFrom(origin: string, users: ChatUser[], expires: number) {
       remote.set(origin, { users, expires })
       changed = true
+      signedIn = undefined
     },
     /**
      * The `presence_diff` frame's text for what changed since the room last heard, or

@@ -98,6 +98,7 @@ export interface ReplayLimits {
  */
 /** How a stored message's frame text starts (`messageFrame` puts `type` first); events start otherwise. */
 const MESSAGE_FRAME_START = '{"type":"message"'
+const SETTLED = Promise.resolve()
 
 export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recent = 0 }: RoomDeliveryOptions) {
   const members = new Set<Member>()
@@ -121,8 +122,8 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
   )
 
   /** Write one frame to every member but `except` (held for members still replaying), in arrival order. */
-  function broadcast(frame: RoomFrame, except?: Member | ReadonlySet<Member>) {
-    if (except instanceof Set) {
+  function broadcast(frame: RoomFrame, except?: Member | ReadonlySet<Member> | ReadonlyMap<Member, unknown>) {
+    if (except instanceof Set || except instanceof Map) {
       for (const member of members) {
         if (!except.has(member)) deliverToMember(member, frame)
       }
@@ -255,14 +256,31 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
 
   /**
    * Send a member its replay (messages after `since`, or the last `limits.replay` ones), then
-   * what arrived meanwhile, each message once; the member is live afterwards.
+   * what arrived meanwhile, each message once; the member is live afterwards. From memory it is
+   * written before this returns (in the caller's task: one flush with what the caller wrote).
    */
-  async function replay(member: Member, since: number | undefined, limits: ReplayLimits) {
+  function replay(member: Member, since: number | undefined, limits: ReplayLimits): Promise<void> {
+    if (lastId !== undefined) {
+      // From memory when it covers the replay: no query, and the frames' bytes are already made.
+      since = knownCursor(since)
+      const replayed = recentReplay(since, since === undefined ? limits.replay : limits.maxReplay)
+      if (replayed) {
+        if (members.has(member)) sendReplay(member, since, replayed)
+        return SETTLED
+      }
+    }
+    return replayFromStore(member, since, limits)
+  }
+
+  /** A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given. */
+  function knownCursor(since: number | undefined): number | undefined {
+    return since !== undefined && since > (lastId ?? 0) ? undefined : since
+  }
+
+  async function replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits) {
     await ready
-    // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
-    if (since !== undefined && since > (lastId ?? 0)) since = undefined
+    since = knownCursor(since)
     const count = since === undefined ? limits.replay : limits.maxReplay
-    // From memory when it covers the replay: no query, and the frames' bytes are already made.
     let replayed = recentReplay(since, count)
     if (!replayed) {
       replayed = []
@@ -274,7 +292,11 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
         member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
       }
     }
-    if (!members.has(member)) return
+    if (members.has(member)) sendReplay(member, since, replayed)
+  }
+
+  /** Write a replay, then what arrived meanwhile (but the ids it carried); the member is live afterwards. */
+  function sendReplay(member: Member, since: number | undefined, replayed: readonly RoomFrame[]) {
     let last = since ?? 0
     for (const frame of replayed) {
       member.write(frame)
