@@ -42,6 +42,8 @@ interface Connection {
   opened?: Promise<Connection>
   /** node:sqlite: WAL checkpoints in a worker thread, off the event loop. */
   checkpointer?: SqliteCheckpointer
+  /** node:sqlite: another process holds a lock, so calls do not wait for it inside SQLite (busy_timeout 0) until one gets it. */
+  lockedOut?: boolean
 }
 
 type Method = 'all' | 'get' | 'run'
@@ -49,7 +51,7 @@ type Method = 'all' | 'get' | 'run'
 const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
-// SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it.
+// SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it (without this wait).
 const SQLITE_BUSY_TIMEOUT = 10
 /** How long an append waits for another process's write lock on the SQLite file before it fails. */
 export const SQLITE_LOCK_WAIT = 2000
@@ -162,7 +164,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   const query = async <T>(method: Method, sql: string, ...params: unknown[]): Promise<T> => {
     const connection = await connect()
     try {
-      if (connection.native) return await whileLocked(() => nativeStatement(connection, sql)[method](...params) as T)
+      if (connection.native) return await whileLocked(() => nativeStatement(connection, sql)[method](...params) as T, locked => lockedOut(connection, locked))
       return await (connection.db.prepare(sql) as unknown as Record<Method, (...args: unknown[]) => Promise<T>>)[method](...params)
     }
     catch (error) {
@@ -361,17 +363,37 @@ function nativeStatement(connection: Connection, sql: string): NativeStatement {
 /**
  * Run `task`, again with backoff on timers while SQLite answers that another process holds a
  * lock, for up to `SQLITE_LOCK_WAIT` (reads in WAL mode rarely wait; opening the file may).
+ * `onLock(true)` when it meets the lock, `onLock(false)` once a retry got through.
  */
-async function whileLocked<T>(task: () => T | Promise<T>): Promise<T> {
+async function whileLocked<T>(task: () => T | Promise<T>, onLock?: (locked: boolean) => void): Promise<T> {
   const started = Date.now()
   for (let retry = 0; ; retry++) {
     try {
-      return await task()
+      const result = await task()
+      if (retry) onLock?.(false)
+      return result
     }
     catch (error) {
       if (!isBusy(error) || Date.now() - started >= SQLITE_LOCK_WAIT) throw error
+      onLock?.(true)
       await new Promise(resolve => setTimeout(resolve, retryDelay(retry)))
     }
+  }
+}
+
+/**
+ * While another process holds a lock, retries fail at once (busy_timeout 0) and wait on timers:
+ * SQLite's own wait would block the event loop for `SQLITE_BUSY_TIMEOUT` at every try (~12 % busy).
+ * Once a call gets through, short waits inside SQLite are back (brief locks of other writers cost no timer).
+ */
+function lockedOut(connection: Connection, locked: boolean) {
+  if (connection.lockedOut === locked || !connection.native || connection.lost) return
+  try {
+    connection.native.exec(`PRAGMA busy_timeout = ${locked ? 0 : SQLITE_BUSY_TIMEOUT}`)
+    connection.lockedOut = locked
+  }
+  catch {
+    // A connection that cannot run a pragma fails its next statement and is replaced.
   }
 }
 
@@ -430,12 +452,14 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
       for (const job of jobs) {
         if (now - job.at >= SQLITE_LOCK_WAIT) job.reject(new Error(`the database file is locked by another process (waited ${now - job.at} ms)`, { cause: error }))
       }
+      lockedOut(connection, true)
       // Jobs still in time go first, ahead of those that arrived meanwhile.
       waiting = [...jobs.filter(job => now - job.at < SQLITE_LOCK_WAIT), ...waiting]
       if (waiting.length) schedule(retryDelay(retries++))
       return
     }
     retries = 0
+    lockedOut(connection, false)
     // A burst bigger than one batch: the rest after a turn of the loop (I/O, timers) in between.
     if (waiting.length) schedule(0)
     const results = jobs.map((job): { value: AppendResult } | { error: unknown } => {
