@@ -66,6 +66,12 @@ export const SQLITE_BATCH_MAX = 64
 const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, kind, target)
   SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT)
   FROM chat_messages WHERE room = ? RETURNING id`
+/**
+ * node:sqlite, inside a batch (which holds the write lock): the id is known, so no `MAX(id)` and no
+ * RETURNING per row (10-11 µs a row instead of 18-20).
+ */
+const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+const LAST_ID = 'SELECT MAX(id) AS id FROM chat_messages WHERE room = ?'
 /** The INSERT's parameters for one append. */
 const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.kind ?? null, input.kind ? input.target : null, input.room]
 // An edit of a message deleted before it was stored keeps no text either (a tombstone).
@@ -188,7 +194,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   }
 
   const lastId = async (room: string) => {
-    const row = await query<{ id: number | string | null } | undefined>('get', 'SELECT MAX(id) AS id FROM chat_messages WHERE room = ?', room)
+    const row = await query<{ id: number | string | null } | undefined>('get', LAST_ID, room)
     return Number(row?.id ?? 0)
   }
 
@@ -462,9 +468,11 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
     lockedOut(connection, false)
     // A burst bigger than one batch: the rest after a turn of the loop (I/O, timers) in between.
     if (waiting.length) schedule(0)
+    // room → its next id in this transaction (the batch holds the write lock: no other writer moves it).
+    const nextIds = new Map<string, number>()
     const results = jobs.map((job): { value: AppendResult } | { error: unknown } => {
       try {
-        return { value: appendSync(connection, job.input) }
+        return { value: appendSync(connection, job.input, nextIds) }
       }
       catch (error) {
         return { error }
@@ -496,13 +504,19 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
   })
 }
 
-/** One append inside the batch's transaction (a failed statement there does not abort it). */
-function appendSync(connection: Connection, input: AppendInput): AppendResult {
+/** One append inside the batch's transaction (a failed statement there does not abort it); `nextIds`: the batch's next id per room. */
+function appendSync(connection: Connection, input: AppendInput, nextIds: Map<string, number>): AppendResult {
   const cid = input.cid ?? null
   try {
-    if (input.kind) return { message: storedMessage(appendEventSync(connection, input), input), duplicate: false }
-    const rows = nativeStatement(connection, INSERT).all(...insertParams(input)) as { id: number | string }[]
-    return { message: storedMessage(Number(rows[0]!.id), input), duplicate: false }
+    if (input.kind) {
+      const eventId = appendEventSync(connection, input)
+      nextIds.set(input.room, eventId + 1)
+      return { message: storedMessage(eventId, input), duplicate: false }
+    }
+    const id = nextIds.get(input.room) ?? Number((nativeStatement(connection, LAST_ID).get(input.room) as { id: number | string | null }).id ?? 0) + 1
+    nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0)
+    nextIds.set(input.room, id + 1)
+    return { message: storedMessage(id, input), duplicate: false }
   }
   catch (error) {
     if (cid === null || !isUniqueViolation(error)) throw error
