@@ -15,11 +15,27 @@ interface MemoryRoom {
 /** The room log in process memory: for tests and throwaway rooms; gone on restart. */
 export function createMemoryRoomLog(): RoomLog {
   const rooms = new Map<string, MemoryRoom>()
+  /** Every room's name, sorted: a page of `rooms()` is a binary search, not a sort of all names. */
+  const names: string[] = []
+  /** The first index in `names` whose name sorts after `after`. */
+  const firstNameAfter = (after: string) => {
+    let lo = 0
+    let hi = names.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (names[mid]! <= after) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
   /** user id → room → read position and when it last moved. */
   const reads = new Map<string, Map<string, { id: number, ts: number }>>()
   const roomOf = (name: string) => {
     let room = rooms.get(name)
-    if (!room) rooms.set(name, room = { messages: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map(), editsOf: new Map() })
+    if (!room) {
+      rooms.set(name, room = { messages: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map(), editsOf: new Map() })
+      names.splice(firstNameAfter(name), 0, name)
+    }
     return room
   }
   // Binary search: ids are sorted, so the first index with id > after.
@@ -151,10 +167,12 @@ export function createMemoryRoomLog(): RoomLog {
       return [...reads.get(uid) ?? []].sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(0, limit).map(([name]) => name)
     },
     async rooms(after, limit) {
-      return [...rooms.keys()].filter(name => after === undefined || name > after).sort().slice(0, limit)
+      const start = after === undefined ? 0 : firstNameAfter(after)
+      return names.slice(start, start + limit)
     },
     async close() {
       rooms.clear()
+      names.length = 0
       reads.clear()
     },
   }
