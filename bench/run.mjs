@@ -660,7 +660,9 @@ const scenarios = {
       postgresql: { label: 'PostgreSQL', entry: entries.postgresql, env: MODULE_ENV },
       memory: { label: 'memory', entry: entries.sqlite, env: { ...MODULE_ENV, NUXT_CHAT_STORAGE: 'memory' } },
     }
-    const runs = { sqlite: [], postgresql: [], memory: [] }
+    // `--baseline-entry`: that build's SQLite too, in the same rounds (before/after in one run).
+    if (SERVERS.base.entry) stores.baseline = { label: 'SQLite, baseline build', entry: SERVERS.base.entry, env: MODULE_ENV }
+    const runs = Object.fromEntries(Object.keys(stores).map(key => [key, []]))
     for (let round = 0; round < ROUNDS; round++) {
       for (const key of rotate(Object.keys(stores), round)) {
         const running = await startServer(stores[key].entry, stores[key].env)

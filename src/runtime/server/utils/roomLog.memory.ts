@@ -8,16 +8,34 @@ interface MemoryRoom {
   byCid: Map<string, StoredMessage>
   /** message id → its `byCid` key, so pruning can drop it. */
   cidKeyOf: Map<number, string>
+  /** message id → the edits of it, oldest first: a delete reaches them without a look at every message. */
+  editsOf: Map<number, StoredMessage[]>
 }
 
 /** The room log in process memory: for tests and throwaway rooms; gone on restart. */
 export function createMemoryRoomLog(): RoomLog {
   const rooms = new Map<string, MemoryRoom>()
+  /** Every room's name, sorted: a page of `rooms()` is a binary search, not a sort of all names. */
+  const names: string[] = []
+  /** The first index in `names` whose name sorts after `after`. */
+  const firstNameAfter = (after: string) => {
+    let lo = 0
+    let hi = names.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (names[mid]! <= after) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
   /** user id → room → read position and when it last moved. */
   const reads = new Map<string, Map<string, { id: number, ts: number }>>()
   const roomOf = (name: string) => {
     let room = rooms.get(name)
-    if (!room) rooms.set(name, room = { messages: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map() })
+    if (!room) {
+      rooms.set(name, room = { messages: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map(), editsOf: new Map() })
+      names.splice(firstNameAfter(name), 0, name)
+    }
     return room
   }
   // Binary search: ids are sorted, so the first index with id > after.
@@ -57,7 +75,12 @@ export function createMemoryRoomLog(): RoomLog {
         room.byCid.set(key, message)
         room.cidKeyOf.set(message.id, key)
       }
-      if (message.kind) applyEvent(room.messages, message, room.messages[firstAfter(room.messages, message.target! - 1)])
+      if (message.kind === 'edit') {
+        const edits = room.editsOf.get(message.target!)
+        if (edits) edits.push(message)
+        else room.editsOf.set(message.target!, [message])
+      }
+      if (message.kind) applyEvent(room, message, room.messages[firstAfter(room.messages, message.target! - 1)])
       return { message, duplicate: false }
     },
     async replaySince(name, after, limit) {
@@ -98,6 +121,10 @@ export function createMemoryRoomLog(): RoomLog {
       // Drop pruned messages from the cid index too, so memory stays bounded.
       const dropped = room.messages.splice(0, Math.min(drop, limit))
       for (const message of dropped) {
+        // Edits are dropped oldest first, so each is the first of its target's list.
+        const edits = message.kind === 'edit' ? room.editsOf.get(message.target!) : undefined
+        if (edits?.[0] === message) edits.shift()
+        if (edits?.length === 0) room.editsOf.delete(message.target!)
         const key = room.cidKeyOf.get(message.id)
         if (key !== undefined) {
           room.byCid.delete(key)
@@ -140,24 +167,24 @@ export function createMemoryRoomLog(): RoomLog {
       return [...reads.get(uid) ?? []].sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(0, limit).map(([name]) => name)
     },
     async rooms(after, limit) {
-      return [...rooms.keys()].filter(name => after === undefined || name > after).sort().slice(0, limit)
+      const start = after === undefined ? 0 : firstNameAfter(after)
+      return names.slice(start, start + limit)
     },
     async close() {
       rooms.clear()
+      names.length = 0
       reads.clear()
     },
   }
 }
 
-/** Apply a just-stored event to its target among `messages` (sorted by id): edit, delete or reaction. */
-function applyEvent(messages: StoredMessage[], event: StoredMessage, found: StoredMessage | undefined) {
+/** Apply a just-stored event to its target (`found`, if stored) in `room`: edit, delete or reaction. */
+function applyEvent(room: MemoryRoom, event: StoredMessage, found: StoredMessage | undefined) {
   const target = found?.id === event.target ? found : undefined
   if (event.kind === 'delete') {
-    for (const message of messages) {
-      if (message.id === event.target || (message.kind === 'edit' && message.target === event.target)) {
-        message.message = ''
-        message.deleted = true
-      }
+    for (const message of target ? [target, ...room.editsOf.get(target.id) ?? []] : room.editsOf.get(event.target!) ?? []) {
+      message.message = ''
+      message.deleted = true
     }
     return
   }
