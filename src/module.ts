@@ -5,6 +5,7 @@ import { name, version } from '../package.json'
 import { setupDevtools } from './devtools'
 import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
 import { SQLITE_FILE_CONNECTORS, unsupportedStoreReason } from './runtime/server/utils/platform'
+import { chatDefaults } from './runtime/defaults'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); all but `autoImport` are also runtime config. */
 export interface ModuleOptions extends ChatRuntimeConfig {
@@ -32,34 +33,7 @@ export default defineNuxtModule<ModuleOptions>({
     configKey: 'chat',
     compatibility: { nuxt: '>=4.0.0' },
   },
-  defaults: {
-    autoImport: 'useChat',
-    route: '/_ws',
-    sseRoute: '/api/sse',
-    replay: 50,
-    maxReplay: 1000,
-    maxLength: 2000,
-    editWindow: 0,
-    history: { max: 10_000, maxAge: 0, interval: 60_000 },
-    rateLimit: { messages: 20, interval: 10_000, burst: 10 },
-    rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 },
-    allowedOrigins: [],
-    maxConnectionsPerIp: 100,
-    clientIpHeader: '',
-    reservedNames: [],
-    maxPayload: 64 * 1024,
-    bodyTimeout: 10_000,
-    maxBufferedBytes: 4 * 1024 * 1024,
-    heartbeat: { interval: 25_000, timeout: 10_000 },
-    sse: { keepAlive: 15_000, retry: 2000 },
-    presenceInterval: 5000,
-    redisUrl: '',
-    redisChannel: '',
-    storage: 'database',
-    database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
-    metrics: false,
-    devtools: true,
-  },
+  defaults: chatDefaults,
   onInstall() {
     useLogger(name).info('useChat() is ready. By default chat history goes to .data/chat.sqlite in your app: keep .data out of git.')
   },

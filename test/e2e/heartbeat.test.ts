@@ -30,3 +30,8 @@ describe('server heartbeat', () => {
     await watcher.close()
   })
 })
+
+// A number setting that is not one (an env typo) used to make NaN heartbeat slices: every chat upgrade then hung, held and never answered.
+it('a heartbeat interval that is not a number stops the server before it listens, with one line naming the variable', async () => {
+  await expect(startServer({ env: { NUXT_CHAT_HEARTBEAT_INTERVAL: '25s' } })).rejects.toThrow('chat.heartbeat.interval (NUXT_CHAT_HEARTBEAT_INTERVAL) is "25s": it must be a number of 0 or more (default 25000)')
+})

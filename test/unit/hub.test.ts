@@ -218,6 +218,17 @@ describe('chat hub delivery', () => {
     ])
   })
 
+  it('a signed-in user who leaves before their join is told still gets a read position (joining makes it), and no frame', async () => {
+    const { hub, store } = setup()
+    const quick = testMember('quick')
+    const joining = hub.join('r', quick, undefined)
+    hub.leave('r', quick)
+    await joining
+    await settle()
+    expect(await store.readState('r', 'quick')).toMatchObject({ room: 'r', read: 0 })
+    expect(quick.frames.map(frame => frame.type)).toEqual(['system'])
+  })
+
   it('tells a big room of joins at most once per 50 ms: newcomers of later turns wait and are told together', async () => {
     const { hub } = setup()
     const crowd = Array.from({ length: 60 }, (_, i) => testMember(`m${i}`))

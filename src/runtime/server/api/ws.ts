@@ -13,7 +13,7 @@ import type { RoomsWatcher } from '../utils/readState'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { HeartbeatSlices, heartbeatSliceCount } from '../utils/heartbeatSlices'
 import { sendFieldsOf } from '../utils/sendPipeline'
-import { closeConnection, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
+import { closeConnection, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
 
 const SETTLED = Promise.resolve()
 /** The per-address key of connections whose client address crossws does not show. */
@@ -381,6 +381,7 @@ serveChatSockets((socket, context, remoteAddress) => {
   served.on('error', onSocketError)
   const member = startMember(context, undefined, socket as unknown as RawWebSocket, remoteAddress)
   if (!member) return true
+  transportStats.leanConnections++
   served.member = member
   served.on('message', onSocketMessage)
   served.on('pong', onSocketPong)

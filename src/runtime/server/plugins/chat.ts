@@ -1,6 +1,8 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
+import { chatDefaults } from '../../defaults'
 import type { ChatRuntimeConfig } from '../../types'
+import { badConfigNumbers } from '../utils/configNumbers'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
@@ -16,11 +18,13 @@ export default defineNitroPlugin((nitroApp) => {
   parseEnvOverrides(runtimeConfig.chat as Record<string, unknown>)
   const config = runtimeConfig.chat as ChatRuntimeConfig
   const database = config.storage === 'memory' ? false : config.database
-  // A Node.js that cannot run the store stops the server before it listens, in one line.
-  const unsupported = database ? unsupportedStoreReason(database.connector) : undefined
-  if (unsupported) {
-    if (import.meta.dev) throw new Error(unsupported)
-    chatLogger.error(unsupported)
+  // A Node.js that cannot run the store, or a number setting that is not one, stops the server before it listens, in one line each.
+  const problems = badConfigNumbers(config as unknown as Record<string, unknown>, chatDefaults)
+  if (database) problems.push(unsupportedStoreReason(database.connector) ?? '')
+  const refusal = problems.filter(Boolean).join('\n')
+  if (refusal) {
+    if (import.meta.dev) throw new Error(refusal)
+    chatLogger.error(refusal)
     process.exit(1)
   }
   setupWebSocketServer(nitroApp, config, runtimeConfig.app.baseURL)

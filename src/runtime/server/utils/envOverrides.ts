@@ -2,7 +2,7 @@
 const JSON_VALUE = /^(?:true|false|null|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|\[[\s\S]*\]|\{[\s\S]*\})$/i
 
 /** The variable part of an override's name for a config key: `maxConnectionsPerIp` → `MAX_CONNECTIONS_PER_IP`. */
-const envKey = (key: string) => key.replace(/([a-z\d])([A-Z])/g, '$1_$2').toUpperCase()
+export const envKey = (key: string) => key.replace(/([a-z\d])([A-Z])/g, '$1_$2').toUpperCase()
 
 /**
  * Nitro 3 applies `NUXT_CHAT_*` (and `NITRO_CHAT_*`) overrides as raw strings

@@ -193,7 +193,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     const room = rooms.get(name)
     if (!room || !room.delivery.remove(member)) return
     const batch = batchOf(room)
-    batch.newcomers.delete(member)
+    // Gone before its batch was told: it still joined, so a signed-in user's position is made (no frames for it).
+    if (batch.newcomers.delete(member)) void readState.joined(name, member)
     // Gone within the turn it came: never announced.
     if (room.presence.disconnect(member.user) && !batch.joined.delete(member.user.id)) batch.left.set(member.user.id, member.user)
   }

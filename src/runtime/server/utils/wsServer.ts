@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws'
-import { transportStats } from './wsTransport'
+import { chatLogger } from './logger'
 
 /** A `ws` socket with one slot for what serves it: shared listeners find their connection there (`this.member`), no closure each. */
 export class ChatSocket extends WebSocket {
@@ -51,11 +51,21 @@ class ChatWebSocketServer extends WebSocketServer {
     const [ws, req] = args as [ChatSocket, UpgradeRequest]
     const socket = req.socket
     const context = req._context
-    if (openChatSocket && context?.chatAdmission && openChatSocket(ws, context, socket?.remoteAddress)) {
-      transportStats.leanConnections++
-      // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
-      setImmediate(release, socket)
-      return true
+    if (openChatSocket && context?.chatAdmission) {
+      try {
+        if (openChatSocket(ws, context, socket?.remoteAddress)) {
+          // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
+          setImmediate(release, socket)
+          return true
+        }
+      }
+      catch (error) {
+        // Never left held and half-open: the client sees the connection fail and retries.
+        chatLogger.error('[nuxt-chat] could not open a chat connection', error)
+        ws.terminate()
+        socket?.uncork()
+        return true
+      }
     }
     socket?.uncork()
     return super.emit(event, ...args)

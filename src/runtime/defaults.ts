@@ -1,0 +1,31 @@
+import type { ModuleOptions } from '../module'
+
+/** The module's defaults: `nuxt.config` options merge over them, and the server checks the numbers it runs with against them. */
+export const chatDefaults = {
+  autoImport: 'useChat',
+  route: '/_ws',
+  sseRoute: '/api/sse',
+  replay: 50,
+  maxReplay: 1000,
+  maxLength: 2000,
+  editWindow: 0,
+  history: { max: 10_000, maxAge: 0, interval: 60_000 },
+  rateLimit: { messages: 20, interval: 10_000, burst: 10 },
+  rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 },
+  allowedOrigins: [],
+  maxConnectionsPerIp: 100,
+  clientIpHeader: '',
+  reservedNames: [],
+  maxPayload: 64 * 1024,
+  bodyTimeout: 10_000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  heartbeat: { interval: 25_000, timeout: 10_000 },
+  sse: { keepAlive: 15_000, retry: 2000 },
+  presenceInterval: 5000,
+  redisUrl: '',
+  redisChannel: '',
+  storage: 'database',
+  database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
+  metrics: false,
+  devtools: true,
+} satisfies ModuleOptions
