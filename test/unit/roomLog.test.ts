@@ -7,6 +7,7 @@ import nodeSqlite from 'db0/connectors/node-sqlite'
 import postgresql from 'db0/connectors/postgresql'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog, SQLITE_BATCH_MAX } from '../../src/runtime/server/utils/roomLog.db0'
+import { SQLITE_WAL_MAX_BYTES } from '../../src/runtime/server/utils/sqliteCheckpoint'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import { READ_SCAN, RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
 import { holdSqliteLock } from '../utils/faults'
@@ -334,6 +335,36 @@ describe('room log: sqlite and the event loop', () => {
     expect(statSync(path).size).toBeGreaterThan(before)
     expect(await log.replaySince('r', undefined, 1)).toHaveLength(1)
   })
+
+  it('keeps the write-ahead log bounded under writes that never pause (a passive checkpoint alone never catches up)', async () => {
+    const path = sqlitePath()
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    opened.push(log)
+    await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
+    const walBytes = () => {
+      try {
+        return statSync(`${path}-wal`).size
+      }
+      catch {
+        return 0
+      }
+    }
+    // 16 appends in flight for 4 s, 4 KB each: several times the bound's worth of log.
+    let largest = 0
+    let written = 0
+    const until = performance.now() + 4000
+    const writer = async (lane: number) => {
+      while (performance.now() < until) {
+        await log.append({ room: `w${lane % 4}`, user: 'a', sender: '', message: 'x'.repeat(4000), ts: 1 })
+        written += 4000
+        largest = Math.max(largest, walBytes())
+      }
+    }
+    await Promise.all(Array.from({ length: 16 }, (_, lane) => writer(lane)))
+    expect(written).toBeGreaterThan(10 * SQLITE_WAL_MAX_BYTES)
+    // Was 0.4-0.9 GB after 4 s (16-64 MB now): the writer's own checkpoint may lose a race with the worker's now and then.
+    expect(largest).toBeLessThan(8 * SQLITE_WAL_MAX_BYTES)
+  }, 20_000)
 })
 
 describe('room log: sqlite faults', () => {
