@@ -2,26 +2,20 @@
 /// <reference path="../nitro.d.ts" />
 import type { Hooks, Peer } from 'crossws'
 import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
-import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'
 import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
-import { countSlowReaderDrop } from '../utils/chatMetrics'
-import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
-import { deliverToMember, RoomFrame, type Member } from '../utils/roomDelivery'
-import type { RoomsWatcher } from '../utils/readState'
+import { deliverToMember, RoomFrame } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { HeartbeatSlices, heartbeatSliceCount } from '../utils/heartbeatSlices'
 import { sendFieldsOf } from '../utils/sendPipeline'
-import { closeConnection, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, resumeReading, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame, type RawWebSocket, type SocketWatch } from '../utils/wsTransport'
+import { closeConnection, nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, type RawWebSocket } from '../utils/wsTransport'
+import { addToHeartbeat, removeFromHeartbeat, WebSocketMember } from '../utils/wsMember'
 
-const SETTLED = Promise.resolve()
 /** The per-address key of connections whose client address crossws does not show. */
 const UNKNOWN_ADDRESS = 'unknown'
 // A sender who keeps hammering after being told to slow down is closed (1008).
 const ABUSE_LIMIT = 50
-// Input backpressure: past this many messages read but not yet answered, stop reading the socket.
-const MAX_WAITING = 16
 // Refusals that hold every later message with a cid on the connection (docs/PROTOCOL.md, "Acknowledgements and order").
 const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limited', 'unavailable'])
 // One pong for everyone: a flood of pings queues references to the same bytes.
@@ -30,145 +24,6 @@ const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
 const EMPTY = new RoomFrame(JSON.stringify(errorFrame('empty', 'Message is empty')))
 
 type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
-
-/**
- * One WebSocket connection in a room: on its `ws` socket's `member` slot (Nitro 2, ../utils/wsServer.ts),
- * or in `peer.context.chat` when crossws serves it (Nitro 3). A class, not an object of
- * closures: idle connections are most of a chat server's memory.
- */
-class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
-  // Fields are declared here and set in the constructor: class fields compile to helper calls that
-  // V8 cannot count, and every one past its guess costs each connection an out-of-object slot.
-  /** The crossws Peer, when crossws serves this connection; `undefined` on a socket served directly. */
-  declare readonly peer: Peer | undefined
-  declare readonly ws: RawWebSocket | undefined
-  declare readonly user: ChatUser
-  declare readonly sender: string
-  declare readonly ip: string | undefined
-  declare readonly room: string
-  declare readonly release: () => void
-  declare private readonly maxBufferedBytes: number
-  declare heldDuringReplay: RoomFrame[] | null
-  declare replayedTo: number
-  declare alive: boolean
-  /** Made on the first frame read (most connections mostly listen). */
-  declare binaryFlags: boolean[] | undefined
-  /** Rate-limit answers in a row; too many closes the connection. */
-  declare strikes: number
-  /** This member's messages, handled one after another. */
-  declare chain: Promise<void>
-  /** Settles once this member's latest message is answered (stored or refused): an edit or delete waits for it, as its target may be that message. */
-  declare answeredAll: Promise<unknown>
-  /** Messages read but not yet answered; past MAX_WAITING the socket is paused. */
-  declare waiting: number
-  declare paused: boolean
-  /** Writes queued behind a full socket since it last drained: they cost memory beyond their bytes. */
-  declare queuedWrites: number
-  /** A message refused for now: later messages with a cid are refused alike until this cid comes again. */
-  declare refusal: ChatErrorFrame | undefined
-  declare typingAt: number | undefined
-  /** A history page is being read for this connection. */
-  declare readingHistory: boolean
-  /** The heartbeat slice that pings this connection (set when it is added to `heartbeatSlices`). */
-  declare slice: number
-  /** A `?rooms` connection: its rooms list (set by the hub); it is in no room. */
-  declare entries: RoomsWatcher['entries']
-  declare loading: RoomsWatcher['loading']
-  declare watching: boolean
-
-  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, sender: string, ip: string | undefined, room: string, release: () => void, maxBufferedBytes: number) {
-    this.peer = peer
-    this.ws = ws
-    this.user = user
-    this.sender = sender
-    this.ip = ip
-    this.room = room
-    this.release = release
-    this.maxBufferedBytes = maxBufferedBytes
-    this.heldDuringReplay = null
-    this.replayedTo = 0
-    this.alive = true
-    this.binaryFlags = undefined
-    this.strikes = 0
-    this.chain = SETTLED
-    this.answeredAll = SETTLED
-    this.waiting = 0
-    this.paused = false
-    this.queuedWrites = 0
-    this.refusal = undefined
-    this.typingAt = undefined
-    this.readingHistory = false
-    this.slice = 0
-    this.entries = undefined
-    this.loading = undefined
-    this.watching = false
-  }
-
-  /** Every frame to this connection goes through here, so all of them count against `maxBufferedBytes`. */
-  write(frame: RoomFrame) {
-    const { ws, peer } = this
-    // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
-    if (ws && ws.readyState !== 1) return
-    const buffered = writeFrame(peer, ws, frame)
-    this.queuedWrites = queuedWritesAfter(this.queuedWrites, buffered)
-    if (isOverBudget(buffered, this.queuedWrites, this.maxBufferedBytes)) {
-      // A reader this far behind would only grow our memory: drop it now (a close frame would wait behind the unread output); it resumes by id.
-      chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
-      countSlowReaderDrop()
-      if (ws) ws.terminate()
-      else closeConnection(peer, ws, 1008, 'Too slow')
-    }
-  }
-
-  send(frame: object) {
-    this.write(new RoomFrame(JSON.stringify(frame)))
-  }
-
-  /** Closed by the app (`useChatServer().disconnect`): 4001, see docs/PROTOCOL.md. */
-  close() {
-    closeConnection(this.peer, this.ws, 4001, 'Disconnected by the server')
-  }
-
-  /** One more message read; stop reading the socket while too many wait. */
-  received() {
-    if (++this.waiting <= MAX_WAITING || this.paused) return
-    this.paused = true
-    // No way to pause this transport: refuse the flood rather than queue it.
-    if (!pauseReading(this.ws)) closeConnection(this.peer, this.ws, 1008, 'Too many messages waiting')
-  }
-
-  /** One message answered; read again once the queue is half empty. */
-  answered() {
-    if (--this.waiting > MAX_WAITING / 2 || !this.paused) return
-    this.paused = false
-    resumeReading(this.ws)
-  }
-}
-
-// Each interval's pings go out in slices, a tick every ~100 ms (heartbeatSliceCount): 10,000 pings in one task hold the event loop ~100 ms.
-let heartbeatSlices: HeartbeatSlices<WebSocketMember> | undefined
-let heartbeat: ReturnType<typeof setInterval> | undefined
-
-/** WebSocket pings: a peer that answered nothing since its last round is gone (found within 2 × interval). */
-function startHeartbeat(config: ChatRuntimeConfig) {
-  heartbeat ??= setInterval(() => {
-    heartbeatSlices!.tick(pingOrDrop)
-  }, config.heartbeat.interval / heartbeatSlices!.count)
-  heartbeat.unref?.()
-}
-
-/** One heartbeat visit: a connection silent since its last ping is dropped, else pinged again. */
-function pingOrDrop(member: WebSocketMember) {
-  const ws = member.ws
-  if (!ws) return
-  // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
-  if (!member.alive && !member.paused) {
-    ws.terminate()
-    return
-  }
-  member.alive = false
-  ws.ping()
-}
 
 function memberOf(peer: Peer): WebSocketMember | undefined {
   return (peer.context as { chat?: WebSocketMember }).chat
@@ -309,9 +164,7 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   capIncomingFrames(ws, config.maxPayload)
   const { admission } = admitted
   const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? remoteAddress, admission.room, release, config.maxBufferedBytes)
-  heartbeatSlices ??= new HeartbeatSlices(heartbeatSliceCount(config.heartbeat.interval))
-  member.slice = heartbeatSlices.add(member)
-  startHeartbeat(config)
+  addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
     member.watching = true
     useChatHub().watchRooms(member).catch((error) => {
@@ -347,7 +200,7 @@ function receive(member: WebSocketMember, text: string | undefined) {
 
 /** The connection closed: out of the heartbeat, its address's count and its room. */
 function endMember(member: WebSocketMember) {
-  heartbeatSlices?.delete(member, member.slice)
+  removeFromHeartbeat(member)
   member.release()
   if (member.watching) useChatHub().unwatchRooms(member)
   else useChatHub().leave(member.room, member)
