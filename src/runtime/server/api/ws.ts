@@ -70,11 +70,12 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
 
 /** Answer a page of older history; one request at a time per connection (a store read each). */
 function answerHistory(member: WebSocketMember, before: number, limit: number) {
-  if (member.readingHistory) {
+  const rare = member.rare()
+  if (rare.readingHistory) {
     member.send(errorFrame('bad_request', 'One history request at a time'))
     return
   }
-  member.readingHistory = true
+  rare.readingHistory = true
   useChatHub().historyPage(member.room, before, limit).then(
     frame => member.send(frame),
     (error) => {
@@ -82,7 +83,7 @@ function answerHistory(member: WebSocketMember, before: number, limit: number) {
       member.send(errorFrame('unavailable', 'History is unavailable right now'))
     },
   ).finally(() => {
-    member.readingHistory = false
+    rare.readingHistory = false
   })
 }
 
@@ -104,23 +105,24 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
   const hub = useChatHub()
   const { cid } = command
   // Held behind an earlier refusal: refused alike, before any token or store, so order holds when the client resends.
-  if (member.refusal && cid) {
-    if (cid !== member.refusal.cid) {
-      member.send(errorFrame(member.refusal.code, `Held: resend "${member.refusal.cid}" first`, cid))
+  const rare = member.rare()
+  if (rare.refusal && cid) {
+    if (cid !== rare.refusal.cid) {
+      member.send(errorFrame(rare.refusal.code, `Held: resend "${rare.refusal.cid}" first`, cid))
       return
     }
-    member.refusal = undefined
+    rare.refusal = undefined
   }
   const { message, action } = sendFieldsOf(command)
-  if (action) await member.answeredAll
+  if (action) await rare.answeredAll
   const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message, cid, action, member, onQueued })
   if (result.error) {
     member.send(result.error)
-    if (cid && HOLDING_CODES.has(result.error.code)) member.refusal = result.error
-    if (result.error.code === 'rate_limited' && ++member.strikes >= ABUSE_LIMIT) closeConnection(member.peer, member.ws, 1008, 'Rate limit exceeded')
+    if (cid && HOLDING_CODES.has(result.error.code)) rare.refusal = result.error
+    if (result.error.code === 'rate_limited' && ++rare.strikes >= ABUSE_LIMIT) closeConnection(member.peer, member.ws, 1008, 'Rate limit exceeded')
     return
   }
-  member.strikes = 0
+  rare.strikes = 0
   // A repeated cid is not broadcast again: only the sender gets the stored frame back (after its replay).
   // No id on this RoomFrame: the replay filter must not swallow the acknowledgement.
   if (result.duplicate) deliverToMember(member, new RoomFrame(JSON.stringify({ ...result.frame, duplicate: true })))
@@ -163,10 +165,9 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   }
   capIncomingFrames(ws, config.maxPayload)
   const { admission } = admitted
-  const member = new WebSocketMember(peer, ws, admission.user, admission.sender, admission.ip ?? remoteAddress, admission.room, release, config.maxBufferedBytes)
+  const member = new WebSocketMember(peer, ws, admission.user, admission.ip ?? remoteAddress, admission.room, release, config.maxBufferedBytes)
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
-    member.watching = true
     useChatHub().watchRooms(member).catch((error) => {
       chatLogger.error('[nuxt-chat] could not read a rooms list', error)
       member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
@@ -188,8 +189,9 @@ function receive(member: WebSocketMember, text: string | undefined) {
   const command = handleCommand(member, text)
   if (!command) return
   member.received()
-  member.chain = member.chain.then(() => new Promise<void>((handed) => {
-    member.answeredAll = handleMessage(member, command, handed).catch((error) => {
+  const rare = member.rare()
+  rare.chain = rare.chain.then(() => new Promise<void>((handed) => {
+    rare.answeredAll = handleMessage(member, command, handed).catch((error) => {
       chatLogger.error('[nuxt-chat] message handling failed', error)
     }).finally(() => {
       member.answered()

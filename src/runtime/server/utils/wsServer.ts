@@ -34,6 +34,13 @@ export function serveChatSockets(open: ChatSocketOpener): void {
 
 type UpgradeRequest = IncomingMessage & { _context?: Record<string, unknown> }
 
+/** Drop Node's cached `{ address, family, port }` (`net.Socket#_peername`); a later `remoteAddress` asks the OS again. */
+function forgetPeerAddress(socket: Duplex | undefined) {
+  const cached = socket as { _peername?: unknown } | undefined
+  // Not `delete`: that turns the socket into a dictionary-mode object, far larger than the cache.
+  if (cached?._peername) cached._peername = undefined
+}
+
 function release(socket: Duplex) {
   socket.uncork()
 }
@@ -54,6 +61,8 @@ class ChatWebSocketServer extends WebSocketServer {
     if (openChatSocket && context?.chatAdmission) {
       try {
         if (openChatSocket(ws, context, socket?.remoteAddress)) {
+          // Reading `remoteAddress` cached an address object on the socket for its lifetime; the chat keeps the string it needs.
+          forgetPeerAddress(socket)
           // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
           setImmediate(release, socket)
           return true
