@@ -208,40 +208,23 @@ function endMember(member: WebSocketMember) {
   else useChatHub().leave(member.room, member)
 }
 
-/** A chat socket served directly (Nitro 2, a `ChatSocket`): `this` in its listeners, its member in `member`. Shared listeners, no closure per connection. */
-interface ServedSocket {
-  member: WebSocketMember
-  on: ((event: 'message', listener: (this: ServedSocket, data: Buffer, isBinary: boolean) => void) => void)
-    & ((event: 'pong' | 'close', listener: (this: ServedSocket) => void) => void)
-    & ((event: 'error', listener: (this: ServedSocket, error: Error) => void) => void)
-}
-
-function onSocketMessage(this: ServedSocket, data: Buffer, isBinary: boolean) {
-  receive(this.member, isBinary ? undefined : data.toString())
-}
-function onSocketPong(this: ServedSocket) {
-  this.member.alive = true
-}
-function onSocketClose(this: ServedSocket) {
-  endMember(this.member)
-}
-function onSocketError(this: ServedSocket, error: Error) {
-  chatLogger.debug('[nuxt-chat] socket error', error)
-}
-
-// Nitro 2: admitted upgrades are served on their `ws` socket, without a crossws Peer (../utils/wsServer.ts).
-serveChatSockets((socket, context, remoteAddress) => {
-  const served = socket as unknown as ServedSocket
-  // First: a socket closed at once (over its address's cap) may still report an error.
-  served.on('error', onSocketError)
-  const member = startMember(context, undefined, socket as unknown as RawWebSocket, remoteAddress)
-  if (!member) return true
-  transportStats.leanConnections++
-  served.member = member
-  served.on('message', onSocketMessage)
-  served.on('pong', onSocketPong)
-  served.on('close', onSocketClose)
-  return true
+// Nitro 2: admitted upgrades are served on their `ws` socket, without a crossws Peer or listeners (../utils/wsServer.ts).
+serveChatSockets<WebSocketMember>({
+  open(socket, context, remoteAddress) {
+    const member = startMember(context, undefined, socket as unknown as RawWebSocket, remoteAddress)
+    if (member) transportStats.leanConnections++
+    return member
+  },
+  message(member, data, isBinary) {
+    receive(member, isBinary ? undefined : data.toString())
+  },
+  pong(member) {
+    member.alive = true
+  },
+  close: endMember,
+  error(error) {
+    chatLogger.debug('[nuxt-chat] socket error', error)
+  },
 })
 
 /** The chat's crossws hooks; ./wsEndpoint.ts mounts them on the route the way the app's Nitro wants. */
