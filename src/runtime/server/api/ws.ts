@@ -9,7 +9,7 @@ import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmiss
 import { deliverToMember, RoomFrame } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
-import { closeConnection, nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, type RawWebSocket } from '../utils/wsTransport'
+import { closeConnection, nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, type RawWebSocket, type UpgradeSocket } from '../utils/wsTransport'
 import { addToHeartbeat, removeFromHeartbeat, WebSocketMember } from '../utils/wsMember'
 
 /** The per-address key of connections whose client address crossws does not show. */
@@ -133,6 +133,8 @@ interface Admitted {
   admission: ChatAdmission
   /** Releases the per-address slot; `undefined` when the address was unknown at upgrade time (counted at `open`). */
   release: (() => void) | undefined
+  /** The TCP socket whose `close` also releases the slot until the connection opens. */
+  socket?: UpgradeSocket
 }
 
 /** Answer a refused upgrade with an `error` frame, as the HTTP routes do. */
@@ -156,6 +158,8 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
     return
   }
   delete context.chatAdmission
+  // Open: its `close` releases the slot from now on, so the TCP socket's listener (a closure and an event entry each) goes.
+  admitted.socket?.removeListener('close', admitted.release!)
   // The address was not visible at upgrade time: count the connection now, never skip the cap
   // (connections whose address nobody knows share one count; wsTransport logged why, once).
   const release = admitted.release ?? holdConnection(remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
@@ -242,7 +246,7 @@ export default {
         if (config.maxConnectionsPerIp && socket?.destroyed) release()
         else if (config.maxConnectionsPerIp) socket?.once('close', release)
       }
-      const chatAdmission = { admission, release } satisfies Admitted
+      const chatAdmission: Admitted = { admission, release, socket: release && config.maxConnectionsPerIp ? socket : undefined }
       // crossws 0.3 keeps `request.context` for the peer; 0.4 merges the `context` the hook returns.
       const context = (request as unknown as { context?: Record<string, unknown> }).context
       if (context) context.chatAdmission = chatAdmission
