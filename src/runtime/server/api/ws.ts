@@ -4,7 +4,7 @@ import type { Hooks, Peer } from 'crossws'
 import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
-import { ChatRefusal, holdConnection, type ChatAdmission } from '../utils/access'
+import { ChatRefusal, holdConnection, type ChatAdmission, type ConnectionHold } from '../utils/access'
 import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
 import { deliverToMember, RoomFrame } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
@@ -131,10 +131,11 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
 /** Admission of an upgrade, kept on the request's context until `open`. */
 interface Admitted {
   admission: ChatAdmission
-  /** Releases the per-address slot; `undefined` when the address was unknown at upgrade time (counted at `open`). */
-  release: (() => void) | undefined
-  /** The TCP socket whose `close` also releases the slot until the connection opens. */
+  /** The per-address slot; `undefined` when the address was unknown at upgrade time (counted at `open`). */
+  hold: ConnectionHold | undefined
+  /** Until the connection opens, the TCP socket's `close` also releases the slot, with this listener. */
   socket?: UpgradeSocket
+  onSocketClose?: () => void
 }
 
 /** Answer a refused upgrade with an `error` frame, as the HTTP routes do. */
@@ -159,17 +160,17 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   }
   delete context.chatAdmission
   // Open: its `close` releases the slot from now on, so the TCP socket's listener (a closure and an event entry each) goes.
-  admitted.socket?.removeListener('close', admitted.release!)
+  if (admitted.socket && admitted.onSocketClose) admitted.socket.removeListener('close', admitted.onSocketClose)
   // The address was not visible at upgrade time: count the connection now, never skip the cap
   // (connections whose address nobody knows share one count; wsTransport logged why, once).
-  const release = admitted.release ?? holdConnection(remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
-  if (!release) {
+  const hold = admitted.hold ?? holdConnection(remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
+  if (!hold) {
     closeConnection(peer, ws, 1008, 'Too many connections from this address')
     return
   }
   capIncomingFrames(ws, config.maxPayload)
   const { admission } = admitted
-  const member = new WebSocketMember(peer, ws, admission.user, admission.ip ?? remoteAddress, admission.room, release, config.maxBufferedBytes)
+  const member = new WebSocketMember(peer, ws, admission.user, admission.ip ?? remoteAddress, admission.room, hold, config.maxBufferedBytes)
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
     useChatHub().watchRooms(member).catch((error) => {
@@ -207,7 +208,7 @@ function receive(member: WebSocketMember, text: string | undefined) {
 /** The connection closed: out of the heartbeat, its address's count and its room. */
 function endMember(member: WebSocketMember) {
   removeFromHeartbeat(member)
-  member.release()
+  member.hold.release()
   if (member.watching) useChatHub().unwatchRooms(member)
   else useChatHub().leave(member.room, member)
 }
@@ -238,15 +239,18 @@ export default {
     try {
       const socket = upgradeSocket(request)
       const admission = await admitToChat(request.url, request.headers, socket)
-      let release: (() => void) | undefined
+      const chatAdmission: Admitted = { admission, hold: undefined }
       if (admission.ip || !config.maxConnectionsPerIp) {
-        release = holdConnection(admission.ip, config.maxConnectionsPerIp)
-        if (!release) throw new ChatRefusal(429, 'Too many connections from this address')
+        const hold = chatAdmission.hold = holdConnection(admission.ip, config.maxConnectionsPerIp)
+        if (!hold) throw new ChatRefusal(429, 'Too many connections from this address')
         // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
-        if (config.maxConnectionsPerIp && socket?.destroyed) release()
-        else if (config.maxConnectionsPerIp) socket?.once('close', release)
+        if (config.maxConnectionsPerIp && socket?.destroyed) hold.release()
+        else if (config.maxConnectionsPerIp && socket) {
+          chatAdmission.socket = socket
+          chatAdmission.onSocketClose = () => hold.release()
+          socket.once('close', chatAdmission.onSocketClose)
+        }
       }
-      const chatAdmission: Admitted = { admission, release, socket: release && config.maxConnectionsPerIp ? socket : undefined }
       // crossws 0.3 keeps `request.context` for the peer; 0.4 merges the `context` the hook returns.
       const context = (request as unknown as { context?: Record<string, unknown> }).context
       if (context) context.chatAdmission = chatAdmission

@@ -1,5 +1,6 @@
 import type { Peer } from 'crossws'
 import type { ChatErrorFrame, ChatUser } from '../../shared/protocol'
+import type { ConnectionHold } from './access'
 import { countSlowReaderDrop } from './chatMetrics'
 import { HeartbeatSlices, heartbeatSliceCount } from './heartbeatSlices'
 import { isOverBudget, queuedWritesAfter } from './outputBudget'
@@ -73,7 +74,8 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   declare readonly ip: string | undefined
   /** `''` for a rooms list connection (a room name is never empty). */
   declare readonly room: string
-  declare readonly release: () => void
+  /** Its address's connection slot, released when it ends. */
+  declare readonly hold: ConnectionHold
   declare private readonly maxBufferedBytes: number
   declare heldDuringReplay: RoomFrame[] | null
   declare replayedTo: number
@@ -84,13 +86,13 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   declare slice: number
   declare private rareState: MemberRareState | undefined
 
-  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, ip: string | undefined, room: string, release: () => void, maxBufferedBytes: number) {
+  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, ip: string | undefined, room: string, hold: ConnectionHold, maxBufferedBytes: number) {
     this.peer = peer
     this.ws = ws
     this.user = user
     this.ip = ip
     this.room = room
-    this.release = release
+    this.hold = hold
     this.maxBufferedBytes = maxBufferedBytes
     this.heldDuringReplay = null
     this.replayedTo = 0
