@@ -160,7 +160,7 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   }
   delete context.chatAdmission
   // Open: its `close` releases the slot from now on, so the TCP socket's listener (a closure and an event entry each) goes.
-  if (admitted.socket && admitted.onSocketClose) admitted.socket.removeListener('close', admitted.onSocketClose)
+  if (admitted.socket && admitted.onSocketClose) admitted.socket.removeListener?.('close', admitted.onSocketClose)
   // The address was not visible at upgrade time: count the connection now, never skip the cap
   // (connections whose address nobody knows share one count; wsTransport logged why, once).
   const hold = admitted.hold ?? holdConnection(remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
