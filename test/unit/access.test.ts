@@ -100,10 +100,10 @@ describe('holdConnection', () => {
     const first = holdConnection('198.51.100.1', 2)!
     const second = holdConnection('198.51.100.1', 2)!
     expect(holdConnection('198.51.100.1', 2)).toBeUndefined()
-    first()
-    first()
+    first.release()
+    first.release()
     expect(holdConnection('198.51.100.1', 2)).toBeDefined()
     expect(holdConnection('198.51.100.1', 2)).toBeUndefined()
-    second()
+    second.release()
   })
 })

@@ -22,6 +22,18 @@ describe('room presence', () => {
     expect(presence.signedInNames()).toEqual(['Bob'])
   })
 
+  it('counts every connection of a user: only the last to leave takes the user offline', () => {
+    const presence = createRoomPresence('r')
+    const alice = { id: 'a', name: 'Alice' }
+    expect([presence.connect(alice), presence.connect(alice), presence.connect(alice)]).toEqual([true, false, false])
+    expect([presence.disconnect(alice), presence.disconnect(alice)]).toEqual([false, false])
+    expect(presence.localUsers()).toEqual([alice])
+    expect(presence.disconnect(alice)).toBe(true)
+    expect(presence.localUsers()).toEqual([])
+    expect(presence.disconnect(alice)).toBe(false)
+    expect(presence.connect(alice)).toBe(true)
+  })
+
   it('drops an announcement once it expires, with nothing else changing', async () => {
     const presence = createRoomPresence('r')
     presence.heardFrom('other', [{ id: 'c', name: 'Carol' }], Date.now() + 20)

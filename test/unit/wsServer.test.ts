@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { afterEach, expect, it, vi } from 'vitest'
-import { createChatWebSocketServer, serveChatSockets } from '../../src/runtime/server/utils/wsServer'
+import { createChatWebSocketServer, serveChatSockets, type ChatSocket, type ChatSocketHandlers } from '../../src/runtime/server/utils/wsServer'
 import { chatLogger } from '../../src/runtime/server/utils/logger'
 
 const servers: { close: () => void }[] = []
@@ -29,6 +29,11 @@ async function chatServer() {
   return `ws://127.0.0.1:${(server.address() as AddressInfo).port}/_ws`
 }
 
+/** Handlers that do nothing but `open`. */
+function opening(open: ChatSocketHandlers<object>['open']): ChatSocketHandlers<object> {
+  return { open, message() {}, pong() {}, close() {}, error() {} }
+}
+
 /** How a client's connection ended within 2 s: `open`, `failed`, or `hung`. */
 function outcome(url: string): Promise<string> {
   const ws = new WebSocket(url)
@@ -46,10 +51,10 @@ function outcome(url: string): Promise<string> {
 }
 
 it('a chat socket opened without trouble gets its 101 and the frames written while it was held', async () => {
-  serveChatSockets((ws) => {
+  serveChatSockets(opening((ws) => {
     ws.send('welcome')
-    return true
-  })
+    return {}
+  }))
   const ws = new WebSocket(await chatServer())
   const first = await new Promise(resolve => ws.once('message', data => resolve(String(data))))
   ws.terminate()
@@ -58,9 +63,60 @@ it('a chat socket opened without trouble gets its 101 and the frames written whi
 
 it('a throw while opening a chat socket ends that connection at once and is logged: never left held and half-open', async () => {
   const logged = vi.spyOn(chatLogger, 'error').mockImplementation(() => {})
-  serveChatSockets(() => {
+  serveChatSockets(opening(() => {
     throw new TypeError('boom')
-  })
+  }))
   expect(await outcome(await chatServer())).toBe('failed')
   expect(logged).toHaveBeenCalledWith('[nuxt-chat] could not open a chat connection', expect.any(TypeError))
+})
+
+it('a chat socket\'s events reach the handlers with its connection, and the socket holds no listener of its own', async () => {
+  const seen: string[] = []
+  const member = { name: 'm' }
+  let served: ChatSocket | undefined
+  let closed: () => void
+  const ended = new Promise<void>((resolve) => {
+    closed = resolve
+  })
+  serveChatSockets<typeof member>({
+    open(ws) {
+      served = ws
+      ws.send('welcome')
+      return member
+    },
+    message: (m, data, isBinary) => seen.push(`${m.name} message ${String(data)} ${isBinary}`),
+    pong: m => seen.push(`${m.name} pong`),
+    close(m) {
+      seen.push(`${m.name} close`)
+      closed()
+    },
+    error: () => seen.push('error'),
+  })
+  const ws = new WebSocket(await chatServer())
+  await new Promise(resolve => ws.once('message', resolve))
+  // (`close` has one: `ws`'s server tracking its clients.)
+  expect(['message', 'pong', 'close', 'error'].map(event => served!.listenerCount(event))).toEqual([0, 0, 1, 0])
+  ws.send('hello')
+  ws.pong()
+  await vi.waitFor(() => expect(seen).toEqual(['m message hello false', 'm pong']))
+  ws.close()
+  await ended
+  expect(seen).toEqual(['m message hello false', 'm pong', 'm close'])
+})
+
+it('an error on a chat socket refused at open goes to the error handler, not thrown for want of a listener', async () => {
+  const errors: Error[] = []
+  let refused: ChatSocket | undefined
+  serveChatSockets({
+    ...opening((ws) => {
+      refused = ws
+      return undefined
+    }),
+    error: error => errors.push(error),
+  })
+  const ws = new WebSocket(await chatServer())
+  await vi.waitFor(() => expect(refused).toBeDefined())
+  expect(refused!.emit('error', new Error('late'))).toBe(true)
+  expect(errors.map(error => error.message)).toEqual(['late'])
+  ws.terminate()
 })

@@ -45,8 +45,8 @@ export default defineEventHandler(async (event) => {
   }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
   if (clientGone(event)) return
-  const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
-  if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
+  const hold = holdConnection(admission.ip, config.maxConnectionsPerIp)
+  if (!hold) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
 
   const stream = openEventStream(event, STREAM_HEADERS)
   stream.write(`retry: ${config.sse.retry}\n\n`)
@@ -72,7 +72,7 @@ export default defineEventHandler(async (event) => {
   const keepAlive = setInterval(() => stream.write(': ping\n\n'), config.sse.keepAlive)
   stream.onClose(() => {
     clearInterval(keepAlive)
-    release()
+    hold.release()
     if (admission.rooms) hub.unwatchRooms(member)
     else hub.leave(admission.room, member)
   })

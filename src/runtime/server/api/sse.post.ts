@@ -32,13 +32,13 @@ export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatR
   const { admission, config } = admitted
   if (admission.rooms) return refuse(event, 400, errorFrame('bad_request', 'POST to a room (`?room=`), not to the rooms list'))
   // An open POST holds a connection slot of its address until answered.
-  const release = holdConnection(admission.ip, config.maxConnectionsPerIp)
-  if (!release) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
+  const hold = holdConnection(admission.ip, config.maxConnectionsPerIp)
+  if (!hold) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
   try {
     return await answerPost(event, admission, config)
   }
   finally {
-    release()
+    hold.release()
   }
 })
 

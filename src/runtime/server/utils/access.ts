@@ -203,7 +203,31 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
 }
 
 const connectionsByIp = new Map<string, number>()
-const NOTHING_HELD = () => {}
+
+/**
+ * A connection counted against its address's `maxConnectionsPerIp`; `release` frees its slot, once.
+ * An object, not a closure: one stays with every open connection.
+ */
+export class ConnectionHold {
+  // Set in the constructor: an in-object slot.
+  declare private ip: string | undefined
+
+  constructor(ip: string | undefined) {
+    this.ip = ip
+  }
+
+  release(): void {
+    const ip = this.ip
+    if (ip === undefined) return
+    this.ip = undefined
+    const left = (connectionsByIp.get(ip) ?? 1) - 1
+    if (left > 0) connectionsByIp.set(ip, left)
+    else connectionsByIp.delete(ip)
+  }
+}
+
+/** What every connection holds when nothing is counted. */
+const NOTHING_HELD = new ConnectionHold(undefined)
 
 /** Would a new connection from `ip` be over its `maxConnectionsPerIp` cap (0: no cap)? */
 export function isAtConnectionCap(ip: string | undefined, max: number): boolean {
@@ -212,20 +236,13 @@ export function isAtConnectionCap(ip: string | undefined, max: number): boolean 
 
 /**
  * Count a connection against its address's `maxConnectionsPerIp` (0: no cap).
- * Returns a release function, or `undefined` when the address is over its cap.
+ * Returns its hold (`release()` once it ends), or `undefined` when the address is over its cap.
  */
-export function holdConnection(ip: string | undefined, max: number): (() => void) | undefined {
+export function holdConnection(ip: string | undefined, max: number): ConnectionHold | undefined {
   // No cap: nothing to count, nothing to allocate per connection.
   if (!max || !ip) return NOTHING_HELD
   const count = connectionsByIp.get(ip) ?? 0
   if (count >= max) return undefined
   connectionsByIp.set(ip, count + 1)
-  let released = false
-  return () => {
-    if (released) return
-    released = true
-    const left = (connectionsByIp.get(ip) ?? 1) - 1
-    if (left > 0) connectionsByIp.set(ip, left)
-    else connectionsByIp.delete(ip)
-  }
+  return new ConnectionHold(ip)
 }

@@ -12,7 +12,7 @@ import type { Hooks } from 'crossws'
 import type { ChatRuntimeConfig } from '../../types'
 import { capFramesOf } from './wsTransport.crossws4'
 import type { RawWebSocket } from './wsTransport'
-import type { ChatSocketOpener } from './wsServer'
+import type { ChatSocketHandlers } from './wsServer'
 
 /** The Nitro major version this file serves. */
 export const nitroMajor = 3
@@ -25,7 +25,7 @@ export const nitroMajor = 3
 export function setupWebSocketServer(_nitroApp: unknown, _config: ChatRuntimeConfig, _baseURL: string): void {}
 
 /** Nothing: crossws 0.4 makes its own `ws` server, so chat connections keep their crossws Peer. */
-export function serveChatSockets(_open: ChatSocketOpener): void {}
+export function serveChatSockets<M>(_handlers: ChatSocketHandlers<M>): void {}
 
 /** Cap one socket's incoming frames at `maxPayload`: a larger frame closes it with 1009 before it is buffered. */
 export function capIncomingFrames(ws: RawWebSocket | undefined, maxPayload: number): void {

@@ -6,8 +6,10 @@ import { presenceDiffFrame, presenceFrame, type ChatUser } from '../../shared/pr
  * once; everyone else only hears what changed (docs/PROTOCOL.md, "Presence in deltas").
  */
 export function createRoomPresence(room: string) {
-  /** Local users by id, with how many connections each has. */
-  const local = new Map<string, { user: ChatUser, connections: number }>()
+  /** Local users by id (the user of their first connection here). */
+  const local = new Map<string, ChatUser>()
+  /** Connections beyond the first, by user id: most users have one, and no count object each. */
+  const moreConnections = new Map<string, number>()
   /** Users on other instances, by instance id, until `expires`. */
   const remote = new Map<string, { users: ChatUser[], expires: number }>()
   /** The list as the room last heard it, by id: diffs are taken against it. */
@@ -22,7 +24,7 @@ export function createRoomPresence(room: string) {
   /** Everyone online, local first; drops instances that went quiet. */
   function current(now: number): Map<string, ChatUser> {
     const users = new Map<string, ChatUser>()
-    for (const { user } of local.values()) users.set(user.id, user)
+    for (const user of local.values()) users.set(user.id, user)
     for (const [origin, entry] of remote) {
       if (entry.expires < now) {
         remote.delete(origin)
@@ -36,19 +38,24 @@ export function createRoomPresence(room: string) {
   return {
     /** Count a connection of `user`; true when it is the user's first here. */
     connect(user: ChatUser): boolean {
-      const entry = local.get(user.id)
-      if (entry) entry.connections++
-      else local.set(user.id, { user, connections: 1 })
-      if (!entry) {
-        changed = true
-        signedIn = undefined
+      if (local.has(user.id)) {
+        moreConnections.set(user.id, (moreConnections.get(user.id) ?? 0) + 1)
+        return false
       }
-      return !entry
+      local.set(user.id, user)
+      changed = true
+      signedIn = undefined
+      return true
     },
     /** Uncount a connection of `user`; true when it was the user's last here. */
     disconnect(user: ChatUser): boolean {
-      const entry = local.get(user.id)
-      if (!entry || --entry.connections > 0) return false
+      if (!local.has(user.id)) return false
+      const more = moreConnections.get(user.id)
+      if (more) {
+        if (more > 1) moreConnections.set(user.id, more - 1)
+        else moreConnections.delete(user.id)
+        return false
+      }
       local.delete(user.id)
       changed = true
       signedIn = undefined
@@ -67,7 +74,7 @@ export function createRoomPresence(room: string) {
     /** Everyone online in the room, here and on other instances. */
     online: (): ChatUser[] => [...current(Date.now()).values()],
     /** This instance's users, as announced to the others. */
-    localUsers: (): ChatUser[] => [...local.values()].map(entry => entry.user),
+    localUsers: (): ChatUser[] => [...local.values()],
     /** What another instance announced; it holds until `expires`. */
     heardFrom(origin: string, users: ChatUser[], expires: number) {
       remote.set(origin, { users, expires })

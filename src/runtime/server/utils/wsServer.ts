@@ -10,9 +10,30 @@ import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws'
 import { chatLogger } from './logger'
 
-/** A `ws` socket with one slot for what serves it: shared listeners find their connection there (`this.member`), no closure each. */
+/**
+ * What serves the chat's sockets: one set of functions for all of them, called by `ChatSocket#emit`
+ * with the socket's connection, so no socket carries listeners (an event table and closures each).
+ */
+export interface ChatSocketHandlers<M> {
+  /** Take an admitted socket; `undefined` when it was refused (and closed). `context` is what the upgrade hook left on the request. */
+  open: (ws: ChatSocket, context: Record<string, unknown>, remoteAddress: string | undefined) => M | undefined
+  message: (member: M, data: Buffer, isBinary: boolean) => void
+  pong: (member: M) => void
+  close: (member: M) => void
+  /** Any chat socket's error, opened or refused. */
+  error: (error: Error) => void
+}
+
+let handlers: ChatSocketHandlers<unknown> | undefined
+
+/** Serve sockets whose upgrade context holds `chatAdmission` with `handlers` (set once, by the chat's route). */
+export function serveChatSockets<M>(chatHandlers: ChatSocketHandlers<M>): void {
+  handlers = chatHandlers as ChatSocketHandlers<unknown>
+}
+
+/** A `ws` socket with one slot for what serves it: its events go straight to the chat's handlers with `this.member`, no listener each. */
 export class ChatSocket extends WebSocket {
-  /** The chat's connection on this socket; `undefined` on sockets crossws serves. */
+  /** The chat's connection on this socket; `null` on a chat socket refused at open, `undefined` on sockets crossws serves. */
   declare member: unknown
 
   constructor(...args: ConstructorParameters<typeof WebSocket>) {
@@ -20,19 +41,33 @@ export class ChatSocket extends WebSocket {
     // Set in the constructor: one in-object slot, not a property added later to each socket.
     this.member = undefined
   }
-}
 
-/** Serves an admitted chat socket; `context` is what the upgrade hook left on the request. Returns false to leave it to crossws. */
-export type ChatSocketOpener = (ws: ChatSocket, context: Record<string, unknown>, remoteAddress: string | undefined) => boolean
-
-let openChatSocket: ChatSocketOpener | undefined
-
-/** Serve sockets whose upgrade context holds `chatAdmission` with `open` (set once, by the chat's route). */
-export function serveChatSockets(open: ChatSocketOpener): void {
-  openChatSocket = open
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const member = this.member
+    if (member === undefined || !handlers) return super.emit(event, ...args)
+    if (event === 'error') {
+      handlers.error(args[0] as Error)
+      // Without a listener, `emit('error')` throws.
+      return this.listenerCount('error') ? super.emit(event, ...args) : true
+    }
+    if (member !== null) {
+      if (event === 'message') handlers.message(member, args[0] as Buffer, args[1] as boolean)
+      else if (event === 'pong') handlers.pong(member)
+      else if (event === 'close') handlers.close(member)
+    }
+    // Still emitted: `ws`'s server listens for `close` (client tracking).
+    return super.emit(event, ...args)
+  }
 }
 
 type UpgradeRequest = IncomingMessage & { _context?: Record<string, unknown> }
+
+/** Drop Node's cached `{ address, family, port }` (`net.Socket#_peername`); a later `remoteAddress` asks the OS again. */
+function forgetPeerAddress(socket: Duplex | undefined) {
+  const cached = socket as { _peername?: unknown } | undefined
+  // Not `delete`: that turns the socket into a dictionary-mode object, far larger than the cache.
+  if (cached?._peername) cached._peername = undefined
+}
 
 function release(socket: Duplex) {
   socket.uncork()
@@ -51,13 +86,16 @@ class ChatWebSocketServer extends WebSocketServer {
     const [ws, req] = args as [ChatSocket, UpgradeRequest]
     const socket = req.socket
     const context = req._context
-    if (openChatSocket && context?.chatAdmission) {
+    if (handlers && context?.chatAdmission) {
       try {
-        if (openChatSocket(ws, context, socket?.remoteAddress)) {
-          // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
-          setImmediate(release, socket)
-          return true
-        }
+        // A chat socket from here on: its errors go to the chat, even when it is refused.
+        ws.member = null
+        ws.member = handlers.open(ws, context, socket?.remoteAddress) ?? null
+        // Reading `remoteAddress` cached an address object on the socket for its lifetime; the chat keeps the string it needs.
+        forgetPeerAddress(socket)
+        // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
+        setImmediate(release, socket)
+        return true
       }
       catch (error) {
         // Never left held and half-open: the client sees the connection fail and retries.

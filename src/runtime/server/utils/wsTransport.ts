@@ -269,6 +269,7 @@ export interface UpgradeSocket {
   remoteAddress?: string
   encrypted?: boolean
   once: (event: 'close', listener: () => void) => unknown
+  removeListener?: (event: 'close', listener: () => void) => unknown
 }
 
 /** The TCP socket of an upgrade request, to see it close whether or not the handshake completes. */

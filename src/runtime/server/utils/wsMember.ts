@@ -1,0 +1,233 @@
+import type { Peer } from 'crossws'
+import type { ChatErrorFrame, ChatUser } from '../../shared/protocol'
+import type { ConnectionHold } from './access'
+import { countSlowReaderDrop } from './chatMetrics'
+import { HeartbeatSlices, heartbeatSliceCount } from './heartbeatSlices'
+import { isOverBudget, queuedWritesAfter } from './outputBudget'
+import { RoomFrame, type Member } from './roomDelivery'
+import type { RoomsWatcher } from './readState'
+import { chatLogger } from './logger'
+import { closeConnection, pauseReading, resumeReading, writeFrame, type RawWebSocket, type SocketWatch } from './wsTransport'
+
+const SETTLED = Promise.resolve()
+// Input backpressure: past this many messages read but not yet answered, stop reading the socket.
+const MAX_WAITING = 16
+
+/**
+ * One WebSocket connection in a room: on its `ws` socket's `member` slot (Nitro 2, ../utils/wsServer.ts),
+ * or in `peer.context.chat` when crossws serves it (Nitro 3). A class, not an object of
+ * closures: idle connections are most of a chat server's memory.
+ */
+/**
+ * What only some connections need (senders, typists, history readers, rooms lists, crossws-served
+ * sockets): made on first use, so an idle connection carries one empty slot instead of a dozen fields.
+ */
+export class MemberRareState {
+  // Set in the constructor, as on the member: in-object slots.
+  /** Made on the first frame read on a crossws-served socket. */
+  declare binaryFlags: boolean[] | undefined
+  /** Rate-limit answers in a row; too many closes the connection. */
+  declare strikes: number
+  /** This member's messages, handled one after another (back to SETTLED once all are answered). */
+  declare chain: Promise<void>
+  /** Settles once this member's latest message is answered (stored or refused): an edit or delete waits for it, as its target may be that message. */
+  declare answeredAll: Promise<unknown>
+  /** Messages read but not yet answered; past MAX_WAITING the socket is paused. */
+  declare waiting: number
+  declare paused: boolean
+  /** A message refused for now: later messages with a cid are refused alike until this cid comes again. */
+  declare refusal: ChatErrorFrame | undefined
+  declare typingAt: number | undefined
+  /** A history page is being read for this connection. */
+  declare readingHistory: boolean
+  /** A `?rooms` connection: its rooms list (set by the read state). */
+  declare entries: RoomsWatcher['entries']
+  declare loading: RoomsWatcher['loading']
+
+  constructor() {
+    this.binaryFlags = undefined
+    this.strikes = 0
+    this.chain = SETTLED
+    this.answeredAll = SETTLED
+    this.waiting = 0
+    this.paused = false
+    this.refusal = undefined
+    this.typingAt = undefined
+    this.readingHistory = false
+    this.entries = undefined
+    this.loading = undefined
+  }
+}
+
+/**
+ * One WebSocket connection in a room: on its `ws` socket's `member` slot (Nitro 2, ../utils/wsServer.ts),
+ * or in `peer.context.chat` when crossws serves it (Nitro 3). A class, not an object of
+ * closures, with only what every connection uses in its own fields: idle connections are most of a chat server's memory.
+ */
+export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
+  // Fields are declared here and set in the constructor: class fields compile to helper calls that
+  // V8 cannot count, and every one past its guess costs each connection an out-of-object slot.
+  /** The crossws Peer, when crossws serves this connection; `undefined` on a socket served directly. */
+  declare readonly peer: Peer | undefined
+  declare readonly ws: RawWebSocket | undefined
+  declare readonly user: ChatUser
+  declare readonly ip: string | undefined
+  /** `''` for a rooms list connection (a room name is never empty). */
+  declare readonly room: string
+  /** Its address's connection slot, released when it ends. */
+  declare readonly hold: ConnectionHold
+  declare private readonly maxBufferedBytes: number
+  declare heldDuringReplay: RoomFrame[] | null
+  declare replayedTo: number
+  declare alive: boolean
+  /** Writes queued behind a full socket since it last drained: they cost memory beyond their bytes. */
+  declare queuedWrites: number
+  /** The heartbeat slice that pings this connection (set when it is added to `heartbeatSlices`). */
+  declare slice: number
+  declare private rareState: MemberRareState | undefined
+
+  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, ip: string | undefined, room: string, hold: ConnectionHold, maxBufferedBytes: number) {
+    this.peer = peer
+    this.ws = ws
+    this.user = user
+    this.ip = ip
+    this.room = room
+    this.hold = hold
+    this.maxBufferedBytes = maxBufferedBytes
+    this.heldDuringReplay = null
+    this.replayedTo = 0
+    this.alive = true
+    this.queuedWrites = 0
+    this.slice = 0
+    this.rareState = undefined
+  }
+
+  /** Who sends (`cid` de-duplication, rate limit): always the user's id, so not stored again. */
+  get sender(): string {
+    return this.user.id
+  }
+
+  /** A `?rooms` connection follows its user's rooms list and is in no room. */
+  get watching(): boolean {
+    return this.room === ''
+  }
+
+  /** Reading stopped by input backpressure (read without making the rare state). */
+  get paused(): boolean {
+    return this.rareState?.paused ?? false
+  }
+
+  /** The state only some connections need, made on first use. */
+  rare(): MemberRareState {
+    return this.rareState ??= new MemberRareState()
+  }
+
+  // The fields other modules set through the Member, RoomsWatcher and SocketWatch interfaces, kept in the rare state.
+  get typingAt(): number | undefined {
+    return this.rareState?.typingAt
+  }
+
+  set typingAt(at: number | undefined) {
+    this.rare().typingAt = at
+  }
+
+  get entries(): RoomsWatcher['entries'] {
+    return this.rareState?.entries
+  }
+
+  set entries(entries: RoomsWatcher['entries']) {
+    this.rare().entries = entries
+  }
+
+  get loading(): RoomsWatcher['loading'] {
+    return this.rareState?.loading
+  }
+
+  set loading(loading: RoomsWatcher['loading']) {
+    this.rare().loading = loading
+  }
+
+  get binaryFlags(): boolean[] | undefined {
+    return this.rareState?.binaryFlags
+  }
+
+  set binaryFlags(flags: boolean[] | undefined) {
+    this.rare().binaryFlags = flags
+  }
+
+  /** Every frame to this connection goes through here, so all of them count against `maxBufferedBytes`. */
+  write(frame: RoomFrame) {
+    const { ws, peer } = this
+    // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
+    if (ws && ws.readyState !== 1) return
+    const buffered = writeFrame(peer, ws, frame)
+    this.queuedWrites = queuedWritesAfter(this.queuedWrites, buffered)
+    if (isOverBudget(buffered, this.queuedWrites, this.maxBufferedBytes)) {
+      // A reader this far behind would only grow our memory: drop it now (a close frame would wait behind the unread output); it resumes by id.
+      chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
+      countSlowReaderDrop()
+      if (ws) ws.terminate()
+      else closeConnection(peer, ws, 1008, 'Too slow')
+    }
+  }
+
+  send(frame: object) {
+    this.write(new RoomFrame(JSON.stringify(frame)))
+  }
+
+  /** Closed by the app (`useChatServer().disconnect`): 4001, see docs/PROTOCOL.md. */
+  close() {
+    closeConnection(this.peer, this.ws, 4001, 'Disconnected by the server')
+  }
+
+  /** One more message read; stop reading the socket while too many wait. */
+  received() {
+    const rare = this.rare()
+    if (++rare.waiting <= MAX_WAITING || rare.paused) return
+    rare.paused = true
+    // No way to pause this transport: refuse the flood rather than queue it.
+    if (!pauseReading(this.ws)) closeConnection(this.peer, this.ws, 1008, 'Too many messages waiting')
+  }
+
+  /** One message answered; read again once the queue is half empty. */
+  answered() {
+    const rare = this.rare()
+    // All answered: the last message's promises need not stay alive with an idle connection.
+    if (--rare.waiting === 0) rare.chain = rare.answeredAll = SETTLED
+    if (rare.waiting > MAX_WAITING / 2 || !rare.paused) return
+    rare.paused = false
+    resumeReading(this.ws)
+  }
+}
+
+// Each interval's pings go out in slices, a tick every ~100 ms (heartbeatSliceCount): 10,000 pings in one task hold the event loop ~100 ms.
+let heartbeatSlices: HeartbeatSlices<WebSocketMember> | undefined
+let heartbeat: ReturnType<typeof setInterval> | undefined
+
+/** WebSocket pings (every `interval` ms): a peer that answered nothing since its last round is gone (found within 2 × interval). */
+export function addToHeartbeat(member: WebSocketMember, interval: number) {
+  heartbeatSlices ??= new HeartbeatSlices(heartbeatSliceCount(interval))
+  member.slice = heartbeatSlices.add(member)
+  heartbeat ??= setInterval(() => {
+    heartbeatSlices!.tick(pingOrDrop)
+  }, interval / heartbeatSlices.count)
+  heartbeat.unref?.()
+}
+
+/** The connection closed: no more pings. */
+export function removeFromHeartbeat(member: WebSocketMember) {
+  heartbeatSlices?.delete(member, member.slice)
+}
+
+/** One heartbeat visit: a connection silent since its last ping is dropped, else pinged again. */
+function pingOrDrop(member: WebSocketMember) {
+  const ws = member.ws
+  if (!ws) return
+  // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
+  if (!member.alive && !member.paused) {
+    ws.terminate()
+    return
+  }
+  member.alive = false
+  ws.ping()
+}
