@@ -1,6 +1,4 @@
-import type { ModuleOptions } from '../module'
-
-/** The module's defaults: `nuxt.config` options merge over them, and the server checks the numbers it runs with against them. */
+/** The module's defaults (typed as options in ../module.ts): `nuxt.config` options merge over them, and the server checks the numbers it runs with against them. */
 export const chatDefaults = {
   autoImport: 'useChat',
   route: '/_ws',
@@ -24,8 +22,8 @@ export const chatDefaults = {
   presenceInterval: 5000,
   redisUrl: '',
   redisChannel: '',
-  storage: 'database',
+  storage: 'database' as 'database' | 'memory',
   database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
   metrics: false,
   devtools: true,
-} satisfies ModuleOptions
+}
