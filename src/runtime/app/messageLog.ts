@@ -1,4 +1,5 @@
 import { withReaction, type ChatEventFrame, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
+import { firstIndexNotBefore } from '../shared/sortedIndex'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
 export interface ChatMessage<T = unknown> {
@@ -69,16 +70,7 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
   }
 
   /** Index of the stored entry with `id`, or where it would go. */
-  const indexOf = (id: number) => {
-    let lo = 0
-    let hi = stored.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (stored[mid]!.id! < id) lo = mid + 1
-      else hi = mid
-    }
-    return lo
-  }
+  const indexOf = (id: number) => firstIndexNotBefore(stored.length, index => stored[index]!.id! < id)
 
   return {
     /** Merge a stored message; a pending entry with its cid becomes it (same object). False if it was already there. */

@@ -20,8 +20,9 @@ export default defineNitroPlugin((nitroApp) => {
   const database = config.storage === 'memory' ? false : config.database
   // A Node.js that cannot run the store, or a number setting that is not one, stops the server before it listens, in one line each.
   const problems = badConfigNumbers(config as unknown as Record<string, unknown>, chatDefaults)
-  if (database) problems.push(unsupportedStoreReason(database.connector) ?? '')
-  const refusal = problems.filter(Boolean).join('\n')
+  const unsupported = database ? unsupportedStoreReason(database.connector) : undefined
+  if (unsupported) problems.push(unsupported)
+  const refusal = problems.join('\n')
   if (refusal) {
     if (import.meta.dev) throw new Error(refusal)
     chatLogger.error(refusal)

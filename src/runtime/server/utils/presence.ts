@@ -21,6 +21,12 @@ export function createRoomPresence(room: string) {
   /** Signed-in names online, until the users change or an announcement may expire (asked once per guest join). */
   let signedIn: { names: string[], until: number } | undefined
 
+  /** Someone came, went, or was announced: the next diff looks, and the signed-in names are made again. */
+  function usersChanged() {
+    changed = true
+    signedIn = undefined
+  }
+
   /** Everyone online, local first; drops instances that went quiet. */
   function current(now: number): Map<string, ChatUser> {
     const users = new Map<string, ChatUser>()
@@ -43,8 +49,7 @@ export function createRoomPresence(room: string) {
         return false
       }
       local.set(user.id, user)
-      changed = true
-      signedIn = undefined
+      usersChanged()
       return true
     },
     /** Uncount a connection of `user`; true when it was the user's last here. */
@@ -57,8 +62,7 @@ export function createRoomPresence(room: string) {
         return false
       }
       local.delete(user.id)
-      changed = true
-      signedIn = undefined
+      usersChanged()
       return true
     },
     /** Display names of the signed-in users (not guests) online here and on other instances. */
@@ -78,8 +82,7 @@ export function createRoomPresence(room: string) {
     /** What another instance announced; it holds until `expires`. */
     heardFrom(origin: string, users: ChatUser[], expires: number) {
       remote.set(origin, { users, expires })
-      changed = true
-      signedIn = undefined
+      usersChanged()
     },
     /**
      * The `presence_diff` frame's text for what changed since the room last heard, or

@@ -99,6 +99,8 @@ export interface ReplayLimits {
 /** How a stored message's frame text starts (`messageFrame` puts `type` first); events start otherwise. */
 const MESSAGE_FRAME_START = '{"type":"message"'
 const SETTLED = Promise.resolve()
+/** How many messages a replay sends: the last `replay` ones without a cursor, up to `maxReplay` after one. */
+const replayCount = (since: number | undefined, limits: ReplayLimits) => since === undefined ? limits.replay : limits.maxReplay
 
 export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recent = 0 }: RoomDeliveryOptions) {
   const members = new Set<Member>()
@@ -263,7 +265,7 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
     if (lastId !== undefined) {
       // From memory when it covers the replay: no query, and the frames' bytes are already made.
       since = knownCursor(since)
-      const replayed = recentReplay(since, since === undefined ? limits.replay : limits.maxReplay)
+      const replayed = recentReplay(since, replayCount(since, limits))
       if (replayed) {
         if (members.has(member)) sendReplay(member, since, replayed)
         return SETTLED
@@ -280,7 +282,7 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
   async function replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits) {
     await ready
     since = knownCursor(since)
-    const count = since === undefined ? limits.replay : limits.maxReplay
+    const count = replayCount(since, limits)
     let replayed = recentReplay(since, count)
     if (!replayed) {
       replayed = []

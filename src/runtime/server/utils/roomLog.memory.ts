@@ -1,4 +1,5 @@
 import { withReaction } from '../../shared/protocol'
+import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { checkAppendInput, MAX_UNREAD, READ_SCAN, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
@@ -18,16 +19,7 @@ export function createMemoryRoomLog(): RoomLog {
   /** Every room's name, sorted: a page of `rooms()` is a binary search, not a sort of all names. */
   const names: string[] = []
   /** The first index in `names` whose name sorts after `after`. */
-  const firstNameAfter = (after: string) => {
-    let lo = 0
-    let hi = names.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (names[mid]! <= after) lo = mid + 1
-      else hi = mid
-    }
-    return lo
-  }
+  const firstNameAfter = (after: string) => firstIndexNotBefore(names.length, index => names[index]! <= after)
   /** user id → room → read position and when it last moved. */
   const reads = new Map<string, Map<string, { id: number, ts: number }>>()
   const roomOf = (name: string) => {
@@ -39,16 +31,7 @@ export function createMemoryRoomLog(): RoomLog {
     return room
   }
   // Binary search: ids are sorted, so the first index with id > after.
-  const firstAfter = (messages: StoredMessage[], after: number) => {
-    let lo = 0
-    let hi = messages.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (messages[mid]!.id <= after) lo = mid + 1
-      else hi = mid
-    }
-    return lo
-  }
+  const firstAfter = (messages: StoredMessage[], after: number) => firstIndexNotBefore(messages.length, index => messages[index]!.id <= after)
 
   /** Set a read position (created when `create`, else only moved forward), never past the room's newest id. */
   function moveRead(name: string, uid: string, id: number, create: boolean): number | undefined {

@@ -14,11 +14,6 @@ const SETTLED = Promise.resolve()
 const MAX_WAITING = 16
 
 /**
- * One WebSocket connection in a room: on its `ws` socket's `member` slot (Nitro 2, ../utils/wsServer.ts),
- * or in `peer.context.chat` when crossws serves it (Nitro 3). A class, not an object of
- * closures: idle connections are most of a chat server's memory.
- */
-/**
  * What only some connections need (senders, typists, history readers, rooms lists, crossws-served
  * sockets): made on first use, so an idle connection carries one empty slot instead of a dozen fields.
  */
@@ -208,7 +203,8 @@ let heartbeat: ReturnType<typeof setInterval> | undefined
 export function addToHeartbeat(member: WebSocketMember, interval: number) {
   heartbeatSlices ??= new HeartbeatSlices(heartbeatSliceCount(interval))
   member.slice = heartbeatSlices.add(member)
-  heartbeat ??= setInterval(() => {
+  if (heartbeat) return
+  heartbeat = setInterval(() => {
     heartbeatSlices!.tick(pingOrDrop)
   }, interval / heartbeatSlices.count)
   heartbeat.unref?.()
