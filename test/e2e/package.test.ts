@@ -18,7 +18,12 @@ import { startServer, type TestServer } from '../utils/server'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../..', import.meta.url))
-const nuxtVersion = JSON.parse(readFileSync(join(root, 'node_modules/nuxt/package.json'), 'utf8')).version as string
+const installedVersion = (name: string) => JSON.parse(readFileSync(join(root, `node_modules/${name}/package.json`), 'utf8')).version as string
+/**
+ * The new app gets the Nuxt and Vite that the repo's lock tests, not whatever npm resolves today:
+ * an upstream release can break every fresh build (Vite 8.4.1 did; see the README's Quick setup).
+ */
+const pinned = { nuxt: installedVersion('nuxt'), vite: installedVersion('vite') }
 // npm and nuxi on the repo's Node 24, without the settings of an outer `npm test`.
 const env = {
   ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith('npm_'))),
@@ -62,7 +67,8 @@ describe('the packed module in a new app', () => {
       name: 'chat-app',
       private: true,
       type: 'module',
-      dependencies: { 'nuxt': `^${nuxtVersion}`, 'nuxt-chat': `file:${join(work, pack.filename)}` },
+      dependencies: { 'nuxt': pinned.nuxt, 'nuxt-chat': `file:${join(work, pack.filename)}` },
+      overrides: { vite: pinned.vite },
     }, null, 2))
     for (const file of ['nuxt.config.ts', 'app/pages/index.vue']) writeFileSync(join(app, file), readmeFiles().get(file)!)
     const install = () => exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], app)
