@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { ChatSocket, ChatStream, until } from '../utils/clients'
+import { transportCounters } from '../utils/metrics'
 import { startServer, type TestServer } from '../utils/server'
 
 const MiB = 2 ** 20
@@ -230,7 +231,7 @@ describe('transport internals', () => {
     const room = uniqueRoom()
     const socket = await ChatSocket.open(wsBase(server), { room })
     await socket.waitFor(frame => frame.type === 'presence')
-    const stats = async () => (await (await fetch(server.url('/_test/transport'))).json()) as { fastWrites: number, publicWrites: number, fallbacks: string[] }
+    const stats = () => transportCounters(server)
     const before = await stats()
     socket.send('fast')
     await socket.waitFor(frame => frame.type === 'message')

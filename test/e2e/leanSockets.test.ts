@@ -1,19 +1,20 @@
 /**
  * Chat connections on Nitro 2 are served on their `ws` socket without a crossws Peer
- * (src/runtime/server/utils/wsServer.ts); an app's own WebSocket route
- * beside the chat's stays on crossws and keeps working.
+ * (src/runtime/server/utils/wsServer.ts), on Nitro 3 through crossws 0.4's peers: either way the
+ * same frames and close codes. An app's own WebSocket route beside the chat's stays on crossws.
  */
 import { randomUUID } from 'node:crypto'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, until } from '../utils/clients'
-import { serverRoot, startServer, type TestServer } from '../utils/server'
+import { transportCounters } from '../utils/metrics'
+import { nuxtMajor, startServer, type TestServer } from '../utils/server'
 
 let server: TestServer
 const ws = () => `ws://127.0.0.1:${server.port}`
 const uniqueRoom = () => `lean-${randomUUID().slice(0, 8)}`
 // Nuxt 5 (crossws 0.4) keeps the Peer path: the lean path is Nitro 2's.
-const nitro2 = !serverRoot
+const lean = nuxtMajor === 4
 
 beforeAll(async () => {
   server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0' } })
@@ -23,16 +24,14 @@ afterAll(async () => {
   await server?.stop()
 })
 
-async function stats(): Promise<{ leanConnections: number, fallbacks: string[] }> {
-  return (await fetch(server.url('/_test/transport'))).json()
-}
+const stats = () => transportCounters(server)
 
-describe.runIf(nitro2)('chat connections without a crossws Peer', () => {
-  it('serves each chat connection on its ws socket: welcome, messages, close codes', async () => {
+describe(lean ? 'chat connections without a crossws Peer (Nitro 2)' : 'chat connections on crossws peers (Nitro 3)', () => {
+  it('serves each chat connection: welcome, messages, binary refused, close codes', async () => {
     const before = (await stats()).leanConnections
     const room = uniqueRoom()
     const [a, b] = [await ChatSocket.open(ws(), { room, name: 'Ann' }), await ChatSocket.open(ws(), { room, name: 'Bob' })]
-    expect((await stats()).leanConnections).toBe(before + 2)
+    expect((await stats()).leanConnections).toBe(before + (lean ? 2 : 0))
     await a.waitFor(frame => frame.type === 'system' && (frame as { event?: string }).event === 'welcome', 'welcome')
     a.send({ type: 'message', message: 'hello', cid: 'c1' })
     await b.waitFor(frame => frame.type === 'message' && (frame as { message?: string }).message === 'hello', 'the message')
@@ -52,7 +51,7 @@ describe.runIf(nitro2)('chat connections without a crossws Peer', () => {
 
 describe('an app\'s own WebSocket route', () => {
   it('still opens through crossws and echoes', async () => {
-    const before = nitro2 ? (await stats()).leanConnections : 0
+    const before = (await stats()).leanConnections
     const socket = new WebSocket(`${ws()}/_test/echo`)
     const frames: string[] = []
     socket.on('message', data => frames.push(data.toString()))
@@ -61,7 +60,7 @@ describe('an app\'s own WebSocket route', () => {
     expect(JSON.parse(frames[0]!)).toEqual({ type: 'echo-open', peer: true })
     socket.send('hi')
     await until(() => frames.includes('echo:hi'), 'the echo')
-    if (nitro2) expect((await stats()).leanConnections).toBe(before)
+    expect((await stats()).leanConnections).toBe(before)
     socket.close()
   })
 })

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, postMessage, until } from '../utils/clients'
 import { ownRedis } from '../utils/faults'
+import { scrapeMetrics } from '../utils/metrics'
 import { startServer, type TestServer } from '../utils/server'
 
 const TOKEN = `scrape-${randomUUID()}`
@@ -17,18 +18,7 @@ const uniqueRoom = (prefix = 'mt') => `${prefix}-${randomUUID().slice(0, 8)}`
 const wsBase = (server: TestServer) => `ws://127.0.0.1:${server.port}`
 
 /** Scrape a server: the samples by `name{labels}`. */
-async function scrape(server: TestServer, token = TOKEN): Promise<Map<string, number>> {
-  const response = await fetch(server.url('/_chat/metrics'), { headers: token ? { authorization: `Bearer ${token}` } : {} })
-  expect(response.status).toBe(200)
-  expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
-  const samples = new Map<string, number>()
-  for (const line of (await response.text()).split('\n')) {
-    if (!line || line.startsWith('#')) continue
-    const at = line.lastIndexOf(' ')
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)))
-  }
-  return samples
-}
+const scrape = (server: TestServer, token: string | undefined = TOKEN) => scrapeMetrics(server, token)
 
 beforeAll(async () => {
   ;[metered, open] = await Promise.all([

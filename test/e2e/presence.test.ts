@@ -8,6 +8,7 @@ import { connect, type NetConnectOpts, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, ChatStream, until } from '../utils/clients'
+import { transportCounters } from '../utils/metrics'
 import { startServer, type TestServer } from '../utils/server'
 
 let server: TestServer
@@ -102,7 +103,7 @@ describe('presence in deltas', () => {
   it('sends a newcomer its full list and its replay from memory in one write', async () => {
     const room = uniqueRoom()
     const alice = await ChatSocket.open(ws(), { room, name: 'Alice' })
-    const flushes = async () => ((await (await fetch(server.url('/_test/transport'))).json()) as { flushes: number }).flushes
+    const flushes = async () => (await transportCounters(server)).flushes
     try {
       for (let i = 0; i < 10; i++) alice.send({ type: 'message', message: `history ${i}` })
       await alice.waitFor(frame => frame.type === 'message' && frame.message === 'history 9', 'the last stored message')

@@ -1,15 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
- * Another built app to test instead of test/fixtures/basic (`.output` and `.output-pg` in it):
- * `npm run test:nuxt5` points it at test/nuxt5, the same fixture on the Nuxt 5 nightly.
+ * Another platform's builds to test instead of this repo's (scripts/platform.sh): the fixture
+ * (`.output` and `.output-pg` in it), the playground (`playground/.output`) and the base-path app
+ * (`base-url/.output`). `npm run test:nuxt5` points it at test/nuxt5, the Nuxt 5 nightly.
  */
 export const serverRoot = process.env.CHAT_SERVER_ROOT
+/** The Nuxt major version of the builds under test: 4 (Nitro 2, crossws 0.3) or 5 (Nitro 3, crossws 0.4). */
+export const nuxtMajor = Number((JSON.parse(readFileSync(join(serverRoot ?? fileURLToPath(new URL('../..', import.meta.url)), 'node_modules/nuxt/package.json'), 'utf8')).version as string).split('.')[0])
 /** Built outputs of the test fixture (made once per run by test/globalSetup.ts). */
 const fixtureOut = process.env.CHAT_FIXTURE_OUT || '.output'
 const playgroundOut = process.env.CHAT_PLAYGROUND_OUT || '.output'
@@ -20,7 +23,9 @@ export const outputs = {
   /** PostgreSQL store (postgresql://postgres@127.0.0.1:5432/test). */
   postgresql: join(fixtureDir, `${fixtureOut}-pg/server/index.mjs`),
   /** The playground app. */
-  playground: fileURLToPath(new URL(`../../playground/${playgroundOut}/server/index.mjs`, import.meta.url)),
+  playground: serverRoot ? join(serverRoot, `playground/${playgroundOut}/server/index.mjs`) : fileURLToPath(new URL(`../../playground/${playgroundOut}/server/index.mjs`, import.meta.url)),
+  /** The app served under `app.baseURL: '/chat-app/'` (test/fixtures/base-url, built by its test). */
+  baseUrl: serverRoot ? join(serverRoot, 'base-url/.output/server/index.mjs') : fileURLToPath(new URL('../fixtures/base-url/.output/server/index.mjs', import.meta.url)),
 }
 
 export const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
