@@ -1,16 +1,16 @@
 /**
- * The README's paste-able blocks (those whose first line names a file) are the files of
+ * The paste-able blocks of the README and the docs/ pages (those whose first line names a file) are the files of
  * test/fixtures/readme-snippets, which test/e2e/readme.test.ts type-checks, builds and runs;
  * its nuxt.config.ts block is the one test/e2e/package.test.ts installs the packed module with.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { readmeBlocks, readmeFiles } from '../utils/readme'
+import { markdownPages, readmeBlocks, readmeFiles } from '../utils/readme'
 
 const fixture = fileURLToPath(new URL('../fixtures/readme-snippets/', import.meta.url))
 
-describe('README.md', () => {
+describe('README.md and docs/*.md', () => {
   const files = readmeFiles()
 
   it('names the files its blocks are pasted into', () => {
@@ -22,6 +22,15 @@ describe('README.md', () => {
   it.each([...files.keys()].filter(file => file !== 'nuxt.config.ts'))('%s is the fixture\'s file, word for word', (file) => {
     expect(existsSync(`${fixture}${file}`)).toBe(true)
     expect(files.get(file)).toBe(readFileSync(`${fixture}${file}`, 'utf8'))
+  })
+
+  it('reads the README and every docs/ page, and refuses two different blocks for one file', () => {
+    expect(markdownPages()).toContain('README.md')
+    expect(markdownPages()).toContain('docs/PROTOCOL.md')
+    const block = (page: string, code: string) => ({ lang: 'ts', code, file: 'server/plugins/a.ts', page })
+    expect(readmeFiles([block('README.md', '// server/plugins/a.ts\n'), block('docs/a.md', '// server/plugins/a.ts\n')]).size).toBe(1)
+    expect(() => readmeFiles([block('README.md', '// server/plugins/a.ts\n'), block('docs/a.md', '// server/plugins/a.ts\nexport {}\n')]))
+      .toThrow('README.md and docs/a.md have different blocks for server/plugins/a.ts')
   })
 
   it('installs the module with nothing but modules: [\'nuxt-chat\']', () => {
