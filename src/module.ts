@@ -14,6 +14,7 @@ export interface ModuleOptions extends ChatRuntimeConfig {
    * `import { useChat } from '#chat'`). Rename it when another module also auto-imports a
    * `useChat` (`@ai-sdk/vue`, TanStack AI): Nuxt keeps only one of them.
    * @default 'useChat'
+   * @buildTime
    */
   autoImport: string | false
 }

@@ -6,8 +6,9 @@ export type { RateLimitOptions }
 
 /** A db0 connector and its options, as in Nitro's `database` config. */
 export interface ChatDatabaseConfig {
-  /** A db0 connector name: `node-sqlite` (`sqlite`), `postgresql`, `libsql`, `better-sqlite3`, `pglite`, … */
+  /** A db0 connector name: `node-sqlite` (`sqlite`), `postgresql`, `libsql`, `better-sqlite3`, `pglite`, … @buildTime */
   connector: string
+  /** The connector's options, as db0 takes them: `path` (and `cwd`) for SQLite, `url` for PostgreSQL, … */
   options?: Record<string, unknown>
 }
 
@@ -20,7 +21,7 @@ export interface ChatHeartbeatOptions {
 
 /** The metrics route (Prometheus text format). */
 export interface ChatMetricsOptions {
-  /** Where the metrics are served. Fixed at build time. @default '/_chat/metrics' */
+  /** Where the metrics are served. @default '/_chat/metrics' @buildTime */
   route?: string
   /** When set, a scrape must send `Authorization: Bearer <token>` (else `401`). Runtime config: `NUXT_CHAT_METRICS_TOKEN`. @default '' */
   token?: string
@@ -28,9 +29,9 @@ export interface ChatMetricsOptions {
 
 /** The module's options, as `runtimeConfig.chat` holds them for the server. */
 export interface ChatRuntimeConfig {
-  /** WebSocket endpoint. @default '/_ws' */
+  /** WebSocket endpoint. @default '/_ws' @buildTime */
   route: string
-  /** SSE endpoint: GET streams a room, POST sends into it. @default '/api/sse' */
+  /** SSE endpoint: GET streams a room, POST sends into it. @default '/api/sse' @buildTime */
   sseRoute: string
   /** Messages replayed to a client that connects without a cursor. @default 50 */
   replay: number
@@ -42,7 +43,7 @@ export interface ChatRuntimeConfig {
   editWindow: number
   /**
    * Retention per room: at most `max` messages (0: no count limit) and none older than `maxAge` ms
-   * (0: no age limit), applied to every room every `interval` ms (0: never), a few hundred rows at a time.
+   * (0: no age limit), applied to every room every `interval` ms (0: never), a hundred rows at a time.
    * The newest message of a room always stays, so its ids never go back.
    * @default { max: 10000, maxAge: 0, interval: 60000 }
    */
@@ -81,7 +82,7 @@ export interface ChatRuntimeConfig {
   database: ChatDatabaseConfig | false
   /** Serve this instance's metrics (connections, rooms, messages, refusals, store latency, bus state, slow-reader drops) in Prometheus text format; `true` uses the defaults. Off unless set, as they tell how busy the app is. @default false */
   metrics: boolean | ChatMetricsOptions
-  /** In development (`nuxt dev`) only: a Nuxt DevTools tab with this instance's rooms, a live feed, store and bus status, counters and a box to post as the server. Never part of a production build. @default true */
+  /** In development (`nuxt dev`) only: a Nuxt DevTools tab with this instance's rooms, a live feed, store and bus status, counters and a box to post as the server. Never part of a production build. @default true @buildTime */
   devtools: boolean
 }
 

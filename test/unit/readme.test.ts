@@ -1,16 +1,20 @@
 /**
- * The README's paste-able blocks (those whose first line names a file) are the files of
+ * The paste-able blocks of the README and the docs/ pages (those whose first line names a file) are the files of
  * test/fixtures/readme-snippets, which test/e2e/readme.test.ts type-checks, builds and runs;
  * its nuxt.config.ts block is the one test/e2e/package.test.ts installs the packed module with.
  */
 import { existsSync, readFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { readmeBlocks, readmeFiles } from '../utils/readme'
+import { markdownPages, readmeBlocks, readmeFiles } from '../utils/readme'
 
 const fixture = fileURLToPath(new URL('../fixtures/readme-snippets/', import.meta.url))
+const root = fileURLToPath(new URL('../../', import.meta.url))
+// A fenced code block: its headings and links are code, not Markdown.
+const FENCED = /^```[^\n]*\n[\s\S]*?^```$/gm
 
-describe('README.md', () => {
+describe('README.md and docs/*.md', () => {
   const files = readmeFiles()
 
   it('names the files its blocks are pasted into', () => {
@@ -22,6 +26,40 @@ describe('README.md', () => {
   it.each([...files.keys()].filter(file => file !== 'nuxt.config.ts'))('%s is the fixture\'s file, word for word', (file) => {
     expect(existsSync(`${fixture}${file}`)).toBe(true)
     expect(files.get(file)).toBe(readFileSync(`${fixture}${file}`, 'utf8'))
+  })
+
+  it('reads the README and every docs/ page, and refuses two different blocks for one file', () => {
+    expect(markdownPages()).toContain('README.md')
+    expect(markdownPages()).toContain('docs/PROTOCOL.md')
+    const block = (page: string, code: string) => ({ lang: 'ts', code, file: 'server/plugins/a.ts', page })
+    expect(readmeFiles([block('README.md', '// server/plugins/a.ts\n'), block('docs/a.md', '// server/plugins/a.ts\n')]).size).toBe(1)
+    expect(() => readmeFiles([block('README.md', '// server/plugins/a.ts\n'), block('docs/a.md', '// server/plugins/a.ts\nexport {}\n')]))
+      .toThrow('README.md and docs/a.md have different blocks for server/plugins/a.ts')
+  })
+
+  it('links only to files and headings that exist', () => {
+    // GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes, repeats numbered.
+    const anchorsOf = (text: string) => {
+      const seen = new Map<string, number>()
+      return new Set([...text.replace(FENCED, '').matchAll(/^#{1,6} (.+)$/gm)].map(([, heading]) => {
+        const slug = heading!.trim().toLowerCase().replace(/[^\p{L}\p{N}_\- ]/gu, '').replace(/ /g, '-')
+        const count = seen.get(slug) ?? 0
+        seen.set(slug, count + 1)
+        return count ? `${slug}-${count}` : slug
+      }))
+    }
+    const broken: string[] = []
+    for (const page of markdownPages()) {
+      const text = readFileSync(`${root}${page}`, 'utf8')
+      for (const [, target] of text.replace(FENCED, '').matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue
+        const [path, anchor] = target!.split('#') as [string, string | undefined]
+        const file = path ? `${dirname(`${root}${page}`)}/${path}` : `${root}${page}`
+        if (!existsSync(file)) broken.push(`${page}: ${target}`)
+        else if (anchor && file.endsWith('.md') && !anchorsOf(readFileSync(file, 'utf8')).has(anchor)) broken.push(`${page}: ${target}`)
+      }
+    }
+    expect(broken).toEqual([])
   })
 
   it('installs the module with nothing but modules: [\'nuxt-chat\']', () => {
