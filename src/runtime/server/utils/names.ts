@@ -27,9 +27,18 @@ export function normalizeName(name: unknown): string | undefined {
   return VISIBLE.test(capped) ? capped : undefined
 }
 
-/** The confusable skeleton of a text (Unicode TS #39): NFD, the confusables mapping, NFD. */
+// Marks (combining, enclosing, stacked) and diacritics (incl. the strokes the confusables map turns into overlays):
+// a reader sees `A̲lice`, `Aḷice` and `Ałice` as Alice.
+const MARKS = /[\p{M}\p{Diacritic}]/gu
+
+/**
+ * The confusable skeleton of a text (Unicode TS #39: NFD, the confusables mapping, NFD), on
+ * compatibility forms (NFKD: fullwidth, mathematical letters) with invisible characters, marks
+ * and diacritics removed before and after the mapping.
+ */
 function skeleton(text: string): string {
-  return unhomoglyph(text.normalize('NFD')).normalize('NFD')
+  const bare = text.replace(INVISIBLE, '').normalize('NFKD').replace(MARKS, '')
+  return unhomoglyph(bare).normalize('NFKD').replace(MARKS, '')
 }
 
 /** A name's skeletons as written and once lower-cased. */
