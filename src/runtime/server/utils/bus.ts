@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { resolve } from 'node:path'
+import { parseIdText } from '../../shared/protocol'
 
 /** The bus carries room events between instances of the app; one instance needs none. */
 
@@ -57,10 +58,11 @@ export function decodeBusEvent(data: string): { event: BusEvent, origin: string 
   const newline = data.indexOf('\n')
   if (newline < 0) return undefined
   const [kind, origin, room, id, extra] = data.slice(0, newline).split(' ')
-  if (!kind || !KINDS.has(kind) || !origin || !room || !id || extra !== undefined || !/^\d{1,15}$/.test(id)) return undefined
+  const at = id === undefined ? undefined : parseIdText(id)
+  if (!kind || !KINDS.has(kind) || !origin || !room || at === undefined || extra !== undefined) return undefined
   // A message or sync event without a real id would move a room's cursor to nowhere.
-  if ((kind === 'message' || kind === 'sync') && Number(id) < 1) return undefined
-  return { event: { kind: kind as BusEvent['kind'], room, id: Number(id), frame: data.slice(newline + 1) }, origin }
+  if ((kind === 'message' || kind === 'sync') && at < 1) return undefined
+  return { event: { kind: kind as BusEvent['kind'], room, id: at, frame: data.slice(newline + 1) }, origin }
 }
 
 /**
