@@ -11,7 +11,7 @@ import { parseIdText } from '../../shared/protocol'
 export interface BusEvent {
   /**
    * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
-   * `presence?`: please announce; `sync`: messages up to `id` were stored but not all published (catch up from the store);
+   * `presence?`: please announce (every instance answers, with `[]` when it has nobody in the room); `sync`: messages up to `id` were stored but not all published (catch up from the store);
    * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame); `forget`: the read position of the user whose id is `frame` was deleted.
    */
   kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read' | 'forget'
@@ -31,6 +31,8 @@ export interface ChatBus {
   /** Called with the reason each time the bus finds its connection lost (a bus without a connection never calls it). */
   onDown?: (listener: (reason: string) => void) => void
   close: () => Promise<void>
+  /** How many other instances listen on the bus now (a newcomer's first presence list waits for their answers). */
+  peers?: () => Promise<number>
   /** No other instance can hear this bus (the local one): presence announcements are skipped. */
   readonly alone?: boolean
 }
