@@ -73,6 +73,17 @@ describe('presence across instances (issue 22, finding 7)', () => {
   }
   const figures: string[] = []
 
+  /** Join a room new everywhere and time the first list (which must hold the joiner alone); the socket and the ms it took. */
+  async function joinNewRoom(server: TestServer, name: string, figure: string) {
+    const started = performance.now()
+    const socket = track(await ChatSocket.open(server.wsUrl(''), { room: newRoom(), name }))
+    await socket.waitFor(frame => frame.type === 'presence', 'its first list', 5000)
+    const took = performance.now() - started
+    figures.push(`${figure}: ${Math.round(took)} ms`)
+    expect(namesOf(firstList(socket))).toEqual([name])
+    return { socket, took }
+  }
+
   beforeAll(async () => {
     redis = await ownRedis()
     proxy = await stallingProxy(redis.port)
@@ -149,24 +160,14 @@ describe('presence across instances (issue 22, finding 7)', () => {
   })
 
   it('does not wait out the bound when every instance answered: a room empty everywhere', async () => {
-    const started = performance.now()
-    const alone = track(await ChatSocket.open(b.wsUrl(''), { room: newRoom(), name: 'first-ever' }))
-    await alone.waitFor(frame => frame.type === 'presence', 'its first list')
-    const took = performance.now() - started
-    figures.push(`first list in a room empty everywhere: ${Math.round(took)} ms`)
-    expect(namesOf(firstList(alone))).toEqual(['first-ever'])
+    const { took } = await joinNewRoom(b, 'first-ever', 'first list on B in a room empty everywhere')
     expect(took).toBeLessThan(PRESENCE_WAIT)
   })
 
   it('never holds a join longer than the bound while Redis stalls, nor at all while it is down', async () => {
     proxy.freeze()
     try {
-      const started = performance.now()
-      const stalled = track(await ChatSocket.open(b.wsUrl(''), { room: newRoom(), name: 'during-stall' }))
-      await stalled.waitFor(frame => frame.type === 'presence', 'its first list', 5000)
-      const took = performance.now() - started
-      figures.push(`join on B while its Redis stalls: presence after ${Math.round(took)} ms`)
-      expect(namesOf(firstList(stalled))).toEqual(['during-stall'])
+      const { socket: stalled, took } = await joinNewRoom(b, 'during-stall', 'first list on B while its Redis stalls')
       expect(took).toBeLessThan(PRESENCE_WAIT + 1000)
       // It is in the room: what it sends is stored and comes back.
       stalled.send({ type: 'message', message: 'still here', cid: 'stall-1' })
@@ -180,12 +181,7 @@ describe('presence across instances (issue 22, finding 7)', () => {
     try {
       // A notices the outage (its connection closed) before the join.
       await until(() => /Redis bus unavailable/.test(a.logs()), 'A to see the bus down', 10_000)
-      const started = performance.now()
-      const down = track(await ChatSocket.open(a.wsUrl(''), { room: newRoom(), name: 'during-outage' }))
-      await down.waitFor(frame => frame.type === 'presence', 'its first list', 5000)
-      const took = performance.now() - started
-      figures.push(`join on A while Redis is down: presence after ${Math.round(took)} ms`)
-      expect(namesOf(firstList(down))).toEqual(['during-outage'])
+      const { took } = await joinNewRoom(a, 'during-outage', 'first list on A while Redis is down')
       expect(took).toBeLessThan(PRESENCE_WAIT)
     }
     finally {

@@ -85,9 +85,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const readState = createReadState({ store, bus, logger, membersOf: name => rooms.get(name)?.delivery.members })
 
   function roomOf(name: string): Room {
-    let room = rooms.get(name)
-    if (room) return room
-    const created: Room = room = { name, delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name), toldAt: -Infinity }
+    const known = rooms.get(name)
+    if (known) return known
+    const room: Room = { name, delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name), toldAt: -Infinity }
     rooms.set(name, room)
     // A newcomer's first list is the whole room: what the other instances have (asked for a name check just before, or now).
     const query = presenceQueries.ask(name)
@@ -95,7 +95,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       for (const [origin, users] of query.answers) room.presence.heardFrom(origin, users, Date.now() + 3 * config.presenceInterval)
       if (!query.settled) {
         room.heard = query.done.then(() => {
-          created.heard = undefined
+          room.heard = undefined
         })
       }
     }
@@ -256,14 +256,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /** Signed-in users' names in a room on every instance (a guest may not take a look-alike); asks the others when the room is new here. */
   async function signedInNamesOf(name: string): Promise<string[]> {
     const room = rooms.get(name)
-    if (room) {
-      await room.heard
-      return room.presence.signedInNames()
-    }
-    const query = presenceQueries.ask(name)
-    if (!query) return []
-    await query.done
-    return usersOf(query).filter(user => !user.guest).map(user => user.name)
+    if (!room) return (await presenceOf(name)).filter(user => !user.guest).map(user => user.name)
+    await room.heard
+    return room.presence.signedInNames()
   }
 
   /** Tell the others in the room that `member` is typing (at most once a second per connection). */
