@@ -66,6 +66,12 @@ describe('checkGuestName', () => {
       'Ali\u0307ce', // i with a second dot
       'A\u0301lice\u0327', // accent and cedilla
       'Al\u0069\u0308ce', // i with diaeresis, decomposed
+      'A\u029Fice', // small capital L
+      '\u1D00\u029F\u026A\u1D04\u1D07', // all small capitals
+      'Alice\u00B4', // spacing acute (NFKC: a space and a mark)
+      'Al\u0337ice', // overlay stroke
+      'A\u1AB0lice', // extended combining mark
+      'Ali\u0345ce', // combining iota below
     ]
     for (const wish of lookAlikes) {
       expect(areConfusable(wish, 'Alice'), JSON.stringify(wish)).toBe(true)
