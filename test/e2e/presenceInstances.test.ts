@@ -30,12 +30,14 @@ function firstList(reader: ChatSocket | ChatStream): ChatUser[] {
 /** What a reader got first, by kind: `welcome`, `presence`, `message:<id>`, … */
 const kinds = (reader: ChatSocket | ChatStream) => reader.frames.map(frame => frame.type === 'system' ? frame.event : frame.type === 'message' ? `message:${frame.id}` : frame.type)
 
-/** A TCP proxy to Redis that can stall: while frozen, bytes wait in it both ways (Redis seems to hang). */
+/** A TCP proxy to Redis that can stall (bytes wait in it both ways: Redis seems to hang) or cut its connections and refuse new ones. */
 async function stallingProxy(targetPort: number) {
   let frozen = false
+  let refusing = false
   const held: [Socket, Buffer][] = []
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
+    if (refusing) return void client.destroy()
     const upstream = connect(targetPort, '127.0.0.1')
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       sockets.add(from)
@@ -53,6 +55,15 @@ async function stallingProxy(targetPort: number) {
     thaw() {
       frozen = false
       for (const [to, chunk] of held.splice(0)) to.write(chunk)
+    },
+    /** Cut every connection through the proxy, and refuse new ones until `reopen`. */
+    cut() {
+      refusing = true
+      for (const socket of sockets) socket.destroy()
+      sockets.clear()
+    },
+    reopen() {
+      refusing = false
     },
     close() {
       for (const socket of sockets) socket.destroy()
@@ -89,7 +100,8 @@ describe('presence across instances (issue 22, finding 7)', () => {
     proxy = await stallingProxy(redis.port)
     // Two instances of one app (one SQLite file, one Redis); B reaches Redis through a proxy that can stall.
     const cwd = mkdtempSync(join(tmpdir(), 'nuxt-chat-presence-'))
-    const env = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_PRESENCE_INTERVAL: '5000' }
+    // A long presence interval: only a prompt answer, not the periodic announcement, can pass. CONSOLA_LEVEL: the bus's info lines.
+    const env = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_PRESENCE_INTERVAL: '20000', CONSOLA_LEVEL: '3' }
     ;[a, b] = await Promise.all([
       startServer({ cwd, env: { ...env, NUXT_CHAT_REDIS_URL: redis.url } }),
       startServer({ cwd, env: { ...env, NUXT_CHAT_REDIS_URL: proxy.url } }),
@@ -162,6 +174,25 @@ describe('presence across instances (issue 22, finding 7)', () => {
   it('does not wait out the bound when every instance answered: a room empty everywhere', async () => {
     const { took } = await joinNewRoom(b, 'first-ever', 'first list on B in a room empty everywhere')
     expect(took).toBeLessThan(PRESENCE_WAIT)
+  })
+
+  it('after B lost the bus, B\'s readers learn who joined A meanwhile as soon as it is back, not a presence interval later', async () => {
+    const room = newRoom()
+    const onB = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'b-reader' }))
+    const first = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'a-first' }))
+    await until(() => presenceSeen(onB).length === 2, 'B\'s reader to see A\'s first reader')
+    proxy.cut()
+    await until(() => /Redis bus unavailable/.test(b.logs()), 'B to see its bus down', 10_000)
+    // Joined while B hears nothing: A announces it once, into the void.
+    const unheard = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'a-while-b-was-away' }))
+    await unheard.waitFor(frame => frame.type === 'presence')
+    proxy.reopen()
+    const back = performance.now()
+    await until(() => /Redis bus is back/.test(b.logs()), 'B to see its bus back', 10_000)
+    await until(() => namesOf(presenceSeen(onB)).includes('a-while-b-was-away'), 'B\'s reader to see who joined A meanwhile', 3000)
+    figures.push(`B's reader saw A's join made during B's outage ${Math.round(performance.now() - back)} ms after the proxy reopened (presence interval 20 s)`)
+    expect(namesOf(presenceSeen(onB))).toEqual(['a-first', 'a-while-b-was-away', 'b-reader'])
+    expect(first.frames.some(frame => frame.type === 'error')).toBe(false)
   })
 
   it('never holds a join longer than the bound while Redis stalls, nor at all while it is down', async () => {

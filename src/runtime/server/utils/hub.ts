@@ -323,6 +323,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   bus.onRecover(() => {
     catchUp()
     readState.resync()
+    // Joins and leaves went unheard both ways meanwhile: tell who is here, ask who is there.
+    for (const [name, room] of rooms) {
+      announcePresence(name, room)
+      bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
+    }
     setTimeout(catchUp, RECOVERY_RECHECK).unref?.()
     for (const name of unpublished) {
       store.lastId(name).then((id) => {
