@@ -97,6 +97,53 @@ describe('older history: loadOlder over WebSocket and SSE', () => {
     })
   }
 
+  for (const transport of ['ws', 'sse'] as const) {
+    it(`${transport}: joining an empty room and loading older history shows no error, connecting or open (issue 22, finding 11)`, async () => {
+      const room = newRoom()
+      const client = createChatConnection({
+        room, name: 'newcomer', transport, route: '/_ws', sseRoute: '/api/sse', maxMessages: 20, maxQueue: 10, maxLength: 2000,
+        autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'),
+      })
+      closers.push(() => client.close())
+      client.open()
+      // As the playground does on mount: asked while the connection is still being made (over HTTP).
+      expect(await client.loadOlder()).toBe(0)
+      expect(client.error.value).toBeNull()
+      await until(() => client.status.value === 'OPEN' && client.me.value, 'joined')
+      expect(await client.loadOlder()).toBe(0)
+      expect(client.error.value).toBeNull()
+      expect(client.hasMore.value).toBe(false)
+      // The message it sends next is the room's first, and nothing older is offered.
+      expect(client.send('first')).toBe(true)
+      await until(() => client.messages.value.some(message => message.id === 1), 'the first message stored')
+      expect(client.hasMore.value).toBe(false)
+      expect(client.error.value).toBeNull()
+    })
+  }
+
+  it('accepts the same ids over WebSocket and HTTP: up to 2^53 - 1, and says the bound past it', async () => {
+    const room = newRoom()
+    await fill(room, 3)
+    const socket = await ChatSocket.open(server.wsUrl(''), { room, name: 'bounds' })
+    closers.push(() => socket.close())
+    for (const before of [2 ** 53 - 1, '9007199254740991', '0000000000000004']) {
+      const response = await fetch(`${base()}/api/sse?room=${room}&before=${before}&limit=2`)
+      expect(response.status, String(before)).toBe(200)
+      expect(((await response.json()) as ChatHistoryFrame).messages.map(frame => frame.id)).toEqual([2, 3])
+    }
+    socket.send({ type: 'history', before: 2 ** 53 - 1, limit: 2 })
+    expect(await socket.waitFor(frame => isHistory(frame), 'a page')).toMatchObject({ messages: [{ id: 2 }, { id: 3 }] })
+    for (const before of ['9007199254740992', '99999999999999999']) {
+      const response = await fetch(`${base()}/api/sse?room=${room}&before=${before}`)
+      expect(response.status, before).toBe(400)
+      expect(await response.json()).toMatchObject({ code: 'bad_request', message: expect.stringContaining('9007199254740991') })
+    }
+    socket.send({ type: 'history', before: 2 ** 53, limit: 2 })
+    expect(await socket.waitFor(frame => frame.type === 'error', 'a refusal')).toMatchObject({ code: 'bad_request', message: expect.stringContaining('9007199254740991') })
+    socket.send({ type: 'read', id: 2 ** 53 })
+    await until(() => socket.frames.filter(frame => frame.type === 'error' && frame.code === 'bad_request').length === 2, 'the read refused as bad_request')
+  })
+
   it('works past history.max: pages end where retention pruned, without errors', async () => {
     const pruning = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_HISTORY_MAX: '20', NUXT_CHAT_HISTORY_INTERVAL: '100' } })
     try {

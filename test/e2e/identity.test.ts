@@ -109,6 +109,28 @@ describe('anyone can be "Alice": refused now', () => {
     await Promise.all([real.close(), elsewhere.close()])
   })
 
+  it('refuses look-alikes made with marks and diacritics (issue 22, finding 8) over WebSocket, SSE and POST', async () => {
+    const room = uniqueRoom()
+    const real = await join({ room }, alice)
+    const wishes = ['A\u0332lice', 'A\u0323lice', 'Alic\u00E8', 'A\u20DDlice', 'A\u0301\u0302\u0303lice', 'A\u0142ice', 'A\uFE0Flice', '\uFF21lic\u00E9', '\u{1D400}lice\u0308']
+    for (const wish of wishes) {
+      const guest = await join({ room, name: wish })
+      expect(guest.frames[1], JSON.stringify(wish)).toMatchObject({ type: 'error', code: 'name_refused', message: expect.stringContaining('signed-in') })
+      expect(welcomeOf(guest).peer.name).toMatch(/^guest-/)
+      await guest.close()
+    }
+    const stream = await ChatStream.open(http, { room, name: 'A\u0332lice' })
+    await stream.waitFor(frame => frame.code === 'name_refused')
+    expect(stream.frames.find(frame => frame.type === 'system' && frame.event === 'welcome')).toMatchObject({ peer: { name: expect.stringMatching(/^guest-/) } })
+    await stream.close()
+    const post = await postMessage(http, { message: 'I am Alice too' }, { room, name: 'Alic\u00E8' })
+    expect(post.json).toMatchObject({ user: expect.stringMatching(/^guest-[\w-]{6}$/), guest: true })
+    // Other names with diacritics are names like any other.
+    const jose = await join({ room, name: 'Jos\u00E9' })
+    expect(welcomeOf(jose).peer.name).toBe('Jos\u00E9')
+    await Promise.all([real.close(), jose.close()])
+  })
+
   it('refuses reserved and blank-looking names to guests, and normalizes the rest', async () => {
     const room = uniqueRoom()
     for (const [wish, reason] of [['server', 'reserved'], ['System', 'reserved'], ['\u0455erver', 'reserved'], ['admin', 'reserved'], ['\u3164', 'nothing visible'], ['\u2800\u2800', 'nothing visible'], ['\u200B', 'nothing visible'], ['\u{E0041}', 'nothing visible']] as const) {

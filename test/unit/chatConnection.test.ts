@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createChatConnection, type ChatConnectionOptions } from '../../src/runtime/app/chatConnection'
-import type { ChatServerFrame } from '../../src/runtime/shared/protocol'
+import { parseHistoryRequest, type ChatServerFrame } from '../../src/runtime/shared/protocol'
 
 /** A WebSocket stand-in the test opens, feeds and drops by hand. */
 class FakeSocket {
@@ -629,5 +629,78 @@ describe('SSE sending', () => {
     await settle()
     const posted = requests.filter(request => request.init?.method === 'POST').map(request => JSON.parse(String(request.init!.body)).message)
     expect(posted).toEqual(['one', 'one', 'two'])
+  })
+})
+
+describe('ids the client sends stay within what the server accepts (issue 22, finding 11)', () => {
+  // The bound docs/PROTOCOL.md ("Ids and cursors") gives, over WebSocket and HTTP alike.
+  const MAX_ID = 2 ** 53 - 1
+  const emptyPage = { type: 'history', room: 'r', before: MAX_ID, messages: [], more: false, user: 'server', message: '0 older messages' }
+  /** What the server makes of a history request's `before` and `limit`. */
+  const acceptedByServer = (url: URL) => parseHistoryRequest(url.searchParams.get('before') ?? undefined, url.searchParams.get('limit') ?? undefined)
+
+  it('asks an empty room for its newest page without a cursor, over HTTP before the socket opens and over the socket after', async () => {
+    answer = url => url.pathname === '/api/sse' && url.searchParams.has('history') ? { status: 200, body: emptyPage } : { status: 400, body: { type: 'error', code: 'bad_request', message: 'Bad Request: `before` must be a positive integer' } }
+    const chat = connection()
+    chat.open()
+    // Still connecting: the page comes over HTTP.
+    expect(await chat.loadOlder()).toBe(0)
+    const [get] = requests
+    expect(get!.url.searchParams.has('before')).toBe(false)
+    expect(get!.url.searchParams.has('history')).toBe(true)
+    expect(acceptedByServer(get!.url)).toEqual({ before: MAX_ID, limit: 50 })
+    expect(chat.error.value).toBeNull()
+    expect(chat.hasMore.value).toBe(false)
+
+    latest().accept()
+    latest().receive(welcome)
+    const pending = chat.loadOlder(20)
+    const command = JSON.parse(latest().sent.at(-1)!)
+    expect(command).toEqual({ type: 'history', limit: 20 })
+    latest().receive(emptyPage)
+    expect(await pending).toBe(0)
+    expect(chat.error.value).toBeNull()
+    chat.close()
+  })
+
+  it('refuses ids no server accepts in markRead, edit, remove and react, and sends nothing for them', async () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive(welcome)
+    latest().receive(message(1))
+    const sentBefore = latest().sent.length
+    for (const [call, id] of [[() => chat.markRead(2 ** 53), 2 ** 53], [() => chat.edit(1.5, 'x'), 1.5], [() => chat.remove(Number.NaN), Number.NaN], [() => chat.react(-1, '👍'), -1], [() => chat.edit(MAX_ID + 2, 'x'), MAX_ID + 2]] as const) {
+      chat.error.value = null
+      expect(call(), String(id)).toBe(false)
+      expect(chat.error.value, String(id)).toMatchObject({ code: 'bad_request' })
+    }
+    await settle()
+    vi.advanceTimersByTime(100)
+    expect(latest().sent.slice(sentBefore)).toEqual([])
+    // In range, the same calls are sent.
+    expect(chat.markRead(1)).toBe(true)
+    expect(chat.react(1, '👍')).toBe(true)
+    chat.close()
+  })
+
+  it('never resumes or pages from a cursor past the bound, whatever id a frame carried', async () => {
+    answer = () => ({ status: 200, body: emptyPage })
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive(welcome)
+    latest().receive(message(2 ** 60))
+    latest().drop()
+    vi.advanceTimersByTime(20_000)
+    // A cursor no server accepts is no cursor: the reconnect asks for the newest replay.
+    expect(latest().url.searchParams.get('since')).toBeNull()
+    // Still connecting: a page below it, over HTTP, asks for what the server accepts.
+    expect(await chat.loadOlder()).toBe(0)
+    const page = requests.find(request => request.url.searchParams.has('limit'))!
+    expect(page.url.searchParams.get('before')).toBe(String(MAX_ID))
+    expect(acceptedByServer(page.url)).toEqual({ before: MAX_ID, limit: 50 })
+    expect(chat.error.value).toBeNull()
+    chat.close()
   })
 })

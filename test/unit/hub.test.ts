@@ -12,12 +12,14 @@ const config = {
 } as ChatRuntimeConfig
 
 /** A bus this test drives: it records what the hub publishes and injects what other instances send. */
-function testBus() {
+function testBus(peers = 0) {
   let onEvent: (event: BusEvent, origin: string) => void = () => {}
   let onRecover: () => void = () => {}
   const published: BusEvent[] = []
   const bus: ChatBus & { up: boolean } = {
     up: true,
+    // How many instances answer `presence?` (by default none: a room's first list is not held for one).
+    peers: async () => peers,
     publish(event) {
       if (!bus.up) return false
       published.push(event)
@@ -51,9 +53,9 @@ const settle = () => new Promise(resolve => setTimeout(resolve, 20))
 /** Joins and leaves are told to the room at the end of the event-loop turn. */
 const endOfTurn = () => new Promise(resolve => setImmediate(resolve))
 
-function setup() {
+function setup(peers = 0) {
   const store = createMemoryRoomLog()
-  const { bus, published, inject, recover } = testBus()
+  const { bus, published, inject, recover } = testBus(peers)
   const hub = createChatHub({ config, store, bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
   // What another instance does: store a message, then (maybe) publish it.
   const storeElsewhere = async (text: string) => {
@@ -174,6 +176,24 @@ describe('chat hub delivery', () => {
     hub.leave('r', bob)
     await endOfTurn()
     expect(presenceOf(carol).at(-1)).toMatchObject({ type: 'presence_diff', joins: [], leaves: [bob.user], count: 2 })
+  })
+
+  it('holds a newcomer\'s first list (and its replay) until the other instance said who it has in the room', async () => {
+    const { hub, published, inject } = setup(1)
+    const member = testMember('here')
+    const joined = hub.join('r', member, undefined)
+    await endOfTurn()
+    expect(published).toContainEqual({ kind: 'presence?', room: 'r', id: 0, frame: '' })
+    // Welcome only: no list before the answer.
+    expect(member.frames.map(frame => frame.type)).toEqual(['system'])
+    inject({ kind: 'presence', room: 'r', id: 0, frame: JSON.stringify([{ id: 'there', name: 'there' }]) })
+    await joined
+    expect(member.frames[1]).toMatchObject({ type: 'presence', users: [member.user, { id: 'there', name: 'there' }] })
+    // The second newcomer finds the room known: no new question, the same whole list.
+    const second = testMember('second')
+    await hub.join('r', second, undefined)
+    expect(published.filter(event => event.kind === 'presence?')).toHaveLength(1)
+    expect(second.frames[1]).toMatchObject({ type: 'presence', users: [member.user, second.user, { id: 'there', name: 'there' }] })
   })
 
   it('tells the joins of one turn in one join frame and one diff per member; each newcomer gets the full list, then its replay', async () => {

@@ -46,6 +46,47 @@ describe('checkGuestName', () => {
     expect(checkGuestName('Alice', [], [])).toEqual({ name: 'Alice' })
   })
 
+  it('refuses names that differ from a signed-in name only by marks, diacritics or letter forms', () => {
+    const lookAlikes = [
+      'A\u0332lice', // combining low line
+      'A\u0323lice', // combining dot below
+      'Alic\u00E8', // precomposed è (NFD: e + grave)
+      'Alice\u0300', // combining grave
+      'A\u0301\u0302\u0303\u0304lice', // stacked marks
+      'A\u20DDlice', // enclosing circle
+      'A\u0489lice', // enclosing Cyrillic millions sign
+      '\u00C5lic\u00EB', // Å, ë
+      'A\uFE0Flice\uFE00', // variation selectors
+      '\uFF21\uFF4C\uFF49\uFF43\uFF45', // fullwidth
+      '\u{1D400}\u{1D425}\u{1D422}\u{1D41C}\u{1D41E}', // mathematical bold
+      'A\u0142ice', // ł (l with stroke)
+      'A\u0140ice', // ŀ (l with middle dot)
+      '\u0391\u0142\u00EF\u0107\u0117', // Greek Alpha and Latin diacritics together
+      'AL\u0130CE', // capital I with dot above
+      'Ali\u0307ce', // i with a second dot
+      'A\u0301lice\u0327', // accent and cedilla
+      'Al\u0069\u0308ce', // i with diaeresis, decomposed
+      'A\u029Fice', // small capital L
+      '\u1D00\u029F\u026A\u1D04\u1D07', // all small capitals
+      'Alice\u00B4', // spacing acute (NFKC: a space and a mark)
+      'Al\u0337ice', // overlay stroke
+      'A\u1AB0lice', // extended combining mark
+      'Ali\u0345ce', // combining iota below
+    ]
+    for (const wish of lookAlikes) {
+      expect(areConfusable(wish, 'Alice'), JSON.stringify(wish)).toBe(true)
+      expect(checkGuestName(wish, [], ['Alice']), JSON.stringify(wish)).toMatchObject({ refused: expect.stringContaining('signed-in') })
+    }
+    // Reserved names too: \`s\u0301erver\`, \`\u0405YSTEM\u0308\`.
+    expect(checkGuestName('s\u0301erver', [], [])).toHaveProperty('refused')
+    expect(checkGuestName('\u0405YST\u00CBM', [], [])).toHaveProperty('refused')
+    // A signed-in name with marks is protected from the bare form as well.
+    expect(checkGuestName('Zoe', [], ['Zo\u00EB'])).toHaveProperty('refused')
+    // Different letters are still different names.
+    expect(checkGuestName('Alina', [], ['Alice'])).toEqual({ name: 'Alina' })
+    expect(checkGuestName('Jos\u00E9', [], ['Alice'])).toEqual({ name: 'Jos\u00E9' })
+  })
+
   it('checks a storm of guests against 1,000 signed-in names without making their skeletons per guest', () => {
     const taken = Array.from({ length: 1000 }, (_, i) => `Member number ${i}`)
     expect(checkGuestName('Member number 999', [], taken)).toHaveProperty('refused')

@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { BusEvent, ChatBus } from '../../src/runtime/server/utils/bus'
 import { createRoomPresence } from '../../src/runtime/server/utils/presence'
+import { createPresenceQueries, usersOf, type PresenceQuery } from '../../src/runtime/server/utils/presenceQueries'
 
 describe('room presence', () => {
   it('knows the signed-in names online as users come and go and announcements expire', () => {
@@ -40,5 +42,70 @@ describe('room presence', () => {
     expect(presence.signedInNames()).toEqual(['Carol'])
     await new Promise(resolve => setTimeout(resolve, 40))
     expect(presence.signedInNames()).toEqual([])
+  })
+})
+
+describe('createPresenceQueries (issue 22, finding 7)', () => {
+  /** A bus that records what it published; `peers` answers with `count` (or fails). */
+  function fakeBus(count: number | Error, up = true) {
+    const published: BusEvent[] = []
+    const bus: ChatBus = {
+      publish: (event) => {
+        published.push(event)
+        return up
+      },
+      onEvent() {},
+      onRecover() {},
+      close: async () => {},
+      peers: async () => {
+        if (count instanceof Error) throw count
+        return count
+      },
+    }
+    return { bus, published }
+  }
+  const settledAfter = async (query: PresenceQuery) => {
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+    return query.settled
+  }
+
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('asks once per room and settles as soon as every other instance answered, empty answers included', async () => {
+    vi.useFakeTimers()
+    const { bus, published } = fakeBus(2)
+    const queries = createPresenceQueries({ bus, wait: 500 })
+    const query = queries.ask('r')!
+    expect(queries.ask('r')).toBe(query)
+    expect(published).toEqual([{ kind: 'presence?', room: 'r', id: 0, frame: '' }])
+    queries.heard('r', 'a', [{ id: 'u1', name: 'Alice' }])
+    expect(await settledAfter(query)).toBe(false)
+    queries.heard('r', 'b', [])
+    expect(await settledAfter(query)).toBe(true)
+    expect(usersOf(query)).toEqual([{ id: 'u1', name: 'Alice' }])
+    // Still fresh for a join right after (a name check asked first): no second question.
+    expect(queries.ask('r')).toBe(query)
+    vi.advanceTimersByTime(500)
+    expect(queries.ask('r')).not.toBe(query)
+  })
+
+  it('settles after the bound when an instance never answers, at once when the bus cannot count, and never asks a bus that is down', async () => {
+    vi.useFakeTimers()
+    const silent = createPresenceQueries({ bus: fakeBus(3).bus, wait: 500 })
+    const waiting = silent.ask('r')!
+    silent.heard('r', 'a', [])
+    vi.advanceTimersByTime(499)
+    expect(await settledAfter(waiting)).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(await settledAfter(waiting)).toBe(true)
+
+    const failing = createPresenceQueries({ bus: fakeBus(new Error('BUSY')).bus, wait: 500 })
+    expect(await settledAfter(failing.ask('r')!)).toBe(true)
+
+    const down = fakeBus(1, false)
+    expect(createPresenceQueries({ bus: down.bus, wait: 500 }).ask('r')).toBeUndefined()
+    expect(createPresenceQueries({ bus: { ...fakeBus(1).bus, alone: true }, wait: 500 }).ask('r')).toBeUndefined()
   })
 })

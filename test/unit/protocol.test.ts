@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { applyPresenceDiff, isValidCid, isValidRoom, parseClientFrame, parseCursor, presenceDiffFrame } from '../../src/runtime/shared/protocol'
+import { applyPresenceDiff, isValidCid, isValidRoom, MAX_ID, parseClientFrame, parseCursor, parseHistoryRequest, parseReadCommand, presenceDiffFrame } from '../../src/runtime/shared/protocol'
 
 describe('parseClientFrame', () => {
   it('treats raw text as a message and the exact text ping as a ping', () => {
@@ -55,5 +55,22 @@ describe('presence diffs', () => {
     expect(applyPresenceDiff([a, b], diff)).toEqual([c, { id: 'a', name: 'Anna' }])
     // A leave of someone unknown and a join of someone known change nothing else.
     expect(applyPresenceDiff([a], { joins: [a], leaves: [b] })).toEqual([a])
+  })
+})
+
+describe('ids and cursors: one bound over WebSocket and HTTP (issue 22, finding 11)', () => {
+  it('accepts ids up to 2^53 - 1 as JSON numbers and as decimal text alike, and nothing past it', () => {
+    expect(MAX_ID).toBe(9007199254740991)
+    for (const text of ['9007199254740991', '0000000000000007', '1']) expect(parseCursor(text), text).toBe(Number(text))
+    for (const text of ['9007199254740992', '99999999999999999', '00000000000000001', '1e3', '-1', ' 1', '']) expect(parseCursor(text), text).toBeUndefined()
+    expect(parseCursor(MAX_ID)).toBe(MAX_ID)
+    expect(parseCursor(MAX_ID + 1)).toBeUndefined()
+    // The same `before` whether it came as a command field (number or text) or a query parameter.
+    for (const before of [MAX_ID, '9007199254740991']) expect(parseHistoryRequest(before, undefined)).toEqual({ before: MAX_ID, limit: 50 })
+    expect(parseHistoryRequest(undefined, undefined)).toEqual({ before: MAX_ID, limit: 50 })
+    for (const before of [MAX_ID + 1, '9007199254740992', 0, '0', 1.5]) expect(parseHistoryRequest(before, undefined), String(before)).toBe('`before` must be an integer from 1 to 9007199254740991')
+    expect(parseReadCommand({ id: MAX_ID })).toEqual({ type: 'read', id: MAX_ID })
+    expect(parseReadCommand({ id: MAX_ID + 1 })).toBe('`id` must be a message id')
+    expect(parseClientFrame(JSON.stringify({ type: 'delete', target: MAX_ID + 1 }))).toMatchObject({ type: 'invalid' })
   })
 })

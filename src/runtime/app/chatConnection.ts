@@ -1,5 +1,5 @@
 import { shallowRef, type ShallowRef } from 'vue'
-import { HISTORY_PAGE_DEFAULT, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
+import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
 import { createMessageLog, type ChatMessage } from './messageLog'
@@ -9,6 +9,11 @@ import { createResumeCursor } from './resumeCursor'
 import { fetchHistory, openSseLink, openWebSocketLink, postCommand, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
 
 export type ChatStatus = 'CONNECTING' | 'OPEN' | 'CLOSED'
+
+/** The error for an id the app passed that no server accepts (docs/PROTOCOL.md, "Ids and cursors"); nothing is sent. */
+export function idRefusal(id: unknown): ChatClientError {
+  return { code: 'bad_request', message: `${String(id)} is not a message id (an integer from 1 to ${MAX_ID})` }
+}
 export type ChatTransport = 'ws' | 'sse'
 
 export interface ChatReconnectOptions {
@@ -142,7 +147,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     connect() {
       const target = url(options.transport === 'sse' ? options.sseRoute : options.route)
       if (options.transport === 'ws') target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:'
-      if (cursor.value !== undefined) target.searchParams.set('since', String(cursor.value))
+      if (isIdInRange(cursor.value, 0)) target.searchParams.set('since', String(cursor.value))
       return target
     },
     post() {
@@ -381,8 +386,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     return true
   }
 
-  /** Ask for a page of older history: a command on an open WebSocket, else a GET on the SSE route. */
-  async function requestHistory(before: number, limit: number): Promise<ChatServerFrame | undefined> {
+  /** Ask for a page of older history (`before` absent: the newest page): a command on an open WebSocket, else a GET on the SSE route. */
+  async function requestHistory(before: number | undefined, limit: number): Promise<ChatServerFrame | undefined> {
     if (status.value === 'OPEN' && state.link?.command(JSON.stringify({ type: 'history', before, limit }))) {
       return new Promise((resolve) => {
         const timer = setTimeout(() => answer(undefined), HISTORY_TIMEOUT)
@@ -395,7 +400,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       })
     }
     const target = url(options.sseRoute)
-    target.searchParams.set('before', String(before))
+    if (before === undefined) target.searchParams.set('history', '')
+    else target.searchParams.set('before', String(before))
     target.searchParams.set('limit', String(limit))
     return fetchHistory(target)
   }
@@ -409,7 +415,9 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   }
 
   async function fetchOlder(limit: number): Promise<number> {
-    const before = log.oldestId() ?? (cursor.value === undefined ? Number.MAX_SAFE_INTEGER : cursor.value + 1)
+    const anchor = log.oldestId() ?? (cursor.value === undefined ? undefined : cursor.value + 1)
+    // Nothing held and no cursor (an empty room): the newest page, without a made-up `before`; never one past what servers accept.
+    const before = anchor === undefined ? undefined : Math.min(anchor, MAX_ID)
     const frame = await requestHistory(before, limit)
     if (frame?.type !== 'history') {
       error.value = frame?.type === 'error' ? { code: frame.code, message: frame.message } : { code: 'unavailable', message: 'Older messages could not be loaded; try again' }
@@ -418,13 +426,20 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     let added = 0
     for (const stored of frame.messages) if (merge(stored)) added++
     log.keepOlder(added)
-    if (!frame.more) state.oldestStored = frame.messages[0]?.id ?? before
+    if (!frame.more) state.oldestStored = frame.messages[0]?.id ?? before ?? MAX_ID
     publish()
     return added
   }
 
+  /** An id no server accepts (docs/PROTOCOL.md, "Ids and cursors"): refused here, nothing is sent. */
+  function refuseId(id: unknown): false {
+    error.value = idRefusal(id)
+    return false
+  }
+
   /** Queue an edit or delete of stored message `target` (resent like messages until answered). */
   function change(action: OutgoingAction, text: string): boolean {
+    if (!isIdInRange(action.target)) return refuseId(action.target)
     if (state.refusal) {
       error.value = state.refusal
       return false
@@ -450,7 +465,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     markRead(id?: number): boolean {
       if (!me.value || me.value.guest) return false
       const upTo = id ?? Math.max(log.newestId() ?? 0, cursor.value ?? 0)
-      if (upTo < 1) return false
+      if (!isIdInRange(upTo)) return id === undefined ? false : refuseId(id)
       const read = state.readState
       if (read && upTo <= read.read) return true
       // Shown at once; the server's `read` frame then confirms (or corrects) it.

@@ -190,6 +190,21 @@ export type ChatClientCommand
     | { type: 'reaction', target: number, emoji: string, cid?: string }
     | { type: 'read', id?: number, room?: string }
 
+/** Largest id or cursor a client may send and the server accepts, over WebSocket and HTTP alike (docs/PROTOCOL.md, "Ids and cursors"). */
+export const MAX_ID = Number.MAX_SAFE_INTEGER
+
+/** Is `value` an id a client may send: an integer from `min` (1 for a message id, 0 for a cursor) to `MAX_ID`? */
+export function isIdInRange(value: unknown, min = 1): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= MAX_ID
+}
+
+/** An id written in decimal (query string, header, bus line): at most 16 digits and at most `MAX_ID`; `undefined` otherwise. */
+export function parseIdText(text: string): number | undefined {
+  if (!/^\d{1,16}$/.test(text)) return undefined
+  const id = Number(text)
+  return id <= MAX_ID ? id : undefined
+}
+
 /** Messages in one page of older history: at most this many, 50 when not asked. */
 export const HISTORY_PAGE_MAX = 200
 export const HISTORY_PAGE_DEFAULT = 50
@@ -199,10 +214,10 @@ export const HISTORY_PAGE_DEFAULT = 50
  * a positive integer (absent: the newest), `limit` 1 to `HISTORY_PAGE_MAX`. A string saying why, if not.
  */
 export function parseHistoryRequest(before: unknown, limit: unknown): { before: number, limit: number } | string {
-  const number = (value: unknown) => typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value
-  const at = before === undefined ? Number.MAX_SAFE_INTEGER : number(before)
+  const number = (value: unknown) => typeof value === 'string' ? parseIdText(value) ?? value : value
+  const at = before === undefined ? MAX_ID : number(before)
   const size = limit === undefined ? HISTORY_PAGE_DEFAULT : number(limit)
-  if (!Number.isSafeInteger(at) || (at as number) < 1) return '`before` must be a positive integer'
+  if (!isIdInRange(at)) return `\`before\` must be an integer from 1 to ${MAX_ID}`
   if (!Number.isSafeInteger(size) || (size as number) < 1 || (size as number) > HISTORY_PAGE_MAX) return `\`limit\` must be an integer from 1 to ${HISTORY_PAGE_MAX}`
   return { before: at as number, limit: size as number }
 }
@@ -217,11 +232,10 @@ export function isValidRoom(room: unknown): room is string {
   return typeof room === 'string' && KEY_PATTERN.test(room)
 }
 
-/** Parse a `since` cursor; anything that is not a non-negative safe integer means "no cursor". */
+/** Parse a `since` cursor; anything that is not an integer from 0 to `MAX_ID` means "no cursor". */
 export function parseCursor(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined
-  if (typeof value !== 'string' || !/^\d{1,15}$/.test(value)) return undefined
-  return Number(value)
+  if (typeof value === 'number') return isIdInRange(value, 0) ? value : undefined
+  return typeof value === 'string' ? parseIdText(value) : undefined
 }
 
 /** Is `cid` a usable client id (1–64 characters from `[A-Za-z0-9._:-]`)? */
@@ -285,7 +299,7 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   const withCid = cid === undefined ? {} : { cid }
   if (type !== 'message' && type !== 'edit' && type !== 'delete' && type !== 'reaction') return '`type` must be message, edit, delete or reaction'
   if (type === 'reaction') {
-    if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
+    if (!isIdInRange(target)) return '`target` must be a message id'
     if (!isValidEmoji(emoji)) return '`emoji` must be 1-32 characters without spaces'
     return { type, target, emoji, ...withCid }
   }
@@ -298,7 +312,7 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
 /** A `read` command (WebSocket frame or POST body): `id` a positive integer or absent (the newest), `room` a room name or absent. */
 export function parseReadCommand(command: Record<string, unknown>): Extract<ChatClientCommand, { type: 'read' }> | string {
   const { id, room } = command
-  if (id !== undefined && (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)) return '`id` must be a message id'
+  if (id !== undefined && !isIdInRange(id)) return '`id` must be a message id'
   if (room !== undefined && !isValidRoom(room)) return '`room` must be 1-64 characters from [A-Za-z0-9._:-]'
   return { type: 'read', ...(id === undefined ? {} : { id }), ...(room === undefined ? {} : { room }) }
 }

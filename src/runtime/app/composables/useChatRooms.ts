@@ -1,8 +1,8 @@
 import { getCurrentScope, onScopeDispose, shallowRef, type ShallowRef } from 'vue'
 import { useRuntimeConfig } from '#app'
-import type { ChatMessageFrame, ChatRoomState, ChatServerFrame } from '../../shared/protocol'
+import { isIdInRange, type ChatMessageFrame, type ChatRoomState, type ChatServerFrame } from '../../shared/protocol'
 import { backoffDelay } from '../backoff'
-import type { ChatClientError, ChatStatus, ChatTransport } from '../chatConnection'
+import { idRefusal, type ChatClientError, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { openSseLink, openWebSocketLink, postCommand, probeRefusal, type ChatLink } from '../transport'
 
 /** One room of the signed-in user's rooms list. */
@@ -32,7 +32,7 @@ export interface UseChatRoomsReturn {
   status: Readonly<ShallowRef<ChatStatus>>
   /** `unauthorized` for a guest (guests have no rooms list), or the last refusal. */
   error: Readonly<ShallowRef<ChatClientError | null>>
-  /** Mark a listed room read up to `id` (default: its newest message); false when it is not listed. */
+  /** Mark a listed room read up to `id` (default: its newest message); false when it is not listed, or `id` is no message id (`error` says so). */
   markRead: (room: string, id?: number) => boolean
   open: () => void
   close: () => void
@@ -103,6 +103,10 @@ function createRoomsConnection(transport: ChatTransport) {
     error,
     markRead(room: string, id?: number): boolean {
       if (!rooms.value.some(entry => entry.room === room)) return false
+      if (id !== undefined && !isIdInRange(id)) {
+        error.value = idRefusal(id)
+        return false
+      }
       const command = id === undefined ? { type: 'read' } : { type: 'read', id }
       if (state.link?.command(JSON.stringify({ ...command, room }))) return true
       // No WebSocket open (or SSE): the same command as a POST to the room.

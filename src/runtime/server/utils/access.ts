@@ -28,7 +28,7 @@ export class ChatRefusal extends Error {
 }
 
 /** Signed-in users' display names in a room (a guest may not take a look-alike of one). */
-export type SignedInNames = (room: string) => Iterable<string>
+export type SignedInNames = (room: string) => Iterable<string> | Promise<Iterable<string>>
 
 const GUEST_KEY = /^[\w-]{22,64}$/
 const GUEST_PREFIX = 'guest:'
@@ -195,7 +195,7 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   }
   if (rooms) throw new ChatRefusal(401, 'Sign in to follow your rooms: guests have no read state')
   const id = guestId(key ?? undefined)
-  const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], signedInNames(room)) : undefined
+  const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], await signedInNames(room)) : undefined
   const user: ChatUser = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }
   const admission: ChatAdmission = { room, user, sender: id, since, ip: request.ip }
   if (checked && 'refused' in checked) admission.nameRefused = checked.refused

@@ -115,6 +115,11 @@ export function createRedisBus(url: string, { channel, instanceId, logger }: Red
     onDown(listener) {
       downListeners.push(listener)
     },
+    async peers() {
+      // The channel's subscribers are the deployment's instances, this one included.
+      const [, count] = await publisher.pubsub('NUMSUB', channel) as [string, number | string]
+      return Math.max(0, Number(count) - 1)
+    },
     async close() {
       closing = true
       clearTimeout(probe)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { resolve } from 'node:path'
+import { parseIdText } from '../../shared/protocol'
 
 /** The bus carries room events between instances of the app; one instance needs none. */
 
@@ -10,7 +11,7 @@ import { resolve } from 'node:path'
 export interface BusEvent {
   /**
    * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
-   * `presence?`: please announce; `sync`: messages up to `id` were stored but not all published (catch up from the store);
+   * `presence?`: please announce (every instance answers, with `[]` when it has nobody in the room); `sync`: messages up to `id` were stored but not all published (catch up from the store);
    * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame); `forget`: the read position of the user whose id is `frame` was deleted.
    */
   kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read' | 'forget'
@@ -30,6 +31,8 @@ export interface ChatBus {
   /** Called with the reason each time the bus finds its connection lost (a bus without a connection never calls it). */
   onDown?: (listener: (reason: string) => void) => void
   close: () => Promise<void>
+  /** How many other instances listen on the bus now (a newcomer's first presence list waits for their answers). */
+  peers?: () => Promise<number>
   /** No other instance can hear this bus (the local one): presence announcements are skipped. */
   readonly alone?: boolean
 }
@@ -57,10 +60,11 @@ export function decodeBusEvent(data: string): { event: BusEvent, origin: string 
   const newline = data.indexOf('\n')
   if (newline < 0) return undefined
   const [kind, origin, room, id, extra] = data.slice(0, newline).split(' ')
-  if (!kind || !KINDS.has(kind) || !origin || !room || !id || extra !== undefined || !/^\d{1,15}$/.test(id)) return undefined
+  const at = id === undefined ? undefined : parseIdText(id)
+  if (!kind || !KINDS.has(kind) || !origin || !room || at === undefined || extra !== undefined) return undefined
   // A message or sync event without a real id would move a room's cursor to nowhere.
-  if ((kind === 'message' || kind === 'sync') && Number(id) < 1) return undefined
-  return { event: { kind: kind as BusEvent['kind'], room, id: Number(id), frame: data.slice(newline + 1) }, origin }
+  if ((kind === 'message' || kind === 'sync') && at < 1) return undefined
+  return { event: { kind: kind as BusEvent['kind'], room, id: at, frame: data.slice(newline + 1) }, origin }
 }
 
 /**

@@ -4,6 +4,7 @@ import { errorFrame, systemFrame, systemFrameOf, type ChatHistoryFrame, type Cha
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
+import { createPresenceQueries, usersOf } from './presenceQueries'
 import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
 import type { RoomLog } from './roomLog'
 import { createReadState, type RoomsWatcher } from './readState'
@@ -21,6 +22,8 @@ interface Room {
   batch?: PresenceBatch
   /** When the room was last told a batch (`performance.now()`). */
   toldAt: number
+  /** Until the other instances answered who is here (a room new to this instance): its first batch waits. */
+  heard?: Promise<void>
 }
 
 /**
@@ -61,7 +64,7 @@ const PRESENCE_WINDOW = 50
 /** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
 const PRESENCE_WINDOW_FROM = 10
 const RECOVERY_RECHECK = 1000
-/** How long `presence` of a room with no member here waits for the other instances to answer. */
+/** Longest wait for the other instances to say who is in a room new here (first presence list, name check, `presence()`). */
 const PRESENCE_QUERY_WAIT = 500
 
 /**
@@ -77,17 +80,25 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const limiter = allowSend ? undefined : createSendLimiter(config)
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
-  /** Rooms with no member here whose presence was asked: what other instances announced meanwhile. */
-  const presenceQueries = new Map<string, Map<string, ChatUser[]>>()
+  const presenceQueries = createPresenceQueries({ bus, wait: PRESENCE_QUERY_WAIT })
   let closed = false
   const readState = createReadState({ store, bus, logger, membersOf: name => rooms.get(name)?.delivery.members })
 
   function roomOf(name: string): Room {
-    let room = rooms.get(name)
-    if (room) return room
-    room = { name, delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name), toldAt: -Infinity }
+    const known = rooms.get(name)
+    if (known) return known
+    const room: Room = { name, delivery: createRoomDelivery({ room: name, store, logger, recent }), presence: createRoomPresence(name), toldAt: -Infinity }
     rooms.set(name, room)
-    bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
+    // A newcomer's first list is the whole room: what the other instances have (asked for a name check just before, or now).
+    const query = presenceQueries.ask(name)
+    if (query) {
+      for (const [origin, users] of query.answers) room.presence.heardFrom(origin, users, Date.now() + 3 * config.presenceInterval)
+      if (!query.settled) {
+        room.heard = query.done.then(() => {
+          room.heard = undefined
+        })
+      }
+    }
     return room
   }
 
@@ -117,7 +128,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     const told = new Promise<void>(resolve => tell = resolve)
     room.batch = { newcomers: new Map(), joined: new Map(), left: new Map(), told, tell }
     const wait = room.delivery.members.size < PRESENCE_WINDOW_FROM ? 0 : room.toldAt + PRESENCE_WINDOW - performance.now()
-    if (wait > 0) setTimeout(() => tellBatch(room), wait).unref?.()
+    // Members wait in their batch (live frames held) until the other instances answered.
+    if (room.heard) void room.heard.then(() => tellBatch(room))
+    else if (wait > 0) setTimeout(() => tellBatch(room), wait).unref?.()
     else if (batched.push(room) === 1) setImmediate(tellBatches)
     return room.batch
   }
@@ -230,17 +243,22 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /** Everyone online in a room, on every instance (asking the others when no member is here). */
   async function presenceOf(name: string): Promise<ChatUser[]> {
     const room = rooms.get(name)
-    if (room) return room.presence.online()
-    let heard = presenceQueries.get(name)
-    if (!heard) {
-      presenceQueries.set(name, heard = new Map())
-      bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
-      setTimeout(() => presenceQueries.delete(name), PRESENCE_QUERY_WAIT).unref?.()
+    if (room) {
+      await room.heard
+      return room.presence.online()
     }
-    await new Promise(resolve => setTimeout(resolve, PRESENCE_QUERY_WAIT))
-    const users = new Map<string, ChatUser>()
-    for (const list of heard.values()) for (const user of list) if (!users.has(user.id)) users.set(user.id, user)
-    return [...users.values()]
+    const query = presenceQueries.ask(name)
+    if (!query) return []
+    await query.done
+    return usersOf(query)
+  }
+
+  /** Signed-in users' names in a room on every instance (a guest may not take a look-alike); asks the others when the room is new here. */
+  async function signedInNamesOf(name: string): Promise<string[]> {
+    const room = rooms.get(name)
+    if (!room) return (await presenceOf(name)).filter(user => !user.guest).map(user => user.name)
+    await room.heard
+    return room.presence.signedInNames()
   }
 
   /** Tell the others in the room that `member` is typing (at most once a second per connection). */
@@ -259,13 +277,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   // ---- other instances ----
 
   bus.onEvent((event: BusEvent, origin: string) => {
-    if (event.kind === 'presence') presenceQueries.get(event.room)?.set(origin, parseUsers(event.frame))
+    if (event.kind === 'presence') presenceQueries.heard(event.room, origin, parseUsers(event.frame))
     // Rooms lists follow rooms this instance may have no member in.
     if (event.kind === 'read') readState.heard(event.frame)
     else if (event.kind === 'forget' || event.kind === 'disconnect') readState.unlistHere(event.room, event.frame)
     else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
     else if (event.kind === 'sync') readState.resync(event.room)
     const room = rooms.get(event.room)
+    // Asked about a room with nobody here: say so, so the asker need not wait out the bound.
+    if (!room && event.kind === 'presence?') bus.publish({ kind: 'presence', room: event.room, id: 0, frame: '[]' })
     if (!room) return
     switch (event.kind) {
       case 'disconnect':
@@ -303,6 +323,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   bus.onRecover(() => {
     catchUp()
     readState.resync()
+    // Joins and leaves went unheard both ways meanwhile: tell who is here, ask who is there.
+    for (const [name, room] of rooms) {
+      announcePresence(name, room)
+      bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
+    }
     setTimeout(catchUp, RECOVERY_RECHECK).unref?.()
     for (const name of unpublished) {
       store.lastId(name).then((id) => {
@@ -361,8 +386,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     /** Follow a signed-in user's rooms list on this connection (`?rooms`). */
     watchRooms: (watcher: RoomsWatcher) => readState.watch(watcher),
     unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),
-    /** Signed-in users' names in a room, as far as this instance knows (a guest may not take a look-alike). */
-    signedInNames: (name: string): string[] => rooms.get(name)?.presence.signedInNames() ?? [],
+    signedInNames: signedInNamesOf,
     async close() {
       if (closed) return
       closed = true

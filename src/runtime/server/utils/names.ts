@@ -27,9 +27,23 @@ export function normalizeName(name: unknown): string | undefined {
   return VISIBLE.test(capped) ? capped : undefined
 }
 
-/** The confusable skeleton of a text (Unicode TS #39): NFD, the confusables mapping, NFD. */
+// Marks (combining, enclosing, stacked) and diacritics (incl. the strokes the confusables map turns into overlays):
+// a reader sees `A̲lice`, `Aḷice` and `Ałice` as Alice.
+const MARKS = /[\p{M}\p{Diacritic}]/gu
+// Small capitals read as their letters (`Aʟice`); the confusables table maps only a few of them.
+const SMALL_CAPITALS = 'ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ'
+const SMALL_CAPITAL = new RegExp(`[${SMALL_CAPITALS}]`, 'gu')
+const letterOfSmallCapital = (capital: string) => 'abcdefghijklmnopqrstuvwyz'[[...SMALL_CAPITALS].indexOf(capital)]!
+
+/**
+ * The confusable skeleton of a text (Unicode TS #39: NFD, the confusables mapping, NFD), on
+ * compatibility forms (NFKD: fullwidth, mathematical letters) with invisible characters, marks
+ * and diacritics removed before and after the mapping, small capitals as their letters.
+ */
 function skeleton(text: string): string {
-  return unhomoglyph(text.normalize('NFD')).normalize('NFD')
+  const bare = text.replace(INVISIBLE, '').normalize('NFKD').replace(MARKS, '').replace(SMALL_CAPITAL, letterOfSmallCapital)
+  // A spacing accent (´) decomposes to a space and a mark: what is left of it is not a difference.
+  return unhomoglyph(bare).normalize('NFKD').replace(MARKS, '').replace(/\s+/gu, ' ').trim()
 }
 
 /** A name's skeletons as written and once lower-cased. */
