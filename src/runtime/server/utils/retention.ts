@@ -26,6 +26,12 @@ export function withRetention(log: RoomLog, schedule: RetentionSchedule, logger:
   let failing = false
 
   async function pass() {
+    await pruneRooms()
+    // Read positions of rooms retention left with no message within `maxAge` (or none): nobody can be behind in them.
+    if (policy.maxAge > 0) while (!stopped && await log.pruneReads(policy.maxAge, ROWS_PER_STEP) >= ROWS_PER_STEP) await nextTurn()
+  }
+
+  async function pruneRooms() {
     let after: string | undefined
     for (;;) {
       const rooms = await log.rooms(after, ROOMS_PER_PAGE)
