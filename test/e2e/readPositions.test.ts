@@ -216,6 +216,9 @@ describe('read positions under retention, SQLite', () => {
     }
     const file = new DatabaseSync(join(server.cwd, '.data/chat.sqlite'), { readOnly: true })
     const positions = (room: string) => (file.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(room) as { n: number }).n
+    // An open rooms list is told when retention takes a room's position.
+    const openList = await ChatSocket.open(server.wsUrl(''), { rooms: '' }, { headers: user.headers })
+    await openList.waitFor(isList, 'the open list')
     try {
       expect([positions(quiet), positions(busy)]).toEqual([2, 2])
       // `busy` gets a message every 500 ms; `quiet` nothing after its first.
@@ -226,12 +229,15 @@ describe('read positions under retention, SQLite', () => {
       }
       expect(positions(quiet)).toBe(0)
       expect(positions(busy)).toBe(2)
+      await openList.waitFor(frame => frame.type === 'room' && frame.room === quiet && frame.removed === true, 'the quiet room removed from the open list')
+      expect(openList.frames.some(frame => frame.type === 'room' && frame.room === busy && frame.removed === true)).toBe(false)
       const list = await ChatSocket.open(server.wsUrl(''), { rooms: '' }, { headers: user.headers })
       expect(((await list.waitFor(isList, 'the list')).rooms as Frame[]).map(entry => entry.room)).toEqual([busy])
       await list.close()
     }
     finally {
       file.close()
+      await openList.close()
     }
   }, 30_000)
 })

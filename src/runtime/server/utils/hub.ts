@@ -5,7 +5,7 @@ import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
 import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
-import type { RoomLog } from './roomLog'
+import type { ReadPosition, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
 import { createReadState, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend } from './sendPipeline'
@@ -363,6 +363,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     read: readState.read,
     /** The same from a WebSocket connection: one in flight per connection, later ones folded (docs/PROTOCOL.md, "Read state"). */
     readFrom: readState.readFrom,
+    /** Read positions another part deleted (retention): their users' rooms lists, here and on every instance, drop the rooms. */
+    readsPruned(positions: ReadPosition[]) {
+      for (const { uid, room } of positions) {
+        readState.unlistHere(room, uid)
+        bus.publish({ kind: 'forget', room, id: 0, frame: uid })
+      }
+    },
     /** Delete a user's read position in a room; their rooms lists on every instance drop the room. */
     async forget(name: string, userId: string): Promise<boolean> {
       const had = await readState.forget(name, userId)

@@ -127,7 +127,7 @@ const EVICT_READS = `DELETE FROM chat_reads WHERE uid = ? AND room <> ?
 // Positions idle past retention in rooms whose newest row is too (or that have none): two index seeks per position.
 const PRUNE_READS = `DELETE FROM chat_reads WHERE (uid, room) IN (SELECT r.uid, r.room FROM chat_reads r WHERE r.ts < CAST(? AS BIGINT)
   AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.room = r.room AND m.id = (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AND m.ts >= CAST(? AS BIGINT))
-  LIMIT ?) RETURNING uid`
+  LIMIT ?) RETURNING uid, room`
 /** Columns added after the first release, with their definitions: added to older tables on open. */
 const ADDED_COLUMNS: [string, string][] = [
   ['guest', 'SMALLINT NOT NULL DEFAULT 0'],
@@ -300,7 +300,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     async pruneReads(maxAge, limit) {
       const before = Date.now() - maxAge
-      return (await query<unknown[]>('all', PRUNE_READS, before, before, limit)).length
+      return (await query<{ uid: string, room: string }[]>('all', PRUNE_READS, before, before, limit)).map(({ uid, room }) => ({ uid, room }))
     },
     async readState(room, uid, withLast) {
       const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null } | undefined>('get', READ_STATE, uid, room)

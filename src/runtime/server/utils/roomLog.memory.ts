@@ -134,17 +134,17 @@ export function createMemoryRoomLog(): RoomLog {
     },
     async pruneReads(maxAge, limit) {
       const before = Date.now() - maxAge
-      let count = 0
+      const pruned: { uid: string, room: string }[] = []
       for (const [uid, mine] of reads) {
         for (const [name, position] of mine) {
-          if (count >= limit) return count
+          if (pruned.length >= limit) return pruned
           if (position.ts >= before || (rooms.get(name)?.messages.at(-1)?.ts ?? -Infinity) >= before) continue
           mine.delete(name)
-          count++
+          pruned.push({ uid, room: name })
         }
         if (!mine.size) reads.delete(uid)
       }
-      return count
+      return pruned
     },
     async readState(name, uid, withLast) {
       const held = reads.get(uid)?.get(name)

@@ -71,6 +71,12 @@ export interface ReadState {
   last?: StoredMessage
 }
 
+/** Whose position in which room. */
+export interface ReadPosition {
+  uid: string
+  room: string
+}
+
 /** What `joinRead` did. */
 export interface JoinedRead {
   /** The position was made now (the user was not in the room). */
@@ -122,9 +128,9 @@ export interface RoomLog {
   joinRead: (room: string, uid: string, max?: number) => Promise<JoinedRead>
   /**
    * Delete up to `limit` read positions not moved for `maxAge` ms in rooms whose newest message is
-   * older than that too, or that hold none (retention emptied or removed them); resolves to how many went.
+   * older than that too, or that hold none (retention emptied or removed them); resolves to those that went.
    */
-  pruneReads: (maxAge: number, limit: number) => Promise<number>
+  pruneReads: (maxAge: number, limit: number) => Promise<ReadPosition[]>
   /** `uid`'s read position in `room` with its unread count (and the newest live message with `withLast`); undefined when they have none. */
   readState: (room: string, uid: string, withLast?: boolean) => Promise<ReadState | undefined>
   /** Rooms where `uid` has a read position, most recently moved first, at most `limit`. */
