@@ -12,6 +12,7 @@ export const chatDefaults = {
   rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 },
   allowedOrigins: [],
   maxConnectionsPerIp: 100,
+  maxReadPositions: 500,
   clientIpHeader: '',
   reservedNames: [],
   maxPayload: 64 * 1024,

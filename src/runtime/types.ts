@@ -56,6 +56,8 @@ export interface ChatRuntimeConfig {
   allowedOrigins: string[]
   /** Open connections per client address (WebSocket + SSE); 0: no cap. Behind a proxy, set `clientIpHeader` or every client shares the proxy's address. @default 100 */
   maxConnectionsPerIp: number
+  /** Read positions (rooms in the rooms list) kept per signed-in user: joining one more room deletes their least recently read one; 0: no cap. Runtime config: `NUXT_CHAT_MAX_READ_POSITIONS`. @default 500 */
+  maxReadPositions: number
   /** A header your trusted reverse proxy sets with the client address (e.g. `'x-forwarded-for'`; its last entry is used, the one the proxy added); empty: the socket address. Setting it also declares the proxy trusted for `X-Forwarded-Proto` (the origin check's scheme). @default '' */
   clientIpHeader: string
   /** Display names no guest may take, besides `server` and `system` (compared by confusable skeleton, ignoring case). @default [] */

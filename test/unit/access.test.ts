@@ -1,6 +1,6 @@
 import { createHooks } from 'hookable'
 import { describe, expect, it } from 'vitest'
-import { admitRequest, ChatRefusal, checkedHosts, clientIp, defaultGuestName, describeRequest, guestId, holdConnection, isOriginAllowed } from '../../src/runtime/server/utils/access'
+import { admitRequest, ChatRefusal, checkedHosts, clientIp, defaultGuestName, describeRequest, guestId, holdConnection, isOriginAllowed, requestSource } from '../../src/runtime/server/utils/access'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 
 const direct = { clientIpHeader: '', allowedOrigins: [], reservedNames: [] } as unknown as ChatRuntimeConfig
@@ -60,6 +60,42 @@ describe('isOriginAllowed', () => {
     expect(isOriginAllowed('https://app.example', own, ['https://app.example/'])).toBe(true)
     expect(isOriginAllowed('http://app.example', own, ['https://app.example'])).toBe(false)
     expect(isOriginAllowed('http://any.example', own, ['*'])).toBe(true)
+  })
+})
+
+describe('requestSource', () => {
+  const source = (headers: Record<string, string>) => requestSource(new Headers(headers))
+  it('a script of the page: same-origin Fetch Metadata, or an Origin (checked before)', () => {
+    expect(source({ 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })).toBe('page')
+    expect(source({ 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors', 'origin': 'https://allowed.example' })).toBe('page')
+    expect(source({ 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'websocket', 'origin': 'https://app.example' })).toBe('page')
+  })
+  it('elsewhere: navigations and subresources from anywhere, and other sites without an Origin', () => {
+    expect(source({ 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' })).toBe('elsewhere')
+    expect(source({ 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'navigate' })).toBe('elsewhere')
+    expect(source({ 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'NO-CORS' })).toBe('elsewhere')
+    expect(source({ 'sec-fetch-site': 'none', 'sec-fetch-mode': 'nested-navigate' })).toBe('elsewhere')
+    // A form POST from an allowed origin is still a navigation.
+    expect(source({ 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'origin': 'https://allowed.example' })).toBe('elsewhere')
+    expect(source({ 'sec-fetch-site': 'same-site' })).toBe('elsewhere')
+  })
+  it('unknown: no Fetch Metadata site and no Origin (a server-side client, an old browser)', () => {
+    expect(source({})).toBe('unknown')
+    expect(source({ 'sec-fetch-mode': 'cors' })).toBe('unknown')
+  })
+  it('admission refuses elsewhere before the identify hook; only a page or an upgrade makes a read position', async () => {
+    const hooks = createHooks<ChatRuntimeHooks>()
+    let asked = 0
+    hooks.hook('chat:identify', (ctx) => {
+      asked++
+      ctx.user = { id: 'u1', name: 'U' }
+    })
+    const admit = (headers: Record<string, string>) => admitRequest({ url: new URL('http://app.example/api/sse?room=r'), headers: new Headers({ host: 'app.example', ...headers }) }, direct, hooks, () => [])
+    await expect(admit({ 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' })).rejects.toMatchObject({ status: 403 })
+    expect(asked).toBe(0)
+    expect((await admit({ 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })).createsReadPosition).toBe(true)
+    expect((await admit({})).createsReadPosition).toBe(false)
+    expect((await admit({ 'upgrade': 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' })).createsReadPosition).toBe(true)
   })
 })
 

@@ -69,10 +69,11 @@ describe('chat hub delivery', () => {
   it('sends welcome, presence, replay, then live, each message once', async () => {
     const { hub } = setup()
     const alice = testMember('alice')
-    await hub.join('r', alice, undefined)
+    // Joined from the app's own page: joining makes the read position.
+    await hub.join('r', alice, undefined, undefined, true)
     await hub.send({ room: 'r', user: alice.user, sender: '', message: 'one' })
     const bob = testMember('bob')
-    await hub.join('r', bob, undefined)
+    await hub.join('r', bob, undefined, undefined, true)
     await hub.send({ room: 'r', user: bob.user, sender: '', message: 'two' })
     // A signed-in member also gets its read state (once, after the welcome; docs/PROTOCOL.md "Read state").
     expect(bob.frames.map(frame => frame.type).filter(type => type !== 'read')).toEqual(['system', 'presence', 'message', 'message'])
@@ -241,12 +242,26 @@ describe('chat hub delivery', () => {
   it('a signed-in user who leaves before their join is told still gets a read position (joining makes it), and no frame', async () => {
     const { hub, store } = setup()
     const quick = testMember('quick')
-    const joining = hub.join('r', quick, undefined)
+    const joining = hub.join('r', quick, undefined, undefined, true)
     hub.leave('r', quick)
     await joining
     await settle()
     expect(await store.readState('r', 'quick')).toMatchObject({ room: 'r', read: 0 })
     expect(quick.frames.map(frame => frame.type)).toEqual(['system'])
+  })
+
+  it('a join that did not come from the app\'s own page (a plain GET) makes no read position, but still tells an existing one', async () => {
+    const { hub, store } = setup()
+    const plain = testMember('plain')
+    await hub.join('r', plain, undefined)
+    await settle()
+    expect(await store.readState('r', 'plain')).toBeUndefined()
+    expect(plain.frames.some(frame => frame.type === 'read')).toBe(false)
+    await store.joinRead('r', 'plain')
+    const again = testMember('plain')
+    await hub.join('r', again, undefined)
+    await settle()
+    expect(again.frames.find(frame => frame.type === 'read')).toMatchObject({ room: 'r', read: 0 })
   })
 
   it('tells a big room of joins at most once per 50 ms: newcomers of later turns wait and are told together', async () => {

@@ -95,10 +95,10 @@ describe('rooms lists', () => {
     // full-0 is read (on some device): now the most recently read; full-1 is the least.
     await readState.markRead('full-0', list.user)
     const member = { user: list.user, sender: '', write: () => {} }
-    await readState.joined('new-a', member)
+    await readState.joined('new-a', member, true)
     await until(() => list.frames.some(frame => frame.type === 'room' && frame.room === 'new-a'), 'new-a listed')
     expect(list.frames.flatMap(frame => frame.type === 'room' && frame.removed ? [frame.room] : [])).toEqual(['full-1'])
-    await readState.joined('new-b', member)
+    await readState.joined('new-b', member, true)
     await until(() => list.frames.some(frame => frame.type === 'room' && frame.room === 'new-b'), 'new-b listed')
     expect(list.frames.flatMap(frame => frame.type === 'room' && frame.removed ? [frame.room] : [])).toEqual(['full-1', 'full-2'])
     expect(list.entries?.size).toBe(MAX_LISTED_ROOMS)

@@ -26,6 +26,31 @@ afterAll(async () => {
   await Promise.all(opened.map(log => log.close()))
 })
 
+// Not on the shared PostgreSQL: pruning by a short age there would take other test runs' positions.
+describe.each(backends.filter(([name]) => name !== 'postgresql'))('read positions under retention: %s', (_name, create) => {
+  it('pruneReads deletes positions idle past maxAge in rooms with no message within it (or none), and only those', async () => {
+    const log = create()
+    opened.push(log)
+    const [stale, empty, active, fresh] = ['stale', 'empty', 'active', 'fresh'].map(name => `${name}-${randomUUID().slice(0, 8)}`) as [string, string, string, string]
+    const message = (name: string, ts: number) => ({ room: name, user: 'alice', sender: 'u2', message: 'hi', ts })
+    await log.append(message(stale, Date.now() - 60_000))
+    await log.append(message(active, Date.now() - 60_000))
+    for (const name of [stale, empty, active]) await log.joinRead(name, 'u1')
+    await new Promise(resolve => setTimeout(resolve, 120))
+    // A newer message keeps `active` in retention; `fresh` was joined just now.
+    await log.append(message(active, Date.now()))
+    await log.joinRead(fresh, 'u1')
+    const first = await log.pruneReads(100, 1)
+    expect(first).toHaveLength(1)
+    const pruned = [...first, ...await log.pruneReads(100, 100)]
+    expect(pruned.toSorted((x, y) => x.room < y.room ? -1 : 1)).toEqual([{ uid: 'u1', room: empty }, { uid: 'u1', room: stale }].toSorted((x, y) => x.room < y.room ? -1 : 1))
+    expect(await log.pruneReads(100, 100)).toEqual([])
+    expect((await log.readRooms('u1', 10)).toSorted()).toEqual([active, fresh].toSorted())
+    expect(await log.readState(stale, 'u1')).toBeUndefined()
+    expect(await log.readState(empty, 'u1')).toBeUndefined()
+  })
+})
+
 describe.each(backends)('room log: %s', (_name, create) => {
   const open = () => {
     const log = create()
@@ -120,8 +145,8 @@ describe.each(backends)('room log: %s', (_name, create) => {
     const [name, other] = [room(), room()]
     expect(await log.readState(name, 'u1')).toBeUndefined()
     await log.append(input(name, 'one', undefined, 'u2'))
-    expect(await log.joinRead(name, 'u1')).toBe(true)
-    expect(await log.joinRead(name, 'u1')).toBe(false)
+    expect(await log.joinRead(name, 'u1')).toEqual({ created: true, evicted: [] })
+    expect(await log.joinRead(name, 'u1')).toEqual({ created: false, evicted: [] })
     expect(await log.readState(name, 'u1')).toEqual({ room: name, read: 1, unread: 0, upTo: 1 })
     await log.append(input(name, 'two', undefined, 'u2'))
     await log.append(input(name, 'mine', undefined, 'u1'))
@@ -134,10 +159,37 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.markRead(name, 'u1', 1)).toBe(2)
     expect(await log.markRead(name, 'u1', 99)).toBe(6)
     expect(await log.readState(name, 'u1')).toMatchObject({ read: 6, unread: 0 })
-    expect(await log.joinRead(other, 'u1')).toBe(true)
+    expect(await log.joinRead(other, 'u1')).toEqual({ created: true, evicted: [] })
     expect(await log.readRooms('u1', 10)).toEqual(expect.arrayContaining([name, other]))
     expect(await log.readRooms('u1', 1)).toHaveLength(1)
     expect(await log.readRooms('u2', 10)).toEqual([])
+  })
+
+  it('keeps at most `max` read positions per user: a join past it deletes the least recently read, never the one it made', async () => {
+    const log = open()
+    // A user of this test's own: the PostgreSQL table is shared with other runs.
+    const uid = `u-${randomUUID()}`
+    const names = Array.from({ length: 7 }, (_, index) => `${room()}-${index}`)
+    const evicted: string[] = []
+    for (const name of names) {
+      const joined = await log.joinRead(name, uid, 5)
+      expect(joined.created).toBe(true)
+      evicted.push(...joined.evicted)
+      // Distinct times: which is oldest is then certain.
+      await new Promise(resolve => setTimeout(resolve, 3))
+    }
+    expect(evicted).toEqual(names.slice(0, 2))
+    // Reading one (its position moves) makes it the most recent: the next join evicts the next oldest instead.
+    await log.append(input(names[2]!, 'news', undefined, 'u2'))
+    expect(await log.markRead(names[2]!, uid)).toBe(1)
+    await new Promise(resolve => setTimeout(resolve, 3))
+    expect((await log.joinRead(`${room()}-new`, uid, 5)).evicted).toEqual([names[3]])
+    expect(await log.readRooms(uid, 100)).toHaveLength(5)
+    expect(await log.readState(names[0]!, uid)).toBeUndefined()
+    // A join of a room already held evicts nothing, and without `max` there is no cap.
+    expect(await log.joinRead(names[6]!, uid, 1)).toEqual({ created: false, evicted: [] })
+    expect((await log.joinRead(`${room()}-uncapped`, uid)).evicted).toEqual([])
+    expect(await log.readRooms(uid, 100)).toHaveLength(6)
   })
 
   it('a read only moves an existing position: none is created for a room never joined, nor again after it is forgotten', async () => {
@@ -149,7 +201,7 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.markRead(name, uid)).toBeUndefined()
     expect(await log.readState(name, uid)).toBeUndefined()
     expect(await log.readRooms(uid, 10)).toEqual([])
-    expect(await log.joinRead(name, uid)).toBe(true)
+    expect((await log.joinRead(name, uid)).created).toBe(true)
     expect(await log.forgetRead(name, uid)).toBe(true)
     expect(await log.forgetRead(name, uid)).toBe(false)
     expect(await log.markRead(name, uid, 1)).toBeUndefined()

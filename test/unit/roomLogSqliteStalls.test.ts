@@ -92,7 +92,7 @@ describe('room log: sqlite stalls', () => {
   it('reads see every write that resolved: read positions, events, prunes', async () => {
     const log = open()
     for (let i = 0; i < 5; i++) await log.append(message('rw', `m${i}`))
-    expect(await log.joinRead('rw', 'u')).toBe(true)
+    expect((await log.joinRead('rw', 'u')).created).toBe(true)
     expect((await log.readState('rw', 'u'))?.read).toBe(5)
     await log.append(message('rw', 'm5'))
     expect(await log.markRead('rw', 'u')).toBe(6)

@@ -101,7 +101,8 @@ export class FetchEventSource {
 
   async #run() {
     try {
-      const response = await fetch(this.url, { headers: { accept: 'text/event-stream' }, signal: this.#abort.signal })
+      // As a browser's EventSource on the app's own page (Fetch Metadata): such a stream makes a read position.
+      const response = await fetch(this.url, { headers: { 'accept': 'text/event-stream', 'sec-fetch-site': 'same-origin' }, signal: this.#abort.signal })
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`)
       if (this.readyState === 2) return
       this.readyState = 1

@@ -99,7 +99,8 @@ export class ChatStream {
 
   static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string, rooms?: '' } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
     const stream = new ChatStream()
-    const response = await fetch(`${base}/api/sse${query(params)}`, { headers, signal: stream.#controller.signal })
+    // What a browser's EventSource on the app's own page sends (Fetch Metadata): such a stream makes a read position.
+    const response = await fetch(`${base}/api/sse${query(params)}`, { headers: { 'sec-fetch-site': 'same-origin', ...headers }, signal: stream.#controller.signal })
     stream.status = response.status
     if (!response.ok || !response.body) {
       stream.text = await response.text()

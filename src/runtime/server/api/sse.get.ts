@@ -56,6 +56,7 @@ export default defineEventHandler(async (event) => {
   const member: Member & RoomsWatcher = {
     user: admission.user,
     sender: admission.sender,
+    request: admission.request,
     write(frame: RoomFrame) {
       if (stream.closed()) return
       stream.write(frame.sse)
@@ -84,6 +85,6 @@ export default defineEventHandler(async (event) => {
     })
     return stream.answer()
   }
-  await hub.join(admission.room, member, admission.since, admission.nameRefused)
+  await hub.join(admission.room, member, admission.since, admission.nameRefused, admission.createsReadPosition)
   return stream.answer()
 })

@@ -173,6 +173,7 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   const member = new WebSocketMember(peer, ws, admission.user, admission.ip ?? remoteAddress, admission.room, hold, config.maxBufferedBytes)
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
+    member.request = admission.request
     useChatHub().watchRooms(member).catch((error) => {
       chatLogger.error('[nuxt-chat] could not read a rooms list', error)
       member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
@@ -182,7 +183,7 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
     })
     return member
   }
-  useChatHub().join(admission.room, member, admission.since, admission.nameRefused).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
+  useChatHub().join(admission.room, member, admission.since, admission.nameRefused, admission.createsReadPosition).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
   return member
 }
 

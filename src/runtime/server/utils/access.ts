@@ -18,6 +18,13 @@ export interface ChatAdmission {
   nameRefused?: string
   /** A `?rooms` connection: it joins no room (`room` is empty) and follows its signed-in user's rooms list. */
   rooms?: true
+  /**
+   * Joining creates the user's read position: a WebSocket upgrade (its `Origin` was checked), or
+   * a request a page of the app (or of `allowedOrigins`) made (see `requestSource`).
+   */
+  createsReadPosition: boolean
+  /** A rooms list's request, as `chat:identify` saw it: it is asked again for each room the list shows. */
+  request?: ChatRequestInfo
 }
 
 /** A request refused before any socket or stream opens. */
@@ -162,6 +169,26 @@ export function isListedOrigin(origin: string, allowedOrigins: string[]): boolea
 }
 
 /**
+ * Who made a request, as a browser tells (Fetch Metadata and `Origin`; run after the `Origin`
+ * check, so an `Origin` here is the app's own or an allowed one):
+ * - `page`: a script of such a page (fetch, EventSource, WebSocket);
+ * - `elsewhere`: a navigation (a link, a form, a typed address), a subresource (`<img>`, `<iframe>`)
+ *   or another site: nothing the app's own client sends;
+ * - `unknown`: no browser of today (a server-side client, a test, a browser from before 2023).
+ */
+export function requestSource(headers: Headers): 'page' | 'elsewhere' | 'unknown' {
+  const mode = headers.get('sec-fetch-mode')?.toLowerCase()
+  if (mode && FOREIGN_MODES.has(mode)) return 'elsewhere'
+  if (headers.has('origin')) return 'page'
+  const site = headers.get('sec-fetch-site')?.toLowerCase()
+  if (site === undefined) return 'unknown'
+  return site === 'same-origin' ? 'page' : 'elsewhere'
+}
+
+/** Fetch modes of requests no script made: navigations (a cookie is sent cross-site, with no `Origin`) and no-cors subresources. */
+const FOREIGN_MODES = new Set(['navigate', 'nested-navigate', 'no-cors'])
+
+/**
  * Admit a request to a room: the room name, the Host and origin, the guest key, then the app's
  * `chat:identify` hook; a guest's name wish is checked last (`signedInNames`).
  * Throws `ChatRefusal` (400, 401, 403, 500) when the request may not join.
@@ -174,11 +201,38 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   if (!rooms && !isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
   if (!parseHost(request.headers.get('host'))) throw new ChatRefusal(400, 'Malformed Host header')
   if (!isOriginAllowed(request.headers.get('origin'), request.url.origin, config.allowedOrigins)) throw new ChatRefusal(403, 'Origin not allowed')
+  // A link, form, frame or image (here or on another site) would act with the user's cookie: join, appear online, make a read position.
+  const source = requestSource(request.headers)
+  if (source === 'elsewhere') throw new ChatRefusal(403, 'Not a request of the app\'s own pages (a navigation, a subresource or another site)')
+  // A browser always sends `Origin` on an upgrade; a plain GET needs the page's word for it.
+  const createsReadPosition = source === 'page' || request.headers.has('sec-websocket-key')
   const key = query.get('guest')
   if (key !== null && !GUEST_KEY.test(key)) throw new ChatRefusal(400, 'Invalid guest key: 22-64 characters from [A-Za-z0-9_-]')
   const since = parseCursor(request.headers.get('last-event-id') ?? query.get('since'))
   const wish = query.get('name')
-  const context: ChatIdentifyContext = { request, room, name: normalizeName(wish) }
+  const user = await identify({ request, room, name: normalizeName(wish) }, hooks)
+  if (user) {
+    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, ...(rooms ? { rooms: true as const, request: keptRequest(request) } : {}) }
+  }
+  if (rooms) throw new ChatRefusal(401, 'Sign in to follow your rooms: guests have no read state')
+  const id = guestId(key ?? undefined)
+  const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], await signedInNames(room)) : undefined
+  const guest: ChatUser = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }
+  const admission: ChatAdmission = { room, user: guest, sender: id, since, ip: request.ip, createsReadPosition: false }
+  if (checked && 'refused' in checked) admission.nameRefused = checked.refused
+  return admission
+}
+
+/** A copy of a request that outlives it (a rooms list asks the hook with it later): its own headers. */
+function keptRequest(request: ChatRequestInfo): ChatRequestInfo {
+  return { url: request.url, headers: new Headers(request.headers), ip: request.ip }
+}
+
+/**
+ * Run the app's `chat:identify` hook: the signed-in user it named, or `undefined` (a guest).
+ * Throws `ChatRefusal` for the HTTP error the hook threw; anything else it threw is rethrown.
+ */
+export async function identify(context: ChatIdentifyContext, hooks: Hookable<ChatRuntimeHooks>): Promise<ChatUser | undefined> {
   try {
     await hooks.callHook('chat:identify', context)
   }
@@ -189,17 +243,7 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
     throw new ChatRefusal(statusCode, statusMessage || message || 'Not allowed')
   }
   const identified = context.user && (typeof context.user.id === 'string' || typeof context.user.id === 'number') && String(context.user.id)
-  if (identified) {
-    const user: ChatUser = { id: identified, name: normalizeName(context.user!.name) ?? identified }
-    return { room, user, sender: user.id, since, ip: request.ip, ...(rooms ? { rooms: true as const } : {}) }
-  }
-  if (rooms) throw new ChatRefusal(401, 'Sign in to follow your rooms: guests have no read state')
-  const id = guestId(key ?? undefined)
-  const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], await signedInNames(room)) : undefined
-  const user: ChatUser = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }
-  const admission: ChatAdmission = { room, user, sender: id, since, ip: request.ip }
-  if (checked && 'refused' in checked) admission.nameRefused = checked.refused
-  return admission
+  return identified ? { id: identified, name: normalizeName(context.user!.name) ?? identified } : undefined
 }
 
 const connectionsByIp = new Map<string, number>()

@@ -111,12 +111,14 @@ export function withHubMetrics(hub: ChatHub): ChatHub {
   const { members, refusals } = chatMetrics
   return {
     ...hub,
-    async join(room: string, member: Member, since: number | undefined, nameRefused?: string) {
+    async join(...args: Parameters<ChatHub['join']>) {
+      const [room, member] = args
       let inRoom = members.get(room)
       if (!inRoom) members.set(room, inRoom = new Set())
       inRoom.add(member)
       emit(room, 'join', member.user.name)
-      return hub.join(room, member, since, nameRefused)
+      // Every argument passed on: one added to the hub's `join` must not be dropped here.
+      return hub.join(...args)
     },
     leave(room: string, member: Member) {
       const inRoom = members.get(room)

@@ -6,7 +6,8 @@ import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
 import { createPresenceQueries, usersOf } from './presenceQueries'
 import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
-import type { RoomLog } from './roomLog'
+import type { ReadPosition, RoomLog } from './roomLog'
+import { createListAdmission } from './listAdmission'
 import { createReadState, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend } from './sendPipeline'
 
@@ -44,6 +45,8 @@ interface PresenceBatch {
 /** A connection of a batch, from its join until its replay is sent. */
 interface Newcomer {
   since: number | undefined
+  /** Joining makes the signed-in user's read position (see `ChatAdmission.createsReadPosition`). */
+  createsPosition: boolean
   /** Set when the batch is told: settles once its replay (and what arrived meanwhile) was written. */
   replayed?: Promise<void>
 }
@@ -82,7 +85,16 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const unpublished = new Set<string>()
   const presenceQueries = createPresenceQueries({ bus, wait: PRESENCE_QUERY_WAIT })
   let closed = false
-  const readState = createReadState({ store, bus, logger, membersOf: name => rooms.get(name)?.delivery.members })
+  const listAdmission = createListAdmission({ hooks, logger })
+  const readState = createReadState({
+    store,
+    bus,
+    logger,
+    membersOf: name => rooms.get(name)?.delivery.members,
+    maxReadPositions: config.maxReadPositions,
+    // A list without its request (none in practice) shows nothing it cannot ask about.
+    admitListed: (watcher, room) => watcher.request ? listAdmission.admitted(watcher.request, watcher.user, room) : false,
+  })
 
   function roomOf(name: string): Room {
     const known = rooms.get(name)
@@ -166,7 +178,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     for (const [member, newcomer] of newcomers) {
       member.write(full)
       // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
-      void readState.joined(name, member)
+      void readState.joined(name, member, newcomer.createsPosition)
       try {
         newcomer.replayed = delivery.replay(member, newcomer.since, config)
       }
@@ -184,15 +196,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
    * Add a connection to a room: welcome (and `name_refused` when its name wish was refused) at
    * once; at the end of the turn the full presence list (the others get the turn's `join` and
    * `presence_diff`), then the replay (messages after `since`, or the last `replay` ones), then
-   * everything live, each once.
+   * everything live, each once. A signed-in user's read position is made only with `createsPosition`.
    */
-  async function join(name: string, member: Member, since: number | undefined, nameRefused?: string) {
+  async function join(name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition = false) {
     const room = roomOf(name)
     room.delivery.add(member)
     member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
-    const newcomer: Newcomer = { since }
+    const newcomer: Newcomer = { since, createsPosition }
     batch.newcomers.set(member, newcomer)
     // Back within the same turn: neither left nor joined.
     if (room.presence.connect(member.user) && !batch.left.delete(member.user.id)) batch.joined.set(member.user.id, member.user)
@@ -207,7 +219,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (!room || !room.delivery.remove(member)) return
     const batch = batchOf(room)
     // Gone before its batch was told: it still joined, so a signed-in user's position is made (no frames for it).
-    if (batch.newcomers.delete(member)) void readState.joined(name, member)
+    const newcomer = batch.newcomers.get(member)
+    if (newcomer && batch.newcomers.delete(member)) void readState.joined(name, member, newcomer.createsPosition)
     // Gone within the turn it came: never announced.
     if (room.presence.disconnect(member.user) && !batch.joined.delete(member.user.id)) batch.left.set(member.user.id, member.user)
   }
@@ -375,6 +388,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     read: readState.read,
     /** The same from a WebSocket connection: one in flight per connection, later ones folded (docs/PROTOCOL.md, "Read state"). */
     readFrom: readState.readFrom,
+    /** Read positions another part deleted (retention): their users' rooms lists, here and on every instance, drop the rooms. */
+    readsPruned(positions: ReadPosition[]) {
+      for (const { uid, room } of positions) {
+        readState.unlistHere(room, uid)
+        bus.publish({ kind: 'forget', room, id: 0, frame: uid })
+      }
+    },
     /** Delete a user's read position in a room; their rooms lists on every instance drop the room. */
     async forget(name: string, userId: string): Promise<boolean> {
       const had = await readState.forget(name, userId)

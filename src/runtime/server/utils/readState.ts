@@ -1,4 +1,5 @@
 import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatReadFrame, type ChatRoomFrame, type ChatRoomState, type ChatRoomsFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import type { ChatRequestInfo } from '../../types'
 import type { ChatBus } from './bus'
 import { deliverToMember, messageFrame, RoomFrame, type Member } from './roomDelivery'
 import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
@@ -17,6 +18,8 @@ export interface RoomsWatcher {
   entries?: Map<string, ChatRoomState>
   /** While the first list is read: rooms that changed meanwhile, read again once it is sent. */
   loading?: Set<string>
+  /** The request that opened the list: `chat:identify` is asked with it again for each room (see `admitListed`). */
+  request?: ChatRequestInfo
 }
 
 export interface ReadStateOptions {
@@ -25,6 +28,13 @@ export interface ReadStateOptions {
   logger: { error: (message: string, error?: unknown) => void }
   /** This instance's connections in a room. */
   membersOf: (room: string) => Iterable<Member> | undefined
+  /** Read positions a user keeps at most (joining one more drops the least recently read); 0: no cap. */
+  maxReadPositions?: number
+  /**
+   * May a rooms list still show `room` (the app's `chat:identify` asked again, cached briefly)? A
+   * boolean when known at once. Absent: every room the user is in.
+   */
+  admitListed?: (watcher: RoomsWatcher, room: string) => boolean | Promise<boolean>
 }
 
 /** A `read` command refused: the `error` frame, and the HTTP status a POST answers with. */
@@ -32,6 +42,11 @@ export interface ReadRefusal {
   status: number
   error: ChatErrorFrame
 }
+
+/** What `joined` does without making a position. */
+const NOT_JOINED = Object.freeze({ created: false, evicted: [] as string[] })
+/** A refresh the app's `chat:identify` refused. */
+const REFUSED = Symbol('refused')
 
 const refusal = (status: number, code: ChatErrorFrame['code'], message: string): ReadRefusal => ({ status, error: errorFrame(code, message) })
 
@@ -59,7 +74,7 @@ function roomState(state: ReadState): ChatRoomState {
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf }: ReadStateOptions) {
+export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true }: ReadStateOptions) {
   /** room → the watchers listing it. */
   const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
   /** user id → their watchers on this instance. */
@@ -109,7 +124,7 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     watchers.add(watcher)
   }
 
-  /** Read one room of a watcher's list again from the store and tell it. */
+  /** Read one room of a watcher's list again from the store (once the app still lets the user in) and tell it. */
   function refresh(watcher: RoomsWatcher, room: string) {
     if (watcher.loading) {
       watcher.loading.add(room)
@@ -122,10 +137,11 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       return
     }
     rooms.set(room, false)
-    limited(() => store.readState(room, watcher.user.id, true)).then((state) => {
+    const read = async (): Promise<ReadState | typeof REFUSED | undefined> => await admitListed(watcher, room) ? limited(() => store.readState(room, watcher.user.id, true)) : REFUSED
+    read().then((state) => {
       if (!watcher.entries) return
-      // No position (any more): the list must not keep following the room's messages.
-      if (!state) return unlist(watcher, room)
+      // No position (any more), or the app no longer lets the user in: the list must not keep following the room.
+      if (!state || state === REFUSED) return unlist(watcher, room)
       // Read before a message this entry has already counted: read again rather than go back.
       if (state.upTo < (watcher.entries.get(room)?.upTo ?? 0)) {
         rooms.set(room, true)
@@ -166,6 +182,10 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     if (!room) return refusal(400, 'bad_request', 'No room to mark read')
     if (listed && !listed.entries?.has(room)) return refusal(404, 'not_found', 'Not a room of your rooms list')
     try {
+      if (listed && !await admitListed(listed, room)) {
+        unlist(listed, room)
+        return refusal(403, 'forbidden', 'The app no longer lets you into this room')
+      }
       const frame = await markRead(room, user, id)
       if (frame) return frame
       // No position: whatever list still shows the room stops following it.
@@ -207,8 +227,9 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
         watcher.loading.add(room)
         continue
       }
-      // The next id in order is counted here; a gap (or a change to what the entry shows) is read from the store.
-      if (frame.id !== entry.upTo + 1 || entry.upTo === 0) {
+      // The next id in order is counted here; a gap (or a change to what the entry shows) is read from the store,
+      // and so is anything once the app's last word on the user and room is too old to trust.
+      if (frame.id !== entry.upTo + 1 || entry.upTo === 0 || admitListed(watcher, room) !== true) {
         refresh(watcher, room)
       }
       else if (frame.type === 'message') {
@@ -234,11 +255,20 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
   }
 
   return {
-    /** A signed-in user joined a room: create their position if they have none, and tell this connection its read state. */
-    async joined(room: string, member: Member) {
+    /**
+     * A signed-in user joined a room: create their position if they have none (only when
+     * `createsPosition`: the app's own page asked; see `ChatAdmission`), dropping their least
+     * recently read ones past `maxReadPositions`, and tell this connection its read state.
+     */
+    async joined(room: string, member: Member, createsPosition: boolean) {
       if (member.user.guest) return
       try {
-        const created = await store.joinRead(room, member.user.id)
+        const { created, evicted } = createsPosition ? await store.joinRead(room, member.user.id, maxReadPositions) : NOT_JOINED
+        // Gone to make room: off their lists here and, through the bus, on every instance.
+        for (const gone of evicted) {
+          unlistHere(gone, member.user.id)
+          bus.publish({ kind: 'forget', room: gone, id: 0, frame: member.user.id })
+        }
         const state = await store.readState(room, member.user.id)
         if (!state) return
         const text = JSON.stringify(readFrame(member.user.id, state))
@@ -349,12 +379,14 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
       const names = await store.readRooms(watcher.user.id, MAX_LISTED_ROOMS)
       // Listed before they are read: what is stored meanwhile marks them to be read again.
       for (const room of names.toReversed()) if (watcher.entries) list(watcher, room)
+      // The app is asked about every room at once: nothing of a room it now refuses is shown.
+      const admitted = await Promise.all(names.map(room => admitListed(watcher, room)))
       const rooms: ChatRoomState[] = []
-      for (const room of names) {
-        const state = await store.readState(room, watcher.user.id, true)
+      for (const [index, room] of names.entries()) {
+        const state = admitted[index] ? await store.readState(room, watcher.user.id, true) : undefined
         if (!watcher.entries) break
         if (!state) {
-          // Forgotten meanwhile: not listed, nor followed.
+          // Forgotten meanwhile, or refused by the app: not listed, nor followed.
           drop(watcher, room)
           continue
         }

@@ -1,5 +1,5 @@
 import type { ConsolaInstance } from 'consola'
-import type { RetentionPolicy, RoomLog } from './roomLog'
+import type { ReadPosition, RetentionPolicy, RoomLog } from './roomLog'
 
 /** Retention settings: the policy of every room, and how often it is applied. */
 export interface RetentionSchedule extends RetentionPolicy {
@@ -14,10 +14,10 @@ const ROWS_PER_STEP = 100
 
 /**
  * Apply retention to every room of `log` on a timer, quiet rooms included, a few hundred
- * rows at a time. Returns the same log, whose `close` stops the timer (and waits for a pass
+ * rows at a time; read positions it deletes are handed to `onReadsPruned`. Returns the same log, whose `close` stops the timer (and waits for a pass
  * under way) before closing the store.
  */
-export function withRetention(log: RoomLog, schedule: RetentionSchedule, logger: ConsolaInstance): RoomLog {
+export function withRetention(log: RoomLog, schedule: RetentionSchedule, logger: ConsolaInstance, onReadsPruned: (positions: ReadPosition[]) => void = () => {}): RoomLog {
   const policy: RetentionPolicy = { max: schedule.max, maxAge: schedule.maxAge }
   if (!(schedule.interval > 0) || (!(policy.max > 0) && !(policy.maxAge > 0))) return log
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -26,6 +26,17 @@ export function withRetention(log: RoomLog, schedule: RetentionSchedule, logger:
   let failing = false
 
   async function pass() {
+    await pruneRooms()
+    // Read positions of rooms retention left with no message within `maxAge` (or none): nobody can be behind in them.
+    while (policy.maxAge > 0 && !stopped) {
+      const pruned = await log.pruneReads(policy.maxAge, ROWS_PER_STEP)
+      if (pruned.length) onReadsPruned(pruned)
+      if (pruned.length < ROWS_PER_STEP) return
+      await nextTurn()
+    }
+  }
+
+  async function pruneRooms() {
     let after: string | undefined
     for (;;) {
       const rooms = await log.rooms(after, ROOMS_PER_PAGE)

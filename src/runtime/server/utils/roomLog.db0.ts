@@ -121,6 +121,13 @@ const MARK_READ = `UPDATE chat_reads SET id = target.id, ts = CAST(? AS BIGINT)
 const JOIN_READ = `INSERT INTO chat_reads (uid, room, id, ts)
   SELECT CAST(? AS TEXT), CAST(? AS TEXT), COALESCE(MAX(id), 0), CAST(? AS BIGINT) FROM chat_messages WHERE room = ?
   ON CONFLICT (uid, room) DO NOTHING RETURNING id`
+// The user's positions but the one just made and the newest `max - 1` others (the order of their rooms list).
+const EVICT_READS = `DELETE FROM chat_reads WHERE uid = ? AND room <> ?
+  AND room NOT IN (SELECT room FROM chat_reads WHERE uid = ? AND room <> ? ORDER BY ts DESC, room LIMIT ?) RETURNING room`
+// Positions idle past retention in rooms whose newest row is too (or that have none): two index seeks per position.
+const PRUNE_READS = `DELETE FROM chat_reads WHERE (uid, room) IN (SELECT r.uid, r.room FROM chat_reads r WHERE r.ts < CAST(? AS BIGINT)
+  AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.room = r.room AND m.id = (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AND m.ts >= CAST(? AS BIGINT))
+  LIMIT ?) RETURNING uid, room`
 /** Columns added after the first release, with their definitions: added to older tables on open. */
 const ADDED_COLUMNS: [string, string][] = [
   ['guest', 'SMALLINT NOT NULL DEFAULT 0'],
@@ -285,8 +292,15 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     async forgetRead(room, uid) {
       return (await query<unknown[]>('all', 'DELETE FROM chat_reads WHERE uid = ? AND room = ? RETURNING uid', uid, room)).length > 0
     },
-    async joinRead(room, uid) {
-      return (await query<unknown[]>('all', JOIN_READ, uid, room, Date.now(), room)).length > 0
+    async joinRead(room, uid, max = 0) {
+      const created = (await query<unknown[]>('all', JOIN_READ, uid, room, Date.now(), room)).length > 0
+      if (!created || !(max > 0)) return { created, evicted: [] }
+      const evicted = await query<{ room: string }[]>('all', EVICT_READS, uid, room, uid, room, max - 1)
+      return { created, evicted: evicted.map(row => row.room) }
+    },
+    async pruneReads(maxAge, limit) {
+      const before = Date.now() - maxAge
+      return (await query<{ uid: string, room: string }[]>('all', PRUNE_READS, before, before, limit)).map(({ uid, room }) => ({ uid, room }))
     },
     async readState(room, uid, withLast) {
       const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null } | undefined>('get', READ_STATE, uid, room)
@@ -598,6 +612,8 @@ async function createSchema(db: Database) {
     PRIMARY KEY (uid, room)
   )`)
   await db.exec('CREATE INDEX IF NOT EXISTS chat_reads_recent ON chat_reads (uid, ts)')
+  // Retention finds idle positions by age (added in 0.5: built at open on older databases; older versions ignore it).
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_reads_idle ON chat_reads (ts)')
   await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
   for (const [column, definition] of ADDED_COLUMNS) {

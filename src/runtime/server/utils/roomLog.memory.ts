@@ -122,10 +122,29 @@ export function createMemoryRoomLog(): RoomLog {
     async forgetRead(name, uid) {
       return reads.get(uid)?.delete(name) ?? false
     },
-    async joinRead(name, uid) {
-      if (reads.get(uid)?.has(name)) return false
+    async joinRead(name, uid, max = 0) {
+      if (reads.get(uid)?.has(name)) return { created: false, evicted: [] }
       moveRead(name, uid, Number.MAX_SAFE_INTEGER, true)
-      return true
+      const mine = reads.get(uid)!
+      if (!(max > 0) || mine.size <= max) return { created: true, evicted: [] }
+      // The order of the rooms list (the SQL stores' too): the one just made, then the newest `max - 1` others.
+      const evicted = [...mine].filter(([room]) => room !== name).sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(max - 1).map(([room]) => room)
+      for (const room of evicted) mine.delete(room)
+      return { created: true, evicted }
+    },
+    async pruneReads(maxAge, limit) {
+      const before = Date.now() - maxAge
+      const pruned: { uid: string, room: string }[] = []
+      for (const [uid, mine] of reads) {
+        for (const [name, position] of mine) {
+          if (pruned.length >= limit) return pruned
+          if (position.ts >= before || (rooms.get(name)?.messages.at(-1)?.ts ?? -Infinity) >= before) continue
+          mine.delete(name)
+          pruned.push({ uid, room: name })
+        }
+        if (!mine.size) reads.delete(uid)
+      }
+      return pruned
     },
     async readState(name, uid, withLast) {
       const held = reads.get(uid)?.get(name)

@@ -71,6 +71,20 @@ export interface ReadState {
   last?: StoredMessage
 }
 
+/** Whose position in which room. */
+export interface ReadPosition {
+  uid: string
+  room: string
+}
+
+/** What `joinRead` did. */
+export interface JoinedRead {
+  /** The position was made now (the user was not in the room). */
+  created: boolean
+  /** Rooms whose positions went to keep the user within `max`. */
+  evicted: string[]
+}
+
 /** Unread counts stop here (the count of matching rows; the rows scanned are bounded by `READ_SCAN`). */
 export const MAX_UNREAD = 1000
 
@@ -107,8 +121,16 @@ export interface RoomLog {
   markRead: (room: string, uid: string, id?: number) => Promise<number | undefined>
   /** Delete `uid`'s read position in `room`; true when there was one. */
   forgetRead: (room: string, uid: string) => Promise<boolean>
-  /** Create `uid`'s read position in `room` at its newest id unless there is one; true when created. */
-  joinRead: (room: string, uid: string) => Promise<boolean>
+  /**
+   * Create `uid`'s read position in `room` at its newest id unless there is one. With `max`
+   * (> 0), a created one leaves at most `max` positions to `uid`: the least recently moved others go.
+   */
+  joinRead: (room: string, uid: string, max?: number) => Promise<JoinedRead>
+  /**
+   * Delete up to `limit` read positions not moved for `maxAge` ms in rooms whose newest message is
+   * older than that too, or that hold none (retention emptied or removed them); resolves to those that went.
+   */
+  pruneReads: (maxAge: number, limit: number) => Promise<ReadPosition[]>
   /** `uid`'s read position in `room` with its unread count (and the newest live message with `withLast`); undefined when they have none. */
   readState: (room: string, uid: string, withLast?: boolean) => Promise<ReadState | undefined>
   /** Rooms where `uid` has a read position, most recently moved first, at most `limit`. */

@@ -26,7 +26,8 @@ export function useChatHub(): ChatHub {
   const openConnector = connector
   const options = config.database ? config.database.options ?? {} : undefined
   const inMemory = config.storage === 'memory' || !options || !openConnector
-  const store = withStoreMetrics(withRetention(inMemory ? createMemoryRoomLog() : createDb0RoomLog(() => createDatabase(openConnector(options))), config.history, chatLogger))
+  // Positions retention deletes leave their users' open rooms lists (the hub exists by the first pass).
+  const store = withStoreMetrics(withRetention(inMemory ? createMemoryRoomLog() : createDb0RoomLog(() => createDatabase(openConnector(options))), config.history, chatLogger, positions => hub?.readsPruned(positions)))
   const instanceId = crypto.randomUUID()
   const channel = config.redisChannel || deploymentChannel({ storage: inMemory ? 'memory' : 'database', connector: config.database ? config.database.connector : undefined, options }, process.cwd())
   const bus = config.redisUrl ? withBusMetrics(createRedisBus(config.redisUrl, { channel, instanceId, logger: chatLogger }), 'redis') : withBusMetrics(createLocalBus(), 'local')

@@ -38,6 +38,7 @@ export class MemberRareState {
   /** A `?rooms` connection: its rooms list (set by the read state). */
   declare entries: RoomsWatcher['entries']
   declare loading: RoomsWatcher['loading']
+  declare request: RoomsWatcher['request']
 
   constructor() {
     this.binaryFlags = undefined
@@ -51,6 +52,7 @@ export class MemberRareState {
     this.readingHistory = false
     this.entries = undefined
     this.loading = undefined
+    this.request = undefined
   }
 }
 
@@ -140,6 +142,14 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
 
   set loading(loading: RoomsWatcher['loading']) {
     this.rare().loading = loading
+  }
+
+  get request(): RoomsWatcher['request'] {
+    return this.rareState?.request
+  }
+
+  set request(request: RoomsWatcher['request']) {
+    this.rare().request = request
   }
 
   get binaryFlags(): boolean[] | undefined {
