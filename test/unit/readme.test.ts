@@ -28,6 +28,17 @@ describe('README.md', () => {
     expect(files.get('nuxt.config.ts')).toBe(`// nuxt.config.ts\nexport default defineNuxtConfig({\n  modules: ['nuxt-chat'],\n})\n`)
   })
 
+  it('configures PostgreSQL as test/fixtures/readme-postgres builds it (test/e2e/runtimeDatabase.test.ts runs it), with its URL at run time only', () => {
+    const blocks = readmeBlocks()
+    const postgres = blocks.filter(block => block.lang === 'ts' && block.code.includes('connector: \'postgresql\''))
+    expect(postgres.length).toBeGreaterThan(0)
+    const built = readFileSync(fileURLToPath(new URL('../fixtures/readme-postgres/nuxt.config.ts', import.meta.url)), 'utf8')
+    for (const block of postgres) expect(built).toContain(block.code.trim())
+    expect(blocks.some(block => block.lang === 'sh' && /^NUXT_CHAT_DATABASE_URL=postgresql:\/\//m.test(block.code))).toBe(true)
+    // A URL written into nuxt.config is built into .output (and empty when the variable is set only at run time).
+    expect(blocks.filter(block => /DATABASE_URL|options: \{ url/.test(block.code) && block.lang !== 'sh')).toEqual([])
+  })
+
   it('imports no package an app does not declare (h3, cookie-es come only through Nuxt)', () => {
     const imports = readmeBlocks()
       .filter(block => ['ts', 'vue'].includes(block.lang))
