@@ -15,8 +15,13 @@ describe('README.md', () => {
 
   it('names the files its blocks are pasted into', () => {
     expect([...files.keys()].sort()).toEqual([
-      'app/pages/index.vue', 'app/pages/poll.vue', 'nuxt.config.ts', 'server/api/deploy-hook.post.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat-webhook.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
+      'app/pages/index.vue', 'app/pages/older.vue', 'app/pages/poll.vue', 'app/pages/reactions.vue', 'app/pages/rooms.vue', 'app/pages/team.vue', 'app/pages/unread.vue', 'nuxt.config.ts', 'server/api/deploy-hook.post.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat-webhook.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
     ])
+  })
+
+  it('names the file of every page or component it shows, so the fixture type-checks and renders each one', () => {
+    const unnamed = readmeBlocks().filter(block => block.lang === 'vue' && !block.file).map(block => block.code.split('\n').slice(0, 3).join('\n'))
+    expect(unnamed).toEqual([])
   })
 
   it.each([...files.keys()].filter(file => file !== 'nuxt.config.ts'))('%s is the fixture\'s file, word for word', (file) => {
