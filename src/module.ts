@@ -2,6 +2,7 @@ import { defineNuxtModule, getNuxtVersion, addImports, addServerHandler, addServ
 import { connectors } from 'db0'
 import { defu } from 'defu'
 import { name, version } from '../package.json'
+import { trustOnlyDevServerHop } from './devServer'
 import { setupDevtools } from './devtools'
 import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
 import { unsupportedStoreReason } from './runtime/server/utils/platform'
@@ -51,8 +52,8 @@ export default defineNuxtModule<ModuleOptions>({
     // SQLite's default file, relative to the app, only for SQLite; any other connector's URL comes at run time.
     if (options.database) options.database = databaseForBuild(options.database, nuxt.options.rootDir)
 
-    // `nuxi dev` proxies every request to the app, adding X-Forwarded-For: the app never sees the client's own socket.
-    if (nuxt.options.dev && !options.clientIpHeader) options.clientIpHeader = 'x-forwarded-for'
+    // `nuxi dev` proxies every request to the app: the client's address is the one its listener adds, never one the client sent.
+    if (nuxt.options.dev) trustOnlyDevServerHop(nuxt, options)
 
     // `metrics: true` means the defaults; an object always carries `token`, so NUXT_CHAT_METRICS_TOKEN can set it.
     if (options.metrics) options.metrics = defu(options.metrics === true ? {} : options.metrics, { route: '/_chat/metrics', token: '' })
