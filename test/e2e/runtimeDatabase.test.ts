@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
+import { createDatabase } from 'db0'
+import postgresql from 'db0/connectors/postgresql'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket } from '../utils/clients'
 import { outputs, POSTGRES_URL, startServer, type TestServer } from '../utils/server'
@@ -43,14 +44,13 @@ async function sendOne(server: TestServer, name: string, text: string) {
 
 /** The message bodies PostgreSQL holds for a room, read straight from the database. */
 async function storedInPostgres(name: string): Promise<string[]> {
-  const client = new pg.Client(POSTGRES_URL)
-  await client.connect()
+  const db = createDatabase(postgresql({ url: POSTGRES_URL }))
   try {
-    const { rows } = await client.query<{ body: string }>('SELECT body FROM chat_messages WHERE room = $1 ORDER BY id', [name])
+    const rows = await db.prepare('SELECT body FROM chat_messages WHERE room = ? ORDER BY id').all(name) as { body: string }[]
     return rows.map(row => row.body)
   }
   finally {
-    await client.end()
+    await db.dispose()
   }
 }
 
