@@ -6,7 +6,7 @@ import { trustOnlyDevServerHop } from './devServer'
 import { setupDevtools } from './devtools'
 import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
 import { unsupportedStoreReason } from './runtime/server/utils/platform'
-import { databaseForBuild } from './runtime/server/utils/databaseConfig'
+import { databaseForBuild, holdsPassword } from './runtime/server/utils/databaseConfig'
 import { chatDefaults } from './runtime/defaults'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); all but `autoImport` are also runtime config. */
@@ -51,6 +51,7 @@ export default defineNuxtModule<ModuleOptions>({
     if (unsupported) throw Object.assign(new Error(unsupported), { stack: unsupported })
     // SQLite's default file, relative to the app, only for SQLite; any other connector's URL comes at run time.
     if (options.database) options.database = databaseForBuild(options.database, nuxt.options.rootDir)
+    if (options.database && holdsPassword(options.database)) useLogger(name).warn('chat.database holds a password, which is built into .output: leave it out of nuxt.config and set NUXT_CHAT_DATABASE_URL when the server starts.')
 
     // `nuxi dev` proxies every request to the app: the client's address is the one its listener adds, never one the client sent.
     if (nuxt.options.dev) trustOnlyDevServerHop(nuxt, options)

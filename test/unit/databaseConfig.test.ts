@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { deploymentChannel } from '../../src/runtime/server/utils/bus'
-import { channelOptions, connectorOptions, databaseForBuild, databaseProblem } from '../../src/runtime/server/utils/databaseConfig'
+import { channelOptions, connectorOptions, databaseForBuild, databaseProblem, holdsPassword } from '../../src/runtime/server/utils/databaseConfig'
 
 describe('the database settings a build writes', () => {
   it('give SQLite its default file under the app\'s root, and no other connector any of it', () => {
@@ -19,6 +19,14 @@ describe('the database settings a build writes', () => {
     expect(databaseForBuild({ connector: 'postgresql', options: { url: undefined } }, '/app')).toEqual({ connector: 'postgresql', url: '', options: { url: '' } })
     expect(databaseForBuild({ connector: 'libsql' }, '/app').options).toEqual({ url: '' })
     expect(databaseForBuild({ connector: 'pglite' }, '/app')).toEqual({ connector: 'pglite', url: '', options: {} })
+  })
+
+  it('tell when they would build a password into .output (module setup warns)', () => {
+    expect(holdsPassword({ connector: 'postgresql', options: { url: 'postgresql://chat:s3cret@db/chat' } })).toBe(true)
+    expect(holdsPassword({ connector: 'postgresql', options: { host: 'db', password: 's3cret' } })).toBe(true)
+    expect(holdsPassword({ connector: 'postgresql', options: { connectionString: 'postgresql://chat:s3cret@db/chat' } })).toBe(true)
+    expect(holdsPassword({ connector: 'postgresql', options: { url: 'postgresql://postgres@127.0.0.1:5432/test' } })).toBe(false)
+    expect(holdsPassword({ connector: 'postgresql', url: '', options: { url: '' } })).toBe(false)
   })
 })
 

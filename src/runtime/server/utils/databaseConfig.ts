@@ -70,3 +70,10 @@ export function channelOptions(database: ChatDatabaseConfig): Record<string, unk
   const options = connectorOptions(database)
   return SQLITE_FILE_CONNECTORS.has(database.connector) ? options : { path: DEFAULT_SQLITE_PATH, ...options }
 }
+
+/** Does this build-time `chat.database` hold a password (in a URL or as an option)? It would be built into `.output`. */
+export function holdsPassword(database: ChatDatabaseConfig): boolean {
+  const options = database.options ?? {}
+  const urls = [database.url, options.url, options.connectionString].filter((url): url is string => typeof url === 'string' && URL.canParse(url))
+  return urls.some(url => new URL(url).password !== '') || (typeof options.password === 'string' && options.password !== '')
+}
