@@ -25,7 +25,7 @@ const PG_ENV = ['PGHOST', 'PGHOSTADDR', 'PGDATABASE', 'PGUSER', 'PGSERVICE']
 export function databaseForBuild(database: ChatDatabaseConfig, rootDir: string): Required<ChatDatabaseConfig> {
   const { connector } = database
   const options = SQLITE_FILE_CONNECTORS.has(connector)
-    ? defu(database.options, { path: DEFAULT_SQLITE_PATH, cwd: rootDir })
+    ? defu(database.options, { cwd: rootDir, path: DEFAULT_SQLITE_PATH })
     : URL_CONNECTORS.has(connector) ? defu(database.options, { url: '' }) : { ...database.options }
   return { connector, url: database.url ?? '', options }
 }
