@@ -49,9 +49,8 @@ beforeAll(async () => {
   // Its own build directory and database, so the production playground build and other runs are untouched.
   dev = spawn(process.execPath, [nuxi, 'dev', 'playground', '--port', String(port), '--host', '127.0.0.1', '--no-fork'], {
     cwd: root,
-    // maxConnectionsPerIp 0: behind nuxi's dev proxy the upgrade carries no client address, and
-    // with a cap set such upgrades are refused (reported to the lead; not this tab's concern).
-    env: { ...env, NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0', NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel, CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database, NUXT_TELEMETRY_DISABLED: '1' },
+    // The default per-address cap: under nuxi dev the address is the one its listener saw (test/e2e/devtools.dev.test.ts).
+    env: { ...env, NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel, CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database, NUXT_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   dev.stdout!.on('data', (data) => {
