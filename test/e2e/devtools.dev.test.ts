@@ -4,20 +4,16 @@
  * server"; and the client address is the one nuxi's listener saw, so an `X-Forwarded-For` the
  * client sends does not escape the per-address connection cap.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, upgradeStatus } from '../utils/clients'
+import { startNuxiDev, type DevServer } from '../utils/nuxiDev'
 import { freePort } from '../utils/server'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const nuxi = fileURLToPath(new URL('../../node_modules/@nuxt/cli/bin/nuxi.mjs', import.meta.url))
 const DEVTOOLS = '/__nuxt_chat/devtools'
 /** The per-address cap this dev server runs with. */
 const CAP = 3
 
-let dev: ChildProcess | undefined
-let devLog = ''
+let dev: DevServer | undefined
 let base = ''
 let host = ''
 const room = (label: string) => `dv-${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`
@@ -27,38 +23,17 @@ beforeAll(async () => {
   const port = await freePort()
   host = `127.0.0.1:${port}`
   base = `http://${host}`
-  // A dev server as a developer runs it, not a test build (no VITEST, TEST or NODE_ENV=test).
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(?:VITEST.*|TEST|NODE_ENV)$/.test(key)))
-  dev = spawn(process.execPath, [nuxi, 'dev', 'test/fixtures/basic', '--port', String(port), '--host', '127.0.0.1', '--no-fork'], {
-    cwd: root,
-    // Its own build directory (.nuxt-devserver-test); rooms in memory, so the fixture's builds and databases are untouched.
-    env: { ...env, CHAT_FIXTURE_OUT: '.output-devserver-test', NUXT_CHAT_STORAGE: 'memory', NUXT_CHAT_MAX_CONNECTIONS_PER_IP: String(CAP), NUXT_TELEMETRY_DISABLED: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // Its own build directory (.nuxt-devserver-test); rooms in memory, so the fixture's builds and databases are untouched.
+  dev = await startNuxiDev('test/fixtures/basic', {
+    port,
+    env: { CHAT_FIXTURE_OUT: '.output-devserver-test', NUXT_CHAT_STORAGE: 'memory', NUXT_CHAT_MAX_CONNECTIONS_PER_IP: String(CAP) },
+    ready: async at => (await fetch(`${at}${DEVTOOLS}`, { headers: { 'sec-fetch-site': 'same-origin' } })).status === 200,
   })
-  dev.stdout!.on('data', (data) => {
-    devLog += data
-  })
-  dev.stderr!.on('data', (data) => {
-    devLog += data
-  })
-  const deadline = Date.now() + 150_000
-  for (;;) {
-    if (dev.exitCode !== null) throw new Error(`nuxi dev exited:\n${devLog}`)
-    const tab = await fetch(`${base}${DEVTOOLS}`, { headers: { 'sec-fetch-site': 'same-origin' } }).catch(() => undefined)
-    if (tab?.status === 200) break
-    if (Date.now() > deadline) throw new Error(`the dev server did not serve the DevTools tab:\n${devLog}`)
-    await new Promise(resolve => setTimeout(resolve, 500))
-  }
 }, 180_000)
 
 afterAll(async () => {
   await Promise.all(sockets.map(socket => socket.close().catch(() => {})))
-  if (dev && dev.exitCode === null) {
-    const exited = new Promise(resolve => dev!.once('exit', resolve))
-    dev.kill('SIGTERM')
-    await Promise.race([exited, new Promise(resolve => setTimeout(resolve, 5000))])
-    if (dev.exitCode === null) dev.kill('SIGKILL')
-  }
+  await dev?.stop()
 })
 
 /** The chat messages a newcomer to `name` is replayed (nothing stored: none). */
