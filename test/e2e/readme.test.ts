@@ -103,16 +103,21 @@ describe('the README\'s snippets', () => {
       expect(pages).toEqual(expect.arrayContaining(['app/pages/index.vue', 'app/pages/team.vue', 'app/pages/older.vue']))
     })
 
-    it.each(pages)('%s renders and runs without an error', async (file) => {
-      // Signed in, so the pages that need a user (the rooms list) render for one.
+    /** A fresh browser page (signed in as Ada with `cookies`), with the errors its code raises. */
+    async function openPage(cookies?: string) {
       const context = await browser.newContext()
-      const cookies = await signIn({ id: 'u-ada', name: 'Ada' })
-      await context.addCookies(cookies.split('; ').map(pair => ({ name: pair.slice(0, pair.indexOf('=')), value: pair.slice(pair.indexOf('=') + 1), url: server.url('/') })))
+      if (cookies) await context.addCookies(cookies.split('; ').map(pair => ({ name: pair.slice(0, pair.indexOf('=')), value: pair.slice(pair.indexOf('=') + 1), url: server.url('/') })))
       const page = await context.newPage()
       const errors: string[] = []
       // Uncaught errors, and those Nuxt's error handler logs (`ReferenceError: …`, the page left blank); not refused requests.
       page.on('pageerror', error => errors.push(error.message))
       page.on('console', message => message.type() === 'error' && /\w+Error\b/.test(message.text()) && errors.push(message.text()))
+      return { context, page, errors }
+    }
+
+    it.each(pages)('%s renders and runs without an error', async (file) => {
+      // Signed in, so the pages that need a user (the rooms list) render for one.
+      const { context, page, errors } = await openPage(await signIn({ id: 'u-ada', name: 'Ada' }))
       const response = await page.goto(server.url(`/${file.slice('app/pages/'.length, -'.vue'.length).replace(/^index$/, '')}`))
       expect(response?.status()).toBe(200)
       // Hydrated and connected: the chat's socket is open and its first frames rendered.
@@ -123,11 +128,7 @@ describe('the README\'s snippets', () => {
     }, 30_000)
 
     it('the Nuxt UI page maps every message, avatar included', async () => {
-      const context = await browser.newContext()
-      const page = await context.newPage()
-      const errors: string[] = []
-      page.on('pageerror', error => errors.push(error.message))
-      page.on('console', message => message.type() === 'error' && /\w+Error\b/.test(message.text()) && errors.push(message.text()))
+      const { context, page, errors } = await openPage()
       await page.goto(server.url('/team'))
       // Without @nuxt/ui installed UChatMessages stays a plain element, its `messages` an attribute: three mapped items.
       await expect.poll(() => page.locator('uchatmessages').getAttribute('messages', { timeout: 500 }).catch(() => errors.join('\n')), { timeout: 10_000 }).toBe(Array.from({ length: 3 }, () => '[object Object]').join(','))
@@ -136,8 +137,7 @@ describe('the README\'s snippets', () => {
     }, 30_000)
 
     it('the older-history page loads the previous page when its list is scrolled to the top', async () => {
-      const context = await browser.newContext()
-      const page = await context.newPage()
+      const { context, page, errors } = await openPage()
       await page.goto(server.url('/older'))
       const items = page.locator('li')
       await expect.poll(() => items.count(), { timeout: 10_000 }).toBe(50)
@@ -151,6 +151,7 @@ describe('the README\'s snippets', () => {
       await expect.poll(() => items.count(), { timeout: 10_000 }).toBe(80)
       expect(await items.first().textContent()).toContain('Filler: m1')
       await context.close()
+      expect(errors).toEqual([])
     }, 30_000)
   })
 })
