@@ -76,7 +76,7 @@ export function optionDocs(): OptionDoc[] {
 export function formatDefault(value: unknown): string {
   if (typeof value === 'string') return `'${value}'`
   if (Array.isArray(value)) return `[${value.map(formatDefault).join(', ')}]`
-  if (value && typeof value === 'object') return `{ ${Object.entries(value).map(([key, field]) => `${key}: ${formatDefault(field)}`).join(', ')} }`
+  if (value && typeof value === 'object') return Object.keys(value).length ? `{ ${Object.entries(value).map(([key, field]) => `${key}: ${formatDefault(field)}`).join(', ')} }` : '{}'
   return String(value)
 }
 

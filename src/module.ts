@@ -2,9 +2,11 @@ import { defineNuxtModule, getNuxtVersion, addImports, addServerHandler, addServ
 import { connectors } from 'db0'
 import { defu } from 'defu'
 import { name, version } from '../package.json'
+import { trustOnlyDevServerHop } from './devServer'
 import { setupDevtools } from './devtools'
 import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
-import { SQLITE_FILE_CONNECTORS, unsupportedStoreReason } from './runtime/server/utils/platform'
+import { unsupportedStoreReason } from './runtime/server/utils/platform'
+import { databaseForBuild, holdsPassword } from './runtime/server/utils/databaseConfig'
 import { chatDefaults } from './runtime/defaults'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); all but `autoImport` are also runtime config. */
@@ -48,13 +50,12 @@ export default defineNuxtModule<ModuleOptions>({
     // A Node.js that cannot run the store stops the build (or `nuxi dev`) here, in one line.
     const unsupported = options.storage !== 'memory' && options.database ? unsupportedStoreReason(options.database.connector) : undefined
     if (unsupported) throw Object.assign(new Error(unsupported), { stack: unsupported })
-    // A relative SQLite path is relative to the app, not to wherever the server is started from.
-    if (options.database && SQLITE_FILE_CONNECTORS.has(options.database.connector)) {
-      options.database.options = defu(options.database.options, { cwd: nuxt.options.rootDir })
-    }
+    // SQLite's default file, relative to the app, only for SQLite; any other connector's URL comes at run time.
+    if (options.database) options.database = databaseForBuild(options.database, nuxt.options.rootDir)
+    if (options.database && holdsPassword(options.database)) useLogger(name).warn('chat.database holds a password, which is built into .output: leave it out of nuxt.config and set NUXT_CHAT_DATABASE_URL when the server starts.')
 
-    // `nuxi dev` proxies every request to the app, adding X-Forwarded-For: the app never sees the client's own socket.
-    if (nuxt.options.dev && !options.clientIpHeader) options.clientIpHeader = 'x-forwarded-for'
+    // `nuxi dev` proxies every request to the app: the client's address is the one its listener adds, never one the client sent.
+    if (nuxt.options.dev) trustOnlyDevServerHop(nuxt, options)
 
     // `metrics: true` means the defaults; an object always carries `token`, so NUXT_CHAT_METRICS_TOKEN can set it.
     if (options.metrics) options.metrics = defu(options.metrics === true ? {} : options.metrics, { route: '/_chat/metrics', token: '' })

@@ -24,7 +24,8 @@ export const chatDefaults = {
   redisUrl: '',
   redisChannel: '',
   storage: 'database' as 'database' | 'memory',
-  database: { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } },
+  // SQLite's file (`.data/chat.sqlite`) is added in module setup, for a SQLite connector only (databaseConfig.ts).
+  database: { connector: 'node-sqlite', url: '', options: {} },
   metrics: false,
   devtools: true,
 }

@@ -8,7 +8,13 @@ export type { RateLimitOptions }
 export interface ChatDatabaseConfig {
   /** A db0 connector name: `node-sqlite` (`sqlite`), `postgresql`, `libsql`, `better-sqlite3`, `pglite`, … @buildTime */
   connector: string
-  /** The connector's options, as db0 takes them: `path` (and `cwd`) for SQLite, `url` for PostgreSQL, … */
+  /**
+   * The database server's URL (PostgreSQL, libSQL), read when the server starts: leave it out of
+   * `nuxt.config` and set `NUXT_CHAT_DATABASE_URL`, so no secret is built into `.output`. Wins
+   * over `options.url`. @default ''
+   */
+  url?: string
+  /** The connector's options (runtime config: `NUXT_CHAT_DATABASE_OPTIONS_*`). A SQLite connector's `path` defaults to `.data/chat.sqlite` and its `cwd` to the app's root; other connectors get no SQLite default. */
   options?: Record<string, unknown>
 }
 
@@ -80,7 +86,7 @@ export interface ChatRuntimeConfig {
   redisChannel: string
   /** `'memory'` keeps rooms in process memory only (tests, throwaway rooms). Runtime config: `NUXT_CHAT_STORAGE`. @default 'database' */
   storage: 'database' | 'memory'
-  /** The room log's database: a db0 connector and its options (as Nitro's `database` config), or `false` for memory. The connector is fixed at build time; its options are runtime config (`NUXT_CHAT_DATABASE_OPTIONS_*`). @default { connector: 'node-sqlite', options: { path: '.data/chat.sqlite' } } */
+  /** The room log's database: a db0 connector and its options (as Nitro's `database` config), or `false` for memory. The connector is fixed at build time; its `url` (`NUXT_CHAT_DATABASE_URL`) and options (`NUXT_CHAT_DATABASE_OPTIONS_*`) are runtime config. (SQLite's `path`: `.data/chat.sqlite`). @default { connector: 'node-sqlite', url: '', options: {} } */
   database: ChatDatabaseConfig | false
   /** Serve this instance's metrics (connections, rooms, messages, refusals, store latency, bus state, slow-reader drops) in Prometheus text format; `true` uses the defaults. Off unless set, as they tell how busy the app is. @default false */
   metrics: boolean | ChatMetricsOptions

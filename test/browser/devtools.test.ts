@@ -8,25 +8,23 @@
  * neither the app page nor the tab may make one. Leaves a screenshot in test-output/screenshots/
  * (in docs/ with CHAT_DOCS_SCREENSHOTS=1, for the README).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type FrameLocator, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket } from '../utils/clients'
 import { ownRedis } from '../utils/faults'
+import { startNuxiDev, type DevServer } from '../utils/nuxiDev'
 import { freePort, startServer, type TestServer } from '../utils/server'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 // The README's screenshots are refreshed on request only, so a test run leaves the tree clean.
 const SCREENSHOTS = process.env.CHAT_DOCS_SCREENSHOTS ? `${root}/docs` : `${root}/test-output/screenshots`
-const nuxi = fileURLToPath(new URL('../../node_modules/@nuxt/cli/bin/nuxi.mjs', import.meta.url))
 const sel = (testid: string) => `[data-testid="${testid}"]`
 /** The bus's Redis password: it must never reach the tab. */
 const SECRET = `s3cret-${Date.now().toString(36)}`
 
-let dev: ChildProcess | undefined
-let devLog = ''
+let dev: DevServer | undefined
 let base = ''
 let database = ''
 let browser: Browser
@@ -44,31 +42,16 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`
   database = `.data/devtools-${port}.sqlite`
   channel = `nuxt-chat-devtools-test:${port}`
-  // Nuxt DevTools turns itself off under a test runner (VITEST, TEST, NODE_ENV=test): this dev server is not one.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(?:VITEST.*|TEST|NODE_ENV)$/.test(key)))
   // Its own build directory and database, so the production playground build and other runs are untouched.
-  dev = spawn(process.execPath, [nuxi, 'dev', 'playground', '--port', String(port), '--host', '127.0.0.1', '--no-fork'], {
-    cwd: root,
-    // maxConnectionsPerIp 0: behind nuxi's dev proxy the upgrade carries no client address, and
-    // with a cap set such upgrades are refused (reported to the lead; not this tab's concern).
-    env: { ...env, NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0', NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel, CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database, NUXT_TELEMETRY_DISABLED: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // The default per-address cap: under nuxi dev the address is the one its listener saw (test/e2e/devtools.dev.test.ts).
+  dev = await startNuxiDev('playground', {
+    port,
+    env: { NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: channel, CHAT_PLAYGROUND_OUT: '.output-devtools-test', NUXT_CHAT_DATABASE_OPTIONS_PATH: database },
+    ready: async (at) => {
+      const [tab, client] = await Promise.all(['/__nuxt_chat/devtools', '/__nuxt_devtools__/client/'].map(path => fetch(`${at}${path}`)))
+      return tab!.status === 200 && client!.status === 200
+    },
   })
-  dev.stdout!.on('data', (data) => {
-    devLog += data
-  })
-  dev.stderr!.on('data', (data) => {
-    devLog += data
-  })
-  // Bounded: the dev server builds the server bundle first.
-  const deadline = Date.now() + 150_000
-  for (;;) {
-    if (dev.exitCode !== null) throw new Error(`nuxi dev exited:\n${devLog}`)
-    const [tab, client] = await Promise.all(['/__nuxt_chat/devtools', '/__nuxt_devtools__/client/'].map(path => fetch(`${base}${path}`).catch(() => undefined)))
-    if (tab?.status === 200 && client?.status === 200) break
-    if (Date.now() > deadline) throw new Error(`the dev server did not serve the DevTools tab and client:\n${devLog}`)
-    await new Promise(resolve => setTimeout(resolve, 500))
-  }
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -77,12 +60,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
-  if (dev && dev.exitCode === null) {
-    const exited = new Promise(resolve => dev!.once('exit', resolve))
-    dev.kill('SIGTERM')
-    await Promise.race([exited, new Promise(resolve => setTimeout(resolve, 5000))])
-    if (dev.exitCode === null) dev.kill('SIGKILL')
-  }
+  await dev?.stop()
   await other?.stop()
   await redis?.stop()
   // The dev server resolves the database path against the playground (the app root).

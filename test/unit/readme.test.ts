@@ -19,8 +19,13 @@ describe('README.md and docs/*.md', () => {
 
   it('names the files its blocks are pasted into', () => {
     expect([...files.keys()].sort()).toEqual([
-      'app/pages/index.vue', 'app/pages/poll.vue', 'nuxt.config.ts', 'server/api/deploy-hook.post.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat-webhook.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
+      'app/pages/index.vue', 'app/pages/older.vue', 'app/pages/poll.vue', 'app/pages/reactions.vue', 'app/pages/rooms.vue', 'app/pages/team.vue', 'app/pages/unread.vue', 'nuxt.config.ts', 'server/api/deploy-hook.post.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat-webhook.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
     ])
+  })
+
+  it('names the file of every page or component it shows, so the fixture type-checks and renders each one', () => {
+    const unnamed = readmeBlocks().filter(block => block.lang === 'vue' && !block.file).map(block => block.code.split('\n').slice(0, 3).join('\n'))
+    expect(unnamed).toEqual([])
   })
 
   it.each([...files.keys()].filter(file => file !== 'nuxt.config.ts'))('%s is the fixture\'s file, word for word', (file) => {
@@ -64,6 +69,17 @@ describe('README.md and docs/*.md', () => {
 
   it('installs the module with nothing but modules: [\'nuxt-chat\']', () => {
     expect(files.get('nuxt.config.ts')).toBe(`// nuxt.config.ts\nexport default defineNuxtConfig({\n  modules: ['nuxt-chat'],\n})\n`)
+  })
+
+  it('configures PostgreSQL as test/fixtures/readme-postgres builds it (test/e2e/runtimeDatabase.test.ts runs it), with its URL at run time only', () => {
+    const blocks = readmeBlocks()
+    const postgres = blocks.filter(block => block.lang === 'ts' && block.code.includes('connector: \'postgresql\''))
+    expect(postgres.length).toBeGreaterThan(0)
+    const built = readFileSync(fileURLToPath(new URL('../fixtures/readme-postgres/nuxt.config.ts', import.meta.url)), 'utf8')
+    for (const block of postgres) expect(built).toContain(block.code.trim())
+    expect(blocks.some(block => block.lang === 'sh' && /^NUXT_CHAT_DATABASE_URL=postgresql:\/\//m.test(block.code))).toBe(true)
+    // A URL written into nuxt.config is built into .output (and empty when the variable is set only at run time).
+    expect(blocks.filter(block => /DATABASE_URL|options: \{ url/.test(block.code) && block.lang !== 'sh')).toEqual([])
   })
 
   it('imports no package an app does not declare (h3, cookie-es come only through Nuxt)', () => {

@@ -3,6 +3,7 @@ import { useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
 import { onChatEvent } from '../utils/chatMetrics'
 import { useChatHub } from '../utils/useChatHub'
+import { refuseForeignRequest } from './sameOrigin'
 import { devtoolsSnapshot } from './status'
 
 /** How often the tab gets a fresh snapshot (rooms, store, bus, counters). */
@@ -10,6 +11,8 @@ const SNAPSHOT_INTERVAL = 1000
 
 /** The DevTools tab's stream (dev only): a `state` event every second, a `frame` event for each room event. */
 export default defineEventHandler((event) => {
+  const refused = refuseForeignRequest(event)
+  if (refused) return refused
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const hub = useChatHub()
   const stream = createEventStream(event)

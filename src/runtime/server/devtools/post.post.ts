@@ -1,12 +1,15 @@
 import { defineEventHandler, readBody, setResponseStatus } from 'h3'
 import { errorFrame, isValidRoom } from '../../shared/protocol'
 import { useChatHub } from '../utils/useChatHub'
+import { refuseForeignRequest } from './sameOrigin'
 
 /** The server's own identity when the DevTools tab posts into a room. */
 const SERVER = { id: 'server', name: 'server' }
 
 /** The DevTools tab's "post as the server" box (dev only): stores `message` in `room` through the send pipeline. */
 export default defineEventHandler(async (event) => {
+  const refused = refuseForeignRequest(event)
+  if (refused) return refused
   const body = await readBody<{ room?: unknown, message?: unknown }>(event).catch(() => undefined)
   if (!isValidRoom(body?.room) || typeof body.message !== 'string') {
     setResponseStatus(event, 400)

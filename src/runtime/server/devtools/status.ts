@@ -1,6 +1,7 @@
 import type { ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { chatMetrics, connectionCount } from '../utils/chatMetrics'
+import { connectorOptions } from '../utils/databaseConfig'
 
 /** Option, query and libpq keys whose values are secrets (`password`, `apiKey`, `basicAuth`, `ssl.pfx`, `dsn`…). */
 const SECRET_NAME = /pass|secret|token|credential|private|auth|pfx|dsn|key$/i
@@ -39,7 +40,7 @@ function withoutSecrets(value: unknown): unknown {
 /** Where the rooms are stored, fit to show: a file path, or a server URL without secrets. */
 export function describeStore(config: Pick<ChatRuntimeConfig, 'storage' | 'database'>): { backend: string, where: string } {
   if (config.storage === 'memory' || !config.database) return { backend: 'memory', where: 'process memory' }
-  const options = config.database.options ?? {}
+  const options = connectorOptions(config.database)
   const shown = Object.entries(options).map(([key, value]) => {
     if (isSecretKey(key)) return `${key}=***`
     const safe = withoutSecrets(value)

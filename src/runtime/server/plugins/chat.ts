@@ -3,6 +3,7 @@
 import { chatDefaults } from '../../defaults'
 import type { ChatRuntimeConfig } from '../../types'
 import { badConfigNumbers } from '../utils/configNumbers'
+import { connectorOptions, databaseProblem } from '../utils/databaseConfig'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
@@ -22,6 +23,8 @@ export default defineNitroPlugin((nitroApp) => {
   const problems = badConfigNumbers(config as unknown as Record<string, unknown>, chatDefaults)
   const unsupported = database ? unsupportedStoreReason(database.connector) : undefined
   if (unsupported) problems.push(unsupported)
+  const unreachable = database ? databaseProblem(database) : undefined
+  if (unreachable) problems.push(unreachable)
   const refusal = problems.join('\n')
   if (refusal) {
     if (import.meta.dev) throw new Error(refusal)
@@ -30,7 +33,7 @@ export default defineNitroPlugin((nitroApp) => {
   }
   setupWebSocketServer(nitroApp, config, runtimeConfig.app.baseURL)
   const hub = useChatHub()
-  chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, database.options) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
+  chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, connectorOptions(database)) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   nitroApp.hooks.hook('close', async () => {
     await hub.close()
     resetChatHub()

@@ -10,6 +10,7 @@ import { createLocalBus, deploymentChannel } from './bus'
 import { createRedisBus } from './bus.redis'
 import { createChatHub, type ChatHub } from './hub'
 import { withBusMetrics, withHubMetrics, withStoreMetrics } from './chatMetrics'
+import { channelOptions, connectorOptions } from './databaseConfig'
 import { createDb0RoomLog } from './roomLog.db0'
 import { createMemoryRoomLog } from './roomLog.memory'
 import { withRetention } from './retention'
@@ -24,12 +25,12 @@ export function useChatHub(): ChatHub {
   if (hub) return hub
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const openConnector = connector
-  const options = config.database ? config.database.options ?? {} : undefined
+  const options = config.database ? connectorOptions(config.database) : undefined
   const inMemory = config.storage === 'memory' || !options || !openConnector
   // Positions retention deletes leave their users' open rooms lists (the hub exists by the first pass).
   const store = withStoreMetrics(withRetention(inMemory ? createMemoryRoomLog() : createDb0RoomLog(() => createDatabase(openConnector(options))), config.history, chatLogger, positions => hub?.readsPruned(positions)))
   const instanceId = crypto.randomUUID()
-  const channel = config.redisChannel || deploymentChannel({ storage: inMemory ? 'memory' : 'database', connector: config.database ? config.database.connector : undefined, options }, process.cwd())
+  const channel = config.redisChannel || deploymentChannel({ storage: inMemory ? 'memory' : 'database', connector: config.database ? config.database.connector : undefined, options: config.database ? channelOptions(config.database) : undefined }, process.cwd())
   const bus = config.redisUrl ? withBusMetrics(createRedisBus(config.redisUrl, { channel, instanceId, logger: chatLogger }), 'redis') : withBusMetrics(createLocalBus(), 'local')
   const hooks = useNitroApp().hooks as unknown as Parameters<typeof createChatHub>[0]['hooks']
   // Counted for the metrics route and the DevTools tab (see chatMetrics.ts).
