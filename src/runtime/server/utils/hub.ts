@@ -7,7 +7,8 @@ import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
 import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
 import type { RoomLog } from './roomLog'
 import { createReadState, type RoomsWatcher } from './readState'
-import { createSendLimiter, createSendPipeline, type AllowSend } from './sendPipeline'
+import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput } from './sendPipeline'
+import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
 export type { SendInput, SendResult } from './sendPipeline'
@@ -56,6 +57,8 @@ export interface ChatHubOptions {
 }
 
 const TYPING_THROTTLE = 1000
+/** Room names known to have messages (no new-room check for them): a bound, so a flood of names cannot grow it. */
+const MAX_KNOWN_ROOMS = 10_000
 /** A big room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
 const PRESENCE_WINDOW = 50
 /** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
@@ -74,13 +77,49 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   // Newcomers' replays from memory, unless retention by age may delete what memory still holds.
   const { max, maxAge } = config.history
   const recent = maxAge > 0 || (max > 0 && max < config.replay) ? 0 : config.replay
-  const limiter = allowSend ? undefined : createSendLimiter(config)
+  const limits = createChatLimits(config)
+  const limiter = allowSend ? undefined : createSendLimiter(config, limits)
+  /** Rooms seen with messages, least recently added first. */
+  const roomsWithMessages = new Set<string>()
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
   /** Rooms with no member here whose presence was asked: what other instances announced meanwhile. */
   const presenceQueries = new Map<string, Map<string, ChatUser[]>>()
   let closed = false
-  const readState = createReadState({ store, bus, logger, membersOf: name => rooms.get(name)?.delivery.members })
+  const readState = createReadState({
+    store,
+    bus,
+    logger,
+    membersOf: name => rooms.get(name)?.delivery.members,
+    allowNewPosition(member) {
+      const refused = limits.take('rooms', limitSubjectOf({ sender: member.sender, ip: member.ip, user: member.user }))
+      return refused && limitRefusalFrame(refused)
+    },
+  })
+
+  function rememberRoomWithMessages(name: string) {
+    if (roomsWithMessages.has(name)) return
+    if (roomsWithMessages.size >= MAX_KNOWN_ROOMS) roomsWithMessages.delete(roomsWithMessages.values().next().value!)
+    roomsWithMessages.add(name)
+  }
+
+  /** A message to a room with no messages makes a new room: limited per person and address (docs/PROTOCOL.md, revision 5). */
+  async function newRoomRefusal(input: SendInput): Promise<LimitRefusal | undefined> {
+    if (roomsWithMessages.has(input.room)) return undefined
+    let last: number
+    try {
+      last = await store.lastId(input.room)
+    }
+    catch {
+      // The append that follows meets the same store and answers `unavailable` itself.
+      return undefined
+    }
+    if (last > 0) {
+      rememberRoomWithMessages(input.room)
+      return undefined
+    }
+    return limits.take('rooms', limitSubjectOf(input))
+  }
 
   function roomOf(name: string): Room {
     let room = rooms.get(name)
@@ -205,7 +244,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     hooks,
     logger,
     allowSend: allowSend ?? limiter!.allowSend,
+    newRoomRefusal,
     onStored(frame, text) {
+      rememberRoomWithMessages(frame.room)
       rooms.get(frame.room)?.delivery.deliver(frame.id, text)
       if (readState.watches(frame.room)) readState.stored(frame.room, frame)
       if (!bus.publish({ kind: 'message', room: frame.room, id: frame.id, frame: text })) unpublished.add(frame.room)
@@ -317,9 +358,16 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       announcePresence(name, room)
       broadcastPresenceDiff(room)
     }
-    limiter?.sweep()
+    limits.sweep()
   }, config.presenceInterval)
   presenceTimer.unref?.()
+
+  async function historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
+    const rows = await store.before(name, before, limit + 1)
+    const more = rows.length > limit
+    const messages = (more ? rows.slice(1) : rows).map(messageFrame)
+    return { type: 'history', room: name, before, messages, more, user: 'server', message: `${messages.length} older messages` }
+  }
 
   return {
     join,
@@ -330,11 +378,21 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     /** The newest `limit` stored messages of a room before id `before`, oldest first. */
     history: async (name: string, before: number, limit: number): Promise<ChatStoredFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
     /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
-    async historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
-      const rows = await store.before(name, before, limit + 1)
-      const more = rows.length > limit
-      const messages = (more ? rows.slice(1) : rows).map(messageFrame)
-      return { type: 'history', room: name, before, messages, more, user: 'server', message: `${messages.length} older messages` }
+    historyPage,
+    /**
+     * A page of older history for `subject`, within its history limits (pages and bytes, per person
+     * and per address): the frame as JSON text, or the refusal. Its bytes are charged once served.
+     */
+    async limitedHistoryPage(subject: LimitSubject, name: string, before: number, limit: number): Promise<{ text: string } | { refused: LimitRefusal }> {
+      const refused = limits.take('history', subject)
+      if (refused) return { refused }
+      const text = JSON.stringify(await historyPage(name, before, limit))
+      limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
+      return { text }
+    },
+    /** `read` commands and POSTs within the reads limit: the refusal frame when over it. */
+    readRefusal(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.take('reads', subject)
     },
     /** Up to `limit` stored room names after `after`, in name order. */
     storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),

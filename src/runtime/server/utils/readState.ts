@@ -25,6 +25,8 @@ export interface ReadStateOptions {
   logger: { error: (message: string, error?: unknown) => void }
   /** This instance's connections in a room. */
   membersOf: (room: string) => Iterable<Member> | undefined
+  /** May this member's user get a first read position (a new room for them)? The refusal frame to tell it when not. @default always */
+  allowNewPosition?: (member: Member) => ChatErrorFrame | undefined
 }
 
 /** A `read` command refused: the `error` frame, and the HTTP status a POST answers with. */
@@ -59,7 +61,7 @@ function roomState(state: ReadState): ChatRoomState {
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf }: ReadStateOptions) {
+export function createReadState({ store, bus, logger, membersOf, allowNewPosition }: ReadStateOptions) {
   /** room → the watchers listing it. */
   const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
   /** user id → their watchers on this instance. */
@@ -238,6 +240,12 @@ export function createReadState({ store, bus, logger, membersOf }: ReadStateOpti
     async joined(room: string, member: Member) {
       if (member.user.guest) return
       try {
+        // A first position is a new room for the user: limited (docs/PROTOCOL.md, revision 5); the join goes on without one.
+        const refused = allowNewPosition && !await store.readState(room, member.user.id) ? allowNewPosition(member) : undefined
+        if (refused) {
+          deliverToMember(member, new RoomFrame(JSON.stringify(refused)))
+          return
+        }
         const created = await store.joinRead(room, member.user.id)
         const state = await store.readState(room, member.user.id)
         if (!state) return

@@ -415,3 +415,25 @@ export function memoizeWebSocketResolver(nitroApp: NitroApp) {
     },
   })
 }
+
+/** The parts of Node's HTTP server that the header bound uses (./incomingSockets.ts). */
+export interface HttpServerLike {
+  headersTimeout: number
+  listenerCount: (event: 'upgrade') => number
+  on: (event: 'upgrade', listener: (req: unknown, socket: object) => void) => unknown
+}
+
+/**
+ * The HTTP server that accepted a TCP socket (Node sets `socket.server` on every socket a
+ * `net.Server` accepts), or `undefined` when it is not an HTTP server, or (logged once) when the
+ * field is not there: that socket then gets no header bound from the chat, only Node's own.
+ */
+export function httpServerOf(socket: object): HttpServerLike | undefined {
+  const server = (socket as { server?: unknown }).server
+  if (!isObject(server)) {
+    fallBack('no `socket.server` on an accepted socket: request headers are bounded by Node\'s `headersTimeout` only, and header-less sockets are not counted per address')
+    return undefined
+  }
+  const http = typeof server.headersTimeout === 'number' && typeof server.listenerCount === 'function' && typeof server.on === 'function'
+  return http ? server as unknown as HttpServerLike : undefined
+}
