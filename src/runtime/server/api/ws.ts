@@ -95,7 +95,8 @@ function answerHistory(member: WebSocketMember, before: number, limit: number) {
  * reads arriving while one is stored are folded into one (see `readFrom`).
  */
 function answerRead(member: WebSocketMember, id: number | undefined, room: string | undefined) {
-  const refused = useChatHub().readRefusal(limitSubjectOf(member))
+  // A guest's reads are refused without a store read, so never folded: counted here (signed-in ones as they reach the store).
+  const refused = member.user.guest ? useChatHub().readRefusal(limitSubjectOf(member)) : undefined
   if (refused) {
     member.send(limitRefusalFrame(refused))
     return

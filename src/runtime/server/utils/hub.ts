@@ -95,6 +95,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       const refused = limits.take('rooms', limitSubjectOf({ sender: member.sender, ip: member.ip, user: member.user }))
       return refused && limitRefusalFrame(refused)
     },
+    allowStoredRead(connection, user) {
+      const refused = limits.take('reads', limitSubjectOf({ sender: user.id, ip: (connection as Partial<Member>).ip, user }))
+      return refused && { status: 429, error: limitRefusalFrame(refused) }
+    },
   })
 
   function rememberRoomWithMessages(name: string) {
@@ -390,7 +394,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
       return { text }
     },
-    /** `read` commands and POSTs within the reads limit: the refusal frame when over it. */
+    /** A `read` POST (or a guest's command, refused without a store read) within the reads limit: the refusal when over it. WebSocket reads of signed-in users are counted as they reach the store (`readFrom`). */
     readRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('reads', subject)
     },

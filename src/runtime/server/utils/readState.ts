@@ -27,6 +27,8 @@ export interface ReadStateOptions {
   membersOf: (room: string) => Iterable<Member> | undefined
   /** May this member's user get a first read position (a new room for them)? The refusal frame to tell it when not. @default always */
   allowNewPosition?: (member: Member) => ChatErrorFrame | undefined
+  /** May a connection's `read` command reach the store now (folded ones never ask)? The refusal when not. @default always */
+  allowStoredRead?: (connection: object, user: ChatUser) => ReadRefusal | undefined
 }
 
 /** A `read` command refused: the `error` frame, and the HTTP status a POST answers with. */
@@ -61,7 +63,7 @@ function roomState(state: ReadState): ChatRoomState {
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf, allowNewPosition }: ReadStateOptions) {
+export function createReadState({ store, bus, logger, membersOf, allowNewPosition, allowStoredRead }: ReadStateOptions) {
   /** room → the watchers listing it. */
   const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
   /** user id → their watchers on this instance. */
@@ -291,6 +293,12 @@ export function createReadState({ store, bus, logger, membersOf, allowNewPositio
       try {
         while (next !== undefined && next > known()) {
           reads.busy.set(room, undefined)
+          // Only reads that reach the store count against the reads limit: folded ones cost nothing.
+          const refused = allowStoredRead?.(connection, user)
+          if (refused) {
+            result = refused
+            break
+          }
           result = await read(room, user, next === Number.MAX_SAFE_INTEGER ? undefined : next, listed)
           if ('read' in result) reads.known.set(room, Math.max(known(), result.read))
           next = reads.busy.get(room)
