@@ -118,11 +118,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       // The append that follows meets the same store and answers `unavailable` itself.
       return undefined
     }
-    if (last > 0) {
+    // Another message made the room meanwhile (its first is on its way): not new.
+    if (last > 0 || roomsWithMessages.has(input.room)) {
       rememberRoomWithMessages(input.room)
       return undefined
     }
-    return limits.take('rooms', limitSubjectOf(input))
+    const refused = limits.take('rooms', limitSubjectOf(input))
+    // Its first message is on its way: the ones behind it make no new room (one token per room, not per message).
+    if (!refused) rememberRoomWithMessages(input.room)
+    return refused
   }
 
   function roomOf(name: string): Room {
