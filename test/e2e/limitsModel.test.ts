@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { createChatConnection } from '../../src/runtime/app/chatConnection'
 import { ChatSocket, postMessage, until, upgradeStatus } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
@@ -141,6 +142,31 @@ describe('history and read floods (issue 22.5)', () => {
     socket.send({ type: 'ping' })
     await socket.waitFor(frame => frame.type === 'pong')
     await socket.close()
+  })
+
+  it('useChat over WebSocket: a page refused by the history limit ends loadOlder at once with the rate_limited error', async () => {
+    const room = uniqueRoom('olders')
+    await seed(server, room, 60)
+    const client = createChatConnection({
+      room, name: 'pager', transport: 'ws', route: '/_ws', sseRoute: '/api/sse', maxMessages: 20, maxQueue: 10, maxLength: 2000,
+      autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'),
+    })
+    client.open()
+    try {
+      await until(() => client.messages.value.length > 0, 'the replay')
+      let refusedAfter: number | undefined
+      for (let page = 0; page < 30 && refusedAfter === undefined; page++) {
+        const started = performance.now()
+        await client.loadOlder(1)
+        client.dropOlder()
+        if (client.error.value?.code === 'rate_limited') refusedAfter = performance.now() - started
+      }
+      expect(refusedAfter).toBeDefined()
+      expect(refusedAfter!).toBeLessThan(2000)
+    }
+    finally {
+      client.close()
+    }
   })
 
   it('a read flood is refused per person (POST 429, WebSocket error frames); reads within the limit still move the position', async () => {
