@@ -73,7 +73,7 @@ export interface ChatRuntimeConfig {
   headersTimeout: number
   /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
   allowedOrigins: string[]
-  /** Open connections per client address (WebSocket + SSE + open POSTs) of guests, plus sockets whose headers have not arrived and upgrades not yet identified; signed-in people's: `signedInIpFactor` times this; 0: no cap. Behind a proxy, set `clientIpHeader` or every client shares the proxy's address. @default 100 */
+  /** Open connections per client address (WebSocket + SSE + open POSTs) of guests and of requests not yet identified (and, counted apart, sockets whose headers have not arrived); signed-in people's: `signedInIpFactor` times this; 0: no cap. Behind a proxy, set `clientIpHeader` or every client shares the proxy's address. @default 100 */
   maxConnectionsPerIp: number
   /** A header your trusted reverse proxy sets with the client address (e.g. `'x-forwarded-for'`; its last entry is used, the one the proxy added); empty: the socket address. Setting it also declares the proxy trusted for `X-Forwarded-Proto` (the origin check's scheme). @default '' */
   clientIpHeader: string

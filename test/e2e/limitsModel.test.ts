@@ -276,6 +276,22 @@ describe('slow upgrades (issue 22.9)', () => {
   })
 })
 
+describe('connections per address', () => {
+  it('an address with its 100 guests connected: the 101st guest is refused naming the address; a page from it still loads', async () => {
+    const room = uniqueRoom('full')
+    const guests = await Promise.all(Array.from({ length: 100 }, () => ChatSocket.open(wsBase(gated), { room })))
+    try {
+      const refused = await openOrRefused(`${wsBase(gated)}/_ws?room=${room}`)
+      expect(refused).toMatchObject({ status: 429, body: { code: 'rate_limited', scope: 'address', limit: 'connections', retryAfter: 5 } })
+      // Sockets still sending headers are counted apart: the app's pages are not refused.
+      expect((await fetch(gated.url('/'))).status).toBe(200)
+    }
+    finally {
+      await Promise.all(guests.map(guest => guest.close()))
+    }
+  })
+})
+
 /** One run of issue 28: `people` connect from one address (in waves, as people arrive) and send one message per 10 s for 30 s. */
 async function officeRun(target: TestServer, people: number, signedIn: boolean) {
   const runId = randomUUID().slice(0, 6)

@@ -17,6 +17,8 @@ const guestsByIp: Counts = new Map()
 const signedInByIp: Counts = new Map()
 /** Signed-in people's connections, by user id. */
 const byPerson: Counts = new Map()
+/** Sockets whose first request's headers have not arrived, by address: their own count, so page loads are not refused when an address's guests are at their cap. */
+const headerlessByIp: Counts = new Map()
 
 function add(counts: Counts, key: string) {
   counts.set(key, (counts.get(key) ?? 0) + 1)
@@ -36,24 +38,24 @@ export class ConnectionHold {
   // Set in the constructor: in-object slots.
   declare private ip: string | undefined
   declare private person: string | undefined
-  declare private signedIn: boolean
+  declare private byIp: Counts
 
-  constructor(ip: string | undefined, person: string | undefined, signedIn: boolean) {
+  constructor(ip: string | undefined, person: string | undefined, byIp: Counts) {
     this.ip = ip
     this.person = person
-    this.signedIn = signedIn
+    this.byIp = byIp
   }
 
   release(): void {
     const { ip, person } = this
     this.ip = this.person = undefined
-    if (ip !== undefined) remove(this.signedIn ? signedInByIp : guestsByIp, ip)
+    if (ip !== undefined) remove(this.byIp, ip)
     if (person !== undefined) remove(byPerson, person)
   }
 }
 
 /** What every connection holds when nothing is counted. */
-const NOTHING_HELD = new ConnectionHold(undefined, undefined, false)
+const NOTHING_HELD = new ConnectionHold(undefined, undefined, guestsByIp)
 
 type CapConfig = Pick<ChatRuntimeConfig, 'maxConnectionsPerIp' | 'maxConnectionsPerUser' | 'signedInIpFactor'>
 
@@ -88,14 +90,29 @@ export function holdConnection(subject: LimitSubject, config: CapConfig): Connec
     // No cap or no address: nothing to count, nothing to allocate per connection.
     if (!config.maxConnectionsPerIp || !ip) return NOTHING_HELD
     add(guestsByIp, ip)
-    return new ConnectionHold(ip, undefined, false)
+    return new ConnectionHold(ip, undefined, guestsByIp)
   }
   const countIp = config.maxConnectionsPerIp && config.signedInIpFactor && ip ? ip : undefined
   const countPerson = config.maxConnectionsPerUser ? person : undefined
   if (countIp === undefined && countPerson === undefined) return NOTHING_HELD
   if (countIp !== undefined) add(signedInByIp, countIp)
   if (countPerson !== undefined) add(byPerson, countPerson)
-  return new ConnectionHold(countIp, countPerson, true)
+  return new ConnectionHold(countIp, countPerson, signedInByIp)
+}
+
+/**
+ * A socket whose first request's headers have not arrived (./incomingSockets.ts): at most
+ * `maxConnectionsPerIp` of them per address. Its hold, or the refusal (counted for the metrics).
+ */
+export function holdHeaderless(ip: string, config: CapConfig): ConnectionHold | LimitRefusal {
+  if (!config.maxConnectionsPerIp) return NOTHING_HELD
+  if ((headerlessByIp.get(ip) ?? 0) >= config.maxConnectionsPerIp) {
+    const refused: LimitRefusal = { scope: 'address', limit: 'connections', retryAfter: CONNECTION_CAP_RETRY }
+    countLimitRefusal(refused, { guest: true })
+    return refused
+  }
+  add(headerlessByIp, ip)
+  return new ConnectionHold(ip, undefined, headerlessByIp)
 }
 
 /** A request not identified yet (sockets before their headers, upgrades and requests in `chat:identify`): counted as a guest of its address. */

@@ -1,7 +1,7 @@
 /**
  * Sockets before their first request's headers (docs/PROTOCOL.md, revision 5): each must send
  * them within `headersTimeout` ms or is closed, and meanwhile counts against its address's
- * `maxConnectionsPerIp` like a guest connection (a socket over the cap is answered `429` at once).
+ * `maxConnectionsPerIp` (a count of their own: a socket over it is answered `429` at once).
  * Node's own bound (`server.headersTimeout`, 60 s) is checked only every 30 s and counts nothing
  * per address, so 300 sockets dripping a header line every 2 s would stay open.
  * Sockets are seen through Node's public diagnostics channels; the one field they lack (which
@@ -11,7 +11,7 @@ import { subscribe } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
 import type { ChatRuntimeConfig } from '../../types'
 import { limitRefusalFrame, type LimitRefusal } from './chatLimits'
-import { ConnectionHold, holdPending } from './connectionCaps'
+import { ConnectionHold, holdHeaderless } from './connectionCaps'
 import { chatLogger } from './logger'
 import { httpServerOf, type HttpServerLike } from './wsTransport'
 
@@ -81,7 +81,7 @@ function onAcceptedSocket(message: unknown) {
   watchServer(server, gate.headersTimeout)
   // Behind a proxy (`clientIpHeader`) every socket has the proxy's address: counted by the header's once it is read.
   const ip = gate.clientIpHeader ? undefined : socket.remoteAddress
-  const held = ip ? holdPending(ip, gate) : undefined
+  const held = ip ? holdHeaderless(ip, gate) : undefined
   if (held && !(held instanceof ConnectionHold)) {
     refuseBeforeHeaders(socket, held)
     return
