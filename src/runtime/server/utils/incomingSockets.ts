@@ -13,7 +13,8 @@ import type { ChatRuntimeConfig } from '../../types'
 import { limitRefusalFrame, type LimitRefusal } from './chatLimits'
 import { ConnectionHold, holdHeaderless } from './connectionCaps'
 import { chatLogger } from './logger'
-import { httpServerOf, type HttpServerLike } from './wsTransport'
+import type { Server as HttpServer } from 'node:http'
+import { httpServerOf } from './wsTransport'
 
 type GateConfig = Pick<ChatRuntimeConfig, 'headersTimeout' | 'clientIpHeader' | 'maxConnectionsPerIp' | 'maxConnectionsPerUser' | 'signedInIpFactor'>
 
@@ -63,7 +64,7 @@ function refuseBeforeHeaders(socket: Socket, refusal: LimitRefusal) {
   socket.once('finish', () => socket.destroy())
 }
 
-function watchServer(server: HttpServerLike, bound: number) {
+function watchServer(server: HttpServer, bound: number) {
   if (watchedServers.has(server)) return
   watchedServers.add(server)
   // Later requests on a kept-alive socket are Node's to bound: at most ours.

@@ -9,7 +9,7 @@
  * logs once why. `transportStats` counts which path was taken, so a test sees when the fast
  * path is silently lost. crossws 0.4 (Nuxt 5) has public `bufferedAmount` and drain: move there.
  */
-import { STATUS_CODES } from 'node:http'
+import { Server as HttpServer, STATUS_CODES } from 'node:http'
 import { consola } from 'consola'
 import type { Peer } from 'crossws'
 import type { NitroApp } from 'nitropack/types'
@@ -416,24 +416,17 @@ export function memoizeWebSocketResolver(nitroApp: NitroApp) {
   })
 }
 
-/** The parts of Node's HTTP server that the header bound uses (./incomingSockets.ts). */
-export interface HttpServerLike {
-  headersTimeout: number
-  listenerCount: (event: 'upgrade') => number
-  on: (event: 'upgrade', listener: (req: unknown, socket: object) => void) => unknown
-}
-
 /**
- * The HTTP server that accepted a TCP socket (Node sets `socket.server` on every socket a
- * `net.Server` accepts), or `undefined` when it is not an HTTP server, or (logged once) when the
- * field is not there: that socket then gets no header bound from the chat, only Node's own.
+ * The plain HTTP server that accepted a TCP socket (Node sets `socket.server` on every socket a
+ * `net.Server` accepts), or `undefined` for any other server (HTTPS and HTTP/2 see their requests
+ * on a TLS socket, not this one), or (logged once) when the field is not there: that socket then
+ * gets no header bound from the chat, only Node's own.
  */
-export function httpServerOf(socket: object): HttpServerLike | undefined {
+export function httpServerOf(socket: object): HttpServer | undefined {
   const server = (socket as { server?: unknown }).server
   if (!isObject(server)) {
     fallBack('no `socket.server` on an accepted socket: request headers are bounded by Node\'s `headersTimeout` only, and header-less sockets are not counted per address')
     return undefined
   }
-  const http = typeof server.headersTimeout === 'number' && typeof server.listenerCount === 'function' && typeof server.on === 'function'
-  return http ? server as unknown as HttpServerLike : undefined
+  return server instanceof HttpServer ? server : undefined
 }
