@@ -194,6 +194,30 @@ describe('history and read floods (issue 22.5)', () => {
 })
 
 describe('new rooms (issue 22.6 / 22.3, rate half)', () => {
+  let postgres: TestServer
+  beforeAll(async () => {
+    // No message limit: what refuses is the new-room limit alone.
+    postgres = await startServer({ output: 'postgresql', env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
+  })
+  afterAll(async () => {
+    await postgres?.stop()
+  })
+
+  it('65 new rooms from one guest address on PostgreSQL: refused past the address\'s limit, with scope; what was stored stays', async () => {
+    const prefix = uniqueRoom('pgroom')
+    const answers = []
+    for (let index = 0; index < 65; index++) answers.push(await postMessage(httpBase(postgres), `room ${index}`, { room: `${prefix}-${index}` }))
+    const stored = answers.filter(answer => answer.status === 200).length
+    console.info(`[figures] 65 new rooms from one guest address (PostgreSQL): ${stored} created, ${65 - stored} refused`)
+    // The address's burst of 30 (and what refilled meanwhile: 20 a minute).
+    expect(stored).toBeGreaterThanOrEqual(30)
+    expect(stored).toBeLessThanOrEqual(31)
+    expect(answers.at(-1)).toMatchObject({ status: 429, json: { code: 'rate_limited', scope: 'address', limit: 'rooms' } })
+    const reader = await ChatSocket.open(wsBase(postgres), { room: `${prefix}-29` })
+    await reader.waitFor(frame => frame.type === 'message' && frame.message === 'room 29', 'the stored message')
+    await reader.close()
+  })
+
   it('65 new rooms from one guest address in a burst: refused past the address\'s limit, with scope; what was stored stays', async () => {
     const prefix = uniqueRoom('newroom')
     const answers = []
