@@ -1,5 +1,6 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
+import type { Socket } from 'node:net'
 import type { Hooks, Peer } from 'crossws'
 import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame } from '../../shared/protocol'
@@ -7,6 +8,7 @@ import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, type ChatAdmission } from '../utils/access'
 import { limitRefusalFrame, limitSubjectOf, type LimitRefusal } from '../utils/chatLimits'
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
+import { headersArrived } from '../utils/incomingSockets'
 import { admitToChat, ChatLimitRefusal, refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
 import { deliverToMember, RoomFrame } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
@@ -256,6 +258,8 @@ export default {
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
     try {
       const socket = upgradeSocket(request)
+      // Its headers are here, whoever listens to the server's upgrades.
+      if (socket) headersArrived(socket as unknown as Socket)
       const admission = await admitToChat(request.url, request.headers, socket)
       const chatAdmission: Admitted = { admission, hold: undefined }
       if (admission.ip || !config.maxConnectionsPerIp) {

@@ -30,12 +30,13 @@ const waitingSockets = new Map<Socket, Waiting>()
 /** Sockets closed because their headers did not arrive in time, and answered `429` before them; since start. */
 export const incomingSocketStats = { headerTimeouts: 0, refusedBeforeHeaders: 0 }
 
-/** Servers whose upgrades mark their sockets' headers as arrived. */
-const watchedServers = new WeakSet<object>()
+/** Servers whose headers bound is set, and those whose upgrades mark their sockets' headers as arrived. */
+const boundedServers = new WeakSet<object>()
+const upgradeServers = new WeakSet<object>()
 let config: GateConfig | undefined
 
-/** The socket's headers arrived (a request or an upgrade): no bound, and its slot goes. */
-function headersArrived(socket: Socket) {
+/** The socket's headers arrived (a request or an upgrade): no bound, and its slot goes. Also called by the chat's own upgrade hook. */
+export function headersArrived(socket: Socket) {
   const waiting = waitingSockets.get(socket)
   if (!waiting) return
   waitingSockets.delete(socket)
@@ -65,12 +66,15 @@ function refuseBeforeHeaders(socket: Socket, refusal: LimitRefusal) {
 }
 
 function watchServer(server: HttpServer, bound: number) {
-  if (watchedServers.has(server)) return
-  watchedServers.add(server)
-  // Later requests on a kept-alive socket are Node's to bound: at most ours.
-  if (!server.headersTimeout || server.headersTimeout > bound) server.headersTimeout = bound
-  // Only next to the app's own listener: one of ours alone would make Node hand every upgrade to nobody.
-  if (server.listenerCount('upgrade') > 0) server.on('upgrade', (_req, socket) => headersArrived(socket as Socket))
+  if (!boundedServers.has(server)) {
+    boundedServers.add(server)
+    // Later requests on a kept-alive socket are Node's to bound: at most ours.
+    if (!server.headersTimeout || server.headersTimeout > bound) server.headersTimeout = bound
+  }
+  // Only next to the app's own listener (looked for again until there is one): ours alone would make Node hand every upgrade to nobody.
+  if (upgradeServers.has(server) || server.listenerCount('upgrade') === 0) return
+  upgradeServers.add(server)
+  server.on('upgrade', (_req, socket) => headersArrived(socket as Socket))
 }
 
 function onAcceptedSocket(message: unknown) {
