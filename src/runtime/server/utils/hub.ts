@@ -107,8 +107,25 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     roomsWithMessages.add(name)
   }
 
-  /** A message to a room with no messages makes a new room: limited per person and address (docs/PROTOCOL.md, revision 5). */
-  async function newRoomRefusal(input: SendInput): Promise<LimitRefusal | undefined> {
+  /** Per unknown room, the last new-room check asked: checks of one room run in arrival order. */
+  const newRoomChecks = new Map<string, Promise<LimitRefusal | undefined>>()
+
+  /**
+   * A message to a room with no messages makes a new room: limited per person and address
+   * (docs/PROTOCOL.md, revision 5). Checks of one room are chained, so its first messages reach
+   * the store in the order they arrived and only the first takes a token.
+   */
+  function newRoomRefusal(input: SendInput): Promise<LimitRefusal | undefined> | undefined {
+    if (roomsWithMessages.has(input.room)) return undefined
+    const check = (newRoomChecks.get(input.room) ?? Promise.resolve(undefined)).then(() => checkNewRoom(input))
+    newRoomChecks.set(input.room, check)
+    void check.finally(() => {
+      if (newRoomChecks.get(input.room) === check) newRoomChecks.delete(input.room)
+    })
+    return check
+  }
+
+  async function checkNewRoom(input: SendInput): Promise<LimitRefusal | undefined> {
     if (roomsWithMessages.has(input.room)) return undefined
     let last: number
     try {

@@ -85,7 +85,7 @@ export interface SendPipelineOptions {
   /** Validate a message against its room's schema (see `defineChatSchema`). @default checkChatPayload */
   checkPayload?: (room: string, text: string) => Promise<ChatPayloadCheck>
   /** Would this message make a new room, past the sender's new-room limit? The refusal then. @default never */
-  newRoomRefusal?: (input: SendInput) => Promise<LimitRefusal | undefined>
+  newRoomRefusal?: (input: SendInput) => Promise<LimitRefusal | undefined> | undefined
 }
 
 /**
@@ -125,7 +125,9 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     const checked = await checkPayload(input.room, text)
     if ('error' in checked) return fail(400, 'bad_request', checked.error)
     // Last before the store: a message refused for another reason makes no room and takes no token.
-    const newRoom = !action && !input.fromServer ? await newRoomRefusal?.(input) : undefined
+    // No await for a room known to have messages: its messages take no extra turn.
+    const checking = !action && !input.fromServer ? newRoomRefusal?.(input) : undefined
+    const newRoom = checking && await checking
     if (newRoom) return { status: 429, error: limitRefusalFrame(newRoom, input.cid) }
     return store(input, checked.text)
   }
