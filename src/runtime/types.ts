@@ -56,11 +56,31 @@ export interface ChatRuntimeConfig {
   history: { max: number, maxAge: number, interval: number }
   /** Messages per person: a token bucket per user id or guest id, shared by all their connections and POSTs; `false` turns off both rate limits. @default { messages: 20, interval: 10000, burst: 10 } */
   rateLimit: false | RateLimitOptions
-  /** Messages per client address (see `clientIpHeader`): a second, higher bucket shared by every connection and POST from that address; `false` turns it off. @default { messages: 60, interval: 10000, burst: 30 } */
+  /** Messages per client address (see `clientIpHeader`) of guests and unidentified requests: a second, higher bucket shared by every connection and POST from that address (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 60, interval: 10000, burst: 30 } */
   rateLimitPerIp: false | RateLimitOptions
+  /** History pages (WebSocket `history`, SSE `?before=`) per person; `false` turns it off. @default { messages: 20, interval: 10000, burst: 10 } */
+  historyRateLimit: false | RateLimitOptions
+  /** History pages per client address of guests and unidentified requests (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 40, interval: 10000, burst: 20 } */
+  historyRateLimitPerIp: false | RateLimitOptions
+  /** Bytes of history pages served per `interval` ms, per person and per address (signed-in people's address: `signedInIpFactor` times this); `false` turns it off. @default { bytes: 2097152, interval: 10000 } */
+  historyBytes: false | { bytes: number, interval: number }
+  /** `read` commands and POSTs per person; `false` turns it off. @default { messages: 30, interval: 10000, burst: 15 } */
+  readRateLimit: false | RateLimitOptions
+  /** `read` commands and POSTs per client address of guests and unidentified requests (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 60, interval: 10000, burst: 30 } */
+  readRateLimitPerIp: false | RateLimitOptions
+  /** New rooms per person: a message to a room with no messages, or a signed-in user's first read position in a room; `false` turns it off. @default { messages: 10, interval: 60000, burst: 20 } */
+  newRoomRateLimit: false | RateLimitOptions
+  /** New rooms per client address of guests and unidentified requests (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 20, interval: 60000, burst: 30 } */
+  newRoomRateLimitPerIp: false | RateLimitOptions
+  /** Signed-in people are counted per person; per address only against every per-address limit times this (an office behind one NAT address); 0: not per address at all. @default 50 */
+  signedInIpFactor: number
+  /** Open connections (WebSocket, SSE, open POSTs) per signed-in person (tabs and devices); 0: no cap. @default 20 */
+  maxConnectionsPerUser: number
+  /** A request's headers (an upgrade's too) must arrive within this many ms of its TCP connection, else the socket is closed; 0: Node's own bound (60 s). @default 10000 */
+  headersTimeout: number
   /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
   allowedOrigins: string[]
-  /** Open connections per client address (WebSocket + SSE); 0: no cap. Behind a proxy, set `clientIpHeader` or every client shares the proxy's address. @default 100 */
+  /** Open connections per client address (WebSocket + SSE + open POSTs) of guests and of requests not yet identified (and, counted apart, sockets whose headers have not arrived); signed-in people's: `signedInIpFactor` times this; 0: no cap. Behind a proxy, set `clientIpHeader` or every client shares the proxy's address. @default 100 */
   maxConnectionsPerIp: number
   /** Read positions (rooms in the rooms list) kept per signed-in user: joining one more room deletes their least recently read one; 0: no cap. Runtime config: `NUXT_CHAT_MAX_READ_POSITIONS`. @default 500 */
   maxReadPositions: number

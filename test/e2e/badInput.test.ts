@@ -18,7 +18,8 @@ let ws: string
 beforeAll(async () => {
   // Defaults: rate limit on, maxLength 2000, maxPayload 64 KiB.
   // Every peer here comes from 127.0.0.1: the per-address budget would refuse storable frames.
-  server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT_PER_IP: 'false' } })
+  // Forty peers, each in a new room, from one address: no per-address limit on messages or new rooms.
+  server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT_PER_IP: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
   http = server.url('').replace(/\/$/, '')
   ws = `ws://127.0.0.1:${server.port}`
 })

@@ -1,6 +1,6 @@
 import { createHooks } from 'hookable'
 import { describe, expect, it } from 'vitest'
-import { admitRequest, ChatRefusal, checkedHosts, clientIp, defaultGuestName, describeRequest, guestId, holdConnection, isOriginAllowed, requestSource } from '../../src/runtime/server/utils/access'
+import { admitRequest, ChatRefusal, checkedHosts, clientIp, defaultGuestName, describeRequest, guestId, isOriginAllowed, requestSource } from '../../src/runtime/server/utils/access'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 
 const direct = { clientIpHeader: '', allowedOrigins: [], reservedNames: [] } as unknown as ChatRuntimeConfig
@@ -128,18 +128,5 @@ describe('guest identity', () => {
     const malformed = describeRequest('http://a b/_ws?room=x', new Headers({ host: 'a b' }), undefined, direct)
     expect(malformed.url.pathname).toBe('/_ws')
     await expect(admitRequest(malformed, direct, hooks, () => [])).rejects.toMatchObject({ status: 400, message: 'Malformed Host header' })
-  })
-})
-
-describe('holdConnection', () => {
-  it('counts per address up to the cap and frees a slot once per release', () => {
-    const first = holdConnection('198.51.100.1', 2)!
-    const second = holdConnection('198.51.100.1', 2)!
-    expect(holdConnection('198.51.100.1', 2)).toBeUndefined()
-    first.release()
-    first.release()
-    expect(holdConnection('198.51.100.1', 2)).toBeDefined()
-    expect(holdConnection('198.51.100.1', 2)).toBeUndefined()
-    second.release()
   })
 })

@@ -152,7 +152,7 @@ describe('the Prometheus text', () => {
     const buckets = text.split('\n').filter(line => line.startsWith('nuxt_chat_store_append_seconds_bucket')).map(line => Number(line.split(' ')[1]))
     expect(buckets).toEqual([...buckets].sort((x, y) => x - y))
     expect(buckets.at(-1)).toBe(sample(text, 'nuxt_chat_store_append_seconds_count'))
-    for (const line of text.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{\w+="[^"]*"\})? \d+(\.\d+)?(e-?\d+)?)$/)
+    for (const line of text.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{\w+="[^"]*"(,\w+="[^"]*")*\})? \d+(\.\d+)?(e-?\d+)?)$/)
   })
 })
 

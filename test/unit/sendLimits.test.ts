@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createSendLimiter, type SendInput } from '../../src/runtime/server/utils/sendPipeline'
+import { createChatLimits } from '../../src/runtime/server/utils/chatLimits'
+import { createSendLimiter, type AllowSend, type SendInput } from '../../src/runtime/server/utils/sendPipeline'
 
 const person = { rateLimit: { messages: 20, interval: 10_000, burst: 10 }, rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 } }
-const from = (sender: string, ip?: string) => ({ room: 'r', user: { id: sender, name: sender }, sender, message: 'x', ip }) as SendInput
-const passed = (allow: (input: SendInput) => boolean, input: SendInput, times: number) => Array.from({ length: times }, () => allow(input)).filter(Boolean).length
+// `guest:…` senders are guests (counted per address in full); others are signed in.
+const from = (sender: string, ip?: string) => ({ room: 'r', user: { id: sender, name: sender, ...(sender.startsWith('guest:') && { guest: true }) }, sender, message: 'x', ip }) as SendInput
+const passed = (allow: AllowSend, input: SendInput, times: number) => Array.from({ length: times }, () => allow(input)).filter(allowed => allowed === true).length
 
 describe('createSendLimiter', () => {
   beforeEach(() => {
@@ -18,7 +20,7 @@ describe('createSendLimiter', () => {
     const { allowSend } = createSendLimiter(person)
     expect(passed(allowSend, from('u-alice', '10.0.0.1'), 15)).toBe(10)
     // Another address, same person: still empty.
-    expect(allowSend(from('u-alice', '10.0.0.2'))).toBe(false)
+    expect(allowSend(from('u-alice', '10.0.0.2'))).toMatchObject({ scope: 'person', limit: 'messages', retryAfter: 1 })
     vi.setSystemTime(500)
     expect(passed(allowSend, from('u-alice', '10.0.0.2'), 5)).toBe(1)
     expect(passed(allowSend, from('guest:other', '10.0.0.1'), 5)).toBe(5)
@@ -41,5 +43,54 @@ describe('createSendLimiter', () => {
     let stored = 0
     for (let guest = 0; guest < 10; guest++) stored += passed(personOnly, from(`guest:${guest}`, '10.0.0.1'), 10)
     expect(stored).toBe(100)
+  })
+
+  it('counts signed-in people per person, and per address only against signedInIpFactor times the guests\' budget, naming the scope', () => {
+    const { allowSend } = createSendLimiter({ ...person, signedInIpFactor: 50 })
+    let stored = 0
+    // 500 people behind one address, one message each: none refused.
+    for (let user = 0; user < 500; user++) stored += passed(allowSend, from(`u-${user}`, '10.0.0.7'), 1)
+    expect(stored).toBe(500)
+    // The address's guests still have their own full budget, and are refused by it with scope address.
+    expect(passed(allowSend, from('guest:a', '10.0.0.7'), 10) + passed(allowSend, from('guest:b', '10.0.0.7'), 10) + passed(allowSend, from('guest:c', '10.0.0.7'), 10)).toBe(30)
+    expect(allowSend(from('guest:d', '10.0.0.7'))).toMatchObject({ scope: 'address', limit: 'messages' })
+    // The signed-in ceiling exists: 1500 at once is its burst.
+    for (let user = 500; user < 1600; user++) stored += passed(allowSend, from(`u-${user}`, '10.0.0.7'), 1)
+    expect(stored).toBe(1500)
+    expect(allowSend(from('u-late', '10.0.0.7'))).toMatchObject({ scope: 'address' })
+  })
+})
+
+describe('createChatLimits', () => {
+  beforeEach(() => {
+    vi.useFakeTimers()
+    vi.setSystemTime(0)
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+  const config = { ...person, historyRateLimit: { messages: 20, interval: 10_000, burst: 10 }, historyRateLimitPerIp: { messages: 40, interval: 10_000, burst: 20 }, historyBytes: { bytes: 1000, interval: 10_000 }, readRateLimit: false as const, readRateLimitPerIp: false as const, newRoomRateLimit: false as const, newRoomRateLimitPerIp: false as const, signedInIpFactor: 50 }
+
+  it('refuses history once the bytes served run past the budget, until the debt refills, with the wait in whole seconds', () => {
+    const limits = createChatLimits(config)
+    const guest = { person: 'guest:x', ip: '10.0.0.1', guest: true }
+    expect(limits.take('history', guest)).toBeUndefined()
+    limits.chargeHistoryBytes(guest, 1500)
+    // 500 bytes of debt at 100 bytes/s: 5 s (and one byte more) before the next page.
+    expect(limits.take('history', guest)).toEqual({ scope: 'person', limit: 'history', retryAfter: 6 })
+    vi.setSystemTime(6000)
+    expect(limits.take('history', guest)).toBeUndefined()
+  })
+
+  it('refuses a guest\'s history by its address when many guest ids share it, and takes nothing when refused', () => {
+    const limits = createChatLimits({ ...config, historyBytes: false })
+    let served = 0
+    for (let guest = 0; guest < 30; guest++) if (!limits.take('history', { person: `guest:${guest}`, ip: '10.0.0.2', guest: true })) served++
+    expect(served).toBe(20)
+    expect(limits.take('history', { person: 'guest:fresh', ip: '10.0.0.2', guest: true })).toMatchObject({ scope: 'address', limit: 'history' })
+    // The refused guest's own bucket is untouched: from another address it has its whole burst.
+    let elsewhere = 0
+    for (let page = 0; page < 15; page++) if (!limits.take('history', { person: 'guest:fresh', ip: '10.0.0.3', guest: true })) elsewhere++
+    expect(elsewhere).toBe(10)
   })
 })

@@ -114,7 +114,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     /** The page of older history being loaded, if any. */
     loadingOlder: undefined as Promise<number> | undefined,
     /** Takes the answer to the `history` command in flight on the WebSocket. */
-    historyAnswer: undefined as ((frame: ChatHistoryFrame | undefined) => void) | undefined,
+    historyAnswer: undefined as ((frame: ChatHistoryFrame | ChatErrorFrame | undefined) => void) | undefined,
     /** The server said nothing is stored below this id (0: not known). */
     oldestStored: 0,
     /** This user's read position as the server last counted it (`read` frame); undefined for guests and until told. */
@@ -212,6 +212,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         break
       case 'error':
         error.value = { code: frame.code, message: frame.message, cid: frame.cid }
+        // A history page refused by its limit answers the page in flight at once (not after HISTORY_TIMEOUT).
+        if (frame.limit === 'history') state.historyAnswer?.(frame)
         if (!frame.cid) break
         if (PASSING_CODES.has(frame.code)) outbox.refusedForNow(frame.cid)
         else if (outbox.refused(frame.cid)) {
@@ -391,7 +393,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     if (status.value === 'OPEN' && state.link?.command(JSON.stringify({ type: 'history', before, limit }))) {
       return new Promise((resolve) => {
         const timer = setTimeout(() => answer(undefined), HISTORY_TIMEOUT)
-        const answer = (frame: ChatHistoryFrame | undefined) => {
+        const answer = (frame: ChatHistoryFrame | ChatErrorFrame | undefined) => {
           clearTimeout(timer)
           state.historyAnswer = undefined
           resolve(frame)

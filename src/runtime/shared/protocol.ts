@@ -115,7 +115,18 @@ export interface ChatErrorFrame {
   user: 'server'
   message: string
   cid?: string
+  /** `rate_limited` (revision 5): whose count refused, the person's or the client address's. */
+  scope?: ChatLimitScope
+  /** `rate_limited` (revision 5): which limit refused. */
+  limit?: ChatLimitName
+  /** `rate_limited` (revision 5): whole seconds until a retry can pass (HTTP also sends `Retry-After`). */
+  retryAfter?: number
 }
+
+/** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, revision 5). */
+export type ChatLimitScope = 'person' | 'address'
+/** Which limit a `rate_limited` refusal came from. */
+export type ChatLimitName = 'messages' | 'history' | 'reads' | 'rooms' | 'connections'
 
 /**
  * A page of older history, to the connection that asked only (revision 3): the newest stored

@@ -1,10 +1,11 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
-import { answerHeadersOnly, clientGone, defineEventHandler, getQuery, openEventStream } from '#nuxt-chat/nitro'
+import { answerHeadersOnly, clientGone, defineEventHandler, getQuery, openEventStream, setResponseHeader } from '#nuxt-chat/nitro'
 import { errorFrame, parseHistoryRequest } from '../../shared/protocol'
-import { holdConnection } from '../utils/access'
-import { admitHttpRequest, refuse } from '../utils/httpAdmission'
+import { limitSubjectOf } from '../utils/chatLimits'
+import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
+import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
 import { countSlowReaderDrop } from '../utils/chatMetrics'
 import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import type { Member, RoomFrame } from '../utils/roomDelivery'
@@ -32,21 +33,31 @@ export default defineEventHandler(async (event) => {
   if (event.method === 'HEAD') return answerHeadersOnly(event, STREAM_HEADERS)
   // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, revision 3).
   const query = getQuery(event)
+  const subject = limitSubjectOf(admission)
   if (!admission.rooms && (query.before !== undefined || query.history !== undefined)) {
     const request = parseHistoryRequest(query.before, query.limit)
     if (typeof request === 'string') return refuse(event, 400, errorFrame('bad_request', request))
+    // A page being read holds a connection slot, as an open POST does.
+    const hold = holdConnection(subject, config)
+    if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
     try {
-      return await useChatHub().historyPage(admission.room, request.before, request.limit)
+      const page = await useChatHub().limitedHistoryPage(subject, admission.room, request.before, request.limit)
+      if ('refused' in page) return refuseLimited(event, page.refused)
+      setResponseHeader(event, 'content-type', 'application/json')
+      return page.text
     }
     catch (error) {
       chatLogger.error('[nuxt-chat] could not read history', error)
       return refuse(event, 503, errorFrame('unavailable', 'History is unavailable right now'))
     }
+    finally {
+      hold.release()
+    }
   }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
   if (clientGone(event)) return
-  const hold = holdConnection(admission.ip, config.maxConnectionsPerIp)
-  if (!hold) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
+  const hold = holdConnection(subject, config)
+  if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
 
   const stream = openEventStream(event, STREAM_HEADERS)
   stream.write(`retry: ${config.sse.retry}\n\n`)
@@ -57,6 +68,7 @@ export default defineEventHandler(async (event) => {
     user: admission.user,
     sender: admission.sender,
     request: admission.request,
+    ip: admission.ip,
     write(frame: RoomFrame) {
       if (stream.closed()) return
       stream.write(frame.sse)

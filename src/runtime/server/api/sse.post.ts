@@ -5,8 +5,10 @@ import type { H3Event } from 'h3'
 import { defineEventHandler, getRequestHeader, readBoundedBody, setResponseHeader } from '#nuxt-chat/nitro'
 import { errorFrame, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorFrame, type ChatReadFrame, type ChatStoredFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
-import { holdConnection, type ChatAdmission } from '../utils/access'
-import { admitHttpRequest, refuse } from '../utils/httpAdmission'
+import type { ChatAdmission } from '../utils/access'
+import { limitSubjectOf } from '../utils/chatLimits'
+import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
+import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
 import { useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
 
@@ -32,8 +34,8 @@ export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatR
   const { admission, config } = admitted
   if (admission.rooms) return refuse(event, 400, errorFrame('bad_request', 'POST to a room (`?room=`), not to the rooms list'))
   // An open POST holds a connection slot of its address until answered.
-  const hold = holdConnection(admission.ip, config.maxConnectionsPerIp)
-  if (!hold) return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
+  const hold = holdConnection(limitSubjectOf(admission), config)
+  if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
   try {
     return await answerPost(event, admission, config)
   }
@@ -69,6 +71,9 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
 
 /** Move the sender's read position in the room (docs/PROTOCOL.md, "Read state"): answered with the `read` frame. */
 async function answerRead(event: H3Event, admission: ChatAdmission, id: number | undefined): Promise<ChatReadFrame | ChatErrorFrame> {
+  // Limited before anything is read: a guest's attempts count against its address too.
+  const refused = useChatHub().readRefusal(limitSubjectOf(admission))
+  if (refused) return refuseLimited(event, refused)
   const result = await useChatHub().read(admission.room, admission.user, id)
   return 'error' in result ? refuse(event, result.status, result.error) : result
 }

@@ -1,11 +1,15 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
+import type { Socket } from 'node:net'
 import type { Hooks, Peer } from 'crossws'
 import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
-import { ChatRefusal, holdConnection, type ChatAdmission, type ConnectionHold } from '../utils/access'
-import { admitToChat, refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
+import { ChatRefusal, type ChatAdmission } from '../utils/access'
+import { limitRefusalFrame, limitSubjectOf, type LimitRefusal } from '../utils/chatLimits'
+import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
+import { headersArrived } from '../utils/incomingSockets'
+import { admitToChat, ChatLimitRefusal, refusalCode, retryAfterSeconds } from '../utils/httpAdmission'
 import { deliverToMember, RoomFrame } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
@@ -76,8 +80,8 @@ function answerHistory(member: WebSocketMember, before: number, limit: number) {
     return
   }
   rare.readingHistory = true
-  useChatHub().historyPage(member.room, before, limit).then(
-    frame => member.send(frame),
+  useChatHub().limitedHistoryPage(limitSubjectOf(member), member.room, before, limit).then(
+    page => 'refused' in page ? member.send(limitRefusalFrame(page.refused)) : member.write(new RoomFrame(page.text)),
     (error) => {
       chatLogger.error('[nuxt-chat] could not read history', error)
       member.send(errorFrame('unavailable', 'History is unavailable right now'))
@@ -93,6 +97,12 @@ function answerHistory(member: WebSocketMember, before: number, limit: number) {
  * reads arriving while one is stored are folded into one (see `readFrom`).
  */
 function answerRead(member: WebSocketMember, id: number | undefined, room: string | undefined) {
+  // A guest's reads are refused without a store read, so never folded: counted here (signed-in ones as they reach the store).
+  const refused = member.user.guest ? useChatHub().readRefusal(limitSubjectOf(member)) : undefined
+  if (refused) {
+    member.send(limitRefusalFrame(refused))
+    return
+  }
   // From a rooms list: only a room it lists (a position elsewhere would show a room the user was never admitted to).
   const answer = member.watching ? useChatHub().readFrom(member, room, member.user, id, member) : useChatHub().readFrom(member, member.room, member.user, id)
   answer.then((refused) => {
@@ -108,7 +118,8 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
   const rare = member.rare()
   if (rare.refusal && cid) {
     if (cid !== rare.refusal.cid) {
-      member.send(errorFrame(rare.refusal.code, `Held: resend "${rare.refusal.cid}" first`, cid))
+      // The held refusal's limit, scope and wait too: the client learns why it is held.
+      member.send({ ...rare.refusal, message: `Held: resend "${rare.refusal.cid}" first`, cid })
       return
     }
     rare.refusal = undefined
@@ -140,8 +151,17 @@ interface Admitted {
 
 /** Answer a refused upgrade with an `error` frame, as the HTTP routes do. */
 function refuseUpgrade(status: number, message: string): Response {
-  const retryAfter = retryAfterSeconds(status)
-  return upgradeRefusal(status, JSON.stringify(errorFrame(refusalCode(status), message)), {
+  return upgradeRefusalOf(status, errorFrame(refusalCode(status), message))
+}
+
+/** Answer an upgrade a limit refused: `429` with the `rate_limited` frame naming the limit and scope. */
+function refuseLimitedUpgrade(refusal: LimitRefusal): Response {
+  return upgradeRefusalOf(429, limitRefusalFrame(refusal))
+}
+
+function upgradeRefusalOf(status: number, frame: ChatErrorFrame): Response {
+  const retryAfter = frame.retryAfter ?? retryAfterSeconds(status)
+  return upgradeRefusal(status, JSON.stringify(frame), {
     'content-type': 'application/json',
     ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}),
   })
@@ -163,9 +183,9 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   if (admitted.socket && admitted.onSocketClose) admitted.socket.removeListener?.('close', admitted.onSocketClose)
   // The address was not visible at upgrade time: count the connection now, never skip the cap
   // (connections whose address nobody knows share one count; wsTransport logged why, once).
-  const hold = admitted.hold ?? holdConnection(remoteAddress || UNKNOWN_ADDRESS, config.maxConnectionsPerIp)
-  if (!hold) {
-    closeConnection(peer, ws, 1008, 'Too many connections from this address')
+  const hold = admitted.hold ?? holdConnection(limitSubjectOf({ ...admitted.admission, ip: remoteAddress || UNKNOWN_ADDRESS }), config)
+  if (!(hold instanceof ConnectionHold)) {
+    closeConnection(peer, ws, 1008, limitRefusalFrame(hold).message)
     return
   }
   capIncomingFrames(ws, config.maxPayload)
@@ -239,14 +259,17 @@ export default {
     const config = useRuntimeConfig().chat as ChatRuntimeConfig
     try {
       const socket = upgradeSocket(request)
+      // Its headers are here, whoever listens to the server's upgrades.
+      if (socket) headersArrived(socket as unknown as Socket)
       const admission = await admitToChat(request.url, request.headers, socket)
       const chatAdmission: Admitted = { admission, hold: undefined }
       if (admission.ip || !config.maxConnectionsPerIp) {
-        const hold = chatAdmission.hold = holdConnection(admission.ip, config.maxConnectionsPerIp)
-        if (!hold) throw new ChatRefusal(429, 'Too many connections from this address')
+        const hold = holdConnection(limitSubjectOf(admission), config)
+        if (!(hold instanceof ConnectionHold)) throw new ChatLimitRefusal(hold)
+        chatAdmission.hold = hold
         // Also released when the TCP socket closes: a handshake that fails after this hook (or a client gone meanwhile) never reaches `close`.
-        if (config.maxConnectionsPerIp && socket?.destroyed) hold.release()
-        else if (config.maxConnectionsPerIp && socket) {
+        if (socket?.destroyed) hold.release()
+        else if (socket) {
           chatAdmission.socket = socket
           chatAdmission.onSocketClose = () => hold.release()
           socket.once('close', chatAdmission.onSocketClose)
@@ -259,6 +282,7 @@ export default {
       return { context: { chatAdmission } } as ResponseInit
     }
     catch (error) {
+      if (error instanceof ChatLimitRefusal) throw refuseLimitedUpgrade(error.refusal)
       if (error instanceof ChatRefusal) throw refuseUpgrade(error.status, error.message)
       chatLogger.error('[nuxt-chat] upgrade failed', error)
       throw refuseUpgrade(500, 'Internal error')

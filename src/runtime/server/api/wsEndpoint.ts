@@ -4,12 +4,10 @@ import type { H3Event } from 'h3'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineWebSocketRoute, setResponseHeader, setResponseStatus } from '#nuxt-chat/nitro'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
-import { isAtConnectionCap } from '../utils/access'
+import { limitRefusalFrame, limitSubjectOf } from '../utils/chatLimits'
+import { connectionCapRefusal } from '../utils/connectionCaps'
 import { admitHttpRequest, refuse } from '../utils/httpAdmission'
 import webSocketHooks from './ws'
-
-// Seconds a client at its connection cap should wait before trying again.
-const CONNECTION_CAP_RETRY = 5
 
 /**
  * A plain GET on the WebSocket route (no `Upgrade` header): the same admission as an upgrade
@@ -20,10 +18,8 @@ const CONNECTION_CAP_RETRY = 5
 async function probeAdmission(event: H3Event): Promise<ChatErrorFrame> {
   const admitted = await admitHttpRequest(event)
   if ('refused' in admitted) return admitted.refused
-  if (isAtConnectionCap(admitted.admission.ip, admitted.config.maxConnectionsPerIp)) {
-    setResponseHeader(event, 'retry-after', CONNECTION_CAP_RETRY)
-    return refuse(event, 429, errorFrame('rate_limited', 'Too many connections from this address'))
-  }
+  const atCap = connectionCapRefusal(limitSubjectOf(admitted.admission), admitted.config)
+  if (atCap) return refuse(event, 429, limitRefusalFrame(atCap))
   setResponseStatus(event, 426, 'Upgrade Required')
   setResponseHeader(event, 'upgrade', 'websocket')
   setResponseHeader(event, 'content-type', 'application/json')

@@ -4,6 +4,7 @@ import { chatDefaults } from '../../defaults'
 import type { ChatRuntimeConfig } from '../../types'
 import { badConfigNumbers } from '../utils/configNumbers'
 import { connectorOptions, databaseProblem } from '../utils/databaseConfig'
+import { guardIncomingSockets } from '../utils/incomingSockets'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
@@ -32,6 +33,8 @@ export default defineNitroPlugin((nitroApp) => {
     process.exit(1)
   }
   setupWebSocketServer(nitroApp, config, runtimeConfig.app.baseURL)
+  // Before the server listens: its first socket is already bounded and counted.
+  guardIncomingSockets(config)
   const hub = useChatHub()
   chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, connectorOptions(database)) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   nitroApp.hooks.hook('close', async () => {

@@ -1,6 +1,8 @@
 import type { ChatErrorFrame } from '../../shared/protocol'
 import type { ChatBus } from './bus'
 import type { ChatHub, Member } from './hub'
+import { limitRefusals } from './chatLimits'
+import { incomingSocketStats } from './incomingSockets'
 import { RoomLogInputError, type RoomLog } from './roomLog'
 import type { SendInput } from './sendPipeline'
 import { transportStats } from './wsTransport'
@@ -172,6 +174,12 @@ export function renderPrometheus(): string {
   metric('nuxt_chat_message_bytes_stored_total', 'counter', 'UTF-8 bytes of the messages stored through this instance.', [['', chatMetrics.bytesStored]])
   metric('nuxt_chat_duplicates_total', 'counter', 'Repeated cids answered with the stored message.', [['', chatMetrics.duplicates]])
   metric('nuxt_chat_refusals_total', 'counter', 'Messages refused, by error code.', [...chatMetrics.refusals].map(([code, count]) => [`{code="${code}"}`, count]))
+  metric('nuxt_chat_rate_limited_total', 'counter', 'Requests refused by a limit, by limit, scope (person or address) and who (guest or signed_in): scope="address",who="signed_in" means many signed-in people share an address.', [...limitRefusals].map(([key, count]) => {
+    const [limit, scope, who] = key.split('|')
+    return [`{limit="${limit}",scope="${scope}",who="${who}"}`, count]
+  }))
+  metric('nuxt_chat_header_timeouts_total', 'counter', 'Sockets closed because their request headers did not arrive within headersTimeout.', [['', incomingSocketStats.headerTimeouts]])
+  metric('nuxt_chat_refused_before_headers_total', 'counter', 'Sockets answered 429 on arrival: their address had maxConnectionsPerIp guest and pending connections.', [['', incomingSocketStats.refusedBeforeHeaders]])
   metric('nuxt_chat_slow_reader_drops_total', 'counter', 'Connections closed because their unsent output passed maxBufferedBytes.', [['', chatMetrics.slowReaderDrops]])
   metric('nuxt_chat_store_append_failures_total', 'counter', 'Store appends that failed.', [['', appends.failures]])
   metric('nuxt_chat_store_append_seconds', 'histogram', 'Time to store one message.', [

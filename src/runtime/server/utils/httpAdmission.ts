@@ -6,7 +6,9 @@ import { requestOrigin, requestPath, setResponseHeader, setResponseStatus, useNi
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { admitRequest, ChatRefusal, describeRequest, type ChatAdmission } from './access'
+import { admitRequest, ChatRefusal, clientIp, describeRequest, type ChatAdmission } from './access'
+import { limitRefusalFrame, type LimitRefusal } from './chatLimits'
+import { ConnectionHold, holdPending } from './connectionCaps'
 import { allowCrossOrigin } from './cors'
 import { chatLogger, useChatHub } from './useChatHub'
 
@@ -17,13 +19,18 @@ export function retryAfterSeconds(status: number): number | undefined {
   return undefined
 }
 
-/** Answer an HTTP request with an `error` frame as its JSON body (and `Retry-After` on 429 and 503). */
+/** Answer an HTTP request with an `error` frame as its JSON body (and `Retry-After` on 429 and 503: the frame's `retryAfter` when it has one). */
 export function refuse(event: H3Event, status: number, frame: ChatErrorFrame): ChatErrorFrame {
   setResponseStatus(event, status)
   setResponseHeader(event, 'content-type', 'application/json')
-  const retryAfter = retryAfterSeconds(status)
+  const retryAfter = frame.retryAfter ?? retryAfterSeconds(status)
   if (retryAfter) setResponseHeader(event, 'retry-after', retryAfter)
   return frame
+}
+
+/** Answer a request a limit refused: `429`, `Retry-After` and the `rate_limited` frame naming the limit and its scope. */
+export function refuseLimited(event: H3Event, refusal: LimitRefusal, cid?: string): ChatErrorFrame {
+  return refuse(event, 429, limitRefusalFrame(refusal, cid))
 }
 
 /** The `error` frame code for an HTTP refusal, so clients need not read the status. */
@@ -34,11 +41,29 @@ export function refusalCode(status: number): ChatErrorFrame['code'] {
   return status >= 500 ? 'unavailable' : 'bad_request'
 }
 
-/** Admit a request to this server's rooms (see `admitRequest`), from its URL, headers and socket. */
-export function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined): Promise<ChatAdmission> {
+/** A request refused by a limit before admission: answered `429` with the refusal's frame. */
+export class ChatLimitRefusal extends ChatRefusal {
+  constructor(readonly refusal: LimitRefusal) {
+    super(429, limitRefusalFrame(refusal).message)
+  }
+}
+
+/**
+ * Admit a request to this server's rooms (see `admitRequest`), from its URL, headers and socket.
+ * While the identify hook runs the request counts against its address as a guest would (throws
+ * `ChatLimitRefusal` at the cap): unidentified attempts are bounded per address.
+ */
+export async function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined): Promise<ChatAdmission> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
-  return admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
+  const pending = holdPending(clientIp(headers, socket?.remoteAddress, config), config)
+  if (!(pending instanceof ConnectionHold)) throw new ChatLimitRefusal(pending)
+  try {
+    return await admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
+  }
+  finally {
+    pending.release()
+  }
 }
 
 /**
@@ -56,6 +81,7 @@ export async function admitHttpRequest(event: H3Event): Promise<{ admission: Cha
   }
   catch (error) {
     if (!(error instanceof ChatRefusal)) chatLogger.error('[nuxt-chat] admission failed', error)
+    if (error instanceof ChatLimitRefusal) return { refused: refuseLimited(event, error.refusal) }
     const status = error instanceof ChatRefusal ? error.status : 500
     const message = error instanceof ChatRefusal ? error.message : 'Internal error'
     return { refused: refuse(event, status, errorFrame(refusalCode(status), message)) }

@@ -9,7 +9,8 @@ import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDeli
 import type { ReadPosition, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
 import { createReadState, type RoomsWatcher } from './readState'
-import { createSendLimiter, createSendPipeline, type AllowSend } from './sendPipeline'
+import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput } from './sendPipeline'
+import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
 export type { SendInput, SendResult } from './sendPipeline'
@@ -62,6 +63,8 @@ export interface ChatHubOptions {
 }
 
 const TYPING_THROTTLE = 1000
+/** Room names known to have messages (no new-room check for them): a bound, so a flood of names cannot grow it. */
+const MAX_KNOWN_ROOMS = 10_000
 /** A big room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
 const PRESENCE_WINDOW = 50
 /** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
@@ -80,7 +83,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   // Newcomers' replays from memory, unless retention by age may delete what memory still holds.
   const { max, maxAge } = config.history
   const recent = maxAge > 0 || (max > 0 && max < config.replay) ? 0 : config.replay
-  const limiter = allowSend ? undefined : createSendLimiter(config)
+  const limits = createChatLimits(config)
+  const limiter = allowSend ? undefined : createSendLimiter(config, limits)
+  /** Rooms seen with messages, least recently added first. */
+  const roomsWithMessages = new Set<string>()
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
   const presenceQueries = createPresenceQueries({ bus, wait: PRESENCE_QUERY_WAIT })
@@ -94,7 +100,60 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     maxReadPositions: config.maxReadPositions,
     // A list without its request (none in practice) shows nothing it cannot ask about.
     admitListed: (watcher, room) => watcher.request ? listAdmission.admitted(watcher.request, watcher.user, room) : false,
+    allowNewPosition(member) {
+      const refused = limits.take('rooms', limitSubjectOf({ sender: member.sender, ip: member.ip, user: member.user }))
+      return refused && limitRefusalFrame(refused)
+    },
+    allowStoredRead(connection, user) {
+      const refused = limits.take('reads', limitSubjectOf({ sender: user.id, ip: (connection as Partial<Member>).ip, user }))
+      return refused && { status: 429, error: limitRefusalFrame(refused) }
+    },
   })
+
+  function rememberRoomWithMessages(name: string) {
+    if (roomsWithMessages.has(name)) return
+    if (roomsWithMessages.size >= MAX_KNOWN_ROOMS) roomsWithMessages.delete(roomsWithMessages.values().next().value!)
+    roomsWithMessages.add(name)
+  }
+
+  /** Per unknown room, the last new-room check asked: checks of one room run in arrival order. */
+  const newRoomChecks = new Map<string, Promise<LimitRefusal | undefined>>()
+
+  /**
+   * A message to a room with no messages makes a new room: limited per person and address
+   * (docs/PROTOCOL.md, revision 5). Checks of one room are chained, so its first messages reach
+   * the store in the order they arrived and only the first takes a token.
+   */
+  function newRoomRefusal(input: SendInput): Promise<LimitRefusal | undefined> | undefined {
+    if (roomsWithMessages.has(input.room)) return undefined
+    const check = (newRoomChecks.get(input.room) ?? Promise.resolve(undefined)).then(() => checkNewRoom(input))
+    newRoomChecks.set(input.room, check)
+    void check.finally(() => {
+      if (newRoomChecks.get(input.room) === check) newRoomChecks.delete(input.room)
+    })
+    return check
+  }
+
+  async function checkNewRoom(input: SendInput): Promise<LimitRefusal | undefined> {
+    if (roomsWithMessages.has(input.room)) return undefined
+    let last: number
+    try {
+      last = await store.lastId(input.room)
+    }
+    catch {
+      // The append that follows meets the same store and answers `unavailable` itself.
+      return undefined
+    }
+    // Another message made the room meanwhile (its first is on its way): not new.
+    if (last > 0 || roomsWithMessages.has(input.room)) {
+      rememberRoomWithMessages(input.room)
+      return undefined
+    }
+    const refused = limits.take('rooms', limitSubjectOf(input))
+    // Its first message is on its way: the ones behind it make no new room (one token per room, not per message).
+    if (!refused) rememberRoomWithMessages(input.room)
+    return refused
+  }
 
   function roomOf(name: string): Room {
     const known = rooms.get(name)
@@ -231,7 +290,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     hooks,
     logger,
     allowSend: allowSend ?? limiter!.allowSend,
+    newRoomRefusal,
     onStored(frame, text) {
+      rememberRoomWithMessages(frame.room)
       rooms.get(frame.room)?.delivery.deliver(frame.id, text)
       if (readState.watches(frame.room)) readState.stored(frame.room, frame)
       if (!bus.publish({ kind: 'message', room: frame.room, id: frame.id, frame: text })) unpublished.add(frame.room)
@@ -355,9 +416,16 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       announcePresence(name, room)
       broadcastPresenceDiff(room)
     }
-    limiter?.sweep()
+    limits.sweep()
   }, config.presenceInterval)
   presenceTimer.unref?.()
+
+  async function historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
+    const rows = await store.before(name, before, limit + 1)
+    const more = rows.length > limit
+    const messages = (more ? rows.slice(1) : rows).map(messageFrame)
+    return { type: 'history', room: name, before, messages, more, user: 'server', message: `${messages.length} older messages` }
+  }
 
   return {
     join,
@@ -368,11 +436,21 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     /** The newest `limit` stored messages of a room before id `before`, oldest first. */
     history: async (name: string, before: number, limit: number): Promise<ChatStoredFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
     /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
-    async historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
-      const rows = await store.before(name, before, limit + 1)
-      const more = rows.length > limit
-      const messages = (more ? rows.slice(1) : rows).map(messageFrame)
-      return { type: 'history', room: name, before, messages, more, user: 'server', message: `${messages.length} older messages` }
+    historyPage,
+    /**
+     * A page of older history for `subject`, within its history limits (pages and bytes, per person
+     * and per address): the frame as JSON text, or the refusal. Its bytes are charged once served.
+     */
+    async limitedHistoryPage(subject: LimitSubject, name: string, before: number, limit: number): Promise<{ text: string } | { refused: LimitRefusal }> {
+      const refused = limits.take('history', subject)
+      if (refused) return { refused }
+      const text = JSON.stringify(await historyPage(name, before, limit))
+      limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
+      return { text }
+    },
+    /** A `read` POST (or a guest's command, refused without a store read) within the reads limit: the refusal when over it. WebSocket reads of signed-in users are counted as they reach the store (`readFrom`). */
+    readRefusal(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.take('reads', subject)
     },
     /** Up to `limit` stored room names after `after`, in name order. */
     storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),

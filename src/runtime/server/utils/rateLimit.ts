@@ -1,7 +1,7 @@
-/** Token-bucket rate limiting for chat messages. */
+/** Token-bucket rate limiting: messages, history pages and bytes, reads, new rooms. */
 
 export interface RateLimitOptions {
-  /** Messages refilled per `interval`. @default 20 */
+  /** Tokens (messages, pages, reads, rooms) refilled per `interval`. @default 20 */
   messages: number
   /** Refill window in milliseconds. @default 10000 */
   interval: number
@@ -49,6 +49,19 @@ export function createRateLimiter(options: RateLimitOptions) {
     has(key: string, now = Date.now()): boolean {
       const bucket = buckets.get(key)
       return !bucket || refill(bucket, options, now)
+    },
+    /** Take `cost` tokens even past empty (a cost known only afterwards, as bytes served): `has` is false until the debt is refilled. */
+    charge(key: string, cost: number, now = Date.now()): void {
+      let bucket = buckets.get(key)
+      if (!bucket) buckets.set(key, bucket = createTokenBucket(options, now))
+      refill(bucket, options, now)
+      bucket.tokens -= cost
+    },
+    /** Milliseconds until `take(key)` can pass (0: now). */
+    waitFor(key: string, now = Date.now()): number {
+      const bucket = buckets.get(key)
+      if (!bucket || refill(bucket, options, now)) return 0
+      return Math.ceil(((1 - bucket.tokens) * options.interval) / options.messages)
     },
     /** Forget buckets that have refilled completely. */
     sweep(now = Date.now()) {

@@ -35,6 +35,10 @@ export interface ReadStateOptions {
    * boolean when known at once. Absent: every room the user is in.
    */
   admitListed?: (watcher: RoomsWatcher, room: string) => boolean | Promise<boolean>
+  /** May this member's user get a first read position (a new room for them)? The refusal frame to tell it when not. @default always */
+  allowNewPosition?: (member: Member) => ChatErrorFrame | undefined
+  /** May a connection's `read` command reach the store now (folded ones never ask)? The refusal when not. @default always */
+  allowStoredRead?: (connection: object, user: ChatUser) => ReadRefusal | undefined
 }
 
 /** A `read` command refused: the `error` frame, and the HTTP status a POST answers with. */
@@ -74,7 +78,7 @@ function roomState(state: ReadState): ChatRoomState {
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true }: ReadStateOptions) {
+export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, allowNewPosition, allowStoredRead }: ReadStateOptions) {
   /** room → the watchers listing it. */
   const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
   /** user id → their watchers on this instance. */
@@ -263,6 +267,12 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     async joined(room: string, member: Member, createsPosition: boolean) {
       if (member.user.guest) return
       try {
+        // A first position is a new room for the user: limited (docs/PROTOCOL.md, revision 5); the join goes on without one.
+        const refused = createsPosition && allowNewPosition && !await store.readState(room, member.user.id) ? allowNewPosition(member) : undefined
+        if (refused) {
+          deliverToMember(member, new RoomFrame(JSON.stringify(refused)))
+          return
+        }
         const { created, evicted } = createsPosition ? await store.joinRead(room, member.user.id, maxReadPositions) : NOT_JOINED
         // Gone to make room: off their lists here and, through the bus, on every instance.
         for (const gone of evicted) {
@@ -313,6 +323,12 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       try {
         while (next !== undefined && next > known()) {
           reads.busy.set(room, undefined)
+          // Only reads that reach the store count against the reads limit: folded ones cost nothing.
+          const refused = allowStoredRead?.(connection, user)
+          if (refused) {
+            result = refused
+            break
+          }
           result = await read(room, user, next === Number.MAX_SAFE_INTEGER ? undefined : next, listed)
           if ('read' in result) reads.known.set(room, Math.max(known(), result.read))
           next = reads.busy.get(room)

@@ -34,6 +34,8 @@ export interface Member {
   readonly user: ChatUser
   /** Who sends: `user.id` (the `cid` de-duplication scope and the rate-limit key). */
   readonly sender: string
+  /** The client address, for the per-address limits (a new room's first read position). */
+  readonly ip?: string
   /** Frames that arrived while the member's replay was being sent; `null` or absent once live. Set by the hub. */
   heldDuringReplay?: RoomFrame[] | null
   /** Newest message id its replay sent: a slower delivery of the same id is not sent again. Set by the hub. */

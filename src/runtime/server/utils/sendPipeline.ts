@@ -2,7 +2,7 @@ import type { Hookable } from 'hookable'
 import { errorFrame, type ChatClientCommand, type ChatErrorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatActionContext, ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { checkChatPayload, type ChatPayloadCheck } from './chatSchema'
-import { createRateLimiter } from './rateLimit'
+import { createChatLimits, limitRefusalFrame, limitSubjectOf, type ChatLimits, type ChatLimitsConfig, type LimitRefusal } from './chatLimits'
 import { RoomLogInputError, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
 
@@ -56,31 +56,19 @@ export interface SendResult {
   status: number
 }
 
-/** Decides whether a message may pass the rate limit; false answers `rate_limited`. */
-export type AllowSend = (input: SendInput) => boolean
+/** Decides whether a message may pass the rate limit: `true`, or the refusal (`false`: a plain `rate_limited`). */
+export type AllowSend = (input: SendInput) => boolean | LimitRefusal
 
 /**
- * The default limit: a token bucket per person (`sender`: user id or guest id) and a second,
- * higher one per client address (`rateLimitPerIp`), each shared by all connections and POSTs;
- * a message takes a token from both or from neither. `rateLimit: false` turns both off.
- * `sweep` forgets the buckets that refilled.
+ * The default limit (the `messages` limit of ./chatLimits.ts): a token bucket per person (`sender`:
+ * user id or guest id) and, for guests, one per client address (`rateLimitPerIp`); signed-in
+ * people's address has a looser one (`signedInIpFactor` times). A message takes a token from
+ * each or from none. `rateLimit: false` turns them off. `sweep` forgets the buckets that refilled.
  */
-export function createSendLimiter({ rateLimit, rateLimitPerIp }: Pick<ChatRuntimeConfig, 'rateLimit' | 'rateLimitPerIp'>): { allowSend: AllowSend, sweep: () => void } {
-  if (!rateLimit) return { allowSend: () => true, sweep: () => {} }
-  const perPerson = createRateLimiter(rateLimit)
-  const perAddress = rateLimitPerIp ? createRateLimiter(rateLimitPerIp) : undefined
+export function createSendLimiter(config: Partial<ChatLimitsConfig> & Pick<ChatRuntimeConfig, 'rateLimit' | 'rateLimitPerIp'>, limits: ChatLimits = createChatLimits(config as ChatLimitsConfig)): { allowSend: AllowSend, sweep: () => void } {
   return {
-    allowSend({ sender, ip }) {
-      const address = perAddress && ip
-      if (!perPerson.has(sender) || (address && !perAddress.has(address))) return false
-      perPerson.take(sender)
-      if (address) perAddress.take(address)
-      return true
-    },
-    sweep() {
-      perPerson.sweep()
-      perAddress?.sweep()
-    },
+    allowSend: input => limits.take('messages', limitSubjectOf(input)) ?? true,
+    sweep: () => limits.sweep(),
   }
 }
 
@@ -96,13 +84,15 @@ export interface SendPipelineOptions {
   onStored: (frame: ChatStoredFrame, text: string) => void
   /** Validate a message against its room's schema (see `defineChatSchema`). @default checkChatPayload */
   checkPayload?: (room: string, text: string) => Promise<ChatPayloadCheck>
+  /** Would this message make a new room, past the sender's new-room limit? The refusal then. @default never */
+  newRoomRefusal?: (input: SendInput) => Promise<LimitRefusal | undefined> | undefined
 }
 
 /**
  * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the room's schema,
  * the store, then `onStored` for the fan-out.
  */
-export function createSendPipeline({ config, store: stores, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload }: SendPipelineOptions) {
+export function createSendPipeline({ config, store: stores, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload, newRoomRefusal }: SendPipelineOptions) {
   async function send(input: SendInput): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
     const { action } = input
@@ -113,7 +103,11 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       if (!text.trim()) return fail(400, 'empty', 'Message is empty')
       if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
     }
-    if (!input.fromServer && !allowSend(input)) return fail(429, 'rate_limited', 'Too many messages; slow down')
+    if (!input.fromServer) {
+      const allowed = allowSend(input)
+      if (allowed === false) return fail(429, 'rate_limited', 'Too many messages; slow down')
+      if (allowed !== true) return { status: 429, error: limitRefusalFrame(allowed, input.cid) }
+    }
     if (action) {
       // A resent edit or delete that was stored is answered as stored, whatever its target became since.
       const stored = input.cid === undefined ? undefined : await stores.byCid!(input.room, input.sender, input.cid).catch(() => undefined)
@@ -130,6 +124,11 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     // After the hook, so what is stored (a rewritten message or edit too) is what the room's schema accepts.
     const checked = await checkPayload(input.room, text)
     if ('error' in checked) return fail(400, 'bad_request', checked.error)
+    // Last before the store: a message refused for another reason makes no room and takes no token.
+    // No await for a room known to have messages: its messages take no extra turn.
+    const checking = !action && !input.fromServer ? newRoomRefusal?.(input) : undefined
+    const newRoom = checking && await checking
+    if (newRoom) return { status: 429, error: limitRefusalFrame(newRoom, input.cid) }
     return store(input, checked.text)
   }
 

@@ -1,6 +1,6 @@
 import type { Peer } from 'crossws'
 import type { ChatErrorFrame, ChatUser } from '../../shared/protocol'
-import type { ConnectionHold } from './access'
+import type { ConnectionHold } from './connectionCaps'
 import { countSlowReaderDrop } from './chatMetrics'
 import { HeartbeatSlices, heartbeatSliceCount } from './heartbeatSlices'
 import { isOverBudget, queuedWritesAfter } from './outputBudget'

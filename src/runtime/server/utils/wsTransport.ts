@@ -9,7 +9,7 @@
  * logs once why. `transportStats` counts which path was taken, so a test sees when the fast
  * path is silently lost. crossws 0.4 (Nuxt 5) has public `bufferedAmount` and drain: move there.
  */
-import { STATUS_CODES } from 'node:http'
+import { Server as HttpServer, STATUS_CODES } from 'node:http'
 import { consola } from 'consola'
 import type { Peer } from 'crossws'
 import type { NitroApp } from 'nitropack/types'
@@ -414,4 +414,19 @@ export function memoizeWebSocketResolver(nitroApp: NitroApp) {
       },
     },
   })
+}
+
+/**
+ * The plain HTTP server that accepted a TCP socket (Node sets `socket.server` on every socket a
+ * `net.Server` accepts), or `undefined` for any other server (HTTPS and HTTP/2 see their requests
+ * on a TLS socket, not this one), or (logged once) when the field is not there: that socket then
+ * gets no header bound from the chat, only Node's own.
+ */
+export function httpServerOf(socket: object): HttpServer | undefined {
+  const server = (socket as { server?: unknown }).server
+  if (!isObject(server)) {
+    fallBack('no `socket.server` on an accepted socket: request headers are bounded by Node\'s `headersTimeout` only, and header-less sockets are not counted per address')
+    return undefined
+  }
+  return server instanceof HttpServer ? server : undefined
 }

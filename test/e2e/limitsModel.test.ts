@@ -1,0 +1,419 @@
+/**
+ * The limits model (docs/PROTOCOL.md, revision 5; issues 22 and 28) caused for real against the
+ * built fixture: history and `read` floods, new rooms, dripping upgrades, an office of signed-in
+ * people behind one address, the same number of guests, one person with 50 tabs, and the
+ * metrics that tell them apart. Figures are printed for the issue's closing note.
+ */
+import { randomUUID } from 'node:crypto'
+import { get } from 'node:http'
+import { connect, type Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { createChatConnection } from '../../src/runtime/app/chatConnection'
+import { ChatSocket, postMessage, until, upgradeStatus } from '../utils/clients'
+import { startServer, type TestServer } from '../utils/server'
+
+const uniqueRoom = (prefix = 'lm') => `${prefix}-${randomUUID().slice(0, 8)}`
+const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
+const wsBase = (server: TestServer) => `ws://127.0.0.1:${server.port}`
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN
+const cookieOf = (user: string) => ({ cookie: `session=user-${user}` })
+
+/** Open a socket, or the refused upgrade's status and JSON body. */
+function openOrRefused(url: string, headers: Record<string, string> = {}, localAddress?: string): Promise<{ socket: ChatSocket } | { status: number, body: Record<string, unknown> }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers, localAddress })
+    const socket = new ChatSocket(ws)
+    ws.once('open', () => resolve({ socket }))
+    ws.once('unexpected-response', (_request, response) => {
+      let text = ''
+      response.on('data', (chunk) => {
+        text += chunk
+      })
+      response.on('end', () => {
+        let body: Record<string, unknown> = {}
+        try {
+          body = JSON.parse(text)
+        }
+        catch {
+          // Not JSON: the status says enough.
+        }
+        resolve({ status: response.statusCode ?? 0, body })
+      })
+    })
+    ws.once('error', () => resolve({ status: 0, body: {} }))
+  })
+}
+
+/** Median and worst round trip of `ping` → `pong` on one socket, pinging every 50 ms for `ms`. */
+async function pingFor(socket: ChatSocket, ms: number): Promise<number[]> {
+  const times: number[] = []
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    const pongs = socket.frames.filter(frame => frame.type === 'pong').length
+    const sent = performance.now()
+    socket.send({ type: 'ping' })
+    await until(() => socket.frames.filter(frame => frame.type === 'pong').length > pongs, 'a pong', 10_000)
+    times.push(performance.now() - sent)
+    await sleep(50)
+  }
+  return times
+}
+
+/** Seed a room with `count` long messages over POST (the server runs without a message limit). */
+async function seed(server: TestServer, room: string, count: number) {
+  for (let start = 0; start < count; start += 20) {
+    await Promise.all(Array.from({ length: Math.min(20, count - start) }, (_, index) => postMessage(httpBase(server), `${start + index} ${'x'.repeat(1000)}`, { room })))
+  }
+}
+
+let server: TestServer
+let gated: TestServer
+
+beforeAll(async () => {
+  ;[server, gated] = await Promise.all([
+    // No message limit, so a test can seed history quickly; every other limit at its default.
+    startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false' } }),
+    startServer({ env: { NUXT_CHAT_HEADERS_TIMEOUT: '3000' } }),
+  ])
+})
+
+afterAll(async () => {
+  await Promise.all([server, gated].map(each => each?.stop()))
+})
+
+describe('history and read floods (issue 22.5)', () => {
+  it('eight parallel HTTP history loops from one address for 5 s: refused with 429 + Retry-After, bytes bounded, another client keeps its ping', async () => {
+    const room = uniqueRoom('flood')
+    await seed(server, room, 300)
+    const other = await ChatSocket.open(wsBase(server), { room: uniqueRoom('bystander') })
+    await other.waitFor(frame => frame.type === 'presence')
+    const quiet = await pingFor(other, 1000)
+
+    let answers = 0
+    let bytes = 0
+    const refusals: { retryAfter: string | null, body: Record<string, unknown> }[] = []
+    const end = Date.now() + 5000
+    const loop = async () => {
+      while (Date.now() < end) {
+        const response = await fetch(`${httpBase(server)}/api/sse?room=${room}&before=${1 + Math.floor(Math.random() * 300)}&limit=100`)
+        const text = await response.text()
+        if (response.status === 200) {
+          answers++
+          bytes += Buffer.byteLength(text)
+        }
+        else if (response.status === 429) {
+          refusals.push({ retryAfter: response.headers.get('retry-after'), body: JSON.parse(text) })
+        }
+      }
+    }
+    const [during] = await Promise.all([pingFor(other, 4500), ...Array.from({ length: 8 }, loop)])
+    console.info(`[figures] history flood, 8 loops × 5 s, one address: ${answers} pages, ${(bytes / 1024 / 1024).toFixed(2)} MiB served, ${refusals.length} refused; another client's ping median ${median(quiet).toFixed(1)} ms before, ${median(during).toFixed(1)} ms (max ${Math.max(...during).toFixed(1)} ms) during`)
+    expect(refusals.length).toBeGreaterThan(0)
+    expect(refusals[0]!.body).toMatchObject({ type: 'error', code: 'rate_limited', scope: 'address', limit: 'history' })
+    expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1)
+    expect(refusals[0]!.body.retryAfter).toBe(Number(refusals[0]!.retryAfter))
+    // 2 MiB budget + 5 s of refill (0.2 MiB/s) + at most eight pages in flight.
+    expect(bytes).toBeLessThan(5 * 1024 * 1024)
+    await other.close()
+  })
+
+  it('history pages over WebSocket are limited per person, answered with the limit, scope and wait; the connection stays', async () => {
+    const room = uniqueRoom('wshist')
+    await seed(server, room, 20)
+    // Signed in: counted per person (this address's guests may have used up their own budget above).
+    const socket = await ChatSocket.open(wsBase(server), { room }, { headers: cookieOf(`pager-${randomUUID().slice(0, 8)}`) })
+    await socket.waitFor(frame => frame.type === 'presence')
+    let pages = 0
+    let refused: Record<string, unknown> | undefined
+    for (let request = 0; request < 30 && !refused; request++) {
+      const seen = socket.frames.length
+      socket.send({ type: 'history', before: 10, limit: 5 })
+      const answer = await until(() => socket.frames.slice(seen).find(frame => frame.type === 'history' || frame.type === 'error'), 'a history answer')
+      if (answer.type === 'history') pages++
+      else refused = answer
+    }
+    // A burst of 10, and what refilled meanwhile (2 a second).
+    expect(pages).toBeGreaterThanOrEqual(10)
+    expect(pages).toBeLessThanOrEqual(11)
+    expect(refused).toMatchObject({ code: 'rate_limited', scope: 'person', limit: 'history' })
+    expect(refused!.retryAfter).toBeGreaterThanOrEqual(1)
+    // Still open: pings answered.
+    socket.send({ type: 'ping' })
+    await socket.waitFor(frame => frame.type === 'pong')
+    await socket.close()
+  })
+
+  it('useChat over WebSocket: a page refused by the history limit ends loadOlder at once with the rate_limited error', async () => {
+    const room = uniqueRoom('olders')
+    await seed(server, room, 60)
+    const client = createChatConnection({
+      room, name: 'pager', transport: 'ws', route: '/_ws', sseRoute: '/api/sse', maxMessages: 20, maxQueue: 10, maxLength: 2000,
+      autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'),
+    })
+    client.open()
+    try {
+      await until(() => client.messages.value.length > 0, 'the replay')
+      let refusedAfter: number | undefined
+      for (let page = 0; page < 30 && refusedAfter === undefined; page++) {
+        const started = performance.now()
+        await client.loadOlder(1)
+        client.dropOlder()
+        if (client.error.value?.code === 'rate_limited') refusedAfter = performance.now() - started
+      }
+      expect(refusedAfter).toBeDefined()
+      expect(refusedAfter!).toBeLessThan(2000)
+    }
+    finally {
+      client.close()
+    }
+  })
+
+  it('a read flood is refused per person (POST 429, WebSocket error frames); reads within the limit still move the position', async () => {
+    const room = uniqueRoom('reads')
+    const user = `reader-${randomUUID().slice(0, 8)}`
+    const socket = await ChatSocket.open(wsBase(server), { room }, { headers: cookieOf(user) })
+    await socket.waitFor(frame => frame.type === 'read')
+    await postMessage(httpBase(server), 'something to read', { room })
+    // In tens: each open POST holds one of the person's 20 connection slots.
+    const answers = []
+    for (let batch = 0; batch < 6; batch++) answers.push(...await Promise.all(Array.from({ length: 10 }, () => postMessage(httpBase(server), { type: 'read' }, { room }, cookieOf(user)))))
+    const statuses = answers.map(answer => answer.status)
+    console.info(`[figures] read flood, 60 POSTs of one person: ${statuses.filter(status => status === 200).length} answered, ${statuses.filter(status => status === 429).length} refused`)
+    expect(statuses.filter(status => status === 200).length).toBeGreaterThan(0)
+    expect(statuses.filter(status => status === 200).length).toBeLessThanOrEqual(16)
+    expect(answers.find(answer => answer.status === 429)!.json).toMatchObject({ code: 'rate_limited', scope: 'person', limit: 'reads' })
+    // Reads that each reach the store (a burst would be folded into a few, costing nothing).
+    for (let read = 0; read < 30 && !socket.frames.some(frame => frame.limit === 'reads'); read++) {
+      socket.send({ type: 'read' })
+      await sleep(20)
+    }
+    await socket.waitFor(frame => frame.type === 'error' && frame.limit === 'reads', 'a refused WebSocket read')
+    await socket.close()
+  })
+})
+
+describe('new rooms (issue 22.6 / 22.3, rate half)', () => {
+  let postgres: TestServer
+  beforeAll(async () => {
+    // No message limit: what refuses is the new-room limit alone.
+    postgres = await startServer({ output: 'postgresql', env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
+  })
+  afterAll(async () => {
+    await postgres?.stop()
+  })
+
+  it('65 new rooms from one guest address on PostgreSQL: refused past the address\'s limit, with scope; what was stored stays', async () => {
+    const prefix = uniqueRoom('pgroom')
+    const answers = []
+    for (let index = 0; index < 65; index++) answers.push(await postMessage(httpBase(postgres), `room ${index}`, { room: `${prefix}-${index}` }))
+    const stored = answers.filter(answer => answer.status === 200).length
+    console.info(`[figures] 65 new rooms from one guest address (PostgreSQL): ${stored} created, ${65 - stored} refused`)
+    // The address's burst of 30 (and what refilled meanwhile: 20 a minute).
+    expect(stored).toBeGreaterThanOrEqual(30)
+    expect(stored).toBeLessThanOrEqual(31)
+    expect(answers.at(-1)).toMatchObject({ status: 429, json: { code: 'rate_limited', scope: 'address', limit: 'rooms' } })
+    const reader = await ChatSocket.open(wsBase(postgres), { room: `${prefix}-29` })
+    await reader.waitFor(frame => frame.type === 'message' && frame.message === 'room 29', 'the stored message')
+    await reader.close()
+  })
+
+  it('65 new rooms from one guest address in a burst: refused past the address\'s limit, with scope; what was stored stays', async () => {
+    const prefix = uniqueRoom('newroom')
+    const answers = []
+    for (let index = 0; index < 65; index++) answers.push(await postMessage(httpBase(server), `room ${index}`, { room: `${prefix}-${index}` }))
+    const stored = answers.filter(answer => answer.status === 200).length
+    const refused = answers.filter(answer => answer.status === 429)
+    console.info(`[figures] 65 new rooms from one guest address: ${stored} created, ${refused.length} refused`)
+    // The address's burst of 30 (seeding above made a few rooms already).
+    expect(stored).toBeLessThanOrEqual(31)
+    expect(refused.length).toBeGreaterThanOrEqual(34)
+    expect(refused[0]!.json).toMatchObject({ code: 'rate_limited', scope: 'address', limit: 'rooms' })
+    // A room that exists takes messages as before; the rooms created stay.
+    expect((await postMessage(httpBase(server), 'again', { room: `${prefix}-0` })).status).toBe(200)
+    const reader = await ChatSocket.open(wsBase(server), { room: `${prefix}-1` })
+    await reader.waitFor(frame => frame.type === 'message' && frame.message === 'room 1', 'the stored message')
+    await reader.close()
+  })
+
+  it('a signed-in user\'s first read positions in 40 rooms: limited per person, the joins go on without one', async () => {
+    const user = `roamer-${randomUUID().slice(0, 8)}`
+    const prefix = uniqueRoom('roam')
+    let positions = 0
+    let refusal: Record<string, unknown> | undefined
+    for (let index = 0; index < 40; index++) {
+      const socket = await ChatSocket.open(wsBase(server), { room: `${prefix}-${index}` }, { headers: cookieOf(user) })
+      const answer = await socket.waitFor(frame => frame.type === 'read' || frame.type === 'error', 'a read frame or a refusal')
+      if (answer.type === 'read') positions++
+      else refusal ??= answer
+      await socket.close()
+    }
+    console.info(`[figures] one signed-in user joining 40 new rooms: ${positions} read positions created`)
+    // A burst of 20 (and what refilled meanwhile: 10 a minute).
+    expect(positions).toBeGreaterThanOrEqual(20)
+    expect(positions).toBeLessThanOrEqual(22)
+    expect(refusal).toMatchObject({ code: 'rate_limited', scope: 'person', limit: 'rooms' })
+  })
+})
+
+describe('slow upgrades (issue 22.9)', () => {
+  it('300 sockets dripping a header line every 2 s: closed within headersTimeout, counted against the address', async () => {
+    const sockets: { socket: Socket, closedAt?: number, answer: string }[] = []
+    const started = Date.now()
+    for (let index = 0; index < 300; index++) {
+      const socket = connect(gated.port, '127.0.0.1')
+      const entry: { socket: Socket, closedAt?: number, answer: string } = { socket, answer: '' }
+      socket.on('data', (chunk) => {
+        entry.answer += chunk
+      })
+      socket.on('close', () => {
+        entry.closedAt = Date.now()
+      })
+      socket.on('error', () => {})
+      socket.write(`GET /_ws?room=drip HTTP/1.1\r\nHost: 127.0.0.1:${gated.port}\r\n`)
+      sockets.push(entry)
+    }
+    const drip = setInterval(() => {
+      for (const { socket } of sockets) if (!socket.destroyed) socket.write(`X-Drip: ${Date.now()}\r\n`)
+    }, 2000)
+    try {
+      await sleep(1000)
+      // Meanwhile the dripping sockets count against their address: a guest from it is refused; another address is not.
+      const sameAddress = await upgradeStatus(`${wsBase(gated)}/_ws?room=drip`)
+      const otherAddress = await upgradeStatus(`${wsBase(gated)}/_ws?room=drip`, { localAddress: '127.0.0.2' })
+      await sleep(3000)
+      const open = sockets.filter(entry => entry.closedAt === undefined).length
+      const answered429 = sockets.filter(entry => entry.answer.startsWith('HTTP/1.1 429')).length
+      const slowestClose = Math.max(...sockets.map(entry => (entry.closedAt ?? Date.now()) - started))
+      console.info(`[figures] 300 dripping upgrades, headersTimeout 3 s: ${open} open after 4 s, ${answered429} answered 429 at once, last closed after ${slowestClose} ms; a guest upgrade from that address meanwhile: ${sameAddress}, from another: ${otherAddress}`)
+      expect(open).toBe(0)
+      expect(sameAddress).toBe(429)
+      expect(otherAddress).toBe(101)
+      expect(answered429).toBeGreaterThanOrEqual(199)
+      // Once they are gone, the address connects again.
+      expect(await upgradeStatus(`${wsBase(gated)}/_ws?room=drip`)).toBe(101)
+    }
+    finally {
+      clearInterval(drip)
+      for (const { socket } of sockets) socket.destroy()
+    }
+  })
+})
+
+describe('connections per address', () => {
+  it('an address with its 100 guests connected: the 101st guest is refused naming the address; a page from it still loads', async () => {
+    const room = uniqueRoom('full')
+    // An address of its own: nothing earlier tests left closing counts against it.
+    const address = '127.0.0.3'
+    const guests = await Promise.all(Array.from({ length: 100 }, () => ChatSocket.open(wsBase(gated), { room }, { localAddress: address })))
+    try {
+      const refused = await openOrRefused(`${wsBase(gated)}/_ws?room=${room}`, {}, address)
+      expect(refused).toMatchObject({ status: 429, body: { code: 'rate_limited', scope: 'address', limit: 'connections', retryAfter: 5 } })
+      // Sockets still sending headers are counted apart: the app's pages are not refused.
+      const page = await new Promise<number>((resolve, reject) => get({ host: '127.0.0.1', port: gated.port, path: '/', localAddress: address }, (response) => {
+        response.resume()
+        resolve(response.statusCode ?? 0)
+      }).on('error', reject))
+      expect(page).toBe(200)
+    }
+    finally {
+      await Promise.all(guests.map(guest => guest.close()))
+    }
+  })
+})
+
+/** One run of issue 28: `people` connect from one address (in waves, as people arrive) and send one message per 10 s for 30 s. */
+async function officeRun(target: TestServer, people: number, signedIn: boolean) {
+  const runId = randomUUID().slice(0, 6)
+  const rooms = Array.from({ length: 10 }, (_, index) => uniqueRoom(`office${index}`))
+  const sockets: { socket: ChatSocket, index: number }[] = []
+  const connectRefusals: Record<string, unknown>[] = []
+  for (let wave = 0; wave < people; wave += 25) {
+    const opened = await Promise.all(Array.from({ length: Math.min(25, people - wave) }, (_, offset) => {
+      const index = wave + offset
+      return openOrRefused(`${wsBase(target)}/_ws?room=${rooms[index % rooms.length]}`, signedIn ? cookieOf(`o${runId}-${index}`) : {}).then(result => ({ result, index }))
+    }))
+    for (const { result, index } of opened) {
+      if ('socket' in result) sockets.push({ socket: result.socket, index })
+      else connectRefusals.push({ status: result.status, ...result.body })
+    }
+    await sleep(100)
+  }
+  await Promise.all(sockets.map(({ socket }) => socket.waitFor(frame => frame.type === 'presence', 'presence', 20_000)))
+  const start = Date.now()
+  const sends = sockets.map(async ({ socket, index }) => {
+    const offset = Math.random() * 10_000
+    for (let round = 0; round < 3; round++) {
+      await sleep(Math.max(0, start + offset + round * 10_000 - Date.now()))
+      socket.send({ type: 'message', message: `hello ${index}.${round}`, cid: `c${index}-${round}` })
+    }
+  })
+  await Promise.all(sends)
+  // Every message answered: stored (its echo with the cid) or refused.
+  const answered = (socket: ChatSocket, index: number, round: number) => socket.frames.some(frame => frame.cid === `c${index}-${round}`)
+  await until(() => sockets.every(({ socket, index }) => [0, 1, 2].every(round => answered(socket, index, round))), 'every message answered', 30_000)
+  let stored = 0
+  const refused: Record<string, number> = {}
+  for (const { socket, index } of sockets) {
+    for (let round = 0; round < 3; round++) {
+      const answer = socket.frames.find(frame => frame.cid === `c${index}-${round}`)!
+      if (answer.type === 'message') stored++
+      else refused[`${answer.code}/${answer.scope ?? 'none'}`] = (refused[`${answer.code}/${answer.scope ?? 'none'}`] ?? 0) + 1
+    }
+  }
+  const connectRefusedByScope: Record<string, number> = {}
+  for (const refusal of connectRefusals) connectRefusedByScope[`${refusal.status}/${refusal.scope ?? 'none'}`] = (connectRefusedByScope[`${refusal.status}/${refusal.scope ?? 'none'}`] ?? 0) + 1
+  await Promise.all(sockets.map(({ socket }) => socket.close()))
+  return { connected: sockets.length, connectRefusedByScope, stored, refused }
+}
+
+describe('limits that fit real deployments (issue 28)', () => {
+  let office: TestServer
+  beforeAll(async () => {
+    office = await startServer()
+  })
+  afterAll(async () => {
+    await office?.stop()
+  })
+
+  it('500 signed-in people behind one address, one message per 10 s for 30 s each: none refused', async () => {
+    const run = await officeRun(office, 500, true)
+    console.info(`[figures] 500 signed-in, one address: ${JSON.stringify(run)}`)
+    expect(run).toEqual({ connected: 500, connectRefusedByScope: {}, stored: 1500, refused: {} })
+  }, 120_000)
+
+  it('500 guests from one address doing the same: bounded by the per-address limits, refusals naming the address', async () => {
+    const run = await officeRun(office, 500, false)
+    console.info(`[figures] 500 guests, one address: ${JSON.stringify(run)}`)
+    expect(run.connected).toBe(100)
+    expect(run.connectRefusedByScope).toEqual({ '429/address': 400 })
+    // The address's message budget: a burst of 30 and 6 a second over the ~30 s run.
+    expect(run.stored).toBeLessThanOrEqual(30 + 6 * 32)
+    expect(Object.keys(run.refused)).toEqual(['rate_limited/address'])
+  }, 120_000)
+
+  it('one signed-in person opening 50 connections: capped per person, told so', async () => {
+    const user = `tabs-${randomUUID().slice(0, 8)}`
+    const room = uniqueRoom('tabs')
+    const results = await Promise.all(Array.from({ length: 50 }, () => openOrRefused(`${wsBase(office)}/_ws?room=${room}`, cookieOf(user))))
+    const open = results.filter(result => 'socket' in result) as { socket: ChatSocket }[]
+    const refused = results.filter(result => !('socket' in result)) as { status: number, body: Record<string, unknown> }[]
+    console.info(`[figures] one signed-in person, 50 connections: ${open.length} open, ${refused.length} refused`)
+    expect(open).toHaveLength(20)
+    expect(refused[0]).toMatchObject({ status: 429, body: { code: 'rate_limited', scope: 'person', limit: 'connections' } })
+    // Another person at the same address is not affected.
+    const other = await openOrRefused(`${wsBase(office)}/_ws?room=${room}`, cookieOf(`${user}-colleague`))
+    expect('socket' in other).toBe(true)
+    await Promise.all([...open.map(({ socket }) => socket.close()), 'socket' in other ? other.socket.close() : undefined])
+  })
+
+  it('the metrics count refusals by limit, scope and who', async () => {
+    const text = await fetch(office.url('/_chat/metrics')).then(response => response.text())
+    const sample = (labels: string) => Number(new RegExp(`^nuxt_chat_rate_limited_total\\{${labels.replaceAll('"', '\\"')}\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+    expect(sample('limit="connections",scope="address",who="guest"')).toBeGreaterThanOrEqual(400)
+    expect(sample('limit="connections",scope="person",who="signed_in"')).toBeGreaterThanOrEqual(30)
+    expect(sample('limit="messages",scope="address",who="guest"')).toBeGreaterThan(0)
+    expect(text).not.toMatch(/nuxt_chat_rate_limited_total\{limit="messages",scope="address",who="signed_in"\}/)
+  })
+})
