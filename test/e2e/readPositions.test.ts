@@ -72,7 +72,8 @@ describe('read positions, PostgreSQL', () => {
   }
 
   beforeAll(async () => {
-    const env = { NUXT_CHAT_RATE_LIMIT: 'false' }
+    // The cap is under test here, not the rate of new rooms (test/e2e/limitsModel.test.ts tests that).
+    const env = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' }
     ;[server, capped] = await Promise.all([
       startServer({ output: 'postgresql', env }),
       // The cap is runtime config like every option.
