@@ -59,7 +59,7 @@ suites=() options=()
 for arg in "$@"; do if [[ $arg == *.test.ts ]]; then suites+=("$arg"); else options+=("$arg"); fi; done
 if [ ${#suites[@]} -eq 0 ]; then
   for file in test/e2e/*.test.ts; do
-    case $(basename "$file") in autoImport.* | package.* | platform.* | readme.* | devtools.build.*) ;; *) suites+=("$file") ;; esac
+    case $(basename "$file") in autoImport.* | package.* | platform.* | readme.* | runtimeDatabase.* | devtools.build.* | devtools.dev.*) ;; *) suites+=("$file") ;; esac
   done
   suites+=(test/browser/chat.test.ts test/browser/cors.test.ts)
 fi
