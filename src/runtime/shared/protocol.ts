@@ -286,7 +286,7 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   if (type !== 'message' && type !== 'edit' && type !== 'delete' && type !== 'reaction') return '`type` must be message, edit, delete or reaction'
   if (type === 'reaction') {
     if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
-    if (!isValidEmoji(emoji)) return '`emoji` must be 1-32 characters without spaces'
+    if (!isValidEmoji(emoji)) return `\`emoji\` must be 1-${MAX_EMOJI_LENGTH} UTF-16 code units without spaces, control or format characters`
     return { type, target, emoji, ...withCid }
   }
   if (type !== 'delete' && typeof message !== 'string') return '`message` must be a string'
@@ -303,9 +303,17 @@ export function parseReadCommand(command: Record<string, unknown>): Extract<Chat
   return { type: 'read', ...(id === undefined ? {} : { id }), ...(room === undefined ? {} : { room }) }
 }
 
-/** Is `emoji` a usable reaction: 1-32 UTF-16 units, well-formed, no white space or control characters? */
+/** Longest reaction, in UTF-16 code units (docs/PROTOCOL.md, revision 5). */
+export const MAX_EMOJI_LENGTH = 32
+// Format characters (invisible, bidi overrides) but the zero-width joiner and the tag characters, which emoji sequences use.
+const FORMAT_CHARACTER = /(?![\u200D\u{E0020}-\u{E007F}])\p{Cf}/u
+/** A joiner first, last or next to another joiner, or tags without a character before them: nothing visible joins. */
+const LOOSE_JOINER = /^[\u200D\u{E0020}-\u{E007F}]|\u200D$|\u200D\u200D/u
+
+/** Is `emoji` a usable reaction: 1-32 UTF-16 code units, well-formed, no white space, control or format characters (revision 5)? */
 export function isValidEmoji(emoji: unknown): emoji is string {
-  return typeof emoji === 'string' && emoji.isWellFormed() && /^[^\s\p{Cc}]{1,32}$/u.test(emoji)
+  return typeof emoji === 'string' && emoji.length >= 1 && emoji.length <= MAX_EMOJI_LENGTH && emoji.isWellFormed()
+    && !/[\s\p{Cc}]/u.test(emoji) && !FORMAT_CHARACTER.test(emoji) && !LOOSE_JOINER.test(emoji)
 }
 
 /** Who reacted with what after `uid` added (`on`) or took back `emoji`; `undefined` when nobody is left. */
