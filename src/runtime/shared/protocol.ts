@@ -35,6 +35,12 @@ export interface ChatMessageFrame {
   deleted?: true
   /** Who reacted with what (revision 3): emoji → user ids; absent when nobody did. */
   reactions?: Record<string, string[]>
+  /**
+   * Replayed frames only (revision 5): the room's number up to which this state is current. A
+   * client moves its resume cursor to it (it may skip numbers) and lets the state replace an older
+   * one it holds for the same id.
+   */
+  rev?: number
 }
 
 /**

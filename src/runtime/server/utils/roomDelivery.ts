@@ -1,6 +1,6 @@
 import { errorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { eventFrame } from './roomEvents'
-import type { RoomLog, StoredMessage } from './roomLog'
+import { sequenceOf, type RoomLog, type StoredMessage } from './roomLog'
 import { encodeTextFrame } from './wsTransport'
 
 /** One frame on its way to a room: serialised once, encoded once per transport on first use. */
@@ -287,7 +287,18 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
     if (!replayed) {
       replayed = []
       try {
-        for (const message of await store.replaySince(room, since, count)) replayed.push(new RoomFrame(JSON.stringify(messageFrame(message)), message.id))
+        // Read first: the messages read after it hold every change up to it, so the replay brings the client that far (revision 5).
+        const newest = await store.lastId(room)
+        const messages = await store.replaySince(room, since, count)
+        let previous = since
+        messages.forEach((message, index) => {
+          const frame = messageFrame(message) as ChatMessageFrame
+          const position = index === messages.length - 1 ? Math.max(sequenceOf(message), newest) : sequenceOf(message)
+          // Only where the cursor could not follow by id alone: a state with changes, or a skip in the numbers.
+          if (position !== message.id || (previous !== undefined && position !== previous + 1)) frame.rev = position
+          previous = position
+          replayed!.push(new RoomFrame(JSON.stringify(frame), position))
+        })
       }
       catch (error) {
         logger.error('[nuxt-chat] replay failed', error)
