@@ -351,8 +351,9 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
         await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
         await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target <= ?', room, upTo)
       }
-      if (changesUpTo > upTo) await query('run', 'DELETE FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id <= ?', room, changesUpTo)
-      return count
+      // A step of at most `limit` changes too: a pass never holds the database for long.
+      const changes = changesUpTo > upTo ? (await query<unknown[]>('all', 'DELETE FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id IN (SELECT id FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id <= ? ORDER BY id LIMIT ?) RETURNING id', room, room, changesUpTo, limit)).length : 0
+      return count + changes
     },
     async markRead(room, uid, id = Number.MAX_SAFE_INTEGER) {
       await query('run', MARK_READ, Date.now(), id, id, room, uid, room)

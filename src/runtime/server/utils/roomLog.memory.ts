@@ -135,7 +135,7 @@ export function createMemoryRoomLog(): RoomLog {
       const firstKept = room.messages[0]?.id ?? room.nextId
       let dropChanges = firstAfter(room.changes, firstKept - 1)
       if (policy.max > 0) dropChanges = Math.max(dropChanges, room.changes.length - policy.max)
-      const droppedChanges = room.changes.splice(0, dropChanges)
+      const droppedChanges = room.changes.splice(0, Math.min(dropChanges, limit))
       // Drop them from the indexes too, so memory stays bounded.
       for (const message of [...dropped, ...droppedChanges]) {
         room.editsOf.delete(message.id)
@@ -150,7 +150,7 @@ export function createMemoryRoomLog(): RoomLog {
           room.cidKeyOf.delete(message.id)
         }
       }
-      return dropped.length
+      return dropped.length + droppedChanges.length
     },
     async markRead(name, uid, id = Number.MAX_SAFE_INTEGER) {
       return moveRead(name, uid, id, false)

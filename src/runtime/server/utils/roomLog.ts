@@ -114,7 +114,7 @@ export interface RoomLog {
   message: (room: string, id: number) => Promise<StoredMessage | undefined>
   /** The newest number of the room (message or change), 0 when it never had one; it stays when retention removes every message. */
   lastId: (room: string) => Promise<number>
-  /** Apply retention to one room, deleting at most `limit` messages (default 1000) and the changes it allows; resolves to how many messages went. */
+  /** Apply retention to one room, deleting at most `limit` messages (default 1000) and `limit` of the changes it allows; resolves to how many rows went. */
   prune: (room: string, policy: RetentionPolicy, limit?: number) => Promise<number>
   /** Move `uid`'s existing read position in `room` forward to `id` (at most the room's newest id; absent: the newest); resolves to the position stored, undefined when they have none (a read never creates one). */
   markRead: (room: string, uid: string, id?: number) => Promise<number | undefined>
