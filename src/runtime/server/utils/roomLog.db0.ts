@@ -340,13 +340,13 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
         count++
       }
       // Changes: none older than the oldest message kept (all of them when none is), at most `max` of them.
-      const last = await lastId(room)
-      const firstKept = Number((await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_messages WHERE room = ? AND kind IS NULL AND id > ? ORDER BY id LIMIT 1', room, upTo))?.id ?? last + 1)
+      const firstKept = count < oldest.length
+        ? Number(oldest[count]!.id)
+        : Number((await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_messages WHERE room = ? AND kind IS NULL AND id > ? ORDER BY id LIMIT 1', room, upTo))?.id ?? Number.MAX_SAFE_INTEGER)
       const beyondMax = policy.max > 0 ? Number((await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_messages WHERE room = ? AND kind IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?', room, policy.max))?.id ?? 0) : 0
       const changesUpTo = Math.max(beyondMax, firstKept - 1)
-      if (!count && !(await query<unknown[]>('all', 'SELECT id FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id <= ? LIMIT 1', room, changesUpTo)).length) return 0
-      // The room's newest number stays when its rows go, so its next message never takes an old one.
-      await query('run', KEEP_NEWEST, room, last)
+      // The room's newest number stays when its newest rows may go (no message left after this step), so its next message never takes an old one.
+      if (count || firstKept === Number.MAX_SAFE_INTEGER) await query('run', KEEP_NEWEST, room, await lastId(room))
       if (count) {
         await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
         await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target <= ?', room, upTo)
