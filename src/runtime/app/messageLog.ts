@@ -43,7 +43,7 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
   /** Entries kept beyond `max`: pages of older history the user asked for (`keepOlder`), until `dropOlder`. */
   let olderKept = 0
   const ids = new Set<number>()
-  /** message id → the newest room number its shown state includes (its id, a change's number, a replayed `rev`). */
+  /** message id → the newest replayed state shown (its id, or a replayed `rev`); changes are applied whatever it says, as they may arrive out of order (a POST's reply). */
   const revs = new Map<number, number>()
   const pending = new Map<string, ChatMessage<T>>()
 
@@ -136,9 +136,6 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       const index = indexOf(event.target)
       const entry = stored[index]
       if (entry?.id !== event.target) return false
-      // A replayed state newer than this change holds it already.
-      if ((revs.get(event.target) ?? 0) >= event.id) return false
-      revs.set(event.target, event.id)
       if (event.type === 'reaction') {
         // A page loaded late holds the state after this event already: applying it again changes nothing (sets, not counts).
         if (event.uid === undefined) return false
