@@ -50,7 +50,8 @@ export interface ChatRuntimeConfig {
   /**
    * Retention per room: at most `max` messages (0: no count limit) and none older than `maxAge` ms
    * (0: no age limit), applied to every room every `interval` ms (0: never), a hundred rows at a time.
-   * The newest message of a room always stays, so its ids never go back.
+   * Messages are counted and aged (edits and reactions are changes of them, bounded apart); a room
+   * whose every message went keeps only its last number, so its ids never go back.
    * @default { max: 10000, maxAge: 0, interval: 60000 }
    */
   history: { max: number, maxAge: number, interval: number }

@@ -1,5 +1,5 @@
 /**
- * The limits model (docs/PROTOCOL.md, revision 5; issues 22 and 28) caused for real against the
+ * The limits model (docs/PROTOCOL.md, revision 6; issues 22 and 28) caused for real against the
  * built fixture: history and `read` floods, new rooms, dripping upgrades, an office of signed-in
  * people behind one address, the same number of guests, one person with 50 tabs, and the
  * metrics that tell them apart. Figures are printed for the issue's closing note.

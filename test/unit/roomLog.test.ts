@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog, SQLITE_BATCH_MAX } from '../../src/runtime/server/utils/roomLog.db0'
 import { SQLITE_WAL_MAX_BYTES } from '../../src/runtime/server/utils/sqliteCheckpoint'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
-import { READ_SCAN, RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { READ_SCAN, RoomLogInputError, RoomLogRefusal, type RoomLog } from '../../src/runtime/server/utils/roomLog'
 import { holdSqliteLock } from '../utils/faults'
 
 const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
@@ -102,7 +102,7 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect((await log.before(name, 9, 10)).map(m => m.id)).toEqual([7, 8])
   })
 
-  it('stores edit and delete events in the id sequence, applied with them; a delete leaves a tombstone without text, also of its edits', async () => {
+  it('stores edits and deletes as changes numbered in the sequence, applied with them, never replayed as messages; a delete leaves a tombstone without text, also of its edits', async () => {
     const log = open()
     const name = room()
     await log.append(input(name, 'secret one', 'c-1', 'u1'))
@@ -116,11 +116,17 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect((await log.append({ ...input(name, 'secret again', 'c-2', 'u1'), kind: 'edit', target: 1 })).duplicate).toBe(true)
     expect((await log.message(name, 1))?.message).toBe('secret edited')
     await log.append({ ...input(name, '', 'c-3', 'u1'), kind: 'delete', target: 1 })
-    // An edit stored after the delete ran keeps no text either.
-    await log.append({ ...input(name, 'secret late', undefined, 'u1'), kind: 'edit', target: 1 })
+    // A change of a deleted message is refused by the store itself (revision 5): nothing stored.
+    await expect(log.append({ ...input(name, 'secret late', undefined, 'u1'), kind: 'edit', target: 1 })).rejects.toMatchObject({ code: 'not_found' })
+    await expect(log.append({ ...input(name, '', 'c-4', 'u1'), kind: 'delete', target: 1 })).rejects.toBeInstanceOf(RoomLogRefusal)
+    expect(await log.lastId(name)).toBe(4)
     const all = await log.replaySince(name, undefined, 100)
-    expect(all.map(m => [m.id, m.kind ?? 'message', m.deleted ?? false])).toEqual([[1, 'message', true], [2, 'message', false], [3, 'edit', true], [4, 'delete', false], [5, 'edit', true]])
-    expect(JSON.stringify(all)).not.toContain('secret')
+    // In the order of their numbers: message 1 stands at its latest change.
+    expect(all.map(m => [m.id, m.kind ?? 'message', m.deleted ?? false, m.rev])).toEqual([[2, 'message', false, undefined], [1, 'message', true, 4]])
+    // The changes are kept for gap filling and cid de-duplication.
+    const rows = await log.between(name, 0, 10)
+    expect(rows.map(m => [m.id, m.kind ?? 'message', m.deleted ?? false])).toEqual([[1, 'message', true], [2, 'message', false], [3, 'edit', true], [4, 'delete', false]])
+    expect(JSON.stringify([...all, ...rows])).not.toContain('secret')
     await expect(log.append({ ...input(name, 'x'), kind: 'edit', target: 0 })).rejects.toBeInstanceOf(RoomLogInputError)
   })
 
@@ -128,16 +134,32 @@ describe.each(backends)('room log: %s', (_name, create) => {
     const log = open()
     const name = room()
     await log.append(input(name, 'hello', undefined, 'u1'))
-    const react = (text: string, uid: string) => log.append({ ...input(name, text, undefined, uid), kind: 'reaction', target: 1 })
-    await react('+👍', 'u1')
-    await react('+👍', 'u2')
-    await react('+🎉', 'u2')
-    await react('-🎉', 'u2')
-    const [message, event] = await log.replaySince(name, undefined, 10)
-    expect(message!.reactions).toEqual({ '👍': ['u1', 'u2'] })
-    expect(event).toMatchObject({ kind: 'reaction', target: 1, message: '+👍' })
+    const react = (emoji: string, uid: string, target = 1) => log.append({ ...input(name, emoji, undefined, uid), kind: 'reaction', target })
+    await react('👍', 'u1')
+    await react('👍', 'u2')
+    await react('🎉', 'u2')
+    // The store decides the toggle: a second 🎉 from u2 takes it back.
+    expect((await react('🎉', 'u2')).message).toMatchObject({ id: 5, kind: 'reaction', message: '-🎉' })
+    const replayed = await log.replaySince(name, undefined, 10)
+    expect(replayed).toHaveLength(1)
+    expect(replayed[0]).toMatchObject({ id: 1, rev: 5, reactions: { '👍': ['u1', 'u2'] } })
+    expect((await log.between(name, 1, 3))[0]).toMatchObject({ kind: 'reaction', target: 1, message: '+👍' })
     expect((await log.message(name, 1))?.reactions).toEqual({ '👍': ['u1', 'u2'] })
     expect((await log.before(name, 2, 1))[0]!.reactions).toEqual({ '👍': ['u1', 'u2'] })
+    // A resume after 2 gets message 1 once, with its state.
+    expect((await log.replaySince(name, 2, 10)).map(m => [m.id, m.rev])).toEqual([[1, 5]])
+    // Bounds, checked by the store: 5 per person, 20 different emoji per message; a missing target is not_found.
+    for (let n = 0; n < 4; n++) await react(`u1-${n}`, 'u1')
+    await expect(react('u1-4', 'u1')).rejects.toMatchObject({ code: 'rejected', message: expect.stringContaining('5 reactions per person') })
+    for (let n = 0; n < 15; n++) await react(`p${n}`, `p${n}`)
+    await expect(react('one too many', 'u3')).rejects.toMatchObject({ code: 'rejected', message: expect.stringContaining('20 different') })
+    // Taking one back, or joining an emoji already there, stays possible at the bounds.
+    expect((await react('👍', 'u3')).message.message).toBe('+👍')
+    const reactions = (await log.message(name, 1))!.reactions!
+    expect(Object.keys(reactions)).toHaveLength(20)
+    expect(Object.values(reactions).filter(users => users.includes('u1'))).toHaveLength(5)
+    expect((await react('u1-0', 'u1')).message.message).toBe('-u1-0')
+    await expect(react('👍', 'u3', 99)).rejects.toMatchObject({ code: 'not_found' })
   })
 
   it('keeps a read position per user and room: forward only, never past the newest id, created once by a join', async () => {
@@ -152,7 +174,7 @@ describe.each(backends)('room log: %s', (_name, create) => {
     await log.append(input(name, 'mine', undefined, 'u1'))
     await log.append(input(name, 'three', undefined, 'u2'))
     await log.append({ ...input(name, '', undefined, 'u2'), kind: 'delete', target: 4 })
-    await log.append({ ...input(name, '+👍', undefined, 'u2'), kind: 'reaction', target: 2 })
+    await log.append({ ...input(name, '👍', undefined, 'u2'), kind: 'reaction', target: 2 })
     // Unread: live messages from others above the position (not mine, not deleted, not events).
     expect(await log.readState(name, 'u1', true)).toMatchObject({ read: 1, unread: 1, upTo: 6, last: { id: 3, message: 'mine' } })
     expect(await log.markRead(name, 'u1', 2)).toBe(2)
@@ -209,7 +231,7 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.readRooms(uid, 10)).toEqual([])
   })
 
-  it('bounds the rows a read state scans: the unread count over READ_SCAN ids above the position, the last message among the newest READ_SCAN ids', async () => {
+  it('counts messages only: READ_SCAN reactions after the position do not hide the messages after them from the unread count or `last`', async () => {
     const log = open()
     const name = room()
     const uid = `u-${randomUUID()}`
@@ -217,11 +239,11 @@ describe.each(backends)('room log: %s', (_name, create) => {
     await log.append(input(name, 'one', undefined, 'u2'))
     await log.append(input(name, 'two', undefined, 'u2'))
     // Reactions after the last message: rows an unread count or a `last` lookup would walk over.
-    await Promise.all(Array.from({ length: READ_SCAN }, (_, n) => log.append({ ...input(name, '+👍', undefined, `r${n}`), kind: 'reaction', target: 1 })))
-    expect(await log.readState(name, uid, true)).toEqual({ room: name, read: 0, unread: 2, upTo: READ_SCAN + 2 })
+    await Promise.all(Array.from({ length: READ_SCAN }, (_, n) => log.append({ ...input(name, '👍', undefined, `r${n}`), kind: 'reaction', target: 1 })))
+    expect(await log.readState(name, uid, true)).toEqual({ room: name, read: 0, unread: 2, upTo: READ_SCAN + 2, last: expect.objectContaining({ id: 2, message: 'two' }) })
     for (const text of ['three', 'four', 'five']) await log.append(input(name, text, undefined, 'u2'))
-    // Counted only up to the position + READ_SCAN (a lower bound); the newest message is found.
-    expect(await log.readState(name, uid, true)).toMatchObject({ read: 0, unread: 2, upTo: READ_SCAN + 5, last: { id: READ_SCAN + 5, message: 'five' } })
+    // Changes are not rows a count scans (revision 5): all five counted; the newest message is found.
+    expect(await log.readState(name, uid, true)).toMatchObject({ read: 0, unread: 5, upTo: READ_SCAN + 5, last: { id: READ_SCAN + 5, message: 'five' } })
     await log.markRead(name, uid, READ_SCAN)
     expect(await log.readState(name, uid)).toMatchObject({ read: READ_SCAN, unread: 3 })
   }, 120_000)
@@ -256,14 +278,29 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect((await log.append(input(name, 'after'))).message.id).toBe(31)
   })
 
-  it('prunes by age but always keeps the newest message', async () => {
+  it('prunes by age, every message when all are old: the room keeps its last number, so ids never go back', async () => {
     const log = open()
     const name = room()
     const old = Date.now() - 60_000
     for (let i = 1; i <= 3; i++) await log.append({ ...input(name, `old${i}`), ts: old })
+    await log.append({ ...input(name, '👍'), ts: old, kind: 'reaction', target: 3 })
     await log.prune(name, { max: 100, maxAge: 1000 })
-    expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([3])
-    expect((await log.append(input(name, 'new'))).message.id).toBe(4)
+    expect(await log.replaySince(name, undefined, 100)).toEqual([])
+    expect(await log.between(name, 0, 10)).toEqual([])
+    expect(await log.lastId(name)).toBe(4)
+    expect((await log.append(input(name, 'new'))).message.id).toBe(5)
+  })
+
+  it('retention counts messages: history.max 10 keeps 10 messages through 30 toggles, and at most 10 changes', async () => {
+    const log = open()
+    const name = room()
+    for (let i = 1; i <= 10; i++) await log.append(input(name, `m${i}`))
+    for (let i = 1; i <= 30; i++) await log.append({ ...input(name, '👍', undefined, `u${i % 2}`), kind: 'reaction', target: 1 })
+    // No message goes; the 20 oldest changes do.
+    expect(await log.prune(name, { max: 10, maxAge: 0 })).toBe(20)
+    expect((await log.replaySince(name, undefined, 10)).map(m => m.id).sort((a, b) => a - b)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
+    expect((await log.between(name, 10, 41)).map(m => m.id)).toEqual(Array.from({ length: 10 }, (_, i) => i + 31))
+    expect((await log.append(input(name, 'next'))).message.id).toBe(41)
   })
 
   it('refuses values the database cannot hold as bad input, and stores nothing', async () => {
@@ -290,9 +327,10 @@ describe.each(backends)('room log: %s', (_name, create) => {
     for (let i = 1; i <= 5; i++) await log.append(input(name, `m${i}`))
     expect(await log.prune(name, { max: 0, maxAge: 0 })).toBe(0)
     expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([1, 2, 3, 4, 5])
-    // The harshest policy still keeps the newest message, so the counter goes on.
+    // The harshest policy removes every message; the room's last number stays, so the counter goes on.
+    await new Promise(resolve => setTimeout(resolve, 5))
     await log.prune(name, { max: 1, maxAge: 1 })
-    expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([5])
+    expect((await log.replaySince(name, 0, 100)).map(m => m.id)).toEqual([])
     expect((await log.append(input(name, 'next'))).message.id).toBe(6)
   })
 

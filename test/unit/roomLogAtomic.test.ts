@@ -68,7 +68,7 @@ describe.each(backends)('an event and its effect are one transaction: %s', (_nam
 
     await expect(log.append(input('boom', { kind: 'edit', target: 1, cid: 'e-1' }))).rejects.toThrow(FAILING)
     await expect(log.append(input('', { kind: 'delete', target: 2, cid: 'd-1' }))).rejects.toThrow(FAILING)
-    await expect(log.append(input('+💥', { kind: 'reaction', target: 1, cid: 'r-1' }))).rejects.toThrow(FAILING)
+    await expect(log.append(input('💥', { kind: 'reaction', target: 1, cid: 'r-1' }))).rejects.toThrow(FAILING)
 
     // Nothing half-applied: no event rows, no cids taken, the messages as they were.
     expect(await log.lastId(room)).toBe(2)

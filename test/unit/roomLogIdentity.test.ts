@@ -96,3 +96,37 @@ describe.each(backends)('migration of a 0.1 table: %s', (_name, prepare) => {
     expect((await reopened.replaySince('old', 2, 10))[0]).toMatchObject({ id: 3, guest: true })
   })
 })
+
+/** A table as nuxt-chat 0.4 made it: edits, deletes and reactions stored as rows (revision 3). */
+const REVISION3_SCHEMA = [`CREATE TABLE chat_messages (
+  room TEXT NOT NULL, id BIGINT NOT NULL, sender TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, ts BIGINT NOT NULL,
+  cid TEXT, guest SMALLINT NOT NULL DEFAULT 0, kind TEXT, target BIGINT, edited BIGINT, deleted SMALLINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (room, id))`, `CREATE TABLE chat_reactions (room TEXT NOT NULL, target BIGINT NOT NULL, emoji TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (room, target, emoji, uid))`]
+
+describe.each(backends)('migration of a revision 3 table (events as rows): %s', (_name, prepare) => {
+  it('keeps the event rows as changes, gives their messages their rev in place, and counts messages only', async () => {
+    const openDatabase = await prepare()
+    const legacy = openDatabase()
+    for (const statement of REVISION3_SCHEMA) await legacy.exec(statement)
+    // Message 1 edited (2) and reacted to (3, 4); message 5; 40 toggles after it (6-45), as 0.4 stored them.
+    await legacy.exec(`INSERT INTO chat_messages (room, id, sender, name, body, ts, kind, target, edited) VALUES
+      ('r3', 1, 'u-a', 'A', 'edited', 1, NULL, NULL, 2), ('r3', 2, 'u-a', 'A', 'edited', 2, 'edit', 1, NULL),
+      ('r3', 3, 'u-b', 'B', '+👍', 3, 'reaction', 1, NULL), ('r3', 4, 'u-c', 'C', '+👍', 4, 'reaction', 1, NULL),
+      ('r3', 5, 'u-a', 'A', 'five', 5, NULL, NULL, NULL)`)
+    for (let id = 6; id <= 45; id++) await legacy.exec(`INSERT INTO chat_messages (room, id, sender, name, body, ts, kind, target) VALUES ('r3', ${id}, 'u-b', 'B', '${id % 2 ? '-' : '+'}🎉', ${id}, 'reaction', 5)`)
+    await legacy.exec(`INSERT INTO chat_reactions (room, target, emoji, uid) VALUES ('r3', 1, '👍', 'u-b'), ('r3', 1, '👍', 'u-c')`)
+    await legacy.dispose()
+
+    const log = track(createDb0RoomLog(openDatabase))
+    const replayed = await log.replaySince('r3', undefined, 2)
+    expect(replayed.map(message => [message.id, message.rev, message.message])).toEqual([[1, 4, 'edited'], [5, 45, 'five']])
+    expect(replayed[0]!.reactions).toEqual({ '👍': ['u-b', 'u-c'] })
+    // A client holding both since 5 gets message 5 once, not 40 toggles; the event rows still fill gaps.
+    expect((await log.replaySince('r3', 5, 10)).map(message => message.id)).toEqual([5])
+    expect((await log.between('r3', 5, 8)).map(message => [message.id, message.kind])).toEqual([[6, 'reaction'], [7, 'reaction']])
+    expect((await log.append({ room: 'r3', user: 'A', sender: 'u-a', message: 'next', ts: 46 })).message.id).toBe(46)
+    // Opening it again (a restart, a second instance) changes nothing.
+    const reopened = track(createDb0RoomLog(openDatabase))
+    expect((await reopened.replaySince('r3', undefined, 3)).map(message => [message.id, message.rev])).toEqual([[1, 4], [5, 45], [46, undefined]])
+  })
+})

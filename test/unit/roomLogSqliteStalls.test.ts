@@ -84,8 +84,8 @@ describe('room log: sqlite stalls', () => {
     // Before the index of edits by target: ~20 ms per delete, 1.3 s in one task; a loaded machine may still delay a timer.
     expect(delay).toBeLessThan(250)
     expect(await log.message('long', 1001)).toMatchObject({ message: '', deleted: true })
-    expect(await log.message('long', 1010)).toMatchObject({ message: '', deleted: true, kind: 'edit', target: 1001 })
-    expect(await log.message('long', 1020)).toMatchObject({ message: 'm1020' })
+    expect((await log.between('long', 1009, 1011))[0]).toMatchObject({ id: 1010, message: '', deleted: true, kind: 'edit', target: 1001 })
+    expect((await log.between('long', 1019, 1021))[0]).toMatchObject({ id: 1020, kind: 'edit', message: 'm1020' })
     expect(await log.lastId('long')).toBe(200_064)
   })
 
@@ -98,10 +98,10 @@ describe('room log: sqlite stalls', () => {
     expect(await log.markRead('rw', 'u')).toBe(6)
     const edit = await log.append({ ...message('rw', 'edited'), kind: 'edit', target: 1 })
     expect((await log.message('rw', 1))).toMatchObject({ message: 'edited', edited: edit.message.id })
-    await log.append({ ...message('rw', '+👍'), kind: 'reaction', target: 2 })
+    await log.append({ ...message('rw', '👍'), kind: 'reaction', target: 2 })
     expect((await log.message('rw', 2))?.reactions).toEqual({ '👍': ['s'] })
-    expect(await log.prune('rw', { max: 2, maxAge: 0 })).toBe(6)
-    expect((await log.replaySince('rw', 0, 10)).map(m => m.id)).toEqual([7, 8])
+    expect(await log.prune('rw', { max: 2, maxAge: 0 })).toBe(4)
+    expect((await log.replaySince('rw', 0, 10)).map(m => m.id)).toEqual([5, 6])
     expect(await log.forgetRead('rw', 'u')).toBe(true)
     expect(await log.readState('rw', 'u')).toBeUndefined()
   })
@@ -118,8 +118,8 @@ describe('room log: memory stalls', () => {
     // Before: every delete looked at every message of the room for the target's edits.
     expect(delay).toBeLessThan(50)
     expect(await log.message('long', 1001)).toMatchObject({ message: '', deleted: true })
-    expect(await log.message('long', 1010)).toMatchObject({ message: '', deleted: true, kind: 'edit', target: 1001 })
-    expect(await log.message('long', 1020)).toMatchObject({ message: 'm1020' })
+    expect((await log.between('long', 1009, 1011))[0]).toMatchObject({ id: 1010, message: '', deleted: true, kind: 'edit', target: 1001 })
+    expect((await log.between('long', 1019, 1021))[0]).toMatchObject({ id: 1020, kind: 'edit', message: 'm1020' })
     await log.close()
   })
 

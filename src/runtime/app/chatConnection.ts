@@ -172,7 +172,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     switch (frame.type) {
       case 'message': {
         // A duplicate answer (or a POST's reply) is outside the room's order: merge it, never move the cursor.
-        if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
+        if (!outOfOrder && !frame.duplicate) cursor.received(frame.rev ?? frame.id, frame.rev !== undefined)
         presence.spoke(frame.uid, frame.user)
         if (log.add(frame)) publish()
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()

@@ -43,6 +43,8 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
   /** Entries kept beyond `max`: pages of older history the user asked for (`keepOlder`), until `dropOlder`. */
   let olderKept = 0
   const ids = new Set<number>()
+  /** message id → the newest replayed state shown (its id, or a replayed `rev`); changes are applied whatever it says, as they may arrive out of order (a POST's reply). */
+  const revs = new Map<number, number>()
   const pending = new Map<string, ChatMessage<T>>()
 
   const parseData = (text: string): T | undefined => {
@@ -75,8 +77,9 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
   return {
     /** Merge a stored message; a pending entry with its cid becomes it (same object). False if it was already there. */
     add(frame: ChatMessageFrame): boolean {
-      if (ids.has(frame.id)) return false
+      if (ids.has(frame.id)) return frame.rev !== undefined && this.replaceState(frame)
       ids.add(frame.id)
+      revs.set(frame.id, frame.rev ?? frame.id)
       // A tombstone: the id is taken, nothing is shown (a pending entry of ours that was deleted goes too).
       if (frame.deleted) return frame.cid !== undefined && pending.delete(frame.cid)
       const waiting = frame.cid === undefined ? undefined : pending.get(frame.cid)
@@ -106,6 +109,24 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
         // Replayed or out of order: insert at its place.
         stored.splice(indexOf(frame.id), 0, entry)
       }
+      return true
+    },
+    /** A replayed state (revision 5) of a message held: it replaces the state shown when newer; true when something shown changed. */
+    replaceState(frame: ChatMessageFrame): boolean {
+      const index = indexOf(frame.id)
+      const entry = stored[index]
+      if (entry?.id !== frame.id || (revs.get(frame.id) ?? 0) >= frame.rev!) return false
+      revs.set(frame.id, frame.rev!)
+      if (frame.deleted) {
+        stored.splice(index, 1)
+        return true
+      }
+      entry.message = frame.message
+      if (frame.edited !== undefined) entry.edited = frame.edited
+      setReactions(entry, frame.reactions)
+      const data = parseData(frame.message)
+      if (data !== undefined) entry.data = data
+      else delete entry.data
       return true
     },
     /** Apply an edit, delete or reaction to the message it targets, if held; true when something shown changed. */
@@ -175,7 +196,10 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     trim() {
       const excess = stored.length + pending.size - max - olderKept
       if (excess <= 0) return
-      for (const entry of stored.splice(0, Math.min(excess, stored.length))) ids.delete(entry.id!)
+      for (const entry of stored.splice(0, Math.min(excess, stored.length))) {
+        ids.delete(entry.id!)
+        revs.delete(entry.id!)
+      }
     },
     entries(): ChatMessage<T>[] {
       return pending.size ? [...stored, ...pending.values()] : stored.slice()
@@ -184,6 +208,7 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       stored = []
       olderKept = 0
       ids.clear()
+      revs.clear()
       pending.clear()
     },
   }

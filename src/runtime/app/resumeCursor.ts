@@ -19,8 +19,16 @@ export function createResumeCursor() {
       fresh = true
       ahead.clear()
     },
-    /** A message frame in room order. */
-    received(id: number) {
+    /** A message frame in room order; `jump`: a replayed frame's `rev` (revision 5), which may skip numbers. */
+    received(id: number, jump = false) {
+      if (jump) {
+        fresh = false
+        if (value !== undefined && id <= value) return
+        value = id
+        for (const waiting of ahead) if (waiting <= value) ahead.delete(waiting)
+        while (ahead.delete(value + 1)) value++
+        return
+      }
       if (fresh) {
         fresh = false
         if (value === undefined || id > value) value = id

@@ -35,6 +35,12 @@ export interface ChatMessageFrame {
   deleted?: true
   /** Who reacted with what (revision 3): emoji → user ids; absent when nobody did. */
   reactions?: Record<string, string[]>
+  /**
+   * Replayed frames only (revision 5): the room's number up to which this state is current. A
+   * client moves its resume cursor to it (it may skip numbers) and lets the state replace an older
+   * one it holds for the same id.
+   */
+  rev?: number
 }
 
 /**
@@ -115,15 +121,15 @@ export interface ChatErrorFrame {
   user: 'server'
   message: string
   cid?: string
-  /** `rate_limited` (revision 5): whose count refused, the person's or the client address's. */
+  /** `rate_limited` (revision 6): whose count refused, the person's or the client address's. */
   scope?: ChatLimitScope
-  /** `rate_limited` (revision 5): which limit refused. */
+  /** `rate_limited` (revision 6): which limit refused. */
   limit?: ChatLimitName
-  /** `rate_limited` (revision 5): whole seconds until a retry can pass (HTTP also sends `Retry-After`). */
+  /** `rate_limited` (revision 6): whole seconds until a retry can pass (HTTP also sends `Retry-After`). */
   retryAfter?: number
 }
 
-/** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, revision 5). */
+/** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, revision 6). */
 export type ChatLimitScope = 'person' | 'address'
 /** Which limit a `rate_limited` refusal came from. */
 export type ChatLimitName = 'messages' | 'history' | 'reads' | 'rooms' | 'connections'
@@ -311,7 +317,7 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   if (type !== 'message' && type !== 'edit' && type !== 'delete' && type !== 'reaction') return '`type` must be message, edit, delete or reaction'
   if (type === 'reaction') {
     if (!isIdInRange(target)) return '`target` must be a message id'
-    if (!isValidEmoji(emoji)) return '`emoji` must be 1-32 characters without spaces'
+    if (!isValidEmoji(emoji)) return `\`emoji\` must be 1-${MAX_EMOJI_LENGTH} UTF-16 code units without spaces, control or format characters`
     return { type, target, emoji, ...withCid }
   }
   if (type !== 'delete' && typeof message !== 'string') return '`message` must be a string'
@@ -328,9 +334,17 @@ export function parseReadCommand(command: Record<string, unknown>): Extract<Chat
   return { type: 'read', ...(id === undefined ? {} : { id }), ...(room === undefined ? {} : { room }) }
 }
 
-/** Is `emoji` a usable reaction: 1-32 UTF-16 units, well-formed, no white space or control characters? */
+/** Longest reaction, in UTF-16 code units (docs/PROTOCOL.md, revision 5). */
+export const MAX_EMOJI_LENGTH = 32
+// Format characters (invisible, bidi overrides) but the zero-width joiner and the tag characters, which emoji sequences use.
+const FORMAT_CHARACTER = /(?![\u200D\u{E0020}-\u{E007F}])\p{Cf}/u
+/** A joiner first, last or next to another joiner, or tags without a character before them: nothing visible joins. */
+const LOOSE_JOINER = /^[\u200D\u{E0020}-\u{E007F}]|\u200D$|\u200D\u200D/u
+
+/** Is `emoji` a usable reaction: 1-32 UTF-16 code units, well-formed, no white space, control or format characters (revision 5)? */
 export function isValidEmoji(emoji: unknown): emoji is string {
-  return typeof emoji === 'string' && emoji.isWellFormed() && /^[^\s\p{Cc}]{1,32}$/u.test(emoji)
+  return typeof emoji === 'string' && emoji.length >= 1 && emoji.length <= MAX_EMOJI_LENGTH && emoji.isWellFormed()
+    && !/[\s\p{Cc}]/u.test(emoji) && !FORMAT_CHARACTER.test(emoji) && !LOOSE_JOINER.test(emoji)
 }
 
 /** Who reacted with what after `uid` added (`on`) or took back `emoji`; `undefined` when nobody is left. */

@@ -1,6 +1,6 @@
 import { errorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { eventFrame } from './roomEvents'
-import type { RoomLog, StoredMessage } from './roomLog'
+import { sequenceOf, type RoomLog, type StoredMessage } from './roomLog'
 import { encodeTextFrame } from './wsTransport'
 
 /** One frame on its way to a room: serialised once, encoded once per transport on first use. */
@@ -264,32 +264,43 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
    * written before this returns (in the caller's task: one flush with what the caller wrote).
    */
   function replay(member: Member, since: number | undefined, limits: ReplayLimits): Promise<void> {
-    if (lastId !== undefined) {
-      // From memory when it covers the replay: no query, and the frames' bytes are already made.
-      since = knownCursor(since)
-      const replayed = recentReplay(since, replayCount(since, limits))
-      if (replayed) {
-        if (members.has(member)) sendReplay(member, since, replayed)
-        return SETTLED
-      }
+    // From memory when it covers the replay: no query, and the frames' bytes are already made.
+    const replayed = deliveredCursor(since) ? recentReplay(since, replayCount(since, limits)) : undefined
+    if (replayed) {
+      if (members.has(member)) sendReplay(member, since, replayed)
+      return SETTLED
     }
     return replayFromStore(member, since, limits)
   }
 
-  /** A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given. */
-  function knownCursor(since: number | undefined): number | undefined {
-    return since !== undefined && since > (lastId ?? 0) ? undefined : since
+  /**
+   * Is the cursor at or below what this instance delivered? A cursor above it may still be the
+   * store's (a replay's `rev`, a message not delivered here yet): the store decides whether it is known.
+   */
+  function deliveredCursor(since: number | undefined): boolean {
+    return lastId !== undefined && (since === undefined || since <= lastId)
   }
 
   async function replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits) {
     await ready
-    since = knownCursor(since)
-    const count = replayCount(since, limits)
-    let replayed = recentReplay(since, count)
+    let replayed = deliveredCursor(since) ? recentReplay(since, replayCount(since, limits)) : undefined
     if (!replayed) {
       replayed = []
       try {
-        for (const message of await store.replaySince(room, since, count)) replayed.push(new RoomFrame(JSON.stringify(messageFrame(message)), message.id))
+        // Read first: the messages read after it hold every change up to it, so the replay brings the client that far (revision 5).
+        const newest = await store.lastId(room)
+        // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
+        if (since !== undefined && since > newest) since = undefined
+        const messages = await store.replaySince(room, since, replayCount(since, limits))
+        let previous = since
+        messages.forEach((message, index) => {
+          const frame = messageFrame(message) as ChatMessageFrame
+          const position = index === messages.length - 1 ? Math.max(sequenceOf(message), newest) : sequenceOf(message)
+          // Only where the cursor could not follow by id alone: a state with changes, or a skip in the numbers.
+          if (position !== message.id || (previous !== undefined && position !== previous + 1)) frame.rev = position
+          previous = position
+          replayed!.push(new RoomFrame(JSON.stringify(frame), position))
+        })
       }
       catch (error) {
         logger.error('[nuxt-chat] replay failed', error)

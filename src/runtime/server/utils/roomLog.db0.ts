@@ -1,6 +1,6 @@
 import type { Database } from 'db0'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
-import { checkAppendInput, MAX_UNREAD, READ_SCAN, RoomLogInputError, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -14,6 +14,7 @@ interface MessageRow {
   target: number | string | null
   edited: number | string | null
   deleted: number | string | null
+  rev: number | string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -48,7 +49,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it (without this wait).
@@ -63,57 +64,106 @@ const SQLITE_RETRY_MAX_DELAY = 100
  * the frames of one task leave together, and 32 cost 1.4-1.8x the CPU per delivery at 3,000 msg/s.
  */
 export const SQLITE_BATCH_MAX = 64
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, kind, target)
-  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT)
-  FROM chat_messages WHERE room = ? RETURNING id`
+/**
+ * The room's newest number: its newest row, or the number kept in `chat_room_counters` once
+ * retention removed its rows (revision 5: an emptied room never reuses a number). Parameters: room, room.
+ */
+const NEWEST = `SELECT MAX(id) AS id FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = ? UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = ?) AS ids`
+/** The next number of a room, as a one-row table `n(next)`. Parameters: room, room. */
+const NEXT = `(SELECT COALESCE(MAX(id), 0) + 1 AS next FROM (${NEWEST}) AS newest)`
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest)
+  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT)
+  FROM ${NEXT} AS n RETURNING id`
 /**
  * node:sqlite, inside a batch (which holds the write lock): the id is known, so no `MAX(id)` and no
  * RETURNING per row (10-11 µs a row instead of 18-20).
  */
 const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
-const LAST_ID = 'SELECT MAX(id) AS id FROM chat_messages WHERE room = ?'
-/** The INSERT's parameters for one append. */
-const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.kind ?? null, input.kind ? input.target : null, input.room]
-// An edit of a message deleted before it was stored keeps no text either (a tombstone).
-const EDIT_OF_DELETED = `CAST(? AS TEXT) = 'edit' AND EXISTS (SELECT 1 FROM chat_messages WHERE room = CAST(? AS TEXT) AND id = CAST(? AS BIGINT) AND deleted = 1)`
-const EVENT_INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, kind, target, deleted)
-  SELECT CAST(? AS TEXT), COALESCE(MAX(id), 0) + 1, CAST(? AS TEXT), CAST(? AS TEXT), CASE WHEN ${EDIT_OF_DELETED} THEN '' ELSE CAST(? AS TEXT) END, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT), CASE WHEN ${EDIT_OF_DELETED} THEN 1 ELSE 0 END
-  FROM chat_messages WHERE room = ? RETURNING id`
-/** EVENT_INSERT's parameters for one event. */
-const eventParams = (input: AppendInput) => {
-  const tombstone = [input.kind, input.room, input.target]
-  return [input.room, input.sender, input.user, ...tombstone, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.kind, input.target, ...tombstone, input.room]
-}
+const LAST_ID = NEWEST
+/** The INSERT's parameters for one message. */
+const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.room, input.room]
+/** Keep a room's newest number before retention deletes rows (two instances may race: the higher number stays). */
+const KEEP_NEWEST = `INSERT INTO chat_room_counters (room, last_id) VALUES (?, ?)
+  ON CONFLICT (room) DO UPDATE SET last_id = CASE WHEN excluded.last_id > chat_room_counters.last_id THEN excluded.last_id ELSE chat_room_counters.last_id END`
+/** Has `uid` reacted to the message with the emoji? Parameters: room, target, emoji, uid. */
+const MY_REACTION = 'SELECT 1 FROM chat_reactions r WHERE r.room = ? AND r.target = ? AND r.emoji = ? AND r.uid = ?'
+
 /**
- * The statement that applies an event to its target. `eventId`: the event's id, or absent
- * inside PostgreSQL's one-statement append, where the id comes from the INSERT (`ins`).
+ * Store a change of a live message, or nothing: the INSERT checks its target (and a reaction's
+ * bounds) in the same statement that takes the change's number. The number is taken from what
+ * the statement sees (`MAX(id) + 1`, guarded by the primary key), so a change that is stored
+ * saw every change before it: the bounds hold across instances without a check-then-append.
+ * Returns the change's `id` and `body` (a reaction: `+emoji` when added, `-emoji` when taken back).
  */
-function applyStatement(input: AppendInput, eventId?: number): { sql: string, params: unknown[] } {
-  const id = eventId === undefined ? '(SELECT id FROM ins)' : 'CAST(? AS BIGINT)'
-  const ids = eventId === undefined ? [] : [eventId]
+function changeInsert(input: AppendInput): { sql: string, params: unknown[] } {
+  const { room, target, sender, message } = input
+  const reaction = input.kind === 'reaction'
+  const body = reaction ? `CASE WHEN EXISTS (${MY_REACTION}) THEN '-' ELSE '+' END || CAST(? AS TEXT)` : 'CAST(? AS TEXT)'
+  const bodyParams = reaction ? [room, target, message, sender, message] : [message]
+  const bounds = reaction
+    ? ` AND (EXISTS (${MY_REACTION}) OR ((EXISTS (SELECT 1 FROM chat_reactions r WHERE r.room = ? AND r.target = ? AND r.emoji = ?)
+        OR (SELECT COUNT(DISTINCT r.emoji) FROM chat_reactions r WHERE r.room = ? AND r.target = ?) < ${MAX_EMOJIS_PER_MESSAGE})
+      AND (SELECT COUNT(*) FROM chat_reactions r WHERE r.room = ? AND r.target = ? AND r.uid = ?) < ${MAX_REACTIONS_PER_PERSON}))`
+    : ''
+  const boundParams = reaction ? [room, target, message, sender, room, target, message, room, target, room, target, sender] : []
+  return {
+    sql: `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, kind, target)
+  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), ${body}, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT)
+  FROM ${NEXT} AS n
+  WHERE EXISTS (SELECT 1 FROM chat_messages t WHERE t.room = ? AND t.id = ? AND t.kind IS NULL AND t.deleted = 0)${bounds}
+  RETURNING id, body`,
+    params: [room, sender, input.user, ...bodyParams, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.kind, target, room, room, room, target, ...boundParams],
+  }
+}
+
+/**
+ * The statements that apply a stored change to its target and make the change's number the
+ * target's `rev`. `change`: its number and body, or absent inside PostgreSQL's one-statement
+ * append, where they come from the INSERT (`ins`) and every statement runs only if it stored one.
+ */
+function applyStatements(input: AppendInput, change?: { id: number, body: string }): { sql: string, params: unknown[] }[] {
+  const id = change ? 'CAST(? AS BIGINT)' : '(SELECT id FROM ins)'
+  const ids = change ? [change.id] : []
+  const stored = change ? '' : ' AND EXISTS (SELECT 1 FROM ins)'
   const { room, target } = input
   switch (input.kind) {
     case 'edit':
-      // A newer edit may have been applied first (another instance): the newest one wins.
-      return { sql: `UPDATE chat_messages SET body = CAST(? AS TEXT), edited = ${id} WHERE room = ? AND id = ? AND deleted = 0 AND (edited IS NULL OR edited < ${id})`, params: [input.message, ...ids, room, target, ...ids] }
+      return [{ sql: `UPDATE chat_messages SET body = CAST(? AS TEXT), edited = ${id}, rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [input.message, ...ids, ...ids, room, target] }]
     case 'delete':
       // Two index seeks (the target by its key, its edits by chat_messages_edits), never a scan of the room.
-      return { sql: `UPDATE chat_messages SET body = '', deleted = 1 WHERE (room = ? AND id = ?) OR (room = ? AND kind = 'edit' AND target = ?)`, params: [room, target, room, target] }
-    default:
-      return input.message[0] === '+'
-        ? { sql: 'INSERT INTO chat_reactions (room, target, emoji, uid) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', params: [room, target, input.message.slice(1), input.sender] }
-        : { sql: 'DELETE FROM chat_reactions WHERE room = ? AND target = ? AND emoji = ? AND uid = ?', params: [room, target, input.message.slice(1), input.sender] }
+      return [
+        { sql: `UPDATE chat_messages SET body = '', deleted = 1, rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [...ids, room, target] },
+        { sql: `UPDATE chat_messages SET body = '', deleted = 1 WHERE room = ? AND kind = 'edit' AND target = ?${stored}`, params: [room, target] },
+      ]
+    default: {
+      const touch = { sql: `UPDATE chat_messages SET rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [...ids, room, target] }
+      const reaction = [room, target, input.message, input.sender]
+      if (!change) {
+        return [touch, { sql: `INSERT INTO chat_reactions (room, target, emoji, uid) SELECT CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT) FROM ins WHERE substr(ins.body, 1, 1) = '+' ON CONFLICT DO NOTHING`, params: reaction }, { sql: `DELETE FROM chat_reactions WHERE room = ? AND target = ? AND emoji = ? AND uid = ? AND EXISTS (SELECT 1 FROM ins WHERE substr(ins.body, 1, 1) = '-')`, params: reaction }]
+      }
+      return [touch, change.body[0] === '+'
+        ? { sql: 'INSERT INTO chat_reactions (room, target, emoji, uid) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', params: reaction }
+        : { sql: 'DELETE FROM chat_reactions WHERE room = ? AND target = ? AND emoji = ? AND uid = ?', params: reaction }]
+    }
   }
 }
-/** PostgreSQL: an event and its effect in one statement (one db0 client serves every query, so no BEGIN of our own). */
-function pgEventAppend(input: AppendInput): { sql: string, params: unknown[] } {
-  const apply = applyStatement(input)
-  return { sql: `WITH ins AS (${EVENT_INSERT}), applied AS (${apply.sql}) SELECT id FROM ins`, params: [...eventParams(input), ...apply.params] }
+/** PostgreSQL: a change, its checks and its effect in one statement (one db0 client serves every query, so no BEGIN of our own). */
+function pgChangeAppend(input: AppendInput): { sql: string, params: unknown[] } {
+  const insert = changeInsert(input)
+  const effects = applyStatements(input)
+  return {
+    sql: `WITH ins AS (${insert.sql}), ${effects.map((effect, index) => `effect${index} AS (${effect.sql})`).join(', ')} SELECT id, body FROM ins`,
+    params: [...insert.params, ...effects.flatMap(effect => effect.params)],
+  }
 }
+// Messages only (revision 5): changes are not rows a count scans.
 const READ_STATE = `SELECT r.id AS read_id,
-  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.id <= r.id + ${READ_SCAN} AND m.kind IS NULL AND m.deleted = 0 AND m.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
-  (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AS up_to
+  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM (SELECT m.deleted, m.sender FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.kind IS NULL ORDER BY m.id LIMIT ${READ_SCAN}) AS scanned WHERE scanned.deleted = 0 AND scanned.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
+  (SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = r.room UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = r.room) AS ids) AS up_to
   FROM chat_reads r WHERE r.uid = ? AND r.room = ?`
+/** A room's newest live message among its newest `READ_SCAN` messages. Parameters: room, room. */
+const LAST_LIVE = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND deleted = 0
+  AND id >= COALESCE((SELECT id FROM chat_messages WHERE room = ? AND kind IS NULL ORDER BY id DESC LIMIT 1 OFFSET ${READ_SCAN - 1}), 0) ORDER BY id DESC LIMIT 1`
 // Forward only, never past the room's newest id, and only an existing position: a read never creates one (joining does).
 const MARK_READ = `UPDATE chat_reads SET id = target.id, ts = CAST(? AS BIGINT)
   FROM (SELECT CASE WHEN CAST(? AS BIGINT) < COALESCE(MAX(id), 0) THEN CAST(? AS BIGINT) ELSE COALESCE(MAX(id), 0) END AS id FROM chat_messages WHERE room = ?) AS target
@@ -135,6 +185,7 @@ const ADDED_COLUMNS: [string, string][] = [
   ['target', 'BIGINT'],
   ['edited', 'BIGINT'],
   ['deleted', 'SMALLINT NOT NULL DEFAULT 0'],
+  ['rev', 'BIGINT'],
 ]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 
@@ -186,10 +237,15 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     }
   }
 
-  /** Attach who reacted with what to the messages among `messages` (one read for the id range). */
+  /** Attach who reacted with what to the messages among `messages` (one read for their id range, or for their ids when scattered). */
   const withReactions = async (room: string, messages: StoredMessage[]): Promise<StoredMessage[]> => {
     if (!messages.length) return messages
-    const rows = await query<{ target: number | string, emoji: string, uid: string }[]>('all', 'SELECT target, emoji, uid FROM chat_reactions WHERE room = ? AND target >= ? AND target <= ? ORDER BY target, emoji, uid', room, messages[0]!.id, messages[messages.length - 1]!.id)
+    const ids = messages.map(message => message.id)
+    const low = Math.min(...ids)
+    const high = Math.max(...ids)
+    const rows = high - low < 4 * ids.length
+      ? await query<{ target: number | string, emoji: string, uid: string }[]>('all', 'SELECT target, emoji, uid FROM chat_reactions WHERE room = ? AND target >= ? AND target <= ? ORDER BY target, emoji, uid', room, low, high)
+      : await query<{ target: number | string, emoji: string, uid: string }[]>('all', `SELECT target, emoji, uid FROM chat_reactions WHERE room = ? AND target IN (${ids.map(() => '?').join(', ')}) ORDER BY target, emoji, uid`, room, ...ids)
     if (!rows.length) return messages
     const byId = new Map(messages.map(message => [message.id, message]))
     for (const { target, emoji, uid } of rows) {
@@ -201,28 +257,40 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   }
 
   const lastId = async (room: string) => {
-    const row = await query<{ id: number | string | null } | undefined>('get', LAST_ID, room)
+    const row = await query<{ id: number | string | null } | undefined>('get', LAST_ID, room, room)
     return Number(row?.id ?? 0)
   }
 
-  /** Insert one row; an event together with its effect on its target (one statement on PostgreSQL; elsewhere one after the other). */
-  const insert = async (input: AppendInput): Promise<number> => {
-    if (!input.kind) return Number((await query<{ id: number | string }[]>('all', INSERT, ...insertParams(input)))[0]!.id)
-    if ((await connect()).db.dialect === 'postgresql') {
-      const { sql, params } = pgEventAppend(input)
-      return Number((await query<{ id: number | string }[]>('all', sql, ...params))[0]!.id)
+  /** One stored message (not a change) with its reactions. */
+  const messageById = async (room: string, id: number) => {
+    const row = await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ? AND kind IS NULL`, room, id)
+    return row ? (await withReactions(room, [toMessage(room, row)]))[0] : undefined
+  }
+
+  /** Insert a message, or a change with its checks and its effect (one statement on PostgreSQL; elsewhere one after the other); `undefined`: the change was refused. */
+  const insert = async (input: AppendInput): Promise<{ id: number, body: string } | undefined> => {
+    if (!input.kind) return { id: Number((await query<{ id: number | string }[]>('all', INSERT, ...insertParams(input)))[0]!.id), body: input.message }
+    const { sql, params } = (await connect()).db.dialect === 'postgresql' ? pgChangeAppend(input) : changeInsert(input)
+    const row = (await query<{ id: number | string, body: string }[]>('all', sql, ...params))[0]
+    if (!row) return undefined
+    const change = { id: Number(row.id), body: row.body }
+    if ((await connect()).db.dialect !== 'postgresql') {
+      for (const effect of applyStatements(input, change)) await query('run', effect.sql, ...effect.params)
     }
-    const id = Number((await query<{ id: number | string }[]>('all', EVENT_INSERT, ...eventParams(input)))[0]!.id)
-    const { sql, params } = applyStatement(input, id)
-    await query('run', sql, ...params)
-    return id
+    return change
   }
 
   const appendNow = async (input: AppendInput): Promise<AppendResult> => {
     const cid = input.cid ?? null
     for (let attempt = 1; ; attempt++) {
       try {
-        return { message: storedMessage(await insert(input), input), duplicate: false }
+        const stored = await insert(input)
+        if (stored) return { message: storedMessage(stored.id, input, stored.body), duplicate: false }
+        // Refused by the store's own check: say why (or, if the target changed meanwhile, try again).
+        const duplicate = cid === null ? undefined : await query<MessageRow | undefined>('get', BY_CID, input.room, input.sender, cid)
+        if (duplicate) return { message: toMessage(input.room, duplicate), duplicate: true }
+        const refusal = changeRefusal(await messageById(input.room, input.target!), input)
+        if (refusal || attempt >= MAX_APPEND_ATTEMPTS) throw refusal ?? new RoomLogRefusal('not_found', `No message ${input.target} in this room`)
       }
       catch (error) {
         if (!isUniqueViolation(error)) throw error
@@ -244,11 +312,15 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       return (await connect()).native ? appendBatched(input) : appendInOrder(input)
     },
     async replaySince(room, after, limit) {
-      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?`, room, after ?? -1, limit)
-      return withReactions(room, rows.reverse().map(row => toMessage(room, row)))
+      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id > ? ORDER BY id DESC LIMIT ?`, room, after ?? -1, limit)
+      const replayed = await withReactions(room, rows.reverse().map(row => toMessage(room, row)))
+      if (after === undefined) return replayed.sort((a, b) => sequenceOf(a) - sequenceOf(b))
+      // Messages the client holds that changed after its cursor: once each, with their state now.
+      const changed = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND rev > ? AND id <= ? ORDER BY rev DESC LIMIT ?`, room, after, after, limit)
+      return [...replayed, ...await withReactions(room, changed.map(row => toMessage(room, row)))].sort((a, b) => sequenceOf(a) - sequenceOf(b))
     },
     async before(room, before, limit) {
-      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
+      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
       return withReactions(room, rows.reverse().map(row => toMessage(room, row)))
     },
     async between(room, after, before) {
@@ -259,30 +331,36 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const row = await query<MessageRow | undefined>('get', BY_CID, room, sender, cid)
       return row ? toMessage(room, row) : undefined
     },
-    async message(room, id) {
-      const row = await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ?`, room, id)
-      return row ? (await withReactions(room, [toMessage(room, row)]))[0] : undefined
-    },
+    message: messageById,
     lastId,
     async prune(room, policy: RetentionPolicy, limit = 1000) {
       if (!(policy.max > 0) && !(policy.maxAge > 0)) return 0
-      const last = await lastId(room)
-      // The oldest rows, never the newest (it carries the room's id counter): delete the prefix retention allows.
-      const oldest = await query<{ id: number | string, ts: number | string }[]>('all', 'SELECT id, ts FROM chat_messages WHERE room = ? AND id < ? ORDER BY id LIMIT ?', room, last, limit)
-      const byCount = policy.max > 0 ? last - policy.max : 0
+      // Messages are counted and aged (revision 5); the oldest first, a prefix of them.
+      const keepFrom = policy.max > 0 ? Number((await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_messages WHERE room = ? AND kind IS NULL ORDER BY id DESC LIMIT 1 OFFSET ?', room, policy.max - 1))?.id ?? 0) : 0
+      const oldest = await query<{ id: number | string, ts: number | string }[]>('all', 'SELECT id, ts FROM chat_messages WHERE room = ? AND kind IS NULL ORDER BY id LIMIT ?', room, limit)
       const byAge = policy.maxAge > 0 ? Date.now() - policy.maxAge : -Infinity
       let upTo = 0
       let count = 0
       for (const row of oldest) {
-        if (Number(row.id) > byCount && !(Number(row.ts) < byAge)) break
+        if (Number(row.id) >= keepFrom && !(Number(row.ts) < byAge)) break
         upTo = Number(row.id)
         count++
       }
+      // Changes: none older than the oldest message kept (all of them when none is), at most `max` of them.
+      const firstKept = count < oldest.length
+        ? Number(oldest[count]!.id)
+        : Number((await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_messages WHERE room = ? AND kind IS NULL AND id > ? ORDER BY id LIMIT 1', room, upTo))?.id ?? Number.MAX_SAFE_INTEGER)
+      const beyondMax = policy.max > 0 ? Number((await query<{ id: number | string } | undefined>('get', 'SELECT id FROM chat_messages WHERE room = ? AND kind IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?', room, policy.max))?.id ?? 0) : 0
+      const changesUpTo = Math.max(beyondMax, firstKept - 1)
+      // The room's newest number stays when its newest rows may go (no message left after this step), so its next message never takes an old one.
+      if (count || firstKept === Number.MAX_SAFE_INTEGER) await query('run', KEEP_NEWEST, room, await lastId(room))
       if (count) {
         await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
         await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target <= ?', room, upTo)
       }
-      return count
+      // A step of at most `limit` changes too: a pass never holds the database for long.
+      const changes = changesUpTo > upTo ? (await query<unknown[]>('all', 'DELETE FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id IN (SELECT id FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id <= ? ORDER BY id LIMIT ?) RETURNING id', room, room, changesUpTo, limit)).length : 0
+      return count + changes
     },
     async markRead(room, uid, id = Number.MAX_SAFE_INTEGER) {
       await query('run', MARK_READ, Date.now(), id, id, room, uid, room)
@@ -306,7 +384,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null } | undefined>('get', READ_STATE, uid, room)
       if (!row) return undefined
       const state: ReadState = { room, read: Number(row.read_id), unread: Number(row.unread), upTo: Number(row.up_to ?? 0) }
-      const last = withLast ? await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND kind IS NULL AND deleted = 0 ORDER BY id DESC LIMIT 1`, room, state.upTo - READ_SCAN) : undefined
+      const last = withLast ? await query<MessageRow | undefined>('get', LAST_LIVE, room, room) : undefined
       if (last) state.last = toMessage(room, last)
       return state
     },
@@ -347,6 +425,7 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   }
   if (row.edited !== null && row.edited !== undefined) message.edited = Number(row.edited)
   if (Number(row.deleted) === 1) message.deleted = true
+  if (row.rev !== null && row.rev !== undefined && !message.kind) message.rev = Number(row.rev)
   return message
 }
 
@@ -523,11 +602,14 @@ function appendSync(connection: Connection, input: AppendInput, nextIds: Map<str
   const cid = input.cid ?? null
   try {
     if (input.kind) {
-      const eventId = appendEventSync(connection, input)
-      nextIds.set(input.room, eventId + 1)
-      return { message: storedMessage(eventId, input), duplicate: false }
+      // A change already stored under this cid is answered as it was (its target may be gone since).
+      const stored = cid === null ? undefined : nativeStatement(connection, BY_CID).get(input.room, input.sender, cid) as MessageRow | undefined
+      if (stored) return { message: toMessage(input.room, stored), duplicate: true }
+      const change = appendChangeSync(connection, input)
+      nextIds.set(input.room, change.id + 1)
+      return { message: storedMessage(change.id, input, change.body), duplicate: false }
     }
-    const id = nextIds.get(input.room) ?? Number((nativeStatement(connection, LAST_ID).get(input.room) as { id: number | string | null }).id ?? 0) + 1
+    const id = nextIds.get(input.room) ?? Number((nativeStatement(connection, LAST_ID).get(input.room, input.room) as { id: number | string | null }).id ?? 0) + 1
     nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0)
     nextIds.set(input.room, id + 1)
     return { message: storedMessage(id, input), duplicate: false }
@@ -540,22 +622,37 @@ function appendSync(connection: Connection, input: AppendInput, nextIds: Map<str
   }
 }
 
-/** An event and its effect on its target, all or nothing: a savepoint inside the batch's transaction. */
-function appendEventSync(connection: Connection, input: AppendInput): number {
+/** A change and its effect on its target, all or nothing: a savepoint inside the batch's transaction (which holds the write lock, so its checks hold). */
+function appendChangeSync(connection: Connection, input: AppendInput): { id: number, body: string } {
   const native = connection.native!
   native.exec('SAVEPOINT chat_event')
   try {
-    const id = Number((nativeStatement(connection, EVENT_INSERT).all(...eventParams(input)) as { id: number | string }[])[0]!.id)
-    const { sql, params } = applyStatement(input, id)
-    nativeStatement(connection, sql).run(...params)
+    const insert = changeInsert(input)
+    const row = (nativeStatement(connection, insert.sql).all(...insert.params) as { id: number | string, body: string }[])[0]
+    if (!row) {
+      throw changeRefusal(messageSync(connection, input.room, input.target!), input) ?? new RoomLogRefusal('not_found', `No message ${input.target} in this room`)
+    }
+    const change = { id: Number(row.id), body: row.body }
+    for (const effect of applyStatements(input, change)) nativeStatement(connection, effect.sql).run(...effect.params)
     native.exec('RELEASE chat_event')
-    return id
+    return change
   }
   catch (error) {
     native.exec('ROLLBACK TO chat_event')
     native.exec('RELEASE chat_event')
     throw error
   }
+}
+
+/** One stored message with its reactions, read inside the batch's transaction. */
+function messageSync(connection: Connection, room: string, id: number): StoredMessage | undefined {
+  const row = nativeStatement(connection, `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ? AND kind IS NULL`).get(room, id) as MessageRow | undefined
+  if (!row) return undefined
+  const message = toMessage(room, row)
+  for (const { emoji, uid } of nativeStatement(connection, 'SELECT emoji, uid FROM chat_reactions WHERE room = ? AND target = ? ORDER BY emoji, uid').all(room, id) as { emoji: string, uid: string }[]) {
+    ((message.reactions ??= {})[emoji] ??= []).push(uid)
+  }
+  return message
 }
 
 /**
@@ -615,6 +712,11 @@ async function createSchema(db: Database) {
   // Retention finds idle positions by age (added in 0.5: built at open on older databases; older versions ignore it).
   await db.exec('CREATE INDEX IF NOT EXISTS chat_reads_idle ON chat_reads (ts)')
   await db.exec('CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_cid ON chat_messages (room, sender, cid) WHERE cid IS NOT NULL')
+  // A room's newest number once retention removed its rows (revision 5): one small row per emptied room.
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_room_counters (
+    room TEXT NOT NULL PRIMARY KEY,
+    last_id BIGINT NOT NULL
+  )`)
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
   for (const [column, definition] of ADDED_COLUMNS) {
     const exists = db.dialect === 'sqlite'
@@ -625,9 +727,19 @@ async function createSchema(db: Database) {
       // Another instance added it meanwhile.
       if (!/duplicate column|already exists/i.test(String((error as Error)?.message))) throw error
     })
+    // Revision 5, in place: the messages changed by stored events get the number of their latest one (idempotent).
+    if (column === 'rev') {
+      await db.exec(`UPDATE chat_messages SET rev = changed.rev
+        FROM (SELECT room, target, MAX(id) AS rev FROM chat_messages WHERE kind IS NOT NULL GROUP BY room, target) AS changed
+        WHERE chat_messages.room = changed.room AND chat_messages.id = changed.target AND chat_messages.kind IS NULL`)
+    }
   }
   // A delete finds its target's edits here (after the columns: older tables lack them); built at open on databases made before it.
   await db.exec(`CREATE INDEX IF NOT EXISTS chat_messages_edits ON chat_messages (room, target) WHERE kind = 'edit'`)
+  // Revision 5: replay, unread and retention walk messages only; a resume finds changed messages by `rev`; retention bounds changes apart.
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_live ON chat_messages (room, id) WHERE kind IS NULL')
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_rev ON chat_messages (room, rev) WHERE kind IS NULL AND rev IS NOT NULL')
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_changes ON chat_messages (room, id) WHERE kind IS NOT NULL')
 }
 
 function isUniqueViolation(error: unknown): boolean {
@@ -652,7 +764,7 @@ function isBusy(error: unknown): boolean {
  * value or a lock must not cost other requests their connection.
  */
 function isConnectionFault(connection: Connection, error: unknown): boolean {
-  if (error instanceof RoomLogInputError || isUniqueViolation(error)) return false
+  if (error instanceof RoomLogInputError || error instanceof RoomLogRefusal || isUniqueViolation(error)) return false
   if (connection.db.dialect === 'sqlite') {
     const code = sqliteCode(error)
     // BUSY, LOCKED, CONSTRAINT, TOOBIG, MISMATCH, RANGE: the statement's fault; anything else (READONLY, IOERR, CORRUPT, CANTOPEN, NOTADB, a closed handle) reopens.

@@ -1,16 +1,21 @@
 import { withReaction } from '../../shared/protocol'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
-import { checkAppendInput, MAX_UNREAD, READ_SCAN, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, MAX_UNREAD, READ_SCAN, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
+  /** Messages only, by id: what replay, retention and unread counts count. */
   messages: StoredMessage[]
+  /** The records of changes (edits, deletes, reactions), by number: for `cid` de-duplication and gap filling. */
+  changes: StoredMessage[]
   nextId: number
-  /** `${sender}\n${cid}` → message, for de-duplication. */
+  /** `${sender}\n${cid}` → message or change, for de-duplication. */
   byCid: Map<string, StoredMessage>
-  /** message id → its `byCid` key, so pruning can drop it. */
+  /** message or change number → its `byCid` key, so pruning can drop it. */
   cidKeyOf: Map<number, string>
-  /** message id → the edits of it, oldest first: a delete reaches them without a look at every message. */
+  /** message id → the edits of it, oldest first: a delete reaches them without a look at every change. */
   editsOf: Map<number, StoredMessage[]>
+  /** message id → its `rev`, least recently changed first: a resume finds the messages changed after its cursor from the end. */
+  changed: Map<number, number>
 }
 
 /** The room log in process memory: for tests and throwaway rooms; gone on restart. */
@@ -25,7 +30,7 @@ export function createMemoryRoomLog(): RoomLog {
   const roomOf = (name: string) => {
     let room = rooms.get(name)
     if (!room) {
-      rooms.set(name, room = { messages: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map(), editsOf: new Map() })
+      rooms.set(name, room = { messages: [], changes: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map(), editsOf: new Map(), changed: new Map() })
       names.splice(firstNameAfter(name), 0, name)
     }
     return room
@@ -52,24 +57,47 @@ export function createMemoryRoomLog(): RoomLog {
       const key = input.cid === undefined ? undefined : `${input.sender}\n${input.cid}`
       const existing = key === undefined ? undefined : room.byCid.get(key)
       if (existing) return { message: existing, duplicate: true }
-      const message = storedMessage(room.nextId++, input)
-      room.messages.push(message)
+      let message: StoredMessage
+      if (input.kind) {
+        // Checked and applied in one synchronous step: nothing runs in between, so the bounds hold for same-tick toggles.
+        const found = room.messages[firstAfter(room.messages, input.target! - 1)]
+        const target = found?.id === input.target ? found : undefined
+        const refusal = changeRefusal(target, input)
+        if (refusal) throw refusal
+        const text = input.kind === 'reaction' ? `${target!.reactions?.[input.message]?.includes(input.sender) ? '-' : '+'}${input.message}` : input.message
+        message = storedMessage(room.nextId++, input, text)
+        room.changes.push(message)
+        applyChange(room, message, target!)
+      }
+      else {
+        message = storedMessage(room.nextId++, input)
+        room.messages.push(message)
+      }
       if (key !== undefined) {
         room.byCid.set(key, message)
         room.cidKeyOf.set(message.id, key)
       }
-      if (message.kind === 'edit') {
-        const edits = room.editsOf.get(message.target!)
-        if (edits) edits.push(message)
-        else room.editsOf.set(message.target!, [message])
-      }
-      if (message.kind) applyEvent(room, message, room.messages[firstAfter(room.messages, message.target! - 1)])
       return { message, duplicate: false }
     },
     async replaySince(name, after, limit) {
-      const messages = rooms.get(name)?.messages ?? []
+      const room = rooms.get(name)
+      if (!room) return []
+      const { messages } = room
       const start = after === undefined ? 0 : firstAfter(messages, after)
-      return messages.slice(Math.max(start, messages.length - limit))
+      const replayed = messages.slice(Math.max(start, messages.length - limit))
+      if (after !== undefined) {
+        const changed = [...room.changed]
+        for (let index = changed.length - 1, taken = 0; index >= 0 && taken < limit && changed[index]![1] > after; index--) {
+          const id = changed[index]![0]
+          if (id > after) continue
+          const message = messages[firstAfter(messages, id - 1)]
+          if (message?.id === id) {
+            replayed.push(message)
+            taken++
+          }
+        }
+      }
+      return replayed.sort((a, b) => sequenceOf(a) - sequenceOf(b))
     },
     async before(name, before, limit) {
       const messages = rooms.get(name)?.messages ?? []
@@ -77,8 +105,10 @@ export function createMemoryRoomLog(): RoomLog {
       return messages.slice(Math.max(0, end - limit), end)
     },
     async between(name, after, before) {
-      const messages = rooms.get(name)?.messages ?? []
-      return messages.slice(firstAfter(messages, after), firstAfter(messages, before - 1))
+      const room = rooms.get(name)
+      if (!room) return []
+      const inRange = (list: StoredMessage[]) => list.slice(firstAfter(list, after), firstAfter(list, before - 1))
+      return [...inRange(room.messages), ...inRange(room.changes)].sort((a, b) => a.id - b.id)
     },
     async byCid(name, sender, cid) {
       return rooms.get(name)?.byCid.get(`${sender}\n${cid}`)
@@ -94,16 +124,22 @@ export function createMemoryRoomLog(): RoomLog {
     async prune(name, policy: RetentionPolicy, limit = 1000) {
       const room = rooms.get(name)
       if (!room) return 0
-      // The newest message always stays (as in the SQL stores); `max: 0` is no count limit.
-      const keep = room.messages.length - 1
-      let drop = Math.min(keep, policy.max > 0 ? Math.max(0, room.messages.length - policy.max) : 0)
+      // Messages are counted and aged; the room's `nextId` stays, so an emptied room never reuses a number. `max: 0` is no count limit.
+      let drop = policy.max > 0 ? Math.max(0, room.messages.length - policy.max) : 0
       if (policy.maxAge > 0) {
         const oldest = Date.now() - policy.maxAge
-        while (drop < keep && room.messages[drop]!.ts < oldest) drop++
+        while (drop < room.messages.length && room.messages[drop]!.ts < oldest) drop++
       }
-      // Drop pruned messages from the cid index too, so memory stays bounded.
       const dropped = room.messages.splice(0, Math.min(drop, limit))
-      for (const message of dropped) {
+      // Changes: none older than the oldest message kept, at most `max` of them.
+      const firstKept = room.messages[0]?.id ?? room.nextId
+      let dropChanges = firstAfter(room.changes, firstKept - 1)
+      if (policy.max > 0) dropChanges = Math.max(dropChanges, room.changes.length - policy.max)
+      const droppedChanges = room.changes.splice(0, Math.min(dropChanges, limit))
+      // Drop them from the indexes too, so memory stays bounded.
+      for (const message of [...dropped, ...droppedChanges]) {
+        room.editsOf.delete(message.id)
+        room.changed.delete(message.id)
         // Edits are dropped oldest first, so each is the first of its target's list.
         const edits = message.kind === 'edit' ? room.editsOf.get(message.target!) : undefined
         if (edits?.[0] === message) edits.shift()
@@ -114,7 +150,7 @@ export function createMemoryRoomLog(): RoomLog {
           room.cidKeyOf.delete(message.id)
         }
       }
-      return dropped.length
+      return dropped.length + droppedChanges.length
     },
     async markRead(name, uid, id = Number.MAX_SAFE_INTEGER) {
       return moveRead(name, uid, id, false)
@@ -151,16 +187,15 @@ export function createMemoryRoomLog(): RoomLog {
       if (!held) return undefined
       const messages = rooms.get(name)?.messages ?? []
       let unread = 0
-      for (let index = firstAfter(messages, held.id); index < messages.length && unread < MAX_UNREAD; index++) {
+      const first = firstAfter(messages, held.id)
+      for (let index = first; index < messages.length && index < first + READ_SCAN && unread < MAX_UNREAD; index++) {
         const message = messages[index]!
-        if (message.id > held.id + READ_SCAN) break
-        if (!message.kind && !message.deleted && message.uid !== uid) unread++
+        if (!message.deleted && message.uid !== uid) unread++
       }
       const state: ReadState = { room: name, read: held.id, unread, upTo: (rooms.get(name)?.nextId ?? 1) - 1 }
       let last: StoredMessage | undefined
-      for (let index = messages.length - 1; withLast && index >= 0 && messages[index]!.id > state.upTo - READ_SCAN && !last; index--) {
-        const message = messages[index]!
-        if (!message.kind && !message.deleted) last = message
+      for (let index = messages.length - 1; withLast && index >= 0 && index >= messages.length - READ_SCAN && !last; index--) {
+        if (!messages[index]!.deleted) last = messages[index]
       }
       if (last) state.last = last
       return state
@@ -180,28 +215,27 @@ export function createMemoryRoomLog(): RoomLog {
   }
 }
 
-/** Apply a just-stored event to its target (`found`, if stored) in `room`: edit, delete or reaction. */
-function applyEvent(room: MemoryRoom, event: StoredMessage, found: StoredMessage | undefined) {
-  const target = found?.id === event.target ? found : undefined
-  if (event.kind === 'delete') {
-    for (const message of target ? [target, ...room.editsOf.get(target.id) ?? []] : room.editsOf.get(event.target!) ?? []) {
+/** Apply a just-stored change to its live target in `room`: edit, delete or reaction; the target's `rev` becomes its number. */
+function applyChange(room: MemoryRoom, change: StoredMessage, target: StoredMessage) {
+  target.rev = change.id
+  room.changed.delete(target.id)
+  room.changed.set(target.id, change.id)
+  if (change.kind === 'delete') {
+    for (const message of [target, ...room.editsOf.get(target.id) ?? []]) {
       message.message = ''
       message.deleted = true
     }
-    return
   }
-  if (!target) return
-  if (event.kind === 'reaction') {
-    const reactions = withReaction(target.reactions, event.message.slice(1), event.uid ?? '', event.message[0] === '+')
+  else if (change.kind === 'reaction') {
+    const reactions = withReaction(target.reactions, change.message.slice(1), change.uid ?? '', change.message[0] === '+')
     if (reactions) target.reactions = reactions
     else delete target.reactions
   }
-  else if (target.deleted) {
-    event.message = ''
-    event.deleted = true
-  }
-  else if ((target.edited ?? 0) < event.id) {
-    target.message = event.message
-    target.edited = event.id
+  else {
+    target.message = change.message
+    target.edited = change.id
+    const edits = room.editsOf.get(target.id)
+    if (edits) edits.push(change)
+    else room.editsOf.set(target.id, [change])
   }
 }

@@ -23,7 +23,12 @@ export interface StoredMessage {
   deleted?: true
   /** A message: who reacted with what (emoji → user ids), when anyone did. */
   reactions?: Record<string, string[]>
+  /** A message: the number of its latest change (revision 5); absent when it never changed. */
+  rev?: number
 }
+
+/** Where a message stands in the room's sequence: its id, or the number of its latest change (revision 5). */
+export const sequenceOf = (message: StoredMessage): number => Math.max(message.id, message.rev ?? 0)
 
 /** `reaction` events keep `+emoji` (added) or `-emoji` (taken back) as their text. */
 export type StoredEventKind = 'edit' | 'delete' | 'reaction'
@@ -39,7 +44,7 @@ export interface AppendInput {
   message: string
   ts: number
   cid?: string
-  /** Store an event about message `target` instead of a message. */
+  /** Store a change of message `target` instead of a message; a `reaction`'s `message` is the emoji (the store decides whether it is added or taken back). */
   kind?: StoredEventKind
   target?: number
 }
@@ -50,7 +55,7 @@ export interface AppendResult {
   duplicate: boolean
 }
 
-/** Retention of one room. The newest message of a room always stays: it carries the room's id counter. */
+/** Retention of one room: it counts and ages messages; a room keeps its last number when every message goes. */
 export interface RetentionPolicy {
   /** Keep at most this many messages per room (0: no count limit). */
   max: number
@@ -88,34 +93,42 @@ export interface JoinedRead {
 /** Unread counts stop here (the count of matching rows; the rows scanned are bounded by `READ_SCAN`). */
 export const MAX_UNREAD = 1000
 
-/** Ids an unread count scans at most above the position, and a room's last message at most below its newest id: events, own and deleted messages do not count but cost a row each. */
+/** Messages an unread count scans at most above the position, and a room's last message is looked for among: own and deleted messages do not count but cost a row each. */
 export const READ_SCAN = 10_000
+
+/** Different emojis one message can carry, and reactions one person can put on one message (enforced by the store, atomically per message). */
+export const MAX_EMOJIS_PER_MESSAGE = 20
+export const MAX_REACTIONS_PER_PERSON = 5
 
 export interface RoomLog {
   /**
-   * Store a message; the log assigns its id (strictly increasing, contiguous within a room).
-   * An event (`kind`) is applied to its target in the same transaction (SQLite, PostgreSQL):
-   * an `edit` gives message `target` its text (unless a newer edit did; a deleted target
-   * leaves the edit without text), a `delete` removes the text of `target` and of its edits,
-   * a `reaction` (`+emoji` / `-emoji`) records or forgets that `sender` reacted.
+   * Store a message or a change; the log assigns its number (strictly increasing within a room,
+   * never reused). A change (`kind`) is checked and applied to its target atomically per message
+   * (one conditional statement, or one transaction): the target must be a live message (else
+   * `RoomLogRefusal` `not_found`); an `edit` gives it its text (unless a newer edit did), a
+   * `delete` removes its text and that of its edits, a `reaction` adds `sender`'s emoji (stored
+   * as `+emoji`) or takes it back (`-emoji`) within `MAX_EMOJIS_PER_MESSAGE` and
+   * `MAX_REACTIONS_PER_PERSON` (else `RoomLogRefusal` `rejected`). The target's `rev` becomes
+   * the change's number.
    */
   append: (input: AppendInput) => Promise<AppendResult>
   /**
-   * Messages after `after`, oldest first: the newest `limit` of them.
-   * With `after` undefined, the last `limit` messages of the room.
+   * Messages (never changes) with their current state, in the order of `sequenceOf`. With
+   * `after` undefined: the last `limit` messages of the room. Else the newest `limit` messages
+   * after `after`, and the `limit` most recently changed messages at or below it with `rev > after`.
    */
   replaySince: (room: string, after: number | undefined, limit: number) => Promise<StoredMessage[]>
-  /** The newest `limit` messages with `id < before`, oldest first (older history, a page at a time). */
+  /** The newest `limit` messages (never changes) with `id < before`, oldest first (older history, a page at a time). */
   before: (room: string, before: number, limit: number) => Promise<StoredMessage[]>
-  /** Messages with `after < id < before`, oldest first (fills a delivery gap). */
+  /** Messages and changes numbered `after < id < before`, in order (fills a delivery gap). */
   between: (room: string, after: number, before: number) => Promise<StoredMessage[]>
   /** What `sender` stored with `cid` in the room, if anything (the de-duplication an append does, without appending). */
   byCid: (room: string, sender: string, cid: string) => Promise<StoredMessage | undefined>
-  /** One stored row (message or event) by id. */
+  /** One stored message (not a change) by id. */
   message: (room: string, id: number) => Promise<StoredMessage | undefined>
-  /** The newest id of the room, 0 when empty. */
+  /** The newest number of the room (message or change), 0 when it never had one; it stays when retention removes every message. */
   lastId: (room: string) => Promise<number>
-  /** Apply retention to one room, deleting at most `limit` messages (default 1000); resolves to how many went. */
+  /** Apply retention to one room, deleting at most `limit` messages (default 1000) and `limit` of the changes it allows; resolves to how many rows went. */
   prune: (room: string, policy: RetentionPolicy, limit?: number) => Promise<number>
   /** Move `uid`'s existing read position in `room` forward to `id` (at most the room's newest id; absent: the newest); resolves to the position stored, undefined when they have none (a read never creates one). */
   markRead: (room: string, uid: string, id?: number) => Promise<number | undefined>
@@ -169,9 +182,28 @@ export function checkAppendInput(input: AppendInput): void {
   if (input.kind !== undefined && (!['edit', 'delete', 'reaction'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete, reaction) and a positive `target`')
 }
 
+/** The store refused a change for what it found, atomically: its target is gone (`not_found`) or a reaction bound is reached (`rejected`). */
+export class RoomLogRefusal extends Error {
+  constructor(readonly code: 'not_found' | 'rejected', message: string) {
+    super(message)
+  }
+}
+
+/** Why the store refuses a change of `target` given the target's state (undefined: it may go ahead); `reaction`: the emoji. */
+export function changeRefusal(target: StoredMessage | undefined, input: AppendInput): RoomLogRefusal | undefined {
+  if (!target || target.kind || target.deleted) return new RoomLogRefusal('not_found', `No message ${input.target} in this room`)
+  if (input.kind !== 'reaction') return undefined
+  const reactions = target.reactions ?? {}
+  if (reactions[input.message]?.includes(input.sender)) return undefined
+  if (!reactions[input.message] && Object.keys(reactions).length >= MAX_EMOJIS_PER_MESSAGE) return new RoomLogRefusal('rejected', `At most ${MAX_EMOJIS_PER_MESSAGE} different reactions per message`)
+  const mine = Object.values(reactions).filter(users => users.includes(input.sender)).length
+  if (mine >= MAX_REACTIONS_PER_PERSON) return new RoomLogRefusal('rejected', `At most ${MAX_REACTIONS_PER_PERSON} reactions per person on one message`)
+  return undefined
+}
+
 /** The message an append stored, as the log gives it back. */
-export function storedMessage(id: number, input: AppendInput): StoredMessage {
-  const message: StoredMessage = { id, room: input.room, user: input.user, message: input.message, ts: input.ts }
+export function storedMessage(id: number, input: AppendInput, text = input.message): StoredMessage {
+  const message: StoredMessage = { id, room: input.room, user: input.user, message: text, ts: input.ts }
   if (input.cid !== undefined) message.cid = input.cid
   if (input.sender) message.uid = input.sender
   if (input.guest) message.guest = true

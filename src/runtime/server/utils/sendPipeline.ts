@@ -3,7 +3,7 @@ import { errorFrame, type ChatClientCommand, type ChatErrorFrame, type ChatMessa
 import type { ChatActionContext, ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { checkChatPayload, type ChatPayloadCheck } from './chatSchema'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type ChatLimits, type ChatLimitsConfig, type LimitRefusal } from './chatLimits'
-import { RoomLogInputError, type RoomLog } from './roomLog'
+import { RoomLogInputError, RoomLogRefusal, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
 
 /** An edit, delete or reaction toggle of message `target` (revision 3). */
@@ -14,9 +14,7 @@ export interface SendAction {
   emoji?: string
 }
 
-/** Different emojis one message can carry, and reactions one person can put on one message. */
-export const MAX_EMOJIS_PER_MESSAGE = 20
-export const MAX_REACTIONS_PER_PERSON = 5
+export { MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON } from './roomLog'
 
 /** The text and the action of a parsed `message` / `edit` / `delete` / `reaction` command, for `SendInput`. */
 export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction } {
@@ -154,8 +152,8 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
   /**
    * May `input.user` edit or delete the target? Their own message: yes (an edit only within
    * `editWindow`); anyone else's: only if the `chat:action` hook sets `allow`. The hook may
-   * also refuse. Reactions: anyone, within the bounds; the toggle is decided here. Returns the
-   * text to store (a reaction: `+emoji` or `-emoji`), or the refusal's status, code and text.
+   * also refuse. Reactions: anyone; the store decides the toggle and the bounds. Returns the
+   * text to store (a reaction: its emoji), or the refusal's status, code and text.
    */
   async function checkAction(input: SendInput, action: SendAction): Promise<string | [number, ChatErrorFrame['code'], string]> {
     let target
@@ -167,7 +165,8 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       return [503, 'unavailable', 'The message could not be read; try again']
     }
     if (!target || target.kind || target.deleted) return [404, 'not_found', `No message ${action.target} in this room`]
-    if (action.kind === 'reaction') return toggleReaction(input, target.reactions ?? {}, action.emoji!)
+    // The store decides whether a toggle adds or takes back, within the bounds, atomically per message.
+    if (action.kind === 'reaction') return action.emoji!
     const own = target.uid !== undefined && target.uid === input.sender
     const inWindow = !config.editWindow || Date.now() - target.ts <= config.editWindow
     const context: ChatActionContext = { room: input.room, user: input.user, action: action.kind, target: messageFrame(target) as ChatMessageFrame, allow: input.fromServer === true || (own && (action.kind === 'delete' || inWindow)) }
@@ -175,15 +174,6 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     if (context.reject !== undefined) return [403, 'forbidden', String(context.reject)]
     if (!context.allow) return [403, 'forbidden', !own ? `You may only ${action.kind} your own messages` : `Messages can be edited for ${Math.round(config.editWindow! / 1000)} s`]
     return input.message
-  }
-
-  /** Take back a reaction the sender has, else add it within the bounds. */
-  function toggleReaction(input: SendInput, reactions: Record<string, string[]>, emoji: string): string | [number, ChatErrorFrame['code'], string] {
-    if (reactions[emoji]?.includes(input.sender)) return `-${emoji}`
-    if (!reactions[emoji] && Object.keys(reactions).length >= MAX_EMOJIS_PER_MESSAGE) return [403, 'rejected', `At most ${MAX_EMOJIS_PER_MESSAGE} different reactions per message`]
-    const mine = Object.values(reactions).filter(users => users.includes(input.sender)).length
-    if (mine >= MAX_REACTIONS_PER_PERSON) return [403, 'rejected', `At most ${MAX_REACTIONS_PER_PERSON} reactions per person on one message`]
-    return `+${emoji}`
   }
 
   /** Append the message or event (the store applies an event to its target with it), then fan it out. */
@@ -200,6 +190,8 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     catch (error) {
       // A value the store cannot hold is the sender's to fix: a retry would fail the same way.
       if (error instanceof RoomLogInputError) return fail(400, 'bad_request', error.message)
+      // The store's own check, made with the change: its target went meanwhile, or a reaction bound is reached.
+      if (error instanceof RoomLogRefusal) return error.code === 'not_found' ? fail(404, 'not_found', error.message) : fail(403, 'rejected', error.message)
       logger.error('[nuxt-chat] could not store a message', error)
       return fail(503, 'unavailable', 'The message could not be stored; try again')
     }

@@ -71,7 +71,7 @@ export function useChatServer() {
     async delete(room: string, id: number, options: ChatServerSendOptions = {}): Promise<ChatEventFrame> {
       return await change(room, '', { kind: 'delete', target: id }, options)
     },
-    /** A page of older history: the newest `limit` stored frames (messages, edits, deletes) before `before`, oldest first. */
+    /** A page of older history: the newest `limit` messages (with their current state; changes are not messages) before `before`, oldest first. */
     history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50 }: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
       checkRoom(room)
       return hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))))
