@@ -83,6 +83,8 @@ describe('faults: Redis bus', () => {
     await onB.waitFor(frame => frame.type === 'message' && frame.id === 4, 'a live message after BUSY', 2000)
     await send(b, room, 'after from b')
     await onA.waitFor(frame => frame.type === 'message' && frame.id === 5, 'a live message the other way', 2000)
+    // B's own reader gets B's message locally, but not necessarily before A's does through the bus.
+    await onB.waitFor(frame => frame.type === 'message' && frame.id === 5, 'B\'s own message on B', 2000)
     const lost = lostBy(onA, 5) + lostBy(onB, 5)
     expect(lost).toBe(0)
     report('Redis BUSY (script) ~0.5 s, then SCRIPT KILL', 'sends acked (stored); delivered across after recovery', caughtUp, lost)
