@@ -76,7 +76,7 @@ export interface ChatRuntimeConfig {
   signedInIpFactor: number
   /** Open connections (WebSocket, SSE, open POSTs) per signed-in person (tabs and devices); 0: no cap. @default 20 */
   maxConnectionsPerUser: number
-  /** A request's headers (an upgrade's too) must arrive within this many ms of its TCP connection, else the socket is closed; 0: Node's own bound (60 s). @default 10000 */
+  /** A request's headers (an upgrade's too) must arrive within this many ms of its TCP connection (on a kept-alive connection: of the server's `keepAliveTimeout` after the previous answer), else the socket is closed; 0: Node's own bound (60 s). @default 10000 */
   headersTimeout: number
   /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
   allowedOrigins: string[]

@@ -299,6 +299,57 @@ describe('slow upgrades (issue 22.9)', () => {
       for (const { socket } of sockets) socket.destroy()
     }
   })
+
+  it('a kept-alive socket dripping its next request: closed within keepAliveTimeout + headersTimeout (Node checks only every 30 s); an idle kept-alive client is still answered', async () => {
+    // A server of its own, started now: Node's own 30 s check has not run yet when the bound is checked.
+    const fresh = await startServer({ env: { NUXT_CHAT_HEADERS_TIMEOUT: '3000' } })
+    const sockets: { socket: Socket, answered?: number, closedAt?: number }[] = []
+    const drip = setInterval(() => {
+      for (const { socket, answered } of sockets) if (answered && !socket.destroyed) socket.write(`X-Drip: ${Date.now()}\r\n`)
+    }, 1000)
+    try {
+      for (let index = 0; index < 60; index++) {
+        const socket = connect(fresh.port, '127.0.0.1')
+        const entry: { socket: Socket, answered?: number, closedAt?: number } = { socket }
+        socket.on('data', () => {
+          if (entry.answered) return
+          entry.answered = Date.now()
+          // The first request was answered on a kept-alive socket: the next one starts, and never ends.
+          socket.write(`GET /_ws?room=drip HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n`)
+        })
+        socket.on('close', () => {
+          entry.closedAt = Date.now()
+        })
+        socket.on('error', () => {})
+        socket.write(`HEAD /api/sse?room=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n\r\n`)
+        sockets.push(entry)
+      }
+      await until(() => sockets.every(entry => entry.answered), 'every first request answered', 10_000)
+      // A client that idles 2 s on its kept-alive socket, then asks again, is answered.
+      const idle = connect(fresh.port, '127.0.0.1')
+      let idleAnswers = ''
+      idle.on('data', (chunk) => {
+        idleAnswers += chunk
+      })
+      idle.on('error', () => {})
+      idle.write(`HEAD /api/sse?room=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n\r\n`)
+      await sleep(2000)
+      idle.write(`HEAD /api/sse?room=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n\r\n`)
+      // keepAliveTimeout (Node's 5 s) + headersTimeout (3 s) + slack.
+      await sleep(10_000 - (Date.now() - Math.min(...sockets.map(entry => entry.answered!))))
+      const open = sockets.filter(entry => entry.closedAt === undefined).length
+      const slowest = Math.max(...sockets.map(entry => (entry.closedAt ?? Date.now()) - entry.answered!))
+      console.info(`[figures] 60 kept-alive sockets dripping a second request, headersTimeout 3 s: ${open} open 10 s after their first answer, last closed ${slowest} ms after it`)
+      expect(idleAnswers.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+      idle.destroy()
+      expect(open).toBe(0)
+    }
+    finally {
+      clearInterval(drip)
+      for (const { socket } of sockets) socket.destroy()
+      await fresh.stop()
+    }
+  })
 })
 
 describe('connections per address', () => {
