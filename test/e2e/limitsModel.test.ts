@@ -372,6 +372,29 @@ describe('connections per address', () => {
       await Promise.all(guests.map(guest => guest.close()))
     }
   })
+
+  it('an address with its 100 guests connected: signed-in people from it still connect (not yet identified is not a guest), the 101st guest is still refused', async () => {
+    const room = uniqueRoom('fullsigned')
+    const address = '127.0.0.4'
+    const guests = await Promise.all(Array.from({ length: 100 }, () => ChatSocket.open(wsBase(gated), { room }, { localAddress: address })))
+    const signedIn: ChatSocket[] = []
+    try {
+      // Over WebSocket and over SSE: both are identified only after their request counted as pending.
+      const results = await Promise.all(Array.from({ length: 5 }, (_, index) => openOrRefused(`${wsBase(gated)}/_ws?room=${room}`, cookieOf(`full-${randomUUID().slice(0, 6)}-${index}`), address)))
+      for (const result of results) if ('socket' in result) signedIn.push(result.socket)
+      const history = await new Promise<number>((resolve, reject) => get({ host: '127.0.0.1', port: gated.port, path: `/api/sse?room=${room}&before=10`, localAddress: address, headers: cookieOf('full-history') }, (response) => {
+        response.resume()
+        resolve(response.statusCode ?? 0)
+      }).on('error', reject))
+      console.info(`[figures] 100 guests on one address, then 5 signed-in upgrades from it: ${signedIn.length} connected; ${results.filter(result => 'status' in result).map(result => JSON.stringify(result)).join(' ')}`)
+      expect(results.filter(result => 'status' in result)).toEqual([])
+      expect(history).toBe(200)
+      expect(await openOrRefused(`${wsBase(gated)}/_ws?room=${room}`, {}, address)).toMatchObject({ status: 429, body: { scope: 'address', limit: 'connections' } })
+    }
+    finally {
+      await Promise.all([...guests, ...signedIn].map(socket => socket.close()))
+    }
+  })
 })
 
 /** One run of issue 28: `people` connect from one address (in waves, as people arrive) and send one message per 10 s for 30 s. */
