@@ -119,6 +119,51 @@ describe('history and read floods (issue 22.5)', () => {
     await other.close()
   })
 
+  it('eight parallel SSE join loops replaying after `since=1` from one address for 5 s: the replays count against the history byte budget, refused with 429 naming history; a WebSocket join too', async () => {
+    const room = uniqueRoom('replayflood')
+    await seed(server, room, 300)
+    // An address of its own: the page flood above spent 127.0.0.1's budget.
+    const localAddress = '127.0.0.6'
+    let joins = 0
+    let bytes = 0
+    const refusals: { retryAfter: string | undefined, body: Record<string, unknown> }[] = []
+    const end = Date.now() + 5000
+    // One join: read its stream until the replay's last message arrived (or 2 s), then leave.
+    const join = () => new Promise<void>((resolve, reject) => {
+      const request = get({ host: '127.0.0.1', port: server.port, path: `/api/sse?room=${room}&since=1`, localAddress }, (response) => {
+        let text = ''
+        response.setEncoding('utf8')
+        const timer = setTimeout(() => request.destroy(), 2000)
+        response.on('data', (chunk: string) => {
+          text += chunk
+          if (response.statusCode === 200) bytes += Buffer.byteLength(chunk)
+          if (response.statusCode === 200 && text.includes('id: 300\n')) request.destroy()
+        })
+        const done = () => {
+          clearTimeout(timer)
+          if (response.statusCode === 200) joins++
+          else refusals.push({ retryAfter: response.headers['retry-after'], body: JSON.parse(text) })
+          resolve()
+        }
+        response.on('end', done)
+        response.on('close', done)
+      })
+      request.on('error', (error: NodeJS.ErrnoException) => error.code === 'ECONNRESET' ? resolve() : reject(error))
+    })
+    const loop = async () => {
+      while (Date.now() < end) await join()
+    }
+    await Promise.all(Array.from({ length: 8 }, loop))
+    const ws = await openOrRefused(`${wsBase(server)}/_ws?room=${room}&since=1`, {}, localAddress)
+    console.info(`[figures] replay flood (SSE joins with since=1, 300 messages of 1 KB), 8 loops × 5 s, one address: ${joins} joins, ${(bytes / 1024 / 1024).toFixed(2)} MiB served, ${refusals.length} refused; a WebSocket join after it: ${'status' in ws ? ws.status : 101}`)
+    expect(refusals.length).toBeGreaterThan(0)
+    expect(refusals[0]!.body).toMatchObject({ type: 'error', code: 'rate_limited', scope: 'address', limit: 'history' })
+    expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1)
+    // 2 MiB budget + 5 s of refill (0.2 MiB/s) + at most eight replays (0.33 MiB each) in flight.
+    expect(bytes).toBeLessThan(6 * 1024 * 1024)
+    expect(ws).toMatchObject({ status: 429, body: { code: 'rate_limited', scope: 'address', limit: 'history' } })
+  })
+
   it('history pages over WebSocket are limited per person, answered with the limit, scope and wait; the connection stays', async () => {
     const room = uniqueRoom('wshist')
     await seed(server, room, 20)

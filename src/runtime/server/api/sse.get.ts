@@ -56,6 +56,9 @@ export default defineEventHandler(async (event) => {
   }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
   if (clientGone(event)) return
+  // A join's replay is history served: refused while the byte budget is spent (a rooms list replays nothing).
+  const spent = admission.rooms ? undefined : useChatHub().replayRefusal(subject)
+  if (spent) return refuseLimited(event, spent)
   const hold = holdConnection(subject, config)
   if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
 

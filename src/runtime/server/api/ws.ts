@@ -262,6 +262,9 @@ export default {
       // Its headers are here, whoever listens to the server's upgrades.
       if (socket) headersArrived(socket as unknown as Socket)
       const admission = await admitToChat(request.url, request.headers, socket)
+      // A join's replay is history served: refused while the byte budget is spent (a rooms list replays nothing).
+      const spent = admission.rooms ? undefined : useChatHub().replayRefusal(limitSubjectOf(admission))
+      if (spent) throw new ChatLimitRefusal(spent)
       const chatAdmission: Admitted = { admission, hold: undefined }
       if (admission.ip || !config.maxConnectionsPerIp) {
         const hold = holdConnection(limitSubjectOf(admission), config)

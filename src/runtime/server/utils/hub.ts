@@ -239,7 +239,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
       void readState.joined(name, member, newcomer.createsPosition)
       try {
-        newcomer.replayed = delivery.replay(member, newcomer.since, config)
+        // The replay is history served: charged to the newcomer's byte budget (checked at admission, `replayRefusal`).
+        newcomer.replayed = delivery.replay(member, newcomer.since, config, bytes => limits.chargeHistoryBytes(limitSubjectOf(member), bytes))
       }
       catch (error) {
         // Its join fails (and is logged) as before; the other newcomers still get theirs.
@@ -447,6 +448,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       const text = JSON.stringify(await historyPage(name, before, limit))
       limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
       return { text }
+    },
+    /** May `subject` join a room now? Its replay is history served: refused while its history byte budget is spent. */
+    replayRefusal(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.replayRefusal(subject)
     },
     /** A `read` POST (or a guest's command, refused without a store read) within the reads limit: the refusal when over it. WebSocket reads of signed-in users are counted as they reach the store (`readFrom`). */
     readRefusal(subject: LimitSubject): LimitRefusal | undefined {
