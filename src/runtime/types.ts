@@ -62,7 +62,7 @@ export interface ChatRuntimeConfig {
   historyRateLimit: false | RateLimitOptions
   /** History pages per client address of guests and unidentified requests (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 40, interval: 10000, burst: 20 } */
   historyRateLimitPerIp: false | RateLimitOptions
-  /** Bytes of history served (pages, and joins' replays: a join is refused while they are spent) per `interval` ms, per person and per address (signed-in people's address: `signedInIpFactor` times this); `false` turns it off. @default { bytes: 2097152, interval: 10000 } */
+  /** Bytes of history served (pages, joins' replays, rooms lists: a join or list is refused while they are spent) per `interval` ms, per person and per address (signed-in people's address: `signedInIpFactor` times this); `false` turns it off. @default { bytes: 2097152, interval: 10000 } */
   historyBytes: false | { bytes: number, interval: number }
   /** `read` commands and POSTs per person; `false` turns it off. @default { messages: 30, interval: 10000, burst: 15 } */
   readRateLimit: false | RateLimitOptions

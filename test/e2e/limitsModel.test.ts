@@ -164,6 +164,53 @@ describe('history and read floods (issue 22.5)', () => {
     expect(ws).toMatchObject({ status: 429, body: { code: 'rate_limited', scope: 'address', limit: 'history' } })
   })
 
+  it('a signed-in user reopening a rooms list of 18 rooms with long last messages, 8 loops for 5 s: the lists count against the history byte budget, refused with 429 naming the person', async () => {
+    const user = `lister-${randomUUID().slice(0, 8)}`
+    const rooms = Array.from({ length: 18 }, () => uniqueRoom('listed'))
+    for (const room of rooms) {
+      // A read position in each (a WebSocket join makes one), and a last message of ~4 KB of JSON.
+      const socket = await ChatSocket.open(wsBase(server), { room }, { headers: cookieOf(user) })
+      await socket.waitFor(frame => frame.type === 'read', 'the read state')
+      await socket.close()
+      await postMessage(httpBase(server), '"'.repeat(2000), { room })
+    }
+    let lists = 0
+    let bytes = 0
+    const refusals: { retryAfter: string | undefined, body: Record<string, unknown> }[] = []
+    const end = Date.now() + 5000
+    const open = () => new Promise<void>((resolve, reject) => {
+      const request = get({ host: '127.0.0.1', port: server.port, path: '/api/sse?rooms', headers: cookieOf(user) }, (response) => {
+        let text = ''
+        response.setEncoding('utf8')
+        response.on('data', (chunk: string) => {
+          text += chunk
+          if (response.statusCode === 200 && text.includes('"type":"rooms"') && text.endsWith('\n\n')) {
+            lists++
+            bytes += Buffer.byteLength(text)
+            request.destroy()
+          }
+        })
+        const done = () => {
+          if (response.statusCode !== 200) refusals.push({ retryAfter: response.headers['retry-after'], body: JSON.parse(text) })
+          resolve()
+        }
+        response.on('end', done)
+        response.on('close', done)
+      })
+      request.on('error', (error: NodeJS.ErrnoException) => error.code === 'ECONNRESET' ? resolve() : reject(error))
+    })
+    const loop = async () => {
+      while (Date.now() < end) await open()
+    }
+    await Promise.all(Array.from({ length: 8 }, loop))
+    console.info(`[figures] rooms list flood (18 rooms, ~4 KB last messages), 8 loops × 5 s, one signed-in user: ${lists} lists, ${(bytes / 1024 / 1024).toFixed(2)} MiB served, ${refusals.length} refused`)
+    expect(refusals.length).toBeGreaterThan(0)
+    expect(refusals[0]!.body).toMatchObject({ type: 'error', code: 'rate_limited', scope: 'person', limit: 'history' })
+    expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1)
+    // 2 MiB budget + 5 s of refill + at most eight lists in flight.
+    expect(bytes).toBeLessThan(4 * 1024 * 1024)
+  })
+
   it('history pages over WebSocket are limited per person, answered with the limit, scope and wait; the connection stays', async () => {
     const room = uniqueRoom('wshist')
     await seed(server, room, 20)

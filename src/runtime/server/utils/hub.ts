@@ -449,7 +449,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
       return { text }
     },
-    /** May `subject` join a room now? Its replay is history served: refused while its history byte budget is spent. */
+    /** May `subject` join a room (or open a rooms list) now? Its replay (or list) is history served: refused while its history byte budget is spent. */
     replayRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.replayRefusal(subject)
     },
@@ -487,7 +487,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     /** A user's read position and unread count in a room; undefined when they have none. */
     readStateOf: (name: string, userId: string) => store.readState(name, userId),
     /** Follow a signed-in user's rooms list on this connection (`?rooms`). */
-    watchRooms: (watcher: RoomsWatcher) => readState.watch(watcher),
+    /** Start a rooms list; its first list (up to 100 rooms' last messages) is history served to `subject`, charged to its byte budget. */
+    async watchRooms(watcher: RoomsWatcher, subject: LimitSubject): Promise<void> {
+      const bytes = await readState.watch(watcher)
+      if (bytes) limits.chargeHistoryBytes(subject, bytes)
+    },
     unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),
     signedInNames: signedInNamesOf,
     async close() {
