@@ -63,7 +63,7 @@ export interface ChatRuntimeConfig {
   historyRateLimit: false | RateLimitOptions
   /** History pages per client address of guests and unidentified requests (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 40, interval: 10000, burst: 20 } */
   historyRateLimitPerIp: false | RateLimitOptions
-  /** Bytes of history pages served per `interval` ms, per person and per address (signed-in people's address: `signedInIpFactor` times this); `false` turns it off. @default { bytes: 2097152, interval: 10000 } */
+  /** Bytes of history served (pages, joins' replays, rooms lists: a join or list is refused while they are spent) per `interval` ms, per person and per address (signed-in people's address: `signedInIpFactor` times this); `false` turns it off. @default { bytes: 2097152, interval: 10000 } */
   historyBytes: false | { bytes: number, interval: number }
   /** `read` commands and POSTs per person; `false` turns it off. @default { messages: 30, interval: 10000, burst: 15 } */
   readRateLimit: false | RateLimitOptions
@@ -77,7 +77,7 @@ export interface ChatRuntimeConfig {
   signedInIpFactor: number
   /** Open connections (WebSocket, SSE, open POSTs) per signed-in person (tabs and devices); 0: no cap. @default 20 */
   maxConnectionsPerUser: number
-  /** A request's headers (an upgrade's too) must arrive within this many ms of its TCP connection, else the socket is closed; 0: Node's own bound (60 s). @default 10000 */
+  /** A request's headers (an upgrade's too) must arrive within this many ms of its TCP connection (on a kept-alive connection: of the server's `keepAliveTimeout` after the previous answer), else the socket is closed; 0: Node's own bound (60 s). @default 10000 */
   headersTimeout: number
   /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
   allowedOrigins: string[]

@@ -119,6 +119,98 @@ describe('history and read floods (issue 22.5)', () => {
     await other.close()
   })
 
+  it('eight parallel SSE join loops replaying after `since=1` from one address for 5 s: the replays count against the history byte budget, refused with 429 naming history; a WebSocket join too', async () => {
+    const room = uniqueRoom('replayflood')
+    await seed(server, room, 300)
+    // An address of its own: the page flood above spent 127.0.0.1's budget.
+    const localAddress = '127.0.0.6'
+    let joins = 0
+    let bytes = 0
+    const refusals: { retryAfter: string | undefined, body: Record<string, unknown> }[] = []
+    const end = Date.now() + 5000
+    // One join: read its stream until the replay's last message arrived (or 2 s), then leave.
+    const join = () => new Promise<void>((resolve, reject) => {
+      const request = get({ host: '127.0.0.1', port: server.port, path: `/api/sse?room=${room}&since=1`, localAddress }, (response) => {
+        let text = ''
+        response.setEncoding('utf8')
+        const timer = setTimeout(() => request.destroy(), 2000)
+        response.on('data', (chunk: string) => {
+          text += chunk
+          if (response.statusCode === 200) bytes += Buffer.byteLength(chunk)
+          if (response.statusCode === 200 && text.includes('id: 300\n')) request.destroy()
+        })
+        const done = () => {
+          clearTimeout(timer)
+          if (response.statusCode === 200) joins++
+          else refusals.push({ retryAfter: response.headers['retry-after'], body: JSON.parse(text) })
+          resolve()
+        }
+        response.on('end', done)
+        response.on('close', done)
+      })
+      request.on('error', (error: NodeJS.ErrnoException) => error.code === 'ECONNRESET' ? resolve() : reject(error))
+    })
+    const loop = async () => {
+      while (Date.now() < end) await join()
+    }
+    await Promise.all(Array.from({ length: 8 }, loop))
+    const ws = await openOrRefused(`${wsBase(server)}/_ws?room=${room}&since=1`, {}, localAddress)
+    console.info(`[figures] replay flood (SSE joins with since=1, 300 messages of 1 KB), 8 loops × 5 s, one address: ${joins} joins, ${(bytes / 1024 / 1024).toFixed(2)} MiB served, ${refusals.length} refused; a WebSocket join after it: ${'status' in ws ? ws.status : 101}`)
+    expect(refusals.length).toBeGreaterThan(0)
+    expect(refusals[0]!.body).toMatchObject({ type: 'error', code: 'rate_limited', scope: 'address', limit: 'history' })
+    expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1)
+    // 2 MiB budget + 5 s of refill (0.2 MiB/s) + at most eight replays (0.33 MiB each) in flight.
+    expect(bytes).toBeLessThan(6 * 1024 * 1024)
+    expect(ws).toMatchObject({ status: 429, body: { code: 'rate_limited', scope: 'address', limit: 'history' } })
+  })
+
+  it('a signed-in user reopening a rooms list of 18 rooms with long last messages, 8 loops for 5 s: the lists count against the history byte budget, refused with 429 naming the person', async () => {
+    const user = `lister-${randomUUID().slice(0, 8)}`
+    const rooms = Array.from({ length: 18 }, () => uniqueRoom('listed'))
+    for (const room of rooms) {
+      // A read position in each (a WebSocket join makes one), and a last message of ~4 KB of JSON.
+      const socket = await ChatSocket.open(wsBase(server), { room }, { headers: cookieOf(user) })
+      await socket.waitFor(frame => frame.type === 'read', 'the read state')
+      await socket.close()
+      await postMessage(httpBase(server), '"'.repeat(2000), { room })
+    }
+    let lists = 0
+    let bytes = 0
+    const refusals: { retryAfter: string | undefined, body: Record<string, unknown> }[] = []
+    const end = Date.now() + 5000
+    const open = () => new Promise<void>((resolve, reject) => {
+      const request = get({ host: '127.0.0.1', port: server.port, path: '/api/sse?rooms', headers: cookieOf(user) }, (response) => {
+        let text = ''
+        response.setEncoding('utf8')
+        response.on('data', (chunk: string) => {
+          text += chunk
+          if (response.statusCode === 200 && text.includes('"type":"rooms"') && text.endsWith('\n\n')) {
+            lists++
+            bytes += Buffer.byteLength(text)
+            request.destroy()
+          }
+        })
+        const done = () => {
+          if (response.statusCode !== 200) refusals.push({ retryAfter: response.headers['retry-after'], body: JSON.parse(text) })
+          resolve()
+        }
+        response.on('end', done)
+        response.on('close', done)
+      })
+      request.on('error', (error: NodeJS.ErrnoException) => error.code === 'ECONNRESET' ? resolve() : reject(error))
+    })
+    const loop = async () => {
+      while (Date.now() < end) await open()
+    }
+    await Promise.all(Array.from({ length: 8 }, loop))
+    console.info(`[figures] rooms list flood (18 rooms, ~4 KB last messages), 8 loops × 5 s, one signed-in user: ${lists} lists, ${(bytes / 1024 / 1024).toFixed(2)} MiB served, ${refusals.length} refused`)
+    expect(refusals.length).toBeGreaterThan(0)
+    expect(refusals[0]!.body).toMatchObject({ type: 'error', code: 'rate_limited', scope: 'person', limit: 'history' })
+    expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1)
+    // 2 MiB budget + 5 s of refill + at most eight lists in flight.
+    expect(bytes).toBeLessThan(4 * 1024 * 1024)
+  })
+
   it('history pages over WebSocket are limited per person, answered with the limit, scope and wait; the connection stays', async () => {
     const room = uniqueRoom('wshist')
     await seed(server, room, 20)
@@ -299,6 +391,57 @@ describe('slow upgrades (issue 22.9)', () => {
       for (const { socket } of sockets) socket.destroy()
     }
   })
+
+  it('a kept-alive socket dripping its next request: closed within keepAliveTimeout + headersTimeout (Node checks only every 30 s); an idle kept-alive client is still answered', async () => {
+    // A server of its own, started now: Node's own 30 s check has not run yet when the bound is checked.
+    const fresh = await startServer({ env: { NUXT_CHAT_HEADERS_TIMEOUT: '3000' } })
+    const sockets: { socket: Socket, answered?: number, closedAt?: number }[] = []
+    const drip = setInterval(() => {
+      for (const { socket, answered } of sockets) if (answered && !socket.destroyed) socket.write(`X-Drip: ${Date.now()}\r\n`)
+    }, 1000)
+    try {
+      for (let index = 0; index < 60; index++) {
+        const socket = connect(fresh.port, '127.0.0.1')
+        const entry: { socket: Socket, answered?: number, closedAt?: number } = { socket }
+        socket.on('data', () => {
+          if (entry.answered) return
+          entry.answered = Date.now()
+          // The first request was answered on a kept-alive socket: the next one starts, and never ends.
+          socket.write(`GET /_ws?room=drip HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n`)
+        })
+        socket.on('close', () => {
+          entry.closedAt = Date.now()
+        })
+        socket.on('error', () => {})
+        socket.write(`HEAD /api/sse?room=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n\r\n`)
+        sockets.push(entry)
+      }
+      await until(() => sockets.every(entry => entry.answered), 'every first request answered', 10_000)
+      // A client that idles 2 s on its kept-alive socket, then asks again, is answered.
+      const idle = connect(fresh.port, '127.0.0.1')
+      let idleAnswers = ''
+      idle.on('data', (chunk) => {
+        idleAnswers += chunk
+      })
+      idle.on('error', () => {})
+      idle.write(`HEAD /api/sse?room=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n\r\n`)
+      await sleep(2000)
+      idle.write(`HEAD /api/sse?room=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${fresh.port}\r\n\r\n`)
+      // keepAliveTimeout (Node's 5 s) + headersTimeout (3 s) + slack.
+      await sleep(10_000 - (Date.now() - Math.min(...sockets.map(entry => entry.answered!))))
+      const open = sockets.filter(entry => entry.closedAt === undefined).length
+      const slowest = Math.max(...sockets.map(entry => (entry.closedAt ?? Date.now()) - entry.answered!))
+      console.info(`[figures] 60 kept-alive sockets dripping a second request, headersTimeout 3 s: ${open} open 10 s after their first answer, last closed ${slowest} ms after it`)
+      expect(idleAnswers.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+      idle.destroy()
+      expect(open).toBe(0)
+    }
+    finally {
+      clearInterval(drip)
+      for (const { socket } of sockets) socket.destroy()
+      await fresh.stop()
+    }
+  })
 })
 
 describe('connections per address', () => {
@@ -319,6 +462,29 @@ describe('connections per address', () => {
     }
     finally {
       await Promise.all(guests.map(guest => guest.close()))
+    }
+  })
+
+  it('an address with its 100 guests connected: signed-in people from it still connect (not yet identified is not a guest), the 101st guest is still refused', async () => {
+    const room = uniqueRoom('fullsigned')
+    const address = '127.0.0.4'
+    const guests = await Promise.all(Array.from({ length: 100 }, () => ChatSocket.open(wsBase(gated), { room }, { localAddress: address })))
+    const signedIn: ChatSocket[] = []
+    try {
+      // Over WebSocket and over SSE: both are identified only after their request counted as pending.
+      const results = await Promise.all(Array.from({ length: 5 }, (_, index) => openOrRefused(`${wsBase(gated)}/_ws?room=${room}`, cookieOf(`full-${randomUUID().slice(0, 6)}-${index}`), address)))
+      for (const result of results) if ('socket' in result) signedIn.push(result.socket)
+      const history = await new Promise<number>((resolve, reject) => get({ host: '127.0.0.1', port: gated.port, path: `/api/sse?room=${room}&before=10`, localAddress: address, headers: cookieOf('full-history') }, (response) => {
+        response.resume()
+        resolve(response.statusCode ?? 0)
+      }).on('error', reject))
+      console.info(`[figures] 100 guests on one address, then 5 signed-in upgrades from it: ${signedIn.length} connected; ${results.filter(result => 'status' in result).map(result => JSON.stringify(result)).join(' ')}`)
+      expect(results.filter(result => 'status' in result)).toEqual([])
+      expect(history).toBe(200)
+      expect(await openOrRefused(`${wsBase(gated)}/_ws?room=${room}`, {}, address)).toMatchObject({ status: 429, body: { scope: 'address', limit: 'connections' } })
+    }
+    finally {
+      await Promise.all([...guests, ...signedIn].map(socket => socket.close()))
     }
   })
 })

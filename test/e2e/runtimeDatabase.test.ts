@@ -115,3 +115,28 @@ describe('PostgreSQL configured at run time', () => {
     expect(lines[0]).toMatch(/node-sqlite.*NUXT_CHAT_DATABASE_OPTIONS_PATH/)
   }, 30_000)
 })
+
+describe('odd database settings at run time (the SQLite build)', () => {
+  it('a number-like NUXT_CHAT_DATABASE_OPTIONS_PATH is a file name, and an empty one the default file: messages are stored there', async () => {
+    for (const [path, file] of [['2024', '2024'], ['', '.data/chat.sqlite']] as const) {
+      const server = await startServer({ entry: outputs.sqlite, env: { NUXT_CHAT_DATABASE_OPTIONS_PATH: path } })
+      try {
+        const stored = await sendOne(server, room('path'), `stored at "${path}"`)
+        expect(stored.id).toBe(1)
+        expect(existsSync(join(server.cwd, file))).toBe(true)
+        expect(server.logs()).not.toMatch(/could not|must be of type/i)
+      }
+      finally {
+        await server.stop()
+      }
+    }
+  }, 60_000)
+
+  it('a JSON-looking NUXT_CHAT_DATABASE_OPTIONS_PATH stops the server with one line, rather than failing every message', async () => {
+    const answer = await refusedStart({ entry: outputs.sqlite, env: { NUXT_CHAT_DATABASE_OPTIONS_PATH: '{"file":"chat.sqlite"}' } })
+    expect(answer).toMatch(/^server exited with 1/)
+    const lines = answer.split('\n').filter(line => line.includes('[nuxt-chat]'))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toContain('NUXT_CHAT_DATABASE_OPTIONS_PATH')
+  }, 30_000)
+})

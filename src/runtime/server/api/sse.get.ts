@@ -56,6 +56,9 @@ export default defineEventHandler(async (event) => {
   }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
   if (clientGone(event)) return
+  // A join's replay (a rooms list's first list) is history served: refused while the byte budget is spent.
+  const spent = useChatHub().replayRefusal(subject)
+  if (spent) return refuseLimited(event, spent)
   const hold = holdConnection(subject, config)
   if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
 
@@ -91,7 +94,7 @@ export default defineEventHandler(async (event) => {
   })
   // `?rooms`: the user's rooms list instead of a room (docs/PROTOCOL.md, "Rooms list").
   if (admission.rooms) {
-    await hub.watchRooms(member).catch((error) => {
+    await hub.watchRooms(member, subject).catch((error) => {
       chatLogger.error('[nuxt-chat] could not read a rooms list', error)
       stream.end()
     })

@@ -194,7 +194,7 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
     member.request = admission.request
-    useChatHub().watchRooms(member).catch((error) => {
+    useChatHub().watchRooms(member, limitSubjectOf(member)).catch((error) => {
       chatLogger.error('[nuxt-chat] could not read a rooms list', error)
       member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
       // Not left open with no list: closed, the client's backoff tries again.
@@ -262,6 +262,9 @@ export default {
       // Its headers are here, whoever listens to the server's upgrades.
       if (socket) headersArrived(socket as unknown as Socket)
       const admission = await admitToChat(request.url, request.headers, socket)
+      // A join's replay (a rooms list's first list) is history served: refused while the byte budget is spent.
+      const spent = useChatHub().replayRefusal(limitSubjectOf(admission))
+      if (spent) throw new ChatLimitRefusal(spent)
       const chatAdmission: Admitted = { admission, hold: undefined }
       if (admission.ip || !config.maxConnectionsPerIp) {
         const hold = holdConnection(limitSubjectOf(admission), config)

@@ -122,6 +122,15 @@ export function createChatLimits(config: ChatLimitsConfig) {
       for (const { limiter, key } of bucketsOf(limit, subject)) limiter.take(key, now)
       return undefined
     },
+    /**
+     * A join's replay is history served too (up to `maxReplay` messages after a cursor): refused,
+     * as `history`, while `subject`'s byte budget is spent; its bytes are charged once sent. Counted for the metrics.
+     */
+    replayRefusal(subject: LimitSubject, now = Date.now()): LimitRefusal | undefined {
+      const refused = refusalOf('history', subject, ['historyBytes'], now)
+      if (refused) countLimitRefusal(refused, subject)
+      return refused
+    },
     /** Bytes of history served to `subject`, charged after the page was sent (a budget may run one page into debt). */
     chargeHistoryBytes(subject: LimitSubject, served: number, now = Date.now()): void {
       for (const { limiter, key } of bucketsOf('historyBytes', subject)) limiter.charge(key, served, now)

@@ -1,8 +1,9 @@
 /**
  * Open connections per address and per person (docs/PROTOCOL.md, revision 6): guests, requests
  * not yet identified and sockets whose headers have not arrived count against their address's
- * `maxConnectionsPerIp`; a signed-in person's connections count against `maxConnectionsPerUser`
- * and against their address's separate signed-in ceiling (`signedInIpFactor` times the cap).
+ * `maxConnectionsPerIp` (each in a count of its own); a signed-in person's connections count
+ * against `maxConnectionsPerUser` and against their address's separate signed-in ceiling
+ * (`signedInIpFactor` times the cap).
  */
 import type { ChatRuntimeConfig } from '../../types'
 import { countLimitRefusal, type LimitRefusal, type LimitSubject } from './chatLimits'
@@ -19,6 +20,8 @@ const signedInByIp: Counts = new Map()
 const byPerson: Counts = new Map()
 /** Sockets whose first request's headers have not arrived, by address: their own count, so page loads are not refused when an address's guests are at their cap. */
 const headerlessByIp: Counts = new Map()
+/** Requests in `chat:identify`, by address: their own count, so an address whose guests are at their cap still lets its signed-in people in. */
+const pendingByIp: Counts = new Map()
 
 function add(counts: Counts, key: string) {
   counts.set(key, (counts.get(key) ?? 0) + 1)
@@ -100,27 +103,29 @@ export function holdConnection(subject: LimitSubject, config: CapConfig): Connec
   return new ConnectionHold(countIp, countPerson, signedInByIp)
 }
 
-/**
- * A socket whose first request's headers have not arrived (./incomingSockets.ts): at most
- * `maxConnectionsPerIp` of them per address. Its hold, or the refusal (counted for the metrics).
- */
-export function holdHeaderless(ip: string, config: CapConfig): ConnectionHold | LimitRefusal {
-  if (!config.maxConnectionsPerIp) return NOTHING_HELD
-  if ((headerlessByIp.get(ip) ?? 0) >= config.maxConnectionsPerIp) {
+/** One more of `counts` (sockets or requests not yet identified) from `ip`, up to `maxConnectionsPerIp`: its hold, or the refusal (counted for the metrics). */
+function holdUnidentified(counts: Counts, ip: string | undefined, config: CapConfig): ConnectionHold | LimitRefusal {
+  if (!config.maxConnectionsPerIp || !ip) return NOTHING_HELD
+  if ((counts.get(ip) ?? 0) >= config.maxConnectionsPerIp) {
     const refused: LimitRefusal = { scope: 'address', limit: 'connections', retryAfter: CONNECTION_CAP_RETRY }
     countLimitRefusal(refused, { guest: true })
     return refused
   }
-  add(headerlessByIp, ip)
-  return new ConnectionHold(ip, undefined, headerlessByIp)
+  add(counts, ip)
+  return new ConnectionHold(ip, undefined, counts)
 }
 
-/** A request not identified yet (sockets before their headers, upgrades and requests in `chat:identify`): counted as a guest of its address. */
+/** A socket whose first request's headers have not arrived (./incomingSockets.ts): at most `maxConnectionsPerIp` of them per address. */
+export function holdHeaderless(ip: string, config: CapConfig): ConnectionHold | LimitRefusal {
+  return holdUnidentified(headerlessByIp, ip, config)
+}
+
+/** A request not identified yet (an upgrade or request in `chat:identify`): at most `maxConnectionsPerIp` of them per address, apart from its connected guests. */
 export function holdPending(ip: string | undefined, config: CapConfig): ConnectionHold | LimitRefusal {
-  return holdConnection({ person: '', ip, guest: true }, config)
+  return holdUnidentified(pendingByIp, ip, config)
 }
 
-/** Open connections counted now: guests and pending ones of an address (for tests and the DevTools tab). */
+/** Open guest connections counted now of an address (for tests and the DevTools tab). */
 export function guestConnectionsOf(ip: string): number {
   return guestsByIp.get(ip) ?? 0
 }

@@ -4,6 +4,7 @@
  */
 import { defu } from 'defu'
 import type { ChatDatabaseConfig } from '../../types'
+import { envKey } from './envOverrides'
 import { SQLITE_FILE_CONNECTORS } from './platform'
 
 /** The SQLite file of the room log when `chat.database.options` names none (relative to the app's root). */
@@ -11,6 +12,12 @@ export const DEFAULT_SQLITE_PATH = '.data/chat.sqlite'
 
 /** db0 connectors that open a database server from a URL (`options.url`). */
 const URL_CONNECTORS = new Set(['postgresql', 'libsql', 'libsql-node', 'libsql-http', 'libsql-web'])
+
+/**
+ * Options that name a place or a credential, as text. An environment override of one that looks
+ * like a number was parsed into a number (Nitro's destr, ./envOverrides.ts): its text is meant.
+ */
+const TEXT_OPTIONS = ['url', 'path', 'cwd', 'name', 'connectionString', 'host', 'user', 'password', 'database']
 
 /** libpq's environment variables that tell `pg` where to connect when its options do not. */
 const PG_ENV = ['PGHOST', 'PGHOSTADDR', 'PGDATABASE', 'PGUSER', 'PGSERVICE']
@@ -36,11 +43,22 @@ export function databaseForBuild(database: ChatDatabaseConfig, rootDir: string):
  * whole configuration and drop the other options).
  */
 export function connectorOptions(database: ChatDatabaseConfig): Record<string, unknown> {
-  const options = { ...database.options }
-  const url = database.url || options.url
+  const options: Record<string, unknown> = { ...database.options }
+  for (const key of TEXT_OPTIONS) if (typeof options[key] === 'number') options[key] = String(options[key])
+  const url = (typeof database.url === 'number' ? String(database.url) : database.url) || options.url
   if (url) options.url = url
   else delete options.url
+  // An empty path (NUXT_CHAT_DATABASE_OPTIONS_PATH=): the chat's default file, not db0's `.data/db.sqlite`.
+  if (SQLITE_FILE_CONNECTORS.has(database.connector) && options.path === '') options.path = DEFAULT_SQLITE_PATH
   return options
+}
+
+/** The first database setting that is not text (an override that parsed as JSON), named by its variable. */
+function nonTextSetting(database: ChatDatabaseConfig): string | undefined {
+  const isText = (value: unknown) => value === undefined || value === null || typeof value === 'string' || typeof value === 'number'
+  if (!isText(database.url)) return 'NUXT_CHAT_DATABASE_URL'
+  const key = TEXT_OPTIONS.find(name => !isText(database.options?.[name]))
+  return key && `NUXT_CHAT_DATABASE_OPTIONS_${envKey(key)}`
 }
 
 /**
@@ -50,6 +68,8 @@ export function connectorOptions(database: ChatDatabaseConfig): Record<string, u
  */
 export function databaseProblem(database: ChatDatabaseConfig, env: Record<string, string | undefined> = process.env): string | undefined {
   const { connector } = database
+  const notText = nonTextSetting(database)
+  if (notText) return `[nuxt-chat] ${notText} must be text (a file name, host, URL or credential), not JSON: the server cannot open its database with it.`
   const options = connectorOptions(database)
   if (SQLITE_FILE_CONNECTORS.has(connector) && (database.url || options.url)) {
     return `[nuxt-chat] a database URL is set (NUXT_CHAT_DATABASE_URL or chat.database.options.url) but chat.database uses the "${connector}" connector, which opens a file: set NUXT_CHAT_DATABASE_OPTIONS_PATH instead, or build with another connector (e.g. connector: 'postgresql').`

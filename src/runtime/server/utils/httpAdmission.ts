@@ -50,8 +50,10 @@ export class ChatLimitRefusal extends ChatRefusal {
 
 /**
  * Admit a request to this server's rooms (see `admitRequest`), from its URL, headers and socket.
- * While the identify hook runs the request counts against its address as a guest would (throws
- * `ChatLimitRefusal` at the cap): unidentified attempts are bounded per address.
+ * While the identify hook runs the request counts against its address's requests not yet
+ * identified, apart from its connected guests (throws `ChatLimitRefusal` at `maxConnectionsPerIp`
+ * of them): unidentified attempts are bounded per address, and guests at their cap do not keep
+ * the address's signed-in people out.
  */
 export async function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined): Promise<ChatAdmission> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig

@@ -239,7 +239,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
       void readState.joined(name, member, newcomer.createsPosition)
       try {
-        newcomer.replayed = delivery.replay(member, newcomer.since, config)
+        // The replay is history served: charged to the newcomer's byte budget (checked at admission, `replayRefusal`).
+        newcomer.replayed = delivery.replay(member, newcomer.since, config, bytes => limits.chargeHistoryBytes(limitSubjectOf(member), bytes))
       }
       catch (error) {
         // Its join fails (and is logged) as before; the other newcomers still get theirs.
@@ -448,6 +449,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
       return { text }
     },
+    /** May `subject` join a room (or open a rooms list) now? Its replay (or list) is history served: refused while its history byte budget is spent. */
+    replayRefusal(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.replayRefusal(subject)
+    },
     /** A `read` POST (or a guest's command, refused without a store read) within the reads limit: the refusal when over it. WebSocket reads of signed-in users are counted as they reach the store (`readFrom`). */
     readRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('reads', subject)
@@ -482,7 +487,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     /** A user's read position and unread count in a room; undefined when they have none. */
     readStateOf: (name: string, userId: string) => store.readState(name, userId),
     /** Follow a signed-in user's rooms list on this connection (`?rooms`). */
-    watchRooms: (watcher: RoomsWatcher) => readState.watch(watcher),
+    /** Start a rooms list; its first list (up to 100 rooms' last messages) is history served to `subject`, charged to its byte budget. */
+    async watchRooms(watcher: RoomsWatcher, subject: LimitSubject): Promise<void> {
+      const bytes = await readState.watch(watcher)
+      if (bytes) limits.chargeHistoryBytes(subject, bytes)
+    },
     unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),
     signedInNames: signedInNamesOf,
     async close() {

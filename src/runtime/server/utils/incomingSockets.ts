@@ -26,6 +26,8 @@ interface Waiting {
 
 /** Sockets still waiting for their first headers (kept off the socket: no slot added to every connection). */
 const waitingSockets = new Map<Socket, Waiting>()
+/** Requests of a socket started and not yet answered: a kept-alive socket waits for its next request's headers only when none is. */
+const requestsInFlight = new WeakMap<Socket, number>()
 
 /** Sockets closed because their headers did not arrive in time, and answered `429` before them; since start. */
 export const incomingSocketStats = { headerTimeouts: 0, refusedBeforeHeaders: 0 }
@@ -99,7 +101,28 @@ function onAcceptedSocket(message: unknown) {
 
 function onRequestStart(message: unknown) {
   const socket = (message as { socket?: Socket }).socket
-  if (socket) headersArrived(socket)
+  if (!socket) return
+  headersArrived(socket)
+  requestsInFlight.set(socket, (requestsInFlight.get(socket) ?? 0) + 1)
+}
+
+/**
+ * A response sent on a socket kept alive with nothing else in flight: its next request's headers
+ * are bounded too (idle up to the server's `keepAliveTimeout`, then `headersTimeout`). Node's own
+ * check runs only every 30 s, so a second request dripped on a kept-alive socket stayed 40 s.
+ * Not counted per address: idle kept-alive sockets of an office behind one address are many.
+ */
+function onResponseFinish(message: unknown) {
+  const { socket, server } = message as { socket?: Socket, server?: HttpServer }
+  if (!socket) return
+  const left = (requestsInFlight.get(socket) ?? 1) - 1
+  requestsInFlight.set(socket, left)
+  const gate = config
+  if (left > 0 || socket.destroyed || !gate?.headersTimeout || waitingSockets.has(socket) || !server || !boundedServers.has(server)) return
+  const timer = setTimeout(onHeaderTimeout, gate.headersTimeout + (server.keepAliveTimeout || 0), socket)
+  timer.unref?.()
+  waitingSockets.set(socket, { timer, hold: undefined })
+  socket.once('close', onWaitingSocketClose)
 }
 
 /**
@@ -114,6 +137,7 @@ export function guardIncomingSockets(gateConfig: GateConfig): void {
   try {
     subscribe('net.server.socket', onAcceptedSocket)
     subscribe('http.server.request.start', onRequestStart)
+    subscribe('http.server.response.finish', onResponseFinish)
   }
   catch (error) {
     chatLogger.warn('[nuxt-chat] this runtime has no diagnostics channels for sockets: request headers are bounded by the server\'s own timeout only', error)

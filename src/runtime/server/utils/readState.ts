@@ -385,8 +385,8 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       }
     },
 
-    /** Start a rooms list: the user's rooms (most recently read first, at most `MAX_LISTED_ROOMS`), then live changes. */
-    async watch(watcher: RoomsWatcher) {
+    /** Start a rooms list: the user's rooms (most recently read first, at most `MAX_LISTED_ROOMS`), then live changes. Resolves to the first list's bytes (its JSON). */
+    async watch(watcher: RoomsWatcher): Promise<number> {
       watcher.entries = new Map()
       watcher.loading = new Set()
       let watchers = watchersOfUser.get(watcher.user.id)
@@ -410,12 +410,14 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         watcher.entries.set(room, entry)
         rooms.push(entry)
       }
-      if (!watcher.entries) return
+      if (!watcher.entries) return 0
       const frame: ChatRoomsFrame = { type: 'rooms', rooms, user: 'server', message: `${rooms.length} rooms` }
-      watcher.write(new RoomFrame(JSON.stringify(frame)))
+      const text = JSON.stringify(frame)
+      watcher.write(new RoomFrame(text))
       const changed = watcher.loading
       watcher.loading = undefined
       for (const room of changed) refresh(watcher, room)
+      return Buffer.byteLength(text)
     },
 
     /** End a rooms list. */

@@ -263,14 +263,14 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
    * what arrived meanwhile, each message once; the member is live afterwards. From memory it is
    * written before this returns (in the caller's task: one flush with what the caller wrote).
    */
-  function replay(member: Member, since: number | undefined, limits: ReplayLimits): Promise<void> {
+  function replay(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void): Promise<void> {
     // From memory when it covers the replay: no query, and the frames' bytes are already made.
     const replayed = deliveredCursor(since) ? recentReplay(since, replayCount(since, limits)) : undefined
     if (replayed) {
-      if (members.has(member)) sendReplay(member, since, replayed)
+      if (members.has(member)) sendReplay(member, since, replayed, onSent)
       return SETTLED
     }
-    return replayFromStore(member, since, limits)
+    return replayFromStore(member, since, limits, onSent)
   }
 
   /**
@@ -281,7 +281,7 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
     return lastId !== undefined && (since === undefined || since <= lastId)
   }
 
-  async function replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits) {
+  async function replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void) {
     await ready
     let replayed = deliveredCursor(since) ? recentReplay(since, replayCount(since, limits)) : undefined
     if (!replayed) {
@@ -307,16 +307,19 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
         member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
       }
     }
-    if (members.has(member)) sendReplay(member, since, replayed)
+    if (members.has(member)) sendReplay(member, since, replayed, onSent)
   }
 
-  /** Write a replay, then what arrived meanwhile (but the ids it carried); the member is live afterwards. */
-  function sendReplay(member: Member, since: number | undefined, replayed: readonly RoomFrame[]) {
+  /** Write a replay, then what arrived meanwhile (but the ids it carried); the member is live afterwards. `onSent`: the replay's bytes (the frames' JSON). */
+  function sendReplay(member: Member, since: number | undefined, replayed: readonly RoomFrame[], onSent?: (bytes: number) => void) {
     let last = since ?? 0
+    let bytes = 0
     for (const frame of replayed) {
       member.write(frame)
       last = frame.id
+      if (onSent) bytes += Buffer.byteLength(frame.text)
     }
+    if (onSent && bytes) onSent(bytes)
     member.replayedTo = last
     const held = member.heldDuringReplay ?? []
     member.heldDuringReplay = null
