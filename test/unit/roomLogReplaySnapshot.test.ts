@@ -38,7 +38,7 @@ function pausingDatabase(db: Database, pause: { armed: boolean, during: () => Pr
           get(inner, name) {
             if (name !== 'all') return bound(inner)(name)
             return async (...params: unknown[]) => {
-              const rows = await inner.all(...params)
+              const rows = await inner.all(...(params as Parameters<typeof inner.all>))
               if (pause.armed) {
                 pause.armed = false
                 await pause.during()
