@@ -44,4 +44,17 @@ describe('message log', () => {
     expect(log.add(message(2, { message: '', deleted: true, rev: 12 }))).toBe(true)
     expect(log.entries().map(entry => entry.id)).toEqual([1])
   })
+
+  it('a change the replayed state already includes is not applied again: a toggle answered after the replay does not flip back', () => {
+    const log = createMessageLog(100, () => 'u-b')
+    // Replayed current to 3: u-b's 👍 went on at 2 and off at 3; 🎉 on at 4 is not in it yet.
+    log.add(message(1, { rev: 3 }))
+    const toggle = (id: number, emoji: string, on: boolean) => ({ type: 'reaction' as const, id, room: 'r', target: 1, emoji, on, user: 'B', uid: 'u-b', message: emoji, ts: id, duplicate: true as const })
+    expect(log.apply(toggle(2, '👍', true))).toBe(false)
+    expect(log.apply({ type: 'edit', id: 3, room: 'r', target: 1, user: 'A', uid: 'u-a', message: 'stale', ts: 3 })).toBe(false)
+    expect(log.get(1)).toMatchObject({ message: 'm1' })
+    expect(log.get(1)!.reactions).toBeUndefined()
+    expect(log.apply(toggle(4, '🎉', true))).toBe(true)
+    expect(log.get(1)!.reactions).toEqual([{ emoji: '🎉', count: 1, mine: true }])
+  })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createRoomDelivery, messageFrame, RoomFrame, type Member } from '../../src/runtime/server/utils/roomDelivery'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
-import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
+import type { RoomLog, StoredMessage } from '../../src/runtime/server/utils/roomLog'
 
 function testMember(id: string): Member & { frames: RoomFrame[] } {
   const frames: RoomFrame[] = []
@@ -101,6 +101,57 @@ describe('ordered delivery of one room', () => {
     await new Promise(resolve => setTimeout(resolve, 100))
     expect(ids(alice)).toEqual([1, 2])
     expect(failures).toBe(-1)
+  })
+})
+
+describe('acknowledging a change its sender\'s replay covers (revision 5)', () => {
+  /**
+   * Alice's message 1 and her reaction toggle (cid r1) to it, stored before her new connection's
+   * replay is read, with their frames not delivered here yet: the replay carries message 1's
+   * state, not the toggle. Bob joins alike.
+   */
+  async function rejoined() {
+    const store = createMemoryRoomLog()
+    const delivery = createRoomDelivery({ room: 'r', store, logger: silent })
+    await delivery.ready
+    const alice = { ...testMember('alice'), sender: 'alice' }
+    const bob = { ...testMember('bob'), sender: 'bob' }
+    delivery.add(alice)
+    delivery.add(bob)
+    const stored = [
+      (await store.append({ room: 'r', user: 'alice', sender: 'alice', message: 'hello', ts: 1, cid: 'm1' })).message,
+      (await store.append({ room: 'r', user: 'alice', sender: 'alice', message: '👍', ts: 2, cid: 'r1', kind: 'reaction', target: 1 })).message,
+    ]
+    const deliver = (message: StoredMessage) => delivery.deliver(message.id, JSON.stringify(messageFrame(message)))
+    return { store, delivery, alice, bob, stored, deliver, change: messageFrame(stored[1]!) }
+  }
+  const parsed = (member: { frames: RoomFrame[] }) => member.frames.map(frame => JSON.parse(frame.text) as Record<string, unknown>)
+  const replayedState = { ...messageFrame({ id: 1, room: 'r', user: 'alice', uid: 'alice', cid: 'm1', message: 'hello', ts: 1, reactions: { '👍': ['alice'] } }), rev: 2 }
+
+  it('answers the sender alone with the change marked duplicate when its frame arrived during the replay', async () => {
+    const { delivery, alice, bob, stored, deliver, change } = await rejoined()
+    stored.forEach(deliver)
+    await Promise.all([delivery.replay(alice, 1, limits), delivery.replay(bob, 1, limits)])
+    expect(parsed(alice)).toEqual([replayedState, { ...change, duplicate: true }])
+    expect(alice.frames[1]!.id, 'outside the room order').toBe(0)
+    expect(parsed(bob), 'others get the state only').toEqual([replayedState])
+  })
+
+  it('answers the sender when the change\'s frame arrives after a replay that covered it (another instance, a late fan-out)', async () => {
+    const { delivery, alice, bob, stored, deliver, change } = await rejoined()
+    await Promise.all([delivery.replay(alice, 1, limits), delivery.replay(bob, 1, limits)])
+    stored.forEach(deliver)
+    expect(parsed(alice)).toEqual([replayedState, { ...change, duplicate: true }])
+    expect(parsed(bob)).toEqual([replayedState])
+  })
+
+  it('sends nothing more for a message the replay carried (its frame has its cid), nor for a change without a cid', async () => {
+    const { store, delivery, alice, stored, deliver } = await rejoined()
+    stored.push((await store.append({ room: 'r', user: 'alice', sender: 'alice', message: 'again', ts: 3, cid: 'm2' })).message)
+    stored.push((await store.append({ room: 'r', user: 'alice', sender: 'alice', message: 'edited', ts: 4, kind: 'edit', target: 1 })).message)
+    await delivery.replay(alice, 1, limits)
+    stored.forEach(deliver)
+    expect(parsed(alice).map(frame => [frame.id, frame.cid, frame.duplicate])).toEqual([[3, 'm2', undefined], [1, 'm1', undefined], [2, 'r1', true]])
   })
 })
 

@@ -136,6 +136,8 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       const index = indexOf(event.target)
       const entry = stored[index]
       if (entry?.id !== event.target) return false
+      // The state held (a replayed `rev`) already includes this change: a toggle applied twice would flip back.
+      if (event.id <= (revs.get(event.target) ?? 0)) return false
       if (event.type === 'reaction') {
         // A page loaded late holds the state after this event already: applying it again changes nothing (sets, not counts).
         if (event.uid === undefined) return false

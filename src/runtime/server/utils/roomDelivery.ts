@@ -29,6 +29,9 @@ export class RoomFrame {
   }
 }
 
+/** How a stored message's frame text starts (`messageFrame` puts `type` first); events start otherwise. */
+const MESSAGE_FRAME_START = '{"type":"message"'
+
 /** One connection in a room, WebSocket or SSE. */
 export interface Member {
   readonly user: ChatUser
@@ -50,11 +53,24 @@ export interface Member {
 
 /**
  * Deliver a frame to a member: held while its replay is sent, dropped when its replay already
- * carried that message id, written otherwise.
+ * carried that id (the member's own change then still acknowledged), written otherwise.
  */
 export function deliverToMember(member: Member, frame: RoomFrame) {
   if (member.heldDuringReplay) member.heldDuringReplay.push(frame)
   else if (frame.id === 0 || frame.id > (member.replayedTo ?? 0)) member.write(frame)
+  else acknowledgeCoveredChange(member, frame)
+}
+
+/**
+ * A change the member's replay covers is dropped from its room order, but the replay carries only
+ * the target's state, not the change's `cid`: its sender gets the change marked `duplicate`
+ * (docs/PROTOCOL.md, revision 5), else its outbox would wait for an answer forever.
+ */
+function acknowledgeCoveredChange(member: Member, frame: RoomFrame) {
+  // A message's replay frame carries its own cid; only changes (rarely dropped) are parsed.
+  if (frame.text.startsWith(MESSAGE_FRAME_START) || !member.sender) return
+  const change = JSON.parse(frame.text) as ChatStoredFrame
+  if (change.cid !== undefined && change.uid === member.sender) member.write(new RoomFrame(JSON.stringify({ ...change, duplicate: true })))
 }
 
 /** Serialise a stored message, or event (revision 3), as its wire frame. */
@@ -98,8 +114,6 @@ export interface ReplayLimits {
  * (maybe early, maybe late) or was missed while the bus was down; a newcomer gets its replay,
  * then live messages, with nothing lost or repeated at the seam.
  */
-/** How a stored message's frame text starts (`messageFrame` puts `type` first); events start otherwise. */
-const MESSAGE_FRAME_START = '{"type":"message"'
 const SETTLED = Promise.resolve()
 /** How many messages a replay sends: the last `replay` ones without a cursor, up to `maxReplay` after one. */
 const replayCount = (since: number | undefined, limits: ReplayLimits) => since === undefined ? limits.replay : limits.maxReplay
@@ -324,8 +338,8 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
     const held = member.heldDuringReplay ?? []
     member.heldDuringReplay = null
     for (const frame of held) {
-      if (frame.id && frame.id <= last) continue
-      member.write(frame)
+      if (frame.id && frame.id <= last) acknowledgeCoveredChange(member, frame)
+      else member.write(frame)
     }
   }
 

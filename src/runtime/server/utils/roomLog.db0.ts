@@ -188,6 +188,14 @@ const ADDED_COLUMNS: [string, string][] = [
   ['rev', 'BIGINT'],
 ]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
+/**
+ * A replay after a cursor (revision 5): the newest messages after it and the most recently changed
+ * ones at or below it. One statement, one snapshot: read apart, a change committed between the two
+ * reads gave a state numbered past a new message the first read missed, so the client skipped it.
+ * Parameters: room, after, limit, room, after, after, limit.
+ */
+const REPLAY_AFTER = `SELECT ${COLUMNS} FROM (SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id > ? ORDER BY id DESC LIMIT ?) AS added
+  UNION ALL SELECT ${COLUMNS} FROM (SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND rev > ? AND id <= ? ORDER BY rev DESC LIMIT ?) AS changed`
 
 /**
  * The room log in any SQL database db0 connects to (SQLite by default, PostgreSQL for
@@ -312,12 +320,13 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       return (await connect()).native ? appendBatched(input) : appendInOrder(input)
     },
     async replaySince(room, after, limit) {
-      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id > ? ORDER BY id DESC LIMIT ?`, room, after ?? -1, limit)
-      const replayed = await withReactions(room, rows.reverse().map(row => toMessage(room, row)))
-      if (after === undefined) return replayed.sort((a, b) => sequenceOf(a) - sequenceOf(b))
-      // Messages the client holds that changed after its cursor: once each, with their state now.
-      const changed = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND rev > ? AND id <= ? ORDER BY rev DESC LIMIT ?`, room, after, after, limit)
-      return [...replayed, ...await withReactions(room, changed.map(row => toMessage(room, row)))].sort((a, b) => sequenceOf(a) - sequenceOf(b))
+      if (after === undefined) {
+        const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL ORDER BY id DESC LIMIT ?`, room, limit)
+        return (await withReactions(room, rows.reverse().map(row => toMessage(room, row)))).sort((a, b) => sequenceOf(a) - sequenceOf(b))
+      }
+      // The new messages and those the client holds that changed after its cursor (once each, as they are now), in one statement: one snapshot, so no state is newer than a message it would skip.
+      const rows = await query<MessageRow[]>('all', REPLAY_AFTER, room, after, limit, room, after, after, limit)
+      return withReactions(room, rows.map(row => toMessage(room, row)).sort((a, b) => sequenceOf(a) - sequenceOf(b)))
     },
     async before(room, before, limit) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
