@@ -1,17 +1,8 @@
-import { fileURLToPath } from 'node:url'
-import playground from '../../../playground/nuxt.config'
+import { playgroundApp } from '../../fixtures/platformApps'
 
-// The playground on the Nuxt 5 nightly: its own app, server and shared folders and options, with
-// nuxt-chat as an app installs it (test/nuxt5/node_modules). Built by scripts/platform.sh.
-const from = (path: string) => fileURLToPath(new URL(`../../../playground/${path}`, import.meta.url))
+// The playground on the Nuxt 5 nightly. Built by scripts/platform.sh.
 export default defineNuxtConfig({
-  ...playground,
-  modules: ['nuxt-chat'],
-  devtools: { enabled: false },
-  srcDir: from('app'),
-  serverDir: from('server'),
-  alias: { '#shared': from('shared') },
-  telemetry: false,
+  ...playgroundApp,
   // The playground's server routes rely on Nitro 2's auto-imports (defineEventHandler, readBody, createError).
   nitroLegacy: { imports: true },
 })
