@@ -131,6 +131,24 @@ describe('anyone can be "Alice": refused now', () => {
     await Promise.all([real.close(), jose.close()])
   })
 
+  it('refuses look-alikes made with letter forms Unicode does not decompose (hooks, bars, belts) and one-stroke letters', async () => {
+    const room = uniqueRoom()
+    const real = await join({ room }, alice)
+    for (const wish of ['A\u2C61ice', 'A\u026Cice', 'A\u04CFice', 'Aiice']) {
+      const guest = await join({ room, name: wish })
+      expect(guest.frames[1], JSON.stringify(wish)).toMatchObject({ type: 'error', code: 'name_refused', message: expect.stringContaining('signed-in') })
+      expect(welcomeOf(guest).peer.name).toMatch(/^guest-/)
+      await guest.close()
+    }
+    const post = await postMessage(http, { message: 'I am Alice three' }, { room, name: 'A\u2C61ice' })
+    expect(post.json).toMatchObject({ user: expect.stringMatching(/^guest-[\w-]{6}$/), guest: true })
+    // Names that only share letters with Alice keep them, as written.
+    const alina = await join({ room, name: 'Alina' })
+    expect(welcomeOf(alina).peer.name).toBe('Alina')
+    expect(alina.frames.some(frame => frame.code === 'name_refused')).toBe(false)
+    await Promise.all([real.close(), alina.close()])
+  })
+
   it('refuses reserved and blank-looking names to guests, and normalizes the rest', async () => {
     const room = uniqueRoom()
     for (const [wish, reason] of [['server', 'reserved'], ['System', 'reserved'], ['\u0455erver', 'reserved'], ['admin', 'reserved'], ['\u3164', 'nothing visible'], ['\u2800\u2800', 'nothing visible'], ['\u200B', 'nothing visible'], ['\u{E0041}', 'nothing visible']] as const) {

@@ -87,6 +87,45 @@ describe('checkGuestName', () => {
     expect(checkGuestName('Jos\u00E9', [], ['Alice'])).toEqual({ name: 'Jos\u00E9' })
   })
 
+  it('refuses letters with hooks, bars, belts and strokes, and multi-letter look-alikes (letter forms Unicode does not decompose)', () => {
+    const lookAlikes: Array<[wish: string, taken: string]> = [
+      ['A\u2C61ice', 'Alice'], // ⱡ L with double bar
+      ['A\u2C60ice', 'Alice'], // Ⱡ capital L with double bar
+      ['A\u1D85ice', 'Alice'], // ᶅ l with palatal hook
+      ['A\u026Cice', 'Alice'], // ɬ l with belt
+      ['A\uA749ice', 'Alice'], // ꝉ l with high stroke
+      ['A\u04CFice', 'Alice'], // ӏ Cyrillic palochka (TS #39: `i`)
+      ['\uA7A8ue', 'Sue'], // Ꞩ S with oblique stroke
+      ['\uA75Eal', 'Val'], // Ꝟ V with diagonal stroke
+      ['VVilliam', 'William'],
+      ['vvilliam', 'William'],
+      ['Aiice', 'Alice'], // i for l
+      ['A|ice', 'Alice'],
+      ['Ciaude', 'Claude'],
+      ['Ruclolf', 'Rudolf'], // cl for d
+      ['Ernrna', 'Emma'], // rn for m (TS #39)
+      ['\u0260ina', 'Gina'], // ɠ g with hook
+      ['A\u1D0Cice', 'Alice'], // ᴌ small capital L with stroke (a form of a form)
+      ['\u0492ena', '\u0413ena'], // Ғ Cyrillic ghe with stroke, next to Г
+    ]
+    for (const [wish, taken] of lookAlikes) {
+      expect(areConfusable(wish, taken), `${JSON.stringify(wish)} ~ ${taken}`).toBe(true)
+      expect(checkGuestName(wish, [], [taken]), JSON.stringify(wish)).toMatchObject({ refused: expect.stringContaining('signed-in') })
+    }
+    // Reserved names too.
+    expect(checkGuestName('\uA7A8ystem', [], [])).toMatchObject({ refused: expect.stringContaining('reserved') })
+    expect(checkGuestName('Ad\u1D86in', ['admin'], [])).toMatchObject({ refused: expect.stringContaining('reserved') }) // ᶆ m with palatal hook
+    // Only the comparison folds: the guest keeps the name as written.
+    expect(checkGuestName('A\u2C61ice', [], ['Bob'])).toEqual({ name: 'A\u2C61ice' })
+  })
+
+  it('still accepts names that are legitimately different next to a signed-in name', () => {
+    for (const [wish, taken] of [['Alina', 'Alice'], ['Ali', 'Alice'], ['Ilse', 'Alice'], ['Alicia', 'Alice'], ['Alex', 'Alice'], ['Will', 'William'], ['Vivian', 'William'], ['Sam', 'Sue'], ['Sal', 'Val'], ['Mia', 'Nia']]) {
+      expect(areConfusable(wish!, taken!), `${wish} ~ ${taken}`).toBe(false)
+      expect(checkGuestName(wish!, [], [taken!])).toEqual({ name: wish })
+    }
+  })
+
   it('checks a storm of guests against 1,000 signed-in names without making their skeletons per guest', () => {
     const taken = Array.from({ length: 1000 }, (_, i) => `Member number ${i}`)
     expect(checkGuestName('Member number 999', [], taken)).toHaveProperty('refused')

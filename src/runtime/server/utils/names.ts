@@ -1,5 +1,6 @@
 /** Display names: normalized on the server, and checked so that a guest cannot pass for someone else. */
 import unhomoglyph from 'unhomoglyph'
+import { LETTER_FORMS } from './letterForms'
 
 /** Longest display name, in code points. */
 export const NAME_MAX = 32
@@ -30,20 +31,36 @@ export function normalizeName(name: unknown): string | undefined {
 // Marks (combining, enclosing, stacked) and diacritics (incl. the strokes the confusables map turns into overlays):
 // a reader sees `A̲lice`, `Aḷice` and `Ałice` as Alice.
 const MARKS = /[\p{M}\p{Diacritic}]/gu
-// Small capitals read as their letters (`Aʟice`); the confusables table maps only a few of them.
-const SMALL_CAPITALS = 'ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ'
-const SMALL_CAPITAL = new RegExp(`[${SMALL_CAPITALS}]`, 'gu')
-const letterOfSmallCapital = (capital: string) => 'abcdefghijklmnopqrstuvwyz'[[...SMALL_CAPITALS].indexOf(capital)]!
+// Letters with strokes, bars, hooks or belts (`Aⱡice`, `Ꞩue`), small capitals (`Aʟice`) and modifier letters read
+// as their base letters; Unicode does not decompose them and the confusables table maps only a few.
+const LETTER_FORM = new RegExp(`[${Object.keys(LETTER_FORMS).join('')}]`, 'gu')
+const baseLetterOf = (form: string) => LETTER_FORMS[form]!
+
+/**
+ * Look-alikes of several letters, or of letters TS #39 keeps apart, folded on a skeleton
+ * (`rn`/`m` needs nothing: the confusables table already maps `m` to `rn`).
+ */
+const AMBIGUOUS_IN_NAMES: ReadonlyArray<readonly [RegExp, string]> = [
+  // The skeleton maps `I`, `1`, `|` and `Ӏ` to `l` but `i` and `ӏ` (palochka) to `i`: in many fonts all are one stroke.
+  [/i/g, 'l'],
+  // `VVilliam` reads as William; TS #39 maps single letters only.
+  [/vv/g, 'w'],
+  [/VV/g, 'W'],
+  // `cl` set tight reads as `d`.
+  [/cl/g, 'd'],
+]
 
 /**
  * The confusable skeleton of a text (Unicode TS #39: NFD, the confusables mapping, NFD), on
  * compatibility forms (NFKD: fullwidth, mathematical letters) with invisible characters, marks
- * and diacritics removed before and after the mapping, small capitals as their letters.
+ * and diacritics removed before and after the mapping, letter forms (hooks, bars, small
+ * capitals…) as their base letters, and letters ambiguous in names folded together.
  */
 function skeleton(text: string): string {
-  const bare = text.replace(INVISIBLE, '').normalize('NFKD').replace(MARKS, '').replace(SMALL_CAPITAL, letterOfSmallCapital)
+  const bare = text.replace(INVISIBLE, '').normalize('NFKD').replace(MARKS, '').replace(LETTER_FORM, baseLetterOf)
   // A spacing accent (´) decomposes to a space and a mark: what is left of it is not a difference.
-  return unhomoglyph(bare).normalize('NFKD').replace(MARKS, '').replace(/\s+/gu, ' ').trim()
+  const mapped = unhomoglyph(bare).normalize('NFKD').replace(MARKS, '').replace(LETTER_FORM, baseLetterOf).replace(/\s+/gu, ' ').trim()
+  return AMBIGUOUS_IN_NAMES.reduce((folded, [look, reading]) => folded.replace(look, reading), mapped)
 }
 
 /** A name's skeletons as written and once lower-cased. */
