@@ -1,11 +1,10 @@
-import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { watch } from 'vue'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { chatClient, crashAndCut, installEventSource, seededRandom, settle, sleep, startProxy, storedOf } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, until } from '../utils/clients'
-import { POSTGRES_URL, startServer, type TestServer } from '../utils/server'
+import { ownPostgresDatabase, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -62,13 +61,12 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
   let limited: TestServer
   let pruning: TestServer
   // Retention applies to every room of a database: the pruning server gets a PostgreSQL database of its own.
-  const pruningDatabase = `nuxt_chat_prune_${randomUUID().slice(0, 8)}`
-  const psql = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'test', '-tAc', sql], { stdio: 'pipe' })
+  let pruningDatabase: ReturnType<typeof ownPostgresDatabase> | undefined
 
   beforeAll(async () => {
     const limits = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_HISTORY_MAX: '50', NUXT_CHAT_MAX_REPLAY: '80', NUXT_CHAT_REPLAY: '10' }
-    if (store === 'postgresql') psql(`CREATE DATABASE ${pruningDatabase}`)
-    const ownDatabase: Record<string, string> = store === 'postgresql' ? { NUXT_CHAT_DATABASE_OPTIONS_URL: POSTGRES_URL.replace(/\/test$/, `/${pruningDatabase}`) } : {}
+    if (store === 'postgresql') pruningDatabase = ownPostgresDatabase('nuxt_chat_prune')
+    const ownDatabase: Record<string, string> = pruningDatabase?.env ?? {}
     ;[server, limited, pruning] = await Promise.all([
       startServer({ output: store, env: { NUXT_CHAT_RATE_LIMIT: 'false' } }),
       // Retention off: replay bounds are checked on rooms longer than history.max.
@@ -79,7 +77,7 @@ describe.each(['sqlite', 'postgresql'] as const)('durability (%s)', (store) => {
 
   afterAll(async () => {
     await Promise.all([server?.stop('SIGKILL'), limited?.stop('SIGKILL'), pruning?.stop('SIGKILL')])
-    if (store === 'postgresql') psql(`DROP DATABASE IF EXISTS ${pruningDatabase} WITH (FORCE)`)
+    pruningDatabase?.drop()
   })
 
   it('chaos: 3 clients × 200 messages through 2 crashes and random cuts end with the same log as the store', async () => {

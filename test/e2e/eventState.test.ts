@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatHistoryFrame, ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { sleep } from '../utils/chaos'
 import { ChatSocket, postMessage, until } from '../utils/clients'
-import { REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 /**
  * Issue 22, findings 1, 2 and 6 (storage): edits, deletes and reactions change a message's state
@@ -164,12 +164,16 @@ describe.each(['sqlite', 'postgresql'] as const)('events are state, not messages
 
 describe.each(['sqlite', 'postgresql'] as const)('retention counts messages, and an emptied room keeps only its last number (%s)', (store) => {
   const closers: (() => unknown)[] = []
+  const databases: ReturnType<typeof ownPostgresDatabase>[] = []
   afterAll(async () => {
     for (const close of closers) await close()
+    for (const database of databases) database.drop()
   })
+  // Retention walks every room of its database: on the shared one it would delete other tests' history while they run.
+  const ownDatabase = (): Record<string, string> => store === 'postgresql' ? databases[databases.push(ownPostgresDatabase('nuxt_chat_retention')) - 1]!.env : {}
 
   it('history.max 10: 10 messages outlive 80 toggles; unread counts the messages of others only', async () => {
-    const server = await startServer({ output: store, env: { ...NO_LIMITS, NUXT_CHAT_HISTORY_MAX: '10', NUXT_CHAT_HISTORY_INTERVAL: '100' } })
+    const server = await startServer({ output: store, env: { ...NO_LIMITS, ...ownDatabase(), NUXT_CHAT_HISTORY_MAX: '10', NUXT_CHAT_HISTORY_INTERVAL: '100' } })
     closers.push(() => server.stop())
     const socket = socketsOf(() => server, closers)
     const room = newRoom('max')
@@ -186,7 +190,7 @@ describe.each(['sqlite', 'postgresql'] as const)('retention counts messages, and
   })
 
   it('maxAge: every message goes, the room keeps no text, and its next message takes a higher id than any before', async () => {
-    const server = await startServer({ output: store, env: { ...NO_LIMITS, NUXT_CHAT_HISTORY_MAX_AGE: '400', NUXT_CHAT_HISTORY_INTERVAL: '100' } })
+    const server = await startServer({ output: store, env: { ...NO_LIMITS, ...ownDatabase(), NUXT_CHAT_HISTORY_MAX_AGE: '400', NUXT_CHAT_HISTORY_INTERVAL: '100' } })
     closers.push(() => server.stop())
     const socket = socketsOf(() => server, closers)
     const room = newRoom('empty')
@@ -195,7 +199,7 @@ describe.each(['sqlite', 'postgresql'] as const)('retention counts messages, and
     await toggle(author, ids[2]!, 1, 'z')
     const highest = author.frames.find(frame => frame.cid === 'z-1')!.id as number
     await author.close()
-    // Retention walks every room of the (shared) database: wait for its pass to reach this one.
+    // Retention walks every room of its database: wait for its pass to reach this one.
     const deadline = Date.now() + 15_000
     while ((await historyOf(server, room)).messages.length && Date.now() < deadline) await sleep(300)
     expect((await historyOf(server, room)).messages).toEqual([])

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -30,6 +31,38 @@ export const outputs = {
 
 export const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
 export const REDIS_URL = 'redis://127.0.0.1:6379'
+
+/** Run one statement on the PostgreSQL server as its admin (`psql`, trust). */
+function psql(sql: string, database = 'test') {
+  execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', database, '-tAc', sql], { stdio: 'pipe' })
+}
+
+/**
+ * A PostgreSQL database of its own, for a server with retention: retention walks every room of its
+ * database, so on the shared `test` database it deletes other tests' history while they run.
+ * `env` points a server at it; `drop` removes it (and ends its sessions).
+ */
+export function ownPostgresDatabase(prefix = 'nuxt_chat_own') {
+  const name = `${prefix}_${randomUUID().slice(0, 8)}`
+  psql(`CREATE DATABASE ${name}`)
+  return {
+    name,
+    env: { NUXT_CHAT_DATABASE_OPTIONS_URL: POSTGRES_URL.replace(/\/test$/, `/${name}`) },
+    drop: () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  }
+}
+
+/**
+ * Why a server must not start as asked, or `undefined`: retention (`history.max` or `maxAge` set,
+ * its interval not 0) on the shared PostgreSQL database prunes the rooms of every test running meanwhile.
+ */
+export function sharedDatabaseRetention(options: Pick<ServerOptions, 'output' | 'env'>): string | undefined {
+  const env = options.env ?? {}
+  const retention = (env.NUXT_CHAT_HISTORY_MAX !== undefined || env.NUXT_CHAT_HISTORY_MAX_AGE !== undefined) && env.NUXT_CHAT_HISTORY_INTERVAL !== '0'
+  const url = env.NUXT_CHAT_DATABASE_OPTIONS_URL
+  const shared = url === undefined ? options.output === 'postgresql' : url === POSTGRES_URL
+  if (retention && shared) return 'retention on the shared PostgreSQL database deletes other tests\' rooms: give this server a database of its own (ownPostgresDatabase)'
+}
 
 /** A free TCP port on loopback. */
 export function freePort(): Promise<number> {
@@ -74,6 +107,8 @@ export interface TestServer {
 
 /** Start a built fixture and wait until it answers HTTP. */
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
+  const refused = sharedDatabaseRetention(options)
+  if (refused) throw new Error(refused)
   const port = options.port ?? await freePort()
   const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'nuxt-chat-'))
   const entry = options.entry ?? outputs[options.output ?? 'sqlite']
