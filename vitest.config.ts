@@ -3,6 +3,8 @@ import { configDefaults, defineConfig } from 'vitest/config'
 
 /** Tests that install or build a whole app (npm, nuxi, vue-tsc): they run first, before the tests they would starve of CPU. */
 const APP_BUILDS = ['test/e2e/package.test.ts', 'test/e2e/readme.test.ts', 'test/e2e/baseUrl.test.ts']
+/** Floods that load the machine on purpose (500 connections, 300 dripping sockets): they run last and alone, so their load cannot stretch the bounded waits of other tests. */
+const FLOODS = ['test/e2e/limitsModel.test.ts']
 
 export default defineConfig({
   resolve: {
@@ -18,7 +20,8 @@ export default defineConfig({
       { extends: true, test: { name: 'app-builds', include: APP_BUILDS, sequence: { groupOrder: 0 } } },
       // The fixtures and the playground are built once, for these (test/globalSetup.ts). Never the
       // tests packages ship in test/nuxt5/node_modules (configDefaults.exclude).
-      { extends: true, test: { name: 'chat', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...APP_BUILDS], globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'chat', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...APP_BUILDS, ...FLOODS], globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'floods', include: FLOODS, globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 2 } } },
     ],
   },
 })

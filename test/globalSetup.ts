@@ -5,8 +5,13 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const nuxi = fileURLToPath(new URL('../node_modules/@nuxt/cli/bin/nuxi.mjs', import.meta.url))
 
+/** Set once the outputs were built in this run: two projects (chat, floods) share this setup. */
+let built = false
+
 /** Build what the end-to-end tests run, once per test run (a few seconds each). */
 export default function setup() {
+  if (built) return
+  built = true
   const build = (dir: string, env: Record<string, string> = {}) => {
     execFileSync(process.execPath, [nuxi, 'build', dir], { cwd: root, stdio: 'pipe', env: { ...process.env, ...env } })
   }
