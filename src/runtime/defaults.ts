@@ -31,6 +31,7 @@ export const chatDefaults = {
   heartbeat: { interval: 25_000, timeout: 10_000 },
   sse: { keepAlive: 15_000, retry: 2000 },
   presenceInterval: 5000,
+  presenceWait: 500,
   redisUrl: '',
   redisChannel: '',
   storage: 'database' as 'database' | 'memory',

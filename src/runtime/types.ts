@@ -101,6 +101,8 @@ export interface ChatRuntimeConfig {
   sse: { keepAlive: number, retry: number }
   /** How often an instance re-announces its users to the others (scale-out); an instance silent for 3 intervals drops out. @default 5000 */
   presenceInterval: number
+  /** Longest a room new on this instance waits for the other instances' users (a newcomer's first presence list, a guest's name check, `useChatServer().presence()`); a later answer reaches the room as a `presence_diff`. Runtime config: `NUXT_CHAT_PRESENCE_WAIT`. @default 500 */
+  presenceWait: number
   /** Redis URL for the bus between instances; empty: one instance. Runtime config: `NUXT_CHAT_REDIS_URL`. @default '' */
   redisUrl: string
   /** The Redis pub/sub channel of this deployment; empty: derived from the database (connector and path or URL), so apps with different databases never share one. Runtime config: `NUXT_CHAT_REDIS_CHANNEL`. @default '' */

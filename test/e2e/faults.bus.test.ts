@@ -126,7 +126,8 @@ describe('faults: Redis bus', () => {
   })
 
   it('two apps with different databases on one Redis never see each other\'s messages', async () => {
-    const env = { NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_RATE_LIMIT: 'false' }
+    // No channel set: each app derives its own from its database (startServer otherwise gives a test file's servers one).
+    const env = { NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_REDIS_CHANNEL: '', NUXT_CHAT_RATE_LIMIT: 'false' }
     const [x, y] = await Promise.all([startServer({ env }), startServer({ env })])
     try {
       const room = newRoom('apps')

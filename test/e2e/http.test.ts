@@ -44,11 +44,13 @@ const upgradeHead = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost:
 
 let server: TestServer
 let perIp: TestServer
+/** perIp's body timeout: long enough that a loaded machine has read the slow POST's head well before it. */
+const BODY_TIMEOUT = 3000
 
 beforeAll(async () => {
   ;[server, perIp] = await Promise.all([
     startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_ALLOWED_ORIGINS: JSON.stringify([ALLOWED]) } }),
-    startServer({ env: { NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '1', NUXT_CHAT_BODY_TIMEOUT: '1000' } }),
+    startServer({ env: { NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '1', NUXT_CHAT_BODY_TIMEOUT: String(BODY_TIMEOUT) } }),
   ])
 })
 
@@ -125,19 +127,19 @@ describe('POST body timeout', () => {
     socket.write(`POST /api/sse?room=${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nslow`)
     const trickle = setInterval(() => socket.write('.'), 200)
     try {
-      // While the body trickles in, this address has no connection left.
-      await new Promise(resolve => setTimeout(resolve, 300))
-      const sse = await rawRequest(perIp, `GET /api/sse?room=${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close`)
-      expect(sse.status).toBe(429)
-      await until(() => answer.includes('\r\n\r\n'), 'the answer to the slow POST', 5000)
+      // Once the server has read the POST's head, and while its body trickles in, this address has no connection left.
+      // A second for the server to read the POST's head (a loaded machine may take a while), well within the body timeout.
+      await new Promise(resolve => setTimeout(resolve, 1000))
+      expect((await rawRequest(perIp, `GET /api/sse?room=${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close`)).status).toBe(429)
+      await until(() => answer.includes('\r\n\r\n'), 'the answer to the slow POST', BODY_TIMEOUT + 5000)
     }
     finally {
       clearInterval(trickle)
     }
     const elapsed = Date.now() - started
     expect(answer).toMatch(/^HTTP\/1\.1 408/)
-    expect(elapsed).toBeGreaterThanOrEqual(900)
-    expect(elapsed).toBeLessThan(3000)
+    expect(elapsed).toBeGreaterThanOrEqual(BODY_TIMEOUT - 100)
+    expect(elapsed).toBeLessThan(BODY_TIMEOUT + 5000)
     socket.destroy()
     await closed
     // The slot is free again.

@@ -53,9 +53,10 @@ describe('who said it: uid and guest on every frame that names a person', () => 
     await until(() => presenceSeen(real).length === 2, 'presence of 2')
     expect(presenceSeen(real)).toEqual(expect.arrayContaining([{ id: 'u-alice', name: 'Alice' }, { id: guestId, name: 'Mallory', guest: true }]))
 
+    // One after the other: two sockets' messages sent at once may be stored in either order.
     real.send({ type: 'message', message: 'from the real Alice', cid: 'a-1' })
-    guest.send({ type: 'message', message: 'from a guest', cid: 'g-1' })
     const fromReal = await guest.waitFor(frame => frame.message === 'from the real Alice')
+    guest.send({ type: 'message', message: 'from a guest', cid: 'g-1' })
     const fromGuest = await real.waitFor(frame => frame.message === 'from a guest')
     expect(fromReal).toMatchObject({ type: 'message', user: 'Alice', uid: 'u-alice' })
     expect(fromReal).not.toHaveProperty('guest')

@@ -19,7 +19,8 @@ async function callServer(server: TestServer, body: Record<string, unknown>) {
 describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instances on Redis', () => {
   let a: TestServer
   let b: TestServer
-  const env = { NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_PRESENCE_INTERVAL: String(PRESENCE_INTERVAL), NUXT_CHAT_RATE_LIMIT: 'false' }
+  // A generous presence wait: on a loaded machine an instance may take longer than 500 ms to answer.
+  const env = { NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_PRESENCE_INTERVAL: String(PRESENCE_INTERVAL), NUXT_CHAT_PRESENCE_WAIT: '3000', NUXT_CHAT_RATE_LIMIT: 'false' }
   const opened: { close: () => unknown }[] = []
   const track = <T extends { close: () => unknown }>(reader: T) => {
     opened.push(reader)

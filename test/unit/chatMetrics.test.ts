@@ -17,7 +17,7 @@ import { describeStore, devtoolsSnapshot, maskUrl } from '../../src/runtime/serv
 import { REDIS_URL } from '../utils/server'
 
 const config = {
-  replay: 50, maxReplay: 1000, maxLength: 2000, history: { max: 10_000, maxAge: 0 }, rateLimit: { messages: 1, interval: 60_000, burst: 2 }, rateLimitPerIp: false, presenceInterval: 60_000,
+  replay: 50, maxReplay: 1000, maxLength: 2000, history: { max: 10_000, maxAge: 0 }, rateLimit: { messages: 1, interval: 60_000, burst: 2 }, rateLimitPerIp: false, presenceInterval: 60_000, presenceWait: 500,
   storage: 'memory', database: false, redisUrl: '',
 } as unknown as ChatRuntimeConfig
 

@@ -8,7 +8,7 @@ import { createChatHub, type Member, type RoomFrame, type SendInput } from '../.
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 
 const config = {
-  replay: 50, maxReplay: 1000, maxLength: 2000, history: { max: 10_000, maxAge: 0 }, rateLimit: false, presenceInterval: 60_000,
+  replay: 50, maxReplay: 1000, maxLength: 2000, history: { max: 10_000, maxAge: 0 }, rateLimit: false, presenceInterval: 60_000, presenceWait: 500,
 } as ChatRuntimeConfig
 
 /** A bus this test drives: it records what the hub publishes and injects what other instances send. */

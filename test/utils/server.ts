@@ -31,6 +31,12 @@ export const outputs = {
 
 export const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
 export const REDIS_URL = 'redis://127.0.0.1:6379'
+/**
+ * The bus channel of this test file's servers (each file imports this module afresh): servers of
+ * one file on one database are one deployment, but other files' servers on the shared `test`
+ * database would share its derived channel, and a presence question waits for every subscriber.
+ */
+const FILE_CHANNEL = `nuxt-chat-test:${randomUUID()}`
 
 /** Run one statement on the PostgreSQL server as its admin (`psql`, trust). */
 function psql(sql: string, database = 'test') {
@@ -123,6 +129,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
         ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0',
         // Each test server its own SQLite file (a relative path resolves against this, by default the fixture's root).
         ...(databaseCwd !== false && { NUXT_CHAT_DATABASE_OPTIONS_CWD: databaseCwd }),
+        ...(options.env?.NUXT_CHAT_REDIS_URL && { NUXT_CHAT_REDIS_CHANNEL: FILE_CHANNEL }),
         ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

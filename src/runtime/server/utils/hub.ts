@@ -70,8 +70,6 @@ const PRESENCE_WINDOW = 50
 /** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
 const PRESENCE_WINDOW_FROM = 10
 const RECOVERY_RECHECK = 1000
-/** Longest wait for the other instances to say who is in a room new here (first presence list, name check, `presence()`). */
-const PRESENCE_QUERY_WAIT = 500
 
 /**
  * The chat hub: the room index of this instance, wiring ordered delivery, presence, the send
@@ -89,7 +87,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const roomsWithMessages = new Set<string>()
   /** Rooms with messages stored while the bus was down: the others must be told to catch up. */
   const unpublished = new Set<string>()
-  const presenceQueries = createPresenceQueries({ bus, wait: PRESENCE_QUERY_WAIT })
+  const presenceQueries = createPresenceQueries({ bus, wait: config.presenceWait })
   let closed = false
   const listAdmission = createListAdmission({ hooks, logger })
   const readState = createReadState({
