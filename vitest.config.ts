@@ -18,10 +18,12 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { extends: true, test: { name: 'app-builds', include: APP_BUILDS, sequence: { groupOrder: 0 } } },
+      // Pure logic, some of it timed (event-loop stalls, checkpoints): alone, before any server loads the machine.
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], sequence: { groupOrder: 1 } } },
       // The fixtures and the playground are built once, for these (test/globalSetup.ts). Never the
       // tests packages ship in test/nuxt5/node_modules (configDefaults.exclude).
-      { extends: true, test: { name: 'chat', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...APP_BUILDS, ...FLOODS], globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 1 } } },
-      { extends: true, test: { name: 'floods', include: FLOODS, globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 2 } } },
+      { extends: true, test: { name: 'chat', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...APP_BUILDS, ...FLOODS, 'test/unit/**'], globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 2 } } },
+      { extends: true, test: { name: 'floods', include: FLOODS, globalSetup: ['./test/globalSetup.ts'], sequence: { groupOrder: 3 } } },
     ],
   },
 })
