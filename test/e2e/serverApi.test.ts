@@ -148,14 +148,14 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     expect((await stored(a)).map(frame => frame.message)).toEqual(['one'])
     expect((await stored(b)).map(frame => [frame.id, frame.message, frame.cid])).toEqual([[2, 'two', 'c-2']])
 
-    // A hook that takes 2 s, or throws: the message is delivered and acknowledged at once all the same.
+    // A hook that takes 2 s, or throws: the message is delivered and acknowledged at once all the same (held by the hook, it would take 2 s).
     for (const prefix of ['storedslow', 'storedfail']) {
       const slowRoom = newRoom(prefix)
       const member = track(await ChatSocket.open(a.wsUrl(''), { room: slowRoom, name: 'm' }))
       const sent = Date.now()
       for (let index = 0; index < 3; index++) member.send({ type: 'message', message: `m${index}`, cid: `c-${index}` })
-      await member.waitFor(frame => frame.type === 'message' && frame.id === 3, `${prefix}: id 3`, 1500)
-      expect(Date.now() - sent, prefix).toBeLessThan(1500)
+      await member.waitFor(frame => frame.type === 'message' && frame.id === 3, `${prefix}: id 3`, 1900)
+      expect(Date.now() - sent, prefix).toBeLessThan(1900)
     }
     expect(a.logs()).toContain('the chat:stored hook failed')
   })
