@@ -54,12 +54,13 @@ versions=$("$node" -p "['nuxt', 'nitropack', 'nitro', 'h3', 'crossws'].flatMap(p
 log "$versions"
 
 # Test files given as arguments replace the default list (`npm run test:nuxt5 -- test/e2e/limits.test.ts`); other arguments go to vitest.
-# The default: every end-to-end suite that runs the built outputs (not those that build or install apps of their own), and the playground's browser tests.
+# The default: every end-to-end suite that runs the built outputs (not those that build or install apps of their own,
+# nor the two 30 s office runs of limitsOffice: the hub's limits, the same code on every platform), and the playground's browser tests.
 suites=() options=()
 for arg in "$@"; do if [[ $arg == *.test.ts ]]; then suites+=("$arg"); else options+=("$arg"); fi; done
 if [ ${#suites[@]} -eq 0 ]; then
   for file in test/e2e/*.test.ts; do
-    case $(basename "$file") in autoImport.* | package.* | platform.* | readme.* | runtimeDatabase.* | devtools.build.* | devtools.dev.*) ;; *) suites+=("$file") ;; esac
+    case $(basename "$file") in autoImport.* | package.* | platform.* | readme.* | runtimeDatabase.* | devtools.build.* | devtools.dev.* | limitsOffice.*) ;; *) suites+=("$file") ;; esac
   done
   suites+=(test/browser/chat.test.ts test/browser/cors.test.ts)
 fi

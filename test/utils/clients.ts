@@ -216,3 +216,29 @@ export function signInByName(cookies: Record<string, string>): () => void {
     globalThis.WebSocket = PlainWebSocket
   }
 }
+
+/** Open a socket, or the refused upgrade's status and JSON body. */
+export function openOrRefused(url: string, headers: Record<string, string> = {}, localAddress?: string): Promise<{ socket: ChatSocket } | { status: number, body: Record<string, unknown> }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers, localAddress })
+    const socket = new ChatSocket(ws)
+    ws.once('open', () => resolve({ socket }))
+    ws.once('unexpected-response', (_request, response) => {
+      let text = ''
+      response.on('data', (chunk) => {
+        text += chunk
+      })
+      response.on('end', () => {
+        let body: Record<string, unknown> = {}
+        try {
+          body = JSON.parse(text)
+        }
+        catch {
+          // Not JSON: the status says enough.
+        }
+        resolve({ status: response.statusCode ?? 0, body })
+      })
+    })
+    ws.once('error', () => resolve({ status: 0, body: {} }))
+  })
+}
