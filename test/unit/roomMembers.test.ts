@@ -163,6 +163,13 @@ describe('room admission', () => {
     expect(await access.decide('known', alice, 'read')).toMatchObject({ allowed: true })
     expect(await access.decide('unknown', alice, 'read')).toMatchObject({ allowed: false, status: 503, code: 'unavailable' })
   })
+
+  it('a store down since boot lets reads in unchecked (v1 rooms stay joinable), never a send nor a direct room', async () => {
+    const access = createRoomAccess({ store: { roomRecord: () => Promise.reject(new Error('down')), member: () => Promise.reject(new Error('down')) }, logger: { error() {} } })
+    expect(await access.decide('lobby', alice, 'read')).toEqual({ allowed: true, moderator: false, unchecked: true })
+    expect(await access.decide('lobby', alice, 'send')).toMatchObject({ allowed: false, code: 'unavailable' })
+    expect(await access.decide('dm:AAAAAAAAAAAAAAAAAAAAAA', alice, 'read')).toMatchObject({ allowed: false, code: 'unavailable' })
+  })
 })
 
 const backends: [string, () => Promise<() => RoomLog>][] = [

@@ -13,7 +13,7 @@ import { createReadState, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { ChatRefusal, type ChatAdmission } from './access'
-import { createRoomAccess, type RoomAccessDecision, type RoomNeed } from './roomAccess'
+import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { createRoomModeration, type ModerationResult } from './roomModeration'
 import { directRoomId, memberIdProblem, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
@@ -40,6 +40,8 @@ export interface ChatRoomInput {
 export const MEMBERSHIP_ENDED = 4003
 const REMOVED_REASON = 'Removed from the room'
 const BANNED_REASON = 'Banned from the room'
+/** How often connections let in unchecked (the store down since boot) are checked again (ms). */
+const RECHECK_UNCHECKED = 1000
 /** Members a room record's creation takes at most. */
 const MAX_INITIAL_MEMBERS = 1000
 
@@ -384,7 +386,34 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (frame.uid && frame.removed) store.forgetRead(frame.room, frame.uid).catch(error => logger.error('[nuxt-chat] could not delete a read position', error))
   }
 
-  const moderation = createRoomModeration({ store, hooks, logger, changed: membershipChanged })
+  /** Rooms with connections let in while the store had never answered: checked again every second until it does. */
+  const unchecked = new Set<string>()
+  let recheckTimer: ReturnType<typeof setInterval> | undefined
+
+  function recheckLater(room: string) {
+    unchecked.add(room)
+    recheckTimer ??= setInterval(() => void recheck(), RECHECK_UNCHECKED)
+    recheckTimer.unref?.()
+  }
+
+  /** Close the connections the store, now answering, says should not be there. */
+  async function recheck() {
+    for (const name of [...unchecked]) {
+      let pending = false
+      for (const member of [...rooms.get(name)?.delivery.members ?? []]) {
+        const decision = await access.decide(name, member.user, 'read')
+        if (!decision.allowed && decision.code === 'forbidden') member.close?.(MEMBERSHIP_ENDED, NOT_ALLOWED)
+        else if (!decision.allowed || decision.unchecked) pending = true
+      }
+      if (!pending) unchecked.delete(name)
+    }
+    if (!unchecked.size && recheckTimer) {
+      clearInterval(recheckTimer)
+      recheckTimer = undefined
+    }
+  }
+
+  const moderation = createRoomModeration({ store, hooks, logger, changed: membershipChanged, added: (room, uid) => void readState.memberAdded(room, uid) })
 
   /** Make (or find) the direct room of two users; both are its members. */
   async function directRoom(userA: string, userB: string): Promise<RoomRecord> {
@@ -556,6 +585,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       if (admission.directWith !== undefined) await directRoom(admission.user.id, admission.directWith)
       const decision = await access.decide(admission.room, admission.user, 'read')
       if (!decision.allowed) throw new ChatRefusal(decision.status, decision.message)
+      if (decision.unchecked) recheckLater(admission.room)
     },
     /** Run a moderation command in `room` as `actor` (absent: the app's server code). */
     moderate: (room: string, command: ChatMemberCommand, actor?: ChatUser): Promise<ModerationResult> => moderation.act(room, command, actor),
@@ -640,6 +670,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       if (closed) return
       closed = true
       clearInterval(presenceTimer)
+      if (recheckTimer) clearInterval(recheckTimer)
       await bus.close()
       await store.close()
     },

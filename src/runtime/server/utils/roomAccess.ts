@@ -6,7 +6,7 @@ export type RoomNeed = 'read' | 'send'
 
 /** The outcome of `RoomAccess.decide`. */
 export type RoomAccessDecision
-  = | { allowed: true, record?: RoomRecord, member?: RoomMember, moderator: boolean }
+  = | { allowed: true, record?: RoomRecord, member?: RoomMember, moderator: boolean, unchecked?: true }
     | { allowed: false, status: 403 | 503, code: Extract<ChatErrorFrame['code'], 'forbidden' | 'muted' | 'unavailable'>, message: string, mutedUntil?: number }
 
 /** How long a room's record, or a person's membership, is taken from the cache (ms); a change clears it at once (bus event `member`). */
@@ -53,6 +53,8 @@ function answerCache<T>() {
 export function createRoomAccess({ store, logger, now = Date.now }: RoomAccessOptions) {
   const records = answerCache<RoomRecord>()
   const members = answerCache<RoomMember>()
+  /** The store answered once: from then on, a read it cannot answer is refused. */
+  let answered = false
 
   /** From the cache while fresh, else the store; an expired entry answers while the store fails. */
   async function cached<T>(cache: ReturnType<typeof answerCache<T>>, key: string, read: () => Promise<T | undefined>): Promise<T | undefined> {
@@ -61,6 +63,7 @@ export function createRoomAccess({ store, logger, now = Date.now }: RoomAccessOp
     if (hit && at - hit.at < ROOM_ACCESS_TTL) return hit.value
     try {
       const value = await read()
+      answered = true
       cache.set(key, value, at)
       return value
     }
@@ -106,6 +109,8 @@ export function createRoomAccess({ store, logger, now = Date.now }: RoomAccessOp
     }
     catch (error) {
       logger.error('[nuxt-chat] could not read a room\'s members', error)
+      // A store down since boot holds nothing to show: v1 rooms stay joinable (as before records), checked again once it answers.
+      if (!answered && need === 'read' && !room.startsWith('dm:')) return { allowed: true, moderator: false, unchecked: true }
       return { allowed: false, status: 503, code: 'unavailable', message: 'The room could not be checked; try again' }
     }
   }

@@ -12,6 +12,8 @@ export interface RoomModerationOptions {
   logger: { error: (message: string, error?: unknown) => void }
   /** A membership changed (stored): tell every instance (caches, connections, rooms lists). */
   changed: (frame: ChatMemberFrame) => void
+  /** A new membership was stored (not a ban): the room joins the person's rooms lists. */
+  added?: (room: string, uid: string) => void
   now?: () => number
 }
 
@@ -35,7 +37,7 @@ export function memberFrame(room: string, uid: string, member: RoomMember | unde
  * hook, then the store, then `changed`. `actor` undefined: the app's server code (trusted: the
  * rules do not apply, the hook still runs with `allow: true`).
  */
-export function createRoomModeration({ store, hooks, logger, changed, now = Date.now }: RoomModerationOptions) {
+export function createRoomModeration({ store, hooks, logger, changed, added = () => {}, now = Date.now }: RoomModerationOptions) {
   const fail = (status: number, code: ChatErrorFrame['code'], message: string): ModerationResult => ({ status, error: errorFrame(code, message) })
 
   /** A room acted in without a record becomes a public one made by nobody, so its members and bans count (admission reads members of recorded rooms only). */
@@ -125,6 +127,7 @@ export function createRoomModeration({ store, hooks, logger, changed, now = Date
     else await store.deleteMember(room, uid)
     const frame = memberFrame(room, uid, next, removed)
     changed(frame)
+    if (next && !next.banned && (!subject || subject.banned)) added(room, uid)
     return { frame }
   }
 
@@ -133,9 +136,12 @@ export function createRoomModeration({ store, hooks, logger, changed, now = Date
     act,
     /** Make a membership directly (server code creating rooms and direct rooms): no hook, no rules. */
     async add(member: RoomMember): Promise<boolean> {
-      const added = await store.addMemberIfAbsent(member)
-      if (added) changed(memberFrame(member.room, member.uid, member))
-      return added
+      const stored = await store.addMemberIfAbsent(member)
+      if (stored) {
+        changed(memberFrame(member.room, member.uid, member))
+        added(member.room, member.uid)
+      }
+      return stored
     },
   }
 }
