@@ -82,7 +82,7 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
 
 /** Run a moderation command in the member's room (docs/PROTOCOL.md, "Moderation commands"): the `member` frame, or the refusal. */
 function answerModeration(member: WebSocketMember, command: ChatMemberCommand) {
-  useChatHub().moderate(member.room, command, member.user).then(
+  useChatHub().moderate(member.room, command, member.user, limitSubjectOf(member)).then(
     result => member.send('frame' in result ? result.frame : result.error),
     (error) => {
       chatLogger.error('[nuxt-chat] a moderation command failed', error)

@@ -374,6 +374,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /** A membership (`uid` set) or a room record (`uid` empty) changed, here or on another instance: caches, connections, rooms lists. */
   function membershipChangedHere(frame: ChatMemberFrame) {
     access.forget(frame.room, frame.uid)
+    // A record changed (a public room made private): who is here is asked again.
+    if (!frame.uid && rooms.has(frame.room)) void recheckRoom(frame.room).then(pending => pending && recheckLater(frame.room), error => logger.error('[nuxt-chat] could not check a room\'s connections', error))
     if (!frame.uid || !frame.removed) return
     disconnectHere(frame.room, frame.uid, MEMBERSHIP_ENDED, frame.banned ? BANNED_REASON : REMOVED_REASON)
     readState.unlistHere(frame.room, frame.uid)
@@ -396,16 +398,21 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     recheckTimer.unref?.()
   }
 
+  /** Close this instance's connections to a room that its admission now refuses; true when some could not be checked. */
+  async function recheckRoom(name: string): Promise<boolean> {
+    let pending = false
+    for (const member of [...rooms.get(name)?.delivery.members ?? []]) {
+      const decision = await access.decide(name, member.user, 'read')
+      if (!decision.allowed && decision.code === 'forbidden') member.close?.(MEMBERSHIP_ENDED, NOT_ALLOWED)
+      else if (!decision.allowed || decision.unchecked) pending = true
+    }
+    return pending
+  }
+
   /** Close the connections the store, now answering, says should not be there. */
   async function recheck() {
     for (const name of [...unchecked]) {
-      let pending = false
-      for (const member of [...rooms.get(name)?.delivery.members ?? []]) {
-        const decision = await access.decide(name, member.user, 'read')
-        if (!decision.allowed && decision.code === 'forbidden') member.close?.(MEMBERSHIP_ENDED, NOT_ALLOWED)
-        else if (!decision.allowed || decision.unchecked) pending = true
-      }
-      if (!pending) unchecked.delete(name)
+      if (!await recheckRoom(name)) unchecked.delete(name)
     }
     if (!unchecked.size && recheckTimer) {
       clearInterval(recheckTimer)
@@ -588,7 +595,12 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       if (decision.unchecked) recheckLater(admission.room)
     },
     /** Run a moderation command in `room` as `actor` (absent: the app's server code). */
-    moderate: (room: string, command: ChatMemberCommand, actor?: ChatUser): Promise<ModerationResult> => moderation.act(room, command, actor),
+    moderate(room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject): Promise<ModerationResult> {
+      // A member's commands count as messages: a flood of them costs store reads and hook calls.
+      const refused = subject && limits.take('messages', subject)
+      if (refused) return Promise.resolve({ status: 429, error: limitRefusalFrame(refused) })
+      return moderation.act(room, command, actor)
+    },
     directRoom,
     createRoom,
     /** Change a room's title, topic or visibility; undefined when it has no record. */
