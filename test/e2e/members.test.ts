@@ -222,6 +222,21 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     expect(plainSocket.closed).toEqual({ code: 4003, reason: 'Removed from the room' })
   })
 
+  it('a public room made private closes the non-members\' connections on both instances; members stay', async () => {
+    const { room, owner, members: [member] } = await roomWith('public')
+    const outsider = newUser()
+    const outsiderOnA = await socket(a, { room }, outsider)
+    const outsiderOnB = await socket(b, { room }, outsider)
+    const memberOnB = await socket(b, { room }, member)
+    const guest = await socket(a, { room })
+    await Promise.all([outsiderOnA, outsiderOnB, memberOnB, guest].map(reader => reader.waitFor(frame => frame.type === 'presence')))
+    expect((await callServer(b, { call: 'updateRoom', room, fields: { visibility: 'private', topic: 'members only now' } })).body).toMatchObject({ id: room, visibility: 'private', topic: 'members only now', createdBy: owner.id })
+    await until(() => outsiderOnA.closed && outsiderOnB.closed && guest.closed, 'the non-members closed', 5000)
+    for (const reader of [outsiderOnA, outsiderOnB, guest]) expect(reader.closed).toEqual({ code: 4003, reason: 'Not allowed in this room' })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(memberOnB.closed).toBeUndefined()
+  })
+
   it('the chat:action hook can refuse a moderation command the roles allow', async () => {
     const { room, owner } = await roomWith('private')
     const ownSocket = await socket(a, { room }, owner)
