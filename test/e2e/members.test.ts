@@ -8,8 +8,12 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, ChatStream, postMessage, until, upgradeStatus } from '../utils/clients'
+import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
+import { installEventSource } from '../utils/chaos'
+import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
 import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
+
+installEventSource()
 
 const tag = randomUUID().slice(0, 8)
 const newRoom = (prefix = 'team') => `${prefix}-${randomUUID().slice(0, 8)}`
@@ -128,6 +132,35 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     // Guests have no direct rooms; nobody has one with themselves.
     expect((await get(a.url(`/_ws?dm=${bob.id}`))).status).toBe(401)
     expect(JSON.parse((await get(a.url(`/_ws?dm=${alice.id}`), alice)).body)).toMatchObject({ code: 'bad_request' })
+  })
+
+  it.each(['ws', 'sse'] as ChatTransport[])('the real client opens a direct room by the other person\'s id (%s), and both sides send in it', async (transport) => {
+    const alice = newUser()
+    const bob = newUser()
+    const restore = signInByName({ alice: alice.headers.cookie, bob: bob.headers.cookie })
+    const client = (server: TestServer, name: string, dm: string) => {
+      const connection = createChatConnection({
+        room: 'chat', dm, name, transport, route: '/_ws', sseRoute: '/api/sse', maxMessages: 100, maxQueue: 50, maxLength: 2000,
+        autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'),
+      })
+      track(connection)
+      connection.open()
+      return connection
+    }
+    try {
+      const fromAlice = client(a, 'alice', bob.id)
+      const fromBob = client(b, 'bob', alice.id)
+      await until(() => fromAlice.me.value && fromBob.me.value, 'both welcomed')
+      fromAlice.send('hello from Alice')
+      await until(() => fromBob.messages.value.some(message => message.message === 'hello from Alice'), 'Bob got it')
+      fromBob.send('hi Alice')
+      await until(() => fromAlice.messages.value.some(message => message.message === 'hi Alice' && message.id), 'Alice got the answer')
+      const rooms = new Set([...fromAlice.messages.value, ...fromBob.messages.value].map(message => message.room))
+      expect([...rooms]).toEqual([(await callServer(a, { call: 'directRoom', userId: alice.id, otherId: bob.id })).body.id])
+    }
+    finally {
+      restore()
+    }
   })
 
   it('a ban ends the member\'s connections on both instances within a second, their list drops the room, and they stay out', async () => {
