@@ -589,7 +589,14 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
      */
     async admitToRoom(admission: ChatAdmission): Promise<void> {
       if (admission.rooms) return
-      if (admission.directWith !== undefined) await directRoom(admission.user.id, admission.directWith)
+      if (admission.directWith !== undefined) {
+        // A direct room made is a new room: the person's and address's `rooms` limit bounds how many a client makes.
+        if (!await access.record(admission.room)) {
+          const refused = limits.take('rooms', limitSubjectOf(admission))
+          if (refused) throw new ChatRefusal(429, limitRefusalFrame(refused).message)
+        }
+        await directRoom(admission.user.id, admission.directWith)
+      }
       const decision = await access.decide(admission.room, admission.user, 'read')
       if (!decision.allowed) throw new ChatRefusal(decision.status, decision.message)
       if (decision.unchecked) recheckLater(admission.room)
