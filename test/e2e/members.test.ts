@@ -150,7 +150,9 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     try {
       const fromAlice = client(a, 'alice', bob.id)
       const fromBob = client(b, 'bob', alice.id)
-      await until(() => fromAlice.me.value && fromBob.me.value, 'both welcomed')
+      await until(() => fromAlice.me.value && fromBob.me.value, 'both welcomed').catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify([fromAlice.status.value, fromAlice.error.value, fromBob.status.value, fromBob.error.value])}`)
+      })
       fromAlice.send('hello from Alice')
       await until(() => fromBob.messages.value.some(message => message.message === 'hello from Alice'), 'Bob got it')
       fromBob.send('hi Alice')

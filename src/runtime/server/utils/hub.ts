@@ -434,9 +434,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (known) return known
     const now = Date.now()
     const record: RoomRecord = { id, title: '', topic: '', visibility: 'private', kind: 'dm', createdBy: userA, createdAt: now }
-    // Both sides may open it at once, on two instances: every step is "unless it is there".
-    await store.createRoom(record)
+    // Both sides may open it at once, on two instances: every step is "unless it is there", and the
+    // members go first, so whoever sees the record sees both of them (a `dm:` room without one admits nobody).
     for (const uid of [userA, userB]) await moderation.add({ room: id, uid, role: 'member', joinedAt: now })
+    await store.createRoom(record)
     membershipChanged({ type: 'member', room: id, uid: '' })
     return await store.roomRecord(id) ?? record
   }
