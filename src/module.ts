@@ -21,8 +21,8 @@ export interface ModuleOptions extends ChatRuntimeConfig {
   autoImport: string | false
 }
 
-export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatActionContext } from './runtime/types'
-export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions } from './runtime/server/utils/useChatServer'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext } from './runtime/types'
+export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions, ChatRoomInput, RoomRecord, RoomMember } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'

@@ -144,6 +144,8 @@ export interface ChatIdentifyContext {
   room: string
   /** The normalized `?name=` wish, if any. */
   name?: string
+  /** `?dm=<user id>`: the request opens the direct room with that user (`room` is then `''`: the room follows from who the peer is). */
+  dm?: string
   /** Set by the hook: who this peer is (a signed-in user). When set, `?name=` is ignored; when not, the peer is a guest. */
   user?: ChatUser
 }
@@ -178,11 +180,34 @@ export interface ChatStoredContext {
  * else: set it to let a moderator delete others' messages. Set `reject` (or throw
  * `createError({ statusMessage })`) to refuse; the sender gets `forbidden` with the reason.
  */
-export interface ChatActionContext {
+export type ChatActionContext = ChatMessageActionContext | ChatMemberActionContext
+
+/** `chat:action` for a change of a message (edit, delete); owners and moderators of the room start with `allow` on deletes. */
+export interface ChatMessageActionContext {
   room: string
   user: ChatUser
   action: 'edit' | 'delete'
   target: ChatMessageFrame
+  allow: boolean
+  reject?: string
+}
+
+/**
+ * `chat:action` for a moderation command (docs/PROTOCOL.md, "Moderation commands"): `user` wants
+ * to act on the person `subject` in the room. `allow` starts as the role rules say (true for the
+ * app's server code); set it, or `reject`, as for edits.
+ */
+export interface ChatMemberActionContext {
+  room: string
+  /** Who acts: `{ id: 'server', name: 'server' }` for the app's server code. */
+  user: ChatUser
+  action: 'invite' | 'remove' | 'mute' | 'ban' | 'unban' | 'role'
+  /** The id of the person acted on. */
+  subject: string
+  /** `role`: the new role. */
+  role?: 'owner' | 'moderator' | 'member'
+  /** `mute`: until when (epoch ms). */
+  until?: number
   allow: boolean
   reject?: string
 }

@@ -337,7 +337,7 @@ describe('slow readers', () => {
     await until(() => slowSocket.closed, 'the slow socket closed', 20_000)
     const next = await ChatSocket.open(base, { room })
     const presence = await next.waitFor(frame => frame.type === 'presence')
-    expect((presence.users as { name: string }[]).map(user => user.name).sort()).toEqual(['Sender', next.frames[0]!.message.slice(8, -1)].sort())
+    expect((presence.users as { name: string }[]).map(user => user.name).sort()).toEqual(['Sender', String(next.frames[0]!.message).slice(8, -1)].sort())
     slowSse.destroy()
     await Promise.all([sender.close(), next.close()])
   })

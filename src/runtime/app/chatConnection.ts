@@ -29,6 +29,8 @@ export interface ChatReconnectOptions {
 
 export interface ChatConnectionOptions {
   room: string
+  /** The other person of a direct room (`?dm=`, docs/PROTOCOL.md "Direct messages"): asked for instead of `room`, which the server's welcome then names. */
+  dm?: string
   name?: string
   transport: ChatTransport
   /** WebSocket endpoint path. */
@@ -160,7 +162,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
 
   function url(path: string) {
     const target = new URL(path, new URL(options.baseURL ?? globalThis.location.href))
-    target.searchParams.set('room', options.room)
+    if (options.dm) target.searchParams.set('dm', options.dm)
+    else target.searchParams.set('room', options.room)
     if (options.name) target.searchParams.set('name', options.name)
     if (options.guestKey) target.searchParams.set('guest', options.guestKey)
     return target

@@ -113,7 +113,7 @@ export interface ChatPongFrame {
   message: 'pong'
 }
 
-export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused' | 'not_found'
+export type ChatErrorCode = 'too_long' | 'empty' | 'rate_limited' | 'bad_request' | 'rejected' | 'unavailable' | 'unauthorized' | 'forbidden' | 'name_refused' | 'not_found' | 'muted'
 
 export interface ChatErrorFrame {
   type: 'error'
@@ -127,7 +127,27 @@ export interface ChatErrorFrame {
   limit?: ChatLimitName
   /** `rate_limited` (revision 6): whole seconds until a retry can pass (HTTP also sends `Retry-After`). */
   retryAfter?: number
+  /** `muted`: until when (epoch ms). */
+  mutedUntil?: number
 }
+
+/** The roles of a room's members, highest first. */
+export type ChatMemberRole = 'owner' | 'moderator' | 'member'
+
+/** A moderation command's answer (docs/PROTOCOL.md, "Moderation commands"): the person's membership as it now is (`role` absent: none). */
+export interface ChatMemberFrame {
+  type: 'member'
+  room: string
+  uid: string
+  role?: ChatMemberRole
+  mutedUntil?: number
+  banned?: true
+  /** The membership ended (removed or banned): their connections to the room end. */
+  removed?: true
+}
+
+/** A moderation command (docs/PROTOCOL.md, "Moderation commands"), acting on `user` in the connection's room. */
+export type ChatMemberCommand = { type: 'invite' | 'remove' | 'ban' | 'unban', user: string } | { type: 'mute', user: string, until?: number } | { type: 'role', user: string, role: ChatMemberRole }
 
 /** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, revision 6). */
 export type ChatLimitScope = 'person' | 'address'
@@ -194,7 +214,7 @@ export interface ChatRoomFrame extends ChatRoomState {
 }
 
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame | ChatReadFrame | ChatRoomsFrame | ChatRoomFrame
+export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame | ChatReadFrame | ChatRoomsFrame | ChatRoomFrame | ChatMemberFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
@@ -206,6 +226,7 @@ export type ChatClientCommand
     | { type: 'delete', target: number, cid?: string }
     | { type: 'reaction', target: number, emoji: string, cid?: string }
     | { type: 'read', id?: number, room?: string }
+    | ChatMemberCommand
 
 /** Largest id or cursor a client may send and the server accepts, over WebSocket and HTTP alike (docs/PROTOCOL.md, "Ids and cursors"). */
 export const MAX_ID = Number.MAX_SAFE_INTEGER
@@ -301,8 +322,40 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       const parsed = parseSendCommand(command)
       return typeof parsed === 'string' ? { type: 'invalid', reason: parsed, cid } : parsed
     }
+    case 'invite':
+    case 'remove':
+    case 'mute':
+    case 'ban':
+    case 'unban':
+    case 'role': {
+      const parsed = parseMemberCommand(command)
+      return typeof parsed === 'string' ? { type: 'invalid', reason: parsed } : parsed
+    }
     default:
       return { type: 'message', message: text }
+  }
+}
+
+const MEMBER_ROLES: readonly string[] = ['owner', 'moderator', 'member']
+
+/** A moderation command's fields (`type` one of them); a string saying what is wrong, if anything. */
+export function parseMemberCommand(command: Record<string, unknown>): ChatMemberCommand | string {
+  const { type, user, role, until } = command
+  if (typeof user !== 'string' || !user || user.length > 256) return '`user` must be a user id (1-256 characters)'
+  switch (type) {
+    case 'mute':
+      if (until !== undefined && !isIdInRange(until, 0)) return '`until` must be a time in epoch milliseconds'
+      return until === undefined ? { type, user } : { type, user, until: until as number }
+    case 'role':
+      if (typeof role !== 'string' || !MEMBER_ROLES.includes(role)) return '`role` must be owner, moderator or member'
+      return { type, user, role: role as ChatMemberRole }
+    case 'invite':
+    case 'remove':
+    case 'ban':
+    case 'unban':
+      return { type, user }
+    default:
+      return '`type` must be invite, remove, mute, ban, unban or role'
   }
 }
 

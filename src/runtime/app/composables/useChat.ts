@@ -14,6 +14,11 @@ export interface UseChatOptions {
    * @default 'chat'
    */
   room?: MaybeRefOrGetter<string>
+  /**
+   * Open the direct room with this user id instead of `room` (signed-in users only; a guest is
+   * refused `unauthorized`). Both people get the same room; reactive like `room`.
+   */
+  dm?: MaybeRefOrGetter<string | undefined>
   /** Display name wish; the server's identify hook may override it. @default the peer id */
   name?: MaybeRefOrGetter<string | undefined>
   /** `'ws'`: WebSocket. `'sse'`: EventSource to receive, POST to send. @default 'ws' */
@@ -174,9 +179,10 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
   }
 
   watch(
-    () => [toValue(options.room) ?? DEFAULT_ROOM, toValue(options.name) || undefined, toValue(options.transport) ?? 'ws'] as const,
-    ([room, name, transport]) => {
-      const key = `${transport}|${room}|${name ?? ''}`
+    () => [toValue(options.room) ?? DEFAULT_ROOM, toValue(options.name) || undefined, toValue(options.transport) ?? 'ws', toValue(options.dm) || undefined] as const,
+    ([room, name, transport, dm]) => {
+      // A direct room is known by the other person's id until the server names it (`|` is in no room name).
+      const key = `${transport}|${dm === undefined ? room : `dm|${dm}`}|${name ?? ''}`
       if (key === heldKey) return
       release()
       let shared = connections.get(key)
@@ -185,6 +191,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
           holders: 0,
           connection: createChatConnection<T>({
             room,
+            ...(dm === undefined ? {} : { dm }),
             name,
             transport,
             route: config.route,

@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net'
 import type { Hooks, Peer } from 'crossws'
 import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
-import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame } from '../../shared/protocol'
+import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatMemberCommand } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, type ChatAdmission } from '../utils/access'
 import { limitRefusalFrame, limitSubjectOf, type LimitRefusal } from '../utils/chatLimits'
@@ -64,12 +64,31 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
     case 'invalid':
       member.send(errorFrame('bad_request', command.reason, command.cid))
       return
+    case 'invite':
+    case 'remove':
+    case 'mute':
+    case 'ban':
+    case 'unban':
+    case 'role':
+      answerModeration(member, command)
+      return
   }
   if (command.type === 'message' && command.cid === undefined && !command.message.trim()) {
     member.write(EMPTY)
     return
   }
   return command
+}
+
+/** Run a moderation command in the member's room (docs/PROTOCOL.md, "Moderation commands"): the `member` frame, or the refusal. */
+function answerModeration(member: WebSocketMember, command: ChatMemberCommand) {
+  useChatHub().moderate(member.room, command, member.user, limitSubjectOf(member)).then(
+    result => member.send('frame' in result ? result.frame : result.error),
+    (error) => {
+      chatLogger.error('[nuxt-chat] a moderation command failed', error)
+      member.send(errorFrame('unavailable', 'The change could not be made; try again'))
+    },
+  )
 }
 
 /** Answer a page of older history; one request at a time per connection (a store read each). */

@@ -4,6 +4,7 @@ import { DEFAULT_ROOM, isValidRoom, parseCursor, type ChatUser } from '../../sha
 import type { ChatIdentifyContext, ChatRequestInfo, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { chatLogger } from './logger'
 import { checkGuestName, normalizeName } from './names'
+import { directRoomId, memberIdProblem } from './roomMembers'
 
 /** Who may join, where, from which message on: the outcome of admitting a request. */
 export interface ChatAdmission {
@@ -25,6 +26,8 @@ export interface ChatAdmission {
   createsReadPosition: boolean
   /** A rooms list's request, as `chat:identify` saw it: it is asked again for each room the list shows. */
   request?: ChatRequestInfo
+  /** `?dm=`: the other person of the direct room `room` (made at admission if it is not there yet). */
+  directWith?: string
 }
 
 /** A request refused before any socket or stream opens. */
@@ -197,8 +200,15 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   const query = request.url.searchParams
   // A rooms list is in no room: the identify hook sees `room: ''`.
   const rooms = query.has('rooms')
-  const room = rooms ? '' : query.get('room') ?? DEFAULT_ROOM
-  if (!rooms && !isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
+  // `?dm=<user id>`: the direct room with that user, known once the hook said who asks (docs/PROTOCOL.md, "Direct messages").
+  const dm = rooms ? null : query.get('dm')
+  if (dm !== null) {
+    if (query.has('room')) throw new ChatRefusal(400, '`dm` and `room` cannot go together')
+    const problem = memberIdProblem(dm)
+    if (problem) throw new ChatRefusal(400, `Invalid dm: ${problem}`)
+  }
+  let room = rooms || dm !== null ? '' : query.get('room') ?? DEFAULT_ROOM
+  if (!rooms && dm === null && !isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
   if (!parseHost(request.headers.get('host'))) throw new ChatRefusal(400, 'Malformed Host header')
   if (!isOriginAllowed(request.headers.get('origin'), request.url.origin, config.allowedOrigins)) throw new ChatRefusal(403, 'Origin not allowed')
   // A link, form, frame or image (here or on another site) would act with the user's cookie: join, appear online, make a read position.
@@ -210,7 +220,13 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   if (key !== null && !GUEST_KEY.test(key)) throw new ChatRefusal(400, 'Invalid guest key: 22-64 characters from [A-Za-z0-9_-]')
   const since = parseCursor(request.headers.get('last-event-id') ?? query.get('since'))
   const wish = query.get('name')
-  const user = await identify({ request, room, name: normalizeName(wish) }, hooks)
+  const user = await identify({ request, room, name: normalizeName(wish), ...(dm !== null ? { dm } : {}) }, hooks)
+  if (dm !== null) {
+    if (!user) throw new ChatRefusal(401, 'Sign in to open a direct room: guests have none')
+    if (user.id === dm) throw new ChatRefusal(400, 'A direct room needs two different users')
+    room = directRoomId(user.id, dm)
+    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, directWith: dm }
+  }
   if (user) {
     return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, ...(rooms ? { rooms: true as const, request: keptRequest(request) } : {}) }
   }

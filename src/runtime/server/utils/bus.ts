@@ -12,9 +12,10 @@ export interface BusEvent {
   /**
    * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
    * `presence?`: please announce (every instance answers, with `[]` when it has nobody in the room); `sync`: messages up to `id` were stored but not all published (catch up from the store);
-   * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame); `forget`: the read position of the user whose id is `frame` was deleted.
+   * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame); `forget`: the read position of the user whose id is `frame` was deleted;
+   * `member`: a membership changed (`frame`: the `member` frame; its `uid` empty: the room's record changed).
    */
-  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read' | 'forget'
+  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read' | 'forget' | 'member'
   room: string
   /** Message id for `message`, else 0. */
   id: number
@@ -48,7 +49,7 @@ export function createLocalBus(): ChatBus {
   }
 }
 
-const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read', 'forget'])
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read', 'forget', 'member'])
 
 /** Encode an event as one line of header and the frame text, so the frame is never re-escaped. */
 export function encodeBusEvent(event: BusEvent, origin: string): string {

@@ -61,7 +61,10 @@ export async function admitToChat(url: string, headers: Headers, socket: { remot
   const pending = holdPending(clientIp(headers, socket?.remoteAddress, config), config)
   if (!(pending instanceof ConnectionHold)) throw new ChatLimitRefusal(pending)
   try {
-    return await admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
+    const admission = await admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
+    // The room's own admission (members, bans; docs/PROTOCOL.md, "Admission"), for every transport alike.
+    await useChatHub().admitToRoom(admission)
+    return admission
   }
   finally {
     pending.release()

@@ -1,6 +1,7 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
-import { errorFrame, systemFrame, systemFrameOf, type ChatHistoryFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
+import { randomBytes } from 'node:crypto'
+import { errorFrame, isValidRoom, systemFrame, systemFrameOf, type ChatHistoryFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
@@ -9,11 +10,40 @@ import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDeli
 import type { ReadPosition, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
 import { createReadState, type RoomsWatcher } from './readState'
-import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput } from './sendPipeline'
+import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
+import { ChatRefusal, type ChatAdmission } from './access'
+import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
+import { createRoomModeration, type ModerationResult } from './roomModeration'
+import { directRoomId, memberIdProblem, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
 export type { SendInput, SendResult } from './sendPipeline'
+
+/** What server code gives to make a room (`useChatServer().createRoom`). */
+export interface ChatRoomInput {
+  /** The room's name. @default `room-` and 16 random base64url characters */
+  id?: string
+  /** @default the id */
+  title?: string
+  /** @default '' */
+  topic?: string
+  /** @default 'public' */
+  visibility?: 'public' | 'private'
+  /** The user who owns it (an `owner` member, and `createdBy`). */
+  owner?: string
+  /** Users to add as `member`s. */
+  members?: string[]
+}
+
+/** Close code and reasons of a connection whose membership ended (docs/PROTOCOL.md, "Admission"). */
+export const MEMBERSHIP_ENDED = 4003
+const REMOVED_REASON = 'Removed from the room'
+const BANNED_REASON = 'Banned from the room'
+/** How often connections let in unchecked (the store down since boot) are checked again (ms). */
+const RECHECK_UNCHECKED = 1000
+/** Members a room record's creation takes at most. */
+const MAX_INITIAL_MEMBERS = 1000
 
 /** A room as this instance sees it: its ordered delivery to local members, and its presence. */
 interface Room {
@@ -90,6 +120,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const presenceQueries = createPresenceQueries({ bus, wait: config.presenceWait })
   let closed = false
   const listAdmission = createListAdmission({ hooks, logger })
+  const access = createRoomAccess({ store, logger })
   const readState = createReadState({
     store,
     bus,
@@ -97,7 +128,14 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     membersOf: name => rooms.get(name)?.delivery.members,
     maxReadPositions: config.maxReadPositions,
     // A list without its request (none in practice) shows nothing it cannot ask about.
-    admitListed: (watcher, room) => watcher.request ? listAdmission.admitted(watcher.request, watcher.user, room) : false,
+    admitListed(watcher, room) {
+      if (!watcher.request) return false
+      const listed = listAdmission.admitted(watcher.request, watcher.user, room)
+      const decided = access.decide(room, watcher.user, 'read')
+      // Both known at once (the usual case): no promise, so live entries stay in order.
+      if (typeof listed === 'boolean' && !(decided instanceof Promise)) return listed && decided.allowed
+      return Promise.all([listed, decided]).then(([admitted, decision]) => admitted && decision.allowed)
+    },
     allowNewPosition(member) {
       const refused = limits.take('rooms', limitSubjectOf({ sender: member.sender, ip: member.ip, user: member.user }))
       return refused && limitRefusalFrame(refused)
@@ -283,7 +321,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (room.presence.disconnect(member.user) && !batch.joined.delete(member.user.id)) batch.left.set(member.user.id, member.user)
   }
 
-  const send = createSendPipeline({
+  const sendChecked = createSendPipeline({
     config,
     store,
     hooks,
@@ -302,15 +340,122 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     },
   })
 
-  /** Close this instance's connections of `userId` in a room; how many there were. */
-  function disconnectHere(name: string, userId: string): number {
+  /** Every message goes through the room's admission first (membership, ban, mute), but the app's own server code's. */
+  function send(input: SendInput): Promise<SendResult> {
+    if (input.fromServer) return sendChecked(input)
+    // Deleting one's own message is no speaking: a muted member may.
+    const need: RoomNeed = input.action?.kind === 'delete' ? 'read' : 'send'
+    const decided = access.decide(input.room, input.user, need)
+    return decided instanceof Promise ? decided.then(decision => sendDecided(input, decision)) : sendDecided(input, decided)
+  }
+
+  function sendDecided(input: SendInput, decision: RoomAccessDecision): Promise<SendResult> {
+    if (!decision.allowed) {
+      const error = errorFrame(decision.code, decision.message, input.cid)
+      if (decision.mutedUntil !== undefined) error.mutedUntil = decision.mutedUntil
+      return Promise.resolve({ status: decision.status, error })
+    }
+    return sendChecked(decision.moderator ? { ...input, moderator: true } : input)
+  }
+
+  /** Close this instance's connections of `userId` in a room (with `code` and `reason`, else 4001); how many there were. */
+  function disconnectHere(name: string, userId: string, code?: number, reason?: string): number {
     let count = 0
     for (const member of rooms.get(name)?.delivery.members ?? []) {
       if (member.user.id !== userId || !member.close) continue
-      member.close()
+      member.close(code, reason)
       count++
     }
     return count
+  }
+
+  /** A membership (`uid` set) or a room record (`uid` empty) changed, here or on another instance: caches, connections, rooms lists. */
+  function membershipChangedHere(frame: ChatMemberFrame) {
+    access.forget(frame.room, frame.uid)
+    // A record changed (a public room made private): who is here is asked again.
+    if (!frame.uid && rooms.has(frame.room)) void recheckRoom(frame.room).then(pending => pending && recheckLater(frame.room), error => logger.error('[nuxt-chat] could not check a room\'s connections', error))
+    if (!frame.uid || !frame.removed) return
+    disconnectHere(frame.room, frame.uid, MEMBERSHIP_ENDED, frame.banned ? BANNED_REASON : REMOVED_REASON)
+    readState.unlistHere(frame.room, frame.uid)
+  }
+
+  /** Tell every instance; a membership that ended takes the person's read position with it (their lists drop the room for good). */
+  function membershipChanged(frame: ChatMemberFrame) {
+    membershipChangedHere(frame)
+    bus.publish({ kind: 'member', room: frame.room, id: 0, frame: JSON.stringify(frame) })
+    if (frame.uid && frame.removed) store.forgetRead(frame.room, frame.uid).catch(error => logger.error('[nuxt-chat] could not delete a read position', error))
+  }
+
+  /** Rooms with connections let in while the store had never answered: checked again every second until it does. */
+  const unchecked = new Set<string>()
+  let recheckTimer: ReturnType<typeof setInterval> | undefined
+
+  function recheckLater(room: string) {
+    unchecked.add(room)
+    recheckTimer ??= setInterval(() => void recheck(), RECHECK_UNCHECKED)
+    recheckTimer.unref?.()
+  }
+
+  /** Close this instance's connections to a room that its admission now refuses; true when some could not be checked. */
+  async function recheckRoom(name: string): Promise<boolean> {
+    let pending = false
+    for (const member of [...rooms.get(name)?.delivery.members ?? []]) {
+      const decision = await access.decide(name, member.user, 'read')
+      if (!decision.allowed && decision.code === 'forbidden') member.close?.(MEMBERSHIP_ENDED, NOT_ALLOWED)
+      else if (!decision.allowed || decision.unchecked) pending = true
+    }
+    return pending
+  }
+
+  /** Close the connections the store, now answering, says should not be there. */
+  async function recheck() {
+    for (const name of [...unchecked]) {
+      if (!await recheckRoom(name)) unchecked.delete(name)
+    }
+    if (!unchecked.size && recheckTimer) {
+      clearInterval(recheckTimer)
+      recheckTimer = undefined
+    }
+  }
+
+  const moderation = createRoomModeration({ store, hooks, logger, changed: membershipChanged, added: (room, uid) => void readState.memberAdded(room, uid) })
+
+  /** Make (or find) the direct room of two users; both are its members. */
+  async function directRoom(userA: string, userB: string): Promise<RoomRecord> {
+    for (const uid of [userA, userB]) {
+      const problem = memberIdProblem(uid)
+      if (problem) throw new ChatRefusal(400, problem)
+    }
+    if (userA === userB) throw new ChatRefusal(400, 'A direct room needs two different users')
+    const id = directRoomId(userA, userB)
+    const known = await access.record(id)
+    if (known) return known
+    const now = Date.now()
+    const record: RoomRecord = { id, title: '', topic: '', visibility: 'private', kind: 'dm', createdBy: userA, createdAt: now }
+    // Both sides may open it at once, on two instances: every step is "unless it is there", and the
+    // members go first, so whoever sees the record sees both of them (a `dm:` room without one admits nobody).
+    for (const uid of [userA, userB]) await moderation.add({ room: id, uid, role: 'member', joinedAt: now })
+    await store.createRoom(record)
+    membershipChanged({ type: 'member', room: id, uid: '' })
+    return await store.roomRecord(id) ?? record
+  }
+
+  /** Make a room record with its owner and members; throws `ChatRefusal` 400 (fields) or 409 (the room has one). */
+  async function createRoom(input: ChatRoomInput): Promise<RoomRecord> {
+    const id = input.id ?? `room-${randomBytes(12).toString('base64url')}`
+    if (!isValidRoom(id)) throw new ChatRefusal(400, 'id must be 1-64 characters of [A-Za-z0-9._:-]')
+    if (id.startsWith('dm:')) throw new ChatRefusal(400, '`dm:` rooms are direct rooms: see directRoom')
+    const fields = { title: input.title ?? id, topic: input.topic ?? '', visibility: input.visibility ?? 'public' }
+    const problem = roomFieldsProblem(fields) ?? [input.owner, ...input.members ?? []].filter(uid => uid !== undefined).map(memberIdProblem).find(Boolean)
+    if (problem) throw new ChatRefusal(400, problem)
+    if ((input.members?.length ?? 0) > MAX_INITIAL_MEMBERS) throw new ChatRefusal(400, `at most ${MAX_INITIAL_MEMBERS} members at creation`)
+    const now = Date.now()
+    const record: RoomRecord = { id, ...fields, kind: 'room', createdBy: input.owner ?? null, createdAt: now }
+    if (!await store.createRoom(record)) throw new ChatRefusal(409, `Room "${id}" exists`)
+    if (input.owner) await moderation.add({ room: id, uid: input.owner, role: 'owner', joinedAt: now })
+    for (const uid of input.members ?? []) await moderation.add({ room: id, uid, role: 'member', joinedAt: now })
+    membershipChanged({ type: 'member', room: id, uid: '' })
+    return record
   }
 
   /** Everyone online in a room, on every instance (asking the others when no member is here). */
@@ -352,6 +497,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   bus.onEvent((event: BusEvent, origin: string) => {
     if (event.kind === 'presence') presenceQueries.heard(event.room, origin, parseUsers(event.frame))
     // Rooms lists follow rooms this instance may have no member in.
+    if (event.kind === 'member') {
+      const frame = parseMemberEvent(event.room, event.frame)
+      if (frame) membershipChangedHere(frame)
+      return
+    }
     if (event.kind === 'read') readState.heard(event.frame)
     else if (event.kind === 'forget' || event.kind === 'disconnect') readState.unlistHere(event.room, event.frame)
     else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
@@ -430,6 +580,48 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     join,
     leave,
     send,
+    /** May `user` read or send in `room` now (docs/PROTOCOL.md, "Admission")? At once when cached, else a promise. */
+    access: (room: string, user: ChatUser, need: RoomNeed) => access.decide(room, user, need),
+    /**
+     * The admission of a request to its room, after `chat:identify`: makes the direct room of a
+     * `?dm=` request, then asks `access`; throws `ChatRefusal` (403 `forbidden`, 503) when refused.
+     */
+    async admitToRoom(admission: ChatAdmission): Promise<void> {
+      if (admission.rooms) return
+      if (admission.directWith !== undefined) {
+        // A direct room made is a new room: the person's and address's `rooms` limit bounds how many a client makes.
+        if (!await access.record(admission.room)) {
+          const refused = limits.take('rooms', limitSubjectOf(admission))
+          if (refused) throw new ChatRefusal(429, limitRefusalFrame(refused).message)
+        }
+        await directRoom(admission.user.id, admission.directWith)
+      }
+      const decision = await access.decide(admission.room, admission.user, 'read')
+      if (!decision.allowed) throw new ChatRefusal(decision.status, decision.message)
+      if (decision.unchecked) recheckLater(admission.room)
+    },
+    /** Run a moderation command in `room` as `actor` (absent: the app's server code). */
+    moderate(room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject): Promise<ModerationResult> {
+      // A member's commands count as messages: a flood of them costs store reads and hook calls.
+      const refused = subject && limits.take('messages', subject)
+      if (refused) return Promise.resolve({ status: 429, error: limitRefusalFrame(refused) })
+      return moderation.act(room, command, actor)
+    },
+    directRoom,
+    createRoom,
+    /** Change a room's title, topic or visibility; undefined when it has no record. */
+    async updateRoom(room: string, fields: Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>): Promise<RoomRecord | undefined> {
+      const problem = roomFieldsProblem(fields)
+      if (problem) throw new ChatRefusal(400, problem)
+      if (room.startsWith('dm:') && fields.visibility === 'public') throw new ChatRefusal(400, 'A direct room stays private')
+      if (!await store.updateRoom(room, fields)) return undefined
+      membershipChanged({ type: 'member', room, uid: '' })
+      return store.roomRecord(room)
+    },
+    /** A room's record (undefined: none, a public room). */
+    roomRecord: (room: string) => store.roomRecord(room),
+    /** A page of a room's members (banned ones included), in id order. */
+    members: (room: string, after: string | undefined, limit: number): Promise<RoomMember[]> => store.members(room, after, limit),
     typing,
     presence: presenceOf,
     /** The newest `limit` stored messages of a room before id `before`, oldest first. */
@@ -496,6 +688,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       if (closed) return
       closed = true
       clearInterval(presenceTimer)
+      if (recheckTimer) clearInterval(recheckTimer)
       await bus.close()
       await store.close()
     },
@@ -503,3 +696,14 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
 }
 
 export type ChatHub = ReturnType<typeof createChatHub>
+
+/** A `member` bus event's frame, checked (another instance wrote it, but the channel is shared). */
+function parseMemberEvent(room: string, text: string): ChatMemberFrame | undefined {
+  try {
+    const frame = JSON.parse(text) as ChatMemberFrame
+    return frame && frame.type === 'member' && frame.room === room && typeof frame.uid === 'string' ? frame : undefined
+  }
+  catch {
+    return undefined
+  }
+}

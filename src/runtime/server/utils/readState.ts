@@ -294,6 +294,28 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       }
     },
 
+    /**
+     * A membership was made (an invite, a new room's members, a direct room): the user gets a
+     * position at the room's newest message unless they have one, so the room joins their rooms
+     * lists at once, here and on every instance.
+     */
+    async memberAdded(room: string, uid: string) {
+      try {
+        const { created, evicted } = await store.joinRead(room, uid, maxReadPositions)
+        for (const gone of evicted) {
+          unlistHere(gone, uid)
+          bus.publish({ kind: 'forget', room: gone, id: 0, frame: uid })
+        }
+        const state = created ? await store.readState(room, uid) : undefined
+        if (!state) return
+        for (const watcher of watchersOfUser.get(uid) ?? []) refresh(watcher, room)
+        bus.publish({ kind: 'read', room, id: 0, frame: JSON.stringify(readFrame(uid, state)) })
+      }
+      catch (error) {
+        logger.error('[nuxt-chat] could not store a read position', error)
+      }
+    },
+
     /** Move `user`'s existing position in `room` forward (absent `id`: to the newest); every connection of theirs learns it. Undefined when they have none. */
     markRead,
 

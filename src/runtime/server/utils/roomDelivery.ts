@@ -48,7 +48,7 @@ export interface Member {
   /** Last typing broadcast, for the server-side throttle. */
   typingAt?: number
   /** End the connection (`useChatServer().disconnect`). */
-  close?: () => void
+  close?: (code?: number, reason?: string) => void
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Database } from 'db0'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
+import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
 import { changeRefusal, checkAppendInput, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
@@ -197,6 +198,38 @@ const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender =
 const REPLAY_AFTER = `SELECT ${COLUMNS} FROM (SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id > ? ORDER BY id DESC LIMIT ?) AS added
   UNION ALL SELECT ${COLUMNS} FROM (SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND rev > ? AND id <= ? ORDER BY rev DESC LIMIT ?) AS changed`
 
+interface RoomRow {
+  id: string
+  title: string
+  topic: string
+  visibility: string
+  kind: string
+  created_by: string | null
+  created_at: number | string
+}
+interface MemberRow {
+  room: string
+  uid: string
+  role: string
+  joined_at: number | string
+  muted_until: number | string | null
+  banned: number | string
+}
+const MEMBER_COLUMNS = 'room, uid, role, joined_at, muted_until, banned'
+const MEMBER_VALUES = (member: RoomMember) => [member.room, member.uid, member.role, member.joinedAt, member.mutedUntil ?? null, member.banned ? 1 : 0]
+const INSERT_MEMBER = `INSERT INTO chat_members (${MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`
+
+function toRecord(row: RoomRow): RoomRecord {
+  return { id: row.id, title: row.title, topic: row.topic, visibility: row.visibility === 'private' ? 'private' : 'public', kind: row.kind === 'dm' ? 'dm' : 'room', createdBy: row.created_by ?? null, createdAt: Number(row.created_at) }
+}
+
+function toMember(row: MemberRow): RoomMember {
+  const member: RoomMember = { room: row.room, uid: row.uid, role: row.role as MemberRole, joinedAt: Number(row.joined_at) }
+  if (row.muted_until !== null && row.muted_until !== undefined) member.mutedUntil = Number(row.muted_until)
+  if (Number(row.banned) === 1) member.banned = true
+  return member
+}
+
 /**
  * The room log in any SQL database db0 connects to (SQLite by default, PostgreSQL for
  * several instances). The database assigns ids: `MAX(id) + 1` inside the INSERT, guarded by
@@ -314,6 +347,36 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   const appendBatched = appendInBatches(connect, drop)
 
   return {
+    async roomRecord(room) {
+      const row = await query<RoomRow | undefined>('get', 'SELECT id, title, topic, visibility, kind, created_by, created_at FROM chat_rooms WHERE id = ?', room)
+      return row ? toRecord(row) : undefined
+    },
+    async createRoom(record) {
+      const rows = await query<unknown[]>('all', 'INSERT INTO chat_rooms (id, title, topic, visibility, kind, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id', record.id, record.title, record.topic, record.visibility, record.kind, record.createdBy, record.createdAt)
+      return rows.length > 0
+    },
+    async updateRoom(room, fields) {
+      // Absent fields keep their value (COALESCE with NULL), so one statement serves every update.
+      const rows = await query<unknown[]>('all', 'UPDATE chat_rooms SET title = COALESCE(CAST(? AS TEXT), title), topic = COALESCE(CAST(? AS TEXT), topic), visibility = COALESCE(CAST(? AS TEXT), visibility) WHERE id = ? RETURNING id', fields.title ?? null, fields.topic ?? null, fields.visibility ?? null, room)
+      return rows.length > 0
+    },
+    async member(room, uid) {
+      const row = await query<MemberRow | undefined>('get', `SELECT ${MEMBER_COLUMNS} FROM chat_members WHERE room = ? AND uid = ?`, room, uid)
+      return row ? toMember(row) : undefined
+    },
+    async members(room, after, limit) {
+      const rows = await query<MemberRow[]>('all', `SELECT ${MEMBER_COLUMNS} FROM chat_members WHERE room = ? AND uid > ? ORDER BY uid LIMIT ?`, room, after ?? '', limit)
+      return rows.map(toMember)
+    },
+    async saveMember(member) {
+      await query('run', `${INSERT_MEMBER} ON CONFLICT (room, uid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, muted_until = excluded.muted_until, banned = excluded.banned`, ...MEMBER_VALUES(member))
+    },
+    async addMemberIfAbsent(member) {
+      return (await query<unknown[]>('all', `${INSERT_MEMBER} ON CONFLICT (room, uid) DO NOTHING RETURNING uid`, ...MEMBER_VALUES(member))).length > 0
+    },
+    async deleteMember(room, uid) {
+      return (await query<unknown[]>('all', 'DELETE FROM chat_members WHERE room = ? AND uid = ? RETURNING uid', room, uid)).length > 0
+    },
     async append(input) {
       checkAppendInput(input)
       // On node:sqlite the commit is most of an append's cost: appends of one event-loop turn share one.
@@ -726,6 +789,27 @@ async function createSchema(db: Database) {
     room TEXT NOT NULL PRIMARY KEY,
     last_id BIGINT NOT NULL
   )`)
+  // Rooms with members (docs/PROTOCOL.md, "Rooms and members"): new tables, so older databases open with every message as it was.
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_rooms (
+    id TEXT NOT NULL PRIMARY KEY,
+    title TEXT NOT NULL,
+    topic TEXT NOT NULL DEFAULT '',
+    visibility TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_by TEXT,
+    created_at BIGINT NOT NULL
+  )`)
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_members (
+    room TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    role TEXT NOT NULL,
+    joined_at BIGINT NOT NULL,
+    muted_until BIGINT,
+    banned SMALLINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (room, uid)
+  )`)
+  // A person's memberships (their rooms list).
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_members_user ON chat_members (uid)')
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
   for (const [column, definition] of ADDED_COLUMNS) {
     const exists = db.dialect === 'sqlite'

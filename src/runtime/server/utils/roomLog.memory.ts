@@ -1,5 +1,6 @@
 import { withReaction } from '../../shared/protocol'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
+import { createMemoryRoomDirectory } from './roomDirectory.memory'
 import { changeRefusal, checkAppendInput, MAX_UNREAD, READ_SCAN, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
@@ -50,7 +51,17 @@ export function createMemoryRoomLog(): RoomLog {
     return mine.get(name)!.id
   }
 
+  const directory = createMemoryRoomDirectory()
+
   return {
+    roomRecord: directory.roomRecord,
+    createRoom: directory.createRoom,
+    updateRoom: directory.updateRoom,
+    member: directory.member,
+    members: directory.members,
+    saveMember: directory.saveMember,
+    addMemberIfAbsent: directory.addMemberIfAbsent,
+    deleteMember: directory.deleteMember,
     async append(input: AppendInput): Promise<AppendResult> {
       checkAppendInput(input)
       const room = roomOf(input.room)
@@ -211,6 +222,7 @@ export function createMemoryRoomLog(): RoomLog {
       rooms.clear()
       names.length = 0
       reads.clear()
+      directory.clear()
     },
   }
 }

@@ -1,5 +1,7 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
+import type { RoomDirectory } from './roomMembers'
+
 /** A message as the log stores it. */
 export interface StoredMessage {
   id: number
@@ -100,7 +102,8 @@ export const READ_SCAN = 10_000
 export const MAX_EMOJIS_PER_MESSAGE = 20
 export const MAX_REACTIONS_PER_PERSON = 5
 
-export interface RoomLog {
+/** The log of every room, with the rooms' records and members (./roomMembers.ts). */
+export interface RoomLog extends RoomDirectory {
   /**
    * Store a message or a change; the log assigns its number (strictly increasing within a room,
    * never reused). A change (`kind`) is checked and applied to its target atomically per message

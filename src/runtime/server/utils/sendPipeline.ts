@@ -39,6 +39,8 @@ export interface SendInput {
   member?: Member
   /** The client address, for the per-address rate limit. */
   ip?: string
+  /** The sender is an owner or moderator of the room (set by the room's admission): they may delete anyone's message. */
+  moderator?: boolean
   /** Sent by the app's own server code (`useChatServer().send`): no rate limit applies. */
   fromServer?: boolean
   /** Called once the message is handed to the store (appends are stored in the order handed). */
@@ -169,7 +171,7 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     if (action.kind === 'reaction') return action.emoji!
     const own = target.uid !== undefined && target.uid === input.sender
     const inWindow = !config.editWindow || Date.now() - target.ts <= config.editWindow
-    const context: ChatActionContext = { room: input.room, user: input.user, action: action.kind, target: messageFrame(target) as ChatMessageFrame, allow: input.fromServer === true || (own && (action.kind === 'delete' || inWindow)) }
+    const context: ChatActionContext = { room: input.room, user: input.user, action: action.kind, target: messageFrame(target) as ChatMessageFrame, allow: input.fromServer === true || (own && (action.kind === 'delete' || inWindow)) || (action.kind === 'delete' && input.moderator === true) }
     if (!await callRefusableHook('chat:action', context, 'Not allowed')) return [503, 'unavailable', 'The change could not be checked; try again']
     if (context.reject !== undefined) return [403, 'forbidden', String(context.reject)]
     if (!context.allow) return [403, 'forbidden', !own ? `You may only ${action.kind} your own messages` : `Messages can be edited for ${Math.round(config.editWindow! / 1000)} s`]

@@ -2,8 +2,14 @@
 /// <reference path="../nitro.d.ts" />
 // The module picks ./nitroV2.ts or ./nitroV3.ts for the app's Nitro.
 import { httpError } from '#nuxt-chat/nitro'
-import { isValidRoom, type ChatEventFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { isValidRoom, type ChatEventFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { ChatRefusal } from './access'
+import type { ChatRoomInput } from './hub'
+import type { RoomMember, RoomRecord } from './roomMembers'
 import { useChatHub } from './useChatHub'
+
+export type { ChatRoomInput } from './hub'
+export type { RoomMember, RoomRecord } from './roomMembers'
 
 /** Who server-side messages come from unless `send` is told otherwise (a name no guest may take). */
 export const SERVER_USER: ChatUser = Object.freeze({ id: 'server', name: 'server' })
@@ -28,6 +34,17 @@ function checkRoom(room: string) {
   if (!isValidRoom(room)) throw httpError(400, 'room must be 1-64 characters of [A-Za-z0-9._:-]')
 }
 
+/** A refusal of the hub (`ChatRefusal`) as the H3 error server code catches; anything else as it is. */
+async function asHttpError<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  }
+  catch (error) {
+    if (error instanceof ChatRefusal) throw httpError(error.status, error.message)
+    throw error
+  }
+}
+
 /**
  * nuxt-chat's server-side API, for API routes, bots, cron jobs and plugins. Every call goes
  * through the same store and bus as the members' own messages, so it reaches every instance's
@@ -46,7 +63,67 @@ export function useChatServer() {
     if (result.error) throw httpError(result.status, result.error.message, result.error)
     return result.frame as ChatEventFrame
   }
+  /** A moderation command as the app's server code: the `chat:action` hook runs (`allow: true`); a refusal throws its H3 error. */
+  async function moderate(room: string, command: ChatMemberCommand): Promise<ChatMemberFrame> {
+    checkRoom(room)
+    const result = await hub.moderate(room, command)
+    if ('error' in result) throw httpError(result.status, result.error.message, result.error)
+    return result.frame
+  }
   return {
+    /**
+     * Make a room record (docs/PROTOCOL.md, "Rooms and members"): `owner` becomes its `owner`
+     * member, `members` its `member`s. Throws 400 for bad fields, 409 when the room has a record.
+     */
+    createRoom(input: ChatRoomInput = {}): Promise<RoomRecord> {
+      return asHttpError(hub.createRoom(input))
+    },
+    /** Change a room's title, topic or visibility; every instance applies it at once. Throws 404 when the room has no record. */
+    async updateRoom(room: string, fields: Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>): Promise<RoomRecord> {
+      checkRoom(room)
+      const record = await asHttpError(hub.updateRoom(room, fields))
+      if (!record) throw httpError(404, `Room "${room}" has no record`)
+      return record
+    },
+    /** A room's record; undefined when it has none (a public room, as every v1 room). */
+    room(room: string): Promise<RoomRecord | undefined> {
+      checkRoom(room)
+      return hub.roomRecord(room)
+    },
+    /** A page of a room's members (banned ones included, with `banned: true`), in id order, `limit` (at most 1000) after `after`. */
+    members(room: string, { after, limit = 100 }: { after?: string, limit?: number } = {}): Promise<RoomMember[]> {
+      checkRoom(room)
+      return hub.members(room, after, Math.max(1, Math.min(1000, Math.floor(limit))))
+    },
+    /** Add a member (`role`, default `member`); a banned person's ban goes. Resolves to the membership as a `member` frame. */
+    async addMember(room: string, userId: string, role: ChatMemberRole = 'member'): Promise<ChatMemberFrame> {
+      const frame = await moderate(room, { type: 'invite', user: userId })
+      return frame.role === role ? frame : moderate(room, { type: 'role', user: userId, role })
+    },
+    /** End a membership: the person's connections to the room close on every instance (4003) and the room leaves their lists. */
+    removeMember(room: string, userId: string): Promise<ChatMemberFrame> {
+      return moderate(room, { type: 'remove', user: userId })
+    },
+    /** Set a member's role. */
+    setRole(room: string, userId: string, role: ChatMemberRole): Promise<ChatMemberFrame> {
+      return moderate(room, { type: 'role', user: userId, role })
+    },
+    /** Mute someone in the room until `until` (epoch ms; absent: indefinitely; in the past: unmute): they read, they cannot send (`muted`). */
+    mute(room: string, userId: string, until?: number): Promise<ChatMemberFrame> {
+      return moderate(room, until === undefined ? { type: 'mute', user: userId } : { type: 'mute', user: userId, until })
+    },
+    /** Ban someone from the room: removed at once on every instance, refused from then on. */
+    ban(room: string, userId: string): Promise<ChatMemberFrame> {
+      return moderate(room, { type: 'ban', user: userId })
+    },
+    /** Lift a ban (the person is no member until added again). */
+    unban(room: string, userId: string): Promise<ChatMemberFrame> {
+      return moderate(room, { type: 'unban', user: userId })
+    },
+    /** The direct room of two users (docs/PROTOCOL.md, "Direct messages"), made with both as members on first use; the same room whichever order they are given in. */
+    directRoom(userA: string, userB: string): Promise<RoomRecord> {
+      return asHttpError(hub.directRoom(userA, userB))
+    },
     /**
      * Store a message and deliver it to the room. Runs the length check and the `chat:message`
      * hook like any message, but no rate limit. Resolves to the stored frame; a refusal throws

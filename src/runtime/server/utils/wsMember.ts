@@ -180,9 +180,9 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
     this.write(new RoomFrame(JSON.stringify(frame)))
   }
 
-  /** Closed by the app (`useChatServer().disconnect`): 4001, see docs/PROTOCOL.md. */
-  close() {
-    closeConnection(this.peer, this.ws, 4001, 'Disconnected by the server')
+  /** Closed by the app (`useChatServer().disconnect`: 4001) or by a membership that ended (4003), see docs/PROTOCOL.md. */
+  close(code = 4001, reason = 'Disconnected by the server') {
+    closeConnection(this.peer, this.ws, code, reason)
   }
 
   /** One more message read; stop reading the socket while too many wait. */

@@ -1,0 +1,54 @@
+import type { RoomDirectory, RoomMember, RoomRecord } from './roomMembers'
+
+/** Rooms' records and members in process memory (the memory room log's part of `RoomDirectory`). */
+export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void } {
+  const records = new Map<string, RoomRecord>()
+  /** room → uid → membership. */
+  const members = new Map<string, Map<string, RoomMember>>()
+  // Copies in and out: a caller changing what it got must not change the store.
+  const copy = <T extends object>(value: T | undefined): T | undefined => value && { ...value }
+  const save = (member: RoomMember) => {
+    let room = members.get(member.room)
+    if (!room) members.set(member.room, room = new Map())
+    room.set(member.uid, { ...member })
+  }
+  return {
+    async roomRecord(room) {
+      return copy(records.get(room))
+    },
+    async createRoom(record) {
+      if (records.has(record.id)) return false
+      records.set(record.id, { ...record })
+      return true
+    },
+    async updateRoom(room, fields) {
+      const record = records.get(room)
+      if (!record) return false
+      for (const key of ['title', 'topic', 'visibility'] as const) {
+        if (fields[key] !== undefined) (record as unknown as Record<string, unknown>)[key] = fields[key]
+      }
+      return true
+    },
+    async member(room, uid) {
+      return copy(members.get(room)?.get(uid))
+    },
+    async members(room, after, limit) {
+      return [...members.get(room)?.values() ?? []].filter(member => after === undefined || member.uid > after).sort((a, b) => a.uid < b.uid ? -1 : 1).slice(0, limit).map(member => ({ ...member }))
+    },
+    async saveMember(member) {
+      save(member)
+    },
+    async addMemberIfAbsent(member) {
+      if (members.get(member.room)?.has(member.uid)) return false
+      save(member)
+      return true
+    },
+    async deleteMember(room, uid) {
+      return members.get(room)?.delete(uid) ?? false
+    },
+    clear() {
+      records.clear()
+      members.clear()
+    },
+  }
+}

@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto'
+
+/** Rooms with members (docs/PROTOCOL.md, "Rooms and members"): the stored shapes and the role rules, free of any store. */
+
+export type RoomVisibility = 'public' | 'private'
+export type RoomKind = 'room' | 'dm'
+export type MemberRole = 'owner' | 'moderator' | 'member'
+
+/** A stored room record. A room name without one is a public room (every v1 room). */
+export interface RoomRecord {
+  id: string
+  title: string
+  topic: string
+  visibility: RoomVisibility
+  kind: RoomKind
+  /** Who made it; `null` for a room made by nobody (a moderator's first act in a v1 room). */
+  createdBy: string | null
+  createdAt: number
+}
+
+/** A person's membership of a room. */
+export interface RoomMember {
+  room: string
+  uid: string
+  role: MemberRole
+  joinedAt: number
+  /** Epoch ms until which they may read but not send. */
+  mutedUntil?: number
+  /** Refused in the room; the row stays so they cannot come back. */
+  banned?: true
+}
+
+/** The store's side of rooms and members (part of `RoomLog`). */
+export interface RoomDirectory {
+  /** The room's record, undefined when it has none. */
+  roomRecord: (room: string) => Promise<RoomRecord | undefined>
+  /** Store a new record; false when the room already had one (nothing changed). */
+  createRoom: (record: RoomRecord) => Promise<boolean>
+  /** Change a record's title, topic or visibility; false when the room has none. */
+  updateRoom: (room: string, fields: Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>) => Promise<boolean>
+  /** A person's membership (banned ones included), undefined when they have none. */
+  member: (room: string, uid: string) => Promise<RoomMember | undefined>
+  /** Up to `limit` members of the room in id order after `after` (banned ones included). */
+  members: (room: string, after: string | undefined, limit: number) => Promise<RoomMember[]>
+  /** Store a membership as it is given (insert or replace). */
+  saveMember: (member: RoomMember) => Promise<void>
+  /** Store a membership unless the person has one; false when they had. */
+  addMemberIfAbsent: (member: RoomMember) => Promise<boolean>
+  /** Delete a membership; true when there was one. */
+  deleteMember: (room: string, uid: string) => Promise<boolean>
+}
+
+const RANK: Record<MemberRole, number> = { owner: 3, moderator: 2, member: 1 }
+export const MEMBER_ROLES: readonly MemberRole[] = ['owner', 'moderator', 'member']
+/** Longest title and topic a record keeps (UTF-16 code units). */
+export const MAX_ROOM_TITLE = 200
+export const MAX_ROOM_TOPIC = 1000
+/** Longest user id a membership (or `?dm=`) takes. */
+export const MAX_MEMBER_ID = 256
+/** A mute without an end. */
+export const MUTED_FOREVER = Number.MAX_SAFE_INTEGER
+
+/** The moderation commands (docs/PROTOCOL.md, "Moderation commands"). */
+export type MemberAction = 'invite' | 'remove' | 'mute' | 'ban' | 'unban' | 'role'
+export const MEMBER_ACTIONS: readonly MemberAction[] = ['invite', 'remove', 'mute', 'ban', 'unban', 'role']
+
+/** A role's rank; no membership (or a banned one) ranks 0. */
+export function rankOf(member: Pick<RoomMember, 'role' | 'banned'> | undefined): number {
+  return member && !member.banned ? RANK[member.role] : 0
+}
+
+/**
+ * The role rules: may `actor` do `action` to `subject` (their memberships, undefined for none)?
+ * Owners and moderators invite, remove, mute, ban and unban; only owners set roles (`role`: the
+ * new one); nobody acts on someone of the same or a higher role.
+ */
+export function mayAct(action: MemberAction, actor: RoomMember | undefined, subject: RoomMember | undefined, role?: MemberRole): boolean {
+  const rank = rankOf(actor)
+  if (rank < RANK.moderator) return false
+  // A banned subject ranks by the role the row keeps: a moderator cannot lift an owner's ban of another moderator.
+  const subjectRank = subject ? RANK[subject.role] : 0
+  switch (action) {
+    case 'invite': return !subject
+    case 'unban': return subject?.banned === true && subjectRank < rank
+    case 'role': return rank === RANK.owner && subjectRank < rank && role !== undefined && subject !== undefined && !subject.banned
+    default: return subjectRank < rank
+  }
+}
+
+/** Is the member muted at `now`? */
+export function isMuted(member: RoomMember | undefined, now = Date.now()): boolean {
+  return member?.mutedUntil !== undefined && member.mutedUntil > now
+}
+
+/**
+ * The direct room of two users: `dm:` + 22 base64url characters of SHA-256 of their ids sorted
+ * and joined by NUL, so both sides compute the same id (NUL cannot be in an id, so no two pairs share one).
+ */
+export function directRoomId(userA: string, userB: string): string {
+  const [first, second] = [userA, userB].sort()
+  return `dm:${createHash('sha256').update(`${first}\0${second}`).digest('base64url').slice(0, 22)}`
+}
+
+/** Why `uid` cannot be a member (or the other side of a direct room), or undefined. */
+export function memberIdProblem(uid: unknown): string | undefined {
+  if (typeof uid !== 'string' || !uid || uid.length > MAX_MEMBER_ID || [...uid].some(char => char.charCodeAt(0) < 32 || char.charCodeAt(0) === 127)) return `a user id is 1-${MAX_MEMBER_ID} characters without control characters`
+  if (uid.startsWith('guest:')) return 'guests cannot be members of a room'
+  return undefined
+}
+
+/** Why these record fields cannot be stored, or undefined. */
+export function roomFieldsProblem(fields: Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>): string | undefined {
+  if (fields.title !== undefined && (typeof fields.title !== 'string' || fields.title.length > MAX_ROOM_TITLE || fields.title.includes('\0'))) return `title: at most ${MAX_ROOM_TITLE} characters`
+  if (fields.topic !== undefined && (typeof fields.topic !== 'string' || fields.topic.length > MAX_ROOM_TOPIC || fields.topic.includes('\0'))) return `topic: at most ${MAX_ROOM_TOPIC} characters`
+  if (fields.visibility !== undefined && fields.visibility !== 'public' && fields.visibility !== 'private') return 'visibility: public or private'
+  return undefined
+}

@@ -1,0 +1,149 @@
+import type { Hookable } from 'hookable'
+import { errorFrame, type ChatErrorFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatUser } from '../../shared/protocol'
+import type { ChatMemberActionContext, ChatRuntimeHooks } from '../../types'
+import { memberIdProblem, mayAct, MUTED_FOREVER, type MemberRole, type RoomDirectory, type RoomMember } from './roomMembers'
+
+/** What a moderation command (or the server API's equivalent) comes to: the membership as it now is, or the refusal. */
+export type ModerationResult = { frame: ChatMemberFrame } | { status: number, error: ChatErrorFrame }
+
+export interface RoomModerationOptions {
+  store: RoomDirectory
+  hooks: Hookable<ChatRuntimeHooks>
+  logger: { error: (message: string, error?: unknown) => void }
+  /** A membership changed (stored): tell every instance (caches, connections, rooms lists). */
+  changed: (frame: ChatMemberFrame) => void
+  /** A new membership was stored (not a ban): the room joins the person's rooms lists. */
+  added?: (room: string, uid: string) => void
+  now?: () => number
+}
+
+/** Who the app's server code acts as in the `chat:action` hook. */
+const SERVER_ACTOR: ChatUser = Object.freeze({ id: 'server', name: 'server' })
+
+/** The `member` frame of a membership (or of none). */
+export function memberFrame(room: string, uid: string, member: RoomMember | undefined, removed = false): ChatMemberFrame {
+  const frame: ChatMemberFrame = { type: 'member', room, uid }
+  if (member) {
+    frame.role = member.role
+    if (member.mutedUntil !== undefined) frame.mutedUntil = member.mutedUntil
+    if (member.banned) frame.banned = true
+  }
+  if (removed || member?.banned) frame.removed = true
+  return frame
+}
+
+/**
+ * Moderation (docs/PROTOCOL.md, "Moderation commands"): the role rules, then the `chat:action`
+ * hook, then the store, then `changed`. `actor` undefined: the app's server code (trusted: the
+ * rules do not apply, the hook still runs with `allow: true`).
+ */
+export function createRoomModeration({ store, hooks, logger, changed, added = () => {}, now = Date.now }: RoomModerationOptions) {
+  const fail = (status: number, code: ChatErrorFrame['code'], message: string): ModerationResult => ({ status, error: errorFrame(code, message) })
+
+  /** A room acted in without a record becomes a public one made by nobody, so its members and bans count (admission reads members of recorded rooms only). */
+  async function ensureRecord(room: string) {
+    if (await store.roomRecord(room)) return
+    await store.createRoom({ id: room, title: room, topic: '', visibility: 'public', kind: 'room', createdBy: null, createdAt: now() })
+  }
+
+  async function act(room: string, command: ChatMemberCommand, actor?: ChatUser): Promise<ModerationResult> {
+    const subjectId = command.user
+    const problem = memberIdProblem(subjectId)
+    if (problem) return fail(400, 'bad_request', problem)
+    if (actor?.guest) return fail(403, 'forbidden', 'Guests cannot moderate')
+    // A direct room has its two members, no more, no fewer.
+    if (room.startsWith('dm:') && actor) return fail(403, 'forbidden', 'Nobody moderates a direct room')
+    let actorMember: RoomMember | undefined
+    let subject: RoomMember | undefined
+    try {
+      actorMember = actor ? await store.member(room, actor.id) : undefined
+      subject = await store.member(room, subjectId)
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not read a room\'s members', error)
+      return fail(503, 'unavailable', 'The room could not be read; try again')
+    }
+    const role = command.type === 'role' ? command.role : undefined
+    const until = command.type === 'mute' ? command.until ?? MUTED_FOREVER : undefined
+    const context: ChatMemberActionContext = { room, user: actor ?? SERVER_ACTOR, action: command.type, subject: subjectId, allow: !actor || mayAct(command.type, actorMember, subject, role) }
+    if (role) context.role = role
+    if (until !== undefined) context.until = until
+    try {
+      await hooks.callHook('chat:action', context)
+    }
+    catch (error) {
+      const { statusCode, statusMessage } = error as { statusCode?: number, statusMessage?: string }
+      if (!statusCode) {
+        logger.error('[nuxt-chat] the chat:action hook failed', error)
+        return fail(503, 'unavailable', 'The change could not be checked; try again')
+      }
+      context.reject = statusMessage || 'Not allowed'
+    }
+    if (context.reject !== undefined) return fail(403, 'forbidden', String(context.reject))
+    if (!context.allow) return fail(403, 'forbidden', `You may not ${command.type} this person in this room`)
+    try {
+      return await apply(room, command, subjectId, subject, role, until)
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not store a membership', error)
+      return fail(503, 'unavailable', 'The change could not be stored; try again')
+    }
+  }
+
+  async function apply(room: string, command: ChatMemberCommand, uid: string, subject: RoomMember | undefined, role: MemberRole | undefined, until: number | undefined): Promise<ModerationResult> {
+    const fresh = (): RoomMember => ({ room, uid, role: 'member', joinedAt: now() })
+    let next: RoomMember | undefined
+    let removed = false
+    switch (command.type) {
+      case 'invite':
+        // Already in: nothing changes (a banned person is let back only by `unban` first, or by server code).
+        if (subject && !subject.banned) return { frame: memberFrame(room, uid, subject) }
+        next = fresh()
+        break
+      case 'remove':
+        if (!subject || subject.banned) return fail(404, 'not_found', 'No such member in this room')
+        removed = true
+        break
+      case 'mute':
+        if (subject?.banned) return fail(404, 'not_found', 'No such member in this room')
+        next = { ...subject ?? fresh() }
+        if (until! > now()) next.mutedUntil = until
+        else delete next.mutedUntil
+        break
+      case 'ban':
+        next = { ...subject ?? fresh(), banned: true }
+        delete next.mutedUntil
+        break
+      case 'unban':
+        if (!subject?.banned) return fail(404, 'not_found', 'This person is not banned here')
+        break
+      case 'role':
+        if (!subject || subject.banned) return fail(404, 'not_found', 'No such member in this room')
+        next = { ...subject, role: role! }
+        break
+    }
+    await ensureRecord(room)
+    if (next) await store.saveMember(next)
+    else await store.deleteMember(room, uid)
+    const frame = memberFrame(room, uid, next, removed)
+    changed(frame)
+    if (next && !next.banned && (!subject || subject.banned)) added(room, uid)
+    return { frame }
+  }
+
+  return {
+    /** Run one moderation command in `room` as `actor` (absent: the app's server code). */
+    act,
+    /** Make a membership directly (server code creating rooms and direct rooms): no hook, no rules. */
+    async add(member: RoomMember): Promise<boolean> {
+      const stored = await store.addMemberIfAbsent(member)
+      if (stored) {
+        changed(memberFrame(member.room, member.uid, member))
+        added(member.room, member.uid)
+      }
+      return stored
+    },
+  }
+}
+
+export type RoomModeration = ReturnType<typeof createRoomModeration>

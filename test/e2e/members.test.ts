@@ -1,0 +1,291 @@
+/**
+ * Rooms with members (issue 23, docs/PROTOCOL.md "Rooms and members"), against two built
+ * PostgreSQL instances (a database of this file's own) on Redis (a channel of this file's own),
+ * with real sockets: private rooms refused to non-members on every transport without telling
+ * anything, direct rooms opened from both sides, bans ending connections on both instances
+ * within a second and dropping the room from the lists, mutes, the role rules and the
+ * `chat:action` hook. Users are the fixture's `user-…` toy sessions.
+ */
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
+import { installEventSource } from '../utils/chaos'
+import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
+import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
+
+installEventSource()
+
+const tag = randomUUID().slice(0, 8)
+const newRoom = (prefix = 'team') => `${prefix}-${randomUUID().slice(0, 8)}`
+let users = 0
+/** A signed-in user of this file's own: their id and the cookie that makes them. */
+const newUser = (prefix = 'user') => {
+  const id = `${prefix}-${tag}-${++users}`
+  return { id, headers: { cookie: `session=${id}` } }
+}
+type User = ReturnType<typeof newUser>
+const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
+const wsBase = (server: TestServer) => server.wsUrl('')
+
+/** One call of `useChatServer()` through the fixture's API route. */
+async function callServer(server: TestServer, body: Record<string, unknown>) {
+  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return { status: response.status, body: await response.json() as Record<string, unknown> }
+}
+
+/** Status and body of a plain GET (the admission probe of `/_ws`, an SSE stream, a history page). */
+async function get(url: string, user?: User) {
+  const response = await fetch(url, { headers: { 'sec-fetch-site': 'same-origin', ...user?.headers } })
+  return { status: response.status, body: await response.text() }
+}
+
+describe('rooms with members, two PostgreSQL instances on Redis', () => {
+  let a: TestServer
+  let b: TestServer
+  const database = ownPostgresDatabase('nuxt_chat_members')
+  const opened: { close: () => unknown }[] = []
+  const track = <T extends { close: () => unknown }>(reader: T) => {
+    opened.push(reader)
+    return reader
+  }
+  const socket = async (server: TestServer, params: Record<string, string>, user?: User) => track(await ChatSocket.open(wsBase(server), params, user ? { headers: user.headers } : {}))
+
+  beforeAll(async () => {
+    const env = { ...database.env, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `nuxt-chat-members-${tag}`, NUXT_CHAT_RATE_LIMIT: 'false' }
+    ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+  })
+  afterAll(async () => {
+    for (const reader of opened) await reader.close()
+    await Promise.all([a?.stop(), b?.stop()])
+    database.drop()
+  })
+
+  /** A room made by server code on instance `a`, owned by a new user, with new members. */
+  async function roomWith(visibility: 'public' | 'private', memberCount = 1) {
+    const owner = newUser()
+    const members = Array.from({ length: memberCount }, () => newUser())
+    const room = newRoom()
+    const created = await callServer(a, { call: 'createRoom', input: { id: room, title: 'Team', visibility, owner: owner.id, members: members.map(member => member.id) } })
+    expect(created.status).toBe(200)
+    return { room, owner, members }
+  }
+
+  it('a private room refuses non-members on WebSocket, SSE, POST and history, with the answer of a room that does not exist', async () => {
+    const { room, owner, members: [member] } = await roomWith('private')
+    const outsider = newUser()
+    const nowhere = 'dm:AAAAAAAAAAAAAAAAAAAAAA'
+    // Members get in, on either instance.
+    const ownSocket = await socket(a, { room }, owner)
+    await ownSocket.waitFor(frame => frame.event === 'welcome')
+    const memberStream = track(await ChatStream.open(httpBase(b), { room }, member!.headers))
+    expect(memberStream.status).toBe(200)
+    ownSocket.send({ type: 'message', message: 'members only', cid: 'c-1' })
+    await memberStream.waitFor(frame => frame.type === 'message' && frame.message === 'members only')
+
+    for (const server of [a, b]) {
+      for (const [who, user] of [['outsider', outsider], ['guest', undefined]] as const) {
+        const answers = async (name: string) => ({
+          upgrade: await upgradeStatus(server.wsUrl(`/_ws?room=${encodeURIComponent(name)}`), user ? { headers: user.headers } : {}),
+          probe: await get(server.url(`/_ws?room=${encodeURIComponent(name)}`), user),
+          sse: await get(server.url(`/api/sse?room=${encodeURIComponent(name)}`), user),
+          history: await get(server.url(`/api/sse?room=${encodeURIComponent(name)}&before=100`), user),
+          post: await postMessage(httpBase(server), { message: 'let me in', cid: 'c-x' }, { room: name }, user?.headers).then(({ status, text }) => ({ status, body: text })),
+          read: await postMessage(httpBase(server), { type: 'read' }, { room: name }, user?.headers).then(({ status, text }) => ({ status, body: text })),
+        })
+        const refused = await answers(room)
+        expect(refused.upgrade, `${who}: upgrade`).toBe(403)
+        for (const key of ['probe', 'sse', 'history', 'post', 'read'] as const) {
+          expect(refused[key].status, `${who}: ${key}`).toBe(403)
+          expect(JSON.parse(refused[key].body), `${who}: ${key}`).toEqual({ type: 'error', code: 'forbidden', user: 'server', message: 'Not allowed in this room' })
+        }
+        // Nothing tells a private room from one that does not exist.
+        expect(await answers(nowhere), who).toEqual(refused)
+      }
+    }
+    // Nothing was stored by the refused: the member's stream saw only the owner's message.
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(memberStream.messages.map(frame => frame.message)).toEqual(['members only'])
+  })
+
+  it('a direct room opened from both sides, on two instances, is one room of exactly those two', async () => {
+    const alice = newUser()
+    const bob = newUser()
+    const carol = newUser()
+    // Bob's rooms list, open before the room exists, shows it once Alice opens it.
+    const bobsList = await socket(b, { rooms: '' }, bob)
+    await bobsList.waitFor(frame => frame.type === 'rooms')
+    const fromAlice = await socket(a, { dm: bob.id }, alice)
+    const fromBob = await socket(b, { dm: alice.id }, bob)
+    const room = String((await fromAlice.waitFor(frame => frame.event === 'welcome')).room)
+    expect(room).toMatch(/^dm:[\w-]{22}$/)
+    await bobsList.waitFor(frame => frame.type === 'room' && frame.room === room && !frame.removed, 'the direct room in Bob\'s list')
+    expect((await fromBob.waitFor(frame => frame.event === 'welcome')).room).toBe(room)
+    fromAlice.send({ type: 'message', message: 'hi Bob', cid: 'c-1' })
+    await fromBob.waitFor(frame => frame.type === 'message' && frame.message === 'hi Bob')
+    const server = await callServer(b, { call: 'directRoom', userId: bob.id, otherId: alice.id })
+    expect(server.body).toMatchObject({ id: room, kind: 'dm', visibility: 'private' })
+    expect(((await callServer(a, { call: 'members', room })).body as unknown as { uid: string }[]).map(member => member.uid).sort()).toEqual([alice.id, bob.id].sort())
+    // A third person cannot read it by its name, nor moderate their way in.
+    expect(await upgradeStatus(a.wsUrl(`/_ws?room=${encodeURIComponent(room)}`), { headers: carol.headers })).toBe(403)
+    fromAlice.send({ type: 'invite', user: carol.id })
+    expect(await fromAlice.waitFor(frame => frame.type === 'error')).toMatchObject({ code: 'forbidden' })
+    // Guests have no direct rooms; nobody has one with themselves.
+    expect((await get(a.url(`/_ws?dm=${bob.id}`))).status).toBe(401)
+    expect(JSON.parse((await get(a.url(`/_ws?dm=${alice.id}`), alice)).body)).toMatchObject({ code: 'bad_request' })
+  })
+
+  it.each(['ws', 'sse'] as ChatTransport[])('the real client opens a direct room by the other person\'s id (%s), and both sides send in it', async (transport) => {
+    const alice = newUser()
+    const bob = newUser()
+    const restore = signInByName({ alice: alice.headers.cookie, bob: bob.headers.cookie })
+    const client = (server: TestServer, name: string, dm: string) => {
+      const connection = createChatConnection({
+        room: 'chat', dm, name, transport, route: '/_ws', sseRoute: '/api/sse', maxMessages: 100, maxQueue: 50, maxLength: 2000,
+        autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'),
+      })
+      track(connection)
+      connection.open()
+      return connection
+    }
+    try {
+      const fromAlice = client(a, 'alice', bob.id)
+      const fromBob = client(b, 'bob', alice.id)
+      await until(() => fromAlice.me.value && fromBob.me.value, 'both welcomed').catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify([fromAlice.status.value, fromAlice.error.value, fromBob.status.value, fromBob.error.value])}`)
+      })
+      fromAlice.send('hello from Alice')
+      await until(() => fromBob.messages.value.some(message => message.message === 'hello from Alice'), 'Bob got it')
+      fromBob.send('hi Alice')
+      await until(() => fromAlice.messages.value.some(message => message.message === 'hi Alice' && message.id), 'Alice got the answer')
+      const rooms = new Set([...fromAlice.messages.value, ...fromBob.messages.value].map(message => message.room))
+      expect([...rooms]).toEqual([(await callServer(a, { call: 'directRoom', userId: alice.id, otherId: bob.id })).body.id])
+    }
+    finally {
+      restore()
+    }
+  })
+
+  it('a ban ends the member\'s connections on both instances within a second, their list drops the room, and they stay out', async () => {
+    const { room, owner, members: [member] } = await roomWith('public')
+    const ownSocket = await socket(a, { room }, owner)
+    await ownSocket.waitFor(frame => frame.event === 'welcome')
+    const onA = await socket(a, { room }, member)
+    const onB = await socket(b, { room }, member)
+    const streamOnB = track(await ChatStream.open(httpBase(b), { room }, member!.headers))
+    await Promise.all([onA, onB, streamOnB].map(reader => reader.waitFor(frame => frame.type === 'presence')))
+    const list = await socket(b, { rooms: '' }, member)
+    await until(() => list.frames.some(frame => frame.type === 'rooms' && (frame.rooms as { room: string }[]).some(entry => entry.room === room)), 'the room in the member\'s list')
+
+    const started = performance.now()
+    ownSocket.send({ type: 'ban', user: member!.id })
+    expect(await ownSocket.waitFor(frame => frame.type === 'member')).toEqual({ type: 'member', room, uid: member!.id, role: 'member', banned: true, removed: true })
+    await until(() => onA.closed && onB.closed, 'both sockets closed', 5000)
+    await streamOnB.done
+    const elapsed = performance.now() - started
+    console.info(`ban → connections on both instances closed in ${elapsed.toFixed(0)} ms`)
+    expect(elapsed).toBeLessThan(1000)
+    expect(onA.closed).toEqual({ code: 4003, reason: 'Banned from the room' })
+    expect(onB.closed).toEqual({ code: 4003, reason: 'Banned from the room' })
+    await list.waitFor(frame => frame.type === 'room' && frame.room === room && frame.removed === true, 'the room dropped from the list')
+
+    // Out everywhere: the upgrade, a POST, a new list.
+    for (const server of [a, b]) expect(await upgradeStatus(server.wsUrl(`/_ws?room=${room}`), { headers: member!.headers })).toBe(403)
+    expect((await postMessage(httpBase(b), { message: 'back?' }, { room }, member!.headers)).status).toBe(403)
+    const again = await socket(a, { rooms: '' }, member)
+    const rooms = await again.waitFor(frame => frame.type === 'rooms')
+    expect((rooms.rooms as { room: string }[]).map(entry => entry.room)).not.toContain(room)
+    // Unbanned, they may come back to the public room.
+    expect((await callServer(b, { call: 'unban', room, userId: member!.id })).body).toEqual({ type: 'member', room, uid: member!.id })
+    expect(await upgradeStatus(a.wsUrl(`/_ws?room=${room}`), { headers: member!.headers })).toBe(101)
+  })
+
+  it('a muted member reads but cannot send, on either instance, until unmuted', async () => {
+    const { room, owner, members: [member] } = await roomWith('private')
+    const ownSocket = await socket(a, { room }, owner)
+    const memberSocket = await socket(b, { room }, member)
+    await memberSocket.waitFor(frame => frame.type === 'presence')
+    ownSocket.send({ type: 'mute', user: member!.id })
+    const muted = await ownSocket.waitFor(frame => frame.type === 'member')
+    expect(muted).toMatchObject({ uid: member!.id, role: 'member', mutedUntil: Number.MAX_SAFE_INTEGER })
+    expect(muted).not.toHaveProperty('removed')
+
+    memberSocket.send({ type: 'message', message: 'can I?', cid: 'm-1' })
+    expect(await memberSocket.waitFor(frame => frame.type === 'error')).toMatchObject({ code: 'muted', cid: 'm-1', mutedUntil: Number.MAX_SAFE_INTEGER })
+    const post = await postMessage(httpBase(a), { message: 'by POST?' }, { room }, member!.headers)
+    expect(post.status).toBe(403)
+    expect(post.json).toMatchObject({ code: 'muted' })
+    // Still reading: live, and history.
+    ownSocket.send({ type: 'message', message: 'you can read this', cid: 'o-1' })
+    await memberSocket.waitFor(frame => frame.type === 'message' && frame.message === 'you can read this')
+    expect((await get(a.url(`/api/sse?room=${room}&before=100`), member)).status).toBe(200)
+    expect(memberSocket.closed).toBeUndefined()
+
+    // Unmuted by server code on the other instance: the next message passes at once.
+    expect((await callServer(b, { call: 'mute', room, userId: member!.id, until: 0 })).body).toEqual({ type: 'member', room, uid: member!.id, role: 'member' })
+    memberSocket.send({ type: 'message', message: 'thanks', cid: 'm-2' })
+    await ownSocket.waitFor(frame => frame.type === 'message' && frame.message === 'thanks')
+    expect(ownSocket.messages.map(frame => frame.message)).not.toContain('can I?')
+  })
+
+  it('moderator actions are refused to plain members and guests; moderators act below their role; owners set roles', async () => {
+    const { room, owner, members: [moderator, plain, other] } = await roomWith('public', 3)
+    const guestSocket = await socket(a, { room, name: 'visitor' })
+    const plainSocket = await socket(b, { room }, plain)
+    const modSocket = await socket(a, { room }, moderator)
+    await Promise.all([guestSocket, plainSocket, modSocket].map(reader => reader.waitFor(frame => frame.event === 'welcome')))
+    const answer = async (reader: ChatSocket, command: Record<string, unknown>) => {
+      const seen = reader.frames.length
+      reader.send(command)
+      return await until(() => reader.frames.slice(seen).find(frame => frame.type === 'member' || frame.type === 'error'), `an answer to ${command.type}`)
+    }
+    for (const command of [{ type: 'ban', user: other!.id }, { type: 'mute', user: other!.id }, { type: 'remove', user: other!.id }, { type: 'invite', user: newUser().id }, { type: 'role', user: other!.id, role: 'moderator' }]) {
+      expect(await answer(plainSocket, command), `member: ${command.type}`).toMatchObject({ type: 'error', code: 'forbidden' })
+      expect(await answer(guestSocket, command), `guest: ${command.type}`).toMatchObject({ type: 'error', code: 'forbidden' })
+    }
+    // Only owners set roles: a moderator cannot make one.
+    expect((await callServer(b, { call: 'setRole', room, userId: moderator!.id, role: 'moderator' })).body).toMatchObject({ role: 'moderator' })
+    expect(await answer(modSocket, { type: 'role', user: other!.id, role: 'moderator' })).toMatchObject({ code: 'forbidden' })
+    expect(await answer(modSocket, { type: 'ban', user: owner.id })).toMatchObject({ code: 'forbidden' })
+    // A moderator deletes anyone's message in their room; a plain member cannot.
+    const posted = await postMessage(httpBase(b), { message: 'off topic', cid: 'p-1' }, { room }, other!.headers)
+    const id = posted.json!.id as number
+    expect(await answer(plainSocket, { type: 'delete', target: id })).toMatchObject({ type: 'error', code: 'forbidden' })
+    modSocket.send({ type: 'delete', target: id, cid: 'd-1' })
+    await modSocket.waitFor(frame => frame.type === 'delete' && frame.target === id)
+    expect(await answer(modSocket, { type: 'remove', user: plain!.id })).toEqual({ type: 'member', room, uid: plain!.id, removed: true })
+    await until(() => plainSocket.closed, 'the removed member\'s socket closed')
+    expect(plainSocket.closed).toEqual({ code: 4003, reason: 'Removed from the room' })
+  })
+
+  it('a public room made private closes the non-members\' connections on both instances; members stay', async () => {
+    const { room, owner, members: [member] } = await roomWith('public')
+    const outsider = newUser()
+    const outsiderOnA = await socket(a, { room }, outsider)
+    const outsiderOnB = await socket(b, { room }, outsider)
+    const memberOnB = await socket(b, { room }, member)
+    const guest = await socket(a, { room })
+    await Promise.all([outsiderOnA, outsiderOnB, memberOnB, guest].map(reader => reader.waitFor(frame => frame.type === 'presence')))
+    expect((await callServer(b, { call: 'updateRoom', room, fields: { visibility: 'private', topic: 'members only now' } })).body).toMatchObject({ id: room, visibility: 'private', topic: 'members only now', createdBy: owner.id })
+    await until(() => outsiderOnA.closed && outsiderOnB.closed && guest.closed, 'the non-members closed', 5000)
+    for (const reader of [outsiderOnA, outsiderOnB, guest]) expect(reader.closed).toEqual({ code: 4003, reason: 'Not allowed in this room' })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(memberOnB.closed).toBeUndefined()
+  })
+
+  it('the chat:action hook can refuse a moderation command the roles allow', async () => {
+    const { room, owner } = await roomWith('private')
+    const ownSocket = await socket(a, { room }, owner)
+    await ownSocket.waitFor(frame => frame.event === 'welcome')
+    const protectedUser = newUser('user-protected')
+    ownSocket.send({ type: 'invite', user: protectedUser.id })
+    expect(await ownSocket.waitFor(frame => frame.type === 'error')).toMatchObject({ code: 'forbidden', message: 'this person is protected' })
+    expect(await upgradeStatus(b.wsUrl(`/_ws?room=${room}`), { headers: protectedUser.headers })).toBe(403)
+    // The server API passes the hook too.
+    expect((await callServer(b, { call: 'addMember', room, userId: protectedUser.id })).status).toBe(403)
+    // An invite the hook lets through lets the person in, on the other instance at once.
+    const invited = newUser()
+    ownSocket.send({ type: 'invite', user: invited.id })
+    await ownSocket.waitFor(frame => frame.type === 'member' && frame.uid === invited.id)
+    expect(await upgradeStatus(b.wsUrl(`/_ws?room=${room}`), { headers: invited.headers })).toBe(101)
+  })
+})

@@ -1,0 +1,74 @@
+/**
+ * The hub's side of rooms with members (docs/PROTOCOL.md, "Admission"): a `member` bus event from
+ * another instance closes the removed person's connections here, and connections let in while
+ * the store was down since boot are checked again once it answers.
+ */
+import { createHooks } from 'hookable'
+import { consola } from 'consola'
+import { describe, expect, it } from 'vitest'
+import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
+import type { BusEvent, ChatBus } from '../../src/runtime/server/utils/bus'
+import { createChatHub, type Member } from '../../src/runtime/server/utils/hub'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+import type { ChatAdmission } from '../../src/runtime/server/utils/access'
+
+const config = {
+  replay: 50, maxReplay: 1000, maxLength: 2000, history: { max: 10_000, maxAge: 0 }, rateLimit: false, presenceInterval: 60_000,
+} as ChatRuntimeConfig
+
+function testBus() {
+  let onEvent: (event: BusEvent, origin: string) => void = () => {}
+  const bus: ChatBus = { publish: () => true, onEvent: listener => void (onEvent = listener), onRecover() {}, close: async () => {} }
+  return { bus, inject: (event: BusEvent) => onEvent(event, 'other-instance') }
+}
+
+function testMember(id: string) {
+  const closed: { code?: number, reason?: string }[] = []
+  const member: Member & { closed: typeof closed } = { user: { id, name: id }, sender: id, closed, write() {}, close: (code, reason) => void closed.push({ code, reason }) }
+  return member
+}
+
+const admission = (room: string, id: string): ChatAdmission => ({ room, user: { id, name: id }, sender: id, createsReadPosition: false })
+
+describe('hub: memberships on every instance', () => {
+  it('a member event from another instance closes the person\'s connections to that room here (4003), and only theirs', async () => {
+    const store = createMemoryRoomLog()
+    const { bus, inject } = testBus()
+    const hub = createChatHub({ config, store, bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    const banned = testMember('u-bob')
+    const other = testMember('u-carol')
+    await hub.join('team', banned, undefined)
+    await hub.join('team', other, undefined)
+    inject({ kind: 'member', room: 'team', id: 0, frame: JSON.stringify({ type: 'member', room: 'team', uid: 'u-bob', role: 'member', banned: true, removed: true }) })
+    expect(banned.closed).toEqual([{ code: 4003, reason: 'Banned from the room' }])
+    expect(other.closed).toEqual([])
+    // A malformed event changes nothing.
+    inject({ kind: 'member', room: 'team', id: 0, frame: '{"type":"member","room":"elsewhere","uid":"u-carol","removed":true}' })
+    expect(other.closed).toEqual([])
+    await hub.close()
+  })
+
+  it('a store down since boot lets a join in; once it answers, a non-member of a private room is closed', async () => {
+    const store = createMemoryRoomLog()
+    let down = true
+    const flaky = { ...store, roomRecord: (room: string) => down ? Promise.reject(new Error('down at boot')) : store.roomRecord(room), member: (room: string, uid: string) => down ? Promise.reject(new Error('down at boot')) : store.member(room, uid) }
+    const quiet = { ...consola, error() {} } as unknown as typeof consola
+    const hub = createChatHub({ config, store: flaky, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+    await hub.admitToRoom(admission('secret', 'u-eve'))
+    await hub.admitToRoom(admission('secret', 'u-alice'))
+    const eve = testMember('u-eve')
+    const alice = testMember('u-alice')
+    await hub.join('secret', eve, undefined)
+    await hub.join('secret', alice, undefined)
+    await store.createRoom({ id: 'secret', title: 'Secret', topic: '', visibility: 'private', kind: 'room', createdBy: 'u-alice', createdAt: 1 })
+    await store.saveMember({ room: 'secret', uid: 'u-alice', role: 'owner', joinedAt: 1 })
+    down = false
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    expect(eve.closed).toEqual([{ code: 4003, reason: 'Not allowed in this room' }])
+    expect(alice.closed).toEqual([])
+    // Answered once: a store failing now refuses.
+    down = true
+    await expect(hub.admitToRoom(admission('other', 'u-eve'))).rejects.toMatchObject({ status: 503 })
+    await hub.close()
+  })
+})
