@@ -55,13 +55,13 @@ export class ChatLimitRefusal extends ChatRefusal {
  * of them): unidentified attempts are bounded per address, and guests at their cap do not keep
  * the address's signed-in people out.
  */
-export async function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined): Promise<ChatAdmission> {
+export async function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined, version?: 2): Promise<ChatAdmission> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
   const pending = holdPending(clientIp(headers, socket?.remoteAddress, config), config)
   if (!(pending instanceof ConnectionHold)) throw new ChatLimitRefusal(pending)
   try {
-    return await admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
+    return await admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room), version)
   }
   finally {
     pending.release()

@@ -261,7 +261,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   async function join(name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition = false) {
     const room = roomOf(name)
     room.delivery.add(member)
-    member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
+    member.write(member.greeting?.(name) ?? new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
     const newcomer: Newcomer = { since, createsPosition }
