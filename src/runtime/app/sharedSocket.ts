@@ -126,6 +126,12 @@ class SharedSocket {
     }
     const subscriber = frame.room === undefined ? this.subscribers.get('') : this.subscribers.get(frame.room)
     if (!subscriber) return
+    if (frame.type === 'error' && subscriber.room === undefined && !subscriber.opened && frame.ref === subscriber.ref) {
+      // The rooms list refused (a guest's): the list asks the route why, as after a refused upgrade.
+      this.subscribers.delete('')
+      subscriber.events.dropped(true)
+      return
+    }
     switch (frame.type) {
       case 'joined': {
         if (frame.ref !== subscriber.ref) return
@@ -278,4 +284,10 @@ export function openSharedWebSocketLink(targets: ChatLinkTargets, events: ChatLi
       subscriber.socket?.remove(subscriber)
     },
   }
+}
+
+/** Close every shared socket at once, telling no link (tests start each case from a fresh tab). */
+export function forgetSharedSockets() {
+  for (const socket of [...sockets.values()]) socket.close()
+  versionOneRoutes.clear()
 }
