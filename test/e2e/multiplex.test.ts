@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, ChatSocketV2, postMessage, PROTOCOL_V2, until } from '../utils/clients'
+import { scrapeMetrics } from '../utils/metrics'
 import { REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 const newRoom = (prefix = 'mux') => `${prefix}-${randomUUID().slice(0, 8)}`
@@ -122,6 +123,14 @@ describe('protocol version 2 on one instance', () => {
     expect(guest.closed).toBeUndefined()
     guest.send({ type: 'message', room, message: 'still here', cid: 'c-still' })
     await guest.waitFor(frame => frame.type === 'message' && frame.room === room && frame.message === 'still here', 'the message after a refusal')
+  })
+
+  it('counts a connection in three rooms as one connection in the metrics', async () => {
+    const before = (await scrapeMetrics(server)).get('nuxt_chat_connections')!
+    const socket = await open({ name: 'Counted' })
+    for (const room of [newRoom(), newRoom(), newRoom()]) await socket.join(room)
+    expect((await scrapeMetrics(server)).get('nuxt_chat_connections')).toBe(before + 1)
+    await socket.close()
   })
 
   it('stops delivery after leave', async () => {
