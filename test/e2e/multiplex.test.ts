@@ -154,6 +154,23 @@ describe('protocol version 2 on one instance', () => {
     expect((await reader.join(room)).type).toBe('caught_up')
   })
 
+  it('ends one room when the app disconnects the user from it; the connection and its other rooms stay', async () => {
+    const [kept, ended] = [newRoom(), newRoom()]
+    const socket = await open({ name: 'Ejected' })
+    const hello = await socket.waitFor(frame => frame.type === 'hello', 'hello')
+    await socket.join(kept)
+    await socket.join(ended)
+    const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'disconnect', room: ended, userId: (hello.me as { id: string }).id }) })
+    expect(response.status).toBe(200)
+    expect(await socket.waitFor(frame => frame.type === 'left' && frame.room === ended, 'left')).toMatchObject({ reason: 'disconnected' })
+    expect((await postMessage(httpBase(server), { message: 'in kept' }, { room: kept })).status).toBe(200)
+    expect((await postMessage(httpBase(server), { message: 'in ended' }, { room: ended })).status).toBe(200)
+    await socket.waitFor(frame => frame.type === 'message' && frame.message === 'in kept', 'the kept room\'s message')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(socket.messagesOf(ended)).toEqual([])
+    expect(socket.closed).toBeUndefined()
+  })
+
   it('delivers each message once per room through a reconnect with cursors', async () => {
     const rooms = [newRoom(), newRoom()] as const
     const guest = randomUUID().replaceAll('-', '')
