@@ -28,6 +28,7 @@ export const chatDefaults = {
   maxPayload: 64 * 1024,
   bodyTimeout: 10_000,
   maxBufferedBytes: 4 * 1024 * 1024,
+  maxRoomsPerConnection: 100,
   heartbeat: { interval: 25_000, timeout: 10_000 },
   sse: { keepAlive: 15_000, retry: 2000 },
   presenceInterval: 5000,

@@ -95,6 +95,8 @@ export interface ChatRuntimeConfig {
   bodyTimeout: number
   /** A connection whose unsent output grows past this many bytes is closed (slow reader). @default 4194304 */
   maxBufferedBytes: number
+  /** Rooms one version 2 connection may be in at once (docs/PROTOCOL.md, "Version 2"); a `join` past it is refused with `too_many_rooms`. @default 100 */
+  maxRoomsPerConnection: number
   /** Heartbeat: the client pings every `interval` ms and reconnects when no pong comes within `timeout`; the server pings with WebSocket ping frames and drops a peer silent for two intervals. @default { interval: 25000, timeout: 10000 } */
   heartbeat: ChatHeartbeatOptions
   /** SSE: keep-alive comment every `keepAlive` ms; `retry` sent to EventSource. @default { keepAlive: 15000, retry: 2000 } */

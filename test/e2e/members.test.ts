@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
 import { installEventSource } from '../utils/chaos'
-import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
+import { ChatSocket, ChatSocketV2, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
 import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
@@ -163,6 +163,32 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     finally {
       restore()
     }
+  })
+
+  it('version 2: a join of a private room is refused to a non-member as a room that does not exist; a ban ends the subscription on the other instance within a second, the connection stays', async () => {
+    const { room, owner, members: [member] } = await roomWith('private')
+    const outsider = newUser()
+    const open = async (server: TestServer, user: User) => track(await ChatSocketV2.openV2(wsBase(server), {}, { headers: user.headers }))
+    const [stranger, ownerSocket, memberSocket] = await Promise.all([open(a, outsider), open(a, owner), open(b, member!)])
+    const refused = await stranger.join(room)
+    const nowhere = await stranger.join('dm:AAAAAAAAAAAAAAAAAAAAAA')
+    expect(refused).toMatchObject({ type: 'join_refused', room, code: 'forbidden' })
+    expect(refused.message).toBe(nowhere.message)
+    expect(await ownerSocket.join(room)).toMatchObject({ type: 'caught_up', room })
+    expect(await memberSocket.join(room)).toMatchObject({ type: 'caught_up', room })
+    const other = newRoom('open')
+    expect(await memberSocket.join(other)).toMatchObject({ type: 'caught_up', room: other })
+
+    const started = performance.now()
+    expect((await callServer(a, { call: 'ban', room, userId: member!.id })).status).toBe(200)
+    const left = await memberSocket.waitFor(frame => frame.type === 'left' && frame.room === room, 'the banned room left', 5000)
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(left).toMatchObject({ reason: 'banned' })
+    // The connection and its other room stay; the room stays shut.
+    expect(memberSocket.closed).toBeUndefined()
+    memberSocket.send({ type: 'message', room: other, message: 'still here', cid: 'v2-still' })
+    await memberSocket.waitFor(frame => frame.type === 'message' && frame.room === other && frame.message === 'still here', 'the other room')
+    expect(await memberSocket.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
   })
 
   it('a ban ends the member\'s connections on both instances within a second, their list drops the room, and they stay out', async () => {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { effectScope } from 'vue'
 import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
 import { useChatRooms } from '../../src/runtime/app/composables/useChatRooms'
+import { forgetSharedSockets } from '../../src/runtime/app/sharedSocket'
 import type { ChatRoomState } from '../../src/runtime/shared/protocol'
 import { installEventSource, sleep } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
@@ -334,7 +335,8 @@ describe('read state, two PostgreSQL instances on Redis', () => {
         scope.stop()
         restore()
       }
-      // A guest: refused, with a reason, and no reconnecting.
+      // A guest: refused, with a reason, and no reconnecting. Another tab: not the signed-in tab's shared socket.
+      forgetSharedSockets()
       const guestScope = effectScope()
       try {
         const guest = guestScope.run(() => useChatRooms({ transport }))!

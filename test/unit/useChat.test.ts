@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { effectScope, nextTick, ref } from 'vue'
 import { useChat } from '../../src/runtime/app/composables/useChat'
+import { forgetSharedSockets } from '../../src/runtime/app/sharedSocket'
 
 /** A WebSocket stand-in: records URLs, what was written and whether it was closed. */
 class FakeSocket {
@@ -11,8 +12,29 @@ class FakeSocket {
   onopen: (() => void) | null = null
   onmessage: ((event: { data: string }) => void) | null = null
   onclose: (() => void) | null = null
-  constructor(readonly url: URL) {
+  constructor(readonly url: URL, readonly protocols?: string | string[]) {
     FakeSocket.instances.push(this)
+  }
+
+  /** Open as a version 2 server does: the socket, then `hello`. */
+  greet() {
+    this.accept()
+    this.receive({ type: 'hello', version: 2, me: { id: 'guest:me', name: 'me', guest: true }, limits: { maxLength: 2000, maxRooms: 100 } })
+  }
+
+  receive(frame: object) {
+    this.onmessage?.({ data: JSON.stringify(frame) })
+  }
+
+  /** The commands sent, parsed. */
+  get commands(): Record<string, unknown>[] {
+    return this.sent.map(text => JSON.parse(text))
+  }
+
+  /** Answer the `join` of `room` with `joined` (the room is open then). */
+  joined(room: string) {
+    const join = this.commands.findLast(command => command.type === 'join' && command.room === room)!
+    this.receive({ type: 'joined', room, ref: join.ref, me: { id: 'guest:me', name: 'me', guest: true } })
   }
 
   send(data: string) {
@@ -41,34 +63,48 @@ describe('useChat', () => {
     vi.stubGlobal('window', { addEventListener() {} })
   })
   afterEach(() => {
+    forgetSharedSockets()
+    vi.useRealTimers()
     vi.unstubAllGlobals()
   })
 
   it('shares one connection between components on the same room, and closes it with the last', () => {
+    vi.useFakeTimers()
     const first = effectScope()
     const second = effectScope()
     const a = first.run(() => useChat({ room: 'lobby' }))!
     const b = second.run(() => useChat({ room: 'lobby' }))!
     expect(FakeSocket.instances).toHaveLength(1)
-    expect(FakeSocket.instances[0]!.url.searchParams.get('room')).toBe('lobby')
+    const [socket] = FakeSocket.instances
+    // One socket per tab, version 2: the room is joined on it, not named in its URL.
+    expect(socket!.protocols).toBe('nuxt-chat.2')
+    expect(socket!.url.searchParams.has('room')).toBe(false)
+    socket!.greet()
+    expect(socket!.commands).toEqual([expect.objectContaining({ type: 'join', room: 'lobby' })])
     expect(a.status.value).toBe('CONNECTING')
-    expect(b.status.value).toBe('CONNECTING')
+    socket!.joined('lobby')
+    expect(b.status.value).toBe('OPEN')
     first.stop()
-    expect(open()).toHaveLength(1)
+    expect(socket!.commands.some(command => command.type === 'leave')).toBe(false)
     second.stop()
+    expect(socket!.commands.at(-1)).toEqual({ type: 'leave', room: 'lobby' })
+    // With no room left, the socket goes after a moment (a room switch would have reused it).
+    vi.advanceTimersByTime(1000)
     expect(open()).toHaveLength(0)
   })
 
-  it('switches rooms when the room ref changes', async () => {
+  it('switches rooms when the room ref changes: a leave and a join on the same socket', async () => {
     const scope = effectScope()
     const room = ref('one')
     scope.run(() => useChat({ room }))
+    const [socket] = FakeSocket.instances
+    socket!.greet()
+    socket!.joined('one')
     room.value = 'two'
     await nextTick()
-    expect(FakeSocket.instances.map(socket => socket.url.searchParams.get('room'))).toEqual(['one', 'two'])
-    expect(open().map(socket => socket.url.searchParams.get('room'))).toEqual(['two'])
+    expect(FakeSocket.instances).toHaveLength(1)
+    expect(socket!.commands.map(({ type, room }) => `${type} ${room}`)).toEqual(['join one', 'leave one', 'join two'])
     scope.stop()
-    expect(open()).toHaveLength(0)
   })
 
   it('does not connect with immediate: false until open()', () => {
@@ -106,26 +142,31 @@ describe('useChat: rooms, identity, hydration (issues 11, 12)', () => {
     vi.stubGlobal('sessionStorage', { getItem: (key: string) => storage.get(key) ?? null, setItem: (key: string, value: string) => storage.set(key, value) })
   })
   afterEach(() => {
+    forgetSharedSockets()
     vi.useRealTimers()
     vi.unstubAllGlobals()
   })
 
   const sockets = () => FakeSocket.instances
 
-  it('a room switch keeps the old connection until its queue is delivered', async () => {
+  it('a room switch keeps the old room until its queue is delivered', async () => {
     const scope = effectScope()
-    const room = ref(`one-${Math.random()}`)
+    const one = `one-${Math.random()}`
+    const room = ref(one)
     const chat = scope.run(() => useChat({ room }))!
-    const [first] = sockets()
-    first!.accept()
+    const [socket] = sockets()
+    socket!.greet()
+    socket!.joined(one)
     expect(chat.send('queued in one')).toBe(true)
-    const { cid } = JSON.parse(first!.sent[0]!)
+    const { cid } = socket!.commands.find(command => command.type === 'message')!
     room.value = 'two'
     await nextTick()
-    // Still open: its message is in flight.
-    expect(first!.closed).toBe(false)
-    first!.onmessage!({ data: JSON.stringify({ type: 'message', id: 1, room: 'one', user: 'me', message: 'queued in one', ts: 1, cid }) })
-    expect(first!.closed).toBe(true)
+    // Still in the room: its message is in flight.
+    expect(socket!.commands.some(command => command.type === 'leave')).toBe(false)
+    socket!.receive({ type: 'message', id: 1, room: one, user: 'me', message: 'queued in one', ts: 1, cid })
+    expect(socket!.commands.at(-1)).toEqual({ type: 'leave', room: one })
+    expect(socket!.closed).toBe(false)
+    expect(sockets()).toHaveLength(1)
     expect(chat.error.value).toBeNull()
     scope.stop()
   })
@@ -152,10 +193,15 @@ describe('useChat: rooms, identity, hydration (issues 11, 12)', () => {
     scope.run(() => useChat({ room }))
     room.value = 'k2'
     await nextTick()
+    // Another name is another socket of the tab, with the same key.
+    const other = effectScope()
+    other.run(() => useChat({ room: 'k3', name: 'Other' }))
     const keys = sockets().map(socket => socket.url.searchParams.get('guest'))
+    expect(keys).toHaveLength(2)
     expect(keys[0]).toMatch(/^[\w-]{22}$/)
     expect(keys[1]).toBe(keys[0])
     expect(storage.get('nuxt-chat:guest-key')).toBe(keys[0])
+    other.stop()
     scope.stop()
   })
 })

@@ -1,5 +1,6 @@
 import WebSocket from 'ws'
 import { applyPresenceDiff, type ChatMessageFrame, type ChatServerFrame, type ChatUser } from '../../src/runtime/shared/protocol'
+import { PROTOCOL_V2 } from '../../src/runtime/shared/protocolV2'
 
 /** Wait until `check` returns a truthy value, polling; fails with `what` after `timeout` ms. */
 export async function until<T>(check: () => T | undefined | false, what: string, timeout = 10_000): Promise<T> {
@@ -241,4 +242,84 @@ export function openOrRefused(url: string, headers: Record<string, string> = {},
     })
     ws.once('error', () => resolve({ status: 0, body: {} }))
   })
+}
+
+export { PROTOCOL_V2 }
+
+/** A frame as a version 2 client reads it: any server frame, loosely typed (v2 adds `room` and `ref` to v1's). */
+export type FrameV2 = { type: string, room?: string, ref?: string, message?: unknown } & Record<string, unknown>
+
+/** A real version 2 client: one socket, many rooms; records every frame and answers `join` by `ref`. */
+export class ChatSocketV2 {
+  frames: FrameV2[] = []
+  closed: { code: number, reason: string } | undefined
+  #refs = 0
+
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const text = data.toString()
+      try {
+        this.frames.push(JSON.parse(text))
+      }
+      catch {
+        this.frames.push({ type: 'unparsed', text })
+      }
+    })
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() }
+    })
+    ws.on('error', () => {})
+  }
+
+  /** Open a v2 socket to `base` (ws://host:port); `params` are the identity ones (`name`, `guest`). */
+  static async openV2(base: string, params: { name?: string, guest?: string } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocketV2> {
+    const ws = new WebSocket(`${base}/_ws${query(params)}`, PROTOCOL_V2, options)
+    const socket = new ChatSocketV2(ws)
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('error', reject)
+      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })))
+    })
+    return socket
+  }
+
+  /** A fresh `ref`. */
+  ref(): string {
+    return `r${++this.#refs}`
+  }
+
+  send(data: string | object) {
+    this.ws.send(typeof data === 'string' ? data : JSON.stringify(data))
+  }
+
+  waitFor(predicate: (frame: FrameV2) => boolean, what = 'a frame', timeout?: number): Promise<FrameV2> {
+    return until(() => this.frames.find(predicate), what, timeout)
+  }
+
+  /** Send `join` and wait for its `caught_up` (or `join_refused`), returned. */
+  async join(room: string, since?: number, timeout?: number): Promise<FrameV2> {
+    const ref = this.ref()
+    this.send({ type: 'join', room, ref, ...(since === undefined ? {} : { since }) })
+    return this.waitFor(frame => (frame.type === 'caught_up' || frame.type === 'join_refused') && frame.ref === ref, `join ${room}`, timeout)
+  }
+
+  /** Chat messages of every room, in arrival order. */
+  get messages(): ChatMessageFrame[] {
+    return this.frames.filter(frame => frame.type === 'message') as unknown as ChatMessageFrame[]
+  }
+
+  /** Frames about `room`. */
+  framesOf(room: string): FrameV2[] {
+    return this.frames.filter(frame => frame.room === room)
+  }
+
+  /** Chat messages of `room`, in arrival order. */
+  messagesOf(room: string): ChatMessageFrame[] {
+    return this.messages.filter(frame => frame.room === room)
+  }
+
+  close() {
+    this.ws.close()
+    return until(() => this.closed, 'close')
+  }
 }

@@ -6,6 +6,7 @@ import { createMessageLog, type ChatMessage } from './messageLog'
 import { createOutbox, type OutgoingAction } from './outbox'
 import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
+import { openSharedWebSocketLink } from './sharedSocket'
 import { fetchHistory, openSseLink, openWebSocketLink, postCommand, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
 
 export type ChatStatus = 'CONNECTING' | 'OPEN' | 'CLOSED'
@@ -53,6 +54,8 @@ export interface ChatConnectionOptions {
   guestKey?: string
   /** Where the server is; defaults to the page's location. */
   baseURL?: string
+  /** WebSocket: take a room of the tab's one shared socket (protocol version 2; version 1 sockets where the server has no version 2). @default false */
+  shareSocket?: boolean
 }
 
 /**
@@ -257,7 +260,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     teardown()
     status.value = 'CONNECTING'
     const generation = ++state.generation
-    const open = options.transport === 'sse' ? openSseLink : openWebSocketLink
+    const open = options.transport === 'sse' ? openSseLink : options.shareSocket ? openSharedWebSocketLink : openWebSocketLink
     const link: ChatLink = open(targets, {
       opened: () => {
         if (state.link !== link) return

@@ -203,6 +203,8 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
             heartbeat,
             typingTimeout: options.typingTimeout ?? 4000,
             guestKey: guest,
+            // Every room of the tab on one WebSocket (docs/use-chat.md, "One connection per tab").
+            shareSocket: true,
           }),
         }
         connections.set(key, shared)

@@ -3,7 +3,9 @@ import { useRuntimeConfig } from '#app'
 import { isIdInRange, type ChatMessageFrame, type ChatRoomState, type ChatServerFrame } from '../../shared/protocol'
 import { backoffDelay } from '../backoff'
 import { idRefusal, type ChatClientError, type ChatStatus, type ChatTransport } from '../chatConnection'
-import { openSseLink, openWebSocketLink, postCommand, probeRefusal, type ChatLink } from '../transport'
+import { guestKey } from '../identity'
+import { openSharedWebSocketLink } from '../sharedSocket'
+import { openSseLink, postCommand, probeRefusal, type ChatLink } from '../transport'
 
 /** One room of the signed-in user's rooms list. */
 export interface ChatRoomEntry {
@@ -71,7 +73,9 @@ function createRoomsConnection(transport: ChatTransport) {
     const target = url(transport === 'sse' ? config.sseRoute : config.route)
     if (transport === 'ws') target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:'
     target.searchParams.set('rooms', '')
-    const open = transport === 'sse' ? openSseLink : openWebSocketLink
+    // The same guest key as the tab's rooms: the list rides on their shared socket.
+    target.searchParams.set('guest', guestKey())
+    const open = transport === 'sse' ? openSseLink : openSharedWebSocketLink
     const link = open({ connect: () => target, post: () => target }, {
       opened() {
         state.attempts = 0

@@ -15,6 +15,8 @@ import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
 import { closeConnection, nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, type RawWebSocket, type UpgradeSocket } from '../utils/wsTransport'
 import { addToHeartbeat, removeFromHeartbeat, WebSocketMember } from '../utils/wsMember'
+import { commandOf, greetConnection, handleRoomMessage, MultiRoomMember } from '../utils/wsRooms'
+import { PROTOCOL_V2 } from '../../shared/protocolV2'
 
 /** The per-address key of connections whose client address crossws does not show. */
 const UNKNOWN_ADDRESS = 'unknown'
@@ -158,6 +160,15 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
   if (result.duplicate) deliverToMember(member, new RoomFrame(JSON.stringify({ ...result.frame, duplicate: true })))
 }
 
+/**
+ * Does the upgrade ask for protocol version 2? Its first offered subprotocol is `nuxt-chat.2`: `ws` answers
+ * with the first one offered (no `handleProtocols`), so the client is told the version it gets.
+ */
+function offersVersion2(headers: Headers): boolean {
+  const offered = headers.get('sec-websocket-protocol')
+  return offered !== null && offered.split(',', 1)[0]!.trim() === PROTOCOL_V2
+}
+
 /** Admission of an upgrade, kept on the request's context until `open`. */
 interface Admitted {
   admission: ChatAdmission
@@ -209,6 +220,14 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
   }
   capIncomingFrames(ws, config.maxPayload)
   const { admission } = admitted
+  if (admission.version === 2) {
+    // Version 2: the person is in; rooms come with `join` commands.
+    const connection = new MultiRoomMember(peer, ws, admission.user, admission.ip ?? remoteAddress, hold, config.maxBufferedBytes)
+    connection.request = admission.request
+    addToHeartbeat(connection, config.heartbeat.interval)
+    greetConnection(connection, config, admission.nameRefused)
+    return connection
+  }
   const member = new WebSocketMember(peer, ws, admission.user, admission.ip ?? remoteAddress, admission.room, hold, config.maxBufferedBytes)
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
@@ -231,12 +250,21 @@ function receive(member: WebSocketMember, text: string | undefined) {
   member.alive = true
   // Commands are answered at once; a connection's messages are checked one after another and handed to the store in the
   // order sent (it stores them in that order); the next starts once this one is handed over.
-  const command = handleCommand(member, text)
-  if (!command) return
+  let handle: (handed: () => void) => Promise<void>
+  if (member instanceof MultiRoomMember) {
+    const send = commandOf(member, text)
+    if (!send) return
+    handle = handed => handleRoomMessage(member, send.subscription, send.command, handed)
+  }
+  else {
+    const command = handleCommand(member, text)
+    if (!command) return
+    handle = handed => handleMessage(member, command, handed)
+  }
   member.received()
   const rare = member.rare()
   rare.chain = rare.chain.then(() => new Promise<void>((handed) => {
-    rare.answeredAll = handleMessage(member, command, handed).catch((error) => {
+    rare.answeredAll = handle(handed).catch((error) => {
       chatLogger.error('[nuxt-chat] message handling failed', error)
     }).finally(() => {
       member.answered()
@@ -249,7 +277,8 @@ function receive(member: WebSocketMember, text: string | undefined) {
 function endMember(member: WebSocketMember) {
   removeFromHeartbeat(member)
   member.hold.release()
-  if (member.watching) useChatHub().unwatchRooms(member)
+  if (member instanceof MultiRoomMember) member.endAll()
+  else if (member.watching) useChatHub().unwatchRooms(member)
   else useChatHub().leave(member.room, member)
 }
 
@@ -280,9 +309,9 @@ export default {
       const socket = upgradeSocket(request)
       // Its headers are here, whoever listens to the server's upgrades.
       if (socket) headersArrived(socket as unknown as Socket)
-      const admission = await admitToChat(request.url, request.headers, socket)
-      // A join's replay (a rooms list's first list) is history served: refused while the byte budget is spent.
-      const spent = useChatHub().replayRefusal(limitSubjectOf(admission))
+      const admission = await admitToChat(request.url, request.headers, socket, offersVersion2(request.headers) ? 2 : undefined)
+      // A join's replay (a rooms list's first list) is history served: refused while the byte budget is spent (version 2: per join).
+      const spent = admission.version === 2 ? undefined : useChatHub().replayRefusal(limitSubjectOf(admission))
       if (spent) throw new ChatLimitRefusal(spent)
       const chatAdmission: Admitted = { admission, hold: undefined }
       if (admission.ip || !config.maxConnectionsPerIp) {

@@ -24,10 +24,12 @@ export interface ChatAdmission {
    * a request a page of the app (or of `allowedOrigins`) made (see `requestSource`).
    */
   createsReadPosition: boolean
-  /** A rooms list's request, as `chat:identify` saw it: it is asked again for each room the list shows. */
+  /** A rooms list's (or a version 2 connection's) request, as `chat:identify` saw it: it is asked again for each room the list shows (or joins). */
   request?: ChatRequestInfo
   /** `?dm=`: the other person of the direct room `room` (made at admission if it is not there yet). */
   directWith?: string
+  /** A version 2 connection (docs/PROTOCOL.md, "Version 2"): in no room until it joins one. */
+  version?: 2
 }
 
 /** A request refused before any socket or stream opens. */
@@ -196,19 +198,21 @@ const FOREIGN_MODES = new Set(['navigate', 'nested-navigate', 'no-cors'])
  * `chat:identify` hook; a guest's name wish is checked last (`signedInNames`).
  * Throws `ChatRefusal` (400, 401, 403, 500) when the request may not join.
  */
-export async function admitRequest(request: ChatRequestInfo, config: ChatRuntimeConfig, hooks: Hookable<ChatRuntimeHooks>, signedInNames: SignedInNames): Promise<ChatAdmission> {
+export async function admitRequest(request: ChatRequestInfo, config: ChatRuntimeConfig, hooks: Hookable<ChatRuntimeHooks>, signedInNames: SignedInNames, version?: 2): Promise<ChatAdmission> {
   const query = request.url.searchParams
-  // A rooms list is in no room: the identify hook sees `room: ''`.
+  // Version 2 joins rooms on the open connection: a room in its URL is a client mistake, said at once.
+  if (version === 2 && (query.has('room') || query.has('rooms') || query.has('since') || query.has('dm'))) throw new ChatRefusal(400, 'A version 2 connection has no room in its URL: send `join` once it is open')
+  // A rooms list (and a version 2 connection) is in no room: the identify hook sees `room: ''`.
   const rooms = query.has('rooms')
-  // `?dm=<user id>`: the direct room with that user, known once the hook said who asks (docs/PROTOCOL.md, "Direct messages").
-  const dm = rooms ? null : query.get('dm')
+  // `?dm=<user id>` (version 1): the direct room with that user, known once the hook said who asks (docs/PROTOCOL.md, "Direct messages").
+  const dm = rooms || version === 2 ? null : query.get('dm')
   if (dm !== null) {
     if (query.has('room')) throw new ChatRefusal(400, '`dm` and `room` cannot go together')
     const problem = memberIdProblem(dm)
     if (problem) throw new ChatRefusal(400, `Invalid dm: ${problem}`)
   }
-  let room = rooms || dm !== null ? '' : query.get('room') ?? DEFAULT_ROOM
-  if (!rooms && dm === null && !isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
+  let room = rooms || version === 2 || dm !== null ? '' : query.get('room') ?? DEFAULT_ROOM
+  if (!rooms && version !== 2 && dm === null && !isValidRoom(room)) throw new ChatRefusal(400, 'Invalid room: 1-64 characters from [A-Za-z0-9._:-]')
   if (!parseHost(request.headers.get('host'))) throw new ChatRefusal(400, 'Malformed Host header')
   if (!isOriginAllowed(request.headers.get('origin'), request.url.origin, config.allowedOrigins)) throw new ChatRefusal(403, 'Origin not allowed')
   // A link, form, frame or image (here or on another site) would act with the user's cookie: join, appear online, make a read position.
@@ -226,6 +230,18 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
     if (user.id === dm) throw new ChatRefusal(400, 'A direct room needs two different users')
     room = directRoomId(user.id, dm)
     return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, directWith: dm }
+  }
+  if (version === 2) {
+    const admitted: ChatAdmission = { room, user: user ?? { id: '', name: '' }, sender: '', ip: request.ip, createsReadPosition, request: keptRequest(request), version }
+    if (!user) {
+      // A guest's name is checked against each room's signed-in names as it joins (not known here).
+      const id = guestId(key ?? undefined)
+      const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], []) : undefined
+      admitted.user = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }
+      if (checked && 'refused' in checked) admitted.nameRefused = checked.refused
+    }
+    admitted.sender = admitted.user.id
+    return admitted
   }
   if (user) {
     return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, ...(rooms ? { rooms: true as const, request: keptRequest(request) } : {}) }

@@ -153,11 +153,19 @@ export function countSlowReaderDrop(): void {
   chatMetrics.slowReaderDrops++
 }
 
-/** Open connections on this instance. */
+/** Open connections in a room on this instance (a version 2 connection in several rooms counts once). */
 export function connectionCount(): number {
   let count = 0
-  for (const inRoom of chatMetrics.members.values()) count += inRoom.size
-  return count
+  let multiRoom: Set<object> | undefined
+  for (const inRoom of chatMetrics.members.values()) {
+    for (const member of inRoom) {
+      // A version 2 room subscription (wsRooms.ts): its connection is what is open.
+      const connection = (member as { connection?: object }).connection
+      if (!connection) count++
+      else if (!(multiRoom ??= new Set()).has(connection)) multiRoom.add(connection)
+    }
+  }
+  return count + (multiRoom?.size ?? 0)
 }
 
 /** Every metric in the Prometheus text exposition format (version 0.0.4). */

@@ -55,15 +55,15 @@ export class ChatLimitRefusal extends ChatRefusal {
  * of them): unidentified attempts are bounded per address, and guests at their cap do not keep
  * the address's signed-in people out.
  */
-export async function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined): Promise<ChatAdmission> {
+export async function admitToChat(url: string, headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined, version?: 2): Promise<ChatAdmission> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
   const pending = holdPending(clientIp(headers, socket?.remoteAddress, config), config)
   if (!(pending instanceof ConnectionHold)) throw new ChatLimitRefusal(pending)
   try {
-    const admission = await admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room))
-    // The room's own admission (members, bans; docs/PROTOCOL.md, "Admission"), for every transport alike.
-    await useChatHub().admitToRoom(admission)
+    const admission = await admitRequest(describeRequest(url, headers, socket, config), config, hooks, room => useChatHub().signedInNames(room), version)
+    // The room's own admission (members, bans; docs/PROTOCOL.md, "Admission"), for every transport alike; a version 2 connection's at each join.
+    if (admission.version !== 2) await useChatHub().admitToRoom(admission)
     return admission
   }
   finally {

@@ -38,8 +38,8 @@ export interface ChatRoomInput {
 
 /** Close code and reasons of a connection whose membership ended (docs/PROTOCOL.md, "Admission"). */
 export const MEMBERSHIP_ENDED = 4003
-const REMOVED_REASON = 'Removed from the room'
-const BANNED_REASON = 'Banned from the room'
+export const REMOVED_REASON = 'Removed from the room'
+export const BANNED_REASON = 'Banned from the room'
 /** How often connections let in unchecked (the store down since boot) are checked again (ms). */
 const RECHECK_UNCHECKED = 1000
 /** Members a room record's creation takes at most. */
@@ -297,7 +297,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   async function join(name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition = false) {
     const room = roomOf(name)
     room.delivery.add(member)
-    member.write(new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
+    member.write(member.greeting?.(name) ?? new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
     const newcomer: Newcomer = { since, createsPosition }

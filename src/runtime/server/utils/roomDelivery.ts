@@ -49,6 +49,8 @@ export interface Member {
   typingAt?: number
   /** End the connection (`useChatServer().disconnect`). */
   close?: (code?: number, reason?: string) => void
+  /** The frame that opens its join; absent: the seed's `welcome` (a version 2 subscription's is `joined`). */
+  greeting?: (room: string) => RoomFrame
 }
 
 /**

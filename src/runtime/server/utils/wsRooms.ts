@@ -1,0 +1,353 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
+/// <reference path="../nitro.d.ts" />
+/**
+ * Protocol version 2 on a WebSocket (docs/PROTOCOL.md, "Version 2"): one connection, many rooms.
+ * The connection is admitted once (a `WebSocketMember`: one slot, one heartbeat); each room it
+ * joins is a `RoomSubscription`, the `Member` the hub's rooms hold, joined through the same
+ * `hub.join` a version 1 connection takes.
+ */
+import type { Hookable } from 'hookable'
+import type { Peer } from 'crossws'
+import { useNitroApp, useRuntimeConfig } from '#nuxt-chat/nitro'
+import { errorFrame, PONG_FRAME, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
+import { parseClientFrameV2, type ChatAckFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
+import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import { ChatRefusal, identify } from './access'
+import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
+import type { ConnectionHold } from './connectionCaps'
+import { refusalCode } from './httpAdmission'
+import { checkGuestName } from './names'
+import { BANNED_REASON, MEMBERSHIP_ENDED } from './hub'
+import { deliverToMember, RoomFrame, type Member } from './roomDelivery'
+import { sendFieldsOf } from './sendPipeline'
+import { chatLogger, useChatHub } from './useChatHub'
+import { closeConnection, type RawWebSocket } from './wsTransport'
+import { WebSocketMember } from './wsMember'
+
+// A sender who keeps hammering after being told to slow down is closed (1008), as on version 1.
+const ABUSE_LIMIT = 50
+// Refusals that hold later messages with a cid, per room (docs/PROTOCOL.md, "Acknowledgements and order").
+const HOLDING_CODES: ReadonlySet<ChatErrorFrame['code']> = new Set(['rate_limited', 'unavailable'])
+const PONG = new RoomFrame(JSON.stringify(PONG_FRAME))
+
+type SendCommandV2 = Extract<ChatClientCommandV2, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
+
+/** One room of a version 2 connection: what the hub's room holds, writing through the connection. */
+export class RoomSubscription implements Member {
+  declare readonly connection: MultiRoomMember
+  declare readonly room: string
+  /** The `join` command's ref, echoed in `joined`, `caught_up` and `join_refused`. */
+  declare readonly ref: string | undefined
+  declare heldDuringReplay: RoomFrame[] | null
+  declare replayedTo: number
+  declare typingAt: number | undefined
+  /** A message refused for now in this room: later ones with a cid are refused alike until it comes again. */
+  declare refusal: ChatErrorFrame | undefined
+  /** Left, refused or disconnected: nothing more is written for it. */
+  declare ended: boolean
+
+  constructor(connection: MultiRoomMember, room: string, ref: string | undefined) {
+    this.connection = connection
+    this.room = room
+    this.ref = ref
+    this.heldDuringReplay = null
+    this.replayedTo = 0
+    this.typingAt = undefined
+    this.refusal = undefined
+    this.ended = false
+  }
+
+  get user(): ChatUser {
+    return this.connection.user
+  }
+
+  get sender(): string {
+    return this.connection.user.id
+  }
+
+  get ip(): string | undefined {
+    return this.connection.ip
+  }
+
+  write(frame: RoomFrame) {
+    if (!this.ended) this.connection.write(frame)
+  }
+
+  /** Version 2 opens a join with `joined`, not the seed's welcome. */
+  greeting(room: string): RoomFrame {
+    const frame: ChatJoinedFrame = { type: 'joined', room, me: this.user }
+    if (this.ref) frame.ref = this.ref
+    return new RoomFrame(JSON.stringify(frame))
+  }
+
+  /** The app disconnected the user from this room (`useChatServer().disconnect`), or their membership ended: this room ends, the connection stays. */
+  close(code?: number, reason?: string) {
+    this.connection.end(this, code !== MEMBERSHIP_ENDED ? 'disconnected' : reason === BANNED_REASON ? 'banned' : 'removed')
+  }
+}
+
+/** A version 2 connection: the person admitted once, and the rooms it follows. */
+export class MultiRoomMember extends WebSocketMember {
+  declare readonly subscriptions: Map<string, RoomSubscription>
+  /** It follows the user's rooms list (the `rooms` command). */
+  declare listing: boolean
+
+  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, ip: string | undefined, hold: ConnectionHold, maxBufferedBytes: number) {
+    super(peer, ws, user, ip, '', hold, maxBufferedBytes)
+    this.subscriptions = new Map()
+    this.listing = false
+  }
+
+  /** In no room itself; a rooms list only after the `rooms` command. */
+  override get watching(): boolean {
+    return this.listing
+  }
+
+  /** End one room's subscription (left, or disconnected by the app) and tell the client. */
+  end(subscription: RoomSubscription, reason: ChatLeftFrame['reason'], ref?: string) {
+    if (subscription.ended || this.subscriptions.get(subscription.room) !== subscription) return
+    subscription.ended = true
+    this.subscriptions.delete(subscription.room)
+    useChatHub().leave(subscription.room, subscription)
+    const left: ChatLeftFrame = { type: 'left', room: subscription.room, reason }
+    if (ref) left.ref = ref
+    this.send(left)
+  }
+
+  /** The connection closed: out of every room and the rooms list. */
+  endAll() {
+    const hub = useChatHub()
+    for (const subscription of this.subscriptions.values()) {
+      subscription.ended = true
+      hub.leave(subscription.room, subscription)
+    }
+    this.subscriptions.clear()
+    if (this.listing) hub.unwatchRooms(this)
+  }
+}
+
+/** The first frame of a version 2 connection (and why its name wish was refused, if it was). */
+export function greetConnection(connection: MultiRoomMember, config: ChatRuntimeConfig, nameRefused: string | undefined) {
+  const hello: ChatHelloFrame = { type: 'hello', version: 2, me: connection.user, limits: { maxLength: config.maxLength, maxRooms: config.maxRoomsPerConnection } }
+  connection.send(hello)
+  if (nameRefused) connection.send(errorFrame('name_refused', nameRefused))
+}
+
+/** An error frame naming the room and echoing the ref, when known. */
+function errorOf(frame: ChatErrorFrame, room?: string, ref?: string): ChatErrorFrame & { room?: string, ref?: string } {
+  return { ...frame, ...(room ? { room } : {}), ...(ref ? { ref } : {}) }
+}
+
+/**
+ * Answer one version 2 frame (`undefined`: a binary one) at once, or return the send command to
+ * queue (messages are checked and stored one after another, as on version 1).
+ */
+export function commandOf(connection: MultiRoomMember, text: string | undefined): { command: SendCommandV2, subscription: RoomSubscription } | undefined {
+  if (text === undefined) {
+    connection.send(errorFrame('bad_request', 'Binary frames are not accepted; send text'))
+    return
+  }
+  const command = parseClientFrameV2(text)
+  switch (command.type) {
+    case 'invalid':
+      connection.send(errorOf(errorFrame('bad_request', command.reason, command.cid), command.room, command.ref))
+      return
+    case 'ping':
+      if (command.ref) connection.send({ ...PONG_FRAME, ref: command.ref })
+      else connection.write(PONG)
+      return
+    case 'join':
+      void join(connection, command.room, command.since, command.ref)
+      return
+    case 'rooms':
+      watchRooms(connection, command.ref)
+      return
+    case 'read':
+      answerRead(connection, command.room, command.id, command.ref)
+      return
+  }
+  const subscription = connection.subscriptions.get(command.room)
+  if (!subscription) {
+    connection.send(errorOf(errorFrame('not_found', `Not in room "${command.room}": join it first`, 'cid' in command ? command.cid : undefined), command.room, command.ref))
+    return
+  }
+  switch (command.type) {
+    case 'leave':
+      connection.end(subscription, 'left', command.ref)
+      return
+    case 'typing':
+      useChatHub().typing(command.room, subscription)
+      if (command.ref) acknowledge(subscription, command.ref)
+      return
+    case 'history':
+      answerHistory(connection, command.room, command.before, command.limit, command.ref)
+      return
+  }
+  if (command.type === 'message' && command.cid === undefined && !command.message.trim()) {
+    connection.send(errorOf(errorFrame('empty', 'Message is empty'), command.room, command.ref))
+    return
+  }
+  return { command, subscription }
+}
+
+/** `ack` in the room's order (after the frames the hub wrote for the command). */
+function acknowledge(subscription: RoomSubscription, ref: string, id?: number) {
+  const ack: ChatAckFrame = { type: 'ack', ref, room: subscription.room }
+  if (id !== undefined) ack.id = id
+  deliverToMember(subscription, new RoomFrame(JSON.stringify(ack)))
+}
+
+function refuseJoin(connection: MultiRoomMember, room: string, ref: string | undefined, code: ChatJoinRefusalCode, message: string) {
+  const frame: ChatJoinRefusedFrame = { type: 'join_refused', room, code, message }
+  if (ref) frame.ref = ref
+  connection.send(frame)
+}
+
+/**
+ * Join a room: the room's admission for this person (the app's `chat:identify` with the room, as
+ * a version 1 upgrade asks it; a guest's name against the room's signed-in names), then the
+ * hub's join (where per-room policies apply): `joined`, presence, read state, replay, `caught_up`.
+ */
+async function join(connection: MultiRoomMember, room: string, since: number | undefined, ref: string | undefined) {
+  const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  if (connection.subscriptions.has(room)) return refuseJoin(connection, room, ref, 'bad_request', `Already in room "${room}"`)
+  if (connection.subscriptions.size >= config.maxRoomsPerConnection) {
+    return refuseJoin(connection, room, ref, 'too_many_rooms', `At most ${config.maxRoomsPerConnection} rooms per connection: leave one first`)
+  }
+  const hub = useChatHub()
+  const spent = hub.replayRefusal(limitSubjectOf(connection))
+  if (spent) return refuseJoin(connection, room, ref, 'rate_limited', limitRefusalFrame(spent).message)
+  // Taken now, so joins under way count against the bound and a second join of the room is refused.
+  const subscription = new RoomSubscription(connection, room, ref)
+  connection.subscriptions.set(room, subscription)
+  const refuse = (code: ChatJoinRefusalCode, message: string) => {
+    if (connection.subscriptions.get(room) === subscription) connection.subscriptions.delete(room)
+    subscription.ended = true
+    refuseJoin(connection, room, ref, code, message)
+  }
+  try {
+    const refusal = await roomRefusal(connection, room, config)
+    // Left (or closed) while the app was asked.
+    if (subscription.ended || connection.subscriptions.get(room) !== subscription) return
+    if (refusal) return refuse(refusal.code, refusal.message)
+    await hub.join(room, subscription, since, undefined, true)
+    if (subscription.ended) return
+    const caughtUp: ChatCaughtUpFrame = { type: 'caught_up', room }
+    if (ref) caughtUp.ref = ref
+    connection.send(caughtUp)
+  }
+  catch (error) {
+    if (error instanceof ChatRefusal) {
+      if (!subscription.ended) hub.leave(room, subscription)
+      return refuse(refusalCode(error.status), error.message)
+    }
+    chatLogger.error('[nuxt-chat] join failed', error)
+    if (!subscription.ended) hub.leave(room, subscription)
+    refuse('unavailable', 'The room could not be joined; try again')
+  }
+}
+
+/** Why this connection's person may not join `room`, if they may not. */
+async function roomRefusal(connection: MultiRoomMember, room: string, config: ChatRuntimeConfig): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
+  const request = connection.request
+  if (!request) return { code: 'forbidden', message: 'Not allowed in this room' }
+  const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
+  try {
+    const named = await identify({ request, room }, hooks)
+    // The same person in this room: a guest stays a guest, a signed-in user stays who they are.
+    if (connection.user.guest ? named : named?.id !== connection.user.id) return { code: 'forbidden', message: 'Not allowed in this room' }
+  }
+  catch (error) {
+    if (!(error instanceof ChatRefusal)) throw error
+    return { code: refusalCode(error.status), message: error.message }
+  }
+  if (connection.user.guest) {
+    const checked = checkGuestName(connection.user.name, config.reservedNames ?? [], await useChatHub().signedInNames(room))
+    if ('refused' in checked) return { code: 'name_refused', message: checked.refused }
+  }
+  try {
+    // The room's own admission (members, bans, private rooms; docs/PROTOCOL.md, "Admission"), as for a version 1 upgrade.
+    await useChatHub().admitToRoom({ room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false })
+  }
+  catch (error) {
+    if (!(error instanceof ChatRefusal)) throw error
+    return { code: refusalCode(error.status), message: error.message }
+  }
+  return undefined
+}
+
+/** Follow the user's rooms list on this connection (signed-in users only). */
+function watchRooms(connection: MultiRoomMember, ref: string | undefined) {
+  if (connection.user.guest) return connection.send(errorOf(errorFrame('unauthorized', 'Sign in to follow your rooms: guests have no read state'), undefined, ref))
+  const hub = useChatHub()
+  const spent = hub.replayRefusal(limitSubjectOf(connection))
+  if (spent) return connection.send(errorOf(limitRefusalFrame(spent), undefined, ref))
+  // Asked again (a list closed and opened on the client): a fresh full list.
+  if (connection.listing) hub.unwatchRooms(connection)
+  connection.listing = true
+  hub.watchRooms(connection, limitSubjectOf(connection)).catch((error) => {
+    chatLogger.error('[nuxt-chat] could not read a rooms list', error)
+    hub.unwatchRooms(connection)
+    connection.listing = false
+    connection.send(errorOf(errorFrame('unavailable', 'Your rooms could not be read; try again later'), undefined, ref))
+  })
+}
+
+/** Move the read position in a joined room, or in a room of the rooms list (docs/PROTOCOL.md, "Read state"). */
+function answerRead(connection: MultiRoomMember, room: string, id: number | undefined, ref: string | undefined) {
+  const hub = useChatHub()
+  const refused = connection.user.guest ? hub.readRefusal(limitSubjectOf(connection)) : undefined
+  if (refused) return connection.send(errorOf(limitRefusalFrame(refused), room, ref))
+  const subscription = connection.subscriptions.get(room)
+  if (!subscription && !connection.listing) return connection.send(errorOf(errorFrame('not_found', `Not in room "${room}": join it first`), room, ref))
+  const answer = subscription ? hub.readFrom(subscription, room, connection.user, id) : hub.readFrom(connection, room, connection.user, id, connection)
+  answer.then((refused) => {
+    if (refused) connection.send(errorOf(refused.error, room, ref))
+    else if (ref) connection.send({ type: 'ack', ref, room } satisfies ChatAckFrame)
+  }, error => chatLogger.error('[nuxt-chat] a read command failed', error))
+}
+
+/** A page of older history of a joined room; one request at a time per connection. */
+function answerHistory(connection: MultiRoomMember, room: string, before: number, limit: number, ref: string | undefined) {
+  const rare = connection.rare()
+  if (rare.readingHistory) return connection.send(errorOf(errorFrame('bad_request', 'One history request at a time'), room, ref))
+  rare.readingHistory = true
+  useChatHub().limitedHistoryPage(limitSubjectOf(connection), room, before, limit).then(
+    // The page's JSON with the ref added before its closing brace: no second parse of a large page.
+    page => 'refused' in page ? connection.send(errorOf(limitRefusalFrame(page.refused), room, ref)) : connection.write(new RoomFrame(ref ? `${page.text.slice(0, -1)},"ref":${JSON.stringify(ref)}}` : page.text)),
+    (error) => {
+      chatLogger.error('[nuxt-chat] could not read history', error)
+      connection.send(errorOf(errorFrame('unavailable', 'History is unavailable right now'), room, ref))
+    },
+  ).finally(() => {
+    rare.readingHistory = false
+  })
+}
+
+/** Send one message (or edit, delete, reaction) of a room through the hub and answer it. */
+export async function handleRoomMessage(connection: MultiRoomMember, subscription: RoomSubscription, command: SendCommandV2, onQueued: () => void) {
+  const hub = useChatHub()
+  const { cid, ref, room } = command
+  const rare = connection.rare()
+  // Held behind an earlier refusal in this room: refused alike, before any token or store.
+  if (subscription.refusal && cid) {
+    if (cid !== subscription.refusal.cid) {
+      connection.send(errorOf({ ...subscription.refusal, message: `Held: resend "${subscription.refusal.cid}" first`, cid }, room, ref))
+      return
+    }
+    subscription.refusal = undefined
+  }
+  const { message, action } = sendFieldsOf(command)
+  if (action) await rare.answeredAll
+  const result = await hub.send({ room, user: connection.user, sender: connection.sender, ip: connection.ip, message, cid, action, member: subscription, onQueued })
+  if (result.error) {
+    connection.send(errorOf(result.error, room, ref))
+    if (cid && HOLDING_CODES.has(result.error.code)) subscription.refusal = result.error
+    if (result.error.code === 'rate_limited' && ++rare.strikes >= ABUSE_LIMIT) closeConnection(connection.peer, connection.ws, 1008, 'Rate limit exceeded')
+    return
+  }
+  rare.strikes = 0
+  // A repeated cid is not broadcast again: only the sender gets the stored frame back (after its replay).
+  if (result.duplicate) deliverToMember(subscription, new RoomFrame(JSON.stringify({ ...result.frame, duplicate: true })))
+  if (ref) acknowledge(subscription, ref, result.frame?.id)
+}

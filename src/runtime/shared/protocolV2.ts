@@ -1,0 +1,134 @@
+/**
+ * Protocol version 2 (docs/PROTOCOL.md, "Version 2"): one connection, many rooms. Its frames and
+ * commands, and the parser both the server and the client use.
+ */
+import { isValidCid, isValidRoom, parseCursor, parseHistoryRequest, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatUser } from './protocol'
+
+/** The WebSocket subprotocol a client offers (first) to speak version 2. */
+export const PROTOCOL_V2 = 'nuxt-chat.2'
+
+/** The first frame on a version 2 connection. */
+export interface ChatHelloFrame {
+  type: 'hello'
+  version: 2
+  me: ChatUser
+  limits: { maxLength: number, maxRooms: number }
+}
+
+/** A `join` was accepted: the room's presence list, read state and replay follow, then `caught_up`. */
+export interface ChatJoinedFrame {
+  type: 'joined'
+  room: string
+  ref?: string
+  me: ChatUser
+}
+
+/** The replay of a `join` was sent: every later frame of the room is live. */
+export interface ChatCaughtUpFrame {
+  type: 'caught_up'
+  room: string
+  ref?: string
+}
+
+/** Why a `join` was refused (that room only: the connection stays). */
+export type ChatJoinRefusalCode = ChatErrorCode | 'too_many_rooms'
+
+export interface ChatJoinRefusedFrame {
+  type: 'join_refused'
+  room: string
+  ref?: string
+  code: ChatJoinRefusalCode
+  message: string
+}
+
+/** A subscription ended: the client left, the app disconnected the user from the room, or their membership ended (removed, banned, or the room became private). */
+export interface ChatLeftFrame {
+  type: 'left'
+  room: string
+  ref?: string
+  reason: 'left' | 'disconnected' | 'removed' | 'banned'
+}
+
+/** The answer to a command with a `ref` whose own answer carries none. */
+export interface ChatAckFrame {
+  type: 'ack'
+  ref: string
+  room?: string
+  id?: number
+}
+
+/** Frames only version 2 sends (the rest are version 1's, with `room`, and `ref` where answered). */
+export type ChatServerFrameV2 = ChatHelloFrame | ChatJoinedFrame | ChatCaughtUpFrame | ChatJoinRefusedFrame | ChatLeftFrame | ChatAckFrame
+
+type RoomCommand<C> = C & { room: string, ref?: string }
+
+/** What a version 2 client sends: JSON objects only, each room command naming its room. */
+export type ChatClientCommandV2
+  = | { type: 'join', room: string, since?: number, ref?: string }
+    | { type: 'leave', room: string, ref?: string }
+    | { type: 'rooms', ref?: string }
+    | { type: 'ping', ref?: string }
+    | RoomCommand<{ type: 'typing' }>
+    | RoomCommand<{ type: 'history', before: number, limit: number }>
+    | RoomCommand<{ type: 'read', id?: number }>
+    | RoomCommand<Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>>
+
+/** A command that could not be read: why, and what of it could be (to name it in the error). */
+export interface InvalidCommandV2 {
+  type: 'invalid'
+  reason: string
+  ref?: string
+  room?: string
+  cid?: string
+}
+
+/**
+ * Turn one version 2 text frame into a command, or say why it is not one: raw text, JSON that is
+ * not an object, an unknown `type`, a room command without a valid `room`, bad fields.
+ */
+export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidCommandV2 {
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  }
+  catch {
+    data = undefined
+  }
+  if (data === undefined) return { type: 'invalid', reason: 'Version 2 takes JSON commands only (raw text has no room)' }
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return { type: 'invalid', reason: 'A command must be a JSON object' }
+  const command = data as Record<string, unknown>
+  if (command.ref !== undefined && !isValidCid(command.ref)) return { type: 'invalid', reason: '`ref` must be 1-64 characters from [A-Za-z0-9._:-]' }
+  const ref = command.ref as string | undefined
+  const withRef = ref === undefined ? {} : { ref }
+  const type = command.type
+  if (type === 'ping' || type === 'rooms') return { type, ...withRef }
+  if (!ROOM_COMMANDS.has(type as string)) return { type: 'invalid', reason: `Unknown command \`${String(type).slice(0, 32)}\``, ...withRef }
+  const cid = isValidCid(command.cid) ? command.cid : undefined
+  if (!isValidRoom(command.room)) return { type: 'invalid', reason: '`room` must be 1-64 characters from [A-Za-z0-9._:-]', ...withRef, ...(cid ? { cid } : {}) }
+  const room = command.room
+  const invalid = (reason: string): InvalidCommandV2 => ({ type: 'invalid', reason, room, ...withRef, ...(cid ? { cid } : {}) })
+  switch (type) {
+    case 'join': {
+      if (command.since !== undefined && parseCursor(command.since) === undefined) return invalid('`since` must be a cursor: an integer from 0')
+      const since = parseCursor(command.since)
+      return { type, room, ...(since === undefined ? {} : { since }), ...withRef }
+    }
+    case 'leave':
+    case 'typing':
+      return { type, room, ...withRef }
+    case 'history': {
+      const request = parseHistoryRequest(command.before, command.limit)
+      return typeof request === 'string' ? invalid(request) : { type, room, ...request, ...withRef }
+    }
+    case 'read': {
+      const read = parseReadCommand({ id: command.id })
+      return typeof read === 'string' ? invalid(read) : { ...read, room, ...withRef }
+    }
+    default: {
+      const parsed = parseSendCommand(command)
+      return typeof parsed === 'string' ? invalid(parsed) : { ...parsed, room, ...withRef }
+    }
+  }
+}
+
+const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'history', 'read', 'message', 'edit', 'delete', 'reaction'])

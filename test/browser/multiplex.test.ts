@@ -1,0 +1,94 @@
+/**
+ * One WebSocket per tab (protocol version 2), in Chromium against the built playground: the
+ * `/rooms` page shows three rooms and the signed-in user's rooms list and opens exactly one
+ * WebSocket, over which messages, presence, typing, edits, reactions and read state work in all
+ * three rooms.
+ */
+import { randomUUID } from 'node:crypto'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startServer, type TestServer } from '../utils/server'
+
+let server: TestServer
+let browser: Browser
+const contexts: BrowserContext[] = []
+const pageErrors: string[] = []
+
+const sel = (testid: string) => `[data-testid="${testid}"]`
+const pane = (page: Page, room: string) => page.locator(`${sel('pane')}[data-room="${room}"]`)
+
+beforeAll(async () => {
+  server = await startServer({ output: 'playground' })
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
+  })
+})
+
+afterAll(async () => {
+  await Promise.all(contexts.map(context => context.close()))
+  await browser?.close()
+  await server?.stop()
+})
+
+/** Open `/rooms` with `rooms` as `name` (a demo sign-in cookie when `signedIn`); the WebSockets it opens are counted. */
+async function openRooms(rooms: string[], name: string, signedIn: boolean): Promise<{ page: Page, sockets: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  contexts.push(context)
+  if (signedIn) await context.addCookies([{ name: 'playground-demo-user', value: encodeURIComponent(name), url: server.url('/') }])
+  const page = await context.newPage()
+  page.on('pageerror', error => pageErrors.push(`${name}: ${error.message}`))
+  const sockets: string[] = []
+  page.on('websocket', socket => sockets.push(socket.url()))
+  await page.goto(server.url(`/rooms?${new URLSearchParams({ rooms: rooms.join(','), name })}`))
+  for (const room of rooms) await expect.poll(() => pane(page, room).getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+  return { page, sockets }
+}
+
+const textsIn = (page: Page, room: string) => pane(page, room).locator(sel('pane-message')).allTextContents()
+
+describe('playground: three rooms and a rooms list on one WebSocket', () => {
+  it('opens one socket and works in all three rooms', async () => {
+    const rooms = ['lobby', 'random', 'help'].map(label => `${label}-${randomUUID().slice(0, 6)}`)
+    const ann = await openRooms(rooms, 'Ann', true)
+    const bob = await openRooms(rooms, 'Bob', false)
+
+    // Ann's rooms list (signed in) lists the three rooms she joined.
+    await expect.poll(() => ann.page.locator(sel('rooms-item')).evaluateAll(items => items.map(item => item.getAttribute('data-room')).sort()), { timeout: 15_000 }).toEqual([...rooms].sort())
+
+    for (const room of rooms) {
+      // Presence: each sees the other in every room.
+      await expect.poll(() => pane(ann.page, room).locator(sel('pane-users')).textContent()).toContain('Bob')
+      await expect.poll(() => pane(bob.page, room).locator(sel('pane-users')).textContent()).toContain('Ann')
+      // Messages both ways.
+      await pane(ann.page, room).locator(sel('pane-input')).fill(`hi from Ann in ${room}`)
+      await pane(ann.page, room).locator(sel('pane-input')).press('Enter')
+      await expect.poll(() => textsIn(bob.page, room)).toEqual([expect.stringContaining(`hi from Ann in ${room}`)])
+      // Typing: Bob types, Ann sees it in that room.
+      await pane(bob.page, room).locator(sel('pane-input')).pressSequentially('typing', { delay: 20 })
+      await expect.poll(() => pane(ann.page, room).locator(sel('pane-typing')).textContent()).toContain('Bob typing')
+      await pane(bob.page, room).locator(sel('pane-input')).press('Enter')
+      await expect.poll(() => textsIn(ann.page, room)).toHaveLength(2)
+      // Edits and reactions.
+      await pane(ann.page, room).locator(sel('pane-edit')).click()
+      await expect.poll(() => textsIn(bob.page, room).then(texts => texts[0])).toContain('(fixed)')
+      await pane(ann.page, room).locator(sel('pane-react')).click()
+      await expect.poll(() => pane(bob.page, room).locator(sel('pane-reaction')).allTextContents()).toEqual([expect.stringContaining('👍 1')])
+    }
+    // Nothing of one room shows in another.
+    for (const room of rooms) expect((await textsIn(ann.page, room)).every(text => !rooms.some(other => other !== room && text.includes(other)))).toBe(true)
+
+    // Read state: Bob's messages are unread for Ann (the panes' badges and her list's), until she reads each room.
+    for (const room of rooms) {
+      await expect.poll(() => pane(ann.page, room).locator(sel('unread-badge')).textContent().catch(() => '')).toBe('1')
+      await pane(ann.page, room).locator(sel('pane-read')).click()
+      await expect.poll(() => pane(ann.page, room).locator(sel('unread-badge')).count()).toBe(0)
+      await expect.poll(() => ann.page.locator(`${sel('rooms-item')}[data-room="${room}"] ${sel('unread-badge')}`).count()).toBe(0)
+    }
+
+    // One WebSocket per tab, whatever it shows.
+    expect(ann.sockets).toHaveLength(1)
+    expect(bob.sockets).toHaveLength(1)
+    expect(pageErrors).toEqual([])
+  })
+})

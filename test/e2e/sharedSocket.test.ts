@@ -1,0 +1,144 @@
+/**
+ * The real client's one socket per tab (src/runtime/app/sharedSocket.ts, what `useChat()` runs)
+ * against a built server: rooms of one tab share one WebSocket, a room switch is a leave and a
+ * join on it, a dropped socket resumes every room from its cursor exactly once, and a server
+ * that speaks only version 1 gets the per-room sockets of before.
+ */
+import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer } from 'ws'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createChatConnection, type ChatConnection } from '../../src/runtime/app/chatConnection'
+import { storedOf } from '../utils/chaos'
+import { ChatSocket, postMessage, until } from '../utils/clients'
+import { startServer, type TestServer } from '../utils/server'
+
+const newRoom = () => `shared-${randomUUID().slice(0, 8)}`
+const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
+
+/** Every WebSocket the client code opens, with its URL and subprotocols. */
+const opened: { url: string, protocols: unknown, socket: WebSocket }[] = []
+const PlainWebSocket = globalThis.WebSocket
+let connections: ChatConnection[] = []
+
+beforeAll(() => {
+  globalThis.WebSocket = class extends PlainWebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols)
+      opened.push({ url: String(url), protocols, socket: this })
+    }
+  }
+})
+afterAll(() => {
+  globalThis.WebSocket = PlainWebSocket
+})
+afterEach(() => {
+  for (const connection of connections) connection.close()
+  connections = []
+  opened.length = 0
+})
+
+/** A room connection of one tab (its guest key), sharing the tab's socket as `useChat()` does. */
+function roomClient(baseURL: string, room: string, guestKey: string, name = 'Tab'): ChatConnection {
+  const connection = createChatConnection({
+    room, name, transport: 'ws', route: '/_ws', sseRoute: '/api/sse', maxMessages: 1000, maxQueue: 100, maxLength: 2000,
+    autoReconnect: { delay: 50, maxDelay: 300 }, heartbeat: false, typingTimeout: 3000, baseURL, guestKey, shareSocket: true,
+  })
+  connections.push(connection)
+  connection.open()
+  return connection
+}
+
+describe('one socket per tab against a version 2 server', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('puts three rooms on one socket, each with its own messages, and switches rooms on it', async () => {
+    const guest = randomUUID().replaceAll('-', '')
+    const rooms = [newRoom(), newRoom(), newRoom()]
+    for (const room of rooms) expect((await postMessage(httpBase(server), { message: `before ${room}` }, { room })).status).toBe(200)
+    const clients = rooms.map(room => roomClient(server.url('/'), room, guest))
+    await until(() => clients.every(client => client.status.value === 'OPEN'), 'three rooms open')
+    expect(opened).toHaveLength(1)
+    expect(opened[0]!.protocols).toBe('nuxt-chat.2')
+    expect(new URL(opened[0]!.url).searchParams.has('room')).toBe(false)
+    clients.forEach((client, index) => client.send(`hello ${rooms[index]}`))
+    for (const [index, client] of clients.entries()) {
+      const room = rooms[index]!
+      await until(() => storedOf(client).length === 2, `two messages in ${room}`)
+      expect(storedOf(client).map(message => message.message)).toEqual([`before ${room}`, `hello ${room}`])
+    }
+    // A v1 reader in the third room sees the tab's message, and the tab is one user there.
+    const reader = await ChatSocket.open(server.wsUrl(''), { room: rooms[2] })
+    await reader.waitFor(frame => frame.type === 'message' && frame.message === `hello ${rooms[2]}`, 'the tab\'s message on v1')
+
+    // Switching: the third room's connection goes, a fourth room comes, on the same socket.
+    connections.splice(connections.indexOf(clients[2]!), 1)
+    clients[2]!.close()
+    const fourth = roomClient(server.url('/'), newRoom(), guest)
+    await until(() => fourth.status.value === 'OPEN', 'the fourth room open')
+    await reader.waitFor(frame => frame.type === 'system' && frame.event === 'leave', 'the tab left the third room')
+    expect(opened).toHaveLength(1)
+    await reader.close()
+  })
+
+  it('resumes every room from its cursor after the socket drops, each message once', async () => {
+    const guest = randomUUID().replaceAll('-', '')
+    const rooms = [newRoom(), newRoom()]
+    const clients = rooms.map(room => roomClient(server.url('/'), room, guest))
+    await until(() => clients.every(client => client.status.value === 'OPEN'), 'rooms open')
+    clients.forEach(client => client.send('one'))
+    await until(() => clients.every(client => storedOf(client).length === 1), 'first messages stored')
+    // The socket drops; meanwhile others write, and the tab queues a message per room.
+    opened[0]!.socket.close()
+    await until(() => clients.every(client => client.status.value !== 'OPEN'), 'rooms dropped')
+    for (const room of rooms) expect((await postMessage(httpBase(server), { message: 'while away' }, { room })).status).toBe(200)
+    clients.forEach(client => client.send('two'))
+    await until(() => clients.every(client => client.status.value === 'OPEN' && storedOf(client).length === 3), 'rooms back with every message')
+    for (const client of clients) {
+      const ids = storedOf(client).map(message => message.id)
+      expect(new Set(ids).size).toBe(3)
+      expect(storedOf(client).map(message => message.message).sort()).toEqual(['one', 'two', 'while away'])
+    }
+    // Reconnected on one new socket, not one per room.
+    expect(opened).toHaveLength(2)
+  })
+})
+
+describe('one socket per tab against a version 1 server', () => {
+  it('falls back to a version 1 socket per room', async () => {
+    // A server of before: it answers any upgrade with the seed's welcome, whatever the subprotocol.
+    const seen: string[] = []
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    wss.on('connection', (ws, request) => {
+      const room = new URL(request.url!, 'http://x').searchParams.get('room') ?? 'chat'
+      seen.push(`${request.headers['sec-websocket-protocol'] ?? ''} ${room}`)
+      ws.send(JSON.stringify({ type: 'system', event: 'welcome', room, user: 'server', message: 'Welcome Old!', peer: { id: 'guest:x', name: 'Old' } }))
+      ws.on('message', data => ws.send(JSON.stringify({ type: 'message', id: 1, room, user: 'Old', message: String(JSON.parse(String(data)).message), ts: 1, cid: JSON.parse(String(data)).cid })))
+    })
+    await new Promise(resolve => wss.once('listening', resolve))
+    try {
+      const base = `http://127.0.0.1:${(wss.address() as AddressInfo).port}/`
+      const guest = randomUUID().replaceAll('-', '')
+      const clients = ['a', 'b'].map(room => roomClient(base, room, guest))
+      await until(() => clients.every(client => client.status.value === 'OPEN' && client.me.value?.name === 'Old'), 'both rooms open on version 1', 5000).catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify({ seen, status: clients.map(client => [client.status.value, client.me.value, client.error.value]) })}`)
+      })
+      clients[0]!.send('on v1')
+      await until(() => storedOf(clients[0]!).length === 1, 'the message echoed')
+      // The shared socket (no room) was tried once; then one version 1 socket per room, without the subprotocol.
+      expect(seen.filter(entry => entry.startsWith('nuxt-chat.2'))).toHaveLength(1)
+      expect(seen.filter(entry => !entry.startsWith('nuxt-chat.2')).sort()).toEqual([' a', ' b'])
+    }
+    finally {
+      // `ws` closes its HTTP server only once every connection is gone.
+      for (const client of wss.clients) client.terminate()
+      await new Promise(resolve => wss.close(resolve))
+    }
+  })
+})
