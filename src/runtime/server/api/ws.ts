@@ -161,8 +161,8 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
 }
 
 /**
- * Does the upgrade ask for protocol version 2? Its first offered subprotocol is `nuxt-chat.2`: `ws` answers
- * with the first one offered (no `handleProtocols`), so the client is told the version it gets.
+ * Does the upgrade ask for protocol version 2? Its first offered subprotocol is `nuxt-chat.2`, the one the
+ * server answers (see `upgrade`), so the client is told the version it gets.
  */
 function offersVersion2(headers: Headers): boolean {
   const offered = headers.get('sec-websocket-protocol')
@@ -329,8 +329,9 @@ export default {
       // crossws 0.3 keeps `request.context` for the peer; 0.4 merges the `context` the hook returns.
       const context = (request as unknown as { context?: Record<string, unknown> }).context
       if (context) context.chatAdmission = chatAdmission
-      // (h3 1 types the hook's result as `ResponseInit`, which crossws 0.3 reads only for `headers`.)
-      return { context: { chatAdmission } } as ResponseInit
+      // (h3 1 types the hook's result as `ResponseInit`, which crossws 0.3 reads only for `headers`.) Version 2's subprotocol:
+      // crossws 0.4 answers the one the hook names (its `ws` chooses none); under 0.3, `ws` answers the first offered.
+      return { context: { chatAdmission }, ...(admission.version === 2 && { protocol: PROTOCOL_V2 }) } as ResponseInit
     }
     catch (error) {
       if (error instanceof ChatLimitRefusal) throw refuseLimitedUpgrade(error.refusal)
