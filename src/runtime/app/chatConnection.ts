@@ -101,6 +101,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   /** Everything about the connection's lifecycle, in one place. */
   const state = {
     link: undefined as ChatLink | undefined,
+    /** The room as the server named it (a direct room's id is the server's to say). */
+    room: options.room,
     /** Bumped for every link, so late events (a probe's answer) of an old one are ignored. */
     generation: 0,
     /** The app wants to be connected (open() called, close() not). */
@@ -197,6 +199,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
           // A welcome is a successful connect: the next drop starts the backoff afresh.
           state.attempts = 0
           if (frame.peer) me.value = frame.peer
+          // A direct room's id, which only the server knows (`dm`): pending messages show it too.
+          if (frame.room) state.room = frame.room
         }
         break
       case 'history':
@@ -388,7 +392,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       return false
     }
     const cid = randomCid()
-    log.addPending({ room: options.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid })
+    log.addPending({ room: state.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid })
     publish()
     outbox.push(cid, text)
     return true
@@ -568,7 +572,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     clear() {
       log.clear()
       state.oldestStored = 0
-      for (const item of outbox.items) log.addPending({ room: options.room, user: me.value?.name ?? '', message: item.message, ts: Date.now(), cid: item.cid })
+      for (const item of outbox.items) log.addPending({ room: state.room, user: me.value?.name ?? '', message: item.message, ts: Date.now(), cid: item.cid })
       publish()
     },
     /** Messages waiting for the server's acknowledgement. */
