@@ -2,7 +2,7 @@
  * Protocol version 2 (docs/PROTOCOL.md, "Version 2"): one connection, many rooms. Its frames and
  * commands, and the parser both the server and the client use.
  */
-import { isValidCid, isValidRoom, parseCursor, parseHistoryRequest, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatUser } from './protocol'
+import { isValidCid, isValidRoom, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatUser } from './protocol'
 
 /** The WebSocket subprotocol a client offers (first) to speak version 2. */
 export const PROTOCOL_V2 = 'nuxt-chat.2'
@@ -72,6 +72,33 @@ export type ChatClientCommandV2
     | RoomCommand<{ type: 'history', before: number, limit: number }>
     | RoomCommand<{ type: 'read', id?: number }>
     | RoomCommand<Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>>
+    | ChatCreateCommand
+    | { type: 'dm', user: string, ref?: string }
+    | RoomCommand<ChatMemberCommand>
+    | RoomCommand<ChatUpdateCommand>
+
+/** Make a room: the sender owns it, `members` are in it (docs/PROTOCOL.md, "Rooms and members, version 2"). */
+export interface ChatCreateCommand {
+  type: 'create'
+  title: string
+  topic?: string
+  visibility: 'public' | 'private'
+  members?: string[]
+  ref?: string
+}
+
+/** Change a room's record (at least one field). */
+export interface ChatUpdateCommand {
+  type: 'update'
+  title?: string
+  topic?: string
+  visibility?: 'public' | 'private'
+}
+
+/** Members a client's `create` names at most. */
+export const MAX_CREATE_MEMBERS = 100
+const MAX_TITLE = 200
+const MAX_TOPIC = 1000
 
 /** A command that could not be read: why, and what of it could be (to name it in the error). */
 export interface InvalidCommandV2 {
@@ -102,6 +129,14 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
   const withRef = ref === undefined ? {} : { ref }
   const type = command.type
   if (type === 'ping' || type === 'rooms') return { type, ...withRef }
+  if (type === 'create') {
+    const created = parseCreateCommand(command)
+    return typeof created === 'string' ? { type: 'invalid', reason: created, ...withRef } : { ...created, ...withRef }
+  }
+  if (type === 'dm') {
+    const problem = userIdProblem(command.user)
+    return problem ? { type: 'invalid', reason: problem, ...withRef } : { type, user: command.user as string, ...withRef }
+  }
   if (!ROOM_COMMANDS.has(type as string)) return { type: 'invalid', reason: `Unknown command \`${String(type).slice(0, 32)}\``, ...withRef }
   const cid = isValidCid(command.cid) ? command.cid : undefined
   if (!isValidRoom(command.room)) return { type: 'invalid', reason: '`room` must be 1-64 characters from [A-Za-z0-9._:-]', ...withRef, ...(cid ? { cid } : {}) }
@@ -124,6 +159,19 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
       const read = parseReadCommand({ id: command.id })
       return typeof read === 'string' ? invalid(read) : { ...read, room, ...withRef }
     }
+    case 'invite':
+    case 'remove':
+    case 'mute':
+    case 'ban':
+    case 'unban':
+    case 'role': {
+      const parsed = parseMemberCommand(command)
+      return typeof parsed === 'string' ? invalid(parsed) : { ...parsed, room, ...withRef }
+    }
+    case 'update': {
+      const parsed = parseRecordFields(command, false)
+      return typeof parsed === 'string' ? invalid(parsed) : { type, ...parsed, room, ...withRef }
+    }
     default: {
       const parsed = parseSendCommand(command)
       return typeof parsed === 'string' ? invalid(parsed) : { ...parsed, room, ...withRef }
@@ -131,4 +179,36 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
   }
 }
 
-const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'history', 'read', 'message', 'edit', 'delete', 'reaction'])
+const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'history', 'read', 'message', 'edit', 'delete', 'reaction', 'invite', 'remove', 'mute', 'ban', 'unban', 'role', 'update'])
+
+/** Why `user` is not a user id one may name (a signed-in user's: not a guest's), if it is not. */
+function userIdProblem(user: unknown): string | undefined {
+  if (typeof user !== 'string' || !user || user.length > 256) return '`user` must be a user id (1-256 characters)'
+  if (user.startsWith('guest:')) return '`user` must be a signed-in user\'s id, not a guest\'s'
+  return undefined
+}
+
+/** A record's `title`, `topic` and `visibility` as given; `required`: a new room's title and visibility must be. */
+function parseRecordFields(command: Record<string, unknown>, required: boolean): Omit<ChatUpdateCommand, 'type'> | string {
+  const { title, topic, visibility } = command
+  if ((required || title !== undefined) && (typeof title !== 'string' || title.length > MAX_TITLE || title.includes('\0'))) return `\`title\` must be text of at most ${MAX_TITLE} characters`
+  if (topic !== undefined && (typeof topic !== 'string' || topic.length > MAX_TOPIC || topic.includes('\0'))) return `\`topic\` must be text of at most ${MAX_TOPIC} characters`
+  if ((required || visibility !== undefined) && visibility !== 'public' && visibility !== 'private') return '`visibility` must be public or private'
+  if (title === undefined && topic === undefined && visibility === undefined) return 'Give at least one of `title`, `topic`, `visibility`'
+  return {
+    ...(title !== undefined ? { title: title as string } : {}),
+    ...(topic !== undefined ? { topic: topic as string } : {}),
+    ...(visibility !== undefined ? { visibility: visibility as 'public' | 'private' } : {}),
+  }
+}
+
+function parseCreateCommand(command: Record<string, unknown>): Omit<ChatCreateCommand, 'ref'> | string {
+  const fields = parseRecordFields(command, true)
+  if (typeof fields === 'string') return fields
+  const { members } = command
+  if (members !== undefined) {
+    if (!Array.isArray(members) || members.length > MAX_CREATE_MEMBERS) return `\`members\` must be a list of at most ${MAX_CREATE_MEMBERS} user ids`
+    if (members.some(uid => userIdProblem(uid))) return '`members` must be signed-in users\' ids (1-256 characters each)'
+  }
+  return { type: 'create', title: fields.title!, visibility: fields.visibility!, ...(fields.topic !== undefined ? { topic: fields.topic } : {}), ...(members ? { members: [...new Set(members as string[])] } : {}) }
+}

@@ -1,7 +1,7 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
 import { randomBytes } from 'node:crypto'
-import { errorFrame, isValidRoom, systemFrame, systemFrameOf, type ChatHistoryFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, isValidRoom, systemFrame, systemFrameOf, type ChatErrorFrame, type ChatHistoryFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
@@ -15,7 +15,7 @@ import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal,
 import { ChatRefusal, type ChatAdmission } from './access'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { createRoomModeration, type ModerationResult } from './roomModeration'
-import { directRoomId, memberIdProblem, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
+import { directRoomId, mayUpdate, memberIdProblem, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
 export type { SendInput, SendResult } from './sendPipeline'
@@ -35,6 +35,9 @@ export interface ChatRoomInput {
   /** Users to add as `member`s. */
   members?: string[]
 }
+
+/** The fields of a room record its members may change. */
+type RecordFields = Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>
 
 /** Close code and reasons of a connection whose membership ended (docs/PROTOCOL.md, "Admission"). */
 export const MEMBERSHIP_ENDED = 4003
@@ -440,6 +443,16 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     return await store.roomRecord(id) ?? record
   }
 
+  /** Change a room's title, topic or visibility; undefined when it has no record. */
+  async function updateRoom(room: string, fields: RecordFields): Promise<RoomRecord | undefined> {
+    const problem = roomFieldsProblem(fields)
+    if (problem) throw new ChatRefusal(400, problem)
+    if (room.startsWith('dm:') && fields.visibility === 'public') throw new ChatRefusal(400, 'A direct room stays private')
+    if (!await store.updateRoom(room, fields)) return undefined
+    membershipChanged({ type: 'member', room, uid: '' })
+    return store.roomRecord(room)
+  }
+
   /** Make a room record with its owner and members; throws `ChatRefusal` 400 (fields) or 409 (the room has one). */
   async function createRoom(input: ChatRoomInput): Promise<RoomRecord> {
     const id = input.id ?? `room-${randomBytes(12).toString('base64url')}`
@@ -609,14 +622,37 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     },
     directRoom,
     createRoom,
-    /** Change a room's title, topic or visibility; undefined when it has no record. */
-    async updateRoom(room: string, fields: Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>): Promise<RoomRecord | undefined> {
-      const problem = roomFieldsProblem(fields)
-      if (problem) throw new ChatRefusal(400, problem)
-      if (room.startsWith('dm:') && fields.visibility === 'public') throw new ChatRefusal(400, 'A direct room stays private')
-      if (!await store.updateRoom(room, fields)) return undefined
-      membershipChanged({ type: 'member', room, uid: '' })
-      return store.roomRecord(room)
+    /** A token of the `rooms` limit for a room a person makes (`create`, a new direct room); the refusal when spent. */
+    newRoomToken(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.take('rooms', subject)
+    },
+    updateRoom,
+    /**
+     * A member's change of a room's record (version 2's `update`): counted as a message, then the
+     * record rule (`mayUpdate`), then `updateRoom`; the record, or the refusal.
+     */
+    async updateRoomAs(room: string, fields: RecordFields, actor: ChatUser, subject: LimitSubject): Promise<{ record: RoomRecord } | { error: ChatErrorFrame }> {
+      const refused = limits.take('messages', subject)
+      if (refused) return { error: limitRefusalFrame(refused) }
+      if (actor.guest || room.startsWith('dm:')) return { error: errorFrame('forbidden', 'You may not change this room') }
+      let member: RoomMember | undefined
+      try {
+        member = await store.member(room, actor.id)
+      }
+      catch (error) {
+        logger.error('[nuxt-chat] could not read a room\'s members', error)
+        return { error: errorFrame('unavailable', 'The room could not be read; try again') }
+      }
+      if (!mayUpdate(member, fields)) return { error: errorFrame('forbidden', fields.visibility === undefined ? 'You may not change this room' : 'Only owners change who may enter') }
+      try {
+        const record = await updateRoom(room, fields)
+        return record ? { record } : { error: errorFrame('not_found', 'This room has no record to change') }
+      }
+      catch (error) {
+        if (error instanceof ChatRefusal) return { error: errorFrame('bad_request', error.message) }
+        logger.error('[nuxt-chat] could not change a room', error)
+        return { error: errorFrame('unavailable', 'The change could not be stored; try again') }
+      }
     },
     /** A room's record (undefined: none, a public room). */
     roomRecord: (room: string) => store.roomRecord(room),

@@ -87,6 +87,12 @@ export function mayAct(action: MemberAction, actor: RoomMember | undefined, subj
   }
 }
 
+/** The record rule: owners change a room's title, topic and visibility; moderators its title and topic. */
+export function mayUpdate(actor: RoomMember | undefined, fields: { visibility?: unknown }): boolean {
+  const rank = rankOf(actor)
+  return rank === RANK.owner || (rank === RANK.moderator && fields.visibility === undefined)
+}
+
 /** Is the member muted at `now`? */
 export function isMuted(member: RoomMember | undefined, now = Date.now()): boolean {
   return member?.mutedUntil !== undefined && member.mutedUntil > now

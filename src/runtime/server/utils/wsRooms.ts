@@ -9,7 +9,7 @@
 import type { Hookable } from 'hookable'
 import type { Peer } from 'crossws'
 import { useNitroApp, useRuntimeConfig } from '#nuxt-chat/nitro'
-import { errorFrame, PONG_FRAME, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
 import { parseClientFrameV2, type ChatAckFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { ChatRefusal, identify } from './access'
@@ -18,6 +18,7 @@ import type { ConnectionHold } from './connectionCaps'
 import { refusalCode } from './httpAdmission'
 import { checkGuestName } from './names'
 import { BANNED_REASON, MEMBERSHIP_ENDED } from './hub'
+import { directRoomId } from './roomMembers'
 import { deliverToMember, RoomFrame, type Member } from './roomDelivery'
 import { sendFieldsOf } from './sendPipeline'
 import { chatLogger, useChatHub } from './useChatHub'
@@ -165,6 +166,23 @@ export function commandOf(connection: MultiRoomMember, text: string | undefined)
     case 'read':
       answerRead(connection, command.room, command.id, command.ref)
       return
+    case 'create':
+      void createAndJoin(connection, command)
+      return
+    case 'dm':
+      openDirect(connection, command.user, command.ref)
+      return
+    case 'invite':
+    case 'remove':
+    case 'mute':
+    case 'ban':
+    case 'unban':
+    case 'role':
+      answerModeration(connection, command)
+      return
+    case 'update':
+      answerUpdate(connection, command)
+      return
   }
   const subscription = connection.subscriptions.get(command.room)
   if (!subscription) {
@@ -208,7 +226,7 @@ function refuseJoin(connection: MultiRoomMember, room: string, ref: string | und
  * a version 1 upgrade asks it; a guest's name against the room's signed-in names), then the
  * hub's join (where per-room policies apply): `joined`, presence, read state, replay, `caught_up`.
  */
-async function join(connection: MultiRoomMember, room: string, since: number | undefined, ref: string | undefined) {
+async function join(connection: MultiRoomMember, room: string, since: number | undefined, ref: string | undefined, directWith?: string) {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   if (connection.subscriptions.has(room)) return refuseJoin(connection, room, ref, 'bad_request', `Already in room "${room}"`)
   if (connection.subscriptions.size >= config.maxRoomsPerConnection) {
@@ -226,7 +244,7 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
     refuseJoin(connection, room, ref, code, message)
   }
   try {
-    const refusal = await roomRefusal(connection, room, config)
+    const refusal = await roomRefusal(connection, room, config, directWith)
     // Left (or closed) while the app was asked.
     if (subscription.ended || connection.subscriptions.get(room) !== subscription) return
     if (refusal) return refuse(refusal.code, refusal.message)
@@ -248,7 +266,7 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
 }
 
 /** Why this connection's person may not join `room`, if they may not. */
-async function roomRefusal(connection: MultiRoomMember, room: string, config: ChatRuntimeConfig): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
+async function roomRefusal(connection: MultiRoomMember, room: string, config: ChatRuntimeConfig, directWith?: string): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
   const request = connection.request
   if (!request) return { code: 'forbidden', message: 'Not allowed in this room' }
   const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
@@ -267,13 +285,74 @@ async function roomRefusal(connection: MultiRoomMember, room: string, config: Ch
   }
   try {
     // The room's own admission (members, bans, private rooms; docs/PROTOCOL.md, "Admission"), as for a version 1 upgrade.
-    await useChatHub().admitToRoom({ room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false })
+    await useChatHub().admitToRoom({ room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false, ...(directWith === undefined ? {} : { directWith }) })
   }
   catch (error) {
     if (!(error instanceof ChatRefusal)) throw error
     return { code: refusalCode(error.status), message: error.message }
   }
   return undefined
+}
+
+type CreateCommand = Extract<ChatClientCommandV2, { type: 'create' }>
+type ModerationCommand = Extract<ChatClientCommandV2, { type: ChatMemberCommand['type'] }>
+type UpdateCommand = Extract<ChatClientCommandV2, { type: 'update' }>
+
+/** `create`: a room the sender owns (a token of the `rooms` limit), then joined as by `join`. */
+async function createAndJoin(connection: MultiRoomMember, command: CreateCommand) {
+  const { ref, title, topic, visibility, members } = command
+  if (connection.user.guest) return connection.send(errorOf(errorFrame('unauthorized', 'Sign in to make a room: guests have none'), undefined, ref))
+  const hub = useChatHub()
+  const refused = hub.newRoomToken(limitSubjectOf(connection))
+  if (refused) return connection.send(errorOf(limitRefusalFrame(refused), undefined, ref))
+  let room: string
+  try {
+    room = (await hub.createRoom({ title, topic, visibility, owner: connection.user.id, members })).id
+  }
+  catch (error) {
+    if (error instanceof ChatRefusal) return connection.send(errorOf(errorFrame(refusalCode(error.status), error.message), undefined, ref))
+    chatLogger.error('[nuxt-chat] could not make a room', error)
+    return connection.send(errorOf(errorFrame('unavailable', 'The room could not be made; try again'), undefined, ref))
+  }
+  await join(connection, room, undefined, ref)
+}
+
+/** `dm`: the direct room with `user`, made on first use by the admission (as `?dm=`), then joined. */
+function openDirect(connection: MultiRoomMember, user: string, ref: string | undefined) {
+  if (connection.user.guest) return connection.send(errorOf(errorFrame('unauthorized', 'Sign in to open a direct room: guests have none'), undefined, ref))
+  if (user === connection.user.id) return connection.send(errorOf(errorFrame('bad_request', 'A direct room needs two different users'), undefined, ref))
+  void join(connection, directRoomId(connection.user.id, user), undefined, ref, user)
+}
+
+/** A moderation command in a room (joined or not), through the same `hub.moderate` as version 1: `ack`, or the refusal. */
+function answerModeration(connection: MultiRoomMember, command: ModerationCommand) {
+  const { room, ref, ...memberCommand } = command
+  useChatHub().moderate(room, memberCommand as ChatMemberCommand, connection.user, limitSubjectOf(connection)).then(
+    (result) => {
+      if (!('frame' in result)) connection.send(errorOf(result.error, room, ref))
+      else if (ref) connection.send({ type: 'ack', ref, room } satisfies ChatAckFrame)
+      else connection.send(result.frame)
+    },
+    (error) => {
+      chatLogger.error('[nuxt-chat] a moderation command failed', error)
+      connection.send(errorOf(errorFrame('unavailable', 'The change could not be made; try again'), room, ref))
+    },
+  )
+}
+
+/** `update`: a room's title, topic or visibility, by its owners (and moderators, not visibility). */
+function answerUpdate(connection: MultiRoomMember, command: UpdateCommand) {
+  const { room, ref, type: _type, ...fields } = command
+  useChatHub().updateRoomAs(room, fields, connection.user, limitSubjectOf(connection)).then(
+    (result) => {
+      if ('error' in result) connection.send(errorOf(result.error, room, ref))
+      else if (ref) connection.send({ type: 'ack', ref, room } satisfies ChatAckFrame)
+    },
+    (error) => {
+      chatLogger.error('[nuxt-chat] an update command failed', error)
+      connection.send(errorOf(errorFrame('unavailable', 'The change could not be made; try again'), room, ref))
+    },
+  )
 }
 
 /** Follow the user's rooms list on this connection (signed-in users only). */

@@ -1,0 +1,138 @@
+/**
+ * Rooms and members on protocol version 2 (docs/PROTOCOL.md, "Rooms and members, version 2"),
+ * against a built server with real version 2 sockets: a private room made and joined with its
+ * invitees while an outsider is refused, a direct room from both sides, a mute that refuses one
+ * room's sends only, and bad input answered with errors naming the ref. Users are the fixture's
+ * `user-…` toy sessions.
+ */
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ChatSocketV2, type FrameV2 } from '../utils/clients'
+import { startServer, type TestServer } from '../utils/server'
+
+const tag = randomUUID().slice(0, 8)
+let users = 0
+const newUser = () => `user-${tag}-${++users}`
+const wsBase = (server: TestServer) => server.wsUrl('')
+// Many rooms from one address: the limits are not what these tests are about.
+const UNLIMITED = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' }
+
+describe('rooms and members on protocol version 2', () => {
+  let server: TestServer
+  const opened: ChatSocketV2[] = []
+  /** A version 2 socket signed in as `user` (undefined: a guest), after its `hello`. */
+  const open = async (user?: string) => {
+    const socket = await ChatSocketV2.openV2(wsBase(server), user ? {} : { name: 'Guest' }, user ? { headers: { cookie: `session=${user}` } } : {})
+    opened.push(socket)
+    await socket.waitFor(frame => frame.type === 'hello', 'hello')
+    return socket
+  }
+  /** Send `command` with a fresh ref; the first frame answering it (by ref) is returned. */
+  const ask = async (socket: ChatSocketV2, command: Record<string, unknown>, answered = (frame: FrameV2) => frame.type !== 'joined') => {
+    const ref = socket.ref()
+    socket.send({ ...command, ref })
+    return socket.waitFor(frame => frame.ref === ref && answered(frame), `answer to ${String(command.type)}`)
+  }
+
+  beforeAll(async () => {
+    server = await startServer({ env: UNLIMITED })
+  })
+  afterAll(async () => {
+    await Promise.all(opened.map(socket => socket.close()))
+    await server?.stop()
+  })
+
+  it('creates a private room joined at once; an invitee joins, an outsider is refused', async () => {
+    const [ownerId, inviteeId, outsiderId] = [newUser(), newUser(), newUser()]
+    const owner = await open(ownerId)
+    const created = await ask(owner, { type: 'create', title: 'Team <b>', visibility: 'private' })
+    expect(created).toMatchObject({ type: 'caught_up' })
+    const room = created.room as string
+    expect(room).toMatch(/^room-[\w-]{16}$/)
+    expect(owner.frames.find(frame => frame.type === 'joined' && frame.room === room)).toMatchObject({ me: { id: ownerId } })
+
+    const outsider = await open(outsiderId)
+    expect(await outsider.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+    const invitee = await open(inviteeId)
+    expect(await invitee.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+
+    expect(await ask(owner, { type: 'invite', room, user: inviteeId })).toEqual({ type: 'ack', ref: expect.any(String), room })
+    expect(await invitee.join(room)).toMatchObject({ type: 'caught_up', room })
+    // The invitee is a member, not a moderator: they may not invite the outsider.
+    expect(await ask(invitee, { type: 'invite', room, user: outsiderId })).toMatchObject({ type: 'error', code: 'forbidden', room })
+    expect(await outsider.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+
+    // Members made at creation are in at once.
+    const withMembers = await ask(owner, { type: 'create', title: 'Pair', visibility: 'private', members: [outsiderId] })
+    expect(await outsider.join(withMembers.room as string)).toMatchObject({ type: 'caught_up' })
+  })
+
+  it('opens one direct room from both sides; guests have none', async () => {
+    const [aliceId, bobId] = [newUser(), newUser()]
+    const alice = await open(aliceId)
+    const bob = await open(bobId)
+    const fromAlice = await ask(alice, { type: 'dm', user: bobId })
+    expect(fromAlice).toMatchObject({ type: 'caught_up' })
+    expect(fromAlice.room).toMatch(/^dm:/)
+    const fromBob = await ask(bob, { type: 'dm', user: aliceId })
+    expect(fromBob).toMatchObject({ type: 'caught_up', room: fromAlice.room })
+    alice.send({ type: 'message', room: fromAlice.room, message: 'hi bob', cid: 'dm-1' })
+    await bob.waitFor(frame => frame.type === 'message' && frame.message === 'hi bob' && frame.room === fromAlice.room, 'the message in the direct room')
+    // Nobody moderates a direct room.
+    expect(await ask(alice, { type: 'ban', room: fromAlice.room, user: bobId })).toMatchObject({ type: 'error', code: 'forbidden' })
+
+    const guest = await open()
+    expect(await ask(guest, { type: 'dm', user: aliceId })).toMatchObject({ type: 'error', code: 'unauthorized' })
+    expect(await ask(guest, { type: 'create', title: 'Mine', visibility: 'public' })).toMatchObject({ type: 'error', code: 'unauthorized' })
+  })
+
+  it('a muted member is refused in that room only; a removed one leaves; update changes the record', async () => {
+    const [ownerId, memberId] = [newUser(), newUser()]
+    const owner = await open(ownerId)
+    const member = await open(memberId)
+    const room = (await ask(owner, { type: 'create', title: 'Quiet', visibility: 'public' })).room as string
+    const other = (await ask(owner, { type: 'create', title: 'Loud', visibility: 'public' })).room as string
+    expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
+    expect(await member.join(other)).toMatchObject({ type: 'caught_up' })
+
+    expect(await ask(owner, { type: 'mute', room, user: memberId })).toMatchObject({ type: 'ack', room })
+    expect(await ask(member, { type: 'message', room, message: 'shh', cid: 'm-1' }, frame => frame.type === 'error' || frame.type === 'ack')).toMatchObject({ type: 'error', code: 'muted', room, cid: 'm-1' })
+    expect(await ask(member, { type: 'message', room: other, message: 'loud', cid: 'm-2' }, frame => frame.type === 'error' || frame.type === 'ack')).toMatchObject({ type: 'ack', room: other })
+    // A member may not mute the owner.
+    expect(await ask(member, { type: 'mute', room: other, user: ownerId })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
+
+    expect(await ask(owner, { type: 'update', room, title: 'Quieter', visibility: 'private' })).toMatchObject({ type: 'ack', room })
+    expect(await ask(member, { type: 'update', room: other, topic: 'mine now' })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
+    expect(await ask(owner, { type: 'ban', room: other, user: memberId })).toMatchObject({ type: 'ack', room: other })
+    await member.waitFor(frame => frame.type === 'left' && frame.room === other && frame.reason === 'banned', 'left, banned')
+  })
+
+  it('answers bad input with errors naming the ref, and the connection stays', async () => {
+    const socket = await open(newUser())
+    const cases: [Record<string, unknown>, string][] = [
+      [{ type: 'create', visibility: 'private' }, 'title'],
+      [{ type: 'create', title: 'x', visibility: 'secret' }, 'visibility'],
+      [{ type: 'create', title: 'x'.repeat(201), visibility: 'public' }, 'title'],
+      [{ type: 'create', title: 'x', visibility: 'public', members: 'bob' }, 'members'],
+      [{ type: 'create', title: 'x', visibility: 'public', members: [42] }, 'members'],
+      [{ type: 'dm' }, 'user'],
+      [{ type: 'dm', user: 'guest:abc' }, 'guest'],
+      [{ type: 'invite', user: 'someone' }, 'room'],
+      [{ type: 'invite', room: 'r' }, 'user'],
+      [{ type: 'role', room: 'r', user: 'someone', role: 'king' }, 'role'],
+      [{ type: 'mute', room: 'r', user: 'someone', until: -1 }, 'until'],
+      [{ type: 'update', room: 'r' }, 'title'],
+      [{ type: 'update', room: 'r', topic: 7 }, 'topic'],
+    ]
+    for (const [command, word] of cases) {
+      const answer = await ask(socket, command)
+      expect(answer, JSON.stringify(command)).toMatchObject({ type: 'error', code: 'bad_request' })
+      expect(String(answer.message), JSON.stringify(command)).toContain(word)
+    }
+    const me = (socket.frames[0]!.me as { id: string }).id
+    expect(await ask(socket, { type: 'dm', user: me })).toMatchObject({ type: 'error', code: 'bad_request' })
+    expect(await ask(socket, { type: 'update', room: `none-${tag}`, title: 'x' })).toMatchObject({ type: 'error', room: `none-${tag}` })
+    expect(await ask(socket, { type: 'ping' })).toMatchObject({ type: 'pong' })
+    expect(socket.closed).toBeUndefined()
+  })
+})
