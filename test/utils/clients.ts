@@ -323,3 +323,75 @@ export class ChatSocketV2 {
     return until(() => this.closed, 'close')
   }
 }
+
+/**
+ * A real version 2 SSE client (docs/PROTOCOL.md, "Version 2 over SSE"): one stream (fetch
+ * streaming), commands as POSTs naming the stream id from its `hello`.
+ */
+export class ChatStreamV2 {
+  frames: FrameV2[] = []
+  #refs = 0
+  constructor(readonly base: string, readonly reader: ChatStream, readonly headers: Record<string, string>, readonly params: { name?: string, guest?: string } = {}) {
+    this.frames = reader.frames as unknown as FrameV2[]
+  }
+
+  /** Open `GET /api/sse?v=2` and wait for its `hello`. */
+  static async openV2(base: string, params: { name?: string, guest?: string } = {}, headers: Record<string, string> = {}): Promise<ChatStreamV2> {
+    const reader = await ChatStream.open(base, { ...params, v: '2' } as typeof params, headers)
+    const stream = new ChatStreamV2(base, reader, headers, params)
+    if (reader.status !== 200) throw Object.assign(new Error(`HTTP ${reader.status}`), { status: reader.status, text: reader.text })
+    await stream.waitFor(frame => frame.type === 'hello', 'hello')
+    return stream
+  }
+
+  /** The stream id from `hello`. */
+  get id(): string {
+    return this.frames.find(frame => frame.type === 'hello')!.stream as string
+  }
+
+  ref(): string {
+    return `s${++this.#refs}`
+  }
+
+  /** POST one command to a stream (this one unless `stream` says), as the stream's person (its identity parameters); status and parsed body. */
+  async send(command: object | string, stream = this.id, headers = this.headers) {
+    const response = await fetch(`${this.base}/api/sse${query({ ...this.params, v: 2, stream })}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof command === 'string' ? command : JSON.stringify(command),
+    })
+    const text = await response.text()
+    let json: FrameV2 | undefined
+    try {
+      json = JSON.parse(text)
+    }
+    catch {
+      // Empty (202).
+    }
+    return { status: response.status, json, text }
+  }
+
+  waitFor(predicate: (frame: FrameV2) => boolean, what = 'a frame', timeout?: number): Promise<FrameV2> {
+    return until(() => this.frames.find(predicate), what, timeout)
+  }
+
+  /** POST `join` and wait for its `caught_up` (or `join_refused`) on the stream. */
+  async join(room: string, since?: number): Promise<FrameV2> {
+    const ref = this.ref()
+    const answer = await this.send({ type: 'join', room, ref, ...(since === undefined ? {} : { since }) })
+    if (answer.status !== 202) throw new Error(`join answered ${answer.status}: ${answer.text}`)
+    return this.waitFor(frame => (frame.type === 'caught_up' || frame.type === 'join_refused') && frame.ref === ref, `join ${room}`)
+  }
+
+  framesOf(room: string): FrameV2[] {
+    return this.frames.filter(frame => frame.room === room)
+  }
+
+  messagesOf(room: string): ChatMessageFrame[] {
+    return this.framesOf(room).filter(frame => frame.type === 'message') as unknown as ChatMessageFrame[]
+  }
+
+  close() {
+    return this.reader.close()
+  }
+}

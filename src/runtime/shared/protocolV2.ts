@@ -13,6 +13,8 @@ export interface ChatHelloFrame {
   version: 2
   me: ChatUser
   limits: { maxLength: number, maxRooms: number }
+  /** On an SSE stream: its id, for the POSTs that carry its commands (docs/PROTOCOL.md, "Version 2 over SSE"). */
+  stream?: string
 }
 
 /** A `join` was accepted: the room's presence list, read state and replay follow, then `caught_up`. */

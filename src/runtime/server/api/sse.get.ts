@@ -11,6 +11,7 @@ import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import type { Member, RoomFrame } from '../utils/roomDelivery'
 import type { RoomsWatcher } from '../utils/readState'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
+import { asksVersion2, openRoomsStream } from '../utils/sseRooms'
 
 const STREAM_HEADERS = {
   'content-type': 'text/event-stream',
@@ -27,10 +28,12 @@ const STREAM_HEADERS = {
  * `HEAD` is admitted the same way and answers the stream's headers only.
  */
 export default defineEventHandler(async (event) => {
-  const admitted = await admitHttpRequest(event)
+  const admitted = await admitHttpRequest(event, asksVersion2(event) ? 2 : undefined)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
   if (event.method === 'HEAD') return answerHeadersOnly(event, STREAM_HEADERS)
+  // `?v=2`: one stream for every room of the tab (docs/PROTOCOL.md, "Version 2 over SSE").
+  if (admission.version === 2) return clientGone(event) ? undefined : openRoomsStream(event, admission, config)
   // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, revision 3).
   const query = getQuery(event)
   const subject = limitSubjectOf(admission)

@@ -11,6 +11,7 @@ import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
 import { useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
+import { answerStreamCommand, asksVersion2 } from '../utils/sseRooms'
 
 /** Parse a JSON `{ type?, message, cid?, target? }` (or `{ type: 'read', id? }`) or a `text/plain` body; a string is the error to answer with. */
 function parseBody(body: string, contentType: string): ReturnType<typeof parseSendCommand> | Extract<ChatClientCommand, { type: 'read' }> {
@@ -28,10 +29,12 @@ function parseBody(body: string, contentType: string): ReturnType<typeof parseSe
 }
 
 /** Send a message into a room over HTTP: answers the stored message frame, or an `error` frame. */
-export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame> => {
-  const admitted = await admitHttpRequest(event)
+export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame | string> => {
+  const admitted = await admitHttpRequest(event, asksVersion2(event) ? 2 : undefined)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
+  // `?v=2&stream=`: a command for the person's version 2 stream (docs/PROTOCOL.md, "Version 2 over SSE").
+  if (admission.version === 2) return answerStreamCommand(event, admission, config)
   if (admission.rooms) return refuse(event, 400, errorFrame('bad_request', 'POST to a room (`?room=`), not to the rooms list'))
   // An open POST holds a connection slot of its address until answered.
   const hold = holdConnection(limitSubjectOf(admission), config)

@@ -14,7 +14,7 @@ import { deliverToMember, RoomFrame } from '../utils/roomDelivery'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
 import { closeConnection, nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, type RawWebSocket, type UpgradeSocket } from '../utils/wsTransport'
-import { addToHeartbeat, removeFromHeartbeat, WebSocketMember } from '../utils/wsMember'
+import { addToHeartbeat, handleInOrder, removeFromHeartbeat, WebSocketMember } from '../utils/wsMember'
 import { commandOf, greetConnection, handleRoomMessage, MultiRoomMember } from '../utils/wsRooms'
 import { PROTOCOL_V2 } from '../../shared/protocolV2'
 
@@ -261,16 +261,7 @@ function receive(member: WebSocketMember, text: string | undefined) {
     if (!command) return
     handle = handed => handleMessage(member, command, handed)
   }
-  member.received()
-  const rare = member.rare()
-  rare.chain = rare.chain.then(() => new Promise<void>((handed) => {
-    rare.answeredAll = handle(handed).catch((error) => {
-      chatLogger.error('[nuxt-chat] message handling failed', error)
-    }).finally(() => {
-      member.answered()
-      handed()
-    })
-  }))
+  void handleInOrder(member, handle)
 }
 
 /** The connection closed: out of the heartbeat, its address's count and its room. */

@@ -72,16 +72,16 @@ export async function admitToChat(url: string, headers: Headers, socket: { remot
 }
 
 /**
- * Admit an SSE or POST request (CORS, host, room, origin, identify hook); a refusal is
- * answered here and returned as `{ refused }`.
+ * Admit an SSE or POST request (CORS, host, room, origin, identify hook; version 2: no room); a
+ * refusal is answered here and returned as `{ refused }`.
  */
-export async function admitHttpRequest(event: H3Event): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
+export async function admitHttpRequest(event: H3Event, version?: 2): Promise<{ admission: ChatAdmission, config: ChatRuntimeConfig } | { refused: ChatErrorFrame }> {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   // Before any refusal, so an allowed origin can read the error too.
   allowCrossOrigin(event, config)
   try {
     const { headers, socket } = requestOrigin(event)
-    const admission = await admitToChat(requestPath(event), headers, socket)
+    const admission = await admitToChat(requestPath(event), headers, socket, version)
     return { admission, config }
   }
   catch (error) {

@@ -205,6 +205,26 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   }
 }
 
+/**
+ * Queue one of a connection's messages: each is checked and handed to the store in the order sent, the
+ * next starting once this one is handed over. Settles once this one is answered (stored or refused).
+ */
+export function handleInOrder(member: WebSocketMember, handle: (handed: () => void) => Promise<void>): Promise<void> {
+  member.received()
+  const rare = member.rare()
+  return new Promise<void>((answered) => {
+    rare.chain = rare.chain.then(() => new Promise<void>((handed) => {
+      rare.answeredAll = handle(handed).catch((error) => {
+        chatLogger.error('[nuxt-chat] message handling failed', error)
+      }).finally(() => {
+        member.answered()
+        handed()
+        answered()
+      })
+    }))
+  })
+}
+
 // Each interval's pings go out in slices, a tick every ~100 ms (heartbeatSliceCount): 10,000 pings in one task hold the event loop ~100 ms.
 let heartbeatSlices: HeartbeatSlices<WebSocketMember> | undefined
 let heartbeat: ReturnType<typeof setInterval> | undefined

@@ -22,7 +22,7 @@ import { directRoomId } from './roomMembers'
 import { deliverToMember, RoomFrame, type Member } from './roomDelivery'
 import { sendFieldsOf } from './sendPipeline'
 import { chatLogger, useChatHub } from './useChatHub'
-import { closeConnection, type RawWebSocket } from './wsTransport'
+import type { RawWebSocket } from './wsTransport'
 import { WebSocketMember } from './wsMember'
 
 // A sender who keeps hammering after being told to slow down is closed (1008), as on version 1.
@@ -127,9 +127,10 @@ export class MultiRoomMember extends WebSocketMember {
   }
 }
 
-/** The first frame of a version 2 connection (and why its name wish was refused, if it was). */
-export function greetConnection(connection: MultiRoomMember, config: ChatRuntimeConfig, nameRefused: string | undefined) {
+/** The first frame of a version 2 connection (and why its name wish was refused, if it was); an SSE stream's names its id. */
+export function greetConnection(connection: MultiRoomMember, config: ChatRuntimeConfig, nameRefused: string | undefined, stream?: string) {
   const hello: ChatHelloFrame = { type: 'hello', version: 2, me: connection.user, limits: { maxLength: config.maxLength, maxRooms: config.maxRoomsPerConnection } }
+  if (stream) hello.stream = stream
   connection.send(hello)
   if (nameRefused) connection.send(errorFrame('name_refused', nameRefused))
 }
@@ -422,7 +423,7 @@ export async function handleRoomMessage(connection: MultiRoomMember, subscriptio
   if (result.error) {
     connection.send(errorOf(result.error, room, ref))
     if (cid && HOLDING_CODES.has(result.error.code)) subscription.refusal = result.error
-    if (result.error.code === 'rate_limited' && ++rare.strikes >= ABUSE_LIMIT) closeConnection(connection.peer, connection.ws, 1008, 'Rate limit exceeded')
+    if (result.error.code === 'rate_limited' && ++rare.strikes >= ABUSE_LIMIT) connection.close(1008, 'Rate limit exceeded')
     return
   }
   rare.strikes = 0
