@@ -222,7 +222,8 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     expect((rooms.rooms as { room: string }[]).map(entry => entry.room)).not.toContain(room)
     // Unbanned, they may come back to the public room.
     expect((await callServer(b, { call: 'unban', room, userId: member!.id })).body).toEqual({ type: 'member', room, uid: member!.id })
-    expect(await upgradeStatus(a.wsUrl(`/_ws?room=${room}`), { headers: member!.headers })).toBe(101)
+    // A hears of it over the bus a moment later.
+    await expect.poll(() => upgradeStatus(a.wsUrl(`/_ws?room=${room}`), { headers: member!.headers }), { timeout: 5000 }).toBe(101)
   })
 
   it('a muted member reads but cannot send, on either instance, until unmuted', async () => {
@@ -235,6 +236,8 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     expect(muted).toMatchObject({ uid: member!.id, role: 'member', mutedUntil: Number.MAX_SAFE_INTEGER })
     expect(muted).not.toHaveProperty('removed')
 
+    // B hears of the mute over the bus a moment after A answered: once a POST there is refused, so is the socket.
+    await expect.poll(async () => (await postMessage(httpBase(b), { message: 'probe' }, { room }, member!.headers)).status, { timeout: 5000 }).toBe(403)
     memberSocket.send({ type: 'message', message: 'can I?', cid: 'm-1' })
     expect(await memberSocket.waitFor(frame => frame.type === 'error')).toMatchObject({ code: 'muted', cid: 'm-1', mutedUntil: Number.MAX_SAFE_INTEGER })
     const post = await postMessage(httpBase(a), { message: 'by POST?' }, { room }, member!.headers)
