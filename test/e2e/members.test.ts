@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
 import { installEventSource } from '../utils/chaos'
-import { ChatSocket, ChatSocketV2, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
+import { ChatSocket, ChatSocketV2, ChatStream, postMessage, signInByName, until, untilOnOneBus, upgradeStatus } from '../utils/clients'
 import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
@@ -53,6 +53,7 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
   beforeAll(async () => {
     const env = { ...database.env, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `nuxt-chat-members-${tag}`, NUXT_CHAT_RATE_LIMIT: 'false' }
     ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+    await untilOnOneBus(a, b)
   })
   afterAll(async () => {
     for (const reader of opened) await reader.close()

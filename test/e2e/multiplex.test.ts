@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, ChatSocketV2, postMessage, PROTOCOL_V2, until } from '../utils/clients'
+import { ChatSocket, ChatSocketV2, postMessage, PROTOCOL_V2, until, untilOnOneBus } from '../utils/clients'
 import { scrapeMetrics } from '../utils/metrics'
 import { REDIS_URL, startServer, type TestServer } from '../utils/server'
 
@@ -261,6 +261,7 @@ describe('protocol version 2 on two instances over Redis', () => {
   beforeAll(async () => {
     const env = { ...UNLIMITED, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `nuxt-chat-multiplex-${randomUUID().slice(0, 8)}` }
     ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+    await untilOnOneBus(a, b)
   })
   afterAll(async () => {
     await Promise.all(opened.map(socket => socket.close()))

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatUser } from '../../src/runtime/shared/protocol'
-import { ChatSocket, ChatStream, postMessage, presenceSeen, until } from '../utils/clients'
+import { ChatSocket, ChatStream, postMessage, presenceSeen, until, untilOnOneBus } from '../utils/clients'
 import { ownRedis } from '../utils/faults'
 import { startServer, type TestServer } from '../utils/server'
 
@@ -106,11 +106,8 @@ describe('presence across instances (issue 22, finding 7)', () => {
       startServer({ cwd, env: { ...env, NUXT_CHAT_REDIS_URL: redis.url } }),
       startServer({ cwd, env: { ...env, NUXT_CHAT_REDIS_URL: proxy.url } }),
     ])
-    // Both on the bus: a message from A reaches a reader on B.
-    const room = newRoom()
-    const probe = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'probe' }))
-    await probe.waitFor(frame => frame.type === 'presence')
-    await until(async () => (await postMessage(base(a), 'bus up?', { room })).status === 200 && probe.messages.length > 0, 'the bus to carry a message', 10_000)
+    // Both on the bus, both ways (a fresh build's first start took seconds to subscribe).
+    await untilOnOneBus(a, b)
   })
 
   afterAll(async () => {

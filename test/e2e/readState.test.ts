@@ -15,7 +15,7 @@ import { useChatRooms } from '../../src/runtime/app/composables/useChatRooms'
 import { forgetSharedSockets } from '../../src/runtime/app/sharedSocket'
 import type { ChatRoomState } from '../../src/runtime/shared/protocol'
 import { installEventSource, sleep } from '../utils/chaos'
-import { ChatSocket, ChatStream, postMessage, signInByName, until, upgradeStatus } from '../utils/clients'
+import { ChatSocket, ChatStream, postMessage, signInByName, until, untilOnOneBus, upgradeStatus } from '../utils/clients'
 import { ownPostgres } from '../utils/faults'
 import { POSTGRES_URL, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
@@ -51,6 +51,7 @@ describe('read state, two PostgreSQL instances on Redis', () => {
   beforeAll(async () => {
     const env = { NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_RATE_LIMIT: 'false' }
     ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+    await untilOnOneBus(a, b)
   })
 
   afterAll(async () => {

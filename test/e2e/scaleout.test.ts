@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessageFrame, ChatUser } from '../../src/runtime/shared/protocol'
 import { chatClient, installEventSource, settle, sleep, startProxy, storedOf } from '../utils/chaos'
-import { ChatSocket, ChatStream, postMessage, presenceSeen, until } from '../utils/clients'
+import { ChatSocket, ChatStream, postMessage, presenceSeen, until, untilOnOneBus } from '../utils/clients'
 import { REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
@@ -61,6 +61,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
   beforeAll(async () => {
     await startRedis()
     ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+    await untilOnOneBus(a, b)
   })
 
   afterAll(async () => {

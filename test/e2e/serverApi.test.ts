@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessageFrame, ChatUser } from '../../src/runtime/shared/protocol'
 import { sleep } from '../utils/chaos'
-import { ChatSocket, ChatStream, presenceSeen, until } from '../utils/clients'
+import { ChatSocket, ChatStream, presenceSeen, until, untilOnOneBus } from '../utils/clients'
 import { REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 const PRESENCE_INTERVAL = 500
@@ -42,6 +42,7 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
 
   beforeAll(async () => {
     ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
+    await untilOnOneBus(a, b)
   })
 
   afterAll(async () => {

@@ -2,11 +2,12 @@ import WebSocket from 'ws'
 import { applyPresenceDiff, type ChatMessageFrame, type ChatServerFrame, type ChatUser } from '../../src/runtime/shared/protocol'
 import { PROTOCOL_V2 } from '../../src/runtime/shared/protocolV2'
 
-/** Wait until `check` returns a truthy value, polling; fails with `what` after `timeout` ms. */
-export async function until<T>(check: () => T | undefined | false, what: string, timeout = 10_000): Promise<T> {
+/** Wait until `check` returns (or resolves to) a truthy value, polling; fails with `what` after `timeout` ms. */
+export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeout = 10_000): Promise<T> {
   const deadline = Date.now() + timeout
   for (;;) {
-    const value = check()
+    // Awaited: a pending promise is truthy, and would pass at once.
+    const value = await check()
     if (value) return value
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 10))
@@ -23,6 +24,34 @@ export function presenceSeen(reader: { frames: ChatServerFrame[] }): ChatUser[] 
     else if (frame.type === 'presence_diff') users = applyPresenceDiff(users, frame)
   }
   return users
+}
+
+/**
+ * Wait until two instances hear each other on the bus: a reader on `b` finds a reader on `a` in
+ * its first list, and the one on `a` hears of it. A server answers HTTP before its Redis
+ * connections are ready and subscribed (a cold start after a build took seconds).
+ */
+export async function untilOnOneBus(a: { wsUrl: (path?: string) => string }, b: { wsUrl: (path?: string) => string }, timeout = 15_000) {
+  const deadline = Date.now() + timeout
+  for (let attempt = 1; ; attempt++) {
+    const room = `bus-check-${attempt}-${Math.random().toString(36).slice(2, 8)}`
+    const onA = await ChatSocket.open(a.wsUrl(''), { room, name: 'bus-check-a' })
+    await onA.waitFor(frame => frame.type === 'presence')
+    const onB = await ChatSocket.open(b.wsUrl(''), { room, name: 'bus-check-b' })
+    try {
+      await onB.waitFor(frame => frame.type === 'presence')
+      const first = onB.frames.find(frame => frame.type === 'presence') as { users: ChatUser[] }
+      if (first.users.some(user => user.name === 'bus-check-a')) {
+        await until(() => presenceSeen(onA).some(user => user.name === 'bus-check-b'), 'the first instance to hear of the second\'s reader', 2000)
+        return
+      }
+    }
+    finally {
+      await Promise.all([onA.close(), onB.close()])
+    }
+    if (Date.now() > deadline) throw new Error(`the two instances did not hear each other on the bus within ${timeout} ms (${attempt} tries)`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
 }
 
 /** Query string for the chat endpoints. */
