@@ -1,6 +1,6 @@
 /** Types of the module's options, runtime config and server hooks. */
 import type { RateLimitOptions } from './server/utils/rateLimit'
-import type { ChatMessageFrame, ChatStoredFrame, ChatUser } from './shared/protocol'
+import type { ChatMemberAction, ChatMessageFrame, ChatStoredFrame, ChatUser } from './shared/protocol'
 
 export type { RateLimitOptions }
 
@@ -203,7 +203,7 @@ export interface ChatMemberActionContext {
   room: string
   /** Who acts: `{ id: 'server', name: 'server' }` for the app's server code. */
   user: ChatUser
-  action: 'invite' | 'remove' | 'mute' | 'ban' | 'unban' | 'role'
+  action: ChatMemberAction
   /** The id of the person acted on. */
   subject: string
   /** `role`: the new role. */

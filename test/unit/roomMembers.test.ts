@@ -14,7 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
-import { directRoomId, mayAct, memberIdProblem, type MemberAction, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
+import { directRoomId, mayAct, memberIdProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
+import type { ChatMemberAction } from '../../src/runtime/shared/protocol'
 import { createRoomAccess, ROOM_ACCESS_TTL } from '../../src/runtime/server/utils/roomAccess'
 
 const POSTGRES_ADMIN = 'postgresql://postgres@127.0.0.1:5432/test'
@@ -47,7 +48,7 @@ describe('role rules', () => {
   const moderator = as('moderator')
   const member = as('member')
   it('owners and moderators moderate people of a lower role; members and outsiders nobody', () => {
-    for (const action of ['remove', 'mute', 'ban'] as MemberAction[]) {
+    for (const action of ['remove', 'mute', 'ban'] as ChatMemberAction[]) {
       expect(mayAct(action, owner, moderator), `owner ${action} moderator`).toBe(true)
       expect(mayAct(action, owner, member), `owner ${action} member`).toBe(true)
       expect(mayAct(action, moderator, member), `moderator ${action} member`).toBe(true)

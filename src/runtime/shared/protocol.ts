@@ -146,8 +146,21 @@ export interface ChatMemberFrame {
   removed?: true
 }
 
-/** A moderation command (docs/PROTOCOL.md, "Moderation commands"), acting on `user` in the connection's room. */
-export type ChatMemberCommand = { type: 'invite' | 'remove' | 'ban' | 'unban', user: string } | { type: 'mute', user: string, until?: number } | { type: 'role', user: string, role: ChatMemberRole }
+/** The moderation commands (docs/PROTOCOL.md, "Moderation commands"): one list for both versions, the server and its hooks. */
+export const MEMBER_COMMANDS = ['invite', 'remove', 'mute', 'ban', 'unban', 'role'] as const
+export type ChatMemberAction = typeof MEMBER_COMMANDS[number]
+/** A moderation command, acting on `user` in the connection's room. */
+export type ChatMemberCommand = { type: Exclude<ChatMemberAction, 'mute' | 'role'>, user: string } | { type: 'mute', user: string, until?: number } | { type: 'role', user: string, role: ChatMemberRole }
+
+/** Whether a command's `type` names a moderation command. */
+export function isMemberCommandType(type: unknown): type is ChatMemberAction {
+  return (MEMBER_COMMANDS as readonly unknown[]).includes(type)
+}
+
+/** Whether a parsed command is a moderation command (narrows it). */
+export function isMemberCommand<T extends { type: string }>(command: T): command is Extract<T, { type: ChatMemberAction }> {
+  return isMemberCommandType(command.type)
+}
 
 /** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, revision 6). */
 export type ChatLimitScope = 'person' | 'address'
@@ -302,6 +315,10 @@ export function parseClientFrame(text: string): ParsedClientFrame {
   if (!data || typeof data !== 'object' || Array.isArray(data)) return { type: 'message', message: text }
   const command = data as Record<string, unknown>
   const cid = isValidCid(command.cid) ? command.cid : undefined
+  if (isMemberCommandType(command.type)) {
+    const parsed = parseMemberCommand(command)
+    return typeof parsed === 'string' ? { type: 'invalid', reason: parsed } : parsed
+  }
   switch (command.type) {
     case 'ping':
       return { type: 'ping' }
@@ -321,15 +338,6 @@ export function parseClientFrame(text: string): ParsedClientFrame {
     case 'reaction': {
       const parsed = parseSendCommand(command)
       return typeof parsed === 'string' ? { type: 'invalid', reason: parsed, cid } : parsed
-    }
-    case 'invite':
-    case 'remove':
-    case 'mute':
-    case 'ban':
-    case 'unban':
-    case 'role': {
-      const parsed = parseMemberCommand(command)
-      return typeof parsed === 'string' ? { type: 'invalid', reason: parsed } : parsed
     }
     default:
       return { type: 'message', message: text }

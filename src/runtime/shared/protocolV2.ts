@@ -2,7 +2,7 @@
  * Protocol version 2 (docs/PROTOCOL.md, "Version 2"): one connection, many rooms. Its frames and
  * commands, and the parser both the server and the client use.
  */
-import { isValidCid, isValidRoom, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatUser } from './protocol'
+import { isMemberCommandType, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatUser } from './protocol'
 
 /** The WebSocket subprotocol a client offers (first) to speak version 2. */
 export const PROTOCOL_V2 = 'nuxt-chat.2'
@@ -144,6 +144,10 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
   if (!isValidRoom(command.room)) return { type: 'invalid', reason: '`room` must be 1-64 characters from [A-Za-z0-9._:-]', ...withRef, ...(cid ? { cid } : {}) }
   const room = command.room
   const invalid = (reason: string): InvalidCommandV2 => ({ type: 'invalid', reason, room, ...withRef, ...(cid ? { cid } : {}) })
+  if (isMemberCommandType(type)) {
+    const parsed = parseMemberCommand(command)
+    return typeof parsed === 'string' ? invalid(parsed) : { ...parsed, room, ...withRef }
+  }
   switch (type) {
     case 'join': {
       if (command.since !== undefined && parseCursor(command.since) === undefined) return invalid('`since` must be a cursor: an integer from 0')
@@ -161,15 +165,6 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
       const read = parseReadCommand({ id: command.id })
       return typeof read === 'string' ? invalid(read) : { ...read, room, ...withRef }
     }
-    case 'invite':
-    case 'remove':
-    case 'mute':
-    case 'ban':
-    case 'unban':
-    case 'role': {
-      const parsed = parseMemberCommand(command)
-      return typeof parsed === 'string' ? invalid(parsed) : { ...parsed, room, ...withRef }
-    }
     case 'update': {
       const parsed = parseRecordFields(command, false)
       return typeof parsed === 'string' ? invalid(parsed) : { type, ...parsed, room, ...withRef }
@@ -181,7 +176,7 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
   }
 }
 
-const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'history', 'read', 'message', 'edit', 'delete', 'reaction', 'invite', 'remove', 'mute', 'ban', 'unban', 'role', 'update'])
+const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'history', 'read', 'message', 'edit', 'delete', 'reaction', 'update', ...MEMBER_COMMANDS])
 
 /** Why `user` is not a user id one may name (a signed-in user's: not a guest's), if it is not. */
 function userIdProblem(user: unknown): string | undefined {

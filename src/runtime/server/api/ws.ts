@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net'
 import type { Hooks, Peer } from 'crossws'
 import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
-import { errorFrame, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatMemberCommand } from '../../shared/protocol'
+import { errorFrame, isMemberCommand, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatMemberCommand } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, type ChatAdmission } from '../utils/access'
 import { limitRefusalFrame, limitSubjectOf, type LimitRefusal } from '../utils/chatLimits'
@@ -66,14 +66,10 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
     case 'invalid':
       member.send(errorFrame('bad_request', command.reason, command.cid))
       return
-    case 'invite':
-    case 'remove':
-    case 'mute':
-    case 'ban':
-    case 'unban':
-    case 'role':
-      answerModeration(member, command)
-      return
+  }
+  if (isMemberCommand(command)) {
+    answerModeration(member, command)
+    return
   }
   if (command.type === 'message' && command.cid === undefined && !command.message.trim()) {
     member.write(EMPTY)

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { ChatMemberAction } from '../../shared/protocol'
 
 /** Rooms with members (docs/PROTOCOL.md, "Rooms and members"): the stored shapes and the role rules, free of any store. */
 
@@ -60,10 +61,6 @@ export const MAX_MEMBER_ID = 256
 /** A mute without an end. */
 export const MUTED_FOREVER = Number.MAX_SAFE_INTEGER
 
-/** The moderation commands (docs/PROTOCOL.md, "Moderation commands"). */
-export type MemberAction = 'invite' | 'remove' | 'mute' | 'ban' | 'unban' | 'role'
-export const MEMBER_ACTIONS: readonly MemberAction[] = ['invite', 'remove', 'mute', 'ban', 'unban', 'role']
-
 /** A role's rank; no membership (or a banned one) ranks 0. */
 export function rankOf(member: Pick<RoomMember, 'role' | 'banned'> | undefined): number {
   return member && !member.banned ? RANK[member.role] : 0
@@ -74,7 +71,7 @@ export function rankOf(member: Pick<RoomMember, 'role' | 'banned'> | undefined):
  * Owners and moderators invite, remove, mute, ban and unban; only owners set roles (`role`: the
  * new one); nobody acts on someone of the same or a higher role.
  */
-export function mayAct(action: MemberAction, actor: RoomMember | undefined, subject: RoomMember | undefined, role?: MemberRole): boolean {
+export function mayAct(action: ChatMemberAction, actor: RoomMember | undefined, subject: RoomMember | undefined, role?: MemberRole): boolean {
   const rank = rankOf(actor)
   if (rank < RANK.moderator) return false
   // A banned subject ranks by the role the row keeps: a moderator cannot lift an owner's ban of another moderator.

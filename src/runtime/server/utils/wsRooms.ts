@@ -9,7 +9,7 @@
 import type { Hookable } from 'hookable'
 import type { Peer } from 'crossws'
 import { useNitroApp, useRuntimeConfig } from '#nuxt-chat/nitro'
-import { errorFrame, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
+import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
 import { parseClientFrameV2, type ChatAckFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { ChatRefusal, identify } from './access'
@@ -173,17 +173,13 @@ export function commandOf(connection: MultiRoomMember, text: string | undefined)
     case 'dm':
       openDirect(connection, command.user, command.ref)
       return
-    case 'invite':
-    case 'remove':
-    case 'mute':
-    case 'ban':
-    case 'unban':
-    case 'role':
-      answerModeration(connection, command)
-      return
     case 'update':
       answerUpdate(connection, command)
       return
+  }
+  if (isMemberCommand(command)) {
+    answerModeration(connection, command)
+    return
   }
   const subscription = connection.subscriptions.get(command.room)
   if (!subscription) {
