@@ -18,10 +18,10 @@ installEventSource()
 const tag = randomUUID().slice(0, 8)
 const newRoom = (prefix = 'team') => `${prefix}-${randomUUID().slice(0, 8)}`
 let users = 0
-/** A signed-in user of this file's own: their id and the cookie that makes them. */
-const newUser = (prefix = 'user') => {
+/** A signed-in user of this file's own: their id and the cookie that makes them (named `name`, else their id). */
+const newUser = (prefix = 'user', name?: string) => {
   const id = `${prefix}-${tag}-${++users}`
-  return { id, headers: { cookie: `session=${id}` } }
+  return { id, headers: { cookie: `session=${id}${name ? `.${name}` : ''}` } }
 }
 type User = ReturnType<typeof newUser>
 const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
@@ -133,6 +133,46 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     // Guests have no direct rooms; nobody has one with themselves.
     expect((await get(a.url(`/_ws?dm=${bob.id}`))).status).toBe(401)
     expect(JSON.parse((await get(a.url(`/_ws?dm=${alice.id}`), alice)).body)).toMatchObject({ code: 'bad_request' })
+  })
+
+  it('a rooms list shows a room\'s title, kind and visibility, a new title within a second on the other instance, and a direct room titled with the other person\'s name', async () => {
+    const alice = newUser('user', 'Alice')
+    const bob = newUser('user', 'Bob')
+    const bobsList = await socket(b, { rooms: '' }, bob)
+    await bobsList.waitFor(frame => frame.type === 'rooms')
+    const entryIn = (list: ChatSocket, room: string) => list.frames.findLast(frame => (frame.type === 'room' && frame.room === room) || frame.type === 'rooms') as Record<string, unknown> | undefined
+    const listed = (list: ChatSocket, room: string, match: (entry: Record<string, unknown>) => boolean, what: string) => until(() => {
+      const entry = entryIn(list, room)
+      return entry?.type === 'room' && match(entry) && entry
+    }, what, 5000)
+
+    const created = (await callServer(a, { call: 'createRoom', input: { title: 'Plans', visibility: 'private', owner: alice.id, members: [bob.id] } })).body
+    const room = String(created.id)
+    expect(await listed(bobsList, room, entry => entry.title === 'Plans', 'the new room in Bob\'s list on B')).toMatchObject({ title: 'Plans', kind: 'room', visibility: 'private' })
+    const renamedAt = performance.now()
+    expect((await callServer(a, { call: 'updateRoom', room, fields: { title: 'Plans for May' } })).status).toBe(200)
+    await listed(bobsList, room, entry => entry.title === 'Plans for May', 'the new title in Bob\'s list on B')
+    expect(performance.now() - renamedAt).toBeLessThan(1000)
+
+    // A direct room: titled with the other person's name once the server has seen them join a room, their id before.
+    const alicesList = await socket(a, { rooms: '' }, alice)
+    await alicesList.waitFor(frame => frame.type === 'rooms')
+    const fromAlice = await socket(a, { dm: bob.id }, alice)
+    const dm = String((await fromAlice.waitFor(frame => frame.event === 'welcome')).room)
+    expect(await listed(alicesList, dm, () => true, 'the direct room in Alice\'s list')).toMatchObject({ kind: 'dm', visibility: 'private', with: bob.id, title: bob.id })
+    fromAlice.send({ type: 'message', message: 'hi Bob', cid: 'dm-1' })
+    expect(await listed(bobsList, dm, entry => entry.title === 'Alice', 'Alice\'s name on the direct room in Bob\'s list')).toMatchObject({ kind: 'dm', with: alice.id })
+    const fromBob = await socket(b, { dm: alice.id }, bob)
+    await fromBob.waitFor(frame => frame.event === 'welcome')
+    fromBob.send({ type: 'message', message: 'hi Alice', cid: 'dm-2' })
+    await listed(alicesList, dm, entry => entry.title === 'Bob', 'Bob\'s name on the direct room in Alice\'s list, once he joined it')
+    // A room without a record (every version 1 room) has none of these fields.
+    const plain = newRoom('plain')
+    const inPlain = await socket(a, { room: plain }, alice)
+    await inPlain.waitFor(frame => frame.type === 'presence')
+    inPlain.send({ type: 'message', message: 'plain', cid: 'p-1' })
+    const entry = await listed(alicesList, plain, entry => entry.unread !== undefined, 'the plain room in Alice\'s list')
+    expect(Object.keys(entry).filter(key => ['title', 'kind', 'visibility', 'with'].includes(key))).toEqual([])
   })
 
   it.each(['ws', 'sse'] as ChatTransport[])('the real client opens a direct room by the other person\'s id (%s), and both sides send in it', async (transport) => {

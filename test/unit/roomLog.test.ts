@@ -60,6 +60,17 @@ describe.each(backends)('room log: %s', (_name, create) => {
   const room = () => `unit-${randomUUID().slice(0, 8)}`
   const input = (roomName: string, message: string, cid?: string, sender = '') => ({ room: roomName, user: 'alice', sender, message, ts: Date.now(), cid })
 
+  it('keeps a user\'s latest name and reads back only those it has, text exactly', async () => {
+    const log = open()
+    const [ann, bob, nobody] = ['ann', 'bob', 'nobody'].map(name => `u-${name}-${randomUUID().slice(0, 8)}`)
+    await log.saveUserName(ann!, 'Ann', 1)
+    await log.saveUserName(bob!, 'Bob \'the\' 🦊', 2)
+    await log.saveUserName(ann!, 'Ann B.', 3)
+    const names = await log.userNames([ann!, bob!, nobody!])
+    expect(Object.fromEntries(names)).toEqual({ [ann!]: 'Ann B.', [bob!]: 'Bob \'the\' 🦊' })
+    expect((await log.userNames([])).size).toBe(0)
+  })
+
   it('assigns contiguous, increasing ids per room', async () => {
     const log = open()
     const [a, b] = [room(), room()]

@@ -207,6 +207,12 @@ export interface ChatRoomState {
   upTo: number
   /** The room's newest live message. */
   last?: ChatMessageFrame
+  /** A room with a record: its title (a direct room: the other member's name, or id). */
+  title?: string
+  kind?: 'room' | 'dm'
+  visibility?: 'public' | 'private'
+  /** A direct room: the other member's user id. */
+  with?: string
 }
 
 /** The whole rooms list, first on a `?rooms` connection. */

@@ -16,6 +16,12 @@ export interface ChatRoomEntry {
   read: number
   /** The room's newest live message. */
   last?: ChatMessageFrame
+  /** A room with a record (made with `createRoom`, a direct room, …): its title; a direct room's is the other person's name (or id). */
+  title?: string
+  kind?: 'room' | 'dm'
+  visibility?: 'public' | 'private'
+  /** A direct room: the other person's user id. */
+  with?: string
 }
 
 export interface UseChatRoomsOptions {
@@ -47,7 +53,10 @@ const REFUSING_STATUS: Record<number, ChatClientError['code']> = { 400: 'bad_req
 /** Newest message first; rooms without one last, by name. */
 const byActivity = (a: ChatRoomEntry, b: ChatRoomEntry) => (b.last?.ts ?? 0) - (a.last?.ts ?? 0) || (a.room < b.room ? -1 : a.room > b.room ? 1 : 0)
 
-const entryOf = ({ room, unread, read, last }: ChatRoomState): ChatRoomEntry => last ? { room, unread, read, last } : { room, unread, read }
+/** The entry without the list's bookkeeping (`upTo`) and without fields the room does not have. */
+function entryOf({ upTo: _upTo, ...entry }: ChatRoomState): ChatRoomEntry {
+  return entry
+}
 
 /** One rooms-list connection with its state; `useChatRooms()` calls on the same transport share it. */
 function createRoomsConnection(transport: ChatTransport) {

@@ -13,6 +13,7 @@ import { createReadState, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { ChatRefusal, type ChatAdmission } from './access'
+import { createRoomListing } from './roomListing'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { createRoomModeration, type ModerationResult } from './roomModeration'
 import { directRoomId, mayUpdate, memberIdProblem, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
@@ -124,6 +125,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   let closed = false
   const listAdmission = createListAdmission({ hooks, logger })
   const access = createRoomAccess({ store, logger })
+  const listing = createRoomListing({ store, recordOf: access.record, logger })
   const readState = createReadState({
     store,
     bus,
@@ -143,6 +145,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       const refused = limits.take('rooms', limitSubjectOf({ sender: member.sender, ip: member.ip, user: member.user }))
       return refused && limitRefusalFrame(refused)
     },
+    describe: listing.describe,
     allowStoredRead(connection, user) {
       const refused = limits.take('reads', limitSubjectOf({ sender: user.id, ip: (connection as Partial<Member>).ip, user }))
       return refused && { status: 429, error: limitRefusalFrame(refused) }
@@ -300,6 +303,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   async function join(name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition = false) {
     const room = roomOf(name)
     room.delivery.add(member)
+    listing.seen(member.user)
     member.write(member.greeting?.(name) ?? new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
@@ -376,6 +380,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   function membershipChangedHere(frame: ChatMemberFrame) {
     access.forget(frame.room, frame.uid)
     // A record changed (a public room made private): who is here is asked again.
+    // Lists showing the room show its record: read them again.
+    if (!frame.uid) readState.resync(frame.room)
     if (!frame.uid && rooms.has(frame.room)) void recheckRoom(frame.room).then(pending => pending && recheckLater(frame.room), error => logger.error('[nuxt-chat] could not check a room\'s connections', error))
     if (!frame.uid || !frame.removed) return
     disconnectHere(frame.room, frame.uid, MEMBERSHIP_ENDED, frame.banned ? BANNED_REASON : REMOVED_REASON)

@@ -3,6 +3,7 @@ import type { ChatRequestInfo } from '../../types'
 import type { ChatBus } from './bus'
 import { deliverToMember, messageFrame, RoomFrame, type Member } from './roomDelivery'
 import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
+import type { RoomDescription } from './roomListing'
 
 /** Rooms a rooms list shows at most (most recently read first). */
 export const MAX_LISTED_ROOMS = 100
@@ -39,6 +40,8 @@ export interface ReadStateOptions {
   allowNewPosition?: (member: Member) => ChatErrorFrame | undefined
   /** May a connection's `read` command reach the store now (folded ones never ask)? The refusal when not. @default always */
   allowStoredRead?: (connection: object, user: ChatUser) => ReadRefusal | undefined
+  /** What a list shows of a room besides its read state (its record's title, …). @default nothing */
+  describe?: (room: string, uid: string) => Promise<RoomDescription>
 }
 
 /** A `read` command refused: the `error` frame, and the HTTP status a POST answers with. */
@@ -66,8 +69,8 @@ function lastOf(frame: ChatMessageFrame): ChatMessageFrame {
   return last
 }
 
-function roomState(state: ReadState): ChatRoomState {
-  const entry: ChatRoomState = { room: state.room, read: state.read, unread: state.unread, upTo: state.upTo }
+function roomState(state: ReadState, description: RoomDescription): ChatRoomState {
+  const entry: ChatRoomState = { room: state.room, read: state.read, unread: state.unread, upTo: state.upTo, ...description }
   if (state.last) entry.last = lastOf(messageFrame(state.last) as ChatMessageFrame)
   return entry
 }
@@ -78,7 +81,12 @@ function roomState(state: ReadState): ChatRoomState {
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, allowNewPosition, allowStoredRead }: ReadStateOptions) {
+export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, allowNewPosition, allowStoredRead, describe = async () => ({}) }: ReadStateOptions) {
+  /** A user's read state in a room with what a list shows of the room; undefined without a position. */
+  const listedState = async (room: string, uid: string) => {
+    const [state, description] = await Promise.all([store.readState(room, uid, true), describe(room, uid)])
+    return state && roomState(state, description)
+  }
   /** room → the watchers listing it. */
   const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
   /** user id → their watchers on this instance. */
@@ -141,7 +149,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       return
     }
     rooms.set(room, false)
-    const read = async (): Promise<ReadState | typeof REFUSED | undefined> => await admitListed(watcher, room) ? limited(() => store.readState(room, watcher.user.id, true)) : REFUSED
+    const read = async (): Promise<ChatRoomState | typeof REFUSED | undefined> => await admitListed(watcher, room) ? limited(() => listedState(room, watcher.user.id)) : REFUSED
     read().then((state) => {
       if (!watcher.entries) return
       // No position (any more), or the app no longer lets the user in: the list must not keep following the room.
@@ -156,9 +164,8 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         if (watcher.entries.size >= MAX_LISTED_ROOMS) unlist(watcher, watcher.entries.keys().next().value!)
         list(watcher, room)
       }
-      const entry = roomState(state)
-      watcher.entries.set(room, entry)
-      send(watcher, entry)
+      watcher.entries.set(room, state)
+      send(watcher, state)
     }, error => logger.error('[nuxt-chat] could not read a read state', error)).finally(() => {
       const again = rooms.get(room)
       rooms.delete(room)
@@ -232,8 +239,9 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         continue
       }
       // The next id in order is counted here; a gap (or a change to what the entry shows) is read from the store,
-      // and so is anything once the app's last word on the user and room is too old to trust.
-      if (frame.id !== entry.upTo + 1 || entry.upTo === 0 || admitListed(watcher, room) !== true) {
+      // and so is anything once the app's last word on the user and room is too old to trust, and a direct
+      // room still titled with the other person's id (their name may be known since: two people, few messages).
+      if (frame.id !== entry.upTo + 1 || entry.upTo === 0 || admitListed(watcher, room) !== true || (entry.kind === 'dm' && entry.title === entry.with)) {
         refresh(watcher, room)
       }
       else if (frame.type === 'message') {
@@ -421,14 +429,13 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       const admitted = await Promise.all(names.map(room => admitListed(watcher, room)))
       const rooms: ChatRoomState[] = []
       for (const [index, room] of names.entries()) {
-        const state = admitted[index] ? await store.readState(room, watcher.user.id, true) : undefined
+        const entry = admitted[index] ? await listedState(room, watcher.user.id) : undefined
         if (!watcher.entries) break
-        if (!state) {
+        if (!entry) {
           // Forgotten meanwhile, or refused by the app: not listed, nor followed.
           drop(watcher, room)
           continue
         }
-        const entry = roomState(state)
         watcher.entries.set(room, entry)
         rooms.push(entry)
       }

@@ -5,6 +5,8 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
   const records = new Map<string, RoomRecord>()
   /** room → uid → membership. */
   const members = new Map<string, Map<string, RoomMember>>()
+  /** uid → name as last seen. */
+  const names = new Map<string, string>()
   // Copies in and out: a caller changing what it got must not change the store.
   const copy = <T extends object>(value: T | undefined): T | undefined => value && { ...value }
   const save = (member: RoomMember) => {
@@ -46,9 +48,16 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
     async deleteMember(room, uid) {
       return members.get(room)?.delete(uid) ?? false
     },
+    async saveUserName(uid, name) {
+      names.set(uid, name)
+    },
+    async userNames(uids) {
+      return new Map(uids.flatMap(uid => names.has(uid) ? [[uid, names.get(uid)!] as const] : []))
+    },
     clear() {
       records.clear()
       members.clear()
+      names.clear()
     },
   }
 }

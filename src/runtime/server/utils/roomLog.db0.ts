@@ -377,6 +377,14 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     async deleteMember(room, uid) {
       return (await query<unknown[]>('all', 'DELETE FROM chat_members WHERE room = ? AND uid = ? RETURNING uid', room, uid)).length > 0
     },
+    async saveUserName(uid, name, seenAt) {
+      await query('run', 'INSERT INTO chat_users (uid, name, seen_at) VALUES (?, ?, ?) ON CONFLICT (uid) DO UPDATE SET name = excluded.name, seen_at = excluded.seen_at', uid, name, seenAt)
+    },
+    async userNames(uids) {
+      if (!uids.length) return new Map()
+      const rows = await query<{ uid: string, name: string }[]>('all', `SELECT uid, name FROM chat_users WHERE uid IN (${uids.map(() => '?').join(', ')})`, ...uids)
+      return new Map(rows.map(row => [row.uid, row.name]))
+    },
     async append(input) {
       checkAppendInput(input)
       // On node:sqlite the commit is most of an append's cost: appends of one event-loop turn share one.
@@ -810,6 +818,12 @@ async function createSchema(db: Database) {
   )`)
   // A person's memberships (their rooms list).
   await db.exec('CREATE INDEX IF NOT EXISTS chat_members_user ON chat_members (uid)')
+  // Signed-in users' names as last seen (a direct room's title).
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_users (
+    uid TEXT NOT NULL PRIMARY KEY,
+    name TEXT NOT NULL,
+    seen_at BIGINT NOT NULL
+  )`)
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
   for (const [column, definition] of ADDED_COLUMNS) {
     const exists = db.dialect === 'sqlite'

@@ -51,17 +51,10 @@ export function createMemoryRoomLog(): RoomLog {
     return mine.get(name)!.id
   }
 
-  const directory = createMemoryRoomDirectory()
+  const { clear: clearDirectory, ...directory } = createMemoryRoomDirectory()
 
   return {
-    roomRecord: directory.roomRecord,
-    createRoom: directory.createRoom,
-    updateRoom: directory.updateRoom,
-    member: directory.member,
-    members: directory.members,
-    saveMember: directory.saveMember,
-    addMemberIfAbsent: directory.addMemberIfAbsent,
-    deleteMember: directory.deleteMember,
+    ...directory,
     async append(input: AppendInput): Promise<AppendResult> {
       checkAppendInput(input)
       const room = roomOf(input.room)
@@ -222,7 +215,7 @@ export function createMemoryRoomLog(): RoomLog {
       rooms.clear()
       names.length = 0
       reads.clear()
-      directory.clear()
+      clearDirectory()
     },
   }
 }

@@ -49,6 +49,10 @@ export interface RoomDirectory {
   addMemberIfAbsent: (member: RoomMember) => Promise<boolean>
   /** Delete a membership; true when there was one. */
   deleteMember: (room: string, uid: string) => Promise<boolean>
+  /** Keep a signed-in user's name as last seen (a direct room's title for the other member). */
+  saveUserName: (uid: string, name: string, seenAt: number) => Promise<void>
+  /** The names kept of these users (those it has). */
+  userNames: (uids: string[]) => Promise<Map<string, string>>
 }
 
 const RANK: Record<MemberRole, number> = { owner: 3, moderator: 2, member: 1 }
