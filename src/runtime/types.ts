@@ -182,7 +182,7 @@ export interface ChatStoredContext {
  * else: set it to let a moderator delete others' messages. Set `reject` (or throw
  * `createError({ statusMessage })`) to refuse; the sender gets `forbidden` with the reason.
  */
-export type ChatActionContext = ChatMessageActionContext | ChatMemberActionContext
+export type ChatActionContext = ChatMessageActionContext | ChatMemberActionContext | ChatRoomActionContext
 
 /** `chat:action` for a change of a message (edit, delete); owners and moderators of the room start with `allow` on deletes. */
 export interface ChatMessageActionContext {
@@ -210,6 +210,24 @@ export interface ChatMemberActionContext {
   role?: 'owner' | 'moderator' | 'member'
   /** `mute`: until when (epoch ms). */
   until?: number
+  allow: boolean
+  reject?: string
+}
+
+/**
+ * `chat:action` for a room's record: `create` (a new room, `room` its id) or `update`. `allow`
+ * starts true for `create` and for the app's server code, and as the record rule says for
+ * `update` (owners change `visibility`; owners and moderators `title` and `topic`).
+ */
+export interface ChatRoomActionContext {
+  room: string
+  /** Who acts: `{ id: 'server', name: 'server' }` for the app's server code. */
+  user: ChatUser
+  action: 'create' | 'update'
+  /** The record's fields as given. */
+  fields: { title?: string, topic?: string, visibility?: 'public' | 'private' }
+  /** `create`: the members it is made with, besides its owner. */
+  members?: string[]
   allow: boolean
   reject?: string
 }

@@ -12,7 +12,7 @@ import { startServer, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
 let users = 0
-const newUser = () => `user-${tag}-${++users}`
+const newUser = (prefix = 'user') => `${prefix}-${tag}-${++users}`
 const wsBase = (server: TestServer) => server.wsUrl('')
 // Many rooms from one address: the limits are not what these tests are about.
 const UNLIMITED = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' }
@@ -105,6 +105,28 @@ describe('rooms and members on protocol version 2', () => {
     expect(await ask(member, { type: 'update', room: other, topic: 'mine now' })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
     expect(await ask(owner, { type: 'ban', room: other, user: memberId })).toMatchObject({ type: 'ack', room: other })
     await member.waitFor(frame => frame.type === 'left' && frame.room === other && frame.reason === 'banned', 'left, banned')
+  })
+
+  it('making and changing a room pass the chat:action hook: it refuses a title, lets an admin change a room the roles would not; nothing refused is stored', async () => {
+    const [ownerId, memberId, adminId] = [newUser(), newUser(), newUser('user-admin')]
+    const [owner, member, admin] = [await open(ownerId), await open(memberId), await open(adminId)]
+    const refusedCreate = await ask(owner, { type: 'create', title: 'Forbidden club', visibility: 'public' })
+    expect(refusedCreate).toMatchObject({ type: 'error', code: 'forbidden', message: 'no such titles here' })
+    expect(refusedCreate.room).toBeUndefined()
+    const room = (await ask(owner, { type: 'create', title: 'Club', visibility: 'public' })).room as string
+    expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
+    const recordOf = async () => (await (await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'room', room }) })).json() as { record: Record<string, unknown> }).record
+
+    expect(await ask(owner, { type: 'update', room, title: 'Forbidden now' })).toMatchObject({ type: 'error', code: 'forbidden', message: 'no such titles here', room })
+    expect(await ask(member, { type: 'update', room, topic: 'mine' })).toMatchObject({ type: 'error', code: 'forbidden', message: 'You may not change this room', room })
+    expect(await recordOf()).toMatchObject({ title: 'Club', topic: '' })
+    // Not a member: the roles say no, the app's hook says yes.
+    expect(await ask(admin, { type: 'update', room, title: 'Club (renamed by an admin)' })).toMatchObject({ type: 'ack', room })
+    expect(await recordOf()).toMatchObject({ title: 'Club (renamed by an admin)' })
+    // Server code passes the hook too.
+    const serverUpdate = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'updateRoom', room, fields: { title: 'Forbidden by server' } }) })
+    expect(serverUpdate.status).toBe(403)
+    expect(await recordOf()).toMatchObject({ title: 'Club (renamed by an admin)' })
   })
 
   it('answers bad input with errors naming the ref, and the connection stays', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomFillSync } from 'node:crypto'
 import type { Hookable } from 'hookable'
-import { DEFAULT_ROOM, isValidRoom, parseCursor, type ChatUser } from '../../shared/protocol'
+import { DEFAULT_ROOM, isValidRoom, parseCursor, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatIdentifyContext, ChatRequestInfo, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { chatLogger } from './logger'
 import { checkGuestName, normalizeName } from './names'
@@ -37,6 +37,14 @@ export class ChatRefusal extends Error {
   constructor(readonly status: number, message: string) {
     super(message)
   }
+}
+
+/** The `error` frame code for an HTTP refusal, so clients need not read the status. */
+export function refusalCode(status: number): ChatErrorFrame['code'] {
+  if (status === 401) return 'unauthorized'
+  if (status === 403) return 'forbidden'
+  if (status === 429) return 'rate_limited'
+  return status >= 500 ? 'unavailable' : 'bad_request'
 }
 
 /** Signed-in users' display names in a room (a guest may not take a look-alike of one). */

@@ -6,7 +6,7 @@ import { requestOrigin, requestPath, setResponseHeader, setResponseStatus, useNi
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { admitRequest, ChatRefusal, clientIp, describeRequest, type ChatAdmission } from './access'
+import { admitRequest, ChatRefusal, clientIp, describeRequest, refusalCode, type ChatAdmission } from './access'
 import { limitRefusalFrame, type LimitRefusal } from './chatLimits'
 import { ConnectionHold, holdPending } from './connectionCaps'
 import { allowCrossOrigin } from './cors'
@@ -31,14 +31,6 @@ export function refuse(event: H3Event, status: number, frame: ChatErrorFrame): C
 /** Answer a request a limit refused: `429`, `Retry-After` and the `rate_limited` frame naming the limit and its scope. */
 export function refuseLimited(event: H3Event, refusal: LimitRefusal, cid?: string): ChatErrorFrame {
   return refuse(event, 429, limitRefusalFrame(refusal, cid))
-}
-
-/** The `error` frame code for an HTTP refusal, so clients need not read the status. */
-export function refusalCode(status: number): ChatErrorFrame['code'] {
-  if (status === 401) return 'unauthorized'
-  if (status === 403) return 'forbidden'
-  if (status === 429) return 'rate_limited'
-  return status >= 500 ? 'unavailable' : 'bad_request'
 }
 
 /** A request refused by a limit before admission: answered `429` with the refusal's frame. */

@@ -12,10 +12,10 @@ import { createListAdmission } from './listAdmission'
 import { createReadState, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
-import { ChatRefusal, type ChatAdmission } from './access'
+import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
-import { createRoomModeration, type ModerationResult } from './roomModeration'
+import { actionRefusal, createRoomModeration, SERVER_ACTOR, type ModerationResult } from './roomModeration'
 import { directRoomId, mayUpdate, memberIdProblem, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
@@ -449,18 +449,28 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     return await store.roomRecord(id) ?? record
   }
 
-  /** Change a room's title, topic or visibility; undefined when it has no record. */
-  async function updateRoom(room: string, fields: RecordFields): Promise<RoomRecord | undefined> {
+  /** Ask the `chat:action` hook about a record change; throws `ChatRefusal` 403 (refused) or 503 (the hook failed). */
+  async function checkRecordAction(context: Parameters<typeof actionRefusal>[1], refused: string) {
+    const refusal = await actionRefusal(hooks, context, logger, refused)
+    if (refusal) throw new ChatRefusal(refusal.status, refusal.error.message)
+  }
+
+  /**
+   * Change a room's title, topic or visibility, as `actor` (server code by default) whom the record
+   * rule lets (`allow`) or not, then the `chat:action` hook; undefined when it has no record.
+   */
+  async function updateRoom(room: string, fields: RecordFields, actor = SERVER_ACTOR, allow = true): Promise<RoomRecord | undefined> {
     const problem = roomFieldsProblem(fields)
     if (problem) throw new ChatRefusal(400, problem)
     if (room.startsWith('dm:') && fields.visibility === 'public') throw new ChatRefusal(400, 'A direct room stays private')
+    await checkRecordAction({ room, user: actor, action: 'update', fields: { ...fields }, allow }, fields.visibility === undefined ? 'You may not change this room' : 'Only owners change who may enter')
     if (!await store.updateRoom(room, fields)) return undefined
     membershipChanged({ type: 'member', room, uid: '' })
     return store.roomRecord(room)
   }
 
-  /** Make a room record with its owner and members; throws `ChatRefusal` 400 (fields) or 409 (the room has one). */
-  async function createRoom(input: ChatRoomInput): Promise<RoomRecord> {
+  /** Make a room record with its owner and members, as `actor` (server code by default); throws `ChatRefusal` 400 (fields), 403 (the `chat:action` hook) or 409 (the room has one). */
+  async function createRoom(input: ChatRoomInput, actor = SERVER_ACTOR): Promise<RoomRecord> {
     const id = input.id ?? `room-${randomBytes(12).toString('base64url')}`
     if (!isValidRoom(id)) throw new ChatRefusal(400, 'id must be 1-64 characters of [A-Za-z0-9._:-]')
     if (id.startsWith('dm:')) throw new ChatRefusal(400, '`dm:` rooms are direct rooms: see directRoom')
@@ -468,6 +478,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     const problem = roomFieldsProblem(fields) ?? [input.owner, ...input.members ?? []].filter(uid => uid !== undefined).map(memberIdProblem).find(Boolean)
     if (problem) throw new ChatRefusal(400, problem)
     if ((input.members?.length ?? 0) > MAX_INITIAL_MEMBERS) throw new ChatRefusal(400, `at most ${MAX_INITIAL_MEMBERS} members at creation`)
+    await checkRecordAction({ room: id, user: actor, action: 'create', fields: { ...fields }, members: [...input.members ?? []], allow: true }, 'You may not make a room')
     const now = Date.now()
     const record: RoomRecord = { id, ...fields, kind: 'room', createdBy: input.owner ?? null, createdAt: now }
     if (!await store.createRoom(record)) throw new ChatRefusal(409, `Room "${id}" exists`)
@@ -649,13 +660,12 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
         logger.error('[nuxt-chat] could not read a room\'s members', error)
         return { error: errorFrame('unavailable', 'The room could not be read; try again') }
       }
-      if (!mayUpdate(member, fields)) return { error: errorFrame('forbidden', fields.visibility === undefined ? 'You may not change this room' : 'Only owners change who may enter') }
       try {
-        const record = await updateRoom(room, fields)
+        const record = await updateRoom(room, fields, actor, mayUpdate(member, fields))
         return record ? { record } : { error: errorFrame('not_found', 'This room has no record to change') }
       }
       catch (error) {
-        if (error instanceof ChatRefusal) return { error: errorFrame('bad_request', error.message) }
+        if (error instanceof ChatRefusal) return { error: errorFrame(refusalCode(error.status), error.message) }
         logger.error('[nuxt-chat] could not change a room', error)
         return { error: errorFrame('unavailable', 'The change could not be stored; try again') }
       }

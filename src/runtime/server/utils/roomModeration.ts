@@ -1,10 +1,12 @@
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatUser } from '../../shared/protocol'
-import type { ChatMemberActionContext, ChatRuntimeHooks } from '../../types'
+import type { ChatMemberActionContext, ChatRoomActionContext, ChatRuntimeHooks } from '../../types'
 import { memberIdProblem, mayAct, MUTED_FOREVER, type MemberRole, type RoomDirectory, type RoomMember } from './roomMembers'
 
 /** What a moderation command (or the server API's equivalent) comes to: the membership as it now is, or the refusal. */
-export type ModerationResult = { frame: ChatMemberFrame } | { status: number, error: ChatErrorFrame }
+export type ModerationResult = { frame: ChatMemberFrame } | ModerationFailure
+/** A refused change: the HTTP status and the `error` frame. */
+export interface ModerationFailure { status: number, error: ChatErrorFrame }
 
 export interface RoomModerationOptions {
   store: RoomDirectory
@@ -18,7 +20,28 @@ export interface RoomModerationOptions {
 }
 
 /** Who the app's server code acts as in the `chat:action` hook. */
-const SERVER_ACTOR: ChatUser = Object.freeze({ id: 'server', name: 'server' })
+export const SERVER_ACTOR: ChatUser = Object.freeze({ id: 'server', name: 'server' })
+
+/**
+ * Ask the app's `chat:action` hook about a moderation command or a record change: undefined when
+ * it may go on, else the refusal (`forbidden` with the hook's reason; `unavailable` when the hook failed).
+ */
+export async function actionRefusal(hooks: Pick<Hookable<ChatRuntimeHooks>, 'callHook'>, context: ChatMemberActionContext | ChatRoomActionContext, logger: { error: (message: string, error?: unknown) => void }, refused: string): Promise<ModerationFailure | undefined> {
+  try {
+    await hooks.callHook('chat:action', context)
+  }
+  catch (error) {
+    const { statusCode, statusMessage } = error as { statusCode?: number, statusMessage?: string }
+    if (!statusCode) {
+      logger.error('[nuxt-chat] the chat:action hook failed', error)
+      return { status: 503, error: errorFrame('unavailable', 'The change could not be checked; try again') }
+    }
+    context.reject = statusMessage || 'Not allowed'
+  }
+  if (context.reject !== undefined) return { status: 403, error: errorFrame('forbidden', String(context.reject)) }
+  if (!context.allow) return { status: 403, error: errorFrame('forbidden', refused) }
+  return undefined
+}
 
 /** The `member` frame of a membership (or of none). */
 export function memberFrame(room: string, uid: string, member: RoomMember | undefined, removed = false): ChatMemberFrame {
@@ -68,19 +91,8 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
     const context: ChatMemberActionContext = { room, user: actor ?? SERVER_ACTOR, action: command.type, subject: subjectId, allow: !actor || mayAct(command.type, actorMember, subject, role) }
     if (role) context.role = role
     if (until !== undefined) context.until = until
-    try {
-      await hooks.callHook('chat:action', context)
-    }
-    catch (error) {
-      const { statusCode, statusMessage } = error as { statusCode?: number, statusMessage?: string }
-      if (!statusCode) {
-        logger.error('[nuxt-chat] the chat:action hook failed', error)
-        return fail(503, 'unavailable', 'The change could not be checked; try again')
-      }
-      context.reject = statusMessage || 'Not allowed'
-    }
-    if (context.reject !== undefined) return fail(403, 'forbidden', String(context.reject))
-    if (!context.allow) return fail(403, 'forbidden', `You may not ${command.type} this person in this room`)
+    const refusal = await actionRefusal(hooks, context, logger, `You may not ${command.type} this person in this room`)
+    if (refusal) return refusal
     try {
       return await apply(room, command, subjectId, subject, role, until)
     }

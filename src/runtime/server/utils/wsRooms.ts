@@ -12,10 +12,9 @@ import { useNitroApp, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
 import { parseClientFrameV2, type ChatAckFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { ChatRefusal, identify } from './access'
+import { ChatRefusal, identify, refusalCode } from './access'
 import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
 import type { ConnectionHold } from './connectionCaps'
-import { refusalCode } from './httpAdmission'
 import { checkGuestName } from './names'
 import { BANNED_REASON, MEMBERSHIP_ENDED } from './hub'
 import { directRoomId } from './roomMembers'
@@ -304,7 +303,7 @@ async function createAndJoin(connection: MultiRoomMember, command: CreateCommand
   if (refused) return connection.send(errorOf(limitRefusalFrame(refused), undefined, ref))
   let room: string
   try {
-    room = (await hub.createRoom({ title, topic, visibility, owner: connection.user.id, members })).id
+    room = (await hub.createRoom({ title, topic, visibility, owner: connection.user.id, members }, connection.user)).id
   }
   catch (error) {
     if (error instanceof ChatRefusal) return connection.send(errorOf(errorFrame(refusalCode(error.status), error.message), undefined, ref))
