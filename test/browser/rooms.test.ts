@@ -74,6 +74,7 @@ describe('playground: private rooms, direct messages and moderation on one WebSo
 
     // Bob: the room is in his sidebar (rooms, not direct messages); he opens it and chats there.
     await expect.poll(() => entry(bob.page, 'room', room).count(), { timeout: 15_000 }).toBe(1)
+    await expect.poll(() => entry(bob.page, 'room', room).textContent()).toContain(title)
     await entry(bob.page, 'room', room).click()
     await expect.poll(() => pane(bob.page, room).getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
     await say(bob.page, room, 'hi from Bob')
