@@ -1,7 +1,7 @@
 /**
- * What this tab knows of rooms that the rooms list does not carry (it has no titles, roles or
- * the other person of a direct room): the titles of rooms made here, the person of direct rooms
- * opened here, and the rooms this user owns (made here). Lost on reload: a demo, not a store.
+ * What this tab knows of rooms before or beyond the rooms list: the titles of rooms made and
+ * direct rooms opened here (until the list shows them), and the rooms this user owns (made here:
+ * the protocol tells a client no roles). Lost on reload: a demo, not a store.
  */
 export function useRoomNotes() {
   const labels = useState<Record<string, string>>('room-notes-labels', () => ({}))
