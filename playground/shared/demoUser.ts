@@ -12,3 +12,9 @@ export function demoNameOf(name: unknown): string | undefined {
   if (!cleaned || cleaned.length > MAX_NAME || /\p{C}/u.test(cleaned)) return undefined
   return cleaned
 }
+
+/** The user id the demo sign-in gives `name` (server/plugins/demoSignIn.ts), or undefined for an unusable name. */
+export function demoUserId(name: string): string | undefined {
+  const checked = demoNameOf(name)
+  return checked ? `demo:${checked}` : undefined
+}

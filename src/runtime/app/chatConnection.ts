@@ -65,7 +65,8 @@ export interface ChatConnectionOptions {
  * connect stop the reconnecting until `open()`.
  */
 export interface ChatClientError {
-  code: ChatErrorFrame['code'] | 'queue_full' | 'connection' | 'undelivered'
+  /** `unsupported`: a rooms and members command where only protocol version 1 is spoken (SSE, an older server). */
+  code: ChatErrorFrame['code'] | 'queue_full' | 'connection' | 'undelivered' | 'unsupported'
   message: string
   cid?: string
   /** `undelivered`: the cids of the messages that were not delivered. */

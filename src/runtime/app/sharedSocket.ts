@@ -291,3 +291,52 @@ export function forgetSharedSockets() {
   for (const socket of [...sockets.values()]) socket.close()
   versionOneRoutes.clear()
 }
+
+/** What `askSharedSocket` gives: the answer frame, and whether the tab follows the answer's room on that socket. */
+export interface SharedSocketAnswer {
+  frame: Frame
+  followed: boolean
+}
+
+/**
+ * Send one version 2 command (with its `ref`) on the tab's shared socket to `target`'s route (the
+ * rooms list's URL; a socket opens if the tab has none), and resolve with the first frame that
+ * carries the ref (not `caught_up`); `'v1'` where the route speaks version 1 only, `undefined` when
+ * the socket closed or no answer came within `timeout` ms. A room the command joined (`create`,
+ * `dm`) is left at once unless the tab follows it: its room links join it themselves.
+ */
+export function askSharedSocket(target: URL, command: { ref: string }, timeout: number): Promise<SharedSocketAnswer | 'v1' | undefined> {
+  if (versionOneRoutes.has(routeOf(target))) return Promise.resolve('v1')
+  const socket = socketFor(target, true)
+  return new Promise((resolve) => {
+    let sent = false
+    const trySend = () => {
+      if (!sent && socket.greeted) sent = socket.send(command)
+    }
+    const finish = (answer: SharedSocketAnswer | 'v1' | undefined) => {
+      clearTimeout(timer)
+      socket.ws.removeEventListener('message', onMessage)
+      socket.ws.removeEventListener('open', trySend)
+      socket.ws.removeEventListener('close', onClose)
+      // Opened for this command alone: it goes as a socket its last room left does.
+      if (!socket.subscribers.size && !socket.linger) socket.linger = setTimeout(() => socket.subscribers.size || socket.close(), LINGER)
+      resolve(answer)
+    }
+    // The socket's own handler runs first (registered first): a `hello` has greeted it by now.
+    const onMessage = (event: MessageEvent) => {
+      if (versionOneRoutes.has(routeOf(target))) return finish('v1')
+      trySend()
+      const frame = parse(event.data)
+      if (!frame || frame.ref !== command.ref || frame.type === 'caught_up') return
+      const followed = frame.room !== undefined && socket.subscribers.has(frame.room)
+      if (frame.type === 'joined' && !followed) socket.send({ type: 'leave', room: frame.room })
+      finish({ frame, followed })
+    }
+    const onClose = () => finish(versionOneRoutes.has(routeOf(target)) ? 'v1' : undefined)
+    const timer = setTimeout(onClose, timeout)
+    socket.ws.addEventListener('message', onMessage)
+    socket.ws.addEventListener('open', trySend)
+    socket.ws.addEventListener('close', onClose)
+    trySend()
+  })
+}

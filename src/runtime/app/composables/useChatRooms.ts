@@ -5,7 +5,10 @@ import { backoffDelay } from '../backoff'
 import { idRefusal, type ChatClientError, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { guestKey } from '../identity'
 import { openSharedWebSocketLink } from '../sharedSocket'
+import { answersRoomCommand, createRoomCommands, type ChatRoomCommands } from '../roomCommands'
 import { openSseLink, postCommand, probeRefusal, type ChatLink } from '../transport'
+
+export type { ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands } from '../roomCommands'
 
 /** One room of the signed-in user's rooms list. */
 export interface ChatRoomEntry {
@@ -31,7 +34,8 @@ export interface UseChatRoomsOptions {
   immediate?: boolean
 }
 
-export interface UseChatRoomsReturn {
+/** The rooms list, and the rooms and members commands (`ChatRoomCommands`: protocol version 2, over the tab's one WebSocket). */
+export interface UseChatRoomsReturn extends ChatRoomCommands {
   /**
    * The rooms the user is in (has a read position in: joining a room makes one), at most 100,
    * newest message first, with unread counts and the last message; live across devices and instances.
@@ -72,7 +76,7 @@ function createRoomsConnection(transport: ChatTransport) {
     if (frame.type === 'rooms') rooms.value = frame.rooms.map(entryOf).sort(byActivity)
     else if (frame.type === 'room' && frame.removed) rooms.value = rooms.value.filter(entry => entry.room !== frame.room)
     else if (frame.type === 'room') rooms.value = [...rooms.value.filter(entry => entry.room !== frame.room), entryOf(frame)].sort(byActivity)
-    else if (frame.type === 'error') error.value = { code: frame.code, message: frame.message }
+    else if (frame.type === 'error' && !answersRoomCommand(frame)) error.value = { code: frame.code, message: frame.message }
   }
 
   function connect() {
@@ -114,6 +118,7 @@ function createRoomsConnection(transport: ChatTransport) {
     rooms,
     status,
     error,
+    ...createRoomCommands({ transport, route: config.route, guestKey: guestKey() }),
     markRead(room: string, id?: number): boolean {
       if (!rooms.value.some(entry => entry.room === room)) return false
       if (id !== undefined && !isIdInRange(id)) {
@@ -161,7 +166,9 @@ const shared = new Map<ChatTransport, { connection: RoomsConnection, holders: nu
  */
 export function useChatRooms(options: UseChatRoomsOptions = {}): UseChatRoomsReturn {
   if (typeof window === 'undefined') {
-    return { rooms: shallowRef([]), status: shallowRef('CLOSED'), error: shallowRef(null), markRead: () => false, open() {}, close() {} }
+    const unsupported = () => Promise.reject<never>({ code: 'unsupported', message: 'Rooms commands run in the browser only' } satisfies ChatClientError)
+    const commands: ChatRoomCommands = { createRoom: unsupported, openDirect: unsupported, invite: unsupported, remove: unsupported, setRole: unsupported, mute: unsupported, ban: unsupported, unban: unsupported, update: unsupported }
+    return { rooms: shallowRef([]), status: shallowRef('CLOSED'), error: shallowRef(null), markRead: () => false, open() {}, close() {}, ...commands }
   }
   const transport = options.transport ?? 'ws'
   let held = shared.get(transport)
@@ -178,5 +185,6 @@ export function useChatRooms(options: UseChatRoomsOptions = {}): UseChatRoomsRet
       shared.delete(transport)
     })
   }
-  return { rooms: connection.rooms, status: connection.status, error: connection.error, markRead: connection.markRead, open: connection.open, close: connection.close }
+  const { rooms, status, error, markRead, open, close, ...commands } = connection
+  return { rooms, status, error, markRead, open, close, ...commands }
 }

@@ -1,0 +1,132 @@
+/**
+ * Rooms, direct messages and moderation in Chromium against the built playground (`/rooms`),
+ * three demo sign-ins: Ann makes a private room inviting Bob, who finds it in his sidebar and
+ * chats there; Carol, not invited, is refused; Ann and Bob get one direct room under "Direct
+ * messages"; Ann mutes Bob (his send is refused, he still reads) and bans him (the room leaves his
+ * sidebar). Each page opens exactly one WebSocket.
+ */
+import { randomUUID } from 'node:crypto'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startServer, type TestServer } from '../utils/server'
+
+let server: TestServer
+let browser: Browser
+const contexts: BrowserContext[] = []
+const pageErrors: string[] = []
+
+const sel = (testid: string) => `[data-testid="${testid}"]`
+const pane = (page: Page, room: string) => page.locator(`${sel('pane')}[data-room="${room}"]`)
+const entry = (page: Page, kind: 'room' | 'dm', room: string) => page.locator(`${sel(`rooms-group-${kind}`)} ${sel('rooms-item')}[data-room="${room}"]`)
+
+beforeAll(async () => {
+  server = await startServer({ output: 'playground', env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
+  })
+})
+
+afterAll(async () => {
+  await Promise.all(contexts.map(context => context.close()))
+  await browser?.close()
+  await server?.stop()
+})
+
+/** `name` signed in (demo cookie) on `/rooms` showing `rooms` only; the WebSockets it opens are counted. */
+async function signedIn(name: string, rooms: string[] = []): Promise<{ page: Page, sockets: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  contexts.push(context)
+  await context.addCookies([{ name: 'playground-demo-user', value: encodeURIComponent(name), url: server.url('/') }])
+  const page = await context.newPage()
+  page.on('pageerror', error => pageErrors.push(`${name}: ${error.message}`))
+  const sockets: string[] = []
+  page.on('websocket', socket => sockets.push(socket.url()))
+  await page.goto(server.url(`/rooms?${new URLSearchParams({ rooms: rooms.join(',') })}`))
+  await page.locator(sel('rooms-group-dm')).waitFor({ timeout: 15_000 })
+  return { page, sockets }
+}
+
+async function say(page: Page, room: string, text: string) {
+  await pane(page, room).locator(sel('pane-input')).fill(text)
+  await pane(page, room).locator(sel('pane-input')).press('Enter')
+}
+
+const textsIn = (page: Page, room: string) => pane(page, room).locator(sel('pane-text')).allTextContents()
+
+describe('playground: private rooms, direct messages and moderation on one WebSocket', () => {
+  it('invites, refuses outsiders, opens a direct room, mutes and bans', async () => {
+    const tag = randomUUID().slice(0, 6)
+    const [annName, bobName, carolName] = [`Ann ${tag}`, `Bob ${tag}`, `Carol ${tag}`]
+    const ann = await signedIn(annName)
+    const bob = await signedIn(bobName)
+
+    // Ann: a new private room, Bob invited by name; it opens for her, and she owns it (moderator actions).
+    const title = `Plans ${tag}`
+    await ann.page.locator(sel('new-room-title')).fill(title)
+    await ann.page.locator(sel('new-room-people')).fill(bobName)
+    await ann.page.locator(sel('new-room-create')).click()
+    const annPane = ann.page.locator(sel('pane')).filter({ hasText: title })
+    await expect.poll(() => annPane.getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    const room = (await annPane.getAttribute('data-room'))!
+    expect(room).toMatch(/^room-/)
+    await expect.poll(() => entry(ann.page, 'room', room).count()).toBe(1)
+
+    // Bob: the room is in his sidebar (rooms, not direct messages); he opens it and chats there.
+    await expect.poll(() => entry(bob.page, 'room', room).count(), { timeout: 15_000 }).toBe(1)
+    await expect.poll(() => entry(bob.page, 'room', room).textContent()).toContain(title)
+    await entry(bob.page, 'room', room).click()
+    await expect.poll(() => pane(bob.page, room).getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    await say(bob.page, room, 'hi from Bob')
+    await expect.poll(() => textsIn(ann.page, room)).toEqual(['hi from Bob'])
+    await say(ann.page, room, 'welcome Bob')
+    await expect.poll(() => textsIn(bob.page, room)).toEqual(['hi from Bob', 'welcome Bob'])
+    // Bob is no owner: no moderator actions for him.
+    expect(await pane(bob.page, room).locator(sel('moderation')).count()).toBe(0)
+
+    // Carol, not invited: the room is refused, and it is not in her sidebar.
+    const carol = await signedIn(carolName, [room])
+    await expect.poll(() => pane(carol.page, room).locator(sel('pane-error')).getAttribute('data-code').catch(() => null), { timeout: 15_000 }).toBe('forbidden')
+    expect(await pane(carol.page, room).locator(sel('pane-error')).textContent()).toMatch(/not allow.* in this room/i)
+    expect(await textsIn(carol.page, room)).toEqual([])
+    expect(await entry(carol.page, 'room', room).count()).toBe(0)
+
+    // Ann messages Bob: one direct room, under "Direct messages" for both.
+    await ann.page.locator(sel('dm-person')).fill(bobName)
+    await ann.page.locator(sel('dm-open')).click()
+    const annDirect = ann.page.locator(`${sel('pane')}[data-room^="dm:"]`)
+    await expect.poll(() => annDirect.getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    const direct = (await annDirect.getAttribute('data-room'))!
+    await expect.poll(() => entry(ann.page, 'dm', direct).textContent(), { timeout: 15_000 }).toContain(bobName)
+    await say(ann.page, direct, 'just us')
+    await expect.poll(() => entry(bob.page, 'dm', direct).textContent(), { timeout: 15_000 }).toContain(annName)
+    expect(await entry(bob.page, 'room', direct).count()).toBe(0)
+    await entry(bob.page, 'dm', direct).click()
+    await expect.poll(() => textsIn(bob.page, direct), { timeout: 15_000 }).toEqual(['just us'])
+
+    // Back in the private room, Ann mutes Bob: his send is refused, he still reads hers.
+    await entry(ann.page, 'room', room).click()
+    await entry(bob.page, 'room', room).click()
+    await expect.poll(() => pane(bob.page, room).getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    const bobHere = pane(ann.page, room).locator(`${sel('moderation-person')}[data-user="${bobName}"]`)
+    await bobHere.locator(sel('moderation-mute')).click()
+    await expect.poll(() => pane(ann.page, room).locator(sel('moderation-note')).textContent()).toBe(`${bobName} muted`)
+    await say(bob.page, room, 'am I muted?')
+    await expect.poll(() => pane(bob.page, room).locator(sel('pane-error')).getAttribute('data-code').catch(() => null), { timeout: 15_000 }).toBe('muted')
+    await say(ann.page, room, 'you can still read')
+    await expect.poll(() => textsIn(bob.page, room)).toContain('you can still read')
+    expect(await textsIn(ann.page, room)).not.toContain('am I muted?')
+
+    // Then she bans him: the room leaves his sidebar.
+    await bobHere.locator(sel('moderation-ban')).click()
+    await expect.poll(() => pane(ann.page, room).locator(sel('moderation-note')).textContent()).toBe(`${bobName} banned`)
+    await expect.poll(() => entry(bob.page, 'room', room).count(), { timeout: 15_000 }).toBe(0)
+    expect(await entry(bob.page, 'dm', direct).count()).toBe(1)
+
+    // One WebSocket per page, whatever it did.
+    expect(ann.sockets).toHaveLength(1)
+    expect(bob.sockets).toHaveLength(1)
+    expect(carol.sockets).toHaveLength(1)
+    expect(pageErrors).toEqual([])
+  })
+})

@@ -1,0 +1,152 @@
+/**
+ * The client's rooms and members commands (src/runtime/app/roomCommands.ts, what `useChatRooms()`
+ * returns) against a built server, over the real shared socket: each answer reaches the call
+ * whose `ref` it carries, a refusal rejects with the server's code and message, a made room can
+ * then be opened by the tab's room connection on the same socket, and where only version 1 is
+ * spoken (SSE, an older server) the commands reject with `unsupported`.
+ */
+import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer } from 'ws'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createChatConnection, type ChatConnection } from '../../src/runtime/app/chatConnection'
+import { createRoomCommands, type ChatRoomCommands } from '../../src/runtime/app/roomCommands'
+import { forgetSharedSockets } from '../../src/runtime/app/sharedSocket'
+import { storedOf } from '../utils/chaos'
+import { until } from '../utils/clients'
+import { startServer, type TestServer } from '../utils/server'
+
+const tag = randomUUID().slice(0, 8)
+let users = 0
+/** A fixture user (`user-…` toy session) and the guest key of their tab. */
+const newUser = () => ({ id: `user-${tag}-${++users}`, tab: randomUUID().replaceAll('-', '') })
+
+/** Tab (guest key) → the session cookie its WebSockets carry; none: a guest. */
+const sessions = new Map<string, string>()
+const opened: string[] = []
+const PlainWebSocket = globalThis.WebSocket
+let connections: ChatConnection[] = []
+
+beforeAll(() => {
+  globalThis.WebSocket = class extends PlainWebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      const session = sessions.get(new URL(url).searchParams.get('guest') ?? '')
+      // undici's WebSocket takes headers in its init object (Node only).
+      super(url, session ? { protocols, headers: { cookie: `session=${session}` } } as unknown as string[] : protocols)
+      opened.push(String(url))
+    }
+  }
+})
+afterAll(() => {
+  globalThis.WebSocket = PlainWebSocket
+})
+afterEach(() => {
+  for (const connection of connections) connection.close()
+  connections = []
+  forgetSharedSockets()
+  opened.length = 0
+})
+
+/** The commands of `user`'s tab (a guest's when `user` has no session). */
+function commandsOf(baseURL: string, user: { id?: string, tab: string }, transport: 'ws' | 'sse' = 'ws'): ChatRoomCommands {
+  if (user.id) sessions.set(user.tab, user.id)
+  return createRoomCommands({ transport, route: '/_ws', guestKey: user.tab, baseURL, timeout: 5000 })
+}
+
+/** A room connection in `user`'s tab (no name wish: signed in), on its shared socket as `useChat()` opens it. */
+function roomOf(baseURL: string, user: { tab: string }, room: string): ChatConnection {
+  const connection = createChatConnection({
+    room, transport: 'ws', route: '/_ws', sseRoute: '/api/sse', maxMessages: 1000, maxQueue: 100, maxLength: 2000,
+    autoReconnect: { delay: 50, maxDelay: 300 }, heartbeat: false, typingTimeout: 3000, baseURL, guestKey: user.tab, shareSocket: true,
+  })
+  connections.push(connection)
+  connection.open()
+  return connection
+}
+
+describe('rooms and members commands against a version 2 server', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('matches answers by ref, rejects refusals with the server\'s code, and the made room opens on the same socket', async () => {
+    const [owner, member, outsider] = [newUser(), newUser(), newUser()]
+    const ownerCommands = commandsOf(server.url('/'), owner)
+    const { room } = await ownerCommands.createRoom({ title: 'Plans', visibility: 'private', members: [member.id] })
+    expect(room).toMatch(/^room-[\w-]{16}$/)
+
+    // Several at once: each promise gets its own answer (one refusal among them).
+    const [invited, missing, renamed] = await Promise.allSettled([
+      ownerCommands.invite(room, outsider.id),
+      ownerCommands.remove(room, `user-${tag}-nobody`),
+      ownerCommands.update(room, { topic: 'Q3' }),
+    ])
+    expect(invited).toEqual({ status: 'fulfilled', value: { room } })
+    expect(missing).toMatchObject({ status: 'rejected', reason: { code: 'not_found', message: expect.any(String) } })
+    expect(renamed).toEqual({ status: 'fulfilled', value: { room } })
+
+    // The tab left the room `create` joined: its room connection joins it on the one socket.
+    const ownerRoom = roomOf(server.url('/'), owner, room)
+    await until(() => ownerRoom.status.value === 'OPEN', 'the owner\'s room open')
+    ownerRoom.send('welcome')
+    await until(() => storedOf(ownerRoom).length === 1, 'the owner\'s message stored')
+    expect(opened.filter(url => new URL(url).searchParams.get('guest') === owner.tab)).toHaveLength(1)
+    await expect(ownerCommands.setRole(room, outsider.id, 'moderator')).resolves.toEqual({ room })
+
+    // A member may not moderate their owner: the refusal frame rejects the promise.
+    const memberCommands = commandsOf(server.url('/'), member)
+    await expect(memberCommands.ban(room, owner.id)).rejects.toMatchObject({ code: 'forbidden', message: expect.any(String) })
+    // The owner mutes the member: the member's send in the room is refused with `muted`.
+    await expect(ownerCommands.mute(room, member.id)).resolves.toEqual({ room })
+    const memberRoom = roomOf(server.url('/'), member, room)
+    await until(() => memberRoom.status.value === 'OPEN', 'the member\'s room open')
+    memberRoom.send('can I?')
+    await until(() => memberRoom.error.value?.code === 'muted', 'the member\'s send refused')
+    await expect(ownerCommands.ban(room, member.id)).resolves.toEqual({ room })
+    await until(() => memberRoom.status.value !== 'OPEN', 'the banned member\'s room closed')
+  })
+
+  it('opens one direct room from both sides, and refuses a guest', async () => {
+    const [ann, bob] = [newUser(), newUser()]
+    const fromAnn = await commandsOf(server.url('/'), ann).openDirect(bob.id)
+    expect(fromAnn.room).toMatch(/^dm:[\w-]{22}$/)
+    await expect(commandsOf(server.url('/'), bob).openDirect(ann.id)).resolves.toEqual(fromAnn)
+    // Again while the tab follows it: still that room.
+    const annRoom = roomOf(server.url('/'), ann, fromAnn.room)
+    await until(() => annRoom.status.value === 'OPEN', 'Ann\'s direct room open')
+    await expect(commandsOf(server.url('/'), ann).openDirect(bob.id)).resolves.toEqual(fromAnn)
+
+    const guest = commandsOf(server.url('/'), { tab: randomUUID().replaceAll('-', '') })
+    await expect(guest.createRoom({ title: 'Mine', visibility: 'private' })).rejects.toMatchObject({ code: 'unauthorized', message: expect.stringContaining('Sign in') })
+    await expect(guest.openDirect(bob.id)).rejects.toMatchObject({ code: 'unauthorized' })
+  })
+
+  it('rejects on SSE with a clear error', async () => {
+    await expect(commandsOf(server.url('/'), newUser(), 'sse').createRoom({ visibility: 'public' })).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('version 2') })
+  })
+})
+
+describe('rooms and members commands against a version 1 server', () => {
+  it('reject with unsupported', async () => {
+    // A server of before: it answers any upgrade with the seed's welcome, whatever the subprotocol.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    wss.on('connection', ws => ws.send(JSON.stringify({ type: 'system', event: 'welcome', room: 'chat', user: 'server', message: 'Welcome Old!', peer: { id: 'guest:x', name: 'Old' } })))
+    await new Promise(resolve => wss.once('listening', resolve))
+    try {
+      const base = `http://127.0.0.1:${(wss.address() as AddressInfo).port}/`
+      const commands = commandsOf(base, newUser())
+      await expect(commands.createRoom({ title: 'Old', visibility: 'private' })).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('version 1') })
+      // Known from then on: no second try.
+      await expect(commands.invite('lobby', 'someone')).rejects.toMatchObject({ code: 'unsupported' })
+      expect(opened).toHaveLength(1)
+    }
+    finally {
+      for (const client of wss.clients) client.terminate()
+      await new Promise(resolve => wss.close(resolve))
+    }
+  })
+})
