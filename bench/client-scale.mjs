@@ -1,7 +1,9 @@
 // One load-generator process of the scale scenario, forked by bench/run.mjs (IPC, advanced
 // serialization). It owns whole rooms (every member of a room is here), so it counts each
 // message's deliveries itself; the orchestrator adds up the processes' answers and the server's
-// CPU. Commands: connect, rate, fill, storm, close. Bounded by `timeoutMs` (it exits by itself).
+// CPU. Commands: connect, rate, fill, storm, close; with `config.v2` (protocol version 2: one
+// socket per connection, `config.subs[i]` its rooms) also joinRest, fillQuiet, joinMany.
+// Bounded by `timeoutMs` (it exits by itself).
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import { benchMessage, scanMarkers, sleep } from './lib.mjs'
@@ -36,28 +38,72 @@ function onBytes(data) {
   })
 }
 
+// Version 2 join answers, found in the raw bytes before any parse (bench messages never hold them).
+const CAUGHT_UP = Buffer.from('"caught_up"')
+const JOIN_REFUSED = Buffer.from('"join_refused"')
+
+/** A version 2 socket's frames: join answers to their waiters; with `tally`, frames, bytes and bench markers counted. */
+function onV2Frame(ws, data) {
+  onBytes(data)
+  if (ws.tally) {
+    ws.tally.frames++
+    ws.tally.bytes += data.length
+    if (data.includes(64)) scanMarkers(data, () => ws.tally.marks++)
+  }
+  if (!ws.waits.size || (!data.includes(CAUGHT_UP) && !data.includes(JOIN_REFUSED))) return
+  const frame = JSON.parse(data.toString())
+  const waiter = ws.waits.get(frame.room)
+  ws.waits.delete(frame.room)
+  if (frame.type === 'caught_up') waiter?.resolve()
+  else waiter?.reject(new Error(`join_refused ${frame.code} for ${frame.room}: ${frame.message}`))
+}
+
+/** Join `room` on a version 2 socket: resolves on its `caught_up`. */
+function joinRoom(ws, room) {
+  return new Promise((resolve, reject) => {
+    ws.waits.set(room, { resolve, reject })
+    ws.send(JSON.stringify({ type: 'join', room }))
+  })
+}
+
 function openWs(url) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false })
+    const ws = config.v2 ? new WebSocket(url, 'nuxt-chat.2', { perMessageDeflate: false }) : new WebSocket(url, { perMessageDeflate: false })
     ws.binaryType = 'nodebuffer'
-    ws.on('message', onBytes)
+    if (config.v2) {
+      ws.waits = new Map()
+      ws.tally = null
+      ws.on('message', data => onV2Frame(ws, data))
+    }
+    else ws.on('message', onBytes)
     ws.once('open', () => resolve(ws))
     ws.once('error', reject)
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} for ${url}`)))
   })
 }
 
-async function connectAll(urls, concurrency) {
+/** Open every url, `concurrency` at a time; version 2: each socket then joins `firstRooms[i]` (counted in its opening). */
+async function connectAll(urls, concurrency, firstRooms) {
   const opened = Array.from({ length: urls.length })
   let next = 0
   const worker = async () => {
     while (next < urls.length) {
       const i = next++
       opened[i] = await openWs(urls[i])
+      if (firstRooms) await joinRoom(opened[i], firstRooms[i])
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, urls.length) }, worker))
   return opened
+}
+
+/** Run `task(i)` for i < count, `concurrency` at a time. */
+async function eachLimited(count, concurrency, task) {
+  let next = 0
+  const worker = async () => {
+    while (next < count) await task(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
 }
 
 async function waitQuiet(quietMs, maxMs = 20_000) {
@@ -69,17 +115,63 @@ function send(room, from = config.rooms[room].members[seq % 2]) {
   const s = seq++
   counts[s & MASK] = 0
   expectOf[s & MASK] = config.rooms[room].members.length
-  peers[from].send(benchMessage(now(), s, config.size))
+  const text = benchMessage(now(), s, config.size)
+  peers[from].send(config.v2 ? JSON.stringify({ type: 'message', room: config.rooms[room].name, message: text }) : text)
   if (phase) phase.sent++
 }
+
+const roomName = index => config.rooms[index].name
 
 const commands = {
   async connect({ concurrency }) {
     const t = now()
-    peers = await connectAll(config.rooms.flatMap(room => room.members.map(() => `${config.url}?room=${room.name}`)), concurrency)
+    peers = config.v2
+      ? await connectAll(config.subs.map(() => config.url), concurrency, config.subs.map(rooms => roomName(rooms[0])))
+      : await connectAll(config.rooms.flatMap(room => room.members.map(() => `${config.url}?room=${room.name}`)), concurrency)
     const ms = now() - t
     await waitQuiet(300)
     return { connections: peers.length, ms }
+  },
+  /** Version 2: every connection joins the rest of its rooms (all of one connection's at once). */
+  async joinRest({ concurrency }) {
+    const t = now()
+    let joins = 0
+    await eachLimited(peers.length, concurrency, async (i) => {
+      const rest = config.subs[i].slice(1)
+      joins += rest.length
+      await Promise.all(rest.map(room => joinRoom(peers[i], roomName(room))))
+    })
+    const ms = now() - t
+    await waitQuiet(300)
+    return { joins, ms }
+  },
+  /** Version 2: `rooms` no one follows get `count` messages each (from one socket that then goes). */
+  async fillQuiet({ rooms, count }) {
+    const [filler] = await connectAll([config.url], 1)
+    await Promise.all(rooms.map(room => joinRoom(filler, room)))
+    filler.tally = { frames: 0, bytes: 0, marks: 0 }
+    for (const room of rooms) {
+      for (let i = 0; i < count; i++) filler.send(JSON.stringify({ type: 'message', room, message: benchMessage(now(), 0, config.size) }))
+    }
+    const start = now()
+    while (filler.tally.marks < rooms.length * count && now() - start < 20_000) await sleep(5)
+    const echoed = filler.tally.marks
+    filler.terminate()
+    await waitQuiet(300)
+    return { echoed }
+  },
+  /** Version 2: one open socket joins every room of `rooms` at once; ms until the last `caught_up`, frames and bytes it got. */
+  async joinMany({ rooms }) {
+    const [ws] = await connectAll([config.url], 1)
+    await waitQuiet(200)
+    ws.tally = { frames: 0, bytes: 0, marks: 0 }
+    const t = now()
+    await Promise.all(rooms.map(room => joinRoom(ws, room)))
+    const ms = now() - t
+    const result = { ms, ...ws.tally }
+    await waitQuiet(200)
+    ws.terminate()
+    return result
   },
   /** `rate` msg/s (this process's share) for `ms`, round-robin over its rooms; then wait for the last copies. */
   async rate({ rate, ms }) {
@@ -116,8 +208,8 @@ const commands = {
     await waitQuiet(200)
     bytes = 0
     const t = now()
-    const url = `${config.url}?room=${config.rooms[room].name}`
-    const joined = await connectAll(Array.from({ length: count }, () => url), count)
+    const url = config.v2 ? config.url : `${config.url}?room=${config.rooms[room].name}`
+    const joined = await connectAll(Array.from({ length: count }, () => url), count, config.v2 && Array.from({ length: count }, () => roomName(room)))
     const openMs = now() - t
     await waitQuiet(300)
     const result = { openMs, bytes, quietMs: now() - t }

@@ -101,3 +101,9 @@ export function scanMarkers(buffer, found) {
     offset = end = i + 1
   }
 }
+
+/** Write-type system calls a process made so far (`syscw` of /proc/<pid>/io: write, writev, pwrite…). */
+export function writeCalls(pid) {
+  const match = /syscw: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
+  return match ? Number(match[1]) : NaN
+}

@@ -2,16 +2,17 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale] [--scenario=scale] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
+//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale,scale2] [--scenario=scale|scale2] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { cpuMicros, freePort, median, percentile, sleep } from './lib.mjs'
+import { cpuMicros, freePort, median, percentile, sleep, writeCalls } from './lib.mjs'
+import { threeRoomLayout } from './scale-layout.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
@@ -19,18 +20,21 @@ const args = process.argv.slice(2)
 const flag = name => args.includes(`--${name}`)
 const option = name => args.find(arg => arg.startsWith(`--${name}=`))?.split('=')[1]
 const QUICK = flag('quick')
+// `scale2` (protocol version 2, one socket in 3 rooms) runs only when asked for: `npm run bench` stays as it was.
 const ALL = ['room200', 'rooms100', 'reactions', 'idle', 'sse', 'replay', 'older', 'ingest', 'cross', 'client', 'scale']
+const KNOWN = [...ALL, 'scale2']
 const ONLY = (option('only') ?? option('scenario'))?.split(',') ?? ALL
 const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
-const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 : 600_000))
+// scale2 alone stops within 5 minutes.
+const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 : ONLY.every(name => name === 'scale2') ? 300_000 : 600_000))
 const RUN_ID = Date.now().toString(36)
 const REDIS_URL = 'redis://127.0.0.1:6379'
 
-for (const name of ONLY) if (!ALL.includes(name)) throw new Error(`unknown scenario "${name}" (one of ${ALL.join(', ')})`)
+for (const name of ONLY) if (!KNOWN.includes(name)) throw new Error(`unknown scenario "${name}" (one of ${KNOWN.join(', ')})`)
 
 // 10,000 sockets in one process: raise the soft open-files limit to the hard one (children inherit it).
 const openFilesLimit = () => Number(execFileSync('sh', ['-c', 'ulimit -Sn']).toString().trim().replace('unlimited', 'Infinity'))
-if (ONLY.includes('scale') && openFilesLimit() < 12_000 && !process.env.BENCH_NOFILE_RAISED) {
+if ((ONLY.includes('scale') || ONLY.includes('scale2')) && openFilesLimit() < 12_000 && !process.env.BENCH_NOFILE_RAISED) {
   const rerun = spawnSync('sh', ['-c', 'ulimit -Sn "$(ulimit -Hn)"; exec "$0" "$@"', process.execPath, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, BENCH_NOFILE_RAISED: '1' } })
   process.exit(rerun.status ?? 1)
 }
@@ -97,6 +101,7 @@ const LIMITS_OFF = ['RATE_LIMIT', 'RATE_LIMIT_PER_IP', 'HISTORY_RATE_LIMIT', 'HI
 const MODULE_ENV = { ...Object.fromEntries(LIMITS_OFF.map(limit => [`NUXT_CHAT_${limit}`, 'false'])), NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0' }
 const SERVERS = {
   ws: { label: '(b) bare ws, send per socket', entry: join(BENCH, 'servers/ws-basic.mjs'), kind: 'ws' },
+  wsRooms: { label: '(b2) bare ws, one socket in many rooms', entry: join(BENCH, 'servers/ws-rooms.mjs'), kind: 'ws' },
   frame: { label: '(c) bare ws, frame once', entry: join(BENCH, 'servers/ws-frame-once.mjs'), kind: 'ws' },
   module: { label: '(a) nuxt-chat (SQLite)', entry: entries.sqlite, kind: 'ws', env: MODULE_ENV },
   sio: { label: '(d) Socket.IO 4 (websocket)', entry: join(BENCH, 'servers/socketio.mjs'), kind: 'sio' },
@@ -300,6 +305,8 @@ async function fanoutScenario(scenario, keys, shape) {
 const S = QUICK
   ? { rooms: 100, perRoom: 20, procs: 2, rates: [200, 600], phaseMs: 1500, warmMs: 500, history: 100, newcomers: 200 }
   : { rooms: 500, perRoom: 20, procs: 2, rates: [1000, 3000], phaseMs: 4000, warmMs: 1000, history: 100, newcomers: 200 }
+/** scale2 (version 2): `blocks × perRoom` connections per load process, each in 3 rooms (bench/scale-layout.mjs); then one socket joins `manyRooms` rooms. */
+const S2 = { ...S, blocks: QUICK ? 50 : 250, manyRooms: 50, quietHistory: 20 }
 
 /** Ask a server's probe (bench/probe.mjs): `memory` (after a full GC) or `loop` (event-loop delay since the last `loop`). */
 async function askProbe(running, ask) {
@@ -349,37 +356,87 @@ function forkLoad(config) {
   return { ask, ready: ask('config', { config }), stop: () => child.kill('SIGKILL') }
 }
 
-/** One server through every phase: idle memory, connect rate, two message rates, a join storm. */
-async function scaleRun(key) {
+/**
+ * Version 2, after the 10,000 connections went (no heartbeat writes left to count): 50 rooms that
+ * hold a history and no one else joined at once on one socket; the server's write calls counted,
+ * less its idle rate over the second before.
+ */
+async function quietRoomsJoin(running, load) {
+  const quietNames = Array.from({ length: S2.manyRooms }, (_, i) => roomName('quiet', i))
+  const filled = await load.ask('fillQuiet', { rooms: quietNames, count: S2.quietHistory })
+  // Idle writes (the heartbeat's pings) over a second, to take off the join's count.
+  const idle0 = writeCalls(running.pid)
+  await sleep(1000)
+  const idlePerMs = (writeCalls(running.pid) - idle0) / 1000
+  const writes0 = writeCalls(running.pid)
+  const quiet = await load.ask('joinMany', { rooms: quietNames })
+  // joinMany waits 200 ms for quiet after the last caught_up, and the open before: counted as idle.
+  quiet.writes = writeCalls(running.pid) - writes0 - idlePerMs * (quiet.ms + 200)
+  quiet.echoed = filled.echoed
+  return quiet
+}
+
+/** One server through every phase: idle memory, connect rate, two message rates, a join storm (version 2: also the rest of the joins, and 50 rooms on one socket). */
+async function scaleRun(key, v2 = false) {
   const server = SERVERS[key]
   // --cpu-prof: one profile per phase of each server (connect, messages, storm; through the probe), not one of the whole life.
   const running = await startServer(server.entry, server.env, { wholeProfile: false })
   const phaseProfile = CPU_PROF
+  const scenario = v2 ? 'scale2' : 'scale'
+  // `--heap-snapshots`: the server's heap before the connections, with them (version 2: in 1 room each, then in 3), for bench/heap-diff.mjs.
+  const snapshots = []
+  const snapshot = async (label) => {
+    if (!flag('heap-snapshots')) return
+    const { snapshot: path } = await askProbe(running, 'heap')
+    const kept = join(BENCH, 'results/heap', `${scenario}-${key}-${RUN_ID}-${label}.heapsnapshot`)
+    mkdirSync(dirname(kept), { recursive: true })
+    copyFileSync(path, kept)
+    rmSync(path)
+    snapshots.push(kept)
+    log(`  heap snapshot: ${kept}`)
+  }
   const loads = []
   try {
-    const names = Array.from({ length: S.rooms }, (_, i) => roomName('scale', i))
+    const names = Array.from({ length: v2 ? 3 * S2.blocks * S.procs : S.rooms }, (_, i) => roomName('scale', i))
     for (let p = 0; p < S.procs; p++) {
-      const rooms = names.filter((_, i) => i % S.procs === p)
-        .map((name, j) => ({ name, members: Array.from({ length: S.perRoom }, (_, m) => j * S.perRoom + m) }))
-      loads.push(forkLoad({ url: `ws://127.0.0.1:${running.port}/_ws`, rooms, size: 64, timeoutMs: 150_000 }))
+      const mine = names.filter((_, i) => i % S.procs === p)
+      const url = `ws://127.0.0.1:${running.port}/_ws`
+      if (v2) loads.push(forkLoad({ url, v2, ...threeRoomLayout(mine, S2.blocks, S.perRoom), size: 64, timeoutMs: 200_000 }))
+      else loads.push(forkLoad({ url, rooms: mine.map((name, j) => ({ name, members: Array.from({ length: S.perRoom }, (_, m) => j * S.perRoom + m) })), size: 64, timeoutMs: 150_000 }))
     }
     await Promise.all(loads.map(load => load.ready))
     // Warm the server's lazy paths (route chunks, first room) before the memory baseline.
     await loads[0].ask('storm', { room: 0, count: 20 })
     const before = await askProbe(running, 'memory')
+    await snapshot('before')
     if (phaseProfile) await askProbe(running, 'profile-start')
     const connectCpu0 = cpuMicros(running.pid)
     const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
     const connectCpu = cpuMicros(running.pid) - connectCpu0
     if (phaseProfile) {
-      const path = join(BENCH, 'results/profiles', `scale-${key}-connect-${RUN_ID}-${running.pid}.cpuprofile`)
+      const path = join(BENCH, 'results/profiles', `${scenario}-${key}-connect-${RUN_ID}-${running.pid}.cpuprofile`)
       mkdirSync(dirname(path), { recursive: true })
       await askProbe(running, `profile-stop ${path}`)
       log(`  profile: ${path}`)
     }
     const connections = connected.reduce((sum, part) => sum + part.connections, 0)
+    let rest
+    await snapshot(v2 ? 'rooms1' : 'after')
+    if (v2) {
+      if (phaseProfile) await askProbe(running, 'profile-start')
+      const restCpu0 = cpuMicros(running.pid)
+      const parts = await Promise.all(loads.map(load => load.ask('joinRest', { concurrency: 100 })))
+      if (phaseProfile) {
+        const path = join(BENCH, 'results/profiles', `${scenario}-${key}-joins-${RUN_ID}-${running.pid}.cpuprofile`)
+        await askProbe(running, `profile-stop ${path}`)
+        log(`  profile: ${path}`)
+      }
+      const joins = parts.reduce((sum, part) => sum + part.joins, 0)
+      rest = { joins, perSec: joins / (Math.max(...parts.map(part => part.ms)) / 1000), cpuUs: (cpuMicros(running.pid) - restCpu0) / joins }
+    }
     await sleep(500)
     const after = await askProbe(running, 'memory')
+    if (v2) await snapshot('rooms3')
 
     const phase = async (rate, ms, profileName) => {
       if (profileName) await askProbe(running, 'profile-start')
@@ -401,7 +458,7 @@ async function scaleRun(key) {
     }
     await phase(S.rates[0], S.warmMs)
     const phases = []
-    for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs, phaseProfile && `scale-${key}-${rate}-${RUN_ID}-${running.pid}.cpuprofile`))
+    for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs, phaseProfile && `${scenario}-${key}-${rate}-${RUN_ID}-${running.pid}.cpuprofile`))
 
     // Join storm: newcomers into one room with members and a history.
     await loads[0].ask('fill', { room: 0, count: S.history })
@@ -412,13 +469,21 @@ async function scaleRun(key) {
     storm.cpuMs = (cpuMicros(running.pid) - cpu0) / 1000
     storm.loopMax = (await askProbe(running, 'loop')).loop.max
     if (phaseProfile) {
-      const path = join(BENCH, 'results/profiles', `scale-${key}-storm-${RUN_ID}-${running.pid}.cpuprofile`)
+      const path = join(BENCH, 'results/profiles', `${scenario}-${key}-storm-${RUN_ID}-${running.pid}.cpuprofile`)
       await askProbe(running, `profile-stop ${path}`)
       log(`  profile: ${path}`)
     }
+    // Version 2: 50 rooms of load 0 (20 members each, the history of the message phases) joined at once on one more socket.
+    const many = v2 ? { populated: await loads[0].ask('joinMany', { rooms: names.filter((_, i) => i % S.procs === 0).slice(0, S2.manyRooms) }) } : undefined
 
     await Promise.all(loads.map(load => load.ask('close')))
+    if (v2) {
+      await sleep(1000)
+      many.quiet = await quietRoomsJoin(running, loads[0])
+    }
     return {
+      rest,
+      many,
       connections,
       heapPerConn: (after.heapUsed - before.heapUsed) / connections,
       rssPerConn: (after.rss - before.rss) / connections,
@@ -439,11 +504,17 @@ async function scaleRun(key) {
 }
 
 /** The scale table's rows: what, how to read it from one run, and the goal on module / bare ws. */
-const scaleMetrics = () => [
-  ['idle heap KiB/conn', run => run.heapPerConn / 1024, ['<=', 1.2]],
-  ['idle RSS KiB/conn', run => run.rssPerConn / 1024, ['<=', 1.2]],
-  ['connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
-  ['server CPU µs per connection opened', run => run.connectCpuUs],
+const scaleMetrics = (v2 = false) => [
+  [v2 ? 'idle heap KiB/conn (3 rooms each)' : 'idle heap KiB/conn', run => run.heapPerConn / 1024, ['<=', 1.2]],
+  [v2 ? 'idle RSS KiB/conn (3 rooms each)' : 'idle RSS KiB/conn', run => run.rssPerConn / 1024, ['<=', 1.2]],
+  [v2 ? 'connections opened/s, incl. the first join' : 'connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
+  [v2 ? 'server CPU µs per connection opened + joined' : 'server CPU µs per connection opened', run => run.connectCpuUs],
+  ...(v2
+    ? [
+        ['2nd and 3rd joins/s', run => run.rest.perSec],
+        ['server CPU µs per 2nd/3rd join', run => run.rest.cpuUs],
+      ]
+    : []),
   ...S.rates.flatMap((rate, i) => [
     [`${rate} msg/s: CPU µs/delivery`, run => run.phases[i].cpuUsPerDelivery],
     [`${rate} msg/s: p50 latency ms`, run => run.phases[i].p50],
@@ -456,32 +527,56 @@ const scaleMetrics = () => [
   ['join storm: KiB received in the room', run => run.storm.bytes / 1024],
   ['join storm: all open, ms', run => run.storm.openMs],
   ['join storm: server loop delay max ms', run => run.storm.loopMax],
+  ...(v2
+    ? [
+        [`${S2.manyRooms} rooms × ${S.perRoom} members on 1 socket: ms to last caught_up`, run => run.many.populated.ms, null, ['<', 200]],
+        [`${S2.manyRooms} rooms × ${S.perRoom} members: frames received`, run => run.many.populated.frames],
+        [`${S2.manyRooms} rooms × ${S.perRoom} members: KiB received`, run => run.many.populated.bytes / 1024],
+        [`${S2.manyRooms} rooms, ${S2.quietHistory} messages, no one in: ms to last caught_up`, run => run.many.quiet.ms, null, ['<', 200]],
+        [`${S2.manyRooms} rooms, no one in: server write calls per room`, run => run.many.quiet.writes / S2.manyRooms, null, ['<=', 1]],
+        [`${S2.manyRooms} rooms, no one in: frames per room`, run => run.many.quiet.frames / S2.manyRooms],
+      ]
+    : []),
 ]
+
+/** The scale table, version 1 (`scale`: a socket per room) or version 2 (`scale2`: one socket in 3 rooms, vs bare ws's own multi-room server). */
+async function scaleScenario(v2) {
+  const name = v2 ? 'scale2' : 'scale'
+  // The reference is bare ws doing the same: a socket per room (v1), or one socket joining its rooms (v2).
+  const reference = v2 ? 'wsRooms' : 'ws'
+  const keys = [reference, 'module', ...(SERVERS.base.entry ? ['base'] : [])]
+  const runs = { [reference]: [], module: [], base: [] }
+  const rounds = Math.min(ROUNDS, 2)
+  for (let round = 0; round < rounds; round++) {
+    for (const key of rotate(keys, round)) {
+      const t = Date.now()
+      const run = await scaleRun(key, v2)
+      runs[key].push(run)
+      log(`  ${name} round ${round + 1} ${key}: ${run.connections} conns, ${Math.round(run.connectPerSec)}/s, heap ${(run.heapPerConn / 1024).toFixed(1)} KiB/conn, ${run.phases.map(p => `${p.rate}/s p99 ${p.p99.toFixed(1)} ms loop ${p.loopMax.toFixed(0)} ms`).join(', ')}, storm ${run.storm.cpuMs.toFixed(0)} ms CPU${v2 ? `, 50 rooms ${run.many.populated.ms.toFixed(0)} ms` : ''} (${((Date.now() - t) / 1000).toFixed(1)} s)`)
+    }
+  }
+  const rows = scaleMetrics(v2).map(([metric, pick, ratioGoal, valueGoal]) => {
+    const row = { name: metric, module: median(runs.module.map(pick)), ws: median(runs[reference].map(pick)), ratio: median(runs.module.map((run, i) => pick(run) / pick(runs[reference][i]))) }
+    if (runs.base.length) Object.assign(row, { base: median(runs.base.map(pick)), ratioToBase: median(runs.module.map((run, i) => pick(run) / pick(runs.base[i]))) })
+    if (ratioGoal) goal(`${name}: ${metric}, module / bare ws`, row.ratio, ratioGoal[1], ratioGoal[0])
+    if (valueGoal) goal(`${name}: ${metric}, module`, row.module, valueGoal[1], valueGoal[0])
+    return row
+  })
+  const shape = v2
+    ? `${S2.blocks * S.perRoom * S.procs} connections, one version 2 socket each in 3 of ${3 * S2.blocks * S.procs} rooms × ${S.perRoom} (bench/scale-layout.mjs)`
+    : `${S.rooms * S.perRoom} connections (${S.rooms} rooms × ${S.perRoom})`
+  results.scenarios[name] = { title: `${name}: ${shape}, ${S.procs} load processes, ${S.rates.join(' and ')} msg/s for ${S.phaseMs / 1000} s each, 64-byte messages; medians of ${rounds} alternating rounds`, rows, runs }
+}
 
 const brief = run => `${run.rate.cpuUsPerDelivery.toFixed(2)} µs/deliv, p50 ${run.rate.p50.toFixed(2)} ms, sat ${Math.round(run.saturation?.deliveriesPerSec ?? 0)}/s`
 const log = line => console.log(line)
 
 const scenarios = {
   async scale() {
-    const keys = ['ws', 'module', ...(SERVERS.base.entry ? ['base'] : [])]
-    const runs = { ws: [], module: [], base: [] }
-    const rounds = Math.min(ROUNDS, 2)
-    for (let round = 0; round < rounds; round++) {
-      for (const key of rotate(keys, round)) {
-        const t = Date.now()
-        const run = await scaleRun(key)
-        runs[key].push(run)
-        log(`  scale round ${round + 1} ${key}: ${run.connections} conns, ${Math.round(run.connectPerSec)}/s, heap ${(run.heapPerConn / 1024).toFixed(1)} KiB/conn, ${run.phases.map(p => `${p.rate}/s p99 ${p.p99.toFixed(1)} ms loop ${p.loopMax.toFixed(0)} ms`).join(', ')}, storm ${run.storm.cpuMs.toFixed(0)} ms CPU (${((Date.now() - t) / 1000).toFixed(1)} s)`)
-      }
-    }
-    const rows = scaleMetrics().map(([name, pick, ratioGoal, valueGoal]) => {
-      const row = { name, module: median(runs.module.map(pick)), ws: median(runs.ws.map(pick)), ratio: median(runs.module.map((run, i) => pick(run) / pick(runs.ws[i]))) }
-      if (runs.base.length) Object.assign(row, { base: median(runs.base.map(pick)), ratioToBase: median(runs.module.map((run, i) => pick(run) / pick(runs.base[i]))) })
-      if (ratioGoal) goal(`scale: ${name}, module / bare ws`, row.ratio, ratioGoal[1], ratioGoal[0])
-      if (valueGoal) goal(`scale: ${name}, module`, row.module, valueGoal[1], valueGoal[0])
-      return row
-    })
-    results.scenarios.scale = { title: `scale: ${S.rooms * S.perRoom} connections (${S.rooms} rooms × ${S.perRoom}), ${S.procs} load processes, ${S.rates.join(' and ')} msg/s for ${S.phaseMs / 1000} s each, 64-byte messages; medians of ${rounds} alternating rounds`, rows, runs }
+    await scaleScenario(false)
+  },
+  async scale2() {
+    await scaleScenario(true)
   },
   async room200() {
     const rows = await fanoutScenario('room200', ['ws', 'frame', 'module', 'sio', 'seed', ...(NUXT5 ? ['nuxt5'] : [])], { rooms: 1, perRoom: 200, senders: 10, rate: P.rate1, window: 8 })
@@ -779,11 +874,13 @@ function table() {
     const r = s.client.result
     lines.push('', `## ${s.client.title}`, `one burst: ${fmt(r.burstMs, 1)} ms warm, ${fmt(r.coldBurstMs, 1)} ms cold; one frame per task: ${fmt(r.perTaskNetMs, 1)} ms (${fmt(r.perTaskMs, 1)} ms minus ${fmt(r.schedulingMs, 1)} ms of setImmediate); log alone: ${fmt(r.logOnlyMs, 1)} ms`)
   }
-  if (s.scale?.rows) {
-    lines.push('', `## ${s.scale.title}`)
-    const base = 'base' in s.scale.rows[0]
-    lines.push(`${pad('', 52)}${padL('module', 12)}${padL('bare ws', 12)}${padL('ratio', 8)}${base ? `${padL('baseline', 12)}${padL('×base', 8)}` : ''}`)
-    for (const row of s.scale.rows) lines.push(`${pad(row.name, 52)}${padL(fmt(row.module, row.module >= 100 ? 0 : 2), 12)}${padL(fmt(row.ws, row.ws >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratio), 8)}${base ? `${padL(fmt(row.base, row.base >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratioToBase), 8)}` : ''}`)
+  for (const scale of [s.scale, s.scale2]) {
+    if (!scale?.rows) continue
+    lines.push('', `## ${scale.title}`)
+    const base = 'base' in scale.rows[0]
+    const width = Math.max(52, ...scale.rows.map(row => row.name.length + 2))
+    lines.push(`${pad('', width)}${padL('module', 12)}${padL('bare ws', 12)}${padL('ratio', 8)}${base ? `${padL('baseline', 12)}${padL('×base', 8)}` : ''}`)
+    for (const row of scale.rows) lines.push(`${pad(row.name, width)}${padL(fmt(row.module, row.module >= 100 ? 0 : 2), 12)}${padL(fmt(row.ws, row.ws >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratio), 8)}${base ? `${padL(fmt(row.base, row.base >= 100 ? 0 : 2), 12)}${padL(fmt(row.ratioToBase), 8)}` : ''}`)
   }
   if (results.goals.length) {
     lines.push('', '## Goals')
