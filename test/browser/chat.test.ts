@@ -262,7 +262,7 @@ describe('playground chat in a browser', () => {
     await expect.poll(() => online(alice)).toEqual(['Alice'])
   })
 
-  // Needs frames with uid / guest (docs/PROTOCOL.md revision 2): the identity branch's server.
+  // Needs frames with uid / guest (docs/PROTOCOL.md "Identity"): the identity branch's server.
   it('shows guests as "Name (guest)" in messages and in the people list', async () => {
     const name = room('guests')
     const alice = await openChat({ room: name, name: 'Alice' })

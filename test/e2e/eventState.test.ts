@@ -7,7 +7,7 @@ import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '..
 
 /**
  * Issue 22, findings 1, 2 and 6 (storage): edits, deletes and reactions change a message's state
- * without taking a message's place (docs/PROTOCOL.md, revision 5); reaction bounds hold for
+ * without taking a message's place (docs/PROTOCOL.md, "Edits, deletes and reactions"); reaction bounds hold for
  * same-tick sends; an emptied room keeps only its last number.
  */
 const newRoom = (prefix = 'state') => `${prefix}-${randomUUID().slice(0, 8)}`

@@ -1,7 +1,7 @@
 /**
  * Who said it (issue 11), against the built fixture with real sockets: a cookie-identified user
  * (the fixture's toy session, test/fixtures/basic/server/plugins/testHooks.ts) and guests.
- * Every attempt listed in the issue is made here and answered as docs/PROTOCOL.md revision 2 says.
+ * Every attempt listed in the issue is made here and answered as docs/PROTOCOL.md, "Identity", says.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { request } from 'node:http'

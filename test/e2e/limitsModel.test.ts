@@ -1,5 +1,5 @@
 /**
- * The limits model (docs/PROTOCOL.md, revision 6; issues 22 and 28) caused for real against the
+ * The limits model (docs/PROTOCOL.md, "Limits and how they end a connection"; issues 22 and 28) caused for real against the
  * built fixture: history and `read` floods, new rooms, dripping upgrades and connections per
  * address (the office of issue 28 is in limitsOffice.test.ts). Figures are printed for the
  * issue's closing note.

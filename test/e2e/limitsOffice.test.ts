@@ -1,5 +1,5 @@
 /**
- * Limits that fit real deployments (issue 28; docs/PROTOCOL.md, revision 6), caused for real
+ * Limits that fit real deployments (issue 28; docs/PROTOCOL.md, "Limits"), caused for real
  * against the built fixture: an office of 500 signed-in people behind one address, the same
  * number of guests, one person with 50 tabs, and the metrics that tell them apart. Long (two
  * 30 s runs): in the floods group of `npm test`; the platform rows run limitsModel.test.ts.

@@ -432,7 +432,7 @@ describe('order of one sender\'s messages (issue 12)', () => {
     for (let i = 0; i < 5; i++) chat.send(`m${i}`)
     const cids = sentMessages(latest()).map(command => command.cid)
     latest().receive(message(1, 'm0', cids[0]))
-    // The server refuses m1 for now and holds m2..m4 behind it (docs/PROTOCOL.md, revision 2).
+    // The server refuses m1 for now and holds m2..m4 behind it (docs/PROTOCOL.md, "Held refusals").
     for (const cid of cids.slice(1)) latest().receive(refusal('rate_limited', cid!))
     expect(sentMessages(latest())).toHaveLength(5)
     vi.advanceTimersByTime(499)

@@ -162,7 +162,7 @@ export function isMemberCommand<T extends { type: string }>(command: T): command
   return isMemberCommandType(command.type)
 }
 
-/** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, revision 6). */
+/** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, "Refusals"). */
 export type ChatLimitScope = 'person' | 'address'
 /** Which limit a `rate_limited` refusal came from. */
 export type ChatLimitName = 'messages' | 'history' | 'reads' | 'rooms' | 'connections'
@@ -401,7 +401,7 @@ export function parseReadCommand(command: Record<string, unknown>): Extract<Chat
   return { type: 'read', ...(id === undefined ? {} : { id }), ...(room === undefined ? {} : { room }) }
 }
 
-/** Longest reaction, in UTF-16 code units (docs/PROTOCOL.md, revision 5). */
+/** Longest reaction, in UTF-16 code units (docs/PROTOCOL.md, "Reactions"). */
 export const MAX_EMOJI_LENGTH = 32
 // Format characters (invisible, bidi overrides) but the zero-width joiner and the tag characters, which emoji sequences use.
 const FORMAT_CHARACTER = /(?![\u200D\u{E0020}-\u{E007F}])\p{Cf}/u

@@ -1,5 +1,5 @@
 /**
- * An in-memory server that speaks docs/PROTOCOL.md (version 1, revision 2) to stubbed
+ * An in-memory server that speaks docs/PROTOCOL.md (version 1: "Acknowledgements and order") to stubbed
  * WebSockets, for tests of the client that need a server's answers but no timing of a real one.
  * It holds per-sender cids, answers repeated cids with `duplicate: true`, and after a refusal
  * "for now" refuses every later cid of that connection until the refused one comes again.

@@ -34,7 +34,7 @@ export default defineEventHandler(async (event) => {
   if (event.method === 'HEAD') return answerHeadersOnly(event, STREAM_HEADERS)
   // `?v=2`: one stream for every room of the tab (docs/PROTOCOL.md, "Version 2 over SSE").
   if (admission.version === 2) return clientGone(event) ? undefined : openRoomsStream(event, admission, config)
-  // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, revision 3).
+  // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, "Older history").
   const query = getQuery(event)
   const subject = limitSubjectOf(admission)
   if (!admission.rooms && (query.before !== undefined || query.history !== undefined)) {

@@ -1,5 +1,5 @@
 /**
- * The rate limits of the chat in one model (docs/PROTOCOL.md, revision 6): every limit counts per
+ * The rate limits of the chat in one model (docs/PROTOCOL.md, "Limits"): every limit counts per
  * person; guests and requests not yet identified also count per client address; signed-in people
  * count per address only against a separate, looser ceiling (`signedInIpFactor` times the guests'),
  * so an office behind one NAT address is not refused where one anonymous machine would be.

@@ -1,5 +1,5 @@
 /**
- * Open connections per address and per person (docs/PROTOCOL.md, revision 6): guests, requests
+ * Open connections per address and per person (docs/PROTOCOL.md, "Limits"): guests, requests
  * not yet identified and sockets whose headers have not arrived count against their address's
  * `maxConnectionsPerIp` (each in a count of its own); a signed-in person's connections count
  * against `maxConnectionsPerUser` and against their address's separate signed-in ceiling

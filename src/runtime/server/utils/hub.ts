@@ -163,7 +163,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
 
   /**
    * A message to a room with no messages makes a new room: limited per person and address
-   * (docs/PROTOCOL.md, revision 6). Checks of one room are chained, so its first messages reach
+   * (docs/PROTOCOL.md, "Limits"). Checks of one room are chained, so its first messages reach
    * the store in the order they arrived and only the first takes a token.
    */
   function newRoomRefusal(input: SendInput): Promise<LimitRefusal | undefined> | undefined {

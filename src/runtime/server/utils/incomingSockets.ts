@@ -1,5 +1,5 @@
 /**
- * Sockets before their first request's headers (docs/PROTOCOL.md, revision 6): each must send
+ * Sockets before their first request's headers (docs/PROTOCOL.md, "Sockets before their headers"): each must send
  * them within `headersTimeout` ms or is closed, and meanwhile counts against its address's
  * `maxConnectionsPerIp` (a count of their own: a socket over it is answered `429` at once).
  * Node's own bound (`server.headersTimeout`, 60 s) is checked only every 30 s and counts nothing

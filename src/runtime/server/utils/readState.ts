@@ -275,7 +275,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     async joined(room: string, member: Member, createsPosition: boolean) {
       if (member.user.guest) return
       try {
-        // A first position is a new room for the user: limited (docs/PROTOCOL.md, revision 6); the join goes on without one.
+        // A first position is a new room for the user: limited (docs/PROTOCOL.md, "Limits"); the join goes on without one.
         const refused = createsPosition && allowNewPosition && !await store.readState(room, member.user.id) ? allowNewPosition(member) : undefined
         if (refused) {
           deliverToMember(member, new RoomFrame(JSON.stringify(refused)))

@@ -66,7 +66,7 @@ export function deliverToMember(member: Member, frame: RoomFrame) {
 /**
  * A change the member's replay covers is dropped from its room order, but the replay carries only
  * the target's state, not the change's `cid`: its sender gets the change marked `duplicate`
- * (docs/PROTOCOL.md, revision 5), else its outbox would wait for an answer forever.
+ * (docs/PROTOCOL.md, "Replay frames and the resume cursor"), else its outbox would wait for an answer forever.
  */
 function acknowledgeCoveredChange(member: Member, frame: RoomFrame) {
   // A message's replay frame carries its own cid; only changes (rarely dropped) are parsed.

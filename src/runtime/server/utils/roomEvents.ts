@@ -4,7 +4,7 @@ import type { StoredMessage } from './roomLog'
 /** The text an old client (one that shows only `user` and `message`) sees for a delete. */
 export const DELETE_NOTICE = 'deleted a message'
 
-/** Serialise a stored `edit`, `delete` or `reaction` event as its wire frame (docs/PROTOCOL.md, revision 3). */
+/** Serialise a stored `edit`, `delete` or `reaction` event as its wire frame (docs/PROTOCOL.md, "Edits, deletes and reactions"). */
 export function eventFrame(event: StoredMessage): ChatEventFrame | ChatReactionFrame {
   if (event.kind === 'reaction') {
     const emoji = event.message.slice(1)

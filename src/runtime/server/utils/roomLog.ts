@@ -163,7 +163,7 @@ export class RoomLogInputError extends Error {
 
 // NUL (PostgreSQL refuses it in text) and lone surrogates (not valid UTF-8) cannot be stored as text.
 const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-/** Room names and cids (docs/PROTOCOL.md, revision 2): 1-64 of `[A-Za-z0-9._:-]`. */
+/** Room names and cids (docs/PROTOCOL.md, "Endpoints" and "cid de-duplication"): 1-64 of `[A-Za-z0-9._:-]`. */
 const KEY = /^[\w.:-]{1,64}$/
 /** Longest message body any store accepts, whatever `maxLength` says (UTF-16 code units). */
 export const MAX_STORED_TEXT = 1_000_000
