@@ -7,6 +7,7 @@ import { createOutbox, type OutgoingAction } from './outbox'
 import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
 import { openSharedWebSocketLink } from './sharedSocket'
+import { openSharedSseLink } from './sharedStream'
 import { fetchHistory, openSseLink, openWebSocketLink, postCommand, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
 
 export type ChatStatus = 'CONNECTING' | 'OPEN' | 'CLOSED'
@@ -54,7 +55,7 @@ export interface ChatConnectionOptions {
   guestKey?: string
   /** Where the server is; defaults to the page's location. */
   baseURL?: string
-  /** WebSocket: take a room of the tab's one shared socket (protocol version 2; version 1 sockets where the server has no version 2). @default false */
+  /** Take a room of the tab's one shared connection, a WebSocket or an event stream (protocol version 2; version 1 links per room where the server has no version 2). @default false */
   shareSocket?: boolean
 }
 
@@ -242,8 +243,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     if (read && entry && target > read.read && target <= read.upTo && entry.uid !== me.value?.id && read.unread > 0) read.unread--
   }
 
-  /** Tell the server this user read up to `id` (WebSocket command, or a POST over SSE). */
+  /** Tell the server this user read up to `id` (a command on the link, or a POST to the room over SSE). */
   function sendRead(id: number) {
+    // A shared event stream takes it as a command; its `read` frame comes on the stream.
+    if (options.transport === 'sse' && state.link?.command(JSON.stringify({ type: 'read', id }))) return
     if (options.transport === 'ws') {
       state.pendingRead = state.link?.command(JSON.stringify({ type: 'read', id })) ? undefined : id
       return
@@ -264,7 +267,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     teardown()
     status.value = 'CONNECTING'
     const generation = ++state.generation
-    const open = options.transport === 'sse' ? openSseLink : options.shareSocket ? openSharedWebSocketLink : openWebSocketLink
+    const open = options.transport === 'sse' ? (options.shareSocket ? openSharedSseLink : openSseLink) : options.shareSocket ? openSharedWebSocketLink : openWebSocketLink
     const link: ChatLink = open(targets, {
       opened: () => {
         if (state.link !== link) return

@@ -5,7 +5,8 @@ import { backoffDelay } from '../backoff'
 import { idRefusal, type ChatClientError, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { guestKey } from '../identity'
 import { openSharedWebSocketLink } from '../sharedSocket'
-import { openSseLink, postCommand, probeRefusal, type ChatLink } from '../transport'
+import { openSharedSseLink } from '../sharedStream'
+import { postCommand, probeRefusal, type ChatLink } from '../transport'
 
 /** One room of the signed-in user's rooms list. */
 export interface ChatRoomEntry {
@@ -19,7 +20,7 @@ export interface ChatRoomEntry {
 }
 
 export interface UseChatRoomsOptions {
-  /** `'ws'`: a WebSocket (`/_ws?rooms`). `'sse'`: an EventSource (`/api/sse?rooms`). @default 'ws' */
+  /** `'ws'`: on the tab's WebSocket (`/_ws`). `'sse'`: on the tab's event stream (`/api/sse?v=2`). Version 1's own connection (`?rooms`) where the server has no version 2. @default 'ws' */
   transport?: ChatTransport
   /** Connect when created. @default true */
   immediate?: boolean
@@ -75,7 +76,7 @@ function createRoomsConnection(transport: ChatTransport) {
     target.searchParams.set('rooms', '')
     // The same guest key as the tab's rooms: the list rides on their shared socket.
     target.searchParams.set('guest', guestKey())
-    const open = transport === 'sse' ? openSseLink : openSharedWebSocketLink
+    const open = transport === 'sse' ? openSharedSseLink : openSharedWebSocketLink
     const link = open({ connect: () => target, post: () => target }, {
       opened() {
         state.attempts = 0
