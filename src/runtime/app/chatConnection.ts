@@ -1,5 +1,6 @@
 import { shallowRef, type ShallowRef } from 'vue'
 import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
+import type { ChatJoinRefusalCode } from '../shared/protocolV2'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
 import { createMessageLog, type ChatMessage } from './messageLog'
@@ -283,22 +284,27 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         state.pongTimer = undefined
         handleFrame(frame, outOfOrder)
       },
-      dropped: (beforeOpen) => {
+      dropped: (beforeOpen, refused) => {
         if (state.link !== link) return
-        if (beforeOpen) void learnWhy(generation)
+        if (beforeOpen) void learnWhy(generation, refused)
         else dropped()
       },
     })
     state.link = link
   }
 
-  /** A connect failed before it opened: ask the route once whether it refuses us, then retry or stop. */
-  async function learnWhy(generation: number) {
+  /**
+   * A connect failed before it opened: stop on a join the server refused for this person, else
+   * ask the route once whether it refuses us; then retry or stop.
+   */
+  async function learnWhy(generation: number, refused?: ChatJoinRefusalCode) {
     const target = targets.connect()
     dropped(true)
-    const answer = await probeRefusal(target)
+    // Said by the server, no probe needed (one request fewer; on SSE the join was a POST already).
+    const final = refused === 'unauthorized' || refused === 'forbidden' ? refused : undefined
+    const answer = final ? undefined : await probeRefusal(target)
     if (generation !== state.generation || !state.wanted) return
-    const code = answer === undefined ? undefined : REFUSING_STATUS[answer]
+    const code = final ?? (answer === undefined ? undefined : REFUSING_STATUS[answer])
     if (!code) {
       scheduleReconnect()
       return

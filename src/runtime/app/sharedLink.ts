@@ -170,8 +170,9 @@ class SharedConnection {
         // A `left` answering our own `leave` is about a subscriber already gone (the room may be joined again since).
         if (frame.type === 'join_refused' ? frame.ref !== subscriber.ref : frame.reason === 'left') return
         this.subscribers.delete(frame.room)
-        // Refused: the room connection asks the route why (version 1's probe), as after a refused connect.
-        subscriber.events.dropped(frame.type === 'join_refused')
+        // Refused: the room connection learns why from the code, or asks the route (version 1's probe).
+        if (frame.type === 'join_refused') subscriber.events.dropped(true, frame.code)
+        else subscriber.events.dropped(false)
         return
       case 'caught_up':
       case 'ack':

@@ -1,4 +1,5 @@
 import { errorFrame, type ChatServerFrame } from '../shared/protocol'
+import type { ChatJoinRefusalCode } from '../shared/protocolV2'
 import type { OutgoingAction } from './outbox'
 
 /** What a link reports to the connection that owns it. */
@@ -7,8 +8,8 @@ export interface ChatLinkEvents {
   opened: () => void
   /** A frame from the server; `outOfOrder`: an answer outside the room's order (a POST's reply), never a cursor. */
   frame: (frame: ChatServerFrame, outOfOrder?: boolean) => void
-  /** The link is gone; `beforeOpen`: it never opened, so the server may have refused it. */
-  dropped: (beforeOpen: boolean) => void
+  /** The link is gone; `beforeOpen`: it never opened, so the server may have refused it; `refused`: the server said why (a `join_refused`'s code). */
+  dropped: (beforeOpen: boolean, refused?: ChatJoinRefusalCode) => void
 }
 
 /** One connection to the server, whatever carries it: WebSocket, or EventSource + POST. */
