@@ -21,7 +21,7 @@ const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 /** Every WebSocket the client code opens, with its URL and subprotocols. */
 const opened: { url: string, protocols: unknown, socket: WebSocket }[] = []
 /** Every EventSource the client code opens, with its URL. */
-const streams: { url: string }[] = []
+const streams: { url: string, source: FetchEventSource }[] = []
 const PlainWebSocket = globalThis.WebSocket
 const global = globalThis as { EventSource?: unknown }
 const PlainEventSource = global.EventSource
@@ -47,7 +47,7 @@ beforeAll(() => {
   global.EventSource = class extends FetchEventSource {
     constructor(url: string | URL) {
       super(url)
-      streams.push({ url: String(url) })
+      streams.push({ url: String(url), source: this })
     }
   }
 })
@@ -239,6 +239,10 @@ describe('one event stream per tab against a version 2 server', () => {
     await reader.waitFor(frame => frame.type === 'system' && frame.event === 'leave', 'the tab left the third room')
     expect(streams).toHaveLength(1)
     await reader.close()
+    // The last room gone, the stream lingers a moment (a room switch), then closes.
+    for (const connection of connections.splice(0)) connection.close()
+    expect(streams[0]!.source.readyState).toBe(1)
+    await until(() => streams[0]!.source.readyState === 2, 'the stream closed', 5000)
   })
 
   it('resumes every room from its cursor after the stream is cut, each message once', async () => {
