@@ -1,15 +1,17 @@
 /**
- * The real client's one socket per tab (src/runtime/app/sharedSocket.ts, what `useChat()` runs)
- * against a built server: rooms of one tab share one WebSocket, a room switch is a leave and a
- * join on it, a dropped socket resumes every room from its cursor exactly once, and a server
- * that speaks only version 1 gets the per-room sockets of before.
+ * The real client's one connection per tab (src/runtime/app/sharedLink.ts with its WebSocket and
+ * SSE carriers, what `useChat()` runs) against a built server: rooms of one tab share one
+ * WebSocket (or one version 2 event stream), a room switch is a leave and a join on it, a dropped
+ * connection resumes every room from its cursor exactly once, and a server that speaks only
+ * version 1 gets the per-room sockets (or streams) of before.
  */
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createChatConnection, type ChatConnection } from '../../src/runtime/app/chatConnection'
-import { storedOf } from '../utils/chaos'
+import { FetchEventSource, startProxy, storedOf } from '../utils/chaos'
 import { ChatSocket, postMessage, until } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
@@ -18,30 +20,54 @@ const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 
 /** Every WebSocket the client code opens, with its URL and subprotocols. */
 const opened: { url: string, protocols: unknown, socket: WebSocket }[] = []
+/** Every EventSource the client code opens, with its URL. */
+const streams: { url: string, source: FetchEventSource }[] = []
 const PlainWebSocket = globalThis.WebSocket
+const global = globalThis as { EventSource?: unknown }
+const PlainEventSource = global.EventSource
+const plainFetch = globalThis.fetch
 let connections: ChatConnection[] = []
+/** The session cookie the client's requests carry, as a signed-in browser's do (none: a guest). */
+let cookie: string | undefined
 
 beforeAll(() => {
   globalThis.WebSocket = class extends PlainWebSocket {
     constructor(url: string | URL, protocols?: string | string[]) {
-      super(url, protocols)
+      // Node's WebSocket takes request headers in an options object.
+      super(url, (cookie ? { protocols, headers: { cookie } } : protocols) as string[])
       opened.push({ url: String(url), protocols, socket: this })
+    }
+  }
+  globalThis.fetch = (input, init) => {
+    if (!cookie) return plainFetch(input, init)
+    const headers = new Headers(init?.headers)
+    headers.set('cookie', cookie)
+    return plainFetch(input, { ...init, headers })
+  }
+  global.EventSource = class extends FetchEventSource {
+    constructor(url: string | URL) {
+      super(url)
+      streams.push({ url: String(url), source: this })
     }
   }
 })
 afterAll(() => {
   globalThis.WebSocket = PlainWebSocket
+  globalThis.fetch = plainFetch
+  global.EventSource = PlainEventSource
 })
 afterEach(() => {
   for (const connection of connections) connection.close()
   connections = []
+  cookie = undefined
   opened.length = 0
+  streams.length = 0
 })
 
-/** A room connection of one tab (its guest key), sharing the tab's socket as `useChat()` does. */
-function roomClient(baseURL: string, room: string, guestKey: string, name = 'Tab'): ChatConnection {
+/** A room connection of one tab (its guest key), sharing the tab's socket (or event stream) as `useChat()` does. */
+function roomClient(baseURL: string, room: string, guestKey: string, name = 'Tab', transport: 'ws' | 'sse' = 'ws', dm?: string): ChatConnection {
   const connection = createChatConnection({
-    room, name, transport: 'ws', route: '/_ws', sseRoute: '/api/sse', maxMessages: 1000, maxQueue: 100, maxLength: 2000,
+    room, ...(dm === undefined ? {} : { dm }), name, transport, route: '/_ws', sseRoute: '/api/sse', maxMessages: 1000, maxQueue: 100, maxLength: 2000,
     autoReconnect: { delay: 50, maxDelay: 300 }, heartbeat: false, typingTimeout: 3000, baseURL, guestKey, shareSocket: true,
   })
   connections.push(connection)
@@ -110,6 +136,31 @@ describe('one socket per tab against a version 2 server', () => {
   })
 })
 
+describe('a direct room beside the shared connection', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  // Version 2 names a direct room with a `dm` command the shared connection does not send: such a room keeps its version 1 link.
+  for (const transport of ['ws', 'sse'] as const) {
+    it(`opens a direct room (\`dm\`) on a version 1 link of its own (${transport})`, async () => {
+      const tag = randomUUID().slice(0, 8)
+      cookie = `session=user-dm-alice-${tag}`
+      const alice = roomClient(server.url('/'), 'chat', randomUUID().replaceAll('-', ''), 'Alice', transport, `user-dm-bob-${tag}`)
+      await until(() => alice.status.value === 'OPEN', 'the direct room open', 5000).catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify(alice.error.value)}`)
+      })
+      alice.send('hi Bob')
+      await until(() => storedOf(alice).length === 1, 'the message stored')
+      expect(storedOf(alice)[0]!.room).toMatch(/^dm:/)
+    })
+  }
+})
+
 describe('one socket per tab against a version 1 server', () => {
   it('falls back to a version 1 socket per room', async () => {
     // A server of before: it answers any upgrade with the seed's welcome, whatever the subprotocol.
@@ -139,6 +190,131 @@ describe('one socket per tab against a version 1 server', () => {
       // `ws` closes its HTTP server only once every connection is gone.
       for (const client of wss.clients) client.terminate()
       await new Promise(resolve => wss.close(resolve))
+    }
+  })
+})
+
+describe('one event stream per tab against a version 2 server', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('puts three rooms on one stream, with messages, typing and a room switch (a leave) on it', async () => {
+    const guest = randomUUID().replaceAll('-', '')
+    const rooms = [newRoom(), newRoom(), newRoom()]
+    for (const room of rooms) expect((await postMessage(httpBase(server), { message: `before ${room}` }, { room })).status).toBe(200)
+    const clients = rooms.map(room => roomClient(server.url('/'), room, guest, 'Tab', 'sse'))
+    await until(() => clients.every(client => client.status.value === 'OPEN'), 'three rooms open')
+    expect(streams).toHaveLength(1)
+    const url = new URL(streams[0]!.url)
+    expect(url.searchParams.get('v')).toBe('2')
+    expect(url.searchParams.get('guest')).toBe(guest)
+    expect(url.searchParams.has('room')).toBe(false)
+    expect(opened).toEqual([])
+    clients.forEach((client, index) => client.send(`hello ${rooms[index]}`))
+    for (const [index, client] of clients.entries()) {
+      const room = rooms[index]!
+      await until(() => storedOf(client).length === 2, `two messages in ${room}`)
+      expect(storedOf(client).map(message => message.message)).toEqual([`before ${room}`, `hello ${room}`])
+    }
+    // A v1 reader in the third room sees the tab's message, and the tab typing there.
+    const reader = await ChatSocket.open(server.wsUrl(''), { room: rooms[2] })
+    await reader.waitFor(frame => frame.type === 'message' && frame.message === `hello ${rooms[2]}`, 'the tab\'s message on v1')
+    clients[2]!.notifyTyping()
+    await reader.waitFor(frame => frame.type === 'typing' && frame.user === 'Tab', 'the tab typing')
+    // Older history comes back as a command on the stream too.
+    clients[0]!.clear()
+    expect(await clients[0]!.loadOlder()).toBe(2)
+    expect(storedOf(clients[0]!).map(message => message.message)).toEqual([`before ${rooms[0]}`, `hello ${rooms[0]}`])
+
+    // Switching: the third room's connection goes (a leave POSTed to the stream), a fourth room comes, on the same stream.
+    connections.splice(connections.indexOf(clients[2]!), 1)
+    clients[2]!.close()
+    const fourth = roomClient(server.url('/'), newRoom(), guest, 'Tab', 'sse')
+    await until(() => fourth.status.value === 'OPEN', 'the fourth room open')
+    await reader.waitFor(frame => frame.type === 'system' && frame.event === 'leave', 'the tab left the third room')
+    expect(streams).toHaveLength(1)
+    await reader.close()
+    // The last room gone, the stream lingers a moment (a room switch), then closes.
+    for (const connection of connections.splice(0)) connection.close()
+    expect(streams[0]!.source.readyState).toBe(1)
+    await until(() => streams[0]!.source.readyState === 2, 'the stream closed', 5000)
+  })
+
+  it('resumes every room from its cursor after the stream is cut, each message once', async () => {
+    const proxy = await startProxy(() => Number(new URL(server.url('/')).port))
+    try {
+      const guest = randomUUID().replaceAll('-', '')
+      const rooms = [newRoom(), newRoom()]
+      const clients = rooms.map(room => roomClient(`${proxy.base}/`, room, guest, 'Tab', 'sse'))
+      await until(() => clients.every(client => client.status.value === 'OPEN'), 'rooms open')
+      clients.forEach(client => client.send('one'))
+      await until(() => clients.every(client => storedOf(client).length === 1), 'first messages stored')
+      // The network drops every connection of the tab; meanwhile others write, and the tab queues a message per room.
+      while (proxy.cut()) { /* every open connection */ }
+      await until(() => clients.every(client => client.status.value !== 'OPEN'), 'rooms dropped')
+      for (const room of rooms) expect((await postMessage(httpBase(server), { message: 'while away' }, { room })).status).toBe(200)
+      clients.forEach(client => client.send('two'))
+      await until(() => clients.every(client => client.status.value === 'OPEN' && storedOf(client).length === 3), 'rooms back with every message')
+      for (const client of clients) {
+        const ids = storedOf(client).map(message => message.id)
+        expect(new Set(ids).size).toBe(3)
+        expect(storedOf(client).map(message => message.message).sort()).toEqual(['one', 'two', 'while away'])
+      }
+      // Reconnected on one new stream, not one per room.
+      expect(streams).toHaveLength(2)
+    }
+    finally {
+      await proxy.close()
+    }
+  })
+})
+
+describe('one event stream per tab against a version 1 server', () => {
+  it('falls back to a version 1 stream per room', async () => {
+    // A server of before: any GET is a room's stream (`chat` without `room`) opening with the seed's welcome; a POST echoes.
+    const seen: string[] = []
+    const old = createServer((request, response) => {
+      const url = new URL(request.url!, 'http://x')
+      const room = url.searchParams.get('room') ?? 'chat'
+      if (request.method === 'POST') {
+        let body = ''
+        request.on('data', (chunk) => {
+          body += chunk
+        })
+        request.on('end', () => {
+          const { message, cid } = JSON.parse(body)
+          response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'message', id: 1, room, user: 'Old', message, ts: 1, cid }))
+        })
+        return
+      }
+      seen.push(url.searchParams.has('v') ? `v2 ${url.searchParams.get('guest') ? 'guest' : ''}` : `v1 ${room}`)
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      response.write(`data: ${JSON.stringify({ type: 'system', event: 'welcome', room, user: 'server', message: 'Welcome Old!', peer: { id: 'guest:x', name: 'Old' } })}\n\n`)
+    })
+    await new Promise<void>(resolve => old.listen(0, '127.0.0.1', resolve))
+    try {
+      const base = `http://127.0.0.1:${(old.address() as AddressInfo).port}/`
+      const guest = randomUUID().replaceAll('-', '')
+      const clients = ['a', 'b'].map(room => roomClient(base, room, guest, 'Tab', 'sse'))
+      await until(() => clients.every(client => client.status.value === 'OPEN' && client.me.value?.name === 'Old'), 'both rooms open on version 1', 5000).catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify({ seen, status: clients.map(client => [client.status.value, client.me.value, client.error.value]) })}`)
+      })
+      clients[0]!.send('on v1')
+      await until(() => storedOf(clients[0]!).length === 1, 'the message echoed')
+      // The shared stream (no room, the guest key) was tried once; then one version 1 stream per room.
+      expect(seen.filter(entry => entry.startsWith('v2'))).toEqual(['v2 guest'])
+      expect(seen.filter(entry => entry.startsWith('v1')).sort()).toEqual(['v1 a', 'v1 b'])
+      expect(streams).toHaveLength(3)
+    }
+    finally {
+      for (const connection of connections) connection.close()
+      old.closeAllConnections()
+      await new Promise(resolve => old.close(resolve))
     }
   })
 })

@@ -1,5 +1,6 @@
 import { shallowRef, type ShallowRef } from 'vue'
 import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
+import type { ChatJoinRefusalCode } from '../shared/protocolV2'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
 import { createMessageLog, type ChatMessage } from './messageLog'
@@ -7,6 +8,7 @@ import { createOutbox, type OutgoingAction } from './outbox'
 import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
 import { openSharedWebSocketLink } from './sharedSocket'
+import { openSharedSseLink } from './sharedStream'
 import { fetchHistory, openSseLink, openWebSocketLink, postCommand, probeRefusal, type ChatLink, type ChatLinkTargets } from './transport'
 
 export type ChatStatus = 'CONNECTING' | 'OPEN' | 'CLOSED'
@@ -54,7 +56,7 @@ export interface ChatConnectionOptions {
   guestKey?: string
   /** Where the server is; defaults to the page's location. */
   baseURL?: string
-  /** WebSocket: take a room of the tab's one shared socket (protocol version 2; version 1 sockets where the server has no version 2). @default false */
+  /** Take a room of the tab's one shared connection, a WebSocket or an event stream (protocol version 2; version 1 links per room where the server has no version 2). @default false */
   shareSocket?: boolean
 }
 
@@ -243,8 +245,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     if (read && entry && target > read.read && target <= read.upTo && entry.uid !== me.value?.id && read.unread > 0) read.unread--
   }
 
-  /** Tell the server this user read up to `id` (WebSocket command, or a POST over SSE). */
+  /** Tell the server this user read up to `id` (a command on the link, or a POST to the room over SSE). */
   function sendRead(id: number) {
+    // A shared event stream takes it as a command; its `read` frame comes on the stream.
+    if (options.transport === 'sse' && state.link?.command(JSON.stringify({ type: 'read', id }))) return
     if (options.transport === 'ws') {
       state.pendingRead = state.link?.command(JSON.stringify({ type: 'read', id })) ? undefined : id
       return
@@ -265,7 +269,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     teardown()
     status.value = 'CONNECTING'
     const generation = ++state.generation
-    const open = options.transport === 'sse' ? openSseLink : options.shareSocket ? openSharedWebSocketLink : openWebSocketLink
+    const open = options.transport === 'sse' ? (options.shareSocket ? openSharedSseLink : openSseLink) : options.shareSocket ? openSharedWebSocketLink : openWebSocketLink
     const link: ChatLink = open(targets, {
       opened: () => {
         if (state.link !== link) return
@@ -281,22 +285,27 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         state.pongTimer = undefined
         handleFrame(frame, outOfOrder)
       },
-      dropped: (beforeOpen) => {
+      dropped: (beforeOpen, refused) => {
         if (state.link !== link) return
-        if (beforeOpen) void learnWhy(generation)
+        if (beforeOpen) void learnWhy(generation, refused)
         else dropped()
       },
     })
     state.link = link
   }
 
-  /** A connect failed before it opened: ask the route once whether it refuses us, then retry or stop. */
-  async function learnWhy(generation: number) {
+  /**
+   * A connect failed before it opened: stop on a join the server refused for this person, else
+   * ask the route once whether it refuses us; then retry or stop.
+   */
+  async function learnWhy(generation: number, refused?: ChatJoinRefusalCode) {
     const target = targets.connect()
     dropped(true)
-    const answer = await probeRefusal(target)
+    // Said by the server, no probe needed (one request fewer; on SSE the join was a POST already).
+    const final = refused === 'unauthorized' || refused === 'forbidden' ? refused : undefined
+    const answer = final ? undefined : await probeRefusal(target)
     if (generation !== state.generation || !state.wanted) return
-    const code = answer === undefined ? undefined : REFUSING_STATUS[answer]
+    const code = final ?? (answer === undefined ? undefined : REFUSING_STATUS[answer])
     if (!code) {
       scheduleReconnect()
       return

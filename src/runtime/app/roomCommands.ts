@@ -91,7 +91,7 @@ export function createRoomCommands(options: RoomCommandsOptions): ChatRoomComman
     return url
   }
 
-  async function ask(command: Record<string, unknown>): Promise<ChatRoomCommandResult> {
+  async function ask(command: { type: string } & Record<string, unknown>): Promise<ChatRoomCommandResult> {
     if (options.transport !== 'ws') return Promise.reject(UNSUPPORTED)
     const ref = `${REF_PREFIX}${++refs}`
     const answer = await askSharedSocket(target(), { ...command, ref }, options.timeout ?? 10_000)

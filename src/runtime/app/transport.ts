@@ -1,4 +1,5 @@
 import { errorFrame, type ChatServerFrame } from '../shared/protocol'
+import type { ChatJoinRefusalCode } from '../shared/protocolV2'
 import type { OutgoingAction } from './outbox'
 
 /** What a link reports to the connection that owns it. */
@@ -7,8 +8,8 @@ export interface ChatLinkEvents {
   opened: () => void
   /** A frame from the server; `outOfOrder`: an answer outside the room's order (a POST's reply), never a cursor. */
   frame: (frame: ChatServerFrame, outOfOrder?: boolean) => void
-  /** The link is gone; `beforeOpen`: it never opened, so the server may have refused it. */
-  dropped: (beforeOpen: boolean) => void
+  /** The link is gone; `beforeOpen`: it never opened, so the server may have refused it; `refused`: the server said why (a `join_refused`'s code). */
+  dropped: (beforeOpen: boolean, refused?: ChatJoinRefusalCode) => void
 }
 
 /** One connection to the server, whatever carries it: WebSocket, or EventSource + POST. */
@@ -37,11 +38,12 @@ const WS_WINDOW = 10
 const POST_TIMEOUT = 15_000
 
 /** The command (WebSocket) or body (POST) that stores a message, an edit or a delete. */
-function sendCommand(message: string, cid: string, action?: OutgoingAction) {
+export function sendCommand(message: string, cid: string, action?: OutgoingAction) {
   return action ? { ...action, message, cid } : { type: 'message', message, cid }
 }
 
-function parse(data: unknown): ChatServerFrame | undefined {
+/** A frame's JSON text, read loosely (any object with a `type`); undefined when it is not a frame. */
+export function parseFrame(data: unknown): ChatServerFrame | undefined {
   if (typeof data !== 'string') return undefined
   try {
     const frame = JSON.parse(data)
@@ -61,7 +63,7 @@ export function openWebSocketLink(targets: ChatLinkTargets, events: ChatLinkEven
     events.opened()
   }
   ws.onmessage = (event) => {
-    const frame = parse(event.data)
+    const frame = parseFrame(event.data)
     if (frame) events.frame(frame)
   }
   ws.onclose = () => events.dropped(!opened)
@@ -98,7 +100,7 @@ export function openSseLink(targets: ChatLinkTargets, events: ChatLinkEvents): C
     events.opened()
   }
   source.onmessage = (event) => {
-    const frame = parse(event.data)
+    const frame = parseFrame(event.data)
     if (frame) events.frame(frame)
   }
   // EventSource retries by itself, but not after an HTTP error and not with our backoff: own it.
@@ -121,7 +123,7 @@ export function openSseLink(targets: ChatLinkTargets, events: ChatLinkEvents): C
         body: JSON.stringify(sendCommand(message, cid, action)),
         signal: AbortSignal.any([aborter.signal, AbortSignal.timeout(POST_TIMEOUT)]),
       })
-      frame = parse(await response.text())
+      frame = parseFrame(await response.text())
     }
     catch {
       // Network failure or timeout: a passing fault, answered like the server's `unavailable`.
@@ -172,7 +174,7 @@ export async function probeRefusal(target: URL): Promise<number | undefined> {
 export async function fetchHistory(target: URL): Promise<ChatServerFrame | undefined> {
   try {
     const response = await fetch(target, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(POST_TIMEOUT) })
-    return parse(await response.text())
+    return parseFrame(await response.text())
   }
   catch {
     return undefined
@@ -183,7 +185,7 @@ export async function fetchHistory(target: URL): Promise<ChatServerFrame | undef
 export async function postCommand(target: URL, command: object): Promise<ChatServerFrame | undefined> {
   try {
     const response = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(command), signal: AbortSignal.timeout(POST_TIMEOUT) })
-    return parse(await response.text())
+    return parseFrame(await response.text())
   }
   catch {
     return undefined

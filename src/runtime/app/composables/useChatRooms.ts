@@ -6,7 +6,8 @@ import { idRefusal, type ChatClientError, type ChatStatus, type ChatTransport } 
 import { guestKey } from '../identity'
 import { openSharedWebSocketLink } from '../sharedSocket'
 import { answersRoomCommand, createRoomCommands, type ChatRoomCommands } from '../roomCommands'
-import { openSseLink, postCommand, probeRefusal, type ChatLink } from '../transport'
+import { openSharedSseLink } from '../sharedStream'
+import { postCommand, probeRefusal, type ChatLink } from '../transport'
 
 export type { ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands } from '../roomCommands'
 
@@ -28,7 +29,7 @@ export interface ChatRoomEntry {
 }
 
 export interface UseChatRoomsOptions {
-  /** `'ws'`: a WebSocket (`/_ws?rooms`). `'sse'`: an EventSource (`/api/sse?rooms`). @default 'ws' */
+  /** `'ws'`: on the tab's WebSocket (`/_ws`). `'sse'`: on the tab's event stream (`/api/sse?v=2`). Version 1's own connection (`?rooms`) where the server has no version 2. @default 'ws' */
   transport?: ChatTransport
   /** Connect when created. @default true */
   immediate?: boolean
@@ -88,7 +89,7 @@ function createRoomsConnection(transport: ChatTransport) {
     target.searchParams.set('rooms', '')
     // The same guest key as the tab's rooms: the list rides on their shared socket.
     target.searchParams.set('guest', guestKey())
-    const open = transport === 'sse' ? openSseLink : openSharedWebSocketLink
+    const open = transport === 'sse' ? openSharedSseLink : openSharedWebSocketLink
     const link = open({ connect: () => target, post: () => target }, {
       opened() {
         state.attempts = 0
