@@ -1,17 +1,10 @@
-import { withReaction, type ChatEventFrame, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
+import { withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 import { firstIndexNotBefore } from '../shared/sortedIndex'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
-export interface ChatMessage<T = unknown> {
+export interface ChatMessage<T = unknown> extends ChatMessageBase {
   /** Set once the server stored it. */
   id?: number
-  room: string
-  user: string
-  message: string
-  ts: number
-  cid?: string
-  /** The sender's id as the server knows them (signed-in user id, or `guest:…`). */
-  uid?: string
   /** The sender is a guest (the app did not identify them): render the name so it cannot pass for a user's. */
   guest?: boolean
   /** Sent by this client and not yet acknowledged by the server. */
@@ -20,8 +13,6 @@ export interface ChatMessage<T = unknown> {
   failed?: boolean
   /** The message parsed as JSON, when its text is a JSON object or array. */
   data?: T
-  /** Set once edited: the id of its latest edit. */
-  edited?: number
   /** Reactions, in the order first given: how many people, and whether this client's user is one. */
   reactions?: ChatReaction[]
   /** Who reacted with what (emoji → user ids), as the server keeps it. */

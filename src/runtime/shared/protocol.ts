@@ -13,24 +13,34 @@ export interface ChatUser {
 }
 
 /** A stored chat message, live or replayed. */
-export interface ChatMessageFrame {
+/**
+ * What a message is everywhere: on the wire (`ChatMessageFrame`), in the store (`StoredMessage`)
+ * and in the client's log (`ChatMessage`), each of which adds its own fields.
+ */
+export interface ChatMessageBase {
+  room: string
+  /** The sender's display name at the time of sending. */
+  user: string
+  message: string
+  /** Milliseconds since the epoch, server clock. */
+  ts: number
+  /** The client's id for the message: a resend with it is stored once. */
+  cid?: string
+  /** The sender's id (absent on messages stored before nuxt-chat 0.2). */
+  uid?: string
+  /** The sender was a guest. */
+  guest?: boolean
+  /** The id of the message's latest edit: it was edited. */
+  edited?: number
+}
+
+export interface ChatMessageFrame extends ChatMessageBase {
   type: 'message'
   /** An answer to a repeated cid, outside the room's order: never moves a resume cursor (revision 2). */
   duplicate?: true
   /** Strictly increasing within a room; assigned by the store. */
   id: number
-  room: string
-  user: string
-  message: string
-  /** Milliseconds since the epoch, server clock. */
-  ts: number
-  cid?: string
-  /** The sender's id (absent on messages stored before nuxt-chat 0.2). */
-  uid?: string
-  /** The sender was a guest. */
   guest?: true
-  /** The id of the message's latest edit event (revision 3): it was edited. */
-  edited?: number
   /** A tombstone (revision 3): the message was deleted; `message` is empty. Clients do not show it. */
   deleted?: true
   /** Who reacted with what (revision 3): emoji → user ids; absent when nobody did. */

@@ -1,26 +1,16 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
+import type { ChatMessageBase } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
 
 /** A message as the log stores it. */
-export interface StoredMessage {
+export interface StoredMessage extends ChatMessageBase {
   id: number
-  room: string
-  /** Display name at the time of sending. */
-  user: string
-  message: string
-  ts: number
-  cid?: string
-  /** The sender's id (absent on messages stored before nuxt-chat 0.2, which did not keep it for guests). */
-  uid?: string
-  /** The sender was a guest. */
   guest?: true
   /** An event about another message (revision 3): `edit` (its new text) or `delete`; absent for a message. */
   kind?: StoredEventKind
   /** The message an `edit` or `delete` is about. */
   target?: number
-  /** A message: the id of its latest edit event. */
-  edited?: number
   /** A deleted message, or an edit of one: its text is gone from the store. */
   deleted?: true
   /** A message: who reacted with what (emoji → user ids), when anyone did. */
