@@ -24,6 +24,25 @@ describe('bus channel per deployment', () => {
 })
 
 describe('bus events', () => {
+  it('every kind round-trips with its own fields, on the wire format of earlier versions (an id, 0 where none; a frame, a user id or nothing)', () => {
+    const events: [BusEvent, string][] = [
+      [{ kind: 'message', room: 'r', id: 7, frame: '{"id":7}' }, 'message o r 7\n{"id":7}'],
+      [{ kind: 'sync', room: 'r', id: 9 }, 'sync o r 9\n'],
+      [{ kind: 'system', room: 'r', frame: '{}' }, 'system o r 0\n{}'],
+      [{ kind: 'typing', room: 'r', frame: '{}' }, 'typing o r 0\n{}'],
+      [{ kind: 'presence', room: 'r', frame: '[]' }, 'presence o r 0\n[]'],
+      [{ kind: 'presence?', room: 'r' }, 'presence? o r 0\n'],
+      [{ kind: 'read', room: 'r', frame: '{}' }, 'read o r 0\n{}'],
+      [{ kind: 'member', room: 'r', frame: '{}' }, 'member o r 0\n{}'],
+      [{ kind: 'disconnect', room: 'r', uid: 'u-1' }, 'disconnect o r 0\nu-1'],
+      [{ kind: 'forget', room: 'r', uid: 'u-1' }, 'forget o r 0\nu-1'],
+    ]
+    for (const [event, wire] of events) {
+      expect(encodeBusEvent(event, 'o'), event.kind).toBe(wire)
+      expect(decodeBusEvent(wire), event.kind).toEqual({ event, origin: 'o' })
+    }
+  })
+
   it('round-trip, and anything that does not belong is ignored', () => {
     const event = { kind: 'message' as const, room: 'r', id: 7, frame: '{"a":"b\\nc"}' }
     expect(decodeBusEvent(encodeBusEvent(event, 'origin'))).toEqual({ event, origin: 'origin' })

@@ -109,7 +109,7 @@ describe('bus metrics', () => {
     recover()
     expect(chatMetrics.bus.up).toBe(true)
     up = false
-    expect(bus.publish({ kind: 'typing', room: 'r', id: 0, frame: '' })).toBe(false)
+    expect(bus.publish({ kind: 'typing', room: 'r', frame: '' })).toBe(false)
     expect(chatMetrics.bus.up).toBe(false)
     expect(chatMetrics.bus.lastError).toBe('an event was dropped: the bus is down')
     expect(renderPrometheus()).toContain('nuxt_chat_bus_up{bus="redis"} 0')

@@ -39,11 +39,11 @@ describe('hub: memberships on every instance', () => {
     const other = testMember('u-carol')
     await hub.join('team', banned, undefined)
     await hub.join('team', other, undefined)
-    inject({ kind: 'member', room: 'team', id: 0, frame: JSON.stringify({ type: 'member', room: 'team', uid: 'u-bob', role: 'member', banned: true, removed: true }) })
+    inject({ kind: 'member', room: 'team', frame: JSON.stringify({ type: 'member', room: 'team', uid: 'u-bob', role: 'member', banned: true, removed: true }) })
     expect(banned.closed).toEqual([{ code: 4003, reason: 'Banned from the room' }])
     expect(other.closed).toEqual([])
     // A malformed event changes nothing.
-    inject({ kind: 'member', room: 'team', id: 0, frame: '{"type":"member","room":"elsewhere","uid":"u-carol","removed":true}' })
+    inject({ kind: 'member', room: 'team', frame: '{"type":"member","room":"elsewhere","uid":"u-carol","removed":true}' })
     expect(other.closed).toEqual([])
     await hub.close()
   })

@@ -79,7 +79,7 @@ describe('createPresenceQueries (issue 22, finding 7)', () => {
     const queries = createPresenceQueries({ bus, wait: 500 })
     const query = queries.ask('r')!
     expect(queries.ask('r')).toBe(query)
-    expect(published).toEqual([{ kind: 'presence?', room: 'r', id: 0, frame: '' }])
+    expect(published).toEqual([{ kind: 'presence?', room: 'r' }])
     queries.heard('r', 'a', [{ id: 'u1', name: 'Alice' }])
     expect(await settledAfter(query)).toBe(false)
     queries.heard('r', 'b', [])

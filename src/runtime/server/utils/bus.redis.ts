@@ -75,7 +75,7 @@ export function createRedisBus(url: string, { channel, instanceId, logger }: Red
     warned = false
     for (const [room, id] of unsent) {
       unsent.delete(room)
-      send({ kind: 'sync', room, id, frame: '' })
+      send({ kind: 'sync', room, id })
     }
     for (const listener of recoverListeners) listener()
   }

@@ -5,22 +5,26 @@ import { parseIdText } from '../../shared/protocol'
 /** The bus carries room events between instances of the app; one instance needs none. */
 
 /**
- * One room event. `frame` is the JSON text the peers receive, serialised once by the
- * instance it came from, so receivers forward it without parsing or re-serialising.
+ * One room event, by kind. A `frame` is JSON text serialised once by the instance it came from,
+ * so receivers forward it without parsing or re-serialising.
  */
-export interface BusEvent {
-  /**
-   * `message`: a stored message; `system`: join/leave; `typing`; `presence`: an instance's users;
-   * `presence?`: please announce (every instance answers, with `[]` when it has nobody in the room); `sync`: messages up to `id` were stored but not all published (catch up from the store);
-   * `disconnect`: close the connections of the user whose id is `frame`; `read`: a user's read position moved (`frame`: the `read` frame); `forget`: the read position of the user whose id is `frame` was deleted;
-   * `member`: a membership changed (`frame`: the `member` frame; its `uid` empty: the room's record changed).
-   */
-  kind: 'message' | 'system' | 'typing' | 'presence' | 'presence?' | 'sync' | 'disconnect' | 'read' | 'forget' | 'member'
-  room: string
-  /** Message id for `message`, else 0. */
-  id: number
-  frame: string
-}
+export type BusEvent
+  /** A stored message or change: its frame, and its number in the room. */
+  = | { kind: 'message', room: string, id: number, frame: string }
+  /** Messages up to `id` were stored but not all published: catch up from the store. */
+    | { kind: 'sync', room: string, id: number }
+  /** A join/leave `system` frame, or a `typing` frame, to forward to the room. */
+    | { kind: 'system' | 'typing', room: string, frame: string }
+  /** An instance's users in the room (a JSON array). */
+    | { kind: 'presence', room: string, frame: string }
+  /** Please announce your users of the room: every instance answers, with `[]` when it has nobody in it. */
+    | { kind: 'presence?', room: string }
+  /** A user's read position moved (the `read` frame), or a membership changed (the `member` frame; its `uid` empty: the room's record changed). */
+    | { kind: 'read' | 'member', room: string, frame: string }
+  /** Close the connections of the user `uid` to the room; or their read position in it was deleted. */
+    | { kind: 'disconnect' | 'forget', room: string, uid: string }
+
+export type BusEventKind = BusEvent['kind']
 
 export interface ChatBus {
   /** Send an event to every other instance (never back to this one); false when the bus is down and it was dropped. */
@@ -49,11 +53,13 @@ export function createLocalBus(): ChatBus {
   }
 }
 
-const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read', 'forget', 'member'])
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read', 'forget', 'member'] satisfies BusEventKind[])
 
-/** Encode an event as one line of header and the frame text, so the frame is never re-escaped. */
+/** Encode an event as one line of header (an id, 0 where the kind has none) and its text (a frame, a user id or nothing), so a frame is never re-escaped. */
 export function encodeBusEvent(event: BusEvent, origin: string): string {
-  return `${event.kind} ${origin} ${event.room} ${event.id}\n${event.frame}`
+  const id = 'id' in event ? event.id : 0
+  const text = 'frame' in event ? event.frame : 'uid' in event ? event.uid : ''
+  return `${event.kind} ${origin} ${event.room} ${id}\n${text}`
 }
 
 /** Decode what `encodeBusEvent` made; `undefined` for anything else on the channel. */
@@ -65,7 +71,19 @@ export function decodeBusEvent(data: string): { event: BusEvent, origin: string 
   if (!kind || !KINDS.has(kind) || !origin || !room || at === undefined || extra !== undefined) return undefined
   // A message or sync event without a real id would move a room's cursor to nowhere.
   if ((kind === 'message' || kind === 'sync') && at < 1) return undefined
-  return { event: { kind: kind as BusEvent['kind'], room, id: at, frame: data.slice(newline + 1) }, origin }
+  return { event: eventOf(kind as BusEventKind, room, at, data.slice(newline + 1)), origin }
+}
+
+/** The event of a decoded header and text. */
+function eventOf(kind: BusEventKind, room: string, id: number, text: string): BusEvent {
+  switch (kind) {
+    case 'message': return { kind, room, id, frame: text }
+    case 'sync': return { kind, room, id }
+    case 'presence?': return { kind, room }
+    case 'disconnect':
+    case 'forget': return { kind, room, uid: text }
+    default: return { kind, room, frame: text }
+  }
 }
 
 /**

@@ -224,7 +224,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   function announcePresence(name: string, room: Room) {
     // One instance: nobody to tell (and 500 rooms' lists serialised every few seconds for nothing).
     if (bus.alone) return
-    bus.publish({ kind: 'presence', room: name, id: 0, frame: JSON.stringify(room.presence.localUsers()) })
+    bus.publish({ kind: 'presence', room: name, frame: JSON.stringify(room.presence.localUsers()) })
   }
 
   /** Rooms with a batch to tell at the end of this turn. */
@@ -269,7 +269,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       if (!users.size) continue
       const text = JSON.stringify(systemFrameOf(event, name, [...users.values()]))
       delivery.broadcast(new RoomFrame(text), newcomers)
-      bus.publish({ kind: 'system', room: name, id: 0, frame: text })
+      bus.publish({ kind: 'system', room: name, frame: text })
     }
     if (batch.joined.size || batch.left.size) announcePresence(name, room)
     broadcastPresenceDiff(room)
@@ -391,7 +391,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /** Tell every instance; a membership that ended takes the person's read position with it (their lists drop the room for good). */
   function membershipChanged(frame: ChatMemberFrame) {
     membershipChangedHere(frame)
-    bus.publish({ kind: 'member', room: frame.room, id: 0, frame: JSON.stringify(frame) })
+    bus.publish({ kind: 'member', room: frame.room, frame: JSON.stringify(frame) })
     if (frame.uid && frame.removed) store.forgetRead(frame.room, frame.uid).catch(error => logger.error('[nuxt-chat] could not delete a read position', error))
   }
 
@@ -519,7 +519,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     if (member.user.guest) frame.guest = true
     const text = JSON.stringify(frame)
     room.delivery.broadcast(new RoomFrame(text), member)
-    bus.publish({ kind: 'typing', room: name, id: 0, frame: text })
+    bus.publish({ kind: 'typing', room: name, frame: text })
   }
 
   // ---- other instances ----
@@ -533,16 +533,16 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       return
     }
     if (event.kind === 'read') readState.heard(event.frame)
-    else if (event.kind === 'forget' || event.kind === 'disconnect') readState.unlistHere(event.room, event.frame)
+    else if (event.kind === 'forget' || event.kind === 'disconnect') readState.unlistHere(event.room, event.uid)
     else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
     else if (event.kind === 'sync') readState.resync(event.room)
     const room = rooms.get(event.room)
     // Asked about a room with nobody here: say so, so the asker need not wait out the bound.
-    if (!room && event.kind === 'presence?') bus.publish({ kind: 'presence', room: event.room, id: 0, frame: '[]' })
+    if (!room && event.kind === 'presence?') bus.publish({ kind: 'presence', room: event.room, frame: '[]' })
     if (!room) return
     switch (event.kind) {
       case 'disconnect':
-        disconnectHere(event.room, event.frame)
+        disconnectHere(event.room, event.uid)
         break
       case 'message':
         room.delivery.deliver(event.id, event.frame)
@@ -579,12 +579,12 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     // Joins and leaves went unheard both ways meanwhile: tell who is here, ask who is there.
     for (const [name, room] of rooms) {
       announcePresence(name, room)
-      bus.publish({ kind: 'presence?', room: name, id: 0, frame: '' })
+      bus.publish({ kind: 'presence?', room: name })
     }
     setTimeout(catchUp, RECOVERY_RECHECK).unref?.()
     for (const name of unpublished) {
       store.lastId(name).then((id) => {
-        if (bus.publish({ kind: 'sync', room: name, id, frame: '' })) unpublished.delete(name)
+        if (bus.publish({ kind: 'sync', room: name, id })) unpublished.delete(name)
       }, error => logger.error('[nuxt-chat] catch-up failed', error))
     }
   })
@@ -703,7 +703,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),
     /** Close a user's connections to a room, here and on every other instance; resolves to how many were here. */
     disconnect(name: string, userId: string): number {
-      bus.publish({ kind: 'disconnect', room: name, id: 0, frame: userId })
+      bus.publish({ kind: 'disconnect', room: name, uid: userId })
       readState.unlistHere(name, userId)
       return disconnectHere(name, userId)
     },
@@ -717,13 +717,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     readsPruned(positions: ReadPosition[]) {
       for (const { uid, room } of positions) {
         readState.unlistHere(room, uid)
-        bus.publish({ kind: 'forget', room, id: 0, frame: uid })
+        bus.publish({ kind: 'forget', room, uid })
       }
     },
     /** Delete a user's read position in a room; their rooms lists on every instance drop the room. */
     async forget(name: string, userId: string): Promise<boolean> {
       const had = await readState.forget(name, userId)
-      bus.publish({ kind: 'forget', room: name, id: 0, frame: userId })
+      bus.publish({ kind: 'forget', room: name, uid: userId })
       return had
     },
     /** A user's read position and unread count in a room; undefined when they have none. */

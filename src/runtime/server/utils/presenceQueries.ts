@@ -41,7 +41,7 @@ export function createPresenceQueries({ bus, wait }: PresenceQueriesOptions) {
     ask(room: string): PresenceQuery | undefined {
       const asked = queries.get(room)
       if (asked) return asked
-      if (bus.alone || !bus.publish({ kind: 'presence?', room, id: 0, frame: '' })) return undefined
+      if (bus.alone || !bus.publish({ kind: 'presence?', room })) return undefined
       let resolve!: () => void
       const done = new Promise<void>(settle => resolve = settle)
       const query: OpenQuery = {

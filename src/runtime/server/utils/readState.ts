@@ -180,7 +180,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     const frame = readFrame(user.id, state)
     const text = JSON.stringify(frame)
     moved(frame, text)
-    bus.publish({ kind: 'read', room, id: 0, frame: text })
+    bus.publish({ kind: 'read', room, frame: text })
     return frame
   }
 
@@ -285,7 +285,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         // Gone to make room: off their lists here and, through the bus, on every instance.
         for (const gone of evicted) {
           unlistHere(gone, member.user.id)
-          bus.publish({ kind: 'forget', room: gone, id: 0, frame: member.user.id })
+          bus.publish({ kind: 'forget', room: gone, uid: member.user.id })
         }
         const state = await store.readState(room, member.user.id)
         if (!state) return
@@ -294,7 +294,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         // A room the user was not in yet: their rooms lists, here and elsewhere, add it.
         if (created) {
           for (const watcher of watchersOfUser.get(member.user.id) ?? []) refresh(watcher, room)
-          bus.publish({ kind: 'read', room, id: 0, frame: text })
+          bus.publish({ kind: 'read', room, frame: text })
         }
       }
       catch (error) {
@@ -312,12 +312,12 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         const { created, evicted } = await store.joinRead(room, uid, maxReadPositions)
         for (const gone of evicted) {
           unlistHere(gone, uid)
-          bus.publish({ kind: 'forget', room: gone, id: 0, frame: uid })
+          bus.publish({ kind: 'forget', room: gone, uid })
         }
         const state = created ? await store.readState(room, uid) : undefined
         if (!state) return
         for (const watcher of watchersOfUser.get(uid) ?? []) refresh(watcher, room)
-        bus.publish({ kind: 'read', room, id: 0, frame: JSON.stringify(readFrame(uid, state)) })
+        bus.publish({ kind: 'read', room, frame: JSON.stringify(readFrame(uid, state)) })
       }
       catch (error) {
         logger.error('[nuxt-chat] could not store a read position', error)
