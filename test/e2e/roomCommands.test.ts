@@ -2,8 +2,8 @@
  * The client's rooms and members commands (src/runtime/app/roomCommands.ts, what `useChatRooms()`
  * returns) against a built server, over the real shared socket: each answer reaches the call
  * whose `ref` it carries, a refusal rejects with the server's code and message, a made room can
- * then be opened by the tab's room connection on the same socket, and where only version 1 is
- * spoken (SSE, an older server) the commands reject with `unsupported`.
+ * then be opened by the tab's room connection on the same socket; over SSE the same commands go
+ * as POSTs to the tab's one event stream; against a version 1 server they reject with `unsupported`.
  */
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createChatConnection, type ChatConnection } from '../../src/runtime/app/chatConnection'
 import { createRoomCommands, type ChatRoomCommands } from '../../src/runtime/app/roomCommands'
 import { forgetSharedSockets } from '../../src/runtime/app/sharedSocket'
-import { storedOf } from '../utils/chaos'
+import { installEventSource, storedOf } from '../utils/chaos'
 import { until } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
@@ -25,9 +25,20 @@ const newUser = () => ({ id: `user-${tag}-${++users}`, tab: randomUUID().replace
 const sessions = new Map<string, string>()
 const opened: string[] = []
 const PlainWebSocket = globalThis.WebSocket
+const plainFetch = globalThis.fetch
+/** Event streams and POSTs to the SSE route, by URL. */
+const sseRequests: string[] = []
 let connections: ChatConnection[] = []
+installEventSource()
 
 beforeAll(() => {
+  // The tab's event stream and its POSTs carry the session of their guest key, as a browser's cookie would.
+  globalThis.fetch = (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input)
+    if (url.pathname === '/api/sse') sseRequests.push(`${init?.method ?? 'GET'} ${url.search}`)
+    const session = sessions.get(url.searchParams.get('guest') ?? '')
+    return plainFetch(input, session ? { ...init, headers: { ...init?.headers as Record<string, string>, cookie: `session=${session}` } } : init)
+  }
   globalThis.WebSocket = class extends PlainWebSocket {
     constructor(url: string | URL, protocols?: string | string[]) {
       const session = sessions.get(new URL(url).searchParams.get('guest') ?? '')
@@ -39,18 +50,20 @@ beforeAll(() => {
 })
 afterAll(() => {
   globalThis.WebSocket = PlainWebSocket
+  globalThis.fetch = plainFetch
 })
 afterEach(() => {
   for (const connection of connections) connection.close()
   connections = []
   forgetSharedSockets()
   opened.length = 0
+  sseRequests.length = 0
 })
 
 /** The commands of `user`'s tab (a guest's when `user` has no session). */
 function commandsOf(baseURL: string, user: { id?: string, tab: string }, transport: 'ws' | 'sse' = 'ws'): ChatRoomCommands {
   if (user.id) sessions.set(user.tab, user.id)
-  return createRoomCommands({ transport, route: '/_ws', guestKey: user.tab, baseURL, timeout: 5000 })
+  return createRoomCommands({ transport, route: '/_ws', sseRoute: '/api/sse', guestKey: user.tab, baseURL, timeout: 5000 })
 }
 
 /** A room connection in `user`'s tab (no name wish: signed in), on its shared socket as `useChat()` opens it. */
@@ -125,8 +138,25 @@ describe('rooms and members commands against a version 2 server', () => {
     await expect(guest.openDirect(bob.id)).rejects.toMatchObject({ code: 'unauthorized' })
   })
 
-  it('rejects on SSE with a clear error', async () => {
-    await expect(commandsOf(server.url('/'), newUser(), 'sse').createRoom({ visibility: 'public' })).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('version 2') })
+  it('go over SSE as POSTs to the tab\'s one event stream, answered on it by ref; a refusal rejects with the server\'s code', async () => {
+    const [ann, bob] = [newUser(), newUser()]
+    const commands = commandsOf(server.url('/'), ann, 'sse')
+    const [made, direct] = await Promise.all([commands.createRoom({ title: 'Over SSE', visibility: 'private' }), commands.openDirect(bob.id)])
+    expect(made.room).toMatch(/^room-/)
+    expect(direct.room).toMatch(/^dm:/)
+    await expect(commands.invite(made.room, bob.id)).resolves.toEqual({ room: made.room })
+    await expect(commands.setRole(made.room, ann.id, 'member')).rejects.toMatchObject({ code: 'forbidden' })
+    const record = await (await plainFetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'members', room: made.room }) })).json() as { uid: string, role: string }[]
+    expect(record.map(member => [member.uid, member.role]).sort()).toEqual([[ann.id, 'owner'], [bob.id, 'member']].sort())
+    // One stream for all of it: every POST names the stream the one GET opened.
+    const streams = sseRequests.filter(request => request.startsWith('GET '))
+    expect(streams).toHaveLength(1)
+    const posts = sseRequests.filter(request => request.startsWith('POST '))
+    expect(posts.length).toBeGreaterThanOrEqual(4)
+    expect(new Set(posts.map(post => new URLSearchParams(post.slice(5)).get('stream'))).size).toBe(1)
+    expect(opened).toEqual([])
+    // A guest's stream: refused by the server, not by the client.
+    await expect(commandsOf(server.url('/'), { tab: randomUUID().replaceAll('-', '') }, 'sse').createRoom({ title: 'Mine', visibility: 'public' })).rejects.toMatchObject({ code: 'unauthorized' })
   })
 })
 

@@ -1,12 +1,14 @@
 /**
  * Rooms and members commands of protocol version 2 (docs/PROTOCOL.md, "Rooms and members, version
- * 2") from the browser: each goes on the tab's shared WebSocket with a `ref`, and its answer (matched
- * by that ref) resolves the call, or its refusal rejects it with a `ChatClientError`. Free of Nuxt,
- * so Node tests drive it as `useChatRooms()` does.
+ * 2") from the browser: each goes on the tab's shared connection (its WebSocket, or a POST to its
+ * event stream) with a `ref`, and its answer (matched by that ref) resolves the call, or its
+ * refusal rejects it with a `ChatClientError`. Free of Nuxt, so Node tests drive it as
+ * `useChatRooms()` does.
  */
 import type { ChatMemberRole } from '../shared/protocol'
 import type { ChatClientError, ChatTransport } from './chatConnection'
 import { askSharedSocket } from './sharedSocket'
+import { askSharedStream } from './sharedStream'
 
 /** A new room: its creator becomes its owner, `members` its members. */
 export interface ChatNewRoom {
@@ -28,8 +30,8 @@ export interface ChatRoomCommandResult {
 /**
  * The commands. Each resolves with `{ room }` once the server answered, or rejects with a
  * `ChatClientError`: the server's refusal (`forbidden`, `unauthorized`, `not_found`, `bad_request`,
- * `rate_limited`, …, with its message), `unsupported` where only version 1 is spoken (SSE, an older
- * server), `connection` when no answer came. `user` is a user id (what `chat:identify` sets).
+ * `rate_limited`, …, with its message), `unsupported` where the server speaks only version 1 (an
+ * older server), `connection` when no answer came. `user` is a user id (what `chat:identify` sets).
  */
 export interface ChatRoomCommands {
   /** A new room the user owns, `members` invited (signed-in users only); resolves with its id. */
@@ -56,6 +58,8 @@ export interface RoomCommandsOptions {
   transport: ChatTransport
   /** The WebSocket route (`/_ws`). */
   route: string
+  /** The SSE route (`/api/sse`), for `transport: 'sse'`. */
+  sseRoute: string
   /** The tab's guest key: the same one its rooms use, so commands ride on their socket. */
   guestKey: string
   /** Where relative routes resolve. @default location.href */
@@ -64,7 +68,7 @@ export interface RoomCommandsOptions {
   timeout?: number
 }
 
-const UNSUPPORTED: ChatClientError = { code: 'unsupported', message: 'Rooms and members commands need protocol version 2 on a WebSocket; this connection has version 1 only (SSE, or an older server)' }
+const UNSUPPORTED: ChatClientError = { code: 'unsupported', message: 'Rooms and members commands need protocol version 2; this server speaks version 1 only' }
 
 const REF_PREFIX = 'rc'
 let refs = 0
@@ -84,17 +88,18 @@ function settle(frame: { type: string, room?: unknown, code?: unknown, message?:
 
 /** The version 2 room commands for one tab's route and guest key. */
 export function createRoomCommands(options: RoomCommandsOptions): ChatRoomCommands {
+  const sse = options.transport === 'sse'
+  // The same route and guest key as the tab's rooms list: the commands ride on its connection.
   const target = () => {
-    const url = new URL(options.route, new URL(options.baseURL ?? globalThis.location.href))
-    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
+    const url = new URL(sse ? options.sseRoute : options.route, new URL(options.baseURL ?? globalThis.location.href))
+    if (!sse) url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
     url.searchParams.set('guest', options.guestKey)
     return url
   }
 
   async function ask(command: { type: string } & Record<string, unknown>): Promise<ChatRoomCommandResult> {
-    if (options.transport !== 'ws') return Promise.reject(UNSUPPORTED)
     const ref = `${REF_PREFIX}${++refs}`
-    const answer = await askSharedSocket(target(), { ...command, ref }, options.timeout ?? 10_000)
+    const answer = await (sse ? askSharedStream : askSharedSocket)(target(), { ...command, ref }, options.timeout ?? 10_000)
     if (answer === 'v1') return Promise.reject(UNSUPPORTED)
     if (!answer) return Promise.reject({ code: 'connection', message: 'No answer from the server: the connection closed or is too slow; try again' } satisfies ChatClientError)
     const result = settle(answer.frame, answer.followed)

@@ -6,7 +6,7 @@
  * does not speak version 2 on SSE gets the version 1 per-room streams instead.
  */
 import type { ChatErrorFrame } from '../shared/protocol'
-import { openSharedLink, type CarrierEvents, type CarrierKind, type SharedCarrier, type SharedCommand, type SharedFrame } from './sharedLink'
+import { askShared, openSharedLink, type CarrierEvents, type CarrierKind, type SharedAnswer, type SharedCarrier, type SharedCommand, type SharedFrame } from './sharedLink'
 import { openSseLink, parseFrame, type ChatLink, type ChatLinkEvents, type ChatLinkTargets } from './transport'
 
 // A POST that hangs would hold up every command of its room queued behind it.
@@ -109,4 +109,9 @@ const streamCarrier: CarrierKind = {
  */
 export function openSharedSseLink(targets: ChatLinkTargets, events: ChatLinkEvents): ChatLink {
   return openSharedLink(streamCarrier, targets, events)
+}
+
+/** One command with its `ref` on the tab's shared event stream (a POST; its answer comes on the stream; see `askShared`). */
+export function askSharedStream(target: URL, command: SharedCommand & { ref: string }, timeout: number): Promise<SharedAnswer | 'v1' | undefined> {
+  return askShared(streamCarrier, target, command, timeout)
 }

@@ -119,7 +119,7 @@ function createRoomsConnection(transport: ChatTransport) {
     rooms,
     status,
     error,
-    ...createRoomCommands({ transport, route: config.route, guestKey: guestKey() }),
+    ...createRoomCommands({ transport, route: config.route, sseRoute: config.sseRoute, guestKey: guestKey() }),
     markRead(room: string, id?: number): boolean {
       if (!rooms.value.some(entry => entry.room === room)) return false
       if (id !== undefined && !isIdInRange(id)) {
