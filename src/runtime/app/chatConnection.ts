@@ -67,8 +67,8 @@ export interface ChatConnectionOptions {
  * connect stop the reconnecting until `open()`.
  */
 export interface ChatClientError {
-  /** `unsupported`: a rooms and members command where only protocol version 1 is spoken (SSE, an older server). */
-  code: ChatErrorFrame['code'] | 'queue_full' | 'connection' | 'undelivered' | 'unsupported'
+  /** `unsupported`: a rooms and members command where only protocol version 1 is spoken (an older server). `too_many_rooms`: the tab's connection follows `maxRoomsPerConnection` rooms already. */
+  code: ChatErrorFrame['code'] | 'queue_full' | 'connection' | 'undelivered' | 'unsupported' | 'too_many_rooms'
   message: string
   cid?: string
   /** `undelivered`: the cids of the messages that were not delivered. */
@@ -77,6 +77,12 @@ export interface ChatClientError {
 
 const TYPING_SEND_INTERVAL = 2000
 // Refusals a retry cannot cure: the connection stays closed until `open()`.
+/** What a room connection refused for good says (`open()` tries again). */
+const REFUSAL_MESSAGES: Partial<Record<ChatClientError['code'], string>> = {
+  unauthorized: 'Not signed in: the server refused the connection',
+  forbidden: 'The server does not allow this client in this room',
+  too_many_rooms: 'This tab follows as many rooms as the server allows on one connection: close one, then open this room again',
+}
 const REFUSING_STATUS: Record<number, ChatErrorFrame['code']> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden' }
 const PASSING_CODES = new Set<string>(['rate_limited', 'unavailable'])
 // A history answer that does not come within this time counts as failed (the page may be asked again).
@@ -301,8 +307,9 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   async function learnWhy(generation: number, refused?: ChatJoinRefusalCode) {
     const target = targets.connect()
     dropped(true)
-    // Said by the server, no probe needed (one request fewer; on SSE the join was a POST already).
-    const final = refused === 'unauthorized' || refused === 'forbidden' ? refused : undefined
+    // Said by the server, no probe needed (one request fewer; on SSE the join was a POST already);
+    // a tab past `maxRoomsPerConnection` stays past it until a room closes: no retry either.
+    const final = refused === 'unauthorized' || refused === 'forbidden' || refused === 'too_many_rooms' ? refused : undefined
     const answer = final ? undefined : await probeRefusal(target)
     if (generation !== state.generation || !state.wanted) return
     const code = final ?? (answer === undefined ? undefined : REFUSING_STATUS[answer])
@@ -310,7 +317,7 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       scheduleReconnect()
       return
     }
-    state.refusal = { code, message: code === 'unauthorized' ? 'Not signed in: the server refused the connection' : code === 'forbidden' ? 'The server does not allow this client in this room' : 'The server refused the connection request' }
+    state.refusal = { code, message: REFUSAL_MESSAGES[code] ?? 'The server refused the connection request' }
     error.value = state.refusal
     clearTimeout(state.reconnectTimer)
     // Nothing will deliver them now: a connection being released reports them.
@@ -544,6 +551,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     open() {
       state.wanted = true
       state.attempts = 0
+      // The refusal that closed it is what `open()` answers: no longer the connection's error.
+      if (state.refusal && error.value === state.refusal) error.value = null
       state.refusal = undefined
       connect()
     },
