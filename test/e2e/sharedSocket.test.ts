@@ -2,8 +2,9 @@
  * The real client's one connection per tab (src/runtime/app/sharedLink.ts with its WebSocket and
  * SSE carriers, what `useChat()` runs) against a built server: rooms of one tab share one
  * WebSocket (or one version 2 event stream), a room switch is a leave and a join on it, a dropped
- * connection resumes every room from its cursor exactly once, and a server that speaks only
- * version 1 gets the per-room sockets (or streams) of before.
+ * connection resumes every room from its cursor exactly once, a direct room (`dm`) rides on the
+ * same connection, and a server that speaks only version 1 gets the per-room sockets (or
+ * streams) of before.
  */
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
@@ -20,6 +21,8 @@ const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 
 /** Every WebSocket the client code opens, with its URL and subprotocols. */
 const opened: { url: string, protocols: unknown, socket: WebSocket }[] = []
+/** Every version 2 command the client code sends: frames on its WebSockets, bodies of its POSTs. */
+const sent: Record<string, unknown>[] = []
 /** Every EventSource the client code opens, with its URL. */
 const streams: { url: string, source: FetchEventSource }[] = []
 const PlainWebSocket = globalThis.WebSocket
@@ -37,8 +40,14 @@ beforeAll(() => {
       super(url, (cookie ? { protocols, headers: { cookie } } : protocols) as string[])
       opened.push({ url: String(url), protocols, socket: this })
     }
+
+    override send(data: string | ArrayBufferLike | Blob | ArrayBufferView) {
+      if (typeof data === 'string' && data.startsWith('{')) sent.push(JSON.parse(data))
+      super.send(data)
+    }
   }
   globalThis.fetch = (input, init) => {
+    if (init?.method === 'POST' && typeof init.body === 'string') sent.push(JSON.parse(init.body))
     if (!cookie) return plainFetch(input, init)
     const headers = new Headers(init?.headers)
     headers.set('cookie', cookie)
@@ -62,6 +71,7 @@ afterEach(() => {
   cookie = undefined
   opened.length = 0
   streams.length = 0
+  sent.length = 0
 })
 
 /** A room connection of one tab (its guest key), sharing the tab's socket (or event stream) as `useChat()` does. */
@@ -136,7 +146,7 @@ describe('one socket per tab against a version 2 server', () => {
   })
 })
 
-describe('a direct room beside the shared connection', () => {
+describe('a direct room on the shared connection', () => {
   let server: TestServer
   beforeAll(async () => {
     server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
@@ -145,18 +155,127 @@ describe('a direct room beside the shared connection', () => {
     await server?.stop()
   })
 
-  // Version 2 names a direct room with a `dm` command the shared connection does not send: such a room keeps its version 1 link.
+  /** Two signed-in people of this case: the tab is Alice's. */
+  function people() {
+    const tag = randomUUID().slice(0, 8)
+    const alice = `user-dm-alice-${tag}`
+    const bob = `user-dm-bob-${tag}`
+    cookie = `session=${alice}`
+    return { alice, bob }
+  }
+
+  /** Bob in the direct room with `alice`, on a version 1 socket of his own (not the tab's). */
+  function bobsSocket(bob: string, alice: string) {
+    const params: Record<string, string> = { dm: alice }
+    return ChatSocket.open(server.wsUrl(''), params, { headers: { cookie: `session=${bob}` } })
+  }
+
+  /** The direct room's id as server code gets it (`useChatServer().directRoom`). */
+  async function directRoomOf(alice: string, bob: string): Promise<string> {
+    const response = await plainFetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'directRoom', userId: alice, otherId: bob }) })
+    return String((await response.json() as { id: string }).id)
+  }
+
+  /** The tab's connections: version 2 sockets, version 1 sockets, event streams. */
+  const carriers = () => ({ v2: opened.filter(entry => entry.protocols === 'nuxt-chat.2').length, v1: opened.filter(entry => entry.protocols !== 'nuxt-chat.2').length, streams: streams.length })
+
   for (const transport of ['ws', 'sse'] as const) {
-    it(`opens a direct room (\`dm\`) on a version 1 link of its own (${transport})`, async () => {
-      const tag = randomUUID().slice(0, 8)
-      cookie = `session=user-dm-alice-${tag}`
-      const alice = roomClient(server.url('/'), 'chat', randomUUID().replaceAll('-', ''), 'Alice', transport, `user-dm-bob-${tag}`)
-      await until(() => alice.status.value === 'OPEN', 'the direct room open', 5000).catch((error) => {
-        throw new Error(`${error.message}: ${JSON.stringify(alice.error.value)}`)
+    const one = transport === 'ws' ? { v2: 1, v1: 0, streams: 0 } : { v2: 0, v1: 0, streams: 1 }
+
+    it(`puts two rooms and a direct room on one ${transport === 'ws' ? 'socket' : 'event stream'}; both people write in the direct room, which is \`directRoom\`'s (${transport})`, async () => {
+      const { alice, bob } = people()
+      const guest = randomUUID().replaceAll('-', '')
+      const rooms = [newRoom(), newRoom()]
+      const inRooms = rooms.map(room => roomClient(server.url('/'), room, guest, 'Alice', transport))
+      const direct = roomClient(server.url('/'), 'chat', guest, 'Alice', transport, bob)
+      await until(() => [...inRooms, direct].every(client => client.status.value === 'OPEN'), 'two rooms and the direct room open', 5000).catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify([direct.status.value, direct.error.value, carriers()])}`)
       })
-      alice.send('hi Bob')
-      await until(() => storedOf(alice).length === 1, 'the message stored')
-      expect(storedOf(alice)[0]!.room).toMatch(/^dm:/)
+      expect(carriers()).toEqual(one)
+      // The direct room was asked for by the other person's id, on the shared connection.
+      expect(sent.filter(command => command.type === 'dm')).toEqual([expect.objectContaining({ user: bob })])
+
+      const fromBob = await bobsSocket(bob, alice)
+      direct.send('hi Bob')
+      await fromBob.waitFor(frame => frame.type === 'message' && frame.message === 'hi Bob', 'Alice\'s message at Bob')
+      fromBob.send({ type: 'message', message: 'hi Alice', cid: 'bob-1' })
+      await until(() => storedOf(direct).length === 2, 'Bob\'s answer at Alice')
+      inRooms.forEach((client, index) => client.send(`in ${rooms[index]}`))
+      await until(() => inRooms.every(client => storedOf(client).length === 1), 'the rooms\' messages')
+      expect(storedOf(direct).map(message => message.message)).toEqual(['hi Bob', 'hi Alice'])
+      for (const [index, client] of inRooms.entries()) expect(storedOf(client).map(message => message.message)).toEqual([`in ${rooms[index]}`])
+      // Both people and server code name the same room.
+      const room = await directRoomOf(alice, bob)
+      expect(room).toMatch(/^dm:/)
+      expect(new Set(storedOf(direct).map(message => message.room))).toEqual(new Set([room]))
+      expect((await fromBob.waitFor(frame => frame.type === 'system' && frame.event === 'welcome')).room).toBe(room)
+      expect(carriers()).toEqual(one)
+      await fromBob.close()
+    })
+
+    it(`resumes the direct room with a \`join\` from its cursor after the ${transport === 'ws' ? 'socket' : 'event stream'} is cut, each message once (${transport})`, async () => {
+      const proxy = await startProxy(() => Number(new URL(server.url('/')).port))
+      try {
+        const { alice, bob } = people()
+        const guest = randomUUID().replaceAll('-', '')
+        const inRoom = roomClient(`${proxy.base}/`, newRoom(), guest, 'Alice', transport)
+        const direct = roomClient(`${proxy.base}/`, 'chat', guest, 'Alice', transport, bob)
+        await until(() => inRoom.status.value === 'OPEN' && direct.status.value === 'OPEN', 'the room and the direct room open', 5000)
+        const fromBob = await bobsSocket(bob, alice)
+        direct.send('one')
+        await until(() => storedOf(direct).length === 1, 'the first message stored')
+        const [first] = storedOf(direct)
+        // The network drops every connection of the tab; meanwhile Bob writes, and the tab queues a message.
+        while (proxy.cut()) { /* every open connection */ }
+        await until(() => direct.status.value !== 'OPEN' && inRoom.status.value !== 'OPEN', 'the tab dropped')
+        fromBob.send({ type: 'message', message: 'while away', cid: 'bob-away' })
+        await fromBob.waitFor(frame => frame.type === 'message' && frame.message === 'while away', 'Bob\'s message stored')
+        direct.send('two')
+        await until(() => direct.status.value === 'OPEN' && inRoom.status.value === 'OPEN' && storedOf(direct).length === 3, 'the direct room back with every message')
+        // A live message after the resume: nothing of the replay comes twice behind it.
+        fromBob.send({ type: 'message', message: 'after', cid: 'bob-after' })
+        await until(() => storedOf(direct).some(message => message.message === 'after'), 'Bob\'s live message')
+        const ids = storedOf(direct).map(message => message.id)
+        expect(new Set(ids).size).toBe(4)
+        expect(storedOf(direct).map(message => message.message).sort()).toEqual(['after', 'one', 'two', 'while away'])
+        await fromBob.waitFor(frame => frame.type === 'message' && frame.message === 'two', 'the queued message at Bob')
+        expect(fromBob.messages.filter(message => message.message === 'two')).toHaveLength(1)
+        // Asked for by `dm` once; after the cut, joined by its room from the cursor (replay and exactly once as for any room).
+        expect(sent.filter(command => command.type === 'dm')).toHaveLength(1)
+        const joins = sent.filter(command => command.type === 'join' && command.room === first!.room)
+        expect(joins.length).toBeGreaterThan(0)
+        expect(joins.every(command => command.since === first!.id)).toBe(true)
+        // Reconnected on one new connection for both.
+        expect(carriers()).toEqual(transport === 'ws' ? { v2: 2, v1: 0, streams: 0 } : { v2: 0, v1: 0, streams: 2 })
+        await fromBob.close()
+      }
+      finally {
+        await proxy.close()
+      }
+    })
+  }
+
+  for (const first of ['room', 'dm'] as const) {
+    it(`keeps a \`room: 'dm:…'\` and a \`dm\` of the same room in one tab working (the ${first} first)`, async () => {
+      const { alice, bob } = people()
+      const room = await directRoomOf(alice, bob)
+      const guest = randomUUID().replaceAll('-', '')
+      const open = (kind: 'room' | 'dm') => kind === 'room' ? roomClient(server.url('/'), room, guest, 'Alice') : roomClient(server.url('/'), 'chat', guest, 'Alice', 'ws', bob)
+      const earlier = open(first)
+      await until(() => earlier.status.value === 'OPEN', 'the first open')
+      const later = open(first === 'room' ? 'dm' : 'room')
+      await until(() => later.status.value === 'OPEN', 'the second open', 5000).catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify([later.status.value, later.error.value, carriers()])}`)
+      })
+      const fromBob = await bobsSocket(bob, alice)
+      fromBob.send({ type: 'message', message: 'to both', cid: 'bob-both' })
+      await until(() => [earlier, later].every(client => storedOf(client).some(message => message.message === 'to both')), 'Bob\'s message at both')
+      later.send('from the second')
+      await fromBob.waitFor(frame => frame.type === 'message' && frame.message === 'from the second', 'the second\'s message at Bob')
+      for (const client of [earlier, later]) expect(new Set(storedOf(client).map(message => message.room))).toEqual(new Set([room]))
+      // The room is held once on the shared socket: the second of them has a version 1 socket of its own.
+      expect(carriers()).toEqual({ v2: 1, v1: 1, streams: 0 })
+      await fromBob.close()
     })
   }
 })

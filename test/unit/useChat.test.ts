@@ -93,6 +93,52 @@ describe('useChat', () => {
     expect(open()).toHaveLength(0)
   })
 
+  it('shares one subscription between components on the same direct room, on the tab\'s socket: `dm`, then its room', async () => {
+    vi.useFakeTimers()
+    const first = effectScope()
+    const second = effectScope()
+    const a = first.run(() => useChat({ dm: 'bob' }))!
+    const b = second.run(() => useChat({ dm: 'bob' }))!
+    const lobby = effectScope()
+    lobby.run(() => useChat({ room: 'lobby' }))
+    expect(FakeSocket.instances).toHaveLength(1)
+    const [socket] = FakeSocket.instances
+    expect(socket!.protocols).toBe('nuxt-chat.2')
+    expect(socket!.url.searchParams.has('dm')).toBe(false)
+    socket!.greet()
+    const asked = socket!.commands.filter(command => command.type === 'dm')
+    expect(asked).toEqual([{ type: 'dm', user: 'bob', ref: expect.any(String) }])
+    socket!.receive({ type: 'joined', room: 'dm:AAAAAAAAAAAAAAAAAAAAAA', ref: asked[0]!.ref, me: { id: 'user-me', name: 'me' } })
+    expect(a.status.value).toBe('OPEN')
+    // From its `joined` on, the direct room's frames are routed by its room.
+    socket!.receive({ type: 'message', room: 'dm:AAAAAAAAAAAAAAAAAAAAAA', id: 1, user: 'Bob', uid: 'bob', message: 'hi', ts: 1 })
+    await nextTick()
+    expect(b.messages.value.map(message => message.message)).toEqual(['hi'])
+    b.send('hello')
+    const message = socket!.commands.at(-1)!
+    expect(message).toMatchObject({ type: 'message', room: 'dm:AAAAAAAAAAAAAAAAAAAAAA', message: 'hello' })
+    socket!.receive({ type: 'message', room: 'dm:AAAAAAAAAAAAAAAAAAAAAA', id: 2, user: 'me', uid: 'user-me', message: 'hello', ts: 2, cid: message.cid })
+    first.stop()
+    expect(socket!.commands.some(command => command.type === 'leave')).toBe(false)
+    second.stop()
+    expect(socket!.commands.at(-1)).toEqual({ type: 'leave', room: 'dm:AAAAAAAAAAAAAAAAAAAAAA' })
+    lobby.stop()
+  })
+
+  it('leaves the direct room a `dm` joined after its last holder went before the answer', () => {
+    const scope = effectScope()
+    scope.run(() => useChat({ dm: 'bob' }))
+    const stays = effectScope()
+    stays.run(() => useChat({ room: 'lobby' }))
+    const [socket] = FakeSocket.instances
+    socket!.greet()
+    const [asked] = socket!.commands.filter(command => command.type === 'dm')
+    scope.stop()
+    socket!.receive({ type: 'joined', room: 'dm:AAAAAAAAAAAAAAAAAAAAAA', ref: asked!.ref, me: { id: 'user-me', name: 'me' } })
+    expect(socket!.commands.at(-1)).toEqual({ type: 'leave', room: 'dm:AAAAAAAAAAAAAAAAAAAAAA' })
+    stays.stop()
+  })
+
   it('switches rooms when the room ref changes: a leave and a join on the same socket', async () => {
     const scope = effectScope()
     const room = ref('one')

@@ -1,13 +1,14 @@
 /**
- * One version 2 connection per tab for every room and the rooms list (docs/PROTOCOL.md "Version 2"),
- * whatever carries it: a WebSocket (./sharedSocket.ts) or an event stream with commands as POSTs
- * (./sharedStream.ts). Each room connection (and the rooms list) takes a `ChatLink` from here, as
- * it would from a version 1 link: opening it joins the room on the shared connection, closing it
- * leaves. A server that does not speak version 2 (its first frame is not `hello`) gets the
- * carrier's version 1 per-room links instead, and so does every later link to it from this tab.
+ * One version 2 connection per tab for every room, direct room and the rooms list (docs/PROTOCOL.md
+ * "Version 2"), whatever carries it: a WebSocket (./sharedSocket.ts) or an event stream with
+ * commands as POSTs (./sharedStream.ts). Each room connection (and the rooms list) takes a
+ * `ChatLink` from here, as it would from a version 1 link: opening it joins the room on the shared
+ * connection (a direct room with `dm`, which names its room in the answer), closing it leaves. A
+ * server that does not speak version 2 (its first frame is not `hello`) gets the carrier's
+ * version 1 per-room links instead, and so does every later link to it from this tab.
  */
 import type { ChatServerFrame, ChatSystemFrame } from '../shared/protocol'
-import type { ChatServerFrameV2 } from '../shared/protocolV2'
+import type { ChatJoinRefusalCode, ChatServerFrameV2 } from '../shared/protocolV2'
 import { parseFrame, sendCommand, type ChatLink, type ChatLinkEvents, type ChatLinkTargets } from './transport'
 
 // A room switch leaves one room and joins another at once: the connection stays up this long with no room.
@@ -44,12 +45,15 @@ export interface CarrierKind {
   openVersionOne: (targets: ChatLinkTargets, events: ChatLinkEvents) => ChatLink
 }
 
-/** A room's link (or the rooms list's, `room` undefined) on a shared connection. */
+/** A room's link (or the rooms list's: `room` and `dm` undefined) on a shared connection. */
 interface Subscriber {
+  /** A direct room's is undefined until the server names it (`joined`). */
   room: string | undefined
+  /** A direct room's other person (`?dm=`). */
+  dm: string | undefined
   since: number | undefined
   events: ChatLinkEvents
-  /** `join` (or `rooms`) sent, with this ref. */
+  /** `join` (or `dm`, or `rooms`) sent, with this ref. */
   ref: string | undefined
   opened: boolean
   /** Set when the server turned out to speak version 1: the link this one forwards to. */
@@ -66,15 +70,23 @@ const versionOneRoutes = new Set<string>()
 
 let refs = 0
 
-/** The connection's key: the route with its identity parameters, without the room, cursor and list flag. */
+/** The connection's key: the route with its identity parameters, without the room (or `dm`), cursor and list flag. */
 function connectionKeyOf(target: URL): string {
   const key = new URL(target)
-  for (const name of ['room', 'since', 'rooms']) key.searchParams.delete(name)
+  for (const name of ['room', 'since', 'rooms', 'dm']) key.searchParams.delete(name)
   key.searchParams.sort()
   return key.href
 }
 
 const routeOf = (target: URL) => target.origin + target.pathname
+
+/** Direct rooms the tab was told, by route, own user id and the other person: a resume joins the room from its cursor. */
+const directRooms = new Map<string, string>()
+
+/** A direct room's slot on its connection until the server names the room (`|` is in no room name). */
+const directSlot = (user: string) => `dm|${user}`
+/** Where a subscriber is kept on its connection: its room, a direct room's slot, or `''` (the rooms list). */
+const slotOf = (subscriber: Subscriber) => subscriber.room ?? (subscriber.dm === undefined ? '' : directSlot(subscriber.dm))
 
 /** What `askShared` gives: the frame answering the command, and whether the tab follows the answer's room on that connection. */
 export interface SharedAnswer {
@@ -92,8 +104,12 @@ interface Waiter {
 /** One version 2 connection and the rooms it follows. */
 class SharedConnection {
   readonly carrier: SharedCarrier
-  /** Room → its subscriber; `''` is the rooms list. */
+  /** Slot (`slotOf`) → its subscriber. */
   readonly subscribers = new Map<string, Subscriber>()
+  /** `dm` commands whose link closed before the answer, by ref (→ the other person): the room they join is left at once. */
+  readonly unfollowed = new Map<string, string>()
+  /** The user id the `hello` named (a direct room's id is made of it). */
+  me: string | undefined
   /** Commands sent on their own (`askShared`), by ref; `unsent`: those waiting for the `hello`. */
   readonly waiters = new Map<string, Waiter>()
   readonly unsent: SharedCommand[] = []
@@ -110,15 +126,19 @@ class SharedConnection {
     clearTimeout(this.linger)
     this.linger = undefined
     subscriber.connection = this
-    this.subscribers.set(subscriber.room ?? '', subscriber)
+    const slot = slotOf(subscriber)
+    // The room is the tab's on this connection already (`room: 'dm:…'` beside its `dm`): the server joins a room once per connection.
+    if (slot !== '' && this.subscribers.has(slot)) return this.takeVersionOne(subscriber)
+    this.subscribers.set(slot, subscriber)
     if (this.greeted) this.subscribe(subscriber)
   }
 
   remove(subscriber: Subscriber) {
-    const slot = subscriber.room ?? ''
+    const slot = slotOf(subscriber)
     if (this.subscribers.get(slot) !== subscriber) return
     this.subscribers.delete(slot)
     if (subscriber.room !== undefined && subscriber.ref) this.send({ type: 'leave', room: subscriber.room })
+    else if (subscriber.dm !== undefined && subscriber.ref) this.unfollowed.set(subscriber.ref, subscriber.dm)
     if (this.subscribers.size) return
     this.linger = setTimeout(() => {
       if (this.subscribers.size) return
@@ -131,9 +151,83 @@ class SharedConnection {
   }
 
   subscribe(subscriber: Subscriber) {
+    if (subscriber.room === undefined && subscriber.dm !== undefined) {
+      // A resume: the room is known, and a `join` carries the cursor (each message once, as in any room).
+      const known = subscriber.since === undefined ? undefined : directRooms.get(this.directKey(subscriber.dm))
+      if (known === undefined) return this.askDirect(subscriber, subscriber.dm)
+      if (!this.settle(subscriber, known, false)) return
+    }
     subscriber.ref = `j${++refs}`
     if (subscriber.room === undefined) this.send({ type: 'rooms', ref: subscriber.ref })
     else this.send({ type: 'join', room: subscriber.room, ref: subscriber.ref, ...(subscriber.since === undefined ? {} : { since: subscriber.since }) })
+  }
+
+  /** `dm`, or the answer of one whose link closed before it came (the server is joining that room already). */
+  askDirect(subscriber: Subscriber, user: string) {
+    const adopted = [...this.unfollowed].find(([, other]) => other === user)?.[0]
+    if (adopted !== undefined) {
+      this.unfollowed.delete(adopted)
+      subscriber.ref = adopted
+      return
+    }
+    subscriber.ref = `j${++refs}`
+    this.send({ type: 'dm', user, ref: subscriber.ref })
+  }
+
+  directKey(user: string) {
+    return `${routeOf(this.url)}\n${this.me ?? ''}\n${user}`
+  }
+
+  /**
+   * A direct room's subscriber knows its room: it takes the room's slot. Where another link of the
+   * tab holds it, the one the server did not join (`granted`: this one was) takes a version 1 link.
+   */
+  settle(subscriber: Subscriber, room: string, granted: boolean): boolean {
+    if (this.subscribers.get(slotOf(subscriber)) === subscriber) this.subscribers.delete(slotOf(subscriber))
+    subscriber.room = room
+    const holder = this.subscribers.get(room)
+    if (holder && !granted) {
+      this.takeVersionOne(subscriber)
+      return false
+    }
+    // Its join waits for a refusal (the server joined this one first); no frame of the room is its.
+    if (holder) this.takeVersionOne(holder)
+    this.subscribers.set(room, subscriber)
+    return true
+  }
+
+  /** The tab holds this room on the connection already: this link goes on a version 1 link of its own. */
+  takeVersionOne(subscriber: Subscriber) {
+    if (this.subscribers.get(slotOf(subscriber)) === subscriber) this.subscribers.delete(slotOf(subscriber))
+    subscriber.connection = undefined
+    subscriber.ref = undefined
+    subscriber.fallback = this.kind.openVersionOne(subscriber.targets, subscriber.events)
+    this.lingerIfIdle()
+  }
+
+  /**
+   * Is a join refused `bad_request` (already in the room) about another link of the tab: one
+   * holding the room, or a `dm` not answered yet (its room may be this one)?
+   */
+  joinedElsewhere(subscriber: Subscriber, room: string): boolean {
+    if (this.unfollowed.size) return true
+    for (const [slot, other] of this.subscribers) {
+      if (other !== subscriber && (slot === room || (other.dm !== undefined && other.room === undefined))) return true
+    }
+    return false
+  }
+
+  /** The answer to a direct room's `dm` (matched by ref): `joined` names its room; a refusal ends the link, as a `join_refused` does. */
+  answerDirect(subscriber: Subscriber, frame: SharedFrame): boolean {
+    if (frame.type === 'joined') {
+      if (subscriber.dm !== undefined) directRooms.set(this.directKey(subscriber.dm), frame.room)
+      return this.settle(subscriber, frame.room, true)
+    }
+    this.subscribers.delete(slotOf(subscriber))
+    const code = frame.type === 'join_refused' || frame.type === 'error' ? frame.code : undefined
+    if (frame.type === 'join_refused' && code === 'bad_request' && this.joinedElsewhere(subscriber, frame.room)) this.takeVersionOne(subscriber)
+    else subscriber.events.dropped(true, code as ChatJoinRefusalCode | undefined)
+    return false
   }
 
   receive(frame: SharedFrame) {
@@ -141,12 +235,26 @@ class SharedConnection {
       // An older server greets with version 1's welcome: this route speaks version 1 only.
       if (frame.type !== 'hello') return this.fallBack()
       this.greeted = true
-      for (const subscriber of this.subscribers.values()) this.subscribe(subscriber)
+      this.me = frame.me?.id
+      // A copy: a direct room's subscriber moves to its room's slot as it subscribes.
+      for (const subscriber of [...this.subscribers.values()]) this.subscribe(subscriber)
       for (const command of this.unsent.splice(0)) this.send(command)
       return
     }
     const waiter = frame.ref === undefined || frame.type === 'caught_up' ? undefined : this.waiters.get(frame.ref)
     if (waiter) return waiter.answered(frame)
+    if (frame.ref !== undefined && (frame.type === 'joined' || frame.type === 'join_refused' || frame.type === 'error')) {
+      const user = this.unfollowed.get(frame.ref)
+      if (user !== undefined) {
+        this.unfollowed.delete(frame.ref)
+        // Its link closed before the answer: out of the room again.
+        if (frame.type === 'joined') this.send({ type: 'leave', room: frame.room })
+        return
+      }
+      const direct = this.directAwaiting(frame.ref)
+      // Joined: on as for a `join`, now that the subscriber holds its room.
+      if (direct && !this.answerDirect(direct, frame)) return
+    }
     if (frame.type === 'rooms' || frame.type === 'room') return this.deliver(this.subscribers.get(''), frame)
     if (frame.type === 'pong') this.pinging = false
     if (frame.type === 'pong' || (frame.type === 'error' && frame.room === undefined && frame.ref === undefined)) {
@@ -176,8 +284,10 @@ class SharedConnection {
         // A `left` answering our own `leave` is about a subscriber already gone (the room may be joined again since).
         if (frame.type === 'join_refused' ? frame.ref !== subscriber.ref : frame.reason === 'left') return
         this.subscribers.delete(frame.room)
+        // Already in the room by the tab's other link to it (a `dm` of it): this one takes a version 1 link.
+        if (frame.type === 'join_refused' && frame.code === 'bad_request' && this.joinedElsewhere(subscriber, frame.room)) this.takeVersionOne(subscriber)
         // Refused: the room connection learns why from the code, or asks the route (version 1's probe).
-        if (frame.type === 'join_refused') subscriber.events.dropped(true, frame.code)
+        else if (frame.type === 'join_refused') subscriber.events.dropped(true, frame.code)
         else subscriber.events.dropped(false)
         return
       case 'caught_up':
@@ -188,6 +298,14 @@ class SharedConnection {
     // Before its `joined`, a room's frames are the previous subscription's (left, not yet told).
     if (subscriber.room !== undefined && !subscriber.opened) return
     this.deliver(subscriber, frame)
+  }
+
+  /** The direct room's subscriber whose `dm` has this ref, not answered yet. */
+  directAwaiting(ref: string): Subscriber | undefined {
+    for (const subscriber of this.subscribers.values()) {
+      if (subscriber.dm !== undefined && subscriber.room === undefined && subscriber.ref === ref) return subscriber
+    }
+    return undefined
   }
 
   deliver(subscriber: Subscriber | undefined, frame: ChatServerFrame) {
@@ -273,17 +391,19 @@ function connectionFor(kind: CarrierKind, target: URL, list: boolean): SharedCon
 }
 
 /**
- * A link to one room (the URL's `room` and `since`), or to the rooms list (`rooms`), on the tab's
- * shared version 2 connection of this kind; a version 1 link of its own where the server speaks
- * version 1 only, and for a direct room (`dm`: version 2 names it with a command not sent here).
+ * A link to one room (the URL's `room` and `since`), a direct room (`dm`), or the rooms list
+ * (`rooms`), on the tab's shared version 2 connection of this kind; a version 1 link of its own
+ * where the server speaks version 1 only, or where the tab holds the room there already.
  */
 export function openSharedLink(kind: CarrierKind, targets: ChatLinkTargets, events: ChatLinkEvents): ChatLink {
   const target = targets.connect()
-  if (versionOneRoutes.has(routeOf(target)) || target.searchParams.has('dm')) return kind.openVersionOne(targets, events)
+  if (versionOneRoutes.has(routeOf(target))) return kind.openVersionOne(targets, events)
   const list = target.searchParams.has('rooms')
   const since = target.searchParams.get('since')
+  const dm = list ? null : target.searchParams.get('dm')
   const subscriber: Subscriber = {
-    room: list ? undefined : target.searchParams.get('room') ?? 'chat',
+    room: list || dm !== null ? undefined : target.searchParams.get('room') ?? 'chat',
+    dm: dm ?? undefined,
     since: since === null ? undefined : Number(since),
     events,
     ref: undefined,
@@ -351,7 +471,8 @@ export function askShared(kind: CarrierKind, target: URL, command: SharedCommand
     const timer = setTimeout(finish, timeout, undefined)
     connection.waiters.set(command.ref, {
       answered(frame) {
-        const followed = frame.room !== undefined && connection.subscribers.has(frame.room)
+        // A `dm` refused as already joined while the tab's own `dm` of that person waits for its answer: the tab follows it.
+        const followed = frame.room !== undefined && (connection.subscribers.has(frame.room) || (frame.type === 'join_refused' && command.type === 'dm' && connection.subscribers.has(directSlot(String(command.user)))))
         if (frame.type === 'joined' && !followed) connection.send({ type: 'leave', room: frame.room })
         finish({ frame, followed })
       },
@@ -366,4 +487,5 @@ export function askShared(kind: CarrierKind, target: URL, command: SharedCommand
 export function forgetSharedLinks() {
   for (const connection of [...connections.values()]) connection.close()
   versionOneRoutes.clear()
+  directRooms.clear()
 }
