@@ -3,7 +3,7 @@
  * three demo sign-ins: Ann makes a private room inviting Bob, who finds it in his sidebar and
  * chats there; Carol, not invited, is refused; Ann and Bob get one direct room under "Direct
  * messages"; Ann mutes Bob (his send is refused, he still reads) and bans him (the room leaves his
- * sidebar). Each page opens exactly one WebSocket.
+ * sidebar). Each page opens exactly one WebSocket. Roles come from the server: they survive a reload.
  */
 import { randomUUID } from 'node:crypto'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
@@ -127,6 +127,44 @@ describe('playground: private rooms, direct messages and moderation on one WebSo
     expect(ann.sockets).toHaveLength(1)
     expect(bob.sockets).toHaveLength(1)
     expect(carol.sockets).toHaveLength(1)
+    expect(pageErrors).toEqual([])
+  })
+
+  it('roles come from the server: after a reload the owner still sees the moderator actions, a plain member never does, and a muted member is told until when', async () => {
+    const tag = randomUUID().slice(0, 6)
+    const [annName, bobName] = [`Ann ${tag}`, `Bob ${tag}`]
+    const ann = await signedIn(annName)
+    const title = `Roles ${tag}`
+    await ann.page.locator(sel('new-room-title')).fill(title)
+    await ann.page.locator(sel('new-room-people')).fill(bobName)
+    await ann.page.locator(sel('new-room-create')).click()
+    const made = ann.page.locator(sel('pane')).filter({ hasText: title })
+    await expect.poll(() => made.getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    const room = (await made.getAttribute('data-room'))!
+
+    // Reloaded (the room in the page's address now): the owner's pane still has the moderator actions.
+    await ann.page.goto(server.url(`/rooms?${new URLSearchParams({ rooms: room })}`))
+    await expect.poll(() => pane(ann.page, room).getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    await expect.poll(() => pane(ann.page, room).getAttribute('data-role')).toBe('owner')
+    await expect.poll(() => pane(ann.page, room).locator(sel('moderation')).count()).toBe(1)
+
+    // Bob, a plain member: never the moderator actions, before or after a reload.
+    const bob = await signedIn(bobName, [room])
+    for (const round of ['first visit', 'reloaded']) {
+      if (round === 'reloaded') await bob.page.reload()
+      await expect.poll(() => pane(bob.page, room).getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+      await expect.poll(() => pane(bob.page, room).getAttribute('data-role'), { message: round }).toBe('member')
+      expect(await pane(bob.page, room).locator(sel('moderation')).count(), round).toBe(0)
+    }
+
+    // Ann mutes him: he is told, live, and again after a reload.
+    const bobHere = pane(ann.page, room).locator(`${sel('moderation-person')}[data-user="${bobName}"]`)
+    await bobHere.locator(sel('moderation-mute')).click()
+    await expect.poll(() => pane(ann.page, room).locator(sel('moderation-note')).textContent()).toBe(`${bobName} muted`)
+    await expect.poll(() => pane(bob.page, room).locator(sel('pane-muted')).textContent().catch(() => null), { timeout: 5000 }).toMatch(/You are muted until further notice/)
+    await bob.page.reload()
+    await expect.poll(() => pane(bob.page, room).locator(sel('pane-muted')).textContent().catch(() => null), { timeout: 15_000 }).toMatch(/You are muted until further notice/)
+    expect(await pane(bob.page, room).locator(sel('moderation')).count()).toBe(0)
     expect(pageErrors).toEqual([])
   })
 })

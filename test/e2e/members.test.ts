@@ -297,6 +297,78 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     expect(ownSocket.messages.map(frame => frame.message)).not.toContain('can I?')
   })
 
+  it('a person learns their role and mute on joining, and live from the other instance within a second; nobody else does; the rooms list carries the role', async () => {
+    const { room, owner, members: [member, bystander] } = await roomWith('public', 2)
+    const welcomeOf = (reader: ChatSocket | ChatStream) => reader.waitFor(frame => frame.event === 'welcome')
+    const joinedOf = async (reader: ChatSocketV2, name: string) => {
+      const answer = await reader.join(name)
+      expect(answer, `join ${name}`).toMatchObject({ type: 'caught_up' })
+      return reader.frames.findLast(frame => frame.type === 'joined' && frame.room === name)!
+    }
+    const openV2 = async (server: TestServer, user: User) => track(await ChatSocketV2.openV2(wsBase(server), {}, { headers: user.headers }))
+
+    // On joining: version 1's welcome (WebSocket, SSE) and version 2's joined carry the role.
+    const ownSocket = await socket(a, { room }, owner)
+    expect(await welcomeOf(ownSocket)).toMatchObject({ role: 'owner' })
+    expect(await joinedOf(await openV2(a, owner), room)).toMatchObject({ role: 'owner' })
+    const memberStream = track(await ChatStream.open(httpBase(b), { room }, member!.headers))
+    expect(await welcomeOf(memberStream)).toMatchObject({ role: 'member' })
+    // No membership: a guest, a public room without a record; no mute: no mutedUntil.
+    expect(await welcomeOf(await socket(a, { room, name: 'visitor' }))).not.toHaveProperty('role')
+    const plain = newRoom('plain')
+    expect(await welcomeOf(await socket(a, { room: plain }, owner))).not.toHaveProperty('role')
+    expect(await joinedOf(await openV2(b, member!), plain)).not.toHaveProperty('role')
+
+    // The member on B: a version 1 socket, a version 2 one, the real client (its own and on the tab's shared socket), and their rooms list.
+    const memberSocket = await socket(b, { room }, member)
+    expect(await welcomeOf(memberSocket)).toMatchObject({ role: 'member' })
+    expect(await welcomeOf(memberSocket)).not.toHaveProperty('mutedUntil')
+    const memberV2 = await openV2(b, member!)
+    expect(await joinedOf(memberV2, room)).toMatchObject({ role: 'member' })
+    const bystanderSocket = await socket(b, { room }, bystander)
+    await welcomeOf(bystanderSocket)
+    const list = await socket(b, { rooms: '' }, member)
+    const listedAs = (role: string) => (entry: Record<string, unknown>) => entry.room === room && entry.role === role && entry.kind === 'room'
+    await until(() => list.frames.some(frame => frame.type === 'rooms' ? (frame.rooms as unknown as Record<string, unknown>[]).some(listedAs('member')) : frame.type === 'room' && listedAs('member')(frame)), 'the room in the member\'s list, with their role')
+    const restore = signInByName({ member: member!.headers.cookie })
+    const clients = [false, true].map(shareSocket => track(createChatConnection({
+      room, name: 'member', transport: 'ws', route: '/_ws', sseRoute: '/api/sse', maxMessages: 100, maxQueue: 50, maxLength: 2000,
+      autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: b.url('/'), guestKey: `role-${tag}-${shareSocket}-key-0123456789`, shareSocket,
+    })))
+    try {
+      for (const client of clients) client.open()
+      await until(() => clients.every(client => client.role.value === 'member'), 'both clients know they are members')
+      expect(clients.map(client => client.mutedUntil.value)).toEqual([undefined, undefined])
+
+      // Promoted on A: every connection of theirs to the room on B hears it within a second.
+      const promotedAt = performance.now()
+      ownSocket.send({ type: 'role', user: member!.id, role: 'moderator' })
+      const promoted = { type: 'member', room, uid: member!.id, role: 'moderator' }
+      expect(await ownSocket.waitFor(frame => frame.type === 'member')).toEqual(promoted)
+      for (const reader of [memberSocket, memberStream, memberV2]) expect(await reader.waitFor(frame => frame.type === 'member', 'the promotion on B', 5000)).toEqual(promoted)
+      await until(() => clients.every(client => client.role.value === 'moderator'), 'both clients know they moderate', 5000)
+      const elapsed = performance.now() - promotedAt
+      console.info(`role on A → the member's four connections on B told in ${elapsed.toFixed(0)} ms`)
+      expect(elapsed).toBeLessThan(1000)
+      await list.waitFor(frame => frame.type === 'room' && listedAs('moderator')(frame), 'the new role in the rooms list', 5000)
+
+      // Muted by server code on A: the end of the mute reaches them on B; a rejoin says it too.
+      const mutedUntil = Date.now() + 600_000
+      expect((await callServer(a, { call: 'mute', room, userId: member!.id, until: mutedUntil })).status).toBe(200)
+      expect(await memberSocket.waitFor(frame => frame.type === 'member' && frame.mutedUntil !== undefined, 'the mute on B', 5000)).toEqual({ ...promoted, mutedUntil })
+      await until(() => clients.every(client => client.mutedUntil.value === mutedUntil), 'both clients know until when they are muted', 5000)
+      expect(await joinedOf(await openV2(b, member!), room)).toMatchObject({ role: 'moderator', mutedUntil })
+
+      // Nobody else in the room was told: not the bystander, not the owner (beyond the answer to their own command).
+      await new Promise(resolve => setTimeout(resolve, 300))
+      expect(bystanderSocket.frames.filter(frame => frame.type === 'member')).toEqual([])
+      expect(ownSocket.frames.filter(frame => frame.type === 'member')).toEqual([promoted])
+    }
+    finally {
+      restore()
+    }
+  })
+
   it('moderator actions are refused to plain members and guests; moderators act below their role; owners set roles', async () => {
     const { room, owner, members: [moderator, plain, other] } = await roomWith('public', 3)
     const guestSocket = await socket(a, { room, name: 'visitor' })
@@ -314,6 +386,8 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     }
     // Only owners set roles: a moderator cannot make one.
     expect((await callServer(b, { call: 'setRole', room, userId: moderator!.id, role: 'moderator' })).body).toMatchObject({ role: 'moderator' })
+    // The person concerned hears of it on their own socket (on the other instance), before acting as one.
+    await modSocket.waitFor(frame => frame.type === 'member' && frame.uid === moderator!.id && frame.role === 'moderator', 'the promotion on the moderator\'s socket')
     expect(await answer(modSocket, { type: 'role', user: other!.id, role: 'moderator' })).toMatchObject({ code: 'forbidden' })
     expect(await answer(modSocket, { type: 'ban', user: owner.id })).toMatchObject({ code: 'forbidden' })
     // A moderator deletes anyone's message in their room; a plain member cannot.

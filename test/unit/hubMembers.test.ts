@@ -24,7 +24,8 @@ function testBus() {
 
 function testMember(id: string) {
   const closed: { code?: number, reason?: string }[] = []
-  const member: Member & { closed: typeof closed } = { user: { id, name: id }, sender: id, closed, write() {}, close: (code, reason) => void closed.push({ code, reason }) }
+  const written: Record<string, unknown>[] = []
+  const member: Member & { closed: typeof closed, written: typeof written } = { user: { id, name: id }, sender: id, closed, written, write: frame => void written.push(JSON.parse(frame.text)), close: (code, reason) => void closed.push({ code, reason }) }
   return member
 }
 
@@ -45,6 +46,45 @@ describe('hub: memberships on every instance', () => {
     // A malformed event changes nothing.
     inject({ kind: 'member', room: 'team', frame: '{"type":"member","room":"elsewhere","uid":"u-carol","removed":true}' })
     expect(other.closed).toEqual([])
+    await hub.close()
+  })
+
+  it('a welcome carries the newcomer\'s role and mute; a membership change from another instance reaches that person\'s connections here, and nobody else\'s', async () => {
+    const store = createMemoryRoomLog()
+    const { bus, inject } = testBus()
+    const hub = createChatHub({ config, store, bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    const mutedUntil = Date.now() + 60_000
+    await store.createRoom({ id: 'team', title: 'Team', topic: '', visibility: 'public', kind: 'room', createdBy: 'u-alice', createdAt: 1 })
+    await store.saveMember({ room: 'team', uid: 'u-alice', role: 'owner', joinedAt: 1 })
+    await store.saveMember({ room: 'team', uid: 'u-bob', role: 'member', joinedAt: 1, mutedUntil })
+    const [alice, bob, carol, bobElsewhere] = [testMember('u-alice'), testMember('u-bob'), testMember('u-carol'), testMember('u-bob')]
+    for (const [room, member] of [['team', alice], ['team', bob], ['team', carol], ['other', bobElsewhere]] as const) {
+      await hub.admitToRoom(admission(room, member.user.id))
+      await hub.join(room, member, undefined)
+    }
+    expect(alice.written[0]).toMatchObject({ event: 'welcome', role: 'owner' })
+    expect(alice.written[0]).not.toHaveProperty('mutedUntil')
+    expect(bob.written[0]).toMatchObject({ event: 'welcome', role: 'member', mutedUntil })
+    // No membership (a public room), and a room without a record: neither field.
+    for (const member of [carol, bobElsewhere]) expect(Object.keys(member.written[0]!)).toEqual(['type', 'event', 'room', 'user', 'message', 'peer'])
+
+    const promoted = { type: 'member', room: 'team', uid: 'u-bob', role: 'moderator' }
+    const seen = [alice, bob, carol, bobElsewhere].map(member => member.written.length)
+    inject({ kind: 'member', room: 'team', id: 0, frame: JSON.stringify(promoted) })
+    expect(bob.written.slice(seen[1])).toEqual([promoted])
+    for (const [index, member] of [[0, alice], [2, carol], [3, bobElsewhere]] as const) expect(member.written.slice(seen[index])).toEqual([])
+    await hub.close()
+  })
+
+  it('a join the admission did not just decide (nothing cached) is welcomed at once, its membership following as a member frame', async () => {
+    const store = createMemoryRoomLog()
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    await store.createRoom({ id: 'team', title: 'Team', topic: '', visibility: 'public', kind: 'room', createdBy: 'u-alice', createdAt: 1 })
+    await store.saveMember({ room: 'team', uid: 'u-alice', role: 'owner', joinedAt: 1 })
+    const alice = testMember('u-alice')
+    await hub.join('team', alice, undefined)
+    expect(alice.written[0]).toMatchObject({ event: 'welcome' })
+    expect(alice.written).toContainEqual({ type: 'member', room: 'team', uid: 'u-alice', role: 'owner' })
     await hub.close()
   })
 

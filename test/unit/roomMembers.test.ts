@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
-import { directRoomId, mayAct, memberIdProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
+import { directRoomId, mayAct, memberIdProblem, membershipOf, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
 import type { ChatMemberAction } from '../../src/runtime/shared/protocol'
 import { createRoomAccess, ROOM_ACCESS_TTL } from '../../src/runtime/server/utils/roomAccess'
 
@@ -42,6 +42,16 @@ function track(log: RoomLog): RoomLog {
 }
 
 const as = (role: MemberRole, extra: Partial<RoomMember> = {}): RoomMember => ({ room: 'r', uid: `u-${role}`, role, joinedAt: 1, ...extra })
+
+describe('what a person is told of their membership on joining', () => {
+  it('the role unless banned, and the mute only while it lasts', () => {
+    expect(membershipOf(undefined)).toEqual({})
+    expect(membershipOf(as('owner'))).toEqual({ role: 'owner' })
+    expect(membershipOf(as('member', { mutedUntil: 2000 }), 1000)).toEqual({ role: 'member', mutedUntil: 2000 })
+    expect(membershipOf(as('member', { mutedUntil: 1000 }), 1000)).toEqual({ role: 'member' })
+    expect(membershipOf(as('moderator', { banned: true }))).toEqual({})
+  })
+})
 
 describe('role rules', () => {
   const owner = as('owner')

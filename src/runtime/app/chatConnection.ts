@@ -1,8 +1,9 @@
 import { shallowRef, type ShallowRef } from 'vue'
-import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, type ChatErrorFrame, type ChatHistoryFrame, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
+import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, type ChatErrorFrame, type ChatHistoryFrame, type ChatMemberRole, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
 import type { ChatJoinRefusalCode } from '../shared/protocolV2'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
+import { membershipFrom } from './membership'
 import { createMessageLog, type ChatMessage } from './messageLog'
 import { createOutbox, type OutgoingAction } from './outbox'
 import { createPresence } from './presence'
@@ -98,6 +99,9 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   const status = shallowRef<ChatStatus>('CLOSED')
   const error = shallowRef<ChatClientError | null>(null)
   const me = shallowRef<ChatUser | null>(null)
+  /** This user's role in the room and the end of their mute there, as the server last told (welcome, `member`). */
+  const role = shallowRef<ChatMemberRole | undefined>()
+  const mutedUntil = shallowRef<number | undefined>()
   const hasMore = shallowRef(true)
   /** Messages from others above this user's read position (signed-in users; 0 for guests). */
   const unread = shallowRef(0)
@@ -186,6 +190,12 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   // ---- frames in ----
 
   function handleFrame(frame: ChatServerFrame, outOfOrder = false) {
+    // The welcome names `me` below; its membership is the newcomer's whoever it is.
+    const membership = membershipFrom(frame, me.value?.id)
+    if (membership) {
+      role.value = membership.role
+      mutedUntil.value = membership.mutedUntil
+    }
     switch (frame.type) {
       case 'message': {
         // A duplicate answer (or a POST's reply) is outside the room's order: merge it, never move the cursor.
@@ -536,6 +546,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     typing: presence.typing,
     error,
     me,
+    /** This user's role in the room (`owner`, `moderator`, `member`), undefined without a membership. */
+    role,
+    /** Muted in the room until then (epoch ms), else undefined. */
+    mutedUntil,
     send,
     /** Send a ping (WebSocket); the answer is a `pong` frame. */
     ping() {

@@ -276,6 +276,9 @@ class SharedConnection {
         subscriber.events.opened()
         // The room connection knows who it is from version 1's welcome.
         const welcome: ChatSystemFrame = { type: 'system', event: 'welcome', room: frame.room, user: 'server', message: `Welcome ${frame.me.name}!`, peer: frame.me }
+        // The person's membership of the room, as version 1's welcome carries it.
+        if (frame.role) welcome.role = frame.role
+        if (frame.mutedUntil !== undefined) welcome.mutedUntil = frame.mutedUntil
         this.deliver(subscriber, welcome)
         return
       }

@@ -84,6 +84,10 @@ export interface ChatSystemFrame {
   peer?: ChatUser
   /** `join` / `leave` of several users in one server turn (revision 4): all of them, in order. */
   peers?: ChatUser[]
+  /** `welcome`: the newcomer's role in the room (absent: no membership). */
+  role?: ChatMemberRole
+  /** `welcome`: muted in the room until then (epoch ms). */
+  mutedUntil?: number
 }
 
 export interface ChatPresenceFrame {
@@ -223,6 +227,8 @@ export interface ChatRoomState {
   visibility?: 'public' | 'private'
   /** A direct room: the other member's user id. */
   with?: string
+  /** The user's role in the room, where they are a member. */
+  role?: ChatMemberRole
 }
 
 /** The whole rooms list, first on a `?rooms` connection. */

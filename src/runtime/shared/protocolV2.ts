@@ -2,7 +2,7 @@
  * Protocol version 2 (docs/PROTOCOL.md, "Version 2"): one connection, many rooms. Its frames and
  * commands, and the parser both the server and the client use.
  */
-import { isMemberCommandType, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatUser } from './protocol'
+import { isMemberCommandType, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
 
 /** The WebSocket subprotocol a client offers (first) to speak version 2. */
 export const PROTOCOL_V2 = 'nuxt-chat.2'
@@ -23,6 +23,10 @@ export interface ChatJoinedFrame {
   room: string
   ref?: string
   me: ChatUser
+  /** The person's role in the room (absent: no membership). */
+  role?: ChatMemberRole
+  /** Muted in the room until then (epoch ms). */
+  mutedUntil?: number
 }
 
 /** The replay of a `join` was sent: every later frame of the room is live. */

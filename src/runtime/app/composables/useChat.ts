@@ -1,6 +1,6 @@
 import { computed, getCurrentInstance, getCurrentScope, onMounted, onScopeDispose, shallowRef, toValue, watch, type ComputedRef, type MaybeRefOrGetter } from 'vue'
 import { tryUseNuxtApp, useRuntimeConfig } from '#app'
-import { DEFAULT_ROOM, type ChatUser } from '../../shared/protocol'
+import { DEFAULT_ROOM, type ChatMemberRole, type ChatUser } from '../../shared/protocol'
 import { createChatConnection, type ChatClientError, type ChatConnection, type ChatReconnectOptions, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { guestKey } from '../identity'
 import type { ChatMessage } from '../messageLog'
@@ -57,6 +57,10 @@ export interface UseChatReturn<T = unknown> {
   error: ComputedRef<ChatClientError | null>
   /** This client as the server named it. */
   me: ComputedRef<ChatUser | null>
+  /** This user's role in the room (`'owner'`, `'moderator'`, `'member'`); undefined without a membership (a guest, a public room never joined as a member). Kept current live. */
+  role: ComputedRef<ChatMemberRole | undefined>
+  /** Muted in the room until then (epoch ms: sends are refused `muted`); undefined when not muted. */
+  mutedUntil: ComputedRef<number | undefined>
   /** Send text, or a value as JSON. False when refused locally (too long, empty, queue full) or while the server refuses this client (`unauthorized` / `forbidden`). */
   send: (data: string | T) => boolean
   /** Ping the server (WebSocket); the answer is a `pong` frame. */
@@ -132,7 +136,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
   // Hydration: the first client render must match the server's (nothing connected), so live values show after mount.
   const live = shallowRef(!(getCurrentInstance() && tryUseNuxtApp()?.isHydrating))
   if (!live.value) onMounted(() => live.value = true)
-  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'hasMore' | 'unread'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
+  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'role' | 'mutedUntil' | 'hasMore' | 'unread'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
     computed(() => live.value && current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
   const result: UseChatReturn<T> = {
     messages: pick('messages', []),
@@ -141,6 +145,8 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     typing: pick('typing', []),
     error: computed(() => live.value ? current.value?.error.value ?? leftBehind.value : null),
     me: pick('me', null),
+    role: pick('role', undefined),
+    mutedUntil: pick('mutedUntil', undefined),
     send: data => current.value?.send(data) ?? false,
     ping: () => current.value?.ping(),
     notifyTyping: () => current.value?.notifyTyping(),

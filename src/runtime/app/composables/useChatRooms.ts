@@ -1,6 +1,6 @@
 import { getCurrentScope, onScopeDispose, shallowRef, type ShallowRef } from 'vue'
 import { useRuntimeConfig } from '#app'
-import { isIdInRange, type ChatMessageFrame, type ChatRoomState, type ChatServerFrame } from '../../shared/protocol'
+import { isIdInRange, type ChatMemberRole, type ChatMessageFrame, type ChatRoomState, type ChatServerFrame } from '../../shared/protocol'
 import { backoffDelay } from '../backoff'
 import { idRefusal, type ChatClientError, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { guestKey } from '../identity'
@@ -26,6 +26,8 @@ export interface ChatRoomEntry {
   visibility?: 'public' | 'private'
   /** A direct room: the other person's user id. */
   with?: string
+  /** The user's role in the room (`'owner'`, `'moderator'`, `'member'`), where they are a member. */
+  role?: ChatMemberRole
 }
 
 export interface UseChatRoomsOptions {

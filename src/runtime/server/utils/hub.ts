@@ -15,8 +15,8 @@ import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal,
 import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
-import { actionRefusal, createRoomModeration, SERVER_ACTOR, type ModerationResult } from './roomModeration'
-import { directRoomId, mayUpdate, memberIdProblem, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
+import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
+import { directRoomId, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
 export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
 export type { SendInput, SendResult } from './sendPipeline'
@@ -125,7 +125,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   let closed = false
   const listAdmission = createListAdmission({ hooks, logger })
   const access = createRoomAccess({ store, logger })
-  const listing = createRoomListing({ store, recordOf: access.record, logger })
+  const listing = createRoomListing({ store, recordOf: access.record, memberOf: access.member, logger })
   const readState = createReadState({
     store,
     bus,
@@ -304,7 +304,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     const room = roomOf(name)
     room.delivery.add(member)
     listing.seen(member.user)
-    member.write(member.greeting?.(name) ?? new RoomFrame(JSON.stringify(systemFrame('welcome', name, member.user))))
+    // The admission just decided (cached): the membership is known at once; else it follows as a `member` frame.
+    const decided = access.decide(name, member.user, 'read')
+    const membership = decided instanceof Promise || !decided.allowed ? {} : membershipOf(decided.member)
+    member.write(member.greeting?.(name, membership) ?? new RoomFrame(JSON.stringify({ ...systemFrame('welcome', name, member.user), ...membership })))
+    if (decided instanceof Promise) {
+      void decided.then((decision) => {
+        if (decision.allowed && membershipOf(decision.member).role) member.write(new RoomFrame(JSON.stringify(memberFrame(name, member.user.id, decision.member))))
+      })
+    }
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
     const newcomer: Newcomer = { since, createsPosition }
@@ -376,9 +384,19 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     return count
   }
 
+  /** A membership that goes on changed: the person's own connections to the room learn it (nobody else: docs/PROTOCOL.md, "Moderation commands"). */
+  function tellMember(frame: ChatMemberFrame) {
+    let text: RoomFrame | undefined
+    for (const member of rooms.get(frame.room)?.delivery.members ?? []) {
+      if (member.user.id === frame.uid) member.write(text ??= new RoomFrame(JSON.stringify(frame)))
+    }
+    readState.memberChanged(frame.room, frame.uid)
+  }
+
   /** A membership (`uid` set) or a room record (`uid` empty) changed, here or on another instance: caches, connections, rooms lists. */
   function membershipChangedHere(frame: ChatMemberFrame) {
     access.forget(frame.room, frame.uid)
+    if (frame.uid && !frame.removed) tellMember(frame)
     // A record changed (a public room made private): who is here is asked again.
     // Lists showing the room show its record: read them again.
     if (!frame.uid) readState.resync(frame.room)

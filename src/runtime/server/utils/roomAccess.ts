@@ -119,6 +119,8 @@ export function createRoomAccess({ store, logger, now = Date.now }: RoomAccessOp
     decide,
     /** The room's record (cached as `decide` caches it). */
     record: recordOf,
+    /** A person's membership of a room (cached as `decide` caches it; banned ones included). */
+    member: memberOf,
     /** Forget what is cached of a room (a record change), or of one person in it (a membership change). */
     forget(room: string, uid?: string) {
       // A room known to have no record may have one now (made with its first members).

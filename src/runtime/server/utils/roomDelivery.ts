@@ -1,4 +1,4 @@
-import { errorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { eventFrame } from './roomEvents'
 import { sequenceOf, type RoomLog, type StoredMessage } from './roomLog'
 import { encodeTextFrame } from './wsTransport'
@@ -32,6 +32,12 @@ export class RoomFrame {
 /** How a stored message's frame text starts (`messageFrame` puts `type` first); events start otherwise. */
 const MESSAGE_FRAME_START = '{"type":"message"'
 
+/** What a person is told of their membership on joining (docs/PROTOCOL.md, "Moderation commands"). */
+export interface Membership {
+  role?: ChatMemberRole
+  mutedUntil?: number
+}
+
 /** One connection in a room, WebSocket or SSE. */
 export interface Member {
   readonly user: ChatUser
@@ -49,8 +55,8 @@ export interface Member {
   typingAt?: number
   /** End the connection (`useChatServer().disconnect`). */
   close?: (code?: number, reason?: string) => void
-  /** The frame that opens its join; absent: the seed's `welcome` (a version 2 subscription's is `joined`). */
-  greeting?: (room: string) => RoomFrame
+  /** The frame that opens its join, with the person's membership of the room; absent: the seed's `welcome` (a version 2 subscription's is `joined`). */
+  greeting?: (room: string, membership: Membership) => RoomFrame
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { ChatRoomState, ChatUser } from '../../shared/protocol'
-import type { RoomDirectory, RoomRecord } from './roomMembers'
+import { membershipOf, type RoomDirectory, type RoomMember, type RoomRecord } from './roomMembers'
 
 /** What a rooms list shows of a room besides its read state (docs/PROTOCOL.md, "Rooms list"). */
-export type RoomDescription = Pick<ChatRoomState, 'title' | 'kind' | 'visibility' | 'with'>
+export type RoomDescription = Pick<ChatRoomState, 'title' | 'kind' | 'visibility' | 'with' | 'role'>
 
 /** Names (and direct rooms' other members) kept per instance, at most this many; the oldest go first. */
 const MAX_KEPT = 10_000
@@ -13,6 +13,8 @@ export interface RoomListingOptions {
   store: Pick<RoomDirectory, 'members' | 'saveUserName' | 'userNames'>
   /** The room's record, cached as admission caches it. */
   recordOf: (room: string) => Promise<RoomRecord | undefined>
+  /** A person's membership, cached as admission caches it. */
+  memberOf?: (room: string, uid: string) => Promise<RoomMember | undefined>
   logger: { error: (message: string, error?: unknown) => void }
   now?: () => number
 }
@@ -35,7 +37,7 @@ function bounded<V>() {
  * titled with the other member's name as last seen. Names are written when a signed-in user
  * joins with a name other than the one this instance knows.
  */
-export function createRoomListing({ store, recordOf, logger, now = Date.now }: RoomListingOptions) {
+export function createRoomListing({ store, recordOf, memberOf = async () => undefined, logger, now = Date.now }: RoomListingOptions) {
   const names = bounded<{ name: string, at: number }>()
   /** A direct room's two members never change: found once. */
   const pairs = bounded<string[]>()
@@ -60,11 +62,13 @@ export function createRoomListing({ store, recordOf, logger, now = Date.now }: R
     async describe(room: string, uid: string): Promise<RoomDescription> {
       const record = await recordOf(room)
       if (!record) return {}
-      if (record.kind !== 'dm') return { title: record.title, kind: record.kind, visibility: record.visibility }
+      const { role } = membershipOf(await memberOf(room, uid))
+      const mine = role ? { role } : {}
+      if (record.kind !== 'dm') return { title: record.title, kind: record.kind, visibility: record.visibility, ...mine }
       let pair = pairs.get(room)
       if (!pair) pairs.set(room, pair = (await store.members(room, undefined, 2)).map(member => member.uid))
       const other = pair.find(member => member !== uid) ?? uid
-      return { title: await nameOf(other) ?? other, kind: 'dm', visibility: 'private', with: other }
+      return { title: await nameOf(other) ?? other, kind: 'dm', visibility: 'private', with: other, ...mine }
     },
   }
 }

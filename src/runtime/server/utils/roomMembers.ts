@@ -99,6 +99,12 @@ export function isMuted(member: RoomMember | undefined, now = Date.now()): boole
   return member?.mutedUntil !== undefined && member.mutedUntil > now
 }
 
+/** What a person is told of their membership on joining a room (`welcome` / `joined`): the role unless banned, the mute while it lasts. */
+export function membershipOf(member: RoomMember | undefined, now = Date.now()): { role?: MemberRole, mutedUntil?: number } {
+  if (!member || member.banned) return {}
+  return isMuted(member, now) ? { role: member.role, mutedUntil: member.mutedUntil } : { role: member.role }
+}
+
 /**
  * The direct room of two users: `dm:` + 22 base64url characters of SHA-256 of their ids sorted
  * and joined by NUL, so both sides compute the same id (NUL cannot be in an id, so no two pairs share one).

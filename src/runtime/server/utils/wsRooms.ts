@@ -18,7 +18,7 @@ import type { ConnectionHold } from './connectionCaps'
 import { checkGuestName } from './names'
 import { BANNED_REASON, MEMBERSHIP_ENDED } from './hub'
 import { directRoomId } from './roomMembers'
-import { deliverToMember, RoomFrame, type Member } from './roomDelivery'
+import { deliverToMember, RoomFrame, type Member, type Membership } from './roomDelivery'
 import { sendFieldsOf } from './sendPipeline'
 import { chatLogger, useChatHub } from './useChatHub'
 import type { RawWebSocket } from './wsTransport'
@@ -74,8 +74,8 @@ export class RoomSubscription implements Member {
   }
 
   /** Version 2 opens a join with `joined`, not the seed's welcome. */
-  greeting(room: string): RoomFrame {
-    const frame: ChatJoinedFrame = { type: 'joined', room, me: this.user }
+  greeting(room: string, membership: Membership): RoomFrame {
+    const frame: ChatJoinedFrame = { type: 'joined', room, me: this.user, ...membership }
     if (this.ref) frame.ref = this.ref
     return new RoomFrame(JSON.stringify(frame))
   }
