@@ -70,7 +70,7 @@ describe('hub: memberships on every instance', () => {
 
     const promoted = { type: 'member', room: 'team', uid: 'u-bob', role: 'moderator' }
     const seen = [alice, bob, carol, bobElsewhere].map(member => member.written.length)
-    inject({ kind: 'member', room: 'team', id: 0, frame: JSON.stringify(promoted) })
+    inject({ kind: 'member', room: 'team', frame: JSON.stringify(promoted) })
     expect(bob.written.slice(seen[1])).toEqual([promoted])
     for (const [index, member] of [[0, alice], [2, carol], [3, bobElsewhere]] as const) expect(member.written.slice(seen[index])).toEqual([])
     await hub.close()
