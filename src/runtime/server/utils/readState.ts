@@ -408,12 +408,12 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
 
     stored,
 
-    /** Rooms whose events may have been missed (bus outage): read the lists showing them again. */
     /** A person's membership of a room changed: their lists here showing it read it again (its `role`). */
     memberChanged(room: string, uid: string) {
       for (const watcher of watchersOfUser.get(uid) ?? []) if (watcher.entries?.has(room)) refresh(watcher, room)
     },
 
+    /** Rooms whose events may have been missed (bus outage), or whose record changed: read the lists showing them again. */
     resync(room?: string) {
       for (const [name, watchers] of watchersOfRoom) {
         if (room === undefined || room === name) for (const watcher of watchers) refresh(watcher, name)
