@@ -397,9 +397,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   function membershipChangedHere(frame: ChatMemberFrame) {
     access.forget(frame.room, frame.uid)
     if (frame.uid && !frame.removed) tellMember(frame)
-    // A record changed (a public room made private): who is here is asked again.
     // Lists showing the room show its record: read them again.
     if (!frame.uid) readState.resync(frame.room)
+    // A record changed (a public room made private): who is here is asked again.
     if (!frame.uid && rooms.has(frame.room)) void recheckRoom(frame.room).then(pending => pending && recheckLater(frame.room), error => logger.error('[nuxt-chat] could not check a room\'s connections', error))
     if (!frame.uid || !frame.removed) return
     disconnectHere(frame.room, frame.uid, MEMBERSHIP_ENDED, frame.banned ? BANNED_REASON : REMOVED_REASON)
