@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { ChatSocket } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
@@ -25,10 +26,7 @@ beforeAll(async () => {
   console.log(`screenshots: ${SCREENSHOTS}`)
   // NUXT_BOT_BULK: the bot's numbered messages (history tests); a built playground refuses them otherwise.
   server = await startServer({ output: 'playground', env: { NUXT_BOT_BULK: 'true' } })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
-  })
+  browser = await launchChromium()
 })
 
 afterEach(async () => {

@@ -5,8 +5,9 @@
  */
 import { createServer, type Server } from 'node:http'
 import { randomUUID } from 'node:crypto'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { freePort, startServer, type TestServer } from '../utils/server'
 
 let chat: TestServer
@@ -43,10 +44,7 @@ beforeAll(async () => {
   // The same page on two ports: two origins.
   pages = [allowedPort, otherPort].map(() => createServer((_request, response) => response.writeHead(200, { 'content-type': 'text/html' }).end(PAGE)))
   await Promise.all([allowedPort, otherPort].map((port, i) => new Promise<void>(resolve => pages[i]!.listen({ port, host: '127.0.0.1' }, resolve))))
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
-  })
+  browser = await launchChromium()
 })
 
 afterAll(async () => {

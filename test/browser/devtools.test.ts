@@ -10,8 +10,9 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext, type FrameLocator, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, FrameLocator, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { ChatSocket } from '../utils/clients'
 import { ownRedis } from '../utils/faults'
 import { startNuxiDev, type DevServer } from '../utils/nuxiDev'
@@ -52,10 +53,7 @@ beforeAll(async () => {
       return tab!.status === 200 && client!.status === 200
     },
   })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  })
+  browser = await launchChromium()
 }, 180_000)
 
 afterAll(async () => {

@@ -3,8 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { freePort, startServer, type TestServer } from '../utils/server'
 
 /**
@@ -97,10 +98,7 @@ beforeAll(async () => {
   if (changed || !process.env.CHAT_SKIP_BUILD || !existsSync(entry)) execFileSync(process.execPath, [nuxi, 'build', fixture], { cwd: root, stdio: 'pipe' })
   production = await startServer({ entry })
   playground = await startServer({ output: 'playground' })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
-  })
+  browser = await launchChromium()
 }, 300_000)
 
 afterAll(async () => {

@@ -5,8 +5,9 @@
  * presence, typing, edits, reactions and read state work in all three rooms.
  */
 import { randomUUID } from 'node:crypto'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { startServer, type TestServer } from '../utils/server'
 
 let server: TestServer
@@ -19,10 +20,7 @@ const pane = (page: Page, room: string) => page.locator(`${sel('pane')}[data-roo
 
 beforeAll(async () => {
   server = await startServer({ output: 'playground' })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
-  })
+  browser = await launchChromium()
 })
 
 afterAll(async () => {

@@ -7,8 +7,9 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { startServer, type TestServer } from '../utils/server'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -31,10 +32,7 @@ beforeAll(async () => {
     execFileSync(process.execPath, [`${example}/node_modules/nuxt/bin/nuxt.mjs`, 'build'], { cwd: example, stdio: 'pipe', env: { ...process.env, NUXT_TELEMETRY_DISABLED: '1' } })
   }
   server = await startServer({ entry })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  })
+  browser = await launchChromium()
 }, 300_000)
 
 afterAll(async () => {

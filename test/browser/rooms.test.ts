@@ -6,8 +6,9 @@
  * sidebar). Each page opens exactly one WebSocket. Roles come from the server: they survive a reload.
  */
 import { randomUUID } from 'node:crypto'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { startServer, type TestServer } from '../utils/server'
 
 let server: TestServer
@@ -21,10 +22,7 @@ const entry = (page: Page, kind: 'room' | 'dm', room: string) => page.locator(`$
 
 beforeAll(async () => {
   server = await startServer({ output: 'playground', env: { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' } })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
-  })
+  browser = await launchChromium()
 })
 
 afterAll(async () => {

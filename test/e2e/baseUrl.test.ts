@@ -5,8 +5,9 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { ChatSocket, ChatStream, postMessage } from '../utils/clients'
 import { outputs, serverRoot, startServer, type TestServer } from '../utils/server'
 
@@ -51,10 +52,7 @@ describe('app.baseURL /chat-app/', () => {
   })
 
   it('useChat connects and sends over both transports from a page under the base path', async () => {
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-features=LocalNetworkAccessChecks'],
-    })
+    browser = await launchChromium()
     const page = await browser.newPage()
     const errors: string[] = []
     page.on('pageerror', error => errors.push(error.message))

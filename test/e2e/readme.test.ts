@@ -7,8 +7,9 @@ import { execFile, execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
 import { readmeFiles } from '../utils/readme'
 import { ChatSocket, upgradeStatus } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
@@ -28,10 +29,7 @@ describe('the README\'s snippets', () => {
     if (!process.env.CHAT_SKIP_BUILD || !existsSync(`${fixture}/.output`)) execFileSync(process.execPath, [nuxi, 'build', fixture], { stdio: 'pipe' })
     // No rate limit: the history page needs more messages in its room than one address may send at once.
     server = await startServer({ entry: `${fixture}/.output/server/index.mjs`, env: { NUXT_SESSION_PASSWORD: 'a-test-password-of-at-least-32-characters', NUXT_CHAT_RATE_LIMIT: 'false' } })
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
+    browser = await launchChromium()
   }, 300_000)
 
   afterAll(async () => {
