@@ -7,9 +7,9 @@ import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
 import { createPresenceQueries, usersOf } from './presenceQueries'
 import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
-import type { ReadPosition, RoomLog } from './roomLog'
+import type { ReadPosition, ReadState, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
-import { createReadState, type RoomsWatcher } from './readState'
+import { createReadState, type ReadStateHub, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
@@ -110,7 +110,86 @@ const RECOVERY_RECHECK = 1000
  * pipeline and the bridge to other instances. Transports (WebSocket, SSE, POST) only parse
  * requests and call it.
  */
-export function createChatHub({ config, store, bus, hooks, logger, allowSend }: ChatHubOptions) {
+/**
+ * The chat hub of one server instance: every room's connections, their delivery, presence and
+ * read state, admission, moderation and the server API's calls, over one room log and one bus.
+ */
+export interface ChatHub {
+  /**
+   * Add a connection to a room: its greeting at once; at the end of the turn the full presence
+   * list (the others get the turn's `join` and `presence_diff`), then the replay (messages after
+   * `since`, or the last `replay` ones), then everything live, each once. A signed-in user's read
+   * position is made only with `createsPosition`.
+   */
+  join: (name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition?: boolean) => Promise<void>
+  /** Remove a connection; the last connection of a user tells the room, at the end of the turn, that they left. */
+  leave: (name: string, member: Member) => void
+  /** Store a message, edit, delete or reaction after admission, limits and hooks, and deliver it. */
+  send: (input: SendInput) => Promise<SendResult>
+  /** May `user` read or send in `room` now (docs/PROTOCOL.md, "Admission")? At once when cached, else a promise. */
+  access: (room: string, user: ChatUser, need: RoomNeed) => RoomAccessDecision | Promise<RoomAccessDecision>
+  /**
+   * The admission of a request to its room, after `chat:identify`: makes the direct room of a
+   * `?dm=` request, then asks `access`; throws `ChatRefusal` (403 `forbidden`, 503) when refused.
+   */
+  admitToRoom: (admission: ChatAdmission) => Promise<void>
+  /** Run a moderation command in `room` as `actor` (absent: the app's server code), counted against `subject`'s messages. */
+  moderate: (room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject) => Promise<ModerationResult>
+  /** Make (or find) the direct room of two users; both are its members. */
+  directRoom: (userA: string, userB: string) => Promise<RoomRecord>
+  /** Make a room record with its owner and members, as `actor` (server code by default); throws `ChatRefusal` 400, 403 (the `chat:action` hook) or 409. */
+  createRoom: (input: ChatRoomInput, actor?: ChatUser) => Promise<RoomRecord>
+  /** A token of the `rooms` limit for a room a person makes (`create`, a new direct room); the refusal when spent. */
+  newRoomToken: (subject: LimitSubject) => LimitRefusal | undefined
+  /** Change a room's title, topic or visibility as `actor` whom the record rule lets (`allow`) or not, then the `chat:action` hook; undefined when it has no record. */
+  updateRoom: (room: string, fields: RecordFields, actor?: ChatUser, allow?: boolean) => Promise<RoomRecord | undefined>
+  /** A member's change of a room's record (version 2's `update`): counted as a message, then the record rule and `updateRoom`; the record, or the refusal. */
+  updateRoomAs: (room: string, fields: RecordFields, actor: ChatUser, subject: LimitSubject) => Promise<{ record: RoomRecord } | { error: ChatErrorFrame }>
+  /** A room's record (undefined: none, a public room). */
+  roomRecord: (room: string) => Promise<RoomRecord | undefined>
+  /** A page of a room's members (banned ones included), in id order. */
+  members: (room: string, after: string | undefined, limit: number) => Promise<RoomMember[]>
+  /** Tell the others in the room that `member` is typing (at most once a second per connection). */
+  typing: (name: string, member: Member) => void
+  /** Everyone online in a room, on every instance (asking the others when no member is here). */
+  presence: (name: string) => Promise<ChatUser[]>
+  /** The newest `limit` stored messages of a room before id `before`, oldest first. */
+  history: (name: string, before: number, limit: number) => Promise<ChatStoredFrame[]>
+  /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
+  historyPage: (name: string, before: number, limit: number) => Promise<ChatHistoryFrame>
+  /** A page of older history for `subject`, within its history limits: the frame as JSON text, or the refusal; its bytes are charged once served. */
+  limitedHistoryPage: (subject: LimitSubject, name: string, before: number, limit: number) => Promise<{ text: string } | { refused: LimitRefusal }>
+  /** May `subject` join a room (or open a rooms list) now? Refused while its history byte budget is spent. */
+  replayRefusal: (subject: LimitSubject) => LimitRefusal | undefined
+  /** A `read` POST (or a guest's command) within the reads limit: the refusal when over it. */
+  readRefusal: (subject: LimitSubject) => LimitRefusal | undefined
+  /** Up to `limit` stored room names after `after`, in name order. */
+  storedRooms: (after: string | undefined, limit: number) => Promise<string[]>
+  /** Close a user's connections to a room, here and on every other instance; how many were here. */
+  disconnect: (name: string, userId: string) => number
+  /** Move a signed-in user's read position in a room forward (absent `id`: to the newest); all their connections learn it. */
+  markRead: ReadStateHub['markRead']
+  /** The `read` command of a connection: the `read` frame, or why it was refused. */
+  read: ReadStateHub['read']
+  /** The same from a WebSocket connection: one in flight per connection, later ones folded (docs/PROTOCOL.md, "Read state"). */
+  readFrom: ReadStateHub['readFrom']
+  /** Read positions another part deleted (retention): their users' rooms lists, here and on every instance, drop the rooms. */
+  readsPruned: (positions: ReadPosition[]) => void
+  /** Delete a user's read position in a room; their rooms lists on every instance drop the room. */
+  forget: (name: string, userId: string) => Promise<boolean>
+  /** A user's read position and unread count in a room; undefined when they have none. */
+  readStateOf: (name: string, userId: string) => Promise<ReadState | undefined>
+  /** Start a rooms list; its first list (up to 100 rooms' last messages) is history served to `subject`, charged to its byte budget. */
+  watchRooms: (watcher: RoomsWatcher, subject: LimitSubject) => Promise<void>
+  /** End a rooms list. */
+  unwatchRooms: (watcher: RoomsWatcher) => void
+  /** Signed-in users' names in a room on every instance (a guest may not take a look-alike); asks the others when the room is new here. */
+  signedInNames: (name: string) => Promise<string[]>
+  /** Stop the timers, the bus and the store (once). */
+  close: () => Promise<void>
+}
+
+export function createChatHub({ config, store, bus, hooks, logger, allowSend }: ChatHubOptions): ChatHub {
   const rooms = new Map<string, Room>()
   // Newcomers' replays from memory, unless retention by age may delete what memory still holds.
   const { max, maxAge } = config.history
@@ -628,12 +707,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     join,
     leave,
     send,
-    /** May `user` read or send in `room` now (docs/PROTOCOL.md, "Admission")? At once when cached, else a promise. */
     access: (room: string, user: ChatUser, need: RoomNeed) => access.decide(room, user, need),
-    /**
-     * The admission of a request to its room, after `chat:identify`: makes the direct room of a
-     * `?dm=` request, then asks `access`; throws `ChatRefusal` (403 `forbidden`, 503) when refused.
-     */
     async admitToRoom(admission: ChatAdmission): Promise<void> {
       if (admission.rooms) return
       if (admission.directWith !== undefined) {
@@ -648,7 +722,6 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       if (!decision.allowed) throw new ChatRefusal(decision.status, decision.message)
       if (decision.unchecked) recheckLater(admission.room)
     },
-    /** Run a moderation command in `room` as `actor` (absent: the app's server code). */
     moderate(room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject): Promise<ModerationResult> {
       // A member's commands count as messages: a flood of them costs store reads and hook calls.
       const refused = subject && limits.take('messages', subject)
@@ -657,15 +730,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     },
     directRoom,
     createRoom,
-    /** A token of the `rooms` limit for a room a person makes (`create`, a new direct room); the refusal when spent. */
     newRoomToken(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('rooms', subject)
     },
     updateRoom,
-    /**
-     * A member's change of a room's record (version 2's `update`): counted as a message, then the
-     * record rule (`mayUpdate`), then `updateRoom`; the record, or the refusal.
-     */
     async updateRoomAs(room: string, fields: RecordFields, actor: ChatUser, subject: LimitSubject): Promise<{ record: RoomRecord } | { error: ChatErrorFrame }> {
       const refused = limits.take('messages', subject)
       if (refused) return { error: limitRefusalFrame(refused) }
@@ -688,20 +756,12 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
         return { error: errorFrame('unavailable', 'The change could not be stored; try again') }
       }
     },
-    /** A room's record (undefined: none, a public room). */
     roomRecord: (room: string) => store.roomRecord(room),
-    /** A page of a room's members (banned ones included), in id order. */
     members: (room: string, after: string | undefined, limit: number): Promise<RoomMember[]> => store.members(room, after, limit),
     typing,
     presence: presenceOf,
-    /** The newest `limit` stored messages of a room before id `before`, oldest first. */
     history: async (name: string, before: number, limit: number): Promise<ChatStoredFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
-    /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
     historyPage,
-    /**
-     * A page of older history for `subject`, within its history limits (pages and bytes, per person
-     * and per address): the frame as JSON text, or the refusal. Its bytes are charged once served.
-     */
     async limitedHistoryPage(subject: LimitSubject, name: string, before: number, limit: number): Promise<{ text: string } | { refused: LimitRefusal }> {
       const refused = limits.take('history', subject)
       if (refused) return { refused }
@@ -709,45 +769,33 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
       return { text }
     },
-    /** May `subject` join a room (or open a rooms list) now? Its replay (or list) is history served: refused while its history byte budget is spent. */
     replayRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.replayRefusal(subject)
     },
-    /** A `read` POST (or a guest's command, refused without a store read) within the reads limit: the refusal when over it. WebSocket reads of signed-in users are counted as they reach the store (`readFrom`). */
     readRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('reads', subject)
     },
-    /** Up to `limit` stored room names after `after`, in name order. */
     storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),
-    /** Close a user's connections to a room, here and on every other instance; resolves to how many were here. */
     disconnect(name: string, userId: string): number {
       bus.publish({ kind: 'disconnect', room: name, uid: userId })
       readState.unlistHere(name, userId)
       return disconnectHere(name, userId)
     },
-    /** Move a signed-in user's read position in a room forward (absent `id`: to the newest); all their connections learn it. */
     markRead: (name: string, user: ChatUser, id?: number) => readState.markRead(name, user, id),
-    /** The `read` command of a connection: the `read` frame, or why it was refused. */
     read: readState.read,
-    /** The same from a WebSocket connection: one in flight per connection, later ones folded (docs/PROTOCOL.md, "Read state"). */
     readFrom: readState.readFrom,
-    /** Read positions another part deleted (retention): their users' rooms lists, here and on every instance, drop the rooms. */
     readsPruned(positions: ReadPosition[]) {
       for (const { uid, room } of positions) {
         readState.unlistHere(room, uid)
         bus.publish({ kind: 'forget', room, uid })
       }
     },
-    /** Delete a user's read position in a room; their rooms lists on every instance drop the room. */
     async forget(name: string, userId: string): Promise<boolean> {
       const had = await readState.forget(name, userId)
       bus.publish({ kind: 'forget', room: name, uid: userId })
       return had
     },
-    /** A user's read position and unread count in a room; undefined when they have none. */
     readStateOf: (name: string, userId: string) => store.readState(name, userId),
-    /** Follow a signed-in user's rooms list on this connection (`?rooms`). */
-    /** Start a rooms list; its first list (up to 100 rooms' last messages) is history served to `subject`, charged to its byte budget. */
     async watchRooms(watcher: RoomsWatcher, subject: LimitSubject): Promise<void> {
       const bytes = await readState.watch(watcher)
       if (bytes) limits.chargeHistoryBytes(subject, bytes)
@@ -764,8 +812,6 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     },
   }
 }
-
-export type ChatHub = ReturnType<typeof createChatHub>
 
 /** A `member` bus event's frame, checked (another instance wrote it, but the channel is shared). */
 function parseMemberEvent(room: string, text: string): ChatMemberFrame | undefined {
