@@ -49,6 +49,19 @@ describe.each(backends.filter(([name]) => name !== 'postgresql'))('read position
     expect(await log.readState(stale, 'u1')).toBeUndefined()
     expect(await log.readState(empty, 'u1')).toBeUndefined()
   })
+
+  it('pruneReads keeps a member\'s idle position (a banned one goes)', async () => {
+    const log = create()
+    opened.push(log)
+    const [team, banned] = ['team', 'banned'].map(name => `${name}-${randomUUID().slice(0, 8)}`) as [string, string]
+    for (const name of [team, banned]) {
+      await log.joinRead(name, 'u1')
+      await log.saveMember({ room: name, uid: 'u1', role: 'member', joinedAt: 1, ...(name === banned ? { banned: true as const } : {}) })
+    }
+    await new Promise(resolve => setTimeout(resolve, 120))
+    expect(await log.pruneReads(100, 100)).toEqual([{ uid: 'u1', room: banned }])
+    expect(await log.readRooms('u1', 10)).toEqual([team])
+  })
 })
 
 describe.each(backends)('room log: %s', (_name, create) => {
@@ -223,6 +236,22 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.joinRead(names[6]!, uid, 1)).toEqual({ created: false, evicted: [] })
     expect((await log.joinRead(`${room()}-uncapped`, uid)).evicted).toEqual([])
     expect(await log.readRooms(uid, 100)).toHaveLength(6)
+  })
+
+  it('never evicts the position of a room the user is a member of, nor counts it against the cap (a ban does not count): memberships stay on the list', async () => {
+    const log = open()
+    const uid = `u-${randomUUID()}`
+    const [team, banned, plain, next] = ['team', 'banned', 'plain', 'next'].map(name => `${room()}-${name}`) as [string, string, string, string]
+    // Oldest first: the membership, the ban, a plain room.
+    for (const name of [team, banned, plain]) {
+      await log.joinRead(name, uid, 10)
+      await new Promise(resolve => setTimeout(resolve, 3))
+    }
+    await log.saveMember({ room: team, uid, role: 'member', joinedAt: 1 })
+    await log.saveMember({ room: banned, uid, role: 'member', joinedAt: 1, banned: true })
+    // At most 2 of the others: the new one and the newest other that is no membership (a ban is none).
+    expect((await log.joinRead(next, uid, 2)).evicted).toEqual([banned])
+    expect((await log.readRooms(uid, 10)).toSorted()).toEqual([team, plain, next].toSorted())
   })
 
   it('a read only moves an existing position: none is created for a room never joined, nor again after it is forgotten', async () => {

@@ -1,7 +1,7 @@
 import type { RoomDirectory, RoomMember, RoomRecord } from './roomMembers'
 
 /** Rooms' records and members in process memory (the memory room log's part of `RoomDirectory`). */
-export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void } {
+export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void, isMember: (room: string, uid: string) => boolean } {
   const records = new Map<string, RoomRecord>()
   /** room → uid → membership. */
   const members = new Map<string, Map<string, RoomMember>>()
@@ -53,6 +53,11 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
     },
     async userNames(uids) {
       return new Map(uids.flatMap(uid => names.has(uid) ? [[uid, names.get(uid)!] as const] : []))
+    },
+    /** A membership, not a ban (at once: the memory log's position rules ask it in a loop). */
+    isMember(room, uid) {
+      const member = members.get(room)?.get(uid)
+      return member !== undefined && !member.banned
     },
     clear() {
       records.clear()

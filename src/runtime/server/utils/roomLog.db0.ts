@@ -173,10 +173,13 @@ const JOIN_READ = `INSERT INTO chat_reads (uid, room, id, ts)
   SELECT CAST(? AS TEXT), CAST(? AS TEXT), COALESCE(MAX(id), 0), CAST(? AS BIGINT) FROM chat_messages WHERE room = ?
   ON CONFLICT (uid, room) DO NOTHING RETURNING id`
 // The user's positions but the one just made and the newest `max - 1` others (the order of their rooms list).
-const EVICT_READS = `DELETE FROM chat_reads WHERE uid = ? AND room <> ?
-  AND room NOT IN (SELECT room FROM chat_reads WHERE uid = ? AND room <> ? ORDER BY ts DESC, room LIMIT ?) RETURNING room`
+// A member's position neither goes nor counts against the cap (memberships keep their rooms on the list): one primary-key seek each.
+const NOT_A_MEMBERS = (reads: string) => `NOT EXISTS (SELECT 1 FROM chat_members mb WHERE mb.room = ${reads}.room AND mb.uid = ${reads}.uid AND mb.banned = 0)`
+const EVICT_READS = `DELETE FROM chat_reads WHERE uid = ? AND room <> ? AND ${NOT_A_MEMBERS('chat_reads')}
+  AND room NOT IN (SELECT room FROM chat_reads r WHERE r.uid = ? AND r.room <> ? AND ${NOT_A_MEMBERS('r')} ORDER BY r.ts DESC, r.room LIMIT ?) RETURNING room`
 // Positions idle past retention in rooms whose newest row is too (or that have none): two index seeks per position.
 const PRUNE_READS = `DELETE FROM chat_reads WHERE (uid, room) IN (SELECT r.uid, r.room FROM chat_reads r WHERE r.ts < CAST(? AS BIGINT)
+  AND ${NOT_A_MEMBERS('r')}
   AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.room = r.room AND m.id = (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AND m.ts >= CAST(? AS BIGINT))
   LIMIT ?) RETURNING uid, room`
 /** Columns added after the first release, with their definitions: added to older tables on open. */

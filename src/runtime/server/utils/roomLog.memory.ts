@@ -51,7 +51,7 @@ export function createMemoryRoomLog(): RoomLog {
     return mine.get(name)!.id
   }
 
-  const { clear: clearDirectory, ...directory } = createMemoryRoomDirectory()
+  const { clear: clearDirectory, isMember, ...directory } = createMemoryRoomDirectory()
 
   return {
     ...directory,
@@ -168,7 +168,7 @@ export function createMemoryRoomLog(): RoomLog {
       const mine = reads.get(uid)!
       if (!(max > 0) || mine.size <= max) return { created: true, evicted: [] }
       // The order of the rooms list (the SQL stores' too): the one just made, then the newest `max - 1` others.
-      const evicted = [...mine].filter(([room]) => room !== name).sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(max - 1).map(([room]) => room)
+      const evicted = [...mine].filter(([room]) => room !== name && !isMember(room, uid)).sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(max - 1).map(([room]) => room)
       for (const room of evicted) mine.delete(room)
       return { created: true, evicted }
     },
@@ -178,7 +178,7 @@ export function createMemoryRoomLog(): RoomLog {
       for (const [uid, mine] of reads) {
         for (const [name, position] of mine) {
           if (pruned.length >= limit) return pruned
-          if (position.ts >= before || (rooms.get(name)?.messages.at(-1)?.ts ?? -Infinity) >= before) continue
+          if (position.ts >= before || isMember(name, uid) || (rooms.get(name)?.messages.at(-1)?.ts ?? -Infinity) >= before) continue
           mine.delete(name)
           pruned.push({ uid, room: name })
         }
