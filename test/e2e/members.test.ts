@@ -267,6 +267,32 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     await expect.poll(() => upgradeStatus(a.wsUrl(`/_ws?room=${room}`), { headers: member!.headers }), { timeout: 5000 }).toBe(101)
   })
 
+  it('speaking in a public room with a record makes a signed-in person its member (once, told on their socket); a guest never, a room without a record has none', async () => {
+    const { room } = await roomWith('public', 0)
+    const speaker = newUser()
+    const onB = await socket(b, { room }, speaker)
+    await onB.waitFor(frame => frame.type === 'presence')
+    const membersOf = async (name: string) => ((await callServer(a, { call: 'members', room: name })).body as unknown as { uid: string, role: string }[]).map(member => [member.uid, member.role])
+    expect(await membersOf(room)).not.toContainEqual([speaker.id, 'member'])
+    onB.send({ type: 'message', message: 'hello', cid: 'sp-1' })
+    await onB.waitFor(frame => frame.type === 'member' && frame.uid === speaker.id && frame.role === 'member', 'the member frame on the speaker\'s socket')
+    expect(await membersOf(room)).toContainEqual([speaker.id, 'member'])
+    onB.send({ type: 'message', message: 'again', cid: 'sp-2' })
+    await onB.waitFor(frame => frame.type === 'message' && frame.message === 'again')
+    expect(onB.frames.filter(frame => frame.type === 'member')).toHaveLength(1)
+    // A guest speaks and stays none; a room without a record gets no members.
+    const guest = await socket(a, { room, name: 'passer-by' })
+    guest.send({ type: 'message', message: 'hi', cid: 'g-1' })
+    await guest.waitFor(frame => frame.type === 'message' && frame.message === 'hi')
+    const plain = newRoom('plain')
+    const inPlain = await socket(a, { room: plain }, speaker)
+    inPlain.send({ type: 'message', message: 'plain', cid: 'p-1' })
+    await inPlain.waitFor(frame => frame.type === 'message' && frame.message === 'plain')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect((await membersOf(room)).filter(([uid]) => String(uid).startsWith('guest:'))).toEqual([])
+    expect(await membersOf(plain)).toEqual([])
+  })
+
   it('a muted member reads but cannot send, on either instance, until unmuted', async () => {
     const { room, owner, members: [member] } = await roomWith('private')
     const ownSocket = await socket(a, { room }, owner)

@@ -449,7 +449,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       if (decision.mutedUntil !== undefined) error.mutedUntil = decision.mutedUntil
       return Promise.resolve({ status: decision.status, error })
     }
-    return sendChecked(decision.moderator ? { ...input, moderator: true } : input)
+    const sent = sendChecked(decision.moderator ? { ...input, moderator: true } : input)
+    // Speaking in a public room with a record makes a signed-in person its member (docs/PROTOCOL.md, "Rooms and members").
+    if (!decision.record || decision.member || input.user.guest || input.action) return sent
+    return sent.then((result) => {
+      if (result.frame && !result.duplicate) {
+        moderation.add({ room: input.room, uid: input.user.id, role: 'member', joinedAt: Date.now() }).catch(error => logger.error('[nuxt-chat] could not store a membership', error))
+      }
+      return result
+    })
   }
 
   /** Close this instance's connections of `userId` in a room (with `code` and `reason`, else 4001); how many there were. */
