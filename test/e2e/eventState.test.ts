@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatHistoryFrame, ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { sleep } from '../utils/chaos'
-import { ChatSocket, postMessage, until } from '../utils/clients'
+import { ChatSocket, postMessage, until, untilOnOneBus } from '../utils/clients'
 import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 /**
@@ -223,7 +223,11 @@ describe('reaction bounds under same-tick sends', () => {
   /** One server on SQLite, or two PostgreSQL instances on one database over Redis. */
   const setups = {
     'sqlite': async () => [await startServer({ env: NO_LIMITS })],
-    'two PostgreSQL instances over Redis': async () => Promise.all([0, 1].map(() => startServer({ output: 'postgresql', env: { ...NO_LIMITS, NUXT_CHAT_REDIS_URL: REDIS_URL } }))),
+    'two PostgreSQL instances over Redis': async () => {
+      const started = await Promise.all([0, 1].map(() => startServer({ output: 'postgresql', env: { ...NO_LIMITS, NUXT_CHAT_REDIS_URL: REDIS_URL } })))
+      await untilOnOneBus(started[0]!, started[1]!)
+      return started
+    },
   }
 
   for (const [name, setup] of Object.entries(setups)) {

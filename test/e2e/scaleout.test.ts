@@ -132,6 +132,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     finally {
       await b.start()
     }
+    await untilOnOneBus(a, b)
     // A new member on the restarted instance shows up on the other one again.
     const dave = track(await ChatSocket.open(wsBase(b), { room, name: 'dave' }))
     await until(() => names(presenceSeen(alice)).join() === 'alice,dave', 'dave from the restarted instance', 5000)
