@@ -1,6 +1,6 @@
 /**
  * Chat connections on Nitro 2 are served on their `ws` socket without a crossws Peer
- * (src/runtime/server/utils/wsServer.ts), on Nitro 3 through crossws 0.4's peers: either way the
+ * (src/runtime/server/transport/leanServer.ts), on Nitro 3 through crossws 0.4's peers: either way the
  * same frames and close codes. An app's own WebSocket route beside the chat's stays on crossws.
  */
 import { randomUUID } from 'node:crypto'

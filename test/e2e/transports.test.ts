@@ -280,7 +280,7 @@ describe('WebSocket transport', () => {
       const metrics = await (await fetch(server.url('/_chat/metrics'))).text()
       const fast = Number(/nuxt_chat_ws_writes_total\{path="fast"\} (\d+)/.exec(metrics)?.[1])
       expect(fast).toBeGreaterThanOrEqual(3)
-      // A lost fast path is logged once per reason (wsTransport.ts); none may appear on this platform.
+      // A lost fast path is logged once per reason (src/runtime/server/transport/internals.ts); none may appear on this platform.
       expect(server.logs()).not.toContain('falls back to crossws')
     }
     finally {

@@ -3,9 +3,10 @@ import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { parseEnvOverrides } from '../../src/runtime/server/utils/envOverrides'
-import { capFramesOf } from '../../src/runtime/server/utils/wsTransport.crossws4'
 import type { Peer } from 'crossws'
-import { transportStats, writeFrame, type RawWebSocket } from '../../src/runtime/server/utils/wsTransport'
+import { capFramesOf, transportStats, type RawWebSocket } from '../../src/runtime/server/transport/internals'
+import { RoomFrame } from '../../src/runtime/server/transport/frame'
+import { PeerTransport } from '../../src/runtime/server/transport/peerTransport'
 
 describe('parseEnvOverrides (Nitro 3 leaves NUXT_CHAT_* overrides as strings)', () => {
   it('parses them as Nitro 2 did: booleans, numbers, null, JSON arrays and objects, at any depth', () => {
@@ -35,7 +36,7 @@ describe('parseEnvOverrides (Nitro 3 leaves NUXT_CHAT_* overrides as strings)', 
   })
 })
 
-describe('capFramesOf, nitroV3.ts\'s capIncomingFrames (Nitro 3 makes its crossws adapter without maxPayload)', () => {
+describe('capFramesOf, nitroV3.ts\'s transportOfPeer (Nitro 3 makes its crossws adapter without maxPayload)', () => {
   it('closes a real connection with 1009 on a frame over the cap, and takes frames up to it', async () => {
     const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
     await once(server, 'listening')
@@ -62,13 +63,14 @@ describe('capFramesOf, nitroV3.ts\'s capIncomingFrames (Nitro 3 makes its crossw
   })
 })
 
-describe('writeFrame without the raw socket (another adapter, or crossws internals moved)', () => {
+describe('a Peer\'s transport without the raw socket (another adapter, or crossws internals moved)', () => {
   it('bounds output by crossws 0.4\'s public peer.bufferedAmount, and by nothing on crossws 0.3 (which has none)', () => {
     const sent: string[] = []
     const peer04 = { send: (text: string) => sent.push(text), bufferedAmount: 123_456 }
     const peer03 = { send: (text: string) => sent.push(text) }
-    expect(writeFrame(peer04 as unknown as Peer, undefined, 'a')).toBe(123_456)
-    expect(writeFrame(peer03 as unknown as Peer, undefined, 'b')).toBe(0)
+    const frame = (text: string) => new RoomFrame(text)
+    expect(new PeerTransport(peer04 as unknown as Peer, undefined).writeFrame(frame('a'))).toBe(123_456)
+    expect(new PeerTransport(peer03 as unknown as Peer, undefined).writeFrame(frame('b'))).toBe(0)
     expect(sent).toEqual(['a', 'b'])
   })
 })

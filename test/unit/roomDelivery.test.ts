@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createRoomDelivery, messageFrame, RoomFrame, type Member } from '../../src/runtime/server/utils/roomDelivery'
+import { createRoomDelivery, messageFrame, type Member } from '../../src/runtime/server/utils/roomDelivery'
+import { RoomFrame } from '../../src/runtime/server/transport/frame'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog, StoredMessage } from '../../src/runtime/server/utils/roomLog'
 

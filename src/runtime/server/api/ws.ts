@@ -2,7 +2,7 @@
 /// <reference path="../nitro.d.ts" />
 import type { Socket } from 'node:net'
 import type { Hooks, Peer } from 'crossws'
-import { capIncomingFrames, serveChatSockets, useRuntimeConfig } from '#nuxt-chat/nitro'
+import { serveChatSockets, transportOfPeer, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, isMemberCommand, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatMemberCommand } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, refusalCode, type ChatAdmission } from '../utils/access'
@@ -10,10 +10,13 @@ import { limitRefusalFrame, limitSubjectOf, type LimitRefusal } from '../utils/c
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { headersArrived } from '../utils/incomingSockets'
 import { admitToChat, ChatLimitRefusal, retryAfterSeconds } from '../utils/httpAdmission'
-import { deliverToMember, RoomFrame } from '../utils/roomDelivery'
+import { deliverToMember } from '../utils/roomDelivery'
+import { RoomFrame } from '../transport/frame'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { sendFieldsOf } from '../utils/sendPipeline'
-import { closeConnection, nextFrameIsBinary, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, type RawWebSocket, type UpgradeSocket } from '../utils/wsTransport'
+import type { ChatSocketHandlers, ChatTransport } from '../transport/chatTransport'
+import { upgradeRefusal, upgradeSocket, type UpgradeSocket } from '../transport/internals'
+import type { PeerTransport } from '../transport/peerTransport'
 import { addToHeartbeat, handleInOrder, removeFromHeartbeat, WebSocketMember } from '../utils/wsMember'
 import { commandOf, greetConnection, handleRoomMessage, MultiRoomMember } from '../utils/wsRooms'
 import { PROTOCOL_V2 } from '../../shared/protocolV2'
@@ -31,8 +34,9 @@ const EMPTY = new RoomFrame(JSON.stringify(errorFrame('empty', 'Message is empty
 
 type ChatMessageCommand = Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>
 
-function memberOf(peer: Peer): WebSocketMember | undefined {
-  return (peer.context as { chat?: WebSocketMember }).chat
+/** The transport a crossws Peer got at `open` (its `member` is the chat's connection, when admitted). */
+function transportOf(peer: Peer): PeerTransport<WebSocketMember> | undefined {
+  return (peer.context as { chat?: PeerTransport<WebSocketMember> }).chat
 }
 
 /**
@@ -147,7 +151,7 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) rare.refusal = result.error
-    if (result.error.code === 'rate_limited' && ++rare.strikes >= ABUSE_LIMIT) closeConnection(member.peer, member.ws, 1008, 'Rate limit exceeded')
+    if (result.error.code === 'rate_limited' && ++rare.strikes >= ABUSE_LIMIT) member.close(1008, 'Rate limit exceeded')
     return
   }
   rare.strikes = 0
@@ -197,34 +201,33 @@ function upgradeRefusalOf(status: number, frame: ChatErrorFrame): Response {
  * Take an admitted connection into the chat (its room, or its rooms list). `undefined` when it was
  * not admitted or is over its address's cap: closed then.
  */
-function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefined, ws: RawWebSocket | undefined, remoteAddress: string | undefined): WebSocketMember | undefined {
+function startMember(socket: ChatTransport, context: { chatAdmission?: Admitted }, remoteAddress: string | undefined): WebSocketMember | undefined {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const admitted = context.chatAdmission
   if (!admitted) {
-    closeConnection(peer, ws, 1011, 'Not admitted')
+    socket.closeWith(1011, 'Not admitted')
     return
   }
   delete context.chatAdmission
   // Open: its `close` releases the slot from now on, so the TCP socket's listener (a closure and an event entry each) goes.
   if (admitted.socket && admitted.onSocketClose) admitted.socket.removeListener?.('close', admitted.onSocketClose)
   // The address was not visible at upgrade time: count the connection now, never skip the cap
-  // (connections whose address nobody knows share one count; wsTransport logged why, once).
+  // (connections whose address nobody knows share one count; ../transport/internals.ts logged why, once).
   const hold = admitted.hold ?? holdConnection(limitSubjectOf({ ...admitted.admission, ip: remoteAddress || UNKNOWN_ADDRESS }), config)
   if (!(hold instanceof ConnectionHold)) {
-    closeConnection(peer, ws, 1008, limitRefusalFrame(hold).message)
+    socket.closeWith(1008, limitRefusalFrame(hold).message)
     return
   }
-  capIncomingFrames(ws, config.maxPayload)
   const { admission } = admitted
   if (admission.version === 2) {
     // Version 2: the person is in; rooms come with `join` commands.
-    const connection = new MultiRoomMember(peer, ws, admission.user, admission.ip ?? remoteAddress, hold, config.maxBufferedBytes)
+    const connection = new MultiRoomMember(socket, admission.user, admission.ip ?? remoteAddress, hold, config.maxBufferedBytes)
     connection.request = admission.request
     addToHeartbeat(connection, config.heartbeat.interval)
     greetConnection(connection, config, admission.nameRefused)
     return connection
   }
-  const member = new WebSocketMember(peer, ws, admission.user, admission.ip ?? remoteAddress, admission.room, hold, config.maxBufferedBytes)
+  const member = new WebSocketMember(socket, admission.user, admission.ip ?? remoteAddress, admission.room, hold, config.maxBufferedBytes)
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
     member.request = admission.request
@@ -233,7 +236,7 @@ function startMember(context: { chatAdmission?: Admitted }, peer: Peer | undefin
       member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))
       // Not left open with no list: closed, the client's backoff tries again.
       useChatHub().unwatchRooms(member)
-      closeConnection(peer, ws, 1011, 'Rooms list unavailable')
+      member.close(1011, 'Rooms list unavailable')
     })
     return member
   }
@@ -269,16 +272,10 @@ function endMember(member: WebSocketMember) {
   else useChatHub().leave(member.room, member)
 }
 
-// Nitro 2: admitted upgrades are served on their `ws` socket, without a crossws Peer or listeners (../utils/wsServer.ts).
-serveChatSockets<WebSocketMember>({
-  open(socket, context, remoteAddress) {
-    const member = startMember(context, undefined, socket as unknown as RawWebSocket, remoteAddress)
-    if (member) transportStats.leanConnections++
-    return member
-  },
-  message(member, data, isBinary) {
-    receive(member, isBinary ? undefined : data.toString())
-  },
+/** The chat's one set of socket handlers, on every platform: the lean `ws` path calls them directly, crossws's hooks below through a Peer's transport. */
+const chatSocketHandlers: ChatSocketHandlers<WebSocketMember> = {
+  open: startMember,
+  message: receive,
   pong(member) {
     member.alive = true
   },
@@ -286,7 +283,10 @@ serveChatSockets<WebSocketMember>({
   error(error) {
     chatLogger.debug('[nuxt-chat] socket error', error)
   },
-})
+}
+
+// Nitro 2: admitted upgrades are served on their `ws` socket, without a crossws Peer or listeners (../transport/leanServer.ts).
+serveChatSockets(chatSocketHandlers)
 
 /** The chat's crossws hooks; ./wsEndpoint.ts mounts them on the route the way the app's Nitro wants. */
 export default {
@@ -329,26 +329,23 @@ export default {
   },
 
   open(peer) {
-    const context = peer.context as { chatAdmission?: Admitted, chat?: WebSocketMember }
-    releaseUpgradeRequest(peer)
-    const ws = rawWebSocket(peer)
-    const member = startMember(context, peer, ws, peer.remoteAddress)
-    if (!member) return
-    watchSocket(ws, member)
-    context.chat = member
+    const transport = transportOfPeer<WebSocketMember>(peer, (useRuntimeConfig().chat as ChatRuntimeConfig).maxPayload)
+    const context = peer.context as { chatAdmission?: Admitted, chat?: PeerTransport<WebSocketMember> }
+    context.chat = transport
+    transport.member = chatSocketHandlers.open(transport, context, peer.remoteAddress)
   },
 
   message(peer, message) {
-    const member = memberOf(peer)
-    if (member) receive(member, nextFrameIsBinary(member) ? undefined : message.text())
+    const transport = transportOf(peer)
+    if (transport?.member) chatSocketHandlers.message(transport.member, transport.nextFrameIsBinary() ? undefined : message.text())
   },
 
   close(peer) {
-    const member = memberOf(peer)
-    if (member) endMember(member)
+    const member = transportOf(peer)?.member
+    if (member) chatSocketHandlers.close(member)
   },
 
-  error(peer, error) {
-    chatLogger.debug('[nuxt-chat] socket error', error)
+  error(_peer, error) {
+    chatSocketHandlers.error(error)
   },
 } satisfies Partial<Hooks>

@@ -5,7 +5,7 @@ import { limitRefusals } from './chatLimits'
 import { incomingSocketStats } from './incomingSockets'
 import { RoomLogInputError, type RoomLog } from './roomLog'
 import type { SendInput } from './sendPipeline'
-import { transportStats } from './wsTransport'
+import { transportStats } from '../transport/internals'
 
 /** Upper bounds (seconds) of the store-latency histogram's buckets. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]

@@ -6,7 +6,8 @@ import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
 import { createPresenceQueries, usersOf } from './presenceQueries'
-import { createRoomDelivery, messageFrame, RoomFrame, type Member, type RoomDelivery } from './roomDelivery'
+import { createRoomDelivery, messageFrame, type Member, type RoomDelivery } from './roomDelivery'
+import { RoomFrame } from '../transport/frame'
 import type { ReadPosition, ReadState, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
 import { createReadState, type ReadStateHub, type RoomsWatcher } from './readState'
@@ -18,7 +19,8 @@ import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed }
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
 import { directRoomId, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
-export { RoomFrame, deliverToMember, messageFrame, type Member } from './roomDelivery'
+export { deliverToMember, messageFrame, type Member } from './roomDelivery'
+export { RoomFrame } from '../transport/frame'
 export type { SendInput, SendResult } from './sendPipeline'
 
 /** What server code gives to make a room (`useChatServer().createRoom`). */

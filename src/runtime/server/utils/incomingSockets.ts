@@ -5,7 +5,7 @@
  * Node's own bound (`server.headersTimeout`, 60 s) is checked only every 30 s and counts nothing
  * per address, so 300 sockets dripping a header line every 2 s would stay open.
  * Sockets are seen through Node's public diagnostics channels; the one field they lack (which
- * server accepted a socket) is read in ./wsTransport.ts, failing closed.
+ * server accepted a socket) is read in ../transport/internals.ts, failing closed.
  */
 import { subscribe } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
@@ -14,7 +14,7 @@ import { limitRefusalFrame, type LimitRefusal } from './chatLimits'
 import { ConnectionHold, holdHeaderless } from './connectionCaps'
 import { chatLogger } from './logger'
 import type { Server as HttpServer } from 'node:http'
-import { httpServerOf } from './wsTransport'
+import { httpServerOf } from '../transport/internals'
 
 type GateConfig = Pick<ChatRuntimeConfig, 'headersTimeout' | 'clientIpHeader' | 'maxConnectionsPerIp' | 'maxConnectionsPerUser' | 'signedInIpFactor'>
 

@@ -3,19 +3,20 @@
  * `#nuxt-chat/nitro` when the app runs Nitro 2; ./nitroV3.ts has the same exports for Nitro 3.
  */
 import { createError, defineEventHandler, getRequestHeader, type EventHandler, type H3Event } from 'h3'
-import type { Hooks } from 'crossws'
+import type { Hooks, Peer } from 'crossws'
 import type { NitroApp } from 'nitropack/types'
 import type { ChatRuntimeConfig } from '../../types'
 import type { BodyRefusal, ChatEventStream } from './httpExchange'
 import { nodeEventStream } from './nodeEventStream'
-import { memoizeWebSocketResolver, resolveWebSocketsUnderBase, type RawWebSocket } from './wsTransport'
-import { createChatWebSocketServer } from './wsServer'
+import { memoizeWebSocketResolver, resolveWebSocketsUnderBase } from '../transport/internals'
+import { createChatWebSocketServer } from '../transport/leanServer'
+import { peerTransport, type Liveness, type PeerTransport } from '../transport/peerTransport'
 
 /** The Nitro major version this file serves. */
 export const nitroMajor = 2
 
 /**
- * Give crossws's Node adapter our own `ws` server (./wsServer.ts: chat connections without a
+ * Give crossws's Node adapter our own `ws` server (../transport/leanServer.ts: chat connections without a
  * crossws Peer), capping incoming frames at `maxPayload` (the `ws` default is 100 MiB), through the
  * options Nitro 2's node-server and dev entries read right after the plugins ran; route upgrades
  * under `app.baseURL`, and resolve each path's hooks once.
@@ -34,11 +35,13 @@ export function setupWebSocketServer(nitroApp: unknown, config: ChatRuntimeConfi
 /** Nothing to do: Nitro 2 parses `NUXT_CHAT_*` overrides itself (destr). */
 export function parseEnvOverrides(_config: Record<string, unknown>): void {}
 
-/** Chat sockets are served without a crossws Peer here (./wsServer.ts). */
-export { serveChatSockets } from './wsServer'
+/** Chat sockets are served without a crossws Peer here (../transport/leanServer.ts). */
+export { serveChatSockets } from '../transport/leanServer'
 
-/** Nothing per socket: the server options above already cap every frame. */
-export function capIncomingFrames(_ws: RawWebSocket | undefined, _maxPayload: number): void {}
+/** A chat connection on a crossws Peer (an app that brought its own `ws` server): the server options above already cap every frame. */
+export function transportOfPeer<M extends Liveness>(peer: Peer, _maxPayload: number): PeerTransport<M> {
+  return peerTransport<M>(peer)
+}
 
 /** The WebSocket route: upgrades get `hooks` (h3 1 reads them from the handler's `websocket`), any other request `probe`. */
 export function defineWebSocketRoute(hooks: Partial<Hooks>, probe: (event: H3Event) => unknown): EventHandler {

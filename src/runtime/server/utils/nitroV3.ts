@@ -8,11 +8,10 @@ import { defineEventHandler, defineWebSocketHandler, HTTPError, type EventHandle
 import type { ServerResponse } from 'node:http'
 import type { BodyRefusal, ChatEventStream } from './httpExchange'
 import { nodeEventStream } from './nodeEventStream'
-import type { Hooks } from 'crossws'
+import type { Hooks, Peer } from 'crossws'
 import type { ChatRuntimeConfig } from '../../types'
-import { capFramesOf } from './wsTransport.crossws4'
-import type { RawWebSocket } from './wsTransport'
-import type { ChatSocketHandlers } from './wsServer'
+import type { ChatSocketHandlers } from '../transport/chatTransport'
+import { peerTransport, type Liveness, type PeerTransport } from '../transport/peerTransport'
 
 /** The Nitro major version this file serves. */
 export const nitroMajor = 3
@@ -20,16 +19,16 @@ export const nitroMajor = 3
 /**
  * Nitro 3's node-server entry makes its crossws adapter without options (no `maxPayload`), and
  * resolves upgrades by running the request through the whole app, base URL included: nothing to
- * set up front. Frames are capped per socket when it opens (`capIncomingFrames`).
+ * set up front. Frames are capped per socket when it opens (`transportOfPeer`).
  */
 export function setupWebSocketServer(_nitroApp: unknown, _config: ChatRuntimeConfig, _baseURL: string): void {}
 
 /** Nothing: crossws 0.4 makes its own `ws` server, so chat connections keep their crossws Peer. */
 export function serveChatSockets<M>(_handlers: ChatSocketHandlers<M>): void {}
 
-/** Cap one socket's incoming frames at `maxPayload`: a larger frame closes it with 1009 before it is buffered. */
-export function capIncomingFrames(ws: RawWebSocket | undefined, maxPayload: number): void {
-  capFramesOf(ws, maxPayload)
+/** A chat connection on its crossws 0.4 Peer, its incoming frames capped at `maxPayload` (a larger one closes it with 1009 before it is buffered). */
+export function transportOfPeer<M extends Liveness>(peer: Peer, maxPayload: number): PeerTransport<M> {
+  return peerTransport<M>(peer, maxPayload)
 }
 
 /** Nitro 3 applies `NUXT_CHAT_*` overrides as raw strings: parsed as Nitro 2 did (./envOverrides.ts). */

@@ -1,7 +1,8 @@
 import { errorFrame, type ChatErrorFrame, type ChatMessageFrame, type ChatReadFrame, type ChatRoomFrame, type ChatRoomState, type ChatRoomsFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRequestInfo } from '../../types'
 import type { ChatBus } from './bus'
-import { deliverToMember, messageFrame, RoomFrame, type Member } from './roomDelivery'
+import { deliverToMember, messageFrame, type Member } from './roomDelivery'
+import { RoomFrame } from '../transport/frame'
 import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
 import type { RoomDescription } from './roomListing'
 

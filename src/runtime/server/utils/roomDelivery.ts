@@ -1,33 +1,7 @@
 import { errorFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { eventFrame } from './roomEvents'
 import { sequenceOf, type RoomLog, type StoredMessage } from './roomLog'
-import { encodeTextFrame } from './wsTransport'
-
-/** One frame on its way to a room: serialised once, encoded once per transport on first use. */
-export class RoomFrame {
-  // Plain fields, not #private: bundlers lower those to WeakMap lookups, paid per delivery. Set in the
-  // constructor, not as class fields (lowered to helper calls V8 cannot count: out-of-object slots).
-  declare readonly text: string
-  declare readonly id: number
-  declare private wsBytes: Buffer | undefined
-  declare private sseBytes: Buffer | undefined
-  constructor(text: string, id = 0) {
-    this.text = text
-    this.id = id
-    this.wsBytes = undefined
-    this.sseBytes = undefined
-  }
-
-  /** The WebSocket frame bytes. */
-  get ws(): Buffer {
-    return this.wsBytes ??= encodeTextFrame(Buffer.from(this.text))
-  }
-
-  /** The SSE event bytes; message frames carry `id:` so EventSource resumes by itself. */
-  get sse(): Buffer {
-    return this.sseBytes ??= Buffer.from(this.id ? `id: ${this.id}\ndata: ${this.text}\n\n` : `data: ${this.text}\n\n`)
-  }
-}
+import { RoomFrame } from '../transport/frame'
 
 /** How a stored message's frame text starts (`messageFrame` puts `type` first); events start otherwise. */
 const MESSAGE_FRAME_START = '{"type":"message"'

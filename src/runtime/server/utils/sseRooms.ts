@@ -14,12 +14,10 @@ import { parseClientFrameV2 } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig } from '../../types'
 import type { ChatAdmission } from './access'
 import { limitSubjectOf } from './chatLimits'
-import { countSlowReaderDrop } from './chatMetrics'
 import { ConnectionHold, holdConnection } from './connectionCaps'
 import type { ChatEventStream } from './httpExchange'
 import { refuse, refuseLimited } from './httpAdmission'
-import { isOverBudget, queuedWritesAfter } from './outputBudget'
-import type { RoomFrame } from './roomDelivery'
+import { StreamTransport } from '../transport/streamTransport'
 import { handleInOrder } from './wsMember'
 import { commandOf, greetConnection, handleRoomMessage, MultiRoomMember } from './wsRooms'
 
@@ -31,33 +29,11 @@ export class StreamRoomsMember extends MultiRoomMember {
   declare readonly stream: ChatEventStream
   /** Its id: 144 random bits, what its POSTs name. */
   declare readonly id: string
-  declare private readonly budget: number
 
   constructor(stream: ChatEventStream, admission: ChatAdmission, hold: ConnectionHold, maxBufferedBytes: number) {
-    super(undefined, undefined, admission.user, admission.ip, hold, maxBufferedBytes)
+    super(new StreamTransport(stream), admission.user, admission.ip, hold, maxBufferedBytes)
     this.stream = stream
     this.id = randomBytes(18).toString('base64url')
-    this.budget = maxBufferedBytes
-  }
-
-  /** Every frame goes through here, so all of them count against `maxBufferedBytes`, as on a WebSocket. */
-  override write(frame: RoomFrame) {
-    const stream = this.stream
-    if (stream.closed()) return
-    // Message events keep their `id:` (the message's id in its room): the stream's Last-Event-ID is ignored on version 2.
-    stream.write(frame.sse)
-    const queued = stream.queuedBytes()
-    this.queuedWrites = queuedWritesAfter(this.queuedWrites, queued)
-    // A reader this far behind would only grow our memory: drop it; the client rejoins each room with its cursor.
-    if (isOverBudget(queued, this.queuedWrites, this.budget)) {
-      countSlowReaderDrop()
-      stream.destroy()
-    }
-  }
-
-  /** The app disconnected the person, or a sender kept hammering: the stream ends (every room on it). */
-  override close() {
-    this.stream.end()
   }
 
   /** A stream's reading cannot be paused: each POST in flight holds a connection slot instead. */

@@ -1,26 +1,23 @@
-import type { Peer } from 'crossws'
 import type { ChatErrorFrame, ChatUser } from '../../shared/protocol'
 import type { ConnectionHold } from './connectionCaps'
 import { countSlowReaderDrop } from './chatMetrics'
 import { HeartbeatSlices, heartbeatSliceCount } from './heartbeatSlices'
 import { isOverBudget, queuedWritesAfter } from './outputBudget'
-import { RoomFrame, type Member } from './roomDelivery'
+import type { Member } from './roomDelivery'
+import { RoomFrame } from '../transport/frame'
 import type { RoomsWatcher } from './readState'
 import { chatLogger } from './logger'
-import { closeConnection, pauseReading, resumeReading, writeFrame, type RawWebSocket, type SocketWatch } from './wsTransport'
+import type { ChatTransport } from '../transport/chatTransport'
 
 const SETTLED = Promise.resolve()
 // Input backpressure: past this many messages read but not yet answered, stop reading the socket.
 const MAX_WAITING = 16
 
 /**
- * What only some connections need (senders, typists, history readers, rooms lists, crossws-served
- * sockets): made on first use, so an idle connection carries one empty slot instead of a dozen fields.
+ * What only some connections need (senders, typists, history readers, rooms lists): made on first use, so an idle connection carries one empty slot instead of a dozen fields.
  */
 export class MemberRareState {
   // Set in the constructor, as on the member: in-object slots.
-  /** Made on the first frame read on a crossws-served socket. */
-  declare binaryFlags: boolean[] | undefined
   /** Rate-limit answers in a row; too many closes the connection. */
   declare strikes: number
   /** This member's messages, handled one after another (back to SETTLED once all are answered). */
@@ -41,7 +38,6 @@ export class MemberRareState {
   declare request: RoomsWatcher['request']
 
   constructor() {
-    this.binaryFlags = undefined
     this.strikes = 0
     this.chain = SETTLED
     this.answeredAll = SETTLED
@@ -57,16 +53,15 @@ export class MemberRareState {
 }
 
 /**
- * One WebSocket connection in a room: on its `ws` socket's `member` slot (Nitro 2, ../utils/wsServer.ts),
- * or in `peer.context.chat` when crossws serves it (Nitro 3). A class, not an object of
- * closures, with only what every connection uses in its own fields: idle connections are most of a chat server's memory.
+ * One WebSocket connection in a room, writing through its transport (../transport/chatTransport.ts), which holds it
+ * in its `member` slot. A class, not an object of closures, with only what every connection uses in its own fields:
+ * idle connections are most of a chat server's memory.
  */
-export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
+export class WebSocketMember implements Member, RoomsWatcher {
   // Fields are declared here and set in the constructor: class fields compile to helper calls that
   // V8 cannot count, and every one past its guess costs each connection an out-of-object slot.
-  /** The crossws Peer, when crossws serves this connection; `undefined` on a socket served directly. */
-  declare readonly peer: Peer | undefined
-  declare readonly ws: RawWebSocket | undefined
+  /** The one socket it writes to, whatever the platform serves it with. */
+  declare readonly socket: ChatTransport
   declare readonly user: ChatUser
   declare readonly ip: string | undefined
   /** `''` for a rooms list connection (a room name is never empty). */
@@ -83,9 +78,8 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
   declare slice: number
   declare private rareState: MemberRareState | undefined
 
-  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, ip: string | undefined, room: string, hold: ConnectionHold, maxBufferedBytes: number) {
-    this.peer = peer
-    this.ws = ws
+  constructor(socket: ChatTransport, user: ChatUser, ip: string | undefined, room: string, hold: ConnectionHold, maxBufferedBytes: number) {
+    this.socket = socket
     this.user = user
     this.ip = ip
     this.room = room
@@ -119,7 +113,7 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
     return this.rareState ??= new MemberRareState()
   }
 
-  // The fields other modules set through the Member, RoomsWatcher and SocketWatch interfaces, kept in the rare state.
+  // The fields other modules set through the Member and RoomsWatcher interfaces, kept in the rare state.
   get typingAt(): number | undefined {
     return this.rareState?.typingAt
   }
@@ -152,27 +146,18 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
     this.rare().request = request
   }
 
-  get binaryFlags(): boolean[] | undefined {
-    return this.rareState?.binaryFlags
-  }
-
-  set binaryFlags(flags: boolean[] | undefined) {
-    this.rare().binaryFlags = flags
-  }
-
   /** Every frame to this connection goes through here, so all of them count against `maxBufferedBytes`. */
   write(frame: RoomFrame) {
-    const { ws, peer } = this
+    const socket = this.socket
     // Already closing (e.g. dropped as a slow reader): nothing more to send, nor to warn about again.
-    if (ws && ws.readyState !== 1) return
-    const buffered = writeFrame(peer, ws, frame)
+    if (!socket.writable) return
+    const buffered = socket.writeFrame(frame)
     this.queuedWrites = queuedWritesAfter(this.queuedWrites, buffered)
     if (isOverBudget(buffered, this.queuedWrites, this.maxBufferedBytes)) {
       // A reader this far behind would only grow our memory: drop it now (a close frame would wait behind the unread output); it resumes by id.
-      chatLogger.warn(`[nuxt-chat] closing a slow reader in room "${this.room}"`)
+      chatLogger.warn(this.room ? `[nuxt-chat] closing a slow reader in room "${this.room}"` : '[nuxt-chat] closing a slow reader')
       countSlowReaderDrop()
-      if (ws) ws.terminate()
-      else closeConnection(peer, ws, 1008, 'Too slow')
+      socket.drop()
     }
   }
 
@@ -182,7 +167,7 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
 
   /** Closed by the app (`useChatServer().disconnect`: 4001) or by a membership that ended (4003), see docs/PROTOCOL.md. */
   close(code = 4001, reason = 'Disconnected by the server') {
-    closeConnection(this.peer, this.ws, code, reason)
+    this.socket.closeWith(code, reason)
   }
 
   /** One more message read; stop reading the socket while too many wait. */
@@ -191,7 +176,7 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
     if (++rare.waiting <= MAX_WAITING || rare.paused) return
     rare.paused = true
     // No way to pause this transport: refuse the flood rather than queue it.
-    if (!pauseReading(this.ws)) closeConnection(this.peer, this.ws, 1008, 'Too many messages waiting')
+    if (!this.socket.pauseReading()) this.socket.closeWith(1008, 'Too many messages waiting')
   }
 
   /** One message answered; read again once the queue is half empty. */
@@ -201,7 +186,7 @@ export class WebSocketMember implements Member, SocketWatch, RoomsWatcher {
     if (--rare.waiting === 0) rare.chain = rare.answeredAll = SETTLED
     if (rare.waiting > MAX_WAITING / 2 || !rare.paused) return
     rare.paused = false
-    resumeReading(this.ws)
+    this.socket.resumeReading()
   }
 }
 
@@ -247,13 +232,11 @@ export function removeFromHeartbeat(member: WebSocketMember) {
 
 /** One heartbeat visit: a connection silent since its last ping is dropped, else pinged again. */
 function pingOrDrop(member: WebSocketMember) {
-  const ws = member.ws
-  if (!ws) return
   // A socket we stopped reading (input backpressure) cannot have read its pong: not a sign of death.
   if (!member.alive && !member.paused) {
-    ws.terminate()
+    member.socket.drop()
     return
   }
-  member.alive = false
-  ws.ping()
+  // No protocol ping on this platform: never marked silent either.
+  if (member.socket.sendPing()) member.alive = false
 }

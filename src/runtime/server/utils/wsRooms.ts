@@ -7,7 +7,6 @@
  * `hub.join` a version 1 connection takes.
  */
 import type { Hookable } from 'hookable'
-import type { Peer } from 'crossws'
 import { useNitroApp, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
 import { parseClientFrameV2, type ChatAckFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
@@ -18,10 +17,11 @@ import type { ConnectionHold } from './connectionCaps'
 import { checkGuestName } from './names'
 import { BANNED_REASON, MEMBERSHIP_ENDED } from './hub'
 import { directRoomId } from './roomMembers'
-import { deliverToMember, RoomFrame, type Member, type Membership } from './roomDelivery'
+import { deliverToMember, type Member, type Membership } from './roomDelivery'
+import { RoomFrame } from '../transport/frame'
 import { sendFieldsOf } from './sendPipeline'
 import { chatLogger, useChatHub } from './useChatHub'
-import type { RawWebSocket } from './wsTransport'
+import type { ChatTransport } from '../transport/chatTransport'
 import { WebSocketMember } from './wsMember'
 
 // A sender who keeps hammering after being told to slow down is closed (1008), as on version 1.
@@ -92,8 +92,8 @@ export class MultiRoomMember extends WebSocketMember {
   /** It follows the user's rooms list (the `rooms` command). */
   declare listing: boolean
 
-  constructor(peer: Peer | undefined, ws: RawWebSocket | undefined, user: ChatUser, ip: string | undefined, hold: ConnectionHold, maxBufferedBytes: number) {
-    super(peer, ws, user, ip, '', hold, maxBufferedBytes)
+  constructor(socket: ChatTransport, user: ChatUser, ip: string | undefined, hold: ConnectionHold, maxBufferedBytes: number) {
+    super(socket, user, ip, '', hold, maxBufferedBytes)
     this.subscriptions = new Map()
     this.listing = false
   }

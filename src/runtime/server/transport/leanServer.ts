@@ -8,21 +8,12 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws'
-import { chatLogger } from './logger'
+import { chatLogger } from '../utils/logger'
+import type { ChatSocketHandlers, ChatTransport } from './chatTransport'
+import type { SharedFrame } from './frame'
+import { backlogOf, forgetPeerAddress, transportStats, upgradeContextOf, writeFramed } from './internals'
 
-/**
- * What serves the chat's sockets: one set of functions for all of them, called by `ChatSocket#emit`
- * with the socket's connection, so no socket carries listeners (an event table and closures each).
- */
-export interface ChatSocketHandlers<M> {
-  /** Take an admitted socket; `undefined` when it was refused (and closed). `context` is what the upgrade hook left on the request. */
-  open: (ws: ChatSocket, context: Record<string, unknown>, remoteAddress: string | undefined) => M | undefined
-  message: (member: M, data: Buffer, isBinary: boolean) => void
-  pong: (member: M) => void
-  close: (member: M) => void
-  /** Any chat socket's error, opened or refused. */
-  error: (error: Error) => void
-}
+const WS_OPEN = 1
 
 let handlers: ChatSocketHandlers<unknown> | undefined
 
@@ -31,8 +22,11 @@ export function serveChatSockets<M>(chatHandlers: ChatSocketHandlers<M>): void {
   handlers = chatHandlers as ChatSocketHandlers<unknown>
 }
 
-/** A `ws` socket with one slot for what serves it: its events go straight to the chat's handlers with `this.member`, no listener each. */
-export class ChatSocket extends WebSocket {
+/**
+ * A `ws` socket with one slot for what serves it: its events go straight to the chat's handlers with `this.member`,
+ * no listener each. It is its own `ChatTransport`: the methods live on the prototype, so a connection costs no object more.
+ */
+export class ChatSocket extends WebSocket implements ChatTransport {
   /** The chat's connection on this socket; `null` on a chat socket refused at open, `undefined` on sockets crossws serves. */
   declare member: unknown
 
@@ -51,22 +45,47 @@ export class ChatSocket extends WebSocket {
       return this.listenerCount('error') ? super.emit(event, ...args) : true
     }
     if (member !== null) {
-      if (event === 'message') handlers.message(member, args[0] as Buffer, args[1] as boolean)
+      if (event === 'message') handlers.message(member, args[1] ? undefined : String(args[0]))
       else if (event === 'pong') handlers.pong(member)
       else if (event === 'close') handlers.close(member)
     }
     // Still emitted: `ws`'s server listens for `close` (client tracking).
     return super.emit(event, ...args)
   }
-}
 
-type UpgradeRequest = IncomingMessage & { _context?: Record<string, unknown> }
+  get writable(): boolean {
+    return this.readyState === WS_OPEN
+  }
 
-/** Drop Node's cached `{ address, family, port }` (`net.Socket#_peername`); a later `remoteAddress` asks the OS again. */
-function forgetPeerAddress(socket: Duplex | undefined) {
-  const cached = socket as { _peername?: unknown } | undefined
-  // Not `delete`: that turns the socket into a dictionary-mode object, far larger than the cache.
-  if (cached?._peername) cached._peername = undefined
+  writeFrame(frame: SharedFrame): number {
+    return writeFramed(this, frame, this)
+  }
+
+  get backlog(): number {
+    return backlogOf(this)
+  }
+
+  closeWith(code: number, reason: string): void {
+    this.close(code, reason)
+  }
+
+  drop(): void {
+    this.terminate()
+  }
+
+  pauseReading(): boolean {
+    this.pause()
+    return true
+  }
+
+  resumeReading(): void {
+    this.resume()
+  }
+
+  sendPing(): boolean {
+    this.ping()
+    return true
+  }
 }
 
 function release(socket: Duplex) {
@@ -83,14 +102,15 @@ class ChatWebSocketServer extends WebSocketServer {
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event !== 'connection') return super.emit(event, ...args)
-    const [ws, req] = args as [ChatSocket, UpgradeRequest]
+    const [ws, req] = args as [ChatSocket, IncomingMessage]
     const socket = req.socket
-    const context = req._context
+    const context = upgradeContextOf(req)
     if (handlers && context?.chatAdmission) {
       try {
         // A chat socket from here on: its errors go to the chat, even when it is refused.
         ws.member = null
         ws.member = handlers.open(ws, context, socket?.remoteAddress) ?? null
+        if (ws.member) transportStats.leanConnections++
         // Reading `remoteAddress` cached an address object on the socket for its lifetime; the chat keeps the string it needs.
         forgetPeerAddress(socket)
         // The 101 response, welcome and presence list (told on the next check phase) leave in one write.

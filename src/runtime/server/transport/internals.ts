@@ -1,19 +1,24 @@
 /**
- * The one place that reaches into the transport under crossws 0.3 (the `ws` package bundled in
- * its Node adapter): frame a broadcast once and write the same bytes to every socket, measure
- * and bound each socket's unsent output, pause reading, send protocol pings, see whether a
- * frame was binary, find the client address, and answer a refused upgrade.
+ * The one file that reaches into private fields of `ws`, crossws, h3 and Node: write a broadcast's
+ * pre-framed bytes straight to a socket and measure its unsent output, find the `ws` socket behind
+ * a crossws Peer, cap its frames, find an upgrade's TCP socket and context, let go of its request,
+ * answer a refused upgrade, resolve WebSocket routes once, and see which server accepted a socket.
+ * Written against crossws 0.3 (Nuxt 4); what moved in crossws 0.4 (Nuxt 5) is reached beside it:
+ * - the upgrade request is srvx's `NodeRequest`: its TCP socket is at `runtime.node.upgrade.socket`;
+ * - `peer.bufferedAmount` is public: the output bound holds when the raw socket is out of reach;
+ * - Nitro 3 makes the adapter without options, so `maxPayload` is set per socket on `ws`'s receiver.
  *
  * Every reach checks the shape it relies on and fails CLOSED: when a field is missing or has
- * another type (another adapter, another crossws), it takes crossws's public API instead and
- * logs once why. `transportStats` counts which path was taken, so a test sees when the fast
- * path is silently lost. crossws 0.4 (Nuxt 5) has public `bufferedAmount` and drain: move there.
+ * another type (another adapter, another crossws), it takes the public API instead and logs once
+ * why. `transportStats` counts which path was taken, so a test sees when the fast path is lost.
  */
 import { Server as HttpServer, STATUS_CODES } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { consola } from 'consola'
 import type { Peer } from 'crossws'
 import type { NitroApp } from 'nitropack/types'
-import { publicBufferedAmount, srvxUpgradeSocketOf } from './wsTransport.crossws4'
+import type { SharedFrame } from './frame'
 
 /** The parts of a `ws` WebSocket we use; present on crossws's Node adapter as `peer._internal.ws`. */
 export interface RawWebSocket {
@@ -37,7 +42,7 @@ interface RawSocket {
   write: (chunk: Uint8Array) => boolean
   writableLength: number
   destroyed: boolean
-  /** How many corks hold it: one for this task's coalesced writes, more while ./wsServer.ts holds a new connection's first frames. */
+  /** How many corks hold it: one for this task's coalesced writes, more while ./leanServer.ts holds a new connection's first frames. */
   writableCorked?: number
   cork?: () => void
   uncork?: () => void
@@ -63,7 +68,7 @@ export const transportStats = {
   publicWrites: 0,
   /** Writes that left for the kernel: the fast frames a socket got in one task go out together. */
   flushes: 0,
-  /** Chat connections served on their `ws` socket without a crossws Peer (./wsServer.ts), since start. */
+  /** Chat connections served on their `ws` socket without a crossws Peer (./leanServer.ts), since start. */
   leanConnections: 0,
   /** Why a fast path was not available, once per reason. */
   fallbacks: [] as string[],
@@ -110,37 +115,6 @@ function directSocket(ws: RawWebSocket): RawSocket | undefined {
   return idle ? socket as unknown as RawSocket : undefined
 }
 
-/**
- * Encode a server-to-client WebSocket text frame (RFC 6455 §5.2: FIN, opcode 1, unmasked).
- * Built once per broadcast, then written as-is to every peer.
- */
-export function encodeTextFrame(payload: Uint8Array): Buffer {
-  const length = payload.length
-  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
-  const frame = Buffer.allocUnsafe(headerLength + length)
-  frame[0] = 0x81
-  if (length < 126) {
-    frame[1] = length
-  }
-  else if (length < 65536) {
-    frame[1] = 126
-    frame.writeUInt16BE(length, 2)
-  }
-  else {
-    frame[1] = 127
-    frame.writeUInt32BE(0, 2)
-    frame.writeUInt32BE(length, 6)
-  }
-  frame.set(payload, headerLength)
-  return frame
-}
-
-/** A frame made once and written to many peers: the JSON text and its framed bytes. */
-export interface SharedFrame {
-  readonly text: string
-  readonly ws: Buffer
-}
-
 /** Sockets corked in the current task, uncorked together once it and its promise jobs are done. */
 let corked: RawSocket[] = []
 
@@ -179,81 +153,38 @@ function writeCoalesced(socket: RawSocket, bytes: Uint8Array) {
   if (socket[kCorked] !== undefined) socket[kCorked] += bytes.length
 }
 
+/** Where a frame's text goes when its bytes cannot be written directly (`ws.send`, or crossws's `peer.send`). */
+export interface TextSink {
+  send: (text: string) => void
+}
+
 /**
- * Write a frame to one connection: pre-framed bytes to the TCP socket (coalesced per task) when `ws` has nothing of its own pending (so frames never interleave), else the text
- * through `ws.send` (a connection without a crossws Peer) or `peer.send`. Returns the bytes now waiting to go out on this connection (0 when unknown).
+ * Write a frame to a `ws` socket: pre-framed bytes to the TCP socket (coalesced per task) when `ws` has nothing of
+ * its own pending (so frames never interleave), else the text through `sink`. Returns the bytes now waiting to go out.
  */
-export function writeFrame(peer: Peer | undefined, ws: RawWebSocket | undefined, frame: SharedFrame | string): number {
-  const socket = ws && typeof frame !== 'string' ? directSocket(ws) : undefined
-  if (socket && typeof frame !== 'string') {
+export function writeFramed(ws: RawWebSocket, frame: SharedFrame, sink: TextSink): number {
+  const socket = directSocket(ws)
+  if (socket) {
     transportStats.fastWrites++
     writeCoalesced(socket, frame.ws)
   }
   else {
     transportStats.publicWrites++
-    const text = typeof frame === 'string' ? frame : frame.text
-    if (peer) peer.send(text)
-    else ws?.send(text)
+    sink.send(frame.text)
   }
-  // A socket still held since its upgrade (./wsServer.ts) has offered the kernel nothing yet: no backlog.
-  if (socket && socket.writableCorked! > (socket[kCorked] === undefined ? 0 : 1)) return 0
-  // This task's own frames are not a backlog yet: the kernel has not been offered them. They count
-  // from the next write on, for what the kernel did not take (a task's burst to a fast reader is no slow reader).
-  return ws ? ws.bufferedAmount - (socket?.[kCorked] ?? 0) : peer ? publicBufferedAmount(peer) : 0
-}
-
-/** Close a connection with a code: through its crossws Peer when it has one, else on its `ws` socket. */
-export function closeConnection(peer: Peer | undefined, ws: RawWebSocket | undefined, code: number, reason: string): void {
-  if (peer) peer.close(code, reason)
-  else ws?.close(code, reason)
-}
-
-/** Stop reading a connection (TCP backpressure); false when this transport cannot. */
-export function pauseReading(ws: RawWebSocket | undefined): boolean {
-  if (!ws) return false
-  ws.pause()
-  return true
-}
-
-/** Read a paused connection again. */
-export function resumeReading(ws: RawWebSocket | undefined): void {
-  ws?.resume()
-}
-
-/** What `watchSocket` keeps up to date for one connection. */
-export interface SocketWatch {
-  /** A pong or a message arrived since the last heartbeat round. */
-  alive: boolean
-  /** Binary flag of each data frame not yet handled, in arrival order; made on the first frame. */
-  binaryFlags: boolean[] | undefined
-}
-
-const kWatch = Symbol('nuxt-chat:watch')
-type WatchedWebSocket = RawWebSocket & { [kWatch]: SocketWatch }
-
-// Shared listeners (`this` is the socket): no closures per connection.
-function onMessageFrame(this: WatchedWebSocket, _data: unknown, isBinary: boolean) {
-  (this[kWatch].binaryFlags ??= []).push(isBinary)
-}
-function onPong(this: WatchedWebSocket) {
-  this[kWatch].alive = true
+  return backlogOf(ws)
 }
 
 /**
- * Watch a socket's liveness (protocol pongs) and the kind of each data frame (crossws 0.3
- * drops the binary flag). Frames of one TCP chunk are all parsed before the first message
- * hook runs, so the flags wait in a queue; `nextFrameIsBinary` takes them in order.
+ * The bytes waiting to go out on a `ws` socket. This task's own frames are not a backlog yet: the kernel has not
+ * been offered them. They count from the next write on, for what the kernel did not take (a task's burst to a fast
+ * reader is no slow reader). A socket still held since its upgrade (./leanServer.ts) has offered the kernel nothing: 0.
  */
-export function watchSocket(ws: RawWebSocket | undefined, watch: SocketWatch): void {
-  if (!ws) return
-  ;(ws as WatchedWebSocket)[kWatch] = watch
-  ws.prependListener('message', onMessageFrame)
-  ws.on('pong', onPong)
-}
-
-/** Was the next unhandled data frame binary? */
-export function nextFrameIsBinary(watch: SocketWatch): boolean {
-  return watch.binaryFlags?.shift() ?? false
+export function backlogOf(ws: RawWebSocket): number {
+  const socket = ws._socket as RawSocket | undefined
+  const ownBytes = isObject(socket) ? socket[kCorked] : undefined
+  if (isObject(socket) && typeof socket.writableCorked === 'number' && socket.writableCorked > (ownBytes === undefined ? 0 : 1)) return 0
+  return ws.bufferedAmount - (ownBytes ?? 0)
 }
 
 /** The TCP socket of an upgrade request (crossws 0.3 wraps Node's `IncomingMessage` as `_req`; 0.4 gets srvx's `NodeRequest`). */
@@ -429,4 +360,44 @@ export function httpServerOf(socket: object): HttpServer | undefined {
     return undefined
   }
   return server instanceof HttpServer ? server : undefined
+}
+
+/** The TCP socket of an upgrade request given as srvx's `NodeRequest` (crossws 0.4 under Nitro 3), or `undefined`. */
+function srvxUpgradeSocketOf(request: unknown): Record<string, unknown> | undefined {
+  const runtime = isObject(request) ? request.runtime : undefined
+  const node = isObject(runtime) ? runtime.node : undefined
+  if (!isObject(node)) return undefined
+  const upgrade = isObject(node.upgrade) ? node.upgrade.socket : undefined
+  const req = isObject(node.req) ? node.req.socket : undefined
+  const socket = upgrade ?? req
+  return isObject(socket) ? socket : undefined
+}
+
+/** Bytes crossws reports as not yet sent (crossws 0.4's public `peer.bufferedAmount`); 0 where the adapter has none (crossws 0.3). */
+export function publicBufferedAmount(peer: Peer): number {
+  const amount = (peer as unknown as { bufferedAmount?: unknown }).bufferedAmount
+  return typeof amount === 'number' ? amount : 0
+}
+
+/** Cap a socket's incoming frames at `maxPayload` bytes on `ws`'s receiver (its `maxPayload` option, read per frame). */
+export function capFramesOf(ws: RawWebSocket | undefined, maxPayload: number): void {
+  const receiver = ws ? (ws as unknown as { _receiver?: unknown })._receiver : undefined
+  if (isObject(receiver) && typeof receiver._maxPayload === 'number') {
+    receiver._maxPayload = maxPayload
+    return
+  }
+  fallBack('`ws._receiver._maxPayload` not found: incoming frames are capped by the adapter\'s default (100 MiB for `ws`), not `maxPayload`')
+}
+
+/** What crossws 0.3's Node adapter leaves on an upgrade request for `handleUpgrade`'s callback: the upgrade hook's context. */
+export function upgradeContextOf(req: IncomingMessage): Record<string, unknown> | undefined {
+  const context = (req as IncomingMessage & { _context?: unknown })._context
+  return isObject(context) ? context : undefined
+}
+
+/** Drop Node's cached `{ address, family, port }` (`net.Socket#_peername`); a later `remoteAddress` asks the OS again. */
+export function forgetPeerAddress(socket: Duplex | undefined): void {
+  const cached = socket as { _peername?: unknown } | undefined
+  // Not `delete`: that turns the socket into a dictionary-mode object, far larger than the cache.
+  if (cached?._peername) cached._peername = undefined
 }

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest'
 import * as wsModule from 'ws'
 import { EventEmitter, once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { closeConnection, encodeTextFrame, memoizeWebSocketResolver, nextFrameIsBinary, pauseReading, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, watchSocket, writeFrame } from '../../src/runtime/server/utils/wsTransport'
+import { encodeTextFrame, RoomFrame } from '../../src/runtime/server/transport/frame'
+import { backlogOf, memoizeWebSocketResolver, rawWebSocket, releaseUpgradeRequest, transportStats, upgradeRefusal, upgradeSocket, writeFramed } from '../../src/runtime/server/transport/internals'
+import { ChatSocket } from '../../src/runtime/server/transport/leanServer'
+import { PeerTransport } from '../../src/runtime/server/transport/peerTransport'
 
 // ws ships its frame parser but its types do not declare it.
 const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => NodeJS.EventEmitter & { write: (chunk: Buffer) => void } }
@@ -28,19 +31,19 @@ describe('encodeTextFrame', () => {
   })
 })
 
-describe('watchSocket', () => {
+describe('PeerTransport', () => {
   it('reports binary flags frame by frame, even when frames arrive together, and marks pongs', () => {
     const ws = Object.assign(new EventEmitter(), { readyState: 1, ping() {}, terminate() {} })
-    const watch = { alive: false, binaryFlags: [] as boolean[] }
-    watchSocket(ws as unknown as Parameters<typeof watchSocket>[0], watch)
+    const watch = new PeerTransport<{ alive: boolean }>({} as never, ws as never)
+    watch.member = { alive: false }
     // One TCP chunk: all three parsed before the first message hook runs.
     ws.emit('message', Buffer.from('a'), false)
     ws.emit('message', Buffer.from('b'), false)
     ws.emit('message', Buffer.from([1]), true)
     ws.emit('pong')
-    expect([nextFrameIsBinary(watch), nextFrameIsBinary(watch), nextFrameIsBinary(watch)]).toEqual([false, false, true])
-    expect(nextFrameIsBinary(watch)).toBe(false)
-    expect(watch.alive).toBe(true)
+    expect([watch.nextFrameIsBinary(), watch.nextFrameIsBinary(), watch.nextFrameIsBinary()]).toEqual([false, false, true])
+    expect(watch.nextFrameIsBinary()).toBe(false)
+    expect(watch.member.alive).toBe(true)
   })
 })
 
@@ -63,14 +66,16 @@ function fakeWebSocket(overrides: Record<string, unknown> = {}) {
   return { ws, peer, written, sent }
 }
 
-const FRAME = { text: '{"type":"pong"}', ws: encodeTextFrame(Buffer.from('{"type":"pong"}')) }
+/** The transport crossws's Peer gets when it opens. */
+const transportOf = (peer: object) => new PeerTransport(peer as never, rawWebSocket(peer as never))
+
+const FRAME = new RoomFrame('{"type":"pong"}')
 
 describe('fast path guards fail closed', () => {
   it('writes straight to the socket when ws is idle and every field is as expected', () => {
     const { peer, written, sent } = fakeWebSocket()
-    const ws = rawWebSocket(peer as never)!
     const fast = transportStats.fastWrites
-    writeFrame(peer as never, ws, FRAME)
+    transportOf(peer).writeFrame(FRAME)
     expect(written).toEqual([FRAME.ws])
     expect(sent).toEqual([])
     expect(transportStats.fastWrites).toBe(fast + 1)
@@ -84,10 +89,10 @@ describe('fast path guards fail closed', () => {
     ['`_socket.writableLength` missing', { _socket: { write() {}, destroyed: false } }],
   ])('takes peer.send and logs once when %s', (_what, overrides) => {
     const { peer, written, sent } = fakeWebSocket(overrides)
-    const ws = rawWebSocket(peer as never)!
+    const transport = transportOf(peer)
     const reasons = transportStats.fallbacks.length
-    writeFrame(peer as never, ws, FRAME)
-    writeFrame(peer as never, ws, FRAME)
+    transport.writeFrame(FRAME)
+    transport.writeFrame(FRAME)
     expect(written).toEqual([])
     expect(sent).toEqual([FRAME.text, FRAME.text])
     // One new reason at most (the same renamed field is logged once, not per write).
@@ -98,7 +103,7 @@ describe('fast path guards fail closed', () => {
   it('takes peer.send while ws is mid-frame or has its own queue', () => {
     for (const sender of [{ _state: 1, _queue: [] }, { _state: 0, _queue: [['x']] }]) {
       const { peer, written, sent } = fakeWebSocket({ _sender: sender })
-      writeFrame(peer as never, rawWebSocket(peer as never), FRAME)
+      transportOf(peer).writeFrame(FRAME)
       expect(written).toEqual([])
       expect(sent).toEqual([FRAME.text])
     }
@@ -112,10 +117,10 @@ describe('fast path guards fail closed', () => {
       send: (text: string) => sent.push(text),
       close: (code: number, reason: string) => closed.push([code, reason]),
     })
-    writeFrame(undefined, direct as never, FRAME)
+    writeFramed(direct as never, FRAME, direct)
     expect(written).toEqual([])
     expect(sent).toEqual([FRAME.text])
-    closeConnection(undefined, direct as never, 4001, 'Disconnected by the server')
+    ChatSocket.prototype.closeWith.call(direct as never, 4001, 'Disconnected by the server')
     expect(closed).toEqual([[4001, 'Disconnected by the server']])
   })
 
@@ -126,9 +131,11 @@ describe('fast path guards fail closed', () => {
     expect(transportStats.fallbacks.some(reason => reason.includes('peer._internal.ws'))).toBe(true)
     // Without it, frames still go out through crossws, and pausing reports that it cannot.
     const { peer, sent } = fakeWebSocket()
-    writeFrame(peer as never, undefined, FRAME)
+    const hidden = new PeerTransport(peer as never, undefined)
+    hidden.writeFrame(FRAME)
     expect(sent).toEqual([FRAME.text])
-    expect(pauseReading(undefined)).toBe(false)
+    expect(hidden.pauseReading()).toBe(false)
+    expect(hidden.sendPing()).toBe(false)
   })
 
   it('reports an unknown upgrade address (never a silent undefined that turns the per-address cap off)', () => {
@@ -175,7 +182,7 @@ describe('coalesced writes', () => {
       const received: string[] = []
       client.on('message', data => received.push(String(data)))
       const peer = { _internal: { ws }, send: (text: string) => ws.send(text) }
-      const raw = rawWebSocket(peer as never)!
+      const transport = transportOf(peer)
       // Count the writes that leave the socket's buffer for the kernel (one `_write`/`_writev` each).
       const socket = (ws as unknown as { _socket: Record<string, (...args: unknown[]) => unknown> })._socket
       let writes = 0
@@ -189,8 +196,9 @@ describe('coalesced writes', () => {
       const frames = Array.from({ length: 10 }, (_, i) => `{"n":${i}}`)
       const bound: number[] = []
       for (const [i, text] of frames.entries()) {
-        // Frame 5 goes through `peer.send` (a string): ws's own write lands in order.
-        bound.push(writeFrame(peer as never, raw, i === 5 ? text : { text, ws: encodeTextFrame(Buffer.from(text)) }))
+        // Frame 5 goes through `ws.send` itself: ws's own write lands in order.
+        if (i === 5) ws.send(text)
+        bound.push(i === 5 ? backlogOf(transport.ws!) : transport.writeFrame(new RoomFrame(text)))
       }
       // Only frame 5 (written by ws itself, not corked by us) can count: the others are this task's own, not a backlog yet.
       expect(bound.at(-1)).toBeLessThanOrEqual(frames[5]!.length + 2)
@@ -198,7 +206,7 @@ describe('coalesced writes', () => {
       expect(received).toEqual(frames)
       expect(writes).toBe(1)
       // The next task starts afresh: a lone frame goes out by itself.
-      writeFrame(peer as never, raw, { text: '{"n":10}', ws: encodeTextFrame(Buffer.from('{"n":10}')) })
+      transport.writeFrame(new RoomFrame('{"n":10}'))
       for (let i = 0; i < 100 && received.length < 11; i++) await new Promise(resolve => setTimeout(resolve, 10))
       expect(received.at(-1)).toBe('{"n":10}')
       expect(writes).toBe(2)
@@ -214,19 +222,18 @@ describe('a socket held since its upgrade', () => {
   it('counts no backlog while held across tasks (its first frames wait for the presence list), then counts again once released', async () => {
     const { server, client, ws } = await connectedPair()
     try {
-      const peer = { _internal: { ws }, send: (text: string) => ws.send(text) }
-      const raw = rawWebSocket(peer as never)!
+      const transport = transportOf({ _internal: { ws }, send: (text: string) => ws.send(text) })
       const socket = (ws as unknown as { _socket: { cork: () => void, uncork: () => void } })._socket
-      const frame = (n: number) => ({ text: `{"n":${n}}`, ws: encodeTextFrame(Buffer.from(`{"n":${n}}`)) })
-      // Held as ./wsServer.ts holds a new chat connection, then written to over two tasks.
+      const frame = (n: number) => new RoomFrame(`{"n":${n}}`)
+      // Held as leanServer.ts holds a new chat connection, then written to over two tasks.
       socket.cork()
-      expect(writeFrame(peer as never, raw, frame(0))).toBe(0)
+      expect(transport.writeFrame(frame(0))).toBe(0)
       await new Promise(resolve => setImmediate(resolve))
-      expect(writeFrame(peer as never, raw, frame(1))).toBe(0)
+      expect(transport.writeFrame(frame(1))).toBe(0)
       socket.uncork()
       await new Promise(resolve => setImmediate(resolve))
       // Released and flushed: only this task's own frame waits, which is no backlog.
-      expect(writeFrame(peer as never, raw, frame(2))).toBe(0)
+      expect(transport.writeFrame(frame(2))).toBe(0)
     }
     finally {
       client.terminate()

@@ -1,5 +1,5 @@
 /**
- * The chat's own `ws` server (src/runtime/server/utils/wsServer.ts) with a real HTTP server and
+ * The chat's own `ws` server (src/runtime/server/transport/leanServer.ts) with a real HTTP server and
  * client: a socket is held (corked) from its 101 until the chat's first frames are written, so
  * every way out of opening must let it go.
  */
@@ -7,7 +7,9 @@ import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { afterEach, expect, it, vi } from 'vitest'
-import { createChatWebSocketServer, serveChatSockets, type ChatSocket, type ChatSocketHandlers } from '../../src/runtime/server/utils/wsServer'
+import type { ChatSocketHandlers } from '../../src/runtime/server/transport/chatTransport'
+import { createChatWebSocketServer, serveChatSockets, type ChatSocket } from '../../src/runtime/server/transport/leanServer'
+import { RoomFrame } from '../../src/runtime/server/transport/frame'
 import { chatLogger } from '../../src/runtime/server/utils/logger'
 
 const servers: { close: () => void }[] = []
@@ -51,8 +53,8 @@ function outcome(url: string): Promise<string> {
 }
 
 it('a chat socket opened without trouble gets its 101 and the frames written while it was held', async () => {
-  serveChatSockets(opening((ws) => {
-    ws.send('welcome')
+  serveChatSockets(opening((transport) => {
+    transport.writeFrame(new RoomFrame('welcome'))
     return {}
   }))
   const ws = new WebSocket(await chatServer())
@@ -79,12 +81,12 @@ it('a chat socket\'s events reach the handlers with its connection, and the sock
     closed = resolve
   })
   serveChatSockets<typeof member>({
-    open(ws) {
-      served = ws
-      ws.send('welcome')
+    open(transport) {
+      served = transport as ChatSocket
+      transport.writeFrame(new RoomFrame('welcome'))
       return member
     },
-    message: (m, data, isBinary) => seen.push(`${m.name} message ${String(data)} ${isBinary}`),
+    message: (m, text) => seen.push(`${m.name} message ${text}`),
     pong: m => seen.push(`${m.name} pong`),
     close(m) {
       seen.push(`${m.name} close`)
@@ -97,19 +99,20 @@ it('a chat socket\'s events reach the handlers with its connection, and the sock
   // (`close` has one: `ws`'s server tracking its clients.)
   expect(['message', 'pong', 'close', 'error'].map(event => served!.listenerCount(event))).toEqual([0, 0, 1, 0])
   ws.send('hello')
+  ws.send(Buffer.from([1]), { binary: true })
   ws.pong()
-  await vi.waitFor(() => expect(seen).toEqual(['m message hello false', 'm pong']))
+  await vi.waitFor(() => expect(seen).toEqual(['m message hello', 'm message undefined', 'm pong']))
   ws.close()
   await ended
-  expect(seen).toEqual(['m message hello false', 'm pong', 'm close'])
+  expect(seen).toEqual(['m message hello', 'm message undefined', 'm pong', 'm close'])
 })
 
 it('an error on a chat socket refused at open goes to the error handler, not thrown for want of a listener', async () => {
   const errors: Error[] = []
   let refused: ChatSocket | undefined
   serveChatSockets({
-    ...opening((ws) => {
-      refused = ws
+    ...opening((transport) => {
+      refused = transport as ChatSocket
       return undefined
     }),
     error: error => errors.push(error),
