@@ -150,6 +150,27 @@ export interface ChatIdentifyContext {
   dm?: string
   /** Set by the hook: who this peer is (a signed-in user). When set, `?name=` is ignored; when not, the peer is a guest. */
   user?: ChatUser
+  /**
+   * Set by the hook: what `chat:join` needs to know of this person (roles, teams), kept with the
+   * connection and given to every `chat:join` of it; never sent to any client.
+   */
+  data?: Record<string, unknown>
+}
+
+/**
+ * Context of the `chat:join` hook: `user` (already identified, once per connection) enters `room`,
+ * on any protocol version and carrier, and before a rooms list shows the room. Set `allow = false`
+ * or `reject` (or throw `createError({ statusCode: 401 | 403 })`) to keep them out: the join is
+ * refused (`forbidden`, or the thrown status) and the connection stays. Per-room rules go here.
+ */
+export interface ChatJoinContext {
+  room: string
+  user: ChatUser
+  /** What `chat:identify` set as `ctx.data` for this connection (or request). */
+  data?: Record<string, unknown>
+  /** Starts true; the room's own policy (members, bans, private rooms) still applies after. */
+  allow: boolean
+  reject?: string
 }
 
 /**
@@ -235,6 +256,7 @@ export interface ChatRoomActionContext {
 /** Typed Nitro runtime hooks of nuxt-chat. */
 export interface ChatRuntimeHooks {
   'chat:identify': (context: ChatIdentifyContext) => void | Promise<void>
+  'chat:join': (context: ChatJoinContext) => void | Promise<void>
   'chat:message': (context: ChatMessageContext) => void | Promise<void>
   'chat:action': (context: ChatActionContext) => void | Promise<void>
   'chat:stored': (context: ChatStoredContext) => void | Promise<void>

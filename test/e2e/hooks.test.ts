@@ -1,12 +1,12 @@
 /**
- * The app hooks, with real cookies and sockets: `chat:identify` (who a peer is, who may enter)
- * and `chat:message` (refuse or rewrite). The hooks live in the fixture's Nitro plugin
+ * The app hooks, with real cookies and sockets: `chat:identify` (who a peer is), `chat:join` (who
+ * may enter a room) and `chat:message` (refuse or rewrite). The hooks live in the fixture's Nitro plugin
  * test/fixtures/basic/server/plugins/testHooks.ts (which also shows the nuxt-auth-utils way).
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { ChatSocket, ChatStream, postMessage, presenceSeen, until } from '../utils/clients'
+import { ChatSocket, ChatSocketV2, ChatStream, ChatStreamV2, postMessage, presenceSeen, until } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 let server: TestServer
@@ -136,6 +136,57 @@ describe('chat:identify', () => {
     // Presence never showed a refused peer.
     expect(presenceSeen(inside)).toEqual([{ id: 'u-alice', name: 'Alice' }])
     await inside.close()
+  })
+})
+
+describe('chat:join', () => {
+  it('on version 2, identify runs once per connection and the join hook once per room; its refusal answers that room only', async () => {
+    const user = `user-count-${randomUUID().slice(0, 8)}`
+    const socket = await ChatSocketV2.openV2(ws, {}, { headers: { cookie: `session=${user}` } })
+    const rooms = [uniqueRoom(), uniqueRoom(), uniqueRoom(), uniqueRoom()]
+    for (const room of rooms) expect(await socket.join(room)).toMatchObject({ type: 'caught_up', room })
+    // Refused by the hook, by `reject` and by a thrown 403; the connection and its rooms stay.
+    expect(await socket.join(uniqueRoom('closed'))).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'closed for the night' })
+    const bobs = await ChatSocketV2.openV2(ws, {}, { headers: bob })
+    expect(await bobs.join(uniqueRoom('private'))).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'Not for Bob' })
+    const guest = await ChatSocketV2.openV2(ws)
+    expect(await guest.join(uniqueRoom('private'))).toMatchObject({ type: 'join_refused', code: 'unauthorized', message: 'Sign in first' })
+    socket.send({ type: 'message', room: rooms[0], message: 'still here', cid: 'c1' })
+    await socket.waitFor(frame => frame.type === 'message' && frame.room === rooms[0])
+    const calls = await (await fetch(`${http}/_test/hook-calls?user=${user}`)).json()
+    expect(calls).toEqual({ identify: 1, join: 5 })
+    await Promise.all([socket.close(), bobs.close(), guest.close()])
+  })
+
+  it('refuses a version 1 upgrade, SSE stream and POST to a room the hook closes, with its reason', async () => {
+    const room = uniqueRoom('closed')
+    const upgrade = await tryUpgrade(room, alice)
+    expect(upgrade).toMatchObject({ status: 403, opened: false })
+    expect(upgrade.body).toContain('closed for the night')
+    const response = await fetch(`${http}/api/sse?room=${room}`, { headers: alice })
+    expect(response.status).toBe(403)
+    expect(await response.json()).toMatchObject({ code: 'forbidden', message: 'closed for the night' })
+    expect((await postMessage(http, 'knock', { room }, alice)).status).toBe(403)
+  })
+
+  it('sees what identify set as ctx.data for the connection, on both versions; no client ever gets it', async () => {
+    const red = { cookie: `session=user-red-${randomUUID().slice(0, 8)}` }
+    const room = uniqueRoom('red')
+    const socket = await ChatSocketV2.openV2(ws, {}, { headers: red })
+    expect(await socket.join(room)).toMatchObject({ type: 'caught_up', room })
+    const other = await ChatSocketV2.openV2(ws, {}, { headers: alice })
+    expect(await other.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'Not allowed in this room' })
+    expect((await tryUpgrade(room, alice)).status).toBe(403)
+    expect((await tryUpgrade(room, red)).status).toBe(101)
+    expect(JSON.stringify(socket.frames)).not.toContain('"team"')
+    await Promise.all([socket.close(), other.close()])
+  })
+
+  it('refuses the join on a version 2 SSE stream too', async () => {
+    const stream = await ChatStreamV2.openV2(http, {}, alice)
+    expect(await stream.join(uniqueRoom('closed'))).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'closed for the night' })
+    expect(await stream.join(uniqueRoom())).toMatchObject({ type: 'caught_up' })
+    await stream.close()
   })
 })
 

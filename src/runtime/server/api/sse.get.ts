@@ -75,6 +75,7 @@ export default defineEventHandler(async (event) => {
     user: admission.user,
     sender: admission.sender,
     request: admission.request,
+    data: admission.data,
     ip: admission.ip,
     write(frame: RoomFrame) {
       if (stream.closed()) return

@@ -221,8 +221,7 @@ function startMember(socket: ChatTransport, context: { chatAdmission?: Admitted 
   const { admission } = admitted
   if (admission.version === 2) {
     // Version 2: the person is in; rooms come with `join` commands.
-    const connection = new MultiRoomMember(socket, admission.user, admission.ip ?? remoteAddress, hold, config.maxBufferedBytes)
-    connection.request = admission.request
+    const connection = new MultiRoomMember(socket, admission.user, admission.ip ?? remoteAddress, hold, config.maxBufferedBytes, admission.data)
     addToHeartbeat(connection, config.heartbeat.interval)
     greetConnection(connection, config, admission.nameRefused)
     return connection
@@ -231,6 +230,7 @@ function startMember(socket: ChatTransport, context: { chatAdmission?: Admitted 
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
     member.request = admission.request
+    member.data = admission.data
     useChatHub().watchRooms(member, limitSubjectOf(member)).catch((error) => {
       chatLogger.error('[nuxt-chat] could not read a rooms list', error)
       member.send(errorFrame('unavailable', 'Your rooms could not be read; reconnect later'))

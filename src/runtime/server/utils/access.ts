@@ -1,7 +1,7 @@
 import { createHash, randomFillSync } from 'node:crypto'
 import type { Hookable } from 'hookable'
 import { DEFAULT_ROOM, isValidRoom, parseCursor, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
-import type { ChatIdentifyContext, ChatRequestInfo, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
+import type { ChatIdentifyContext, ChatJoinContext, ChatRequestInfo, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { chatLogger } from './logger'
 import { checkGuestName, normalizeName } from './names'
 import { directRoomId, memberIdProblem } from './roomMembers'
@@ -24,8 +24,10 @@ export interface ChatAdmission {
    * a request a page of the app (or of `allowedOrigins`) made (see `requestSource`).
    */
   createsReadPosition: boolean
-  /** A rooms list's (or a version 2 connection's) request, as `chat:identify` saw it: it is asked again for each room the list shows (or joins). */
+  /** A version 1 rooms list's request, as `chat:identify` saw it: it is asked again for each room the list shows. */
   request?: ChatRequestInfo
+  /** What `chat:identify` set as `ctx.data`: given to every `chat:join` of this connection. */
+  data?: Record<string, unknown>
   /** `?dm=`: the other person of the direct room `room` (made at admission if it is not there yet). */
   directWith?: string
   /** A version 2 connection (docs/PROTOCOL.md, "Version 2"): in no room until it joins one. */
@@ -232,15 +234,18 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   if (key !== null && !GUEST_KEY.test(key)) throw new ChatRefusal(400, 'Invalid guest key: 22-64 characters from [A-Za-z0-9_-]')
   const since = parseCursor(request.headers.get('last-event-id') ?? query.get('since'))
   const wish = query.get('name')
-  const user = await identify({ request, room, name: normalizeName(wish), ...(dm !== null ? { dm } : {}) }, hooks)
+  const identifying: ChatIdentifyContext = { request, room, name: normalizeName(wish), ...(dm !== null ? { dm } : {}) }
+  const user = await identify(identifying, hooks)
+  const data = identifying.data && typeof identifying.data === 'object' ? { data: identifying.data } : {}
   if (dm !== null) {
     if (!user) throw new ChatRefusal(401, 'Sign in to open a direct room: guests have none')
     if (user.id === dm) throw new ChatRefusal(400, 'A direct room needs two different users')
     room = directRoomId(user.id, dm)
-    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, directWith: dm }
+    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, directWith: dm, ...data }
   }
   if (version === 2) {
-    const admitted: ChatAdmission = { room, user: user ?? { id: '', name: '' }, sender: '', ip: request.ip, createsReadPosition, request: keptRequest(request), version }
+    // Identified once for the connection: each room's admission is the `chat:join` hook's and the room's own, so no request is kept.
+    const admitted: ChatAdmission = { room, user: user ?? { id: '', name: '' }, sender: '', ip: request.ip, createsReadPosition, version, ...data }
     if (!user) {
       // A guest's name is checked against each room's signed-in names as it joins (not known here).
       const id = guestId(key ?? undefined)
@@ -252,13 +257,13 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
     return admitted
   }
   if (user) {
-    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, ...(rooms ? { rooms: true as const, request: keptRequest(request) } : {}) }
+    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, ...data, ...(rooms ? { rooms: true as const, request: keptRequest(request) } : {}) }
   }
   if (rooms) throw new ChatRefusal(401, 'Sign in to follow your rooms: guests have no read state')
   const id = guestId(key ?? undefined)
   const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], await signedInNames(room)) : undefined
   const guest: ChatUser = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }
-  const admission: ChatAdmission = { room, user: guest, sender: id, since, ip: request.ip, createsReadPosition: false }
+  const admission: ChatAdmission = { room, user: guest, sender: id, since, ip: request.ip, createsReadPosition: false, ...data }
   if (checked && 'refused' in checked) admission.nameRefused = checked.refused
   return admission
 }
@@ -266,6 +271,29 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
 /** A copy of a request that outlives it (a rooms list asks the hook with it later): its own headers. */
 function keptRequest(request: ChatRequestInfo): ChatRequestInfo {
   return { url: request.url, headers: new Headers(request.headers), ip: request.ip }
+}
+
+/** An HTTP error a hook threw, as a refusal; anything else it threw is a bug in the hook, rethrown (the caller logs it and answers 500, without its text). */
+function hookRefusal(error: unknown): ChatRefusal {
+  const { statusCode, statusMessage, message } = error as { statusCode?: number, statusMessage?: string, message?: string }
+  if (!statusCode || statusCode < 400 || statusCode > 599) throw error
+  return new ChatRefusal(statusCode, statusMessage || message || 'Not allowed')
+}
+
+/**
+ * Run the app's `chat:join` hook for `user` entering `room`: throws `ChatRefusal` for the HTTP
+ * error the hook threw, and 403 when it set `allow = false` or `reject`.
+ */
+export async function askToJoin(room: string, user: ChatUser, hooks: Hookable<ChatRuntimeHooks>, data?: Record<string, unknown>): Promise<void> {
+  const context: ChatJoinContext = { room, user, allow: true }
+  if (data) context.data = data
+  try {
+    await hooks.callHook('chat:join', context)
+  }
+  catch (error) {
+    throw hookRefusal(error)
+  }
+  if (context.reject !== undefined || !context.allow) throw new ChatRefusal(403, context.reject ? String(context.reject) : 'Not allowed in this room')
 }
 
 /**
@@ -277,10 +305,7 @@ export async function identify(context: ChatIdentifyContext, hooks: Hookable<Cha
     await hooks.callHook('chat:identify', context)
   }
   catch (error) {
-    const { statusCode, statusMessage, message } = error as { statusCode?: number, statusMessage?: string, message?: string }
-    // Anything but an HTTP error is a bug in the hook: the caller logs it and answers 500, without its text.
-    if (!statusCode || statusCode < 400 || statusCode > 599) throw error
-    throw new ChatRefusal(statusCode, statusMessage || message || 'Not allowed')
+    throw hookRefusal(error)
   }
   const identified = context.user && (typeof context.user.id === 'string' || typeof context.user.id === 'number') && String(context.user.id)
   return identified ? { id: identified, name: normalizeName(context.user!.name) ?? identified } : undefined

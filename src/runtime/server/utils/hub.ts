@@ -13,7 +13,7 @@ import { createListAdmission } from './listAdmission'
 import { createReadState, type ReadStateHub, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
-import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
+import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
@@ -213,10 +213,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     logger,
     membersOf: name => rooms.get(name)?.delivery.members,
     maxReadPositions: config.maxReadPositions,
-    // A list without its request (none in practice) shows nothing it cannot ask about.
     admitListed(watcher, room) {
-      if (!watcher.request) return false
-      const listed = listAdmission.admitted(watcher.request, watcher.user, room)
+      const listed = listAdmission.admitted(watcher, room)
       const decided = access.decide(room, watcher.user, 'read')
       // Both known at once (the usual case): no promise, so live entries stay in order.
       if (typeof listed === 'boolean' && !(decided instanceof Promise)) return listed && decided.allowed
@@ -728,6 +726,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
         }
         await directRoom(admission.user.id, admission.directWith)
       }
+      await askToJoin(admission.room, admission.user, hooks, admission.data)
       const decision = await access.decide(admission.room, admission.user, 'read')
       if (!decision.allowed) throw new ChatRefusal(decision.status, decision.message)
       if (decision.unchecked) recheckLater(admission.room)

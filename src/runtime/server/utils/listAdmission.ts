@@ -1,7 +1,7 @@
 import type { Hookable } from 'hookable'
-import type { ChatUser } from '../../shared/protocol'
-import type { ChatRequestInfo, ChatRuntimeHooks } from '../../types'
-import { ChatRefusal, identify } from './access'
+import type { ChatRuntimeHooks } from '../../types'
+import type { RoomsWatcher } from './readState'
+import { askToJoin, ChatRefusal, identify } from './access'
 
 /** How long the app's answer for one user and room holds for rooms lists (ms): a refusal shows within this. */
 export const LIST_ADMISSION_TTL = 3000
@@ -16,9 +16,10 @@ export interface ListAdmissionOptions {
 }
 
 /**
- * Rooms lists ask the app again, through `chat:identify` (with `room` set and the list's own
- * request), before they show or stream anything of a room: the user may have been barred since
- * they joined it. One answer per user and room serves every list for `LIST_ADMISSION_TTL`.
+ * Rooms lists ask the app again, through `chat:join` (and on a version 1 list also `chat:identify`,
+ * with `room` set and the list's own request), before they show or stream anything of a room: the
+ * user may have been barred since they joined it. One answer per user and room serves every list
+ * for `LIST_ADMISSION_TTL`.
  */
 export function createListAdmission({ hooks, logger, now = Date.now }: ListAdmissionOptions) {
   /** `user id \n room` → until when, and whether the app let the user in. */
@@ -26,14 +27,15 @@ export function createListAdmission({ hooks, logger, now = Date.now }: ListAdmis
   /** Questions to the hook under way, so a burst of events asks once. */
   const asking = new Map<string, Promise<boolean>>()
 
-  async function ask(key: string, request: ChatRequestInfo, user: ChatUser, room: string): Promise<boolean> {
+  async function ask(key: string, { request, user, data }: RoomsWatcher, room: string): Promise<boolean> {
     let admitted: boolean
     try {
       // The same user again: a hook that names nobody (a guest) or someone else does not let this user in.
-      admitted = (await identify({ request, room }, hooks))?.id === user.id
+      admitted = !request || (await identify({ request, room }, hooks))?.id === user.id
+      if (admitted) await askToJoin(room, user, hooks, data)
     }
     catch (error) {
-      if (!(error instanceof ChatRefusal)) logger.error('[nuxt-chat] the chat:identify hook failed for a rooms list', error)
+      if (!(error instanceof ChatRefusal)) logger.error('[nuxt-chat] the app\'s hook failed for a rooms list', error)
       admitted = false
     }
     if (answers.size >= MAX_LIST_ADMISSIONS) answers.delete(answers.keys().next().value!)
@@ -44,16 +46,16 @@ export function createListAdmission({ hooks, logger, now = Date.now }: ListAdmis
 
   return {
     /**
-     * May `user`'s rooms list (made by `request`) show `room`? A boolean at once while the last
-     * answer holds, else a promise of the hook's new one.
+     * May `user`'s rooms list (made by `request` on version 1) show `room`? A boolean at once while
+     * the last answer holds, else a promise of the hooks' new one.
      */
-    admitted(request: ChatRequestInfo, user: ChatUser, room: string): boolean | Promise<boolean> {
-      const key = `${user.id}\n${room}`
+    admitted(watcher: RoomsWatcher, room: string): boolean | Promise<boolean> {
+      const key = `${watcher.user.id}\n${room}`
       const answer = answers.get(key)
       if (answer && answer.until > now()) return answer.admitted
       let pending = asking.get(key)
       if (!pending) {
-        asking.set(key, pending = ask(key, request, user, room).finally(() => asking.delete(key)))
+        asking.set(key, pending = ask(key, watcher, room).finally(() => asking.delete(key)))
       }
       return pending
     },

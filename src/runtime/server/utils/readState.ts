@@ -20,8 +20,10 @@ export interface RoomsWatcher {
   entries?: Map<string, ChatRoomState>
   /** While the first list is read: rooms that changed meanwhile, read again once it is sent. */
   loading?: Set<string>
-  /** The request that opened the list: `chat:identify` is asked with it again for each room (see `admitListed`). */
+  /** The request that opened a version 1 list: `chat:identify` is asked with it again for each room (see `admitListed`). */
   request?: ChatRequestInfo
+  /** What `chat:identify` set as `ctx.data`: `chat:join` is asked with it for each room. */
+  data?: Record<string, unknown>
 }
 
 export interface ReadStateOptions {

@@ -31,7 +31,7 @@ export class StreamRoomsMember extends MultiRoomMember {
   declare readonly id: string
 
   constructor(stream: ChatEventStream, admission: ChatAdmission, hold: ConnectionHold, maxBufferedBytes: number) {
-    super(new StreamTransport(stream), admission.user, admission.ip, hold, maxBufferedBytes)
+    super(new StreamTransport(stream), admission.user, admission.ip, hold, maxBufferedBytes, admission.data)
     this.stream = stream
     this.id = randomBytes(18).toString('base64url')
   }
@@ -62,7 +62,6 @@ export function openRoomsStream(event: H3Event, admission: ChatAdmission, config
   const stream = openEventStream(event, STREAM_HEADERS)
   stream.write(`retry: ${config.sse.retry}\n\n`)
   const connection = new StreamRoomsMember(stream, admission, hold, config.maxBufferedBytes)
-  connection.request = admission.request
   streams.set(connection.id, connection)
   const keepAlive = setInterval(() => stream.write(': ping\n\n'), config.sse.keepAlive)
   stream.onClose(() => {

@@ -36,6 +36,7 @@ export class MemberRareState {
   declare entries: RoomsWatcher['entries']
   declare loading: RoomsWatcher['loading']
   declare request: RoomsWatcher['request']
+  declare data: RoomsWatcher['data']
 
   constructor() {
     this.strikes = 0
@@ -49,6 +50,7 @@ export class MemberRareState {
     this.entries = undefined
     this.loading = undefined
     this.request = undefined
+    this.data = undefined
   }
 }
 
@@ -144,6 +146,15 @@ export class WebSocketMember implements Member, RoomsWatcher {
 
   set request(request: RoomsWatcher['request']) {
     this.rare().request = request
+  }
+
+  get data(): RoomsWatcher['data'] {
+    return this.rareState?.data
+  }
+
+  set data(data: RoomsWatcher['data']) {
+    // Most connections have none: no rare state made for an undefined.
+    if (data !== undefined || this.rareState) this.rare().data = data
   }
 
   /** Every frame to this connection goes through here, so all of them count against `maxBufferedBytes`. */

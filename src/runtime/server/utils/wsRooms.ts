@@ -6,12 +6,11 @@
  * joins is a `RoomSubscription`, the `Member` the hub's rooms hold, joined through the same
  * `hub.join` a version 1 connection takes.
  */
-import type { Hookable } from 'hookable'
-import { useNitroApp, useRuntimeConfig } from '#nuxt-chat/nitro'
+import { useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
 import { parseClientFrameV2, type ChatAckFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
-import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { ChatRefusal, identify, refusalCode } from './access'
+import type { ChatRuntimeConfig } from '../../types'
+import { ChatRefusal, refusalCode } from './access'
 import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
 import type { ConnectionHold } from './connectionCaps'
 import { checkGuestName } from './names'
@@ -91,11 +90,12 @@ export class MultiRoomMember extends WebSocketMember {
   declare readonly subscriptions: Map<string, RoomSubscription>
   /** It follows the user's rooms list (the `rooms` command). */
   declare listing: boolean
-
-  constructor(socket: ChatTransport, user: ChatUser, ip: string | undefined, hold: ConnectionHold, maxBufferedBytes: number) {
+  constructor(socket: ChatTransport, user: ChatUser, ip: string | undefined, hold: ConnectionHold, maxBufferedBytes: number, data?: Record<string, unknown>) {
     super(socket, user, ip, '', hold, maxBufferedBytes)
     this.subscriptions = new Map()
     this.listing = false
+    // What `chat:identify` set as `ctx.data`, given to each room's `chat:join` (kept in the rare state: most apps set none).
+    this.data = data
   }
 
   /** In no room itself; a rooms list only after the `rooms` command. */
@@ -263,25 +263,13 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
 
 /** Why this connection's person may not join `room`, if they may not. */
 async function roomRefusal(connection: MultiRoomMember, room: string, config: ChatRuntimeConfig, directWith?: string): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
-  const request = connection.request
-  if (!request) return { code: 'forbidden', message: 'Not allowed in this room' }
-  const hooks = useNitroApp().hooks as unknown as Hookable<ChatRuntimeHooks>
-  try {
-    const named = await identify({ request, room }, hooks)
-    // The same person in this room: a guest stays a guest, a signed-in user stays who they are.
-    if (connection.user.guest ? named : named?.id !== connection.user.id) return { code: 'forbidden', message: 'Not allowed in this room' }
-  }
-  catch (error) {
-    if (!(error instanceof ChatRefusal)) throw error
-    return { code: refusalCode(error.status), message: error.message }
-  }
   if (connection.user.guest) {
     const checked = checkGuestName(connection.user.name, config.reservedNames ?? [], await useChatHub().signedInNames(room))
     if ('refused' in checked) return { code: 'name_refused', message: checked.refused }
   }
   try {
-    // The room's own admission (members, bans, private rooms; docs/PROTOCOL.md, "Admission"), as for a version 1 upgrade.
-    await useChatHub().admitToRoom({ room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false, ...(directWith === undefined ? {} : { directWith }) })
+    // The app's `chat:join` hook, then the room's own admission (members, bans, private rooms; docs/PROTOCOL.md, "Admission"), as for a version 1 upgrade.
+    await useChatHub().admitToRoom({ room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false, ...(connection.data && { data: connection.data }), ...(directWith === undefined ? {} : { directWith }) })
   }
   catch (error) {
     if (!(error instanceof ChatRefusal)) throw error
