@@ -1,6 +1,6 @@
 import { shallowRef, type ShallowRef } from 'vue'
 import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, type ChatErrorFrame, type ChatHistoryFrame, type ChatMemberRole, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
-import type { ChatJoinRefusalCode } from '../shared/protocolV2'
+import type { ChatJoinRefusalCode, ChatSeenFrame } from '../shared/protocolV2'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
 import { membershipFrom } from './membership'
@@ -105,6 +105,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   const hasMore = shallowRef(true)
   /** Messages from others above this user's read position (signed-in users; 0 for guests). */
   const unread = shallowRef(0)
+  /** In a small room (DMs included) on version 2: each member's read position, as the server last told (docs/PROTOCOL.md, "Seen by"). */
+  const readBy = shallowRef<Readonly<Record<string, number>>>({})
 
   const reconnect = options.autoReconnect === false ? undefined : { retries: Infinity, delay: 500, maxDelay: 10_000, ...(options.autoReconnect === true ? {} : options.autoReconnect) }
   const log = createMessageLog<T>(options.maxMessages, () => me.value?.id)
@@ -189,7 +191,14 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
 
   // ---- frames in ----
 
-  function handleFrame(frame: ChatServerFrame, outOfOrder = false) {
+  function handleFrame(frame: ChatServerFrame | ChatSeenFrame, outOfOrder = false) {
+    if (frame.type === 'seen') {
+      // Positions only move forward: a live frame may pass the join's snapshot.
+      const next = { ...readBy.value }
+      for (const [uid, read] of Object.entries(frame.seen)) next[uid] = Math.max(next[uid] ?? 0, read)
+      readBy.value = next
+      return
+    }
     // The welcome names `me` below; its membership is the newcomer's whoever it is.
     const membership = membershipFrom(frame, me.value?.id)
     if (membership) {
@@ -496,6 +505,11 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     status,
     hasMore,
     unread,
+    readBy,
+    /** Who else has read message `id` (member ids; small rooms and DMs on version 2, else none). */
+    seenBy(id: number): string[] {
+      return Object.entries(readBy.value).filter(([uid, read]) => read >= id && uid !== me.value?.id).map(([uid]) => uid)
+    },
     /**
      * Mark the room read up to `id` (default: the newest id this client holds), for this user
      * on every device. Signed-in users only: false for a guest (nothing is stored for guests)

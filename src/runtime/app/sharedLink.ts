@@ -8,7 +8,7 @@
  * version 1 per-room links instead, and so does every later link to it from this tab.
  */
 import type { ChatServerFrame, ChatSystemFrame } from '../shared/protocol'
-import type { ChatJoinRefusalCode, ChatServerFrameV2 } from '../shared/protocolV2'
+import type { ChatJoinRefusalCode, ChatSeenFrame, ChatServerFrameV2 } from '../shared/protocolV2'
 import { parseFrame, sendCommand, type ChatLink, type ChatLinkEvents, type ChatLinkTargets } from './transport'
 
 // A room switch leaves one room and joins another at once: the connection stays up this long with no room.
@@ -311,7 +311,7 @@ class SharedConnection {
     return undefined
   }
 
-  deliver(subscriber: Subscriber | undefined, frame: ChatServerFrame) {
+  deliver(subscriber: Subscriber | undefined, frame: ChatServerFrame | ChatSeenFrame) {
     if (!subscriber) return
     // The rooms list opens with its first list.
     if (subscriber.room === undefined && !subscriber.opened && frame.type === 'rooms') {

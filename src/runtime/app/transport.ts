@@ -1,5 +1,5 @@
 import { errorFrame, type ChatServerFrame } from '../shared/protocol'
-import type { ChatJoinRefusalCode } from '../shared/protocolV2'
+import type { ChatJoinRefusalCode, ChatSeenFrame } from '../shared/protocolV2'
 import type { OutgoingAction } from './outbox'
 
 /** What a link reports to the connection that owns it. */
@@ -7,7 +7,8 @@ export interface ChatLinkEvents {
   /** The link is up: writes may go. */
   opened: () => void
   /** A frame from the server; `outOfOrder`: an answer outside the room's order (a POST's reply), never a cursor. */
-  frame: (frame: ChatServerFrame, outOfOrder?: boolean) => void
+  /** A room's frame (version 2's `seen` only on the shared connection). */
+  frame: (frame: ChatServerFrame | ChatSeenFrame, outOfOrder?: boolean) => void
   /** The link is gone; `beforeOpen`: it never opened, so the server may have refused it; `refused`: the server said why (a `join_refused`'s code). */
   dropped: (beforeOpen: boolean, refused?: ChatJoinRefusalCode) => void
 }

@@ -64,7 +64,15 @@ export interface ChatAckFrame {
 }
 
 /** Frames only version 2 sends (the rest are version 1's, with `room`, and `ref` where answered). */
-export type ChatServerFrameV2 = ChatHelloFrame | ChatJoinedFrame | ChatCaughtUpFrame | ChatJoinRefusedFrame | ChatLeftFrame | ChatAckFrame
+/** Who of a small room's members has read up to where (docs/PROTOCOL.md, "Seen by"): all of them after a join, one as they read. */
+export interface ChatSeenFrame {
+  type: 'seen'
+  room: string
+  /** Member id → the id up to which they have read (0: nothing yet). */
+  seen: Record<string, number>
+}
+
+export type ChatServerFrameV2 = ChatHelloFrame | ChatJoinedFrame | ChatCaughtUpFrame | ChatJoinRefusedFrame | ChatLeftFrame | ChatAckFrame | ChatSeenFrame
 
 type RoomCommand<C> = C & { room: string, ref?: string }
 

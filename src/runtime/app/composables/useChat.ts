@@ -99,6 +99,13 @@ export interface UseChatReturn<T = unknown> {
    * device of this user. Only moves forward. False for a guest (guests have no read state).
    */
   markRead: (id?: number) => boolean
+  /**
+   * In a direct room or a room of at most 50 members (on the tab's shared connection): each
+   * member's read position by id, kept current live. Empty elsewhere.
+   */
+  readBy: ComputedRef<Readonly<Record<string, number>>>
+  /** The ids of the other members who have read message `id` ("Seen by"; see `readBy`). */
+  seenBy: (id: number) => string[]
 }
 
 interface SharedConnection {
@@ -136,7 +143,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
   // Hydration: the first client render must match the server's (nothing connected), so live values show after mount.
   const live = shallowRef(!(getCurrentInstance() && tryUseNuxtApp()?.isHydrating))
   if (!live.value) onMounted(() => live.value = true)
-  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'role' | 'mutedUntil' | 'hasMore' | 'unread'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
+  const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'role' | 'mutedUntil' | 'hasMore' | 'unread' | 'readBy'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
     computed(() => live.value && current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
   const result: UseChatReturn<T> = {
     messages: pick('messages', []),
@@ -161,6 +168,8 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     react: (id, emoji) => current.value?.react(id, emoji) ?? false,
     unread: pick('unread', 0),
     markRead: id => current.value?.markRead(id) ?? false,
+    readBy: pick('readBy', {}),
+    seenBy: id => live.value ? current.value?.seenBy(id) ?? [] : [],
   }
   if (typeof window === 'undefined') return result
 

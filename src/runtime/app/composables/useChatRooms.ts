@@ -97,7 +97,7 @@ function createRoomsConnection(transport: ChatTransport) {
         state.attempts = 0
         status.value = 'OPEN'
       },
-      frame: frame => state.link === link && handle(frame),
+      frame: frame => state.link === link && frame.type !== 'seen' && handle(frame),
       dropped(beforeOpen) {
         if (state.link !== link) return
         state.link = undefined

@@ -62,6 +62,8 @@ interface Room {
   toldAt: number
   /** Until the other instances answered who is here (a room new to this instance): its first batch waits. */
   heard?: Promise<void>
+  /** Its members as of the last version 2 join, when it is small enough for "Seen by" (docs/PROTOCOL.md). */
+  seenMembers?: Set<string>
 }
 
 /**
@@ -106,6 +108,8 @@ const PRESENCE_WINDOW = 50
 /** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
 const PRESENCE_WINDOW_FROM = 10
 const RECOVERY_RECHECK = 1000
+/** Rooms of at most this many members tell who has read what (docs/PROTOCOL.md, "Seen by"). */
+export const SEEN_BY_MAX_MEMBERS = 50
 
 /**
  * The chat hub: the room index of this instance, wiring ordered delivery, presence, the send
@@ -135,6 +139,8 @@ export interface ChatHub {
    * `?dm=` request, then asks `access`; throws `ChatRefusal` (403 `forbidden`, 503) when refused.
    */
   admitToRoom: (admission: ChatAdmission) => Promise<void>
+  /** The `seen` frame of a small room's members' read positions, for a version 2 join; undefined in a room without members or with too many. */
+  seenFrame: (room: string) => Promise<RoomFrame | undefined>
   /** Run a moderation command in `room` as `actor` (absent: the app's server code), counted against `subject`'s messages. */
   moderate: (room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject) => Promise<ModerationResult>
   /** Make (or find) the direct room of two users; both are its members. */
@@ -213,6 +219,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     logger,
     membersOf: name => rooms.get(name)?.delivery.members,
     maxReadPositions: config.maxReadPositions,
+    tellsSeen: (room, uid) => rooms.get(room)?.seenMembers?.has(uid) ?? false,
     admitListed(watcher, room) {
       const listed = listAdmission.admitted(watcher, room)
       const decided = access.decide(room, watcher.user, 'read')
@@ -716,6 +723,20 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     leave,
     send,
     access: (room: string, user: ChatUser, need: RoomNeed) => access.decide(room, user, need),
+    async seenFrame(name: string): Promise<RoomFrame | undefined> {
+      let positions: Map<string, number> | undefined
+      try {
+        // A room without a record has no members (its record is cached since the join's admission): no store read.
+        positions = await access.record(name) ? await store.memberReads(name, SEEN_BY_MAX_MEMBERS) : undefined
+      }
+      catch (error) {
+        // "Seen by" is a nicety: a store failure here never fails the join.
+        logger.error('[nuxt-chat] could not read who has read what', error)
+      }
+      const room = rooms.get(name)
+      if (room) room.seenMembers = positions && new Set(positions.keys())
+      return positions && new RoomFrame(JSON.stringify({ type: 'seen', room: name, seen: Object.fromEntries(positions) }))
+    },
     async admitToRoom(admission: ChatAdmission): Promise<void> {
       if (admission.rooms) return
       if (admission.directWith !== undefined) {

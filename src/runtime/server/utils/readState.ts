@@ -39,6 +39,8 @@ export interface ReadStateOptions {
    * boolean when known at once. Absent: every room the user is in.
    */
   admitListed?: (watcher: RoomsWatcher, room: string) => boolean | Promise<boolean>
+  /** Is `uid` a member of `room` whom the room's connections are told reads of ("Seen by")? @default never */
+  tellsSeen?: (room: string, uid: string) => boolean
   /** May this member's user get a first read position (a new room for them)? The refusal frame to tell it when not. @default always */
   allowNewPosition?: (member: Member) => ChatErrorFrame | undefined
   /** May a connection's `read` command reach the store now (folded ones never ask)? The refusal when not. @default always */
@@ -84,7 +86,7 @@ function roomState(state: ReadState, description: RoomDescription): ChatRoomStat
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, allowNewPosition, allowStoredRead, describe = async () => ({}) }: ReadStateOptions) {
+export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, tellsSeen = () => false, allowNewPosition, allowStoredRead, describe = async () => ({}) }: ReadStateOptions) {
   /** A user's read state in a room with what a list shows of the room; undefined without a position. */
   const listedState = async (room: string, uid: string) => {
     const [state, description] = await Promise.all([store.readState(room, uid, true), describe(room, uid)])
@@ -220,10 +222,14 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     }
   }
 
-  /** A user's position moved (here or on another instance): their connections in the room, and their rooms lists here. */
+  /** A user's position moved (here or on another instance): their connections in the room (the others', in a small room, `seen`), and their rooms lists here. */
   function moved(frame: ChatReadFrame, text: string) {
     const out = new RoomFrame(text)
-    for (const member of membersOf(frame.room) ?? []) if (member.user.id === frame.uid) deliverToMember(member, out)
+    const seen = tellsSeen(frame.room, frame.uid) ? new RoomFrame(JSON.stringify({ type: 'seen', room: frame.room, seen: { [frame.uid]: frame.read } })) : undefined
+    for (const member of membersOf(frame.room) ?? []) {
+      if (member.user.id === frame.uid) deliverToMember(member, out)
+      else if (seen && member.seesReads) deliverToMember(member, seen)
+    }
     for (const watcher of watchersOfUser.get(frame.uid) ?? []) {
       // Read just now: the most recently read entry, the last one a full list drops.
       const entry = watcher.entries?.get(frame.room)

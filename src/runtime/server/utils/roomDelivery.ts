@@ -29,6 +29,8 @@ export interface Member {
   typingAt?: number
   /** End the connection (`useChatServer().disconnect`). */
   close?: (code?: number, reason?: string) => void
+  /** It is told who has read what (`seen` frames: version 2 only, docs/PROTOCOL.md "Seen by"). */
+  readonly seesReads?: boolean
   /** The frame that opens its join, with the person's membership of the room; absent: the seed's `welcome` (a version 2 subscription's is `joined`). */
   greeting?: (room: string, membership: Membership) => RoomFrame
 }

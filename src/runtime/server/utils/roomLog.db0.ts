@@ -471,6 +471,12 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       if (last) state.last = toMessage(room, last)
       return state
     },
+    async memberReads(room, limit) {
+      // From the members (primary key room, uid) to each one's position (primary key uid, room): two index seeks per member.
+      const rows = await query<{ uid: string, id: number | string | null }[]>('all', 'SELECT m.uid, r.id FROM chat_members m LEFT JOIN chat_reads r ON r.uid = m.uid AND r.room = m.room WHERE m.room = ? AND m.banned = 0 LIMIT ?', room, limit + 1)
+      if (!rows.length || rows.length > limit) return undefined
+      return new Map(rows.map(row => [row.uid, Number(row.id ?? 0)]))
+    },
     async readRooms(uid, limit) {
       return (await query<{ room: string }[]>('all', 'SELECT room FROM chat_reads WHERE uid = ? ORDER BY ts DESC, room LIMIT ?', uid, limit)).map(row => row.room)
     },

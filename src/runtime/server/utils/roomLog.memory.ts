@@ -204,6 +204,11 @@ export function createMemoryRoomLog(): RoomLog {
       if (last) state.last = last
       return state
     },
+    async memberReads(name, limit) {
+      const members = (await directory.members(name, undefined, Number.MAX_SAFE_INTEGER)).filter(member => !member.banned)
+      if (!members.length || members.length > limit) return undefined
+      return new Map(members.map(({ uid }) => [uid, reads.get(uid)?.get(name)?.id ?? 0]))
+    },
     async readRooms(uid, limit) {
       return [...reads.get(uid) ?? []].sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(0, limit).map(([name]) => name)
     },

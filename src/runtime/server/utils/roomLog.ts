@@ -141,6 +141,8 @@ export interface RoomLog extends RoomDirectory {
   readState: (room: string, uid: string, withLast?: boolean) => Promise<ReadState | undefined>
   /** Rooms where `uid` has a read position, most recently moved first, at most `limit`. */
   readRooms: (uid: string, limit: number) => Promise<string[]>
+  /** The read position of each of `room`'s members (not banned; 0: none); undefined when it has none or more than `limit` ("Seen by"). */
+  memberReads: (room: string, limit: number) => Promise<Map<string, number> | undefined>
   /** Up to `limit` room names after `after`, in name order (all rooms, a page at a time). */
   rooms: (after: string | undefined, limit: number) => Promise<string[]>
   close: () => Promise<void>

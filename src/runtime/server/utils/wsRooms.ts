@@ -72,6 +72,11 @@ export class RoomSubscription implements Member {
     if (!this.ended) this.connection.write(frame)
   }
 
+  /** Version 2 is told who has read what in small rooms. */
+  get seesReads(): boolean {
+    return true
+  }
+
   /** Version 2 opens a join with `joined`, not the seed's welcome. */
   greeting(room: string, membership: Membership): RoomFrame {
     const frame: ChatJoinedFrame = { type: 'joined', room, me: this.user, ...membership }
@@ -245,6 +250,9 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
     if (subscription.ended || connection.subscriptions.get(room) !== subscription) return
     if (refusal) return refuse(refusal.code, refusal.message)
     await hub.join(room, subscription, since, undefined, true)
+    if (subscription.ended) return
+    const seen = await hub.seenFrame(room)
+    if (seen) subscription.write(seen)
     if (subscription.ended) return
     const caughtUp: ChatCaughtUpFrame = { type: 'caught_up', room }
     if (ref) caughtUp.ref = ref
