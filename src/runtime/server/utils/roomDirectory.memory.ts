@@ -1,7 +1,12 @@
 import type { RoomDirectory, RoomMember, RoomRecord } from './roomMembers'
 
 /** Rooms' records and members in process memory (the memory room log's part of `RoomDirectory`). */
-export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void, isMember: (room: string, uid: string) => boolean } {
+export function createMemoryRoomDirectory(): RoomDirectory & {
+  clear: () => void
+  isKept: (room: string, uid: string) => boolean
+  dropPlainMember: (room: string, uid: string) => void
+  memberOf: (uid: string) => RoomMember[]
+} {
   const records = new Map<string, RoomRecord>()
   /** room → uid → membership. */
   const members = new Map<string, Map<string, RoomMember>>()
@@ -54,10 +59,19 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
     async userNames(uids) {
       return new Map(uids.flatMap(uid => names.has(uid) ? [[uid, names.get(uid)!] as const] : []))
     },
-    /** A membership, not a ban (at once: the memory log's position rules ask it in a loop). */
-    isMember(room, uid) {
+    /** A membership the position cap and retention never take: a role above `member`, or a private room's. */
+    isKept(room, uid) {
       const member = members.get(room)?.get(uid)
-      return member !== undefined && !member.banned
+      return member !== undefined && !member.banned && (member.role !== 'member' || records.get(room)?.visibility === 'private')
+    },
+    /** A plain membership goes with its position (cap, retention); a ban stays. */
+    dropPlainMember(room, uid) {
+      const member = members.get(room)?.get(uid)
+      if (member && !member.banned && member.role === 'member') members.get(room)!.delete(uid)
+    },
+    /** Every membership of a person (a scan: the memory store is for tests and throwaway rooms). */
+    memberOf(uid) {
+      return [...members.values()].flatMap(room => room.get(uid) ?? []).filter(member => !member.banned)
     },
     clear() {
       records.clear()
