@@ -136,9 +136,14 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
         next = { ...subject, role: role! }
         break
     }
-    await ensureRecord(room)
-    if (next) await store.saveMember(next)
-    else await store.deleteMember(room, uid)
+    // A row that stays needs a record to count; a membership deleted needs none (leaving a room without one).
+    if (next) {
+      await ensureRecord(room)
+      await store.saveMember(next)
+    }
+    else {
+      await store.deleteMember(room, uid)
+    }
     const frame = memberFrame(room, uid, next, removed)
     changed(frame)
     if (next && !next.banned && (!subject || subject.banned)) added(room, uid)
