@@ -330,8 +330,9 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     const v1 = await socket(a, { room: plain }, member)
     await v1.waitFor(frame => frame.type === 'presence')
     v1.send({ type: 'remove', user: member!.id })
-    expect(await v1.waitFor(frame => frame.type === 'member')).toEqual({ type: 'member', room: plain, uid: member!.id, removed: true })
+    // Its own connection to the room ends like every other of theirs (the answer goes down with it).
     await until(() => v1.closed, 'the socket closed')
+    expect(v1.closed).toEqual({ code: 4003, reason: 'Removed from the room' })
     await listOnA.waitFor(frame => frame.type === 'room' && frame.room === plain && frame.removed === true, 'the plain room dropped from the list')
     expect(await onB.join(room)).toMatchObject({ type: 'caught_up', room })
   })
@@ -470,19 +471,24 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     expect(plainSocket.closed).toEqual({ code: 4003, reason: 'Removed from the room' })
   })
 
-  it('a public room made private closes the non-members\' connections on both instances; members stay', async () => {
+  it('a public room made private keeps those who joined it (its members now) and closes the others\' connections on both instances: a guest, a person forgotten since', async () => {
     const { room, owner, members: [member] } = await roomWith('public')
-    const outsider = newUser()
+    const [joiner, outsider] = [newUser(), newUser()]
     const outsiderOnA = await socket(a, { room }, outsider)
     const outsiderOnB = await socket(b, { room }, outsider)
     const memberOnB = await socket(b, { room }, member)
+    const joinerOnA = await socket(a, { room }, joiner)
     const guest = await socket(a, { room })
-    await Promise.all([outsiderOnA, outsiderOnB, memberOnB, guest].map(reader => reader.waitFor(frame => frame.type === 'presence')))
+    await Promise.all([outsiderOnA, outsiderOnB, memberOnB, joinerOnA, guest].map(reader => reader.waitFor(frame => frame.type === 'presence')))
+    // Joining made the joiner and the outsider members; the app forgets the outsider (the connections stay).
+    await until(async () => ((await callServer(a, { call: 'members', room })).body as unknown as { uid: string }[]).some(entry => entry.uid === outsider.id), 'the outsider a member by joining')
+    expect((await callServer(a, { call: 'forget', room, userId: outsider.id })).status).toBe(200)
     expect((await callServer(b, { call: 'updateRoom', room, fields: { visibility: 'private', topic: 'members only now' } })).body).toMatchObject({ id: room, visibility: 'private', topic: 'members only now', createdBy: owner.id })
     await until(() => outsiderOnA.closed && outsiderOnB.closed && guest.closed, 'the non-members closed', 5000)
     for (const reader of [outsiderOnA, outsiderOnB, guest]) expect(reader.closed).toEqual({ code: 4003, reason: 'Not allowed in this room' })
     await new Promise(resolve => setTimeout(resolve, 300))
     expect(memberOnB.closed).toBeUndefined()
+    expect(joinerOnA.closed).toBeUndefined()
   })
 
   it('the chat:action hook can refuse a moderation command the roles allow', async () => {

@@ -273,7 +273,8 @@ describe('read state, two PostgreSQL instances on Redis', () => {
     expect(await listWs.waitFor(frame => frame.type === 'error', 'the refusal')).toMatchObject({ code: 'not_found' })
     expect(await postMessage(httpBase(b), { type: 'read' }, { room: barred }, gina.headers)).toMatchObject({ status: 404, json: { type: 'error', code: 'not_found' } })
     expect((await callServer(b, { call: 'markRead', room: barred, userId: gina.id })).body).toEqual({})
-    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(barred)).toEqual({ n: '0' })
+    // Hers is gone (Frank's, who spoke there, stays).
+    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ? AND uid = ?').get(barred, gina.id)).toEqual({ n: '0' })
 
     // disconnect takes the room off her open lists as well (on the other instance too); her position stays.
     expect((await callServer(b, { call: 'disconnect', room: kept, userId: gina.id })).status).toBe(200)
@@ -281,7 +282,7 @@ describe('read state, two PostgreSQL instances on Redis', () => {
     await postMessage(httpBase(a), { message: 'after disconnect' }, { room: kept }, frank.headers)
     await sleep(200)
     for (const list of [listWs, listSse]) expect(JSON.stringify(list.frames)).not.toContain('after disconnect')
-    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(kept)).toEqual({ n: '1' })
+    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ? AND uid = ?').get(kept, gina.id)).toEqual({ n: '1' })
   })
 
   for (const transport of ['ws', 'sse'] as const) {
