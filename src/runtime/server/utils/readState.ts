@@ -309,7 +309,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         const { created, evicted } = createsPosition ? await store.joinRead(room, member.user.id, maxReadPositions) : NOT_JOINED
         dropEvicted(evicted, member.user.id)
         // Choosing to join a room makes its member (before the position is told: lists only show members' rooms).
-        if (created) await joinedFirst?.(room, member.user.id)
+        if (created) await joinedFirst?.(room, member.user.id).catch(error => logger.error('[nuxt-chat] could not store a membership', error))
         const state = await store.readState(room, member.user.id)
         if (!state) return
         const text = JSON.stringify(readFrame(member.user.id, state))

@@ -10,6 +10,8 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
   const records = new Map<string, RoomRecord>()
   /** room → uid → membership. */
   const members = new Map<string, Map<string, RoomMember>>()
+  /** uid → the rooms they have a row in (a list is one person's memberships). */
+  const roomsOf = new Map<string, Set<string>>()
   /** uid → name as last seen. */
   const names = new Map<string, string>()
   // Copies in and out: a caller changing what it got must not change the store.
@@ -18,6 +20,15 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
     let room = members.get(member.room)
     if (!room) members.set(member.room, room = new Map())
     room.set(member.uid, { ...member })
+    let mine = roomsOf.get(member.uid)
+    if (!mine) roomsOf.set(member.uid, mine = new Set())
+    mine.add(member.room)
+  }
+  const remove = (room: string, uid: string) => {
+    const mine = roomsOf.get(uid)
+    mine?.delete(room)
+    if (!mine?.size) roomsOf.delete(uid)
+    return members.get(room)?.delete(uid) ?? false
   }
   return {
     async roomRecord(room) {
@@ -51,7 +62,7 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
       return true
     },
     async deleteMember(room, uid) {
-      return members.get(room)?.delete(uid) ?? false
+      return remove(room, uid)
     },
     async saveUserName(uid, name) {
       names.set(uid, name)
@@ -67,15 +78,16 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
     /** A plain membership goes with its position (cap, retention); a ban stays. */
     dropPlainMember(room, uid) {
       const member = members.get(room)?.get(uid)
-      if (member && !member.banned && member.role === 'member') members.get(room)!.delete(uid)
+      if (member && !member.banned && member.role === 'member') remove(room, uid)
     },
-    /** Every membership of a person (a scan: the memory store is for tests and throwaway rooms). */
+    /** Every membership of a person (not a ban), copied. */
     memberOf(uid) {
-      return [...members.values()].flatMap(room => room.get(uid) ?? []).filter(member => !member.banned)
+      return [...roomsOf.get(uid) ?? []].flatMap(room => members.get(room)?.get(uid) ?? []).filter(member => !member.banned).map(member => ({ ...member }))
     },
     clear() {
       records.clear()
       members.clear()
+      roomsOf.clear()
       names.clear()
     },
   }
