@@ -264,6 +264,23 @@ describe('chat hub delivery', () => {
     await hub.join('r', again, undefined)
     await settle()
     expect(again.frames.find(frame => frame.type === 'read')).toMatchObject({ room: 'r', read: 0 })
+    // Neither join chose to join the room: no membership, so on no rooms list.
+    expect(await store.memberRooms('plain', 10)).toEqual([])
+  })
+
+  it('a join from the app\'s own page is choosing to join: a plain membership (told as the `member` frame) in a room without a record; a guest\'s makes none', async () => {
+    const { hub, store } = setup()
+    const joiner = testMember('joiner')
+    await hub.join('r', joiner, undefined, undefined, true)
+    await settle()
+    expect(await store.member('r', 'joiner')).toMatchObject({ role: 'member' })
+    expect(await store.memberRooms('joiner', 10)).toEqual(['r'])
+    expect(joiner.frames.find(frame => frame.type === 'member')).toEqual({ type: 'member', room: 'r', uid: 'joiner', role: 'member' })
+    const guest = testMember('guest:AAAAAAAAAAAAAAAAAAAAAA')
+    guest.user.guest = true
+    await hub.join('r', guest, undefined, undefined, true)
+    await settle()
+    expect(await store.member('r', guest.user.id)).toBeUndefined()
   })
 
   it('tells a big room of joins at most once per 50 ms: newcomers of later turns wait and are told together', async () => {

@@ -652,10 +652,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     }
     if (event.kind === 'read') readState.heard(event.frame)
     else if (event.kind === 'forget' || event.kind === 'disconnect') readState.unlistHere(event.room, event.uid)
-    // A position forgotten or evicted may have taken its membership along.
-    if (event.kind === 'forget') access.forget(event.room, event.uid)
     else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
     else if (event.kind === 'sync') readState.resync(event.room)
+    // A position forgotten or evicted may have taken its membership along.
+    if (event.kind === 'forget') access.forget(event.room, event.uid)
     const room = rooms.get(event.room)
     // Asked about a room with nobody here: say so, so the asker need not wait out the bound.
     if (!room && event.kind === 'presence?') bus.publish({ kind: 'presence', room: event.room, frame: '[]' })
