@@ -267,30 +267,74 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     await expect.poll(() => upgradeStatus(a.wsUrl(`/_ws?room=${room}`), { headers: member!.headers }), { timeout: 5000 }).toBe(101)
   })
 
-  it('speaking in a public room with a record makes a signed-in person its member (once, told on their socket); a guest never, a room without a record has none', async () => {
+  it('speaking in a public room, with a record or without (every version 1 room), makes a signed-in person its member once: the room joins their lists on both instances; a guest never', async () => {
     const { room } = await roomWith('public', 0)
+    const plain = newRoom('plain')
     const speaker = newUser()
-    const onB = await socket(b, { room }, speaker)
-    await onB.waitFor(frame => frame.type === 'presence')
     const membersOf = async (name: string) => ((await callServer(a, { call: 'members', room: name })).body as unknown as { uid: string, role: string }[]).map(member => [member.uid, member.role])
-    expect(await membersOf(room)).not.toContainEqual([speaker.id, 'member'])
-    onB.send({ type: 'message', message: 'hello', cid: 'sp-1' })
-    await onB.waitFor(frame => frame.type === 'member' && frame.uid === speaker.id && frame.role === 'member', 'the member frame on the speaker\'s socket')
-    expect(await membersOf(room)).toContainEqual([speaker.id, 'member'])
-    onB.send({ type: 'message', message: 'again', cid: 'sp-2' })
-    await onB.waitFor(frame => frame.type === 'message' && frame.message === 'again')
-    expect(onB.frames.filter(frame => frame.type === 'member')).toHaveLength(1)
-    // A guest speaks and stays none; a room without a record gets no members.
-    const guest = await socket(a, { room, name: 'passer-by' })
+    // Their lists: version 1's on A, version 2's on B.
+    const listOnA = await socket(a, { rooms: '' }, speaker)
+    await listOnA.waitFor(frame => frame.type === 'rooms')
+    const listOnB = track(await ChatSocketV2.openV2(wsBase(b), {}, { headers: speaker.headers }))
+    listOnB.send({ type: 'rooms' })
+    await listOnB.waitFor(frame => frame.type === 'rooms')
+    const listed = (list: ChatSocket | ChatSocketV2, name: string) => list.frames.some(frame => frame.type === 'room' && frame.room === name && !frame.removed)
+    for (const name of [room, plain]) {
+      expect(await membersOf(name)).not.toContainEqual([speaker.id, 'member'])
+      // A POST: no connection in the room, nothing joined; the message alone makes the membership.
+      expect((await postMessage(httpBase(a), { message: 'hello', cid: `sp-${name}` }, { room: name }, speaker.headers)).status).toBe(200)
+      await until(() => listed(listOnA, name) && listed(listOnB, name), `${name} on both lists`, 5000)
+      expect(await membersOf(name)).toContainEqual([speaker.id, 'member'])
+      expect(listOnB.frames.findLast(frame => frame.type === 'room' && frame.room === name)).toMatchObject({ read: 1, unread: 0, last: { message: 'hello', uid: speaker.id } })
+    }
+    // The room with a record shows the role; the one without shows none of a record's fields.
+    expect(listOnA.frames.findLast(frame => frame.type === 'room' && frame.room === room)).toMatchObject({ role: 'member', kind: 'room' })
+    expect(listOnA.frames.findLast(frame => frame.type === 'room' && frame.room === plain)).not.toHaveProperty('role')
+    // Once: more messages make no second membership.
+    const speakerSocket = await socket(b, { room }, speaker)
+    await speakerSocket.waitFor(frame => frame.type === 'presence')
+    speakerSocket.send({ type: 'message', message: 'again', cid: 'sp-again' })
+    await speakerSocket.waitFor(frame => frame.type === 'message' && frame.message === 'again')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(speakerSocket.frames.filter(frame => frame.type === 'member')).toEqual([])
+    // A guest speaks and stays none.
+    const guest = await socket(a, { room: plain, name: 'passer-by' })
     guest.send({ type: 'message', message: 'hi', cid: 'g-1' })
     await guest.waitFor(frame => frame.type === 'message' && frame.message === 'hi')
-    const plain = newRoom('plain')
-    const inPlain = await socket(a, { room: plain }, speaker)
-    inPlain.send({ type: 'message', message: 'plain', cid: 'p-1' })
-    await inPlain.waitFor(frame => frame.type === 'message' && frame.message === 'plain')
     await new Promise(resolve => setTimeout(resolve, 200))
-    expect((await membersOf(room)).filter(([uid]) => String(uid).startsWith('guest:'))).toEqual([])
-    expect(await membersOf(plain)).toEqual([])
+    expect((await membersOf(plain)).filter(([uid]) => String(uid).startsWith('guest:'))).toEqual([])
+    expect(await membersOf(plain)).toEqual([[speaker.id, 'member']])
+  })
+
+  it('a member leaves a room for good with `remove` of themselves (version 2 and 1): their subscriptions end, their lists on both instances drop it, a `leave` alone keeps it', async () => {
+    const { room, members: [member] } = await roomWith('public', 1)
+    const plain = newRoom('plain')
+    const listOnA = await socket(a, { rooms: '' }, member)
+    await listOnA.waitFor(frame => frame.type === 'rooms')
+    const onB = track(await ChatSocketV2.openV2(wsBase(b), {}, { headers: member!.headers }))
+    for (const name of [room, plain]) expect(await onB.join(name)).toMatchObject({ type: 'caught_up', room: name })
+    const listed = (name: string) => listOnA.frames.some(frame => (frame.type === 'rooms' && (frame.rooms as unknown as { room: string }[]).some(entry => entry.room === name)) || (frame.type === 'room' && frame.room === name && !frame.removed))
+    await until(() => listed(room) && listed(plain), 'both rooms on the list')
+    // A version 2 `leave` is no more than an unsubscription: the room stays on the list.
+    onB.send({ type: 'leave', room: plain, ref: 'l-1' })
+    await onB.waitFor(frame => frame.type === 'left' && frame.room === plain && frame.reason === 'left')
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(listOnA.frames.some(frame => frame.type === 'room' && frame.room === plain && frame.removed)).toBe(false)
+    // Leaving for good, on B: the subscription ends there, the list on A drops the room.
+    onB.send({ type: 'remove', room, user: member!.id, ref: 'bye' })
+    expect(await onB.waitFor(frame => frame.ref === 'bye')).toEqual({ type: 'ack', ref: 'bye', room })
+    expect(await onB.waitFor(frame => frame.type === 'left' && frame.room === room, 'left', 5000)).toMatchObject({ reason: 'removed' })
+    await listOnA.waitFor(frame => frame.type === 'room' && frame.room === room && frame.removed === true, 'the room dropped from the list on A', 5000)
+    expect(((await callServer(a, { call: 'members', room })).body as unknown as { uid: string }[]).map(entry => entry.uid)).not.toContain(member!.id)
+    // The same on version 1, in the room without a record; a public room lets them back in.
+    const v1 = await socket(a, { room: plain }, member)
+    await v1.waitFor(frame => frame.type === 'presence')
+    v1.send({ type: 'remove', user: member!.id })
+    // Its own connection to the room ends like every other of theirs (the answer goes down with it).
+    await until(() => v1.closed, 'the socket closed')
+    expect(v1.closed).toEqual({ code: 4003, reason: 'Removed from the room' })
+    await listOnA.waitFor(frame => frame.type === 'room' && frame.room === plain && frame.removed === true, 'the plain room dropped from the list')
+    expect(await onB.join(room)).toMatchObject({ type: 'caught_up', room })
   })
 
   it('a muted member reads but cannot send, on either instance, until unmuted', async () => {
@@ -427,19 +471,24 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     expect(plainSocket.closed).toEqual({ code: 4003, reason: 'Removed from the room' })
   })
 
-  it('a public room made private closes the non-members\' connections on both instances; members stay', async () => {
+  it('a public room made private keeps those who joined it (its members now) and closes the others\' connections on both instances: a guest, a person forgotten since', async () => {
     const { room, owner, members: [member] } = await roomWith('public')
-    const outsider = newUser()
+    const [joiner, outsider] = [newUser(), newUser()]
     const outsiderOnA = await socket(a, { room }, outsider)
     const outsiderOnB = await socket(b, { room }, outsider)
     const memberOnB = await socket(b, { room }, member)
+    const joinerOnA = await socket(a, { room }, joiner)
     const guest = await socket(a, { room })
-    await Promise.all([outsiderOnA, outsiderOnB, memberOnB, guest].map(reader => reader.waitFor(frame => frame.type === 'presence')))
+    await Promise.all([outsiderOnA, outsiderOnB, memberOnB, joinerOnA, guest].map(reader => reader.waitFor(frame => frame.type === 'presence')))
+    // Joining made the joiner and the outsider members; the app forgets the outsider (the connections stay).
+    await until(async () => ((await callServer(a, { call: 'members', room })).body as unknown as { uid: string }[]).some(entry => entry.uid === outsider.id), 'the outsider a member by joining')
+    expect((await callServer(a, { call: 'forget', room, userId: outsider.id })).status).toBe(200)
     expect((await callServer(b, { call: 'updateRoom', room, fields: { visibility: 'private', topic: 'members only now' } })).body).toMatchObject({ id: room, visibility: 'private', topic: 'members only now', createdBy: owner.id })
     await until(() => outsiderOnA.closed && outsiderOnB.closed && guest.closed, 'the non-members closed', 5000)
     for (const reader of [outsiderOnA, outsiderOnB, guest]) expect(reader.closed).toEqual({ code: 4003, reason: 'Not allowed in this room' })
     await new Promise(resolve => setTimeout(resolve, 300))
     expect(memberOnB.closed).toBeUndefined()
+    expect(joinerOnA.closed).toBeUndefined()
   })
 
   it('the chat:action hook can refuse a moderation command the roles allow', async () => {

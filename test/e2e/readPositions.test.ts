@@ -122,12 +122,14 @@ describe('read positions, PostgreSQL', () => {
     await sleep(300)
     expect(await positionsOf(victim.id)).toEqual([])
     expect(roomsTold(list.frames).has(room)).toBe(false)
-    // Posting a message, and a read there, make none either.
-    expect((await postMessage(httpBase(server), { message: 'hi' }, { room }, victim.headers)).status).toBe(200)
+    // A read there makes none either.
     expect((await postMessage(httpBase(server), { type: 'read' }, { room }, victim.headers)).status).toBe(404)
     expect(await positionsOf(victim.id)).toEqual([])
     const newList = track(await ChatSocket.open(server.wsUrl(''), { rooms: '' }, { headers: victim.headers }))
     expect((await newList.waitFor(isList, 'a new list')).rooms).toEqual([])
+    // Their own message (not a page's form: that is refused above) is speaking there: a membership, with its position.
+    expect((await postMessage(httpBase(server), { message: 'hi' }, { room }, victim.headers)).status).toBe(200)
+    await until(async () => (await positionsOf(victim.id)).length === 1, 'the speaker\'s position')
 
     // The app's own page (EventSource: same-origin Fetch Metadata) makes one, and the list shows it.
     const own = track(await ChatStream.open(httpBase(server), { room }, { ...victim.headers, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' }))

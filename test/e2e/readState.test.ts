@@ -191,6 +191,37 @@ describe('read state, two PostgreSQL instances on Redis', () => {
     expect(entry(listSse, r2)).toEqual(entry(listWs, r2))
   })
 
+  it('the list is the memberships: a read position without one (an earlier version\'s) lists nothing, and a read cannot list it; sending there makes the membership, listed on the person\'s other connections on both instances', async () => {
+    const [room, joined] = [newRoom('member'), newRoom('member')]
+    const [kim, lou] = [newUser(), newUser()]
+    expect((await postMessage(httpBase(a), { message: 'before kim' }, { room }, lou.headers)).status).toBe(200)
+    // A position alone, as an earlier version made it (no membership).
+    await db.prepare('INSERT INTO chat_reads (uid, room, id, ts) VALUES (?, ?, ?, ?)').run(kim.id, room, 0, Date.now())
+    const listWs = track(await ChatSocket.open(b.wsUrl(''), { rooms: '' }, { headers: kim.headers }))
+    const listSse = track(await ChatStream.open(httpBase(a), { rooms: '' }, kim.headers))
+    for (const list of [listWs, listSse]) expect(await list.waitFor(frame => frame.type === 'rooms', 'the list')).toMatchObject({ rooms: [] })
+    const listed = (list: Frames, name: string) => list.frames.some(frame => frame.type === 'room' && frame.room === name && !frame.removed)
+    // Its position moves (the server API, a POST), and a message comes: still not listed; a read from the list is refused.
+    expect((await callServer(a, { call: 'markRead', room, userId: kim.id })).body).toEqual({ read: 1 })
+    expect((await postMessage(httpBase(b), { type: 'read' }, { room }, kim.headers)).status).toBe(200)
+    expect((await postMessage(httpBase(b), { message: 'still not yours' }, { room }, lou.headers)).status).toBe(200)
+    listWs.send({ type: 'read', room })
+    expect(await listWs.waitFor(frame => frame.type === 'error', 'the refusal')).toMatchObject({ code: 'not_found' })
+    await sleep(300)
+    for (const list of [listWs, listSse]) expect(listed(list, room)).toBe(false)
+
+    // Kim speaks there (a POST on b): a member now, the room on both lists (b and a), unread from her position.
+    expect((await postMessage(httpBase(b), { message: 'hello from kim' }, { room }, kim.headers)).status).toBe(200)
+    await until(() => listed(listWs, room) && listed(listSse, room), 'the room on both lists')
+    expect(listSse.frames.findLast(frame => frame.type === 'room' && frame.room === room)).toMatchObject({ read: 1, unread: 1, upTo: 3, last: { message: 'hello from kim', uid: kim.id } })
+    // Choosing to join another room (a WebSocket from the page, on a) lists it too; a new list shows both, most recently active first.
+    const inJoined = track(await ChatSocket.open(a.wsUrl(''), { room: joined }, { headers: kim.headers }))
+    await inJoined.waitFor(isRead, 'joined')
+    await until(() => listed(listWs, joined) && listed(listSse, joined), 'the joined room on both lists')
+    const again = track(await ChatSocket.open(a.wsUrl(''), { rooms: '' }, { headers: kim.headers }))
+    expect(((await again.waitFor(frame => frame.type === 'rooms', 'a new list')).rooms as ChatRoomState[]).map(entry => entry.room)).toEqual([joined, room])
+  })
+
   it('a burst of read commands is folded: one stored at a time per connection, the highest id wins, lower ids cost nothing', async () => {
     const room = newRoom('burst')
     const ivan = newUser()
@@ -242,7 +273,8 @@ describe('read state, two PostgreSQL instances on Redis', () => {
     expect(await listWs.waitFor(frame => frame.type === 'error', 'the refusal')).toMatchObject({ code: 'not_found' })
     expect(await postMessage(httpBase(b), { type: 'read' }, { room: barred }, gina.headers)).toMatchObject({ status: 404, json: { type: 'error', code: 'not_found' } })
     expect((await callServer(b, { call: 'markRead', room: barred, userId: gina.id })).body).toEqual({})
-    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(barred)).toEqual({ n: '0' })
+    // Hers is gone (Frank's, who spoke there, stays).
+    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ? AND uid = ?').get(barred, gina.id)).toEqual({ n: '0' })
 
     // disconnect takes the room off her open lists as well (on the other instance too); her position stays.
     expect((await callServer(b, { call: 'disconnect', room: kept, userId: gina.id })).status).toBe(200)
@@ -250,7 +282,7 @@ describe('read state, two PostgreSQL instances on Redis', () => {
     await postMessage(httpBase(a), { message: 'after disconnect' }, { room: kept }, frank.headers)
     await sleep(200)
     for (const list of [listWs, listSse]) expect(JSON.stringify(list.frames)).not.toContain('after disconnect')
-    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ?').get(kept)).toEqual({ n: '1' })
+    expect(await db.prepare('SELECT COUNT(*) AS n FROM chat_reads WHERE room = ? AND uid = ?').get(kept, gina.id)).toEqual({ n: '1' })
   })
 
   for (const transport of ['ws', 'sse'] as const) {

@@ -76,7 +76,8 @@ describe('chat hub delivery', () => {
     await hub.join('r', bob, undefined, undefined, true)
     await hub.send({ room: 'r', user: bob.user, sender: '', message: 'two' })
     // A signed-in member also gets its read state (once, after the welcome; docs/PROTOCOL.md "Read state").
-    expect(bob.frames.map(frame => frame.type).filter(type => type !== 'read')).toEqual(['system', 'presence', 'message', 'message'])
+    // Outside the room's order: the read state, and the membership sending (and joining) made.
+    expect(bob.frames.map(frame => frame.type).filter(type => type !== 'read' && type !== 'member')).toEqual(['system', 'presence', 'message', 'message'])
     expect(bob.frames.filter(frame => frame.type === 'read')).toEqual([{ type: 'read', room: 'r', uid: 'bob', read: 1, unread: 0, upTo: 1, user: 'server', message: '0 unread' }])
     expect(ids(bob)).toEqual([1, 2])
     expect(ids(alice)).toEqual([1, 2])
@@ -205,7 +206,8 @@ describe('chat hub delivery', () => {
     // A storm: 50 newcomers whose upgrades are read in one turn.
     const newcomers = Array.from({ length: 50 }, (_, i) => testMember(`n${i}`))
     await Promise.all(newcomers.map(member => hub.join('r', member, undefined)))
-    const heard = alice.frames.slice(before)
+    // Her membership (made by her message) is told outside the room's order, whenever it is stored.
+    const heard = alice.frames.slice(before).filter(frame => frame.type !== 'member')
     expect(heard.map(frame => frame.type)).toEqual(['system', 'presence_diff'])
     expect(heard[0]).toMatchObject({ event: 'join', peer: newcomers[0]!.user, peers: newcomers.map(member => member.user), message: 'n0, n1, n2 and 47 others joined!' })
     expect(heard[1]).toMatchObject({ joins: newcomers.map(member => member.user), leaves: [], count: 51 })
@@ -262,6 +264,23 @@ describe('chat hub delivery', () => {
     await hub.join('r', again, undefined)
     await settle()
     expect(again.frames.find(frame => frame.type === 'read')).toMatchObject({ room: 'r', read: 0 })
+    // Neither join chose to join the room: no membership, so on no rooms list.
+    expect(await store.memberRooms('plain', 10)).toEqual([])
+  })
+
+  it('a join from the app\'s own page is choosing to join: a plain membership (told as the `member` frame) in a room without a record; a guest\'s makes none', async () => {
+    const { hub, store } = setup()
+    const joiner = testMember('joiner')
+    await hub.join('r', joiner, undefined, undefined, true)
+    await settle()
+    expect(await store.member('r', 'joiner')).toMatchObject({ role: 'member' })
+    expect(await store.memberRooms('joiner', 10)).toEqual(['r'])
+    expect(joiner.frames.find(frame => frame.type === 'member')).toEqual({ type: 'member', room: 'r', uid: 'joiner', role: 'member' })
+    const guest = testMember('guest:AAAAAAAAAAAAAAAAAAAAAA')
+    guest.user.guest = true
+    await hub.join('r', guest, undefined, undefined, true)
+    await settle()
+    expect(await store.member('r', guest.user.id)).toBeUndefined()
   })
 
   it('tells a big room of joins at most once per 50 ms: newcomers of later turns wait and are told together', async () => {

@@ -10,7 +10,7 @@ import { messageFrame } from '../../src/runtime/server/utils/roomDelivery'
 import type { RoomFrame } from '../../src/runtime/server/transport/frame'
 import { createReadState, MAX_LISTED_ROOMS, MAX_REFRESHING, type RoomsWatcher } from '../../src/runtime/server/utils/readState'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
-import type { AppendInput } from '../../src/runtime/server/utils/roomLog'
+import type { AppendInput, RoomLog } from '../../src/runtime/server/utils/roomLog'
 
 /** The memory store, with a count of its `readState` calls and of how many ran at once. */
 function countedStore() {
@@ -33,12 +33,17 @@ function listOf(userId: string): RoomsWatcher & { frames: (ChatRoomsFrame | Chat
 }
 
 const input = (room: string, sender: string, message: string, extra: Partial<AppendInput> = {}): AppendInput => ({ room, user: sender, sender, message, ts: Date.now(), ...extra })
+/** `uid` joins `room` as the hub makes them: a read position and a plain membership (what lists show). */
+async function joinAsMember(log: RoomLog, room: string, uid: string) {
+  await log.joinRead(room, uid)
+  await log.saveMember({ room, uid, role: 'member', joinedAt: Date.now() })
+}
 
 describe('rooms lists', () => {
   it('a reaction on the last message reads nothing and sends nothing; an edit of it is applied in place', async () => {
     const { log, counts, store } = countedStore()
     const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined })
-    await log.joinRead('r', 'u1')
+    await joinAsMember(log, 'r', 'u1')
     const first = await log.append(input('r', 'u2', 'hello'))
     const list = listOf('u1')
     await readState.watch(list)
@@ -68,7 +73,7 @@ describe('rooms lists', () => {
     const { log, counts, store } = countedStore()
     const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined })
     const rooms = Array.from({ length: 40 }, (_, n) => `room-${n}`)
-    for (const room of rooms) await log.joinRead(room, 'u1')
+    for (const room of rooms) await joinAsMember(log, room, 'u1')
     const lists = [listOf('u1'), listOf('u1')]
     for (const list of lists) await readState.watch(list)
     for (const room of rooms) await log.append(input(room, 'u2', `news in ${room}`))
@@ -83,10 +88,12 @@ describe('rooms lists', () => {
 
   it(`a full list (${MAX_LISTED_ROOMS} rooms) drops its least recently read room for one joined or read later`, async () => {
     const { log, store } = countedStore()
-    const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined })
+    // Joining a room from a page makes its member (the hub's `joinedFirst`).
+    const joinedFirst = (room: string, uid: string) => log.saveMember({ room, uid, role: 'member', joinedAt: Date.now() })
+    const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined, joinedFirst })
     const rooms = Array.from({ length: MAX_LISTED_ROOMS }, (_, n) => `full-${n}`)
     for (const room of rooms) {
-      await log.joinRead(room, 'u1')
+      await joinAsMember(log, room, 'u1')
       // Distinct read times: full-0 is the least recently read.
       await new Promise(resolve => setTimeout(resolve, 2))
     }
@@ -104,5 +111,33 @@ describe('rooms lists', () => {
     expect(list.frames.flatMap(frame => frame.type === 'room' && frame.removed ? [frame.room] : [])).toEqual(['full-1', 'full-2'])
     expect(list.entries?.size).toBe(MAX_LISTED_ROOMS)
     expect(list.entries?.has('full-0')).toBe(true)
+  })
+
+  it('lists memberships, not read positions: a position alone (joined without becoming a member, read) shows nothing; a membership made later adds the room, a forgotten one drops it', async () => {
+    const { log, store } = countedStore()
+    const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined })
+    await joinAsMember(log, 'member-room', 'u1')
+    await log.joinRead('position-only', 'u1')
+    await log.append(input('position-only', 'u2', 'hello'))
+    const list = listOf('u1')
+    await readState.watch(list)
+    expect((list.frames[0] as ChatRoomsFrame).rooms.map(entry => entry.room)).toEqual(['member-room'])
+    // A join that makes no membership (no `joinedFirst`), and a read there: still not listed.
+    await readState.joined('position-only', { user: list.user, sender: '', write: () => {} }, true)
+    expect(await readState.markRead('position-only', list.user)).toMatchObject({ read: 1 })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(list.frames.filter(frame => frame.type === 'room')).toEqual([])
+    // Made a member (an invite, a message): the list adds it at once, with its unread state.
+    await log.saveMember({ room: 'position-only', uid: 'u1', role: 'member', joinedAt: Date.now() })
+    readState.memberChanged('position-only', 'u1')
+    await until(() => list.frames.some(frame => frame.type === 'room' && frame.room === 'position-only'), 'the new membership listed')
+    expect(list.frames.at(-1)).toMatchObject({ room: 'position-only', read: 1, unread: 0, last: { message: 'hello' } })
+    // Forgotten (its membership gone with its position): dropped, and a new list does not show it.
+    await log.deleteMember('position-only', 'u1')
+    await readState.forget('position-only', 'u1')
+    expect(list.frames.at(-1)).toMatchObject({ room: 'position-only', removed: true })
+    const again = listOf('u1')
+    await readState.watch(again)
+    expect((again.frames[0] as ChatRoomsFrame).rooms.map(entry => entry.room)).toEqual(['member-room'])
   })
 })

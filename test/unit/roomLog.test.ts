@@ -50,17 +50,21 @@ describe.each(backends.filter(([name]) => name !== 'postgresql'))('read position
     expect(await log.readState(empty, 'u1')).toBeUndefined()
   })
 
-  it('pruneReads keeps a member\'s idle position (a banned one goes)', async () => {
+  it('pruneReads keeps a kept membership\'s idle position (a moderator, a private room\'s member); a plain membership of a public room goes with its position; a ban stays', async () => {
     const log = create()
     opened.push(log)
-    const [team, banned] = ['team', 'banned'].map(name => `${name}-${randomUUID().slice(0, 8)}`) as [string, string]
-    for (const name of [team, banned]) {
+    const [team, secret, joined, banned] = ['team', 'secret', 'joined', 'banned'].map(name => `${name}-${randomUUID().slice(0, 8)}`) as [string, string, string, string]
+    await log.createRoom({ id: secret, title: 'Secret', topic: '', visibility: 'private', kind: 'room', createdBy: null, createdAt: 1 })
+    for (const name of [team, secret, joined, banned]) {
       await log.joinRead(name, 'u1')
-      await log.saveMember({ room: name, uid: 'u1', role: 'member', joinedAt: 1, ...(name === banned ? { banned: true as const } : {}) })
+      await log.saveMember({ room: name, uid: 'u1', role: name === team ? 'moderator' : 'member', joinedAt: 1, ...(name === banned ? { banned: true as const } : {}) })
     }
     await new Promise(resolve => setTimeout(resolve, 120))
-    expect(await log.pruneReads(100, 100)).toEqual([{ uid: 'u1', room: banned }])
-    expect(await log.readRooms('u1', 10)).toEqual([team])
+    expect((await log.pruneReads(100, 100)).toSorted((x, y) => x.room < y.room ? -1 : 1)).toEqual([{ uid: 'u1', room: banned }, { uid: 'u1', room: joined }].toSorted((x, y) => x.room < y.room ? -1 : 1))
+    expect((await log.readRooms('u1', 10)).toSorted()).toEqual([team, secret].toSorted())
+    expect((await log.memberRooms('u1', 10)).toSorted()).toEqual([team, secret].toSorted())
+    expect(await log.member(joined, 'u1')).toBeUndefined()
+    expect(await log.member(banned, 'u1')).toMatchObject({ banned: true })
   })
 })
 
@@ -238,20 +242,42 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.readRooms(uid, 100)).toHaveLength(6)
   })
 
-  it('never evicts the position of a room the user is a member of, nor counts it against the cap (a ban does not count): memberships stay on the list', async () => {
+  it('never evicts the position of a kept membership (a role above member, a private room), nor counts it against the cap; a plain membership of a public room is bounded with positions and goes with one', async () => {
     const log = open()
     const uid = `u-${randomUUID()}`
-    const [team, banned, plain, next] = ['team', 'banned', 'plain', 'next'].map(name => `${room()}-${name}`) as [string, string, string, string]
-    // Oldest first: the membership, the ban, a plain room.
-    for (const name of [team, banned, plain]) {
+    const [team, secret, joined, banned, plain, next] = ['team', 'secret', 'joined', 'banned', 'plain', 'next'].map(name => `${room()}-${name}`) as [string, string, string, string, string, string]
+    await log.createRoom({ id: secret, title: 'Secret', topic: '', visibility: 'private', kind: 'room', createdBy: null, createdAt: 1 })
+    // Oldest first: the kept memberships, a plain one, the ban, a room with no membership.
+    for (const name of [team, secret, joined, banned, plain]) {
       await log.joinRead(name, uid, 10)
       await new Promise(resolve => setTimeout(resolve, 3))
     }
-    await log.saveMember({ room: team, uid, role: 'member', joinedAt: 1 })
+    await log.saveMember({ room: team, uid, role: 'owner', joinedAt: 1 })
+    await log.saveMember({ room: secret, uid, role: 'member', joinedAt: 1 })
+    await log.saveMember({ room: joined, uid, role: 'member', joinedAt: 1 })
     await log.saveMember({ room: banned, uid, role: 'member', joinedAt: 1, banned: true })
-    // At most 2 of the others: the new one and the newest other that is no membership (a ban is none).
-    expect((await log.joinRead(next, uid, 2)).evicted).toEqual([banned])
-    expect((await log.readRooms(uid, 10)).toSorted()).toEqual([team, plain, next].toSorted())
+    // At most 2 of the others: the new one and the newest other that is no kept membership.
+    expect((await log.joinRead(next, uid, 2)).evicted.toSorted()).toEqual([joined, banned].toSorted())
+    expect((await log.readRooms(uid, 10)).toSorted()).toEqual([team, secret, plain, next].toSorted())
+    expect(await log.member(joined, uid)).toBeUndefined()
+    expect(await log.member(banned, uid)).toMatchObject({ banned: true })
+    expect((await log.memberRooms(uid, 10)).toSorted()).toEqual([team, secret].toSorted())
+  })
+
+  it('lists a person\'s memberships (not their bans, not positions without one), most recently active first, at most `limit`', async () => {
+    const log = open()
+    const uid = `u-${randomUUID()}`
+    const [old, read, fresh, banned, positionOnly] = ['old', 'read', 'fresh', 'banned', 'position'].map(name => `${room()}-${name}`) as [string, string, string, string, string]
+    await log.saveMember({ room: old, uid, role: 'member', joinedAt: 1000 })
+    await log.saveMember({ room: read, uid, role: 'member', joinedAt: 2000 })
+    await log.saveMember({ room: fresh, uid, role: 'moderator', joinedAt: Date.now() + 60_000 })
+    await log.saveMember({ room: banned, uid, role: 'member', joinedAt: Date.now() + 120_000, banned: true })
+    await log.joinRead(positionOnly, uid)
+    // A position moved now makes `read` more recent than `old`; `fresh` joined later still.
+    await log.joinRead(read, uid)
+    expect(await log.memberRooms(uid, 10)).toEqual([fresh, read, old])
+    expect(await log.memberRooms(uid, 2)).toEqual([fresh, read])
+    expect(await log.memberRooms(`u-${randomUUID()}`, 10)).toEqual([])
   })
 
   it('a read only moves an existing position: none is created for a room never joined, nor again after it is forgotten', async () => {

@@ -232,6 +232,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       return refused && limitRefusalFrame(refused)
     },
     describe: listing.describe,
+    async isMember(room, uid) {
+      const member = await access.member(room, uid)
+      return member !== undefined && !member.banned
+    },
+    // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one (a private room's members do).
+    async joinedFirst(room, uid) {
+      await moderation.add({ room, uid, role: 'member', joinedAt: Date.now() })
+    },
+    evicted: (room, uid) => access.forget(room, uid),
     allowStoredRead(connection, user) {
       const refused = limits.take('reads', limitSubjectOf({ sender: user.id, ip: (connection as Partial<Member>).ip, user }))
       return refused && { status: 429, error: limitRefusalFrame(refused) }
@@ -457,14 +466,18 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       return Promise.resolve({ status: decision.status, error })
     }
     const sent = sendChecked(decision.moderator ? { ...input, moderator: true } : input)
-    // Speaking in a public room with a record makes a signed-in person its member (docs/PROTOCOL.md, "Rooms and members").
-    if (!decision.record || decision.member || input.user.guest || input.action) return sent
+    // Speaking in a public room (with a record or without) makes a signed-in person its member (docs/PROTOCOL.md, "Rooms and members").
+    if (decision.member || input.user.guest || input.action) return sent
     return sent.then((result) => {
-      if (result.frame && !result.duplicate) {
-        moderation.add({ room: input.room, uid: input.user.id, role: 'member', joinedAt: Date.now() }).catch(error => logger.error('[nuxt-chat] could not store a membership', error))
-      }
+      if (result.frame && !result.duplicate) speakerJoined(input.room, input.user.id).catch(error => logger.error('[nuxt-chat] could not store a membership', error))
       return result
     })
+  }
+
+  /** A signed-in person's message was stored: their membership unless they have one (a room without a record: its admission did not read it; cached). */
+  async function speakerJoined(room: string, uid: string) {
+    if (await access.member(room, uid)) return
+    await moderation.add({ room, uid, role: 'member', joinedAt: Date.now() })
   }
 
   /** Close this instance's connections of `userId` in a room (with `code` and `reason`, else 4001); how many there were. */
@@ -648,6 +661,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     else if (event.kind === 'forget' || event.kind === 'disconnect') readState.unlistHere(event.room, event.uid)
     else if (event.kind === 'message' && readState.watches(event.room)) readState.heardStored(event.room, event.frame)
     else if (event.kind === 'sync') readState.resync(event.room)
+    // A position forgotten or evicted may have taken its membership along.
+    if (event.kind === 'forget') access.forget(event.room, event.uid)
     const room = rooms.get(event.room)
     // Asked about a room with nobody here: say so, so the asker need not wait out the bound.
     if (!room && event.kind === 'presence?') bus.publish({ kind: 'presence', room: event.room, frame: '[]' })
@@ -816,11 +831,16 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     readFrom: readState.readFrom,
     readsPruned(positions: ReadPosition[]) {
       for (const { uid, room } of positions) {
+        access.forget(room, uid)
         readState.unlistHere(room, uid)
         bus.publish({ kind: 'forget', room, uid })
       }
     },
     async forget(name: string, userId: string): Promise<boolean> {
+      // The membership goes too (a ban stays): else the room would come back to their next list.
+      const member = await store.member(name, userId)
+      if (member && !member.banned) await store.deleteMember(name, userId)
+      access.forget(name, userId)
       const had = await readState.forget(name, userId)
       bus.publish({ kind: 'forget', room: name, uid: userId })
       return had

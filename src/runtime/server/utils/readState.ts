@@ -6,7 +6,7 @@ import { RoomFrame } from '../transport/frame'
 import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
 import type { RoomDescription } from './roomListing'
 
-/** Rooms a rooms list shows at most (most recently read first). */
+/** Rooms a rooms list shows at most (most recently active first). */
 export const MAX_LISTED_ROOMS = 100
 
 /** Store reads of rooms lists in flight at once on an instance: a bus resync refreshes every (list, room) pair. */
@@ -27,7 +27,7 @@ export interface RoomsWatcher {
 }
 
 export interface ReadStateOptions {
-  store: Pick<RoomLog, 'markRead' | 'joinRead' | 'forgetRead' | 'readState' | 'readRooms'>
+  store: Pick<RoomLog, 'markRead' | 'joinRead' | 'forgetRead' | 'readState' | 'memberRooms' | 'member'>
   bus: Pick<ChatBus, 'publish'>
   logger: { error: (message: string, error?: unknown) => void }
   /** This instance's connections in a room. */
@@ -47,6 +47,12 @@ export interface ReadStateOptions {
   allowStoredRead?: (connection: object, user: ChatUser) => ReadRefusal | undefined
   /** What a list shows of a room besides its read state (its record's title, …). @default nothing */
   describe?: (room: string, uid: string) => Promise<RoomDescription>
+  /** Is `uid` a member of `room` (not banned)? Only members' rooms are listed. @default the store's answer */
+  isMember?: (room: string, uid: string) => Promise<boolean>
+  /** A signed-in user's join made their first position in a room: make them its member (how a room joins their list). */
+  joinedFirst?: (room: string, uid: string) => Promise<void>
+  /** A position (and its plain membership) went to keep the user within `maxReadPositions`: forget what is cached of it. */
+  evicted?: (room: string, uid: string) => void
 }
 
 /** A `read` command refused: the `error` frame, and the HTTP status a POST answers with. */
@@ -86,11 +92,30 @@ function roomState(state: ReadState, description: RoomDescription): ChatRoomStat
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, tellsSeen = () => false, allowNewPosition, allowStoredRead, describe = async () => ({}) }: ReadStateOptions) {
-  /** A user's read state in a room with what a list shows of the room; undefined without a position. */
-  const listedState = async (room: string, uid: string) => {
+export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, tellsSeen = () => false, allowNewPosition, allowStoredRead, describe = async () => ({}), isMember, joinedFirst, evicted: forgetEvicted }: ReadStateOptions) {
+  const memberOf = isMember ?? (async (room: string, uid: string) => {
+    const member = await store.member(room, uid)
+    return member !== undefined && !member.banned
+  })
+  /**
+   * A member's read state in a room with what a list shows of the room; undefined for someone who
+   * is no member (a read position alone lists nothing). A member without a position gets one.
+   */
+  const listedState = async (room: string, uid: string, member = false) => {
+    if (!member && !await memberOf(room, uid)) return undefined
     const [state, description] = await Promise.all([store.readState(room, uid, true), describe(room, uid)])
-    return state && roomState(state, description)
+    if (state) return roomState(state, description)
+    await store.joinRead(room, uid)
+    const made = await store.readState(room, uid, true)
+    return made && roomState(made, description)
+  }
+  /** Positions gone to make room: off the user's lists here and, through the bus, on every instance. */
+  const dropEvicted = (rooms: string[], uid: string) => {
+    for (const gone of rooms) {
+      forgetEvicted?.(gone, uid)
+      unlistHere(gone, uid)
+      bus.publish({ kind: 'forget', room: gone, uid })
+    }
   }
   /** room → the watchers listing it. */
   const watchersOfRoom = new Map<string, Set<RoomsWatcher>>()
@@ -127,7 +152,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     return true
   }
 
-  /** Take a room off a watcher's list and tell it (its position is gone, or the app disconnected the user from the room). */
+  /** Take a room off a watcher's list and tell it (the membership or position is gone, or the app disconnected the user from the room). */
   const unlist = (watcher: RoomsWatcher, room: string) => {
     if (!drop(watcher, room)) return
     const frame: ChatRoomFrame = { type: 'room', room, removed: true, read: 0, unread: 0, upTo: 0, user: 'server', message: `${room}: removed` }
@@ -157,7 +182,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     const read = async (): Promise<ChatRoomState | typeof REFUSED | undefined> => await admitListed(watcher, room) ? limited(() => listedState(room, watcher.user.id)) : REFUSED
     read().then((state) => {
       if (!watcher.entries) return
-      // No position (any more), or the app no longer lets the user in: the list must not keep following the room.
+      // No membership (any more), or the app no longer lets the user in: the list must not keep following the room.
       if (!state || state === REFUSED) return unlist(watcher, room)
       // Read before a message this entry has already counted: read again rather than go back.
       if (state.upTo < (watcher.entries.get(room)?.upTo ?? 0)) {
@@ -291,11 +316,9 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
           return
         }
         const { created, evicted } = createsPosition ? await store.joinRead(room, member.user.id, maxReadPositions) : NOT_JOINED
-        // Gone to make room: off their lists here and, through the bus, on every instance.
-        for (const gone of evicted) {
-          unlistHere(gone, member.user.id)
-          bus.publish({ kind: 'forget', room: gone, uid: member.user.id })
-        }
+        dropEvicted(evicted, member.user.id)
+        // Choosing to join a room makes its member (before the position is told: lists only show members' rooms).
+        if (created) await joinedFirst?.(room, member.user.id).catch(error => logger.error('[nuxt-chat] could not store a membership', error))
         const state = await store.readState(room, member.user.id)
         if (!state) return
         const text = JSON.stringify(readFrame(member.user.id, state))
@@ -319,10 +342,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     async memberAdded(room: string, uid: string) {
       try {
         const { created, evicted } = await store.joinRead(room, uid, maxReadPositions)
-        for (const gone of evicted) {
-          unlistHere(gone, uid)
-          bus.publish({ kind: 'forget', room: gone, uid })
-        }
+        dropEvicted(evicted, uid)
         const state = created ? await store.readState(room, uid) : undefined
         if (!state) return
         for (const watcher of watchersOfUser.get(uid) ?? []) refresh(watcher, room)
@@ -417,9 +437,9 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
 
     stored,
 
-    /** A person's membership of a room changed: their lists here showing it read it again (its `role`). */
+    /** A person's membership of a room was made or changed: their lists here read it again (a new room is added; its `role`). */
     memberChanged(room: string, uid: string) {
-      for (const watcher of watchersOfUser.get(uid) ?? []) if (watcher.entries?.has(room)) refresh(watcher, room)
+      for (const watcher of watchersOfUser.get(uid) ?? []) refresh(watcher, room)
     },
 
     /** Rooms whose events may have been missed (bus outage), or whose record changed: read the lists showing them again. */
@@ -429,21 +449,22 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       }
     },
 
-    /** Start a rooms list: the user's rooms (most recently read first, at most `MAX_LISTED_ROOMS`), then live changes. Resolves to the first list's bytes (its JSON). */
+    /** Start a rooms list: the user's memberships (most recently active first, at most `MAX_LISTED_ROOMS`), then live changes. Resolves to the first list's bytes (its JSON). */
     async watch(watcher: RoomsWatcher): Promise<number> {
       watcher.entries = new Map()
       watcher.loading = new Set()
       let watchers = watchersOfUser.get(watcher.user.id)
       if (!watchers) watchersOfUser.set(watcher.user.id, watchers = new Set())
       watchers.add(watcher)
-      const names = await store.readRooms(watcher.user.id, MAX_LISTED_ROOMS)
+      const names = await store.memberRooms(watcher.user.id, MAX_LISTED_ROOMS)
       // Listed before they are read: what is stored meanwhile marks them to be read again.
       for (const room of names.toReversed()) if (watcher.entries) list(watcher, room)
       // The app is asked about every room at once: nothing of a room it now refuses is shown.
       const admitted = await Promise.all(names.map(room => admitListed(watcher, room)))
       const rooms: ChatRoomState[] = []
       for (const [index, room] of names.entries()) {
-        const entry = admitted[index] ? await listedState(room, watcher.user.id) : undefined
+        // Members as the store just said: not asked again.
+        const entry = admitted[index] ? await listedState(room, watcher.user.id, true) : undefined
         if (!watcher.entries) break
         if (!entry) {
           // Forgotten meanwhile, or refused by the app: not listed, nor followed.

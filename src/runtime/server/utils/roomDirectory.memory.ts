@@ -1,10 +1,17 @@
 import type { RoomDirectory, RoomMember, RoomRecord } from './roomMembers'
 
 /** Rooms' records and members in process memory (the memory room log's part of `RoomDirectory`). */
-export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void, isMember: (room: string, uid: string) => boolean } {
+export function createMemoryRoomDirectory(): RoomDirectory & {
+  clear: () => void
+  isKept: (room: string, uid: string) => boolean
+  dropPlainMember: (room: string, uid: string) => void
+  memberOf: (uid: string) => RoomMember[]
+} {
   const records = new Map<string, RoomRecord>()
   /** room → uid → membership. */
   const members = new Map<string, Map<string, RoomMember>>()
+  /** uid → the rooms they have a row in (a list is one person's memberships). */
+  const roomsOf = new Map<string, Set<string>>()
   /** uid → name as last seen. */
   const names = new Map<string, string>()
   // Copies in and out: a caller changing what it got must not change the store.
@@ -13,6 +20,15 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
     let room = members.get(member.room)
     if (!room) members.set(member.room, room = new Map())
     room.set(member.uid, { ...member })
+    let mine = roomsOf.get(member.uid)
+    if (!mine) roomsOf.set(member.uid, mine = new Set())
+    mine.add(member.room)
+  }
+  const remove = (room: string, uid: string) => {
+    const mine = roomsOf.get(uid)
+    mine?.delete(room)
+    if (!mine?.size) roomsOf.delete(uid)
+    return members.get(room)?.delete(uid) ?? false
   }
   return {
     async roomRecord(room) {
@@ -46,7 +62,7 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
       return true
     },
     async deleteMember(room, uid) {
-      return members.get(room)?.delete(uid) ?? false
+      return remove(room, uid)
     },
     async saveUserName(uid, name) {
       names.set(uid, name)
@@ -54,14 +70,24 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
     async userNames(uids) {
       return new Map(uids.flatMap(uid => names.has(uid) ? [[uid, names.get(uid)!] as const] : []))
     },
-    /** A membership, not a ban (at once: the memory log's position rules ask it in a loop). */
-    isMember(room, uid) {
+    /** A membership the position cap and retention never take: a role above `member`, or a private room's. */
+    isKept(room, uid) {
       const member = members.get(room)?.get(uid)
-      return member !== undefined && !member.banned
+      return member !== undefined && !member.banned && (member.role !== 'member' || records.get(room)?.visibility === 'private')
+    },
+    /** A plain membership goes with its position (cap, retention); a ban stays. */
+    dropPlainMember(room, uid) {
+      const member = members.get(room)?.get(uid)
+      if (member && !member.banned && member.role === 'member') remove(room, uid)
+    },
+    /** Every membership of a person (not a ban), copied. */
+    memberOf(uid) {
+      return [...roomsOf.get(uid) ?? []].flatMap(room => members.get(room)?.get(uid) ?? []).filter(member => !member.banned).map(member => ({ ...member }))
     },
     clear() {
       records.clear()
       members.clear()
+      roomsOf.clear()
       names.clear()
     },
   }

@@ -173,15 +173,24 @@ const JOIN_READ = `INSERT INTO chat_reads (uid, room, id, ts)
   SELECT CAST(? AS TEXT), CAST(? AS TEXT), COALESCE(MAX(id), 0), CAST(? AS BIGINT) FROM chat_messages WHERE room = ?
   ON CONFLICT (uid, room) DO NOTHING RETURNING id`
 // The user's positions but the one just made and the newest `max - 1` others (the order of their rooms list).
-// A member's position neither goes nor counts against the cap (memberships keep their rooms on the list): one primary-key seek each.
-const NOT_A_MEMBERS = (reads: string) => `NOT EXISTS (SELECT 1 FROM chat_members mb WHERE mb.room = ${reads}.room AND mb.uid = ${reads}.uid AND mb.banned = 0)`
-const EVICT_READS = `DELETE FROM chat_reads WHERE uid = ? AND room <> ? AND ${NOT_A_MEMBERS('chat_reads')}
-  AND room NOT IN (SELECT room FROM chat_reads r WHERE r.uid = ? AND r.room <> ? AND ${NOT_A_MEMBERS('r')} ORDER BY r.ts DESC, r.room LIMIT ?) RETURNING room`
+// A kept membership's position (a role above `member`, a private room: invited, a direct room) neither goes nor counts
+// against the cap; a plain membership of a public room (joined, spoken in) is bounded with positions. One seek each.
+const KEPT_MEMBERSHIP = (reads: string) => `EXISTS (SELECT 1 FROM chat_members mb WHERE mb.room = ${reads}.room AND mb.uid = ${reads}.uid AND mb.banned = 0
+  AND (mb.role <> 'member' OR EXISTS (SELECT 1 FROM chat_rooms c WHERE c.id = mb.room AND c.visibility = 'private')))`
+const EVICT_READS = `DELETE FROM chat_reads WHERE uid = ? AND room <> ? AND NOT ${KEPT_MEMBERSHIP('chat_reads')}
+  AND room NOT IN (SELECT room FROM chat_reads r WHERE r.uid = ? AND r.room <> ? AND NOT ${KEPT_MEMBERSHIP('r')} ORDER BY r.ts DESC, r.room LIMIT ?) RETURNING room`
 // Positions idle past retention in rooms whose newest row is too (or that have none): two index seeks per position.
 const PRUNE_READS = `DELETE FROM chat_reads WHERE (uid, room) IN (SELECT r.uid, r.room FROM chat_reads r WHERE r.ts < CAST(? AS BIGINT)
-  AND ${NOT_A_MEMBERS('r')}
+  AND NOT ${KEPT_MEMBERSHIP('r')}
   AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.room = r.room AND m.id = (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AND m.ts >= CAST(? AS BIGINT))
   LIMIT ?) RETURNING uid, room`
+/** A plain membership of a room whose position went (cap, retention): it goes with it (a kept one was never chosen; a ban stays). */
+const DROP_PLAIN_MEMBER = `DELETE FROM chat_members WHERE room = ? AND uid = ? AND banned = 0 AND role = 'member'`
+/** A person's memberships, most recently active first: by the `chat_members_user` index, one position seek each. */
+const MEMBER_ROOMS = `SELECT m.room FROM chat_members m LEFT JOIN chat_reads r ON r.uid = m.uid AND r.room = m.room
+  WHERE m.uid = ? AND m.banned = 0 ORDER BY COALESCE(r.ts, m.joined_at) DESC, m.room LIMIT ?`
+/** The schema step that made memberships of read positions (done once per database). */
+const MEMBERS_FROM_READS = 'members-from-reads'
 /** Columns added after the first release, with their definitions: added to older tables on open. */
 const ADDED_COLUMNS: [string, string][] = [
   ['guest', 'SMALLINT NOT NULL DEFAULT 0'],
@@ -456,12 +465,15 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     async joinRead(room, uid, max = 0) {
       const created = (await query<unknown[]>('all', JOIN_READ, uid, room, Date.now(), room)).length > 0
       if (!created || !(max > 0)) return { created, evicted: [] }
-      const evicted = await query<{ room: string }[]>('all', EVICT_READS, uid, room, uid, room, max - 1)
-      return { created, evicted: evicted.map(row => row.room) }
+      const evicted = (await query<{ room: string }[]>('all', EVICT_READS, uid, room, uid, room, max - 1)).map(row => row.room)
+      for (const gone of evicted) await query('run', DROP_PLAIN_MEMBER, gone, uid)
+      return { created, evicted }
     },
     async pruneReads(maxAge, limit) {
       const before = Date.now() - maxAge
-      return (await query<{ uid: string, room: string }[]>('all', PRUNE_READS, before, before, limit)).map(({ uid, room }) => ({ uid, room }))
+      const pruned = (await query<{ uid: string, room: string }[]>('all', PRUNE_READS, before, before, limit)).map(({ uid, room }) => ({ uid, room }))
+      for (const { uid, room } of pruned) await query('run', DROP_PLAIN_MEMBER, room, uid)
+      return pruned
     },
     async readState(room, uid, withLast) {
       const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null } | undefined>('get', READ_STATE, uid, room)
@@ -479,6 +491,9 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     async readRooms(uid, limit) {
       return (await query<{ room: string }[]>('all', 'SELECT room FROM chat_reads WHERE uid = ? ORDER BY ts DESC, room LIMIT ?', uid, limit)).map(row => row.room)
+    },
+    async memberRooms(uid, limit) {
+      return (await query<{ room: string }[]>('all', MEMBER_ROOMS, uid, limit)).map(row => row.room)
     },
     async rooms(after, limit) {
       // One index seek per room (a loose index scan): never a scan of every message.
@@ -827,6 +842,7 @@ async function createSchema(db: Database) {
   )`)
   // A person's memberships (their rooms list).
   await db.exec('CREATE INDEX IF NOT EXISTS chat_members_user ON chat_members (uid)')
+  await membersFromReads(db)
   // Signed-in users' names as last seen (a direct room's title).
   await db.exec(`CREATE TABLE IF NOT EXISTS chat_users (
     uid TEXT NOT NULL PRIMARY KEY,
@@ -856,6 +872,26 @@ async function createSchema(db: Database) {
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_live ON chat_messages (room, id) WHERE kind IS NULL')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_rev ON chat_messages (room, rev) WHERE kind IS NULL AND rev IS NOT NULL')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_changes ON chat_messages (room, id) WHERE kind IS NOT NULL')
+}
+
+/**
+ * Once per database (issue 23): the rooms list is made of memberships, no longer of read
+ * positions, so each signed-in user's position in a room that is not private becomes a plain
+ * membership (joined when it last moved): nobody's list empties on upgrade. Guests never had
+ * positions; existing memberships and bans stay as they are.
+ */
+async function membersFromReads(db: Database) {
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_schema_steps (
+    step TEXT NOT NULL PRIMARY KEY,
+    done_at BIGINT NOT NULL
+  )`)
+  if (await db.prepare('SELECT step FROM chat_schema_steps WHERE step = ?').get(MEMBERS_FROM_READS)) return
+  // Two instances opening at once both run it: every row is "unless it is there".
+  await db.exec(`INSERT INTO chat_members (room, uid, role, joined_at, muted_until, banned)
+    SELECT r.room, r.uid, 'member', r.ts, NULL, 0 FROM chat_reads r
+    WHERE r.uid NOT LIKE 'guest:%' AND NOT EXISTS (SELECT 1 FROM chat_rooms c WHERE c.id = r.room AND c.visibility = 'private')
+    ON CONFLICT (room, uid) DO NOTHING`)
+  await db.prepare('INSERT INTO chat_schema_steps (step, done_at) VALUES (?, ?) ON CONFLICT (step) DO NOTHING').run(MEMBERS_FROM_READS, Date.now())
 }
 
 function isUniqueViolation(error: unknown): boolean {

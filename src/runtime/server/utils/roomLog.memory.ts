@@ -51,7 +51,7 @@ export function createMemoryRoomLog(): RoomLog {
     return mine.get(name)!.id
   }
 
-  const { clear: clearDirectory, isMember, ...directory } = createMemoryRoomDirectory()
+  const { clear: clearDirectory, isKept, dropPlainMember, memberOf, ...directory } = createMemoryRoomDirectory()
 
   return {
     ...directory,
@@ -168,8 +168,11 @@ export function createMemoryRoomLog(): RoomLog {
       const mine = reads.get(uid)!
       if (!(max > 0) || mine.size <= max) return { created: true, evicted: [] }
       // The order of the rooms list (the SQL stores' too): the one just made, then the newest `max - 1` others.
-      const evicted = [...mine].filter(([room]) => room !== name && !isMember(room, uid)).sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(max - 1).map(([room]) => room)
-      for (const room of evicted) mine.delete(room)
+      const evicted = [...mine].filter(([room]) => room !== name && !isKept(room, uid)).sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(max - 1).map(([room]) => room)
+      for (const room of evicted) {
+        mine.delete(room)
+        dropPlainMember(room, uid)
+      }
       return { created: true, evicted }
     },
     async pruneReads(maxAge, limit) {
@@ -178,8 +181,9 @@ export function createMemoryRoomLog(): RoomLog {
       for (const [uid, mine] of reads) {
         for (const [name, position] of mine) {
           if (pruned.length >= limit) return pruned
-          if (position.ts >= before || isMember(name, uid) || (rooms.get(name)?.messages.at(-1)?.ts ?? -Infinity) >= before) continue
+          if (position.ts >= before || isKept(name, uid) || (rooms.get(name)?.messages.at(-1)?.ts ?? -Infinity) >= before) continue
           mine.delete(name)
+          dropPlainMember(name, uid)
           pruned.push({ uid, room: name })
         }
         if (!mine.size) reads.delete(uid)
@@ -211,6 +215,10 @@ export function createMemoryRoomLog(): RoomLog {
     },
     async readRooms(uid, limit) {
       return [...reads.get(uid) ?? []].sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(0, limit).map(([name]) => name)
+    },
+    async memberRooms(uid, limit) {
+      const active = (member: { room: string, joinedAt: number }) => reads.get(uid)?.get(member.room)?.ts ?? member.joinedAt
+      return memberOf(uid).sort((x, y) => active(y) - active(x) || (x.room < y.room ? -1 : 1)).slice(0, limit).map(member => member.room)
     },
     async rooms(after, limit) {
       const start = after === undefined ? 0 : firstNameAfter(after)

@@ -129,12 +129,15 @@ export interface RoomLog extends RoomDirectory {
   forgetRead: (room: string, uid: string) => Promise<boolean>
   /**
    * Create `uid`'s read position in `room` at its newest id unless there is one. With `max`
-   * (> 0), a created one leaves at most `max` positions to `uid`: the least recently moved others go.
+   * (> 0), a created one leaves at most `max` positions to `uid`: the least recently moved others
+   * go, with a plain membership of a public room (joined or spoken in) that goes with them; a
+   * kept membership (a role above `member`, a private room) neither goes nor counts.
    */
   joinRead: (room: string, uid: string, max?: number) => Promise<JoinedRead>
   /**
    * Delete up to `limit` read positions not moved for `maxAge` ms in rooms whose newest message is
-   * older than that too, or that hold none (retention emptied or removed them); resolves to those that went.
+   * older than that too, or that hold none (retention emptied or removed them), with their plain
+   * memberships of public rooms (never a kept one, as `joinRead`); resolves to those that went.
    */
   pruneReads: (maxAge: number, limit: number) => Promise<ReadPosition[]>
   /** `uid`'s read position in `room` with its unread count (and the newest live message with `withLast`); undefined when they have none. */
@@ -143,6 +146,11 @@ export interface RoomLog extends RoomDirectory {
   readRooms: (uid: string, limit: number) => Promise<string[]>
   /** The read position of each of `room`'s members (not banned; 0: none); undefined when it has none or more than `limit` ("Seen by"). */
   memberReads: (room: string, limit: number) => Promise<Map<string, number> | undefined>
+  /**
+   * Rooms `uid` is a member of (not banned): their rooms list. Most recently active first (their
+   * position last moved, else when they joined), at most `limit`.
+   */
+  memberRooms: (uid: string, limit: number) => Promise<string[]>
   /** Up to `limit` room names after `after`, in name order (all rooms, a page at a time). */
   rooms: (after: string | undefined, limit: number) => Promise<string[]>
   close: () => Promise<void>

@@ -88,7 +88,9 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
     }
     const role = command.type === 'role' ? command.role : undefined
     const until = command.type === 'mute' ? command.until ?? MUTED_FOREVER : undefined
-    const context: ChatMemberActionContext = { room, user: actor ?? SERVER_ACTOR, action: command.type, subject: subjectId, allow: !actor || mayAct(command.type, actorMember, subject, role) }
+    // Anyone may end their own membership (leave the room for good): `remove` of oneself.
+    const leaving = command.type === 'remove' && actor?.id === subjectId
+    const context: ChatMemberActionContext = { room, user: actor ?? SERVER_ACTOR, action: command.type, subject: subjectId, allow: !actor || leaving || mayAct(command.type, actorMember, subject, role) }
     if (role) context.role = role
     if (until !== undefined) context.until = until
     const refusal = await actionRefusal(hooks, context, logger, `You may not ${command.type} this person in this room`)
@@ -134,9 +136,14 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
         next = { ...subject, role: role! }
         break
     }
-    await ensureRecord(room)
-    if (next) await store.saveMember(next)
-    else await store.deleteMember(room, uid)
+    // A row that stays needs a record to count; a membership deleted needs none (leaving a room without one).
+    if (next) {
+      await ensureRecord(room)
+      await store.saveMember(next)
+    }
+    else {
+      await store.deleteMember(room, uid)
+    }
     const frame = memberFrame(room, uid, next, removed)
     changed(frame)
     if (next && !next.banned && (!subject || subject.banned)) added(room, uid)

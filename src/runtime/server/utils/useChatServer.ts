@@ -178,9 +178,9 @@ export function useChatServer() {
       return (await hub.markRead(room, { id: userId, name: userId }, id))?.read
     },
     /**
-     * Delete a user's read position in the room (e.g. when barring them from it): the room leaves
-     * their rooms lists on every instance, and no `read` brings it back; joining again does.
-     * Resolves to true when there was one.
+     * Delete a user's read position in the room and their membership (a ban stays; e.g. when
+     * barring them from it): the room leaves their rooms lists on every instance, and no `read`
+     * brings it back; joining again does. Resolves to true when there was a position.
      */
     forget(room: string, userId: string): Promise<boolean> {
       checkRoom(room)
