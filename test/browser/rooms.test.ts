@@ -4,7 +4,10 @@
  * chats there; Carol, not invited, is refused; Ann and Bob get one direct room under "Direct
  * messages"; Ann mutes Bob (his send is refused, he still reads) and bans him (the room leaves his
  * sidebar). Each page opens exactly one WebSocket. Roles come from the server: they survive a reload.
+ * "Seen by": Ann's messages show who has read them, live (issue 24).
  */
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,6 +18,10 @@ let server: TestServer
 let browser: Browser
 const contexts: BrowserContext[] = []
 const pageErrors: string[] = []
+
+/** Where the "Seen by" screenshots go (the CI keeps test-output/). */
+const SCREENSHOTS = resolve('test-output/screenshots')
+mkdirSync(SCREENSHOTS, { recursive: true })
 
 const sel = (testid: string) => `[data-testid="${testid}"]`
 const pane = (page: Page, room: string) => page.locator(`${sel('pane')}[data-room="${room}"]`)
@@ -79,6 +86,13 @@ describe('playground: private rooms, direct messages and moderation on one WebSo
     await expect.poll(() => textsIn(ann.page, room)).toEqual(['hi from Bob'])
     await say(ann.page, room, 'welcome Bob')
     await expect.poll(() => textsIn(bob.page, room)).toEqual(['hi from Bob', 'welcome Bob'])
+    // Seen by: sent until Bob reads, then Ann sees who read it (a room of two members).
+    const annReceipt = pane(ann.page, room).locator(sel('pane-receipt'))
+    await expect.poll(() => annReceipt.allTextContents()).toEqual(['✓ Sent'])
+    await pane(bob.page, room).locator(sel('pane-read')).click()
+    await expect.poll(() => annReceipt.allTextContents(), { timeout: 15_000 }).toEqual([`✓✓ Seen by ${bobName}`])
+    expect(await pane(bob.page, room).locator(sel('pane-receipt')).allTextContents()).toEqual(['✓ Sent'])
+    await ann.page.screenshot({ path: resolve(SCREENSHOTS, 'rooms-seen-by.png') })
     // Bob is no owner: no moderator actions for him.
     expect(await pane(bob.page, room).locator(sel('moderation')).count()).toBe(0)
 
@@ -101,6 +115,9 @@ describe('playground: private rooms, direct messages and moderation on one WebSo
     expect(await entry(bob.page, 'room', direct).count()).toBe(0)
     await entry(bob.page, 'dm', direct).click()
     await expect.poll(() => textsIn(bob.page, direct), { timeout: 15_000 }).toEqual(['just us'])
+    await pane(bob.page, direct).locator(sel('pane-read')).click()
+    await expect.poll(() => pane(ann.page, direct).locator(sel('pane-receipt')).allTextContents(), { timeout: 15_000 }).toEqual(['✓✓ Seen'])
+    await ann.page.screenshot({ path: resolve(SCREENSHOTS, 'rooms-dm-seen.png') })
 
     // Back in the private room, Ann mutes Bob: his send is refused, he still reads hers.
     await entry(ann.page, 'room', room).click()
