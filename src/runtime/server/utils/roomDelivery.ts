@@ -91,6 +91,10 @@ export function messageFrame(message: StoredMessage): ChatStoredFrame {
   if (message.edited !== undefined) frame.edited = message.edited
   if (message.deleted) frame.deleted = true
   if (message.reactions) frame.reactions = message.reactions
+  // A copy: the memory store shares one quote among a message's replies and changes it in place.
+  if (message.replyTo) frame.replyTo = { ...message.replyTo }
+  if (message.mentions) frame.mentions = message.mentions
+  if (message.mentionsAll) frame.mentionsAll = message.mentionsAll
   return frame
 }
 

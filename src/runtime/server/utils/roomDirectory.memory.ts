@@ -54,6 +54,14 @@ export function createMemoryRoomDirectory(): RoomDirectory & { clear: () => void
     async userNames(uids) {
       return new Map(uids.flatMap(uid => names.has(uid) ? [[uid, names.get(uid)!] as const] : []))
     },
+    async memberNames(room, limit) {
+      const found: { uid: string, name: string }[] = []
+      for (const member of members.get(room)?.values() ?? []) {
+        if (found.length >= limit) break
+        if (!member.banned) found.push({ uid: member.uid, name: names.get(member.uid) ?? '' })
+      }
+      return found
+    },
     /** A membership, not a ban (at once: the memory log's position rules ask it in a loop). */
     isMember(room, uid) {
       const member = members.get(room)?.get(uid)
