@@ -66,14 +66,14 @@ describe.each(setups)('replies and mentions: %s', (_name, setup) => {
     opened.push(socket)
     return socket
   }
-  /** A room of its own (`mention-…`): Olive owns it, Ann and Bob are members; Olive and Bob on `a`, Ann on `b`, all joined. */
+  /** A room of its own (`mention-…`): Olive owns it, Ann, Bob and Dan are members; Olive and Bob on `a`, Ann on `b`, all joined but Dan (offline). */
   async function team() {
     const room = `mention-${randomUUID().slice(0, 8)}`
-    const [olive, ann, bob] = [newUser('Olive'), newUser('Ann'), newUser('Bob')]
-    expect((await callServer(a, { call: 'createRoom', input: { id: room, title: 'Team', visibility: 'private', owner: olive.id, members: [ann.id, bob.id] } })).status).toBe(200)
+    const [olive, ann, bob, dan] = [newUser('Olive'), newUser('Ann'), newUser('Bob'), newUser('Dan')]
+    expect((await callServer(a, { call: 'createRoom', input: { id: room, title: 'Team', visibility: 'private', owner: olive.id, members: [ann.id, bob.id, dan.id] } })).status).toBe(200)
     const [oliveSocket, annSocket, bobSocket] = await Promise.all([connect(a, olive), connect(b, ann), connect(a, bob)])
     for (const socket of [oliveSocket, annSocket, bobSocket]) expect((await socket.join(room)).type).toBe('caught_up')
-    return { room, olive, ann, bob, oliveSocket, annSocket, bobSocket }
+    return { room, olive, ann, bob, dan, oliveSocket, annSocket, bobSocket }
   }
   /** Send a message command and wait for its echo on the sender's socket. */
   async function say(socket: ChatSocketV2, room: string, message: string, extra: object = {}) {
@@ -112,7 +112,7 @@ describe.each(setups)('replies and mentions: %s', (_name, setup) => {
   })
 
   it('a replyTo that is no live message of the room is bad_request, and nothing is stored', async () => {
-    const { room, annSocket, bobSocket } = await team()
+    const { room, bob, annSocket, bobSocket } = await team()
     const gone = await say(annSocket, room, 'soon gone')
     annSocket.send({ type: 'delete', room, target: gone.id })
     await bobSocket.waitFor(frame => frame.type === 'delete' && frame.target === gone.id, 'the delete')
@@ -128,12 +128,16 @@ describe.each(setups)('replies and mentions: %s', (_name, setup) => {
     // Malformed ids are refused as commands.
     bobSocket.send({ type: 'message', room, message: 'x', cid: 'c-bad-1', replyTo: 'one' })
     expect(await bobSocket.waitFor(frame => frame.cid === 'c-bad-1', 'the refusal')).toMatchObject({ type: 'error', code: 'bad_request' })
+    // Over HTTP (version 1 POST) alike: 400, nothing stored.
+    const posted = await fetch(`${b.url('/api/sse')}?room=${room}`, { method: 'POST', headers: { ...bob.headers, 'content-type': 'application/json', 'sec-fetch-site': 'same-origin' }, body: JSON.stringify({ message: 'answer', replyTo: 9_000_000 }) })
+    expect(posted.status).toBe(400)
+    expect(await posted.json()).toMatchObject({ type: 'error', code: 'bad_request' })
     const history = await callServer(a, { call: 'history', room })
     expect((history.body as unknown as ChatMessageFrame[]).filter(message => !message.deleted)).toEqual([])
   })
 
-  it('@name resolves to member ids on both instances; chat:mention fires once per member, never for the sender; @room only for an owner', async () => {
-    const { room, olive, ann, bob, oliveSocket, annSocket, bobSocket } = await team()
+  it('@name resolves to member ids on both instances; chat:mention fires once per member, never for the sender; @room and @here only for an owner', async () => {
+    const { room, olive, ann, bob, dan, oliveSocket, annSocket, bobSocket } = await team()
     // Names are kept when people join: give the stores a moment.
     await new Promise(resolve => setTimeout(resolve, 200))
     const named = await say(oliveSocket, room, '@ann and @BOB, and olive@example.com, @Olive: standup')
@@ -147,10 +151,14 @@ describe.each(setups)('replies and mentions: %s', (_name, setup) => {
     const everyone = await say(oliveSocket, room, '@room deploy at five')
     expect(everyone.mentionsAll).toBe('room')
     expect((await messageOf(annSocket, room, everyone.id)).mentionsAll).toBe('room')
+    // @here: the members online (Ann on the other instance, Bob here), not Dan.
+    const here = await say(oliveSocket, room, 'anyone @here?')
+    expect(here.mentionsAll).toBe('here')
 
     const expected = [
       { uid: ann.id, id: named.id }, { uid: bob.id, id: named.id },
-      { uid: ann.id, id: everyone.id }, { uid: bob.id, id: everyone.id },
+      { uid: ann.id, id: everyone.id }, { uid: bob.id, id: everyone.id }, { uid: dan.id, id: everyone.id },
+      { uid: ann.id, id: here.id }, { uid: bob.id, id: here.id },
     ]
     const byOrder = (x: { uid: string, id: number }, y: { uid: string, id: number }) => x.id - y.id || (x.uid < y.uid ? -1 : 1)
     await until(async () => (await mentionsHeard([a, b], room)).length >= expected.length, 'the chat:mention calls')
@@ -159,6 +167,17 @@ describe.each(setups)('replies and mentions: %s', (_name, setup) => {
     const heard = await mentionsHeard([a, b], room)
     expect(heard.toSorted(byOrder)).toEqual(expected.toSorted(byOrder))
     expect(heard.some(call => call.uid === olive.id)).toBe(false)
+
+    // A banned member is no longer mentioned, on either instance (the ban reaches both names indexes).
+    expect((await callServer(b, { call: 'ban', room, userId: bob.id })).status).toBe(200)
+    await bobSocket.waitFor(frame => frame.type === 'left' && frame.room === room, 'Bob\'s ban')
+    for (const [socket, text] of [[oliveSocket, '@Bob and @Ann, again'], [annSocket, '@bob @olive from b']] as const) {
+      const after = await say(socket, room, text)
+      expect(after.mentions).toEqual([socket === oliveSocket ? ann.id : olive.id])
+    }
+    await until(async () => (await mentionsHeard([a, b], room)).length >= expected.length + 2, 'the calls after the ban')
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect((await mentionsHeard([a, b], room)).filter(call => call.uid === bob.id)).toHaveLength(3)
   })
 
   it('the rooms list counts unread mentions, up with each one and down with read', async () => {
