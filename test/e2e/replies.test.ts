@@ -7,9 +7,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
+import { installEventSource } from '../utils/chaos'
 import { ChatSocketV2, until, untilOnOneBus, type FrameV2 } from '../utils/clients'
 import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
+
+installEventSource()
 
 const tag = randomUUID().slice(0, 8)
 let users = 0
@@ -109,6 +113,46 @@ describe.each(setups)('replies and mentions: %s', (_name, setup) => {
     const late = await connect(b, ann)
     await late.join(room)
     expect((await messageOf(late, room, reply.id)).replyTo).toEqual({ id: original.id, user: 'Ann', uid: ann.id, excerpt: '', deleted: true })
+  })
+
+  it('useChat\'s connection sends a reply over WebSocket and SSE, and keeps its excerpt current through an edit and a delete', async () => {
+    const room = `mention-pub-${randomUUID().slice(0, 8)}`
+    const client = (server: TestServer, name: string, transport: ChatTransport) => {
+      const connection = createChatConnection({
+        room, name, transport, route: '/_ws', sseRoute: '/api/sse', maxMessages: 100, maxQueue: 50, maxLength: 2000,
+        autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'), guestKey: `replies-${tag}-${name}-0123456789abcdef`,
+      })
+      connection.open()
+      return connection
+    }
+    const ws = client(a, 'Wes', 'ws')
+    const sse = client(b, 'Sia', 'sse')
+    try {
+      await until(() => ws.me.value && sse.me.value, 'both welcomed')
+      expect(ws.send('the plan', { replyTo: 0 })).toBe(false)
+      expect(ws.error.value?.code).toBe('bad_request')
+      ws.send('the plan')
+      const original = await until(() => sse.messages.value.find(message => message.message === 'the plan' && message.id), 'the original on the SSE client')
+      expect(sse.send('sounds good', { replyTo: original.id })).toBe(true)
+      // Shown at once (pending), with what the client holds of the original.
+      const shown = await until(() => sse.messages.value.find(message => message.message === 'sounds good'), 'the reply shown')
+      expect(shown).toMatchObject({ replyTo: { id: original.id, user: 'Wes', excerpt: 'the plan' } })
+      for (const connection of [ws, sse]) {
+        await until(() => connection.messages.value.find(message => message.message === 'sounds good' && message.id && message.replyTo?.excerpt === 'the plan'), 'the stored reply')
+      }
+      expect(ws.edit(original.id!, 'the new plan')).toBe(true)
+      for (const connection of [ws, sse]) await until(() => connection.messages.value.find(message => message.replyTo?.excerpt === 'the new plan'), 'the excerpt after the edit')
+      expect(ws.remove(original.id!)).toBe(true)
+      for (const connection of [ws, sse]) await until(() => connection.messages.value.find(message => message.replyTo?.deleted === true && message.replyTo.excerpt === ''), 'the reply after the delete')
+      // An unknown original: the server refuses it and the pending message fails.
+      sse.send('to nothing', { replyTo: 9_000_000 })
+      await until(() => sse.messages.value.find(message => message.message === 'to nothing' && message.failed), 'the refused reply')
+      expect(sse.error.value?.code).toBe('bad_request')
+    }
+    finally {
+      ws.close()
+      sse.close()
+    }
   })
 
   it('a replyTo that is no live message of the room is bad_request, and nothing is stored', async () => {
