@@ -78,6 +78,8 @@ describe.each(backends)('replies and mentions in the room log: %s', (_name, crea
     // A deleted message mentions no one any more; a read moves the count down.
     await log.append({ room, user: 'Ann', sender: 'u-ann', message: '', ts: Date.now(), kind: 'delete', target: named.message.id })
     expect((await log.readState(room, 'u-bob'))?.mentions).toBe(2)
+    // Its tombstone tells nothing of whom it named.
+    expect(messageFrame((await log.message(room, named.message.id))!)).not.toHaveProperty('mentions')
     await log.markRead(room, 'u-bob', named.message.id + 1)
     expect((await log.readState(room, 'u-bob'))?.mentions).toBe(1)
     await log.markRead(room, 'u-bob')
