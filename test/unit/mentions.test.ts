@@ -74,7 +74,11 @@ describe('createMentionResolver', () => {
     expect(resolver.resolve('r', '@ann', 'x', false)).toEqual({ uids: ['u1'] })
     expect(reads).toBe(1)
     names = [{ uid: 'u1', name: 'Ann' }, { uid: 'u2', name: 'Bea' }]
-    resolver.nameChanged('u2')
+    // The same name again (a user's first join on another instance): nothing to read.
+    resolver.nameChanged('u1', 'ann')
+    expect(resolver.resolve('r', '@Ann', 'x', false)).toEqual({ uids: ['u1'] })
+    expect(reads).toBe(1)
+    resolver.nameChanged('u2', 'Bea')
     expect(await resolver.resolve('r', '@Bea', 'x', false)).toEqual({ uids: ['u2'] })
     expect(reads).toBe(2)
     names = [{ uid: 'u1', name: 'Ann' }]

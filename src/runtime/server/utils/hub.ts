@@ -385,7 +385,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     const room = roomOf(name)
     room.delivery.add(member)
     // A new name here: the rooms whose names index holds the user read it again (once it is stored).
-    listing.seen(member.user)?.then(() => mentions.nameChanged(member.user.id))
+    listing.seen(member.user)?.then(() => mentions.nameChanged(member.user.id, member.user.name))
     // The admission just decided (cached): the membership is known at once; else it follows as a `member` frame.
     const decided = access.decide(name, member.user, 'read')
     const membership = decided instanceof Promise || !decided.allowed ? {} : membershipOf(decided.member)

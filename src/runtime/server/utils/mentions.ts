@@ -168,10 +168,16 @@ export function createMentionResolver({ store, maxRooms = 1000, maxNamesPerRoom 
       drop(room)
       reading.delete(room)
     },
-    /** A member's name changed: the rooms whose index holds them read it again. */
-    nameChanged(uid: string) {
-      for (const [room, entry] of [...kept]) if (entry.index.uids.has(uid)) drop(room)
-      reading.clear()
+    /**
+     * A member's name was stored: the rooms whose index holds them under another name read it again.
+     * Unchanged names (every user's first join on a new instance) cost nothing: a reconnect storm
+     * must not make a big room read its 10,000 names again per message.
+     */
+    nameChanged(uid: string, name: string) {
+      const key = name.toLowerCase()
+      for (const [room, entry] of [...kept]) {
+        if (entry.index.uids.has(uid) && !entry.index.byName.get(key)?.includes(uid)) drop(room)
+      }
     },
     /** Rooms kept and names held (for tests and metrics). */
     size: () => ({ rooms: kept.size, names }),
