@@ -21,7 +21,7 @@ export interface ModuleOptions extends ChatRuntimeConfig {
   autoImport: string | false
 }
 
-export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext } from './runtime/types'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext } from './runtime/types'
 export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions, ChatRoomInput, RoomRecord, RoomMember } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'

@@ -198,6 +198,19 @@ export interface ChatStoredContext {
 }
 
 /**
+ * Context of the `chat:mention` hook: a stored message mentions the member `uid` (by name, or by
+ * an owner's or moderator's `@room` / `@here`). Called once per member (never the sender), on the
+ * instance that stored the message, after it was delivered; a hook that throws is logged.
+ */
+export interface ChatMentionContext {
+  room: string
+  /** The member mentioned. */
+  uid: string
+  /** The stored message frame (`mentions`, `mentionsAll`). */
+  frame: ChatMessageFrame
+}
+
+/**
  * Context of the `chat:action` hook: `user` wants to `edit` or `delete` message `target`.
  * `allow` starts true for the author (an edit only within `editWindow`) and false for anyone
  * else: set it to let a moderator delete others' messages. Set `reject` (or throw
@@ -260,4 +273,5 @@ export interface ChatRuntimeHooks {
   'chat:message': (context: ChatMessageContext) => void | Promise<void>
   'chat:action': (context: ChatActionContext) => void | Promise<void>
   'chat:stored': (context: ChatStoredContext) => void | Promise<void>
+  'chat:mention': (context: ChatMentionContext) => void | Promise<void>
 }

@@ -426,6 +426,49 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
     await screenshot(bob, 'events-other-page')
   })
 
+  it('replies: the quote shows the original\'s author and text, follows its edit and shows its delete, on both pages', async () => {
+    const name = room('reply')
+    const alice = await openChat({ room: name, name: 'Alice' })
+    const bob = await openChat({ room: name, name: 'Bob', transport: 'sse' })
+    await send(alice, 'Lunch at noon')
+    await waitForTexts(bob, ['Lunch at noon'])
+    const quote = (page: Page) => bubble(page, 'Yes please').locator(sel('message-quote'))
+
+    // Reply from the message's actions: the composer says to what, and the quote goes with the message.
+    await bubble(bob, 'Lunch at noon').hover()
+    await bubble(bob, 'Lunch at noon').locator(sel('message-reply')).click()
+    await expect.poll(() => bob.locator(sel('replying-to')).textContent()).toContain('Replying to Alice: Lunch at noon')
+    await send(bob, 'Yes please')
+    await expect.poll(() => bob.locator(sel('replying-to')).count()).toBe(0)
+    for (const page of [alice, bob]) {
+      await waitForTexts(page, ['Lunch at noon', 'Yes please'])
+      await expect.poll(() => quote(page).textContent()).toMatch(/Alice\s+Lunch at noon/)
+    }
+    await screenshot(bob, 'reply-quote')
+
+    // The original edited: every quote of it follows.
+    await bubble(alice, 'Lunch at noon').hover()
+    await bubble(alice, 'Lunch at noon').locator(sel('message-edit')).click()
+    await alice.fill(sel('edit-input'), 'Lunch at one')
+    await alice.press(sel('edit-input'), 'Enter')
+    for (const page of [alice, bob]) await expect.poll(() => quote(page).textContent()).toMatch(/Alice\s+Lunch at one/)
+
+    // Deleted: the quote says so, and keeps no text of it.
+    await bubble(alice, 'Lunch at one').hover()
+    await bubble(alice, 'Lunch at one').locator(sel('message-delete')).click()
+    await bubble(alice, 'Lunch at one').locator(sel('delete-confirm')).click()
+    for (const page of [alice, bob]) {
+      await waitForTexts(page, ['Yes please'])
+      await expect.poll(() => quote(page).getAttribute('data-deleted')).toBe('true')
+      expect(await quote(page).textContent()).not.toContain('Lunch')
+    }
+    // A reload replays the reply with its quote as the server keeps it.
+    await bob.reload()
+    await waitForStatus(bob, 'OPEN')
+    await expect.poll(() => quote(bob).getAttribute('data-deleted')).toBe('true')
+    await screenshot(bob, 'reply-original-deleted')
+  })
+
   it('stops offering to edit once the server\'s edit window has closed', async () => {
     // The window is runtime config on both sides: the server enforces it, the page greys the button out.
     const strict = await startServer({ output: 'playground', env: { NUXT_CHAT_EDIT_WINDOW: '3000', NUXT_PUBLIC_CHAT_EDIT_WINDOW: '3000' } })

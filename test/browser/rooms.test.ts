@@ -6,9 +6,9 @@
  * sidebar). Each page opens exactly one WebSocket. Roles come from the server: they survive a reload.
  * "Seen by": Ann's messages show who has read them, live (issue 24).
  */
+import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { randomUUID } from 'node:crypto'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium } from '../utils/browser'
@@ -19,7 +19,7 @@ let browser: Browser
 const contexts: BrowserContext[] = []
 const pageErrors: string[] = []
 
-/** Where the "Seen by" screenshots go (the CI keeps test-output/). */
+/** Where the screenshots go (the CI keeps test-output/). */
 const SCREENSHOTS = resolve('test-output/screenshots')
 mkdirSync(SCREENSHOTS, { recursive: true })
 
@@ -180,6 +180,42 @@ describe('playground: private rooms, direct messages and moderation on one WebSo
     await bob.page.reload()
     await expect.poll(() => pane(bob.page, room).locator(sel('pane-muted')).textContent().catch(() => null), { timeout: 15_000 }).toMatch(/You are muted until further notice/)
     expect(await pane(bob.page, room).locator(sel('moderation')).count()).toBe(0)
+    expect(pageErrors).toEqual([])
+  })
+
+  it('mentions: @ offers the people online, the message names Bob on his page, and his sidebar counts it until he reads the room', async () => {
+    const tag = randomUUID().slice(0, 6)
+    const [annName, bobName] = [`Ann ${tag}`, `Bob ${tag}`]
+    const ann = await signedIn(annName)
+    const title = `Mentions ${tag}`
+    await ann.page.locator(sel('new-room-title')).fill(title)
+    await ann.page.locator(sel('new-room-people')).fill(bobName)
+    await ann.page.locator(sel('new-room-create')).click()
+    const made = ann.page.locator(sel('pane')).filter({ hasText: title })
+    await expect.poll(() => made.getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    const room = (await made.getAttribute('data-room'))!
+    const bob = await signedIn(bobName, [room])
+    await expect.poll(() => pane(bob.page, room).getAttribute('data-status'), { timeout: 15_000 }).toBe('OPEN')
+    await expect.poll(() => pane(ann.page, room).locator(sel('pane-users')).textContent()).toContain(bobName)
+
+    // Typing `@bo` offers Bob (a name with a space); a click completes it.
+    await pane(ann.page, room).locator(sel('pane-input')).fill('look @bo')
+    await expect.poll(async () => (await pane(ann.page, room).locator(sel('mention-option')).allTextContents()).map(text => text.trim())).toEqual([`@${bobName}`])
+    await pane(ann.page, room).locator(sel('mention-option')).click()
+    expect(await pane(ann.page, room).locator(sel('pane-input')).inputValue()).toBe(`look @${bobName} `)
+    await pane(ann.page, room).locator(sel('pane-input')).press('End')
+    await pane(ann.page, room).locator(sel('pane-input')).pressSequentially('here')
+    await pane(ann.page, room).locator(sel('pane-input')).press('Enter')
+
+    // Bob's page marks the message as naming him; Ann's does not (she sent it).
+    const named = (page: Page) => pane(page, room).locator(sel('pane-message')).filter({ hasText: 'here' })
+    await expect.poll(() => named(bob.page).getAttribute('data-mentions-me')).toBe('true')
+    expect(await named(ann.page).getAttribute('data-mentions-me')).toBe('false')
+    // His rooms list counts the unread mention, until he marks the room read.
+    await expect.poll(() => entry(bob.page, 'room', room).locator(sel('rooms-mentions')).textContent(), { timeout: 10_000 }).toBe('@1')
+    await bob.page.screenshot({ path: resolve(SCREENSHOTS, 'rooms-mention.png') })
+    await pane(bob.page, room).locator(sel('pane-read')).click()
+    await expect.poll(() => entry(bob.page, 'room', room).locator(sel('rooms-mentions')).count()).toBe(0)
     expect(pageErrors).toEqual([])
   })
 })

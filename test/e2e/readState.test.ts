@@ -144,7 +144,7 @@ describe('read state, two PostgreSQL instances on Redis', () => {
     for (const list of [listWs, listSse]) {
       expect(await list.waitFor(frame => frame.type === 'rooms', 'the list')).toEqual({
         type: 'rooms', user: 'server', message: '2 rooms',
-        rooms: [{ room: r2, read: 0, unread: 0, upTo: 0 }, { room: r1, read: 0, unread: 0, upTo: 0 }],
+        rooms: [{ room: r2, read: 0, unread: 0, mentions: 0, upTo: 0 }, { room: r1, read: 0, unread: 0, mentions: 0, upTo: 0 }],
       })
     }
     /** The newest state of `room` as a list connection was told it. */

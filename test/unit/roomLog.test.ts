@@ -197,7 +197,7 @@ describe.each(backends)('room log: %s', (_name, create) => {
     await log.append(input(name, 'one', undefined, 'u2'))
     expect(await log.joinRead(name, 'u1')).toEqual({ created: true, evicted: [] })
     expect(await log.joinRead(name, 'u1')).toEqual({ created: false, evicted: [] })
-    expect(await log.readState(name, 'u1')).toEqual({ room: name, read: 1, unread: 0, upTo: 1 })
+    expect(await log.readState(name, 'u1')).toEqual({ room: name, read: 1, unread: 0, mentions: 0, upTo: 1 })
     await log.append(input(name, 'two', undefined, 'u2'))
     await log.append(input(name, 'mine', undefined, 'u1'))
     await log.append(input(name, 'three', undefined, 'u2'))
@@ -306,7 +306,7 @@ describe.each(backends)('room log: %s', (_name, create) => {
     await log.append(input(name, 'two', undefined, 'u2'))
     // Reactions after the last message: rows an unread count or a `last` lookup would walk over.
     await Promise.all(Array.from({ length: READ_SCAN }, (_, n) => log.append({ ...input(name, '👍', undefined, `r${n}`), kind: 'reaction', target: 1 })))
-    expect(await log.readState(name, uid, true)).toEqual({ room: name, read: 0, unread: 2, upTo: READ_SCAN + 2, last: expect.objectContaining({ id: 2, message: 'two' }) })
+    expect(await log.readState(name, uid, true)).toEqual({ room: name, read: 0, unread: 2, mentions: 0, upTo: READ_SCAN + 2, last: expect.objectContaining({ id: 2, message: 'two' }) })
     for (const text of ['three', 'four', 'five']) await log.append(input(name, text, undefined, 'u2'))
     // Changes are not rows a count scans (revision 5): all five counted; the newest message is found.
     expect(await log.readState(name, uid, true)).toMatchObject({ read: 0, unread: 5, upTo: READ_SCAN + 5, last: { id: READ_SCAN + 5, message: 'five' } })

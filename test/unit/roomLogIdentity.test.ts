@@ -130,3 +130,29 @@ describe.each(backends)('migration of a revision 3 table (events as rows): %s', 
     expect((await reopened.replaySince('r3', undefined, 3)).map(message => [message.id, message.rev])).toEqual([[1, 4], [5, 45], [46, undefined]])
   })
 })
+
+/** A table as nuxt-chat 0.6 made it before replies and mentions (issue 24). */
+const BEFORE_MENTIONS_SCHEMA = `CREATE TABLE chat_messages (
+  room TEXT NOT NULL, id BIGINT NOT NULL, sender TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, ts BIGINT NOT NULL,
+  cid TEXT, guest SMALLINT NOT NULL DEFAULT 0, kind TEXT, target BIGINT, edited BIGINT, deleted SMALLINT NOT NULL DEFAULT 0, rev BIGINT,
+  PRIMARY KEY (room, id))`
+
+describe.each(backends)('migration of a table from before replies and mentions: %s', (_name, prepare) => {
+  it('adds reply_to, mentions and mentions_all in place, keeps its rows, and stores replies and mentions from then on', async () => {
+    const openDatabase = await prepare()
+    const legacy = openDatabase()
+    await legacy.exec(BEFORE_MENTIONS_SCHEMA)
+    await legacy.exec(`INSERT INTO chat_messages (room, id, sender, name, body, ts, cid) VALUES ('old', 1, 'u-ann', 'Ann', 'from 0.6', 1, 'c-1')`)
+    await legacy.dispose()
+
+    const log = track(createDb0RoomLog(openDatabase))
+    expect(await log.replaySince('old', undefined, 10)).toEqual([{ id: 1, room: 'old', user: 'Ann', uid: 'u-ann', message: 'from 0.6', ts: 1, cid: 'c-1' }])
+    await log.joinRead('old', 'u-bob')
+    const reply = await log.append({ room: 'old', user: 'Cat', sender: 'u-cat', message: '@Bob see this', ts: 2, replyTo: 1, mentions: ['u-bob'] })
+    expect(reply.message).toMatchObject({ id: 2, replyTo: { id: 1, user: 'Ann', uid: 'u-ann', excerpt: 'from 0.6' }, mentions: ['u-bob'] })
+    expect((await log.readState('old', 'u-bob'))?.mentions).toBe(1)
+    // Opening it again (a restart, a second instance) finds the columns there.
+    const reopened = track(createDb0RoomLog(openDatabase))
+    expect((await reopened.replaySince('old', 1, 10))[0]).toMatchObject({ id: 2, replyTo: { id: 1, excerpt: 'from 0.6' }, mentions: ['u-bob'] })
+  })
+})

@@ -1,5 +1,5 @@
 import { shallowRef, type ShallowRef } from 'vue'
-import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, type ChatErrorFrame, type ChatHistoryFrame, type ChatMemberRole, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
+import { HISTORY_PAGE_DEFAULT, MAX_ID, isIdInRange, replyExcerpt, type ChatErrorFrame, type ChatHistoryFrame, type ChatMemberRole, type ChatServerFrame, type ChatStoredFrame, type ChatUser } from '../shared/protocol'
 import type { ChatJoinRefusalCode, ChatSeenFrame } from '../shared/protocolV2'
 import { backoffDelay } from './backoff'
 import { randomCid } from './identity'
@@ -67,6 +67,12 @@ export interface ChatConnectionOptions {
  * delivered), and the local `empty` / `too_long`. `unauthorized` / `forbidden` after a refused
  * connect stop the reconnecting until `open()`.
  */
+/** What `send()` takes besides the text. */
+export interface ChatSendOptions {
+  /** The id of the room's stored message this one answers (docs/PROTOCOL.md, "Replies"); the server refuses an unknown one (`bad_request`). */
+  replyTo?: number
+}
+
 export interface ChatClientError {
   /** `unsupported`: a rooms and members command where only protocol version 1 is spoken (an older server). `too_many_rooms`: the tab's connection follows `maxRoomsPerConnection` rooms already. */
   code: ChatErrorFrame['code'] | 'queue_full' | 'connection' | 'undelivered' | 'unsupported' | 'too_many_rooms'
@@ -409,8 +415,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
    * disconnected. Returns false when it cannot be: too long, empty, the queue is full, or the
    * server refused this client (`unauthorized` / `forbidden`: call `open()` after signing in).
    */
-  function send(data: string | T): boolean {
+  function send(data: string | T, sendOptions: ChatSendOptions = {}): boolean {
     const text = typeof data === 'string' ? data : JSON.stringify(data)
+    const { replyTo } = sendOptions
+    if (replyTo !== undefined && !isIdInRange(replyTo)) return refuseId(replyTo)
     if (state.refusal) {
       error.value = state.refusal
       return false
@@ -428,9 +436,12 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       return false
     }
     const cid = randomCid()
-    log.addPending({ room: state.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid })
+    // A pending reply shows what this client holds of its original until the server's echo says.
+    const original = replyTo === undefined ? undefined : log.get(replyTo)
+    const quote = replyTo === undefined ? {} : { replyTo: original ? { id: replyTo, user: original.user, ...(original.uid === undefined ? {} : { uid: original.uid }), excerpt: replyExcerpt(original.message) } : { id: replyTo, user: '', excerpt: '' } }
+    log.addPending({ room: state.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid, ...quote })
     publish()
-    outbox.push(cid, text)
+    outbox.push(cid, text, replyTo === undefined ? undefined : { type: 'message', replyTo })
     return true
   }
 

@@ -1,4 +1,4 @@
-import { withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
+import { replyExcerpt, withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 import { firstIndexNotBefore } from '../shared/sortedIndex'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
@@ -62,6 +62,25 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     entry.reactions = Object.entries(reactedBy).map(([emoji, users]) => ({ emoji, count: users.length, mine: me !== undefined && users.includes(me) }))
   }
 
+  /** Replies held to message `id` show its new state (`text` undefined: deleted); true when one changed. */
+  const requote = (id: number, text: string | undefined): boolean => {
+    let changed = false
+    for (const entry of stored) {
+      if (entry.replyTo?.id !== id) continue
+      const { deleted: _deleted, ...quote } = entry.replyTo
+      entry.replyTo = text === undefined ? { ...quote, excerpt: '', deleted: true } : { ...quote, excerpt: replyExcerpt(text) }
+      changed = true
+    }
+    return changed
+  }
+
+  /** A frame's reply and mentions on its entry. */
+  const setReplyAndMentions = (entry: ChatMessage<T>, frame: ChatMessageFrame) => {
+    if (frame.replyTo) entry.replyTo = frame.replyTo
+    if (frame.mentions) entry.mentions = frame.mentions
+    if (frame.mentionsAll) entry.mentionsAll = frame.mentionsAll
+  }
+
   /** Index of the stored entry with `id`, or where it would go. */
   const indexOf = (id: number) => firstIndexNotBefore(stored.length, index => stored[index]!.id! < id)
 
@@ -90,6 +109,7 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       if (frame.guest) entry.guest = true
       if (frame.edited !== undefined) entry.edited = frame.edited
       setReactions(entry, frame.reactions)
+      setReplyAndMentions(entry, frame)
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       const last = stored[stored.length - 1]
@@ -108,6 +128,8 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       const entry = stored[index]
       if (entry?.id !== frame.id || (revs.get(frame.id) ?? 0) >= frame.rev!) return false
       revs.set(frame.id, frame.rev!)
+      // Replies held to it show its state as replayed (an edit or delete this client missed).
+      requote(frame.id, frame.deleted ? undefined : frame.message)
       if (frame.deleted) {
         stored.splice(index, 1)
         return true
@@ -115,6 +137,7 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       entry.message = frame.message
       if (frame.edited !== undefined) entry.edited = frame.edited
       setReactions(entry, frame.reactions)
+      setReplyAndMentions(entry, frame)
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       else delete entry.data
@@ -126,7 +149,9 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       ids.add(event.id)
       const index = indexOf(event.target)
       const entry = stored[index]
-      if (entry?.id !== event.target) return false
+      // Replies show their original's current text, held or not (a reply may outlive its original in the log).
+      const requoted = event.type !== 'reaction' && !(event.type === 'edit' && (event.deleted || event.id <= (entry?.id === event.target ? entry.edited ?? 0 : 0))) && requote(event.target, event.type === 'delete' ? undefined : event.message)
+      if (entry?.id !== event.target) return requoted
       // The state held (a replayed `rev`) already includes this change: a toggle applied twice would flip back.
       if (event.id <= (revs.get(event.target) ?? 0)) return false
       if (event.type === 'reaction') {

@@ -11,9 +11,12 @@ export interface OutgoingMessage {
 }
 
 export interface OutgoingAction {
-  type: 'edit' | 'delete' | 'reaction'
-  target: number
+  /** `message`: a message with fields besides its text (`replyTo`). */
+  type: 'message' | 'edit' | 'delete' | 'reaction'
+  target?: number
   emoji?: string
+  /** A message: the id of the message it answers. */
+  replyTo?: number
 }
 
 /** Where the outbox writes: the current link while it is open. */

@@ -32,6 +32,38 @@ export interface ChatMessageBase {
   guest?: boolean
   /** The id of the message's latest edit: it was edited. */
   edited?: number
+  /** The message it answers, with an excerpt of that message's current text (docs/PROTOCOL.md, "Replies"). */
+  replyTo?: ChatReplyTo
+  /** The user ids of the members its `@name`s named, resolved by the server when it was sent (docs/PROTOCOL.md, "Mentions"). */
+  mentions?: string[]
+  /** An owner's or moderator's `@room` (every member) or `@here` (every member online). */
+  mentionsAll?: ChatMentionAll
+}
+
+/** What a reply shows of the message it answers. */
+export interface ChatReplyTo {
+  id: number
+  /** The original's author's name (`""` once retention removed it). */
+  user: string
+  uid?: string
+  /** The first `REPLY_EXCERPT_LENGTH` code points of the original's current text (empty once deleted). */
+  excerpt: string
+  /** The original was deleted (or retention removed it). */
+  deleted?: true
+}
+
+/** `@room` or `@here` from an owner or moderator. */
+export type ChatMentionAll = 'room' | 'here'
+
+/** Code points of the original a reply's excerpt keeps. */
+export const REPLY_EXCERPT_LENGTH = 100
+
+/** A reply's excerpt of `text`: its first `REPLY_EXCERPT_LENGTH` code points (as SQL's `substr` counts them). */
+export function replyExcerpt(text: string): string {
+  if (text.length <= REPLY_EXCERPT_LENGTH) return text
+  let end = 0
+  for (let count = 0; count < REPLY_EXCERPT_LENGTH && end < text.length; count++) end += text.codePointAt(end)! > 0xFFFF ? 2 : 1
+  return text.slice(0, end)
 }
 
 export interface ChatMessageFrame extends ChatMessageBase {
@@ -229,6 +261,8 @@ export interface ChatRoomState {
   with?: string
   /** The user's role in the room, where they are a member. */
   role?: ChatMemberRole
+  /** Unread messages that mention the user (docs/PROTOCOL.md, "Mentions"), at most 1000. */
+  mentions?: number
 }
 
 /** The whole rooms list, first on a `?rooms` connection. */
@@ -253,7 +287,7 @@ export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFr
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
-  = | { type: 'message', message: string, cid?: string }
+  = | { type: 'message', message: string, cid?: string, replyTo?: number }
     | { type: 'ping' }
     | { type: 'typing' }
     | { type: 'history', before: number, limit: number }
@@ -398,13 +432,16 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   if (cid !== undefined && !isValidCid(cid)) return '`cid` must be 1-64 characters from [A-Za-z0-9._:-]'
   const withCid = cid === undefined ? {} : { cid }
   if (type !== 'message' && type !== 'edit' && type !== 'delete' && type !== 'reaction') return '`type` must be message, edit, delete or reaction'
+  const { replyTo } = command
+  if (replyTo !== undefined && type !== 'message') return `\`replyTo\` is for messages, not ${type}s`
   if (type === 'reaction') {
     if (!isIdInRange(target)) return '`target` must be a message id'
     if (!isValidEmoji(emoji)) return `\`emoji\` must be 1-${MAX_EMOJI_LENGTH} UTF-16 code units without spaces, control or format characters`
     return { type, target, emoji, ...withCid }
   }
   if (type !== 'delete' && typeof message !== 'string') return '`message` must be a string'
-  if (type === 'message') return { type, message: message as string, ...withCid }
+  if (replyTo !== undefined && !isIdInRange(replyTo)) return '`replyTo` must be a message id'
+  if (type === 'message') return replyTo === undefined ? { type, message: message as string, ...withCid } : { type, message: message as string, replyTo: replyTo as number, ...withCid }
   if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
   return type === 'edit' ? { type, target, message: message as string, ...withCid } : { type, target, ...withCid }
 }

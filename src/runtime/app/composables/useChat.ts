@@ -1,11 +1,11 @@
 import { computed, getCurrentInstance, getCurrentScope, onMounted, onScopeDispose, shallowRef, toValue, watch, type ComputedRef, type MaybeRefOrGetter } from 'vue'
 import { tryUseNuxtApp, useRuntimeConfig } from '#app'
 import { DEFAULT_ROOM, type ChatMemberRole, type ChatUser } from '../../shared/protocol'
-import { createChatConnection, type ChatClientError, type ChatConnection, type ChatReconnectOptions, type ChatStatus, type ChatTransport } from '../chatConnection'
+import { createChatConnection, type ChatClientError, type ChatConnection, type ChatReconnectOptions, type ChatSendOptions, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { guestKey } from '../identity'
 import type { ChatMessage } from '../messageLog'
 
-export type { ChatMessage, ChatStatus, ChatTransport, ChatClientError, ChatReconnectOptions }
+export type { ChatMessage, ChatStatus, ChatTransport, ChatClientError, ChatReconnectOptions, ChatSendOptions }
 
 export interface UseChatOptions {
   /**
@@ -62,7 +62,7 @@ export interface UseChatReturn<T = unknown> {
   /** Muted in the room until then (epoch ms: sends are refused `muted`); undefined when not muted. */
   mutedUntil: ComputedRef<number | undefined>
   /** Send text, or a value as JSON. False when refused locally (too long, empty, queue full) or while the server refuses this client (`unauthorized` / `forbidden`). */
-  send: (data: string | T) => boolean
+  send: (data: string | T, options?: ChatSendOptions) => boolean
   /** Ping the server (WebSocket); the answer is a `pong` frame. */
   ping: () => void
   /** Call on input; throttled. WebSocket only. */
@@ -154,7 +154,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     me: pick('me', null),
     role: pick('role', undefined),
     mutedUntil: pick('mutedUntil', undefined),
-    send: data => current.value?.send(data) ?? false,
+    send: (data, options) => current.value?.send(data, options) ?? false,
     ping: () => current.value?.ping(),
     notifyTyping: () => current.value?.notifyTyping(),
     open: () => current.value?.open(),

@@ -28,6 +28,8 @@ export interface ChatRoomEntry {
   with?: string
   /** The user's role in the room (`'owner'`, `'moderator'`, `'member'`), where they are a member. */
   role?: ChatMemberRole
+  /** Unread messages that mention the user (`@name`, or a moderator's `@room` / `@here`; the server stops counting at 1000; 0 from servers before mentions). */
+  mentions: number
 }
 
 export interface UseChatRoomsOptions {
@@ -62,7 +64,7 @@ const byActivity = (a: ChatRoomEntry, b: ChatRoomEntry) => (b.last?.ts ?? 0) - (
 
 /** The entry without the list's bookkeeping (`upTo`) and without fields the room does not have. */
 function entryOf({ upTo: _upTo, ...entry }: ChatRoomState): ChatRoomEntry {
-  return entry
+  return { ...entry, mentions: entry.mentions ?? 0 }
 }
 
 /** One rooms-list connection with its state; `useChatRooms()` calls on the same transport share it. */

@@ -1,7 +1,7 @@
 import type { Hookable } from 'hookable'
 import type { ConsolaInstance } from 'consola'
 import { randomBytes } from 'node:crypto'
-import { errorFrame, isValidRoom, systemFrame, systemFrameOf, type ChatErrorFrame, type ChatHistoryFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, isValidRoom, systemFrame, systemFrameOf, type ChatErrorFrame, type ChatHistoryFrame, type ChatMessageFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatStoredFrame, type ChatTypingFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import type { ChatBus, BusEvent } from './bus'
 import { parseUsers, createRoomPresence, type RoomPresence } from './presence'
@@ -15,6 +15,7 @@ import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, 
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
+import { createMentionResolver, type FoundMentions } from './mentions'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
 import { directRoomId, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
@@ -213,6 +214,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const listAdmission = createListAdmission({ hooks, logger })
   const access = createRoomAccess({ store, logger })
   const listing = createRoomListing({ store, recordOf: access.record, memberOf: access.member, logger })
+  const mentions = createMentionResolver({ store })
   const readState = createReadState({
     store,
     bus,
@@ -398,7 +400,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   async function join(name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition = false) {
     const room = roomOf(name)
     room.delivery.add(member)
-    listing.seen(member.user)
+    // A new name here: the rooms whose names index holds the user read it again (once it is stored).
+    listing.seen(member.user)?.then(() => mentions.nameChanged(member.user.id, member.user.name))
     // The admission just decided (cached): the membership is known at once; else it follows as a `member` frame.
     const decided = access.decide(name, member.user, 'read')
     const membership = decided instanceof Promise || !decided.allowed ? {} : membershipOf(decided.member)
@@ -438,6 +441,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     logger,
     allowSend: allowSend ?? limiter!.allowSend,
     newRoomRefusal,
+    // `@room` / `@here`: owners and moderators (set by the admission) and the app's server code.
+    resolveMentions: (input, text) => mentions.resolve(input.room, text, input.sender, input.moderator === true || input.fromServer === true),
+    onMentioned: (frame, found) => void tellMentioned(frame, found).catch(error => logger.error('[nuxt-chat] could not tell the members mentioned', error)),
     onStored(frame, text) {
       rememberRoomWithMessages(frame.room)
       rooms.get(frame.room)?.delivery.deliver(frame.id, text)
@@ -449,6 +455,24 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       })
     },
   })
+
+  /**
+   * Call `chat:mention` once per member a stored message mentions (never its sender): those it
+   * names, and for `@room` every member, for `@here` every member online. After delivery, like `chat:stored`.
+   */
+  async function tellMentioned(frame: ChatMessageFrame, found: FoundMentions) {
+    const uids = new Set(found.uids)
+    if (found.all) {
+      const index = await mentions.indexOf(frame.room)
+      const online = found.all === 'here' ? new Set((await presenceOf(frame.room)).map(user => user.id)) : undefined
+      for (const uid of index.uids) if (!online || online.has(uid)) uids.add(uid)
+    }
+    if (frame.uid !== undefined) uids.delete(frame.uid)
+    await new Promise(resolve => setImmediate(resolve))
+    for (const uid of uids) {
+      Promise.resolve(hooks.callHook('chat:mention', { room: frame.room, uid, frame })).catch((error: unknown) => logger.error('[nuxt-chat] the chat:mention hook failed', error))
+    }
+  }
 
   /** Every message goes through the room's admission first (membership, ban, mute), but the app's own server code's. */
   function send(input: SendInput): Promise<SendResult> {
@@ -503,6 +527,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   /** A membership (`uid` set) or a room record (`uid` empty) changed, here or on another instance: caches, connections, rooms lists. */
   function membershipChangedHere(frame: ChatMemberFrame) {
     access.forget(frame.room, frame.uid)
+    // Whom `@name` can reach changed: the room's names are read again when next needed.
+    if (frame.uid) mentions.forgetRoom(frame.room)
     if (frame.uid && !frame.removed) tellMember(frame)
     // Lists showing the room show its record: read them again.
     if (!frame.uid) readState.resync(frame.room)

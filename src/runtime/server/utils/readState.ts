@@ -81,7 +81,7 @@ function lastOf(frame: ChatMessageFrame): ChatMessageFrame {
 }
 
 function roomState(state: ReadState, description: RoomDescription): ChatRoomState {
-  const entry: ChatRoomState = { room: state.room, read: state.read, unread: state.unread, upTo: state.upTo, ...description }
+  const entry: ChatRoomState = { room: state.room, read: state.read, unread: state.unread, mentions: state.mentions, upTo: state.upTo, ...description }
   if (state.last) entry.last = lastOf(messageFrame(state.last) as ChatMessageFrame)
   return entry
 }
@@ -281,6 +281,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       else if (frame.type === 'message') {
         entry.upTo = frame.id
         if (frame.uid !== watcher.user.id && !frame.deleted) entry.unread = Math.min(MAX_UNREAD, entry.unread + 1)
+        if (frame.uid !== watcher.user.id && !frame.deleted && (frame.mentionsAll || frame.mentions?.includes(watcher.user.id))) entry.mentions = Math.min(MAX_UNREAD, (entry.mentions ?? 0) + 1)
         entry.last = lastOf(frame)
         send(watcher, entry)
       }

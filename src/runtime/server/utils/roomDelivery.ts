@@ -67,6 +67,12 @@ export function messageFrame(message: StoredMessage): ChatStoredFrame {
   if (message.edited !== undefined) frame.edited = message.edited
   if (message.deleted) frame.deleted = true
   if (message.reactions) frame.reactions = message.reactions
+  // A tombstone tells nothing of what the text was: not whom it answered, nor whom it named.
+  if (message.deleted) return frame
+  // A copy: the memory store shares one quote among a message's replies and changes it in place.
+  if (message.replyTo) frame.replyTo = { ...message.replyTo }
+  if (message.mentions) frame.mentions = message.mentions
+  if (message.mentionsAll) frame.mentionsAll = message.mentionsAll
   return frame
 }
 

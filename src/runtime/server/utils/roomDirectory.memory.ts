@@ -70,6 +70,14 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
     async userNames(uids) {
       return new Map(uids.flatMap(uid => names.has(uid) ? [[uid, names.get(uid)!] as const] : []))
     },
+    async memberNames(room, limit) {
+      const found: { uid: string, name: string }[] = []
+      for (const member of members.get(room)?.values() ?? []) {
+        if (found.length >= limit) break
+        if (!member.banned) found.push({ uid: member.uid, name: names.get(member.uid) ?? '' })
+      }
+      return found
+    },
     /** A membership the position cap and retention never take: a role above `member`, or a private room's. */
     isKept(room, uid) {
       const member = members.get(room)?.get(uid)

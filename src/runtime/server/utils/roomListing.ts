@@ -51,11 +51,11 @@ export function createRoomListing({ store, recordOf, memberOf = async () => unde
   }
 
   return {
-    /** A signed-in user joined a room: keep their name if it is new here. */
-    seen(user: ChatUser) {
-      if (user.guest || names.get(user.id)?.name === user.name) return
+    /** A signed-in user joined a room: keep their name if it is new here; the promise settles once it is stored (undefined: nothing to store). */
+    seen(user: ChatUser): Promise<void> | undefined {
+      if (user.guest || names.get(user.id)?.name === user.name) return undefined
       names.set(user.id, { name: user.name, at: now() })
-      store.saveUserName(user.id, user.name, now()).catch(error => logger.error('[nuxt-chat] could not keep a user\'s name', error))
+      return store.saveUserName(user.id, user.name, now()).catch(error => logger.error('[nuxt-chat] could not keep a user\'s name', error))
     },
 
     /** What `uid`'s rooms list shows of `room`: nothing for a room without a record. */

@@ -1,7 +1,8 @@
 import type { Database } from 'db0'
+import { REPLY_EXCERPT_LENGTH } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
-import { changeRefusal, checkAppendInput, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -16,6 +17,9 @@ interface MessageRow {
   edited: number | string | null
   deleted: number | string | null
   rev: number | string | null
+  reply_to: number | string | null
+  mentions: string | null
+  mentions_all: string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -50,7 +54,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it (without this wait).
@@ -72,17 +76,25 @@ export const SQLITE_BATCH_MAX = 64
 const NEWEST = `SELECT MAX(id) AS id FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = ? UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = ?) AS ids`
 /** The next number of a room, as a one-row table `n(next)`. Parameters: room, room. */
 const NEXT = `(SELECT COALESCE(MAX(id), 0) + 1 AS next FROM (${NEWEST}) AS newest)`
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest)
-  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT)
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all)
+  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT)
   FROM ${NEXT} AS n RETURNING id`
 /**
  * node:sqlite, inside a batch (which holds the write lock): the id is known, so no `MAX(id)` and no
  * RETURNING per row (10-11 µs a row instead of 18-20).
  */
-const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 const LAST_ID = NEWEST
 /** The INSERT's parameters for one message. */
-const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, input.room, input.room]
+const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, ...replyAndMentions(input), input.room, input.room]
+/** A message's `reply_to`, `mentions` (JSON) and `mentions_all` columns. */
+const replyAndMentions = (input: AppendInput) => [input.replyTo ?? null, input.mentions?.length ? JSON.stringify(input.mentions) : null, input.mentionsAll ?? null]
+/** The unread-mention rows of a message: one per member named, one under `MENTION_ALL_UID` for `@room` / `@here`. */
+const mentionUids = (input: AppendInput) => [...input.mentions ?? [], ...input.mentionsAll ? [MENTION_ALL_UID] : []]
+const INSERT_MENTION = 'INSERT INTO chat_mentions (room, uid, id, sender) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'
+/** PostgreSQL: a message and its mention rows in one statement. Parameters: the INSERT's, then room, sender, and the uids. */
+const pgMessageWithMentions = (count: number) => `WITH ins AS (${INSERT}), mentioned AS (INSERT INTO chat_mentions (room, uid, id, sender)
+  SELECT CAST(? AS TEXT), u.uid, ins.id, CAST(? AS TEXT) FROM ins, (VALUES ${Array.from({ length: count }, () => '(CAST(? AS TEXT))').join(', ')}) AS u(uid) ON CONFLICT DO NOTHING) SELECT id FROM ins`
 /** Keep a room's newest number before retention deletes rows (two instances may race: the higher number stays). */
 const KEEP_NEWEST = `INSERT INTO chat_room_counters (room, last_id) VALUES (?, ?)
   ON CONFLICT (room) DO UPDATE SET last_id = CASE WHEN excluded.last_id > chat_room_counters.last_id THEN excluded.last_id ELSE chat_room_counters.last_id END`
@@ -135,6 +147,8 @@ function applyStatements(input: AppendInput, change?: { id: number, body: string
       return [
         { sql: `UPDATE chat_messages SET body = '', deleted = 1, rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [...ids, room, target] },
         { sql: `UPDATE chat_messages SET body = '', deleted = 1 WHERE room = ? AND kind = 'edit' AND target = ?${stored}`, params: [room, target] },
+        // A deleted message mentions no one any more: its unread mentions go.
+        { sql: `DELETE FROM chat_mentions WHERE room = ? AND id = ?${stored}`, params: [room, target] },
       ]
     default: {
       const touch = { sql: `UPDATE chat_messages SET rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [...ids, room, target] }
@@ -160,7 +174,8 @@ function pgChangeAppend(input: AppendInput): { sql: string, params: unknown[] } 
 // Messages only (revision 5): changes are not rows a count scans.
 const READ_STATE = `SELECT r.id AS read_id,
   (SELECT COUNT(*) FROM (SELECT 1 AS one FROM (SELECT m.deleted, m.sender FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.kind IS NULL ORDER BY m.id LIMIT ${READ_SCAN}) AS scanned WHERE scanned.deleted = 0 AND scanned.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
-  (SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = r.room UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = r.room) AS ids) AS up_to
+  (SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = r.room UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = r.room) AS ids) AS up_to,
+  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM chat_mentions x WHERE x.room = r.room AND x.uid IN (r.uid, '${MENTION_ALL_UID}') AND x.id > r.id AND x.sender <> r.uid LIMIT ${MAX_UNREAD}) AS mentioned) AS mentions
   FROM chat_reads r WHERE r.uid = ? AND r.room = ?`
 /** A room's newest live message among its newest `READ_SCAN` messages. Parameters: room, room. */
 const LAST_LIVE = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND deleted = 0
@@ -199,6 +214,9 @@ const ADDED_COLUMNS: [string, string][] = [
   ['edited', 'BIGINT'],
   ['deleted', 'SMALLINT NOT NULL DEFAULT 0'],
   ['rev', 'BIGINT'],
+  ['reply_to', 'BIGINT'],
+  ['mentions', 'TEXT'],
+  ['mentions_all', 'TEXT'],
 ]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 /**
@@ -309,6 +327,22 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     return messages
   }
 
+  /** Fill the replies among `messages` with their originals' authors and current text (one read of the originals): an edit costs nothing more, a replay one read. */
+  const withReplies = async (room: string, messages: StoredMessage[]): Promise<StoredMessage[]> => {
+    const ids = [...new Set(messages.flatMap(message => message.replyTo ? [message.replyTo.id] : []))]
+    if (!ids.length) return messages
+    const rows = await query<{ id: number | string, name: string, sender: string, excerpt: string, deleted: number | string }[]>('all', `SELECT id, name, sender, substr(body, 1, ${REPLY_EXCERPT_LENGTH}) AS excerpt, deleted FROM chat_messages WHERE room = ? AND kind IS NULL AND id IN (${ids.map(() => '?').join(', ')})`, room, ...ids)
+    const byId = new Map(rows.map(row => [Number(row.id), row]))
+    for (const message of messages) {
+      if (!message.replyTo) continue
+      const row = byId.get(message.replyTo.id)
+      message.replyTo = replyOf(message.replyTo.id, row && { user: row.name, uid: row.sender || undefined, message: row.excerpt, deleted: Number(row.deleted) === 1 ? true : undefined })
+    }
+    return messages
+  }
+  /** Reactions and replies: the state a served message frame shows. */
+  const served = async (room: string, messages: StoredMessage[]) => withReplies(room, await withReactions(room, messages))
+
   const lastId = async (room: string) => {
     const row = await query<{ id: number | string | null } | undefined>('get', LAST_ID, room, room)
     return Number(row?.id ?? 0)
@@ -317,12 +351,20 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   /** One stored message (not a change) with its reactions. */
   const messageById = async (room: string, id: number) => {
     const row = await query<MessageRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ? AND kind IS NULL`, room, id)
-    return row ? (await withReactions(room, [toMessage(room, row)]))[0] : undefined
+    return row ? (await served(room, [toMessage(room, row)]))[0] : undefined
   }
 
   /** Insert a message, or a change with its checks and its effect (one statement on PostgreSQL; elsewhere one after the other); `undefined`: the change was refused. */
   const insert = async (input: AppendInput): Promise<{ id: number, body: string } | undefined> => {
-    if (!input.kind) return { id: Number((await query<{ id: number | string }[]>('all', INSERT, ...insertParams(input)))[0]!.id), body: input.message }
+    if (!input.kind) {
+      const uids = mentionUids(input)
+      if (uids.length && (await connect()).db.dialect === 'postgresql') {
+        return { id: Number((await query<{ id: number | string }[]>('all', pgMessageWithMentions(uids.length), ...insertParams(input), input.room, input.sender, ...uids))[0]!.id), body: input.message }
+      }
+      const id = Number((await query<{ id: number | string }[]>('all', INSERT, ...insertParams(input)))[0]!.id)
+      for (const uid of uids) await query('run', INSERT_MENTION, input.room, uid, id, input.sender)
+      return { id, body: input.message }
+    }
     const { sql, params } = (await connect()).db.dialect === 'postgresql' ? pgChangeAppend(input) : changeInsert(input)
     const row = (await query<{ id: number | string, body: string }[]>('all', sql, ...params))[0]
     if (!row) return undefined
@@ -397,31 +439,37 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const rows = await query<{ uid: string, name: string }[]>('all', `SELECT uid, name FROM chat_users WHERE uid IN (${uids.map(() => '?').join(', ')})`, ...uids)
       return new Map(rows.map(row => [row.uid, row.name]))
     },
+    async memberNames(room, limit) {
+      return query<{ uid: string, name: string }[]>('all', 'SELECT m.uid, COALESCE(u.name, \'\') AS name FROM chat_members m LEFT JOIN chat_users u ON u.uid = m.uid WHERE m.room = ? AND m.banned = 0 LIMIT ?', room, limit)
+    },
     async append(input) {
       checkAppendInput(input)
       // On node:sqlite the commit is most of an append's cost: appends of one event-loop turn share one.
-      return (await connect()).native ? appendBatched(input) : appendInOrder(input)
+      const result = await ((await connect()).native ? appendBatched(input) : appendInOrder(input))
+      // Read after the reply is stored: an edit of the original stored before it shows; one after it is numbered after it.
+      if (result.message.replyTo) await withReplies(input.room, [result.message])
+      return result
     },
     async replaySince(room, after, limit) {
       if (after === undefined) {
         const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL ORDER BY id DESC LIMIT ?`, room, limit)
-        return (await withReactions(room, rows.reverse().map(row => toMessage(room, row)))).sort((a, b) => sequenceOf(a) - sequenceOf(b))
+        return (await served(room, rows.reverse().map(row => toMessage(room, row)))).sort((a, b) => sequenceOf(a) - sequenceOf(b))
       }
       // The new messages and those the client holds that changed after its cursor (once each, as they are now), in one statement: one snapshot, so no state is newer than a message it would skip.
       const rows = await query<MessageRow[]>('all', REPLAY_AFTER, room, after, limit, room, after, after, limit)
-      return withReactions(room, rows.map(row => toMessage(room, row)).sort((a, b) => sequenceOf(a) - sequenceOf(b)))
+      return served(room, rows.map(row => toMessage(room, row)).sort((a, b) => sequenceOf(a) - sequenceOf(b)))
     },
     async before(room, before, limit) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
-      return withReactions(room, rows.reverse().map(row => toMessage(room, row)))
+      return served(room, rows.reverse().map(row => toMessage(room, row)))
     },
     async between(room, after, before) {
       const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id > ? AND id < ? ORDER BY id`, room, after, before)
-      return withReactions(room, rows.map(row => toMessage(room, row)))
+      return served(room, rows.map(row => toMessage(room, row)))
     },
     async byCid(room, sender, cid) {
       const row = await query<MessageRow | undefined>('get', BY_CID, room, sender, cid)
-      return row ? toMessage(room, row) : undefined
+      return row ? (await withReplies(room, [toMessage(room, row)]))[0] : undefined
     },
     message: messageById,
     lastId,
@@ -449,6 +497,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       if (count) {
         await query('run', 'DELETE FROM chat_messages WHERE room = ? AND id <= ?', room, upTo)
         await query('run', 'DELETE FROM chat_reactions WHERE room = ? AND target <= ?', room, upTo)
+        await query('run', 'DELETE FROM chat_mentions WHERE room = ? AND id <= ?', room, upTo)
       }
       // A step of at most `limit` changes too: a pass never holds the database for long.
       const changes = changesUpTo > upTo ? (await query<unknown[]>('all', 'DELETE FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id IN (SELECT id FROM chat_messages WHERE room = ? AND kind IS NOT NULL AND id <= ? ORDER BY id LIMIT ?) RETURNING id', room, room, changesUpTo, limit)).length : 0
@@ -476,11 +525,11 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       return pruned
     },
     async readState(room, uid, withLast) {
-      const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null } | undefined>('get', READ_STATE, uid, room)
+      const row = await query<{ read_id: number | string, unread: number | string, up_to: number | string | null, mentions: number | string } | undefined>('get', READ_STATE, uid, room)
       if (!row) return undefined
-      const state: ReadState = { room, read: Number(row.read_id), unread: Number(row.unread), upTo: Number(row.up_to ?? 0) }
+      const state: ReadState = { room, read: Number(row.read_id), unread: Number(row.unread), mentions: Number(row.mentions), upTo: Number(row.up_to ?? 0) }
       const last = withLast ? await query<MessageRow | undefined>('get', LAST_LIVE, room, room) : undefined
-      if (last) state.last = toMessage(room, last)
+      if (last) state.last = (await withReplies(room, [toMessage(room, last)]))[0]
       return state
     },
     async memberReads(room, limit) {
@@ -530,6 +579,10 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (row.edited !== null && row.edited !== undefined) message.edited = Number(row.edited)
   if (Number(row.deleted) === 1) message.deleted = true
   if (row.rev !== null && row.rev !== undefined && !message.kind) message.rev = Number(row.rev)
+  // The excerpt is read from the original when served (`withReplies`), so it is always its current text.
+  if (row.reply_to !== null && row.reply_to !== undefined) message.replyTo = { id: Number(row.reply_to), user: '', excerpt: '', deleted: true }
+  if (row.mentions) message.mentions = JSON.parse(row.mentions) as string[]
+  if (row.mentions_all === 'room' || row.mentions_all === 'here') message.mentionsAll = row.mentions_all
   return message
 }
 
@@ -714,7 +767,8 @@ function appendSync(connection: Connection, input: AppendInput, nextIds: Map<str
       return { message: storedMessage(change.id, input, change.body), duplicate: false }
     }
     const id = nextIds.get(input.room) ?? Number((nativeStatement(connection, LAST_ID).get(input.room, input.room) as { id: number | string | null }).id ?? 0) + 1
-    nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0)
+    nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, ...replyAndMentions(input))
+    for (const uid of mentionUids(input)) nativeStatement(connection, INSERT_MENTION).run(input.room, uid, id, input.sender)
     nextIds.set(input.room, id + 1)
     return { message: storedMessage(id, input), duplicate: false }
   }
@@ -848,6 +902,14 @@ async function createSchema(db: Database) {
     uid TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,
     seen_at BIGINT NOT NULL
+  )`)
+  // Unread mentions (docs/PROTOCOL.md, "Mentions"): a user's rows of a room above their position, by the primary key.
+  await db.exec(`CREATE TABLE IF NOT EXISTS chat_mentions (
+    room TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    id BIGINT NOT NULL,
+    sender TEXT NOT NULL,
+    PRIMARY KEY (room, uid, id)
   )`)
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
   for (const [column, definition] of ADDED_COLUMNS) {

@@ -1,7 +1,7 @@
 import { withReaction } from '../../shared/protocol'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { createMemoryRoomDirectory } from './roomDirectory.memory'
-import { changeRefusal, checkAppendInput, MAX_UNREAD, READ_SCAN, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
   /** Messages only, by id: what replay, retention and unread counts count. */
@@ -17,6 +17,8 @@ interface MemoryRoom {
   editsOf: Map<number, StoredMessage[]>
   /** message id → its `rev`, least recently changed first: a resume finds the messages changed after its cursor from the end. */
   changed: Map<number, number>
+  /** message id → what its replies show of it: one object shared by every reply, changed in place by an edit or delete (and retention). */
+  quotes: Map<number, NonNullable<StoredMessage['replyTo']>>
 }
 
 /** The room log in process memory: for tests and throwaway rooms; gone on restart. */
@@ -31,7 +33,7 @@ export function createMemoryRoomLog(): RoomLog {
   const roomOf = (name: string) => {
     let room = rooms.get(name)
     if (!room) {
-      rooms.set(name, room = { messages: [], changes: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map(), editsOf: new Map(), changed: new Map() })
+      rooms.set(name, room = { messages: [], changes: [], nextId: 1, byCid: new Map(), cidKeyOf: new Map(), editsOf: new Map(), changed: new Map(), quotes: new Map() })
       names.splice(firstNameAfter(name), 0, name)
     }
     return room
@@ -75,6 +77,7 @@ export function createMemoryRoomLog(): RoomLog {
       }
       else {
         message = storedMessage(room.nextId++, input)
+        if (input.replyTo !== undefined) message.replyTo = quoteOf(room, input.replyTo)
         room.messages.push(message)
       }
       if (key !== undefined) {
@@ -142,6 +145,9 @@ export function createMemoryRoomLog(): RoomLog {
       const droppedChanges = room.changes.splice(0, Math.min(dropChanges, limit))
       // Drop them from the indexes too, so memory stays bounded.
       for (const message of [...dropped, ...droppedChanges]) {
+        const quote = room.quotes.get(message.id)
+        if (quote && !message.kind) setQuote(quote, replyOf(message.id, undefined))
+        room.quotes.delete(message.id)
         room.editsOf.delete(message.id)
         room.changed.delete(message.id)
         // Edits are dropped oldest first, so each is the first of its target's list.
@@ -200,7 +206,12 @@ export function createMemoryRoomLog(): RoomLog {
         const message = messages[index]!
         if (!message.deleted && message.uid !== uid) unread++
       }
-      const state: ReadState = { room: name, read: held.id, unread, upTo: (rooms.get(name)?.nextId ?? 1) - 1 }
+      let mentions = 0
+      for (let index = first; index < messages.length && index < first + READ_SCAN && mentions < MAX_UNREAD; index++) {
+        const message = messages[index]!
+        if (!message.deleted && message.uid !== uid && (message.mentionsAll || message.mentions?.includes(uid))) mentions++
+      }
+      const state: ReadState = { room: name, read: held.id, unread, mentions, upTo: (rooms.get(name)?.nextId ?? 1) - 1 }
       let last: StoredMessage | undefined
       for (let index = messages.length - 1; withLast && index >= 0 && index >= messages.length - READ_SCAN && !last; index--) {
         if (!messages[index]!.deleted) last = messages[index]
@@ -233,9 +244,29 @@ export function createMemoryRoomLog(): RoomLog {
   }
 }
 
+/** What replies show of message `id` of `room` (shared by them all: an edit or delete of it changes it for every one). */
+function quoteOf(room: MemoryRoom, id: number): NonNullable<StoredMessage['replyTo']> {
+  let quote = room.quotes.get(id)
+  if (!quote) {
+    const found = room.messages[firstIndexNotBefore(room.messages.length, index => room.messages[index]!.id < id)]
+    room.quotes.set(id, quote = replyOf(id, found?.id === id ? found : undefined))
+  }
+  return quote
+}
+
+/** Replace a shared quote's fields in place (every reply holding it shows the new ones). */
+function setQuote(quote: NonNullable<StoredMessage['replyTo']>, value: NonNullable<StoredMessage['replyTo']>) {
+  delete quote.uid
+  delete quote.deleted
+  Object.assign(quote, value)
+}
+
 /** Apply a just-stored change to its live target in `room`: edit, delete or reaction; the target's `rev` becomes its number. */
 function applyChange(room: MemoryRoom, change: StoredMessage, target: StoredMessage) {
   target.rev = change.id
+  // Replies show the original's current text: their shared quote follows it (a reaction changes no text).
+  const quote = change.kind === 'reaction' ? undefined : room.quotes.get(target.id)
+  if (quote) setQuote(quote, replyOf(target.id, change.kind === 'delete' ? { ...target, deleted: true } : { ...target, message: change.message }))
   room.changed.delete(target.id)
   room.changed.set(target.id, change.id)
   if (change.kind === 'delete') {

@@ -1,6 +1,6 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
-import type { ChatMessageBase } from '../../shared/protocol'
+import { replyExcerpt, type ChatMentionAll, type ChatMessageBase } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
 
 /** A message as the log stores it. */
@@ -39,6 +39,12 @@ export interface AppendInput {
   /** Store a change of message `target` instead of a message; a `reaction`'s `message` is the emoji (the store decides whether it is added or taken back). */
   kind?: StoredEventKind
   target?: number
+  /** A message: the id of the room's message it answers (checked by the send pipeline; the excerpt is read when served). */
+  replyTo?: number
+  /** A message: the member ids its `@name`s named (docs/PROTOCOL.md, "Mentions"). */
+  mentions?: string[]
+  /** A message: an owner's or moderator's `@room` / `@here`. */
+  mentionsAll?: ChatMentionAll
 }
 
 export interface AppendResult {
@@ -64,6 +70,8 @@ export interface ReadState {
   unread: number
   /** The room's newest id when `unread` was counted. */
   upTo: number
+  /** Live messages from others above `read` that mention the user (or `@room` / `@here`), at most `MAX_UNREAD`. */
+  mentions: number
   /** The room's newest live message, when the state was read with it. */
   last?: StoredMessage
 }
@@ -87,6 +95,11 @@ export const MAX_UNREAD = 1000
 
 /** Messages an unread count scans at most above the position, and a room's last message is looked for among: own and deleted messages do not count but cost a row each. */
 export const READ_SCAN = 10_000
+
+/** Most members one message mentions by name (docs/PROTOCOL.md, "Mentions"). */
+export const MAX_MENTIONS = 50
+/** The user id a mention row of `@room` / `@here` is kept under: no user's (ids are never empty). */
+export const MENTION_ALL_UID = ''
 
 /** Different emojis one message can carry, and reactions one person can put on one message (enforced by the store, atomically per message). */
 export const MAX_EMOJIS_PER_MESSAGE = 20
@@ -182,6 +195,9 @@ export function checkAppendInput(input: AppendInput): void {
   text('sender', input.sender, MAX_STORED_NAME)
   text('message', input.message, MAX_STORED_TEXT)
   if (!Number.isSafeInteger(input.ts)) throw new RoomLogInputError('`ts` must be an integer')
+  if (input.replyTo !== undefined && (input.kind !== undefined || !Number.isSafeInteger(input.replyTo) || input.replyTo < 1)) throw new RoomLogInputError('`replyTo` must be a message id, on a message')
+  if (input.mentions !== undefined && (!Array.isArray(input.mentions) || input.mentions.length > MAX_MENTIONS || input.mentions.some(uid => typeof uid !== 'string' || !uid || uid.length > MAX_STORED_NAME || UNSTORABLE.test(uid)))) throw new RoomLogInputError(`\`mentions\` must be at most ${MAX_MENTIONS} user ids`)
+  if (input.mentionsAll !== undefined && input.mentionsAll !== 'room' && input.mentionsAll !== 'here') throw new RoomLogInputError('`mentionsAll` must be room or here')
   if (input.kind !== undefined && (!['edit', 'delete', 'reaction'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete, reaction) and a positive `target`')
 }
 
@@ -210,9 +226,19 @@ export function storedMessage(id: number, input: AppendInput, text = input.messa
   if (input.cid !== undefined) message.cid = input.cid
   if (input.sender) message.uid = input.sender
   if (input.guest) message.guest = true
+  // Filled with the original's author and excerpt when served (`fillReplies`).
+  if (input.replyTo !== undefined) message.replyTo = { id: input.replyTo, user: '', excerpt: '', deleted: true }
+  if (input.mentions?.length) message.mentions = input.mentions
+  if (input.mentionsAll) message.mentionsAll = input.mentionsAll
   if (input.kind) {
     message.kind = input.kind
     message.target = input.target
   }
   return message
+}
+
+/** What a reply shows of its original (`undefined`: gone, deleted or removed by retention). */
+export function replyOf(id: number, original: Pick<StoredMessage, 'user' | 'uid' | 'message' | 'deleted'> | undefined): NonNullable<StoredMessage['replyTo']> {
+  if (!original || original.deleted) return { id, user: original?.user ?? '', ...(original?.uid === undefined ? {} : { uid: original.uid }), excerpt: '', deleted: true }
+  return { id, user: original.user, ...(original.uid === undefined ? {} : { uid: original.uid }), excerpt: replyExcerpt(original.message) }
 }

@@ -53,6 +53,8 @@ export interface RoomDirectory {
   saveUserName: (uid: string, name: string, seenAt: number) => Promise<void>
   /** The names kept of these users (those it has). */
   userNames: (uids: string[]) => Promise<Map<string, string>>
+  /** The room's members (not banned) with their kept names (`''`: none kept), at most `limit`: what `@name` resolves against. */
+  memberNames: (room: string, limit: number) => Promise<{ uid: string, name: string }[]>
 }
 
 const RANK: Record<MemberRole, number> = { owner: 3, moderator: 2, member: 1 }

@@ -5,6 +5,7 @@ import { checkChatPayload, type ChatPayloadCheck } from './chatSchema'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type ChatLimits, type ChatLimitsConfig, type LimitRefusal } from './chatLimits'
 import { RoomLogInputError, RoomLogRefusal, type RoomLog } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
+import type { FoundMentions } from './mentions'
 
 /** An edit, delete or reaction toggle of message `target` (revision 3). */
 export interface SendAction {
@@ -17,9 +18,9 @@ export interface SendAction {
 export { MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON } from './roomLog'
 
 /** The text and the action of a parsed `message` / `edit` / `delete` / `reaction` command, for `SendInput`. */
-export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction } {
+export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction, replyTo?: number } {
   switch (command.type) {
-    case 'message': return { message: command.message }
+    case 'message': return command.replyTo === undefined ? { message: command.message } : { message: command.message, replyTo: command.replyTo }
     case 'edit': return { message: command.message, action: { kind: 'edit', target: command.target } }
     case 'delete': return { message: '', action: { kind: 'delete', target: command.target } }
     case 'reaction': return { message: '', action: { kind: 'reaction', target: command.target, emoji: command.emoji } }
@@ -35,6 +36,8 @@ export interface SendInput {
   cid?: string
   /** Edit or delete message `target` instead of sending a message (revision 3); `message` is the new text of an edit. */
   action?: SendAction
+  /** A message: the id of the room's live message it answers (docs/PROTOCOL.md, "Replies"). */
+  replyTo?: number
   /** The sending connection; absent for HTTP POST. */
   member?: Member
   /** The client address, for the per-address rate limit. */
@@ -84,6 +87,10 @@ export interface SendPipelineOptions {
   onStored: (frame: ChatStoredFrame, text: string) => void
   /** Validate a message against its room's schema (see `defineChatSchema`). @default checkChatPayload */
   checkPayload?: (room: string, text: string) => Promise<ChatPayloadCheck>
+  /** What a message's text mentions (docs/PROTOCOL.md, "Mentions"); at once when known. @default nothing */
+  resolveMentions?: (input: SendInput, text: string) => FoundMentions | Promise<FoundMentions>
+  /** A new message that mentions someone was stored and handed to `onStored`: tell whom it concerns (`chat:mention`). */
+  onMentioned?: (frame: ChatMessageFrame, found: FoundMentions) => void
   /** Would this message make a new room, past the sender's new-room limit? The refusal then. @default never */
   newRoomRefusal?: (input: SendInput) => Promise<LimitRefusal | undefined> | undefined
 }
@@ -92,7 +99,7 @@ export interface SendPipelineOptions {
  * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the room's schema,
  * the store, then `onStored` for the fan-out.
  */
-export function createSendPipeline({ config, store: stores, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload, newRoomRefusal }: SendPipelineOptions) {
+export function createSendPipeline({ config, store: stores, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload, newRoomRefusal, resolveMentions, onMentioned }: SendPipelineOptions) {
   async function send(input: SendInput): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
     const { action } = input
@@ -116,6 +123,10 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       if (typeof checked !== 'string') return fail(...checked)
       if (textless) return store(input, checked)
     }
+    else if (input.replyTo !== undefined) {
+      const refused = await checkReply(input, input.replyTo)
+      if (refused) return fail(...refused)
+    }
     const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
     if (!await callRefusableHook('chat:message', context, 'Message rejected')) return fail(503, 'unavailable', 'The message could not be checked; try again')
     if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
@@ -129,7 +140,31 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     const checking = !action && !input.fromServer ? newRoomRefusal?.(input) : undefined
     const newRoom = checking && await checking
     if (newRoom) return { status: 429, error: limitRefusalFrame(newRoom, input.cid) }
-    return store(input, checked.text)
+    if (action || !resolveMentions) return store(input, checked.text)
+    let mentioned
+    try {
+      // At once when the room's names are known: most messages take no extra turn.
+      const resolving = resolveMentions(input, checked.text)
+      mentioned = resolving instanceof Promise ? await resolving : resolving
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not read a room\'s names', error)
+      return fail(503, 'unavailable', 'The message could not be stored; try again')
+    }
+    return store(input, checked.text, mentioned)
+  }
+
+  /** Why a message may not answer message `id` (none of the room's live messages), or nothing. */
+  async function checkReply(input: SendInput, id: number): Promise<[number, ChatErrorFrame['code'], string] | undefined> {
+    let original
+    try {
+      original = await stores.message!(input.room, id)
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not read a message', error)
+      return [503, 'unavailable', 'The message could not be read; try again']
+    }
+    return !original || original.kind || original.deleted ? [400, 'bad_request', `No message ${id} to reply to in this room`] : undefined
   }
 
   /**
@@ -179,12 +214,12 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
   }
 
   /** Append the message or event (the store applies an event to its target with it), then fan it out. */
-  async function store(input: SendInput, text: string): Promise<SendResult> {
+  async function store(input: SendInput, text: string, mentioned?: FoundMentions): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], message: string): SendResult => ({ status, error: errorFrame(code, message, input.cid) })
     const { action } = input
     let result
     try {
-      const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target })
+      const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target, replyTo: action ? undefined : input.replyTo, mentions: mentioned?.uids.length ? mentioned.uids : undefined, mentionsAll: mentioned?.all })
       input.onQueued?.()
       // The store applies an event to its target in the same transaction as it stores it.
       result = await appending
@@ -202,6 +237,7 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
 
     // Retention runs on its own timer (see retention.ts), never on the send path.
     onStored(frame, JSON.stringify(frame))
+    if (mentioned && (mentioned.uids.length || mentioned.all)) onMentioned?.(frame as ChatMessageFrame, mentioned)
     return { status: 200, frame }
   }
 

@@ -21,6 +21,8 @@ export interface ChatServerSendOptions {
   user?: ChatUser
   /** Makes the send idempotent: a `cid` already stored for this user returns the stored message instead of storing it again. */
   cid?: string
+  /** `send`: the id of the room's message it answers (docs/PROTOCOL.md, "Replies"). */
+  replyTo?: number
 }
 
 export interface ChatHistoryOptions {
@@ -132,7 +134,7 @@ export function useChatServer() {
     async send(room: string, message: string, options: ChatServerSendOptions = {}): Promise<ChatMessageFrame> {
       checkRoom(room)
       const user = options.user ?? SERVER_USER
-      const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, fromServer: true })
+      const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, replyTo: options.replyTo, fromServer: true })
       if (result.error) throw httpError(result.status, result.error.message, result.error)
       return result.frame as ChatMessageFrame
     },

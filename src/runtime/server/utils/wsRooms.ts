@@ -408,9 +408,9 @@ export async function handleRoomMessage(connection: MultiRoomMember, subscriptio
     }
     subscription.refusal = undefined
   }
-  const { message, action } = sendFieldsOf(command)
+  const { message, action, replyTo } = sendFieldsOf(command)
   if (action) await rare.answeredAll
-  const result = await hub.send({ room, user: connection.user, sender: connection.sender, ip: connection.ip, message, cid, action, member: subscription, onQueued })
+  const result = await hub.send({ room, user: connection.user, sender: connection.sender, ip: connection.ip, message, cid, action, replyTo, member: subscription, onQueued })
   if (result.error) {
     connection.send(errorOf(result.error, room, ref))
     if (cid && HOLDING_CODES.has(result.error.code)) subscription.refusal = result.error
