@@ -26,7 +26,7 @@ export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions, ChatRoomInp
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
-export type { ChatMessage, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
+export type { ChatMessage, ChatThreadView, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 export type { ChatRoomEntry, UseChatRoomsOptions, UseChatRoomsReturn, ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands } from './runtime/app/composables/useChatRooms'
 
 export default defineNuxtModule<ModuleOptions>({

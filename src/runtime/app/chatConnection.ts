@@ -71,6 +71,10 @@ export interface ChatConnectionOptions {
 export interface ChatSendOptions {
   /** The id of the room's stored message this one answers (docs/PROTOCOL.md, "Replies"); the server refuses an unknown one (`bad_request`). */
   replyTo?: number
+  /** Answer in the thread of this stored message (docs/PROTOCOL.md, "Threads"): kept out of `messages`, shown in `thread(id)`. */
+  thread?: number
+  /** With `thread`: also show the reply in the room's main timeline. */
+  alsoInRoom?: boolean
 }
 
 export interface ChatClientError {
@@ -417,8 +421,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
    */
   function send(data: string | T, sendOptions: ChatSendOptions = {}): boolean {
     const text = typeof data === 'string' ? data : JSON.stringify(data)
-    const { replyTo } = sendOptions
+    const { replyTo, thread } = sendOptions
     if (replyTo !== undefined && !isIdInRange(replyTo)) return refuseId(replyTo)
+    if (thread !== undefined && !isIdInRange(thread)) return refuseId(thread)
+    const threadFields = thread === undefined ? {} : { thread, ...(sendOptions.alsoInRoom ? { alsoInRoom: true as const } : {}) }
     if (state.refusal) {
       error.value = state.refusal
       return false
@@ -439,15 +445,15 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     // A pending reply shows what this client holds of its original until the server's echo says.
     const original = replyTo === undefined ? undefined : log.get(replyTo)
     const quote = replyTo === undefined ? {} : { replyTo: original ? { id: replyTo, user: original.user, ...(original.uid === undefined ? {} : { uid: original.uid }), excerpt: replyExcerpt(original.message) } : { id: replyTo, user: '', excerpt: '' } }
-    log.addPending({ room: state.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid, ...quote })
+    log.addPending({ room: state.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid, ...quote, ...threadFields })
     publish()
-    outbox.push(cid, text, replyTo === undefined ? undefined : { type: 'message', replyTo })
+    outbox.push(cid, text, replyTo === undefined && thread === undefined ? undefined : { type: 'message', ...(replyTo === undefined ? {} : { replyTo }), ...threadFields })
     return true
   }
 
   /** Ask for a page of older history (`before` absent: the newest page): a command on an open WebSocket, else a GET on the SSE route. */
-  async function requestHistory(before: number | undefined, limit: number): Promise<ChatServerFrame | undefined> {
-    if (status.value === 'OPEN' && state.link?.command(JSON.stringify({ type: 'history', before, limit }))) {
+  async function requestHistory(before: number | undefined, limit: number, thread?: number): Promise<ChatServerFrame | undefined> {
+    if (status.value === 'OPEN' && state.link?.command(JSON.stringify({ type: 'history', before, limit, thread }))) {
       return new Promise((resolve) => {
         const timer = setTimeout(() => answer(undefined), HISTORY_TIMEOUT)
         const answer = (frame: ChatHistoryFrame | ChatErrorFrame | undefined) => {
@@ -462,7 +468,23 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     if (before === undefined) target.searchParams.set('history', '')
     else target.searchParams.set('before', String(before))
     target.searchParams.set('limit', String(limit))
+    if (thread !== undefined) target.searchParams.set('thread', String(thread))
     return fetchHistory(target)
+  }
+
+  /** Load a page of a thread's older replies (before the oldest held); resolves to how many were added. */
+  async function fetchThread(parent: number, limit: number): Promise<number> {
+    const oldest = log.threadEntries(parent).find(entry => entry.id !== undefined)?.id
+    const frame = await requestHistory(oldest, limit, parent)
+    if (frame?.type !== 'history') {
+      error.value = frame?.type === 'error' ? { code: frame.code, message: frame.message } : { code: 'unavailable', message: 'The thread could not be loaded; try again' }
+      return 0
+    }
+    let added = 0
+    for (const stored of frame.messages) if (merge(stored)) added++
+    log.keepOlder(added)
+    publish()
+    return added
   }
 
   /** Merge a stored frame of a history page: a message is added, an event applied to its target. */
@@ -556,6 +578,19 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
      * in order; resolves to how many were added. Loaded pages stay beyond `maxMessages` until
      * `dropOlder()`. One page at a time: a call while one loads gets that one's answer.
      */
+    /** A thread's replies held (oldest first, pending last); reactive where `messages` is read. */
+    threadMessages(parent: number): ChatMessage<T>[] {
+      // Read so a computed or render that calls this follows every publish.
+      void messages.value
+      return log.threadEntries(parent)
+    },
+    /** Load a page of older replies of a thread (one request at a time, shared with `loadOlder`). */
+    loadThread(parent: number, limit = HISTORY_PAGE_DEFAULT): Promise<number> {
+      state.loadingOlder ??= fetchThread(parent, limit).finally(() => {
+        state.loadingOlder = undefined
+      })
+      return state.loadingOlder
+    },
     loadOlder(limit = HISTORY_PAGE_DEFAULT): Promise<number> {
       state.loadingOlder ??= fetchOlder(limit).finally(() => {
         state.loadingOlder = undefined

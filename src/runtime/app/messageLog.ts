@@ -1,4 +1,4 @@
-import { replyExcerpt, withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
+import { replyExcerpt, THREAD_SUMMARY_USERS, withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 import { firstIndexNotBefore } from '../shared/sortedIndex'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
@@ -74,12 +74,27 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     return changed
   }
 
-  /** A frame's reply and mentions on its entry. */
+  /** A frame's reply, mentions and thread on its entry. */
   const setReplyAndMentions = (entry: ChatMessage<T>, frame: ChatMessageFrame) => {
     if (frame.replyTo) entry.replyTo = frame.replyTo
     if (frame.mentions) entry.mentions = frame.mentions
     if (frame.mentionsAll) entry.mentionsAll = frame.mentionsAll
+    if (frame.thread !== undefined) entry.thread = frame.thread
+    if (frame.alsoInRoom) entry.alsoInRoom = true
+    if (frame.replies) entry.replies = frame.replies
   }
+
+  /** A thread reply the parent's summary does not count yet (its id is above the summary's `lastId`) joins it; false when the parent is not held. */
+  const countReply = (reply: ChatMessageFrame): boolean => {
+    const parent = stored[indexOf(reply.thread!)]
+    if (!parent || parent.id !== reply.thread || reply.id <= (parent.replies?.lastId ?? 0)) return false
+    const users = [reply.uid ?? '', ...(parent.replies?.users ?? []).filter(uid => uid !== reply.uid)].slice(0, THREAD_SUMMARY_USERS)
+    parent.replies = { count: (parent.replies?.count ?? 0) + 1, lastId: reply.id, lastTs: reply.ts, users }
+    return true
+  }
+
+  /** Is this entry in the room's main timeline (not a thread reply, or one also sent to the room)? */
+  const inMainTimeline = (entry: ChatMessage<T>) => entry.thread === undefined || entry.alsoInRoom === true
 
   /** Index of the stored entry with `id`, or where it would go. */
   const indexOf = (id: number) => firstIndexNotBefore(stored.length, index => stored[index]!.id! < id)
@@ -112,6 +127,7 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       setReplyAndMentions(entry, frame)
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
+      if (frame.thread !== undefined) countReply(frame)
       const last = stored[stored.length - 1]
       if (!last || last.id! < frame.id) {
         stored.push(entry)
@@ -162,6 +178,9 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       }
       if (event.type === 'delete') {
         stored.splice(index, 1)
+        // A thread reply gone: its parent counts one less.
+        const parent = entry.thread === undefined ? undefined : this.get(entry.thread)
+        if (parent?.replies && parent.replies.count > 0) parent.replies = { ...parent.replies, count: parent.replies.count - 1 }
         return true
       }
       // An edit of a message deleted since (its delete follows), or older than the text held (a page loaded late).
@@ -195,13 +214,13 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     /** Stored entries above `id` that someone other than `me` sent (unread, when `id` is the read position). */
     countFromOthersAfter(id: number, me: string | undefined): number {
       let count = 0
-      for (let index = indexOf(id + 1); index < stored.length; index++) if (stored[index]!.uid !== me) count++
+      for (let index = indexOf(id + 1); index < stored.length; index++) if (stored[index]!.uid !== me && inMainTimeline(stored[index]!)) count++
       return count
     },
     /** Id of the newest stored entry, if any. */
     newestId: (): number | undefined => stored.at(-1)?.id,
-    /** Id of the oldest stored entry, if any. */
-    oldestId: (): number | undefined => stored[0]?.id,
+    /** Id of the oldest stored entry of the main timeline, if any (where its older pages start). */
+    oldestId: (): number | undefined => stored.find(inMainTimeline)?.id,
     /** Raise the cap by `count` entries: a page of older history stays while the user reads it. */
     keepOlder(count: number) {
       olderKept += count
@@ -219,8 +238,13 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
         revs.delete(entry.id!)
       }
     },
+    /** The room's main timeline, pending messages last: thread replies only when also sent to the room. */
     entries(): ChatMessage<T>[] {
-      return pending.size ? [...stored, ...pending.values()] : stored.slice()
+      return [...stored, ...pending.values()].filter(inMainTimeline)
+    },
+    /** A thread's replies held, oldest first, pending ones last. */
+    threadEntries(parent: number): ChatMessage<T>[] {
+      return [...stored, ...pending.values()].filter(entry => entry.thread === parent)
     },
     clear() {
       stored = []

@@ -17,6 +17,9 @@ export interface OutgoingAction {
   emoji?: string
   /** A message: the id of the message it answers. */
   replyTo?: number
+  /** A thread reply: its parent's id, and whether it is also sent to the room. */
+  thread?: number
+  alsoInRoom?: true
 }
 
 /** Where the outbox writes: the current link while it is open. */

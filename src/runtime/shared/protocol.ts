@@ -38,7 +38,26 @@ export interface ChatMessageBase {
   mentions?: string[]
   /** An owner's or moderator's `@room` (every member) or `@here` (every member online). */
   mentionsAll?: ChatMentionAll
+  /** A thread reply: its parent's id (docs/PROTOCOL.md, "Threads"). Kept out of the room's main timeline unless `alsoInRoom`. */
+  thread?: number
+  /** A thread reply also sent to the room's main timeline. */
+  alsoInRoom?: true
+  /** A thread's parent: its replies so far, as the store served it (a client applies newer replies itself). */
+  replies?: ChatThreadSummary
 }
+
+/** What a thread's parent shows of its replies. */
+export interface ChatThreadSummary {
+  count: number
+  /** The newest reply's id and time. */
+  lastId: number
+  lastTs: number
+  /** The last people who answered (user ids, newest first, at most `THREAD_SUMMARY_USERS`). */
+  users: string[]
+}
+
+/** People a thread summary names. */
+export const THREAD_SUMMARY_USERS = 3
 
 /** What a reply shows of the message it answers. */
 export interface ChatReplyTo {
@@ -222,6 +241,8 @@ export interface ChatHistoryFrame {
   type: 'history'
   room: string
   before: number
+  /** A thread's page: its parent's id. */
+  thread?: number
   /** Messages and, since revision 3, the edit / delete events among them, in id order. */
   messages: ChatStoredFrame[]
   more: boolean
@@ -287,10 +308,10 @@ export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFr
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
-  = | { type: 'message', message: string, cid?: string, replyTo?: number }
+  = | { type: 'message', message: string, cid?: string, replyTo?: number, thread?: number, alsoInRoom?: true }
     | { type: 'ping' }
     | { type: 'typing' }
-    | { type: 'history', before: number, limit: number }
+    | { type: 'history', before: number, limit: number, thread?: number }
     | { type: 'edit', target: number, message: string, cid?: string }
     | { type: 'delete', target: number, cid?: string }
     | { type: 'reaction', target: number, emoji: string, cid?: string }
@@ -382,7 +403,8 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       return { type: 'typing' }
     case 'history': {
       const request = parseHistoryRequest(command.before, command.limit)
-      return typeof request === 'string' ? { type: 'invalid', reason: request } : { type: 'history', ...request }
+      if (command.thread !== undefined && !isIdInRange(command.thread)) return { type: 'invalid', reason: '`thread` must be a message id' }
+      return typeof request === 'string' ? { type: 'invalid', reason: request } : { type: 'history', ...request, ...(command.thread === undefined ? {} : { thread: command.thread as number }) }
     }
     case 'read': {
       const read = parseReadCommand(command)
@@ -432,8 +454,11 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   if (cid !== undefined && !isValidCid(cid)) return '`cid` must be 1-64 characters from [A-Za-z0-9._:-]'
   const withCid = cid === undefined ? {} : { cid }
   if (type !== 'message' && type !== 'edit' && type !== 'delete' && type !== 'reaction') return '`type` must be message, edit, delete or reaction'
-  const { replyTo } = command
+  const { replyTo, thread, alsoInRoom } = command
   if (replyTo !== undefined && type !== 'message') return `\`replyTo\` is for messages, not ${type}s`
+  if (thread !== undefined && type !== 'message') return `\`thread\` is for messages, not ${type}s`
+  if (thread !== undefined && !isIdInRange(thread)) return '`thread` must be a message id'
+  if (alsoInRoom !== undefined && (alsoInRoom !== true || thread === undefined)) return '`alsoInRoom` is `true` on a thread reply only'
   if (type === 'reaction') {
     if (!isIdInRange(target)) return '`target` must be a message id'
     if (!isValidEmoji(emoji)) return `\`emoji\` must be 1-${MAX_EMOJI_LENGTH} UTF-16 code units without spaces, control or format characters`
@@ -441,7 +466,16 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   }
   if (type !== 'delete' && typeof message !== 'string') return '`message` must be a string'
   if (replyTo !== undefined && !isIdInRange(replyTo)) return '`replyTo` must be a message id'
-  if (type === 'message') return replyTo === undefined ? { type, message: message as string, ...withCid } : { type, message: message as string, replyTo: replyTo as number, ...withCid }
+  if (type === 'message') {
+    return {
+      type,
+      message: message as string,
+      ...(replyTo === undefined ? {} : { replyTo: replyTo as number }),
+      ...(thread === undefined ? {} : { thread: thread as number }),
+      ...(alsoInRoom ? { alsoInRoom: true as const } : {}),
+      ...withCid,
+    }
+  }
   if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
   return type === 'edit' ? { type, target, message: message as string, ...withCid } : { type, target, ...withCid }
 }

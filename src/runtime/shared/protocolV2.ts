@@ -2,7 +2,7 @@
  * Protocol version 2 (docs/PROTOCOL.md, "Version 2"): one connection, many rooms. Its frames and
  * commands, and the parser both the server and the client use.
  */
-import { isMemberCommandType, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
+import { isIdInRange, isMemberCommandType, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
 
 /** The WebSocket subprotocol a client offers (first) to speak version 2. */
 export const PROTOCOL_V2 = 'nuxt-chat.2'
@@ -83,7 +83,7 @@ export type ChatClientCommandV2
     | { type: 'rooms', ref?: string }
     | { type: 'ping', ref?: string }
     | RoomCommand<{ type: 'typing' }>
-    | RoomCommand<{ type: 'history', before: number, limit: number }>
+    | RoomCommand<{ type: 'history', before: number, limit: number, thread?: number }>
     | RoomCommand<{ type: 'read', id?: number }>
     | RoomCommand<Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>>
     | ChatCreateCommand
@@ -171,7 +171,8 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
       return { type, room, ...withRef }
     case 'history': {
       const request = parseHistoryRequest(command.before, command.limit)
-      return typeof request === 'string' ? invalid(request) : { type, room, ...request, ...withRef }
+      if (command.thread !== undefined && !isIdInRange(command.thread)) return invalid('`thread` must be a message id')
+      return typeof request === 'string' ? invalid(request) : { type, room, ...request, ...(command.thread === undefined ? {} : { thread: command.thread as number }), ...withRef }
     }
     case 'read': {
       const read = parseReadCommand({ id: command.id })

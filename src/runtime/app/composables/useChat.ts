@@ -106,6 +106,21 @@ export interface UseChatReturn<T = unknown> {
   readBy: ComputedRef<Readonly<Record<string, number>>>
   /** The ids of the other members who have read message `id` ("Seen by"; see `readBy`). */
   seenBy: (id: number) => string[]
+  /**
+   * The thread of stored message `parent`, on the same connection: its replies (kept out of
+   * `messages`; the parent's `replies` summarizes them), older pages, and send into it.
+   */
+  thread: (parent: MaybeRefOrGetter<number>) => ChatThreadView<T>
+}
+
+/** One thread of a room (`useChat().thread(id)`). */
+export interface ChatThreadView<T = unknown> {
+  /** The thread's replies this client holds, oldest first, pending ones last. */
+  messages: ComputedRef<ChatMessage<T>[]>
+  /** Answer in the thread; `alsoInRoom` shows the reply in the room's timeline too. False when refused locally. */
+  send: (data: string | T, options?: { alsoInRoom?: boolean }) => boolean
+  /** Load up to `limit` (default 50) older replies from the store; resolves to how many were added. */
+  loadOlder: (limit?: number) => Promise<number>
 }
 
 interface SharedConnection {
@@ -170,6 +185,11 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     markRead: id => current.value?.markRead(id) ?? false,
     readBy: pick('readBy', {}),
     seenBy: id => live.value ? current.value?.seenBy(id) ?? [] : [],
+    thread: parent => ({
+      messages: computed(() => live.value && current.value ? current.value.threadMessages(toValue(parent)) : []),
+      send: (data, options = {}) => current.value?.send(data, { thread: toValue(parent), alsoInRoom: options.alsoInRoom }) ?? false,
+      loadOlder: limit => current.value?.loadThread(toValue(parent), limit) ?? Promise.resolve(0),
+    }),
   }
   if (typeof window === 'undefined') return result
 

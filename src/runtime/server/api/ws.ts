@@ -65,7 +65,7 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
       useChatHub().typing(member.room, member)
       return
     case 'history':
-      answerHistory(member, command.before, command.limit)
+      answerHistory(member, command.before, command.limit, command.thread)
       return
     case 'invalid':
       member.send(errorFrame('bad_request', command.reason, command.cid))
@@ -94,14 +94,14 @@ function answerModeration(member: WebSocketMember, command: ChatMemberCommand) {
 }
 
 /** Answer a page of older history; one request at a time per connection (a store read each). */
-function answerHistory(member: WebSocketMember, before: number, limit: number) {
+function answerHistory(member: WebSocketMember, before: number, limit: number, thread?: number) {
   const rare = member.rare()
   if (rare.readingHistory) {
     member.send(errorFrame('bad_request', 'One history request at a time'))
     return
   }
   rare.readingHistory = true
-  useChatHub().limitedHistoryPage(limitSubjectOf(member), member.room, before, limit).then(
+  useChatHub().limitedHistoryPage(limitSubjectOf(member), member.room, before, limit, thread).then(
     page => 'refused' in page ? member.send(limitRefusalFrame(page.refused)) : member.write(new RoomFrame(page.text)),
     (error) => {
       chatLogger.error('[nuxt-chat] could not read history', error)
@@ -145,9 +145,9 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
     }
     rare.refusal = undefined
   }
-  const { message, action, replyTo } = sendFieldsOf(command)
+  const { message, action, replyTo, thread, alsoInRoom } = sendFieldsOf(command)
   if (action) await rare.answeredAll
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message, cid, action, replyTo, member, onQueued })
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message, cid, action, replyTo, thread, alsoInRoom, member, onQueued })
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) rare.refusal = result.error

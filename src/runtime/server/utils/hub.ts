@@ -163,11 +163,11 @@ export interface ChatHub {
   /** Everyone online in a room, on every instance (asking the others when no member is here). */
   presence: (name: string) => Promise<ChatUser[]>
   /** The newest `limit` stored messages of a room before id `before`, oldest first. */
-  history: (name: string, before: number, limit: number) => Promise<ChatStoredFrame[]>
+  history: (name: string, before: number, limit: number, thread?: number) => Promise<ChatStoredFrame[]>
   /** A page of older history as the `history` frame a client asked for (one more row read tells whether older ones exist). */
-  historyPage: (name: string, before: number, limit: number) => Promise<ChatHistoryFrame>
+  historyPage: (name: string, before: number, limit: number, thread?: number) => Promise<ChatHistoryFrame>
   /** A page of older history for `subject`, within its history limits: the frame as JSON text, or the refusal; its bytes are charged once served. */
-  limitedHistoryPage: (subject: LimitSubject, name: string, before: number, limit: number) => Promise<{ text: string } | { refused: LimitRefusal }>
+  limitedHistoryPage: (subject: LimitSubject, name: string, before: number, limit: number, thread?: number) => Promise<{ text: string } | { refused: LimitRefusal }>
   /** May `subject` join a room (or open a rooms list) now? Refused while its history byte budget is spent. */
   replayRefusal: (subject: LimitSubject) => LimitRefusal | undefined
   /** A `read` POST (or a guest's command) within the reads limit: the refusal when over it. */
@@ -752,11 +752,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   }, config.presenceInterval)
   presenceTimer.unref?.()
 
-  async function historyPage(name: string, before: number, limit: number): Promise<ChatHistoryFrame> {
-    const rows = await store.before(name, before, limit + 1)
+  async function historyPage(name: string, before: number, limit: number, thread?: number): Promise<ChatHistoryFrame> {
+    const rows = await store.before(name, before, limit + 1, thread)
     const more = rows.length > limit
     const messages = (more ? rows.slice(1) : rows).map(messageFrame)
-    return { type: 'history', room: name, before, messages, more, user: 'server', message: `${messages.length} older messages` }
+    return { type: 'history', room: name, before, ...(thread === undefined ? {} : { thread }), messages, more, user: 'server', message: `${messages.length} older messages` }
   }
 
   return {
@@ -831,12 +831,12 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     members: (room: string, after: string | undefined, limit: number): Promise<RoomMember[]> => store.members(room, after, limit),
     typing,
     presence: presenceOf,
-    history: async (name: string, before: number, limit: number): Promise<ChatStoredFrame[]> => (await store.before(name, before, limit)).map(messageFrame),
+    history: async (name: string, before: number, limit: number, thread?: number): Promise<ChatStoredFrame[]> => (await store.before(name, before, limit, thread)).map(messageFrame),
     historyPage,
-    async limitedHistoryPage(subject: LimitSubject, name: string, before: number, limit: number): Promise<{ text: string } | { refused: LimitRefusal }> {
+    async limitedHistoryPage(subject: LimitSubject, name: string, before: number, limit: number, thread?: number): Promise<{ text: string } | { refused: LimitRefusal }> {
       const refused = limits.take('history', subject)
       if (refused) return { refused }
-      const text = JSON.stringify(await historyPage(name, before, limit))
+      const text = JSON.stringify(await historyPage(name, before, limit, thread))
       limits.chargeHistoryBytes(subject, Buffer.byteLength(text))
       return { text }
     },

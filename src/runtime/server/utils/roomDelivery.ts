@@ -67,6 +67,10 @@ export function messageFrame(message: StoredMessage): ChatStoredFrame {
   if (message.edited !== undefined) frame.edited = message.edited
   if (message.deleted) frame.deleted = true
   if (message.reactions) frame.reactions = message.reactions
+  // Which thread it is in (a client takes a deleted reply out of its parent's summary), and a parent's summary as stored.
+  if (message.thread !== undefined) frame.thread = message.thread
+  if (message.alsoInRoom) frame.alsoInRoom = true
+  if (message.replies) frame.replies = { ...message.replies, users: [...message.replies.users] }
   // A tombstone tells nothing of what the text was: not whom it answered, nor whom it named.
   if (message.deleted) return frame
   // A copy: the memory store shares one quote among a message's replies and changes it in place.
@@ -164,8 +168,9 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
 
   /** Broadcast a message frame in id order, and keep it among the recent ones. */
   function broadcastMessage(frame: RoomFrame) {
-    // An edit, delete or reaction changes messages the window holds as they were sent: start it afresh (replays read the store).
-    if (recent > 0 && !frame.text.startsWith(MESSAGE_FRAME_START)) recentFrames = []
+    // An edit, delete or reaction changes messages the window holds as they were sent, and so does a thread
+    // reply (its parent's summary): start it afresh (replays read the store). A JSON text has `"thread":` only as a key.
+    if (recent > 0 && (!frame.text.startsWith(MESSAGE_FRAME_START) || frame.text.includes(',"thread":'))) recentFrames = []
     else if (recent > 0) {
       // A jump (a cursor read late, a store that could not fill a gap) starts the window afresh.
       if (recentFrames.length && recentFrames.at(-1)!.id !== frame.id - 1) recentFrames = []

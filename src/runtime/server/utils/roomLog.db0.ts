@@ -2,7 +2,7 @@ import type { Database } from 'db0'
 import { REPLY_EXCERPT_LENGTH } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
-import { changeRefusal, checkAppendInput, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -20,6 +20,8 @@ interface MessageRow {
   reply_to: number | string | null
   mentions: string | null
   mentions_all: string | null
+  thread: number | string | null
+  also_in_room: number | string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -54,7 +56,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all, thread, also_in_room'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it (without this wait).
@@ -76,19 +78,19 @@ export const SQLITE_BATCH_MAX = 64
 const NEWEST = `SELECT MAX(id) AS id FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = ? UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = ?) AS ids`
 /** The next number of a room, as a one-row table `n(next)`. Parameters: room, room. */
 const NEXT = `(SELECT COALESCE(MAX(id), 0) + 1 AS next FROM (${NEWEST}) AS newest)`
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all)
-  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT)
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room)
+  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS SMALLINT)
   FROM ${NEXT} AS n RETURNING id`
 /**
  * node:sqlite, inside a batch (which holds the write lock): the id is known, so no `MAX(id)` and no
  * RETURNING per row (10-11 µs a row instead of 18-20).
  */
-const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 const LAST_ID = NEWEST
 /** The INSERT's parameters for one message. */
 const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, ...replyAndMentions(input), input.room, input.room]
-/** A message's `reply_to`, `mentions` (JSON) and `mentions_all` columns. */
-const replyAndMentions = (input: AppendInput) => [input.replyTo ?? null, input.mentions?.length ? JSON.stringify(input.mentions) : null, input.mentionsAll ?? null]
+/** A message's `reply_to`, `mentions` (JSON), `mentions_all`, `thread` and `also_in_room` columns. */
+const replyAndMentions = (input: AppendInput) => [input.replyTo ?? null, input.mentions?.length ? JSON.stringify(input.mentions) : null, input.mentionsAll ?? null, input.thread ?? null, input.thread !== undefined && input.alsoInRoom ? 1 : 0]
 /** The unread-mention rows of a message: one per member named, one under `MENTION_ALL_UID` for `@room` / `@here`. */
 const mentionUids = (input: AppendInput) => [...input.mentions ?? [], ...input.mentionsAll ? [MENTION_ALL_UID] : []]
 const INSERT_MENTION = 'INSERT INTO chat_mentions (room, uid, id, sender) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'
@@ -171,14 +173,16 @@ function pgChangeAppend(input: AppendInput): { sql: string, params: unknown[] } 
     params: [...insert.params, ...effects.flatMap(effect => effect.params)],
   }
 }
+/** A row of the room's main timeline: no thread reply, unless also sent to the room (docs/PROTOCOL.md, "Threads"). */
+const MAIN_TIMELINE = (table: string) => `(${table}.thread IS NULL OR ${table}.also_in_room = 1)`
 // Messages only (revision 5): changes are not rows a count scans.
 const READ_STATE = `SELECT r.id AS read_id,
-  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM (SELECT m.deleted, m.sender FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.kind IS NULL ORDER BY m.id LIMIT ${READ_SCAN}) AS scanned WHERE scanned.deleted = 0 AND scanned.sender <> r.uid LIMIT ${MAX_UNREAD}) AS counted) AS unread,
+  (SELECT COUNT(*) FROM (SELECT 1 AS one FROM (SELECT m.deleted, m.sender, m.thread, m.also_in_room FROM chat_messages m WHERE m.room = r.room AND m.id > r.id AND m.kind IS NULL ORDER BY m.id LIMIT ${READ_SCAN}) AS scanned WHERE scanned.deleted = 0 AND scanned.sender <> r.uid AND ${MAIN_TIMELINE('scanned')} LIMIT ${MAX_UNREAD}) AS counted) AS unread,
   (SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = r.room UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = r.room) AS ids) AS up_to,
   (SELECT COUNT(*) FROM (SELECT 1 AS one FROM chat_mentions x WHERE x.room = r.room AND x.uid IN (r.uid, '${MENTION_ALL_UID}') AND x.id > r.id AND x.sender <> r.uid LIMIT ${MAX_UNREAD}) AS mentioned) AS mentions
   FROM chat_reads r WHERE r.uid = ? AND r.room = ?`
 /** A room's newest live message among its newest `READ_SCAN` messages. Parameters: room, room. */
-const LAST_LIVE = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND deleted = 0
+const LAST_LIVE = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND deleted = 0 AND ${MAIN_TIMELINE('chat_messages')}
   AND id >= COALESCE((SELECT id FROM chat_messages WHERE room = ? AND kind IS NULL ORDER BY id DESC LIMIT 1 OFFSET ${READ_SCAN - 1}), 0) ORDER BY id DESC LIMIT 1`
 // Forward only, never past the room's newest id, and only an existing position: a read never creates one (joining does).
 const MARK_READ = `UPDATE chat_reads SET id = target.id, ts = CAST(? AS BIGINT)
@@ -217,6 +221,8 @@ const ADDED_COLUMNS: [string, string][] = [
   ['reply_to', 'BIGINT'],
   ['mentions', 'TEXT'],
   ['mentions_all', 'TEXT'],
+  ['thread', 'BIGINT'],
+  ['also_in_room', 'SMALLINT NOT NULL DEFAULT 0'],
 ]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 /**
@@ -340,8 +346,21 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     }
     return messages
   }
-  /** Reactions and replies: the state a served message frame shows. */
-  const served = async (room: string, messages: StoredMessage[]) => withReplies(room, await withReactions(room, messages))
+  /** Give the thread parents among `messages` their summaries: one grouped read of the replies' index, then the last repliers of each parent that has some. */
+  const withThreads = async (room: string, messages: StoredMessage[]): Promise<StoredMessage[]> => {
+    const parents = messages.filter(message => !message.kind && !message.deleted && message.thread === undefined)
+    if (!parents.length) return messages
+    const ids = parents.map(message => message.id)
+    const rows = await query<{ thread: number | string, count: number | string, last_id: number | string, last_ts: number | string }[]>('all', `SELECT thread, COUNT(*) AS count, MAX(id) AS last_id, MAX(ts) AS last_ts FROM chat_messages WHERE room = ? AND thread IN (${ids.map(() => '?').join(', ')}) AND kind IS NULL AND deleted = 0 GROUP BY thread`, room, ...ids)
+    const byId = new Map(parents.map(message => [message.id, message]))
+    for (const row of rows) {
+      const senders = await query<{ sender: string }[]>('all', 'SELECT sender FROM chat_messages WHERE room = ? AND thread = ? AND kind IS NULL AND deleted = 0 ORDER BY id DESC LIMIT 50', room, row.thread)
+      byId.get(Number(row.thread))!.replies = { count: Number(row.count), lastId: Number(row.last_id), lastTs: Number(row.last_ts), users: lastRepliers(senders.map(({ sender }) => sender)) }
+    }
+    return messages
+  }
+  /** Reactions, replies and thread summaries: the state a served message frame shows. */
+  const served = async (room: string, messages: StoredMessage[]) => withThreads(room, await withReplies(room, await withReactions(room, messages)))
 
   const lastId = async (room: string) => {
     const row = await query<{ id: number | string | null } | undefined>('get', LAST_ID, room, room)
@@ -459,8 +478,10 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const rows = await query<MessageRow[]>('all', REPLAY_AFTER, room, after, limit, room, after, after, limit)
       return served(room, rows.map(row => toMessage(room, row)).sort((a, b) => sequenceOf(a) - sequenceOf(b)))
     },
-    async before(room, before, limit) {
-      const rows = await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id < ? ORDER BY id DESC LIMIT ?`, room, before, limit)
+    async before(room, before, limit, thread) {
+      const rows = thread === undefined
+        ? await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND kind IS NULL AND id < ? AND ${MAIN_TIMELINE('chat_messages')} ORDER BY id DESC LIMIT ?`, room, before, limit)
+        : await query<MessageRow[]>('all', `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND thread = ? AND kind IS NULL AND id < ? ORDER BY id DESC LIMIT ?`, room, thread, before, limit)
       return served(room, rows.reverse().map(row => toMessage(room, row)))
     },
     async between(room, after, before) {
@@ -583,6 +604,8 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (row.reply_to !== null && row.reply_to !== undefined) message.replyTo = { id: Number(row.reply_to), user: '', excerpt: '', deleted: true }
   if (row.mentions) message.mentions = JSON.parse(row.mentions) as string[]
   if (row.mentions_all === 'room' || row.mentions_all === 'here') message.mentionsAll = row.mentions_all
+  if (row.thread !== null && row.thread !== undefined) message.thread = Number(row.thread)
+  if (message.thread !== undefined && Number(row.also_in_room) === 1) message.alsoInRoom = true
   return message
 }
 
@@ -934,6 +957,8 @@ async function createSchema(db: Database) {
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_live ON chat_messages (room, id) WHERE kind IS NULL')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_rev ON chat_messages (room, rev) WHERE kind IS NULL AND rev IS NOT NULL')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_changes ON chat_messages (room, id) WHERE kind IS NOT NULL')
+  // A thread's replies (its page, its parent's summary): only rows that are replies.
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_thread ON chat_messages (room, thread, id) WHERE thread IS NOT NULL')
 }
 
 /**

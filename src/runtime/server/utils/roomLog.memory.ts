@@ -1,7 +1,7 @@
 import { withReaction } from '../../shared/protocol'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { createMemoryRoomDirectory } from './roomDirectory.memory'
-import { changeRefusal, checkAppendInput, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, lastRepliers, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
   /** Messages only, by id: what replay, retention and unread counts count. */
@@ -79,6 +79,7 @@ export function createMemoryRoomLog(): RoomLog {
         message = storedMessage(room.nextId++, input)
         if (input.replyTo !== undefined) message.replyTo = quoteOf(room, input.replyTo)
         room.messages.push(message)
+        if (message.thread !== undefined) summarize(room, message.thread)
       }
       if (key !== undefined) {
         room.byCid.set(key, message)
@@ -106,10 +107,15 @@ export function createMemoryRoomLog(): RoomLog {
       }
       return replayed.sort((a, b) => sequenceOf(a) - sequenceOf(b))
     },
-    async before(name, before, limit) {
+    async before(name, before, limit, thread) {
       const messages = rooms.get(name)?.messages ?? []
       const end = firstAfter(messages, before - 1)
-      return messages.slice(Math.max(0, end - limit), end)
+      const page: StoredMessage[] = []
+      for (let index = end - 1; index >= 0 && page.length < limit; index--) {
+        const message = messages[index]!
+        if (thread === undefined ? isInMainTimeline(message) : message.thread === thread) page.push(message)
+      }
+      return page.reverse()
     },
     async between(name, after, before) {
       const room = rooms.get(name)
@@ -204,7 +210,7 @@ export function createMemoryRoomLog(): RoomLog {
       const first = firstAfter(messages, held.id)
       for (let index = first; index < messages.length && index < first + READ_SCAN && unread < MAX_UNREAD; index++) {
         const message = messages[index]!
-        if (!message.deleted && message.uid !== uid) unread++
+        if (!message.deleted && message.uid !== uid && isInMainTimeline(message)) unread++
       }
       let mentions = 0
       for (let index = first; index < messages.length && index < first + READ_SCAN && mentions < MAX_UNREAD; index++) {
@@ -214,7 +220,7 @@ export function createMemoryRoomLog(): RoomLog {
       const state: ReadState = { room: name, read: held.id, unread, mentions, upTo: (rooms.get(name)?.nextId ?? 1) - 1 }
       let last: StoredMessage | undefined
       for (let index = messages.length - 1; withLast && index >= 0 && index >= messages.length - READ_SCAN && !last; index--) {
-        if (!messages[index]!.deleted) last = messages[index]
+        if (!messages[index]!.deleted && isInMainTimeline(messages[index]!)) last = messages[index]
       }
       if (last) state.last = last
       return state
@@ -262,6 +268,19 @@ function setQuote(quote: NonNullable<StoredMessage['replyTo']>, value: NonNullab
 }
 
 /** Apply a just-stored change to its live target in `room`: edit, delete or reaction; the target's `rev` becomes its number. */
+/** A message of the room's main timeline: no thread reply, unless also sent to the room. */
+const isInMainTimeline = (message: StoredMessage) => message.thread === undefined || message.alsoInRoom === true
+
+/** Give a thread's parent the summary of its live replies (the memory store keeps it on the parent, as served). */
+function summarize(room: MemoryRoom, parentId: number) {
+  const parent = room.messages.find(message => message.id === parentId)
+  if (!parent) return
+  const replies = room.messages.filter(message => message.thread === parentId && !message.deleted)
+  const last = replies.at(-1)
+  if (!last) delete parent.replies
+  else parent.replies = { count: replies.length, lastId: last.id, lastTs: last.ts, users: lastRepliers(replies.map(reply => reply.uid ?? '').reverse()) }
+}
+
 function applyChange(room: MemoryRoom, change: StoredMessage, target: StoredMessage) {
   target.rev = change.id
   // Replies show the original's current text: their shared quote follows it (a reaction changes no text).
@@ -274,6 +293,7 @@ function applyChange(room: MemoryRoom, change: StoredMessage, target: StoredMess
       message.message = ''
       message.deleted = true
     }
+    if (target.thread !== undefined) summarize(room, target.thread)
   }
   else if (change.kind === 'reaction') {
     const reactions = withReaction(target.reactions, change.message.slice(1), change.uid ?? '', change.message[0] === '+')

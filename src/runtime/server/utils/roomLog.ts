@@ -1,6 +1,6 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
-import { replyExcerpt, type ChatMentionAll, type ChatMessageBase } from '../../shared/protocol'
+import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatMentionAll, type ChatMessageBase } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
 
 /** A message as the log stores it. */
@@ -45,6 +45,9 @@ export interface AppendInput {
   mentions?: string[]
   /** A message: an owner's or moderator's `@room` / `@here`. */
   mentionsAll?: ChatMentionAll
+  /** A thread reply: its parent's id (checked by the send pipeline), and whether it is also in the room's main timeline. */
+  thread?: number
+  alsoInRoom?: boolean
 }
 
 export interface AppendResult {
@@ -124,8 +127,12 @@ export interface RoomLog extends RoomDirectory {
    * after `after`, and the `limit` most recently changed messages at or below it with `rev > after`.
    */
   replaySince: (room: string, after: number | undefined, limit: number) => Promise<StoredMessage[]>
-  /** The newest `limit` messages (never changes) with `id < before`, oldest first (older history, a page at a time). */
-  before: (room: string, before: number, limit: number) => Promise<StoredMessage[]>
+  /**
+   * The newest `limit` messages (never changes) with `id < before`, oldest first (older history, a
+   * page at a time): of the room's main timeline (thread replies only when also in the room), or
+   * with `thread`, that thread's replies.
+   */
+  before: (room: string, before: number, limit: number, thread?: number) => Promise<StoredMessage[]>
   /** Messages and changes numbered `after < id < before`, in order (fills a delivery gap). */
   between: (room: string, after: number, before: number) => Promise<StoredMessage[]>
   /** What `sender` stored with `cid` in the room, if anything (the de-duplication an append does, without appending). */
@@ -198,6 +205,8 @@ export function checkAppendInput(input: AppendInput): void {
   if (input.replyTo !== undefined && (input.kind !== undefined || !Number.isSafeInteger(input.replyTo) || input.replyTo < 1)) throw new RoomLogInputError('`replyTo` must be a message id, on a message')
   if (input.mentions !== undefined && (!Array.isArray(input.mentions) || input.mentions.length > MAX_MENTIONS || input.mentions.some(uid => typeof uid !== 'string' || !uid || uid.length > MAX_STORED_NAME || UNSTORABLE.test(uid)))) throw new RoomLogInputError(`\`mentions\` must be at most ${MAX_MENTIONS} user ids`)
   if (input.mentionsAll !== undefined && input.mentionsAll !== 'room' && input.mentionsAll !== 'here') throw new RoomLogInputError('`mentionsAll` must be room or here')
+  if (input.thread !== undefined && (input.kind !== undefined || !Number.isSafeInteger(input.thread) || input.thread < 1)) throw new RoomLogInputError('`thread` must be a message id, on a message')
+  if (input.alsoInRoom && input.thread === undefined) throw new RoomLogInputError('`alsoInRoom` is for thread replies')
   if (input.kind !== undefined && (!['edit', 'delete', 'reaction'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete, reaction) and a positive `target`')
 }
 
@@ -220,6 +229,11 @@ export function changeRefusal(target: StoredMessage | undefined, input: AppendIn
   return undefined
 }
 
+/** A thread summary's people: the distinct senders of its replies, newest first (`senders` newest first), at most `THREAD_SUMMARY_USERS`. */
+export function lastRepliers(senders: string[]): string[] {
+  return [...new Set(senders)].slice(0, THREAD_SUMMARY_USERS)
+}
+
 /** The message an append stored, as the log gives it back. */
 export function storedMessage(id: number, input: AppendInput, text = input.message): StoredMessage {
   const message: StoredMessage = { id, room: input.room, user: input.user, message: text, ts: input.ts }
@@ -230,6 +244,8 @@ export function storedMessage(id: number, input: AppendInput, text = input.messa
   if (input.replyTo !== undefined) message.replyTo = { id: input.replyTo, user: '', excerpt: '', deleted: true }
   if (input.mentions?.length) message.mentions = input.mentions
   if (input.mentionsAll) message.mentionsAll = input.mentionsAll
+  if (input.thread !== undefined) message.thread = input.thread
+  if (input.thread !== undefined && input.alsoInRoom) message.alsoInRoom = true
   if (input.kind) {
     message.kind = input.kind
     message.target = input.target

@@ -18,9 +18,12 @@ export interface SendAction {
 export { MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON } from './roomLog'
 
 /** The text and the action of a parsed `message` / `edit` / `delete` / `reaction` command, for `SendInput`. */
-export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction, replyTo?: number } {
+export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction, replyTo?: number, thread?: number, alsoInRoom?: true } {
   switch (command.type) {
-    case 'message': return command.replyTo === undefined ? { message: command.message } : { message: command.message, replyTo: command.replyTo }
+    case 'message': {
+      const { message, replyTo, thread, alsoInRoom } = command
+      return { message, ...(replyTo === undefined ? {} : { replyTo }), ...(thread === undefined ? {} : { thread }), ...(alsoInRoom ? { alsoInRoom } : {}) }
+    }
     case 'edit': return { message: command.message, action: { kind: 'edit', target: command.target } }
     case 'delete': return { message: '', action: { kind: 'delete', target: command.target } }
     case 'reaction': return { message: '', action: { kind: 'reaction', target: command.target, emoji: command.emoji } }
@@ -38,6 +41,9 @@ export interface SendInput {
   action?: SendAction
   /** A message: the id of the room's live message it answers (docs/PROTOCOL.md, "Replies"). */
   replyTo?: number
+  /** A thread reply: its parent's id, and whether it is also sent to the room (docs/PROTOCOL.md, "Threads"). */
+  thread?: number
+  alsoInRoom?: true
   /** The sending connection; absent for HTTP POST. */
   member?: Member
   /** The client address, for the per-address rate limit. */
@@ -123,8 +129,9 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       if (typeof checked !== 'string') return fail(...checked)
       if (textless) return store(input, checked)
     }
-    else if (input.replyTo !== undefined) {
-      const refused = await checkReply(input, input.replyTo)
+    else {
+      const refused = (input.replyTo !== undefined ? await checkReply(input, input.replyTo) : undefined)
+        ?? (input.thread !== undefined ? await checkThread(input, input.thread) : undefined)
       if (refused) return fail(...refused)
     }
     const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
@@ -155,6 +162,19 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
   }
 
   /** Why a message may not answer message `id` (none of the room's live messages), or nothing. */
+  /** A thread's parent must be a live message of the room that is in no thread itself. */
+  async function checkThread(input: SendInput, id: number): Promise<[number, ChatErrorFrame['code'], string] | undefined> {
+    let parent
+    try {
+      parent = await stores.message!(input.room, id)
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not read a message', error)
+      return [503, 'unavailable', 'The message could not be read; try again']
+    }
+    return !parent || parent.kind || parent.deleted || parent.thread !== undefined ? [400, 'bad_request', `No message ${id} to answer in a thread`] : undefined
+  }
+
   async function checkReply(input: SendInput, id: number): Promise<[number, ChatErrorFrame['code'], string] | undefined> {
     let original
     try {
@@ -219,7 +239,7 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     const { action } = input
     let result
     try {
-      const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target, replyTo: action ? undefined : input.replyTo, mentions: mentioned?.uids.length ? mentioned.uids : undefined, mentionsAll: mentioned?.all })
+      const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target, replyTo: action ? undefined : input.replyTo, thread: action ? undefined : input.thread, alsoInRoom: action ? undefined : input.alsoInRoom, mentions: mentioned?.uids.length ? mentioned.uids : undefined, mentionsAll: mentioned?.all })
       input.onQueued?.()
       // The store applies an event to its target in the same transaction as it stores it.
       result = await appending

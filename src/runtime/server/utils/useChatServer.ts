@@ -23,6 +23,10 @@ export interface ChatServerSendOptions {
   cid?: string
   /** `send`: the id of the room's message it answers (docs/PROTOCOL.md, "Replies"). */
   replyTo?: number
+  /** `send`: answer in the thread of this message (docs/PROTOCOL.md, "Threads"). */
+  thread?: number
+  /** `send` with `thread`: also show the reply in the room's main timeline. */
+  alsoInRoom?: boolean
 }
 
 export interface ChatHistoryOptions {
@@ -30,6 +34,8 @@ export interface ChatHistoryOptions {
   before?: number
   /** How many, at most 1000. @default 50 */
   limit?: number
+  /** The replies of this message's thread instead of the room's main timeline. */
+  thread?: number
 }
 
 function checkRoom(room: string) {
@@ -134,7 +140,7 @@ export function useChatServer() {
     async send(room: string, message: string, options: ChatServerSendOptions = {}): Promise<ChatMessageFrame> {
       checkRoom(room)
       const user = options.user ?? SERVER_USER
-      const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, replyTo: options.replyTo, fromServer: true })
+      const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, replyTo: options.replyTo, ...(options.thread === undefined ? {} : { thread: options.thread, ...(options.alsoInRoom ? { alsoInRoom: true as const } : {}) }), fromServer: true })
       if (result.error) throw httpError(result.status, result.error.message, result.error)
       return result.frame as ChatMessageFrame
     },
@@ -151,9 +157,9 @@ export function useChatServer() {
       return await change(room, '', { kind: 'delete', target: id }, options)
     },
     /** A page of older history: the newest `limit` messages (with their current state; changes are not messages) before `before`, oldest first. */
-    history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50 }: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
+    history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50, thread }: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
       checkRoom(room)
-      return hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))))
+      return hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))), thread)
     },
     /** Everyone online in the room, on every instance (one entry per user). */
     presence(room: string): Promise<ChatUser[]> {

@@ -199,7 +199,7 @@ export function commandOf(connection: MultiRoomMember, text: string | undefined)
       if (command.ref) acknowledge(subscription, command.ref)
       return
     case 'history':
-      answerHistory(connection, command.room, command.before, command.limit, command.ref)
+      answerHistory(connection, command.room, command.before, command.limit, command.ref, command.thread)
       return
   }
   if (command.type === 'message' && command.cid === undefined && !command.message.trim()) {
@@ -379,11 +379,11 @@ function answerRead(connection: MultiRoomMember, room: string, id: number | unde
 }
 
 /** A page of older history of a joined room; one request at a time per connection. */
-function answerHistory(connection: MultiRoomMember, room: string, before: number, limit: number, ref: string | undefined) {
+function answerHistory(connection: MultiRoomMember, room: string, before: number, limit: number, ref: string | undefined, thread?: number) {
   const rare = connection.rare()
   if (rare.readingHistory) return connection.send(errorOf(errorFrame('bad_request', 'One history request at a time'), room, ref))
   rare.readingHistory = true
-  useChatHub().limitedHistoryPage(limitSubjectOf(connection), room, before, limit).then(
+  useChatHub().limitedHistoryPage(limitSubjectOf(connection), room, before, limit, thread).then(
     // The page's JSON with the ref added before its closing brace: no second parse of a large page.
     page => 'refused' in page ? connection.send(errorOf(limitRefusalFrame(page.refused), room, ref)) : connection.write(new RoomFrame(ref ? `${page.text.slice(0, -1)},"ref":${JSON.stringify(ref)}}` : page.text)),
     (error) => {
@@ -408,9 +408,9 @@ export async function handleRoomMessage(connection: MultiRoomMember, subscriptio
     }
     subscription.refusal = undefined
   }
-  const { message, action, replyTo } = sendFieldsOf(command)
+  const { message, action, replyTo, thread, alsoInRoom } = sendFieldsOf(command)
   if (action) await rare.answeredAll
-  const result = await hub.send({ room, user: connection.user, sender: connection.sender, ip: connection.ip, message, cid, action, replyTo, member: subscription, onQueued })
+  const result = await hub.send({ room, user: connection.user, sender: connection.sender, ip: connection.ip, message, cid, action, replyTo, thread, alsoInRoom, member: subscription, onQueued })
   if (result.error) {
     connection.send(errorOf(result.error, room, ref))
     if (cid && HOLDING_CODES.has(result.error.code)) subscription.refusal = result.error
