@@ -1,5 +1,6 @@
 import type { Database } from 'db0'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
+import { createSearchIndex, searchStatement } from './roomSearch.db0'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
 import { changeRefusal, checkAppendInput, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
@@ -485,6 +486,14 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       }
       return names
     },
+    async search(search) {
+      if (!search.rooms.length) return { messages: [] }
+      const { sql, params, cursorOf } = searchStatement((await connect()).db.dialect, COLUMNS, search)
+      const rows = await query<(MessageRow & { room: string, hit?: number | string })[]>('all', sql, ...params)
+      const page = rows.slice(0, search.limit)
+      const messages = page.map(row => toMessage(row.room, row))
+      return rows.length > search.limit ? { messages, cursor: cursorOf(page.at(-1)!) } : { messages }
+    },
     async close() {
       closed = true
       const connection = await connecting?.catch(() => undefined)
@@ -850,6 +859,8 @@ async function createSchema(db: Database) {
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_live ON chat_messages (room, id) WHERE kind IS NULL')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_rev ON chat_messages (room, rev) WHERE kind IS NULL AND rev IS NOT NULL')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_changes ON chat_messages (room, id) WHERE kind IS NOT NULL')
+  // Search (docs/PROTOCOL.md, "Search"): built at open on databases made before it, over the messages they hold.
+  await createSearchIndex(db)
 }
 
 function isUniqueViolation(error: unknown): boolean {

@@ -1,0 +1,121 @@
+/**
+ * Search in the room log's own database (docs/PROTOCOL.md, "Search"): SQLite's FTS5 or
+ * PostgreSQL's full-text search, kept in step with every append, edit, delete and prune by the
+ * database itself (triggers, an index on an expression), so no code path can forget it.
+ */
+import type { Database } from 'db0'
+import { fts5Match } from '../../shared/search'
+import { decodeSearchCursor, encodeSearchCursor, SEARCH_INDEXED_TEXT, type SearchQuery } from './roomLog'
+
+/** SQLite: an external-content FTS5 table over the live messages' text (the text is not stored twice). */
+const FTS_TABLE = 'chat_messages_fts'
+/** A row the index holds: a message, not deleted (changes and tombstones are never found). */
+const indexed = (row: 'new' | 'old') => `${row}.kind IS NULL AND ${row}.deleted = 0`
+const SQLITE_SEARCH_SCHEMA = [
+  `CREATE VIRTUAL TABLE ${FTS_TABLE} USING fts5(body, content='chat_messages', content_rowid='rowid')`,
+  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_insert AFTER INSERT ON chat_messages WHEN ${indexed('new')} BEGIN
+    INSERT INTO ${FTS_TABLE} (rowid, body) VALUES (new.rowid, new.body);
+  END`,
+  // An external-content index forgets a row by the values it indexed: the old ones, only if it held them.
+  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_delete AFTER DELETE ON chat_messages WHEN ${indexed('old')} BEGIN
+    INSERT INTO ${FTS_TABLE} (${FTS_TABLE}, rowid, body) VALUES ('delete', old.rowid, old.body);
+  END`,
+  // An edit (new text) or a delete (text gone): out with the old text, in with the new if it is still a live message.
+  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_update AFTER UPDATE OF body, deleted, kind ON chat_messages BEGIN
+    INSERT INTO ${FTS_TABLE} (${FTS_TABLE}, rowid, body) SELECT 'delete', old.rowid, old.body WHERE ${indexed('old')};
+    INSERT INTO ${FTS_TABLE} (rowid, body) SELECT new.rowid, new.body WHERE ${indexed('new')};
+  END`,
+  // Migrated in place: the messages stored before the index are indexed once, in the same transaction.
+  `INSERT INTO ${FTS_TABLE} (rowid, body) SELECT rowid, body FROM chat_messages WHERE kind IS NULL AND deleted = 0`,
+]
+
+/** PostgreSQL: the words of a message's text with the `simple` configuration (no stemming, no stop words: any language). */
+const PG_VECTOR = `to_tsvector('simple', left(body, ${SEARCH_INDEXED_TEXT}))`
+
+/**
+ * Create the search index unless it is there, indexing the messages already stored (an upgrade).
+ * SQLite: inside one write transaction, so two processes opening one file index once.
+ * PostgreSQL: a GIN index on the expression, built over the table as it is (writes wait meanwhile).
+ */
+export async function createSearchIndex(db: Database): Promise<void> {
+  if (db.dialect === 'postgresql') {
+    await db.exec(`CREATE INDEX IF NOT EXISTS chat_messages_search ON chat_messages USING GIN (${PG_VECTOR}) WHERE kind IS NULL AND deleted = 0`)
+    return
+  }
+  if (db.dialect !== 'sqlite') return
+  const exists = () => db.prepare(`SELECT 1 AS found FROM sqlite_master WHERE name = '${FTS_TABLE}'`).get()
+  if (await exists()) return
+  await db.exec('BEGIN IMMEDIATE')
+  try {
+    if (!await exists()) {
+      for (const statement of SQLITE_SEARCH_SCHEMA) await db.exec(statement)
+    }
+    await db.exec('COMMIT')
+  }
+  catch (error) {
+    await db.exec('ROLLBACK').catch(() => {})
+    // A SQLite built without FTS5: the chat works, searches answer `unavailable` (they find no table).
+    if (/no such module: fts5/i.test(String((error as Error)?.message))) return
+    throw error
+  }
+}
+
+/** One page's statement for a search, and the cursor of a page that ends at `row`. */
+export interface SearchStatement {
+  sql: string
+  params: unknown[]
+  cursorOf: (row: { hit?: number | string, ts: number | string, room: string, id: number | string }) => string
+}
+
+/**
+ * The statement of one search page (`limit + 1` rows: one more tells there is a next page). The
+ * user's words are bound parameters: for FTS5 each a quoted string (`fts5Match`), for PostgreSQL
+ * `plainto_tsquery` (which reads no operators), so no text of theirs is ever SQL or query syntax.
+ */
+export function searchStatement(dialect: string, columns: string, query: SearchQuery): SearchStatement {
+  const filters: string[] = []
+  const params: unknown[] = []
+  if (query.author !== undefined) {
+    filters.push('m.sender = ?')
+    params.push(query.author)
+  }
+  if (query.before !== undefined) {
+    filters.push('m.ts < ?')
+    params.push(query.before)
+  }
+  if (query.after !== undefined) {
+    filters.push('m.ts >= ?')
+    params.push(query.after)
+  }
+  const selected = columns.split(', ').map(column => `m.${column}`).join(', ')
+  if (dialect === 'postgresql') {
+    // Newest first by (ts, room, id): PostgreSQL has no row order of its own to page by.
+    if (query.cursor !== undefined) {
+      const [ts, room, id] = decodeSearchCursor(query.cursor, 'nsn')
+      filters.push('(m.ts, m.room, m.id) < (CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT))')
+      params.push(ts, room, id)
+    }
+    return {
+      sql: `SELECT m.room, ${selected} FROM chat_messages m
+        WHERE ${PG_VECTOR.replace('body', 'm.body')} @@ plainto_tsquery('simple', CAST(? AS TEXT)) AND m.kind IS NULL AND m.deleted = 0
+        AND m.room = ANY(CAST(? AS TEXT[]))${filters.map(filter => ` AND ${filter}`).join('')}
+        ORDER BY m.ts DESC, m.room DESC, m.id DESC LIMIT ?`,
+      params: [query.text, query.rooms, ...params, query.limit + 1],
+      cursorOf: row => encodeSearchCursor([Number(row.ts), row.room, Number(row.id)]),
+    }
+  }
+  // SQLite: newest stored first, the index's own order (rowid), which it walks backwards without sorting.
+  if (query.cursor !== undefined) {
+    const [hit] = decodeSearchCursor(query.cursor, 'n')
+    filters.push(`${FTS_TABLE}.rowid < ?`)
+    params.push(hit)
+  }
+  return {
+    sql: `SELECT ${FTS_TABLE}.rowid AS hit, m.room, ${selected} FROM ${FTS_TABLE} JOIN chat_messages m ON m.rowid = ${FTS_TABLE}.rowid
+      WHERE ${FTS_TABLE} MATCH ? AND m.kind IS NULL AND m.deleted = 0
+      AND m.room IN (${query.rooms.map(() => '?').join(', ')})${filters.map(filter => ` AND ${filter}`).join('')}
+      ORDER BY ${FTS_TABLE}.rowid DESC LIMIT ?`,
+    params: [fts5Match(query.words), ...query.rooms, ...params, query.limit + 1],
+    cursorOf: row => encodeSearchCursor([Number(row.hit)]),
+  }
+}
