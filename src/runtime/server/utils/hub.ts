@@ -14,6 +14,7 @@ import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, 
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
+import { createRoomSearch, type RoomSearch } from './roomSearch'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
 import { directRoomId, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
@@ -185,6 +186,8 @@ export interface ChatHub {
   unwatchRooms: (watcher: RoomsWatcher) => void
   /** Signed-in users' names in a room on every instance (a guest may not take a look-alike); asks the others when the room is new here. */
   signedInNames: (name: string) => Promise<string[]>
+  /** Search the rooms `user` may read (docs/PROTOCOL.md, "Search"); with an asker, within its history limits and the app's `chat:identify` per room. */
+  search: RoomSearch
   /** Stop the timers, the bus and the store (once). */
   close: () => Promise<void>
 }
@@ -205,6 +208,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const listAdmission = createListAdmission({ hooks, logger })
   const access = createRoomAccess({ store, logger })
   const listing = createRoomListing({ store, recordOf: access.record, memberOf: access.member, logger })
+  const search = createRoomSearch({ store, access, listAdmission, limits, hooks, logger })
   const readState = createReadState({
     store,
     bus,
@@ -810,6 +814,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     },
     unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),
     signedInNames: signedInNamesOf,
+    search,
     async close() {
       if (closed) return
       closed = true
