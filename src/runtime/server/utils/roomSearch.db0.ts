@@ -9,25 +9,80 @@ import { decodeSearchCursor, encodeSearchCursor, SEARCH_INDEXED_TEXT, type Searc
 
 /** SQLite: an external-content FTS5 table over the live messages' text (the text is not stored twice). */
 const FTS_TABLE = 'chat_messages_fts'
-/** A row the index holds: a message, not deleted (changes and tombstones are never found). */
-const indexed = (row: 'new' | 'old') => `${row}.kind IS NULL AND ${row}.deleted = 0`
+/** The rowid up to which messages are indexed: appends never wait for the index, which catches up behind them. */
+const INDEXED_TO = 'SELECT indexed_to FROM chat_search_state WHERE id = 1'
+const LIVE = (row: string) => `${row}.kind IS NULL AND ${row}.deleted = 0`
 const SQLITE_SEARCH_SCHEMA = [
   `CREATE VIRTUAL TABLE ${FTS_TABLE} USING fts5(body, content='chat_messages', content_rowid='rowid')`,
-  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_insert AFTER INSERT ON chat_messages WHEN ${indexed('new')} BEGIN
-    INSERT INTO ${FTS_TABLE} (rowid, body) VALUES (new.rowid, new.body);
+  'CREATE TABLE IF NOT EXISTS chat_search_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_to INTEGER NOT NULL)',
+  // 0: every message stored before the index (an upgrade) is indexed by the catch-up, a chunk at a time.
+  'INSERT OR REPLACE INTO chat_search_state (id, indexed_to) VALUES (1, 0)',
+  // An edit (new text) or a delete (text gone) of an indexed row: out with the old text, in with the new if it is still a live message.
+  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_update AFTER UPDATE OF body, deleted, kind ON chat_messages WHEN old.rowid <= (${INDEXED_TO}) BEGIN
+    INSERT INTO ${FTS_TABLE} (${FTS_TABLE}, rowid, body) SELECT 'delete', old.rowid, old.body WHERE ${LIVE('old')};
+    INSERT INTO ${FTS_TABLE} (rowid, body) SELECT new.rowid, new.body WHERE ${LIVE('new')};
   END`,
-  // An external-content index forgets a row by the values it indexed: the old ones, only if it held them.
-  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_delete AFTER DELETE ON chat_messages WHEN ${indexed('old')} BEGIN
-    INSERT INTO ${FTS_TABLE} (${FTS_TABLE}, rowid, body) VALUES ('delete', old.rowid, old.body);
+  // A row deleted (retention): out of the index if it was in. If it was the newest row, SQLite may give its rowid to the next
+  // message: the mark comes down to the newest row left, so that message is indexed too.
+  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_delete AFTER DELETE ON chat_messages BEGIN
+    INSERT INTO ${FTS_TABLE} (${FTS_TABLE}, rowid, body) SELECT 'delete', old.rowid, old.body WHERE ${LIVE('old')} AND old.rowid <= (${INDEXED_TO});
+    UPDATE chat_search_state SET indexed_to = (SELECT COALESCE(MAX(rowid), 0) FROM chat_messages) WHERE id = 1 AND indexed_to > (SELECT COALESCE(MAX(rowid), 0) FROM chat_messages);
   END`,
-  // An edit (new text) or a delete (text gone): out with the old text, in with the new if it is still a live message.
-  `CREATE TRIGGER IF NOT EXISTS chat_messages_fts_update AFTER UPDATE OF body, deleted, kind ON chat_messages BEGIN
-    INSERT INTO ${FTS_TABLE} (${FTS_TABLE}, rowid, body) SELECT 'delete', old.rowid, old.body WHERE ${indexed('old')};
-    INSERT INTO ${FTS_TABLE} (rowid, body) SELECT new.rowid, new.body WHERE ${indexed('new')};
-  END`,
-  // Migrated in place: the messages stored before the index are indexed once, in the same transaction.
-  `INSERT INTO ${FTS_TABLE} (rowid, body) SELECT rowid, body FROM chat_messages WHERE kind IS NULL AND deleted = 0`,
 ]
+
+/** Messages indexed at most per catch-up step (one write transaction of a few ms). */
+export const SEARCH_CATCH_UP_ROWS = 2000
+
+/**
+ * One catch-up step of the SQLite index, as statements run in order inside one write
+ * transaction (by the store before a search, and by the checkpoint worker on its own connection):
+ * `from` the mark, `to` the rowid `SEARCH_CATCH_UP_ROWS` rows further (null: nothing new),
+ * `index` the live messages in between, `mark` the new mark.
+ */
+export const SQLITE_CATCH_UP = {
+  from: INDEXED_TO,
+  to: `SELECT MAX(rowid) AS upto FROM (SELECT rowid FROM chat_messages WHERE rowid > ? ORDER BY rowid LIMIT ${SEARCH_CATCH_UP_ROWS})`,
+  index: `INSERT INTO ${FTS_TABLE} (rowid, body) SELECT rowid, body FROM chat_messages WHERE rowid > ? AND rowid <= ? AND kind IS NULL AND deleted = 0`,
+  mark: 'UPDATE chat_search_state SET indexed_to = ? WHERE id = 1',
+}
+
+/** node:sqlite's synchronous handle, as far as a catch-up needs it. */
+interface SyncDatabase {
+  exec: (sql: string) => void
+  prepare: (sql: string) => { get: (...params: unknown[]) => unknown, run: (...params: unknown[]) => unknown }
+}
+
+/**
+ * Index the messages stored since the mark, a step at a time, synchronously (nothing else runs on
+ * the connection meanwhile); stops after `maxSteps`. Resolves whether it caught up. Throws what
+ * SQLite throws (a lock held by another connection: SQLITE_BUSY).
+ */
+export function catchUpSqliteIndex(db: SyncDatabase, maxSteps = Number.POSITIVE_INFINITY): boolean {
+  for (let step = 0; step < maxSteps; step++) {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const from = (db.prepare(SQLITE_CATCH_UP.from).get() as { indexed_to: number } | undefined)?.indexed_to
+      const to = from === undefined ? null : (db.prepare(SQLITE_CATCH_UP.to).get(from) as { upto: number | null }).upto
+      if (to === null || to === undefined) {
+        db.exec('COMMIT')
+        return true
+      }
+      db.prepare(SQLITE_CATCH_UP.index).run(from, to)
+      db.prepare(SQLITE_CATCH_UP.mark).run(to)
+      db.exec('COMMIT')
+    }
+    catch (error) {
+      try {
+        db.exec('ROLLBACK')
+      }
+      catch {
+        // Nothing open.
+      }
+      throw error
+    }
+  }
+  return false
+}
 
 /** PostgreSQL: the words of a message's text with the `simple` configuration (no stemming, no stop words: any language). */
 const PG_VECTOR = `to_tsvector('simple', left(body, ${SEARCH_INDEXED_TEXT}))`
