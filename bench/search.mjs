@@ -139,7 +139,7 @@ async function fillPostgres() {
   const first = createDb0RoomLog(() => createDatabase(postgresql({ url })))
   await first.lastId('room-000')
   await first.close()
-  psql('DROP INDEX IF EXISTS chat_messages_search', PG_DATABASE)
+  psql('DROP INDEX IF EXISTS chat_messages_words; DROP INDEX IF EXISTS chat_messages_recent; ALTER TABLE chat_messages DROP COLUMN IF EXISTS body_words', PG_DATABASE)
   const db = createDatabase(postgresql({ url }))
   const client = await db.getInstance()
   const started = performance.now()
