@@ -169,7 +169,7 @@ describe('search index: SQLite catch-up', () => {
   }
   const send = (log: RoomLog, message: string) => log.append({ room: 'r', user: 'u1', sender: 'u1', message, ts: Date.now() })
 
-  it('the worker indexes new messages behind the appends; edits and deletes after that keep the index current', async () => {
+  it('the store indexes new messages behind the appends; edits and deletes after that keep the index current', async () => {
     const path = sqlitePath()
     const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(log)
