@@ -534,8 +534,8 @@ function startSqliteIndexer(connection: Connection) {
   return timer
 }
 
-/** Steps of the SQLite index's catch-up a search runs first (up to 100,000 messages; the checkpoint worker does the rest). */
-const SEARCH_CATCH_UP_STEPS = 50
+/** Steps of the SQLite index's catch-up a search runs first (up to 10,000 messages, tens of ms at most; the indexer's ticks do the rest). */
+const SEARCH_CATCH_UP_STEPS = 5
 
 /**
  * SQLite: index what was stored since the index's mark before searching, so a search finds every
