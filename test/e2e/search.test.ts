@@ -165,3 +165,29 @@ describe.each(deployments)('search on %s', (_name, start) => {
     expect(bad).toMatchObject({ status: 400, json: { code: 'bad_request', ref: 'bad' } })
   })
 })
+
+describe('search limits', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startServer({ env: { ...UNLIMITED, NUXT_CHAT_HISTORY_RATE_LIMIT_BURST: '2', NUXT_CHAT_HISTORY_RATE_LIMIT_MESSAGES: '1', NUXT_CHAT_HISTORY_RATE_LIMIT_INTERVAL: '600000' } })
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('a search is a history page: past the person\'s budget it is refused with 429, on HTTP and on the connection', async () => {
+    const userId = newUser()
+    const search = () => fetch(server.url(`/api/sse/search?${new URLSearchParams({ q: 'anything' })}`), { headers: { cookie: `session=${userId}` } })
+    expect((await search()).status).toBe(200)
+    expect((await search()).status).toBe(200)
+    const refused = await search()
+    expect(refused.status).toBe(429)
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(await refused.json()).toMatchObject({ type: 'error', code: 'rate_limited', limit: 'history', scope: 'person' })
+    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: `session=${userId}` } })
+    await socket.waitFor(frame => frame.type === 'hello', 'hello')
+    socket.send({ type: 'search', q: 'anything', ref: 'limited' })
+    expect(await socket.waitFor(frame => frame.ref === 'limited', 'the refusal')).toMatchObject({ type: 'error', code: 'rate_limited', limit: 'history' })
+    await socket.close()
+  })
+})
