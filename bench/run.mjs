@@ -891,6 +891,7 @@ function table() {
     lines.push(`${pad('store', 14)}${padL('fill s', 8)}${padL('index s', 9)}${padL('zipf p50', 10)}${padL('zipf p95', 10)}${padL('zipf max', 10)}${padL('unif p50', 10)}${padL('unif p95', 10)}${padL('unif max', 10)}`)
     for (const [key, x] of Object.entries(r.stores)) lines.push(`${pad(key, 14)}${padL(fmt(x.fillSeconds, 1), 8)}${padL(fmt(x.indexSeconds, 1), 9)}${padL(fmt(x.zipf.p50), 10)}${padL(fmt(x.zipf.p95), 10)}${padL(fmt(x.zipf.max), 10)}${padL(fmt(x.uniform.p50), 10)}${padL(fmt(x.uniform.p95), 10)}${padL(fmt(x.uniform.max), 10)}`)
     lines.push(`SQLite ingest (append, 16 in flight, ${fmtInt(r.ingest.messages)} messages, median of 3): ${fmtInt(r.ingest.withIndex)} msg/s with the index, ${fmtInt(r.ingest.withoutIndex)} without (×${fmt(r.ingest.ratio)})`)
+    if (r.pgIngest) lines.push(`PostgreSQL ingest (the same, ${fmtInt(r.pgIngest.messages)} messages): ${fmtInt(r.pgIngest.withIndex)} msg/s with the search column and indexes, ${fmtInt(r.pgIngest.withoutIndex)} without (×${fmt(r.pgIngest.ratio)})`)
   }
   for (const scale of [s.scale, s.scale2]) {
     if (!scale?.rows) continue

@@ -8,7 +8,8 @@
 // upgrade (timed). Then `queries` one-word searches through the store's `search` (a person in 20
 // of the rooms, 20 hits a page), twice: words picked as often as they occur in the text (Zipf),
 // and words picked uniformly from the vocabulary. Last, SQLite ingest through `append` (16 in
-// flight, as the ingest scenario) with and without the index, alternating, 3 rounds each.
+// flight, as the ingest scenario) with and without the index, alternating, 3 rounds each, and the
+// same on PostgreSQL (fresh databases, a tenth as many messages).
 // Prints one JSON line. Loopback only; drops its database and files at the end.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -208,6 +209,33 @@ async function ingestRate(withIndex) {
   }
 }
 
+/** PostgreSQL appends/s (16 in flight) on a fresh database, with the search column and indexes or without them: what they cost (no goal). */
+async function pgIngestRate(withIndex, count) {
+  const name = `${PG_DATABASE}_ingest`
+  psql(`CREATE DATABASE ${name}`)
+  try {
+    const url = PG_ADMIN.replace(/\/test$/, `/${name}`)
+    const log = createDb0RoomLog(() => createDatabase(postgresql({ url })))
+    await log.lastId('r')
+    if (!withIndex) psql('DROP INDEX chat_messages_words; DROP INDEX chat_messages_recent; ALTER TABLE chat_messages DROP COLUMN body_words', name)
+    const bodies = Array.from({ length: count }, text)
+    let next = 0
+    const started = performance.now()
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < count) {
+        const index = next++
+        await log.append({ room: `ingest-${index % 20}`, user: 'u1', sender: 'u1', message: bodies[index], ts: Date.now() })
+      }
+    }))
+    const rate = count / seconds(started)
+    await log.close()
+    return rate
+  }
+  finally {
+    psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  }
+}
+
 // ---- run ----
 
 const dir = mkdtempSync(join(tmpdir(), 'nuxt-chat-bench-search-'))
@@ -229,6 +257,12 @@ try {
     for (const withIndex of round % 2 ? [true, false] : [false, true]) rates[withIndex ? 'with' : 'without'].push(await ingestRate(withIndex))
   }
   result.ingest = { messages: INGEST, withIndex: median(rates.with), withoutIndex: median(rates.without), ratio: median(rates.with) / median(rates.without), rounds: rates }
+  const pgRates = { with: [], without: [] }
+  const pgCount = Math.max(500, Math.round(INGEST / 10))
+  for (let round = 0; round < 3; round++) {
+    for (const withIndex of round % 2 ? [true, false] : [false, true]) pgRates[withIndex ? 'with' : 'without'].push(await pgIngestRate(withIndex, pgCount))
+  }
+  result.pgIngest = { messages: pgCount, withIndex: median(pgRates.with), withoutIndex: median(pgRates.without), ratio: median(pgRates.with) / median(pgRates.without), rounds: pgRates }
   console.log(JSON.stringify(result))
 }
 finally {

@@ -540,7 +540,7 @@ const SEARCH_CATCH_UP_STEPS = 5
 /**
  * SQLite: index what was stored since the index's mark before searching, so a search finds every
  * message stored before it. Synchronous on the store's own handle (node:sqlite, or a synchronous
- * driver's); a lock another connection holds (the worker catching up) is not waited for.
+ * driver's); a lock another process holds is not waited for (its appends are found once it lets go).
  */
 async function catchUpBeforeSearch(connection: Connection) {
   const handle = connection.native ?? await connection.db.getInstance() as Partial<NativeDatabase>

@@ -35,11 +35,11 @@ export const SEARCH_CATCH_UP_ROWS = 2000
 
 /**
  * One catch-up step of the SQLite index, as statements run in order inside one write
- * transaction (by the store before a search, and by the checkpoint worker on its own connection):
+ * transaction (by the store's indexer every 100 ms and before a search, on the store's own handle):
  * `from` the mark, `to` the rowid `SEARCH_CATCH_UP_ROWS` rows further (null: nothing new),
  * `index` the live messages in between, `mark` the new mark.
  */
-export const SQLITE_CATCH_UP = {
+const SQLITE_CATCH_UP = {
   from: INDEXED_TO,
   to: `SELECT MAX(rowid) AS upto FROM (SELECT rowid FROM chat_messages WHERE rowid > ? ORDER BY rowid LIMIT ${SEARCH_CATCH_UP_ROWS})`,
   index: `INSERT INTO ${FTS_TABLE} (rowid, body) SELECT rowid, body FROM chat_messages WHERE rowid > ? AND rowid <= ? AND kind IS NULL AND deleted = 0`,
@@ -54,7 +54,7 @@ interface SyncDatabase {
 
 /**
  * Index the messages stored since the mark, a step at a time, synchronously (nothing else runs on
- * the connection meanwhile); stops after `maxSteps`. Resolves whether it caught up. Throws what
+ * the connection meanwhile); stops after `maxSteps`. Returns whether it caught up. Throws what
  * SQLite throws (a lock held by another connection: SQLITE_BUSY).
  */
 export function catchUpSqliteIndex(db: SyncDatabase, maxSteps = Number.POSITIVE_INFINITY): boolean {
