@@ -7,6 +7,7 @@ import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
 import postgresql from 'db0/connectors/postgresql'
 import { afterAll, describe, expect, it } from 'vitest'
+import { parseClientFrameV2 } from '../../src/runtime/shared/protocolV2'
 import { excerptOf, fts5Match, holdsWords, parseSearchRequest, SEARCH_EXCERPT_MAX, searchWords } from '../../src/runtime/shared/search'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
@@ -56,6 +57,12 @@ describe('search words and the FTS5 expression', () => {
     expect(parseSearchRequest({ q: 'a', room: 'bad room' })).toMatch(/room/)
     expect(parseSearchRequest({ q: 'a', cursor: '"; DROP' })).toMatch(/cursor/)
     expect(parseSearchRequest({ q: 'a', before: -1 })).toMatch(/before/)
+  })
+
+  it('the version 2 `search` command: `room` is a filter (no joined room needed); bad fields are invalid with the ref', () => {
+    expect(parseClientFrameV2('{"type":"search","q":"hi there","room":"lobby","ref":"s1"}')).toEqual({ type: 'search', q: 'hi there', room: 'lobby', limit: 20, ref: 's1' })
+    expect(parseClientFrameV2('{"type":"search","q":"hi","limit":0,"ref":"s2"}')).toMatchObject({ type: 'invalid', reason: expect.stringMatching(/limit/), ref: 's2' })
+    expect(parseClientFrameV2('{"type":"search","ref":"s3"}')).toMatchObject({ type: 'invalid', ref: 's3' })
   })
 
   it('an excerpt is plain text around the first word found, with the words\' offsets', () => {
