@@ -2,7 +2,7 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale,scale2] [--scenario=scale|scale2] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
+//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale,scale2,search] [--scenario=scale|scale2|search] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
@@ -20,9 +20,9 @@ const args = process.argv.slice(2)
 const flag = name => args.includes(`--${name}`)
 const option = name => args.find(arg => arg.startsWith(`--${name}=`))?.split('=')[1]
 const QUICK = flag('quick')
-// `scale2` (protocol version 2, one socket in 3 rooms) runs only when asked for: `npm run bench` stays as it was.
+// `scale2` (protocol version 2, one socket in 3 rooms) and `search` (1,000,000 stored messages) run only when asked for: `npm run bench` stays as it was.
 const ALL = ['room200', 'rooms100', 'reactions', 'idle', 'sse', 'replay', 'older', 'ingest', 'cross', 'client', 'scale']
-const KNOWN = [...ALL, 'scale2']
+const KNOWN = [...ALL, 'scale2', 'search']
 const ONLY = (option('only') ?? option('scenario'))?.split(',') ?? ALL
 const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
 // scale2 alone stops within 5 minutes.
@@ -823,6 +823,17 @@ const scenarios = {
     goal('client: merge 10,000 frames, one burst, cold (ms)', result.coldBurstMs, 100, '<')
     goal('client: merge 10,000 frames, one task each, net of scheduling (ms)', result.perTaskNetMs, 100, '<')
   },
+  async search() {
+    const messages = QUICK ? 100_000 : 1_000_000
+    // One process fills both stores, queries them and measures ingest (bench/search.mjs); it stops within 8 minutes.
+    const result = await runClient({ timeoutMs: 480_000 }, 'search.mjs', [String(messages), '200', String(QUICK ? 10_000 : 30_000)])
+    results.scenarios.search = { title: `search: ${messages.toLocaleString('en-US')} messages in ${result.rooms} rooms, 200 one-word queries as a person in ${result.searcherRooms} of them, 20 hits a page (the store's search, in process)`, result }
+    for (const [key, store] of Object.entries(result.stores)) {
+      log(`  search ${key}: zipf p50 ${fmt(store.zipf.p50)} / p95 ${fmt(store.zipf.p95)} ms, uniform p50 ${fmt(store.uniform.p50)} / p95 ${fmt(store.uniform.p95)} ms`)
+      goal(`search: ${messages.toLocaleString('en-US')} messages, one-word query p95, ${key} (ms)`, Math.max(store.zipf.p95, store.uniform.p95), 50, '<')
+    }
+    goal('search: SQLite ingest with the index / without', result.ingest.ratio, 0.9, '>=')
+  },
 }
 
 // ---- table ----
@@ -874,6 +885,14 @@ function table() {
     const r = s.client.result
     lines.push('', `## ${s.client.title}`, `one burst: ${fmt(r.burstMs, 1)} ms warm, ${fmt(r.coldBurstMs, 1)} ms cold; one frame per task: ${fmt(r.perTaskNetMs, 1)} ms (${fmt(r.perTaskMs, 1)} ms minus ${fmt(r.schedulingMs, 1)} ms of setImmediate); log alone: ${fmt(r.logOnlyMs, 1)} ms`)
   }
+  if (s.search?.result) {
+    const r = s.search.result
+    lines.push('', `## ${s.search.title}`)
+    lines.push(`${pad('store', 14)}${padL('fill s', 8)}${padL('index s', 9)}${padL('zipf p50', 10)}${padL('zipf p95', 10)}${padL('zipf max', 10)}${padL('unif p50', 10)}${padL('unif p95', 10)}${padL('unif max', 10)}`)
+    for (const [key, x] of Object.entries(r.stores)) lines.push(`${pad(key, 14)}${padL(fmt(x.fillSeconds, 1), 8)}${padL(fmt(x.indexSeconds, 1), 9)}${padL(fmt(x.zipf.p50), 10)}${padL(fmt(x.zipf.p95), 10)}${padL(fmt(x.zipf.max), 10)}${padL(fmt(x.uniform.p50), 10)}${padL(fmt(x.uniform.p95), 10)}${padL(fmt(x.uniform.max), 10)}`)
+    lines.push(`SQLite ingest (append, 16 in flight, ${fmtInt(r.ingest.messages)} messages, median of 3): ${fmtInt(r.ingest.withIndex)} msg/s with the index, ${fmtInt(r.ingest.withoutIndex)} without (×${fmt(r.ingest.ratio)})`)
+    if (r.pgIngest) lines.push(`PostgreSQL ingest (the same, ${fmtInt(r.pgIngest.messages)} messages): ${fmtInt(r.pgIngest.withIndex)} msg/s with the search column and indexes, ${fmtInt(r.pgIngest.withoutIndex)} without (×${fmt(r.pgIngest.ratio)})`)
+  }
   for (const scale of [s.scale, s.scale2]) {
     if (!scale?.rows) continue
     lines.push('', `## ${scale.title}`)
@@ -893,7 +912,7 @@ function table() {
 
 const started = Date.now()
 const srcDirs = [join(ROOT, 'src'), fixture]
-if (!option('sqlite-entry') && ONLY.some(name => !['client'].includes(name))) ensureBuilt(entries.sqlite, 'test/fixtures/basic', srcDirs, { CHAT_FIXTURE_OUT: '.output-bench' })
+if (!option('sqlite-entry') && ONLY.some(name => !['client', 'search'].includes(name))) ensureBuilt(entries.sqlite, 'test/fixtures/basic', srcDirs, { CHAT_FIXTURE_OUT: '.output-bench' })
 if (ONLY.some(name => ['ingest', 'cross'].includes(name))) ensureBuilt(entries.postgresql, 'test/fixtures/basic', srcDirs, { CHAT_FIXTURE_OUT: '.output-bench', CHAT_FIXTURE_DB: 'postgresql' })
 if (ONLY.includes('room200')) ensureBuilt(entries.seed, 'bench/seed-app', [join(BENCH, 'seed-app')], {})
 

@@ -22,12 +22,13 @@ export interface ModuleOptions extends ChatRuntimeConfig {
 }
 
 export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext } from './runtime/types'
-export type { ChatServer, ChatServerSendOptions, ChatHistoryOptions, ChatRoomInput, RoomRecord, RoomMember } from './runtime/server/utils/useChatServer'
+export type { ChatSearchHit, ChatSearchRequest, ChatSearchResultsFrame } from './runtime/shared/search'
+export type { ChatServer, ChatServerSendOptions, ChatServerSearchOptions, ChatHistoryOptions, ChatRoomInput, RoomRecord, RoomMember } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
 export type { ChatMessage, ChatThreadView, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
-export type { ChatRoomEntry, UseChatRoomsOptions, UseChatRoomsReturn, ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands } from './runtime/app/composables/useChatRooms'
+export type { ChatRoomEntry, UseChatRoomsOptions, UseChatRoomsReturn, ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands, ChatSearchOptions } from './runtime/app/composables/useChatRooms'
 
 export default defineNuxtModule<ModuleOptions>({
   meta: {
@@ -102,6 +103,7 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: options.sseRoute, method: 'head', handler: resolver.resolve('./runtime/server/api/sse.get') })
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
     addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
+    addServerHandler({ route: `${options.sseRoute}/search`, method: 'get', handler: resolver.resolve('./runtime/server/api/search.get') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
     if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })
     addServerImports([

@@ -123,6 +123,26 @@ describe('rooms and members commands against a version 2 server', () => {
     await until(() => memberRoom.status.value !== 'OPEN', 'the banned member\'s room closed')
   })
 
+  it('searches the user\'s rooms on the shared socket and over SSE; a guest must name a room', async () => {
+    const owner = newUser()
+    const commands = commandsOf(server.url('/'), owner)
+    const { room } = await commands.createRoom({ title: 'Finds', visibility: 'private' })
+    const word = `w${randomUUID().replaceAll('-', '').slice(0, 10)}`
+    const ownerRoom = roomOf(server.url('/'), owner, room)
+    await until(() => ownerRoom.status.value === 'OPEN', 'the owner\'s room open')
+    ownerRoom.send(`look: ${word} <b>here</b>`)
+    await until(() => storedOf(ownerRoom).length === 1, 'the message stored')
+    const found = await commands.search(word)
+    expect(found).toMatchObject({ type: 'search_results', q: word, hits: [{ room, id: storedOf(ownerRoom)[0]!.id, excerpt: `look: ${word} <b>here</b>`, highlights: [[6, 6 + word.length]] }] })
+    expect(opened.filter(url => new URL(url).searchParams.get('guest') === owner.tab)).toHaveLength(1)
+    await expect(commands.search('"*"')).rejects.toMatchObject({ code: 'bad_request' })
+    const overSse = await commandsOf(server.url('/'), { ...owner, tab: randomUUID().replaceAll('-', '') }, 'sse').search(word, { room })
+    expect(overSse.hits.map(hit => hit.id)).toEqual(found.hits.map(hit => hit.id))
+    const guest = commandsOf(server.url('/'), { tab: randomUUID().replaceAll('-', '') })
+    await expect(guest.search(word)).rejects.toMatchObject({ code: 'unauthorized' })
+    await expect(guest.search(word, { room })).rejects.toMatchObject({ code: 'forbidden' })
+  })
+
   it('opens one direct room from both sides, and refuses a guest', async () => {
     const [ann, bob] = [newUser(), newUser()]
     const fromAnn = await commandsOf(server.url('/'), ann).openDirect(bob.id)

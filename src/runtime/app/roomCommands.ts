@@ -6,6 +6,7 @@
  * `useChatRooms()` does.
  */
 import type { ChatMemberRole } from '../shared/protocol'
+import type { ChatSearchRequest, ChatSearchResultsFrame } from '../shared/search'
 import type { ChatClientError, ChatTransport } from './chatConnection'
 import { askSharedSocket } from './sharedSocket'
 import { askSharedStream } from './sharedStream'
@@ -52,7 +53,16 @@ export interface ChatRoomCommands {
   unban: (room: string, user: string) => Promise<ChatRoomCommandResult>
   /** Change the room's title or topic. Owners and moderators. */
   update: (room: string, fields: { title?: string, topic?: string }) => Promise<ChatRoomCommandResult>
+  /**
+   * Find messages by their words in the rooms the user may read (docs/PROTOCOL.md, "Search"):
+   * hits newest first, each with its `room` and `id` (open the room at it) and a plain-text
+   * `excerpt`; `cursor` asks for the next page. A guest names a public `room`.
+   */
+  search: (q: string, options?: ChatSearchOptions) => Promise<ChatSearchResultsFrame>
 }
+
+/** Filters and paging of `search`. */
+export type ChatSearchOptions = Partial<Omit<ChatSearchRequest, 'q'>>
 
 export interface RoomCommandsOptions {
   transport: ChatTransport
@@ -97,13 +107,26 @@ export function createRoomCommands(options: RoomCommandsOptions): ChatRoomComman
     return url
   }
 
-  async function ask(command: { type: string } & Record<string, unknown>): Promise<ChatRoomCommandResult> {
+  /** Send a command with a fresh ref; its answer frame (and whether the tab follows its room), or the rejection. */
+  async function answerOf(command: { type: string } & Record<string, unknown>) {
     const ref = `${REF_PREFIX}${++refs}`
     const answer = await (sse ? askSharedStream : askSharedSocket)(target(), { ...command, ref }, options.timeout ?? 10_000)
     if (answer === 'v1') return Promise.reject(UNSUPPORTED)
     if (!answer) return Promise.reject({ code: 'connection', message: 'No answer from the server: the connection closed or is too slow; try again' } satisfies ChatClientError)
+    return answer
+  }
+
+  async function ask(command: { type: string } & Record<string, unknown>): Promise<ChatRoomCommandResult> {
+    const answer = await answerOf(command)
     const result = settle(answer.frame, answer.followed)
     return 'code' in result ? Promise.reject(result) : result
+  }
+
+  async function search(q: string, filters: ChatSearchOptions = {}): Promise<ChatSearchResultsFrame> {
+    const { frame } = await answerOf({ type: 'search', q, ...filters })
+    if (frame.type === 'search_results') return frame
+    const refusal = settle(frame, false)
+    return Promise.reject('code' in refusal ? refusal : { code: 'bad_request', message: 'The server answered a search with something else' })
   }
 
   return {
@@ -116,5 +139,6 @@ export function createRoomCommands(options: RoomCommandsOptions): ChatRoomComman
     ban: (room, user) => ask({ type: 'ban', room, user }),
     unban: (room, user) => ask({ type: 'unban', room, user }),
     update: (room, fields) => ask({ type: 'update', room, ...fields }),
+    search,
   }
 }

@@ -296,6 +296,8 @@ class SharedConnection {
       case 'caught_up':
       case 'ack':
       case 'hello':
+      case 'search_results':
+        // (A search answered after its asker gave up: nobody's frame.)
         return
     }
     // Before its `joined`, a room's frames are the previous subscription's (left, not yet told).

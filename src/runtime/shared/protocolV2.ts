@@ -2,6 +2,7 @@
  * Protocol version 2 (docs/PROTOCOL.md, "Version 2"): one connection, many rooms. Its frames and
  * commands, and the parser both the server and the client use.
  */
+import { parseSearchRequest, type ChatSearchRequest, type ChatSearchResultsFrame } from './search'
 import { isIdInRange, isMemberCommandType, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
 
 /** The WebSocket subprotocol a client offers (first) to speak version 2. */
@@ -72,7 +73,7 @@ export interface ChatSeenFrame {
   seen: Record<string, number>
 }
 
-export type ChatServerFrameV2 = ChatHelloFrame | ChatJoinedFrame | ChatCaughtUpFrame | ChatJoinRefusedFrame | ChatLeftFrame | ChatAckFrame | ChatSeenFrame
+export type ChatServerFrameV2 = ChatHelloFrame | ChatJoinedFrame | ChatCaughtUpFrame | ChatJoinRefusedFrame | ChatLeftFrame | ChatAckFrame | ChatSeenFrame | ChatSearchResultsFrame
 
 type RoomCommand<C> = C & { room: string, ref?: string }
 
@@ -88,8 +89,12 @@ export type ChatClientCommandV2
     | RoomCommand<Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>>
     | ChatCreateCommand
     | { type: 'dm', user: string, ref?: string }
+    | ChatSearchCommand
     | RoomCommand<ChatMemberCommand>
     | RoomCommand<ChatUpdateCommand>
+
+/** Find messages in the rooms the person may read (docs/PROTOCOL.md, "Search"); `room` here is a filter, not a joined room. */
+export type ChatSearchCommand = { type: 'search', ref?: string } & ChatSearchRequest
 
 /** Make a room: the sender owns it, `members` are in it (docs/PROTOCOL.md, "Rooms and members, version 2"). */
 export interface ChatCreateCommand {
@@ -150,6 +155,10 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
   if (type === 'dm') {
     const problem = userIdProblem(command.user)
     return problem ? { type: 'invalid', reason: problem, ...withRef } : { type, user: command.user as string, ...withRef }
+  }
+  if (type === 'search') {
+    const parsed = parseSearchRequest(command)
+    return typeof parsed === 'string' ? { type: 'invalid', reason: parsed, ...withRef } : { type, ...parsed, ...withRef }
   }
   if (!ROOM_COMMANDS.has(type as string)) return { type: 'invalid', reason: `Unknown command \`${String(type).slice(0, 32)}\``, ...withRef }
   const cid = isValidCid(command.cid) ? command.cid : undefined

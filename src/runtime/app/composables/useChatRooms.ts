@@ -9,7 +9,7 @@ import { answersRoomCommand, createRoomCommands, type ChatRoomCommands } from '.
 import { openSharedSseLink } from '../sharedStream'
 import { postCommand, probeRefusal, type ChatLink } from '../transport'
 
-export type { ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands } from '../roomCommands'
+export type { ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands, ChatSearchOptions } from '../roomCommands'
 
 /** One room of the signed-in user's rooms list. */
 export interface ChatRoomEntry {
@@ -172,7 +172,7 @@ const shared = new Map<ChatTransport, { connection: RoomsConnection, holders: nu
 export function useChatRooms(options: UseChatRoomsOptions = {}): UseChatRoomsReturn {
   if (typeof window === 'undefined') {
     const unsupported = () => Promise.reject<never>({ code: 'unsupported', message: 'Rooms commands run in the browser only' } satisfies ChatClientError)
-    const commands: ChatRoomCommands = { createRoom: unsupported, openDirect: unsupported, invite: unsupported, remove: unsupported, setRole: unsupported, mute: unsupported, ban: unsupported, unban: unsupported, update: unsupported }
+    const commands: ChatRoomCommands = { createRoom: unsupported, openDirect: unsupported, invite: unsupported, remove: unsupported, setRole: unsupported, mute: unsupported, ban: unsupported, unban: unsupported, update: unsupported, search: unsupported }
     return { rooms: shallowRef([]), status: shallowRef('CLOSED'), error: shallowRef(null), markRead: () => false, open() {}, close() {}, ...commands }
   }
   const transport = options.transport ?? 'ws'

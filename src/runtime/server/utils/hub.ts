@@ -16,6 +16,7 @@ import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal,
 import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
 import { createMentionResolver, type FoundMentions } from './mentions'
+import { createRoomSearch, type RoomSearch } from './roomSearch'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
 import { directRoomId, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
@@ -194,6 +195,8 @@ export interface ChatHub {
   unwatchRooms: (watcher: RoomsWatcher) => void
   /** Signed-in users' names in a room on every instance (a guest may not take a look-alike); asks the others when the room is new here. */
   signedInNames: (name: string) => Promise<string[]>
+  /** Search the rooms `user` may read (docs/PROTOCOL.md, "Search"); with an asker, within its history limits and the app's `chat:join` per room. */
+  search: RoomSearch
   /** Stop the timers, the bus and the store (once). */
   close: () => Promise<void>
 }
@@ -215,6 +218,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   const access = createRoomAccess({ store, logger })
   const listing = createRoomListing({ store, recordOf: access.record, memberOf: access.member, logger })
   const mentions = createMentionResolver({ store })
+  const search = createRoomSearch({ store, access, listAdmission, limits, logger })
   const readState = createReadState({
     store,
     bus,
@@ -878,6 +882,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     },
     unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),
     signedInNames: signedInNamesOf,
+    search,
     async close() {
       if (closed) return
       closed = true

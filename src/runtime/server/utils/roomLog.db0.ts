@@ -1,6 +1,7 @@
 import type { Database } from 'db0'
 import { REPLY_EXCERPT_LENGTH } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
+import { catchUpSqliteIndex, createSearchIndex, searchStatement } from './roomSearch.db0'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
 import { changeRefusal, checkAppendInput, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
@@ -50,6 +51,8 @@ interface Connection {
   opened?: Promise<Connection>
   /** node:sqlite: WAL checkpoints in a worker thread, off the event loop. */
   checkpointer?: SqliteCheckpointer
+  /** node:sqlite: the search index's catch-up behind the appends (./roomSearch.db0.ts). */
+  indexer?: ReturnType<typeof setInterval>
   /** node:sqlite: another process holds a lock, so calls do not wait for it inside SQLite (busy_timeout 0) until one gets it. */
   lockedOut?: boolean
 }
@@ -284,6 +287,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     connection.lost = true
     if (connecting === connection.opened) connecting = undefined
     connection.checkpointer?.stop()
+    clearInterval(connection.indexer)
     if (connection.disposed) return
     connection.disposed = true
     void Promise.resolve().then(() => connection.db.dispose()).catch(() => {})
@@ -576,15 +580,67 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       }
       return names
     },
+    async search(search) {
+      if (!search.rooms.length) return { messages: [] }
+      const connection = await connect()
+      if (connection.db.dialect === 'sqlite') await catchUpBeforeSearch(connection)
+      const { sql, params, cursorOf } = searchStatement(connection.db.dialect, COLUMNS, search)
+      const rows = await query<(MessageRow & { room: string, hit?: number | string })[]>('all', sql, ...params)
+      const page = rows.slice(0, search.limit)
+      const messages = page.map(row => toMessage(row.room, row))
+      return rows.length > search.limit ? { messages, cursor: cursorOf(page.at(-1)!) } : { messages }
+    },
     async close() {
       closed = true
       const connection = await connecting?.catch(() => undefined)
       connection?.checkpointer?.stop()
+      if (connection) clearInterval(connection.indexer)
       if (connection && !connection.disposed) {
         connection.disposed = connection.lost = true
         await connection.db.dispose()
       }
     },
+  }
+}
+
+/** How often the SQLite search index catches up with the appends (one step of `SEARCH_CATCH_UP_ROWS` at most). */
+const SQLITE_INDEX_INTERVAL = 100
+
+/**
+ * Index new messages for search behind the appends, on the store's own handle between its
+ * batches: a message costs its index entry once per step of many (FTS5's cost is per commit,
+ * so indexing in each append's transaction cost 2-3x the append).
+ */
+function startSqliteIndexer(connection: Connection) {
+  const timer = setInterval(() => {
+    if (connection.lost || !connection.native) return
+    try {
+      catchUpSqliteIndex(connection.native, 1)
+    }
+    catch {
+      // Busy (another process writes) or no index (no FTS5): the next tick, or the next search, tries again.
+    }
+  }, SQLITE_INDEX_INTERVAL)
+  timer.unref?.()
+  return timer
+}
+
+/** Steps of the SQLite index's catch-up a search runs first (up to 10,000 messages, tens of ms at most; the indexer's ticks do the rest). */
+const SEARCH_CATCH_UP_STEPS = 5
+
+/**
+ * SQLite: index what was stored since the index's mark before searching, so a search finds every
+ * message stored before it. Synchronous on the store's own handle (node:sqlite, or a synchronous
+ * driver's); a lock another process holds is not waited for (its appends are found once it lets go).
+ */
+async function catchUpBeforeSearch(connection: Connection) {
+  const handle = connection.native ?? await connection.db.getInstance() as Partial<NativeDatabase>
+  if (typeof handle.exec !== 'function' || typeof handle.prepare !== 'function') return
+  try {
+    catchUpSqliteIndex(handle as NativeDatabase, SEARCH_CATCH_UP_STEPS)
+  }
+  catch (error) {
+    if (!isBusy(error)) throw error
   }
 }
 
@@ -624,7 +680,10 @@ async function openConnection(open: () => Database): Promise<Connection> {
       events.on('end', () => connection.lost = true)
     }
     await whileLocked(() => createSchema(db))
-    if (connection.native) connection.checkpointer = startSqliteCheckpointer(connection.native)
+    if (connection.native) {
+      connection.checkpointer = startSqliteCheckpointer(connection.native)
+      connection.indexer = startSqliteIndexer(connection)
+    }
     return connection
   }
   catch (error) {
@@ -959,6 +1018,8 @@ async function createSchema(db: Database) {
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_changes ON chat_messages (room, id) WHERE kind IS NOT NULL')
   // A thread's replies (its page, its parent's summary): only rows that are replies.
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_thread ON chat_messages (room, thread, id) WHERE thread IS NOT NULL')
+  // Search (docs/PROTOCOL.md, "Search"): built at open on databases made before it, over the messages they hold.
+  await createSearchIndex(db)
 }
 
 /**

@@ -1,7 +1,8 @@
 import { withReaction } from '../../shared/protocol'
+import { holdsWords } from '../../shared/search'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { createMemoryRoomDirectory } from './roomDirectory.memory'
-import { changeRefusal, checkAppendInput, lastRepliers, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, decodeSearchCursor, encodeSearchCursor, lastRepliers, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type SearchQuery, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
   /** Messages only, by id: what replay, retention and unread counts count. */
@@ -240,6 +241,23 @@ export function createMemoryRoomLog(): RoomLog {
     async rooms(after, limit) {
       const start = after === undefined ? 0 : firstNameAfter(after)
       return names.slice(start, start + limit)
+    },
+    async search(query: SearchQuery) {
+      // Newest first by (ts, room, id); a plain scan: this store is for tests and throwaway rooms.
+      const at = query.cursor === undefined ? undefined : decodeSearchCursor(query.cursor, 'nsn') as [number, string, number]
+      const beforeCursor = (message: StoredMessage) => !at || message.ts < at[0] || (message.ts === at[0] && (message.room < at[1] || (message.room === at[1] && message.id < at[2])))
+      const found: StoredMessage[] = []
+      for (const name of new Set(query.rooms)) {
+        for (const message of rooms.get(name)?.messages ?? []) {
+          if (message.deleted || (query.author !== undefined && message.uid !== query.author)) continue
+          if ((query.before !== undefined && message.ts >= query.before) || (query.after !== undefined && message.ts < query.after)) continue
+          if (beforeCursor(message) && holdsWords(message.message, query.words)) found.push(message)
+        }
+      }
+      found.sort((a, b) => b.ts - a.ts || (a.room < b.room ? 1 : a.room > b.room ? -1 : b.id - a.id))
+      const messages = found.slice(0, query.limit)
+      const last = messages.at(-1)
+      return found.length > query.limit && last ? { messages, cursor: encodeSearchCursor([last.ts, last.room, last.id]) } : { messages }
     },
     async close() {
       rooms.clear()

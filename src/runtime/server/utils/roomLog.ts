@@ -173,7 +173,61 @@ export interface RoomLog extends RoomDirectory {
   memberRooms: (uid: string, limit: number) => Promise<string[]>
   /** Up to `limit` room names after `after`, in name order (all rooms, a page at a time). */
   rooms: (after: string | undefined, limit: number) => Promise<string[]>
+  /**
+   * Live messages (never changes, never deleted ones) of `query.rooms` holding every word, by
+   * their current text, newest first in the store's order, a page at a time (docs/PROTOCOL.md,
+   * "Search"). A cursor this store did not make throws `RoomLogInputError`.
+   */
+  search: (query: SearchQuery) => Promise<SearchPage>
   close: () => Promise<void>
+}
+
+/** What the log searches: the rooms were checked for the person already. */
+export interface SearchQuery {
+  /** Folded words (`searchWords`): a message must hold them all. */
+  words: string[]
+  /** The same words as typed, joined by spaces (PostgreSQL's parser folds them itself). */
+  text: string
+  /** The rooms to search (at least one). */
+  rooms: string[]
+  /** Only this sender (`uid`). */
+  author?: string
+  /** Only messages with `ts < before`. */
+  before?: number
+  /** Only messages with `ts >= after`. */
+  after?: number
+  /** The previous page's `cursor`. */
+  cursor?: string
+  limit: number
+}
+
+/** A page of search hits, and where the next one starts (absent: no more). */
+export interface SearchPage {
+  messages: StoredMessage[]
+  cursor?: string
+}
+
+/** PostgreSQL indexes (and searches) the first this many characters of a message: a tsvector holds at most 1 MB. */
+export const SEARCH_INDEXED_TEXT = 100_000
+
+/** A store's position in its search order as an opaque cursor (base64url JSON). */
+export function encodeSearchCursor(position: (string | number)[]): string {
+  return Buffer.from(JSON.stringify(position)).toString('base64url')
+}
+
+/** A cursor `encodeSearchCursor` made with this shape (`kinds`: `s` string, `n` integer); else `RoomLogInputError`. */
+export function decodeSearchCursor(cursor: string, kinds: string): (string | number)[] {
+  let position: unknown
+  try {
+    position = JSON.parse(Buffer.from(cursor, 'base64url').toString())
+  }
+  catch {
+    position = undefined
+  }
+  const fits = Array.isArray(position) && position.length === kinds.length
+    && position.every((value, index) => kinds[index] === 'n' ? Number.isSafeInteger(value) : typeof value === 'string' && value.length <= 64)
+  if (!fits) throw new RoomLogInputError('`cursor` must be the `cursor` of a previous page')
+  return position as (string | number)[]
 }
 
 /** A value the store must not hold (NUL, a lone surrogate, a bad `cid`, too long): the sender's fault, not the database's. */

@@ -3,6 +3,7 @@
 // The module picks ./nitroV2.ts or ./nitroV3.ts for the app's Nitro.
 import { httpError } from '#nuxt-chat/nitro'
 import { isValidRoom, type ChatEventFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { parseSearchRequest, type ChatSearchResultsFrame } from '../../shared/search'
 import { ChatRefusal } from './access'
 import type { ChatRoomInput } from './hub'
 import type { RoomMember, RoomRecord } from './roomMembers'
@@ -36,6 +37,24 @@ export interface ChatHistoryOptions {
   limit?: number
   /** The replies of this message's thread instead of the room's main timeline. */
   thread?: number
+}
+
+/** What `useChatServer().search` takes besides the words (docs/PROTOCOL.md, "Search"). */
+export interface ChatServerSearchOptions {
+  /** Search as this person: the rooms they may read (their rooms list's, or `room`), as their own search would, without their limits. */
+  user?: ChatUser
+  /** Without `user`: the rooms server code searches (no check); with or without it, `room` narrows to one. */
+  rooms?: string[]
+  room?: string
+  /** Only messages from this user id. */
+  author?: string
+  /** Only messages with `ts < before` / `ts >= after` (epoch ms). */
+  before?: number
+  after?: number
+  /** The previous page's `cursor`. */
+  cursor?: string
+  /** Hits per page, 1-50. @default 20 */
+  limit?: number
 }
 
 function checkRoom(room: string) {
@@ -160,6 +179,22 @@ export function useChatServer() {
     history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50, thread }: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
       checkRoom(room)
       return hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))), thread)
+    },
+    /**
+     * Find messages by their words (docs/PROTOCOL.md, "Search"): as `options.user` (the rooms they
+     * may read), or in `options.rooms` / `options.room`. Resolves to the `search_results` frame (hits
+     * newest first, `cursor` for the next page); a bad request throws 400 (403, 401 as the person's
+     * own search would), a store failure 503, with the `error` frame as `data`.
+     */
+    async search(q: string, options: ChatServerSearchOptions = {}): Promise<ChatSearchResultsFrame> {
+      const { user, rooms, ...fields } = options
+      const request = parseSearchRequest({ q, ...fields })
+      if (typeof request === 'string') throw httpError(400, request)
+      if (!user && !rooms && request.room === undefined) throw httpError(400, 'Give `user` (search as them), `rooms` or `room`')
+      for (const room of rooms ?? []) checkRoom(room)
+      const answer = await hub.search(request, user ?? { rooms: rooms ?? [request.room!] })
+      if ('error' in answer) throw httpError(answer.status, answer.error.message, answer.error)
+      return answer.frame
     },
     /** Everyone online in the room, on every instance (one entry per user). */
     presence(room: string): Promise<ChatUser[]> {

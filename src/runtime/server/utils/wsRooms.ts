@@ -180,6 +180,9 @@ export function commandOf(connection: MultiRoomMember, text: string | undefined)
     case 'update':
       answerUpdate(connection, command)
       return
+    case 'search':
+      answerSearch(connection, command)
+      return
   }
   if (isMemberCommand(command)) {
     answerModeration(connection, command)
@@ -393,6 +396,24 @@ function answerHistory(connection: MultiRoomMember, room: string, before: number
   ).finally(() => {
     rare.readingHistory = false
   })
+}
+
+/** Connections with a search under way: one at a time each, as history pages. */
+const searching = new WeakSet<MultiRoomMember>()
+
+/** `search` (docs/PROTOCOL.md, "Search"): the rooms the person may read, within the history limits; `search_results` with the ref, or the refusal. */
+function answerSearch(connection: MultiRoomMember, command: Extract<ChatClientCommandV2, { type: 'search' }>) {
+  const { type: _type, ref, ...request } = command
+  if (searching.has(connection)) return connection.send(errorOf(errorFrame('bad_request', 'One search at a time'), undefined, ref))
+  searching.add(connection)
+  useChatHub().search(request, connection.user, { subject: limitSubjectOf(connection), ...(connection.data && { data: connection.data }) }).then(
+    // The answer's JSON with the ref added before its closing brace, as a history page.
+    answer => 'error' in answer ? connection.send(errorOf(answer.error, undefined, ref)) : connection.write(new RoomFrame(ref ? `${answer.text.slice(0, -1)},"ref":${JSON.stringify(ref)}}` : answer.text)),
+    (error) => {
+      chatLogger.error('[nuxt-chat] a search failed', error)
+      connection.send(errorOf(errorFrame('unavailable', 'Search is unavailable right now; try again'), undefined, ref))
+    },
+  ).finally(() => searching.delete(connection))
 }
 
 /** Send one message (or edit, delete, reaction) of a room through the hub and answer it. */
