@@ -185,6 +185,8 @@ export interface ChatHub {
   watchRooms: (watcher: RoomsWatcher, subject: LimitSubject) => Promise<void>
   /** End a rooms list. */
   unwatchRooms: (watcher: RoomsWatcher) => void
+  /** `name` as this instance's room of that name holds it (one string per room for every connection's key), else `name` itself. */
+  roomName: (name: string) => string
   /** Signed-in users' names in a room on every instance (a guest may not take a look-alike); asks the others when the room is new here. */
   signedInNames: (name: string) => Promise<string[]>
   /** Stop the timers, the bus and the store (once). */
@@ -714,6 +716,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   return {
     join,
     leave,
+    roomName: name => rooms.get(name)?.name ?? name,
     send,
     access: (room: string, user: ChatUser, need: RoomNeed) => access.decide(room, user, need),
     async admitToRoom(admission: ChatAdmission): Promise<void> {
