@@ -1,5 +1,8 @@
 import { presenceDiffFrame, presenceFrame, type ChatUser } from '../../shared/protocol'
 
+/** Up to this many local users a room keeps them in an array (scanned by id), past it in a map: 20 users in a map's table take ~940 B, in an array 176 B. */
+const SMALL_ROOM = 32
+
 /** Users another instance announced, until `expires`. */
 interface Announcement {
   users: ChatUser[]
@@ -16,8 +19,8 @@ interface Announcement {
 export class RoomPresence {
   // Set in the constructor: in-object slots.
   declare private readonly room: string
-  /** Local users by id (the user of their first connection here). */
-  declare private readonly local: Map<string, ChatUser>
+  /** Local users (the user of their first connection here): an exact-length array in a small room, by id in a large one. */
+  declare private local: ChatUser[] | Map<string, ChatUser>
   /** Connections beyond the first, by user id: most users have one, and most rooms none (made on first use). */
   declare private moreConnections: Map<string, number> | undefined
   /** Users on other instances, by instance id (made on first use: one instance has none). */
@@ -31,7 +34,7 @@ export class RoomPresence {
 
   constructor(room: string) {
     this.room = room
-    this.local = new Map()
+    this.local = []
     this.moreConnections = undefined
     this.remote = undefined
     this.shown = []
@@ -45,11 +48,19 @@ export class RoomPresence {
     this.signedIn = undefined
   }
 
-  /** Everyone online, local first; drops instances that went quiet. Read only: with no other instance, the local map itself. */
+  /** Is a connection of the user with this id counted here? */
+  private isLocal(id: string): boolean {
+    const local = this.local
+    return Array.isArray(local) ? local.some(user => user.id === id) : local.has(id)
+  }
+
+  /** Everyone online, local first; drops instances that went quiet. Read only: with no other instance and many users, the local map itself. */
   private current(now: number): ReadonlyMap<string, ChatUser> {
     const remote = this.remote
-    if (!remote?.size) return this.local
-    const users = new Map(this.local)
+    const local = this.local
+    if (!remote?.size && !Array.isArray(local)) return local
+    const users = Array.isArray(local) ? new Map(local.map(user => [user.id, user])) : new Map(local)
+    if (!remote) return users
     for (const [origin, entry] of remote) {
       if (entry.expires < now) {
         remote.delete(origin)
@@ -62,26 +73,40 @@ export class RoomPresence {
 
   /** Count a connection of `user`; true when it is the user's first here. */
   connect(user: ChatUser): boolean {
-    if (this.local.has(user.id)) {
+    if (this.isLocal(user.id)) {
       const more = this.moreConnections ??= new Map()
       more.set(user.id, (more.get(user.id) ?? 0) + 1)
       return false
     }
-    this.local.set(user.id, user)
+    const local = this.local
+    if (!Array.isArray(local)) local.set(user.id, user)
+    // `concat` allocates the exact length (a push leaves spare slots in every room).
+    else if (local.length < SMALL_ROOM) this.local = local.concat(user)
+    else this.local = new Map([...local, user].map(each => [each.id, each]))
     this.usersChanged()
     return true
   }
 
   /** Uncount a connection of `user`; true when it was the user's last here. */
   disconnect(user: ChatUser): boolean {
-    if (!this.local.has(user.id)) return false
+    if (!this.isLocal(user.id)) return false
     const more = this.moreConnections?.get(user.id)
     if (more) {
       if (more > 1) this.moreConnections!.set(user.id, more - 1)
       else this.moreConnections!.delete(user.id)
       return false
     }
-    this.local.delete(user.id)
+    const local = this.local
+    // A large room that emptied goes back to an array (rooms are kept while anyone is in them).
+    if (!Array.isArray(local)) {
+      local.delete(user.id)
+      if (local.size === 0) this.local = []
+    }
+    else {
+      // `slice` and `concat` allocate the exact length (`filter` leaves spare slots).
+      const at = local.findIndex(each => each.id === user.id)
+      this.local = local.slice(0, at).concat(local.slice(at + 1))
+    }
     this.usersChanged()
     return true
   }
