@@ -125,6 +125,17 @@ describe('protocol version 2 on one instance', () => {
     await guest.waitFor(frame => frame.type === 'message' && frame.room === room && frame.message === 'still here', 'the message after a refusal')
   })
 
+  it('refuses a guest the join of a room where a signed-in user has a look-alike name; the guest joins rooms with nobody signed in', async () => {
+    const room = newRoom()
+    const alice = await open({}, { headers: { cookie: 'session=alice-token' } })
+    expect((await alice.join(room)).type).toBe('caught_up')
+    const guest = await open({ name: 'A\u0142ice' })
+    // Checked once per room as it is joined: the name passed the reserved names at the connection, not the room's signed-in names.
+    expect(await guest.join(room)).toMatchObject({ type: 'join_refused', room, code: 'name_refused', message: expect.stringContaining('signed-in') })
+    expect(await guest.join(newRoom())).toMatchObject({ type: 'caught_up' })
+    expect(guest.closed).toBeUndefined()
+  })
+
   it('counts a connection in three rooms as one connection in the metrics', async () => {
     const before = (await scrapeMetrics(server)).get('nuxt_chat_connections')!
     const socket = await open({ name: 'Counted' })

@@ -36,6 +36,32 @@ describe('room presence', () => {
     expect(presence.connect(alice)).toBe(true)
   })
 
+  it('keeps every user, tab count and diff right as a room grows past a small room and empties again', () => {
+    const presence = createRoomPresence('r')
+    const users = Array.from({ length: 45 }, (_, i) => ({ id: `u${i}`, name: `User ${i}` }))
+    const diff = () => JSON.parse(presence.diffFrame() ?? 'null') as { joins: { id: string }[], leaves: { id: string }[], count: number } | null
+    for (const user of users.slice(0, 20)) expect(presence.connect(user)).toBe(true)
+    expect(diff()).toMatchObject({ count: 20, leaves: [] })
+    // A second tab: not a join, and its close is not a leave.
+    expect(presence.connect(users[3]!)).toBe(false)
+    for (const user of users.slice(20)) expect(presence.connect(user)).toBe(true)
+    expect(diff()?.joins.map(user => user.id)).toEqual(users.slice(20).map(user => user.id))
+    expect(presence.online().map(user => user.id)).toEqual(users.map(user => user.id))
+    expect(presence.disconnect(users[3]!)).toBe(false)
+    expect(presence.disconnect(users[3]!)).toBe(true)
+    expect(presence.disconnect(users[3]!)).toBe(false)
+    expect(diff()).toMatchObject({ joins: [], leaves: [{ id: 'u3' }], count: 44 })
+    for (const user of users) presence.disconnect(user)
+    expect(presence.localUsers()).toEqual([])
+    expect(diff()).toMatchObject({ joins: [], count: 0 })
+    // Empty again: a small room once more, that counts as before.
+    expect([presence.connect(users[0]!), presence.connect(users[0]!), presence.disconnect(users[0]!)]).toEqual([true, false, false])
+    expect(presence.localUsers()).toEqual([users[0]])
+    expect(JSON.parse(presence.fullFrame())).toMatchObject({ type: 'presence', room: 'r', users: [] })
+    expect(diff()).toMatchObject({ joins: [{ id: 'u0' }], count: 1 })
+    expect(JSON.parse(presence.fullFrame())).toMatchObject({ users: [{ id: 'u0', name: 'User 0' }] })
+  })
+
   it('drops an announcement once it expires, with nothing else changing', async () => {
     const presence = createRoomPresence('r')
     presence.heardFrom('other', [{ id: 'c', name: 'Carol' }], Date.now() + 20)

@@ -88,6 +88,19 @@ export class ChatSocket extends WebSocket implements ChatTransport {
   }
 }
 
+/**
+ * The TCP socket's `close` listeners in a fresh array: while the upgrade was admitted, listeners came and went (the
+ * headers bound's, the connection slot's), and the array holding them grew to 19 slots, kept with every connection
+ * (~150 B). With two left (the host's and `ws`'s), taking the first out leaves the other alone, and putting it back
+ * in front makes an array of 2, in the same order. (Nothing is deleted from `_events`: that would make it a hash table.)
+ */
+function compactCloseListeners(socket: Duplex) {
+  const listeners = socket.rawListeners('close') as ((...args: unknown[]) => void)[]
+  if (listeners.length !== 2) return
+  socket.removeListener('close', listeners[0]!)
+  socket.prependListener('close', listeners[0]!)
+}
+
 function release(socket: Duplex) {
   socket.uncork()
 }
@@ -113,6 +126,7 @@ class ChatWebSocketServer extends WebSocketServer {
         if (ws.member) transportStats.leanConnections++
         // Reading `remoteAddress` cached an address object on the socket for its lifetime; the chat keeps the string it needs.
         forgetPeerAddress(socket)
+        if (socket) compactCloseListeners(socket)
         // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
         setImmediate(release, socket)
         return true

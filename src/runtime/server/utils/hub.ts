@@ -193,6 +193,8 @@ export interface ChatHub {
   watchRooms: (watcher: RoomsWatcher, subject: LimitSubject) => Promise<void>
   /** End a rooms list. */
   unwatchRooms: (watcher: RoomsWatcher) => void
+  /** `name` as this instance's room of that name holds it (one string per room for every connection's key), else `name` itself. */
+  roomName: (name: string) => string
   /** Signed-in users' names in a room on every instance (a guest may not take a look-alike); asks the others when the room is new here. */
   signedInNames: (name: string) => Promise<string[]>
   /** Search the rooms `user` may read (docs/PROTOCOL.md, "Search"); with an asker, within its history limits and the app's `chat:join` per room. */
@@ -766,6 +768,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
   return {
     join,
     leave,
+    roomName: name => rooms.get(name)?.name ?? name,
     send,
     access: (room: string, user: ChatUser, need: RoomNeed) => access.decide(room, user, need),
     async seenFrame(name: string): Promise<RoomFrame | undefined> {

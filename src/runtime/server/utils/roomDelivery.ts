@@ -102,46 +102,75 @@ export interface ReplayLimits {
   maxReplay: number
 }
 
+const SETTLED = Promise.resolve()
+/** How many messages a replay sends: the last `replay` ones without a cursor, up to `maxReplay` after one. */
+const replayCount = (since: number | undefined, limits: ReplayLimits) => since === undefined ? limits.replay : limits.maxReplay
+
 /**
  * Ordered delivery for one room on this instance: its local members get every stored message
  * exactly once and in id order, whether it was stored here, arrived from another instance
  * (maybe early, maybe late) or was missed while the bus was down; a newcomer gets its replay,
  * then live messages, with nothing lost or repeated at the seam.
+ * A class, not an object of closures: one stays with every room, and a room is a few connections' worth of memory.
  */
-const SETTLED = Promise.resolve()
-/** How many messages a replay sends: the last `replay` ones without a cursor, up to `maxReplay` after one. */
-const replayCount = (since: number | undefined, limits: ReplayLimits) => since === undefined ? limits.replay : limits.maxReplay
-
-export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recent = 0 }: RoomDeliveryOptions) {
-  const members = new Set<Member>()
+export class RoomDelivery {
+  // Set in the constructor: in-object slots.
+  declare readonly room: string
+  declare readonly members: Set<Member>
+  /** Resolves once the room's newest stored id is known. */
+  declare readonly ready: Promise<void>
+  declare private readonly store: RoomDeliveryOptions['store']
+  declare private readonly logger: RoomDeliveryOptions['logger']
+  declare private readonly gapRetry: number
+  declare private readonly recent: number
   /** The newest delivered message frames, contiguous ids ending at `lastId` (oldest first). */
-  let recentFrames: RoomFrame[] = []
+  declare private recentFrames: RoomFrame[]
   /** Newest message id delivered here; `undefined` until read from the store. */
-  let lastId: number | undefined
+  declare private newest: number | undefined
   /** Messages that arrived ahead of a gap, or while the cursor was read or a catch-up ran. */
-  let outOfOrder: { id: number, text: string }[] = []
-  let draining = false
+  declare private outOfOrder: { id: number, text: string }[]
+  declare private draining: boolean
   /** Catch up to this id (exclusive) from the store; 0 when nothing is asked. */
-  let catchUpTo = 0
+  declare private catchUpTo: number
 
-  const ready = store.lastId(room).then(
-    (id) => {
-      lastId = id
-    },
-    (error) => {
-      logger.error(`[nuxt-chat] could not read room "${room}" from the store`, error)
-    },
-  )
+  constructor({ room, store, logger, gapRetry = 1000, recent = 0 }: RoomDeliveryOptions) {
+    this.room = room
+    this.members = new Set()
+    this.store = store
+    this.logger = logger
+    this.gapRetry = gapRetry
+    this.recent = recent
+    this.recentFrames = []
+    this.newest = undefined
+    this.outOfOrder = []
+    this.draining = false
+    this.catchUpTo = 0
+    this.ready = store.lastId(room).then(
+      (id) => {
+        this.newest = id
+      },
+      (error) => {
+        logger.error(`[nuxt-chat] could not read room "${room}" from the store`, error)
+      },
+    )
+    // Messages arriving while the cursor is read wait with the out-of-order arrivals.
+    this.catchUp()
+  }
+
+  /** Newest message id delivered here; `undefined` until read from the store. */
+  get lastId(): number | undefined {
+    return this.newest
+  }
 
   /** Write one frame to every member but `except` (held for members still replaying), in arrival order. */
-  function broadcast(frame: RoomFrame, except?: Member | ReadonlySet<Member> | ReadonlyMap<Member, unknown>) {
+  broadcast(frame: RoomFrame, except?: Member | ReadonlySet<Member> | ReadonlyMap<Member, unknown>) {
     if (except instanceof Set || except instanceof Map) {
-      for (const member of members) {
+      for (const member of this.members) {
         if (!except.has(member)) deliverToMember(member, frame)
       }
       return
     }
-    for (const member of members) {
+    for (const member of this.members) {
       if (member !== except) deliverToMember(member, frame)
     }
   }
@@ -151,34 +180,36 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
    * jump means a message is still on its way (another instance, a slower write): fill the gap
    * from the store, which already holds it.
    */
-  function deliver(id: number, text: string) {
-    if (draining) {
-      outOfOrder.push({ id, text })
+  deliver(id: number, text: string) {
+    if (this.draining) {
+      this.outOfOrder.push({ id, text })
       return
     }
+    const lastId = this.newest
     if (lastId !== undefined && id <= lastId) return
     if (lastId !== undefined && id > lastId + 1) {
-      outOfOrder.push({ id, text })
-      catchUp()
+      this.outOfOrder.push({ id, text })
+      this.catchUp()
       return
     }
-    lastId = id
-    broadcastMessage(new RoomFrame(text, id))
+    this.newest = id
+    this.broadcastMessage(new RoomFrame(text, id))
   }
 
   /** Broadcast a message frame in id order, and keep it among the recent ones. */
-  function broadcastMessage(frame: RoomFrame) {
+  private broadcastMessage(frame: RoomFrame) {
+    const recent = this.recent
     // An edit, delete or reaction changes messages the window holds as they were sent, and so does a thread
     // reply (its parent's summary): start it afresh (replays read the store). A JSON text has `"thread":` only as a key.
-    if (recent > 0 && (!frame.text.startsWith(MESSAGE_FRAME_START) || frame.text.includes(',"thread":'))) recentFrames = []
+    if (recent > 0 && (!frame.text.startsWith(MESSAGE_FRAME_START) || frame.text.includes(',"thread":'))) this.recentFrames = []
     else if (recent > 0) {
       // A jump (a cursor read late, a store that could not fill a gap) starts the window afresh.
-      if (recentFrames.length && recentFrames.at(-1)!.id !== frame.id - 1) recentFrames = []
-      recentFrames.push(frame)
+      if (this.recentFrames.length && this.recentFrames.at(-1)!.id !== frame.id - 1) this.recentFrames = []
+      this.recentFrames.push(frame)
       // Trimmed in batches: one copy per `recent` messages instead of a shift per message.
-      if (recentFrames.length >= 2 * recent) recentFrames = recentFrames.slice(-recent)
+      if (this.recentFrames.length >= 2 * recent) this.recentFrames = this.recentFrames.slice(-recent)
     }
-    broadcast(frame)
+    this.broadcast(frame)
   }
 
   /**
@@ -186,7 +217,9 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
    * the window ends at `lastId` and holds every message the store would return (all after
    * `since`, or the last `count`; or it starts at the room's first id).
    */
-  function recentReplay(since: number | undefined, count: number): RoomFrame[] | undefined {
+  private recentReplay(since: number | undefined, count: number): RoomFrame[] | undefined {
+    const lastId = this.newest
+    const recentFrames = this.recentFrames
     if (lastId === undefined) return undefined
     // Nothing delivered after the cursor: nothing to replay (a later message comes live).
     if (lastId === 0 || (since !== undefined && since >= lastId)) return []
@@ -202,23 +235,23 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
    * (exclusive) asks to catch up to a known id even with nothing waiting. One catch-up runs
    * at a time; a call during it only raises the target.
    */
-  function catchUp(upTo?: number) {
-    if (upTo !== undefined) catchUpTo = Math.max(catchUpTo, upTo)
-    if (draining) return
-    draining = true
-    void runCatchUp()
+  catchUp(upTo?: number) {
+    if (upTo !== undefined) this.catchUpTo = Math.max(this.catchUpTo, upTo)
+    if (this.draining) return
+    this.draining = true
+    void this.runCatchUp()
   }
 
-  async function runCatchUp() {
+  private async runCatchUp() {
     let storeFailed = false
     try {
-      await ready
-      while (lastId !== undefined && (outOfOrder.length || catchUpTo > lastId + 1)) {
-        const last = lastId
-        let upTo = catchUpTo
-        catchUpTo = 0
+      await this.ready
+      while (this.newest !== undefined && (this.outOfOrder.length || this.catchUpTo > this.newest + 1)) {
+        const last = this.newest
+        let upTo = this.catchUpTo
+        this.catchUpTo = 0
         const pending = new Map<number, string>()
-        for (const arrival of outOfOrder.splice(0)) {
+        for (const arrival of this.outOfOrder.splice(0)) {
           pending.set(arrival.id, arrival.text)
           if (arrival.id >= upTo) upTo = arrival.id + 1
         }
@@ -226,45 +259,50 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
         for (const id of pending.keys()) if (id > last && id < upTo) held++
         if (held < upTo - 1 - last) {
           try {
-            for (const message of await store.between(room, last, upTo)) {
+            for (const message of await this.store.between(this.room, last, upTo)) {
               if (!pending.has(message.id)) pending.set(message.id, JSON.stringify(messageFrame(message)))
             }
           }
           catch (error) {
             // Never deliver across a hole: clients would move their cursor past it for good.
-            logger.error('[nuxt-chat] could not read missed messages from the store; retrying', error)
-            for (const [id, text] of pending) outOfOrder.push({ id, text })
-            catchUpTo = Math.max(catchUpTo, upTo)
+            this.logger.error('[nuxt-chat] could not read missed messages from the store; retrying', error)
+            for (const [id, text] of pending) this.outOfOrder.push({ id, text })
+            this.catchUpTo = Math.max(this.catchUpTo, upTo)
             storeFailed = true
             break
           }
         }
         for (const id of [...pending.keys()].sort((a, b) => a - b)) {
-          if (id <= lastId) continue
-          lastId = id
-          broadcastMessage(new RoomFrame(pending.get(id)!, id))
+          if (id <= this.newest) continue
+          this.newest = id
+          this.broadcastMessage(new RoomFrame(pending.get(id)!, id))
         }
       }
     }
     finally {
-      draining = false
+      this.draining = false
     }
     if (storeFailed) {
-      setTimeout(() => catchUp(), gapRetry).unref?.()
+      setTimeout(() => this.catchUp(), this.gapRetry).unref?.()
       return
     }
     // The room's cursor could not be read at all: deliver what waited as it is, in order.
-    if (outOfOrder.length) {
-      const arrivals = outOfOrder
-      outOfOrder = []
-      for (const arrival of arrivals.sort((a, b) => a.id - b.id)) deliver(arrival.id, arrival.text)
+    if (this.outOfOrder.length) {
+      const arrivals = this.outOfOrder
+      this.outOfOrder = []
+      for (const arrival of arrivals.sort((a, b) => a.id - b.id)) this.deliver(arrival.id, arrival.text)
     }
   }
 
   /** Add a member: from now on it gets the room's frames, held until its replay is sent. */
-  function add(member: Member) {
+  add(member: Member) {
     member.heldDuringReplay = []
-    members.add(member)
+    this.members.add(member)
+  }
+
+  /** Remove a member; true when it was here. */
+  remove(member: Member): boolean {
+    return this.members.delete(member)
   }
 
   /**
@@ -272,35 +310,35 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
    * what arrived meanwhile, each message once; the member is live afterwards. From memory it is
    * written before this returns (in the caller's task: one flush with what the caller wrote).
    */
-  function replay(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void): Promise<void> {
+  replay(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void): Promise<void> {
     // From memory when it covers the replay: no query, and the frames' bytes are already made.
-    const replayed = deliveredCursor(since) ? recentReplay(since, replayCount(since, limits)) : undefined
+    const replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
     if (replayed) {
-      if (members.has(member)) sendReplay(member, since, replayed, onSent)
+      if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
       return SETTLED
     }
-    return replayFromStore(member, since, limits, onSent)
+    return this.replayFromStore(member, since, limits, onSent)
   }
 
   /**
    * Is the cursor at or below what this instance delivered? A cursor above it may still be the
    * store's (a replay's `rev`, a message not delivered here yet): the store decides whether it is known.
    */
-  function deliveredCursor(since: number | undefined): boolean {
-    return lastId !== undefined && (since === undefined || since <= lastId)
+  private deliveredCursor(since: number | undefined): boolean {
+    return this.newest !== undefined && (since === undefined || since <= this.newest)
   }
 
-  async function replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void) {
-    await ready
-    let replayed = deliveredCursor(since) ? recentReplay(since, replayCount(since, limits)) : undefined
+  private async replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void) {
+    await this.ready
+    let replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
     if (!replayed) {
       replayed = []
       try {
         // Read first: the messages read after it hold every change up to it, so the replay brings the client that far (revision 5).
-        const newest = await store.lastId(room)
+        const newest = await this.store.lastId(this.room)
         // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
         if (since !== undefined && since > newest) since = undefined
-        const messages = await store.replaySince(room, since, replayCount(since, limits))
+        const messages = await this.store.replaySince(this.room, since, replayCount(since, limits))
         let previous = since
         messages.forEach((message, index) => {
           const frame = messageFrame(message) as ChatMessageFrame
@@ -312,52 +350,34 @@ export function createRoomDelivery({ room, store, logger, gapRetry = 1000, recen
         })
       }
       catch (error) {
-        logger.error('[nuxt-chat] replay failed', error)
+        this.logger.error('[nuxt-chat] replay failed', error)
         member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
       }
     }
-    if (members.has(member)) sendReplay(member, since, replayed, onSent)
-  }
-
-  /** Write a replay, then what arrived meanwhile (but the ids it carried); the member is live afterwards. `onSent`: the replay's bytes (the frames' JSON). */
-  function sendReplay(member: Member, since: number | undefined, replayed: readonly RoomFrame[], onSent?: (bytes: number) => void) {
-    let last = since ?? 0
-    let bytes = 0
-    for (const frame of replayed) {
-      member.write(frame)
-      last = frame.id
-      if (onSent) bytes += Buffer.byteLength(frame.text)
-    }
-    if (onSent && bytes) onSent(bytes)
-    member.replayedTo = last
-    const held = member.heldDuringReplay ?? []
-    member.heldDuringReplay = null
-    for (const frame of held) {
-      if (frame.id && frame.id <= last) acknowledgeCoveredChange(member, frame)
-      else member.write(frame)
-    }
-  }
-
-  // Messages arriving while the cursor is read wait with the out-of-order arrivals.
-  catchUp()
-
-  return {
-    room,
-    members,
-    /** Resolves once the room's newest stored id is known. */
-    ready,
-    /** Newest message id delivered here; `undefined` until read from the store. */
-    get lastId() {
-      return lastId
-    },
-    add,
-    /** Remove a member; true when it was here. */
-    remove: (member: Member) => members.delete(member),
-    broadcast,
-    deliver,
-    catchUp,
-    replay,
+    if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
   }
 }
 
-export type RoomDelivery = ReturnType<typeof createRoomDelivery>
+/** Write a replay, then what arrived meanwhile (but the ids it carried); the member is live afterwards. `onSent`: the replay's bytes (the frames' JSON). */
+function sendReplay(member: Member, since: number | undefined, replayed: readonly RoomFrame[], onSent?: (bytes: number) => void) {
+  let last = since ?? 0
+  let bytes = 0
+  for (const frame of replayed) {
+    member.write(frame)
+    last = frame.id
+    if (onSent) bytes += Buffer.byteLength(frame.text)
+  }
+  if (onSent && bytes) onSent(bytes)
+  member.replayedTo = last
+  const held = member.heldDuringReplay ?? []
+  member.heldDuringReplay = null
+  for (const frame of held) {
+    if (frame.id && frame.id <= last) acknowledgeCoveredChange(member, frame)
+    else member.write(frame)
+  }
+}
+
+/** Ordered delivery for one room on this instance (see `RoomDelivery`). */
+export function createRoomDelivery(options: RoomDeliveryOptions): RoomDelivery {
+  return new RoomDelivery(options)
+}
