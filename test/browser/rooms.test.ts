@@ -93,6 +93,28 @@ describe('playground: private rooms, direct messages and moderation on one WebSo
     await expect.poll(() => annReceipt.allTextContents(), { timeout: 15_000 }).toEqual([`✓✓ Seen by ${bobName}`])
     expect(await pane(bob.page, room).locator(sel('pane-receipt')).allTextContents()).toEqual(['✓ Sent'])
     await ann.page.screenshot({ path: resolve(SCREENSHOTS, 'rooms-seen-by.png') })
+
+    // A thread on Ann's message: Bob answers in it; it stays out of both room lists, Ann sees "1 reply" and opens it.
+    const threadButton = (page: Page) => pane(page, room).locator(sel('pane-message')).filter({ hasText: 'welcome Bob' }).locator(sel('pane-thread'))
+    await threadButton(bob.page).click()
+    await pane(bob.page, room).locator(sel('thread-input')).fill('thread hi')
+    await pane(bob.page, room).locator(sel('thread-input')).press('Enter')
+    await expect.poll(() => pane(bob.page, room).locator(sel('thread-text')).allTextContents(), { timeout: 15_000 }).toEqual(['thread hi'])
+    await expect.poll(() => threadButton(ann.page).textContent(), { timeout: 15_000 }).toContain('1 reply')
+    await threadButton(ann.page).click()
+    await expect.poll(() => pane(ann.page, room).locator(sel('thread-text')).allTextContents(), { timeout: 15_000 }).toEqual(['thread hi'])
+    expect(await textsIn(ann.page, room)).toEqual(['hi from Bob', 'welcome Bob'])
+    expect(await textsIn(bob.page, room)).toEqual(['hi from Bob', 'welcome Bob'])
+    // Also sent to the room: in the thread and in both lists.
+    await pane(bob.page, room).locator(sel('thread-also')).check()
+    await pane(bob.page, room).locator(sel('thread-input')).fill('for everyone')
+    await pane(bob.page, room).locator(sel('thread-input')).press('Enter')
+    await expect.poll(() => textsIn(ann.page, room), { timeout: 15_000 }).toEqual(['hi from Bob', 'welcome Bob', 'for everyone'])
+    await expect.poll(() => pane(ann.page, room).locator(sel('thread-text')).allTextContents()).toEqual(['thread hi', 'for everyone'])
+    await expect.poll(() => threadButton(ann.page).textContent()).toContain('2 replies')
+    await ann.page.screenshot({ path: resolve(SCREENSHOTS, 'rooms-thread.png') })
+    await pane(ann.page, room).locator(sel('thread-close')).click()
+    await pane(bob.page, room).locator(sel('thread-close')).click()
     // Bob is no owner: no moderator actions for him.
     expect(await pane(bob.page, room).locator(sel('moderation')).count()).toBe(0)
 

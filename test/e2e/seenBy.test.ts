@@ -32,7 +32,7 @@ function seenOf(socket: ChatSocketV2, room: string): Record<string, number> {
   return seen
 }
 
-function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
+function suite(name: string, start: () => Promise<{ servers: [TestServer, TestServer], stop: () => Promise<unknown> }>) {
   describe(name, () => {
     let a: TestServer
     let b: TestServer
@@ -43,11 +43,15 @@ function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
       return socket
     }
 
+    let stop: (() => Promise<unknown>) | undefined
     beforeAll(async () => {
-      ;[a, b] = await start()
+      const started = await start()
+      ;[a, b] = started.servers
+      stop = started.stop
     })
     afterAll(async () => {
       for (const socket of opened) await socket.close()
+      await stop?.()
     })
 
     it('a direct room: each side learns the other\'s position at join and live, whichever instance it is on', async () => {
@@ -104,8 +108,7 @@ function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
 
 suite('seen by, SQLite (one instance)', async () => {
   const server = await startServer({ env: UNLIMITED })
-  afterAll(() => server.stop())
-  return [server, server]
+  return { servers: [server, server], stop: () => server.stop() }
 })
 
 suite('seen by, two PostgreSQL instances on Redis', async () => {
@@ -113,9 +116,9 @@ suite('seen by, two PostgreSQL instances on Redis', async () => {
   const env = { ...database.env, ...UNLIMITED, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `nuxt-chat-seen-${tag}` }
   const [a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
   await untilOnOneBus(a, b)
-  afterAll(async () => {
+  const stop = async () => {
     await Promise.all([a.stop(), b.stop()])
     database.drop()
-  })
-  return [a, b]
+  }
+  return { servers: [a, b], stop }
 })

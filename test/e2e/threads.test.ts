@@ -28,7 +28,7 @@ async function callServer(server: TestServer, body: Record<string, unknown>) {
   return { status: response.status, body: await response.json() as Record<string, unknown> }
 }
 
-function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
+function suite(name: string, start: () => Promise<{ servers: [TestServer, TestServer], stop: () => Promise<unknown> }>) {
   describe(name, () => {
     let a: TestServer
     let b: TestServer
@@ -45,11 +45,15 @@ function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
       return await socket.waitFor(frame => (frame.type === 'message' && frame.cid === cid) || (frame.type === 'error' && frame.cid === cid), `the answer to ${message}`) as FrameV2 & ChatMessageFrame
     }
 
+    let stop: (() => Promise<unknown>) | undefined
     beforeAll(async () => {
-      ;[a, b] = await start()
+      const started = await start()
+      ;[a, b] = started.servers
+      stop = started.stop
     })
     afterAll(async () => {
       for (const socket of opened) await socket.close()
+      await stop?.()
     })
 
     it('a thread reply reaches the room on both instances with `thread`; the parent is served with its summary; main pages and unread counts leave it out', async () => {
@@ -65,6 +69,9 @@ function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
       await catSocket.waitFor(frame => frame.type === 'message' && frame.id === parent.id)
       catSocket.send({ type: 'read', room, id: parent.id })
       await catSocket.waitFor(frame => frame.type === 'read' && frame.read === parent.id)
+      // Her rooms list, live on the same connection.
+      catSocket.send({ type: 'rooms' })
+      await catSocket.waitFor(frame => frame.type === 'rooms')
 
       const first = await say(benSocket, room, 'yes', { thread: parent.id })
       expect(first).toMatchObject({ type: 'message', thread: parent.id })
@@ -89,9 +96,12 @@ function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
       }
       expect((await history({ thread: parent.id })).messages.map(frame => frame.id)).toEqual([first.id, second.id, shared.id])
       expect((await history({})).messages.map(frame => frame.id)).toEqual([parent.id, shared.id])
-      // Cat has not read: only the reply also sent to the room is unread.
+      // Cat has not read: only the reply also sent to the room is unread, in the store and in her live list.
       const unread = await callServer(b, { call: 'unread', room, userId: cat })
       expect(unread.body).toEqual({ unread: 1 })
+      const entry = () => [...catSocket.frames].reverse().find(frame => frame.type === 'room' && frame.room === room) as FrameV2 & { unread: number, last?: { id: number } } | undefined
+      await until(() => entry()?.last?.id === shared.id, 'the list showing the reply also sent to the room')
+      expect(entry()!.unread).toBe(1)
     })
 
     it('refuses a thread under a message that is none, a thread reply, or deleted, storing nothing', async () => {
@@ -152,8 +162,7 @@ function suite(name: string, start: () => Promise<[TestServer, TestServer]>) {
 
 suite('threads, SQLite (one instance)', async () => {
   const server = await startServer({ env: UNLIMITED })
-  afterAll(() => server.stop())
-  return [server, server]
+  return { servers: [server, server], stop: () => server.stop() }
 })
 
 suite('threads, two PostgreSQL instances on Redis', async () => {
@@ -161,11 +170,11 @@ suite('threads, two PostgreSQL instances on Redis', async () => {
   const env = { ...database.env, ...UNLIMITED, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `nuxt-chat-threads-${tag}` }
   const [a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
   await untilOnOneBus(a, b)
-  afterAll(async () => {
+  const stop = async () => {
     await Promise.all([a.stop(), b.stop()])
     database.drop()
-  })
-  return [a, b]
+  }
+  return { servers: [a, b], stop }
 })
 
 describe('a thread through a SIGKILL', () => {

@@ -112,6 +112,12 @@ export interface TestServer {
 }
 
 /** Start a built fixture and wait until it answers HTTP. */
+/** Every server process this test worker started and that still runs: none outlives the worker (an orphan's closed stdout pipe makes Nitro's error logging spin). */
+const liveServers = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const server of liveServers) server.kill('SIGKILL')
+})
+
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   const refused = sharedDatabaseRetention(options)
   if (refused) throw new Error(refused)
@@ -134,6 +140,9 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
+    const started = child
+    liveServers.add(started)
+    started.once('exit', () => liveServers.delete(started))
     child.stdout!.on('data', (data) => {
       output += data
     })

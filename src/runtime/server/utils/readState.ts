@@ -280,9 +280,12 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       }
       else if (frame.type === 'message') {
         entry.upTo = frame.id
-        if (frame.uid !== watcher.user.id && !frame.deleted) entry.unread = Math.min(MAX_UNREAD, entry.unread + 1)
-        if (frame.uid !== watcher.user.id && !frame.deleted && (frame.mentionsAll || frame.mentions?.includes(watcher.user.id))) entry.mentions = Math.min(MAX_UNREAD, (entry.mentions ?? 0) + 1)
-        entry.last = lastOf(frame)
+        const fromOthers = frame.uid !== watcher.user.id && !frame.deleted
+        // A thread reply is not in the room's main timeline: neither unread nor the list's last message (docs/PROTOCOL.md, "Threads"); a mention in it counts.
+        const inTimeline = frame.thread === undefined || frame.alsoInRoom === true
+        if (fromOthers && inTimeline) entry.unread = Math.min(MAX_UNREAD, entry.unread + 1)
+        if (fromOthers && (frame.mentionsAll || frame.mentions?.includes(watcher.user.id))) entry.mentions = Math.min(MAX_UNREAD, (entry.mentions ?? 0) + 1)
+        if (inTimeline) entry.last = lastOf(frame)
         send(watcher, entry)
       }
       else if (frame.type === 'edit' && !frame.deleted && frame.target === entry.last?.id) {
