@@ -7,8 +7,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, ChatSocketV2, type FrameV2, untilOnOneBus } from '../utils/clients'
-import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { ChatSocket, ChatSocketV2, type FrameV2 } from '../utils/clients'
+import { serverPairs, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
 let users = 0
@@ -32,93 +32,74 @@ function seenOf(socket: ChatSocketV2, room: string): Record<string, number> {
   return seen
 }
 
-function suite(name: string, start: () => Promise<{ servers: [TestServer, TestServer], stop: () => Promise<unknown> }>) {
-  describe(name, () => {
-    let a: TestServer
-    let b: TestServer
-    const opened: { close: () => unknown }[] = []
-    const open = async (server: TestServer, user: string) => {
-      const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: `session=${user}` } })
-      opened.push(socket)
-      return socket
-    }
-
-    let stop: (() => Promise<unknown>) | undefined
-    beforeAll(async () => {
-      const started = await start()
-      ;[a, b] = started.servers
-      stop = started.stop
-    })
-    afterAll(async () => {
-      for (const socket of opened) await socket.close()
-      await stop?.()
-    })
-
-    it('a direct room: each side learns the other\'s position at join and live, whichever instance it is on', async () => {
-      const [ann, ben] = [newUser(), newUser()]
-      const room = (await callServer(a, { call: 'directRoom', userId: ann, otherId: ben })).id as string
-      const annSocket = await open(a, ann)
-      expect(await annSocket.join(room)).toMatchObject({ type: 'caught_up' })
-      // Nobody has read anything yet: both members, at 0.
-      expect(seenOf(annSocket, room)).toEqual({ [ann]: 0, [ben]: 0 })
-      const benSocket = await open(b, ben)
-      expect(await benSocket.join(room)).toMatchObject({ type: 'caught_up' })
-      annSocket.send({ type: 'message', room, message: 'hello Ben', cid: 'c1' })
-      const stored = await benSocket.waitFor((frame: FrameV2) => frame.type === 'message' && frame.room === room)
-      benSocket.send({ type: 'read', room, id: stored.id })
-      // Ann, on the other instance, sees Ben's read; Ben gets his own `read`, not a `seen` of himself.
-      await annSocket.waitFor(frame => frame.type === 'seen' && (frame.seen as Record<string, number>)[ben] === stored.id, 'Ben\'s read on Ann\'s socket')
-      await benSocket.waitFor(frame => frame.type === 'read' && frame.room === room && frame.read === stored.id)
-      expect(benSocket.frames.some(frame => frame.type === 'seen' && Object.keys(frame.seen as object).length === 1 && ben in (frame.seen as object))).toBe(false)
-      // A newcomer's join tells where everyone is.
-      const again = await open(a, ann)
-      expect(await again.join(room)).toMatchObject({ type: 'caught_up' })
-      expect(seenOf(again, room)).toMatchObject({ [ben]: stored.id })
-    })
-
-    it('a room of more than 50 members tells nothing; a room without a record neither; version 1 never gets `seen`', async () => {
-      const owner = newUser()
-      const big = `big-${randomUUID().slice(0, 8)}`
-      await callServer(a, { call: 'createRoom', input: { id: big, title: 'Big', visibility: 'public', owner, members: Array.from({ length: 50 }, () => newUser()) } })
-      const plain = `plain-${randomUUID().slice(0, 8)}`
-      const socket = await open(a, owner)
-      expect(await socket.join(big)).toMatchObject({ type: 'caught_up' })
-      expect(await socket.join(plain)).toMatchObject({ type: 'caught_up' })
-      expect(socket.frames.filter(frame => frame.type === 'seen')).toEqual([])
-
-      const small = `small-${randomUUID().slice(0, 8)}`
-      const member = newUser()
-      await callServer(a, { call: 'createRoom', input: { id: small, title: 'Small', visibility: 'public', owner, members: [member] } })
-      const v1 = await ChatSocket.open(b.wsUrl(''), { room: small }, { headers: { cookie: `session=${owner}` } })
-      opened.push(v1)
-      await v1.waitFor(frame => frame.type === 'presence')
-      const reader = await open(b, member)
-      expect(await reader.join(small)).toMatchObject({ type: 'caught_up' })
-      expect(seenOf(reader, small)).toEqual({ [owner]: expect.any(Number), [member]: expect.any(Number) })
-      const sent = await callServer(a, { call: 'send', room: small, message: 'news', user: { id: owner, name: owner } })
-      await v1.waitFor(frame => frame.type === 'message')
-      reader.send({ type: 'read', room: small, id: sent.id })
-      await reader.waitFor(frame => frame.type === 'read' && frame.room === small)
-      // The read reached instance b's room (the v1 socket is in it), and the v1 socket got no `seen`.
-      await new Promise(resolve => setTimeout(resolve, 200))
-      expect(v1.frames.some(frame => (frame as { type: string }).type === 'seen')).toBe(false)
-    })
-  })
-}
-
-suite('seen by, SQLite (one instance)', async () => {
-  const server = await startServer({ env: UNLIMITED })
-  return { servers: [server, server], stop: () => server.stop() }
-})
-
-suite('seen by, two PostgreSQL instances on Redis', async () => {
-  const database = ownPostgresDatabase('nuxt_chat_seen')
-  const env = { ...database.env, ...UNLIMITED, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `nuxt-chat-seen-${tag}` }
-  const [a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
-  await untilOnOneBus(a, b)
-  const stop = async () => {
-    await Promise.all([a.stop(), b.stop()])
-    database.drop()
+describe.each(serverPairs('nuxt_chat_seen', UNLIMITED))('seen by on %s', (_name, start) => {
+  let a: TestServer
+  let b: TestServer
+  const opened: { close: () => unknown }[] = []
+  const open = async (server: TestServer, user: string) => {
+    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: `session=${user}` } })
+    opened.push(socket)
+    return socket
   }
-  return { servers: [a, b], stop }
+
+  let stop: (() => Promise<unknown>) | undefined
+  beforeAll(async () => {
+    const started = await start()
+      ;[a, b] = started.servers
+    stop = started.stop
+  })
+  afterAll(async () => {
+    for (const socket of opened) await socket.close()
+    await stop?.()
+  })
+
+  it('a direct room: each side learns the other\'s position at join and live, whichever instance it is on', async () => {
+    const [ann, ben] = [newUser(), newUser()]
+    const room = (await callServer(a, { call: 'directRoom', userId: ann, otherId: ben })).id as string
+    const annSocket = await open(a, ann)
+    expect(await annSocket.join(room)).toMatchObject({ type: 'caught_up' })
+    // Nobody has read anything yet: both members, at 0.
+    expect(seenOf(annSocket, room)).toEqual({ [ann]: 0, [ben]: 0 })
+    const benSocket = await open(b, ben)
+    expect(await benSocket.join(room)).toMatchObject({ type: 'caught_up' })
+    annSocket.send({ type: 'message', room, message: 'hello Ben', cid: 'c1' })
+    const stored = await benSocket.waitFor((frame: FrameV2) => frame.type === 'message' && frame.room === room)
+    benSocket.send({ type: 'read', room, id: stored.id })
+    // Ann, on the other instance, sees Ben's read; Ben gets his own `read`, not a `seen` of himself.
+    await annSocket.waitFor(frame => frame.type === 'seen' && (frame.seen as Record<string, number>)[ben] === stored.id, 'Ben\'s read on Ann\'s socket')
+    await benSocket.waitFor(frame => frame.type === 'read' && frame.room === room && frame.read === stored.id)
+    expect(benSocket.frames.some(frame => frame.type === 'seen' && Object.keys(frame.seen as object).length === 1 && ben in (frame.seen as object))).toBe(false)
+    // A newcomer's join tells where everyone is.
+    const again = await open(a, ann)
+    expect(await again.join(room)).toMatchObject({ type: 'caught_up' })
+    expect(seenOf(again, room)).toMatchObject({ [ben]: stored.id })
+  })
+
+  it('a room of more than 50 members tells nothing; a room without a record neither; version 1 never gets `seen`', async () => {
+    const owner = newUser()
+    const big = `big-${randomUUID().slice(0, 8)}`
+    await callServer(a, { call: 'createRoom', input: { id: big, title: 'Big', visibility: 'public', owner, members: Array.from({ length: 50 }, () => newUser()) } })
+    const plain = `plain-${randomUUID().slice(0, 8)}`
+    const socket = await open(a, owner)
+    expect(await socket.join(big)).toMatchObject({ type: 'caught_up' })
+    expect(await socket.join(plain)).toMatchObject({ type: 'caught_up' })
+    expect(socket.frames.filter(frame => frame.type === 'seen')).toEqual([])
+
+    const small = `small-${randomUUID().slice(0, 8)}`
+    const member = newUser()
+    await callServer(a, { call: 'createRoom', input: { id: small, title: 'Small', visibility: 'public', owner, members: [member] } })
+    const v1 = await ChatSocket.open(b.wsUrl(''), { room: small }, { headers: { cookie: `session=${owner}` } })
+    opened.push(v1)
+    await v1.waitFor(frame => frame.type === 'presence')
+    const reader = await open(b, member)
+    expect(await reader.join(small)).toMatchObject({ type: 'caught_up' })
+    expect(seenOf(reader, small)).toEqual({ [owner]: expect.any(Number), [member]: expect.any(Number) })
+    const sent = await callServer(a, { call: 'send', room: small, message: 'news', user: { id: owner, name: owner } })
+    await v1.waitFor(frame => frame.type === 'message')
+    reader.send({ type: 'read', room: small, id: sent.id })
+    await reader.waitFor(frame => frame.type === 'read' && frame.room === small)
+    // The read reached instance b's room (the v1 socket is in it), and the v1 socket got no `seen`.
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(v1.frames.some(frame => (frame as { type: string }).type === 'seen')).toBe(false)
+  })
 })

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { installEventSource } from '../utils/chaos'
-import { ChatSocketV2, until, untilOnOneBus, type FrameV2 } from '../utils/clients'
-import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
+import { serverPairs, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -28,153 +28,134 @@ async function callServer(server: TestServer, body: Record<string, unknown>) {
   return { status: response.status, body: await response.json() as Record<string, unknown> }
 }
 
-function suite(name: string, start: () => Promise<{ servers: [TestServer, TestServer], stop: () => Promise<unknown> }>) {
-  describe(name, () => {
-    let a: TestServer
-    let b: TestServer
-    const opened: { close: () => unknown }[] = []
-    const open = async (server: TestServer, user: string) => {
-      const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: `session=${user}` } })
-      opened.push(socket)
-      return socket
-    }
-    /** Send a message on a v2 socket and wait for its echo. */
-    const say = async (socket: ChatSocketV2, room: string, message: string, fields: Record<string, unknown> = {}) => {
-      const cid = `c-${randomUUID().slice(0, 8)}`
-      socket.send({ type: 'message', room, message, cid, ...fields })
-      return await socket.waitFor(frame => (frame.type === 'message' && frame.cid === cid) || (frame.type === 'error' && frame.cid === cid), `the answer to ${message}`) as FrameV2 & ChatMessageFrame
-    }
-
-    let stop: (() => Promise<unknown>) | undefined
-    beforeAll(async () => {
-      const started = await start()
-      ;[a, b] = started.servers
-      stop = started.stop
-    })
-    afterAll(async () => {
-      for (const socket of opened) await socket.close()
-      await stop?.()
-    })
-
-    it('a thread reply reaches the room on both instances with `thread`; the parent is served with its summary; main pages and unread counts leave it out', async () => {
-      const room = newRoom()
-      const [ann, ben, cat] = [newUser(), newUser(), newUser()]
-      const annSocket = await open(a, ann)
-      const benSocket = await open(b, ben)
-      for (const socket of [annSocket, benSocket]) expect(await socket.join(room)).toMatchObject({ type: 'caught_up' })
-      // Cat reads the room now: her read position is the unread marker below.
-      const catSocket = await open(b, cat)
-      expect(await catSocket.join(room)).toMatchObject({ type: 'caught_up' })
-      const parent = await say(annSocket, room, 'lunch?')
-      await catSocket.waitFor(frame => frame.type === 'message' && frame.id === parent.id)
-      catSocket.send({ type: 'read', room, id: parent.id })
-      await catSocket.waitFor(frame => frame.type === 'read' && frame.read === parent.id)
-      // Her rooms list, live on the same connection.
-      catSocket.send({ type: 'rooms' })
-      await catSocket.waitFor(frame => frame.type === 'rooms')
-
-      const first = await say(benSocket, room, 'yes', { thread: parent.id })
-      expect(first).toMatchObject({ type: 'message', thread: parent.id })
-      const second = await say(annSocket, room, 'noon then', { thread: parent.id })
-      const shared = await say(benSocket, room, 'everyone: noon', { thread: parent.id, alsoInRoom: true })
-      expect(shared).toMatchObject({ thread: parent.id, alsoInRoom: true })
-      // Both instances delivered every reply to every connection of the room.
-      for (const socket of [annSocket, benSocket, catSocket]) await socket.waitFor(frame => frame.type === 'message' && frame.id === shared.id)
-      expect(annSocket.messagesOf(room).filter(frame => frame.thread === parent.id).map(frame => frame.id)).toEqual([first.id, second.id, shared.id])
-
-      // A newcomer's replay carries the parent's summary: three replies, newest first people.
-      const late = await open(a, newUser())
-      expect(await late.join(room)).toMatchObject({ type: 'caught_up' })
-      const replayedParent = late.messagesOf(room).find(frame => frame.id === parent.id)!
-      expect(replayedParent.replies).toEqual({ count: 3, lastId: shared.id, lastTs: shared.ts, users: [ben, ann] })
-
-      // The thread's page holds its replies; the room's main page only what is in its timeline.
-      const history = async (fields: Record<string, unknown>) => {
-        const ref = late.ref()
-        late.send({ type: 'history', room, ref, ...fields })
-        return await late.waitFor(frame => frame.type === 'history' && frame.ref === ref) as FrameV2 & { messages: ChatMessageFrame[] }
-      }
-      expect((await history({ thread: parent.id })).messages.map(frame => frame.id)).toEqual([first.id, second.id, shared.id])
-      expect((await history({})).messages.map(frame => frame.id)).toEqual([parent.id, shared.id])
-      // Cat has not read: only the reply also sent to the room is unread, in the store and in her live list.
-      const unread = await callServer(b, { call: 'unread', room, userId: cat })
-      expect(unread.body).toEqual({ unread: 1 })
-      const entry = () => [...catSocket.frames].reverse().find(frame => frame.type === 'room' && frame.room === room) as FrameV2 & { unread: number, last?: { id: number } } | undefined
-      await until(() => entry()?.last?.id === shared.id, 'the list showing the reply also sent to the room')
-      expect(entry()!.unread).toBe(1)
-    })
-
-    it('refuses a thread under a message that is none, a thread reply, or deleted, storing nothing', async () => {
-      const room = newRoom()
-      const socket = await open(a, newUser())
-      expect(await socket.join(room)).toMatchObject({ type: 'caught_up' })
-      const parent = await say(socket, room, 'topic')
-      const reply = await say(socket, room, 'in it', { thread: parent.id })
-      const gone = await say(socket, room, 'soon gone')
-      socket.send({ type: 'delete', room, target: gone.id, cid: 'del-1' })
-      await socket.waitFor(frame => frame.type === 'delete' && frame.target === gone.id)
-      for (const thread of [999_999, reply.id, gone.id]) {
-        const answer = await say(socket, room, 'nope', { thread })
-        expect(answer).toMatchObject({ type: 'error', code: 'bad_request', message: `No message ${thread} to answer in a thread` })
-      }
-      expect((await say(socket, room, 'x', { alsoInRoom: true }))).toMatchObject({ type: 'error', code: 'bad_request' })
-      const stored = await callServer(a, { call: 'history', room })
-      expect((stored.body as unknown as ChatMessageFrame[]).filter(frame => !frame.deleted).map(frame => frame.message)).toEqual(['topic'])
-    })
-
-    it('the client keeps replies out of `messages`, shows them in its thread view, and counts them on the parent live, over WebSocket and SSE', async () => {
-      const room = newRoom()
-      const client = (server: TestServer, name: string, transport: ChatTransport) => {
-        const connection = createChatConnection({
-          room, name, transport, route: '/_ws', sseRoute: '/api/sse', maxMessages: 100, maxQueue: 50, maxLength: 2000, shareSocket: true,
-          autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'), guestKey: `threads-${tag}-${name}-0123456789abcdef`,
-        })
-        connection.open()
-        opened.push({ close: () => connection.close() })
-        return connection
-      }
-      const ws = client(a, 'Wes', 'ws')
-      const sse = client(b, 'Sia', 'sse')
-      await until(() => ws.me.value && sse.me.value && ws.status.value === 'OPEN' && sse.status.value === 'OPEN', 'both open')
-      expect(ws.send('the plan')).toBe(true)
-      await until(() => sse.messages.value.find(message => message.message === 'the plan' && message.id !== undefined), 'the parent on SSE')
-      const parentId = sse.messages.value.find(message => message.message === 'the plan')!.id!
-      expect(sse.send('I am in', { thread: parentId })).toBe(true)
-      expect(sse.send('me too, everyone', { thread: parentId, alsoInRoom: true })).toBe(true)
-      await until(() => ws.threadMessages(parentId).filter(message => message.id !== undefined).length === 2, 'both replies in Wes\'s thread view')
-      expect(ws.messages.value.map(message => message.message)).toEqual(['the plan', 'me too, everyone'])
-      const parent = ws.messages.value[0]!
-      expect(parent.replies).toMatchObject({ count: 2, users: [sse.me.value!.id] })
-      await until(() => sse.messages.value.length === 2 && sse.threadMessages(parentId).every(message => message.id !== undefined), 'Sia\'s own replies stored')
-      expect(sse.messages.value.map(message => message.message)).toEqual(['the plan', 'me too, everyone'])
-      expect(sse.threadMessages(parentId).map(message => message.message)).toEqual(['I am in', 'me too, everyone'])
-
-      // A client that joins later loads the thread's pages and counts nothing twice.
-      const late = client(a, 'Lou', 'ws')
-      await until(() => late.messages.value.some(message => message.id === parentId), 'the parent replayed')
-      expect(late.messages.value.find(message => message.id === parentId)!.replies?.count).toBe(2)
-      expect(await late.loadThread(parentId)).toBeGreaterThanOrEqual(0)
-      expect(late.threadMessages(parentId).map(message => message.message)).toEqual(['I am in', 'me too, everyone'])
-      expect(late.messages.value.find(message => message.id === parentId)!.replies?.count).toBe(2)
-    })
-  })
-}
-
-suite('threads, SQLite (one instance)', async () => {
-  const server = await startServer({ env: UNLIMITED })
-  return { servers: [server, server], stop: () => server.stop() }
-})
-
-suite('threads, two PostgreSQL instances on Redis', async () => {
-  const database = ownPostgresDatabase('nuxt_chat_threads')
-  const env = { ...database.env, ...UNLIMITED, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `nuxt-chat-threads-${tag}` }
-  const [a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
-  await untilOnOneBus(a, b)
-  const stop = async () => {
-    await Promise.all([a.stop(), b.stop()])
-    database.drop()
+describe.each(serverPairs('nuxt_chat_threads', UNLIMITED))('threads on %s', (_name, start) => {
+  let a: TestServer
+  let b: TestServer
+  const opened: { close: () => unknown }[] = []
+  const open = async (server: TestServer, user: string) => {
+    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: `session=${user}` } })
+    opened.push(socket)
+    return socket
   }
-  return { servers: [a, b], stop }
+  /** Send a message on a v2 socket and wait for its echo. */
+  const say = async (socket: ChatSocketV2, room: string, message: string, fields: Record<string, unknown> = {}) => {
+    const cid = `c-${randomUUID().slice(0, 8)}`
+    socket.send({ type: 'message', room, message, cid, ...fields })
+    return await socket.waitFor(frame => (frame.type === 'message' && frame.cid === cid) || (frame.type === 'error' && frame.cid === cid), `the answer to ${message}`) as FrameV2 & ChatMessageFrame
+  }
+
+  let stop: (() => Promise<unknown>) | undefined
+  beforeAll(async () => {
+    const started = await start()
+      ;[a, b] = started.servers
+    stop = started.stop
+  })
+  afterAll(async () => {
+    for (const socket of opened) await socket.close()
+    await stop?.()
+  })
+
+  it('a thread reply reaches the room on both instances with `thread`; the parent is served with its summary; main pages and unread counts leave it out', async () => {
+    const room = newRoom()
+    const [ann, ben, cat] = [newUser(), newUser(), newUser()]
+    const annSocket = await open(a, ann)
+    const benSocket = await open(b, ben)
+    for (const socket of [annSocket, benSocket]) expect(await socket.join(room)).toMatchObject({ type: 'caught_up' })
+    // Cat reads the room now: her read position is the unread marker below.
+    const catSocket = await open(b, cat)
+    expect(await catSocket.join(room)).toMatchObject({ type: 'caught_up' })
+    const parent = await say(annSocket, room, 'lunch?')
+    await catSocket.waitFor(frame => frame.type === 'message' && frame.id === parent.id)
+    catSocket.send({ type: 'read', room, id: parent.id })
+    await catSocket.waitFor(frame => frame.type === 'read' && frame.read === parent.id)
+    // Her rooms list, live on the same connection.
+    catSocket.send({ type: 'rooms' })
+    await catSocket.waitFor(frame => frame.type === 'rooms')
+
+    const first = await say(benSocket, room, 'yes', { thread: parent.id })
+    expect(first).toMatchObject({ type: 'message', thread: parent.id })
+    const second = await say(annSocket, room, 'noon then', { thread: parent.id })
+    const shared = await say(benSocket, room, 'everyone: noon', { thread: parent.id, alsoInRoom: true })
+    expect(shared).toMatchObject({ thread: parent.id, alsoInRoom: true })
+    // Both instances delivered every reply to every connection of the room.
+    for (const socket of [annSocket, benSocket, catSocket]) await socket.waitFor(frame => frame.type === 'message' && frame.id === shared.id)
+    expect(annSocket.messagesOf(room).filter(frame => frame.thread === parent.id).map(frame => frame.id)).toEqual([first.id, second.id, shared.id])
+
+    // A newcomer's replay carries the parent's summary: three replies, newest first people.
+    const late = await open(a, newUser())
+    expect(await late.join(room)).toMatchObject({ type: 'caught_up' })
+    const replayedParent = late.messagesOf(room).find(frame => frame.id === parent.id)!
+    expect(replayedParent.replies).toEqual({ count: 3, lastId: shared.id, lastTs: shared.ts, users: [ben, ann] })
+
+    // The thread's page holds its replies; the room's main page only what is in its timeline.
+    const history = async (fields: Record<string, unknown>) => {
+      const ref = late.ref()
+      late.send({ type: 'history', room, ref, ...fields })
+      return await late.waitFor(frame => frame.type === 'history' && frame.ref === ref) as FrameV2 & { messages: ChatMessageFrame[] }
+    }
+    expect((await history({ thread: parent.id })).messages.map(frame => frame.id)).toEqual([first.id, second.id, shared.id])
+    expect((await history({})).messages.map(frame => frame.id)).toEqual([parent.id, shared.id])
+    // Cat has not read: only the reply also sent to the room is unread, in the store and in her live list.
+    const unread = await callServer(b, { call: 'unread', room, userId: cat })
+    expect(unread.body).toEqual({ unread: 1 })
+    const entry = () => [...catSocket.frames].reverse().find(frame => frame.type === 'room' && frame.room === room) as FrameV2 & { unread: number, last?: { id: number } } | undefined
+    await until(() => entry()?.last?.id === shared.id, 'the list showing the reply also sent to the room')
+    expect(entry()!.unread).toBe(1)
+  })
+
+  it('refuses a thread under a message that is none, a thread reply, or deleted, storing nothing', async () => {
+    const room = newRoom()
+    const socket = await open(a, newUser())
+    expect(await socket.join(room)).toMatchObject({ type: 'caught_up' })
+    const parent = await say(socket, room, 'topic')
+    const reply = await say(socket, room, 'in it', { thread: parent.id })
+    const gone = await say(socket, room, 'soon gone')
+    socket.send({ type: 'delete', room, target: gone.id, cid: 'del-1' })
+    await socket.waitFor(frame => frame.type === 'delete' && frame.target === gone.id)
+    for (const thread of [999_999, reply.id, gone.id]) {
+      const answer = await say(socket, room, 'nope', { thread })
+      expect(answer).toMatchObject({ type: 'error', code: 'bad_request', message: `No message ${thread} to answer in a thread` })
+    }
+    expect((await say(socket, room, 'x', { alsoInRoom: true }))).toMatchObject({ type: 'error', code: 'bad_request' })
+    const stored = await callServer(a, { call: 'history', room })
+    expect((stored.body as unknown as ChatMessageFrame[]).filter(frame => !frame.deleted).map(frame => frame.message)).toEqual(['topic'])
+  })
+
+  it('the client keeps replies out of `messages`, shows them in its thread view, and counts them on the parent live, over WebSocket and SSE', async () => {
+    const room = newRoom()
+    const client = (server: TestServer, name: string, transport: ChatTransport) => {
+      const connection = createChatConnection({
+        room, name, transport, route: '/_ws', sseRoute: '/api/sse', maxMessages: 100, maxQueue: 50, maxLength: 2000, shareSocket: true,
+        autoReconnect: { delay: 50, maxDelay: 500 }, heartbeat: false, typingTimeout: 3000, baseURL: server.url('/'), guestKey: `threads-${tag}-${name}-0123456789abcdef`,
+      })
+      connection.open()
+      opened.push({ close: () => connection.close() })
+      return connection
+    }
+    const ws = client(a, 'Wes', 'ws')
+    const sse = client(b, 'Sia', 'sse')
+    await until(() => ws.me.value && sse.me.value && ws.status.value === 'OPEN' && sse.status.value === 'OPEN', 'both open')
+    expect(ws.send('the plan')).toBe(true)
+    await until(() => sse.messages.value.find(message => message.message === 'the plan' && message.id !== undefined), 'the parent on SSE')
+    const parentId = sse.messages.value.find(message => message.message === 'the plan')!.id!
+    expect(sse.send('I am in', { thread: parentId })).toBe(true)
+    expect(sse.send('me too, everyone', { thread: parentId, alsoInRoom: true })).toBe(true)
+    await until(() => ws.threadMessages(parentId).filter(message => message.id !== undefined).length === 2, 'both replies in Wes\'s thread view')
+    expect(ws.messages.value.map(message => message.message)).toEqual(['the plan', 'me too, everyone'])
+    const parent = ws.messages.value[0]!
+    expect(parent.replies).toMatchObject({ count: 2, users: [sse.me.value!.id] })
+    await until(() => sse.messages.value.length === 2 && sse.threadMessages(parentId).every(message => message.id !== undefined), 'Sia\'s own replies stored')
+    expect(sse.messages.value.map(message => message.message)).toEqual(['the plan', 'me too, everyone'])
+    expect(sse.threadMessages(parentId).map(message => message.message)).toEqual(['I am in', 'me too, everyone'])
+
+    // A client that joins later loads the thread's pages and counts nothing twice.
+    const late = client(a, 'Lou', 'ws')
+    await until(() => late.messages.value.some(message => message.id === parentId), 'the parent replayed')
+    expect(late.messages.value.find(message => message.id === parentId)!.replies?.count).toBe(2)
+    expect(await late.loadThread(parentId)).toBeGreaterThanOrEqual(0)
+    expect(late.threadMessages(parentId).map(message => message.message)).toEqual(['I am in', 'me too, everyone'])
+    expect(late.messages.value.find(message => message.id === parentId)!.replies?.count).toBe(2)
+  })
 })
 
 describe('a thread through a SIGKILL', () => {

@@ -704,3 +704,37 @@ describe('ids the client sends stay within what the server accepts (issue 22, fi
     chat.close()
   })
 })
+
+describe('threads', () => {
+  it('keeps replies out of messages, in the thread view, counted once on the parent, and unread for a participant until the room is read', async () => {
+    const chat = connection()
+    chat.open()
+    latest().accept()
+    latest().receive(welcome)
+    const parent = { ...message(1, 'topic'), uid: 'p1', user: 'me' }
+    const reply = (id: number, uid: string) => ({ ...message(id, `reply ${id}`), uid, thread: 1 })
+    latest().receive({ type: 'read', room: 'r', uid: 'p1', read: 1, unread: 0, upTo: 1, user: 'server', message: '0 unread' })
+    latest().receive(parent)
+    latest().receive(reply(2, 'p2'))
+    latest().receive({ ...reply(3, 'p3'), alsoInRoom: true })
+    latest().receive(reply(4, 'p1'))
+    await flush()
+    expect(chat.messages.value.map(entry => entry.id)).toEqual([1, 3])
+    expect(chat.threadMessages(1).map(entry => entry.id)).toEqual([2, 3, 4])
+    expect(chat.messages.value[0]!.replies).toEqual({ count: 3, lastId: 4, lastTs: 4, users: ['p1', 'p3', 'p2'] })
+    // Started by this user: the others' replies above the read position are unread; one delivered again counts nothing.
+    expect(chat.threadUnread(1)).toBe(2)
+    latest().receive(reply(2, 'p2'))
+    await flush()
+    expect(chat.messages.value[0]!.replies?.count).toBe(3)
+    chat.markRead(4)
+    await flush()
+    expect(chat.threadUnread(1)).toBe(0)
+    // Room unread counts main-timeline messages only.
+    latest().receive(reply(5, 'p2'))
+    await flush()
+    expect(chat.unread.value).toBe(0)
+    expect(chat.threadUnread(1)).toBe(1)
+    chat.close()
+  })
+})

@@ -1,30 +1,17 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync, statSync, writeFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
 import postgresql from 'db0/connectors/postgresql'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createDb0RoomLog, SQLITE_BATCH_MAX } from '../../src/runtime/server/utils/roomLog.db0'
 import { SQLITE_WAL_MAX_BYTES } from '../../src/runtime/server/utils/sqliteCheckpoint'
-import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
-import { READ_SCAN, RoomLogInputError, RoomLogRefusal, type RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { READ_SCAN, RoomLogInputError, RoomLogRefusal } from '../../src/runtime/server/utils/roomLog'
 import { holdSqliteLock } from '../utils/faults'
+import { closedAfterAll, POSTGRES_URL, roomLogBackends, sqlitePath } from '../utils/roomLogs'
 
-const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
-const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-log-')), 'chat.sqlite')
-
-const backends: [string, () => RoomLog][] = [
-  ['memory', () => createMemoryRoomLog()],
-  ['sqlite', () => createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() })))],
-  ['postgresql', () => createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_URL })))],
-]
-
-const opened: RoomLog[] = []
-afterAll(async () => {
-  await Promise.all(opened.map(log => log.close()))
-})
+const backends = roomLogBackends('nuxt-chat-log-')
+const opened = closedAfterAll()
 
 // Not on the shared PostgreSQL: pruning by a short age there would take other test runs' positions.
 describe.each(backends.filter(([name]) => name !== 'postgresql'))('read positions under retention: %s', (_name, create) => {
@@ -422,7 +409,7 @@ describe.each(backends)('room log: %s', (_name, create) => {
 
 describe('room log: sqlite durability', () => {
   it('keeps messages and cids across a reopen (restart)', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-log-')
     const first = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     await first.append({ room: 'r', user: 'a', sender: '', message: 'kept', ts: 1, cid: 'c1' })
     await first.close()
@@ -436,7 +423,7 @@ describe('room log: sqlite durability', () => {
 
 describe('room log: sqlite and the event loop', () => {
   it('splits a burst of appends into transactions of at most SQLITE_BATCH_MAX, a turn of the loop apart, ids in order', async () => {
-    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() })))
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath('nuxt-chat-log-') })))
     opened.push(log)
     await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
     const count = SQLITE_BATCH_MAX * 3 + 7
@@ -459,7 +446,7 @@ describe('room log: sqlite and the event loop', () => {
   })
 
   it('keeps one transaction, and so the fan-out that follows it in the same task, to at most 64 appends', async () => {
-    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() })))
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath('nuxt-chat-log-') })))
     opened.push(log)
     await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
     // A backlog of 150 (one stall at 1,000 msg/s): settled over at least 3 turns, at most 64 per turn.
@@ -480,7 +467,7 @@ describe('room log: sqlite and the event loop', () => {
   })
 
   it('checkpoints the write-ahead log in a worker thread, not in a COMMIT on the event loop', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-log-')
     const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(log)
     await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
@@ -493,7 +480,7 @@ describe('room log: sqlite and the event loop', () => {
   })
 
   it('keeps the write-ahead log bounded under writes that never pause (a passive checkpoint alone never catches up)', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-log-')
     const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(log)
     await log.append({ room: 'r', user: 'a', sender: '', message: 'first', ts: 1 })
@@ -527,7 +514,7 @@ describe('room log: sqlite faults', () => {
   const message = (text: string, cid?: string) => ({ room: 'r', user: 'a', sender: '', message: text, ts: Date.now(), cid })
 
   it('a write lock held by another process: appends fail in about 2 s with an error, the event loop stays free, the next append after it works', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-log-')
     const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(log)
     expect((await log.append(message('before'))).message.id).toBe(1)
@@ -556,7 +543,7 @@ describe('room log: sqlite faults', () => {
   })
 
   it('a corrupted file: appends fail with an error, never hang; once the file is replaced the next append works', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-log-')
     writeFileSync(path, Buffer.alloc(8192, 'x'))
     const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(log)

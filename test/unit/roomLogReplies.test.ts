@@ -1,29 +1,11 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { createDatabase } from 'db0'
-import nodeSqlite from 'db0/connectors/node-sqlite'
-import postgresql from 'db0/connectors/postgresql'
-import { afterAll, describe, expect, it } from 'vitest'
-import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
-import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
-import { RoomLogInputError, type RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { describe, expect, it } from 'vitest'
+import { RoomLogInputError } from '../../src/runtime/server/utils/roomLog'
 import { messageFrame } from '../../src/runtime/server/utils/roomDelivery'
+import { closedAfterAll, roomLogBackends } from '../utils/roomLogs'
 
-const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
-const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-replies-')), 'chat.sqlite')
-
-const backends: [string, () => RoomLog][] = [
-  ['memory', () => createMemoryRoomLog()],
-  ['sqlite', () => createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() })))],
-  ['postgresql', () => createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_URL })))],
-]
-
-const opened: RoomLog[] = []
-afterAll(async () => {
-  await Promise.all(opened.map(log => log.close()))
-})
+const backends = roomLogBackends('nuxt-chat-replies-')
+const opened = closedAfterAll()
 
 describe.each(backends)('replies and mentions in the room log: %s', (_name, create) => {
   const setup = () => {

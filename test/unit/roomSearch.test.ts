@@ -1,20 +1,13 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
-import postgresql from 'db0/connectors/postgresql'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseClientFrameV2 } from '../../src/runtime/shared/protocolV2'
 import { excerptOf, fts5Match, holdsWords, parseSearchRequest, SEARCH_EXCERPT_MAX, searchWords } from '../../src/runtime/shared/search'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
-import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import { RoomLogInputError, type RoomLog, type SearchQuery } from '../../src/runtime/server/utils/roomLog'
-
-const POSTGRES_URL = 'postgresql://postgres@127.0.0.1:5432/test'
-const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-search-')), 'chat.sqlite')
+import { closedAfterAll, roomLogBackends, sqlitePath } from '../utils/roomLogs'
 
 /** Inputs a user may type that mean something in FTS5's query language (or SQL). */
 const HOSTILE = ['"', '""', 'a"b', 'NEAR(a b)', 'body:secret', '*', 'a*', '^start', '-x', 'a OR b', 'a AND NOT b', '(', ')', '\'; DROP TABLE chat_messages; --', '{body}: x', 'x:y:z', '\\', '%_%']
@@ -78,16 +71,8 @@ describe('search words and the FTS5 expression', () => {
   })
 })
 
-const backends: [string, () => RoomLog][] = [
-  ['memory', () => createMemoryRoomLog()],
-  ['sqlite', () => createDb0RoomLog(() => createDatabase(nodeSqlite({ path: sqlitePath() })))],
-  ['postgresql', () => createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_URL })))],
-]
-
-const opened: RoomLog[] = []
-afterAll(async () => {
-  await Promise.all(opened.map(log => log.close()))
-})
+const backends = roomLogBackends('nuxt-chat-search-')
+const opened = closedAfterAll()
 
 const query = (rooms: string[], text: string, more: Partial<SearchQuery> = {}): SearchQuery => ({ words: searchWords(text), text, rooms, limit: 20, ...more })
 
@@ -177,7 +162,7 @@ describe('search index: SQLite catch-up', () => {
   const send = (log: RoomLog, message: string) => log.append({ room: 'r', user: 'u1', sender: 'u1', message, ts: Date.now() })
 
   it('the store indexes new messages behind the appends; edits and deletes after that keep the index current', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-search-')
     const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(log)
     const first = await send(log, 'first apple')
@@ -193,7 +178,7 @@ describe('search index: SQLite catch-up', () => {
   })
 
   it('a message that takes the rowid of a deleted newest row is still indexed', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-search-')
     const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     opened.push(log)
     await send(log, 'one cherry')
@@ -211,7 +196,7 @@ describe('search index: SQLite catch-up', () => {
 
 describe('search index: SQLite upgrade in place', () => {
   it('a database made before the index is indexed when it opens', async () => {
-    const path = sqlitePath()
+    const path = sqlitePath('nuxt-chat-search-')
     const first = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
     await first.append({ room: 'old', user: 'u1', sender: 'u1', message: 'stored before search existed', ts: Date.now() })
     await first.close()

@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { untilOnOneBus } from './clients'
 
 /**
  * Another platform's builds to test instead of this repo's (scripts/platform.sh): the fixture
@@ -184,4 +185,36 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     start,
     process: () => child,
   }
+}
+
+/** Servers a suite runs on, and how to stop them (and drop their database). */
+export interface ServerPair {
+  servers: [TestServer, TestServer]
+  stop: () => Promise<unknown>
+}
+
+/**
+ * The two deployments a cross-instance suite runs on, by name: one SQLite instance (both roles),
+ * and two PostgreSQL instances on a database of their own (`prefix`) and a Redis channel of their own.
+ */
+export function serverPairs(prefix: string, env: Record<string, string> = {}): [string, () => Promise<ServerPair>][] {
+  return [
+    ['SQLite (one instance)', async () => {
+      const server = await startServer({ env })
+      return { servers: [server, server], stop: () => server.stop() }
+    }],
+    ['two PostgreSQL instances on Redis', async () => {
+      const database = ownPostgresDatabase(prefix)
+      const shared = { ...database.env, ...env, NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_REDIS_CHANNEL: `${prefix}-${randomUUID().slice(0, 8)}` }
+      const [a, b] = await Promise.all([startServer({ output: 'postgresql', env: shared }), startServer({ output: 'postgresql', env: shared })])
+      await untilOnOneBus(a, b)
+      return {
+        servers: [a, b],
+        stop: async () => {
+          await Promise.all([a.stop(), b.stop()])
+          database.drop()
+        },
+      }
+    }],
+  ]
 }

@@ -584,6 +584,18 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       void messages.value
       return log.threadEntries(parent)
     },
+    /**
+     * Replies from others above this signed-in user's read position in the room, in a thread they
+     * took part in (started it or answered in it); 0 otherwise. Marking the room read marks its threads read.
+     */
+    threadUnread(parent: number): number {
+      void messages.value
+      const mine = me.value
+      const replies = log.threadEntries(parent)
+      if (!mine || mine.guest || (log.get(parent)?.uid !== mine.id && !replies.some(reply => reply.uid === mine.id))) return 0
+      const read = state.readState?.read ?? 0
+      return replies.filter(reply => reply.id !== undefined && reply.id > read && reply.uid !== mine.id).length
+    },
     /** Load a page of older replies of a thread (one request at a time, shared with `loadOlder`). */
     loadThread(parent: number, limit = HISTORY_PAGE_DEFAULT): Promise<number> {
       state.loadingOlder ??= fetchThread(parent, limit).finally(() => {

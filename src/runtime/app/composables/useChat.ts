@@ -121,6 +121,8 @@ export interface ChatThreadView<T = unknown> {
   send: (data: string | T, options?: { alsoInRoom?: boolean }) => boolean
   /** Load up to `limit` (default 50) older replies from the store; resolves to how many were added. */
   loadOlder: (limit?: number) => Promise<number>
+  /** For a signed-in person who started the thread or answered in it: replies from others above their read position in the room (`markRead` marks them read). */
+  unread: ComputedRef<number>
 }
 
 interface SharedConnection {
@@ -189,6 +191,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
       messages: computed(() => live.value && current.value ? current.value.threadMessages(toValue(parent)) : []),
       send: (data, options = {}) => current.value?.send(data, { thread: toValue(parent), alsoInRoom: options.alsoInRoom }) ?? false,
       loadOlder: limit => current.value?.loadThread(toValue(parent), limit) ?? Promise.resolve(0),
+      unread: computed(() => live.value && current.value ? current.value.threadUnread(toValue(parent)) : 0),
     }),
   }
   if (typeof window === 'undefined') return result
