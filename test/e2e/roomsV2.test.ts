@@ -129,6 +129,21 @@ describe('rooms and members on protocol version 2', () => {
     expect(await recordOf()).toMatchObject({ title: 'Club (renamed by an admin)' })
   })
 
+  it('lists a joined room\'s members by name for @ completion; a room not joined is not_found', async () => {
+    const [ownerId, memberId] = [newUser(), newUser()]
+    const owner = await open(ownerId)
+    const member = await open(memberId)
+    const created = await ask(owner, { type: 'create', title: 'Names', visibility: 'private', members: [memberId] })
+    const room = created.room as string
+    // The member's name is known once they came in (the fixture names `user-…` sessions by their id).
+    expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
+    const listed = await ask(owner, { type: 'members', room })
+    expect(listed).toMatchObject({ type: 'members', room })
+    expect((listed.members as { uid: string, name: string }[]).map(entry => [entry.uid, entry.name]).sort()).toEqual([[memberId, memberId], [ownerId, ownerId]].sort())
+    const outsider = await open(newUser())
+    expect(await ask(outsider, { type: 'members', room })).toMatchObject({ type: 'error', code: 'not_found', room })
+  })
+
   it('answers bad input with errors naming the ref, and the connection stays', async () => {
     const socket = await open(newUser())
     const cases: [Record<string, unknown>, string][] = [

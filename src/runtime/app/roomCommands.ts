@@ -59,6 +59,8 @@ export interface ChatRoomCommands {
    * `excerpt`; `cursor` asks for the next page. A guest names a public `room`.
    */
   search: (q: string, options?: ChatSearchOptions) => Promise<ChatSearchResultsFrame>
+  /** The members of a room this tab has joined, by name (at most 500; for `@` completion). */
+  members: (room: string) => Promise<{ uid: string, name: string }[]>
 }
 
 /** Filters and paging of `search`. */
@@ -129,7 +131,15 @@ export function createRoomCommands(options: RoomCommandsOptions): ChatRoomComman
     return Promise.reject('code' in refusal ? refusal : { code: 'bad_request', message: 'The server answered a search with something else' })
   }
 
+  async function members(room: string): Promise<{ uid: string, name: string }[]> {
+    const { frame } = await answerOf({ type: 'members', room })
+    if (frame.type === 'members') return frame.members
+    const refusal = settle(frame, false)
+    return Promise.reject('code' in refusal ? refusal : { code: 'bad_request', message: 'The server answered a members request with something else' })
+  }
+
   return {
+    members,
     createRoom: ({ title, topic, visibility, members }) => ask({ type: 'create', title: title ?? '', visibility, ...(topic === undefined ? {} : { topic }), ...(members ? { members } : {}) }),
     openDirect: user => ask({ type: 'dm', user }),
     invite: (room, user) => ask({ type: 'invite', room, user }),

@@ -297,7 +297,8 @@ class SharedConnection {
       case 'ack':
       case 'hello':
       case 'search_results':
-        // (A search answered after its asker gave up: nobody's frame.)
+      case 'members':
+        // (A search or members list answered after its asker gave up: nobody's frame.)
         return
     }
     // Before its `joined`, a room's frames are the previous subscription's (left, not yet told).

@@ -65,6 +65,18 @@ export interface ChatAckFrame {
 }
 
 /** Frames only version 2 sends (the rest are version 1's, with `room`, and `ref` where answered). */
+/** A joined room's members by name, for `@` completion (docs/PROTOCOL.md, "Rooms and members, version 2"). */
+export interface ChatMembersFrame {
+  type: 'members'
+  room: string
+  ref?: string
+  /** At most `MEMBERS_LISTED`, not banned; `name` as the store keeps it (`''` when not known yet). */
+  members: { uid: string, name: string }[]
+}
+
+/** Members a `members` answer lists at most. */
+export const MEMBERS_LISTED = 500
+
 /** Who of a small room's members has read up to where (docs/PROTOCOL.md, "Seen by"): all of them after a join, one as they read. */
 export interface ChatSeenFrame {
   type: 'seen'
@@ -73,7 +85,7 @@ export interface ChatSeenFrame {
   seen: Record<string, number>
 }
 
-export type ChatServerFrameV2 = ChatHelloFrame | ChatJoinedFrame | ChatCaughtUpFrame | ChatJoinRefusedFrame | ChatLeftFrame | ChatAckFrame | ChatSeenFrame | ChatSearchResultsFrame
+export type ChatServerFrameV2 = ChatHelloFrame | ChatJoinedFrame | ChatCaughtUpFrame | ChatJoinRefusedFrame | ChatLeftFrame | ChatAckFrame | ChatSeenFrame | ChatSearchResultsFrame | ChatMembersFrame
 
 type RoomCommand<C> = C & { room: string, ref?: string }
 
@@ -84,6 +96,7 @@ export type ChatClientCommandV2
     | { type: 'rooms', ref?: string }
     | { type: 'ping', ref?: string }
     | RoomCommand<{ type: 'typing' }>
+    | RoomCommand<{ type: 'members' }>
     | RoomCommand<{ type: 'history', before: number, limit: number, thread?: number }>
     | RoomCommand<{ type: 'read', id?: number }>
     | RoomCommand<Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>>
@@ -177,6 +190,7 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
     }
     case 'leave':
     case 'typing':
+    case 'members':
       return { type, room, ...withRef }
     case 'history': {
       const request = parseHistoryRequest(command.before, command.limit)
@@ -198,7 +212,7 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
   }
 }
 
-const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'history', 'read', 'message', 'edit', 'delete', 'reaction', 'update', ...MEMBER_COMMANDS])
+const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'members', 'history', 'read', 'message', 'edit', 'delete', 'reaction', 'update', ...MEMBER_COMMANDS])
 
 /** Why `user` is not a user id one may name (a signed-in user's: not a guest's), if it is not. */
 function userIdProblem(user: unknown): string | undefined {

@@ -172,7 +172,7 @@ const shared = new Map<ChatTransport, { connection: RoomsConnection, holders: nu
 export function useChatRooms(options: UseChatRoomsOptions = {}): UseChatRoomsReturn {
   if (typeof window === 'undefined') {
     const unsupported = () => Promise.reject<never>({ code: 'unsupported', message: 'Rooms commands run in the browser only' } satisfies ChatClientError)
-    const commands: ChatRoomCommands = { createRoom: unsupported, openDirect: unsupported, invite: unsupported, remove: unsupported, setRole: unsupported, mute: unsupported, ban: unsupported, unban: unsupported, update: unsupported, search: unsupported }
+    const commands: ChatRoomCommands = { createRoom: unsupported, openDirect: unsupported, invite: unsupported, remove: unsupported, setRole: unsupported, mute: unsupported, ban: unsupported, unban: unsupported, update: unsupported, search: unsupported, members: unsupported }
     return { rooms: shallowRef([]), status: shallowRef('CLOSED'), error: shallowRef(null), markRead: () => false, open() {}, close() {}, ...commands }
   }
   const transport = options.transport ?? 'ws'

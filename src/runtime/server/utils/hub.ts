@@ -13,6 +13,7 @@ import { createListAdmission } from './listAdmission'
 import { createReadState, type ReadStateHub, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
+import { MEMBERS_LISTED } from '../../shared/protocolV2'
 import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
 import { createMentionResolver, type FoundMentions } from './mentions'
@@ -147,6 +148,8 @@ export interface ChatHub {
   moderate: (room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject) => Promise<ModerationResult>
   /** Make (or find) the direct room of two users; both are its members. */
   directRoom: (userA: string, userB: string) => Promise<RoomRecord>
+  /** A room's members by name, at most `MEMBERS_LISTED`, within `subject`'s history limit (a store read each). */
+  limitedMemberNames: (subject: LimitSubject, room: string) => Promise<{ members: { uid: string, name: string }[] } | { refused: LimitRefusal }>
   /** Make a room record with its owner and members, as `actor` (server code by default); throws `ChatRefusal` 400, 403 (the `chat:action` hook) or 409. */
   createRoom: (input: ChatRoomInput, actor?: ChatUser) => Promise<RoomRecord>
   /** A token of the `rooms` limit for a room a person makes (`create`, a new direct room); the refusal when spent. */
@@ -807,6 +810,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
       return moderation.act(room, command, actor)
     },
     directRoom,
+    async limitedMemberNames(subject: LimitSubject, room: string) {
+      const refused = limits.take('history', subject)
+      return refused ? { refused } : { members: await store.memberNames(room, MEMBERS_LISTED) }
+    },
     createRoom,
     newRoomToken(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('rooms', subject)

@@ -8,7 +8,7 @@
  */
 import { useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
-import { parseClientFrameV2, type ChatAckFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
+import { parseClientFrameV2, type ChatAckFrame, type ChatMembersFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, refusalCode } from './access'
 import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
@@ -275,12 +275,31 @@ export function commandOf(connection: MultiRoomMember, text: string | undefined)
     case 'history':
       answerHistory(connection, command.room, command.before, command.limit, command.ref, command.thread)
       return
+    case 'members':
+      answerMembers(connection, command.room, command.ref)
+      return
   }
   if (command.type === 'message' && command.cid === undefined && !command.message.trim()) {
     connection.send(errorOf(errorFrame('empty', 'Message is empty'), command.room, command.ref))
     return
   }
   return { command, subscription }
+}
+
+/** A joined room's members by name (for `@` completion): a store read, counted as a history page. */
+function answerMembers(connection: MultiRoomMember, room: string, ref: string | undefined) {
+  useChatHub().limitedMemberNames(limitSubjectOf(connection), room).then(
+    (answer) => {
+      if ('refused' in answer) return connection.send(errorOf(limitRefusalFrame(answer.refused), room, ref))
+      const frame: ChatMembersFrame = { type: 'members', room, members: answer.members }
+      if (ref) frame.ref = ref
+      connection.send(frame)
+    },
+    (error) => {
+      chatLogger.error('[nuxt-chat] could not read a room\'s members', error)
+      connection.send(errorOf(errorFrame('unavailable', 'The members could not be read; try again'), room, ref))
+    },
+  )
 }
 
 /** `ack` in the room's order (after the frames the hub wrote for the command). */
