@@ -777,7 +777,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     async seenFrame(name: string): Promise<RoomFrame | undefined> {
       let positions: Map<string, number> | undefined
       try {
-        // A room without a record has no members (its record is cached since the join's admission): no store read.
+        // Only rooms with a record tell "Seen by" (their record is cached since the join's admission): no store read for the others.
         positions = await access.record(name) ? await store.memberReads(name, SEEN_BY_MAX_MEMBERS) : undefined
       }
       catch (error) {
