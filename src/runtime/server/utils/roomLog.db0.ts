@@ -176,6 +176,8 @@ function pgChangeAppend(input: AppendInput): { sql: string, params: unknown[] } 
     params: [...insert.params, ...effects.flatMap(effect => effect.params)],
   }
 }
+/** Replies read per thread for its summary's people (their distinct senders, newest first). */
+const THREAD_SENDERS_READ = 50
 /** A row of the room's main timeline: no thread reply, unless also sent to the room (docs/PROTOCOL.md, "Threads"). */
 const MAIN_TIMELINE = (table: string) => `(${table}.thread IS NULL OR ${table}.also_in_room = 1)`
 // Messages only (revision 5): changes are not rows a count scans.
@@ -350,16 +352,22 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     }
     return messages
   }
-  /** Give the thread parents among `messages` their summaries: one grouped read of the replies' index, then the last repliers of each parent that has some. */
+  /** Give the thread parents among `messages` their summaries: one grouped read of the replies' index, then one read of the parents' latest repliers. */
   const withThreads = async (room: string, messages: StoredMessage[]): Promise<StoredMessage[]> => {
     const parents = messages.filter(message => !message.kind && !message.deleted && message.thread === undefined)
     if (!parents.length) return messages
     const ids = parents.map(message => message.id)
-    const rows = await query<{ thread: number | string, count: number | string, last_id: number | string, last_ts: number | string }[]>('all', `SELECT thread, COUNT(*) AS count, MAX(id) AS last_id, MAX(ts) AS last_ts FROM chat_messages WHERE room = ? AND thread IN (${ids.map(() => '?').join(', ')}) AND kind IS NULL AND deleted = 0 GROUP BY thread`, room, ...ids)
+    const marks = ids.map(() => '?').join(', ')
+    const rows = await query<{ thread: number | string, count: number | string, last_id: number | string, last_ts: number | string }[]>('all', `SELECT thread, COUNT(*) AS count, MAX(id) AS last_id, MAX(ts) AS last_ts FROM chat_messages WHERE room = ? AND thread IN (${marks}) AND kind IS NULL AND deleted = 0 GROUP BY thread`, room, ...ids)
+    if (!rows.length) return messages
+    // The newest replies of every parent that has some, in one statement (a window per thread, newest first).
+    const answered = rows.map(row => row.thread)
+    const senders = await query<{ thread: number | string, sender: string }[]>('all', `SELECT thread, sender FROM (SELECT thread, sender, id, ROW_NUMBER() OVER (PARTITION BY thread ORDER BY id DESC) AS n FROM chat_messages WHERE room = ? AND thread IN (${answered.map(() => '?').join(', ')}) AND kind IS NULL AND deleted = 0) AS latest WHERE n <= ${THREAD_SENDERS_READ} ORDER BY thread, id DESC`, room, ...answered)
     const byId = new Map(parents.map(message => [message.id, message]))
     for (const row of rows) {
-      const senders = await query<{ sender: string }[]>('all', 'SELECT sender FROM chat_messages WHERE room = ? AND thread = ? AND kind IS NULL AND deleted = 0 ORDER BY id DESC LIMIT 50', room, row.thread)
-      byId.get(Number(row.thread))!.replies = { count: Number(row.count), lastId: Number(row.last_id), lastTs: Number(row.last_ts), users: lastRepliers(senders.map(({ sender }) => sender)) }
+      const thread = Number(row.thread)
+      const users = lastRepliers(senders.filter(sender => Number(sender.thread) === thread).map(({ sender }) => sender))
+      byId.get(thread)!.replies = { count: Number(row.count), lastId: Number(row.last_id), lastTs: Number(row.last_ts), users }
     }
     return messages
   }
