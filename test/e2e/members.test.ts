@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
 import { installEventSource } from '../utils/chaos'
 import { ChatSocket, ChatSocketV2, ChatStream, postMessage, signInByName, until, untilOnOneBus, upgradeStatus } from '../utils/clients'
-import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { callServer, ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -26,12 +26,6 @@ const newUser = (prefix = 'user', name?: string) => {
 type User = ReturnType<typeof newUser>
 const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 const wsBase = (server: TestServer) => server.wsUrl('')
-
-/** One call of `useChatServer()` through the fixture's API route. */
-async function callServer(server: TestServer, body: Record<string, unknown>) {
-  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: response.status, body: await response.json() as Record<string, unknown> }
-}
 
 /** Status and body of a plain GET (the admission probe of `/_ws`, an SSE stream, a history page). */
 async function get(url: string, user?: User) {

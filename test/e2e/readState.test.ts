@@ -17,7 +17,7 @@ import type { ChatRoomState } from '../../src/runtime/shared/protocol'
 import { installEventSource, sleep } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, signInByName, until, untilOnOneBus, upgradeStatus } from '../utils/clients'
 import { ownPostgres } from '../utils/faults'
-import { POSTGRES_URL, REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { callServer, POSTGRES_URL, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -31,12 +31,6 @@ const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 const isRead = (frame: { type: string }) => frame.type === 'read'
 type Frames = { frames: Record<string, unknown>[] }
 const lastRead = (reader: Frames) => reader.frames.filter(isRead as (frame: Record<string, unknown>) => boolean).at(-1)
-
-/** One call of `useChatServer()` through the fixture's API route. */
-async function callServer(server: TestServer, body: Record<string, unknown>) {
-  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: response.status, body: await response.json() as Record<string, unknown> }
-}
 
 describe('read state, two PostgreSQL instances on Redis', () => {
   let a: TestServer

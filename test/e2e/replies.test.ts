@@ -11,7 +11,7 @@ import { createChatConnection, type ChatTransport } from '../../src/runtime/app/
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { installEventSource } from '../utils/chaos'
 import { ChatSocketV2, until, untilOnOneBus, type FrameV2 } from '../utils/clients'
-import { ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { callServer, ownPostgresDatabase, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -23,11 +23,6 @@ const newUser = (name: string) => {
   return { id, name, headers: { cookie: `session=${id}.${name}` } }
 }
 type User = ReturnType<typeof newUser>
-
-async function callServer(server: TestServer, body: Record<string, unknown>) {
-  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: response.status, body: await response.json() as Record<string, unknown> }
-}
 
 /** The `chat:mention` calls both instances made for a room. */
 async function mentionsHeard(servers: TestServer[], room: string) {

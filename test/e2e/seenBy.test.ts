@@ -8,18 +8,18 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, ChatSocketV2, type FrameV2 } from '../utils/clients'
-import { serverPairs, type TestServer } from '../utils/server'
+import { callServer, serverPairs, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
 let users = 0
 const newUser = () => `user-${tag}-${++users}`
 const UNLIMITED = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' }
 
-/** One call of `useChatServer()` through the fixture's API route. */
-async function callServer(server: TestServer, body: Record<string, unknown>) {
-  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  expect(response.status).toBe(200)
-  return await response.json() as Record<string, unknown>
+/** A `useChatServer()` call that must succeed: its answer. */
+async function checkedCall(server: TestServer, body: Record<string, unknown>) {
+  const { status, body: answer } = await callServer(server, body)
+  expect(status).toBe(200)
+  return answer
 }
 
 /** Every position a socket was told for `room`, merged as a client keeps them (the highest per member). */
@@ -45,7 +45,7 @@ describe.each(serverPairs('nuxt_chat_seen', UNLIMITED))('seen by on %s', (_name,
   let stop: (() => Promise<unknown>) | undefined
   beforeAll(async () => {
     const started = await start()
-      ;[a, b] = started.servers
+    ;[a, b] = started.servers
     stop = started.stop
   })
   afterAll(async () => {
@@ -55,7 +55,7 @@ describe.each(serverPairs('nuxt_chat_seen', UNLIMITED))('seen by on %s', (_name,
 
   it('a direct room: each side learns the other\'s position at join and live, whichever instance it is on', async () => {
     const [ann, ben] = [newUser(), newUser()]
-    const room = (await callServer(a, { call: 'directRoom', userId: ann, otherId: ben })).id as string
+    const room = (await checkedCall(a, { call: 'directRoom', userId: ann, otherId: ben })).id as string
     const annSocket = await open(a, ann)
     expect(await annSocket.join(room)).toMatchObject({ type: 'caught_up' })
     // Nobody has read anything yet: both members, at 0.
@@ -78,7 +78,7 @@ describe.each(serverPairs('nuxt_chat_seen', UNLIMITED))('seen by on %s', (_name,
   it('a room of more than 50 members tells nothing; a room without a record neither; version 1 never gets `seen`', async () => {
     const owner = newUser()
     const big = `big-${randomUUID().slice(0, 8)}`
-    await callServer(a, { call: 'createRoom', input: { id: big, title: 'Big', visibility: 'public', owner, members: Array.from({ length: 50 }, () => newUser()) } })
+    await checkedCall(a, { call: 'createRoom', input: { id: big, title: 'Big', visibility: 'public', owner, members: Array.from({ length: 50 }, () => newUser()) } })
     const plain = `plain-${randomUUID().slice(0, 8)}`
     const socket = await open(a, owner)
     expect(await socket.join(big)).toMatchObject({ type: 'caught_up' })
@@ -87,14 +87,14 @@ describe.each(serverPairs('nuxt_chat_seen', UNLIMITED))('seen by on %s', (_name,
 
     const small = `small-${randomUUID().slice(0, 8)}`
     const member = newUser()
-    await callServer(a, { call: 'createRoom', input: { id: small, title: 'Small', visibility: 'public', owner, members: [member] } })
+    await checkedCall(a, { call: 'createRoom', input: { id: small, title: 'Small', visibility: 'public', owner, members: [member] } })
     const v1 = await ChatSocket.open(b.wsUrl(''), { room: small }, { headers: { cookie: `session=${owner}` } })
     opened.push(v1)
     await v1.waitFor(frame => frame.type === 'presence')
     const reader = await open(b, member)
     expect(await reader.join(small)).toMatchObject({ type: 'caught_up' })
     expect(seenOf(reader, small)).toEqual({ [owner]: expect.any(Number), [member]: expect.any(Number) })
-    const sent = await callServer(a, { call: 'send', room: small, message: 'news', user: { id: owner, name: owner } })
+    const sent = await checkedCall(a, { call: 'send', room: small, message: 'news', user: { id: owner, name: owner } })
     await v1.waitFor(frame => frame.type === 'message')
     reader.send({ type: 'read', room: small, id: sent.id })
     await reader.waitFor(frame => frame.type === 'read' && frame.room === small)

@@ -3,18 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessageFrame, ChatUser } from '../../src/runtime/shared/protocol'
 import { sleep } from '../utils/chaos'
 import { ChatSocket, ChatStream, presenceSeen, until, untilOnOneBus } from '../utils/clients'
-import { REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { callServer, REDIS_URL, startServer, type TestServer } from '../utils/server'
 
 const PRESENCE_INTERVAL = 500
 const newRoom = (prefix = 'api') => `${prefix}-${randomUUID().slice(0, 8)}`
 const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 const ALICE = { cookie: 'session=alice-token' }
-
-/** One call of `useChatServer()`, made by an API route of the fixture (test/fixtures/basic/server/routes/_test/chat-server.post.ts). */
-async function callServer(server: TestServer, body: Record<string, unknown>) {
-  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: response.status, body: await response.json() as unknown }
-}
 
 describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instances on Redis', () => {
   let a: TestServer
@@ -54,12 +48,12 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     const room = newRoom()
     const readers = await openReaders(room)
     const bot = { id: 'bot-deploy', name: 'Deploy bot' }
-    const first = await callServer(a, { call: 'send', room, message: 'deploy started', user: bot, cid: 'deploy-1' })
+    const first = await callServer<unknown>(a, { call: 'send', room, message: 'deploy started', user: bot, cid: 'deploy-1' })
     expect(first.status).toBe(200)
     expect(first.body).toMatchObject({ type: 'message', id: 1, room, user: 'Deploy bot', uid: 'bot-deploy', message: 'deploy started', cid: 'deploy-1' })
     // Without `user`: from `server`; a repeated cid is answered with the stored message, not stored again.
-    expect((await callServer(b, { call: 'send', room, message: 'maintenance at noon' })).body).toMatchObject({ id: 2, user: 'server', uid: 'server' })
-    expect((await callServer(b, { call: 'send', room, message: 'deploy started', user: bot, cid: 'deploy-1' })).body).toMatchObject({ id: 1 })
+    expect((await callServer<unknown>(b, { call: 'send', room, message: 'maintenance at noon' })).body).toMatchObject({ id: 2, user: 'server', uid: 'server' })
+    expect((await callServer<unknown>(b, { call: 'send', room, message: 'deploy started', user: bot, cid: 'deploy-1' })).body).toMatchObject({ id: 1 })
     readers[0].send({ type: 'message', message: 'thanks bot', cid: 'c-1' })
     for (const reader of readers) await reader.waitFor(frame => frame.type === 'message' && frame.id === 3, 'id 3')
     await sleep(300)
@@ -70,15 +64,15 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
 
   it('send runs the chat:message hook and the length check, not the rate limit, and answers refusals with a status', async () => {
     const room = newRoom()
-    expect(await callServer(a, { call: 'send', room, message: 'a forbidden word' })).toMatchObject({ status: 403 })
-    expect(await callServer(a, { call: 'send', room, message: '   ' })).toMatchObject({ status: 400 })
-    expect(await callServer(a, { call: 'send', room, message: 'x'.repeat(2001) })).toMatchObject({ status: 413 })
-    expect(await callServer(a, { call: 'send', room: 'bad room!', message: 'hi' })).toMatchObject({ status: 400 })
-    expect((await callServer(a, { call: 'send', room, message: 'darn' })).body).toMatchObject({ id: 1, message: 'd**n' })
+    expect(await callServer<unknown>(a, { call: 'send', room, message: 'a forbidden word' })).toMatchObject({ status: 403 })
+    expect(await callServer<unknown>(a, { call: 'send', room, message: '   ' })).toMatchObject({ status: 400 })
+    expect(await callServer<unknown>(a, { call: 'send', room, message: 'x'.repeat(2001) })).toMatchObject({ status: 413 })
+    expect(await callServer<unknown>(a, { call: 'send', room: 'bad room!', message: 'hi' })).toMatchObject({ status: 400 })
+    expect((await callServer<unknown>(a, { call: 'send', room, message: 'darn' })).body).toMatchObject({ id: 1, message: 'd**n' })
     // 40 messages at once, far past a person's burst of 10, on a server with the default rate limits.
     const limited = await startServer({ output: 'postgresql' })
     try {
-      const results = await Promise.all(Array.from({ length: 40 }, (_, index) => callServer(limited, { call: 'send', room, message: `bulk ${index}` })))
+      const results = await Promise.all(Array.from({ length: 40 }, (_, index) => callServer<unknown>(limited, { call: 'send', room, message: `bulk ${index}` })))
       expect(results.map(result => result.status)).toEqual(Array.from({ length: 40 }, () => 200))
     }
     finally {
@@ -88,13 +82,13 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
 
   it('history pages older messages from the store; rooms lists stored rooms', async () => {
     const room = newRoom()
-    for (let index = 1; index <= 7; index++) await callServer(index % 2 ? a : b, { call: 'send', room, message: `m${index}` })
+    for (let index = 1; index <= 7; index++) await callServer<unknown>(index % 2 ? a : b, { call: 'send', room, message: `m${index}` })
     const ids = (body: unknown) => (body as ChatMessageFrame[]).map(frame => frame.id)
-    expect(ids((await callServer(b, { call: 'history', room })).body)).toEqual([1, 2, 3, 4, 5, 6, 7])
-    expect(ids((await callServer(b, { call: 'history', room, before: 6, limit: 3 })).body)).toEqual([3, 4, 5])
-    expect(ids((await callServer(a, { call: 'history', room, before: 3, limit: 3 })).body)).toEqual([1, 2])
-    expect((await callServer(a, { call: 'history', room, before: 1 })).body).toEqual([])
-    const rooms = (await callServer(a, { call: 'rooms', limit: 1000 })).body as string[]
+    expect(ids((await callServer<unknown>(b, { call: 'history', room })).body)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(ids((await callServer<unknown>(b, { call: 'history', room, before: 6, limit: 3 })).body)).toEqual([3, 4, 5])
+    expect(ids((await callServer<unknown>(a, { call: 'history', room, before: 3, limit: 3 })).body)).toEqual([1, 2])
+    expect((await callServer<unknown>(a, { call: 'history', room, before: 1 })).body).toEqual([])
+    const rooms = (await callServer<unknown>(a, { call: 'rooms', limit: 1000 })).body as string[]
     expect(rooms).toEqual([...rooms].sort())
     expect(rooms.length).toBeGreaterThan(0)
   })
@@ -107,14 +101,14 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     const names = (body: unknown) => (body as ChatUser[]).map(user => user.name).sort()
     // Bob's list came from B; A hears of him over the bus a moment later.
     let onA: string[] = []
-    for (const deadline = Date.now() + 5000; onA.length < 2 && Date.now() < deadline;) onA = names((await callServer(a, { call: 'presence', room })).body)
+    for (const deadline = Date.now() + 5000; onA.length < 2 && Date.now() < deadline;) onA = names((await callServer<unknown>(a, { call: 'presence', room })).body)
     expect(onA).toEqual(['alice', 'bob'])
     const c = await startServer({ output: 'postgresql', env })
     try {
       // A server answers HTTP before its bus subscription is up (ten quick asks were not enough under load): wait for it.
       await untilOnOneBus(a, c)
-      expect(names((await callServer(c, { call: 'presence', room })).body)).toEqual(['alice', 'bob'])
-      expect((await callServer(c, { call: 'presence', room: newRoom() })).body).toEqual([])
+      expect(names((await callServer<unknown>(c, { call: 'presence', room })).body)).toEqual(['alice', 'bob'])
+      expect((await callServer<unknown>(c, { call: 'presence', room: newRoom() })).body).toEqual([])
     }
     finally {
       await c.stop('SIGKILL')
@@ -126,7 +120,7 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     const [aliceWs, aliceSse, aliceWsB, aliceSseB] = await openReaders(room, ALICE)
     const guest = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'guest' }))
     await until(() => presenceSeen(guest).length === 2, 'alice and the guest', 5000)
-    expect((await callServer(a, { call: 'disconnect', room, userId: 'u-alice' })).status).toBe(200)
+    expect((await callServer<unknown>(a, { call: 'disconnect', room, userId: 'u-alice' })).status).toBe(200)
     await until(() => aliceWs.closed && aliceWsB.closed, 'alice\'s sockets closed', 5000)
     expect(aliceWs.closed).toEqual({ code: 4001, reason: 'Disconnected by the server' })
     expect(aliceWsB.closed?.code).toBe(4001)
@@ -138,7 +132,7 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
   it('chat:stored sees every stored message once, on the instance that stored it, and never holds delivery back', async () => {
     const room = newRoom()
     const socket = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'reader' }))
-    await callServer(a, { call: 'send', room, message: 'one' })
+    await callServer<unknown>(a, { call: 'send', room, message: 'one' })
     socket.send({ type: 'message', message: 'two', cid: 'c-2' })
     socket.send({ type: 'message', message: 'two', cid: 'c-2' })
     await socket.waitFor(frame => frame.type === 'message' && frame.id === 2 && !frame.duplicate, 'id 2')

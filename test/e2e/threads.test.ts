@@ -12,7 +12,7 @@ import { createChatConnection, type ChatTransport } from '../../src/runtime/app/
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { installEventSource } from '../utils/chaos'
 import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
-import { serverPairs, startServer, type TestServer } from '../utils/server'
+import { callServer, serverPairs, startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -21,12 +21,6 @@ let users = 0
 const newUser = () => `user-${tag}-${++users}`
 const newRoom = () => `thread-${randomUUID().slice(0, 8)}`
 const UNLIMITED = { NUXT_CHAT_RATE_LIMIT: 'false' }
-
-/** One call of `useChatServer()` through the fixture's API route. */
-async function callServer(server: TestServer, body: Record<string, unknown>) {
-  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: response.status, body: await response.json() as Record<string, unknown> }
-}
 
 describe.each(serverPairs('nuxt_chat_threads', UNLIMITED))('threads on %s', (_name, start) => {
   let a: TestServer
@@ -47,7 +41,7 @@ describe.each(serverPairs('nuxt_chat_threads', UNLIMITED))('threads on %s', (_na
   let stop: (() => Promise<unknown>) | undefined
   beforeAll(async () => {
     const started = await start()
-      ;[a, b] = started.servers
+    ;[a, b] = started.servers
     stop = started.stop
   })
   afterAll(async () => {

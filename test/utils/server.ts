@@ -218,3 +218,9 @@ export function serverPairs(prefix: string, env: Record<string, string> = {}): [
     }],
   ]
 }
+
+/** One call of `useChatServer()` through the fixture's API route (test/fixtures/basic/server/routes/_test/chat-server.post.ts): its status and answer. */
+export async function callServer<T = Record<string, unknown>>(server: TestServer, body: Record<string, unknown>): Promise<{ status: number, body: T }> {
+  const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return { status: response.status, body: await response.json() as T }
+}
