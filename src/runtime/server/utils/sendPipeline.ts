@@ -3,7 +3,7 @@ import { errorFrame, type ChatClientCommand, type ChatErrorFrame, type ChatMessa
 import type { ChatActionContext, ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { checkChatPayload, type ChatPayloadCheck } from './chatSchema'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type ChatLimits, type ChatLimitsConfig, type LimitRefusal } from './chatLimits'
-import { RoomLogInputError, RoomLogRefusal, type RoomLog } from './roomLog'
+import { RoomLogInputError, RoomLogRefusal, type RoomLog, type StoredMessage } from './roomLog'
 import { messageFrame, type Member } from './roomDelivery'
 import type { FoundMentions } from './mentions'
 
@@ -130,8 +130,9 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
       if (textless) return store(input, checked)
     }
     else {
-      const refused = (input.replyTo !== undefined ? await checkReply(input, input.replyTo) : undefined)
-        ?? (input.thread !== undefined ? await checkThread(input, input.thread) : undefined)
+      // A thread hangs from a message in no thread itself.
+      const refused = (input.replyTo !== undefined ? await checkNamed(input, input.replyTo, () => true, `No message ${input.replyTo} to reply to in this room`) : undefined)
+        ?? (input.thread !== undefined ? await checkNamed(input, input.thread, parent => parent.thread === undefined, `No message ${input.thread} to answer in a thread`) : undefined)
       if (refused) return fail(...refused)
     }
     const context: ChatMessageContext = { room: input.room, user: input.user, message: text, cid: input.cid }
@@ -162,29 +163,20 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
   }
 
   /** Why a message may not answer message `id` (none of the room's live messages), or nothing. */
-  /** A thread's parent must be a live message of the room that is in no thread itself. */
-  async function checkThread(input: SendInput, id: number): Promise<[number, ChatErrorFrame['code'], string] | undefined> {
-    let parent
+  /**
+   * The live message `id` of the room that a reply quotes or a thread hangs from (`allowed` says whether this one may be):
+   * undefined when it may be named, else the refusal (`bad_request` with `refused`, or `unavailable` when the store failed).
+   */
+  async function checkNamed(input: SendInput, id: number, allowed: (message: StoredMessage) => boolean, refused: string): Promise<[number, ChatErrorFrame['code'], string] | undefined> {
+    let named
     try {
-      parent = await stores.message!(input.room, id)
+      named = await stores.message!(input.room, id)
     }
     catch (error) {
       logger.error('[nuxt-chat] could not read a message', error)
       return [503, 'unavailable', 'The message could not be read; try again']
     }
-    return !parent || parent.kind || parent.deleted || parent.thread !== undefined ? [400, 'bad_request', `No message ${id} to answer in a thread`] : undefined
-  }
-
-  async function checkReply(input: SendInput, id: number): Promise<[number, ChatErrorFrame['code'], string] | undefined> {
-    let original
-    try {
-      original = await stores.message!(input.room, id)
-    }
-    catch (error) {
-      logger.error('[nuxt-chat] could not read a message', error)
-      return [503, 'unavailable', 'The message could not be read; try again']
-    }
-    return !original || original.kind || original.deleted ? [400, 'bad_request', `No message ${id} to reply to in this room`] : undefined
+    return named && !named.kind && !named.deleted && allowed(named) ? undefined : [400, 'bad_request', refused]
   }
 
   /**
