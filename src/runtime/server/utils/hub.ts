@@ -11,7 +11,7 @@ import { RoomFrame } from '../transport/frame'
 import type { ReadPosition, ReadState, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
 import { createReadState, type ReadStateHub, type RoomsWatcher } from './readState'
-import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
+import { createSendLimiter, createSendPipeline, type AllowSend, type ClaimFiles, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { MEMBERS_LISTED } from '../../shared/protocolV2'
 import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './access'
@@ -101,6 +101,8 @@ export interface ChatHubOptions {
   logger: ConsolaInstance
   /** The rate limit of the send pipeline; by default a token bucket per person and one per client address. */
   allowSend?: AllowSend
+  /** Attachments: reserve a message's uploads (../files/fileRecords.ts); absent: messages with `files` are refused. */
+  claimFiles?: ClaimFiles
 }
 
 const TYPING_THROTTLE = 1000
@@ -206,7 +208,7 @@ export interface ChatHub {
   close: () => Promise<void>
 }
 
-export function createChatHub({ config, store, bus, hooks, logger, allowSend }: ChatHubOptions): ChatHub {
+export function createChatHub({ config, store, bus, hooks, logger, allowSend, claimFiles }: ChatHubOptions): ChatHub {
   const rooms = new Map<string, Room>()
   // Newcomers' replays from memory, unless retention by age may delete what memory still holds.
   const { max, maxAge } = config.history
@@ -450,6 +452,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     logger,
     allowSend: allowSend ?? limiter!.allowSend,
     newRoomRefusal,
+    claimFiles,
     // `@room` / `@here`: owners and moderators (set by the admission) and the app's server code.
     resolveMentions: (input, text) => mentions.resolve(input.room, text, input.sender, input.moderator === true || input.fromServer === true),
     onMentioned: (frame, found) => void tellMentioned(frame, found).catch(error => logger.error('[nuxt-chat] could not tell the members mentioned', error)),
