@@ -8,7 +8,8 @@ import type { ChatFilesOptions, ChatPublicRuntimeConfig } from './runtime/types'
  * configured one (any unstorage driver: S3, Redis, Azure, …).
  */
 export function setupFiles(resolver: Resolver, nuxt: Nuxt, files: ChatFilesOptions, underBase: (route: string) => string) {
-  const nitro = nuxt.options.nitro
+  // Nitro's own config type, which Nuxt's schema leaves out.
+  const nitro = nuxt.options.nitro as { storage?: Record<string, { driver: string, [option: string]: unknown }> }
   nitro.storage ||= {}
   // Relative: under the server's working directory, like `.data/chat.sqlite` when started from the app's root.
   nitro.storage[files.storage] ??= { driver: 'fs', base: '.data/chat-files' }

@@ -24,7 +24,7 @@ export default defineEventHandler(async (event): Promise<Uint8Array | ChatErrorF
   const id = decodeURIComponent(path.split('?', 1)[0]!.split('/').pop() ?? '')
   const record = isFileId(id) ? await fileRecords().get(id) : undefined
   if (!record) return refuse(event, 404, errorFrame('not_found', 'No such file'))
-  const refused = await admitToRoom(event, record.room, config)
+  const refused = await admitToRoom(event, record.room)
   if (refused) return refused
   const bytes = await fileStorage(options).getItemRaw<Uint8Array>(id)
   if (!bytes) return refuse(event, 404, errorFrame('not_found', 'No such file'))
@@ -43,7 +43,7 @@ export default defineEventHandler(async (event): Promise<Uint8Array | ChatErrorF
  * (Fetch Metadata `no-cors`, `navigate`), which the chat routes refuse: here it only reads, so it
  * is admitted from the app's own origin; from any other site it is still refused.
  */
-async function admitToRoom(event: H3Event, room: string, config: ChatRuntimeConfig): Promise<ChatErrorFrame | undefined> {
+async function admitToRoom(event: H3Event, room: string): Promise<ChatErrorFrame | undefined> {
   const { headers, socket } = requestOrigin(event)
   const own = new Headers(headers)
   if (own.get('sec-fetch-site')?.toLowerCase() === 'same-origin') own.delete('sec-fetch-mode')

@@ -86,7 +86,7 @@ function refuseEarly(event: H3Event, status: number, frame: ChatErrorFrame): Cha
 }
 
 function quotaFrame(options: ChatFilesOptions): ChatErrorFrame {
-  return { ...errorFrame('rate_limited', `You may upload ${options.bytesPerDay} bytes in 24 hours`), limit: 'files', scope: 'person', retryAfter: 3600 }
+  return { ...errorFrame('rate_limited', `You may upload ${options.bytesPerDay} bytes in 24 hours`), scope: 'person', retryAfter: 3600 }
 }
 
 /** The file's name: `X-File-Name` (URL-encoded) or `?name=`, 1-255 characters, no control characters, no path. */
