@@ -1,5 +1,6 @@
 import { replyExcerpt, THREAD_SUMMARY_USERS, withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 import { firstIndexNotBefore } from '../shared/sortedIndex'
+import type { ShallowRef } from 'vue'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
 export interface ChatMessage<T = unknown> extends ChatMessageBase {
@@ -17,6 +18,8 @@ export interface ChatMessage<T = unknown> extends ChatMessageBase {
   reactions?: ChatReaction[]
   /** Who reacted with what (emoji → user ids), as the server keeps it. */
   reactedBy?: Record<string, string[]>
+  /** Sent with attachments and still uploading them: the share of their bytes sent, 0 to 1. */
+  progress?: Readonly<ShallowRef<number>>
 }
 
 export interface ChatReaction {
