@@ -85,6 +85,8 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     if (frame.thread !== undefined) entry.thread = frame.thread
     if (frame.alsoInRoom) entry.alsoInRoom = true
     if (frame.replies) entry.replies = frame.replies
+    // The server's metadata replaces a pending message's local previews.
+    if (frame.files) entry.files = frame.files
   }
 
   /** A thread reply the parent's summary does not count yet (its id is above the summary's `lastId`) joins it; false when the parent is not held. */
