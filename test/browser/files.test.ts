@@ -4,7 +4,7 @@
  * progress, and the other person sees the image (loaded from the server) and the file as a chip
  * with its name and size; a click opens the image. Screenshots in test-output/screenshots.
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -39,11 +39,12 @@ afterAll(async () => {
   await server?.stop()
 })
 
-async function openChat(room: string, name: string): Promise<Page> {
+async function openChat(room: string, name: string, before?: (page: Page) => Promise<void>): Promise<Page> {
   const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 })
   contexts.push(context)
   const page = await context.newPage()
   page.on('pageerror', error => pageErrors.push(`${name}: ${error.message}`))
+  await before?.(page)
   await page.goto(server.url(`/?${new URLSearchParams({ room, name })}`))
   await expect.poll(() => page.getAttribute(sel('status'), 'data-status'), { timeout: 15_000 }).toBe('OPEN')
   return page
@@ -112,5 +113,39 @@ describe('attachments in the playground', () => {
     expect(await opened!.evaluate(() => [document.contentType, document.images[0]?.naturalWidth])).toEqual(['image/png', 320])
     await opened!.screenshot({ path: resolve(SCREENSHOTS, 'files-opened.png') })
     expect(new URL(opened!.url()).pathname).toMatch(/^\/_chat\/files\/[\w-]{22}$/)
+  }, 60_000)
+
+  it('a message whose upload finished survives a dropped connection: resent with its cid and the same upload, stored once, uploaded once', async () => {
+    const room = `files-drop-${Date.now().toString(36)}`
+    const uploads = () => readdirSync(resolve(server.cwd, '.data/chat-files')).length
+    let dropped = 0
+    // The first message frame that carries files never reaches the server: the socket drops instead.
+    const ann = await openChat(room, 'Ann', page => page.routeWebSocket(/\/_ws/, (ws) => {
+      const upstream = ws.connectToServer()
+      ws.onMessage((message) => {
+        if (typeof message === 'string' && message.includes('"files"') && !dropped++) {
+          upstream.close()
+          void ws.close({ code: 1012, reason: 'dropped by the test' })
+          return
+        }
+        upstream.send(message)
+      })
+    }))
+    const bob = await openChat(room, 'Bob')
+    const before = uploads()
+    await give(ann, 'drop', png(64, 48, 40), 'once.png', 'image/png')
+    await ann.fill(sel('composer-input'), 'sent once')
+    await ann.press(sel('composer-input'), 'Enter')
+    const shown = bob.locator(`${sel('message')}:has-text("sent once")`)
+    await expect.poll(() => shown.count(), { timeout: 20_000 }).toBe(1)
+    expect(dropped).toBeGreaterThanOrEqual(2)
+    await expect.poll(() => shown.locator(`${sel('attachment-image')} img`).evaluate(image => (image as HTMLImageElement).naturalWidth)).toBe(64)
+    // Still once a moment later, and on Ann's side stored (not failed); the file went up once.
+    await new Promise(resolve => setTimeout(resolve, 500))
+    expect(await shown.count()).toBe(1)
+    expect(await ann.locator(`${sel('message')}:has-text("sent once")`).getAttribute('data-pending')).toBe('false')
+    expect(await ann.locator(`${sel('message')}:has-text("sent once")`).getAttribute('data-failed')).toBe('false')
+    expect(uploads() - before).toBe(1)
+    await bob.screenshot({ path: resolve(SCREENSHOTS, 'files-after-drop.png') })
   }, 60_000)
 })
