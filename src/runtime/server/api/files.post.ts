@@ -43,23 +43,23 @@ export default defineEventHandler(async (event): Promise<ChatFile | ChatErrorFra
 
 /** Check the uploader may speak and has quota, read the bounded body, check its type by its bytes, store it. */
 async function answerUpload(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig, options: ChatFilesOptions): Promise<ChatFile | ChatErrorFrame> {
-  // Uploading is speaking: a muted member, or one who may only read, is refused before any byte is read.
+  // Uploading is speaking: a muted member, or one who may only read, is refused before any byte is read (Node discards the body).
   const decision = await useChatHub().access(admission.room, admission.user, 'send')
   if (!decision.allowed) {
     const error = errorFrame(decision.code, decision.message)
     if (decision.mutedUntil !== undefined) error.mutedUntil = decision.mutedUntil
-    return refuseEarly(event, decision.status, error)
+    return refuse(event, decision.status, error)
   }
   const name = fileName(event)
-  if (typeof name !== 'string') return refuseEarly(event, 400, errorFrame('bad_request', name.error))
+  if (typeof name !== 'string') return refuse(event, 400, errorFrame('bad_request', name.error))
   const declared = Number(getRequestHeader(event, 'content-length') ?? 0)
-  if (declared > options.maxSize) return refuseEarly(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
+  if (declared > options.maxSize) return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
   const since = Date.now() - DAY
   const used = options.bytesPerDay ? await fileRecords().usedSince(admission.sender, since) : 0
-  if (options.bytesPerDay && used + declared > options.bytesPerDay) return refuseEarly(event, 429, quotaFrame(options))
+  if (options.bytesPerDay && used + declared > options.bytesPerDay) return refuse(event, 429, quotaFrame(options))
   const bytes = await readBoundedBytes(event, options.maxSize, Math.max(config.bodyTimeout, UPLOAD_TIMEOUT))
-  if (bytes === 'too_large') return refuseEarly(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
-  if (bytes === 'timeout') return refuseEarly(event, 408, errorFrame('bad_request', 'File not received in time'))
+  if (bytes === 'too_large') return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
+  if (bytes === 'timeout') return refuseSlow(event)
   if (!bytes.length) return refuse(event, 400, errorFrame('bad_request', 'File is empty'))
   if (options.bytesPerDay && used + bytes.length > options.bytesPerDay) return refuse(event, 429, quotaFrame(options))
   const sniffed = await sniffFile(bytes)
@@ -79,10 +79,10 @@ async function answerUpload(event: H3Event, admission: ChatAdmission, config: Ch
   return file
 }
 
-/** Refuse before the body was read: the rest of it is not worth receiving, so the connection closes after the answer. */
-function refuseEarly(event: H3Event, status: number, frame: ChatErrorFrame): ChatErrorFrame {
+/** A body that trickles in: the rest is not worth waiting for, so the connection closes after the answer. */
+function refuseSlow(event: H3Event): ChatErrorFrame {
   setResponseHeader(event, 'connection', 'close')
-  return refuse(event, status, frame)
+  return refuse(event, 408, errorFrame('bad_request', 'File not received in time'))
 }
 
 function quotaFrame(options: ChatFilesOptions): ChatErrorFrame {
