@@ -72,3 +72,9 @@ export async function sweepFiles(options: ChatFilesOptions): Promise<number> {
   if (ids.length) chatLogger.debug(`[nuxt-chat] removed ${ids.length} files`)
   return ids.length
 }
+
+/** Remove every file of the mount (a memory store's start: no record knows them). */
+export async function clearFiles(options: ChatFilesOptions): Promise<void> {
+  const storage = fileStorage(options)
+  await Promise.all((await storage.getKeys()).map(key => storage.removeItem(key)))
+}

@@ -4,7 +4,7 @@
 import { defineNitroPlugin, useRuntimeConfig } from '#nuxt-chat/nitro'
 import type { Hookable } from 'hookable'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
-import { closeFileRecords, removeFilesOfMessage, sweepFiles } from '../files/chatFiles'
+import { clearFiles, closeFileRecords, removeFilesOfMessage, sweepFiles } from '../files/chatFiles'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 
 /**
@@ -18,6 +18,8 @@ export default defineNitroPlugin((nitroApp) => {
   if (!options) return
   // The hub opens the files' records.
   useChatHub()
+  // Records in memory start empty: files a previous process left in the mount belong to no message any more.
+  if (config.storage === 'memory' || !config.database) void clearFiles(options).catch((error: unknown) => chatLogger.warn('[nuxt-chat] could not empty the files mount', error))
   const hooks = nitroApp.hooks as unknown as Hookable<ChatRuntimeHooks>
   hooks.hook('chat:stored', async ({ room, frame }) => {
     if (frame.type !== 'delete') return
