@@ -324,3 +324,23 @@ describe('attachments and retention', () => {
     for (const id of ids.slice(1)) expect(existsSync(path(id))).toBe(true)
   })
 })
+
+describe('attachments and the rate limit', () => {
+  let server: TestServer | undefined
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('each upload takes a token of the person\'s messages limit: past it, 429 rate_limited and nothing stored', async () => {
+    const { NUXT_CHAT_RATE_LIMIT: _off, ...limited } = FILES_ENV
+    server = await startServer({ env: { ...limited, NUXT_CHAT_RATE_LIMIT_MESSAGES: '1', NUXT_CHAT_RATE_LIMIT_INTERVAL: '60000', NUXT_CHAT_RATE_LIMIT_BURST: '2' } })
+    const room = `files-limit-${randomUUID().slice(0, 8)}`
+    const ann = newUser('Ann')
+    for (let index = 0; index < 2; index++) expect((await upload(server, ann, room, Buffer.from(`n${index}`), `n${index}.txt`)).status).toBe(201)
+    const refused = await upload(server, ann, room, Buffer.from('n2'), 'n2.txt')
+    expect(refused.status).toBe(429)
+    expect(refused.body).toMatchObject({ code: 'rate_limited', limit: 'messages', scope: 'person' })
+    // Another person is not held by Ann's count.
+    expect((await upload(server, newUser('Bob'), room, Buffer.from('b'), 'b.txt')).status).toBe(201)
+  })
+})

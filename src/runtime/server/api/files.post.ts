@@ -26,6 +26,9 @@ export default defineEventHandler(async (event): Promise<ChatFile | ChatErrorFra
   const options = config.files
   if (!options) return refuse(event, 404, errorFrame('not_found', 'Attachments are turned off'))
   if (admission.rooms) return refuse(event, 400, errorFrame('bad_request', 'Upload to a room (`?room=`)'))
+  // An upload counts as a message for the rate limit: a flood of small files costs rows and writes.
+  const limited = useChatHub().uploadRefusal(limitSubjectOf(admission))
+  if (limited) return refuseLimited(event, limited)
   // An open upload holds a connection slot of its address until answered, like a POST.
   const hold = holdConnection(limitSubjectOf(admission), config)
   if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)

@@ -178,6 +178,8 @@ export interface ChatHub {
   replayRefusal: (subject: LimitSubject) => LimitRefusal | undefined
   /** A `read` POST (or a guest's command) within the reads limit: the refusal when over it. */
   readRefusal: (subject: LimitSubject) => LimitRefusal | undefined
+  /** Take a token of the person's (and a guest's address's) `messages` limit for an upload (docs/PROTOCOL.md, "Attachments"); the refusal when spent. */
+  uploadRefusal: (subject: LimitSubject) => LimitRefusal | undefined
   /** Up to `limit` stored room names after `after`, in name order. */
   storedRooms: (after: string | undefined, limit: number) => Promise<string[]>
   /** Close a user's connections to a room, here and on every other instance; how many were here. */
@@ -862,6 +864,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     },
     readRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('reads', subject)
+    },
+    uploadRefusal(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.take('messages', subject)
     },
     storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),
     disconnect(name: string, userId: string): number {
