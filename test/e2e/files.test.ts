@@ -8,7 +8,8 @@
  * SIGKILL between upload and send is swept after the (short) timeout.
  */
 import { randomUUID } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import Redis from 'ioredis'
@@ -342,5 +343,43 @@ describe('attachments and the rate limit', () => {
     expect(refused.body).toMatchObject({ code: 'rate_limited', limit: 'messages', scope: 'person' })
     // Another person is not held by Ann's count.
     expect((await upload(server, newUser('Bob'), room, Buffer.from('b'), 'b.txt')).status).toBe(201)
+  })
+})
+
+describe('attachments when the database fails', () => {
+  const database = ownPostgresDatabase('nuxt_chat_files_fault')
+  let server: TestServer | undefined
+  afterAll(async () => {
+    await server?.stop()
+    database.drop()
+  })
+
+  it('an upload while the database is down answers 503 unavailable and keeps no bytes; the server lives on, and once it is back uploads and sends work', async () => {
+    server = await startServer({ output: 'postgresql', env: { ...database.env, ...FILES_ENV } })
+    const room = `files-fault-${randomUUID().slice(0, 8)}`
+    const ann = newUser('Ann')
+    const first = await upload(server, ann, room, png(4, 4), 'before.png')
+    expect(first.status).toBe(201)
+    const files = () => readdirSync(join(server!.cwd, '.data/chat-files'))
+    const admin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'test', '-tAc', sql], { stdio: 'pipe' })
+    // The database refuses connections and ends the server's sessions (its room log's and its files'): down, as far as the server can tell.
+    admin(`ALTER DATABASE ${database.name} ALLOW_CONNECTIONS false`)
+    admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database.name}'`)
+    const failed = await upload(server, ann, room, png(4, 4, 5), 'during.png')
+    expect(failed.status).toBe(503)
+    expect(failed.body.code).toBe('unavailable')
+    expect(files()).toEqual([first.body.id])
+    expect(server.process()!.exitCode).toBe(null)
+    admin(`ALTER DATABASE ${database.name} ALLOW_CONNECTIONS true`)
+    const after = await until(async () => {
+      const answer = await upload(server!, ann, room, png(4, 4, 6), 'after.png')
+      return answer.status === 201 && answer
+    }, 'an upload once the database is back')
+    const sent = await until(async () => {
+      const answer = await post(server!, ann, room, { message: 'with files', files: [first.body.id, after.body.id], cid: 'fault-1' })
+      return answer.status === 200 && answer
+    }, 'the message once the database is back')
+    expect(sent.body.files!.map(file => file.id)).toEqual([first.body.id, after.body.id])
+    expect((await fetchFile(server, ann, first.body.id)).status).toBe(200)
   })
 })

@@ -33,18 +33,35 @@ function toRecord(row: FileRow): FileRecord {
  */
 export function createDb0FileRecords(open: () => Database): FileRecords {
   let opening: Promise<Database> | undefined
-  const connect = () => opening ??= (async () => {
-    const db = open()
-    try {
-      await createSchema(db)
-      return db
-    }
-    catch (error) {
-      opening = undefined
-      void Promise.resolve().then(() => db.dispose()).catch(() => {})
-      throw error
-    }
-  })()
+  /** The driver reported the connection dead: the next call opens another. */
+  let lost = false
+  const connect = () => {
+    if (lost) reset()
+    return opening ??= (async () => {
+      const db = open()
+      try {
+        const instance = await db.getInstance() as { on?: (event: string, listener: () => void) => void }
+        // A server connection that drops says so with 'error' (without a listener, an uncaught exception) or 'end'.
+        if (db.dialect !== 'sqlite' && typeof instance.on === 'function') {
+          instance.on('error', () => lost = true)
+          instance.on('end', () => lost = true)
+        }
+        await createSchema(db)
+        return db
+      }
+      catch (error) {
+        opening = undefined
+        void Promise.resolve().then(() => db.dispose()).catch(() => {})
+        throw error
+      }
+    })()
+  }
+  function reset() {
+    lost = false
+    const dropped = opening
+    opening = undefined
+    void dropped?.then(db => db.dispose()).catch(() => {})
+  }
   const query = async <T>(method: 'all' | 'get' | 'run', sql: string, ...params: unknown[]): Promise<T> => {
     for (let attempt = 0; ; attempt++) {
       const db = await connect()
@@ -55,11 +72,6 @@ export function createDb0FileRecords(open: () => Database): FileRecords {
         if (db.dialect === 'sqlite' && /SQLITE_BUSY|database is locked/i.test(String((error as Error)?.message)) && attempt < BUSY_RETRIES) {
           await new Promise(resolve => setTimeout(resolve, BUSY_DELAY))
           continue
-        }
-        // A server connection that failed is opened again by the next call.
-        if (db.dialect !== 'sqlite' && opening) {
-          opening = undefined
-          void Promise.resolve().then(() => db.dispose()).catch(() => {})
         }
         throw error
       }
