@@ -270,6 +270,20 @@ describe.each(setups)('attachments: %s', (_name, setup) => {
     await until(() => reader.messagesOf(room).length === 1 && reader.messagesOf(room), 'the room\'s one message')
   })
 
+  it('server code sends files (useChatServer().send): their type checked from the bytes, then served to the room\'s members', async () => {
+    const room = newRoom()
+    const bob = newUser('Bob')
+    const report = png(12, 10, 2)
+    const sent = await callServer<ChatMessageFrame>(a, { call: 'send', room, message: '', user: { id: 'deploy-bot', name: 'Deploy bot' }, files: [{ name: 'chart.png', base64: report.toString('base64') }] })
+    expect(sent.status).toBe(200)
+    expect(sent.body.files).toEqual([{ id: expect.stringMatching(/^[\w-]{22}$/), name: 'chart.png', size: report.length, type: 'image/png', width: 12, height: 10 }])
+    const response = await fetchFile(b, bob, sent.body.files![0]!.id)
+    expect(response.status).toBe(200)
+    expect(Buffer.from(await response.arrayBuffer()).equals(report)).toBe(true)
+    const refused = await callServer<{ data?: ChatErrorFrame }>(a, { call: 'send', room, message: 'a program', files: [{ name: 'tool.png', base64: elf().toString('base64') }] })
+    expect(refused.status).toBe(415)
+  })
+
   it('deleting a message deletes its files on every instance', async () => {
     const room = newRoom()
     const ann = newUser('Ann')

@@ -1,6 +1,5 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
-import { randomBytes } from 'node:crypto'
 import type { H3Event } from 'h3'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineEventHandler, getQuery, getRequestHeader, readBoundedBytes, setResponseHeader, setResponseStatus } from '#nuxt-chat/nitro'
@@ -11,8 +10,7 @@ import { limitSubjectOf } from '../utils/chatLimits'
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { allowedTypes, fileRecords, fileStorage } from '../files/chatFiles'
-import { sniffFile } from '../files/fileType'
+import { fileRecords, storeFile } from '../files/chatFiles'
 
 const DAY = 24 * 60 * 60 * 1000
 /** An upload may take this long at least (`bodyTimeout` when longer): a 10 MiB file over a slow link takes more than a message's 10 s. */
@@ -63,23 +61,11 @@ async function answerUpload(event: H3Event, admission: ChatAdmission, config: Ch
   const bytes = await readBoundedBytes(event, options.maxSize, Math.max(config.bodyTimeout, UPLOAD_TIMEOUT))
   if (bytes === 'too_large') return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
   if (bytes === 'timeout') return refuseSlow(event)
-  if (!bytes.length) return refuse(event, 400, errorFrame('bad_request', 'File is empty'))
   if (options.bytesPerDay && used + bytes.length > options.bytesPerDay) return refuse(event, 429, quotaFrame(options))
-  const sniffed = await sniffFile(bytes)
-  if (!allowedTypes(options).includes(sniffed.type)) return refuse(event, 415, errorFrame('bad_request', `Files of type ${sniffed.type} are not allowed`))
-  const id = randomBytes(16).toString('base64url')
-  const file: ChatFile = { id, name, size: bytes.length, type: sniffed.type, ...(sniffed.width === undefined ? {} : { width: sniffed.width, height: sniffed.height }) }
-  await fileStorage(options).setItemRaw(id, bytes)
-  try {
-    await fileRecords().add({ ...file, room: admission.room, uid: admission.sender, created: Date.now() })
-  }
-  catch (error) {
-    // Unrecorded bytes would never be swept.
-    await fileStorage(options).removeItem(id).catch(() => {})
-    throw error
-  }
+  const stored = await storeFile(options, { room: admission.room, uid: admission.sender, name, bytes })
+  if ('error' in stored) return refuse(event, stored.status, stored.error)
   setResponseStatus(event, 201)
-  return file
+  return stored
 }
 
 /** A body that trickles in: the rest is not worth waiting for, so the connection closes after the answer. */

@@ -3,12 +3,15 @@
 import type { Database } from 'db0'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { useStorage } from '#nuxt-chat/nitro'
+import { randomBytes } from 'node:crypto'
+import { errorFrame, MAX_FILE_NAME_LENGTH, type ChatErrorFrame, type ChatFile } from '../../shared/protocol'
 import type { ChatFilesOptions } from '../../types'
 import type { ClaimFiles } from '../utils/sendPipeline'
 import type { RoomLog } from '../utils/roomLog'
 import { chatLogger } from '../utils/logger'
 import { CLAIM_TIMEOUT, claimFilesWith, createMemoryFileRecords, type FileRecords } from './fileRecords'
 import { createDb0FileRecords } from './fileRecords.db0'
+import { sniffFile } from './fileType'
 
 /** The types allowed when `files.types` is empty. */
 export const DEFAULT_FILE_TYPES: readonly string[] = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'application/pdf', 'text/plain', 'application/zip', 'audio/mpeg', 'audio/ogg', 'video/mp4', 'video/webm']
@@ -77,4 +80,36 @@ export async function sweepFiles(options: ChatFilesOptions): Promise<number> {
 export async function clearFiles(options: ChatFilesOptions): Promise<void> {
   const storage = fileStorage(options)
   await Promise.all((await storage.getKeys()).map(key => storage.removeItem(key)))
+}
+
+/** One file to store in a room for `uid`: its name as given, and its bytes. */
+export interface FileToStore {
+  room: string
+  uid: string
+  name: string
+  bytes: Uint8Array
+}
+
+/**
+ * Check a file's type from its bytes against `files.types` (and its name and size), store its bytes
+ * in the mount and its record: its metadata, or the refusal's status and `error` frame.
+ */
+export async function storeFile(options: ChatFilesOptions, file: FileToStore): Promise<ChatFile | { status: number, error: ChatErrorFrame }> {
+  if (!file.bytes.length) return { status: 400, error: errorFrame('bad_request', 'File is empty') }
+  if (file.bytes.length > options.maxSize) return { status: 413, error: errorFrame('too_long', `File is larger than ${options.maxSize} bytes`) }
+  if (!file.name || file.name.length > MAX_FILE_NAME_LENGTH) return { status: 400, error: errorFrame('bad_request', `A file name is 1-${MAX_FILE_NAME_LENGTH} characters`) }
+  const sniffed = await sniffFile(file.bytes)
+  if (!allowedTypes(options).includes(sniffed.type)) return { status: 415, error: errorFrame('bad_request', `Files of type ${sniffed.type} are not allowed`) }
+  const id = randomBytes(16).toString('base64url')
+  const stored: ChatFile = { id, name: file.name, size: file.bytes.length, type: sniffed.type, ...(sniffed.width === undefined ? {} : { width: sniffed.width, height: sniffed.height }) }
+  await fileStorage(options).setItemRaw(id, file.bytes)
+  try {
+    await fileRecords().add({ ...stored, room: file.room, uid: file.uid, created: Date.now() })
+  }
+  catch (error) {
+    // Unrecorded bytes would never be swept.
+    await fileStorage(options).removeItem(id).catch(() => {})
+    throw error
+  }
+  return stored
 }
