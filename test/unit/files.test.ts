@@ -19,6 +19,9 @@ import { elf, pe, png } from '../utils/files'
 import { POSTGRES_URL, sqlitePath } from '../utils/roomLogs'
 
 const fileId = () => randomUUID().replaceAll('-', '').slice(0, 22)
+/** A reservation's token, unique like the pipeline's (the PostgreSQL database is shared with earlier runs). */
+const tokens = new Map<string, string>()
+const token = (name: string) => tokens.get(name) ?? tokens.set(name, `${name}-${randomUUID()}`).get(name)!
 
 describe('the files field of a message command', () => {
   const id = fileId()
@@ -81,23 +84,23 @@ describe.each(backends)('the uploads\' records: %s', (_name, create) => {
     const { records, room, uid, add } = setup()
     const [mine, other, elsewhere] = [await add(), await add(Date.now(), 'u-other'), await add(Date.now(), uid, `${room}-x`)]
     const now = Date.now()
-    expect((await records.claim([mine, other, elsewhere], room, uid, 't1', now, now - 60_000)).map(record => record.id)).toEqual([mine])
+    expect((await records.claim([mine, other, elsewhere], room, uid, token('t1'), now, now - 60_000)).map(record => record.id)).toEqual([mine])
     // Held by t1: nobody else takes it, until t1 lets go.
-    expect(await records.claim([mine], room, uid, 't2', now, now - 60_000)).toEqual([])
-    await records.release('t1')
-    expect(await records.claim([mine], room, uid, 't2', now, now - 60_000)).toMatchObject([{ id: mine, name: `${mine}.png`, size: 100, type: 'image/png', width: 2, height: 3 }])
-    await records.attach('t2', 7)
+    expect(await records.claim([mine], room, uid, token('t2'), now, now - 60_000)).toEqual([])
+    await records.release(token('t1'))
+    expect(await records.claim([mine], room, uid, token('t2'), now, now - 60_000)).toMatchObject([{ id: mine, name: `${mine}.png`, size: 100, type: 'image/png', width: 2, height: 3 }])
+    await records.attach(token('t2'), 7)
     expect(await records.get(mine)).toMatchObject({ id: mine, room, uid, message: 7 })
     expect(await records.ofMessage(room, 7)).toEqual([mine])
     // Taken by a message: no send takes it again.
-    expect(await records.claim([mine], room, uid, 't3', now, now)).toEqual([])
+    expect(await records.claim([mine], room, uid, token('t3'), now, now)).toEqual([])
   })
 
   it('a reservation older than the claim timeout is free again (a send that died holding it)', async () => {
     const { records, room, uid, add } = setup()
     const id = await add()
-    await records.claim([id], room, uid, 'dead', Date.now() - 120_000, 0)
-    expect(await records.claim([id], room, uid, 'late', Date.now(), Date.now() - 60_000)).toMatchObject([{ id }])
+    await records.claim([id], room, uid, token('dead'), Date.now() - 120_000, 0)
+    expect(await records.claim([id], room, uid, token('late'), Date.now(), Date.now() - 60_000)).toMatchObject([{ id }])
   })
 
   it('the sweep takes orphans past the timeout and the files of deleted messages, not the files of live ones; gone files still count for the quota', async () => {
@@ -106,10 +109,10 @@ describe.each(backends)('the uploads\' records: %s', (_name, create) => {
     const [orphan, fresh, kept, deleted] = [await add(old), await add(), await add(old), await add(old)]
     const live = (await log.append({ room, user: 'Ann', sender: uid, message: 'kept', ts: Date.now() })).message
     const doomed = (await log.append({ room, user: 'Ann', sender: uid, message: 'doomed', ts: Date.now() })).message
-    await records.claim([kept], room, uid, 'k', Date.now(), 0)
-    await records.attach('k', live.id)
-    await records.claim([deleted], room, uid, 'd', Date.now(), 0)
-    await records.attach('d', doomed.id)
+    await records.claim([kept], room, uid, token('k'), Date.now(), 0)
+    await records.attach(token('k'), live.id)
+    await records.claim([deleted], room, uid, token('d'), Date.now(), 0)
+    await records.attach(token('d'), doomed.id)
     await log.append({ room, user: 'Ann', sender: uid, message: '', ts: Date.now(), kind: 'delete', target: doomed.id })
     const mine = new Set([orphan, fresh, kept, deleted])
     const swept = (await records.sweepable(Date.now() - 5_000, Date.now() - 60_000, 100_000)).filter(id => mine.has(id))
