@@ -8,6 +8,7 @@ import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } f
 import { unsupportedStoreReason } from './runtime/server/utils/platform'
 import { databaseForBuild, holdsPassword } from './runtime/server/utils/databaseConfig'
 import { chatDefaults } from './runtime/defaults'
+import { setupFiles } from './files'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); all but `autoImport` are also runtime config. */
 export interface ModuleOptions extends ChatRuntimeConfig {
@@ -106,6 +107,7 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: `${options.sseRoute}/search`, method: 'get', handler: resolver.resolve('./runtime/server/api/search.get') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
     if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })
+    if (options.files) setupFiles(resolver, nuxt, options.files, underBase)
     addServerImports([
       { name: 'defineChatSchema', from: chatSchema },
       { name: 'InferChatPayload', from: chatSchema, type: true },

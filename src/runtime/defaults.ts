@@ -40,4 +40,14 @@ export const chatDefaults = {
   database: { connector: 'node-sqlite', url: '', options: {} },
   metrics: false,
   devtools: true,
+  files: {
+    route: '/_chat/files',
+    maxSize: 10 * 1024 * 1024,
+    maxFiles: 10,
+    bytesPerDay: 200 * 1024 * 1024,
+    types: [],
+    orphanTimeout: 60 * 60 * 1000,
+    sweepInterval: 60_000,
+    storage: 'chat-files',
+  } as false | { route: string, maxSize: number, maxFiles: number, bytesPerDay: number, types: string[], orphanTimeout: number, sweepInterval: number, storage: string },
 }

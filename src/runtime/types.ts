@@ -33,6 +33,26 @@ export interface ChatMetricsOptions {
   token?: string
 }
 
+/** Attachments (docs/PROTOCOL.md, "Attachments"). */
+export interface ChatFilesOptions {
+  /** Where files are uploaded (`POST ?room=`) and fetched (`GET /<id>`). @default '/_chat/files' @buildTime */
+  route: string
+  /** Largest file, in bytes: a bigger upload is refused `413` while it is read. @default 10485760 */
+  maxSize: number
+  /** Most files in one message. @default 10 */
+  maxFiles: number
+  /** Bytes one person may upload in 24 hours (0: no bound). @default 209715200 */
+  bytesPerDay: number
+  /** Allowed MIME types, as read from the file's bytes (`file-type`; UTF-8 text without a signature is `text/plain`); empty: PNG, JPEG, GIF, WebP, AVIF, PDF, plain text, ZIP, MP3, Ogg, MP4 and WebM (a list given replaces these, never adds to them). @default [] */
+  types: string[]
+  /** An upload no message took within this many ms is removed. @default 3600000 */
+  orphanTimeout: number
+  /** How often each instance removes orphans and the files of deleted or expired messages, in ms (0: never). @default 60000 */
+  sweepInterval: number
+  /** The Nitro storage mount files are kept in; the module mounts the filesystem (`.data/chat-files`) under it unless `nitro.storage` has it. @default 'chat-files' @buildTime */
+  storage: string
+}
+
 /** The module's options, as `runtimeConfig.chat` holds them for the server. */
 export interface ChatRuntimeConfig {
   /** WebSocket endpoint. @default '/_ws' @buildTime */
@@ -117,6 +137,8 @@ export interface ChatRuntimeConfig {
   metrics: boolean | ChatMetricsOptions
   /** In development (`nuxt dev`) only: a Nuxt DevTools tab with this instance's rooms, a live feed, store and bus status, counters and a box to post as the server. Never part of a production build. @default true @buildTime */
   devtools: boolean
+  /** Files and images in messages (docs/PROTOCOL.md, "Attachments"); `false` turns uploads off. @default { route: '/_chat/files', maxSize: 10485760, maxFiles: 10, bytesPerDay: 209715200, types: [], orphanTimeout: 3600000, sweepInterval: 60000, storage: 'chat-files' } */
+  files: false | ChatFilesOptions
 }
 
 /** What the browser needs (`runtimeConfig.public.chat`). */
@@ -127,6 +149,8 @@ export interface ChatPublicRuntimeConfig {
   /** So a UI can stop offering to edit once the server would refuse. */
   editWindow: number
   heartbeat: ChatHeartbeatOptions
+  /** Attachments: the upload route and the limits a client checks before uploading; `false`: off. */
+  files?: false | { route: string, maxSize: number, maxFiles: number, types: string[] }
 }
 
 /** The request a hook sees: the WebSocket upgrade, the SSE GET or the POST. */

@@ -6,6 +6,7 @@ import { randomCid } from './identity'
 import { membershipFrom } from './membership'
 import { createMessageLog, type ChatMessage } from './messageLog'
 import { createOutbox, type OutgoingAction } from './outbox'
+import { uploadFiles, type ChatMessageFile } from './uploads'
 import { createPresence } from './presence'
 import { createResumeCursor } from './resumeCursor'
 import { openSharedWebSocketLink } from './sharedSocket'
@@ -59,6 +60,8 @@ export interface ChatConnectionOptions {
   baseURL?: string
   /** Take a room of the tab's one shared connection, a WebSocket or an event stream (protocol version 2; version 1 links per room where the server has no version 2). @default false */
   shareSocket?: boolean
+  /** Attachments: the upload route and the server's limits (`runtimeConfig.public.chat.files`); absent: `send()` refuses files. */
+  files?: false | { route: string, maxSize: number, maxFiles: number }
 }
 
 /**
@@ -75,6 +78,8 @@ export interface ChatSendOptions {
   thread?: number
   /** With `thread`: also show the reply in the room's main timeline. */
   alsoInRoom?: boolean
+  /** Attachments (docs/PROTOCOL.md, "Attachments"): uploaded first, with `progress` on the pending message; the text may then be empty. */
+  files?: readonly Blob[]
 }
 
 export interface ChatClientError {
@@ -429,7 +434,9 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       error.value = state.refusal
       return false
     }
-    if (!text.trim()) {
+    const files = sendOptions.files ?? []
+    if (files.length && !checkFiles(files)) return false
+    if (!text.trim() && !files.length) {
       error.value = { code: 'empty', message: 'Message is empty' }
       return false
     }
@@ -445,10 +452,45 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     // A pending reply shows what this client holds of its original until the server's echo says.
     const original = replyTo === undefined ? undefined : log.get(replyTo)
     const quote = replyTo === undefined ? {} : { replyTo: original ? { id: replyTo, user: original.user, ...(original.uid === undefined ? {} : { uid: original.uid }), excerpt: replyExcerpt(original.message) } : { id: replyTo, user: '', excerpt: '' } }
-    log.addPending({ room: state.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid, ...quote, ...threadFields })
+    const progress = files.length ? shallowRef(0) : undefined
+    const shown = files.map((file): ChatMessageFile => ({ id: '', name: (file as File).name || 'file', size: file.size, type: file.type, url: URL.createObjectURL(file) }))
+    log.addPending({ room: state.room, user: me.value?.name ?? options.name ?? '', ...(me.value ? { uid: me.value.id } : {}), ...(me.value?.guest ? { guest: true } : {}), message: text, ts: Date.now(), cid, ...quote, ...threadFields, ...(progress ? { files: shown, progress } : {}) })
     publish()
-    outbox.push(cid, text, replyTo === undefined && thread === undefined ? undefined : { type: 'message', ...(replyTo === undefined ? {} : { replyTo }), ...threadFields })
+    const fields = { ...(replyTo === undefined ? {} : { replyTo }), ...threadFields }
+    if (!progress) {
+      outbox.push(cid, text, replyTo === undefined && thread === undefined ? undefined : { type: 'message', ...fields })
+      return true
+    }
+    // Uploaded first (over HTTP, across reconnects); then queued like any message, with the uploads' ids: a resend never uploads again.
+    void uploadFiles({ url: uploadUrl, retry: reconnect ?? { delay: 500, maxDelay: 10_000 } }, files, progress).then((result) => {
+      if ('error' in result) {
+        log.markFailed(cid)
+        error.value = { ...result.error, cid }
+        publish()
+        return
+      }
+      outbox.push(cid, text, { type: 'message', ...fields, files: result.files.map(file => file.id) })
+    })
     return true
+  }
+
+  /** May these files be sent (the server's count and size limits)? Sets `error` when not. */
+  function checkFiles(files: readonly Blob[]): boolean {
+    const limits = options.files
+    if (!limits) error.value = { code: 'bad_request', message: 'Attachments are turned off' }
+    else if (files.length > limits.maxFiles) error.value = { code: 'bad_request', message: `At most ${limits.maxFiles} files in one message` }
+    else if (files.some(file => file.size > limits.maxSize)) error.value = { code: 'too_long', message: `A file is larger than ${limits.maxSize} bytes` }
+    else return true
+    return false
+  }
+
+  /** Where this room's uploads go, as whom (the room as the server named it). */
+  function uploadUrl(): URL {
+    const target = new URL((options.files as { route: string }).route, new URL(options.baseURL ?? globalThis.location.href))
+    target.searchParams.set('room', state.room)
+    if (options.name) target.searchParams.set('name', options.name)
+    if (options.guestKey) target.searchParams.set('guest', options.guestKey)
+    return target
   }
 
   /** Ask for a page of older history (`before` absent: the newest page): a command on an open WebSocket, else a GET on the SSE route. */

@@ -1,5 +1,6 @@
 import { replyExcerpt, THREAD_SUMMARY_USERS, withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 import { firstIndexNotBefore } from '../shared/sortedIndex'
+import type { ShallowRef } from 'vue'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
 export interface ChatMessage<T = unknown> extends ChatMessageBase {
@@ -17,6 +18,8 @@ export interface ChatMessage<T = unknown> extends ChatMessageBase {
   reactions?: ChatReaction[]
   /** Who reacted with what (emoji → user ids), as the server keeps it. */
   reactedBy?: Record<string, string[]>
+  /** Sent with attachments and still uploading them: the share of their bytes sent, 0 to 1. */
+  progress?: Readonly<ShallowRef<number>>
 }
 
 export interface ChatReaction {
@@ -82,6 +85,8 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     if (frame.thread !== undefined) entry.thread = frame.thread
     if (frame.alsoInRoom) entry.alsoInRoom = true
     if (frame.replies) entry.replies = frame.replies
+    // The server's metadata replaces a pending message's local previews.
+    if (frame.files) entry.files = frame.files
   }
 
   /** A thread reply the parent's summary does not count yet (its id is above the summary's `lastId`) joins it; false when the parent is not held. */

@@ -20,6 +20,8 @@ export interface OutgoingAction {
   /** A thread reply: its parent's id, and whether it is also sent to the room. */
   thread?: number
   alsoInRoom?: true
+  /** A message: its uploaded attachments' ids (uploaded before it is queued: a resend never uploads again). */
+  files?: string[]
 }
 
 /** Where the outbox writes: the current link while it is open. */

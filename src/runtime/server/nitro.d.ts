@@ -10,6 +10,8 @@ declare module '#nuxt-chat/nitro' {
   export const requestOrigin: typeof import('./utils/nitroV2').requestOrigin
   export const clientGone: typeof import('./utils/nitroV2').clientGone
   export const readBoundedBody: typeof import('./utils/nitroV2').readBoundedBody
+  export const readBoundedBytes: typeof import('./utils/nitroV2').readBoundedBytes
+  export const useStorage: typeof import('./utils/nitroV2').useStorage
   export const openEventStream: typeof import('./utils/nitroV2').openEventStream
   export const answerHeadersOnly: typeof import('./utils/nitroV2').answerHeadersOnly
   export const httpError: typeof import('./utils/nitroV2').httpError

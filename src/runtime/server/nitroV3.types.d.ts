@@ -15,3 +15,6 @@ declare module 'nitro/app' {
 declare module 'nitro/runtime-config' {
   export { useRuntimeConfig } from 'nitropack/runtime'
 }
+declare module 'nitro/storage' {
+  export { useStorage } from 'nitropack/runtime'
+}

@@ -44,6 +44,34 @@ export interface ChatMessageBase {
   alsoInRoom?: true
   /** A thread's parent: its replies so far, as the store served it (a client applies newer replies itself). */
   replies?: ChatThreadSummary
+  /** Its attachments (docs/PROTOCOL.md, "Attachments"). */
+  files?: ChatFile[]
+}
+
+/** An attachment as an upload answers it and a message carries it (docs/PROTOCOL.md, "Attachments"). */
+export interface ChatFile {
+  /** 22 characters from `[A-Za-z0-9_-]`. */
+  id: string
+  /** The name the uploader gave (at most `MAX_FILE_NAME_LENGTH` characters). */
+  name: string
+  /** Bytes. */
+  size: number
+  /** The MIME type read from the file's bytes. */
+  type: string
+  /** Images: their size in pixels, read from the bytes. */
+  width?: number
+  height?: number
+}
+
+/** Longest attachment name, in UTF-16 code units. */
+export const MAX_FILE_NAME_LENGTH = 255
+
+/** Image types a browser may show inline: every other attachment is served as a download. */
+export const INLINE_IMAGE_TYPES: readonly string[] = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']
+
+/** Is `value` an attachment id: 22 characters from `[A-Za-z0-9_-]`? */
+export function isFileId(value: unknown): value is string {
+  return typeof value === 'string' && /^[\w-]{22}$/.test(value)
 }
 
 /** What a thread's parent shows of its replies. */
@@ -308,7 +336,7 @@ export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFr
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
-  = | { type: 'message', message: string, cid?: string, replyTo?: number, thread?: number, alsoInRoom?: true }
+  = | { type: 'message', message: string, cid?: string, replyTo?: number, thread?: number, alsoInRoom?: true, files?: string[] }
     | { type: 'ping' }
     | { type: 'typing' }
     | { type: 'history', before: number, limit: number, thread?: number }
@@ -459,6 +487,9 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
   if (thread !== undefined && type !== 'message') return `\`thread\` is for messages, not ${type}s`
   if (thread !== undefined && !isIdInRange(thread)) return '`thread` must be a message id'
   if (alsoInRoom !== undefined && (alsoInRoom !== true || thread === undefined)) return '`alsoInRoom` is `true` on a thread reply only'
+  const { files } = command
+  if (files !== undefined && type !== 'message') return `\`files\` is for messages, not ${type}s`
+  if (files !== undefined && (!Array.isArray(files) || !files.length || files.length > MAX_FILES_FIELD || !files.every(isFileId) || new Set(files).size !== files.length)) return `\`files\` must be 1-${MAX_FILES_FIELD} distinct attachment ids`
   if (type === 'reaction') {
     if (!isIdInRange(target)) return '`target` must be a message id'
     if (!isValidEmoji(emoji)) return `\`emoji\` must be 1-${MAX_EMOJI_LENGTH} UTF-16 code units without spaces, control or format characters`
@@ -473,12 +504,16 @@ export function parseSendCommand(command: Record<string, unknown>): Extract<Chat
       ...(replyTo === undefined ? {} : { replyTo: replyTo as number }),
       ...(thread === undefined ? {} : { thread: thread as number }),
       ...(alsoInRoom ? { alsoInRoom: true as const } : {}),
+      ...(files === undefined ? {} : { files: files as string[] }),
       ...withCid,
     }
   }
   if (typeof target !== 'number' || !Number.isSafeInteger(target) || target < 1) return '`target` must be a message id'
   return type === 'edit' ? { type, target, message: message as string, ...withCid } : { type, target, ...withCid }
 }
+
+/** Most ids a `files` field may name (the server's `files.maxFiles` may be lower). */
+export const MAX_FILES_FIELD = 100
 
 /** A `read` command (WebSocket frame or POST body): `id` a positive integer or absent (the newest), `room` a room name or absent. */
 export function parseReadCommand(command: Record<string, unknown>): Extract<ChatClientCommand, { type: 'read' }> | string {

@@ -4,8 +4,9 @@ import { DEFAULT_ROOM, type ChatMemberRole, type ChatUser } from '../../shared/p
 import { createChatConnection, type ChatClientError, type ChatConnection, type ChatReconnectOptions, type ChatSendOptions, type ChatStatus, type ChatTransport } from '../chatConnection'
 import { guestKey } from '../identity'
 import type { ChatMessage } from '../messageLog'
+import type { ChatMessageFile } from '../uploads'
 
-export type { ChatMessage, ChatStatus, ChatTransport, ChatClientError, ChatReconnectOptions, ChatSendOptions }
+export type { ChatMessage, ChatStatus, ChatTransport, ChatClientError, ChatReconnectOptions, ChatSendOptions, ChatMessageFile }
 
 export interface UseChatOptions {
   /**
@@ -106,6 +107,8 @@ export interface UseChatReturn<T = unknown> {
   readBy: ComputedRef<Readonly<Record<string, number>>>
   /** The ids of the other members who have read message `id` ("Seen by"; see `readBy`). */
   seenBy: (id: number) => string[]
+  /** Where an attachment of a message is shown or downloaded from: the local preview while it uploads, else the files route. */
+  fileUrl: (file: ChatMessageFile) => string
   /**
    * The thread of stored message `parent`, on the same connection: its replies (kept out of
    * `messages`; the parent's `replies` summarizes them), older pages, and send into it.
@@ -162,6 +165,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
   if (!live.value) onMounted(() => live.value = true)
   const pick = <K extends 'messages' | 'status' | 'users' | 'typing' | 'me' | 'role' | 'mutedUntil' | 'hasMore' | 'unread' | 'readBy'>(key: K, fallback: ChatConnection<T>[K]['value']) =>
     computed(() => live.value && current.value ? current.value[key].value : fallback) as ComputedRef<ChatConnection<T>[K]['value']>
+  const filesConfig = useRuntimeConfig().public.chat.files
   const result: UseChatReturn<T> = {
     messages: pick('messages', []),
     status: pick('status', 'CLOSED'),
@@ -187,6 +191,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     markRead: id => current.value?.markRead(id) ?? false,
     readBy: pick('readBy', {}),
     seenBy: id => live.value ? current.value?.seenBy(id) ?? [] : [],
+    fileUrl: file => file.url ?? (filesConfig ? `${filesConfig.route}/${file.id}` : ''),
     thread: parent => ({
       messages: computed(() => live.value && current.value ? current.value.threadMessages(toValue(parent)) : []),
       send: (data, options = {}) => current.value?.send(data, { thread: toValue(parent), alsoInRoom: options.alsoInRoom }) ?? false,
@@ -243,6 +248,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
             guestKey: guest,
             // Every room of the tab on one WebSocket (docs/use-chat.md, "One connection per tab").
             shareSocket: true,
+            files: config.files,
           }),
         }
         connections.set(key, shared)

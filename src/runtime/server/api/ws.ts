@@ -145,9 +145,9 @@ async function handleMessage(member: WebSocketMember, command: ChatMessageComman
     }
     rare.refusal = undefined
   }
-  const { message, action, replyTo, thread, alsoInRoom } = sendFieldsOf(command)
+  const { message, action, replyTo, thread, alsoInRoom, files } = sendFieldsOf(command)
   if (action) await rare.answeredAll
-  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message, cid, action, replyTo, thread, alsoInRoom, member, onQueued })
+  const result = await hub.send({ room: member.room, user: member.user, sender: member.sender, ip: member.ip, message, cid, action, replyTo, thread, alsoInRoom, files, member, onQueued })
   if (result.error) {
     member.send(result.error)
     if (cid && HOLDING_CODES.has(result.error.code)) rare.refusal = result.error

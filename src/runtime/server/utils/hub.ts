@@ -11,7 +11,7 @@ import { RoomFrame } from '../transport/frame'
 import type { ReadPosition, ReadState, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
 import { createReadState, type ReadStateHub, type RoomsWatcher } from './readState'
-import { createSendLimiter, createSendPipeline, type AllowSend, type SendInput, type SendResult } from './sendPipeline'
+import { createSendLimiter, createSendPipeline, type AllowSend, type ClaimFiles, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { MEMBERS_LISTED } from '../../shared/protocolV2'
 import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './access'
@@ -101,6 +101,8 @@ export interface ChatHubOptions {
   logger: ConsolaInstance
   /** The rate limit of the send pipeline; by default a token bucket per person and one per client address. */
   allowSend?: AllowSend
+  /** Attachments: reserve a message's uploads (../files/fileRecords.ts); absent: messages with `files` are refused. */
+  claimFiles?: ClaimFiles
 }
 
 const TYPING_THROTTLE = 1000
@@ -176,6 +178,8 @@ export interface ChatHub {
   replayRefusal: (subject: LimitSubject) => LimitRefusal | undefined
   /** A `read` POST (or a guest's command) within the reads limit: the refusal when over it. */
   readRefusal: (subject: LimitSubject) => LimitRefusal | undefined
+  /** Take a token of the person's (and a guest's address's) `messages` limit for an upload (docs/PROTOCOL.md, "Attachments"); the refusal when spent. */
+  uploadRefusal: (subject: LimitSubject) => LimitRefusal | undefined
   /** Up to `limit` stored room names after `after`, in name order. */
   storedRooms: (after: string | undefined, limit: number) => Promise<string[]>
   /** Close a user's connections to a room, here and on every other instance; how many were here. */
@@ -206,7 +210,7 @@ export interface ChatHub {
   close: () => Promise<void>
 }
 
-export function createChatHub({ config, store, bus, hooks, logger, allowSend }: ChatHubOptions): ChatHub {
+export function createChatHub({ config, store, bus, hooks, logger, allowSend, claimFiles }: ChatHubOptions): ChatHub {
   const rooms = new Map<string, Room>()
   // Newcomers' replays from memory, unless retention by age may delete what memory still holds.
   const { max, maxAge } = config.history
@@ -450,6 +454,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     logger,
     allowSend: allowSend ?? limiter!.allowSend,
     newRoomRefusal,
+    claimFiles,
     // `@room` / `@here`: owners and moderators (set by the admission) and the app's server code.
     resolveMentions: (input, text) => mentions.resolve(input.room, text, input.sender, input.moderator === true || input.fromServer === true),
     onMentioned: (frame, found) => void tellMentioned(frame, found).catch(error => logger.error('[nuxt-chat] could not tell the members mentioned', error)),
@@ -859,6 +864,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend }: 
     },
     readRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('reads', subject)
+    },
+    uploadRefusal(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.take('messages', subject)
     },
     storedRooms: (after: string | undefined, limit: number) => store.rooms(after, limit),
     disconnect(name: string, userId: string): number {

@@ -89,6 +89,30 @@ export async function readBoundedBody(event: H3Event, limit: number, timeout: nu
   })
 }
 
+/** Read a request body as bytes (an upload), refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
+export async function readBoundedBytes(event: H3Event, limit: number, timeout: number): Promise<Uint8Array | BodyRefusal> {
+  if (Number(getRequestHeader(event, 'content-length') ?? 0) > limit) return 'too_large'
+  const req = event.node.req
+  // As readBoundedBody: listeners, so leaving early does not destroy the request under the answer.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (body: Uint8Array | BodyRefusal) => {
+      clearTimeout(timer)
+      req.off('data', onData).off('end', onEnd)
+      resolve(body)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) done('too_large')
+      else chunks.push(chunk)
+    }
+    const onEnd = () => done(Buffer.concat(chunks))
+    const timer = setTimeout(() => done('timeout'), timeout)
+    req.on('data', onData).on('end', onEnd).on('error', reject)
+  })
+}
+
 /**
  * Open the response as an event stream with `headers`, written straight to Node's response (each
  * frame's bytes made once per room); h3 1 lets the handler return while it stays open.
@@ -112,3 +136,5 @@ export function httpError(status: number, message: string, data?: unknown): Erro
 export { defineEventHandler, getQuery, getRequestHeader, setResponseHeader, setResponseStatus } from 'h3'
 /** Nitro's runtime config and app, from the app's Nitro. */
 export { defineNitroPlugin, useNitroApp, useRuntimeConfig } from 'nitropack/runtime'
+/** Nitro's storage layer (unstorage), from the app's Nitro. */
+export { useStorage } from 'nitropack/runtime'

@@ -102,6 +102,35 @@ export async function readBoundedBody(event: H3Event, limit: number, timeout: nu
   }
 }
 
+/** Read a request body as bytes (an upload), refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
+export async function readBoundedBytes(event: H3Event, limit: number, timeout: number): Promise<Uint8Array | BodyRefusal> {
+  const { req } = webEvent(event)
+  if (Number(req.headers.get('content-length') ?? 0) > limit) return 'too_large'
+  if (!req.body) return new Uint8Array()
+  const reader = req.body.getReader()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeout)
+  })
+  const chunks: Uint8Array[] = []
+  let size = 0
+  try {
+    for (;;) {
+      const chunk = await Promise.race([reader.read(), late])
+      if (chunk === 'timeout') return 'timeout'
+      if (chunk.done) return Buffer.concat(chunks)
+      size += chunk.value.byteLength
+      if (size > limit) return 'too_large'
+      chunks.push(chunk.value)
+    }
+  }
+  finally {
+    clearTimeout(timer)
+    // As readBoundedBody: released, not cancelled.
+    reader.releaseLock()
+  }
+}
+
 // What an h3 2 handler resolves to once it answered on Node's response itself.
 const HANDLED = Symbol.for('h3.handled')
 
@@ -176,3 +205,5 @@ export { defineEventHandler, getQuery, getRequestHeader, setResponseHeader, setR
 export { definePlugin as defineNitroPlugin } from 'nitro'
 export { useNitroApp } from 'nitro/app'
 export { useRuntimeConfig } from 'nitro/runtime-config'
+/** Nitro's storage layer (unstorage), from the app's Nitro. */
+export { useStorage } from 'nitro/storage'

@@ -77,6 +77,7 @@ export function messageFrame(message: StoredMessage): ChatStoredFrame {
   if (message.replyTo) frame.replyTo = { ...message.replyTo }
   if (message.mentions) frame.mentions = message.mentions
   if (message.mentionsAll) frame.mentionsAll = message.mentionsAll
+  if (message.files) frame.files = message.files
   return frame
 }
 

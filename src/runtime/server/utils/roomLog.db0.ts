@@ -1,5 +1,5 @@
 import type { Database } from 'db0'
-import { REPLY_EXCERPT_LENGTH } from '../../shared/protocol'
+import { REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { catchUpSqliteIndex, createSearchIndex, searchStatement } from './roomSearch.db0'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
@@ -23,6 +23,7 @@ interface MessageRow {
   mentions_all: string | null
   thread: number | string | null
   also_in_room: number | string | null
+  files: string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -59,7 +60,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all, thread, also_in_room'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all, thread, also_in_room, files'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it (without this wait).
@@ -81,19 +82,19 @@ export const SQLITE_BATCH_MAX = 64
 const NEWEST = `SELECT MAX(id) AS id FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = ? UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = ?) AS ids`
 /** The next number of a room, as a one-row table `n(next)`. Parameters: room, room. */
 const NEXT = `(SELECT COALESCE(MAX(id), 0) + 1 AS next FROM (${NEWEST}) AS newest)`
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room)
-  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS SMALLINT)
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, files)
+  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS SMALLINT), CAST(? AS TEXT)
   FROM ${NEXT} AS n RETURNING id`
 /**
  * node:sqlite, inside a batch (which holds the write lock): the id is known, so no `MAX(id)` and no
  * RETURNING per row (10-11 µs a row instead of 18-20).
  */
-const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 const LAST_ID = NEWEST
 /** The INSERT's parameters for one message. */
 const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, ...replyAndMentions(input), input.room, input.room]
-/** A message's `reply_to`, `mentions` (JSON), `mentions_all`, `thread` and `also_in_room` columns. */
-const replyAndMentions = (input: AppendInput) => [input.replyTo ?? null, input.mentions?.length ? JSON.stringify(input.mentions) : null, input.mentionsAll ?? null, input.thread ?? null, input.thread !== undefined && input.alsoInRoom ? 1 : 0]
+/** A message's `reply_to`, `mentions` (JSON), `mentions_all`, `thread`, `also_in_room` and `files` (JSON) columns. */
+const replyAndMentions = (input: AppendInput) => [input.replyTo ?? null, input.mentions?.length ? JSON.stringify(input.mentions) : null, input.mentionsAll ?? null, input.thread ?? null, input.thread !== undefined && input.alsoInRoom ? 1 : 0, input.files?.length ? JSON.stringify(input.files) : null]
 /** The unread-mention rows of a message: one per member named, one under `MENTION_ALL_UID` for `@room` / `@here`. */
 const mentionUids = (input: AppendInput) => [...input.mentions ?? [], ...input.mentionsAll ? [MENTION_ALL_UID] : []]
 const INSERT_MENTION = 'INSERT INTO chat_mentions (room, uid, id, sender) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'
@@ -228,6 +229,7 @@ const ADDED_COLUMNS: [string, string][] = [
   ['mentions_all', 'TEXT'],
   ['thread', 'BIGINT'],
   ['also_in_room', 'SMALLINT NOT NULL DEFAULT 0'],
+  ['files', 'TEXT'],
 ]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 /**
@@ -670,6 +672,8 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (row.mentions_all === 'room' || row.mentions_all === 'here') message.mentionsAll = row.mentions_all
   if (row.thread !== null && row.thread !== undefined) message.thread = Number(row.thread)
   if (message.thread !== undefined && Number(row.also_in_room) === 1) message.alsoInRoom = true
+  // A deleted message's files are gone with it (docs/PROTOCOL.md, "Attachments").
+  if (row.files && Number(row.deleted) !== 1) message.files = JSON.parse(row.files) as ChatFile[]
   return message
 }
 

@@ -1,6 +1,6 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
-import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatMentionAll, type ChatMessageBase } from '../../shared/protocol'
+import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatFile, type ChatMentionAll, type ChatMessageBase } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
 
 /** A message as the log stores it. */
@@ -48,6 +48,8 @@ export interface AppendInput {
   /** A thread reply: its parent's id (checked by the send pipeline), and whether it is also in the room's main timeline. */
   thread?: number
   alsoInRoom?: boolean
+  /** A message: its attachments, checked by the send pipeline (docs/PROTOCOL.md, "Attachments"). */
+  files?: ChatFile[]
 }
 
 export interface AppendResult {
@@ -300,6 +302,7 @@ export function storedMessage(id: number, input: AppendInput, text = input.messa
   if (input.mentionsAll) message.mentionsAll = input.mentionsAll
   if (input.thread !== undefined) message.thread = input.thread
   if (input.thread !== undefined && input.alsoInRoom) message.alsoInRoom = true
+  if (input.files?.length) message.files = input.files
   if (input.kind) {
     message.kind = input.kind
     message.target = input.target

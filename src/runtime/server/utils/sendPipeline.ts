@@ -1,5 +1,5 @@
 import type { Hookable } from 'hookable'
-import { errorFrame, type ChatClientCommand, type ChatErrorFrame, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, type ChatClientCommand, type ChatErrorFrame, type ChatFile, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatActionContext, ChatMessageContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../types'
 import { checkChatPayload, type ChatPayloadCheck } from './chatSchema'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type ChatLimits, type ChatLimitsConfig, type LimitRefusal } from './chatLimits'
@@ -18,11 +18,11 @@ export interface SendAction {
 export { MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON } from './roomLog'
 
 /** The text and the action of a parsed `message` / `edit` / `delete` / `reaction` command, for `SendInput`. */
-export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction, replyTo?: number, thread?: number, alsoInRoom?: true } {
+export function sendFieldsOf(command: Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>): { message: string, action?: SendAction, replyTo?: number, thread?: number, alsoInRoom?: true, files?: string[] } {
   switch (command.type) {
     case 'message': {
-      const { message, replyTo, thread, alsoInRoom } = command
-      return { message, ...(replyTo === undefined ? {} : { replyTo }), ...(thread === undefined ? {} : { thread }), ...(alsoInRoom ? { alsoInRoom } : {}) }
+      const { message, replyTo, thread, alsoInRoom, files } = command
+      return { message, ...(replyTo === undefined ? {} : { replyTo }), ...(thread === undefined ? {} : { thread }), ...(alsoInRoom ? { alsoInRoom } : {}), ...(files ? { files } : {}) }
     }
     case 'edit': return { message: command.message, action: { kind: 'edit', target: command.target } }
     case 'delete': return { message: '', action: { kind: 'delete', target: command.target } }
@@ -44,6 +44,8 @@ export interface SendInput {
   /** A thread reply: its parent's id, and whether it is also sent to the room (docs/PROTOCOL.md, "Threads"). */
   thread?: number
   alsoInRoom?: true
+  /** A message: the ids of its attachments, uploaded by the sender to the room (docs/PROTOCOL.md, "Attachments"). */
+  files?: string[]
   /** The sending connection; absent for HTTP POST. */
   member?: Member
   /** The client address, for the per-address rate limit. */
@@ -64,6 +66,18 @@ export interface SendResult {
   /** HTTP status for the POST transport. */
   status: number
 }
+
+/** Uploads reserved for one message: their metadata, and what to do once it is stored or not. */
+export interface ClaimedFiles {
+  files: ChatFile[]
+  /** The message was stored as `id`: the uploads are its own. */
+  attach: (id: number) => Promise<void>
+  /** The message was not stored (or was a duplicate): the uploads are free again. */
+  release: () => Promise<void>
+}
+
+/** Reserve a message's uploads (`input.files`) for it, or refuse: status, code and text. */
+export type ClaimFiles = (input: SendInput) => Promise<ClaimedFiles | [number, ChatErrorFrame['code'], string]>
 
 /** Decides whether a message may pass the rate limit: `true`, or the refusal (`false`: a plain `rate_limited`). */
 export type AllowSend = (input: SendInput) => boolean | LimitRefusal
@@ -99,21 +113,26 @@ export interface SendPipelineOptions {
   onMentioned?: (frame: ChatMessageFrame, found: FoundMentions) => void
   /** Would this message make a new room, past the sender's new-room limit? The refusal then. @default never */
   newRoomRefusal?: (input: SendInput) => Promise<LimitRefusal | undefined> | undefined
+  /** Attachments (docs/PROTOCOL.md, "Attachments"): reserve a message's uploads. @default none: a message with `files` is refused */
+  claimFiles?: ClaimFiles
 }
 
 /**
  * The send pipeline: size and emptiness, rate limit, the `chat:message` hook, the room's schema,
  * the store, then `onStored` for the fan-out.
  */
-export function createSendPipeline({ config, store: stores, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload, newRoomRefusal, resolveMentions, onMentioned }: SendPipelineOptions) {
+export function createSendPipeline({ config, store: stores, hooks, logger, allowSend, onStored, checkPayload = checkChatPayload, newRoomRefusal, resolveMentions, onMentioned, claimFiles }: SendPipelineOptions) {
   async function send(input: SendInput): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], text: string): SendResult => ({ status, error: errorFrame(code, text, input.cid) })
     const { action } = input
     // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
     const textless = action?.kind === 'delete' || action?.kind === 'reaction'
     let text = textless ? '' : input.message.toWellFormed().replaceAll('\0', '')
+    // A message may be its attachments alone.
+    const withFiles = !action && input.files !== undefined && input.files.length > 0
+    if (withFiles && !claimFiles) return fail(400, 'bad_request', 'Attachments are turned off')
     if (!textless) {
-      if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+      if (!text.trim() && !withFiles) return fail(400, 'empty', 'Message is empty')
       if (text.length > config.maxLength) return fail(413, 'too_long', `Message is longer than ${config.maxLength} characters`)
     }
     if (!input.fromServer) {
@@ -139,7 +158,7 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     if (!await callRefusableHook('chat:message', context, 'Message rejected')) return fail(503, 'unavailable', 'The message could not be checked; try again')
     if (context.reject !== undefined) return fail(403, 'rejected', String(context.reject))
     text = typeof context.message === 'string' ? context.message : text
-    if (!text.trim()) return fail(400, 'empty', 'Message is empty')
+    if (!text.trim() && !withFiles) return fail(400, 'empty', 'Message is empty')
     // After the hook, so what is stored (a rewritten message or edit too) is what the room's schema accepts.
     const checked = await checkPayload(input.room, text)
     if ('error' in checked) return fail(400, 'bad_request', checked.error)
@@ -148,7 +167,17 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     const checking = !action && !input.fromServer ? newRoomRefusal?.(input) : undefined
     const newRoom = checking && await checking
     if (newRoom) return { status: 429, error: limitRefusalFrame(newRoom, input.cid) }
-    if (action || !resolveMentions) return store(input, checked.text)
+    if (action) return store(input, checked.text)
+    let claimed: ClaimedFiles | undefined
+    if (withFiles) {
+      // A resend of a stored message is answered as stored: its uploads are taken, by it.
+      const stored = input.cid === undefined ? undefined : await stores.byCid?.(input.room, input.sender, input.cid).catch(() => undefined)
+      if (stored) return { status: 200, frame: messageFrame(stored), duplicate: true }
+      const claiming = await claimFiles!(input)
+      if (Array.isArray(claiming)) return fail(...claiming)
+      claimed = claiming
+    }
+    if (!resolveMentions) return store(input, checked.text, undefined, claimed)
     let mentioned
     try {
       // At once when the room's names are known: most messages take no extra turn.
@@ -157,9 +186,10 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
     }
     catch (error) {
       logger.error('[nuxt-chat] could not read a room\'s names', error)
+      await claimed?.release()
       return fail(503, 'unavailable', 'The message could not be stored; try again')
     }
-    return store(input, checked.text, mentioned)
+    return store(input, checked.text, mentioned, claimed)
   }
 
   /** Why a message may not answer message `id` (none of the room's live messages), or nothing. */
@@ -226,12 +256,20 @@ export function createSendPipeline({ config, store: stores, hooks, logger, allow
   }
 
   /** Append the message or event (the store applies an event to its target with it), then fan it out. */
-  async function store(input: SendInput, text: string, mentioned?: FoundMentions): Promise<SendResult> {
+  async function store(input: SendInput, text: string, mentioned?: FoundMentions, claimed?: ClaimedFiles): Promise<SendResult> {
+    const result = await storeChecked(input, text, mentioned, claimed?.files)
+    if (!claimed) return result
+    // Stored: the uploads are the message's (a failure leaves them to the sweep, logged); else free again.
+    await (result.frame && !result.duplicate ? claimed.attach(result.frame.id) : claimed.release()).catch(error => logger.error('[nuxt-chat] could not record a message\'s attachments', error))
+    return result
+  }
+
+  async function storeChecked(input: SendInput, text: string, mentioned: FoundMentions | undefined, files: ChatFile[] | undefined): Promise<SendResult> {
     const fail = (status: number, code: ChatErrorFrame['code'], message: string): SendResult => ({ status, error: errorFrame(code, message, input.cid) })
     const { action } = input
     let result
     try {
-      const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target, replyTo: action ? undefined : input.replyTo, thread: action ? undefined : input.thread, alsoInRoom: action ? undefined : input.alsoInRoom, mentions: mentioned?.uids.length ? mentioned.uids : undefined, mentionsAll: mentioned?.all })
+      const appending = stores.append({ room: input.room, user: input.user.name, sender: input.sender, guest: input.user.guest, message: text, ts: Date.now(), cid: input.cid, kind: action?.kind, target: action?.target, replyTo: action ? undefined : input.replyTo, thread: action ? undefined : input.thread, alsoInRoom: action ? undefined : input.alsoInRoom, files, mentions: mentioned?.uids.length ? mentioned.uids : undefined, mentionsAll: mentioned?.all })
       input.onQueued?.()
       // The store applies an event to its target in the same transaction as it stores it.
       result = await appending

@@ -15,6 +15,7 @@ import { createDb0RoomLog } from './roomLog.db0'
 import { createMemoryRoomLog } from './roomLog.memory'
 import { withRetention } from './retention'
 import { chatLogger } from './logger'
+import { startFileRecords } from '../files/chatFiles'
 
 export { chatLogger }
 
@@ -34,7 +35,9 @@ export function useChatHub(): ChatHub {
   const bus = config.redisUrl ? withBusMetrics(createRedisBus(config.redisUrl, { channel, instanceId, logger: chatLogger }), 'redis') : withBusMetrics(createLocalBus(), 'local')
   const hooks = useNitroApp().hooks as unknown as Parameters<typeof createChatHub>[0]['hooks']
   // Counted for the metrics route and the DevTools tab (see chatMetrics.ts).
-  hub = withHubMetrics(createChatHub({ config, store, bus, hooks, logger: chatLogger }))
+  // Attachments' records: in the chat's database, or in memory beside a memory room log (../files/chatFiles.ts).
+  const claimFiles = config.files ? startFileRecords(config.files, store, inMemory ? undefined : () => createDatabase(openConnector!(options!))) : undefined
+  hub = withHubMetrics(createChatHub({ config, store, bus, hooks, logger: chatLogger, claimFiles }))
   return hub
 }
 

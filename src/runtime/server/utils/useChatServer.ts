@@ -1,13 +1,15 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
 // The module picks ./nitroV2.ts or ./nitroV3.ts for the app's Nitro.
-import { httpError } from '#nuxt-chat/nitro'
-import { isValidRoom, type ChatEventFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { httpError, useRuntimeConfig } from '#nuxt-chat/nitro'
+import { errorFrame, isValidRoom, type ChatEventFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { parseSearchRequest, type ChatSearchResultsFrame } from '../../shared/search'
 import { ChatRefusal } from './access'
 import type { ChatRoomInput } from './hub'
 import type { RoomMember, RoomRecord } from './roomMembers'
 import { useChatHub } from './useChatHub'
+import type { ChatRuntimeConfig } from '../../types'
+import { storeFile } from '../files/chatFiles'
 
 export type { ChatRoomInput } from './hub'
 export type { RoomMember, RoomRecord } from './roomMembers'
@@ -28,6 +30,8 @@ export interface ChatServerSendOptions {
   thread?: number
   /** `send` with `thread`: also show the reply in the room's main timeline. */
   alsoInRoom?: boolean
+  /** `send`: attachments (docs/PROTOCOL.md, "Attachments"), stored first with their type checked from the bytes; the text may then be empty. */
+  files?: { name: string, data: Uint8Array }[]
 }
 
 export interface ChatHistoryOptions {
@@ -70,6 +74,19 @@ async function asHttpError<T>(work: Promise<T>): Promise<T> {
     if (error instanceof ChatRefusal) throw httpError(error.status, error.message)
     throw error
   }
+}
+
+/** Store server code's attachments for `uid` in `room` (no quota, no rate limit: server code is trusted); a refusal throws its H3 error. */
+async function storeServerFiles(room: string, uid: string, files: { name: string, data: Uint8Array }[]): Promise<string[]> {
+  const options = (useRuntimeConfig().chat as ChatRuntimeConfig).files
+  if (!options) throw httpError(400, 'Attachments are turned off', errorFrame('bad_request', 'Attachments are turned off'))
+  const ids: string[] = []
+  for (const file of files) {
+    const stored = await storeFile(options, { room, uid, name: file.name, bytes: file.data })
+    if ('error' in stored) throw httpError(stored.status, stored.error.message, stored.error)
+    ids.push(stored.id)
+  }
+  return ids
 }
 
 /**
@@ -159,7 +176,8 @@ export function useChatServer() {
     async send(room: string, message: string, options: ChatServerSendOptions = {}): Promise<ChatMessageFrame> {
       checkRoom(room)
       const user = options.user ?? SERVER_USER
-      const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, replyTo: options.replyTo, ...(options.thread === undefined ? {} : { thread: options.thread, ...(options.alsoInRoom ? { alsoInRoom: true as const } : {}) }), fromServer: true })
+      const files = options.files?.length ? await storeServerFiles(room, user.id, options.files) : undefined
+      const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, replyTo: options.replyTo, ...(files ? { files } : {}), ...(options.thread === undefined ? {} : { thread: options.thread, ...(options.alsoInRoom ? { alsoInRoom: true as const } : {}) }), fromServer: true })
       if (result.error) throw httpError(result.status, result.error.message, result.error)
       return result.frame as ChatMessageFrame
     },

@@ -525,9 +525,9 @@ export async function handleRoomMessage(connection: MultiRoomMember, subscriptio
     }
     subscription.refusal = undefined
   }
-  const { message, action, replyTo, thread, alsoInRoom } = sendFieldsOf(command)
+  const { message, action, replyTo, thread, alsoInRoom, files } = sendFieldsOf(command)
   if (action) await rare.answeredAll
-  const result = await hub.send({ room, user: connection.user, sender: connection.sender, ip: connection.ip, message, cid, action, replyTo, thread, alsoInRoom, member: subscription, onQueued })
+  const result = await hub.send({ room, user: connection.user, sender: connection.sender, ip: connection.ip, message, cid, action, replyTo, thread, alsoInRoom, files, member: subscription, onQueued })
   if (result.error) {
     connection.send(errorOf(result.error, room, ref))
     if (cid && HOLDING_CODES.has(result.error.code)) subscription.refusal = result.error

@@ -1,0 +1,127 @@
+/**
+ * Attachments' parts below the routes (docs/PROTOCOL.md, "Attachments"): the `files` field of a
+ * `message` command, the type read from the bytes, and the uploads' records on every store
+ * (memory, SQLite, PostgreSQL): reservation by one send at a time, the sweep's choice, the quota.
+ */
+import { randomUUID } from 'node:crypto'
+import { createDatabase } from 'db0'
+import nodeSqlite from 'db0/connectors/node-sqlite'
+import postgresql from 'db0/connectors/postgresql'
+import { afterAll, describe, expect, it } from 'vitest'
+import { isFileId, parseSendCommand } from '../../src/runtime/shared/protocol'
+import { createMemoryFileRecords, type FileRecords } from '../../src/runtime/server/files/fileRecords'
+import { createDb0FileRecords } from '../../src/runtime/server/files/fileRecords.db0'
+import { sniffFile } from '../../src/runtime/server/files/fileType'
+import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { elf, pe, png } from '../utils/files'
+import { POSTGRES_URL, sqlitePath } from '../utils/roomLogs'
+
+const fileId = () => randomUUID().replaceAll('-', '').slice(0, 22)
+/** A reservation's token, unique like the pipeline's (the PostgreSQL database is shared with earlier runs). */
+const tokens = new Map<string, string>()
+const token = (name: string) => tokens.get(name) ?? tokens.set(name, `${name}-${randomUUID()}`).get(name)!
+
+describe('the files field of a message command', () => {
+  const id = fileId()
+  it('takes 1-100 distinct file ids on a message only', () => {
+    expect(isFileId(id)).toBe(true)
+    expect(parseSendCommand({ message: '', files: [id] })).toEqual({ type: 'message', message: '', files: [id] })
+    for (const files of ['x', [], [id, id], ['short'], [42], Array.from({ length: 101 }, fileId)]) {
+      expect(parseSendCommand({ message: 'x', files })).toMatch(/`files` must be 1-100 distinct attachment ids/)
+    }
+    expect(parseSendCommand({ type: 'edit', target: 1, message: 'x', files: [id] })).toBe('`files` is for messages, not edits')
+  })
+})
+
+describe('the type of a file, from its bytes', () => {
+  it('knows images (with their size), programs, text and the rest', async () => {
+    expect(await sniffFile(png(33, 12))).toEqual({ type: 'image/png', width: 33, height: 12 })
+    expect((await sniffFile(elf())).type).toBe('application/x-elf')
+    expect((await sniffFile(pe())).type).toMatch(/^application\/(x-msdownload|vnd\.microsoft\.portable-executable)$/)
+    expect(await sniffFile(Buffer.from('<svg onload="alert(1)"/>'))).toEqual({ type: 'text/plain' })
+    expect(await sniffFile(Buffer.from('héllo 🌍\n'))).toEqual({ type: 'text/plain' })
+    expect(await sniffFile(Buffer.from([0xC3, 0x28, 0x41]))).toEqual({ type: 'application/octet-stream' })
+    expect(await sniffFile(Buffer.from([0x41, 0, 0x42]))).toEqual({ type: 'application/octet-stream' })
+    // A PNG signature with a broken header: the type stands, without a size.
+    expect(await sniffFile(Buffer.concat([png(2, 2).subarray(0, 16), Buffer.alloc(8)]))).toMatchObject({ type: 'image/png' })
+  })
+})
+
+const opened: { log: RoomLog, records: FileRecords }[] = []
+afterAll(async () => {
+  await Promise.all(opened.flatMap(({ log, records }) => [log.close(), records.close()]))
+})
+
+const backends: [string, () => { log: RoomLog, records: FileRecords }][] = [
+  ['memory', () => {
+    const log = createMemoryRoomLog()
+    return { log, records: createMemoryFileRecords(log) }
+  }],
+  ['sqlite', () => {
+    const path = sqlitePath('nuxt-chat-files-')
+    return { log: createDb0RoomLog(() => createDatabase(nodeSqlite({ path }))), records: createDb0FileRecords(() => createDatabase(nodeSqlite({ path }))) }
+  }],
+  ['postgresql', () => ({ log: createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_URL }))), records: createDb0FileRecords(() => createDatabase(postgresql({ url: POSTGRES_URL }))) })],
+]
+
+describe.each(backends)('the uploads\' records: %s', (_name, create) => {
+  const setup = () => {
+    const store = create()
+    opened.push(store)
+    const room = `files-${randomUUID().slice(0, 8)}`
+    const uid = `u-${randomUUID().slice(0, 8)}`
+    const add = async (created = Date.now(), owner = uid, inRoom = room) => {
+      const id = fileId()
+      await store.records.add({ id, room: inRoom, uid: owner, name: `${id}.png`, size: 100, type: 'image/png', width: 2, height: 3, created })
+      return id
+    }
+    return { ...store, room, uid, add }
+  }
+
+  it('one send at a time reserves an upload: only the uploader\'s, in its room, not taken; released or attached', async () => {
+    const { records, room, uid, add } = setup()
+    const [mine, other, elsewhere] = [await add(), await add(Date.now(), 'u-other'), await add(Date.now(), uid, `${room}-x`)]
+    const now = Date.now()
+    expect((await records.claim([mine, other, elsewhere], room, uid, token('t1'), now, now - 60_000)).map(record => record.id)).toEqual([mine])
+    // Held by t1: nobody else takes it, until t1 lets go.
+    expect(await records.claim([mine], room, uid, token('t2'), now, now - 60_000)).toEqual([])
+    await records.release(token('t1'))
+    expect(await records.claim([mine], room, uid, token('t2'), now, now - 60_000)).toMatchObject([{ id: mine, name: `${mine}.png`, size: 100, type: 'image/png', width: 2, height: 3 }])
+    await records.attach(token('t2'), 7)
+    expect(await records.get(mine)).toMatchObject({ id: mine, room, uid, message: 7 })
+    expect(await records.ofMessage(room, 7)).toEqual([mine])
+    // Taken by a message: no send takes it again.
+    expect(await records.claim([mine], room, uid, token('t3'), now, now)).toEqual([])
+  })
+
+  it('a reservation older than the claim timeout is free again (a send that died holding it)', async () => {
+    const { records, room, uid, add } = setup()
+    const id = await add()
+    await records.claim([id], room, uid, token('dead'), Date.now() - 120_000, 0)
+    expect(await records.claim([id], room, uid, token('late'), Date.now(), Date.now() - 60_000)).toMatchObject([{ id }])
+  })
+
+  it('the sweep takes orphans past the timeout and the files of deleted messages, not the files of live ones; gone files still count for the quota', async () => {
+    const { log, records, room, uid, add } = setup()
+    const old = Date.now() - 10_000
+    const [orphan, fresh, kept, deleted] = [await add(old), await add(), await add(old), await add(old)]
+    const live = (await log.append({ room, user: 'Ann', sender: uid, message: 'kept', ts: Date.now() })).message
+    const doomed = (await log.append({ room, user: 'Ann', sender: uid, message: 'doomed', ts: Date.now() })).message
+    await records.claim([kept], room, uid, token('k'), Date.now(), 0)
+    await records.attach(token('k'), live.id)
+    await records.claim([deleted], room, uid, token('d'), Date.now(), 0)
+    await records.attach(token('d'), doomed.id)
+    await log.append({ room, user: 'Ann', sender: uid, message: '', ts: Date.now(), kind: 'delete', target: doomed.id })
+    const mine = new Set([orphan, fresh, kept, deleted])
+    const swept = (await records.sweepable(Date.now() - 5_000, Date.now() - 60_000, 100_000)).filter(id => mine.has(id))
+    expect(swept.sort()).toEqual([orphan, deleted].sort())
+    await records.markGone(swept)
+    expect(await records.get(orphan)).toBeUndefined()
+    expect(await records.get(kept)).toMatchObject({ id: kept })
+    expect(await records.usedSince(uid, 0)).toBe(400)
+    await records.forget(Date.now())
+    expect(await records.usedSince(uid, 0)).toBe(200)
+  })
+})
