@@ -86,6 +86,16 @@ describe('attachments in the playground', () => {
     await expect.poll(() => images.count(), { timeout: 10_000 }).toBe(2)
     // Loaded from the server (the files route), not from Ann's memory.
     await expect.poll(() => images.evaluateAll(list => list.map(image => [(image as HTMLImageElement).naturalWidth, new URL((image as HTMLImageElement).src).pathname.startsWith('/_chat/files/')]))).toEqual([[320, true], [160, true]])
+    // Each carries the small preview Ann's browser made (a WebP of at most 64 pixels a side), shown behind it while it loads.
+    const anchors = bob.locator(`${sel('message')}:has-text("two pictures") ${sel('attachment-image')}`)
+    expect(await anchors.evaluateAll(list => list.map(anchor => anchor.getAttribute('data-preview')))).toEqual(['true', 'true'])
+    const sides = await images.evaluateAll(list => Promise.all(list.map(async (image) => {
+      const preview = new Image()
+      preview.src = getComputedStyle(image).backgroundImage.slice(5, -2)
+      await preview.decode()
+      return [preview.src.slice(0, 23), preview.naturalWidth, preview.naturalHeight]
+    })))
+    expect(sides).toEqual([['data:image/webp;base64,', 64, 40], ['data:image/webp;base64,', 64, 64]])
 
     // A 5 MB file over a link of about 2 MB/s: the pending message shows the upload's progress.
     const cdp = await ann.context().newCDPSession(ann)

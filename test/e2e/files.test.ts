@@ -172,6 +172,32 @@ describe.each(setups)('attachments: %s', (_name, setup) => {
     expect((await upload(a, ann, room, Buffer.from([0, 1, 2, 3, 0xFF, 0xFE, 0, 7]), 'blob.bin')).status).toBe(415)
   })
 
+  it('an image\'s small preview is checked by its bytes and travels with the message; a bad preview is refused', async () => {
+    const room = newRoom()
+    const ann = newUser('Ann')
+    const preview = png(16, 12, 3)
+    const uploaded = await upload(a, ann, room, png(400, 300), 'big.png', { 'x-file-preview': preview.toString('base64') })
+    expect(uploaded.status).toBe(201)
+    expect(uploaded.body.preview).toBe(`data:image/png;base64,${preview.toString('base64')}`)
+    const sent = await post(a, ann, room, { message: 'with a preview', files: [uploaded.body.id] })
+    expect(sent.body.files).toEqual([uploaded.body])
+    const page = await fetch(b.url(`/api/sse?room=${room}&before=${sent.body.id + 1}`), { headers: ann.headers })
+    expect(JSON.stringify(await page.json())).toContain(uploaded.body.preview)
+
+    const refusals: [Buffer, string, Buffer][] = [
+      [png(400, 300), 'a preview larger than 64 pixels a side', png(65, 10)],
+      [png(400, 300), 'a preview that is not a raster image', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>')],
+      [Buffer.from('plain words'), 'a preview of a file that is not an image', preview],
+      [png(400, 300), 'a preview over 4,096 bytes', Buffer.alloc(5000, 1)],
+    ]
+    for (const [file, why, bad] of refusals) {
+      const refused = await upload(a, ann, room, file, 'x.png', { 'x-file-preview': bad.toString('base64') })
+      expect(refused.status, why).toBe(400)
+      expect(refused.body, why).toMatchObject({ type: 'error', code: 'bad_request' })
+    }
+    expect((await upload(a, ann, room, png(40, 30), 'x.png', { 'x-file-preview': 'not base64!' })).status).toBe(400)
+  })
+
   it('a file over maxSize is refused 413, by its declared length or while it streams in, and nothing is stored', async () => {
     const room = newRoom()
     const ann = newUser('Ann')

@@ -1,5 +1,5 @@
 import { shallowRef, type ShallowRef } from 'vue'
-import type { ChatErrorFrame, ChatFile } from '../shared/protocol'
+import { MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, type ChatErrorFrame, type ChatFile } from '../shared/protocol'
 import { backoffDelay, type BackoffOptions } from './backoff'
 
 /** An attachment as the client shows it: a pending one has no `id` yet and a local `url` (an object URL) for its preview. */
@@ -48,14 +48,41 @@ export function uploadFiles(target: ChatUploadTarget, files: readonly Blob[], pr
   })()
 }
 
+/** Raster images a browser decodes: their preview is made here, before the upload. */
+const PREVIEWED = /^image\/(?:png|jpeg|gif|webp|avif)$/
+
+/** A small WebP (or PNG) of an image, in base64, within the server's bounds; undefined when the browser cannot make one. */
+async function previewOf(file: Blob): Promise<string | undefined> {
+  if (!PREVIEWED.test(file.type) || typeof createImageBitmap !== 'function' || typeof document === 'undefined') return undefined
+  try {
+    const bitmap = await createImageBitmap(file)
+    const scale = Math.min(1, MAX_PREVIEW_SIDE / Math.max(bitmap.width, bitmap.height))
+    const canvas = document.createElement('canvas')
+    canvas.width = Math.max(1, Math.round(bitmap.width * scale))
+    canvas.height = Math.max(1, Math.round(bitmap.height * scale))
+    canvas.getContext('2d')?.drawImage(bitmap, 0, 0, canvas.width, canvas.height)
+    bitmap.close()
+    for (const quality of [0.6, 0.3]) {
+      const blob = await new Promise<Blob | null>(resolve => canvas.toBlob(resolve, 'image/webp', quality))
+      if (blob && blob.size <= MAX_PREVIEW_BYTES) return btoa(String.fromCharCode(...new Uint8Array(await blob.arrayBuffer())))
+    }
+  }
+  catch {
+    // Not decodable here (a broken or unsupported image): sent without a preview.
+  }
+  return undefined
+}
+
 /** One POST of one file: its metadata, or the status (0: the network failed) and the error. */
-function uploadOne(url: URL, file: Blob, onProgress: (loaded: number) => void): Promise<{ file: ChatFile } | { status: number, error: Pick<ChatErrorFrame, 'code' | 'message'> }> {
+async function uploadOne(url: URL, file: Blob, onProgress: (loaded: number) => void): Promise<{ file: ChatFile } | { status: number, error: Pick<ChatErrorFrame, 'code' | 'message'> }> {
+  const preview = await previewOf(file)
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest()
     xhr.open('POST', url)
     xhr.withCredentials = true
     const name = (file as File).name || 'file'
     xhr.setRequestHeader('x-file-name', encodeURIComponent(name))
+    if (preview) xhr.setRequestHeader('x-file-preview', preview)
     xhr.upload.onprogress = event => onProgress(event.loaded)
     xhr.onload = () => {
       let body: (ChatFile & Partial<ChatErrorFrame>) | undefined
@@ -65,7 +92,7 @@ function uploadOne(url: URL, file: Blob, onProgress: (loaded: number) => void): 
       catch {
         // Not JSON (a proxy's page): reported by its status.
       }
-      if (xhr.status === 201 && body?.id) return resolve({ file: { id: body.id, name: body.name, size: body.size, type: body.type, ...(body.width === undefined ? {} : { width: body.width, height: body.height }) } })
+      if (xhr.status === 201 && body?.id) return resolve({ file: { id: body.id, name: body.name, size: body.size, type: body.type, ...(body.width === undefined ? {} : { width: body.width, height: body.height }), ...(body.preview?.startsWith('data:image/') ? { preview: body.preview } : {}) } })
       resolve({ status: xhr.status, error: { code: body?.code ?? 'unavailable', message: body?.message ?? `Upload failed (${xhr.status})` } })
     }
     xhr.onerror = () => resolve({ status: 0, error: { code: 'unavailable', message: 'The upload was interrupted' } })

@@ -61,7 +61,13 @@ export interface ChatFile {
   /** Images: their size in pixels, read from the bytes. */
   width?: number
   height?: number
+  /** Images: a small preview the uploader's browser made (at most `MAX_PREVIEW_SIDE` pixels a side, `MAX_PREVIEW_BYTES`), a `data:` URL of a PNG, JPEG or WebP checked by its bytes. */
+  preview?: string
 }
+
+/** A preview's largest side, in pixels, and its largest size, in bytes (before base64). */
+export const MAX_PREVIEW_SIDE = 64
+export const MAX_PREVIEW_BYTES = 4096
 
 /** Longest attachment name, in UTF-16 code units. */
 export const MAX_FILE_NAME_LENGTH = 255

@@ -3,7 +3,7 @@
 import type { H3Event } from 'h3'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineEventHandler, getQuery, getRequestHeader, readBoundedBytes, setResponseHeader, setResponseStatus } from '#nuxt-chat/nitro'
-import { errorFrame, MAX_FILE_NAME_LENGTH, type ChatErrorFrame, type ChatFile } from '../../shared/protocol'
+import { errorFrame, MAX_FILE_NAME_LENGTH, MAX_PREVIEW_BYTES, type ChatErrorFrame, type ChatFile } from '../../shared/protocol'
 import type { ChatFilesOptions, ChatRuntimeConfig } from '../../types'
 import type { ChatAdmission } from '../utils/access'
 import { limitSubjectOf } from '../utils/chatLimits'
@@ -53,6 +53,8 @@ async function answerUpload(event: H3Event, admission: ChatAdmission, config: Ch
   }
   const name = fileName(event)
   if (typeof name !== 'string') return refuse(event, 400, errorFrame('bad_request', name.error))
+  const preview = previewHeader(event)
+  if (preview && 'error' in preview) return refuse(event, 400, errorFrame('bad_request', preview.error))
   const declared = Number(getRequestHeader(event, 'content-length') ?? 0)
   if (declared > options.maxSize) return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
   const since = Date.now() - DAY
@@ -62,7 +64,7 @@ async function answerUpload(event: H3Event, admission: ChatAdmission, config: Ch
   if (bytes === 'too_large') return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
   if (bytes === 'timeout') return refuseSlow(event)
   if (options.bytesPerDay && used + bytes.length > options.bytesPerDay) return refuse(event, 429, quotaFrame(options))
-  const stored = await storeFile(options, { room: admission.room, uid: admission.sender, name, bytes })
+  const stored = await storeFile(options, { room: admission.room, uid: admission.sender, name, bytes, ...(preview ? { preview } : {}) })
   if ('error' in stored) return refuse(event, stored.status, stored.error)
   setResponseStatus(event, 201)
   return stored
@@ -76,6 +78,14 @@ function refuseSlow(event: H3Event): ChatErrorFrame {
 
 function quotaFrame(options: ChatFilesOptions): ChatErrorFrame {
   return { ...errorFrame('rate_limited', `You may upload ${options.bytesPerDay} bytes in 24 hours`), scope: 'person', retryAfter: 3600 }
+}
+
+/** An image's preview: `X-File-Preview`, its bytes in base64 (checked by its bytes in `storeFile`). */
+function previewHeader(event: H3Event): Uint8Array | { error: string } | undefined {
+  const header = getRequestHeader(event, 'x-file-preview')
+  if (header === undefined) return undefined
+  if (header.length > Math.ceil(MAX_PREVIEW_BYTES / 3) * 4 || !/^[A-Z0-9+/]+={0,2}$/i.test(header)) return { error: `\`X-File-Preview\` is an image of at most ${MAX_PREVIEW_BYTES} bytes, in base64` }
+  return Buffer.from(header, 'base64')
 }
 
 /** The file's name: `X-File-Name` (URL-encoded) or `?name=`, 1-255 characters, no control characters, no path. */

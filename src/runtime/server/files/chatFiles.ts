@@ -4,7 +4,7 @@ import type { Database } from 'db0'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { useStorage } from '#nuxt-chat/nitro'
 import { randomBytes } from 'node:crypto'
-import { errorFrame, MAX_FILE_NAME_LENGTH, type ChatErrorFrame, type ChatFile } from '../../shared/protocol'
+import { errorFrame, MAX_FILE_NAME_LENGTH, MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, type ChatErrorFrame, type ChatFile } from '../../shared/protocol'
 import type { ChatFilesOptions } from '../../types'
 import type { ClaimFiles } from '../utils/sendPipeline'
 import type { RoomLog } from '../utils/roomLog'
@@ -88,6 +88,20 @@ export interface FileToStore {
   uid: string
   name: string
   bytes: Uint8Array
+  /** An image's small preview, made by the uploader's browser. */
+  preview?: Uint8Array
+}
+
+/** Types a preview may have: raster images a browser shows from a `data:` URL and never runs. */
+const PREVIEW_TYPES = new Set(['image/png', 'image/jpeg', 'image/webp'])
+
+/** A preview's `data:` URL, checked by its bytes, or why it is refused. */
+async function previewOf(preview: Uint8Array): Promise<string | { error: string }> {
+  if (preview.length > MAX_PREVIEW_BYTES) return { error: `A preview is at most ${MAX_PREVIEW_BYTES} bytes` }
+  const sniffed = await sniffFile(preview)
+  if (!PREVIEW_TYPES.has(sniffed.type) || !sniffed.width || !sniffed.height) return { error: 'A preview is a PNG, JPEG or WebP image' }
+  if (sniffed.width > MAX_PREVIEW_SIDE || sniffed.height > MAX_PREVIEW_SIDE) return { error: `A preview is at most ${MAX_PREVIEW_SIDE} pixels a side` }
+  return `data:${sniffed.type};base64,${Buffer.from(preview).toString('base64')}`
 }
 
 /**
@@ -100,8 +114,15 @@ export async function storeFile(options: ChatFilesOptions, file: FileToStore): P
   if (!file.name || file.name.length > MAX_FILE_NAME_LENGTH) return { status: 400, error: errorFrame('bad_request', `A file name is 1-${MAX_FILE_NAME_LENGTH} characters`) }
   const sniffed = await sniffFile(file.bytes)
   if (!allowedTypes(options).includes(sniffed.type)) return { status: 415, error: errorFrame('bad_request', `Files of type ${sniffed.type} are not allowed`) }
+  let preview: string | undefined
+  if (file.preview) {
+    if (sniffed.width === undefined) return { status: 400, error: errorFrame('bad_request', 'Only an image has a preview') }
+    const checked = await previewOf(file.preview)
+    if (typeof checked !== 'string') return { status: 400, error: errorFrame('bad_request', checked.error) }
+    preview = checked
+  }
   const id = randomBytes(16).toString('base64url')
-  const stored: ChatFile = { id, name: file.name, size: file.bytes.length, type: sniffed.type, ...(sniffed.width === undefined ? {} : { width: sniffed.width, height: sniffed.height }) }
+  const stored: ChatFile = { id, name: file.name, size: file.bytes.length, type: sniffed.type, ...(sniffed.width === undefined ? {} : { width: sniffed.width, height: sniffed.height }), ...(preview ? { preview } : {}) }
   await fileStorage(options).setItemRaw(id, file.bytes)
   try {
     await fileRecords().add({ ...stored, room: file.room, uid: file.uid, created: Date.now() })

@@ -1,4 +1,5 @@
 import type { Database } from 'db0'
+import { addColumnInPlace } from '../utils/roomLog.db0'
 import type { FileRecord, FileRecords } from './fileRecords'
 
 interface FileRow {
@@ -10,11 +11,12 @@ interface FileRow {
   type: string
   width: number | string | null
   height: number | string | null
+  preview: string | null
   message: number | string | null
   created: number | string
 }
 
-const COLUMNS = 'id, room, uid, name, size, type, width, height, message, created'
+const COLUMNS = 'id, room, uid, name, size, type, width, height, preview, message, created'
 // SQLite: another writer (the room log) holds the lock for a moment; waited out on timers, not inside SQLite (which blocks the event loop).
 const BUSY_RETRIES = 100
 const BUSY_DELAY = 20
@@ -23,6 +25,7 @@ function toRecord(row: FileRow): FileRecord {
   const record: FileRecord = { id: row.id, room: row.room, uid: row.uid, name: row.name, size: Number(row.size), type: row.type, created: Number(row.created) }
   if (row.width !== null && row.width !== undefined) record.width = Number(row.width)
   if (row.height !== null && row.height !== undefined) record.height = Number(row.height)
+  if (row.preview) record.preview = row.preview
   if (row.message !== null && row.message !== undefined) record.message = Number(row.message)
   return record
 }
@@ -81,7 +84,7 @@ export function createDb0FileRecords(open: () => Database): FileRecords {
 
   return {
     async add(record) {
-      await query('run', `INSERT INTO chat_files (${COLUMNS}, gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0)`, record.id, record.room, record.uid, record.name, record.size, record.type, record.width ?? null, record.height ?? null, record.created)
+      await query('run', `INSERT INTO chat_files (${COLUMNS}, gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0)`, record.id, record.room, record.uid, record.name, record.size, record.type, record.width ?? null, record.height ?? null, record.preview ?? null, record.created)
     },
     async get(id) {
       const row = await query<FileRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_files WHERE id = ? AND gone = 0`, id)
@@ -139,12 +142,15 @@ async function createSchema(db: Database) {
     type TEXT NOT NULL,
     width INTEGER,
     height INTEGER,
+    preview TEXT,
     message BIGINT,
     claim TEXT,
     claimed_at BIGINT,
     gone SMALLINT NOT NULL DEFAULT 0,
     created BIGINT NOT NULL
   )`)
+  // Tables made before previews lack the column.
+  await addColumnInPlace(db, 'chat_files', 'preview', 'TEXT')
   // The quota (a person's bytes of the day), a message's files, the sweep's orphans.
   await db.exec('CREATE INDEX IF NOT EXISTS chat_files_uploader ON chat_files (uid, created)')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_files_message ON chat_files (room, message) WHERE message IS NOT NULL')

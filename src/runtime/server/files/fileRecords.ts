@@ -134,8 +134,8 @@ export function claimFilesWith(records: FileRecords, maxFiles: number): ClaimFil
     }
     // In the order the sender gave.
     const files = ids.map((id) => {
-      const { id: _id, name, size, type, width, height } = taken.find(record => record.id === id)!
-      return { id, name, size, type, ...(width === undefined ? {} : { width }), ...(height === undefined ? {} : { height }) }
+      const { id: _id, name, size, type, width, height, preview } = taken.find(record => record.id === id)!
+      return { id, name, size, type, ...(width === undefined ? {} : { width }), ...(height === undefined ? {} : { height }), ...(preview ? { preview } : {}) }
     })
     return { files, attach: id => records.attach(token, id), release: () => records.release(token) }
   }

@@ -923,6 +923,19 @@ function appendInRoomOrder(appendNow: (input: AppendInput) => Promise<AppendResu
   }
 }
 
+/** Add `column` to a table an earlier version made without it; false when it was there. Looked up first: ALTER TABLE locks the table. */
+export async function addColumnInPlace(db: Database, table: string, column: string, definition: string): Promise<boolean> {
+  const exists = db.dialect === 'sqlite'
+    ? await db.prepare(`SELECT name FROM pragma_table_info('${table}') WHERE name = ?`).get(column)
+    : await db.prepare(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '${table}' AND column_name = ?`).get(column)
+  if (exists) return false
+  await db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`).catch((error) => {
+    // Another instance added it meanwhile.
+    if (!/duplicate column|already exists/i.test(String((error as Error)?.message))) throw error
+  })
+  return true
+}
+
 async function createSchema(db: Database) {
   if (db.dialect === 'sqlite') {
     // Short: a lock held by another process is waited out on timers, not inside SQLite (which blocks the event loop).
@@ -1007,14 +1020,7 @@ async function createSchema(db: Database) {
   )`)
   // Tables made by earlier versions lack some columns. Looked up first: ALTER TABLE locks the table.
   for (const [column, definition] of ADDED_COLUMNS) {
-    const exists = db.dialect === 'sqlite'
-      ? await db.prepare(`SELECT name FROM pragma_table_info('chat_messages') WHERE name = ?`).get(column)
-      : await db.prepare(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'chat_messages' AND column_name = ?`).get(column)
-    if (exists) continue
-    await db.exec(`ALTER TABLE chat_messages ADD COLUMN ${column} ${definition}`).catch((error) => {
-      // Another instance added it meanwhile.
-      if (!/duplicate column|already exists/i.test(String((error as Error)?.message))) throw error
-    })
+    if (!await addColumnInPlace(db, 'chat_messages', column, definition)) continue
     // Revision 5, in place: the messages changed by stored events get the number of their latest one (idempotent).
     if (column === 'rev') {
       await db.exec(`UPDATE chat_messages SET rev = changed.rev
