@@ -40,4 +40,5 @@ export const chatDefaults = {
   database: { connector: 'node-sqlite', url: '', options: {} },
   metrics: false,
   devtools: true,
+  streams: { maxLength: 20_000, perRoom: 3, perInstance: 100, chunksPerSecond: 500, checkpoint: 2000 },
 }

@@ -23,6 +23,8 @@ interface MessageRow {
   mentions_all: string | null
   thread: number | string | null
   also_in_room: number | string | null
+  stream_owner?: string | null
+  incomplete?: string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -59,7 +61,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all, thread, also_in_room'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all, thread, also_in_room, stream_owner, incomplete'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it (without this wait).
@@ -228,6 +230,10 @@ const ADDED_COLUMNS: [string, string][] = [
   ['mentions_all', 'TEXT'],
   ['thread', 'BIGINT'],
   ['also_in_room', 'SMALLINT NOT NULL DEFAULT 0'],
+  // Streaming messages (docs/PROTOCOL.md, "Streaming messages"): the instance writing it and its heartbeat; why it was cut.
+  ['stream_owner', 'TEXT'],
+  ['stream_beat', 'BIGINT'],
+  ['incomplete', 'TEXT'],
 ]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 /**
@@ -506,6 +512,22 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     message: messageById,
     lastId,
+    async streamStart(room, id, owner, beat) {
+      await query('run', 'UPDATE chat_messages SET stream_owner = ?, stream_beat = ? WHERE room = ? AND id = ? AND kind IS NULL', owner, beat, room, id)
+    },
+    async streamCheckpoint(room, id, owner, text, beat) {
+      const rows = await query<unknown[]>('all', 'UPDATE chat_messages SET body = ?, stream_beat = ? WHERE room = ? AND id = ? AND stream_owner = ? RETURNING id', text, beat, room, id, owner)
+      return rows.length > 0
+    },
+    async streamEnd(room, id, owner, incomplete) {
+      // Conditional on the owner: of a stream's end and a sweep of it, one closes it.
+      const rows = await query<unknown[]>('all', 'UPDATE chat_messages SET stream_owner = NULL, stream_beat = NULL, incomplete = ? WHERE room = ? AND id = ? AND stream_owner = ? RETURNING id', incomplete ?? null, room, id, owner)
+      return rows.length > 0
+    },
+    async staleStreams(beat, limit) {
+      const rows = await query<{ room: string, id: number | string, stream_owner: string, name: string, sender: string, body: string }[]>('all', 'SELECT room, id, stream_owner, name, sender, body FROM chat_messages WHERE stream_owner IS NOT NULL AND stream_beat < ? ORDER BY stream_beat LIMIT ?', beat, limit)
+      return rows.map(row => ({ room: row.room, id: Number(row.id), owner: row.stream_owner, user: row.name, uid: row.sender, message: row.body }))
+    },
     async prune(room, policy: RetentionPolicy, limit = 1000) {
       if (!(policy.max > 0) && !(policy.maxAge > 0)) return 0
       // Messages are counted and aged (revision 5); the oldest first, a prefix of them.
@@ -670,6 +692,8 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (row.mentions_all === 'room' || row.mentions_all === 'here') message.mentionsAll = row.mentions_all
   if (row.thread !== null && row.thread !== undefined) message.thread = Number(row.thread)
   if (message.thread !== undefined && Number(row.also_in_room) === 1) message.alsoInRoom = true
+  if (row.stream_owner) message.streaming = true
+  if (row.incomplete) message.incomplete = row.incomplete as StoredMessage['incomplete']
   return message
 }
 
@@ -1026,6 +1050,8 @@ async function createSchema(db: Database) {
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_changes ON chat_messages (room, id) WHERE kind IS NOT NULL')
   // A thread's replies (its page, its parent's summary): only rows that are replies.
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_thread ON chat_messages (room, thread, id) WHERE thread IS NOT NULL')
+  // The sweep of streams left open by a dead instance: only open streams are indexed.
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_streams ON chat_messages (stream_beat) WHERE stream_owner IS NOT NULL')
   // Search (docs/PROTOCOL.md, "Search"): built at open on databases made before it, over the messages they hold.
   await createSearchIndex(db)
 }

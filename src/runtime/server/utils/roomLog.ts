@@ -1,6 +1,6 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
-import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatMentionAll, type ChatMessageBase } from '../../shared/protocol'
+import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatMentionAll, type ChatMessageBase, type ChatStreamCut } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
 
 /** A message as the log stores it. */
@@ -179,7 +179,26 @@ export interface RoomLog extends RoomDirectory {
    * "Search"). A cursor this store did not make throws `RoomLogInputError`.
    */
   search: (query: SearchQuery) => Promise<SearchPage>
+  /** Mark message `id` as an open stream run by instance `owner`, alive at `beat` (epoch ms): its frames carry `streaming`. */
+  streamStart: (room: string, id: number, owner: string, beat: number) => Promise<void>
+  /** Store an open stream's text so far and its owner's heartbeat; false when it is no longer `owner`'s open stream. */
+  streamCheckpoint: (room: string, id: number, owner: string, text: string, beat: number) => Promise<boolean>
+  /** Close `owner`'s open stream of message `id` (with `incomplete`: it was cut), atomically: true for the one caller that closed it. */
+  streamEnd: (room: string, id: number, owner: string, incomplete?: ChatStreamCut) => Promise<boolean>
+  /** Up to `limit` open streams whose owner's last heartbeat is before `beat`: a dead instance's. */
+  staleStreams: (beat: number, limit: number) => Promise<OpenStream[]>
   close: () => Promise<void>
+}
+
+/** An open stream as the store holds it (`staleStreams`). */
+export interface OpenStream {
+  room: string
+  id: number
+  owner: string
+  /** Its author, and the text checkpointed so far. */
+  user: string
+  uid: string
+  message: string
 }
 
 /** What the log searches: the rooms were checked for the person already. */
