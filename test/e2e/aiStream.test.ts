@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { applyDelta, type ChatServerFrame } from '../../src/runtime/shared/protocol'
 import { sleep } from '../utils/chaos'
-import { ChatSocket, ChatStream, until } from '../utils/clients'
+import { ChatSocket, ChatSocketV2, ChatStream, until } from '../utils/clients'
 import { callServer, serverPairs, type ServerPair, type TestServer } from '../utils/server'
 
 const CHECKPOINT = 200
@@ -166,17 +166,27 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (_
     const newcomer = track(await ChatStream.open(httpBase(a), { room, name: 'newcomer' }))
     for (const reader of [steady, dropper, newcomer]) await reader.waitFor(ends(id), 'the final edit', 15_000)
     const expected = chunks.join('')
-    const reconnected = follow([...before, ...dropper.frames as Frame[]], id)
+    // After a (re)join: one delta from offset 0 with the text so far; from it on every delta continues the text exactly (no gap, no repeat).
+    const fromCatchUp = (frames: Frame[]) => {
+      const at = frames.findIndex(frame => frame.type === 'delta' && frame.id === id && frame.offset === 0)
+      expect(at).toBeGreaterThanOrEqual(0)
+      expect(frames.filter(frame => frame.type === 'delta' && frame.id === id && frame.offset === 0)).toHaveLength(1)
+      return frames.slice(at)
+    }
+    const held = follow(before, id).text!
+    const again = fromCatchUp(dropper.frames as Frame[])
+    const stub = { type: 'message', id, room, message: held, streaming: true } as unknown as Frame
+    const reconnected = follow([stub, ...again], id)
     expect(reconnected.text).toBe(expected)
-    expect(reconnected.gaps).toBe(0)
-    // The text before the final edit, grown by deltas only, was already the whole text: no gap, no repeat.
-    expect(follow([...before, ...(dropper.frames as Frame[]).filter(frame => frame.type !== 'edit')], id).text).toBe(expected)
-    const fresh = follow(newcomer.frames as Frame[], id)
-    expect(fresh.gaps).toBe(0)
-    expect(follow((newcomer.frames as Frame[]).filter(frame => frame.type !== 'edit'), id).text).toBe(expected)
-    // The catch-up delta starts at 0 with the text so far: the whole text at most once more per (re)join.
-    const catchUps = (newcomer.frames as Frame[]).filter(frame => frame.type === 'delta' && frame.offset === 0)
-    expect(catchUps.length).toBeLessThanOrEqual(1)
+    expect(reconnected.gaps + reconnected.unknown).toBe(0)
+    // Grown by deltas only (the final edit left out), the text was already the whole text.
+    expect(follow([stub, ...again.filter(frame => frame.type !== 'edit')], id).text).toBe(expected)
+    const newcomerFrames = newcomer.frames as Frame[]
+    const replayed = newcomerFrames.find(frame => frame.type === 'message' && frame.id === id)!
+    expect(replayed.streaming).toBe(true)
+    const fresh = follow([replayed, ...fromCatchUp(newcomerFrames)], id)
+    expect(fresh.gaps + fresh.unknown).toBe(0)
+    expect(follow([replayed, ...fromCatchUp(newcomerFrames).filter(frame => frame.type !== 'edit')], id).text).toBe(expected)
     expect(follow(steady.frames as Frame[], id).deltaChars).toBe(expected.length)
   })
 
@@ -215,6 +225,25 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (_
     expect(await alice.waitFor(ends(second.body.id), 'the end')).toMatchObject({ incomplete: 'stopped' })
     expect((await post({ type: 'stop', id: 'x' }, ALICE)).status).toBe(400)
     await until(async () => (await runOf(a, second.body.run)).aborted, 'the second source aborted')
+  })
+
+  it('stop over version 2: a moderator may stop any stream and gets an ack; a plain member is refused', async () => {
+    const room = newRoom()
+    const MOD = { cookie: 'session=user-modv2.Moderator' }
+    expect((await callServer(a, { call: 'addMember', room, userId: 'user-modv2', role: 'moderator' })).status).toBe(200)
+    const moderator = track(await ChatSocketV2.openV2(b.wsUrl(''), {}, { headers: MOD }))
+    const bob = track(await ChatSocketV2.openV2(a.wsUrl(''), {}, { headers: BOB }))
+    expect(await moderator.join(room)).toMatchObject({ type: 'caught_up' })
+    expect(await bob.join(room)).toMatchObject({ type: 'caught_up' })
+    const started = await startStream(a, { room, chunks: ['Unasked'], delay: 20, forever: true })
+    const { id } = started.body
+    await bob.waitFor(frame => frame.type === 'delta' && frame.id === id, 'a delta')
+    bob.send({ type: 'stop', room, id, ref: 'bob-stop' })
+    expect(await bob.waitFor(frame => frame.ref === 'bob-stop', 'refusal')).toMatchObject({ type: 'error', code: 'forbidden', room })
+    moderator.send({ type: 'stop', room, id, ref: 'mod-stop' })
+    expect(await moderator.waitFor(frame => frame.ref === 'mod-stop', 'ack')).toMatchObject({ type: 'ack', room, id })
+    expect(await bob.waitFor(frame => frame.type === 'edit' && frame.target === id, 'the end')).toMatchObject({ ended: true, incomplete: 'stopped' })
+    await until(async () => (await runOf(a, started.body.run)).aborted, 'the source aborted')
   })
 
   it('limits refuse a flood: open streams per room, length, chunk rate', async () => {
