@@ -229,6 +229,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       case 'reaction':
         if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
         if (frame.type === 'delete') forgetUnread(frame.target)
+        // A stream's end: its author stopped writing.
+        if (frame.type === 'edit' && frame.ended) presence.spoke(frame.uid, frame.user)
         if (log.apply(frame)) publish()
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
         break
