@@ -11,6 +11,7 @@ import { messageFrame, type Member } from './roomDelivery'
 import { RoomFrame } from '../transport/frame'
 import { MAX_STORED_TEXT, type RoomLog } from './roomLog'
 import { readerOf, type ChatStreamSourceInput, type ChunkReader } from './streamSource'
+import { chatDefaults } from '../../defaults'
 
 /** The typing frames of a stream's author go out at most this often (ms), as a person's. */
 const TYPING_EVERY = 1000
@@ -84,7 +85,7 @@ interface OwnStream extends LiveStream {
 
 /** What the hub lends the streams. */
 export interface ChatStreamsDeps {
-  config: { streams: ChatStreamsOptions }
+  config: { streams?: Partial<ChatStreamsOptions> }
   store: RoomLog
   bus: ChatBus
   logger: { error: (message: string, error?: unknown) => void }
@@ -101,7 +102,8 @@ export type ChatStreams = ReturnType<typeof createChatStreams>
 /** The streams of one instance, and what it knows of the others' (through the bus). */
 export function createChatStreams({ config, store, bus, logger, fanOut, broadcast, isModerator }: ChatStreamsDeps) {
   const me = randomUUID()
-  const options = config.streams
+  // Defaults for a hub made without them (tests, an app built before the option).
+  const options: ChatStreamsOptions = { ...chatDefaults.streams, ...config.streams }
   const maxLength = Math.min(MAX_STORED_TEXT, options.maxLength)
   const live = new Map<string, LiveStream>()
   const own = new Map<string, OwnStream>()
@@ -359,6 +361,8 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
 
   /** Store the streams of dead instances (no checkpoint for `STALE_CHECKPOINTS` intervals) as `interrupted`, with their last checkpointed text. */
   async function sweep() {
+    // A store without streams (a partial one in tests) has nothing to sweep.
+    if (typeof store.staleStreams !== 'function') return
     let stale
     try {
       stale = await store.staleStreams(Date.now() - STALE_CHECKPOINTS * options.checkpoint, SWEEP_BATCH)
