@@ -17,10 +17,10 @@ describe.each(roomLogBackends('nuxt-chat-streams-'))('open streams in the store:
     const log = create()
     opened.push(log)
     const room = `streams-${randomUUID().slice(0, 8)}`
-    const { message } = await log.append({ room, user: 'Assistant', sender: 'bot', message: '', ts: Date.now() })
-    const id = message.id
     const beat = Date.now()
-    await log.streamStart(room, id, 'instance-a', beat)
+    const { message } = await log.append({ room, user: 'Assistant', sender: 'bot', message: '', ts: beat, streamOwner: 'instance-a' })
+    expect(message.streaming).toBe(true)
+    const id = message.id
     expect(await log.message(room, id)).toMatchObject({ id, streaming: true, message: '' })
     expect((await log.replaySince(room, undefined, 10))[0]).toMatchObject({ id, streaming: true })
 
@@ -45,8 +45,7 @@ describe.each(roomLogBackends('nuxt-chat-streams-'))('open streams in the store:
     // Its final text is an edit of it, as any edit; a stream ended without a cut has no `incomplete`.
     await log.append({ room, user: 'Assistant', sender: 'bot', message: 'Hello, final', ts: Date.now(), kind: 'edit', target: id })
     expect(await log.message(room, id)).toMatchObject({ message: 'Hello, final', incomplete: 'interrupted' })
-    const second = (await log.append({ room, user: 'Assistant', sender: 'bot', message: '', ts: Date.now() })).message.id
-    await log.streamStart(room, second, 'instance-a', beat)
+    const second = (await log.append({ room, user: 'Assistant', sender: 'bot', message: '', ts: beat, streamOwner: 'instance-a' })).message.id
     expect(await log.streamEnd(room, second, 'instance-a')).toBe(true)
     const done = await log.message(room, second)
     expect(done!.streaming).toBeUndefined()
@@ -67,8 +66,7 @@ describe('streams on a table an earlier version made (SQLite)', () => {
     expect(first).toMatchObject({ message: 'hello' })
     expect(first!.streaming).toBeUndefined()
     expect(await log.staleStreams(Date.now(), 10)).toEqual([])
-    const { message } = await log.append({ room: 'lobby', user: 'Assistant', sender: 'bot', message: '', ts: 2 })
-    await log.streamStart('lobby', message.id, 'instance-a', 5)
+    const { message } = await log.append({ room: 'lobby', user: 'Assistant', sender: 'bot', message: '', ts: 5, streamOwner: 'instance-a' })
     expect(await log.staleStreams(6, 10)).toEqual([{ room: 'lobby', id: message.id, owner: 'instance-a', user: 'Assistant', uid: 'bot', message: '' }])
   })
 })

@@ -83,18 +83,20 @@ export const SQLITE_BATCH_MAX = 64
 const NEWEST = `SELECT MAX(id) AS id FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = ? UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = ?) AS ids`
 /** The next number of a room, as a one-row table `n(next)`. Parameters: room, room. */
 const NEXT = `(SELECT COALESCE(MAX(id), 0) + 1 AS next FROM (${NEWEST}) AS newest)`
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room)
-  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS SMALLINT)
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, stream_owner, stream_beat)
+  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS BIGINT)
   FROM ${NEXT} AS n RETURNING id`
 /**
  * node:sqlite, inside a batch (which holds the write lock): the id is known, so no `MAX(id)` and no
  * RETURNING per row (10-11 µs a row instead of 18-20).
  */
-const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, stream_owner, stream_beat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 const LAST_ID = NEWEST
 /** The INSERT's parameters for one message. */
-const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, ...replyAndMentions(input), input.room, input.room]
+const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, ...replyAndMentions(input), ...streamColumns(input), input.room, input.room]
 /** A message's `reply_to`, `mentions` (JSON), `mentions_all`, `thread` and `also_in_room` columns. */
+/** A streaming message's `stream_owner` and `stream_beat` (its first heartbeat: `ts`), stored with it. */
+const streamColumns = (input: AppendInput) => [input.streamOwner ?? null, input.streamOwner === undefined ? null : input.ts]
 const replyAndMentions = (input: AppendInput) => [input.replyTo ?? null, input.mentions?.length ? JSON.stringify(input.mentions) : null, input.mentionsAll ?? null, input.thread ?? null, input.thread !== undefined && input.alsoInRoom ? 1 : 0]
 /** The unread-mention rows of a message: one per member named, one under `MENTION_ALL_UID` for `@room` / `@here`. */
 const mentionUids = (input: AppendInput) => [...input.mentions ?? [], ...input.mentionsAll ? [MENTION_ALL_UID] : []]
@@ -512,9 +514,6 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     message: messageById,
     lastId,
-    async streamStart(room, id, owner, beat) {
-      await query('run', 'UPDATE chat_messages SET stream_owner = ?, stream_beat = ? WHERE room = ? AND id = ? AND kind IS NULL', owner, beat, room, id)
-    },
     async streamCheckpoint(room, id, owner, text, beat) {
       const rows = await query<unknown[]>('all', 'UPDATE chat_messages SET body = ?, stream_beat = ? WHERE room = ? AND id = ? AND stream_owner = ? RETURNING id', text, beat, room, id, owner)
       return rows.length > 0
@@ -881,7 +880,7 @@ function appendSync(connection: Connection, input: AppendInput, nextIds: Map<str
       return { message: storedMessage(change.id, input, change.body), duplicate: false }
     }
     const id = nextIds.get(input.room) ?? Number((nativeStatement(connection, LAST_ID).get(input.room, input.room) as { id: number | string | null }).id ?? 0) + 1
-    nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, ...replyAndMentions(input))
+    nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, ...replyAndMentions(input), ...streamColumns(input))
     for (const uid of mentionUids(input)) nativeStatement(connection, INSERT_MENTION).run(input.room, uid, id, input.sender)
     nextIds.set(input.room, id + 1)
     return { message: storedMessage(id, input), duplicate: false }

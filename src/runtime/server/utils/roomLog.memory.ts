@@ -85,6 +85,7 @@ export function createMemoryRoomLog(): RoomLog {
       }
       else {
         message = storedMessage(room.nextId++, input)
+        if (input.streamOwner !== undefined) streams.set(message, { owner: input.streamOwner, beat: input.ts })
         if (input.replyTo !== undefined) message.replyTo = quoteOf(room, input.replyTo)
         room.messages.push(message)
         if (message.thread !== undefined) summarize(room, message.thread)
@@ -265,12 +266,6 @@ export function createMemoryRoomLog(): RoomLog {
       const messages = found.slice(0, query.limit)
       const last = messages.at(-1)
       return found.length > query.limit && last ? { messages, cursor: encodeSearchCursor([last.ts, last.room, last.id]) } : { messages }
-    },
-    async streamStart(name, id, owner, beat) {
-      const message = messageOf(name, id)
-      if (!message) return
-      message.streaming = true
-      streams.set(message, { owner, beat })
     },
     async streamCheckpoint(name, id, owner, text, beat) {
       const message = messageOf(name, id)

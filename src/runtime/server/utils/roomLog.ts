@@ -48,6 +48,8 @@ export interface AppendInput {
   /** A thread reply: its parent's id (checked by the send pipeline), and whether it is also in the room's main timeline. */
   thread?: number
   alsoInRoom?: boolean
+  /** A message that is an open stream from the start (docs/PROTOCOL.md, "Streaming messages"): the instance writing it; `ts` is its first heartbeat. */
+  streamOwner?: string
 }
 
 export interface AppendResult {
@@ -179,8 +181,6 @@ export interface RoomLog extends RoomDirectory {
    * "Search"). A cursor this store did not make throws `RoomLogInputError`.
    */
   search: (query: SearchQuery) => Promise<SearchPage>
-  /** Mark message `id` as an open stream run by instance `owner`, alive at `beat` (epoch ms): its frames carry `streaming`. */
-  streamStart: (room: string, id: number, owner: string, beat: number) => Promise<void>
   /** Store an open stream's text so far and its owner's heartbeat; false when it is no longer `owner`'s open stream. */
   streamCheckpoint: (room: string, id: number, owner: string, text: string, beat: number) => Promise<boolean>
   /** Close `owner`'s open stream of message `id` (with `incomplete`: it was cut), atomically: true for the one caller that closed it. */
@@ -280,6 +280,7 @@ export function checkAppendInput(input: AppendInput): void {
   if (input.mentionsAll !== undefined && input.mentionsAll !== 'room' && input.mentionsAll !== 'here') throw new RoomLogInputError('`mentionsAll` must be room or here')
   if (input.thread !== undefined && (input.kind !== undefined || !Number.isSafeInteger(input.thread) || input.thread < 1)) throw new RoomLogInputError('`thread` must be a message id, on a message')
   if (input.alsoInRoom && input.thread === undefined) throw new RoomLogInputError('`alsoInRoom` is for thread replies')
+  if (input.streamOwner !== undefined && (input.kind !== undefined || typeof input.streamOwner !== 'string' || !input.streamOwner || input.streamOwner.length > MAX_STORED_NAME)) throw new RoomLogInputError('`streamOwner` must be an instance id, on a message')
   if (input.kind !== undefined && (!['edit', 'delete', 'reaction'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete, reaction) and a positive `target`')
 }
 
@@ -319,6 +320,7 @@ export function storedMessage(id: number, input: AppendInput, text = input.messa
   if (input.mentionsAll) message.mentionsAll = input.mentionsAll
   if (input.thread !== undefined) message.thread = input.thread
   if (input.thread !== undefined && input.alsoInRoom) message.alsoInRoom = true
+  if (input.streamOwner !== undefined) message.streaming = true
   if (input.kind) {
     message.kind = input.kind
     message.target = input.target

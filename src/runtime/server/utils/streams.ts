@@ -237,11 +237,10 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     // Made before anything is stored: a source that cannot be read stores nothing.
     const made = typeof source === 'function' ? await source(controller.signal) : source
     const reader = readerOf(made)
-    const result = await store.append({ room, user: user.name, sender: user.id, guest: user.guest, message: '', ts: Date.now(), replyTo, thread })
-    const id = result.message.id
     const now = Date.now()
-    await store.streamStart(room, id, me, now)
-    result.message.streaming = true
+    // Stored as an open stream in the same statement: no reader ever sees it without `streaming`.
+    const result = await store.append({ room, user: user.name, sender: user.id, guest: user.guest, message: '', ts: now, replyTo, thread, streamOwner: me })
+    const id = result.message.id
     const frame = messageFrame(result.message) as ChatMessageFrame
     const stream: OwnStream = { room, id, user: user.name, uid: user.id, owner: me, text: '', controller, pending: '', flushing: false, typingAt: 0, checkpointed: now, chunks: 0, windowStart: now }
     live.set(keyOf(room, id), stream)
