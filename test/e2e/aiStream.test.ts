@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { applyDelta, type ChatServerFrame } from '../../src/runtime/shared/protocol'
 import { sleep } from '../utils/chaos'
-import { ChatSocket, ChatSocketV2, ChatStream, until } from '../utils/clients'
-import { callServer, serverPairs, type ServerPair, type TestServer } from '../utils/server'
+import { ChatSocket, ChatSocketV2, ChatStream, until, untilOnOneBus } from '../utils/clients'
+import { callServer, serverPairs, startServer, type ServerPair, type TestServer } from '../utils/server'
 
 const CHECKPOINT = 200
 const env = {
@@ -79,7 +79,7 @@ function follow(frames: Frame[], id: number) {
 
 const ends = (id: number) => (frame: Frame) => frame.type === 'edit' && frame.target === id && frame.ended === true
 
-describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (_name, open) => {
+describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (name, open) => {
   let pair: ServerPair
   let a: TestServer
   let b: TestServer
@@ -144,6 +144,43 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (_
       const seen = follow(watcher.frames as Frame[], started.body.id)
       expect(seen.text).toBe('The answer is 42.')
       expect(seen.final!.incomplete).toBeUndefined()
+    }
+    // A source that throws: stored with its text so far, incomplete as `error`.
+    const failing = await startStream(a, { room, chunks: ['Half ', 'an answer'], delay: 10, mode: 'fail' })
+    expect(await watcher.waitFor(ends(failing.body.id), 'the failed end')).toMatchObject({ message: 'Half an answer', incomplete: 'error' })
+    // In a thread: every frame of it carries the thread, and the parent counts it.
+    const parent = (await callServer<Frame>(a, { call: 'send', room, message: 'A question for the thread' })).body
+    const threaded = await startStream(b, { room, chunks: ['In ', 'the thread'], delay: 10, thread: parent.id })
+    await watcher.waitFor(ends(threaded.body.id), 'the thread reply\'s end')
+    expect(watcher.frames.find(frame => frame.type === 'message' && frame.id === threaded.body.id)).toMatchObject({ thread: parent.id, streaming: true })
+    const thread = (await callServer<Frame[]>(b, { call: 'history', room, thread: parent.id })).body
+    expect(thread).toEqual([expect.objectContaining({ id: threaded.body.id, message: 'In the thread', thread: parent.id })])
+    expect((await startStream(b, { room, chunks: ['x'], thread: threaded.body.id })).status).toBe(400)
+  })
+
+  // Several instances only: a third one joins the deployment mid-stream.
+  if (name !== 'SQLite (one instance)') it('an instance that comes up mid-stream asks the owner for the text so far: its members miss nothing', async () => {
+    const room = newRoom()
+    const chunks = Array.from({ length: 30 }, (_, index) => `c${index} `)
+    const started = await startStream(a, { room, chunks, delay: 30 })
+    const { id } = started.body
+    // A third instance of the deployment, started while the stream runs.
+    const late = await startServer({ output: 'postgresql', env: pair.env })
+    try {
+      await untilOnOneBus(a, late)
+      const watcher = track(await ChatSocket.open(late.wsUrl(''), { room, name: 'late' }))
+      const end = await watcher.waitFor(ends(id), 'the end', 15_000)
+      expect(end.message).toBe(chunks.join(''))
+      const frames = watcher.frames as Frame[]
+      const replayed = frames.find(frame => frame.type === 'message' && frame.id === id)!
+      const at = frames.findIndex(frame => frame.type === 'delta' && frame.id === id && frame.offset === 0)
+      expect(at).toBeGreaterThanOrEqual(0)
+      const seen = follow([replayed, ...frames.slice(at).filter(frame => frame.type !== 'edit')], id)
+      expect(seen.gaps + seen.unknown).toBe(0)
+      expect(seen.text).toBe(chunks.join(''))
+    }
+    finally {
+      await late.stop('SIGKILL')
     }
   })
 

@@ -67,6 +67,8 @@ interface LiveStream {
   uid: string
   owner: string
   text: string
+  /** When this instance last heard of it (its owner re-announces it at each checkpoint): one not heard of for a while is forgotten. */
+  heardAt: number
 }
 
 /** A stream this instance runs. */
@@ -242,7 +244,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     const result = await store.append({ room, user: user.name, sender: user.id, guest: user.guest, message: '', ts: now, replyTo, thread, streamOwner: me })
     const id = result.message.id
     const frame = messageFrame(result.message) as ChatMessageFrame
-    const stream: OwnStream = { room, id, user: user.name, uid: user.id, owner: me, text: '', controller, pending: '', flushing: false, typingAt: 0, checkpointed: now, chunks: 0, windowStart: now }
+    const stream: OwnStream = { room, id, user: user.name, uid: user.id, owner: me, text: '', heardAt: now, controller, pending: '', flushing: false, typingAt: 0, checkpointed: now, chunks: 0, windowStart: now }
     live.set(keyOf(room, id), stream)
     own.set(keyOf(room, id), stream)
     publish(room, { op: 'open', id, user: user.name, uid: user.id, owner: me })
@@ -300,7 +302,8 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     if (delta?.type !== 'delta' || delta.room !== room || typeof delta.text !== 'string' || !Number.isSafeInteger(delta.offset) || !Number.isSafeInteger(delta.id)) return
     const key = keyOf(room, delta.id)
     let stream = live.get(key)
-    if (!stream) live.set(key, stream = { room, id: delta.id, user: delta.user, uid: delta.uid, owner: '', text: '' })
+    if (!stream) live.set(key, stream = { room, id: delta.id, user: delta.user, uid: delta.uid, owner: '', text: '', heardAt: 0 })
+    stream.heardAt = Date.now()
     if (delta.offset > stream.text.length) {
       // A gap (this instance came up mid-stream): ask the owner for the whole text, forward nothing partial.
       publish(room, { op: 'ask', id: delta.id })
@@ -322,7 +325,10 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     const key = keyOf(room, op.id!)
     switch (op.op) {
       case 'open':
-        if (typeof op.user === 'string' && typeof op.uid === 'string' && typeof op.owner === 'string') live.set(key, { room, id: op.id!, user: op.user, uid: op.uid, owner: op.owner, text: '' })
+        if (typeof op.user !== 'string' || typeof op.uid !== 'string' || typeof op.owner !== 'string') break
+        // Also its owner's heartbeat: a stream known already keeps its text.
+        if (live.has(key)) live.get(key)!.heardAt = Date.now()
+        else live.set(key, { room, id: op.id!, user: op.user, uid: op.uid, owner: op.owner, text: '', heardAt: Date.now() })
         break
       case 'end':
         live.delete(key)
@@ -343,7 +349,10 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
   // ---- checkpoints and the sweep ----
   async function checkpoint() {
     const now = Date.now()
+    // Other instances' streams whose end this instance missed (a bus outage) stop counting against the room's limit.
+    for (const [key, stream] of live) if (!own.has(key) && now - stream.heardAt > STALE_CHECKPOINTS * options.checkpoint) live.delete(key)
     for (const stream of own.values()) {
+      publish(stream.room, { op: 'open', id: stream.id, user: stream.user, uid: stream.uid, owner: me })
       try {
         if (!await store.streamCheckpoint(stream.room, stream.id, me, stream.text, now)) {
           // Swept as dead meanwhile: its message is stored as interrupted; stop reading.
@@ -405,9 +414,13 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     instance: me,
     /** Open streams this instance knows of (tests, metrics). */
     open: () => [...live.values()].map(({ room, id, owner }) => ({ room, id, owner })),
+    /** The server stops: its streams end as `interrupted` (stored now if the store still answers, else by a later sweep). */
     close() {
       clearInterval(timer)
-      for (const stream of own.values()) stopOwn(stream)
+      for (const stream of own.values()) {
+        stream.cut ??= 'interrupted'
+        stopOwn(stream)
+      }
     },
   }
 }
