@@ -319,6 +319,26 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
     expect((await startStream(a, { room: 'bad room!', chunks: ['x'] })).status).toBe(400)
   })
 
+  it('deleting a streaming message stops its stream: its source is aborted and nothing more is stored', async () => {
+    const room = newRoom()
+    const watcher = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'watcher' }))
+    await watcher.waitFor(frame => frame.type === 'presence', 'presence')
+    const started = await startStream(a, { room, chunks: ['Soon gone'], delay: 20, forever: true })
+    const { id } = started.body
+    await watcher.waitFor(frame => frame.type === 'delta' && frame.id === id, 'a delta')
+    expect((await callServer(b, { call: 'delete', room, target: id })).status).toBe(200)
+    await watcher.waitFor(frame => frame.type === 'delete' && frame.target === id, 'the delete')
+    // Within a checkpoint or two (200 ms here).
+    await until(async () => (await runOf(a, started.body.run)).aborted, 'the source aborted', 5000)
+    await sleep(3 * CHECKPOINT)
+    // Its tombstone only: no final edit brought its text back.
+    const history = (await callServer<Frame[]>(a, { call: 'history', room })).body
+    expect(history).toEqual([expect.objectContaining({ id, deleted: true, message: '' })])
+    expect(history[0]!.streaming).toBeUndefined()
+    expect(watcher.frames.some(frame => frame.type === 'edit' && frame.target === id)).toBe(false)
+    expect(a.logs()).not.toContain('could not store a stream')
+  })
+
   it('answers a mention with the room\'s history in the AI SDK format (chat:mention + aiMessages)', async () => {
     const room = newRoom('ai')
     expect((await callServer(a, { call: 'addAiMember', room })).status).toBe(200)

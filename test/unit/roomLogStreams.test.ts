@@ -50,6 +50,11 @@ describe.each(roomLogBackends('nuxt-chat-streams-'))('open streams in the store:
     const done = await log.message(room, second)
     expect(done!.streaming).toBeUndefined()
     expect(done!.incomplete).toBeUndefined()
+    // A deleted stream takes no more checkpoints: its owner stops it.
+    const third = (await log.append({ room, user: 'Assistant', sender: 'bot', message: '', ts: beat, streamOwner: 'instance-a' })).message.id
+    await log.append({ room, user: 'Mod', sender: 'mod', message: '', ts: beat, kind: 'delete', target: third })
+    expect(await log.streamCheckpoint(room, third, 'instance-a', 'after the delete', beat + 1)).toBe(false)
+    expect(await log.streamEnd(room, third, 'instance-a', 'interrupted')).toBe(true)
   })
 })
 

@@ -515,7 +515,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     message: messageById,
     lastId,
     async streamCheckpoint(room, id, owner, text, beat) {
-      const rows = await query<unknown[]>('all', 'UPDATE chat_messages SET body = ?, stream_beat = ? WHERE room = ? AND id = ? AND stream_owner = ? RETURNING id', text, beat, room, id, owner)
+      const rows = await query<unknown[]>('all', 'UPDATE chat_messages SET body = ?, stream_beat = ? WHERE room = ? AND id = ? AND stream_owner = ? AND deleted = 0 RETURNING id', text, beat, room, id, owner)
       return rows.length > 0
     },
     async streamEnd(room, id, owner, incomplete) {

@@ -270,7 +270,7 @@ export function createMemoryRoomLog(): RoomLog {
     async streamCheckpoint(name, id, owner, text, beat) {
       const message = messageOf(name, id)
       const open = message && streams.get(message)
-      if (!open || open.owner !== owner) return false
+      if (!open || open.owner !== owner || message.deleted) return false
       message.message = text
       open.beat = beat
       return true

@@ -181,7 +181,7 @@ export interface RoomLog extends RoomDirectory {
    * "Search"). A cursor this store did not make throws `RoomLogInputError`.
    */
   search: (query: SearchQuery) => Promise<SearchPage>
-  /** Store an open stream's text so far and its owner's heartbeat; false when it is no longer `owner`'s open stream. */
+  /** Store an open stream's text so far and its owner's heartbeat; false when it is no longer `owner`'s open stream, or was deleted. */
   streamCheckpoint: (room: string, id: number, owner: string, text: string, beat: number) => Promise<boolean>
   /** Close `owner`'s open stream of message `id` (with `incomplete`: it was cut), atomically: true for the one caller that closed it. */
   streamEnd: (room: string, id: number, owner: string, incomplete?: ChatStreamCut) => Promise<boolean>

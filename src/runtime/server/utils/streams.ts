@@ -9,7 +9,7 @@ import type { ChatStreamsOptions } from '../../types'
 import type { BusEvent, ChatBus } from './bus'
 import { messageFrame, type Member } from './roomDelivery'
 import { RoomFrame } from '../transport/frame'
-import { MAX_STORED_TEXT, type RoomLog } from './roomLog'
+import { MAX_STORED_TEXT, RoomLogInputError, RoomLogRefusal, type RoomLog } from './roomLog'
 import { readerOf, type ChatStreamSourceInput, type ChunkReader } from './streamSource'
 import { chatDefaults } from '../../defaults'
 
@@ -212,8 +212,8 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
       return { frame, text, ...(cut ? { incomplete: cut } : {}) }
     }
     catch (error) {
-      // The store is down: the sweep of another instance (or this one, later) stores the last checkpoint.
-      logger.error('[nuxt-chat] could not store a stream\'s end', error)
+      // Deleted meanwhile: nothing to store. The store down: a later sweep stores the last checkpoint.
+      if (!(error instanceof RoomLogRefusal)) logger.error('[nuxt-chat] could not store a stream\'s end', error)
       return { text, incomplete: cut ?? 'interrupted' }
     }
     finally {
@@ -240,8 +240,19 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     const made = typeof source === 'function' ? await source(controller.signal) : source
     const reader = readerOf(made)
     const now = Date.now()
-    // Stored as an open stream in the same statement: no reader ever sees it without `streaming`.
-    const result = await store.append({ room, user: user.name, sender: user.id, guest: user.guest, message: '', ts: now, replyTo, thread, streamOwner: me })
+    let result
+    try {
+      // Stored as an open stream in the same statement: no reader ever sees it without `streaming`.
+      result = await store.append({ room, user: user.name, sender: user.id, guest: user.guest, message: '', ts: now, replyTo, thread, streamOwner: me })
+    }
+    catch (error) {
+      // Nothing stored: the model call the source may have begun is cancelled.
+      controller.abort(new Error('not stored'))
+      void reader.close()
+      if (error instanceof RoomLogInputError) throw refuse(400, 'bad_request', error.message)
+      logger.error('[nuxt-chat] could not store a stream\'s message', error)
+      throw refuse(503, 'unavailable', 'The stream could not be stored; try again')
+    }
     const id = result.message.id
     const frame = messageFrame(result.message) as ChatMessageFrame
     const stream: OwnStream = { room, id, user: user.name, uid: user.id, owner: me, text: '', heardAt: now, controller, pending: '', flushing: false, typingAt: 0, checkpointed: now, chunks: 0, windowStart: now }
@@ -355,7 +366,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
       publish(stream.room, { op: 'open', id: stream.id, user: stream.user, uid: stream.uid, owner: me })
       try {
         if (!await store.streamCheckpoint(stream.room, stream.id, me, stream.text, now)) {
-          // Swept as dead meanwhile: its message is stored as interrupted; stop reading.
+          // Swept as dead meanwhile (its message is stored as interrupted), or deleted: stop reading.
           stream.cut ??= 'interrupted'
           stream.controller.abort(new Error('interrupted'))
         }
