@@ -302,6 +302,13 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
     await watcher.waitFor(ends(second.body.id), 'the second stopped')
     await watcher.waitFor(ends(first.body.id), 'the first stopped')
 
+    // A burst of starts on one instance: the limit holds for starts racing each other.
+    const burstRoom = newRoom()
+    const burst = await Promise.all(Array.from({ length: 6 }, () => startStream(a, { room: burstRoom, chunks: ['x'], delay: 20, forever: true })))
+    expect(burst.map(answer => answer.status).sort()).toEqual([200, 200, 429, 429, 429, 429])
+    for (const answer of burst.filter(answer => answer.status === 200)) await runOf(a, answer.body.run, true)
+    await until(async () => (await callServer<Frame[]>(a, { call: 'history', room: burstRoom })).body.every(frame => frame.incomplete === 'stopped'), 'the burst stopped')
+
     // A runaway model: 2,000 characters against a limit of 500, then 1,000 chunks in a burst against 100 a second.
     const long = await startStream(a, { room, chunks: Array.from({ length: 40 }, () => 'x'.repeat(50)), delay: 5 })
     expect(long.status).toBe(200)

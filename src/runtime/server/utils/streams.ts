@@ -109,6 +109,9 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
   const maxLength = Math.min(MAX_STORED_TEXT, options.maxLength)
   const live = new Map<string, LiveStream>()
   const own = new Map<string, OwnStream>()
+  /** Streams being started (their checks and store write under way), by room: they count against the limits already. */
+  const starting = new Map<string, number>()
+  let startingTotal = 0
   const keyOf = (room: string, id: number) => `${room}\n${id}`
 
   const publish = (room: string, op: Record<string, unknown>) => bus.publish({ kind: 'stream', room, frame: JSON.stringify(op) })
@@ -224,12 +227,27 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
 
   /** Start a stream: refused past the limits; else its message is stored (`streaming`) and delivered, and its source read. */
   async function start(room: string, source: ChatStreamSourceInput, streamOptions: ChatStreamOptions): Promise<ChatStreamHandle> {
-    const { as: user, replyTo, thread, signal } = streamOptions
     const refuse = (status: number, code: ChatErrorFrame['code'], message: string) => new ChatStreamRefusal(status, errorFrame(code, message))
-    if (own.size >= options.perInstance) throw refuse(429, 'rate_limited', `This instance runs ${options.perInstance} streams already`)
-    let inRoom = 0
+    if (own.size + startingTotal >= options.perInstance) throw refuse(429, 'rate_limited', `This instance runs ${options.perInstance} streams already`)
+    let inRoom = starting.get(room) ?? 0
     for (const stream of live.values()) if (stream.room === room) inRoom++
     if (inRoom >= options.perRoom) throw refuse(429, 'rate_limited', `Room "${room}" has ${options.perRoom} open streams already`)
+    // Counted from now: starts racing in one turn cannot pass the limits together.
+    starting.set(room, (starting.get(room) ?? 0) + 1)
+    startingTotal++
+    try {
+      return await open(room, source, streamOptions, refuse)
+    }
+    finally {
+      startingTotal--
+      const left = starting.get(room)! - 1
+      if (left) starting.set(room, left)
+      else starting.delete(room)
+    }
+  }
+
+  /** Check the message it answers, make the source, store the message and start reading. */
+  async function open(room: string, source: ChatStreamSourceInput, { as: user, replyTo, thread, signal }: ChatStreamOptions, refuse: (status: number, code: ChatErrorFrame['code'], message: string) => ChatStreamRefusal): Promise<ChatStreamHandle> {
     for (const [field, id] of [['replyTo', replyTo], ['thread', thread]] as const) {
       if (id === undefined) continue
       const named = Number.isSafeInteger(id) && id >= 1 && id <= MAX_ID ? await store.message(room, id) : undefined
