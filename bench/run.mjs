@@ -2,7 +2,7 @@
 // process, drives it from a separate load-generator process (bench/client.mjs), alternates the
 // servers over several rounds and reports medians and ratios to bare `ws`.
 //
-//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale,scale2,search] [--scenario=scale|scale2|search] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
+//   node bench/run.mjs [--quick] [--nuxt5] [--only=room200,rooms100,reactions,idle,sse,replay,older,ingest,cross,client,scale,scale2,search,stream] [--scenario=scale|scale2|search|stream] [--rounds=N] [--no-build] [--cpu-prof] [--sqlite-entry=path] [--baseline-entry=path]
 //
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
@@ -22,7 +22,7 @@ const option = name => args.find(arg => arg.startsWith(`--${name}=`))?.split('='
 const QUICK = flag('quick')
 // `scale2` (protocol version 2, one socket in 3 rooms) and `search` (1,000,000 stored messages) run only when asked for: `npm run bench` stays as it was.
 const ALL = ['room200', 'rooms100', 'reactions', 'idle', 'sse', 'replay', 'older', 'ingest', 'cross', 'client', 'scale']
-const KNOWN = [...ALL, 'scale2', 'search']
+const KNOWN = [...ALL, 'scale2', 'search', 'stream']
 const ONLY = (option('only') ?? option('scenario'))?.split(',') ?? ALL
 const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
 // scale2 alone stops within 5 minutes.
@@ -823,6 +823,23 @@ const scenarios = {
     goal('client: merge 10,000 frames, one burst, cold (ms)', result.coldBurstMs, 100, '<')
     goal('client: merge 10,000 frames, one task each, net of scheduling (ms)', result.perTaskNetMs, 100, '<')
   },
+  async stream() {
+    // One AI member's stream watched by 200 members (bench/stream-client.mjs), after the same number of ordinary messages as a baseline.
+    const tokens = QUICK ? 500 : 2000
+    const running = await startServer(entries.sqlite, { ...MODULE_ENV, NUXT_CHAT_STREAMS_CHUNKS_PER_SECOND: '100000', NUXT_CHAT_STREAMS_MAX_LENGTH: '1000000' })
+    try {
+      const result = await runClient({ port: running.port, pid: running.pid, members: 200, tokens, delayMs: 2, timeoutMs: 240_000 }, 'stream-client.mjs', undefined, [running])
+      results.scenarios.stream = { title: `stream: one stream of ${tokens.toLocaleString('en-US')} tokens (a chunk every ~2 ms) watched by 200 WebSocket members, against ${tokens.toLocaleString('en-US')} ordinary messages of the same size at the same rate (SQLite)`, result }
+      log(`  stream: ${fmt(result.stream.cpuUsPerDelivery)} µs/delivery (messages ${fmt(result.messages.cpuUsPerDelivery)}), first token p99 ${fmt(result.firstTokenMs.p99)} ms`)
+      goal('stream: server CPU per delivered byte, stream / ordinary messages', result.ratio.cpuPerByte, 1.5, '<=')
+      goal('stream: most of the text one member got in deltas (× the text)', result.deltaCharsOverText.max, 1, '<=')
+      goal('stream: full texts per member besides the final edit', result.fullTextsPerMember - 1, 0, '<=')
+      goal('stream: first token to every member, p99 (ms)', result.firstTokenMs.p99, 20, '<=')
+    }
+    finally {
+      await running.stop()
+    }
+  },
   async search() {
     const messages = QUICK ? 100_000 : 1_000_000
     // One process fills both stores, queries them and measures ingest (bench/search.mjs); it stops within 8 minutes.
@@ -892,6 +909,15 @@ function table() {
     for (const [key, x] of Object.entries(r.stores)) lines.push(`${pad(key, 14)}${padL(fmt(x.fillSeconds, 1), 8)}${padL(fmt(x.indexSeconds, 1), 9)}${padL(fmt(x.zipf.p50), 10)}${padL(fmt(x.zipf.p95), 10)}${padL(fmt(x.zipf.max), 10)}${padL(fmt(x.uniform.p50), 10)}${padL(fmt(x.uniform.p95), 10)}${padL(fmt(x.uniform.max), 10)}`)
     lines.push(`SQLite ingest (append, 16 in flight, ${fmtInt(r.ingest.messages)} messages, median of 3): ${fmtInt(r.ingest.withIndex)} msg/s with the index, ${fmtInt(r.ingest.withoutIndex)} without (×${fmt(r.ingest.ratio)})`)
     if (r.pgIngest) lines.push(`PostgreSQL ingest (the same, ${fmtInt(r.pgIngest.messages)} messages): ${fmtInt(r.pgIngest.withIndex)} msg/s with the search column and indexes, ${fmtInt(r.pgIngest.withoutIndex)} without (×${fmt(r.pgIngest.ratio)})`)
+  }
+  if (s.stream?.result) {
+    const r = s.stream.result
+    lines.push('', `## ${s.stream.title}`)
+    lines.push(`${pad('', 34)}${padL('deliveries', 12)}${padL('bytes', 12)}${padL('CPU µs/deliv', 14)}${padL('CPU ns/byte', 13)}`)
+    for (const [name, x] of [['ordinary messages', r.messages], ['stream deltas + its 2 stored frames', r.stream]]) lines.push(`${pad(name, 34)}${padL(fmtInt(x.deliveries), 12)}${padL(fmtInt(x.bytes), 12)}${padL(fmt(x.cpuUsPerDelivery), 14)}${padL(fmt(x.cpuNsPerByte), 13)}`)
+    lines.push(`ratio stream / messages: ${fmt(r.ratio.cpuPerDelivery)} per delivery, ${fmt(r.ratio.cpuPerByte)} per byte; ${fmt(r.stream.deltas, 0)} deltas for ${fmtInt(r.tokens)} tokens (${fmtInt(r.finalLength)} characters)`)
+    lines.push(`each member: delta characters ${fmt(r.deltaCharsOverText.min)}-${fmt(r.deltaCharsOverText.max)} × the text, full texts ${fmt(r.fullTextsPerMember)} (the final edit)`)
+    lines.push(`source yield → member: first token p50 ${fmt(r.firstTokenMs.p50)} / p99 ${fmt(r.firstTokenMs.p99)} / max ${fmt(r.firstTokenMs.max)} ms; every token p50 ${fmt(r.tokenMs.p50)} / p99 ${fmt(r.tokenMs.p99)} ms`)
   }
   for (const scale of [s.scale, s.scale2]) {
     if (!scale?.rows) continue

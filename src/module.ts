@@ -22,11 +22,12 @@ export interface ModuleOptions extends ChatRuntimeConfig {
   autoImport: string | false
 }
 
-export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext } from './runtime/types'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, ChatStreamsOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext } from './runtime/types'
 export type { ChatSearchHit, ChatSearchRequest, ChatSearchResultsFrame } from './runtime/shared/search'
 export type { ChatServer, ChatServerSendOptions, ChatServerSearchOptions, ChatHistoryOptions, ChatRoomInput, RoomRecord, RoomMember } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
 export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/chatSchema'
+export type { ChatStreamHandle, ChatStreamOptions, ChatStreamResult, ChatStreamSource, ChatStreamSourceInput, ChatAiMessage, ChatAiMessagesOptions } from './runtime/server/utils/useChatServer'
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
 export type { ChatMessage, ChatThreadView, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 export type { ChatRoomEntry, UseChatRoomsOptions, UseChatRoomsReturn, ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands, ChatSearchOptions } from './runtime/app/composables/useChatRooms'

@@ -50,4 +50,5 @@ export const chatDefaults = {
     sweepInterval: 60_000,
     storage: 'chat-files',
   } as false | { route: string, maxSize: number, maxFiles: number, bytesPerDay: number, types: string[], orphanTimeout: number, sweepInterval: number, storage: string },
+  streams: { maxLength: 20_000, perRoom: 3, perInstance: 100, chunksPerSecond: 500, checkpoint: 2000 },
 }

@@ -139,6 +139,29 @@ export interface ChatRuntimeConfig {
   devtools: boolean
   /** Files and images in messages (docs/PROTOCOL.md, "Attachments"); `false` turns uploads off. @default { route: '/_chat/files', maxSize: 10485760, maxFiles: 10, bytesPerDay: 209715200, types: [], orphanTimeout: 3600000, sweepInterval: 60000, storage: 'chat-files' } */
   files: false | ChatFilesOptions
+  /**
+   * Streaming messages of AI members and bots (`useChatServer().stream`, docs/PROTOCOL.md "Streaming messages"):
+   * at most `perRoom` open streams per room and `perInstance` per instance (a new one past them is refused),
+   * a stream's text at most `maxLength` characters and its source at most `chunksPerSecond` chunks a second
+   * (else it is cut: `too_long`, `rate_limited`); its text is checkpointed every `checkpoint` ms, and a stream
+   * whose instance stopped checkpointing for 3 of them is stored as `interrupted` by any instance's sweep.
+   * @default { maxLength: 20000, perRoom: 3, perInstance: 100, chunksPerSecond: 500, checkpoint: 2000 }
+   */
+  streams: ChatStreamsOptions
+}
+
+/** Limits of streaming messages (see `streams`). */
+export interface ChatStreamsOptions {
+  /** Longest streamed message, in UTF-16 code units (at most 1,000,000). */
+  maxLength: number
+  /** Open streams per room. */
+  perRoom: number
+  /** Open streams this instance runs. */
+  perInstance: number
+  /** Chunks a source may yield per second, over each second. */
+  chunksPerSecond: number
+  /** Milliseconds between checkpoints of a stream's text and heartbeat. */
+  checkpoint: number
 }
 
 /** What the browser needs (`runtimeConfig.public.chat`). */

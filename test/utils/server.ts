@@ -190,6 +190,8 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
 /** Servers a suite runs on, and how to stop them (and drop their database). */
 export interface ServerPair {
   servers: [TestServer, TestServer]
+  /** The environment both servers run with (a third instance of the deployment starts with it). */
+  env: Record<string, string>
   stop: () => Promise<unknown>
 }
 
@@ -201,7 +203,7 @@ export function serverPairs(prefix: string, env: Record<string, string> = {}): [
   return [
     ['SQLite (one instance)', async () => {
       const server = await startServer({ env })
-      return { servers: [server, server], stop: () => server.stop() }
+      return { servers: [server, server], env, stop: () => server.stop() }
     }],
     ['two PostgreSQL instances on Redis', async () => {
       const database = ownPostgresDatabase(prefix)
@@ -210,6 +212,7 @@ export function serverPairs(prefix: string, env: Record<string, string> = {}): [
       await untilOnOneBus(a, b)
       return {
         servers: [a, b],
+        env: shared,
         stop: async () => {
           await Promise.all([a.stop(), b.stop()])
           database.drop()

@@ -234,6 +234,8 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
       case 'reaction':
         if (!outOfOrder && !frame.duplicate) cursor.received(frame.id)
         if (frame.type === 'delete') forgetUnread(frame.target)
+        // A stream's end: its author stopped writing.
+        if (frame.type === 'edit' && frame.ended) presence.spoke(frame.uid, frame.user)
         if (log.apply(frame)) publish()
         if (frame.cid !== undefined && outbox.acknowledged(frame.cid)) settled()
         break
@@ -259,6 +261,10 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         break
       case 'presence_diff':
         presence.apply(frame)
+        break
+      case 'delta':
+        // A streaming message grows (docs/PROTOCOL.md, "Streaming messages"); outside the room's order.
+        if (log.applyDelta(frame)) publish()
         break
       case 'typing':
         if (frame.uid !== me.value?.id) presence.typed({ id: frame.uid, name: frame.user, ...(frame.guest ? { guest: true as const } : {}) })
@@ -615,6 +621,22 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     remove: (id: number): boolean => change({ type: 'delete', target: id }, ''),
     /** Add `emoji` to a stored message, or take it back if this user already gave it. */
     react: (id: number, emoji: string): boolean => change({ type: 'reaction', target: id, emoji }, ''),
+    /**
+     * Stop a streaming message (an AI member's reply you asked for; moderators any): its source is
+     * aborted and it is stored as `incomplete: 'stopped'`. False when it is not streaming here or the
+     * request cannot leave now; a refusal arrives as `error`.
+     */
+    stop(id: number): boolean {
+      if (!isIdInRange(id)) return refuseId(id)
+      if (!log.get(id)?.streaming) return false
+      const command = JSON.stringify({ type: 'stop', id })
+      if (state.link?.command(command)) return true
+      if (options.transport !== 'sse') return false
+      void postCommand(targets.post(), { type: 'stop', id }).then((frame) => {
+        if (frame?.type === 'error') handleFrame(frame, true)
+      })
+      return true
+    },
     /**
      * Load a page of older messages (at most `limit`, default 50) from the store and merge them
      * in order; resolves to how many were added. Loaded pages stay beyond `maxMessages` until

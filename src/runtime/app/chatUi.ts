@@ -13,7 +13,7 @@ import type { ChatMessage } from './messageLog'
 export interface ChatUiTextPart {
   type: 'text'
   text: string
-  /** `'streaming'` while the message is pending (sent, not yet stored). */
+  /** `'streaming'` while the message is pending (sent, not yet stored) or still being written (an AI member's streaming reply). */
   state?: 'streaming' | 'done'
 }
 
@@ -32,6 +32,10 @@ export interface ChatUiMetadata<T = unknown> {
   ts: number
   /** The message parsed as JSON, as `useChat<T>()` has it. */
   data?: T
+  /** Still being written by a stream (docs/PROTOCOL.md, "Streaming messages"). */
+  streaming: boolean
+  /** A streamed message that was cut: why. */
+  incomplete?: ChatMessage<T>['incomplete']
 }
 
 /** One `UChatMessages` item: a `UIMessage` plus `UChatMessage` props for this sender. */
@@ -68,12 +72,13 @@ export function toChatUiMessages<T>(messages: readonly ChatMessage<T>[], options
   return messages.map((message) => {
     const pending = message.pending === true
     const failed = message.failed === true
+    const streaming = message.streaming === true
     const item: ChatUiMessage<T> = {
       // A pending message has no id yet: its cid keeps it the same element once stored.
       id: message.cid ?? (message.id === undefined ? `at-${message.ts}` : `id-${message.id}`),
       role: isOwn(message, me) ? 'user' : 'assistant',
-      parts: [{ type: 'text', text: options.text ? options.text(message) : message.message, state: pending ? 'streaming' : 'done' }],
-      metadata: { user: message.user, uid: message.uid, guest: message.guest === true, pending, failed, ts: message.ts, data: message.data },
+      parts: [{ type: 'text', text: options.text ? options.text(message) : message.message, state: pending || streaming ? 'streaming' : 'done' }],
+      metadata: { user: message.user, uid: message.uid, guest: message.guest === true, pending, failed, ts: message.ts, data: message.data, streaming, ...(message.incomplete ? { incomplete: message.incomplete } : {}) },
       avatar: { src: options.avatar?.(message), alt: message.user },
     }
     if (pending) item['data-pending'] = 'true'
@@ -97,8 +102,8 @@ export interface UseChatUiReturn<T = unknown> {
   input: ShallowRef<string>
   /** For `<UChatPrompt @submit>`: sends the input and empties it when accepted. */
   submit: () => void
-  /** For `<UChatMessages :status>` / `<UChatPromptSubmit :status>`: `'ready'` while connected, else `'submitted'` (Nuxt UI shows it as busy). */
-  status: ComputedRef<'ready' | 'submitted'>
+  /** For `<UChatMessages :status>` / `<UChatPromptSubmit :status>`: `'streaming'` while the newest message is being written, `'ready'` while connected, else `'submitted'` (Nuxt UI shows it as busy). */
+  status: ComputedRef<'ready' | 'submitted' | 'streaming'>
 }
 
 /**
@@ -115,6 +120,6 @@ export function useChatUi<T = unknown>(chat: ChatSource<T>, options: Omit<ChatUi
       const text = input.value.trim()
       if (text && chat.send(text)) input.value = ''
     },
-    status: computed(() => chat.status.value === 'OPEN' ? 'ready' : 'submitted'),
+    status: computed(() => chat.status.value !== 'OPEN' ? 'submitted' : chat.messages.value.at(-1)?.streaming ? 'streaming' : 'ready'),
   }
 }

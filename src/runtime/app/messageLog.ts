@@ -1,4 +1,4 @@
-import { replyExcerpt, THREAD_SUMMARY_USERS, withReaction, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
+import { applyDelta, replyExcerpt, THREAD_SUMMARY_USERS, withReaction, type ChatDeltaFrame, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 import { firstIndexNotBefore } from '../shared/sortedIndex'
 import type { ShallowRef } from 'vue'
 
@@ -89,6 +89,14 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     if (frame.files) entry.files = frame.files
   }
 
+  /** Whether a message is still streaming, and why it was cut. */
+  const setStream = (entry: ChatMessage<T>, frame: Pick<ChatMessageFrame, 'streaming' | 'incomplete'>) => {
+    if (frame.streaming) entry.streaming = true
+    else delete entry.streaming
+    if (frame.incomplete) entry.incomplete = frame.incomplete
+    else delete entry.incomplete
+  }
+
   /** A thread reply the parent's summary does not count yet (its id is above the summary's `lastId`) joins it; false when the parent is not held. */
   const countReply = (reply: ChatMessageFrame): boolean => {
     const parent = stored[indexOf(reply.thread!)]
@@ -130,6 +138,7 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       if (frame.edited !== undefined) entry.edited = frame.edited
       setReactions(entry, frame.reactions)
       setReplyAndMentions(entry, frame)
+      setStream(entry, frame)
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       if (frame.thread !== undefined) countReply(frame)
@@ -155,13 +164,24 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
         stored.splice(index, 1)
         return true
       }
-      entry.message = frame.message
+      // A still streaming state holds the text checkpointed: the text grown by deltas is newer.
+      if (!(frame.streaming && entry.streaming && entry.message.length > frame.message.length)) entry.message = frame.message
       if (frame.edited !== undefined) entry.edited = frame.edited
       setReactions(entry, frame.reactions)
       setReplyAndMentions(entry, frame)
+      setStream(entry, frame)
       const data = parseData(frame.message)
       if (data !== undefined) entry.data = data
       else delete entry.data
+      return true
+    },
+    /** Grow a streaming message by a `delta` (docs/PROTOCOL.md, "Streaming messages"); true when its text changed (a repeat or a gap changes nothing). */
+    applyDelta(delta: ChatDeltaFrame): boolean {
+      const entry = this.get(delta.id)
+      if (!entry?.streaming) return false
+      const text = applyDelta(entry.message, delta)
+      if (text === undefined || text === entry.message) return false
+      entry.message = text
       return true
     },
     /** Apply an edit, delete or reaction to the message it targets, if held; true when something shown changed. */
@@ -190,6 +210,8 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       }
       // An edit of a message deleted since (its delete follows), or older than the text held (a page loaded late).
       if (event.deleted || event.id <= (entry.edited ?? 0)) return false
+      // Any edit of a streaming message is its end (its final text).
+      if (entry.streaming || event.ended) setStream(entry, { incomplete: event.incomplete })
       entry.message = event.message
       entry.edited = event.id
       const data = parseData(event.message)

@@ -46,6 +46,10 @@ export interface ChatMessageBase {
   replies?: ChatThreadSummary
   /** Its attachments (docs/PROTOCOL.md, "Attachments"). */
   files?: ChatFile[]
+  /** A message still being written by a stream (docs/PROTOCOL.md, "Streaming messages"): `delta` frames make it grow. */
+  streaming?: true
+  /** A streamed message that was cut: why (docs/PROTOCOL.md, "Streaming messages"). */
+  incomplete?: ChatStreamCut
 }
 
 /** An attachment as an upload answers it and a message carries it (docs/PROTOCOL.md, "Attachments"). */
@@ -78,6 +82,33 @@ export const INLINE_IMAGE_TYPES: readonly string[] = ['image/png', 'image/jpeg',
 /** Is `value` an attachment id: 22 characters from `[A-Za-z0-9_-]`? */
 export function isFileId(value: unknown): value is string {
   return typeof value === 'string' && /^[\w-]{22}$/.test(value)
+}
+
+/** Why a streamed message was cut short. */
+export type ChatStreamCut = 'stopped' | 'error' | 'too_long' | 'rate_limited' | 'interrupted'
+
+/** Text appended to a streaming message (docs/PROTOCOL.md, "Streaming messages"): not stored, outside the room's order. */
+export interface ChatDeltaFrame {
+  type: 'delta'
+  room: string
+  /** The streaming message. */
+  id: number
+  /** Where `text` goes in the message's text (UTF-16 code units): 0 with the whole text so far on a catch-up. */
+  offset: number
+  text: string
+  /** The writer's name and id. */
+  user: string
+  uid: string
+  message: ''
+}
+
+/** Apply a delta to the text a client holds: the new text, or `undefined` when it leaves a gap (nothing to apply). */
+export function applyDelta(text: string, delta: Pick<ChatDeltaFrame, 'offset' | 'text'>): string | undefined {
+  if (delta.offset > text.length) return undefined
+  const end = delta.offset + delta.text.length
+  // Already held (a repeat, or a catch-up behind what arrived live): keep what is there.
+  if (end <= text.length) return text
+  return text.slice(0, delta.offset) + delta.text
 }
 
 /** What a thread's parent shows of its replies. */
@@ -146,6 +177,8 @@ export interface ChatEventFrame extends Omit<ChatMessageFrame, 'type' | 'edited'
   type: 'edit' | 'delete'
   /** The message it is about. `user` / `uid`: who made the change; `message`: an edit's new text (empty once the message was deleted, then `deleted` is set), a delete's notice for clients that only show text. */
   target: number
+  /** An edit that ended a stream: its final text (docs/PROTOCOL.md, "Streaming messages"). */
+  ended?: true
 }
 
 /** A stored reaction (revision 3): `uid` added (`on`) or took back its `emoji` on message `target`; `message` is the emoji. */
@@ -338,7 +371,7 @@ export interface ChatRoomFrame extends ChatRoomState {
 }
 
 /** Every frame a server sends. */
-export type ChatServerFrame = ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame | ChatReadFrame | ChatRoomsFrame | ChatRoomFrame | ChatMemberFrame
+export type ChatServerFrame = ChatDeltaFrame | ChatMessageFrame | ChatEventFrame | ChatReactionFrame | ChatSystemFrame | ChatPresenceFrame | ChatPresenceDiffFrame | ChatTypingFrame | ChatPongFrame | ChatErrorFrame | ChatHistoryFrame | ChatReadFrame | ChatRoomsFrame | ChatRoomFrame | ChatMemberFrame
 
 /** What a client may send over WebSocket (raw text is a `message`). */
 export type ChatClientCommand
@@ -350,6 +383,7 @@ export type ChatClientCommand
     | { type: 'delete', target: number, cid?: string }
     | { type: 'reaction', target: number, emoji: string, cid?: string }
     | { type: 'read', id?: number, room?: string }
+    | { type: 'stop', id: number }
     | ChatMemberCommand
 
 /** Largest id or cursor a client may send and the server accepts, over WebSocket and HTTP alike (docs/PROTOCOL.md, "Ids and cursors"). */
@@ -444,6 +478,8 @@ export function parseClientFrame(text: string): ParsedClientFrame {
       const read = parseReadCommand(command)
       return typeof read === 'string' ? { type: 'invalid', reason: read } : read
     }
+    case 'stop':
+      return isIdInRange(command.id) ? { type: 'stop', id: command.id } : { type: 'invalid', reason: '`id` must be a message id' }
     case 'message':
     case 'edit':
     case 'delete':

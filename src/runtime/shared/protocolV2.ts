@@ -99,6 +99,7 @@ export type ChatClientCommandV2
     | RoomCommand<{ type: 'members' }>
     | RoomCommand<{ type: 'history', before: number, limit: number, thread?: number }>
     | RoomCommand<{ type: 'read', id?: number }>
+    | RoomCommand<{ type: 'stop', id: number }>
     | RoomCommand<Extract<ChatClientCommand, { type: 'message' | 'edit' | 'delete' | 'reaction' }>>
     | ChatCreateCommand
     | { type: 'dm', user: string, ref?: string }
@@ -201,6 +202,8 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
       const read = parseReadCommand({ id: command.id })
       return typeof read === 'string' ? invalid(read) : { ...read, room, ...withRef }
     }
+    case 'stop':
+      return isIdInRange(command.id) ? { type, room, id: command.id, ...withRef } : invalid('`id` must be a message id')
     case 'update': {
       const parsed = parseRecordFields(command, false)
       return typeof parsed === 'string' ? invalid(parsed) : { type, ...parsed, room, ...withRef }
@@ -212,7 +215,7 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
   }
 }
 
-const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'members', 'history', 'read', 'message', 'edit', 'delete', 'reaction', 'update', ...MEMBER_COMMANDS])
+const ROOM_COMMANDS = new Set(['join', 'leave', 'typing', 'members', 'history', 'read', 'message', 'edit', 'delete', 'reaction', 'update', 'stop', ...MEMBER_COMMANDS])
 
 /** Why `user` is not a user id one may name (a signed-in user's: not a guest's), if it is not. */
 function userIdProblem(user: unknown): string | undefined {

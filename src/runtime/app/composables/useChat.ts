@@ -90,6 +90,8 @@ export interface UseChatReturn<T = unknown> {
   remove: (id: number) => boolean
   /** Toggle a reaction on a stored message: `messages[i].reactions` holds `{ emoji, count, mine }`. */
   react: (id: number, emoji: string) => boolean
+  /** Stop a streaming message (`messages[i].streaming`): an AI member's reply you asked for, or any as a moderator. */
+  stop: (id: number) => boolean
   /**
    * Messages from others this signed-in user has not read in the room, kept by the server per
    * user (so every device agrees) and updated live. Always 0 for a guest.
@@ -187,6 +189,7 @@ export function useChat<T = unknown>(options: UseChatOptions = {}): UseChatRetur
     edit: (id, data) => current.value?.edit(id, data) ?? false,
     remove: id => current.value?.remove(id) ?? false,
     react: (id, emoji) => current.value?.react(id, emoji) ?? false,
+    stop: id => current.value?.stop(id) ?? false,
     unread: pick('unread', 0),
     markRead: id => current.value?.markRead(id) ?? false,
     readBy: pick('readBy', {}),

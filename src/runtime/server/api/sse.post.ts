@@ -3,18 +3,19 @@
 import type { H3Event } from 'h3'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineEventHandler, getRequestHeader, readBoundedBody, setResponseHeader } from '#nuxt-chat/nitro'
-import { errorFrame, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorFrame, type ChatReadFrame, type ChatStoredFrame } from '../../shared/protocol'
+import { errorFrame, isIdInRange, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorFrame, type ChatReadFrame, type ChatStoredFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import type { ChatAdmission } from '../utils/access'
 import { limitSubjectOf } from '../utils/chatLimits'
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
 import { useChatHub } from '../utils/useChatHub'
+import { answerStop, statusOfStop, type ChatStopAnswer } from '../utils/streamStop'
 import { sendFieldsOf } from '../utils/sendPipeline'
 import { answerStreamCommand, asksVersion2 } from '../utils/sseRooms'
 
 /** Parse a JSON `{ type?, message, cid?, target? }` (or `{ type: 'read', id? }`) or a `text/plain` body; a string is the error to answer with. */
-function parseBody(body: string, contentType: string): ReturnType<typeof parseSendCommand> | Extract<ChatClientCommand, { type: 'read' }> {
+function parseBody(body: string, contentType: string): ReturnType<typeof parseSendCommand> | Extract<ChatClientCommand, { type: 'read' | 'stop' }> {
   if (!contentType.includes('json')) return { type: 'message', message: body }
   let data: unknown
   try {
@@ -25,11 +26,12 @@ function parseBody(body: string, contentType: string): ReturnType<typeof parseSe
   }
   if (!data || typeof data !== 'object' || Array.isArray(data)) return 'Body must be a JSON object'
   const command = data as Record<string, unknown>
+  if (command.type === 'stop') return isIdInRange(command.id) ? { type: 'stop', id: command.id } : '`id` must be a message id'
   return command.type === 'read' ? parseReadCommand(command) : parseSendCommand(command)
 }
 
 /** Send a message into a room over HTTP: answers the stored message frame, or an `error` frame. */
-export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame | string> => {
+export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame | ChatStopAnswer | string> => {
   const admitted = await admitHttpRequest(event, asksVersion2(event) ? 2 : undefined)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
@@ -48,7 +50,7 @@ export default defineEventHandler(async (event): Promise<ChatStoredFrame | ChatR
 })
 
 /** Read, check and send one POSTed message. */
-async function answerPost(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame> {
+async function answerPost(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<ChatStoredFrame | ChatReadFrame | ChatErrorFrame | ChatStopAnswer> {
   const body = await readBoundedBody(event, config.maxPayload, config.bodyTimeout)
   if (body === 'too_large') return refuse(event, 413, errorFrame('too_long', `Body is larger than ${config.maxPayload} bytes`))
   if (body === 'timeout') {
@@ -59,6 +61,10 @@ async function answerPost(event: H3Event, admission: ChatAdmission, config: Chat
   const parsed = parseBody(body, getRequestHeader(event, 'content-type') ?? '')
   if (typeof parsed === 'string') return refuse(event, 400, errorFrame('bad_request', parsed))
   if (parsed.type === 'read') return answerRead(event, admission, parsed.id)
+  if (parsed.type === 'stop') {
+    const error = await answerStop(admission.room, parsed.id, admission.user, limitSubjectOf(admission))
+    return error ? refuse(event, statusOfStop(error), error) : { type: 'stop', room: admission.room, id: parsed.id }
+  }
   const result = await useChatHub().send({
     room: admission.room,
     user: admission.user,

@@ -13,6 +13,7 @@ import { admitToChat, ChatLimitRefusal, retryAfterSeconds } from '../utils/httpA
 import { deliverToMember } from '../utils/roomDelivery'
 import { RoomFrame } from '../transport/frame'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
+import { answerStop } from '../utils/streamStop'
 import { sendFieldsOf } from '../utils/sendPipeline'
 import type { ChatSocketHandlers, ChatTransport } from '../transport/chatTransport'
 import { upgradeRefusal, upgradeSocket, type UpgradeSocket } from '../transport/internals'
@@ -66,6 +67,10 @@ function handleCommand(member: WebSocketMember, text: string | undefined): ChatM
       return
     case 'history':
       answerHistory(member, command.before, command.limit, command.thread)
+      return
+    case 'stop':
+      // Answered only when refused: the stream's end reaches everyone as its final `edit`.
+      void answerStop(member.room, command.id, member.user, limitSubjectOf(member)).then(error => error && member.send(error))
       return
     case 'invalid':
       member.send(errorFrame('bad_request', command.reason, command.cid))

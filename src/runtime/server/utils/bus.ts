@@ -23,6 +23,8 @@ export type BusEvent
     | { kind: 'read' | 'member', room: string, frame: string }
   /** Close the connections of the user `uid` to the room; or their read position in it was deleted. */
     | { kind: 'disconnect' | 'forget', room: string, uid: string }
+  /** A streaming message's `delta` frame, or a stream's news (`open`, `end`, `stop`, `ask`: JSON) (./streams.ts). */
+    | { kind: 'delta' | 'stream', room: string, frame: string }
 
 export type BusEventKind = BusEvent['kind']
 
@@ -53,7 +55,7 @@ export function createLocalBus(): ChatBus {
   }
 }
 
-const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read', 'forget', 'member'] satisfies BusEventKind[])
+const KINDS = new Set<string>(['message', 'system', 'typing', 'presence', 'presence?', 'sync', 'disconnect', 'read', 'forget', 'member', 'delta', 'stream'] satisfies BusEventKind[])
 
 /** Encode an event as one line of header (an id, 0 where the kind has none) and its text (a frame, a user id or nothing), so a frame is never re-escaped. */
 export function encodeBusEvent(event: BusEvent, origin: string): string {

@@ -18,6 +18,7 @@ import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './acces
 import { createRoomListing } from './roomListing'
 import { createMentionResolver, type FoundMentions } from './mentions'
 import { createRoomSearch, type RoomSearch } from './roomSearch'
+import { createChatStreams, type ChatStreams } from './streams'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
 import { directRoomId, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
@@ -206,6 +207,8 @@ export interface ChatHub {
   signedInNames: (name: string) => Promise<string[]>
   /** Search the rooms `user` may read (docs/PROTOCOL.md, "Search"); with an asker, within its history limits and the app's `chat:join` per room. */
   search: RoomSearch
+  /** Streaming messages (./streams.ts): start, stop, catch up. */
+  streams: ChatStreams
   /** Stop the timers, the bus and the store (once). */
   close: () => Promise<void>
 }
@@ -433,6 +436,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     await batch.told
     // Gone before its batch was told: no replay.
     await newcomer.replayed
+    // Open streams' text so far, after the replay (docs/PROTOCOL.md, "Streaming messages").
+    if (room.delivery.members.has(member)) streams.caughtUp(name, member)
   }
 
   /** Remove a connection; the last connection of a user tells the room, at the end of the turn, that they left. */
@@ -458,15 +463,32 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     // `@room` / `@here`: owners and moderators (set by the admission) and the app's server code.
     resolveMentions: (input, text) => mentions.resolve(input.room, text, input.sender, input.moderator === true || input.fromServer === true),
     onMentioned: (frame, found) => void tellMentioned(frame, found).catch(error => logger.error('[nuxt-chat] could not tell the members mentioned', error)),
-    onStored(frame, text) {
-      rememberRoomWithMessages(frame.room)
-      rooms.get(frame.room)?.delivery.deliver(frame.id, text)
-      if (readState.watches(frame.room)) readState.stored(frame.room, frame)
-      if (!bus.publish({ kind: 'message', room: frame.room, id: frame.id, frame: text })) unpublished.add(frame.room)
-      // After delivery, on a later turn: a slow or failing hook never holds a message back.
-      setImmediate(() => {
-        Promise.resolve(hooks.callHook('chat:stored', { room: frame.room, frame })).catch((error: unknown) => logger.error('[nuxt-chat] the chat:stored hook failed', error))
-      })
+    onStored: fanOut,
+  })
+
+  /** Deliver a stored message or change here, to the rooms lists and to the other instances, then call `chat:stored`. */
+  function fanOut(frame: ChatStoredFrame, text: string) {
+    rememberRoomWithMessages(frame.room)
+    rooms.get(frame.room)?.delivery.deliver(frame.id, text)
+    if (readState.watches(frame.room)) readState.stored(frame.room, frame)
+    if (!bus.publish({ kind: 'message', room: frame.room, id: frame.id, frame: text })) unpublished.add(frame.room)
+    // After delivery, on a later turn: a slow or failing hook never holds a message back.
+    setImmediate(() => {
+      Promise.resolve(hooks.callHook('chat:stored', { room: frame.room, frame })).catch((error: unknown) => logger.error('[nuxt-chat] the chat:stored hook failed', error))
+    })
+  }
+
+  // Streaming messages of AI members and bots (docs/PROTOCOL.md, "Streaming messages").
+  const streams = createChatStreams({
+    config,
+    store,
+    bus,
+    logger,
+    fanOut,
+    broadcast: (name, frame) => rooms.get(name)?.delivery.broadcast(frame),
+    async isModerator(room, user) {
+      const decision = await access.decide(room, user, 'read')
+      return decision.allowed && decision.moderator
     },
   })
 
@@ -901,9 +923,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),
     signedInNames: signedInNamesOf,
     search,
+    streams,
     async close() {
       if (closed) return
       closed = true
+      streams.close()
       clearInterval(presenceTimer)
       if (recheckTimer) clearInterval(recheckTimer)
       await bus.close()

@@ -71,6 +71,9 @@ export function messageFrame(message: StoredMessage): ChatStoredFrame {
   if (message.thread !== undefined) frame.thread = message.thread
   if (message.alsoInRoom) frame.alsoInRoom = true
   if (message.replies) frame.replies = { ...message.replies, users: [...message.replies.users] }
+  // Streaming messages (docs/PROTOCOL.md, "Streaming messages").
+  if (message.streaming) frame.streaming = true
+  if (message.incomplete) frame.incomplete = message.incomplete
   // A tombstone tells nothing of what the text was: not whom it answered, nor whom it named.
   if (message.deleted) return frame
   // A copy: the memory store shares one quote among a message's replies and changes it in place.

@@ -24,6 +24,8 @@ interface MessageRow {
   thread: number | string | null
   also_in_room: number | string | null
   files: string | null
+  stream_owner?: string | null
+  incomplete?: string | null
 }
 
 /** node:sqlite's synchronous database and statement, as far as the room log uses them. */
@@ -60,7 +62,7 @@ interface Connection {
 
 type Method = 'all' | 'get' | 'run'
 
-const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all, thread, also_in_room, files'
+const COLUMNS = 'id, sender, name, body, ts, cid, guest, kind, target, edited, deleted, rev, reply_to, mentions, mentions_all, thread, also_in_room, files, stream_owner, incomplete'
 // A racing writer (another instance, same room) took the id we computed: try again.
 const MAX_APPEND_ATTEMPTS = 50
 // SQLite waits this long for a lock inside a call, blocking the event loop; longer waits are retried off it (without this wait).
@@ -82,19 +84,21 @@ export const SQLITE_BATCH_MAX = 64
 const NEWEST = `SELECT MAX(id) AS id FROM (SELECT MAX(id) AS id FROM chat_messages WHERE room = ? UNION ALL SELECT last_id AS id FROM chat_room_counters WHERE room = ?) AS ids`
 /** The next number of a room, as a one-row table `n(next)`. Parameters: room, room. */
 const NEXT = `(SELECT COALESCE(MAX(id), 0) + 1 AS next FROM (${NEWEST}) AS newest)`
-const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, files)
-  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS SMALLINT), CAST(? AS TEXT)
+const INSERT = `INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, files, stream_owner, stream_beat)
+  SELECT CAST(? AS TEXT), n.next, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS SMALLINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS SMALLINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT)
   FROM ${NEXT} AS n RETURNING id`
 /**
  * node:sqlite, inside a batch (which holds the write lock): the id is known, so no `MAX(id)` and no
  * RETURNING per row (10-11 µs a row instead of 18-20).
  */
-const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+const INSERT_WITH_ID = 'INSERT INTO chat_messages (room, id, sender, name, body, ts, cid, guest, reply_to, mentions, mentions_all, thread, also_in_room, files, stream_owner, stream_beat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 const LAST_ID = NEWEST
 /** The INSERT's parameters for one message. */
-const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, ...replyAndMentions(input), input.room, input.room]
+const insertParams = (input: AppendInput) => [input.room, input.sender, input.user, input.message, input.ts, input.cid ?? null, input.guest ? 1 : 0, ...replyAndMentions(input), ...streamColumns(input), input.room, input.room]
 /** A message's `reply_to`, `mentions` (JSON), `mentions_all`, `thread`, `also_in_room` and `files` (JSON) columns. */
 const replyAndMentions = (input: AppendInput) => [input.replyTo ?? null, input.mentions?.length ? JSON.stringify(input.mentions) : null, input.mentionsAll ?? null, input.thread ?? null, input.thread !== undefined && input.alsoInRoom ? 1 : 0, input.files?.length ? JSON.stringify(input.files) : null]
+/** A streaming message's `stream_owner` and `stream_beat` (its first heartbeat: `ts`), stored with it. */
+const streamColumns = (input: AppendInput) => [input.streamOwner ?? null, input.streamOwner === undefined ? null : input.ts]
 /** The unread-mention rows of a message: one per member named, one under `MENTION_ALL_UID` for `@room` / `@here`. */
 const mentionUids = (input: AppendInput) => [...input.mentions ?? [], ...input.mentionsAll ? [MENTION_ALL_UID] : []]
 const INSERT_MENTION = 'INSERT INTO chat_mentions (room, uid, id, sender) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'
@@ -230,6 +234,10 @@ const ADDED_COLUMNS: [string, string][] = [
   ['thread', 'BIGINT'],
   ['also_in_room', 'SMALLINT NOT NULL DEFAULT 0'],
   ['files', 'TEXT'],
+  // Streaming messages (docs/PROTOCOL.md, "Streaming messages"): the instance writing it and its heartbeat; why it was cut.
+  ['stream_owner', 'TEXT'],
+  ['stream_beat', 'BIGINT'],
+  ['incomplete', 'TEXT'],
 ]
 const BY_CID = `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND sender = ? AND cid = ?`
 /**
@@ -508,6 +516,19 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     message: messageById,
     lastId,
+    async streamCheckpoint(room, id, owner, text, beat) {
+      const rows = await query<unknown[]>('all', 'UPDATE chat_messages SET body = ?, stream_beat = ? WHERE room = ? AND id = ? AND stream_owner = ? AND deleted = 0 RETURNING id', text, beat, room, id, owner)
+      return rows.length > 0
+    },
+    async streamEnd(room, id, owner, incomplete) {
+      // Conditional on the owner: of a stream's end and a sweep of it, one closes it.
+      const rows = await query<unknown[]>('all', 'UPDATE chat_messages SET stream_owner = NULL, stream_beat = NULL, incomplete = ? WHERE room = ? AND id = ? AND stream_owner = ? RETURNING id', incomplete ?? null, room, id, owner)
+      return rows.length > 0
+    },
+    async staleStreams(beat, limit) {
+      const rows = await query<{ room: string, id: number | string, stream_owner: string, name: string, sender: string, body: string }[]>('all', 'SELECT room, id, stream_owner, name, sender, body FROM chat_messages WHERE stream_owner IS NOT NULL AND stream_beat < ? ORDER BY stream_beat LIMIT ?', beat, limit)
+      return rows.map(row => ({ room: row.room, id: Number(row.id), owner: row.stream_owner, user: row.name, uid: row.sender, message: row.body }))
+    },
     async prune(room, policy: RetentionPolicy, limit = 1000) {
       if (!(policy.max > 0) && !(policy.maxAge > 0)) return 0
       // Messages are counted and aged (revision 5); the oldest first, a prefix of them.
@@ -674,6 +695,8 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (message.thread !== undefined && Number(row.also_in_room) === 1) message.alsoInRoom = true
   // A deleted message's files are gone with it (docs/PROTOCOL.md, "Attachments").
   if (row.files && Number(row.deleted) !== 1) message.files = JSON.parse(row.files) as ChatFile[]
+  if (row.stream_owner) message.streaming = true
+  if (row.incomplete) message.incomplete = row.incomplete as StoredMessage['incomplete']
   return message
 }
 
@@ -861,7 +884,7 @@ function appendSync(connection: Connection, input: AppendInput, nextIds: Map<str
       return { message: storedMessage(change.id, input, change.body), duplicate: false }
     }
     const id = nextIds.get(input.room) ?? Number((nativeStatement(connection, LAST_ID).get(input.room, input.room) as { id: number | string | null }).id ?? 0) + 1
-    nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, ...replyAndMentions(input))
+    nativeStatement(connection, INSERT_WITH_ID).run(input.room, id, input.sender, input.user, input.message, input.ts, cid, input.guest ? 1 : 0, ...replyAndMentions(input), ...streamColumns(input))
     for (const uid of mentionUids(input)) nativeStatement(connection, INSERT_MENTION).run(input.room, uid, id, input.sender)
     nextIds.set(input.room, id + 1)
     return { message: storedMessage(id, input), duplicate: false }
@@ -1036,6 +1059,8 @@ async function createSchema(db: Database) {
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_changes ON chat_messages (room, id) WHERE kind IS NOT NULL')
   // A thread's replies (its page, its parent's summary): only rows that are replies.
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_thread ON chat_messages (room, thread, id) WHERE thread IS NOT NULL')
+  // The sweep of streams left open by a dead instance: only open streams are indexed.
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_streams ON chat_messages (stream_beat) WHERE stream_owner IS NOT NULL')
   // Search (docs/PROTOCOL.md, "Search"): built at open on databases made before it, over the messages they hold.
   await createSearchIndex(db)
 }

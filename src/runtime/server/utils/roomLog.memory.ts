@@ -55,6 +55,13 @@ export function createMemoryRoomLog(): RoomLog {
   }
 
   const { clear: clearDirectory, isKept, dropPlainMember, memberOf, ...directory } = createMemoryRoomDirectory()
+  /** Open streams (docs/PROTOCOL.md, "Streaming messages"): their owner and heartbeat. */
+  const streams = new Map<StoredMessage, { owner: string, beat: number }>()
+  const messageOf = (name: string, id: number): StoredMessage | undefined => {
+    const messages = rooms.get(name)?.messages ?? []
+    const found = messages[firstAfter(messages, id - 1)]
+    return found?.id === id ? found : undefined
+  }
 
   return {
     ...directory,
@@ -78,6 +85,7 @@ export function createMemoryRoomLog(): RoomLog {
       }
       else {
         message = storedMessage(room.nextId++, input)
+        if (input.streamOwner !== undefined) streams.set(message, { owner: input.streamOwner, beat: input.ts })
         if (input.replyTo !== undefined) message.replyTo = quoteOf(room, input.replyTo)
         room.messages.push(message)
         if (message.thread !== undefined) summarize(room, message.thread)
@@ -259,7 +267,28 @@ export function createMemoryRoomLog(): RoomLog {
       const last = messages.at(-1)
       return found.length > query.limit && last ? { messages, cursor: encodeSearchCursor([last.ts, last.room, last.id]) } : { messages }
     },
+    async streamCheckpoint(name, id, owner, text, beat) {
+      const message = messageOf(name, id)
+      const open = message && streams.get(message)
+      if (!open || open.owner !== owner || message.deleted) return false
+      message.message = text
+      open.beat = beat
+      return true
+    },
+    async streamEnd(name, id, owner, incomplete) {
+      const message = messageOf(name, id)
+      if (!message || streams.get(message)?.owner !== owner) return false
+      streams.delete(message)
+      delete message.streaming
+      if (incomplete) message.incomplete = incomplete
+      return true
+    },
+    async staleStreams(beat, limit) {
+      const found = [...streams].filter(([, open]) => open.beat < beat).slice(0, limit)
+      return found.map(([message, open]) => ({ room: message.room, id: message.id, owner: open.owner, user: message.user, uid: message.uid ?? '', message: message.message }))
+    },
     async close() {
+      streams.clear()
       rooms.clear()
       names.length = 0
       reads.clear()

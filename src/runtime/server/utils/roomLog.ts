@@ -1,6 +1,6 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
-import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatFile, type ChatMentionAll, type ChatMessageBase } from '../../shared/protocol'
+import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatFile, type ChatMentionAll, type ChatMessageBase, type ChatStreamCut } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
 
 /** A message as the log stores it. */
@@ -50,6 +50,8 @@ export interface AppendInput {
   alsoInRoom?: boolean
   /** A message: its attachments, checked by the send pipeline (docs/PROTOCOL.md, "Attachments"). */
   files?: ChatFile[]
+  /** A message that is an open stream from the start (docs/PROTOCOL.md, "Streaming messages"): the instance writing it; `ts` is its first heartbeat. */
+  streamOwner?: string
 }
 
 export interface AppendResult {
@@ -181,7 +183,24 @@ export interface RoomLog extends RoomDirectory {
    * "Search"). A cursor this store did not make throws `RoomLogInputError`.
    */
   search: (query: SearchQuery) => Promise<SearchPage>
+  /** Store an open stream's text so far and its owner's heartbeat; false when it is no longer `owner`'s open stream, or was deleted. */
+  streamCheckpoint: (room: string, id: number, owner: string, text: string, beat: number) => Promise<boolean>
+  /** Close `owner`'s open stream of message `id` (with `incomplete`: it was cut), atomically: true for the one caller that closed it. */
+  streamEnd: (room: string, id: number, owner: string, incomplete?: ChatStreamCut) => Promise<boolean>
+  /** Up to `limit` open streams whose owner's last heartbeat is before `beat`: a dead instance's. */
+  staleStreams: (beat: number, limit: number) => Promise<OpenStream[]>
   close: () => Promise<void>
+}
+
+/** An open stream as the store holds it (`staleStreams`). */
+export interface OpenStream {
+  room: string
+  id: number
+  owner: string
+  /** Its author, and the text checkpointed so far. */
+  user: string
+  uid: string
+  message: string
 }
 
 /** What the log searches: the rooms were checked for the person already. */
@@ -263,6 +282,7 @@ export function checkAppendInput(input: AppendInput): void {
   if (input.mentionsAll !== undefined && input.mentionsAll !== 'room' && input.mentionsAll !== 'here') throw new RoomLogInputError('`mentionsAll` must be room or here')
   if (input.thread !== undefined && (input.kind !== undefined || !Number.isSafeInteger(input.thread) || input.thread < 1)) throw new RoomLogInputError('`thread` must be a message id, on a message')
   if (input.alsoInRoom && input.thread === undefined) throw new RoomLogInputError('`alsoInRoom` is for thread replies')
+  if (input.streamOwner !== undefined && (input.kind !== undefined || typeof input.streamOwner !== 'string' || !input.streamOwner || input.streamOwner.length > MAX_STORED_NAME)) throw new RoomLogInputError('`streamOwner` must be an instance id, on a message')
   if (input.kind !== undefined && (!['edit', 'delete', 'reaction'].includes(input.kind) || !Number.isSafeInteger(input.target) || input.target! < 1)) throw new RoomLogInputError('an event needs a `kind` (edit, delete, reaction) and a positive `target`')
 }
 
@@ -303,6 +323,7 @@ export function storedMessage(id: number, input: AppendInput, text = input.messa
   if (input.thread !== undefined) message.thread = input.thread
   if (input.thread !== undefined && input.alsoInRoom) message.alsoInRoom = true
   if (input.files?.length) message.files = input.files
+  if (input.streamOwner !== undefined) message.streaming = true
   if (input.kind) {
     message.kind = input.kind
     message.target = input.target

@@ -10,9 +10,15 @@ import type { RoomMember, RoomRecord } from './roomMembers'
 import { useChatHub } from './useChatHub'
 import type { ChatRuntimeConfig } from '../../types'
 import { storeFile } from '../files/chatFiles'
+import { ChatStreamRefusal, type ChatStreamHandle, type ChatStreamOptions } from './streams'
+import type { ChatStreamSourceInput } from './streamSource'
+import { aiMessagesOf, type ChatAiMessage, type ChatAiMessagesOptions } from './aiMessages'
 
 export type { ChatRoomInput } from './hub'
 export type { RoomMember, RoomRecord } from './roomMembers'
+export type { ChatStreamHandle, ChatStreamOptions, ChatStreamResult } from './streams'
+export type { ChatStreamSource, ChatStreamSourceInput } from './streamSource'
+export type { ChatAiMessage, ChatAiMessagesOptions } from './aiMessages'
 
 /** Who server-side messages come from unless `send` is told otherwise (a name no guest may take). */
 export const SERVER_USER: ChatUser = Object.freeze({ id: 'server', name: 'server' })
@@ -255,6 +261,44 @@ export function useChatServer() {
     disconnect(room: string, userId: string): void {
       checkRoom(room)
       hub.disconnect(room, userId)
+    },
+    /**
+     * Write a message from a source of text chunks (docs/PROTOCOL.md, "Streaming messages"): an
+     * async iterable, a `ReadableStream`, an AI SDK `streamText` result, or a function given the
+     * stream's `AbortSignal` that returns one. The message is stored at once (`streaming`), grows
+     * on every member's screen, and is stored with its final text when the source ends (cut:
+     * `incomplete`). Resolves once it is stored and delivered; `done` settles at its end. Past the
+     * stream limits it throws 429; a `replyTo` / `thread` that is no message of the room, 400.
+     *
+     * ```ts
+     * await useChatServer().stream('lobby', signal => streamText({ model, messages, abortSignal: signal }), { as: assistant, replyTo: frame.id })
+     * ```
+     */
+    async stream(room: string, source: ChatStreamSourceInput, options: ChatStreamOptions): Promise<ChatStreamHandle> {
+      checkRoom(room)
+      try {
+        return await hub.streams.start(room, source, options)
+      }
+      catch (error) {
+        if (error instanceof ChatStreamRefusal) throw httpError(error.status, error.message, error.frame)
+        throw error
+      }
+    },
+    /**
+     * A room's recent messages (or a thread's, with its parent first) in the AI SDK's message
+     * format: `as`'s own messages `assistant`, everyone else's `user` with their name before the
+     * text (`Alice: hi`); deleted and still streaming messages are left out.
+     */
+    aiMessages(room: string, options: ChatAiMessagesOptions): Promise<ChatAiMessage[]> {
+      checkRoom(room)
+      return aiMessagesOf(hub, room, options)
+    },
+    /** Make `user` (an AI member or bot) a member of the room under its name, so `@name` mentions it (`chat:mention`). */
+    async addAiMember(room: string, user: ChatUser, role: ChatMemberRole = 'member'): Promise<ChatMemberFrame> {
+      checkRoom(room)
+      await hub.streams.saveName(user)
+      const frame = await moderate(room, { type: 'invite', user: user.id })
+      return frame.role === role ? frame : moderate(room, { type: 'role', user: user.id, role })
     },
   }
 }

@@ -20,6 +20,7 @@ import { deliverToMember, type Member, type Membership } from './roomDelivery'
 import { RoomFrame } from '../transport/frame'
 import { sendFieldsOf } from './sendPipeline'
 import { chatLogger, useChatHub } from './useChatHub'
+import { answerStop } from './streamStop'
 import type { ChatTransport } from '../transport/chatTransport'
 import { WebSocketMember } from './wsMember'
 
@@ -277,6 +278,12 @@ export function commandOf(connection: MultiRoomMember, text: string | undefined)
       return
     case 'members':
       answerMembers(connection, command.room, command.ref)
+      return
+    case 'stop':
+      void answerStop(command.room, command.id, subscription.user, limitSubjectOf(connection)).then((error) => {
+        if (error) connection.send(errorOf(error, command.room, command.ref))
+        else if (command.ref) acknowledge(subscription, command.ref, command.id)
+      })
       return
   }
   if (command.type === 'message' && command.cid === undefined && !command.message.trim()) {
