@@ -4,7 +4,8 @@ import { defu } from 'defu'
 import { name, version } from '../package.json'
 import { trustOnlyDevServerHop } from './devServer'
 import { setupDevtools } from './devtools'
-import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
+import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatPushOptions, ChatRuntimeConfig } from './runtime/types'
+import { pushOptions, setupPush } from './push'
 import { unsupportedStoreReason } from './runtime/server/utils/platform'
 import { databaseForBuild, holdsPassword } from './runtime/server/utils/databaseConfig'
 import { chatDefaults } from './runtime/defaults'
@@ -21,7 +22,7 @@ export interface ModuleOptions extends ChatRuntimeConfig {
   autoImport: string | false
 }
 
-export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext } from './runtime/types'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext, ChatNotifyContext, ChatPushOptions } from './runtime/types'
 export type { ChatSearchHit, ChatSearchRequest, ChatSearchResultsFrame } from './runtime/shared/search'
 export type { ChatServer, ChatServerSendOptions, ChatServerSearchOptions, ChatHistoryOptions, ChatRoomInput, RoomRecord, RoomMember } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
@@ -61,6 +62,9 @@ export default defineNuxtModule<ModuleOptions>({
     // `metrics: true` means the defaults; an object always carries `token`, so NUXT_CHAT_METRICS_TOKEN can set it.
     if (options.metrics) options.metrics = defu(options.metrics === true ? {} : options.metrics, { route: '/_chat/metrics', token: '' })
 
+    // `push: true` means the defaults; an object always carries its keys, so NUXT_CHAT_PUSH_* can set them.
+    if (options.push) options.push = pushOptions(options.push)
+
     // The user's values win over the module's.
     const { autoImport, ...serverOptions } = options
     const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }
@@ -73,6 +77,7 @@ export default defineNuxtModule<ModuleOptions>({
       maxLength: options.maxLength,
       editWindow: options.editWindow,
       heartbeat: options.heartbeat,
+      push: options.push ? { route: underBase((options.push as ChatPushOptions).route!) } : false,
     })
 
     // App
@@ -111,6 +116,7 @@ export default defineNuxtModule<ModuleOptions>({
       { name: 'InferChatPayload', from: chatSchema, type: true },
       { name: 'useChatServer', from: resolver.resolve('./runtime/server/utils/useChatServer') },
     ])
+    if (options.push) setupPush(resolver, options.push as ChatPushOptions)
     if (nuxt.options.dev && options.devtools) setupDevtools(resolver, underBase)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',

@@ -1,3 +1,5 @@
+import type { ChatPushOptions } from './types'
+
 /** The module's defaults (typed as options in ../module.ts): `nuxt.config` options merge over them, and the server checks the numbers it runs with against them. */
 export const chatDefaults = {
   autoImport: 'useChat',
@@ -40,4 +42,20 @@ export const chatDefaults = {
   database: { connector: 'node-sqlite', url: '', options: {} },
   metrics: false,
   devtools: true,
+  push: false as boolean | ChatPushOptions,
+}
+
+/** `push`'s defaults (`push: true`, or any field left out of a `push` object). */
+export const pushDefaults = {
+  route: '/_chat/push',
+  vapidPublicKey: '',
+  vapidPrivateKey: '',
+  subject: 'mailto:admin@localhost',
+  window: 5000,
+  maxLength: 120,
+  maxSubscriptions: 10,
+  maxMutes: 500,
+  ttl: 86_400,
+  url: '/?room={room}',
+  insecureLoopback: false,
 }

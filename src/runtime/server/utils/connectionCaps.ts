@@ -96,11 +96,10 @@ export function holdConnection(subject: LimitSubject, config: CapConfig): Connec
     return new ConnectionHold(ip, undefined, guestsByIp)
   }
   const countIp = config.maxConnectionsPerIp && config.signedInIpFactor && ip ? ip : undefined
-  const countPerson = config.maxConnectionsPerUser ? person : undefined
-  if (countIp === undefined && countPerson === undefined) return NOTHING_HELD
+  // Counted without a cap too: Web Push asks who has an open connection (openConnectionsOf).
   if (countIp !== undefined) add(signedInByIp, countIp)
-  if (countPerson !== undefined) add(byPerson, countPerson)
-  return new ConnectionHold(countIp, countPerson, signedInByIp)
+  add(byPerson, person)
+  return new ConnectionHold(countIp, person, signedInByIp)
 }
 
 /** One more of `counts` (sockets or requests not yet identified) from `ip`, up to `maxConnectionsPerIp`: its hold, or the refusal (counted for the metrics). */
@@ -128,4 +127,14 @@ export function holdPending(ip: string | undefined, config: CapConfig): Connecti
 /** Open guest connections counted now of an address (for tests and the DevTools tab). */
 export function guestConnectionsOf(ip: string): number {
   return guestsByIp.get(ip) ?? 0
+}
+
+/** Open connections (WebSocket, SSE, open requests) of a signed-in person on this instance: Web Push notifies only people with none. */
+export function openConnectionsOf(uid: string): number {
+  return byPerson.get(uid) ?? 0
+}
+
+/** The signed-in people with an open connection on this instance. */
+export function connectedPeople(): IterableIterator<string> {
+  return byPerson.keys()
 }

@@ -2,6 +2,7 @@ import { withReaction } from '../../shared/protocol'
 import { holdsWords } from '../../shared/search'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { createMemoryRoomDirectory } from './roomDirectory.memory'
+import { createMemoryPushLog } from './roomLog.push'
 import { changeRefusal, checkAppendInput, decodeSearchCursor, encodeSearchCursor, lastRepliers, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type SearchQuery, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
@@ -55,9 +56,11 @@ export function createMemoryRoomLog(): RoomLog {
   }
 
   const { clear: clearDirectory, isKept, dropPlainMember, memberOf, ...directory } = createMemoryRoomDirectory()
+  const { clearPush, ...push } = createMemoryPushLog()
 
   return {
     ...directory,
+    ...push,
     async append(input: AppendInput): Promise<AppendResult> {
       checkAppendInput(input)
       const room = roomOf(input.room)
@@ -260,6 +263,7 @@ export function createMemoryRoomLog(): RoomLog {
       return found.length > query.limit && last ? { messages, cursor: encodeSearchCursor([last.ts, last.room, last.id]) } : { messages }
     },
     async close() {
+      clearPush()
       rooms.clear()
       names.length = 0
       reads.clear()

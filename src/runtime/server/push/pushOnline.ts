@@ -1,0 +1,66 @@
+import type { ConsolaInstance } from 'consola'
+import { Redis } from 'ioredis'
+import { connectedPeople, openConnectionsOf } from '../utils/connectionCaps'
+
+/** Is a signed-in person connected anywhere (docs/PROTOCOL.md, "Notifications", "Away")? */
+export interface OnlineCheck {
+  isOnline: (uid: string) => Promise<boolean>
+  close: () => Promise<void>
+}
+
+export interface OnlineCheckOptions {
+  /** Redis of the deployment's bus; empty: this instance is the only one. */
+  redisUrl: string
+  /** The bus channel: the keys' prefix, so deployments sharing a Redis stay apart. */
+  channel: string
+  /** How often this instance refreshes its people's keys (`presenceInterval`); a key lives three. */
+  interval: number
+  logger: ConsolaInstance
+}
+
+/**
+ * This instance counts its people's connections (./connectionCaps.ts); with Redis, it also keeps a
+ * key per person connected here, refreshed every `interval` and expiring after three, and asks
+ * for the key of a person it has no connection of: one EXISTS per notification due, no bus traffic.
+ */
+export function createOnlineCheck({ redisUrl, channel, interval, logger }: OnlineCheckOptions): OnlineCheck {
+  if (!redisUrl) {
+    return { isOnline: async uid => openConnectionsOf(uid) > 0, close: async () => {} }
+  }
+  const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, retryStrategy: (times: number) => Math.min(times * 100, 1000) })
+  let warned = false
+  const failed = (error: unknown) => {
+    if (warned) return
+    warned = true
+    logger.warn('[nuxt-chat] push: Redis does not answer; people connected only to other instances may get notifications', error instanceof Error ? error.message : error)
+  }
+  redis.on('error', failed)
+  redis.on('ready', () => warned = false)
+  const keyOf = (uid: string) => `${channel}:online:${uid}`
+  const refresh = () => {
+    if (redis.status !== 'ready') return
+    const pipeline = redis.pipeline()
+    for (const uid of connectedPeople()) pipeline.set(keyOf(uid), '1', 'PX', interval * 3)
+    if (pipeline.length) pipeline.exec().catch(failed)
+  }
+  const timer = setInterval(refresh, interval)
+  timer.unref?.()
+  redis.on('ready', refresh)
+  return {
+    async isOnline(uid) {
+      if (openConnectionsOf(uid) > 0) return true
+      try {
+        return await redis.exists(keyOf(uid)) > 0
+      }
+      catch (error) {
+        // Not known: notified rather than missed.
+        failed(error)
+        return false
+      }
+    },
+    async close() {
+      clearInterval(timer)
+      redis.disconnect()
+    },
+  }
+}
