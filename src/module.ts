@@ -77,7 +77,7 @@ export default defineNuxtModule<ModuleOptions>({
       maxLength: options.maxLength,
       editWindow: options.editWindow,
       heartbeat: options.heartbeat,
-      push: options.push ? { route: underBase((options.push as ChatPushOptions).route!) } : false,
+      pushRoute: options.push ? underBase((options.push as ChatPushOptions).route!) : '',
     })
 
     // App

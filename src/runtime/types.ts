@@ -155,8 +155,8 @@ export interface ChatPublicRuntimeConfig {
   /** So a UI can stop offering to edit once the server would refuse. */
   editWindow: number
   heartbeat: ChatHeartbeatOptions
-  /** Web Push's route (`GET <route>/key` answers the VAPID public key), or `false` when the module has none. */
-  push?: { route: string } | false
+  /** Web Push's route (`GET <route>/key` answers the VAPID public key); empty without the `push` option. */
+  pushRoute?: string
 }
 
 /** The request a hook sees: the WebSocket upgrade, the SSE GET or the POST. */

@@ -53,14 +53,13 @@ async function refusalOf(response: Response): Promise<string> {
  * and in browsers without the Push API everything stays `unsupported`.
  */
 export function useChatNotifications(options: UseChatNotificationsOptions = {}): UseChatNotificationsReturn {
-  const push = (useRuntimeConfig().public.chat as ChatPublicRuntimeConfig).push
-  const supported = import.meta.client && !!push && typeof navigator !== 'undefined' && 'serviceWorker' in navigator && typeof window !== 'undefined' && 'PushManager' in window && 'Notification' in window
+  const route = (useRuntimeConfig().public.chat as ChatPublicRuntimeConfig).pushRoute ?? ''
+  const supported = import.meta.client && !!route && typeof navigator !== 'undefined' && 'serviceWorker' in navigator && typeof window !== 'undefined' && 'PushManager' in window && 'Notification' in window
   const permission = shallowRef<ChatNotificationPermission>(supported ? Notification.permission : 'unsupported')
   const state = shallowRef<ChatPushState>(supported ? 'idle' : 'unsupported')
   const subscribed = shallowRef(false)
   const error = shallowRef<string | null>(null)
   const mutedRooms = shallowRef<string[]>([])
-  const route = push ? push.route : ''
   const scope = options.scope ?? '/'
   let alive = true
   const json = (method: string, body?: unknown) => ({ method, headers: { 'content-type': 'application/json', 'accept': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
@@ -128,7 +127,7 @@ export function useChatNotifications(options: UseChatNotificationsOptions = {}):
   }
 
   async function mute(room: string, muted = true) {
-    if (!push) return false
+    if (!route) return false
     const response = await fetch(`${route}/mute`, json('POST', { room, muted })).catch(() => undefined)
     if (!response?.ok) {
       error.value = response ? await refusalOf(response) : 'The server could not be reached'

@@ -157,7 +157,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     try {
       const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { vapidDetails, TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
       const headers = Object.fromEntries(Object.entries(details.headers).filter(([name]) => name.toLowerCase() !== 'content-length').map(([name, value]) => [name, String(value)]))
-      const response = await fetch(details.endpoint, { method: 'POST', headers, body: details.body as Buffer, redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT) })
+      const response = await fetch(details.endpoint, { method: 'POST', headers, body: new Uint8Array(details.body as Buffer), redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT) })
       await response.arrayBuffer().catch(() => {})
       if (response.status === 404 || response.status === 410) {
         await store.pushForget(subscription.endpoint)
