@@ -100,9 +100,13 @@ describe.each(serverPairs('nuxt_chat_push', PUSH_ENV))('push on %s', (_name, sta
     const bob = newUser('Bob')
     const subscription = await subscribe(b, bob)
     const { room, socket } = await directRoom(ann, bob)
+    const sent = Date.now()
     await say(socket, room, 'Lunch at noon?')
     const [push] = await until(() => receiver.pushesOf(subscription).length > 0 && receiver.pushesOf(subscription), 'the push', 5000 + WINDOW)
     expect(push!.problems).toEqual([])
+    // Held for the batching window, then sent at once.
+    expect(push!.at - sent).toBeGreaterThanOrEqual(WINDOW - 20)
+    expect(push!.at - sent).toBeLessThan(WINDOW + 1000)
     expect(push!.claims).toMatchObject({ aud: receiver.origin, sub: SUBJECT })
     expect(push!.headers.urgency).toBe('normal')
     expect(push!.payload).toEqual({ title: 'Ann', body: 'Lunch at noon?', room, url: `/chat?room=${encodeURIComponent(room)}`, count: 1, tag: `chat:${room}` })

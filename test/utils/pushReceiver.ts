@@ -29,6 +29,8 @@ export interface ReceivedPush {
   payload: Record<string, unknown>
   /** What was wrong with the request (an empty list: nothing). */
   problems: string[]
+  /** When it arrived (epoch ms). */
+  at: number
 }
 
 /** A VAPID key pair made with node:crypto: the raw public point and private scalar, base64url. */
@@ -129,7 +131,7 @@ export async function startPushReceiver(vapidPublicKey: string, subject: string)
       catch (error) {
         problems.push(`decryption failed: ${(error as Error).message}`)
       }
-      received.push({ subscription: subscription.id, headers: request.headers, claims, payload, problems })
+      received.push({ subscription: subscription.id, headers: request.headers, claims, payload, problems, at: Date.now() })
       response.writeHead(subscription.status, { location: `${origin}/message/${randomUUID()}` }).end()
     })
   })
