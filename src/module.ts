@@ -30,6 +30,7 @@ export type { ChatRoomMatcher, InferChatPayload } from './runtime/server/utils/c
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
 export type { ChatMessage, ChatThreadView, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 export type { ChatRoomEntry, UseChatRoomsOptions, UseChatRoomsReturn, ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands, ChatSearchOptions } from './runtime/app/composables/useChatRooms'
+export type { ChatNotificationPermission, ChatPushState, UseChatNotificationsOptions, UseChatNotificationsReturn } from './runtime/app/composables/useChatNotifications'
 
 export default defineNuxtModule<ModuleOptions>({
   meta: {
@@ -85,6 +86,8 @@ export default defineNuxtModule<ModuleOptions>({
     nuxt.options.alias['#chat'] = composable
     if (autoImport) addImports({ name: 'useChat', as: autoImport, from: composable })
     addImports({ name: 'useChatRooms', from: resolver.resolve('./runtime/app/composables/useChatRooms') })
+    // Without `push` it answers `unsupported`: a page may use it before push is configured.
+    addImports({ name: 'useChatNotifications', from: resolver.resolve('./runtime/app/composables/useChatNotifications') })
     addImports(['useChatUi', 'toChatUiMessages'].map(name => ({ name, from: resolver.resolve('./runtime/app/chatUi') })))
     const chatSchema = resolver.resolve('./runtime/server/utils/chatSchema')
     addImports({ name: 'InferChatPayload', from: chatSchema, type: true })

@@ -1,4 +1,4 @@
-import { addImports, addServerHandler, type Resolver } from '@nuxt/kit'
+import { addServerHandler, type Resolver } from '@nuxt/kit'
 import { defu } from 'defu'
 import type { ChatPushOptions } from './runtime/types'
 import { pushDefaults } from './runtime/defaults'
@@ -8,7 +8,7 @@ export function pushOptions(push: true | ChatPushOptions): Required<ChatPushOpti
   return defu(push === true ? {} : push, pushDefaults)
 }
 
-/** Web Push's routes (docs/PROTOCOL.md, "Notifications") and the client's `useChatNotifications()`. */
+/** Web Push's routes (docs/PROTOCOL.md, "Notifications"). */
 export function setupPush(resolver: Resolver, push: ChatPushOptions) {
   const route = push.route!
   addServerHandler({ route, method: 'post', handler: resolver.resolve('./runtime/server/api/push.post') })
@@ -17,5 +17,4 @@ export function setupPush(resolver: Resolver, push: ChatPushOptions) {
   addServerHandler({ route: `${route}/mute`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushMute.get') })
   addServerHandler({ route: `${route}/key`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushKey.get') })
   addServerHandler({ route: `${route}/sw.js`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushWorker.get') })
-  addImports({ name: 'useChatNotifications', from: resolver.resolve('./runtime/app/composables/useChatNotifications') })
 }

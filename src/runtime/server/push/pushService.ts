@@ -13,6 +13,8 @@ const MAX_BATCH_FRAMES = 50
 const THREAD_REPLIERS_READ = 50
 /** A push service must answer within this. */
 const SEND_TIMEOUT = 10_000
+/** Pushes in flight at once per instance. */
+const MAX_SENDING = 32
 
 /** Web Push of this instance (docs/PROTOCOL.md, "Notifications"). */
 export interface ChatPush {
@@ -63,7 +65,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   const enabled = Boolean(options.vapidPublicKey && options.vapidPrivateKey)
   const push: ChatPush = { enabled, options, store, close: async () => {} }
   if (!enabled) {
-    logger.info('[nuxt-chat] push is off: set NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY and NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY (`npx web-push generate-vapid-keys`)')
+    logger.warn('[nuxt-chat] push is off: set NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY and NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY (`npx web-push generate-vapid-keys`)')
     return push
   }
   const vapidDetails = { subject: options.subject, publicKey: options.vapidPublicKey, privateKey: options.vapidPrivateKey }
@@ -149,7 +151,22 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
       count,
       tag: `chat:${context.room}`,
     })
-    await Promise.all(subscriptions.map(subscription => send(subscription, payload)))
+    await Promise.all(subscriptions.map(subscription => inTurn(() => send(subscription, payload))))
+  }
+
+  /** At most `MAX_SENDING` pushes in flight (an `@room` of a large room is many at once); the rest wait their turn. */
+  let sending = 0
+  const waiting: (() => void)[] = []
+  async function inTurn(task: () => Promise<void>) {
+    if (sending >= MAX_SENDING) await new Promise<void>(resolve => waiting.push(resolve))
+    sending++
+    try {
+      await task()
+    }
+    finally {
+      sending--
+      waiting.shift()?.()
+    }
   }
 
   /** One encrypted, signed POST to a push service; a 404 or 410 deletes the subscription. */
@@ -158,7 +175,8 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
       const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { vapidDetails, TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
       const headers = Object.fromEntries(Object.entries(details.headers).filter(([name]) => name.toLowerCase() !== 'content-length').map(([name, value]) => [name, String(value)]))
       const response = await fetch(details.endpoint, { method: 'POST', headers, body: new Uint8Array(details.body as Buffer), redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT) })
-      await response.arrayBuffer().catch(() => {})
+      // The answer's body is never needed: not read (a push service could send any amount).
+      await response.body?.cancel().catch(() => {})
       if (response.status === 404 || response.status === 410) {
         await store.pushForget(subscription.endpoint)
         return

@@ -9,6 +9,7 @@ export interface PushSubscriptionInput {
 export const MAX_ENDPOINT_LENGTH = 1024
 const BASE64URL = /^[\w-]+={0,2}$/
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
+const IP_LITERAL = /^\d+\.\d+\.\d+\.\d+$/
 
 /** The bytes of a base64url key of exactly `length` bytes, else undefined. */
 function keyBytes(value: unknown, length: number): Buffer | undefined {
@@ -17,7 +18,7 @@ function keyBytes(value: unknown, length: number): Buffer | undefined {
   return bytes.length === length ? bytes : undefined
 }
 
-/** Why an endpoint is refused, or undefined: `https:` only (with `insecureLoopback`, `http:` on this machine too), no credentials, bounded. */
+/** Why an endpoint is refused, or undefined: `https:` to a host name (with `insecureLoopback`, `http:` on this machine too), no credentials, bounded. */
 export function endpointProblem(endpoint: unknown, insecureLoopback: boolean): string | undefined {
   if (typeof endpoint !== 'string' || !endpoint || endpoint.length > MAX_ENDPOINT_LENGTH) return `endpoint must be a URL of at most ${MAX_ENDPOINT_LENGTH} characters`
   let url: URL
@@ -28,9 +29,11 @@ export function endpointProblem(endpoint: unknown, insecureLoopback: boolean): s
     return 'endpoint is not a URL'
   }
   if (url.username || url.password) return 'endpoint must not hold credentials'
-  if (url.protocol === 'https:') return undefined
-  if (insecureLoopback && url.protocol === 'http:' && LOOPBACK.has(url.hostname)) return undefined
-  return 'endpoint must be an https: URL'
+  if (url.protocol !== 'https:' && !(insecureLoopback && url.protocol === 'http:')) return 'endpoint must be an https: URL'
+  if (insecureLoopback && LOOPBACK.has(url.hostname)) return undefined
+  // Push services are named by host name: an address or `localhost` would point the server at a machine of the network it runs in.
+  if (IP_LITERAL.test(url.hostname) || url.hostname.startsWith('[') || /^localhost\.?$/i.test(url.hostname) || !url.hostname.includes('.')) return 'endpoint must name a push service by its host name'
+  return url.protocol === 'https:' ? undefined : 'endpoint must be an https: URL'
 }
 
 /** Check a subscribe body: the subscription, or why it is refused. */
