@@ -78,7 +78,7 @@ describe('playground: notifications for when you are away', () => {
       })
     })
     await cdp.send('ServiceWorker.enable')
-    const [{ registrationId }] = (await registrations).filter(entry => entry.scopeURL === server.url('/'))
+    const { registrationId } = (await registrations).find(entry => entry.scopeURL === server.url('/'))!
     const payload = { title: 'Ann', body: '<b>lunch</b> at noon?', room: 'lobby', url: '/rooms?rooms=lobby', count: 1, tag: 'chat:lobby' }
     await cdp.send('ServiceWorker.deliverPushMessage', { origin: server.url('').replace(/\/$/, ''), registrationId, data: JSON.stringify(payload) })
     await expect.poll(() => page.evaluate(async () => {
