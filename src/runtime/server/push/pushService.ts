@@ -15,6 +15,10 @@ const THREAD_REPLIERS_READ = 50
 const SEND_TIMEOUT = 10_000
 /** Pushes in flight at once per instance. */
 const MAX_SENDING = 32
+/** A VAPID JWT's life, in seconds (RFC 8292: at most 24 hours). */
+const VAPID_VALIDITY = 12 * 3600
+/** Push service origins whose JWT is kept. */
+const MAX_AUDIENCES = 100
 
 /** Web Push of this instance (docs/PROTOCOL.md, "Notifications"). */
 export interface ChatPush {
@@ -71,7 +75,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   const vapidDetails = { subject: options.subject, publicKey: options.vapidPublicKey, privateKey: options.vapidPrivateKey }
   // A bad key or subject is said once at startup, not at every push.
   try {
-    webpush.generateRequestDetails({ endpoint: 'https://push.invalid/', keys: { p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM', auth: 'tBHItJI5svbpez7KI4CCXg' } }, null, { vapidDetails })
+    webpush.getVapidHeaders('https://push.invalid', vapidDetails.subject, vapidDetails.publicKey, vapidDetails.privateKey, 'aes128gcm')
   }
   catch (error) {
     logger.error('[nuxt-chat] push is off: the VAPID keys or subject are not valid', error instanceof Error ? error.message : error)
@@ -169,11 +173,26 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     }
   }
 
+  /** The VAPID JWT of each push service (its origin is the audience), signed once for `VAPID_VALIDITY` seconds and reused until an hour before it ends: a signature costs more than the encryption. */
+  const authorizations = new Map<string, { header: string, renewAt: number }>()
+  function authorizationFor(audience: string): string {
+    const now = Date.now()
+    const held = authorizations.get(audience)
+    if (held && held.renewAt > now) return held.header
+    // Push services are a handful of origins; a bound all the same.
+    if (authorizations.size >= MAX_AUDIENCES) authorizations.clear()
+    const expiration = Math.floor(now / 1000) + VAPID_VALIDITY
+    const { Authorization } = webpush.getVapidHeaders(audience, vapidDetails.subject, vapidDetails.publicKey, vapidDetails.privateKey, 'aes128gcm', expiration) as { Authorization: string }
+    authorizations.set(audience, { header: Authorization, renewAt: now + (VAPID_VALIDITY - 3600) * 1000 })
+    return Authorization
+  }
+
   /** One encrypted, signed POST to a push service; a 404 or 410 deletes the subscription. */
   async function send(subscription: PushSubscriptionRecord, payload: string) {
     try {
-      const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { vapidDetails, TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
+      const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { vapidDetails: null, TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
       const headers = Object.fromEntries(Object.entries(details.headers).filter(([name]) => name.toLowerCase() !== 'content-length').map(([name, value]) => [name, String(value)]))
+      headers.Authorization = authorizationFor(new URL(subscription.endpoint).origin)
       const response = await fetch(details.endpoint, { method: 'POST', headers, body: new Uint8Array(details.body as Buffer), redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT) })
       // The answer's body is never needed: not read (a push service could send any amount).
       await response.body?.cancel().catch(() => {})

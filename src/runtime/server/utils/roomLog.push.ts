@@ -91,22 +91,34 @@ export function createDb0PushLog(query: Query): PushLog {
 /** `PushLog` in process memory (`storage: 'memory'`). */
 export function createMemoryPushLog(): PushLog & { clearPush: () => void } {
   const byEndpoint = new Map<string, PushSubscriptionRecord>()
+  /** uid → their endpoints: a person's subscriptions without a look at everyone's. */
+  const byUser = new Map<string, Set<string>>()
   const mutes = new Map<string, Set<string>>()
-  const subscriptionsOf = (uid: string) => [...byEndpoint.values()].filter(record => record.uid === uid)
+  const subscriptionsOf = (uid: string) => [...byUser.get(uid) ?? []].map(endpoint => byEndpoint.get(endpoint)!)
     .sort((a, b) => a.createdAt - b.createdAt || (a.endpoint < b.endpoint ? -1 : 1))
+  const remove = (endpoint: string) => {
+    const held = byEndpoint.get(endpoint)
+    if (!held) return false
+    byEndpoint.delete(endpoint)
+    const endpoints = byUser.get(held.uid)!
+    endpoints.delete(endpoint)
+    if (!endpoints.size) byUser.delete(held.uid)
+    return true
+  }
   return {
     async pushSubscribe(subscription, max) {
-      byEndpoint.delete(subscription.endpoint)
+      remove(subscription.endpoint)
       byEndpoint.set(subscription.endpoint, { ...subscription })
+      const endpoints = byUser.get(subscription.uid) ?? new Set<string>()
+      byUser.set(subscription.uid, endpoints.add(subscription.endpoint))
       const held = subscriptionsOf(subscription.uid)
-      for (const record of held.slice(0, Math.max(0, held.length - max))) byEndpoint.delete(record.endpoint)
+      for (const record of held.slice(0, Math.max(0, held.length - max))) remove(record.endpoint)
     },
     async pushUnsubscribe(uid, endpoint) {
-      if (byEndpoint.get(endpoint)?.uid !== uid) return false
-      return byEndpoint.delete(endpoint)
+      return byEndpoint.get(endpoint)?.uid === uid && remove(endpoint)
     },
     async pushForget(endpoint) {
-      byEndpoint.delete(endpoint)
+      remove(endpoint)
     },
     async pushSubscriptions(uid) {
       return subscriptionsOf(uid).map(record => ({ ...record }))
@@ -126,6 +138,7 @@ export function createMemoryPushLog(): PushLog & { clearPush: () => void } {
     },
     clearPush() {
       byEndpoint.clear()
+      byUser.clear()
       mutes.clear()
     },
   }
