@@ -1,10 +1,11 @@
 import type { ConsolaInstance } from 'consola'
 import { Redis } from 'ioredis'
-import { connectedPeople, openConnectionsOf } from '../utils/connectionCaps'
+import { connectedPeople, lastLeftAt, openConnectionsOf } from '../utils/connectionCaps'
 
 /** Is a signed-in person connected anywhere (docs/PROTOCOL.md, "Notifications", "Away")? */
 export interface OnlineCheck {
-  isOnline: (uid: string) => Promise<boolean>
+  /** Connected now, or (with `since`) at any time from `since` (epoch ms) on: a message stored then reached them. */
+  isOnline: (uid: string, since?: number) => Promise<boolean>
   close: () => Promise<void>
 }
 
@@ -18,6 +19,11 @@ export interface OnlineCheckOptions {
   logger: ConsolaInstance
 }
 
+/** Connected to this instance now, or since `since`. */
+function connectedHere(uid: string, since: number | undefined): boolean {
+  return openConnectionsOf(uid) > 0 || (since !== undefined && (lastLeftAt(uid) ?? 0) >= since)
+}
+
 /**
  * This instance counts its people's connections (./connectionCaps.ts); with Redis, it also keeps a
  * key per person connected here, refreshed every `interval` and expiring after three, and asks
@@ -25,7 +31,7 @@ export interface OnlineCheckOptions {
  */
 export function createOnlineCheck({ redisUrl, channel, interval, logger }: OnlineCheckOptions): OnlineCheck {
   if (!redisUrl) {
-    return { isOnline: async uid => openConnectionsOf(uid) > 0, close: async () => {} }
+    return { isOnline: async (uid, since) => connectedHere(uid, since), close: async () => {} }
   }
   const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, retryStrategy: (times: number) => Math.min(times * 100, 1000) })
   let warned = false
@@ -47,8 +53,8 @@ export function createOnlineCheck({ redisUrl, channel, interval, logger }: Onlin
   timer.unref?.()
   redis.on('ready', refresh)
   return {
-    async isOnline(uid) {
-      if (openConnectionsOf(uid) > 0) return true
+    async isOnline(uid, since) {
+      if (connectedHere(uid, since)) return true
       try {
         return await redis.exists(keyOf(uid)) > 0
       }

@@ -190,7 +190,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   /** One encrypted, signed POST to a push service; a 404 or 410 deletes the subscription. */
   async function send(subscription: PushSubscriptionRecord, payload: string) {
     try {
-      const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { vapidDetails: null, TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
+      const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
       const headers = Object.fromEntries(Object.entries(details.headers).filter(([name]) => name.toLowerCase() !== 'content-length').map(([name, value]) => [name, String(value)]))
       headers.Authorization = authorizationFor(new URL(subscription.endpoint).origin)
       const response = await fetch(details.endpoint, { method: 'POST', headers, body: new Uint8Array(details.body as Buffer), redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT) })
@@ -207,10 +207,10 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     }
   }
 
-  /** Batch a message for `uid` unless they are online now (they got it): who is away is asked again when the batch is due. */
+  /** Batch a message for `uid` unless they were connected when it was stored (they got it): who is away is asked again when the batch is due. */
   async function notify(uid: string, frame: ChatMessageFrame) {
     if (closed || !uid || uid === frame.uid || uid.startsWith('guest:')) return
-    if (!await online.isOnline(uid)) enqueue(uid, frame)
+    if (!await online.isOnline(uid, frame.ts)) enqueue(uid, frame)
   }
 
   hooks.hook('chat:stored', ({ frame }: { frame: ChatStoredFrame }) => {

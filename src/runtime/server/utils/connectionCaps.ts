@@ -53,7 +53,10 @@ export class ConnectionHold {
     const { ip, person } = this
     this.ip = this.person = undefined
     if (ip !== undefined) remove(this.byIp, ip)
-    if (person !== undefined) remove(byPerson, person)
+    if (person !== undefined) {
+      remove(byPerson, person)
+      if (!byPerson.has(person)) personLeft(person)
+    }
   }
 }
 
@@ -127,6 +130,21 @@ export function holdPending(ip: string | undefined, config: CapConfig): Connecti
 /** Open guest connections counted now of an address (for tests and the DevTools tab). */
 export function guestConnectionsOf(ip: string): number {
   return guestsByIp.get(ip) ?? 0
+}
+
+/** When each person's last connection here closed, least recent first (at most `MAX_LEFT`): Web Push asks whether someone was connected when a message was stored. */
+const leftAt = new Map<string, number>()
+const MAX_LEFT = 10_000
+
+function personLeft(person: string) {
+  leftAt.delete(person)
+  leftAt.set(person, Date.now())
+  if (leftAt.size > MAX_LEFT) leftAt.delete(leftAt.keys().next().value!)
+}
+
+/** When a signed-in person's last connection on this instance closed (epoch ms), if it did lately. */
+export function lastLeftAt(uid: string): number | undefined {
+  return leftAt.get(uid)
 }
 
 /** Open connections (WebSocket, SSE, open requests) of a signed-in person on this instance: Web Push notifies only people with none. */
