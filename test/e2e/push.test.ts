@@ -212,6 +212,31 @@ describe.each(serverPairs('nuxt_chat_push', PUSH_ENV))('push on %s', (_name, sta
     await until(() => receiver.pushesOf(catPush).length === 2, 'the push after unmuting', 5000 + WINDOW)
   })
 
+  it('messages for one person stored on both instances within the window make one push', async () => {
+    const ann = newUser('Ann')
+    const bob = newUser('Bo')
+    const cat = newUser('Cat')
+    const room = `push-${randomUUID().slice(0, 8)}`
+    // Bob is a member of the room under his name, then leaves.
+    const bobSocket = await open(b, bob)
+    expect(await bobSocket.join(room)).toMatchObject({ type: 'caught_up' })
+    await say(bobSocket, room, 'hello')
+    await bobSocket.close()
+    const subscription = await subscribe(a, bob)
+    await sleep(1500)
+    const catSocket = await open(b, cat)
+    expect(await catSocket.join(room)).toMatchObject({ type: 'caught_up' })
+    const { room: direct, socket: annSocket } = await directRoom(ann, bob)
+    // One on each instance (the same one on SQLite).
+    await say(annSocket, direct, 'call me')
+    await say(catSocket, room, '@Bo standup moved')
+    await until(() => receiver.pushesOf(subscription).length > 0, 'the push', 5000 + WINDOW)
+    await sleep(WINDOW * 1.5)
+    const pushes = receiver.pushesOf(subscription)
+    expect(pushes).toHaveLength(1)
+    expect(pushes[0]!.payload).toMatchObject({ title: '2 new messages from Ann and Cat', body: '@Bo standup moved', count: 2, room })
+  })
+
   it('the chat:notify hook can take a notification over: nothing is pushed, the hook saw it', async () => {
     const ann = newUser('Ann')
     const mail = newUser('Dee', 'push-mail')

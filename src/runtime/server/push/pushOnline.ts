@@ -7,6 +7,10 @@ export interface OnlineCheck {
   /** Connected now, or (with `since`) at any time from `since` (epoch ms) on: a message stored then reached them. */
   isOnline: (uid: string, since?: number) => Promise<boolean>
   close: () => Promise<void>
+  /** The Redis connection (with `redisUrl`): batches are kept there too (./pushBatches.ts). */
+  redis?: Redis
+  /** Say a Redis failure once (until it answers again). */
+  failed: (error: unknown) => void
 }
 
 export interface OnlineCheckOptions {
@@ -31,14 +35,14 @@ function connectedHere(uid: string, since: number | undefined): boolean {
  */
 export function createOnlineCheck({ redisUrl, channel, interval, logger }: OnlineCheckOptions): OnlineCheck {
   if (!redisUrl) {
-    return { isOnline: async (uid, since) => connectedHere(uid, since), close: async () => {} }
+    return { isOnline: async (uid, since) => connectedHere(uid, since), close: async () => {}, failed: () => {} }
   }
   const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, retryStrategy: (times: number) => Math.min(times * 100, 1000) })
   let warned = false
   const failed = (error: unknown) => {
     if (warned) return
     warned = true
-    logger.warn('[nuxt-chat] push: Redis does not answer; people connected only to other instances may get notifications', error instanceof Error ? error.message : error)
+    logger.warn('[nuxt-chat] push: Redis does not answer; people connected only to other instances may get notifications, and each instance batches apart', error instanceof Error ? error.message : error)
   }
   redis.on('error', failed)
   redis.on('ready', () => warned = false)
@@ -53,6 +57,8 @@ export function createOnlineCheck({ redisUrl, channel, interval, logger }: Onlin
   timer.unref?.()
   redis.on('ready', refresh)
   return {
+    redis,
+    failed,
     async isOnline(uid, since) {
       if (connectedHere(uid, since)) return true
       try {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { ConsolaInstance } from 'consola'
 import type { Hookable } from 'hookable'
 import webpush from 'web-push'
@@ -5,10 +6,9 @@ import type { ChatMessageFrame, ChatStoredFrame } from '../../shared/protocol'
 import type { ChatNotifyContext, ChatPushOptions, ChatRuntimeHooks } from '../../types'
 import type { RoomLog } from '../utils/roomLog'
 import type { PushSubscriptionRecord } from '../utils/roomLog.push'
+import { createLocalBatches, createRedisBatches, type PushBatches } from './pushBatches'
 import { createOnlineCheck, type OnlineCheck } from './pushOnline'
 
-/** Most frames one batch keeps (it still counts every message). */
-const MAX_BATCH_FRAMES = 50
 /** A thread's newest replies whose authors are notified of a new one. */
 const THREAD_REPLIERS_READ = 50
 /** A push service must answer within this. */
@@ -38,13 +38,6 @@ export interface ChatPushInput {
   redisUrl: string
   channel: string
   presenceInterval: number
-}
-
-interface Batch {
-  frames: ChatMessageFrame[]
-  /** `room\nid` of every message in it: a message that both mentions and is a DM counts once. */
-  keys: Set<string>
-  count: number
 }
 
 /** `text` cut to `max` characters (code points), ending in `…` when cut. */
@@ -82,27 +75,19 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     return { ...push, enabled: false }
   }
   const online: OnlineCheck = createOnlineCheck({ redisUrl, channel, interval: presenceInterval, logger })
-  const batches = new Map<string, Batch>()
+  const local = createLocalBatches()
+  // With Redis, one batch per person across the instances (./pushBatches.ts).
+  const batches: PushBatches = online.redis ? createRedisBatches(online.redis, { channel, instanceId: randomUUID(), window: options.window, local, failed: online.failed }) : local
   const timers = new Set<ReturnType<typeof setTimeout>>()
   let closed = false
 
-  function enqueue(uid: string, frame: ChatMessageFrame) {
-    if (closed) return
-    let batch = batches.get(uid)
-    if (!batch) {
-      batches.set(uid, batch = { frames: [], keys: new Set(), count: 0 })
-      const timer = setTimeout(() => {
-        timers.delete(timer)
-        void flush(uid).catch(error => logger.error('[nuxt-chat] push failed', error))
-      }, options.window)
-      timers.add(timer)
-    }
-    const key = `${frame.room}\n${frame.id}`
-    if (batch.keys.has(key)) return
-    batch.keys.add(key)
-    batch.count++
-    batch.frames.push(frame)
-    if (batch.frames.length > MAX_BATCH_FRAMES) batch.frames.shift()
+  async function enqueue(uid: string, frame: ChatMessageFrame) {
+    if (closed || !await batches.add(uid, frame) || closed) return
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      void flush(uid).catch(error => logger.error('[nuxt-chat] push failed', error))
+    }, options.window)
+    timers.add(timer)
   }
 
   /** Who follows a stored message besides those it mentions: a direct room's other member, a thread's parent author and earlier repliers. */
@@ -121,9 +106,8 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   }
 
   async function flush(uid: string) {
-    const batch = batches.get(uid)
-    batches.delete(uid)
-    if (!batch || closed || await online.isOnline(uid)) return
+    const batch = await batches.take(uid)
+    if (!batch.frames.length || closed || await online.isOnline(uid)) return
     const muted = new Set(await store.pushMutedRooms(uid, options.maxMutes))
     const frames = batch.frames.filter(frame => !muted.has(frame.room))
     const count = batch.count - (batch.frames.length - frames.length)
@@ -210,7 +194,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   /** Batch a message for `uid` unless they were connected when it was stored (they got it): who is away is asked again when the batch is due. */
   async function notify(uid: string, frame: ChatMessageFrame) {
     if (closed || !uid || uid === frame.uid || uid.startsWith('guest:')) return
-    if (!await online.isOnline(uid, frame.ts)) enqueue(uid, frame)
+    if (!await online.isOnline(uid, frame.ts)) await enqueue(uid, frame)
   }
 
   hooks.hook('chat:stored', ({ frame }: { frame: ChatStoredFrame }) => {
