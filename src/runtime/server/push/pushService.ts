@@ -197,18 +197,20 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     if (!await online.isOnline(uid, frame.ts)) await enqueue(uid, frame)
   }
 
-  hooks.hook('chat:stored', ({ frame }: { frame: ChatStoredFrame }) => {
+  const unhookStored = hooks.hook('chat:stored', ({ frame }: { frame: ChatStoredFrame }) => {
     if (frame.type !== 'message' || frame.deleted) return
     const message = frame as ChatMessageFrame
     // Not awaited: the other hooks and the next message never wait for the store's reads.
     void followersOf(message).then(uids => Promise.all(uids.map(uid => notify(uid, message)))).catch(error => logger.error('[nuxt-chat] push: could not read who follows a message', error))
   })
-  hooks.hook('chat:mention', ({ uid, frame }) => {
+  const unhookMention = hooks.hook('chat:mention', ({ uid, frame }) => {
     void notify(uid, frame).catch(error => logger.error('[nuxt-chat] push failed', error))
   })
 
   push.close = async () => {
     closed = true
+    unhookStored()
+    unhookMention()
     for (const timer of timers) clearTimeout(timer)
     timers.clear()
     batches.clear()
