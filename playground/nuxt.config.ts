@@ -11,5 +11,5 @@ export default defineNuxtConfig({
   nitro: { output: { dir: output } },
   // Neither a guest nor a demo sign-in may pass for these (server and system are always reserved).
   // Web Push: on once NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY and NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY are set (`npx web-push generate-vapid-keys`).
-  chat: { reservedNames: ['admin'], push: true },
+  chat: { reservedNames: ['admin'], push: { url: '/rooms?rooms={room}' } },
 })
