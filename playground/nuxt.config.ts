@@ -10,5 +10,6 @@ export default defineNuxtConfig({
   compatibilityDate: '2025-11-01',
   nitro: { output: { dir: output } },
   // Neither a guest nor a demo sign-in may pass for these (server and system are always reserved).
-  chat: { reservedNames: ['admin'] },
+  // Web Push: on once NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY and NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY are set (`npx web-push generate-vapid-keys`).
+  chat: { reservedNames: ['admin'], push: { url: '/rooms?rooms={room}' } },
 })

@@ -4,7 +4,8 @@ import { defu } from 'defu'
 import { name, version } from '../package.json'
 import { trustOnlyDevServerHop } from './devServer'
 import { setupDevtools } from './devtools'
-import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatRuntimeConfig } from './runtime/types'
+import type { ChatMetricsOptions, ChatPublicRuntimeConfig, ChatPushOptions, ChatRuntimeConfig } from './runtime/types'
+import { pushOptions, setupPush } from './push'
 import { unsupportedStoreReason } from './runtime/server/utils/platform'
 import { databaseForBuild, holdsPassword } from './runtime/server/utils/databaseConfig'
 import { chatDefaults } from './runtime/defaults'
@@ -22,7 +23,7 @@ export interface ModuleOptions extends ChatRuntimeConfig {
   autoImport: string | false
 }
 
-export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, ChatStreamsOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext } from './runtime/types'
+export type { ChatDatabaseConfig, ChatMetricsOptions, ChatHeartbeatOptions, ChatStreamsOptions, RateLimitOptions, ChatIdentifyContext, ChatMessageContext, ChatRequestInfo, ChatRuntimeHooks, ChatStoredContext, ChatMentionContext, ChatActionContext, ChatMessageActionContext, ChatMemberActionContext, ChatRoomActionContext, ChatNotifyContext, ChatPushOptions } from './runtime/types'
 export type { ChatSearchHit, ChatSearchRequest, ChatSearchResultsFrame } from './runtime/shared/search'
 export type { ChatServer, ChatServerSendOptions, ChatServerSearchOptions, ChatHistoryOptions, ChatRoomInput, RoomRecord, RoomMember } from './runtime/server/utils/useChatServer'
 export type * from './runtime/shared/protocol'
@@ -31,6 +32,7 @@ export type { ChatStreamHandle, ChatStreamOptions, ChatStreamResult, ChatStreamS
 export type { ChatUiMessage, ChatUiMetadata, ChatUiOptions, ChatUiTextPart, UseChatUiReturn } from './runtime/app/chatUi'
 export type { ChatMessage, ChatThreadView, UseChatOptions, UseChatReturn, ChatStatus } from './runtime/app/composables/useChat'
 export type { ChatRoomEntry, UseChatRoomsOptions, UseChatRoomsReturn, ChatNewRoom, ChatRoomCommandResult, ChatRoomCommands, ChatSearchOptions } from './runtime/app/composables/useChatRooms'
+export type { ChatNotificationPermission, ChatPushState, UseChatNotificationsOptions, UseChatNotificationsReturn } from './runtime/app/composables/useChatNotifications'
 
 export default defineNuxtModule<ModuleOptions>({
   meta: {
@@ -63,6 +65,9 @@ export default defineNuxtModule<ModuleOptions>({
     // `metrics: true` means the defaults; an object always carries `token`, so NUXT_CHAT_METRICS_TOKEN can set it.
     if (options.metrics) options.metrics = defu(options.metrics === true ? {} : options.metrics, { route: '/_chat/metrics', token: '' })
 
+    // `push: true` means the defaults; an object always carries its keys, so NUXT_CHAT_PUSH_* can set them.
+    if (options.push) options.push = pushOptions(options.push)
+
     // The user's values win over the module's.
     const { autoImport, ...serverOptions } = options
     const runtimeConfig = nuxt.options.runtimeConfig as { chat?: ChatRuntimeConfig, public: { chat?: ChatPublicRuntimeConfig } }
@@ -75,6 +80,7 @@ export default defineNuxtModule<ModuleOptions>({
       maxLength: options.maxLength,
       editWindow: options.editWindow,
       heartbeat: options.heartbeat,
+      pushRoute: options.push ? underBase((options.push as ChatPushOptions).route!) : '',
     })
 
     // App
@@ -82,6 +88,8 @@ export default defineNuxtModule<ModuleOptions>({
     nuxt.options.alias['#chat'] = composable
     if (autoImport) addImports({ name: 'useChat', as: autoImport, from: composable })
     addImports({ name: 'useChatRooms', from: resolver.resolve('./runtime/app/composables/useChatRooms') })
+    // Without `push` it answers `unsupported`: a page may use it before push is configured.
+    addImports({ name: 'useChatNotifications', from: resolver.resolve('./runtime/app/composables/useChatNotifications') })
     addImports(['useChatUi', 'toChatUiMessages'].map(name => ({ name, from: resolver.resolve('./runtime/app/chatUi') })))
     const chatSchema = resolver.resolve('./runtime/server/utils/chatSchema')
     addImports({ name: 'InferChatPayload', from: chatSchema, type: true })
@@ -114,6 +122,7 @@ export default defineNuxtModule<ModuleOptions>({
       { name: 'InferChatPayload', from: chatSchema, type: true },
       { name: 'useChatServer', from: resolver.resolve('./runtime/server/utils/useChatServer') },
     ])
+    if (options.push) setupPush(resolver, options.push as ChatPushOptions)
     if (nuxt.options.dev && options.devtools) setupDevtools(resolver, underBase)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',

@@ -1,3 +1,5 @@
+import type { ChatPushOptions } from './types'
+
 /** The module's defaults (typed as options in ../module.ts): `nuxt.config` options merge over them, and the server checks the numbers it runs with against them. */
 export const chatDefaults = {
   autoImport: 'useChat',
@@ -51,4 +53,20 @@ export const chatDefaults = {
     storage: 'chat-files',
   } as false | { route: string, maxSize: number, maxFiles: number, bytesPerDay: number, types: string[], orphanTimeout: number, sweepInterval: number, storage: string },
   streams: { maxLength: 20_000, perRoom: 3, perInstance: 100, chunksPerSecond: 500, checkpoint: 2000 },
+  push: false as boolean | ChatPushOptions,
+}
+
+/** `push`'s defaults (`push: true`, or any field left out of a `push` object). */
+export const pushDefaults = {
+  route: '/_chat/push',
+  vapidPublicKey: '',
+  vapidPrivateKey: '',
+  subject: 'mailto:admin@localhost',
+  window: 5000,
+  maxLength: 120,
+  maxSubscriptions: 10,
+  maxMutes: 500,
+  ttl: 86_400,
+  url: '/?room={room}',
+  insecureLoopback: false,
 }

@@ -162,6 +162,34 @@ export interface ChatStreamsOptions {
   chunksPerSecond: number
   /** Milliseconds between checkpoints of a stream's text and heartbeat. */
   checkpoint: number
+  /** Web Push for signed-in people with no open connection (docs/PROTOCOL.md, "Notifications"): direct messages, mentions, replies in threads they follow. `true` uses the defaults; off without both VAPID keys (`NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY`, `NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY`). @default false */
+  push: boolean | ChatPushOptions
+}
+
+/** Web Push (docs/PROTOCOL.md, "Notifications"). */
+export interface ChatPushOptions {
+  /** Where subscriptions are made (`POST`), ended (`DELETE`), rooms muted (`POST <route>/mute`); the service worker is `<route>/sw.js`. @default '/_chat/push' @buildTime */
+  route?: string
+  /** The VAPID public key (base64url, uncompressed P-256 point): `npx web-push generate-vapid-keys`. Runtime config: `NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY`. @default '' */
+  vapidPublicKey?: string
+  /** The VAPID private key (base64url): keep it out of `nuxt.config`, set `NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY`. @default '' */
+  vapidPrivateKey?: string
+  /** Who runs the app, for push services (`mailto:` or `https:` URL) (`NUXT_CHAT_PUSH_SUBJECT`). @default 'mailto:admin@localhost' */
+  subject?: string
+  /** Messages to one absent person within this many ms make one notification ("3 new messages from Ann"). @default 5000 */
+  window?: number
+  /** A notification's text is shortened to this many characters. @default 120 */
+  maxLength?: number
+  /** Subscriptions (browsers, devices) kept per person: a new one past it replaces their oldest. @default 10 */
+  maxSubscriptions?: number
+  /** Rooms one person may mute for notifications. @default 500 */
+  maxMutes?: number
+  /** How long a push service keeps an undelivered notification, in seconds. @default 86400 */
+  ttl?: number
+  /** The page a notification opens; `{room}` becomes the room's id (URL-encoded). @default '/?room={room}' */
+  url?: string
+  /** Accept `http://127.0.0.1` / `http://localhost` endpoints (a test's own push service); otherwise an endpoint must be `https:`. @default false */
+  insecureLoopback?: boolean
 }
 
 /** What the browser needs (`runtimeConfig.public.chat`). */
@@ -174,6 +202,8 @@ export interface ChatPublicRuntimeConfig {
   heartbeat: ChatHeartbeatOptions
   /** Attachments: the upload route and the limits a client checks before uploading; `false`: off. */
   files?: false | { route: string, maxSize: number, maxFiles: number, types: string[] }
+  /** Web Push's route (`GET <route>/key` answers the VAPID public key); empty without the `push` option. */
+  pushRoute?: string
 }
 
 /** The request a hook sees: the WebSocket upgrade, the SSE GET or the POST. */
@@ -313,6 +343,26 @@ export interface ChatRoomActionContext {
   reject?: string
 }
 
+/**
+ * Context of the `chat:notify` hook: a notification for `uid`, who has no open connection, about
+ * `messages` (one or more, batched within `push.window`). Change `title`, `body` or `url`, or set
+ * `send = false` to suppress the push (and send an e-mail or use another channel yourself).
+ * Called on the instance that stored the messages; a hook that throws is logged and nothing is sent.
+ */
+export interface ChatNotifyContext {
+  uid: string
+  /** The room of the newest message (`messages` may span rooms). */
+  room: string
+  /** The stored message frames, oldest first. */
+  messages: ChatMessageFrame[]
+  title: string
+  body: string
+  /** The page the notification opens (`push.url`). */
+  url?: string
+  /** Starts true: the person has a subscription; false when they have none (the hook can still reach them elsewhere). */
+  send: boolean
+}
+
 /** Typed Nitro runtime hooks of nuxt-chat. */
 export interface ChatRuntimeHooks {
   'chat:identify': (context: ChatIdentifyContext) => void | Promise<void>
@@ -321,4 +371,5 @@ export interface ChatRuntimeHooks {
   'chat:action': (context: ChatActionContext) => void | Promise<void>
   'chat:stored': (context: ChatStoredContext) => void | Promise<void>
   'chat:mention': (context: ChatMentionContext) => void | Promise<void>
+  'chat:notify': (context: ChatNotifyContext) => void | Promise<void>
 }

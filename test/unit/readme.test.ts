@@ -19,7 +19,7 @@ describe('README.md and docs/*.md', () => {
 
   it('names the files its blocks are pasted into', () => {
     expect([...files.keys()].sort()).toEqual([
-      'app/pages/files.vue', 'app/pages/index.vue', 'app/pages/older.vue', 'app/pages/poll.vue', 'app/pages/reactions.vue', 'app/pages/rooms.vue', 'app/pages/team.vue', 'app/pages/unread.vue', 'nuxt.config.ts', 'server/api/deploy-hook.post.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat-webhook.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
+      'app/pages/files.vue', 'app/pages/index.vue', 'app/pages/notifications.vue', 'app/pages/older.vue', 'app/pages/poll.vue', 'app/pages/reactions.vue', 'app/pages/rooms.vue', 'app/pages/team.vue', 'app/pages/unread.vue', 'nuxt.config.ts', 'server/api/deploy-hook.post.ts', 'server/plugins/chat-auth.ts', 'server/plugins/chat-notify.ts', 'server/plugins/chat-schemas.ts', 'server/plugins/chat-webhook.ts', 'server/plugins/chat.ts', 'shared/poll.ts', 'shared/types/auth.d.ts',
     ])
   })
 

@@ -1,12 +1,12 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module declaration has nothing to import
 /// <reference path="../nitro.d.ts" />
-import { chatDefaults } from '../../defaults'
+import { chatDefaults, pushDefaults } from '../../defaults'
 import type { ChatRuntimeConfig } from '../../types'
 import { badConfigNumbers } from '../utils/configNumbers'
 import { connectorOptions, databaseProblem } from '../utils/databaseConfig'
 import { guardIncomingSockets } from '../utils/incomingSockets'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
-import { chatLogger, resetChatHub, useChatHub } from '../utils/useChatHub'
+import { chatLogger, resetChatHub, useChatHub, useChatPush } from '../utils/useChatHub'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineNitroPlugin, parseEnvOverrides, setupWebSocketServer, useRuntimeConfig } from '#nuxt-chat/nitro'
 
@@ -22,6 +22,7 @@ export default defineNitroPlugin((nitroApp) => {
   const database = config.storage === 'memory' ? false : config.database
   // A Node.js that cannot run the store, or a number setting that is not one, stops the server before it listens, in one line each.
   const problems = badConfigNumbers(config as unknown as Record<string, unknown>, chatDefaults)
+  if (config.push && typeof config.push === 'object') problems.push(...badConfigNumbers(config.push as Record<string, unknown>, pushDefaults, 'CHAT_PUSH', 'chat.push'))
   const unsupported = database ? unsupportedStoreReason(database.connector) : undefined
   if (unsupported) problems.push(unsupported)
   const unreachable = database ? databaseProblem(database) : undefined
@@ -37,7 +38,9 @@ export default defineNitroPlugin((nitroApp) => {
   guardIncomingSockets(config)
   const hub = useChatHub()
   chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, connectorOptions(database)) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
+  const push = useChatPush()
   nitroApp.hooks.hook('close', async () => {
+    await push?.close()
     await hub.close()
     resetChatHub()
   })

@@ -53,7 +53,10 @@ export class ConnectionHold {
     const { ip, person } = this
     this.ip = this.person = undefined
     if (ip !== undefined) remove(this.byIp, ip)
-    if (person !== undefined) remove(byPerson, person)
+    if (person !== undefined) {
+      remove(byPerson, person)
+      if (!byPerson.has(person)) personLeft(person)
+    }
   }
 }
 
@@ -96,11 +99,10 @@ export function holdConnection(subject: LimitSubject, config: CapConfig): Connec
     return new ConnectionHold(ip, undefined, guestsByIp)
   }
   const countIp = config.maxConnectionsPerIp && config.signedInIpFactor && ip ? ip : undefined
-  const countPerson = config.maxConnectionsPerUser ? person : undefined
-  if (countIp === undefined && countPerson === undefined) return NOTHING_HELD
+  // Counted without a cap too: Web Push asks who has an open connection (openConnectionsOf).
   if (countIp !== undefined) add(signedInByIp, countIp)
-  if (countPerson !== undefined) add(byPerson, countPerson)
-  return new ConnectionHold(countIp, countPerson, signedInByIp)
+  add(byPerson, person)
+  return new ConnectionHold(countIp, person, signedInByIp)
 }
 
 /** One more of `counts` (sockets or requests not yet identified) from `ip`, up to `maxConnectionsPerIp`: its hold, or the refusal (counted for the metrics). */
@@ -128,4 +130,29 @@ export function holdPending(ip: string | undefined, config: CapConfig): Connecti
 /** Open guest connections counted now of an address (for tests and the DevTools tab). */
 export function guestConnectionsOf(ip: string): number {
   return guestsByIp.get(ip) ?? 0
+}
+
+/** When each person's last connection here closed, least recent first (at most `MAX_LEFT`): Web Push asks whether someone was connected when a message was stored. */
+const leftAt = new Map<string, number>()
+const MAX_LEFT = 10_000
+
+function personLeft(person: string) {
+  leftAt.delete(person)
+  leftAt.set(person, Date.now())
+  if (leftAt.size > MAX_LEFT) leftAt.delete(leftAt.keys().next().value!)
+}
+
+/** When a signed-in person's last connection on this instance closed (epoch ms), if it did lately. */
+export function lastLeftAt(uid: string): number | undefined {
+  return leftAt.get(uid)
+}
+
+/** Open connections (WebSocket, SSE, open requests) of a signed-in person on this instance: Web Push notifies only people with none. */
+export function openConnectionsOf(uid: string): number {
+  return byPerson.get(uid) ?? 0
+}
+
+/** The signed-in people with an open connection on this instance. */
+export function connectedPeople(): IterableIterator<string> {
+  return byPerson.keys()
 }

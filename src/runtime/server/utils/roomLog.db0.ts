@@ -3,6 +3,7 @@ import { REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { catchUpSqliteIndex, createSearchIndex, searchStatement } from './roomSearch.db0'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
+import { createDb0PushLog, createPushTables } from './roomLog.push'
 import { changeRefusal, checkAppendInput, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
@@ -442,6 +443,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
   const appendBatched = appendInBatches(connect, drop)
 
   return {
+    ...createDb0PushLog(query),
     async roomRecord(room) {
       const row = await query<RoomRow | undefined>('get', 'SELECT id, title, topic, visibility, kind, created_by, created_at FROM chat_rooms WHERE id = ?', room)
       return row ? toRecord(row) : undefined
@@ -1063,6 +1065,8 @@ async function createSchema(db: Database) {
   await db.exec('CREATE INDEX IF NOT EXISTS chat_messages_streams ON chat_messages (stream_beat) WHERE stream_owner IS NOT NULL')
   // Search (docs/PROTOCOL.md, "Search"): built at open on databases made before it, over the messages they hold.
   await createSearchIndex(db)
+  // Web Push (docs/PROTOCOL.md, "Notifications"): tables of its own.
+  await createPushTables(db)
 }
 
 /**

@@ -2,6 +2,7 @@ import { withReaction } from '../../shared/protocol'
 import { holdsWords } from '../../shared/search'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { createMemoryRoomDirectory } from './roomDirectory.memory'
+import { createMemoryPushLog } from './roomLog.push'
 import { changeRefusal, checkAppendInput, decodeSearchCursor, encodeSearchCursor, lastRepliers, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type SearchQuery, type StoredMessage } from './roomLog'
 
 interface MemoryRoom {
@@ -62,9 +63,11 @@ export function createMemoryRoomLog(): RoomLog {
     const found = messages[firstAfter(messages, id - 1)]
     return found?.id === id ? found : undefined
   }
+  const { clearPush, ...push } = createMemoryPushLog()
 
   return {
     ...directory,
+    ...push,
     async append(input: AppendInput): Promise<AppendResult> {
       checkAppendInput(input)
       const room = roomOf(input.room)
@@ -289,6 +292,7 @@ export function createMemoryRoomLog(): RoomLog {
     },
     async close() {
       streams.clear()
+      clearPush()
       rooms.clear()
       names.length = 0
       reads.clear()

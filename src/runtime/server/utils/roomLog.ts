@@ -2,6 +2,7 @@
 
 import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatFile, type ChatMentionAll, type ChatMessageBase, type ChatStreamCut } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
+import type { PushLog } from './roomLog.push'
 
 /** A message as the log stores it. */
 export interface StoredMessage extends ChatMessageBase {
@@ -113,7 +114,7 @@ export const MAX_EMOJIS_PER_MESSAGE = 20
 export const MAX_REACTIONS_PER_PERSON = 5
 
 /** The log of every room, with the rooms' records and members (./roomMembers.ts). */
-export interface RoomLog extends RoomDirectory {
+export interface RoomLog extends RoomDirectory, PushLog {
   /**
    * Store a message or a change; the log assigns its number (strictly increasing within a room,
    * never reused). A change (`kind`) is checked and applied to its target atomically per message

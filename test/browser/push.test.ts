@@ -1,0 +1,105 @@
+/**
+ * Notifications in Chromium against the built playground (`/rooms`, issue 25): with the
+ * permission granted (playwright's `grantPermissions`), "Notify me" registers the module's service
+ * worker (`/_chat/push/sw.js`, scope `/` thanks to `Service-Worker-Allowed`) and tries to
+ * subscribe; headless Chromium has no push service to register with, so the subscription attempt
+ * ends in the error the page shows ("Registration failed - permission denied"). A push delivered to the worker through DevTools
+ * (`ServiceWorker.deliverPushMessage`) shows a notification with the payload's text as text.
+ * Without the permission, the browser's refusal is shown. Muting a room is stored on the server.
+ */
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../utils/browser'
+import { vapidKeys } from '../utils/pushReceiver'
+import { startServer, type TestServer } from '../utils/server'
+
+let server: TestServer
+let browser: Browser
+const contexts: BrowserContext[] = []
+const pageErrors: string[] = []
+const keys = vapidKeys()
+
+const SCREENSHOTS = resolve('test-output/screenshots')
+mkdirSync(SCREENSHOTS, { recursive: true })
+const sel = (testid: string) => `[data-testid="${testid}"]`
+
+beforeAll(async () => {
+  server = await startServer({ output: 'playground', env: { NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY: keys.publicKey, NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY: keys.privateKey } })
+  browser = await launchChromium()
+})
+
+afterAll(async () => {
+  await Promise.all(contexts.map(context => context.close()))
+  await browser?.close()
+  await server?.stop()
+})
+
+/** `name` signed in (demo cookie) on `/rooms?rooms=lobby`, the notifications permission granted or not. */
+async function signedIn(name: string, grant: boolean): Promise<{ context: BrowserContext, page: Page }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  contexts.push(context)
+  const origin = server.url('').replace(/\/$/, '')
+  if (grant) await context.grantPermissions(['notifications'], { origin })
+  await context.addCookies([{ name: 'playground-demo-user', value: encodeURIComponent(name), url: server.url('/') }])
+  const page = await context.newPage()
+  page.on('pageerror', error => pageErrors.push(`${name}: ${error.message}`))
+  await page.goto(server.url('/rooms?rooms=lobby'))
+  await page.locator(sel('notify')).waitFor({ timeout: 15_000 })
+  return { context, page }
+}
+
+describe('playground: notifications for when you are away', () => {
+  it('granted: registers the service worker with scope /, tries to subscribe, shows a pushed notification as text', async () => {
+    const { context, page } = await signedIn('Ann Push', true)
+    expect(await page.locator(sel('notify-permission')).textContent()).toBe('granted')
+    expect(await page.locator(sel('notify-state')).getAttribute('data-state')).toBe('idle')
+    await page.screenshot({ path: resolve(SCREENSHOTS, 'push-before.png') })
+
+    await page.locator(sel('notify-toggle')).click()
+    await expect.poll(() => page.locator(sel('notify-state')).getAttribute('data-state'), { timeout: 15_000 }).not.toBe('working')
+    // The worker is the module's, for the whole site, and active.
+    const registration = await page.evaluate(async () => {
+      const found = await navigator.serviceWorker.getRegistration('/')
+      return { scope: found?.scope, script: found?.active?.scriptURL }
+    })
+    expect(registration).toEqual({ scope: server.url('/'), script: server.url('/_chat/push/sw.js') })
+    // Headless Chromium has no push service (FCM) to register with: `pushManager.subscribe` rejects, and the page says so.
+    expect(await page.locator(sel('notify-state')).getAttribute('data-state')).toBe('error')
+    expect(await page.locator(sel('notify-error')).textContent()).toContain('Registration failed')
+    await page.screenshot({ path: resolve(SCREENSHOTS, 'push-subscribe-attempt.png') })
+
+    // A push handed to the worker by DevTools, as a push service would: shown with its text as text.
+    const cdp = await context.newCDPSession(page)
+    const registrations = new Promise<{ registrationId: string, scopeURL: string }[]>((done) => {
+      cdp.on('ServiceWorker.workerRegistrationUpdated', ({ registrations }) => {
+        if (registrations.length) done(registrations)
+      })
+    })
+    await cdp.send('ServiceWorker.enable')
+    const { registrationId } = (await registrations).find(entry => entry.scopeURL === server.url('/'))!
+    const payload = { title: 'Ann', body: '<b>lunch</b> at noon?', room: 'lobby', url: '/rooms?rooms=lobby', count: 1, tag: 'chat:lobby' }
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin: server.url('').replace(/\/$/, ''), registrationId, data: JSON.stringify(payload) })
+    await expect.poll(() => page.evaluate(async () => {
+      const found = await navigator.serviceWorker.getRegistration('/')
+      return (await found!.getNotifications()).map(notification => ({ title: notification.title, body: notification.body, tag: notification.tag, data: notification.data }))
+    }), { timeout: 10_000 }).toEqual([{ title: 'Ann', body: '<b>lunch</b> at noon?', tag: 'chat:lobby', data: { url: '/rooms?rooms=lobby' } }])
+    expect(pageErrors).toEqual([])
+  })
+
+  it('not granted: the browser\'s refusal is shown; muting a room is kept by the server', async () => {
+    const { context, page } = await signedIn('Bob Push', false)
+    await page.locator(sel('notify-toggle')).click()
+    await expect.poll(() => page.locator(sel('notify-state')).getAttribute('data-state'), { timeout: 15_000 }).toBe('error')
+    expect(await page.locator(sel('notify-permission')).textContent()).toBe('denied')
+    expect(await page.locator(sel('notify-error')).textContent()).toContain('not allowed')
+    // Mute the room shown: the button flips, the server lists it for Bob.
+    await page.locator(sel('notify-mute')).click()
+    await expect.poll(() => page.locator(sel('notify-mute')).getAttribute('data-muted')).toBe('true')
+    const muted = await context.request.get(server.url('/_chat/push/mute')).then(response => response.json())
+    expect(muted).toEqual({ rooms: ['lobby'] })
+    await page.screenshot({ path: resolve(SCREENSHOTS, 'push-denied-muted.png') })
+    expect(pageErrors).toEqual([])
+  })
+})
