@@ -148,6 +148,8 @@ export interface ChatRuntimeConfig {
    * @default { maxLength: 20000, perRoom: 3, perInstance: 100, chunksPerSecond: 500, checkpoint: 2000 }
    */
   streams: ChatStreamsOptions
+  /** Web Push for signed-in people with no open connection (docs/PROTOCOL.md, "Notifications"): direct messages, mentions, replies in threads they follow. `true` uses the defaults; off without both VAPID keys (`NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY`, `NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY`). @default false */
+  push: boolean | ChatPushOptions
 }
 
 /** Limits of streaming messages (see `streams`). */
@@ -162,8 +164,6 @@ export interface ChatStreamsOptions {
   chunksPerSecond: number
   /** Milliseconds between checkpoints of a stream's text and heartbeat. */
   checkpoint: number
-  /** Web Push for signed-in people with no open connection (docs/PROTOCOL.md, "Notifications"): direct messages, mentions, replies in threads they follow. `true` uses the defaults; off without both VAPID keys (`NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY`, `NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY`). @default false */
-  push: boolean | ChatPushOptions
 }
 
 /** Web Push (docs/PROTOCOL.md, "Notifications"). */
