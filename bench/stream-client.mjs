@@ -20,7 +20,7 @@ setTimeout(() => {
 /** One member: its frames as they came (parsed lazily), and their sizes. */
 function openMember(index) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/_ws?room=${room}&name=m${index}`)
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/_ws?room=${room}&name=m${index}&deltas=1`)
     const member = { ws, frames: [], bytes: 0, phase: 'join' }
     ws.on('message', (data) => {
       const at = now()

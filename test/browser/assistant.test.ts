@@ -3,50 +3,20 @@
  * in Chromium: mentioned, it streams its reply into the room; two pages watch it grow, one of
  * them switching from WebSocket to SSE mid-stream; the asker can stop a reply.
  */
-import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium } from '../utils/browser'
-import { startServer, type TestServer } from '../utils/server'
+import type { Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
+import { playgroundInChromium, SCREENSHOTS } from '../utils/browser'
 
-const SCREENSHOTS = resolve('test-output/screenshots')
-const DESKTOP = { width: 1280, height: 800 }
-
-let server: TestServer
-let browser: Browser
-let contexts: BrowserContext[] = []
-let pageErrors: string[] = []
+const playground = playgroundInChromium()
 let roomCounter = 0
 
 const room = (label: string) => `${label}-${Date.now().toString(36)}-${roomCounter++}`
 const sel = (testid: string) => `[data-testid="${testid}"]`
 
-beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true })
-  server = await startServer({ output: 'playground' })
-  browser = await launchChromium()
-})
-
-afterEach(async () => {
-  await Promise.all(contexts.map(context => context.close()))
-  contexts = []
-  expect(pageErrors).toEqual([])
-  pageErrors = []
-})
-
-afterAll(async () => {
-  await browser?.close()
-  await server?.stop()
-})
-
 async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }): Promise<Page> {
-  const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 })
-  contexts.push(context)
-  const page = await context.newPage()
-  page.on('pageerror', error => pageErrors.push(`${params.name}: ${error.message}`))
   const query = new URLSearchParams({ room: params.room, name: params.name, ...(params.transport ? { transport: params.transport } : {}) })
-  await page.goto(server.url(`/?${query}`))
+  const page = await playground.open(`/?${query}`, params.name)
   await expect.poll(() => page.getAttribute(sel('status'), 'data-status'), { timeout: 15_000, interval: 50 }).toBe('OPEN')
   return page
 }

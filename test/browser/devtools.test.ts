@@ -100,7 +100,8 @@ async function openChatTab(page: Page): Promise<FrameLocator> {
   // Its icon is served by the dev server (an Iconify name would be fetched from esm.sh).
   await expect.poll(() => link.locator('img').evaluate(icon => (icon as HTMLImageElement).naturalWidth), { timeout: 10_000 }).toBeGreaterThan(0)
   await link.click()
-  expect(new URL(await client.locator('html').evaluate(() => location.href)).pathname).toBe('/__nuxt_devtools__/client/modules/custom-nuxt-chat')
+  // The DevTools client routes after the click, not during it.
+  await expect.poll(async () => new URL(await client.locator('html').evaluate(() => location.href)).pathname, { timeout: 10_000 }).toBe('/__nuxt_devtools__/client/modules/custom-nuxt-chat')
   // DevTools puts the tab's iframe on its own document, over the page's content area.
   return client.frameLocator('iframe[src="/__nuxt_chat/devtools"]')
 }

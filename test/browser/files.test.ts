@@ -4,48 +4,18 @@
  * progress, and the other person sees the image (loaded from the server) and the file as a chip
  * with its name and size; a click opens the image. Screenshots in test-output/screenshots.
  */
-import { mkdirSync, readdirSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium } from '../utils/browser'
+import type { Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
+import { playgroundInChromium, SCREENSHOTS } from '../utils/browser'
 import { png } from '../utils/files'
-import { startServer, type TestServer } from '../utils/server'
 
-const SCREENSHOTS = resolve('test-output/screenshots')
-const DESKTOP = { width: 1280, height: 800 }
-
-let server: TestServer
-let browser: Browser
-let contexts: BrowserContext[] = []
-let pageErrors: string[] = []
+const playground = playgroundInChromium()
 const sel = (testid: string) => `[data-testid="${testid}"]`
 
-beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true })
-  server = await startServer({ output: 'playground' })
-  browser = await launchChromium()
-})
-
-afterEach(async () => {
-  await Promise.all(contexts.map(context => context.close()))
-  contexts = []
-  expect(pageErrors).toEqual([])
-  pageErrors = []
-})
-
-afterAll(async () => {
-  await browser?.close()
-  await server?.stop()
-})
-
 async function openChat(room: string, name: string, before?: (page: Page) => Promise<void>): Promise<Page> {
-  const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 })
-  contexts.push(context)
-  const page = await context.newPage()
-  page.on('pageerror', error => pageErrors.push(`${name}: ${error.message}`))
-  await before?.(page)
-  await page.goto(server.url(`/?${new URLSearchParams({ room, name })}`))
+  const page = await playground.open(`/?${new URLSearchParams({ room, name })}`, name, before)
   await expect.poll(() => page.getAttribute(sel('status'), 'data-status'), { timeout: 15_000 }).toBe('OPEN')
   return page
 }
@@ -127,7 +97,7 @@ describe('attachments in the playground', () => {
 
   it('a message whose upload finished survives a dropped connection: resent with its cid and the same upload, stored once, uploaded once', async () => {
     const room = `files-drop-${Date.now().toString(36)}`
-    const uploads = () => readdirSync(resolve(server.cwd, '.data/chat-files')).length
+    const uploads = () => readdirSync(resolve(playground.server.cwd, '.data/chat-files')).length
     let dropped = 0
     // The first message frame that carries files never reaches the server: the socket drops instead.
     const ann = await openChat(room, 'Ann', page => page.routeWebSocket(/\/_ws/, (ws) => {

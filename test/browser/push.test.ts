@@ -7,52 +7,31 @@
  * (`ServiceWorker.deliverPushMessage`) shows a notification with the payload's text as text.
  * Without the permission, the browser's refusal is shown. Muting a room is stored on the server.
  */
-import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium } from '../utils/browser'
+import type { BrowserContext, Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
+import { playgroundInChromium, SCREENSHOTS } from '../utils/browser'
 import { vapidKeys } from '../utils/pushReceiver'
-import { startServer, type TestServer } from '../utils/server'
+import type { TestServer } from '../utils/server'
 
-let server: TestServer
-let browser: Browser
-const contexts: BrowserContext[] = []
-const pageErrors: string[] = []
 const keys = vapidKeys()
-
-const SCREENSHOTS = resolve('test-output/screenshots')
-mkdirSync(SCREENSHOTS, { recursive: true })
+const playground = playgroundInChromium({ NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY: keys.publicKey, NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY: keys.privateKey })
 const sel = (testid: string) => `[data-testid="${testid}"]`
 
-beforeAll(async () => {
-  server = await startServer({ output: 'playground', env: { NUXT_CHAT_PUSH_VAPID_PUBLIC_KEY: keys.publicKey, NUXT_CHAT_PUSH_VAPID_PRIVATE_KEY: keys.privateKey } })
-  browser = await launchChromium()
-})
-
-afterAll(async () => {
-  await Promise.all(contexts.map(context => context.close()))
-  await browser?.close()
-  await server?.stop()
-})
-
 /** `name` signed in (demo cookie) on `/rooms?rooms=lobby`, the notifications permission granted or not. */
-async function signedIn(name: string, grant: boolean): Promise<{ context: BrowserContext, page: Page }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-  contexts.push(context)
-  const origin = server.url('').replace(/\/$/, '')
-  if (grant) await context.grantPermissions(['notifications'], { origin })
-  await context.addCookies([{ name: 'playground-demo-user', value: encodeURIComponent(name), url: server.url('/') }])
-  const page = await context.newPage()
-  page.on('pageerror', error => pageErrors.push(`${name}: ${error.message}`))
-  await page.goto(server.url('/rooms?rooms=lobby'))
+async function signedIn(name: string, grant: boolean): Promise<{ context: BrowserContext, page: Page, server: TestServer }> {
+  const server = playground.server
+  const page = await playground.open('/rooms?rooms=lobby', name, async (page) => {
+    if (grant) await page.context().grantPermissions(['notifications'], { origin: server.url('').replace(/\/$/, '') })
+    await page.context().addCookies([{ name: 'playground-demo-user', value: encodeURIComponent(name), url: server.url('/') }])
+  })
   await page.locator(sel('notify')).waitFor({ timeout: 15_000 })
-  return { context, page }
+  return { context: page.context(), page, server }
 }
 
 describe('playground: notifications for when you are away', () => {
   it('granted: registers the service worker with scope /, tries to subscribe, shows a pushed notification as text', async () => {
-    const { context, page } = await signedIn('Ann Push', true)
+    const { context, page, server } = await signedIn('Ann Push', true)
     expect(await page.locator(sel('notify-permission')).textContent()).toBe('granted')
     expect(await page.locator(sel('notify-state')).getAttribute('data-state')).toBe('idle')
     await page.screenshot({ path: resolve(SCREENSHOTS, 'push-before.png') })
@@ -91,11 +70,10 @@ describe('playground: notifications for when you are away', () => {
       if (!shown.length) await deliver()
       return shown
     }, { timeout: 20_000, interval: 1000 }).toEqual([{ title: 'Ann', body: '<b>lunch</b> at noon?', tag: 'chat:lobby', data: { url: '/rooms?rooms=lobby' } }])
-    expect(pageErrors).toEqual([])
   })
 
   it('not granted: the browser\'s refusal is shown; muting a room is kept by the server', async () => {
-    const { context, page } = await signedIn('Bob Push', false)
+    const { context, page, server } = await signedIn('Bob Push', false)
     await page.locator(sel('notify-toggle')).click()
     await expect.poll(() => page.locator(sel('notify-state')).getAttribute('data-state'), { timeout: 15_000 }).toBe('error')
     expect(await page.locator(sel('notify-permission')).textContent()).toBe('denied')
@@ -106,6 +84,5 @@ describe('playground: notifications for when you are away', () => {
     const muted = await context.request.get(server.url('/_chat/push/mute')).then(response => response.json())
     expect(muted).toEqual({ rooms: ['lobby'] })
     await page.screenshot({ path: resolve(SCREENSHOTS, 'push-denied-muted.png') })
-    expect(pageErrors).toEqual([])
   })
 })

@@ -101,8 +101,10 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
 
   it('grows one message by deltas on both instances and stores it once with the same final text', async () => {
     const room = newRoom()
-    const onA = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'watcher-a' }))
-    const onB = track(await ChatStream.open(httpBase(b), { room, name: 'watcher-b' }))
+    const onA = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'watcher-a', deltas: 1 }))
+    const onB = track(await ChatStream.open(httpBase(b), { room, name: 'watcher-b', deltas: 1 }))
+    // The seed page: version 1 without `?deltas=1`, showing every frame's user and message.
+    const seed = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'seed' }))
     await onA.waitFor(frame => frame.type === 'presence', 'presence')
     await onB.waitFor(frame => frame.type === 'presence', 'presence')
     const chunks = ['Hello', ', ', 'shared ', 'room', '!']
@@ -125,6 +127,10 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
       // The author shows as typing while it writes.
       expect(reader.frames.some(frame => frame.type === 'typing' && frame.uid === 'bot-assistant')).toBe(true)
     }
+    // The seed page gets no deltas (each would be a line of its own): the message, then its final text as the edit.
+    await seed.waitFor(ends(id), 'the final edit on the seed page', 10_000)
+    expect(seed.frames.filter(frame => frame.type === 'delta')).toEqual([])
+    expect(seed.frames.find(frame => frame.type === 'edit' && frame.target === id)).toMatchObject({ message: 'Hello, shared room!', ended: true })
     const history = (await callServer<Frame[]>(b, { call: 'history', room })).body
     expect(history).toHaveLength(1)
     expect(history[0]).toMatchObject({ id, message: 'Hello, shared room!' })
@@ -135,7 +141,7 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
 
   it('reads a ReadableStream and an AI SDK streamText result (MockLanguageModelV3) the same way', async () => {
     const room = newRoom()
-    const watcher = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'watcher' }))
+    const watcher = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'watcher', deltas: 1 }))
     await watcher.waitFor(frame => frame.type === 'presence', 'presence')
     for (const mode of ['readable', 'ai'] as const) {
       const started = await startStream(b, { room, chunks: ['The ', 'answer ', 'is ', '42.'], delay: 10, mode })
@@ -168,7 +174,7 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
     const late = await startServer({ output: 'postgresql', env: pair.env })
     try {
       await untilOnOneBus(a, late)
-      const watcher = track(await ChatSocket.open(late.wsUrl(''), { room, name: 'late' }))
+      const watcher = track(await ChatSocket.open(late.wsUrl(''), { room, name: 'late', deltas: 1 }))
       const end = await watcher.waitFor(ends(id), 'the end', 15_000)
       expect(end.message).toBe(chunks.join(''))
       const frames = watcher.frames as Frame[]
@@ -186,8 +192,8 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
 
   it('a watcher that drops mid-stream and reconnects, and a newcomer, end with exactly the final text', async () => {
     const room = newRoom()
-    const steady = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'steady' }))
-    let dropper = await ChatSocket.open(b.wsUrl(''), { room, name: 'dropper' })
+    const steady = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'steady', deltas: 1 }))
+    let dropper = await ChatSocket.open(b.wsUrl(''), { room, name: 'dropper', deltas: 1 })
     await dropper.waitFor(frame => frame.type === 'presence', 'presence')
     const chunks = Array.from({ length: 40 }, (_, index) => `w${index} `)
     const started = await startStream(a, { room, chunks, delay: 25 })
@@ -197,10 +203,10 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
     await dropper.close()
     await sleep(200)
     const cursor = Math.max(...before.filter(frame => frame.type === 'message').map(frame => frame.id as number))
-    dropper = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'dropper', since: cursor }))
+    dropper = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'dropper', since: cursor, deltas: 1 }))
     // A newcomer on the other instance, mid-stream, without a cursor: the message in its replay, then the text so far.
     await sleep(150)
-    const newcomer = track(await ChatStream.open(httpBase(a), { room, name: 'newcomer' }))
+    const newcomer = track(await ChatStream.open(httpBase(a), { room, name: 'newcomer', deltas: 1 }))
     for (const reader of [steady, dropper, newcomer]) await reader.waitFor(ends(id), 'the final edit', 15_000)
     const expected = chunks.join('')
     // After a (re)join: one delta from offset 0 with the text so far; from it on every delta continues the text exactly (no gap, no repeat).
@@ -229,8 +235,8 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
 
   it('stop: the asker and moderators may, others may not; it reaches the source\'s abort signal on the instance that runs it', async () => {
     const room = newRoom()
-    const alice = track(await ChatSocket.open(a.wsUrl(''), { room }, { headers: ALICE }))
-    const bob = track(await ChatSocket.open(a.wsUrl(''), { room }, { headers: BOB }))
+    const alice = track(await ChatSocket.open(a.wsUrl(''), { room, deltas: 1 }, { headers: ALICE }))
+    const bob = track(await ChatSocket.open(a.wsUrl(''), { room, deltas: 1 }, { headers: BOB }))
     await alice.waitFor(frame => frame.type === 'presence', 'presence')
     alice.send({ type: 'message', message: 'Tell me a long story', cid: 'q-1' })
     const question = await alice.waitFor(frame => frame.type === 'message' && frame.cid === 'q-1', 'the question')
@@ -285,7 +291,7 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
 
   it('limits refuse a flood: open streams per room, length, chunk rate', async () => {
     const room = newRoom()
-    const watcher = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'watcher' }))
+    const watcher = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'watcher', deltas: 1 }))
     await watcher.waitFor(frame => frame.type === 'presence', 'presence')
     const first = await startStream(a, { room, chunks: ['one'], delay: 20, forever: true })
     const second = await startStream(b, { room, chunks: ['two'], delay: 20, forever: true })
@@ -328,7 +334,7 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
 
   it('deleting a streaming message stops its stream: its source is aborted and nothing more is stored', async () => {
     const room = newRoom()
-    const watcher = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'watcher' }))
+    const watcher = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'watcher', deltas: 1 }))
     await watcher.waitFor(frame => frame.type === 'presence', 'presence')
     const started = await startStream(a, { room, chunks: ['Soon gone'], delay: 20, forever: true })
     const { id } = started.body
@@ -349,7 +355,7 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
   it('answers a mention with the room\'s history in the AI SDK format (chat:mention + aiMessages)', async () => {
     const room = newRoom('ai')
     expect((await callServer(a, { call: 'addAiMember', room })).status).toBe(200)
-    const alice = track(await ChatSocket.open(b.wsUrl(''), { room }, { headers: ALICE }))
+    const alice = track(await ChatSocket.open(b.wsUrl(''), { room, deltas: 1 }, { headers: ALICE }))
     await alice.waitFor(frame => frame.type === 'presence', 'presence')
     alice.send({ type: 'message', message: 'hello everyone', cid: 'm-1' })
     await alice.waitFor(frame => frame.type === 'message' && frame.cid === 'm-1', 'first')
@@ -373,7 +379,7 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
     const { id } = started.body
     // Past a few checkpoints: the text so far is in the store.
     await until(async () => ((await callServer<Frame[]>(a, { call: 'history', room })).body[0]?.message as string | undefined)?.startsWith('Before the crash 0 1 2'), 'a checkpoint', 10_000)
-    const watcher = a === b ? undefined : track(await ChatSocket.open(b.wsUrl(''), { room, name: 'survivor' }))
+    const watcher = a === b ? undefined : track(await ChatSocket.open(b.wsUrl(''), { room, name: 'survivor', deltas: 1 }))
     await watcher?.waitFor(frame => frame.type === 'delta', 'a delta')
     await a.stop('SIGKILL')
     if (watcher) {

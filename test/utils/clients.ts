@@ -87,7 +87,7 @@ export class ChatSocket {
   }
 
   /** Open a socket to `base` (ws://host:port) and wait for it to be open. */
-  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string, rooms?: '' } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocket> {
+  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string, rooms?: '', deltas?: 1 } = {}, options: WebSocket.ClientOptions = {}): Promise<ChatSocket> {
     const ws = new WebSocket(`${base}/_ws${query(params)}`, options)
     const socket = new ChatSocket(ws)
     await new Promise<void>((resolve, reject) => {
@@ -127,7 +127,7 @@ export class ChatStream {
   #controller = new AbortController()
   done: Promise<void> = Promise.resolve()
 
-  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string, rooms?: '' } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
+  static async open(base: string, params: { room?: string, name?: string, since?: number, guest?: string, rooms?: '', deltas?: 1 } = {}, headers: Record<string, string> = {}): Promise<ChatStream> {
     const stream = new ChatStream()
     // What a browser's EventSource on the app's own page sends (Fetch Metadata): such a stream makes a read position.
     const response = await fetch(`${base}/api/sse${query(params)}`, { headers: { 'sec-fetch-site': 'same-origin', ...headers }, signal: stream.#controller.signal })

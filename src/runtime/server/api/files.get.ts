@@ -20,8 +20,7 @@ export default defineEventHandler(async (event): Promise<Uint8Array | ChatErrorF
   allowCrossOrigin(event, config)
   const options = config.files
   if (!options) return refuse(event, 404, errorFrame('not_found', 'Attachments are turned off'))
-  const path = requestPath(event)
-  const id = decodeURIComponent(path.split('?', 1)[0]!.split('/').pop() ?? '')
+  const id = fileIdOf(requestPath(event))
   const record = isFileId(id) ? await fileRecords().get(id) : undefined
   if (!record) return refuse(event, 404, errorFrame('not_found', 'No such file'))
   const refused = await admitToRoom(event, record.room)
@@ -56,6 +55,16 @@ async function admitToRoom(event: H3Event, room: string): Promise<ChatErrorFrame
     if (error instanceof ChatLimitRefusal) return refuseLimited(event, error.refusal)
     const status = error instanceof ChatRefusal ? error.status : 500
     return refuse(event, status, errorFrame(refusalCode(status), error instanceof ChatRefusal ? error.message : 'Internal error'))
+  }
+}
+
+/** The id the path ends with, decoded; '' when it is not valid percent-encoding (answered 404 like any unknown id). */
+function fileIdOf(path: string): string {
+  try {
+    return decodeURIComponent(path.split('?', 1)[0]!.split('/').pop() ?? '')
+  }
+  catch {
+    return ''
   }
 }
 

@@ -80,6 +80,7 @@ export default defineEventHandler(async (event) => {
     request: admission.request,
     data: admission.data,
     ip: admission.ip,
+    takesDeltas: admission.deltas === true,
     write(frame: RoomFrame) {
       if (stream.closed()) return
       stream.write(frame.sse)

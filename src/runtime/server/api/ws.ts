@@ -232,6 +232,7 @@ function startMember(socket: ChatTransport, context: { chatAdmission?: Admitted 
     return connection
   }
   const member = new WebSocketMember(socket, admission.user, admission.ip ?? remoteAddress, admission.room, hold, config.maxBufferedBytes)
+  if (admission.deltas) member.rare().takesDeltas = true
   addToHeartbeat(member, config.heartbeat.interval)
   if (admission.rooms) {
     member.request = admission.request

@@ -28,6 +28,8 @@ export interface ChatAdmission {
   request?: ChatRequestInfo
   /** What `chat:identify` set as `ctx.data`: given to every `chat:join` of this connection. */
   data?: Record<string, unknown>
+  /** Version 1 `?deltas=1`: the connection is sent streaming messages' `delta` frames (version 2 always is; the seed page, which shows every frame, never asks). */
+  deltas?: true
   /** `?dm=`: the other person of the direct room `room` (made at admission if it is not there yet). */
   directWith?: string
   /** A version 2 connection (docs/PROTOCOL.md, "Version 2"): in no room until it joins one. */
@@ -233,6 +235,7 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   const key = query.get('guest')
   if (key !== null && !GUEST_KEY.test(key)) throw new ChatRefusal(400, 'Invalid guest key: 22-64 characters from [A-Za-z0-9_-]')
   const since = parseCursor(request.headers.get('last-event-id') ?? query.get('since'))
+  const deltas = query.get('deltas') === '1' ? { deltas: true as const } : {}
   const wish = query.get('name')
   const identifying: ChatIdentifyContext = { request, room, name: normalizeName(wish), ...(dm !== null ? { dm } : {}) }
   const user = await identify(identifying, hooks)
@@ -241,7 +244,7 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
     if (!user) throw new ChatRefusal(401, 'Sign in to open a direct room: guests have none')
     if (user.id === dm) throw new ChatRefusal(400, 'A direct room needs two different users')
     room = directRoomId(user.id, dm)
-    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, directWith: dm, ...data }
+    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, directWith: dm, ...data, ...deltas }
   }
   if (version === 2) {
     // Identified once for the connection: each room's admission is the `chat:join` hook's and the room's own, so no request is kept.
@@ -257,13 +260,13 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
     return admitted
   }
   if (user) {
-    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, ...data, ...(rooms ? { rooms: true as const, request: keptRequest(request) } : {}) }
+    return { room, user, sender: user.id, since, ip: request.ip, createsReadPosition, ...data, ...deltas, ...(rooms ? { rooms: true as const, request: keptRequest(request) } : {}) }
   }
   if (rooms) throw new ChatRefusal(401, 'Sign in to follow your rooms: guests have no read state')
   const id = guestId(key ?? undefined)
   const checked = wish ? checkGuestName(wish, config.reservedNames ?? [], await signedInNames(room)) : undefined
   const guest: ChatUser = { id, name: checked && 'name' in checked ? checked.name : defaultGuestName(id), guest: true }
-  const admission: ChatAdmission = { room, user: guest, sender: id, since, ip: request.ip, createsReadPosition: false, ...data }
+  const admission: ChatAdmission = { room, user: guest, sender: id, since, ip: request.ip, createsReadPosition: false, ...data, ...deltas }
   if (checked && 'refused' in checked) admission.nameRefused = checked.refused
   return admission
 }

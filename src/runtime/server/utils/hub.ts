@@ -486,6 +486,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     logger,
     fanOut,
     broadcast: (name, frame) => rooms.get(name)?.delivery.broadcast(frame),
+    broadcastDelta: (name, frame) => rooms.get(name)?.delivery.broadcastDelta(frame),
     async isModerator(room, user) {
       const decision = await access.decide(room, user, 'read')
       return decision.allowed && decision.moderator

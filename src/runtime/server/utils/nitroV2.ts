@@ -63,37 +63,17 @@ export function clientGone(event: H3Event): boolean {
   return event.node.res.destroyed
 }
 
-/** Read a request body, refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
+/** Read a request body as UTF-8 text, refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
 export async function readBoundedBody(event: H3Event, limit: number, timeout: number): Promise<string | BodyRefusal> {
-  const declared = Number(getRequestHeader(event, 'content-length') ?? 0)
-  if (declared > limit) return 'too_large'
-  const req = event.node.req
-  // Listeners, not `for await`: leaving the iterator early destroys the request under the 413 (uncaught TypeError in Nitro's shutdown tracker); Node discards the rest of the body itself.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const done = (body: string | BodyRefusal) => {
-      clearTimeout(timer)
-      req.off('data', onData).off('end', onEnd)
-      resolve(body)
-    }
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) done('too_large')
-      else chunks.push(chunk)
-    }
-    const onEnd = () => done(Buffer.concat(chunks).toString('utf8'))
-    // A body that trickles in would hold this request (and its connection slot) for as long as the client likes.
-    const timer = setTimeout(() => done('timeout'), timeout)
-    req.on('data', onData).on('end', onEnd).on('error', reject)
-  })
+  const bytes = await readBoundedBytes(event, limit, timeout)
+  return typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
 }
 
 /** Read a request body as bytes (an upload), refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
 export async function readBoundedBytes(event: H3Event, limit: number, timeout: number): Promise<Uint8Array | BodyRefusal> {
   if (Number(getRequestHeader(event, 'content-length') ?? 0) > limit) return 'too_large'
   const req = event.node.req
-  // As readBoundedBody: listeners, so leaving early does not destroy the request under the answer.
+  // Listeners, not `for await`: leaving the iterator early destroys the request under the 413 (uncaught TypeError in Nitro's shutdown tracker); Node discards the rest of the body itself.
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -108,6 +88,7 @@ export async function readBoundedBytes(event: H3Event, limit: number, timeout: n
       else chunks.push(chunk)
     }
     const onEnd = () => done(Buffer.concat(chunks))
+    // A body that trickles in would hold this request (and its connection slot) for as long as the client likes.
     const timer = setTimeout(() => done('timeout'), timeout)
     req.on('data', onData).on('end', onEnd).on('error', reject)
   })

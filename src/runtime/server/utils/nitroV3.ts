@@ -71,35 +71,10 @@ export function clientGone(event: H3Event): boolean {
   return webEvent(event).req.signal.aborted
 }
 
-/** Read a request body, refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
+/** Read a request body as UTF-8 text, refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
 export async function readBoundedBody(event: H3Event, limit: number, timeout: number): Promise<string | BodyRefusal> {
-  const { req } = webEvent(event)
-  if (Number(req.headers.get('content-length') ?? 0) > limit) return 'too_large'
-  if (!req.body) return ''
-  const reader = req.body.getReader()
-  const decoder = new TextDecoder()
-  let timer: ReturnType<typeof setTimeout> | undefined
-  // A body that trickles in would hold this request (and its connection slot) for as long as the client likes.
-  const late = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeout)
-  })
-  let text = ''
-  let size = 0
-  try {
-    for (;;) {
-      const chunk = await Promise.race([reader.read(), late])
-      if (chunk === 'timeout') return 'timeout'
-      if (chunk.done) return text + decoder.decode()
-      size += chunk.value.byteLength
-      if (size > limit) return 'too_large'
-      text += decoder.decode(chunk.value, { stream: true })
-    }
-  }
-  finally {
-    clearTimeout(timer)
-    // Released, not cancelled: cancelling destroys the request under the answer; the rest of the body is left unread.
-    reader.releaseLock()
-  }
+  const bytes = await readBoundedBytes(event, limit, timeout)
+  return typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
 }
 
 /** Read a request body as bytes (an upload), refusing before buffering more than `limit` bytes or waiting more than `timeout` ms. */
@@ -109,6 +84,7 @@ export async function readBoundedBytes(event: H3Event, limit: number, timeout: n
   if (!req.body) return new Uint8Array()
   const reader = req.body.getReader()
   let timer: ReturnType<typeof setTimeout> | undefined
+  // A body that trickles in would hold this request (and its connection slot) for as long as the client likes.
   const late = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeout)
   })
@@ -126,7 +102,7 @@ export async function readBoundedBytes(event: H3Event, limit: number, timeout: n
   }
   finally {
     clearTimeout(timer)
-    // As readBoundedBody: released, not cancelled.
+    // Released, not cancelled: cancelling destroys the request under the answer; the rest of the body is left unread.
     reader.releaseLock()
   }
 }

@@ -31,6 +31,8 @@ export interface Member {
   close?: (code?: number, reason?: string) => void
   /** It is told who has read what (`seen` frames: version 2 only, docs/PROTOCOL.md "Seen by"). */
   readonly seesReads?: boolean
+  /** It is sent streaming messages' `delta` frames (version 2, and version 1 with `?deltas=1`: docs/PROTOCOL.md "Streaming messages"). */
+  readonly takesDeltas?: boolean
   /** The frame that opens its join, with the person's membership of the room; absent: the seed's `welcome` (a version 2 subscription's is `joined`). */
   greeting?: (room: string, membership: Membership) => RoomFrame
 }
@@ -176,6 +178,13 @@ export class RoomDelivery {
     }
     for (const member of this.members) {
       if (member !== except) deliverToMember(member, frame)
+    }
+  }
+
+  /** Write a streaming message's `delta` to the members that take deltas (never the seed page: it would show each one as a line). */
+  broadcastDelta(frame: RoomFrame) {
+    for (const member of this.members) {
+      if (member.takesDeltas) deliverToMember(member, frame)
     }
   }
 

@@ -95,6 +95,8 @@ export interface ChatStreamsDeps {
   fanOut: (frame: ChatStoredFrame, text: string) => void
   /** Write a frame to this instance's connections to a room. */
   broadcast: (room: string, frame: RoomFrame) => void
+  /** Write a `delta` to this instance's connections to a room that take deltas. */
+  broadcastDelta: (room: string, frame: RoomFrame) => void
   /** Is `user` an owner or moderator of the room? */
   isModerator: (room: string, user: ChatUser) => Promise<boolean>
 }
@@ -102,7 +104,7 @@ export interface ChatStreamsDeps {
 export type ChatStreams = ReturnType<typeof createChatStreams>
 
 /** The streams of one instance, and what it knows of the others' (through the bus). */
-export function createChatStreams({ config, store, bus, logger, fanOut, broadcast, isModerator }: ChatStreamsDeps) {
+export function createChatStreams({ config, store, bus, logger, fanOut, broadcast, broadcastDelta, isModerator }: ChatStreamsDeps) {
   const me = randomUUID()
   // Defaults for a hub made without them (tests, an app built before the option).
   const options: ChatStreamsOptions = { ...chatDefaults.streams, ...config.streams }
@@ -119,7 +121,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
   function sendDelta(stream: LiveStream, offset: number, text: string, toOthers: boolean) {
     const frame: ChatDeltaFrame = { type: 'delta', room: stream.room, id: stream.id, offset, text, user: stream.user, uid: stream.uid, message: '' }
     const json = JSON.stringify(frame)
-    broadcast(stream.room, new RoomFrame(json))
+    broadcastDelta(stream.room, new RoomFrame(json))
     if (toOthers) bus.publish({ kind: 'delta', room: stream.room, frame: json })
   }
 
@@ -307,6 +309,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
 
   /** After a connection's replay: the text so far of each open stream of the room, as one delta from offset 0. */
   function caughtUp(room: string, member: Member) {
+    if (!member.takesDeltas) return
     for (const stream of live.values()) {
       if (stream.room !== room || !stream.text) continue
       const frame: ChatDeltaFrame = { type: 'delta', room, id: stream.id, offset: 0, text: stream.text, user: stream.user, uid: stream.uid, message: '' }
@@ -339,7 +342,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
       return
     }
     stream.text = stream.text.slice(0, delta.offset) + delta.text
-    broadcast(room, new RoomFrame(text))
+    broadcastDelta(room, new RoomFrame(text))
   }
 
   function heardStream(room: string, text: string) {

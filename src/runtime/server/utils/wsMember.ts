@@ -37,6 +37,8 @@ export class MemberRareState {
   declare loading: RoomsWatcher['loading']
   declare request: RoomsWatcher['request']
   declare data: RoomsWatcher['data']
+  /** It asked for streaming messages' `delta` frames (`?deltas=1`). */
+  declare takesDeltas: boolean
 
   constructor() {
     this.strikes = 0
@@ -51,6 +53,7 @@ export class MemberRareState {
     this.loading = undefined
     this.request = undefined
     this.data = undefined
+    this.takesDeltas = false
   }
 }
 
@@ -103,6 +106,11 @@ export class WebSocketMember implements Member, RoomsWatcher {
   /** A `?rooms` connection follows its user's rooms list and is in no room. */
   get watching(): boolean {
     return this.room === ''
+  }
+
+  /** Sent `delta` frames: only when it asked (read without making the rare state). */
+  get takesDeltas(): boolean {
+    return this.rareState?.takesDeltas ?? false
   }
 
   /** Reading stopped by input backpressure (read without making the rare state). */

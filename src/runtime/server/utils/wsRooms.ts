@@ -119,6 +119,11 @@ export class RoomSubscription implements Member {
     return true
   }
 
+  /** Version 2 knows `delta` frames. */
+  get takesDeltas(): boolean {
+    return true
+  }
+
   /** Version 2 opens a join with `joined`, not the seed's welcome. */
   greeting(room: string, membership: Membership): RoomFrame {
     const frame: ChatJoinedFrame = { type: 'joined', room, me: this.user, ...membership }
