@@ -3,12 +3,14 @@
  * `message` command, the type read from the bytes, and the uploads' records on every store
  * (memory, SQLite, PostgreSQL): reservation by one send at a time, the sweep's choice, the quota.
  */
+import { resolveObjectURL } from 'node:buffer'
 import { randomUUID } from 'node:crypto'
 import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
 import postgresql from 'db0/connectors/postgresql'
 import { afterAll, describe, expect, it } from 'vitest'
 import { isFileId, parseSendCommand } from '../../src/runtime/shared/protocol'
+import { createMessageLog } from '../../src/runtime/app/messageLog'
 import { createMemoryFileRecords, type FileRecords } from '../../src/runtime/server/files/fileRecords'
 import { createDb0FileRecords } from '../../src/runtime/server/files/fileRecords.db0'
 import { sniffFile } from '../../src/runtime/server/files/fileType'
@@ -32,6 +34,19 @@ describe('the files field of a message command', () => {
       expect(parseSendCommand({ message: 'x', files })).toMatch(/`files` must be 1-100 distinct attachment ids/)
     }
     expect(parseSendCommand({ type: 'edit', target: 1, message: 'x', files: [id] })).toBe('`files` is for messages, not edits')
+  })
+})
+
+describe('a pending message with files, in the client\'s log', () => {
+  it('its echo replaces the local previews with the server\'s metadata and lets their bytes go', () => {
+    const log = createMessageLog(100)
+    const url = URL.createObjectURL(new Blob(['picture bytes']))
+    log.addPending({ room: 'r', user: 'Ann', message: '', ts: 1, cid: 'c-1', files: [{ id: '', name: 'a.png', size: 13, type: 'image/png', url }] })
+    expect(resolveObjectURL(url)).toBeDefined()
+    const file = { id: 'x'.repeat(22), name: 'a.png', size: 13, type: 'image/png' }
+    log.add({ type: 'message', id: 1, room: 'r', user: 'Ann', message: '', ts: 2, cid: 'c-1', files: [file] })
+    expect(log.get(1)!.files).toEqual([file])
+    expect(resolveObjectURL(url)).toBeUndefined()
   })
 })
 

@@ -1,6 +1,7 @@
 import { applyDelta, replyExcerpt, THREAD_SUMMARY_USERS, withReaction, type ChatDeltaFrame, type ChatEventFrame, type ChatMessageBase, type ChatMessageFrame, type ChatReactionFrame } from '../shared/protocol'
 import { firstIndexNotBefore } from '../shared/sortedIndex'
 import type { ShallowRef } from 'vue'
+import type { ChatMessageFile } from './uploads'
 
 /** A message as `useChat()` shows it: stored (with `id`) or still pending (sent, not yet acknowledged). */
 export interface ChatMessage<T = unknown> extends ChatMessageBase {
@@ -18,6 +19,8 @@ export interface ChatMessage<T = unknown> extends ChatMessageBase {
   reactions?: ChatReaction[]
   /** Who reacted with what (emoji → user ids), as the server keeps it. */
   reactedBy?: Record<string, string[]>
+  /** Its attachments; while they upload, each with the object URL of its local bytes. */
+  files?: ChatMessageFile[]
   /** Sent with attachments and still uploading them: the share of their bytes sent, 0 to 1. */
   progress?: Readonly<ShallowRef<number>>
 }
@@ -85,8 +88,11 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
     if (frame.thread !== undefined) entry.thread = frame.thread
     if (frame.alsoInRoom) entry.alsoInRoom = true
     if (frame.replies) entry.replies = frame.replies
-    // The server's metadata replaces a pending message's local previews.
-    if (frame.files) entry.files = frame.files
+    // The server's metadata replaces a pending message's local previews, whose bytes are let go.
+    if (frame.files) {
+      for (const file of entry.files ?? []) if (file.url) URL.revokeObjectURL(file.url)
+      entry.files = frame.files
+    }
   }
 
   /** Whether a message is still streaming, and why it was cut. */
