@@ -135,6 +135,8 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
     expect(history).toHaveLength(1)
     expect(history[0]).toMatchObject({ id, message: 'Hello, shared room!' })
     expect(history[0]!.streaming).toBeUndefined()
+    // A stream's final text is no one's edit.
+    expect(history[0]!.edited).toBeUndefined()
     expect(history[0]!.incomplete).toBeUndefined()
     expect((await runOf(a, started.body.run)).result).toMatchObject({ text: 'Hello, shared room!' })
   })

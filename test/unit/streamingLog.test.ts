@@ -28,6 +28,7 @@ describe('the message log of a streaming message', () => {
     expect(log.apply(end('Hello, world!', { incomplete: 'stopped' }))).toBe(true)
     expect(log.get(7)).toMatchObject({ message: 'Hello, world!', incomplete: 'stopped' })
     expect(log.get(7)!.streaming).toBeUndefined()
+    expect(log.get(7)!.edited).toBeUndefined()
     // A late delta of an ended stream changes nothing.
     expect(log.applyDelta(delta(13, '?'))).toBe(false)
   })

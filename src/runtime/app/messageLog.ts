@@ -219,7 +219,8 @@ export function createMessageLog<T = unknown>(max: number, myId: () => string | 
       // Any edit of a streaming message is its end (its final text).
       if (entry.streaming || event.ended) setStream(entry, { incomplete: event.incomplete })
       entry.message = event.message
-      entry.edited = event.id
+      // A stream's final text is no one's edit.
+      if (!event.ended) entry.edited = event.id
       const data = parseData(event.message)
       if (data !== undefined) entry.data = data
       else delete entry.data

@@ -152,7 +152,10 @@ function applyStatements(input: AppendInput, change?: { id: number, body: string
   const { room, target } = input
   switch (input.kind) {
     case 'edit':
-      return [{ sql: `UPDATE chat_messages SET body = CAST(? AS TEXT), edited = ${id}, rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [input.message, ...ids, ...ids, room, target] }]
+      // A stream's final text is no one's edit: `edited` stays as it was (NULL).
+      return input.endsStream
+        ? [{ sql: `UPDATE chat_messages SET body = CAST(? AS TEXT), rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [input.message, ...ids, room, target] }]
+        : [{ sql: `UPDATE chat_messages SET body = CAST(? AS TEXT), edited = ${id}, rev = ${id} WHERE room = ? AND id = ?${stored}`, params: [input.message, ...ids, ...ids, room, target] }]
     case 'delete':
       // Two index seeks (the target by its key, its edits by chat_messages_edits), never a scan of the room.
       return [

@@ -84,7 +84,7 @@ export function createMemoryRoomLog(): RoomLog {
         const text = input.kind === 'reaction' ? `${target!.reactions?.[input.message]?.includes(input.sender) ? '-' : '+'}${input.message}` : input.message
         message = storedMessage(room.nextId++, input, text)
         room.changes.push(message)
-        applyChange(room, message, target!)
+        applyChange(room, message, target!, input.endsStream)
       }
       else {
         message = storedMessage(room.nextId++, input)
@@ -332,7 +332,7 @@ function summarize(room: MemoryRoom, parentId: number) {
   else parent.replies = { count: replies.length, lastId: last.id, lastTs: last.ts, users: lastRepliers(replies.map(reply => reply.uid ?? '').reverse()) }
 }
 
-function applyChange(room: MemoryRoom, change: StoredMessage, target: StoredMessage) {
+function applyChange(room: MemoryRoom, change: StoredMessage, target: StoredMessage, endsStream?: true) {
   target.rev = change.id
   // Replies show the original's current text: their shared quote follows it (a reaction changes no text).
   const quote = change.kind === 'reaction' ? undefined : room.quotes.get(target.id)
@@ -353,7 +353,8 @@ function applyChange(room: MemoryRoom, change: StoredMessage, target: StoredMess
   }
   else {
     target.message = change.message
-    target.edited = change.id
+    // A stream's final text is no one's edit.
+    if (!endsStream) target.edited = change.id
     const edits = room.editsOf.get(target.id)
     if (edits) edits.push(change)
     else room.editsOf.set(target.id, [change])

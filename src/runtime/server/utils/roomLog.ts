@@ -53,6 +53,8 @@ export interface AppendInput {
   files?: ChatFile[]
   /** A message that is an open stream from the start (docs/PROTOCOL.md, "Streaming messages"): the instance writing it; `ts` is its first heartbeat. */
   streamOwner?: string
+  /** An `edit` that is a stream's final text (docs/PROTOCOL.md, "Streaming messages"): the message is not marked `edited` by it. */
+  endsStream?: true
 }
 
 export interface AppendResult {

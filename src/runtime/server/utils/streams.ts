@@ -172,7 +172,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
 
   /** Store a stream's final text as an edit of its message (marked `ended`, and `incomplete` when cut) and deliver it. */
   async function storeEnd(stream: Pick<LiveStream, 'room' | 'id' | 'user' | 'uid'>, text: string, cut: ChatStreamCut | undefined): Promise<ChatEventFrame | undefined> {
-    const result = await store.append({ room: stream.room, user: stream.user, sender: stream.uid, message: text.toWellFormed().replaceAll('\0', ''), ts: Date.now(), kind: 'edit', target: stream.id })
+    const result = await store.append({ room: stream.room, user: stream.user, sender: stream.uid, message: text.toWellFormed().replaceAll('\0', ''), ts: Date.now(), kind: 'edit', target: stream.id, endsStream: true })
     const frame = messageFrame(result.message) as ChatEventFrame
     frame.ended = true
     if (cut) frame.incomplete = cut
