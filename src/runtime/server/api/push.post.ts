@@ -3,7 +3,7 @@
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineEventHandler, setResponseStatus } from '#nuxt-chat/nitro'
 import { errorFrame } from '../../shared/protocol'
-import { admitPushRequest, readJsonBody } from '../push/pushRoutes'
+import { admitPushRequest, readJsonBody } from '../utils/pushRoutes'
 import { parseSubscription } from '../push/pushSubscription'
 import { refuse } from '../utils/httpAdmission'
 

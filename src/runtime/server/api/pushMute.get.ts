@@ -2,7 +2,7 @@
 /// <reference path="../nitro.d.ts" />
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineEventHandler } from '#nuxt-chat/nitro'
-import { admitPushRequest } from '../push/pushRoutes'
+import { admitPushRequest } from '../utils/pushRoutes'
 
 /** The rooms the person muted for notifications (docs/PROTOCOL.md, "Notifications"). */
 export default defineEventHandler(async (event) => {

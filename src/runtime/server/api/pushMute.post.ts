@@ -3,7 +3,7 @@
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { defineEventHandler } from '#nuxt-chat/nitro'
 import { errorFrame, isValidRoom } from '../../shared/protocol'
-import { admitPushRequest, readJsonBody } from '../push/pushRoutes'
+import { admitPushRequest, readJsonBody } from '../utils/pushRoutes'
 import { refuse } from '../utils/httpAdmission'
 
 /** Mute or unmute a room's notifications (docs/PROTOCOL.md, "Notifications"): `{ room, muted }`. */

@@ -5,10 +5,10 @@ import type { H3Event } from 'h3'
 import { readBoundedBody, setResponseHeader, useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, type ChatErrorFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
-import { limitSubjectOf } from '../utils/chatLimits'
-import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
-import { useChatHub, useChatPush } from '../utils/useChatHub'
-import type { ChatPush } from './pushService'
+import { limitSubjectOf } from './chatLimits'
+import { admitHttpRequest, refuse, refuseLimited } from './httpAdmission'
+import { useChatHub, useChatPush } from './useChatHub'
+import type { ChatPush } from '../push/pushService'
 
 /** The push routes' common start: push on, the request admitted as a version 2 one, a signed-in person, within the reads limit. */
 export async function admitPushRequest(event: H3Event): Promise<{ push: ChatPush, user: ChatUser } | { refused: ChatErrorFrame }> {
