@@ -168,8 +168,9 @@ describe.each(setups)('attachments: %s', (_name, setup) => {
       expect(response.headers.get('content-disposition')).toBe(`attachment; filename="${name}"; filename*=UTF-8''${name}`)
       expect(response.headers.get('x-content-type-options')).toBe('nosniff')
     }
-    // A path that is no file id, or not even valid percent-encoding: 404, like an unknown id.
-    for (const path of ['%E0%A4%A', '..%2F..%2Fchat.sqlite', 'x'.repeat(22)]) expect((await fetch(b.url(`/_chat/files/${path}`), { headers: ann.headers })).status).toBe(404)
+    // A path that is no file id: 404, like an unknown id; not even valid percent-encoding: 404 (Nitro 3 refuses such a URL itself, 400).
+    for (const path of ['..%2F..%2Fchat.sqlite', 'x'.repeat(22)]) expect((await fetch(b.url(`/_chat/files/${path}`), { headers: ann.headers })).status).toBe(404)
+    expect([400, 404]).toContain((await fetch(b.url('/_chat/files/%E0%A4%A'), { headers: ann.headers })).status)
     // Bytes that are neither a known type nor text.
     expect((await upload(a, ann, room, Buffer.from([0, 1, 2, 3, 0xFF, 0xFE, 0, 7]), 'blob.bin')).status).toBe(415)
   })

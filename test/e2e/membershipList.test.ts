@@ -60,7 +60,8 @@ describe('rooms lists of memberships, SQLite', () => {
     expect((first.rooms as Frame[])[0]).toMatchObject({ room: 'team', title: 'Team', role: 'member' })
 
     // A position as an old instance still running makes it (no membership): on no list, now or after a restart.
-    const file = new DatabaseSync(join(server.cwd, '.data/chat.sqlite'))
+    // The running server writes to the file too (its indexer, a checkpoint): wait for its lock rather than fail.
+    const file = new DatabaseSync(join(server.cwd, '.data/chat.sqlite'), { timeout: 10_000 })
     file.prepare('INSERT INTO chat_reads VALUES (?, ?, ?, ?)').run('user-alice', 'stray', 0, Date.now())
     file.close()
     await list.close()
