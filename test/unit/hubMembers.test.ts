@@ -5,7 +5,7 @@
  */
 import { createHooks } from 'hookable'
 import { consola } from 'consola'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 import type { BusEvent, ChatBus } from '../../src/runtime/server/utils/bus'
 import { createChatHub, type Member } from '../../src/runtime/server/utils/hub'
@@ -27,6 +27,18 @@ function testMember(id: string) {
   const written: Record<string, unknown>[] = []
   const member: Member & { closed: typeof closed, written: typeof written } = { user: { id, name: id }, sender: id, closed, written, write: frame => void written.push(JSON.parse(frame.text)), close: (code, reason) => void closed.push({ code, reason }) }
   return member
+}
+
+/** Two instances' buses: what one publishes the other hears a moment later, in order. */
+function linkedBuses(): [ChatBus, ChatBus] {
+  const listeners: ((event: BusEvent, origin: string) => void)[] = [() => {}, () => {}]
+  const busOf = (self: number): ChatBus => ({
+    publish: event => void setImmediate(() => listeners[1 - self]!(event, `instance-${self}`)) ?? true,
+    onEvent: listener => void (listeners[self] = listener),
+    onRecover() {},
+    close: async () => {},
+  })
+  return [busOf(0), busOf(1)]
 }
 
 const admission = (room: string, id: string): ChatAdmission => ({ room, user: { id, name: id }, sender: id, createsReadPosition: false })
@@ -86,6 +98,21 @@ describe('hub: memberships on every instance', () => {
     expect(alice.written[0]).toMatchObject({ event: 'welcome' })
     expect(alice.written).toContainEqual({ type: 'member', room: 'team', uid: 'u-alice', role: 'owner' })
     await hub.close()
+  })
+
+  it('a direct room made on another instance reaches a rooms list here even when its members are heard before its record', async () => {
+    const store = createMemoryRoomLog()
+    const [busA, busB] = linkedBuses()
+    // Instance A's record lands after its members' events (and their read positions') reach B: the order a slow database gives.
+    const slowRecords = { ...store, createRoom: async (record: Parameters<typeof store.createRoom>[0]) => (await new Promise(resolve => setTimeout(resolve, 100)), store.createRoom(record)) }
+    const a = createChatHub({ config, store: slowRecords, bus: busA, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    const b = createChatHub({ config, store, bus: busB, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    const listed: Record<string, unknown>[] = []
+    await b.watchRooms({ user: { id: 'u-bob', name: 'u-bob' }, write: frame => void listed.push(JSON.parse(frame.text)) }, { person: 'u-bob' })
+    const { id } = await a.directRoom('u-alice', 'u-bob')
+    await vi.waitFor(() => expect(listed).toContainEqual(expect.objectContaining({ type: 'room', room: id, kind: 'dm' })), { timeout: 2000 })
+    expect(listed.filter(frame => frame.room === id && frame.removed)).toEqual([])
+    await Promise.all([a.close(), b.close()])
   })
 
   it('a store down since boot lets a join in; once it answers, a non-member of a private room is closed', async () => {

@@ -634,6 +634,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     for (const uid of [userA, userB]) await moderation.add({ room: id, uid, role: 'member', joinedAt: now })
     await store.createRoom(record)
     membershipChanged({ type: 'member', room: id, uid: '' })
+    // Their memberships were told before the record existed, when a list could not show the room: told again now.
+    for (const uid of [userA, userB]) membershipChanged(memberFrame(id, uid, { room: id, uid, role: 'member', joinedAt: now }))
     return await store.roomRecord(id) ?? record
   }
 
