@@ -8,7 +8,7 @@ import { guardIncomingSockets } from '../utils/incomingSockets'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
 import { chatLogger, resetChatHub, useChatHub, useChatPush } from '../utils/useChatHub'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
-import { defineNitroPlugin, parseEnvOverrides, setupWebSocketServer, useRuntimeConfig } from '#nuxt-chat/nitro'
+import { closeChatSockets, defineNitroPlugin, parseEnvOverrides, setupWebSocketServer, useRuntimeConfig } from '#nuxt-chat/nitro'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming
@@ -40,6 +40,7 @@ export default defineNitroPlugin((nitroApp) => {
   chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, connectorOptions(database)) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   const push = useChatPush()
   nitroApp.hooks.hook('close', async () => {
+    closeChatSockets()
     await push?.close()
     await hub.close()
     resetChatHub()

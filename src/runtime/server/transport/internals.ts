@@ -70,6 +70,8 @@ export const transportStats = {
   flushes: 0,
   /** Chat connections served on their `ws` socket without a crossws Peer (./leanServer.ts), since start. */
   leanConnections: 0,
+  /** Of those, sockets taken out of Nitro 2's graceful-shutdown table (`untrackFromShutdown`). */
+  untrackedFromShutdown: 0,
   /** Why a fast path was not available, once per reason. */
   fallbacks: [] as string[],
 }
@@ -400,4 +402,26 @@ export function forgetPeerAddress(socket: Duplex | undefined): void {
   const cached = socket as { _peername?: unknown } | undefined
   // Not `delete`: that turns the socket into a dictionary-mode object, far larger than the cache.
   if (cached?._peername) cached._peername = undefined
+}
+
+/** The `close` listener by which Nitro 2's graceful shutdown (node-server preset) forgets a socket it tracks. */
+const SHUTDOWN_FORGETS = /delete\s+[\w$]+\[[\w$]+\._connectionId\]/
+
+/**
+ * Take a chat socket out of Nitro 2's graceful-shutdown table (a `once('close')` closure and an entry per socket,
+ * ~400 B): the chat ends its own sockets at `close` (./leanServer.ts `closeLeanSockets`). Calling that listener is
+ * how its table lets go (it deletes the entry and removes itself). Any other shape (Nitro 3, dev, shutdown
+ * disabled) is left as it is: false.
+ */
+export function untrackFromShutdown(socket: Duplex): boolean {
+  const tracked = socket as Duplex & { _connectionId?: unknown, _isIdle?: unknown }
+  if (typeof tracked._connectionId !== 'number' || typeof tracked._isIdle !== 'boolean') return false
+  for (const wrapper of socket.rawListeners('close')) {
+    const listener = (wrapper as { listener?: unknown }).listener
+    if (typeof listener !== 'function' || !SHUTDOWN_FORGETS.test(Function.prototype.toString.call(listener))) continue
+    ;(wrapper as () => void).call(socket)
+    transportStats.untrackedFromShutdown++
+    return true
+  }
+  return false
 }

@@ -11,7 +11,7 @@ import { WebSocket, WebSocketServer, type ServerOptions } from 'ws'
 import { chatLogger } from '../utils/logger'
 import type { ChatSocketHandlers, ChatTransport } from './chatTransport'
 import type { SharedFrame } from './frame'
-import { backlogOf, forgetPeerAddress, transportStats, upgradeContextOf, writeFramed } from './internals'
+import { backlogOf, forgetPeerAddress, transportStats, untrackFromShutdown, upgradeContextOf, writeFramed } from './internals'
 
 const WS_OPEN = 1
 
@@ -126,6 +126,7 @@ class ChatWebSocketServer extends WebSocketServer {
         if (ws.member) transportStats.leanConnections++
         // Reading `remoteAddress` cached an address object on the socket for its lifetime; the chat keeps the string it needs.
         forgetPeerAddress(socket)
+        if (socket && ws.member) untrackFromShutdown(socket)
         if (socket) compactCloseListeners(socket)
         // The 101 response, welcome and presence list (told on the next check phase) leave in one write.
         setImmediate(release, socket)
@@ -144,8 +145,20 @@ class ChatWebSocketServer extends WebSocketServer {
   }
 }
 
+/** The servers made here (one per app): their chat sockets are the chat's to end. */
+const leanServers = new Set<ChatWebSocketServer>()
+
 /** The server for crossws's Node adapter: `ws`'s own, with the options crossws would have given its bundled copy. */
 export function createChatWebSocketServer(options: ServerOptions): WebSocketServer {
   // (`ws` makes server sockets as `new WebSocket(null, undefined, options)`, an overload its types leave out.)
-  return new ChatWebSocketServer({ ...options, noServer: true, WebSocket: ChatSocket as unknown as typeof WebSocket })
+  const server = new ChatWebSocketServer({ ...options, noServer: true, WebSocket: ChatSocket as unknown as typeof WebSocket })
+  leanServers.add(server)
+  return server
+}
+
+/** The app is closing: every chat socket gets 1001 (going away), so its client reconnects, to another instance if there is one. */
+export function closeLeanSockets(): void {
+  for (const server of leanServers) {
+    for (const ws of server.clients ?? []) if ((ws as ChatSocket).member) ws.close(1001, 'Server shutting down')
+  }
 }
