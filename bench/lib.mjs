@@ -46,9 +46,12 @@ export function median(values) {
   return list.length % 2 ? list[mid] : (list[mid - 1] + list[mid]) / 2
 }
 
-/** The marker a bench message starts with: `@B<sent ms>|<seq>|` then padding. */
-export const MARK = '@B'
-const AT = 0x40
+/**
+ * The marker a bench message starts with: `~B<sent ms>|<seq>|` then padding. Not `@`: the module reads
+ * `@B` as a mention and resolves the room's names for every message, which a plain message never asks.
+ */
+export const MARK = '~B'
+const MARK_FIRST = 0x7E
 const B = 0x42
 const BAR = 0x7C
 
@@ -66,7 +69,7 @@ export function scanMarkers(buffer, found) {
   let offset = 0
   let end = 0
   for (;;) {
-    const at = buffer.indexOf(AT, offset)
+    const at = buffer.indexOf(MARK_FIRST, offset)
     if (at < 0 || at + 1 >= buffer.length) return end
     if (buffer[at + 1] !== B) {
       offset = at + 1

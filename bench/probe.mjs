@@ -12,6 +12,18 @@ import { Session } from 'node:inspector'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { writeHeapSnapshot } from 'node:v8'
 
+/** Resident memory by kind (Linux): anonymous (heap, malloc) and file-backed (code, mapped files), in bytes. */
+function mappedMemory() {
+  try {
+    const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8')
+    const kib = name => Number(rollup.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0) * 1024
+    return { anonymous: kib('Anonymous'), fileBacked: kib('Rss') - kib('Anonymous') }
+  }
+  catch {
+    return {}
+  }
+}
+
 const file = process.env.BENCH_PROBE_FILE
 if (file) {
   const loop = monitorEventLoopDelay({ resolution: 1 })
@@ -56,6 +68,6 @@ if (file) {
       writeFileSync(file, JSON.stringify({ snapshot, at: Date.now() }))
       return
     }
-    writeFileSync(file, JSON.stringify({ ...process.memoryUsage(), at: Date.now() }))
+    writeFileSync(file, JSON.stringify({ ...process.memoryUsage(), ...mappedMemory(), at: Date.now() }))
   })
 }

@@ -436,6 +436,9 @@ async function scaleRun(key, v2 = false) {
     }
     await sleep(500)
     const after = await askProbe(running, 'memory')
+    // Where RSS goes beyond the live heap: V8's committed heap, buffers outside it, the rest (native).
+    const perConn = field => ((after[field] - before[field]) / connections / 1024).toFixed(2)
+    log(`  memory ${key} KiB/conn: heapUsed ${perConn('heapUsed')}, heapTotal ${perConn('heapTotal')}, external ${perConn('external')}, rss ${perConn('rss')} (anonymous ${perConn('anonymous')}, file-backed ${perConn('fileBacked')})`)
     if (v2) await snapshot('rooms3')
 
     const phase = async (rate, ms, profileName) => {
