@@ -9,6 +9,8 @@ import { freePort } from './server'
 export async function holdSqliteLock(path: string, ms: number) {
   const child = spawn(process.execPath, ['-e', `
     const db = new (require('node:sqlite').DatabaseSync)(${JSON.stringify(path)})
+    // The log's own writes (its search index's catch-up) may hold the lock for a moment: wait for it, as any writer would.
+    db.exec('PRAGMA busy_timeout = 5000')
     db.exec('BEGIN IMMEDIATE')
     process.stdout.write('locked\\n')
     setTimeout(() => { db.exec('COMMIT'); db.close() }, ${ms})
