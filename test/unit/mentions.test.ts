@@ -96,6 +96,15 @@ describe('createMentionResolver', () => {
     expect(small.size()).toEqual({ rooms: 2, names: 4 })
   })
 
+  it('keeps the rooms of a busy server (1,500 active rooms of 20): each room\'s names read once, not once per message', async () => {
+    let reads = 0
+    const resolver = createMentionResolver({ store: { memberNames: async room => (reads++, Array.from({ length: 20 }, (_, i) => ({ uid: `${room}-${i}`, name: `n${i}` }))) } })
+    for (let round = 0; round < 3; round++) {
+      for (let room = 0; room < 1500; room++) await resolver.resolve(`room-${room}`, '@n1 hi', 'x', false)
+    }
+    expect(reads).toBe(1500)
+  })
+
   it('reads again once the index is older than ttl', async () => {
     let time = 0
     let reads = 0

@@ -95,7 +95,7 @@ export function findMentions(text: string, index: NameIndex, sender: string, may
 
 export interface MentionResolverOptions {
   store: Pick<RoomDirectory, 'memberNames'>
-  /** Rooms whose index is kept at most (least recently used out). @default 1000 */
+  /** Rooms whose index is kept at most (least recently used out); `maxNames` bounds the memory. @default 10000 */
   maxRooms?: number
   /** Names one room's index holds at most (members past it cannot be mentioned by name). @default 20000 */
   maxNamesPerRoom?: number
@@ -115,7 +115,7 @@ interface KeptIndex {
  * A per-room index of members' names, so resolving a message's `@name`s costs map lookups, not a
  * query: read once per room (at most `ttl` old), dropped on membership and name changes, bounded.
  */
-export function createMentionResolver({ store, maxRooms = 1000, maxNamesPerRoom = 20_000, maxNames = 200_000, ttl = 60_000, now = Date.now }: MentionResolverOptions) {
+export function createMentionResolver({ store, maxRooms = 10_000, maxNamesPerRoom = 20_000, maxNames = 200_000, ttl = 60_000, now = Date.now }: MentionResolverOptions) {
   /** room → its index, least recently used first. */
   const kept = new Map<string, KeptIndex>()
   /** Reads in flight, so a burst of messages to a new room reads it once. */
