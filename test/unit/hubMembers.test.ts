@@ -33,7 +33,10 @@ function testMember(id: string) {
 function linkedBuses(): [ChatBus, ChatBus] {
   const listeners: ((event: BusEvent, origin: string) => void)[] = [() => {}, () => {}]
   const busOf = (self: number): ChatBus => ({
-    publish: event => void setImmediate(() => listeners[1 - self]!(event, `instance-${self}`)) ?? true,
+    publish: (event) => {
+      setImmediate(() => listeners[1 - self]!(event, `instance-${self}`))
+      return true
+    },
     onEvent: listener => void (listeners[self] = listener),
     onRecover() {},
     close: async () => {},
