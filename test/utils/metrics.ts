@@ -25,6 +25,7 @@ export async function transportCounters(server: TestServer) {
     publicWrites: samples.get('nuxt_chat_ws_writes_total{path="public"}') ?? 0,
     flushes: samples.get('nuxt_chat_ws_flushes_total') ?? 0,
     leanConnections: samples.get('nuxt_chat_ws_lean_connections_total') ?? 0,
+    untrackedFromShutdown: samples.get('nuxt_chat_ws_untracked_from_shutdown_total') ?? 0,
     fallbacks: [...samples.keys()].filter(key => key.startsWith('nuxt_chat_ws_fallbacks{')),
   }
 }

@@ -200,6 +200,7 @@ export function renderPrometheus(): string {
   metric('nuxt_chat_ws_writes_total', 'counter', 'WebSocket frames written, by path (fast: straight to the socket; public: through crossws).', [['{path="fast"}', transportStats.fastWrites], ['{path="public"}', transportStats.publicWrites]])
   metric('nuxt_chat_ws_flushes_total', 'counter', 'Fast-path writes that left for the kernel (the frames a socket got in one task go out together).', [['', transportStats.flushes]])
   metric('nuxt_chat_ws_lean_connections_total', 'counter', 'Chat connections served on their ws socket without a crossws Peer (Nitro 2).', [['', transportStats.leanConnections]])
+  metric('nuxt_chat_ws_untracked_from_shutdown_total', 'counter', 'Of those, sockets taken out of Nitro 2\'s graceful-shutdown table (the chat closes them with 1001 itself).', [['', transportStats.untrackedFromShutdown]])
   metric('nuxt_chat_ws_fallbacks', 'gauge', 'Why a WebSocket fast path is not available (1 per reason; none when every fast path is taken).', transportStats.fallbacks.map((reason): [string, number] => [`{reason="${reason.replace(/[\\"\n]/g, ' ')}"}`, 1]))
   return `${lines.join('\n')}\n`
 }
