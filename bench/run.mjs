@@ -419,8 +419,10 @@ async function scaleRun(key, v2 = false) {
     await snapshot('before')
     if (phaseProfile) await askProbe(running, 'profile-start')
     const connectCpu0 = cpuMicros(running.pid)
+    const connectWrites0 = writeCalls(running.pid)
     const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
     const connectCpu = cpuMicros(running.pid) - connectCpu0
+    const connectWrites = writeCalls(running.pid) - connectWrites0
     if (phaseProfile) {
       const path = join(BENCH, 'results/profiles', `${scenario}-${key}-connect-${RUN_ID}-${running.pid}.cpuprofile`)
       mkdirSync(dirname(path), { recursive: true })
@@ -501,6 +503,7 @@ async function scaleRun(key, v2 = false) {
       connectPerSec: connections / (Math.max(...connected.map(part => part.ms)) / 1000),
       // Server CPU per connection opened: the connect rate without the machine's other load.
       connectCpuUs: connectCpu / connections,
+      connectWrites: connectWrites / connected.reduce((sum, part) => sum + part.connections, 0),
       phases,
       storm,
     }
@@ -520,6 +523,7 @@ const scaleMetrics = (v2 = false) => [
   [v2 ? 'idle RSS KiB/conn (3 rooms each)' : 'idle RSS KiB/conn', run => run.rssPerConn / 1024, ['<=', 1.2]],
   [v2 ? 'connections opened/s, incl. the first join' : 'connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
   [v2 ? 'server CPU µs per connection opened + joined' : 'server CPU µs per connection opened', run => run.connectCpuUs],
+  ['server write calls per connection opened', run => run.connectWrites],
   ...(v2
     ? [
         ['2nd and 3rd joins/s', run => run.rest.perSec],
