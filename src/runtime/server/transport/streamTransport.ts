@@ -45,4 +45,8 @@ export class StreamTransport implements ChatTransport {
   sendPing(): boolean {
     return false
   }
+
+  holdOutput(): undefined {
+    return undefined
+  }
 }
