@@ -1,54 +1,27 @@
-import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium } from '../utils/browser'
+import type { Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DESKTOP, playgroundInChromium, SCREENSHOTS } from '../utils/browser'
 import { ChatSocket } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
-/** Where each test leaves a screenshot of what the user sees. */
-const SCREENSHOTS = resolve('test-output/screenshots')
-const DESKTOP = { width: 1280, height: 800 }
 const PHONE = { width: 375, height: 740 }
 
-let server: TestServer
-let browser: Browser
-let contexts: BrowserContext[] = []
-/** Uncaught exceptions in any page: a test fails if one happens. */
-let pageErrors: string[] = []
+// NUXT_BOT_BULK: the bot's numbered messages (history tests); a built playground refuses them otherwise.
+const playground = playgroundInChromium({ NUXT_BOT_BULK: 'true' })
 let roomCounter = 0
 
 const room = (label: string) => `${label}-${Date.now().toString(36)}-${roomCounter++}`
 const sel = (testid: string) => `[data-testid="${testid}"]`
 
-beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true })
+beforeAll(() => {
   console.log(`screenshots: ${SCREENSHOTS}`)
-  // NUXT_BOT_BULK: the bot's numbered messages (history tests); a built playground refuses them otherwise.
-  server = await startServer({ output: 'playground', env: { NUXT_BOT_BULK: 'true' } })
-  browser = await launchChromium()
 })
 
-afterEach(async () => {
-  await Promise.all(contexts.map(context => context.close()))
-  contexts = []
-  expect(pageErrors).toEqual([])
-  pageErrors = []
-})
-
-afterAll(async () => {
-  await browser?.close()
-  await server?.stop()
-})
-
-/** Open the playground chat as `name` in `room` (query string: room, name, transport). */
-async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }, viewport = DESKTOP, on = server): Promise<Page> {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 })
-  contexts.push(context)
-  const page = await context.newPage()
-  page.on('pageerror', error => pageErrors.push(`${params.name}: ${error.message}`))
+/** Open the playground chat as `name` in `room` (query string: room, name, transport), on the file's playground or `on`. */
+async function openChat(params: { room: string, name: string, transport?: 'ws' | 'sse' }, viewport = DESKTOP, on?: TestServer): Promise<Page> {
   const query = new URLSearchParams({ room: params.room, name: params.name, ...(params.transport ? { transport: params.transport } : {}) })
-  await page.goto(on.url(`/?${query}`))
+  const page = await playground.open(on ? on.url(`/?${query}`) : `/?${query}`, params.name, undefined, viewport)
   await waitForStatus(page, 'OPEN')
   return page
 }
@@ -92,7 +65,7 @@ async function screenshot(page: Page, name: string) {
 
 /** Ask the playground's bot route to post into `name` (`count` numbered messages, or one greeting). */
 async function bot(name: string, count?: number) {
-  const response = await fetch(server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: name, count }) })
+  const response = await fetch(playground.server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: name, count }) })
   expect(response.status).toBe(200)
 }
 
@@ -126,11 +99,7 @@ describe('playground chat in a browser', () => {
     expect((await messages(carol)).map(message => message.mine)).toEqual([false, false, false, true])
 
     // The read-only /sse page follows the same room.
-    const viewer = await browser.newContext({ viewport: DESKTOP })
-    contexts.push(viewer)
-    const follower = await viewer.newPage()
-    follower.on('pageerror', error => pageErrors.push(`follower: ${error.message}`))
-    await follower.goto(server.url(`/sse?room=${name}`))
+    const follower = await playground.open(`/sse?room=${name}`, 'follower')
     await waitForStatus(follower, 'OPEN')
     await waitForTexts(follower, all)
     expect(await follower.locator(sel('composer-input')).count()).toBe(0)
@@ -152,7 +121,7 @@ describe('playground chat in a browser', () => {
     const before = entries.map(([user]) => `${user} before`)
     for (const page of Object.values(pages)) await waitForTexts(page, before)
 
-    await server.stop()
+    await playground.server.stop()
     for (const page of Object.values(pages)) await waitForStatus(page, 'not OPEN')
 
     const offline = entries.flatMap(([user]) => [`${user} offline 1`, `${user} offline 2`])
@@ -170,7 +139,7 @@ describe('playground chat in a browser', () => {
     await expect.poll(() => pages.Alice.textContent(sel('offline'))).toContain('2 messages wait')
     await screenshot(pages.Alice, 'restart-offline-pending')
 
-    await server.start()
+    await playground.server.start()
     // Reconnecting uses backoff (up to 10 s between attempts).
     for (const page of Object.values(pages)) await waitForStatus(page, 'OPEN', 30_000)
 
@@ -256,7 +225,6 @@ describe('playground chat in a browser', () => {
     // The typing notice goes away by itself; Bob leaving updates Alice's list.
     await expect.poll(() => alice.locator(sel('typing')).count(), { timeout: 8000 }).toBe(0)
     await bob.context().close()
-    contexts = contexts.filter(context => context !== bob.context())
     await expect.poll(() => online(alice)).toEqual(['Alice'])
   })
 
@@ -486,8 +454,8 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
       await screenshot(alice, 'edit-window-closed')
     }
     finally {
-      await Promise.all(contexts.map(context => context.close()))
-      contexts = []
+      // Its pages go before their server.
+      await playground.closePages()
       await strict.stop()
     }
   })
@@ -506,7 +474,7 @@ describe('playground: older history, edits, deletes, reactions, a bot', () => {
     await screenshot(bob, 'bot-message')
 
     // Bad requests are refused with a reason, and nothing is posted.
-    const post = (body: string) => fetch(server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const post = (body: string) => fetch(playground.server.url('/api/bot'), { method: 'POST', headers: { 'content-type': 'application/json' }, body })
     for (const body of ['', 'not json', '{}', JSON.stringify({ room: 'no spaces allowed' }), JSON.stringify({ room: name, count: 0 }), JSON.stringify({ room: name, count: 201 }), JSON.stringify({ room: name, count: '5' })]) {
       const response = await post(body)
       expect(response.status, body).toBe(400)
@@ -526,12 +494,7 @@ describe('playground: demo sign-in and an unread badge per room', () => {
 
   /** Another device of the same demo user (a new browser context with the first one's cookie), on SSE. */
   async function sameUserElsewhere(page: Page, name: string): Promise<Page> {
-    const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 })
-    contexts.push(context)
-    await context.addCookies(await page.context().cookies())
-    const other = await context.newPage()
-    other.on('pageerror', error => pageErrors.push(`second device: ${error.message}`))
-    await other.goto(server.url(`/?${new URLSearchParams({ room: name, transport: 'sse' })}`))
+    const other = await playground.open(`/?${new URLSearchParams({ room: name, transport: 'sse' })}`, 'second device', async other => other.context().addCookies(await page.context().cookies()))
     await waitForStatus(other, 'OPEN')
     return other
   }

@@ -33,9 +33,13 @@ export function playgroundInChromium(env: Record<string, string> = {}) {
     server = await startServer({ output: 'playground', env })
     browser = await launchChromium()
   })
-  afterEach(async () => {
+  /** Close every page opened so far. */
+  const closePages = async () => {
     await Promise.all(contexts.map(context => context.close()))
     contexts = []
+  }
+  afterEach(async () => {
+    await closePages()
     expect(pageErrors).toEqual([])
     pageErrors = []
   })
@@ -47,15 +51,19 @@ export function playgroundInChromium(env: Record<string, string> = {}) {
     get server(): TestServer {
       return server!
     },
-    /** A page at `path`, named `label` in its errors; `before` runs on it (and its context) before it loads. */
-    async open(path: string, label: string, before?: (page: Page) => Promise<void>): Promise<Page> {
-      const context = await browser!.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 })
+    /**
+     * A page at `path` of the playground (or a whole URL: another server), named `label` in its errors;
+     * `before` runs on it (and its context) before it loads.
+     */
+    async open(path: string, label: string, before?: (page: Page) => Promise<void>, viewport = DESKTOP): Promise<Page> {
+      const context = await browser!.newContext({ viewport, deviceScaleFactor: 1 })
       contexts.push(context)
       const page = await context.newPage()
       page.on('pageerror', error => pageErrors.push(`${label}: ${error.message}`))
       await before?.(page)
-      await page.goto(server!.url(path))
+      await page.goto(/^https?:/.test(path) ? path : server!.url(path))
       return page
     },
+    closePages,
   }
 }
