@@ -4,10 +4,9 @@
  * same frames and close codes. An app's own WebSocket route beside the chat's stays on crossws.
  */
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, ChatSocketV2, until } from '../utils/clients'
+import { ChatSocket, until } from '../utils/clients'
 import { transportCounters } from '../utils/metrics'
 import { nuxtMajor, startServer, type TestServer } from '../utils/server'
 
@@ -78,27 +77,5 @@ describe('a server stopping (SIGTERM)', () => {
     const closed = await until(() => socket.closed, 'closed by the server')
     // Nitro 2's shutdown no longer tracks chat sockets (~400 B each): the chat says it is going away, so clients reconnect at once.
     if (lean) expect(closed).toMatchObject({ code: 1001, reason: 'Server shutting down' })
-  })
-})
-
-describe('a version 2 join', () => {
-  it('leaves in one write: `joined`, the presence list and `caught_up` (three tasks) held together', async () => {
-    const quiet = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
-    try {
-      // The server's write system calls (Linux): the kernel's count, not the module's.
-      const writeCalls = () => Number(readFileSync(`/proc/${quiet.process()!.pid}/io`, 'utf8').match(/^syscw: (\d+)$/m)![1])
-      const socket = await ChatSocketV2.openV2(`ws://127.0.0.1:${quiet.port}`, { name: 'Ann' })
-      await socket.waitFor(frame => frame.type === 'hello', 'hello')
-      const before = writeCalls()
-      for (let i = 0; i < 3; i++) await socket.join(uniqueRoom())
-      const writes = writeCalls() - before
-      expect(socket.frames.filter(frame => frame.type === 'caught_up')).toHaveLength(3)
-      // One per join (three each before), and one spare for a stray write of the server's own.
-      expect(writes).toBeLessThanOrEqual(4)
-      await socket.close()
-    }
-    finally {
-      await quiet.stop()
-    }
   })
 })

@@ -28,8 +28,6 @@ export interface ChatTransport {
   resumeReading: () => void
   /** Send a protocol ping (its pong marks the connection alive); false when this platform cannot. */
   sendPing: () => boolean
-  /** Hold what is written until the returned function is called (a few ms at most): one exchange's frames in one write. Undefined when this platform cannot. */
-  holdOutput: () => (() => void) | undefined
 }
 
 /** What serves the chat's connections, on every platform: one set of functions, given the connection a socket carries. */

@@ -425,34 +425,3 @@ export function untrackFromShutdown(socket: Duplex): boolean {
   }
   return false
 }
-
-/** How long one exchange may hold a socket's output at most (`holdOutput`), in ms. */
-const OUTPUT_HOLD_MAX = 20
-
-/** Sockets whose output is held, with how many holds each: few at a time (joins under way), none kept with a connection. */
-const heldOutputs = new Map<RawSocket, number>()
-
-/**
- * Hold a `ws` socket's output (one cork more) until the returned function is called, or `OUTPUT_HOLD_MAX` ms at
- * most: what is written meanwhile (a join's `joined`, presence list, replay and `caught_up`, from three tasks) leaves
- * in one write. Held output is no backlog yet (`backlogOf`). Undefined when the socket cannot be corked.
- */
-export function holdOutput(ws: RawWebSocket): (() => void) | undefined {
-  const socket = ws._socket as RawSocket | undefined
-  if (!isObject(socket) || typeof socket.cork !== 'function' || typeof socket.uncork !== 'function' || socket.destroyed) return undefined
-  socket.cork()
-  heldOutputs.set(socket, (heldOutputs.get(socket) ?? 0) + 1)
-  let held = true
-  const release = () => {
-    if (!held) return
-    held = false
-    clearTimeout(timer)
-    const holds = heldOutputs.get(socket) ?? 1
-    if (holds > 1) heldOutputs.set(socket, holds - 1)
-    else heldOutputs.delete(socket)
-    socket.uncork!()
-  }
-  const timer = setTimeout(release, OUTPUT_HOLD_MAX)
-  timer.unref?.()
-  return release
-}

@@ -6,7 +6,7 @@
 import type { Peer } from 'crossws'
 import type { ChatTransport } from './chatTransport'
 import type { SharedFrame } from './frame'
-import { backlogOf, capFramesOf, holdOutput, publicBufferedAmount, rawWebSocket, releaseUpgradeRequest, transportStats, writeFramed, type RawWebSocket } from './internals'
+import { backlogOf, capFramesOf, publicBufferedAmount, rawWebSocket, releaseUpgradeRequest, transportStats, writeFramed, type RawWebSocket } from './internals'
 
 const WS_OPEN = 1
 
@@ -86,10 +86,6 @@ export class PeerTransport<M extends Liveness = Liveness> implements ChatTranspo
     if (!this.ws) return false
     this.ws.ping()
     return true
-  }
-
-  holdOutput(): (() => void) | undefined {
-    return this.ws && holdOutput(this.ws)
   }
 
   /** Was the next unhandled data frame binary? */

@@ -45,8 +45,4 @@ export class StreamTransport implements ChatTransport {
   sendPing(): boolean {
     return false
   }
-
-  holdOutput(): undefined {
-    return undefined
-  }
 }

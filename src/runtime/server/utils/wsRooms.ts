@@ -350,14 +350,11 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
     subscription.ended = true
     refuseJoin(connection, room, ref, code, message)
   }
-  let release: (() => void) | undefined
   try {
     const refusal = await roomRefusal(connection, room, config, directWith)
     // Left (or closed) while the app was asked.
     if (subscription.ended || connection.subscriptionOf(room) !== subscription) return
     if (refusal) return refuse(refusal.code, refusal.message)
-    // `joined`, the presence list with the replay, and `caught_up` come from three tasks: held, they leave in one write.
-    release = connection.socket.holdOutput()
     await hub.join(subscription.room, subscription, since, undefined, true)
     // Echoed in `joined` already, and in `caught_up` below: not kept with every room of every connection.
     subscription.caughtUp()
@@ -377,9 +374,6 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
     chatLogger.error('[nuxt-chat] join failed', error)
     if (!subscription.ended) hub.leave(room, subscription)
     refuse('unavailable', 'The room could not be joined; try again')
-  }
-  finally {
-    release?.()
   }
 }
 
