@@ -62,6 +62,28 @@ describe('room presence', () => {
     expect(JSON.parse(presence.fullFrame())).toMatchObject({ users: [{ id: 'u0', name: 'User 0' }] })
   })
 
+  it('a storm of guests into one room looks at each user a bounded number of times (no list of signed-in names per join)', () => {
+    const presence = createRoomPresence('r')
+    let looks = 0
+    // Guests whose `guest` flag counts its reads: every look at a user in the list goes through it.
+    const guest = (i: number) => ({ id: `guest:${i}`, name: `Guest ${i}`, get guest() {
+      looks++
+      return true as const
+    } })
+    const count = 3000
+    // As a guest's join asks (the names it may not take), after every join.
+    for (let i = 0; i < count; i++) {
+      presence.connect(guest(i))
+      expect(presence.signedInNames()).toEqual([])
+    }
+    // Before: every join made the list again from all users (~4.5 million looks).
+    expect(looks).toBeLessThanOrEqual(2 * count)
+    presence.connect({ id: 'a', name: 'Alice' })
+    expect(presence.signedInNames()).toEqual(['Alice'])
+    presence.disconnect({ id: 'a', name: 'Alice' })
+    expect(presence.signedInNames()).toEqual([])
+  })
+
   it('drops an announcement once it expires, with nothing else changing', async () => {
     const presence = createRoomPresence('r')
     presence.heardFrom('other', [{ id: 'c', name: 'Carol' }], Date.now() + 20)

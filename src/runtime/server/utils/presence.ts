@@ -31,6 +31,8 @@ export class RoomPresence {
   declare private changed: boolean
   /** Signed-in names online, until the users change or an announcement may expire (asked once per guest join). */
   declare private signedIn: { names: string[], until: number } | undefined
+  /** Local users who are signed in: a room of guests has no names to list, however many join (a storm of guests made it per join). */
+  declare private signedInLocal: number
 
   constructor(room: string) {
     this.room = room
@@ -40,6 +42,7 @@ export class RoomPresence {
     this.shown = []
     this.changed = false
     this.signedIn = undefined
+    this.signedInLocal = 0
   }
 
   /** Someone came, went, or was announced: the next diff looks, and the signed-in names are made again. */
@@ -83,6 +86,7 @@ export class RoomPresence {
     // `concat` allocates the exact length (a push leaves spare slots in every room).
     else if (local.length < SMALL_ROOM) this.local = local.concat(user)
     else this.local = new Map([...local, user].map(each => [each.id, each]))
+    if (!user.guest) this.signedInLocal++
     this.usersChanged()
     return true
   }
@@ -107,12 +111,14 @@ export class RoomPresence {
       const at = local.findIndex(each => each.id === user.id)
       this.local = local.slice(0, at).concat(local.slice(at + 1))
     }
+    if (!user.guest) this.signedInLocal--
     this.usersChanged()
     return true
   }
 
   /** Display names of the signed-in users (not guests) online here and on other instances. */
   signedInNames(): string[] {
+    if (!this.signedInLocal && !this.remote?.size) return []
     const now = Date.now()
     const signedIn = this.signedIn
     if (signedIn && now <= signedIn.until) return signedIn.names
