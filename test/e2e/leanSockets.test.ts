@@ -4,9 +4,10 @@
  * same frames and close codes. An app's own WebSocket route beside the chat's stays on crossws.
  */
 import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, until } from '../utils/clients'
+import { ChatSocket, ChatSocketV2, until } from '../utils/clients'
 import { transportCounters } from '../utils/metrics'
 import { nuxtMajor, startServer, type TestServer } from '../utils/server'
 
@@ -77,5 +78,29 @@ describe('a server stopping (SIGTERM)', () => {
     const closed = await until(() => socket.closed, 'closed by the server')
     // Nitro 2's shutdown no longer tracks chat sockets (~400 B each): the chat says it is going away, so clients reconnect at once.
     if (lean) expect(closed).toMatchObject({ code: 1001, reason: 'Server shutting down' })
+  })
+})
+
+describe('a version 2 join', () => {
+  it('leaves in two writes: `joined` as its admission ends; the presence list and `caught_up` of one task together', async () => {
+    const quiet = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
+    try {
+      // The server's write system calls (Linux): the kernel's count, not the module's.
+      const writeCalls = () => Number(readFileSync(`/proc/${quiet.process()!.pid}/io`, 'utf8').match(/^syscw: (\d+)$/m)![1])
+      const socket = await ChatSocketV2.openV2(`ws://127.0.0.1:${quiet.port}`, { name: 'Ann' })
+      await socket.waitFor(frame => frame.type === 'hello', 'hello')
+      // The server settled first (its start's own writes: the store, the log): until a quarter second passes without one.
+      for (let previous = -1, now = writeCalls(); now !== previous; previous = now, now = writeCalls()) await new Promise(resolve => setTimeout(resolve, 250))
+      const before = writeCalls()
+      for (let i = 0; i < 3; i++) await socket.join(uniqueRoom())
+      const writes = writeCalls() - before
+      expect(socket.frames.filter(frame => frame.type === 'caught_up')).toHaveLength(3)
+      // Two per join (three before: the socket was uncorked before the task's promise jobs wrote `caught_up`), and one spare for a stray write of the server's own.
+      expect(writes).toBeLessThanOrEqual(7)
+      await socket.close()
+    }
+    finally {
+      await quiet.stop()
+    }
   })
 })

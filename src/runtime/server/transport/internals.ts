@@ -140,8 +140,13 @@ function corkForTask(socket: RawSocket): boolean {
   socket.cork()
   socket[kCorked] = 0
   // After this task and its promise jobs (a stored batch's whole fan-out), before any other I/O: no added latency.
-  if (corked.push(socket) === 1) process.nextTick(uncorkAll)
+  if (corked.push(socket) === 1) queueMicrotask(uncorkAfterPromiseJobs)
   return true
+}
+
+/** A tick queued from a promise job runs once every promise job is done (a tick queued by the task itself would run before them). */
+function uncorkAfterPromiseJobs() {
+  process.nextTick(uncorkAll)
 }
 
 /**
