@@ -6,11 +6,13 @@
 // - `heap`: a full GC, then a heap snapshot next to $BENCH_PROBE_FILE (its path in `snapshot`),
 //   to see what each connection holds (`node bench/heap-diff.mjs a.heapsnapshot b.heapsnapshot`);
 // - `profile-start` / `profile-stop <path>`: a CPU profile of one phase (inspector in this
-//   process), written to <path> (open it in Chrome DevTools or `node bench/profile-top.mjs`).
+//   process), written to <path> (open it in Chrome DevTools or `node bench/profile-top.mjs`);
+// - `alloc-start` / `alloc-stop <path>`: the same for allocations, collected ones included
+//   (a .heapprofile: `node bench/alloc-top.mjs <path>`).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 
 /** Resident memory by kind (Linux): anonymous (heap, malloc) and file-backed (code, mapped files), in bytes. */
 function mappedMemory() {
@@ -55,6 +57,22 @@ if (file) {
       })
       return
     }
+    if (ask === 'alloc-start') {
+      session ??= new Session()
+      session.connect()
+      // Every allocation sampled, also what the next GCs collect: where a phase's bytes go, not only what it keeps.
+      post('HeapProfiler.enable').then(() => post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }))
+        .then(() => writeFileSync(file, JSON.stringify({ at: Date.now() })))
+      return
+    }
+    if (ask.startsWith('alloc-stop ')) {
+      post('HeapProfiler.stopSampling').then(({ profile }) => {
+        writeFileSync(ask.slice('alloc-stop '.length), JSON.stringify(profile))
+        session.disconnect()
+        writeFileSync(file, JSON.stringify({ at: Date.now() }))
+      })
+      return
+    }
     if (ask === 'loop') {
       const answer = { loop: { max: ms(loop.max), p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), mean: ms(loop.mean) }, at: Date.now() }
       loop.reset()
@@ -68,6 +86,7 @@ if (file) {
       writeFileSync(file, JSON.stringify({ snapshot, at: Date.now() }))
       return
     }
-    writeFileSync(file, JSON.stringify({ ...process.memoryUsage(), ...mappedMemory(), at: Date.now() }))
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map(space => [space.space_name, space.space_size]).concat(getHeapSpaceStatistics().map(space => [`${space.space_name}.physical`, space.physical_space_size])))
+    writeFileSync(file, JSON.stringify({ ...process.memoryUsage(), ...mappedMemory(), spaces, at: Date.now() }))
   })
 }

@@ -7,7 +7,7 @@
 // Everything is bounded: each client has a hard timeout, the whole run has one, and every child
 // process is killed on exit or failure.
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -113,6 +113,8 @@ const SERVERS = {
 
 /** `--cpu-prof`: profile the module's servers (bench/results/profiles; the scale scenario: every server's connect, message and storm phases, through the probe); they then stop with SIGINT so the profile is written. */
 const CPU_PROF = flag('cpu-prof')
+// --alloc-prof: where the connect phase's allocations go (sampled, collected ones included; bench/alloc-top.mjs).
+const ALLOC_PROF = flag('alloc-prof')
 const isModule = entry => entry === entries.sqlite || entry === SERVERS.base.entry || entry === entries.postgresql || entry === entries.nuxt5
 
 async function startServer(entry, env = {}, { wholeProfile = true } = {}) {
@@ -122,7 +124,9 @@ async function startServer(entry, env = {}, { wholeProfile = true } = {}) {
   const cwd = mkdtempSync(join(tmpdir(), 'nuxt-chat-bench-'))
   tempDirs.add(cwd)
   const probeFile = join(cwd, 'probe.json')
-  const child = spawn(process.execPath, [...profileArgs, '--expose-gc', '--import', join(BENCH, 'probe.mjs'), entry], {
+  // BENCH_SERVER_FLAGS: Node/V8 flags for the servers (an experiment's, e.g. `--trace-gc`); their output goes to $BENCH_SERVER_LOG.<pid>.
+  const extraFlags = process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? []
+  const child = spawn(process.execPath, [...profileArgs, ...extraFlags, '--expose-gc', '--import', join(BENCH, 'probe.mjs'), entry], {
     cwd,
     // NUXT_CHAT_DATABASE_OPTIONS_CWD: a fresh SQLite file per server (a relative path resolves against the app's root otherwise).
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', NITRO_SHUTDOWN_TIMEOUT: '0', NUXT_CHAT_DATABASE_OPTIONS_CWD: cwd, BENCH_PROBE_FILE: probeFile, ...env },
@@ -132,6 +136,7 @@ async function startServer(entry, env = {}, { wholeProfile = true } = {}) {
   let output = ''
   child.stdout.on('data', (data) => {
     output += data
+    if (process.env.BENCH_SERVER_LOG) appendFileSync(`${process.env.BENCH_SERVER_LOG}.${child.pid}`, data)
   })
   child.stderr.on('data', (data) => {
     output += data
@@ -418,6 +423,7 @@ async function scaleRun(key, v2 = false) {
     const before = await askProbe(running, 'memory')
     await snapshot('before')
     if (phaseProfile) await askProbe(running, 'profile-start')
+    if (ALLOC_PROF) await askProbe(running, 'alloc-start')
     const connectCpu0 = cpuMicros(running.pid)
     const connectWrites0 = writeCalls(running.pid)
     const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
@@ -428,6 +434,12 @@ async function scaleRun(key, v2 = false) {
       mkdirSync(dirname(path), { recursive: true })
       await askProbe(running, `profile-stop ${path}`)
       log(`  profile: ${path}`)
+    }
+    if (ALLOC_PROF) {
+      const path = join(BENCH, 'results/profiles', `${scenario}-${key}-connect-${RUN_ID}-${running.pid}.heapprofile`)
+      mkdirSync(dirname(path), { recursive: true })
+      await askProbe(running, `alloc-stop ${path}`)
+      log(`  allocations: ${path}`)
     }
     const connections = connected.reduce((sum, part) => sum + part.connections, 0)
     let rest
@@ -448,7 +460,7 @@ async function scaleRun(key, v2 = false) {
     const after = await askProbe(running, 'memory')
     // Where RSS goes beyond the live heap: V8's committed heap, buffers outside it, the rest (native).
     const perConn = field => ((after[field] - before[field]) / connections / 1024).toFixed(2)
-    log(`  memory ${key} KiB/conn: heapUsed ${perConn('heapUsed')}, heapTotal ${perConn('heapTotal')}, external ${perConn('external')}, rss ${perConn('rss')} (anonymous ${perConn('anonymous')}, file-backed ${perConn('fileBacked')})`)
+    log(`  memory ${key} KiB/conn: heapUsed ${perConn('heapUsed')}, heapTotal ${perConn('heapTotal')}, external ${perConn('external')}, rss ${perConn('rss')} (anonymous ${perConn('anonymous')}, file-backed ${perConn('fileBacked')})); resident young generation ${((after.spaces['new_space.physical'] - before.spaces['new_space.physical']) / connections / 1024).toFixed(2)}, old generation ${((after.spaces['old_space.physical'] - before.spaces['old_space.physical']) / connections / 1024).toFixed(2)}`)
     if (v2) await snapshot('rooms3')
 
     const phase = async (rate, ms, profileName) => {
@@ -472,6 +484,11 @@ async function scaleRun(key, v2 = false) {
     await phase(S.rates[0], S.warmMs)
     const phases = []
     for (const rate of S.rates) phases.push(await phase(rate, S.phaseMs, phaseProfile && `${scenario}-${key}-${rate}-${RUN_ID}-${running.pid}.cpuprofile`))
+    // The same connections after the message phases: V8's young generation has been used to its size by now, on either server.
+    await sleep(500)
+    const afterTraffic = await askProbe(running, 'memory')
+    const young = reading => reading.spaces['new_space.physical']
+    log(`  memory after traffic ${key} KiB/conn: rss ${((afterTraffic.rss - before.rss) / connections / 1024).toFixed(2)}, young generation ${((young(afterTraffic) - young(before)) / connections / 1024).toFixed(2)}`)
 
     // Join storm: newcomers into one room with members and a history.
     await loads[0].ask('fill', { room: 0, count: S.history })
@@ -500,6 +517,9 @@ async function scaleRun(key, v2 = false) {
       connections,
       heapPerConn: (after.heapUsed - before.heapUsed) / connections,
       rssPerConn: (after.rss - before.rss) / connections,
+      rssAfterTrafficPerConn: (afterTraffic.rss - before.rss) / connections,
+      // V8's young generation is sized by the allocation, not the connections (64 MiB at most): RSS less it, what stays per connection.
+      rssOutsideYoungPerConn: (after.rss - young(after) - before.rss + young(before)) / connections,
       connectPerSec: connections / (Math.max(...connected.map(part => part.ms)) / 1000),
       // Server CPU per connection opened: the connect rate without the machine's other load.
       connectCpuUs: connectCpu / connections,
@@ -521,6 +541,8 @@ async function scaleRun(key, v2 = false) {
 const scaleMetrics = (v2 = false) => [
   [v2 ? 'idle heap KiB/conn (3 rooms each)' : 'idle heap KiB/conn', run => run.heapPerConn / 1024, ['<=', 1.2]],
   [v2 ? 'idle RSS KiB/conn (3 rooms each)' : 'idle RSS KiB/conn', run => run.rssPerConn / 1024, ['<=', 1.2]],
+  ['idle RSS less the young generation KiB/conn', run => run.rssOutsideYoungPerConn / 1024],
+  ['idle RSS after the message phases KiB/conn', run => run.rssAfterTrafficPerConn / 1024],
   [v2 ? 'connections opened/s, incl. the first join' : 'connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
   [v2 ? 'server CPU µs per connection opened + joined' : 'server CPU µs per connection opened', run => run.connectCpuUs],
   ['server write calls per connection opened', run => run.connectWrites],
