@@ -26,6 +26,19 @@ function mappedMemory() {
   }
 }
 
+/** What `<kind>-start` / `<kind>-stop <path>` record through the inspector. */
+const RECORDINGS = {
+  profile: {
+    start: post => post('Profiler.enable').then(() => post('Profiler.setSamplingInterval', { interval: 200 })).then(() => post('Profiler.start')),
+    stop: post => post('Profiler.stop'),
+  },
+  alloc: {
+    // Every allocation sampled, also what the next GCs collect: where a phase's bytes go, not only what it keeps.
+    start: post => post('HeapProfiler.enable').then(() => post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })),
+    stop: post => post('HeapProfiler.stopSampling'),
+  },
+}
+
 const file = process.env.BENCH_PROBE_FILE
 if (file) {
   const loop = monitorEventLoopDelay({ resolution: 1 })
@@ -42,34 +55,21 @@ if (file) {
     catch {
       // No question: memory.
     }
-    if (ask === 'profile-start') {
-      session ??= new Session()
-      session.connect()
-      post('Profiler.enable').then(() => post('Profiler.setSamplingInterval', { interval: 200 })).then(() => post('Profiler.start'))
-        .then(() => writeFileSync(file, JSON.stringify({ at: Date.now() })))
-      return
-    }
-    if (ask.startsWith('profile-stop ')) {
-      post('Profiler.stop').then(({ profile }) => {
-        writeFileSync(ask.slice('profile-stop '.length), JSON.stringify(profile))
+    const recording = /^(profile|alloc)-(start|stop)(?: (.+))?$/.exec(ask)
+    if (recording) {
+      const [, kind, verb, path] = recording
+      const { start, stop } = RECORDINGS[kind]
+      const answered = () => writeFileSync(file, JSON.stringify({ at: Date.now() }))
+      if (verb === 'start') {
+        session ??= new Session()
+        session.connect()
+        start(post).then(answered)
+        return
+      }
+      stop(post).then(({ profile }) => {
+        writeFileSync(path, JSON.stringify(profile))
         session.disconnect()
-        writeFileSync(file, JSON.stringify({ at: Date.now() }))
-      })
-      return
-    }
-    if (ask === 'alloc-start') {
-      session ??= new Session()
-      session.connect()
-      // Every allocation sampled, also what the next GCs collect: where a phase's bytes go, not only what it keeps.
-      post('HeapProfiler.enable').then(() => post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }))
-        .then(() => writeFileSync(file, JSON.stringify({ at: Date.now() })))
-      return
-    }
-    if (ask.startsWith('alloc-stop ')) {
-      post('HeapProfiler.stopSampling').then(({ profile }) => {
-        writeFileSync(ask.slice('alloc-stop '.length), JSON.stringify(profile))
-        session.disconnect()
-        writeFileSync(file, JSON.stringify({ at: Date.now() }))
+        answered()
       })
       return
     }
