@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { vapidKeys } from '../utils/pushReceiver'
 import { POSTGRES_URL, sharedDatabaseRetention, startServer } from '../utils/server'
 
 /**
@@ -24,5 +25,19 @@ describe('test servers never run retention on the shared PostgreSQL database', (
     const outcome = await startServer({ output: 'postgresql', env: { NUXT_CHAT_HISTORY_MAX: '1000000', NUXT_CHAT_HISTORY_INTERVAL: '60000' } })
       .then(server => server.stop('SIGKILL').then(() => 'started'), (error: Error) => error.message)
     expect(outcome).toMatch(/database of its own/)
+  })
+})
+
+/**
+ * The push suites failed together about once in 370 runs: ECDH's private key loses its leading
+ * zero bytes, web-push refuses a key that is not 32 bytes, and the test server ran with push off.
+ */
+describe('test VAPID keys', () => {
+  it('are always a 32-byte private key and a 65-byte public point', () => {
+    for (let i = 0; i < 2000; i++) {
+      const { publicKey, privateKey } = vapidKeys()
+      expect(Buffer.from(privateKey, 'base64url')).toHaveLength(32)
+      expect(Buffer.from(publicKey, 'base64url')).toHaveLength(65)
+    }
   })
 })

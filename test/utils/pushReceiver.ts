@@ -37,7 +37,9 @@ export interface ReceivedPush {
 export function vapidKeys(): { publicKey: string, privateKey: string } {
   const ecdh = createECDH('prime256v1')
   ecdh.generateKeys()
-  return { publicKey: ecdh.getPublicKey().toString('base64url'), privateKey: ecdh.getPrivateKey().toString('base64url') }
+  // The private key as 32 bytes: ECDH drops its leading zero bytes (1 key in ~370), and web-push refuses a shorter one.
+  const privateKey = ecdh.getPrivateKey()
+  return { publicKey: ecdh.getPublicKey().toString('base64url'), privateKey: Buffer.concat([Buffer.alloc(32 - privateKey.length), privateKey]).toString('base64url') }
 }
 
 /** An uncompressed P-256 point as a public key object. */
