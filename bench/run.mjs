@@ -459,8 +459,12 @@ async function scaleRun(key, v2 = false) {
     await sleep(500)
     const after = await askProbe(running, 'memory')
     // Where RSS goes beyond the live heap: V8's committed heap, buffers outside it, the rest (native).
-    const perConn = field => ((after[field] - before[field]) / connections / 1024).toFixed(2)
-    log(`  memory ${key} KiB/conn: heapUsed ${perConn('heapUsed')}, heapTotal ${perConn('heapTotal')}, external ${perConn('external')}, rss ${perConn('rss')} (anonymous ${perConn('anonymous')}, file-backed ${perConn('fileBacked')})); resident young generation ${((after.spaces['new_space.physical'] - before.spaces['new_space.physical']) / connections / 1024).toFixed(2)}, old generation ${((after.spaces['old_space.physical'] - before.spaces['old_space.physical']) / connections / 1024).toFixed(2)}`)
+    const kibPerConn = bytes => (bytes / connections / 1024).toFixed(2)
+    const perConn = field => kibPerConn(after[field] - before[field])
+    // V8's generations as resident (`physical_space_size`): the young one is sized by allocation, not by connections.
+    const young = reading => reading.spaces['new_space.physical']
+    const old = reading => reading.spaces['old_space.physical']
+    log(`  memory ${key} KiB/conn: heapUsed ${perConn('heapUsed')}, heapTotal ${perConn('heapTotal')}, external ${perConn('external')}, rss ${perConn('rss')} (anonymous ${perConn('anonymous')}, file-backed ${perConn('fileBacked')}); resident young generation ${kibPerConn(young(after) - young(before))}, old generation ${kibPerConn(old(after) - old(before))}`)
     if (v2) await snapshot('rooms3')
 
     const phase = async (rate, ms, profileName) => {
@@ -487,8 +491,7 @@ async function scaleRun(key, v2 = false) {
     // The same connections after the message phases: V8's young generation has been used to its size by now, on either server.
     await sleep(500)
     const afterTraffic = await askProbe(running, 'memory')
-    const young = reading => reading.spaces['new_space.physical']
-    log(`  memory after traffic ${key} KiB/conn: rss ${((afterTraffic.rss - before.rss) / connections / 1024).toFixed(2)}, young generation ${((young(afterTraffic) - young(before)) / connections / 1024).toFixed(2)}`)
+    log(`  memory after traffic ${key} KiB/conn: rss ${kibPerConn(afterTraffic.rss - before.rss)}, young generation ${kibPerConn(young(afterTraffic) - young(before))}`)
 
     // Join storm: newcomers into one room with members and a history.
     await loads[0].ask('fill', { room: 0, count: S.history })
@@ -518,7 +521,7 @@ async function scaleRun(key, v2 = false) {
       heapPerConn: (after.heapUsed - before.heapUsed) / connections,
       rssPerConn: (after.rss - before.rss) / connections,
       rssAfterTrafficPerConn: (afterTraffic.rss - before.rss) / connections,
-      // V8's young generation is sized by the allocation, not the connections (64 MiB at most): RSS less it, what stays per connection.
+      // RSS less the young generation (64 MiB at most, however many connections): what stays per connection.
       rssOutsideYoungPerConn: (after.rss - young(after) - before.rss + young(before)) / connections,
       connectPerSec: connections / (Math.max(...connected.map(part => part.ms)) / 1000),
       // Server CPU per connection opened: the connect rate without the machine's other load.
