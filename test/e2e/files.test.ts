@@ -418,10 +418,15 @@ describe('attachments when the database fails', () => {
       const answer = await upload(server!, ann, room, png(4, 4, 6), 'after.png')
       return answer.status === 201 && answer
     }, 'an upload once the database is back')
+    // The room log reconnects on its own next call; on a loaded machine that took over 10 s once (CI), so 30 s, and the last answer if not.
+    let last: unknown
     const sent = await until(async () => {
       const answer = await post(server!, ann, room, { message: 'with files', files: [first.body.id, after.body.id], cid: 'fault-1' })
+      last = answer
       return answer.status === 200 && answer
-    }, 'the message once the database is back')
+    }, 'the message once the database is back', 30_000).catch((error: Error) => {
+      throw new Error(`${error.message}; the last answer: ${JSON.stringify(last)}`)
+    })
     expect(sent.body.files!.map(file => file.id)).toEqual([first.body.id, after.body.id])
     expect((await fetchFile(server, ann, first.body.id)).status).toBe(200)
   })

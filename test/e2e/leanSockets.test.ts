@@ -89,8 +89,8 @@ describe('a version 2 join', () => {
       const writeCalls = () => Number(readFileSync(`/proc/${quiet.process()!.pid}/io`, 'utf8').match(/^syscw: (\d+)$/m)![1])
       const socket = await ChatSocketV2.openV2(`ws://127.0.0.1:${quiet.port}`, { name: 'Ann' })
       await socket.waitFor(frame => frame.type === 'hello', 'hello')
-      // The server settled first (its start's own writes: the store, the log): until a quarter second passes without one.
-      for (let previous = -1, now = writeCalls(); now !== previous; previous = now, now = writeCalls()) await new Promise(resolve => setTimeout(resolve, 250))
+      // The server settled first (its start's own writes: the store, the log): until a quarter second passes without one (10 s at most).
+      for (let previous = -1, now = writeCalls(), waits = 0; now !== previous && waits < 40; previous = now, now = writeCalls(), waits++) await new Promise(resolve => setTimeout(resolve, 250))
       const before = writeCalls()
       for (let i = 0; i < 3; i++) await socket.join(uniqueRoom())
       const writes = writeCalls() - before
