@@ -2,6 +2,7 @@
 //   node bench/alloc-top.mjs file.heapprofile [top=30] [per=N]
 // Prints each function's share of the sampled bytes (self), and with per=N the bytes per N-th (e.g. per connection).
 import { readFileSync } from 'node:fs'
+import { frameLabel } from './lib.mjs'
 
 const [file, top = '30', per] = process.argv.slice(2)
 const { head } = JSON.parse(readFileSync(file, 'utf8'))
@@ -10,8 +11,7 @@ const self = new Map()
 let total = 0
 // Each node's selfSize is V8's estimate of the bytes allocated there (samples scaled by the interval).
 const walk = (node) => {
-  const { functionName, url, lineNumber } = node.callFrame
-  const key = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`
+  const key = frameLabel(node.callFrame)
   self.set(key, (self.get(key) ?? 0) + node.selfSize)
   total += node.selfSize
   for (const child of node.children) walk(child)

@@ -110,3 +110,8 @@ export function writeCalls(pid) {
   const match = /syscw: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
   return match ? Number(match[1]) : NaN
 }
+
+/** A profile node's frame as `name dir/file:line` (CPU and allocation profiles alike). */
+export function frameLabel({ functionName, url, lineNumber }) {
+  return `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`
+}

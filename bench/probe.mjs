@@ -86,7 +86,8 @@ if (file) {
       writeFileSync(file, JSON.stringify({ snapshot, at: Date.now() }))
       return
     }
-    const spaces = Object.fromEntries(getHeapSpaceStatistics().map(space => [space.space_name, space.space_size]).concat(getHeapSpaceStatistics().map(space => [`${space.space_name}.physical`, space.physical_space_size])))
+    // Each heap space's resident bytes (what RSS sees), by name.
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map(space => [space.space_name, space.physical_space_size]))
     writeFileSync(file, JSON.stringify({ ...process.memoryUsage(), ...mappedMemory(), spaces, at: Date.now() }))
   })
 }

@@ -2,14 +2,14 @@
 //   node bench/profile-top.mjs file.cpuprofile [top=30]
 // Prints the share of samples whose top frame is each function (name, file:line), GC and idle included.
 import { readFileSync } from 'node:fs'
+import { frameLabel } from './lib.mjs'
 
 const [file, top = '30'] = process.argv.slice(2)
 const profile = JSON.parse(readFileSync(file, 'utf8'))
 const byId = new Map(profile.nodes.map(node => [node.id, node]))
 const self = new Map()
 for (const id of profile.samples) {
-  const { functionName, url, lineNumber } = byId.get(id).callFrame
-  const key = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`
+  const key = frameLabel(byId.get(id).callFrame)
   self.set(key, (self.get(key) ?? 0) + 1)
 }
 const total = profile.samples.length

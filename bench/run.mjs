@@ -462,8 +462,8 @@ async function scaleRun(key, v2 = false) {
     const kibPerConn = bytes => (bytes / connections / 1024).toFixed(2)
     const perConn = field => kibPerConn(after[field] - before[field])
     // V8's generations as resident (`physical_space_size`): the young one is sized by allocation, not by connections.
-    const young = reading => reading.spaces['new_space.physical']
-    const old = reading => reading.spaces['old_space.physical']
+    const young = reading => reading.spaces.new_space
+    const old = reading => reading.spaces.old_space
     log(`  memory ${key} KiB/conn: heapUsed ${perConn('heapUsed')}, heapTotal ${perConn('heapTotal')}, external ${perConn('external')}, rss ${perConn('rss')} (anonymous ${perConn('anonymous')}, file-backed ${perConn('fileBacked')}); resident young generation ${kibPerConn(young(after) - young(before))}, old generation ${kibPerConn(old(after) - old(before))}`)
     if (v2) await snapshot('rooms3')
 
