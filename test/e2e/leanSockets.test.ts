@@ -82,7 +82,7 @@ describe('a server stopping (SIGTERM)', () => {
 })
 
 describe('a version 2 join', () => {
-  it('leaves in two writes: `joined` as its admission ends; the presence list and `caught_up` of one task together', async () => {
+  it('leaves in one write: `joined` waits for its presence list and `caught_up` (a batch told in the same turn)', async () => {
     const quiet = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
     try {
       // The server's write system calls (Linux): the kernel's count, not the module's.
@@ -95,8 +95,8 @@ describe('a version 2 join', () => {
       for (let i = 0; i < 3; i++) await socket.join(uniqueRoom())
       const writes = writeCalls() - before
       expect(socket.frames.filter(frame => frame.type === 'caught_up')).toHaveLength(3)
-      // Two per join (three before: the socket was uncorked before the task's promise jobs wrote `caught_up`), and one spare for a stray write of the server's own.
-      expect(writes).toBeLessThanOrEqual(7)
+      // One per join (two before: `joined` left as its admission ended, three before that), and one spare for a stray write of the server's own.
+      expect(writes).toBeLessThanOrEqual(4)
       await socket.close()
     }
     finally {

@@ -28,6 +28,10 @@ export interface ChatTransport {
   resumeReading: () => void
   /** Send a protocol ping (its pong marks the connection alive); false when this platform cannot. */
   sendPing: () => boolean
+  /** Keep what is written from leaving until `releaseOutput` (frames of a few tasks in one write); false when this platform cannot. */
+  holdOutput: () => boolean
+  /** Let held output go, with the current task's. */
+  releaseOutput: () => void
 }
 
 /** What serves the chat's connections, on every platform: one set of functions, given the connection a socket carries. */

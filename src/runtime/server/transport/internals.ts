@@ -160,6 +160,19 @@ function writeCoalesced(socket: RawSocket, bytes: Uint8Array) {
   if (socket[kCorked] !== undefined) socket[kCorked] += bytes.length
 }
 
+/** One more cork on a `ws` socket, past this task, until `releaseSocket`; false when its socket cannot be written directly. */
+export function holdSocket(ws: RawWebSocket): boolean {
+  const socket = directSocket(ws)
+  if (!socket || typeof socket.cork !== 'function' || typeof socket.uncork !== 'function') return false
+  socket.cork()
+  return true
+}
+
+/** Take back `holdSocket`'s cork (the socket may have gone busy or closed since: its output still goes). */
+export function releaseSocket(ws: RawWebSocket): void {
+  (ws._socket as RawSocket).uncork!()
+}
+
 /** Where a frame's text goes when its bytes cannot be written directly (`ws.send`, or crossws's `peer.send`). */
 export interface TextSink {
   send: (text: string) => void

@@ -11,7 +11,7 @@ import { WebSocket, WebSocketServer, type ServerOptions } from 'ws'
 import { chatLogger } from '../utils/logger'
 import type { ChatSocketHandlers, ChatTransport } from './chatTransport'
 import type { SharedFrame } from './frame'
-import { backlogOf, forgetPeerAddress, transportStats, untrackFromShutdown, upgradeContextOf, writeFramed } from './internals'
+import { backlogOf, forgetPeerAddress, holdSocket, releaseSocket, transportStats, untrackFromShutdown, upgradeContextOf, writeFramed } from './internals'
 
 const WS_OPEN = 1
 
@@ -85,6 +85,14 @@ export class ChatSocket extends WebSocket implements ChatTransport {
   sendPing(): boolean {
     this.ping()
     return true
+  }
+
+  holdOutput(): boolean {
+    return holdSocket(this)
+  }
+
+  releaseOutput(): void {
+    releaseSocket(this)
   }
 }
 

@@ -6,7 +6,7 @@
 import type { Peer } from 'crossws'
 import type { ChatTransport } from './chatTransport'
 import type { SharedFrame } from './frame'
-import { backlogOf, capFramesOf, publicBufferedAmount, rawWebSocket, releaseUpgradeRequest, transportStats, writeFramed, type RawWebSocket } from './internals'
+import { backlogOf, capFramesOf, holdSocket, publicBufferedAmount, rawWebSocket, releaseSocket, releaseUpgradeRequest, transportStats, writeFramed, type RawWebSocket } from './internals'
 
 const WS_OPEN = 1
 
@@ -86,6 +86,14 @@ export class PeerTransport<M extends Liveness = Liveness> implements ChatTranspo
     if (!this.ws) return false
     this.ws.ping()
     return true
+  }
+
+  holdOutput(): boolean {
+    return this.ws ? holdSocket(this.ws) : false
+  }
+
+  releaseOutput(): void {
+    if (this.ws) releaseSocket(this.ws)
   }
 
   /** Was the next unhandled data frame binary? */

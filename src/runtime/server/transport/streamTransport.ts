@@ -45,4 +45,11 @@ export class StreamTransport implements ChatTransport {
   sendPing(): boolean {
     return false
   }
+
+  /** Each event is written as it comes (h3's stream). */
+  holdOutput(): boolean {
+    return false
+  }
+
+  releaseOutput(): void {}
 }

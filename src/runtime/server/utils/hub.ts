@@ -83,6 +83,8 @@ interface PresenceBatch {
   /** Settles once the batch was told (newcomers then get their replay). */
   told: Promise<void>
   tell: () => void
+  /** Told at the end of this turn (not after a window or the other instances). */
+  thisTurn: boolean
 }
 
 /** A connection of a batch, from its join until its replay is sent. */
@@ -92,6 +94,8 @@ interface Newcomer {
   createsPosition: boolean
   /** Set when the batch is told: settles once its replay (and what arrived meanwhile) was written. */
   replayed?: Promise<void>
+  /** Its output is held until its full list is written (`Member.holdOutput`). */
+  held?: boolean
 }
 
 export interface ChatHubOptions {
@@ -352,13 +356,14 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     if (room.batch) return room.batch
     let tell!: () => void
     const told = new Promise<void>(resolve => tell = resolve)
-    room.batch = { newcomers: new Map(), joined: new Map(), left: new Map(), told, tell }
     const wait = room.delivery.members.size < PRESENCE_WINDOW_FROM ? 0 : room.toldAt + PRESENCE_WINDOW - performance.now()
+    const batch: PresenceBatch = { newcomers: new Map(), joined: new Map(), left: new Map(), told, tell, thisTurn: !room.heard && wait <= 0 }
+    room.batch = batch
     // Members wait in their batch (live frames held) until the other instances answered.
     if (room.heard) void room.heard.then(() => tellBatch(room))
     else if (wait > 0) setTimeout(() => tellBatch(room), wait).unref?.()
     else if (batched.push(room) === 1) setImmediate(tellBatches)
-    return room.batch
+    return batch
   }
 
   function tellBatches() {
@@ -401,6 +406,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
         // Its join fails (and is logged) as before; the other newcomers still get theirs.
         newcomer.replayed = Promise.reject(error)
       }
+      if (newcomer.held) member.releaseOutput!()
     }
     batch.tell()
     // Forgotten only once its leaves are told: a join meanwhile reuses it, so nothing stale is announced after that join.
@@ -431,6 +437,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     const batch = batchOf(room)
     const newcomer: Newcomer = { since, createsPosition }
     batch.newcomers.set(member, newcomer)
+    // Its welcome waits for its full list (and a replay from memory) this turn: one write for the client, not two.
+    if (batch.thisTurn && member.holdOutput?.()) newcomer.held = true
     // Back within the same turn: neither left nor joined.
     if (room.presence.connect(member.user) && !batch.left.delete(member.user.id)) batch.joined.set(member.user.id, member.user)
     await batch.told
@@ -447,7 +455,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     const batch = batchOf(room)
     // Gone before its batch was told: it still joined, so a signed-in user's position is made (no frames for it).
     const newcomer = batch.newcomers.get(member)
-    if (newcomer && batch.newcomers.delete(member)) void readState.joined(name, member, newcomer.createsPosition)
+    if (newcomer && batch.newcomers.delete(member)) {
+      if (newcomer.held) member.releaseOutput!()
+      void readState.joined(name, member, newcomer.createsPosition)
+    }
     // Gone within the turn it came: never announced.
     if (room.presence.disconnect(member.user) && !batch.joined.delete(member.user.id)) batch.left.set(member.user.id, member.user)
   }

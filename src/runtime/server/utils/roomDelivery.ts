@@ -35,6 +35,9 @@ export interface Member {
   readonly takesDeltas?: boolean
   /** The frame that opens its join, with the person's membership of the room; absent: the seed's `welcome` (a version 2 subscription's is `joined`). */
   greeting?: (room: string, membership: Membership) => RoomFrame
+  /** Keep its output from leaving until `releaseOutput` (a join's frames of two tasks in one write); false when it cannot. */
+  holdOutput?: () => boolean
+  releaseOutput?: () => void
 }
 
 /**

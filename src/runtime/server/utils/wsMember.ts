@@ -184,6 +184,14 @@ export class WebSocketMember implements Member, RoomsWatcher {
     this.write(new RoomFrame(JSON.stringify(frame)))
   }
 
+  holdOutput(): boolean {
+    return this.socket.writable && this.socket.holdOutput()
+  }
+
+  releaseOutput() {
+    this.socket.releaseOutput()
+  }
+
   /** Closed by the app (`useChatServer().disconnect`: 4001) or by a membership that ended (4003), see docs/PROTOCOL.md. */
   close(code = 4001, reason = 'Disconnected by the server') {
     this.socket.closeWith(code, reason)

@@ -114,6 +114,14 @@ export class RoomSubscription implements Member {
     if (!this.ended) this.connection.write(frame)
   }
 
+  holdOutput(): boolean {
+    return !this.ended && this.connection.holdOutput()
+  }
+
+  releaseOutput() {
+    this.connection.releaseOutput()
+  }
+
   /** Version 2 is told who has read what in small rooms. */
   get seesReads(): boolean {
     return true
