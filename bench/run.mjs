@@ -471,8 +471,10 @@ async function scaleRun(key, v2 = false) {
       if (profileName) await askProbe(running, 'profile-start')
       await askProbe(running, 'loop')
       const cpu0 = cpuMicros(running.pid)
+      const writes0 = writeCalls(running.pid)
       const parts = await Promise.all(loads.map(load => load.ask('rate', { rate: rate / S.procs, ms })))
       const cpu = cpuMicros(running.pid) - cpu0
+      const writes = writeCalls(running.pid) - writes0
       const { loop } = await askProbe(running, 'loop')
       if (profileName) {
         const path = join(BENCH, 'results/profiles', profileName)
@@ -483,7 +485,7 @@ async function scaleRun(key, v2 = false) {
       }
       const sum = pick => parts.reduce((total, part) => total + pick(part), 0)
       const lat = Float64Array.from(parts.flatMap(part => Array.from(part.latencies))).sort()
-      return { rate, sent: sum(part => part.sent), completed: sum(part => part.completed), deliveries: sum(part => part.deliveries), cpuUsPerDelivery: cpu / sum(part => part.deliveries), p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat.at(-1), loopMax: loop.max, loopP99: loop.p99 }
+      return { rate, sent: sum(part => part.sent), completed: sum(part => part.completed), deliveries: sum(part => part.deliveries), cpuUsPerDelivery: cpu / sum(part => part.deliveries), writesPerDelivery: writes / sum(part => part.deliveries), p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat.at(-1), loopMax: loop.max, loopP99: loop.p99 }
     }
     await phase(S.rates[0], S.warmMs)
     const phases = []
@@ -557,6 +559,7 @@ const scaleMetrics = (v2 = false) => [
     : []),
   ...S.rates.flatMap((rate, i) => [
     [`${rate} msg/s: CPU µs/delivery`, run => run.phases[i].cpuUsPerDelivery],
+    [`${rate} msg/s: server write calls per delivery`, run => run.phases[i].writesPerDelivery],
     [`${rate} msg/s: p50 latency ms`, run => run.phases[i].p50],
     [`${rate} msg/s: p99 latency ms`, run => run.phases[i].p99, ['<=', 1.5]],
     [`${rate} msg/s: max latency ms`, run => run.phases[i].max],
