@@ -155,6 +155,27 @@ describe('faults: SQLite store', () => {
     const { ms, lost } = await expectRecovered(server, socket, room, 'ro', acked)
     report('SQLite file read-only while running', 'WS error unavailable, POST 503', ms, lost)
   })
+
+  it('a read while the file is read-only opens it for reading only: that connection is replaced once it is writable, and the next send works', async () => {
+    const room = newRoom('readonly-read')
+    const socket = await ChatSocket.open(server.wsUrl(''), { room })
+    const acked: [number, string][] = []
+    const before = await sendWs(socket, 'before', 'ror-before')
+    acked.push([before.id as number, 'ror-before'])
+    const files = [sqlite, `${sqlite}-wal`]
+    setImmutable(files, true)
+    try {
+      // The failed write drops the connection; the next read opens the file again, which SQLite can only read now.
+      expect(await sendWs(socket, 'during', 'ror-during')).toMatchObject({ type: 'error', code: 'unavailable' })
+      const page = await fetch(`${base(server)}/api/sse?room=${room}&before=${before.id as number + 1}&limit=5`)
+      expect(await page.text()).toContain('"message":"before"')
+    }
+    finally {
+      setImmutable(files, false)
+    }
+    const { ms, lost } = await expectRecovered(server, socket, room, 'ror', acked)
+    report('SQLite file read-only while running, read meanwhile', 'WS error unavailable; reads served', ms, lost)
+  })
 })
 
 describe('faults: SQLite unusable at boot', () => {

@@ -17,6 +17,7 @@ import { sniffFile } from '../../src/runtime/server/files/fileType'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
+import { setImmutable } from '../utils/faults'
 import { elf, pe, png } from '../utils/files'
 import { POSTGRES_URL, sqlitePath } from '../utils/roomLogs'
 
@@ -138,5 +139,29 @@ describe.each(backends)('the uploads\' records: %s', (_name, create) => {
     expect(await records.usedSince(uid, 0)).toBe(400)
     await records.forget(Date.now())
     expect(await records.usedSince(uid, 0)).toBe(200)
+  })
+})
+
+describe('the uploads\' records on a SQLite file that could not be written when they opened it', () => {
+  it('are read meanwhile, and the first write once the file can be written again works', async () => {
+    const path = sqlitePath('nuxt-chat-files-ro-')
+    const record = (id: string) => ({ id, room: 'files-ro', uid: 'u-ro', name: `${id}.png`, size: 100, type: 'image/png', created: Date.now() })
+    const kept = fileId()
+    const first = createDb0FileRecords(() => createDatabase(nodeSqlite({ path })))
+    await first.add(record(kept))
+    await first.close()
+    const records = createDb0FileRecords(() => createDatabase(nodeSqlite({ path })))
+    opened.push({ log: createMemoryRoomLog(), records })
+    // SQLite opens a file it cannot write for reading only, and keeps that handle so.
+    setImmutable([path, `${path}-wal`], true)
+    try {
+      expect(await records.get(kept)).toMatchObject({ id: kept })
+    }
+    finally {
+      setImmutable([path, `${path}-wal`], false)
+    }
+    const added = fileId()
+    await records.add(record(added))
+    expect(await records.get(added)).toMatchObject({ id: added })
   })
 })

@@ -1,5 +1,5 @@
 import type { Database } from 'db0'
-import { addColumnInPlace } from '../utils/roomLog.db0'
+import { addColumnInPlace, isWritableFile } from '../utils/roomLog.db0'
 import type { FileRecord, FileRecords } from './fileRecords'
 
 interface FileRow {
@@ -38,18 +38,21 @@ export function createDb0FileRecords(open: () => Database): FileRecords {
   let opening: Promise<Database> | undefined
   /** The driver reported the connection dead: the next call opens another. */
   let lost = false
+  /** SQLite opened the file for reading only (it could not be written then): its handle, replaced once the file can be. */
+  let readOnly: { location?: () => string | null } | undefined
   const connect = () => {
-    if (lost) reset()
+    if (lost || (readOnly && isWritableFile(readOnly))) reset()
     return opening ??= (async () => {
       const db = open()
       try {
-        const instance = await db.getInstance() as { on?: (event: string, listener: () => void) => void }
+        const instance = await db.getInstance() as { on?: (event: string, listener: () => void) => void, location?: () => string | null }
         // A server connection that drops says so with 'error' (without a listener, an uncaught exception) or 'end'.
         if (db.dialect !== 'sqlite' && typeof instance.on === 'function') {
           instance.on('error', () => lost = true)
           instance.on('end', () => lost = true)
         }
         await createSchema(db)
+        readOnly = db.dialect === 'sqlite' && !isWritableFile(instance) ? instance : undefined
         return db
       }
       catch (error) {
@@ -61,6 +64,7 @@ export function createDb0FileRecords(open: () => Database): FileRecords {
   }
   function reset() {
     lost = false
+    readOnly = undefined
     const dropped = opening
     opening = undefined
     void dropped?.then(db => db.dispose()).catch(() => {})

@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs'
 import type { Database } from 'db0'
 import { REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
@@ -59,6 +60,8 @@ interface Connection {
   indexer?: ReturnType<typeof setInterval>
   /** node:sqlite: another process holds a lock, so calls do not wait for it inside SQLite (busy_timeout 0) until one gets it. */
   lockedOut?: boolean
+  /** node:sqlite: the file could not be written when it was opened, so SQLite opened it for reading only (and keeps it so). */
+  readOnly?: boolean
 }
 
 type Method = 'all' | 'get' | 'run'
@@ -318,6 +321,8 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
         attempt.catch(() => connecting === attempt && (connecting = undefined))
       }
       const connection = await connecting
+      // Opened for reading while the file could not be written: replaced once it can, or the next write would fail too.
+      if (connection.readOnly && isWritableFile(connection.native!)) connection.lost = true
       if (!connection.lost) return connection
       drop(connection)
     }
@@ -721,6 +726,7 @@ async function openConnection(open: () => Database): Promise<Connection> {
     }
     await whileLocked(() => createSchema(db))
     if (connection.native) {
+      connection.readOnly = !isWritableFile(connection.native)
       connection.checkpointer = startSqliteCheckpointer(connection.native)
       connection.indexer = startSqliteIndexer(connection)
     }
@@ -729,6 +735,22 @@ async function openConnection(open: () => Database): Promise<Connection> {
   catch (error) {
     void Promise.resolve().then(() => db.dispose()).catch(() => {})
     throw error
+  }
+}
+
+/**
+ * Can this process write the database file? SQLite opens a file it cannot write (read-only, immutable, a read-only
+ * mount) for reading only and stays that way; reads go on meanwhile. An in-memory database has no file: writable.
+ */
+export function isWritableFile(native: { location?: () => string | null }): boolean {
+  try {
+    const file = typeof native.location === 'function' ? native.location() : null
+    if (file) accessSync(file, constants.W_OK)
+    return true
+  }
+  catch {
+    // Not writable (or a closed handle, which has no file to tell of).
+    return false
   }
 }
 
