@@ -358,7 +358,7 @@ function forkLoad(config) {
     pending.set(id, { resolve, reject })
     child.send({ id, cmd, ...args })
   })
-  return { ask, ready: ask('config', { config }), stop: () => child.kill('SIGKILL') }
+  return { pid: child.pid, ask, ready: ask('config', { config }), stop: () => child.kill('SIGKILL') }
 }
 
 /**
@@ -425,9 +425,12 @@ async function scaleRun(key, v2 = false) {
     if (phaseProfile) await askProbe(running, 'profile-start')
     if (ALLOC_PROF) await askProbe(running, 'alloc-start')
     const connectCpu0 = cpuMicros(running.pid)
+    // The load processes share the machine's cores with the server: what a connection costs them bounds the rate too.
+    const loadCpu0 = loads.map(load => cpuMicros(load.pid))
     const connectWrites0 = writeCalls(running.pid)
     const connected = await Promise.all(loads.map(load => load.ask('connect', { concurrency: 100 })))
     const connectCpu = cpuMicros(running.pid) - connectCpu0
+    const loadCpu = loads.reduce((sum, load, i) => sum + cpuMicros(load.pid) - loadCpu0[i], 0)
     const connectWrites = writeCalls(running.pid) - connectWrites0
     if (phaseProfile) {
       const path = join(BENCH, 'results/profiles', `${scenario}-${key}-connect-${RUN_ID}-${running.pid}.cpuprofile`)
@@ -528,6 +531,7 @@ async function scaleRun(key, v2 = false) {
       connectPerSec: connections / (Math.max(...connected.map(part => part.ms)) / 1000),
       // Server CPU per connection opened: the connect rate without the machine's other load.
       connectCpuUs: connectCpu / connections,
+      connectLoadCpuUs: loadCpu / connections,
       connectWrites: connectWrites / connected.reduce((sum, part) => sum + part.connections, 0),
       phases,
       storm,
@@ -550,6 +554,7 @@ const scaleMetrics = (v2 = false) => [
   ['idle RSS after the message phases KiB/conn', run => run.rssAfterTrafficPerConn / 1024],
   [v2 ? 'connections opened/s, incl. the first join' : 'connections opened/s', run => run.connectPerSec, ['>=', 0.8]],
   [v2 ? 'server CPU µs per connection opened + joined' : 'server CPU µs per connection opened', run => run.connectCpuUs],
+  ['load processes\' CPU µs per connection opened', run => run.connectLoadCpuUs],
   ['server write calls per connection opened', run => run.connectWrites],
   ...(v2
     ? [
