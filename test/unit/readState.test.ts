@@ -9,6 +9,7 @@ import type { ChatRoomFrame, ChatRoomsFrame } from '../../src/runtime/shared/pro
 import { messageFrame } from '../../src/runtime/server/utils/roomDelivery'
 import type { RoomFrame } from '../../src/runtime/server/transport/frame'
 import { createReadState, MAX_LISTED_ROOMS, MAX_REFRESHING, type RoomsWatcher } from '../../src/runtime/server/utils/readState'
+import { createRoomListing } from '../../src/runtime/server/utils/roomListing'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { AppendInput, RoomLog } from '../../src/runtime/server/utils/roomLog'
 
@@ -139,5 +140,27 @@ describe('rooms lists', () => {
     const again = listOf('u1')
     await readState.watch(again)
     expect((again.frames[0] as ChatRoomsFrame).rooms.map(entry => entry.room)).toEqual(['member-room'])
+  })
+})
+
+describe('a direct room in a rooms list', () => {
+  it('takes the other person\'s name from their message when the store did not have it yet (their name is stored as they join, maybe later)', async () => {
+    const { log, store } = countedStore()
+    const room = 'dm:test-pair'
+    const record = { id: room, title: '', topic: '', visibility: 'private' as const, kind: 'dm' as const, createdBy: 'alice', createdAt: Date.now() }
+    await log.createRoom(record)
+    await joinAsMember(log, room, 'bob')
+    await joinAsMember(log, room, 'alice')
+    const listing = createRoomListing({ store: log, recordOf: async () => record, logger: { error: () => {} } })
+    const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined, describe: listing.describe, nameHeard: listing.heard })
+    const list = listOf('bob')
+    await readState.watch(list)
+    const entry = () => list.frames.flatMap(frame => frame.type === 'rooms' ? frame.rooms : [frame]).findLast(shown => shown.room === room)
+    // Alice's name is not stored yet: the room is titled with her id.
+    expect(entry()).toMatchObject({ kind: 'dm', with: 'alice', title: 'alice' })
+    const hi = await log.append({ ...input(room, 'Alice', 'hi Bob'), sender: 'alice' })
+    readState.stored(room, messageFrame(hi.message))
+    await until(() => entry()?.upTo === hi.message.id && entry(), 'the list read after the message')
+    expect(entry()).toMatchObject({ kind: 'dm', with: 'alice', title: 'Alice', unread: 1 })
   })
 })

@@ -254,6 +254,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       return refused && limitRefusalFrame(refused)
     },
     describe: listing.describe,
+    nameHeard: listing.heard,
     async isMember(room, uid) {
       const member = await access.member(room, uid)
       return member !== undefined && !member.banned

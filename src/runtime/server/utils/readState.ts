@@ -47,6 +47,8 @@ export interface ReadStateOptions {
   allowStoredRead?: (connection: object, user: ChatUser) => ReadRefusal | undefined
   /** What a list shows of a room besides its read state (its record's title, …). @default nothing */
   describe?: (room: string, uid: string) => Promise<RoomDescription>
+  /** A signed-in user's stored message named them (a direct room's title for the other member, before their join stored the name). */
+  nameHeard?: (uid: string, name: string) => void
   /** Is `uid` a member of `room` (not banned)? Only members' rooms are listed. @default the store's answer */
   isMember?: (room: string, uid: string) => Promise<boolean>
   /** A signed-in user's join made their first position in a room: make them its member (how a room joins their list). */
@@ -92,7 +94,7 @@ function roomState(state: ReadState, description: RoomDescription): ChatRoomStat
  * `?rooms` connections, kept live from the stored events of the rooms they list. Rooms nobody
  * lists here cost one map lookup per stored event.
  */
-export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, tellsSeen = () => false, allowNewPosition, allowStoredRead, describe = async () => ({}), isMember, joinedFirst, evicted: forgetEvicted }: ReadStateOptions) {
+export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, tellsSeen = () => false, allowNewPosition, allowStoredRead, describe = async () => ({}), nameHeard, isMember, joinedFirst, evicted: forgetEvicted }: ReadStateOptions) {
   const memberOf = isMember ?? (async (room: string, uid: string) => {
     const member = await store.member(room, uid)
     return member !== undefined && !member.banned
@@ -274,8 +276,11 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       }
       // The next id in order is counted here; a gap (or a change to what the entry shows) is read from the store,
       // and so is anything once the app's last word on the user and room is too old to trust, and a direct
-      // room still titled with the other person's id (their name may be known since: two people, few messages).
-      if (frame.id !== entry.upTo + 1 || entry.upTo === 0 || admitListed(watcher, room) !== true || (entry.kind === 'dm' && entry.title === entry.with)) {
+      // room still titled with the other person's id (their name may be known since: two people, few messages;
+      // a message of theirs names them, even before their join stored the name).
+      const untitledDm = entry.kind === 'dm' && entry.title === entry.with
+      if (untitledDm && frame.type === 'message' && frame.uid !== undefined && frame.uid === entry.with && !frame.guest) nameHeard?.(frame.uid, frame.user)
+      if (frame.id !== entry.upTo + 1 || entry.upTo === 0 || admitListed(watcher, room) !== true || untitledDm) {
         refresh(watcher, room)
       }
       else if (frame.type === 'message') {

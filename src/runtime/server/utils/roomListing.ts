@@ -58,6 +58,11 @@ export function createRoomListing({ store, recordOf, memberOf = async () => unde
       return store.saveUserName(user.id, user.name, now()).catch(error => logger.error('[nuxt-chat] could not keep a user\'s name', error))
     },
 
+    /** A signed-in user's message names them as they are now: taken as current here (their join stores it, maybe after another instance reads). */
+    heard(uid: string, name: string) {
+      if (names.get(uid)?.name !== name) names.set(uid, { name, at: now() })
+    },
+
     /** What `uid`'s rooms list shows of `room`: nothing for a room without a record. */
     async describe(room: string, uid: string): Promise<RoomDescription> {
       const record = await recordOf(room)
