@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessageFrame, ChatUser } from '../../src/runtime/shared/protocol'
 import { chatClient, installEventSource, settle, sleep, startProxy, storedOf } from '../utils/chaos'
 import { ChatSocket, ChatStream, postMessage, presenceSeen, until, untilOnOneBus } from '../utils/clients'
-import { REDIS_URL, startServer, type TestServer } from '../utils/server'
+import { ownRedis } from '../utils/faults'
+import { startServer, type TestServer } from '../utils/server'
 
 installEventSource()
 
@@ -15,23 +15,6 @@ const wsBase = (server: TestServer) => server.wsUrl('')
 const httpBase = (server: TestServer) => server.url('').replace(/\/$/, '')
 const names = (users: ChatUser[]) => users.map(user => user.name).sort()
 
-const redisUp = () => {
-  try {
-    return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'ping'], { stdio: 'pipe' }).toString().trim() === 'PONG'
-  }
-  catch {
-    return false
-  }
-}
-function stopRedis() {
-  execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'shutdown', 'nosave'], { stdio: 'pipe' })
-}
-async function startRedis() {
-  if (redisUp()) return
-  execFileSync('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', '6379', '--save', '', '--appendonly', 'no', '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log'], { stdio: 'pipe' })
-  await until(() => redisUp(), 'Redis to answer PING', 10_000)
-}
-
 /** Exactly these ids, each once, in arrival order. */
 function expectIds(reader: ChatSocket | ChatStream, ids: number[], what: string) {
   expect(reader.messages.map(frame => frame.id), what).toEqual(ids)
@@ -40,8 +23,8 @@ function expectIds(reader: ChatSocket | ChatStream, ids: number[], what: string)
 describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
   let a: TestServer
   let b: TestServer
-  // CONSOLA_LEVEL: the servers inherit vitest's environment, where consola would hide info lines (the recovery log).
-  const env = { NUXT_CHAT_REDIS_URL: REDIS_URL, NUXT_CHAT_PRESENCE_INTERVAL: String(PRESENCE_INTERVAL), NUXT_CHAT_RATE_LIMIT: 'false', CONSOLA_LEVEL: '3' }
+  // A Redis of this file's own: the restart below must not empty the shared one under the files running beside it.
+  let redis: Awaited<ReturnType<typeof ownRedis>>
   const opened: { close: () => unknown }[] = []
   const track = <T extends { close: () => unknown }>(reader: T) => {
     opened.push(reader)
@@ -59,7 +42,9 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
   }
 
   beforeAll(async () => {
-    await startRedis()
+    redis = await ownRedis()
+    // CONSOLA_LEVEL: the servers inherit vitest's environment, where consola would hide info lines (the recovery log).
+    const env = { NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_PRESENCE_INTERVAL: String(PRESENCE_INTERVAL), NUXT_CHAT_RATE_LIMIT: 'false', CONSOLA_LEVEL: '3' }
     ;[a, b] = await Promise.all([startServer({ output: 'postgresql', env }), startServer({ output: 'postgresql', env })])
     await untilOnOneBus(a, b)
   })
@@ -67,7 +52,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
   afterAll(async () => {
     for (const reader of opened) await reader.close()
     await Promise.all([a?.stop('SIGKILL'), b?.stop('SIGKILL')])
-    await startRedis()
+    await redis?.stop()
   })
 
   it('delivers across instances, WS and SSE, to every reader exactly once and in id order', async () => {
@@ -238,7 +223,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
     for (const reader of readers) await reader.waitFor(frame => frame.type === 'message' && frame.id === 30, 'id 30 before the outage')
 
     try {
-      stopRedis()
+      await redis.stop()
       await until(() => outages(a) > before.a && outages(b) > before.b, 'both instances noticing the outage', 10_000)
       // Stored on A while the bus is down: A's readers get them live, B's cannot yet.
       await sendOn(onA, 25)
@@ -247,7 +232,7 @@ describe('scale-out: two PostgreSQL instances on a Redis bus', () => {
       expect(onB.messages.at(-1)?.id, 'B is cut off while the bus is down').toBe(30)
     }
     finally {
-      await startRedis()
+      await redis.start()
     }
     // Nothing more is sent: B must catch up from the store on its own once the bus is back.
     // The last message stored during the outage too, with nothing sent after it to reveal a gap.
