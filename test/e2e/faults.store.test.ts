@@ -136,44 +136,42 @@ describe('faults: SQLite store', () => {
     expectCleanLogs(server)
   })
 
-  it('the database file turns read-only while running: senders get unavailable, the next send after it works', async () => {
-    const room = newRoom('readonly')
+  /**
+   * A socket in a new room with one message acknowledged, then `during` while the database file and its WAL cannot be
+   * written, then the checks of `expectRecovered` once they can. The first send meanwhile is refused `unavailable`.
+   */
+  async function readOnlyWhile(tag: string, during: (room: string, before: Record<string, unknown>) => Promise<void>) {
+    const room = newRoom(tag)
     const socket = await ChatSocket.open(server.wsUrl(''), { room })
     const acked: [number, string][] = []
-    const before = await sendWs(socket, 'before', 'ro-before')
-    acked.push([before.id as number, 'ro-before'])
+    const before = await sendWs(socket, 'before', `${tag}-before`)
+    acked.push([before.id as number, `${tag}-before`])
     const files = [sqlite, `${sqlite}-wal`]
     setImmutable(files, true)
     try {
-      expect(await sendWs(socket, 'during', 'ro-during')).toMatchObject({ type: 'error', code: 'unavailable' })
-      const post = await timedPost(server, room, 'during post', 'ro-during-post')
-      expect(post.status).toBe(503)
+      expect(await sendWs(socket, 'during', `${tag}-during`)).toMatchObject({ type: 'error', code: 'unavailable' })
+      await during(room, before)
     }
     finally {
       setImmutable(files, false)
     }
-    const { ms, lost } = await expectRecovered(server, socket, room, 'ro', acked)
+    return expectRecovered(server, socket, room, tag, acked)
+  }
+
+  it('the database file turns read-only while running: senders get unavailable, the next send after it works', async () => {
+    const { ms, lost } = await readOnlyWhile('ro', async (room) => {
+      const post = await timedPost(server, room, 'during post', 'ro-during-post')
+      expect(post.status).toBe(503)
+    })
     report('SQLite file read-only while running', 'WS error unavailable, POST 503', ms, lost)
   })
 
   it('a read while the file is read-only opens it for reading only: that connection is replaced once it is writable, and the next send works', async () => {
-    const room = newRoom('readonly-read')
-    const socket = await ChatSocket.open(server.wsUrl(''), { room })
-    const acked: [number, string][] = []
-    const before = await sendWs(socket, 'before', 'ror-before')
-    acked.push([before.id as number, 'ror-before'])
-    const files = [sqlite, `${sqlite}-wal`]
-    setImmutable(files, true)
-    try {
-      // The failed write drops the connection; the next read opens the file again, which SQLite can only read now.
-      expect(await sendWs(socket, 'during', 'ror-during')).toMatchObject({ type: 'error', code: 'unavailable' })
+    // The failed write drops the connection; the next read opens the file again, which SQLite can only read now.
+    const { ms, lost } = await readOnlyWhile('ror', async (room, before) => {
       const page = await fetch(`${base(server)}/api/sse?room=${room}&before=${before.id as number + 1}&limit=5`)
       expect(await page.text()).toContain('"message":"before"')
-    }
-    finally {
-      setImmutable(files, false)
-    }
-    const { ms, lost } = await expectRecovered(server, socket, room, 'ror', acked)
+    })
     report('SQLite file read-only while running, read meanwhile', 'WS error unavailable; reads served', ms, lost)
   })
 })
