@@ -185,7 +185,7 @@ export class WebSocketMember implements Member, RoomsWatcher {
   }
 
   holdOutput(): boolean {
-    return this.socket.writable && this.socket.holdOutput()
+    return this.socket.holdOutput()
   }
 
   releaseOutput() {
