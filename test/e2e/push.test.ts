@@ -7,8 +7,9 @@
  * thread replies notify; muted rooms and the `chat:notify` hook suppress; bad input is refused.
  * SQLite (one instance) and two PostgreSQL instances over Redis.
  */
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
 import { startPushReceiver, vapidKeys, type PushReceiver, type TestSubscription } from '../utils/pushReceiver'
@@ -333,5 +334,83 @@ describe('push routes refuse bad input', () => {
     expect(await worker.text()).toContain('showNotification')
     // Nothing broke: the server still answers.
     expect((await fetch(server.url('/_chat/push/key'))).status).toBe(200)
+  })
+})
+
+describe('a shared push batch outlives the instance that opened it (two PostgreSQL instances on Redis)', () => {
+  let pair: Awaited<ReturnType<ReturnType<typeof serverPairs>[1][1]>>
+  let receiver: PushReceiver
+  const opened: ChatSocketV2[] = []
+  const queued = (uid: string) => execFileSync('redis-cli', ['EXISTS', `${pair.env.NUXT_CHAT_REDIS_CHANNEL}:push:queue:${uid}`]).toString().trim() === '1'
+
+  beforeAll(async () => {
+    receiver = await startPushReceiver(keys.publicKey, SUBJECT)
+    pair = await serverPairs('nuxt_chat_push_owner', PUSH_ENV)[1]![1]()
+  })
+  afterAll(async () => {
+    for (const socket of opened) await socket.close()
+    await pair?.stop()
+    await receiver?.close()
+  })
+  // Each test stops the first instance: the next starts it again.
+  afterEach(async () => {
+    const child = pair.servers[0].process()
+    if (!child || child.exitCode !== null || child.signalCode !== null) await pair.servers[0].start()
+  })
+
+  /** Ann's direct message to Bob (away, subscribed on the other instance) stored on `a`, and in the shared batch. */
+  async function batchedOnA(text: string) {
+    const [a, b] = pair.servers
+    const ann = newUser('Ann')
+    const bob = newUser('Bob')
+    const subscription = receiver.subscribe()
+    expect((await pushRequest(b, '', 'POST', bob, subscription.json)).status).toBe(201)
+    const { body } = await callServer<{ id: string }>(a, { call: 'directRoom', userId: ann.id, otherId: bob.id })
+    const socket = await ChatSocketV2.openV2(a.wsUrl(''), {}, { headers: { cookie: cookieOf(ann) } })
+    opened.push(socket)
+    expect(await socket.join(body.id)).toMatchObject({ type: 'caught_up' })
+    socket.send({ type: 'message', room: body.id, message: text, cid: `c-${randomUUID().slice(0, 8)}` })
+    await until(() => queued(bob.id), 'the batch in Redis', 5000)
+    return { room: body.id, subscription }
+  }
+
+  it('killed within its window: the other instance pushes the batch once the owner key ends, without a further message', async () => {
+    const [a] = pair.servers
+    const { room, subscription } = await batchedOnA('before the crash')
+    await a.stop('SIGKILL')
+    // The owner key ends 2 × window + 5 s after the batch opened; the other instance looks every second.
+    const [push] = await until(() => receiver.pushesOf(subscription).length > 0 && receiver.pushesOf(subscription), 'the orphaned batch', 2 * WINDOW + 5000 + 4000)
+    expect(push!.payload).toMatchObject({ title: 'Ann', body: 'before the crash', room, count: 1 })
+    await sleep(WINDOW * 1.5)
+    expect(receiver.pushesOf(subscription)).toHaveLength(1)
+  })
+
+  it('stopped within its window: it hands the batch over, and the other instance pushes it within about a second', async () => {
+    const [a] = pair.servers
+    const { room, subscription } = await batchedOnA('before the deploy')
+    const stopped = Date.now()
+    await a.stop('SIGTERM')
+    const [push] = await until(() => receiver.pushesOf(subscription).length > 0 && receiver.pushesOf(subscription), 'the handed-over batch', 5000)
+    expect(push!.at - stopped).toBeLessThan(3000)
+    expect(push!.payload).toMatchObject({ title: 'Ann', body: 'before the deploy', room, count: 1 })
+  })
+
+  it('one instance without Redis, stopped within a window: its batch in memory goes out as it stops', async () => {
+    const server = await startServer({ env: { ...PUSH_ENV, NUXT_CHAT_PUSH_WINDOW: '10000' } })
+    const ann = newUser('Ann')
+    const bob = newUser('Bob')
+    const subscription = receiver.subscribe()
+    expect((await pushRequest(server, '', 'POST', bob, subscription.json)).status).toBe(201)
+    const { body } = await callServer<{ id: string }>(server, { call: 'directRoom', userId: ann.id, otherId: bob.id })
+    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: cookieOf(ann) } })
+    opened.push(socket)
+    expect(await socket.join(body.id)).toMatchObject({ type: 'caught_up' })
+    socket.send({ type: 'message', room: body.id, message: 'before the restart', cid: 'c-restart' })
+    await socket.waitFor(frame => frame.type === 'message' && frame.cid === 'c-restart', 'its echo')
+    // Who follows the message is read from the store after the echo: the batch opens within this.
+    await sleep(300)
+    await server.stop('SIGTERM')
+    // Long before its 10 s window: pushed on the way out, not lost with the process.
+    expect(receiver.pushesOf(subscription).map(push => push.payload)).toMatchObject([{ title: 'Ann', body: 'before the restart', count: 1 }])
   })
 })

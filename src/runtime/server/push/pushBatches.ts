@@ -11,6 +11,10 @@ export interface PushBatches {
   /** Take `uid`'s batch, emptying it: its frames (oldest first, each message once) and how many messages it held. */
   take: (uid: string) => Promise<{ frames: ChatMessageFrame[], count: number }>
   clear: () => void
+  /** Shared batches only: claim those whose owner is gone (its key ended, or it handed them over); the caller flushes them. */
+  claimOrphans?: () => Promise<string[]>
+  /** Shared batches only: hand over the batches this instance owns (it stops), for another instance to claim at once. */
+  release?: (uids: string[]) => Promise<void>
 }
 
 /** Each message once, by room and id, in order. */
@@ -48,21 +52,32 @@ export function createLocalBatches(): PushBatches {
   }
 }
 
+/** Orphaned batches one sweep claims at most. */
+const MAX_CLAIMS = 100
+
+/** Give up the owner key only if this instance holds it, and make the batch due now. */
+const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) redis.call('ZADD', KEYS[2], 'XX', 0, ARGV[2]) end`
+
 /**
- * Batches shared by every instance in Redis: a list of frames per person and an owner key. The
- * instance whose `SET NX` made the owner key flushes the batch after the window, taking the list
- * and both keys in one transaction; a message added after that opens the next batch. Both keys
- * expire, so a batch whose owner died is taken by the next one. When Redis fails, `local` batches.
+ * Batches shared by every instance in Redis: a list of frames per person, an owner key, and a
+ * sorted set of open batches by when their owner key ends. The instance whose `SET NX` made the
+ * owner key flushes the batch after the window, taking the list, both keys and its entry in one
+ * transaction; a message added after that opens the next batch. A batch past its due time whose
+ * owner key is gone (the owner died, or stopped and released it) is claimed with the same
+ * `SET NX` by the next instance's sweep. When Redis fails, `local` batches.
  */
 export function createRedisBatches(redis: Redis, { channel, instanceId, window, local, failed }: { channel: string, instanceId: string, window: number, local: PushBatches, failed: (error: unknown) => void }): PushBatches {
   // A person's batch keeps at most this many frames (the newest); its count is of those.
   const MAX_SHARED = 200
   const keysOf = (uid: string) => [`${channel}:push:queue:${uid}`, `${channel}:push:owner:${uid}`] as const
+  const due = `${channel}:push:due`
+  // The owner flushes after `window`: a key that outlives that by far means its owner is gone.
+  const ownerTtl = window * 2 + 5000
   return {
     async add(uid, frame) {
       const [queue, owner] = keysOf(uid)
       try {
-        const results = await redis.multi().rpush(queue, JSON.stringify(frame)).ltrim(queue, -MAX_SHARED, -1).pexpire(queue, window * 4 + 60_000).set(owner, instanceId, 'PX', window * 2 + 5000, 'NX').exec()
+        const results = await redis.multi().rpush(queue, JSON.stringify(frame)).ltrim(queue, -MAX_SHARED, -1).pexpire(queue, window * 4 + 60_000).set(owner, instanceId, 'PX', ownerTtl, 'NX').zadd(due, 'NX', Date.now() + ownerTtl, uid).exec()
         if (!results || results.some(([error]) => error)) throw results?.find(([error]) => error)?.[0] ?? new Error('transaction aborted')
         return results[3]![1] === 'OK'
       }
@@ -75,7 +90,7 @@ export function createRedisBatches(redis: Redis, { channel, instanceId, window, 
       const [queue, owner] = keysOf(uid)
       const mine = await local.take(uid)
       try {
-        const results = await redis.multi().lrange(queue, 0, -1).del(queue).del(owner).exec()
+        const results = await redis.multi().lrange(queue, 0, -1).del(queue).del(owner).zrem(due, uid).exec()
         const texts = (results?.[0]?.[1] ?? []) as string[]
         const shared = texts.flatMap((text) => {
           try {
@@ -94,5 +109,19 @@ export function createRedisBatches(redis: Redis, { channel, instanceId, window, 
       }
     },
     clear: () => local.clear(),
+    async claimOrphans() {
+      const uids = await redis.zrangebyscore(due, '-inf', Date.now(), 'LIMIT', 0, MAX_CLAIMS)
+      if (!uids.length) return []
+      const pipeline = redis.pipeline()
+      for (const uid of uids) pipeline.set(keysOf(uid)[1], instanceId, 'PX', ownerTtl, 'NX')
+      const results = await pipeline.exec()
+      return uids.filter((_, index) => results?.[index]?.[1] === 'OK')
+    },
+    async release(uids) {
+      if (!uids.length) return
+      const pipeline = redis.pipeline()
+      for (const uid of uids) pipeline.eval(RELEASE_SCRIPT, 2, keysOf(uid)[1], due, instanceId, uid)
+      await pipeline.exec()
+    },
   }
 }

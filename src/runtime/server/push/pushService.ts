@@ -19,6 +19,8 @@ const MAX_SENDING = 32
 const VAPID_VALIDITY = 12 * 3600
 /** Push service origins whose JWT is kept. */
 const MAX_AUDIENCES = 100
+/** How often an instance looks for shared batches whose owner is gone, in ms. */
+const ORPHAN_SWEEP = 1000
 
 /** Web Push of this instance (docs/PROTOCOL.md, "Notifications"). */
 export interface ChatPush {
@@ -78,17 +80,25 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   const local = createLocalBatches()
   // With Redis, one batch per person across the instances (./pushBatches.ts).
   const batches: PushBatches = online.redis ? createRedisBatches(online.redis, { channel, instanceId: randomUUID(), window: options.window, local, failed: online.failed }) : local
-  const timers = new Set<ReturnType<typeof setTimeout>>()
+  /** The batches this instance opened, by person: each flushed when its window ends. */
+  const timers = new Map<string, ReturnType<typeof setTimeout>>()
   let closed = false
+  const flushLogged = (uid: string) => flush(uid).catch(error => logger.error('[nuxt-chat] push failed', error))
 
   async function enqueue(uid: string, frame: ChatMessageFrame) {
     if (closed || !await batches.add(uid, frame) || closed) return
-    const timer = setTimeout(() => {
-      timers.delete(timer)
-      void flush(uid).catch(error => logger.error('[nuxt-chat] push failed', error))
-    }, options.window)
-    timers.add(timer)
+    timers.set(uid, setTimeout(() => {
+      timers.delete(uid)
+      void flushLogged(uid)
+    }, options.window))
   }
+
+  // A shared batch whose owner died or stopped within its window is flushed here instead.
+  const sweep = batches.claimOrphans && setInterval(() => {
+    if (online.redis?.status !== 'ready') return
+    batches.claimOrphans!().then(uids => uids.forEach(uid => void flushLogged(uid)), online.failed)
+  }, ORPHAN_SWEEP)
+  sweep?.unref()
 
   /** Who follows a stored message besides those it mentions: a direct room's other member, a thread's parent author and earlier repliers. */
   async function followersOf(frame: ChatMessageFrame): Promise<string[]> {
@@ -208,11 +218,16 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   })
 
   push.close = async () => {
-    closed = true
     unhookStored()
     unhookMention()
-    for (const timer of timers) clearTimeout(timer)
+    if (sweep) clearInterval(sweep)
+    const open = [...timers.keys()]
+    for (const timer of timers.values()) clearTimeout(timer)
     timers.clear()
+    // Nothing open is lost by stopping: a shared batch goes to another instance, one in memory out now.
+    if (batches.release) await batches.release(open).catch(online.failed)
+    else await Promise.all(open.map(flushLogged))
+    closed = true
     batches.clear()
     await online.close()
   }
