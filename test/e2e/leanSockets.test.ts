@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocket, ChatSocketV2, until } from '../utils/clients'
+import { ChatSocket, ChatSocketV2, ChatStreamV2, until } from '../utils/clients'
 import { transportCounters } from '../utils/metrics'
 import { nuxtMajor, startServer, type TestServer } from '../utils/server'
 
@@ -77,7 +77,26 @@ describe('a server stopping (SIGTERM)', () => {
     await stopping.stop()
     const closed = await until(() => socket.closed, 'closed by the server')
     // Nitro 2's shutdown no longer tracks chat sockets (~400 B each): the chat says it is going away, so clients reconnect at once.
-    if (lean) expect(closed).toMatchObject({ code: 1001, reason: 'Server shutting down' })
+    expect(closed).toMatchObject({ code: 1001, reason: 'Server shutting down' })
+  })
+
+  it('with its graceful shutdown on, as in production: open chat sockets and streams do not hold it, the process ends at once', async () => {
+    // srvx (Nitro 3) turns its graceful shutdown off when CI or TEST is set, as in this run: a production server has it.
+    const stopping = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false', CI: '', TEST: '' } })
+    const v1 = await ChatSocket.open(`ws://127.0.0.1:${stopping.port}`, { room: uniqueRoom(), name: 'Ann' })
+    await v1.waitFor(frame => (frame as { event?: string }).event === 'welcome', 'welcome')
+    const v2 = await ChatSocketV2.openV2(`ws://127.0.0.1:${stopping.port}`, { name: 'Bob' })
+    expect(await v2.join(uniqueRoom())).toMatchObject({ type: 'caught_up' })
+    const stream = await ChatStreamV2.openV2(`http://127.0.0.1:${stopping.port}`, { name: 'Cat' })
+    const started = Date.now()
+    const exited = new Promise(resolve => stopping.process()!.once('exit', (code, signal) => resolve({ code, signal })))
+    stopping.process()!.kill('SIGTERM')
+    // Not the platform's graceful timeout (srvx: 5 s, then a process that did not end at all).
+    expect(await Promise.race([exited, new Promise(resolve => setTimeout(() => resolve('still running'), 3000))])).toEqual({ code: 0, signal: null })
+    expect(Date.now() - started).toBeLessThan(3000)
+    expect(await until(() => v1.closed, 'version 1 closed')).toMatchObject({ code: 1001 })
+    expect(await until(() => v2.closed, 'version 2 closed')).toMatchObject({ code: 1001 })
+    expect(await Promise.race([stream.reader.done.then(() => 'ended'), new Promise(resolve => setTimeout(() => resolve('still open'), 1000))])).toBe('ended')
   })
 })
 

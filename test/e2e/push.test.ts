@@ -337,6 +337,9 @@ describe('push routes refuse bad input', () => {
   })
 })
 
+// srvx (Nitro 3) turns its graceful shutdown off when CI or TEST is set, as in this run: a production server has it.
+const STOPPING_ENV = { ...PUSH_ENV, CI: '', TEST: '' }
+
 describe('a shared push batch outlives the instance that opened it (two PostgreSQL instances on Redis)', () => {
   let pair: Awaited<ReturnType<ReturnType<typeof serverPairs>[1][1]>>
   let receiver: PushReceiver
@@ -345,7 +348,7 @@ describe('a shared push batch outlives the instance that opened it (two PostgreS
 
   beforeAll(async () => {
     receiver = await startPushReceiver(keys.publicKey, SUBJECT)
-    pair = await serverPairs('nuxt_chat_push_owner', PUSH_ENV)[1]![1]()
+    pair = await serverPairs('nuxt_chat_push_owner', STOPPING_ENV)[1]![1]()
   })
   afterAll(async () => {
     for (const socket of opened) await socket.close()
@@ -396,7 +399,7 @@ describe('a shared push batch outlives the instance that opened it (two PostgreS
   })
 
   it('one instance without Redis, stopped within a window: its batch in memory goes out as it stops', async () => {
-    const server = await startServer({ env: { ...PUSH_ENV, NUXT_CHAT_PUSH_WINDOW: '10000' } })
+    const server = await startServer({ env: { ...STOPPING_ENV, NUXT_CHAT_PUSH_WINDOW: '10000' } })
     const ann = newUser('Ann')
     const bob = newUser('Bob')
     const subscription = receiver.subscribe()

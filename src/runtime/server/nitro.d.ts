@@ -5,7 +5,6 @@ declare module '#nuxt-chat/nitro' {
   export const defineWebSocketRoute: typeof import('./utils/nitroV2').defineWebSocketRoute
   export const parseEnvOverrides: typeof import('./utils/nitroV2').parseEnvOverrides
   export const serveChatSockets: typeof import('./utils/nitroV2').serveChatSockets
-  export const closeChatSockets: typeof import('./utils/nitroV2').closeChatSockets
   export const transportOfPeer: typeof import('./utils/nitroV2').transportOfPeer
   export const requestPath: typeof import('./utils/nitroV2').requestPath
   export const requestOrigin: typeof import('./utils/nitroV2').requestOrigin

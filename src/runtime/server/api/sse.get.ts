@@ -11,6 +11,7 @@ import { isOverBudget, queuedWritesAfter } from '../utils/outputBudget'
 import type { Member } from '../utils/roomDelivery'
 import type { RoomFrame } from '../transport/frame'
 import type { RoomsWatcher } from '../utils/readState'
+import { trackEventStream } from '../utils/shutdown'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { asksVersion2, openRoomsStream } from '../utils/sseRooms'
 
@@ -69,7 +70,7 @@ export default defineEventHandler(async (event) => {
   const hold = holdConnection(subject, config)
   if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
 
-  const stream = openEventStream(event, STREAM_HEADERS)
+  const stream = trackEventStream(openEventStream(event, STREAM_HEADERS))
   stream.write(`retry: ${config.sse.retry}\n\n`)
 
   const hub = useChatHub()

@@ -6,9 +6,10 @@ import { badConfigNumbers } from '../utils/configNumbers'
 import { connectorOptions, databaseProblem } from '../utils/databaseConfig'
 import { guardIncomingSockets } from '../utils/incomingSockets'
 import { sqliteFileOf, unsupportedStoreReason } from '../utils/platform'
+import { endChatConnections, endChatConnectionsOnSignals } from '../utils/shutdown'
 import { chatLogger, resetChatHub, useChatHub, useChatPush } from '../utils/useChatHub'
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
-import { closeChatSockets, defineNitroPlugin, parseEnvOverrides, setupWebSocketServer, useRuntimeConfig } from '#nuxt-chat/nitro'
+import { defineNitroPlugin, parseEnvOverrides, setupWebSocketServer, useRuntimeConfig } from '#nuxt-chat/nitro'
 
 /**
  * Starts the chat hub with the server and stops it on shutdown, and caps incoming
@@ -39,8 +40,9 @@ export default defineNitroPlugin((nitroApp) => {
   const hub = useChatHub()
   chatLogger.info(`history: ${database ? sqliteFileOf(database.connector, connectorOptions(database)) ?? `db0 connector "${database.connector}"` : 'in memory (lost on restart)'}`)
   const push = useChatPush()
+  endChatConnectionsOnSignals()
   nitroApp.hooks.hook('close', async () => {
-    closeChatSockets()
+    endChatConnections()
     await push?.close()
     await hub.close()
     resetChatHub()

@@ -427,7 +427,7 @@ const SHUTDOWN_FORGETS = /delete\s+[\w$]+\[[\w$]+\._connectionId\]/
 
 /**
  * Take a chat socket out of Nitro 2's graceful-shutdown table (a `once('close')` closure and an entry per socket,
- * ~400 B): the chat ends its own sockets at `close` (./leanServer.ts `closeLeanSockets`). Calling that listener is
+ * ~400 B): the chat ends its own sockets as the server stops (../utils/shutdown.ts). Calling that listener is
  * how its table lets go (it deletes the entry and removes itself). Any other shape (Nitro 3, dev, shutdown
  * disabled) is left as it is: false.
  */

@@ -153,20 +153,8 @@ class ChatWebSocketServer extends WebSocketServer {
   }
 }
 
-/** The servers made here (one per app): their chat sockets are the chat's to end. */
-const leanServers = new Set<ChatWebSocketServer>()
-
 /** The server for crossws's Node adapter: `ws`'s own, with the options crossws would have given its bundled copy. */
 export function createChatWebSocketServer(options: ServerOptions): WebSocketServer {
   // (`ws` makes server sockets as `new WebSocket(null, undefined, options)`, an overload its types leave out.)
-  const server = new ChatWebSocketServer({ ...options, noServer: true, WebSocket: ChatSocket as unknown as typeof WebSocket })
-  leanServers.add(server)
-  return server
-}
-
-/** The app is closing: every chat socket gets 1001 (going away), so its client reconnects, to another instance if there is one. */
-export function closeLeanSockets(): void {
-  for (const server of leanServers) {
-    for (const ws of server.clients ?? []) if ((ws as ChatSocket).member) ws.close(1001, 'Server shutting down')
-  }
+  return new ChatWebSocketServer({ ...options, noServer: true, WebSocket: ChatSocket as unknown as typeof WebSocket })
 }

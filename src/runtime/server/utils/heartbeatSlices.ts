@@ -38,6 +38,11 @@ export class HeartbeatSlices<T> {
     this.slices[slice]?.delete(item)
   }
 
+  /** Every connection, slice by slice. */
+  * [Symbol.iterator](): IterableIterator<T> {
+    for (const slice of this.slices) yield* slice
+  }
+
   /** Visit the next slice's connections; returns how many were visited. */
   tick(visit: (item: T) => void): number {
     this.tickSlice = (this.tickSlice + 1) % this.slices.length

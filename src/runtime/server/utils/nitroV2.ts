@@ -38,9 +38,6 @@ export function parseEnvOverrides(_config: Record<string, unknown>): void {}
 /** Chat sockets are served without a crossws Peer here (../transport/leanServer.ts). */
 export { serveChatSockets } from '../transport/leanServer'
 
-/** End the chat sockets served here when the app closes (Nitro's graceful shutdown no longer tracks them). */
-export { closeLeanSockets as closeChatSockets } from '../transport/leanServer'
-
 /** A chat connection on a crossws Peer (an app that brought its own `ws` server): the server options above already cap every frame. */
 export function transportOfPeer<M extends Liveness>(peer: Peer, _maxPayload: number): PeerTransport<M> {
   return peerTransport<M>(peer)

@@ -26,9 +26,6 @@ export function setupWebSocketServer(_nitroApp: unknown, _config: ChatRuntimeCon
 /** Nothing: crossws 0.4 makes its own `ws` server, so chat connections keep their crossws Peer. */
 export function serveChatSockets<M>(_handlers: ChatSocketHandlers<M>): void {}
 
-/** Nothing: chat sockets keep their crossws Peer, and Nitro's shutdown ends them. */
-export function closeChatSockets(): void {}
-
 /** A chat connection on its crossws 0.4 Peer, its incoming frames capped at `maxPayload` (a larger one closes it with 1009 before it is buffered). */
 export function transportOfPeer<M extends Liveness>(peer: Peer, maxPayload: number): PeerTransport<M> {
   return peerTransport<M>(peer, maxPayload)

@@ -17,6 +17,7 @@ import { limitSubjectOf } from './chatLimits'
 import { ConnectionHold, holdConnection } from './connectionCaps'
 import type { ChatEventStream } from './httpExchange'
 import { refuse, refuseLimited } from './httpAdmission'
+import { trackEventStream } from './shutdown'
 import { StreamTransport } from '../transport/streamTransport'
 import { handleInOrder } from './wsMember'
 import { commandOf, greetConnection, handleRoomMessage, MultiRoomMember } from './wsRooms'
@@ -59,7 +60,7 @@ export function asksVersion2(event: H3Event): boolean {
 export function openRoomsStream(event: H3Event, admission: ChatAdmission, config: ChatRuntimeConfig): unknown {
   const hold = holdConnection(limitSubjectOf(admission), config)
   if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
-  const stream = openEventStream(event, STREAM_HEADERS)
+  const stream = trackEventStream(openEventStream(event, STREAM_HEADERS))
   stream.write(`retry: ${config.sse.retry}\n\n`)
   const connection = new StreamRoomsMember(stream, admission, hold, config.maxBufferedBytes)
   streams.set(connection.id, connection)

@@ -252,6 +252,11 @@ export function addToHeartbeat(member: WebSocketMember, interval: number) {
   heartbeat.unref?.()
 }
 
+/** Close every WebSocket connection of this instance (a stopping server). */
+export function closeWebSocketMembers(code: number, reason: string) {
+  for (const member of heartbeatSlices ?? []) member.close(code, reason)
+}
+
 /** The connection closed: no more pings. */
 export function removeFromHeartbeat(member: WebSocketMember) {
   heartbeatSlices?.delete(member, member.slice)
