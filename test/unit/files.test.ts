@@ -4,6 +4,7 @@
  * (memory, SQLite, PostgreSQL): reservation by one send at a time, the sweep's choice, the quota.
  */
 import { resolveObjectURL } from 'node:buffer'
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
@@ -20,6 +21,7 @@ import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
 import { setImmutable } from '../utils/faults'
 import { elf, pe, png } from '../utils/files'
 import { POSTGRES_URL, sqlitePath } from '../utils/roomLogs'
+import { ownPostgresDatabase } from '../utils/server'
 
 const fileId = () => randomUUID().replaceAll('-', '').slice(0, 22)
 /** A reservation's token, unique like the pipeline's (the PostgreSQL database is shared with earlier runs). */
@@ -163,5 +165,25 @@ describe('the uploads\' records on a SQLite file that could not be written when 
     const added = fileId()
     await records.add(record(added))
     expect(await records.get(added)).toMatchObject({ id: added })
+  })
+})
+
+describe('the uploads\' records on PostgreSQL whose table was dropped under them', () => {
+  it('fail the call that met it, and the next call makes the table again', async () => {
+    const database = ownPostgresDatabase('nuxt_chat_files_gone')
+    const records = createDb0FileRecords(() => createDatabase(postgresql({ url: database.env.NUXT_CHAT_DATABASE_OPTIONS_URL })))
+    const record = (id: string) => ({ id, room: 'files-gone', uid: 'u-gone', name: `${id}.png`, size: 100, type: 'image/png', created: Date.now() })
+    try {
+      await records.add(record(fileId()))
+      execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', database.name, '-qc', 'DROP TABLE chat_files'])
+      await expect(records.add(record(fileId()))).rejects.toThrow(/chat_files/)
+      const added = fileId()
+      await records.add(record(added))
+      expect(await records.get(added)).toMatchObject({ id: added })
+    }
+    finally {
+      await records.close()
+      database.drop()
+    }
   })
 })

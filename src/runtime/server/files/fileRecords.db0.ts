@@ -1,5 +1,5 @@
 import type { Database } from 'db0'
-import { addColumnInPlace, isWritableFile } from '../utils/roomLog.db0'
+import { addColumnInPlace, isConnectionFault, isWritableFile } from '../utils/roomLog.db0'
 import type { FileRecord, FileRecords } from './fileRecords'
 
 interface FileRow {
@@ -80,6 +80,8 @@ export function createDb0FileRecords(open: () => Database): FileRecords {
           await new Promise(resolve => setTimeout(resolve, BUSY_DELAY))
           continue
         }
+        // The call that met a dead link, a closed file or a dropped table fails; the next opens again (and makes the table).
+        if (isConnectionFault(db.dialect, error)) lost = true
         throw error
       }
     }

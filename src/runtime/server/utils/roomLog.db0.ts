@@ -334,7 +334,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       return await (connection.db.prepare(sql) as unknown as Record<Method, (...args: unknown[]) => Promise<T>>)[method](...params)
     }
     catch (error) {
-      if (isConnectionFault(connection, error)) drop(connection)
+      if (isConnectionFault(connection.db.dialect, error)) drop(connection)
       throw error
     }
   }
@@ -843,7 +843,7 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
     }
     catch (error) {
       if (!isBusy(error)) {
-        if (isConnectionFault(connection, error)) drop(connection)
+        if (isConnectionFault(connection.db.dialect, error)) drop(connection)
         for (const job of jobs) job.reject(error)
         if (waiting.length) schedule(0)
         return
@@ -883,13 +883,13 @@ function appendInBatches(connect: () => Promise<Connection>, drop: (connection: 
       catch {
         drop(connection)
       }
-      if (isConnectionFault(connection, error)) drop(connection)
+      if (isConnectionFault(connection.db.dialect, error)) drop(connection)
       for (const job of jobs) job.reject(error)
       return
     }
     results.forEach((result, index) => 'value' in result ? jobs[index]!.resolve(result.value) : jobs[index]!.reject(result.error))
     // A statement that failed on the file (read-only, I/O error) asks for a fresh connection next time.
-    if (results.some(result => 'error' in result && isConnectionFault(connection, result.error))) drop(connection)
+    if (results.some(result => 'error' in result && isConnectionFault(connection.db.dialect, result.error))) drop(connection)
   }
 
   return (input: AppendInput) => new Promise<AppendResult>((resolve, reject) => {
@@ -1135,9 +1135,9 @@ function isBusy(error: unknown): boolean {
  * link or the server's session), rather than the statement? Only then is it replaced: a bad
  * value or a lock must not cost other requests their connection.
  */
-function isConnectionFault(connection: Connection, error: unknown): boolean {
+export function isConnectionFault(dialect: string, error: unknown): boolean {
   if (error instanceof RoomLogInputError || error instanceof RoomLogRefusal || isUniqueViolation(error)) return false
-  if (connection.db.dialect === 'sqlite') {
+  if (dialect === 'sqlite') {
     const code = sqliteCode(error)
     // BUSY, LOCKED, CONSTRAINT, TOOBIG, MISMATCH, RANGE: the statement's fault; anything else (READONLY, IOERR, CORRUPT, CANTOPEN, NOTADB, a closed handle) reopens.
     return code === undefined ? !isBusy(error) : ![5, 6, 18, 19, 20, 25].includes(code)
