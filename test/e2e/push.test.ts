@@ -361,20 +361,27 @@ describe('a shared push batch outlives the instance that opened it (two PostgreS
     if (!child || child.exitCode !== null || child.signalCode !== null) await pair.servers[0].start()
   })
 
-  /** Ann's direct message to Bob (away, subscribed on the other instance) stored on `a`, and in the shared batch. */
-  async function batchedOnA(text: string) {
-    const [a, b] = pair.servers
+  /** Ann's direct message to Bob (away, subscribed on `subscribedOn`) stored on `storedOn`, once its echo is back. */
+  async function directMessage(storedOn: TestServer, subscribedOn: TestServer, text: string) {
     const ann = newUser('Ann')
     const bob = newUser('Bob')
     const subscription = receiver.subscribe()
-    expect((await pushRequest(b, '', 'POST', bob, subscription.json)).status).toBe(201)
-    const { body } = await callServer<{ id: string }>(a, { call: 'directRoom', userId: ann.id, otherId: bob.id })
-    const socket = await ChatSocketV2.openV2(a.wsUrl(''), {}, { headers: { cookie: cookieOf(ann) } })
+    expect((await pushRequest(subscribedOn, '', 'POST', bob, subscription.json)).status).toBe(201)
+    const { body } = await callServer<{ id: string }>(storedOn, { call: 'directRoom', userId: ann.id, otherId: bob.id })
+    const socket = await ChatSocketV2.openV2(storedOn.wsUrl(''), {}, { headers: { cookie: cookieOf(ann) } })
     opened.push(socket)
     expect(await socket.join(body.id)).toMatchObject({ type: 'caught_up' })
-    socket.send({ type: 'message', room: body.id, message: text, cid: `c-${randomUUID().slice(0, 8)}` })
-    await until(() => queued(bob.id), 'the batch in Redis', 5000)
-    return { room: body.id, subscription }
+    const cid = `c-${randomUUID().slice(0, 8)}`
+    socket.send({ type: 'message', room: body.id, message: text, cid })
+    await socket.waitFor(frame => frame.type === 'message' && frame.cid === cid, 'its echo')
+    return { room: body.id, subscription, bob }
+  }
+
+  /** The same, stored on the first instance, once it is in the shared batch. */
+  async function batchedOnA(text: string) {
+    const sent = await directMessage(pair.servers[0], pair.servers[1], text)
+    await until(() => queued(sent.bob.id), 'the batch in Redis', 5000)
+    return sent
   }
 
   it('killed within its window: the other instance pushes the batch once the owner key ends, without a further message', async () => {
@@ -400,16 +407,7 @@ describe('a shared push batch outlives the instance that opened it (two PostgreS
 
   it('one instance without Redis, stopped within a window: its batch in memory goes out as it stops', async () => {
     const server = await startServer({ env: { ...STOPPING_ENV, NUXT_CHAT_PUSH_WINDOW: '10000' } })
-    const ann = newUser('Ann')
-    const bob = newUser('Bob')
-    const subscription = receiver.subscribe()
-    expect((await pushRequest(server, '', 'POST', bob, subscription.json)).status).toBe(201)
-    const { body } = await callServer<{ id: string }>(server, { call: 'directRoom', userId: ann.id, otherId: bob.id })
-    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: cookieOf(ann) } })
-    opened.push(socket)
-    expect(await socket.join(body.id)).toMatchObject({ type: 'caught_up' })
-    socket.send({ type: 'message', room: body.id, message: 'before the restart', cid: 'c-restart' })
-    await socket.waitFor(frame => frame.type === 'message' && frame.cid === 'c-restart', 'its echo')
+    const { subscription } = await directMessage(server, server, 'before the restart')
     // Who follows the message is read from the store after the echo: the batch opens within this.
     await sleep(300)
     await server.stop('SIGTERM')
