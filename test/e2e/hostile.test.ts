@@ -140,15 +140,19 @@ describe('input backpressure', () => {
     const before = rssOf(noRateLimit)
     let peak = 0
     let sent = 0
-    // 5 s of flooding: with a 50 ms hook the server can answer about 100 of them.
-    const deadline = Date.now() + 5000
-    while (Date.now() < deadline && peak < 256 * MiB) {
-      if (socket.ws.bufferedAmount < 4 * MiB) {
-        for (let i = 0; i < 20; i++) socket.send(`${sent++} ${body}`)
-      }
+    // Flood until a backlog stays in the client (past the kernel's buffers, several MiB on loopback): bounded by volume, not
+    // by 5 s of time, in which a starved test process once wrote too little and the server's slow reading drained it all.
+    // With a 50 ms hook the server answers about 20 a second: a server that read without bound would take the whole flood.
+    const deadline = Date.now() + 20_000
+    while (Date.now() < deadline && peak < 256 * MiB && socket.ws.bufferedAmount < 4 * MiB) {
+      for (let i = 0; i < 20; i++) socket.send(`${sent++} ${body}`)
       await new Promise(resolve => setTimeout(resolve, 5))
       peak = Math.max(peak, rssOf(noRateLimit) - before)
     }
+    // Then nothing more is sent: a server reading without bound empties the client's backlog within a few ms
+    // (measured: all of it in 300 ms); one that stopped reading takes it at the hook's pace, about 1.2 MB a second.
+    await new Promise(resolve => setTimeout(resolve, 300))
+    peak = Math.max(peak, rssOf(noRateLimit) - before)
     console.log(`[slow hook flood] wrote ${sent} frames of 60 KB (${(sent * 60_000 / MiB).toFixed(0)} MiB), server answered ${socket.messages.length}; server RSS grew ${(peak / MiB).toFixed(1)} MiB`)
     // The server stopped taking input: the backlog waits in the client's own buffer (unbounded
     // input took 153 MiB in 5 s and grew the server by 265 MiB, measured on 0.1).
