@@ -9,6 +9,8 @@
  */
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { createServer as createTcpServer, type AddressInfo } from 'node:net'
+import { DatabaseSync } from 'node:sqlite'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
@@ -283,6 +285,36 @@ describe('push routes refuse bad input', () => {
   afterAll(async () => {
     await server?.stop()
     await receiver?.close()
+  })
+
+  it('never posts to a push service whose name leads to this machine: the subscription is removed', async () => {
+    // What an endpoint's host name resolving into the server's own network would reach (`127.0.0.1.nip.io`, DNS rebinding).
+    let connections = 0
+    const target = createTcpServer((socket) => {
+      connections++
+      socket.destroy()
+    })
+    await new Promise<void>(resolve => target.listen(0, '127.0.0.1', resolve))
+    const ann = newUser('Ann')
+    const bob = newUser('Bob')
+    const named = { ...receiver.subscribe().json, endpoint: `https://push.example.test/rebind-${bob.id}` }
+    expect((await pushRequest(server, '', 'POST', bob, named)).status).toBe(201)
+    // The name answers 127.0.0.1 by the time a push goes out: \`localhost\`, which every machine's resolver knows, stands in for it.
+    const database = () => new DatabaseSync(`${server.cwd}/.data/chat.sqlite`, { timeout: 5000 })
+    const db = database()
+    db.prepare('UPDATE chat_push_subscriptions SET endpoint = ? WHERE endpoint = ?').run(`https://localhost:${(target.address() as AddressInfo).port}/x`, named.endpoint)
+    db.close()
+    const { body } = await callServer<{ id: string }>(server, { call: 'directRoom', userId: ann.id, otherId: bob.id })
+    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: cookieOf(ann) } })
+    expect(await socket.join(body.id)).toMatchObject({ type: 'caught_up' })
+    socket.send({ type: 'message', room: body.id, message: 'psst', cid: 'c-rebind' })
+    await until(() => /push service localhost: \S+ is this machine: the subscription is removed/.test(server.logs()), 'the refused push', WINDOW + 5000)
+    expect(connections).toBe(0)
+    const after = database()
+    expect(after.prepare('SELECT count(*) AS n FROM chat_push_subscriptions WHERE uid = ?').get(bob.id)).toEqual({ n: 0 })
+    after.close()
+    await socket.close()
+    await new Promise(resolve => target.close(resolve))
   })
 
   it('answers the public key; refuses guests, http endpoints, malformed keys and bodies; keeps at most maxSubscriptions', async () => {

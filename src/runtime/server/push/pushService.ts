@@ -7,6 +7,7 @@ import type { ChatNotifyContext, ChatPushOptions, ChatRuntimeHooks } from '../..
 import type { RoomLog } from '../utils/roomLog'
 import type { PushSubscriptionRecord } from '../utils/roomLog.push'
 import { createLocalBatches, createRedisBatches, type PushBatches } from './pushBatches'
+import { postToPushService, PushAddressRefusal } from './pushDelivery'
 import { createOnlineCheck, type OnlineCheck } from './pushOnline'
 
 /** A thread's newest replies whose authors are notified of a new one. */
@@ -187,16 +188,20 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
       const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
       const headers = Object.fromEntries(Object.entries(details.headers).filter(([name]) => name.toLowerCase() !== 'content-length').map(([name, value]) => [name, String(value)]))
       headers.Authorization = authorizationFor(new URL(subscription.endpoint).origin)
-      const response = await fetch(details.endpoint, { method: 'POST', headers, body: new Uint8Array(details.body as Buffer), redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT) })
-      // The answer's body is never needed: not read (a push service could send any amount).
-      await response.body?.cancel().catch(() => {})
-      if (response.status === 404 || response.status === 410) {
+      const status = await postToPushService(details.endpoint, headers, new Uint8Array(details.body as Buffer), { insecureLoopback: options.insecureLoopback, timeout: SEND_TIMEOUT })
+      if (status === 404 || status === 410) {
         await store.pushForget(subscription.endpoint)
         return
       }
-      if (!response.ok) logger.warn(`[nuxt-chat] a push service answered ${response.status}: the notification was dropped`)
+      if (status < 200 || status > 299) logger.warn(`[nuxt-chat] a push service answered ${status}: the notification was dropped`)
     }
     catch (error) {
+      if (error instanceof PushAddressRefusal) {
+        // Its name leads into a private network: never asked again.
+        logger.warn(`[nuxt-chat] ${error.message}: the subscription is removed`)
+        await store.pushForget(subscription.endpoint).catch(() => {})
+        return
+      }
       logger.warn('[nuxt-chat] a push service could not be reached: the notification was dropped', error instanceof Error ? error.message : error)
     }
   }
