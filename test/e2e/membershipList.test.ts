@@ -90,4 +90,23 @@ describe('rooms lists of memberships, SQLite', () => {
     const fresh = track(await ChatSocket.open(server.wsUrl(''), { rooms: '' }, { headers: carol }))
     expect(roomsOf(await fresh.waitFor(isList, 'a new list')).toSorted()).toEqual(['joined', 'spoken'])
   })
+
+  it('asked for again while it is read, the list answers whole lists, no error, and goes on following its rooms', async () => {
+    const dan = headersOf('user-dan')
+    const v2 = track(await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: dan }))
+    for (const room of ['dan-a', 'dan-b']) expect(await v2.join(room)).toMatchObject({ type: 'caught_up' })
+    // Back to back: each request starts before the one before it has read the store.
+    for (const ref of ['r0', 'r1', 'r2']) v2.send({ type: 'rooms', ref })
+    await v2.waitFor(isList, 'the list')
+    await sleep(500)
+    expect(v2.frames.filter(frame => frame.type === 'error')).toEqual([])
+    expect(server.logs()).not.toMatch(/could not read a rooms list/)
+    // One whole list for each request not yet overtaken by the next (how many: how the frames fell into reads).
+    const lists = v2.frames.filter(isList).map(frame => roomsOf(frame).toSorted())
+    expect(lists.length).toBeLessThanOrEqual(3)
+    for (const list of lists) expect(list).toEqual(['dan-a', 'dan-b'])
+    // Still followed: a message in a listed room updates it.
+    expect((await postMessage(server.url('').replace(/\/$/, ''), { message: 'later' }, { room: 'dan-b' }, headersOf('user-erin'))).status).toBe(200)
+    await until(() => v2.frames.some(frame => frame.type === 'room' && frame.room === 'dan-b' && (frame.last as Frame | undefined)?.message === 'later'), 'the listed room\'s update')
+  })
 })

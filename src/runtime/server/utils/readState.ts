@@ -460,34 +460,37 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
 
     /** Start a rooms list: the user's memberships (most recently active first, at most `MAX_LISTED_ROOMS`), then live changes. Resolves to the first list's bytes (its JSON). */
     async watch(watcher: RoomsWatcher): Promise<number> {
-      watcher.entries = new Map()
-      watcher.loading = new Set()
+      // This request's list: asked again meanwhile (or ended), the connection holds another, and this one stops, unsent.
+      const entries = new Map<string, ChatRoomState>()
+      const loading = new Set<string>()
+      watcher.entries = entries
+      watcher.loading = loading
       let watchers = watchersOfUser.get(watcher.user.id)
       if (!watchers) watchersOfUser.set(watcher.user.id, watchers = new Set())
       watchers.add(watcher)
       const names = await store.memberRooms(watcher.user.id, MAX_LISTED_ROOMS)
+      if (watcher.entries !== entries) return 0
       // Listed before they are read: what is stored meanwhile marks them to be read again.
-      for (const room of names.toReversed()) if (watcher.entries) list(watcher, room)
+      for (const room of names.toReversed()) list(watcher, room)
       // The app is asked about every room at once: nothing of a room it now refuses is shown.
       const admitted = await Promise.all(names.map(room => admitListed(watcher, room)))
       const rooms: ChatRoomState[] = []
       for (const [index, room] of names.entries()) {
         // Members as the store just said: not asked again.
         const entry = admitted[index] ? await listedState(room, watcher.user.id, true) : undefined
-        if (!watcher.entries) break
+        if (watcher.entries !== entries) return 0
         if (!entry) {
           // Forgotten meanwhile, or refused by the app: not listed, nor followed.
           drop(watcher, room)
           continue
         }
-        watcher.entries.set(room, entry)
+        entries.set(room, entry)
         rooms.push(entry)
       }
-      if (!watcher.entries) return 0
       const frame: ChatRoomsFrame = { type: 'rooms', rooms, user: 'server', message: `${rooms.length} rooms` }
       const text = JSON.stringify(frame)
       watcher.write(new RoomFrame(text))
-      const changed = watcher.loading
+      const changed = loading
       watcher.loading = undefined
       for (const room of changed) refresh(watcher, room)
       return Buffer.byteLength(text)
