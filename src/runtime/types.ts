@@ -99,7 +99,7 @@ export interface ChatRuntimeConfig {
   maxConnectionsPerUser: number
   /** A request's headers (an upgrade's too) must arrive within this many ms of its TCP connection (on a kept-alive connection: of the server's `keepAliveTimeout` after the previous answer), else the socket is closed; 0: Node's own bound (60 s). @default 10000 */
   headersTimeout: number
-  /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all. @default [] */
+  /** Origins allowed besides the app's own, for browser upgrades, SSE and POST; `'*'` allows all, with the visitor's cookies: any site may then read and post as them where their browser sends its cookies cross-site (`SameSite=None`); prefer a list. @default [] */
   allowedOrigins: string[]
   /** Open connections per client address (WebSocket + SSE + open POSTs) of guests and of requests not yet identified (and, counted apart, sockets whose headers have not arrived); signed-in people's: `signedInIpFactor` times this; 0: no cap. Behind a proxy, set `clientIpHeader` or every client shares the proxy's address. @default 100 */
   maxConnectionsPerIp: number
