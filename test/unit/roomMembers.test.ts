@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
-import { directRoomId, mayAct, memberIdProblem, membershipOf, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
+import { directRoomId, mayAct, memberIdProblem, membershipOf, roomFieldsProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
 import type { ChatMemberAction } from '../../src/runtime/shared/protocol'
 import { createRoomAccess, ROOM_ACCESS_TTL } from '../../src/runtime/server/utils/roomAccess'
 
@@ -50,6 +50,16 @@ describe('what a person is told of their membership on joining', () => {
     expect(membershipOf(as('member', { mutedUntil: 2000 }), 1000)).toEqual({ role: 'member', mutedUntil: 2000 })
     expect(membershipOf(as('member', { mutedUntil: 1000 }), 1000)).toEqual({ role: 'member' })
     expect(membershipOf(as('moderator', { banned: true }))).toEqual({})
+  })
+})
+
+describe('room record fields (the server API\'s createRoom and updateRoom)', () => {
+  it('refuses what the store would not keep as given: NUL, a lone surrogate, over-long text', () => {
+    expect(roomFieldsProblem({ title: 'Team 🎉', topic: 'a\u200Db' })).toBeUndefined()
+    expect(roomFieldsProblem({ title: 'Team \uD800' })).toMatch(/lone surrogates/)
+    expect(roomFieldsProblem({ topic: '\uDC00 x' })).toMatch(/lone surrogates/)
+    expect(roomFieldsProblem({ title: 'a\0b' })).toMatch(/NUL/)
+    expect(roomFieldsProblem({ title: 'x'.repeat(201) })).toMatch(/200/)
   })
 })
 

@@ -572,6 +572,11 @@ const FORMAT_CHARACTER = /(?![\u200D\u{E0020}-\u{E007F}])\p{Cf}/u
 /** A joiner first, last or next to another joiner, or tags without a character before them: nothing visible joins. */
 const LOOSE_JOINER = /^[\u200D\u{E0020}-\u{E007F}]|\u200D$|\u200D\u200D/u
 
+/** Text a store can hold as given, of at most `max` UTF-16 units: no NUL, no lone surrogate (it would come back as U+FFFD). */
+export function isStorableText(value: unknown, max: number): value is string {
+  return typeof value === 'string' && value.length <= max && !value.includes('\0') && value.isWellFormed()
+}
+
 /** Is `emoji` a usable reaction: 1-32 UTF-16 code units, well-formed, no white space, control or format characters (revision 5)? */
 export function isValidEmoji(emoji: unknown): emoji is string {
   return typeof emoji === 'string' && emoji.length >= 1 && emoji.length <= MAX_EMOJI_LENGTH && emoji.isWellFormed()

@@ -3,7 +3,7 @@
  * commands, and the parser both the server and the client use.
  */
 import { parseSearchRequest, type ChatSearchRequest, type ChatSearchResultsFrame } from './search'
-import { isIdInRange, isMemberCommandType, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
+import { isIdInRange, isMemberCommandType, isStorableText, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
 
 /** The WebSocket subprotocol a client offers (first) to speak version 2. */
 export const PROTOCOL_V2 = 'nuxt-chat.2'
@@ -227,8 +227,8 @@ function userIdProblem(user: unknown): string | undefined {
 /** A record's `title`, `topic` and `visibility` as given; `required`: a new room's title and visibility must be. */
 function parseRecordFields(command: Record<string, unknown>, required: boolean): Omit<ChatUpdateCommand, 'type'> | string {
   const { title, topic, visibility } = command
-  if ((required || title !== undefined) && (typeof title !== 'string' || title.length > MAX_TITLE || title.includes('\0'))) return `\`title\` must be text of at most ${MAX_TITLE} characters`
-  if (topic !== undefined && (typeof topic !== 'string' || topic.length > MAX_TOPIC || topic.includes('\0'))) return `\`topic\` must be text of at most ${MAX_TOPIC} characters`
+  if ((required || title !== undefined) && !isStorableText(title, MAX_TITLE)) return `\`title\` must be text of at most ${MAX_TITLE} characters, without NUL or lone surrogates`
+  if (topic !== undefined && !isStorableText(topic, MAX_TOPIC)) return `\`topic\` must be text of at most ${MAX_TOPIC} characters, without NUL or lone surrogates`
   if ((required || visibility !== undefined) && visibility !== 'public' && visibility !== 'private') return '`visibility` must be public or private'
   if (title === undefined && topic === undefined && visibility === undefined) return 'Give at least one of `title`, `topic`, `visibility`'
   return {

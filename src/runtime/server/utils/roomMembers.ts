@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { ChatMemberAction } from '../../shared/protocol'
+import { isStorableText, type ChatMemberAction } from '../../shared/protocol'
 
 /** Rooms with members (docs/PROTOCOL.md, "Rooms and members"): the stored shapes and the role rules, free of any store. */
 
@@ -125,8 +125,8 @@ export function memberIdProblem(uid: unknown): string | undefined {
 
 /** Why these record fields cannot be stored, or undefined. */
 export function roomFieldsProblem(fields: Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>): string | undefined {
-  if (fields.title !== undefined && (typeof fields.title !== 'string' || fields.title.length > MAX_ROOM_TITLE || fields.title.includes('\0'))) return `title: at most ${MAX_ROOM_TITLE} characters`
-  if (fields.topic !== undefined && (typeof fields.topic !== 'string' || fields.topic.length > MAX_ROOM_TOPIC || fields.topic.includes('\0'))) return `topic: at most ${MAX_ROOM_TOPIC} characters`
+  if (fields.title !== undefined && !isStorableText(fields.title, MAX_ROOM_TITLE)) return `title: at most ${MAX_ROOM_TITLE} characters, without NUL or lone surrogates`
+  if (fields.topic !== undefined && !isStorableText(fields.topic, MAX_ROOM_TOPIC)) return `topic: at most ${MAX_ROOM_TOPIC} characters, without NUL or lone surrogates`
   if (fields.visibility !== undefined && fields.visibility !== 'public' && fields.visibility !== 'private') return 'visibility: public or private'
   return undefined
 }
