@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocketV2, type FrameV2 } from '../utils/clients'
-import { startServer, type TestServer } from '../utils/server'
+import { callServer, startServer, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
 let users = 0
@@ -62,9 +62,22 @@ describe('rooms and members on protocol version 2', () => {
     expect(await ask(invitee, { type: 'invite', room, user: outsiderId })).toMatchObject({ type: 'error', code: 'forbidden', room })
     expect(await outsider.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
 
+    // Unmuting someone who is no member makes nothing: not a way around the app's rules for `invite`.
+    expect(await ask(owner, { type: 'mute', room, user: outsiderId, until: 0 })).toMatchObject({ type: 'error', code: 'not_found', room })
+    expect(await outsider.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+
     // Members made at creation are in at once.
     const withMembers = await ask(owner, { type: 'create', title: 'Pair', visibility: 'private', members: [outsiderId] })
     expect(await outsider.join(withMembers.room as string)).toMatchObject({ type: 'caught_up' })
+  })
+
+  it('refuses a title or topic the store would not keep as given (a lone surrogate), and stores nothing', async () => {
+    const owner = await open(newUser())
+    const lone = JSON.parse('"Team \\ud800"') as string
+    expect(await ask(owner, { type: 'create', title: lone, visibility: 'public' })).toMatchObject({ type: 'error', code: 'bad_request', message: expect.stringMatching(/lone surrogates/) })
+    const room = (await ask(owner, { type: 'create', title: 'Team', visibility: 'public' })).room as string
+    expect(await ask(owner, { type: 'update', room, topic: lone })).toMatchObject({ type: 'error', code: 'bad_request' })
+    expect((await callServer<{ record: { title: string, topic: string } }>(server, { call: 'room', room })).body.record).toMatchObject({ title: 'Team', topic: '' })
   })
 
   it('opens one direct room from both sides; guests have none', async () => {

@@ -120,6 +120,8 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
         break
       case 'mute':
         if (subject?.banned) return fail(404, 'not_found', 'No such member in this room')
+        // Unmuting someone who is not a member makes nothing (else it would be an invite the app's rules for `invite` never see).
+        if (!subject && until! <= now()) return fail(404, 'not_found', 'No such member in this room')
         next = { ...subject ?? fresh() }
         if (until! > now()) next.mutedUntil = until
         else delete next.mutedUntil
