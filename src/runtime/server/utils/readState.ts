@@ -490,9 +490,8 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       const frame: ChatRoomsFrame = { type: 'rooms', rooms, user: 'server', message: `${rooms.length} rooms` }
       const text = JSON.stringify(frame)
       watcher.write(new RoomFrame(text))
-      const changed = loading
       watcher.loading = undefined
-      for (const room of changed) refresh(watcher, room)
+      for (const room of loading) refresh(watcher, room)
       return Buffer.byteLength(text)
     },
 
