@@ -27,9 +27,9 @@ const ONLY = (option('only') ?? option('scenario'))?.split(',') ?? ALL
 const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3))
 // The long scenarios (idle, scale, scale2: ~45 s a server a round) take 2 rounds, or up to 5 when run on their own with `--rounds` (a noisy machine wants them).
 const LONG_ROUNDS = option('rounds') && ONLY.every(name => ['idle', 'scale', 'scale2'].includes(name)) ? Math.min(ROUNDS, 5) : Math.min(ROUNDS, 2)
-// scale2 alone stops within 5 minutes at 2 rounds, and 100 s later for each round more.
+// scale2 alone stops within 5 minutes at 1 or 2 rounds, and 100 s later for each round more.
 const EXTRA_LONG_ROUNDS = LONG_ROUNDS - Math.min(ROUNDS, 2)
-const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 + 80_000 * EXTRA_LONG_ROUNDS : ONLY.every(name => name === 'scale2') ? 100_000 + 100_000 * LONG_ROUNDS : 600_000 + 200_000 * EXTRA_LONG_ROUNDS))
+const RUN_LIMIT_MS = Number(option('limit') ?? (QUICK ? 180_000 + 80_000 * EXTRA_LONG_ROUNDS : ONLY.every(name => name === 'scale2') ? 100_000 + 100_000 * Math.max(2, LONG_ROUNDS) : 600_000 + 200_000 * EXTRA_LONG_ROUNDS))
 const RUN_ID = Date.now().toString(36)
 const REDIS_URL = 'redis://127.0.0.1:6379'
 
