@@ -82,6 +82,32 @@ describe('createChatLimits', () => {
     expect(limits.take('history', guest)).toBeUndefined()
   })
 
+  it('gives one person\'s store replays their turns one after another, each once the byte budget has room', async () => {
+    const limits = createChatLimits(config)
+    const reader = { person: 'user-r', ip: '10.0.0.9', guest: false }
+    const order: string[] = []
+    // Three joins at once: each passed the check as it started, none is charged yet.
+    const turns = ['a', 'b', 'c'].map(name => limits.replayTurn(reader).then((release) => {
+      order.push(name)
+      // Its replay is sent and charged within its turn: 900 bytes of the 1,000.
+      limits.chargeHistoryBytes(reader, 900)
+      release()
+    }))
+    await vi.advanceTimersByTimeAsync(0)
+    // The second waits for room: 800 bytes of debt at 100 bytes/s.
+    expect(order).toEqual(['a', 'b'])
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(order).toEqual(['a', 'b'])
+    await vi.advanceTimersByTimeAsync(5000)
+    await Promise.all(turns)
+    expect(order).toEqual(['a', 'b', 'c'])
+    // Another person is not behind them; with no byte budget nobody waits.
+    expect(await Promise.race([limits.replayTurn({ person: 'user-s', ip: '10.0.0.9', guest: false }).then(() => 'turn'), vi.advanceTimersByTimeAsync(0).then(() => 'waiting')])).toBe('turn')
+    const unbounded = createChatLimits({ ...config, historyBytes: false })
+    unbounded.chargeHistoryBytes(reader, 10_000)
+    expect(await Promise.race([unbounded.replayTurn(reader).then(() => 'turn'), vi.advanceTimersByTimeAsync(0).then(() => 'waiting')])).toBe('turn')
+  })
+
   it('refuses a guest\'s history by its address when many guest ids share it, and takes nothing when refused', () => {
     const limits = createChatLimits({ ...config, historyBytes: false })
     let served = 0

@@ -111,7 +111,37 @@ export function createChatLimits(config: ChatLimitsConfig) {
     return undefined
   }
 
+  /** The store-read replay under way (or waiting) last, per person (a guest: per address): the next one starts after it (see `replayTurn`). */
+  const replayTails = new Map<string, Promise<void>>()
+
+  /** Until `subject`'s history byte budget has room again. */
+  async function historyBytesFree(subject: LimitSubject) {
+    for (let refused = refusalOf('history', subject, ['historyBytes'], Date.now()); refused; refused = refusalOf('history', subject, ['historyBytes'], Date.now())) {
+      await new Promise(resolve => setTimeout(resolve, refused!.retryAfter * 1000).unref?.())
+    }
+  }
+
   return {
+    /**
+     * A join's replay read from the store takes its turn: one person's (a guest address's) go one after another, each once the byte budget
+     * has room, so joins sent at once (each checked by `replayRefusal` before any was charged) are served at the budget's
+     * pace, not all at once. Resolves to the release, called once the replay was sent and charged (or not sent).
+     */
+    replayTurn(subject: LimitSubject): Promise<() => void> {
+      if (!bytes) return Promise.resolve(() => {})
+      // A guest's budget is their address's: guests of one address take turns together.
+      const key = subject.guest && subject.ip ? `address:${subject.ip}` : `person:${subject.person}`
+      const before = replayTails.get(key) ?? Promise.resolve()
+      let release!: () => void
+      const done = new Promise<void>(resolve => release = resolve)
+      const tail = before.then(() => done)
+      replayTails.set(key, tail)
+      // (Nothing in the wait throws; were it to, the turn is taken all the same: the queue behind it must go on.)
+      return before.then(() => historyBytesFree(subject)).catch(() => {}).then(() => () => {
+        release()
+        if (replayTails.get(key) === tail) replayTails.delete(key)
+      })
+    },
     /** One request of `limit` (a history page also needs its byte budget): a token from every count, or the refusal (and nothing taken). Counted for the metrics. */
     take(limit: Exclude<ChatLimitName, 'connections'>, subject: LimitSubject, now = Date.now()): LimitRefusal | undefined {
       const refused = refusalOf(limit, subject, limit === 'history' ? ['history', 'historyBytes'] : [limit], now)

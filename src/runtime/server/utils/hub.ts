@@ -400,8 +400,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
       void readState.joined(name, member, newcomer.createsPosition)
       try {
-        // The replay is history served: charged to the newcomer's byte budget (checked at admission, `replayRefusal`).
-        newcomer.replayed = delivery.replay(member, newcomer.since, config, bytes => limits.chargeHistoryBytes(limitSubjectOf(member), bytes))
+        // The replay is history served: charged to the newcomer's byte budget (checked at admission, `replayRefusal`; a store read waits its turn, `replayTurn`).
+        const subject = limitSubjectOf(member)
+        newcomer.replayed = delivery.replay(member, newcomer.since, config, bytes => limits.chargeHistoryBytes(subject, bytes), () => limits.replayTurn(subject))
       }
       catch (error) {
         // Its join fails (and is logged) as before; the other newcomers still get theirs.

@@ -103,6 +103,9 @@ export interface RoomDeliveryOptions {
   recent?: number
 }
 
+/** A replay read from the store waits for its turn (the person's byte budget, `ChatLimits.replayTurn`); resolves to the turn's release. */
+export type ReplayTurn = () => Promise<() => void>
+
 /** How much history a newcomer gets. */
 export interface ReplayLimits {
   /** Messages replayed without a cursor. */
@@ -326,14 +329,14 @@ export class RoomDelivery {
    * what arrived meanwhile, each message once; the member is live afterwards. From memory it is
    * written before this returns (in the caller's task: one flush with what the caller wrote).
    */
-  replay(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void): Promise<void> {
+  replay(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void, turn?: ReplayTurn): Promise<void> {
     // From memory when it covers the replay: no query, and the frames' bytes are already made.
     const replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
     if (replayed) {
       if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
       return SETTLED
     }
-    return this.replayFromStore(member, since, limits, onSent)
+    return this.replayFromStore(member, since, limits, onSent, turn)
   }
 
   /**
@@ -344,31 +347,45 @@ export class RoomDelivery {
     return this.newest !== undefined && (since === undefined || since <= this.newest)
   }
 
-  private async replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void) {
+  private async replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void, turn?: ReplayTurn) {
     await this.ready
-    let replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
-    if (!replayed) {
-      replayed = []
-      try {
-        // Read first: the messages read after it hold every change up to it, so the replay brings the client that far (revision 5).
-        const newest = await this.store.lastId(this.room)
-        // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
-        if (since !== undefined && since > newest) since = undefined
-        const messages = await this.store.replaySince(this.room, since, replayCount(since, limits))
-        let previous = since
-        messages.forEach((message, index) => {
-          const frame = messageFrame(message) as ChatMessageFrame
-          const position = index === messages.length - 1 ? Math.max(sequenceOf(message), newest) : sequenceOf(message)
-          // Only where the cursor could not follow by id alone: a state with changes, or a skip in the numbers.
-          if (position !== message.id || (previous !== undefined && position !== previous + 1)) frame.rev = position
-          previous = position
-          replayed!.push(new RoomFrame(JSON.stringify(frame), position))
-        })
-      }
-      catch (error) {
-        this.logger.error('[nuxt-chat] replay failed', error)
-        member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
-      }
+    const replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
+    if (replayed) {
+      if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
+      return
+    }
+    // Read, sent and charged within its turn; the turn ends whatever happens.
+    const release = await turn?.()
+    try {
+      // Gone while it waited: nothing to read.
+      if (this.members.has(member)) await this.readReplay(member, since, limits, onSent)
+    }
+    finally {
+      release?.()
+    }
+  }
+
+  private async readReplay(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void) {
+    const replayed: RoomFrame[] = []
+    try {
+      // Read first: the messages read after it hold every change up to it, so the replay brings the client that far (revision 5).
+      const newest = await this.store.lastId(this.room)
+      // A cursor the room never reached (a reset store, another deployment) is unknown: replay as if none was given.
+      if (since !== undefined && since > newest) since = undefined
+      const messages = await this.store.replaySince(this.room, since, replayCount(since, limits))
+      let previous = since
+      messages.forEach((message, index) => {
+        const frame = messageFrame(message) as ChatMessageFrame
+        const position = index === messages.length - 1 ? Math.max(sequenceOf(message), newest) : sequenceOf(message)
+        // Only where the cursor could not follow by id alone: a state with changes, or a skip in the numbers.
+        if (position !== message.id || (previous !== undefined && position !== previous + 1)) frame.rev = position
+        previous = position
+        replayed.push(new RoomFrame(JSON.stringify(frame), position))
+      })
+    }
+    catch (error) {
+      this.logger.error('[nuxt-chat] replay failed', error)
+      member.write(new RoomFrame(JSON.stringify(errorFrame('unavailable', 'History is unavailable right now'))))
     }
     if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
   }
