@@ -156,8 +156,8 @@ describe('history and read floods (issue 22.5)', () => {
     const early = served()
     const answered = await Promise.all(joins)
     const seconds = (Date.now() - started) / 1000
-    const waited = answered.filter(answer => answer.type === 'caught_up').length
-    console.info(`[figures] 12 joins at once after cursor 0 (0.3 MiB replays each, 2 MiB / 10 s budget): ${(early / 2 ** 20).toFixed(2)} MiB in the first 1.5 s, ${(served() / 2 ** 20).toFixed(2)} MiB in all after ${seconds.toFixed(1)} s; ${waited} served, ${answered.length - waited} refused as they started (read once the budget was spent)`)
+    const servedJoins = answered.filter(answer => answer.type === 'caught_up').length
+    console.info(`[figures] 12 joins at once after cursor 0 (0.3 MiB replays each, 2 MiB / 10 s budget): ${(early / 2 ** 20).toFixed(2)} MiB in the first 1.5 s, ${(served() / 2 ** 20).toFixed(2)} MiB in all after ${seconds.toFixed(1)} s; ${servedJoins} served, ${answered.length - servedJoins} refused as they started (read once the budget was spent)`)
     // Each join is served its whole replay (the later ones once the budget had room), or refused as it started.
     answered.forEach((answer, index) => {
       if (answer.type === 'caught_up') expect(sockets[index]!.messages.filter(frame => frame.room === room)).toHaveLength(250)
