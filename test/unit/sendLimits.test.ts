@@ -119,4 +119,18 @@ describe('createChatLimits', () => {
     for (let page = 0; page < 15; page++) if (!limits.take('history', { person: 'guest:fresh', ip: '10.0.0.3', guest: true })) elsewhere++
     expect(elsewhere).toBe(10)
   })
+
+  it('charges a new room\'s named members as invites, past empty, and takes nothing from either count when one refuses', () => {
+    const limits = createChatLimits({ ...config, newRoomRateLimit: { messages: 1, interval: 60_000, burst: 2 } })
+    const founder = { person: 'u-founder', ip: '10.0.0.4', guest: false }
+    // A room of 30: made at once with the burst of 10, leaving 20 of debt (at 2 a second: 10.5 s until one token).
+    expect(limits.takeNewRoom(founder, 30)).toBeUndefined()
+    expect(limits.take('messages', founder)).toEqual({ scope: 'person', limit: 'messages', retryAfter: 11 })
+    expect(limits.takeNewRoom(founder, 1)).toEqual({ scope: 'person', limit: 'messages', retryAfter: 11 })
+    // That refusal took no `rooms` token: after the debt, one more room is left of the burst of 2, then none.
+    vi.setSystemTime(10_500)
+    expect(limits.takeNewRoom(founder, 0)).toBeUndefined()
+    expect(limits.takeNewRoom(founder, 1)).toEqual({ scope: 'person', limit: 'rooms', retryAfter: expect.any(Number) })
+    expect(limits.take('messages', founder)).toBeUndefined()
+  })
 })

@@ -153,6 +153,20 @@ export function createChatLimits(config: ChatLimitsConfig) {
       return undefined
     },
     /**
+     * A new room (`rooms`) whose `invited` members, named at creation, are invites (`messages`, as `invite` is): both counts
+     * must pass, and the invites are charged past empty, as a page's bytes are, so a team's room is made at once and the sender's next commands wait.
+     */
+    takeNewRoom(subject: LimitSubject, invited: number, now = Date.now()): LimitRefusal | undefined {
+      const refused = refusalOf('rooms', subject, ['rooms'], now) ?? (invited ? refusalOf('messages', subject, ['messages'], now) : undefined)
+      if (refused) {
+        countLimitRefusal(refused, subject)
+        return refused
+      }
+      for (const { limiter, key } of bucketsOf('rooms', subject)) limiter.take(key, now)
+      if (invited) for (const { limiter, key } of bucketsOf('messages', subject)) limiter.charge(key, invited, now)
+      return undefined
+    },
+    /**
      * A join's replay is history served too (up to `maxReplay` messages after a cursor): refused,
      * as `history`, while `subject`'s byte budget is spent; its bytes are charged once sent. Counted for the metrics.
      */

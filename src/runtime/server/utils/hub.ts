@@ -159,8 +159,8 @@ export interface ChatHub {
   limitedMemberNames: (subject: LimitSubject, room: string) => Promise<{ members: { uid: string, name: string }[] } | { refused: LimitRefusal }>
   /** Make a room record with its owner and members, as `actor` (server code by default); throws `ChatRefusal` 400, 403 (the `chat:action` hook) or 409. */
   createRoom: (input: ChatRoomInput, actor?: ChatUser) => Promise<RoomRecord>
-  /** A token of the `rooms` limit for a room a person makes (`create`, a new direct room); the refusal when spent. */
-  newRoomToken: (subject: LimitSubject) => LimitRefusal | undefined
+  /** A token of the `rooms` limit for a room a person makes (`create`, a new direct room), and the `messages` its `invited` members cost; the refusal when spent. */
+  newRoomToken: (subject: LimitSubject, invited?: number) => LimitRefusal | undefined
   /** Change a room's title, topic or visibility as `actor` whom the record rule lets (`allow`) or not, then the `chat:action` hook; undefined when it has no record. */
   updateRoom: (room: string, fields: RecordFields, actor?: ChatUser, allow?: boolean) => Promise<RoomRecord | undefined>
   /** A member's change of a room's record (version 2's `update`): counted as a message, then the record rule and `updateRoom`; the record, or the refusal. */
@@ -858,8 +858,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       return refused ? { refused } : { members: await store.memberNames(room, MEMBERS_LISTED) }
     },
     createRoom,
-    newRoomToken(subject: LimitSubject): LimitRefusal | undefined {
-      return limits.take('rooms', subject)
+    newRoomToken(subject: LimitSubject, invited = 0): LimitRefusal | undefined {
+      return limits.takeNewRoom(subject, invited)
     },
     updateRoom,
     async updateRoomAs(room: string, fields: RecordFields, actor: ChatUser, subject: LimitSubject): Promise<{ record: RoomRecord } | { error: ChatErrorFrame }> {

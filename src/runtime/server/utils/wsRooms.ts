@@ -409,12 +409,12 @@ type CreateCommand = Extract<ChatClientCommandV2, { type: 'create' }>
 type ModerationCommand = Extract<ChatClientCommandV2, { type: ChatMemberCommand['type'] }>
 type UpdateCommand = Extract<ChatClientCommandV2, { type: 'update' }>
 
-/** `create`: a room the sender owns (a token of the `rooms` limit), then joined as by `join`. */
+/** `create`: a room the sender owns (a token of the `rooms` limit, its `members` invites), then joined as by `join`. */
 async function createAndJoin(connection: MultiRoomMember, command: CreateCommand) {
   const { ref, title, topic, visibility, members } = command
   if (connection.user.guest) return connection.send(errorOf(errorFrame('unauthorized', 'Sign in to make a room: guests have none'), undefined, ref))
   const hub = useChatHub()
-  const refused = hub.newRoomToken(limitSubjectOf(connection))
+  const refused = hub.newRoomToken(limitSubjectOf(connection), new Set(members).size)
   if (refused) return connection.send(errorOf(limitRefusalFrame(refused), undefined, ref))
   let room: string
   try {
