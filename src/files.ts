@@ -15,6 +15,8 @@ export function setupFiles(resolver: Resolver, nuxt: Nuxt, files: ChatFilesOptio
   nitro.storage[files.storage] ??= { driver: 'fs', base: '.data/chat-files' }
   addServerHandler({ route: files.route, method: 'post', handler: resolver.resolve('./runtime/server/api/files.post') })
   addServerHandler({ route: `${files.route}/:id`, method: 'get', handler: resolver.resolve('./runtime/server/api/files.get') })
+  // An upload names its file in a header: a page of another allowed origin asks first.
+  addServerHandler({ route: files.route, method: 'options', handler: resolver.resolve('./runtime/server/api/preflight.options') })
   addServerPlugin(resolver.resolve('./runtime/server/plugins/chatFiles'))
   const publicChat = (nuxt.options.runtimeConfig.public as { chat: ChatPublicRuntimeConfig }).chat
   publicChat.files = { route: underBase(files.route), maxSize: files.maxSize, maxFiles: files.maxFiles, types: files.types }

@@ -112,7 +112,7 @@ export default defineNuxtModule<ModuleOptions>({
     addServerHandler({ route: options.sseRoute, method: 'get', handler: resolver.resolve('./runtime/server/api/sse.get') })
     addServerHandler({ route: options.sseRoute, method: 'head', handler: resolver.resolve('./runtime/server/api/sse.get') })
     addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
-    addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/sse.options') })
+    addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/preflight.options') })
     addServerHandler({ route: `${options.sseRoute}/search`, method: 'get', handler: resolver.resolve('./runtime/server/api/search.get') })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
     if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })

@@ -16,5 +16,7 @@ export function setupPush(resolver: Resolver, push: ChatPushOptions) {
   addServerHandler({ route: `${route}/mute`, method: 'post', handler: resolver.resolve('./runtime/server/api/pushMute.post') })
   addServerHandler({ route: `${route}/mute`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushMute.get') })
   addServerHandler({ route: `${route}/key`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushKey.get') })
+  // JSON bodies and DELETE: a page of another allowed origin asks first.
+  for (const asked of [route, `${route}/mute`]) addServerHandler({ route: asked, method: 'options', handler: resolver.resolve('./runtime/server/api/preflight.options') })
   addServerHandler({ route: `${route}/sw.js`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushWorker.get') })
 }

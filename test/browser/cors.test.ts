@@ -36,6 +36,16 @@ window.runChat = async (base, room) => {
   source.close()
   return result
 }
+// An upload as useChat sends it: the name in a header (so the browser sends a preflight first), with credentials.
+window.upload = (base, room) => new Promise((resolve) => {
+  const xhr = new XMLHttpRequest()
+  xhr.open('POST', base + '/_chat/files?room=' + room)
+  xhr.withCredentials = true
+  xhr.setRequestHeader('x-file-name', encodeURIComponent('notes across origins.txt'))
+  xhr.onload = () => resolve({ status: xhr.status, body: JSON.parse(xhr.responseText) })
+  xhr.onerror = () => resolve({ status: xhr.status })
+  xhr.send(new Blob(['hello from another origin']))
+})
 </script>`
 
 beforeAll(async () => {
@@ -56,14 +66,17 @@ afterAll(async () => {
   await chat?.stop()
 })
 
-async function runFrom(origin: string, room: string) {
+/** Run the page's `script` (`runChat` or `upload`) from `origin` against the chat server, for `room`. */
+async function runFrom(origin: string, room: string, script: 'runChat' | 'upload' = 'runChat') {
   const context = await browser.newContext()
   const page = await context.newPage()
   await page.goto(`${origin}/`)
-  const result = await page.evaluate(([base, name]) => (window as unknown as { runChat: (base: string, room: string) => Promise<unknown> }).runChat(base!, name!), [chat.url('').replace(/\/$/, ''), room])
+  const result = await page.evaluate(([base, name, run]) => (window as unknown as Record<string, (base: string, room: string) => Promise<unknown>>)[run!]!(base!, name!), [chat.url('').replace(/\/$/, ''), room, script])
   await context.close()
   return result as { frames: { type: string, message: string }[], post: { status?: number, body?: { type: string, message: string }, error?: string }, streamError: boolean }
 }
+
+const uploadFrom = async (origin: string, room: string) => await runFrom(origin, room, 'upload') as unknown as { status: number, body?: { id: string, name: string } }
 
 describe('CORS in Chromium', () => {
   it('lets a page from an allowed origin stream a room and POST into it with credentials', async () => {
@@ -85,5 +98,22 @@ describe('CORS in Chromium', () => {
     // Nothing was stored either: the preflight was refused before the POST was sent.
     const replay = await fetch(`${chat.url('/api/sse')}?room=${room}`, { signal: AbortSignal.timeout(500) }).then(response => response.text()).catch(() => '')
     expect(replay).not.toMatch(/hello across origins/)
+  })
+
+  it('lets a page from an allowed origin upload a file (its name header needs a preflight); another origin\'s upload fails', async () => {
+    const room = `cors-${randomUUID().slice(0, 8)}`
+    expect(await uploadFrom(`http://localhost:${allowedPort}`, room)).toMatchObject({ status: 201, body: { id: expect.any(String), name: 'notes across origins.txt' } })
+    expect(await uploadFrom(`http://127.0.0.1:${otherPort}`, room)).toEqual({ status: 0 })
+  })
+
+  it('answers the push routes\' preflights (JSON bodies, DELETE) for an allowed origin only', async () => {
+    const ask = (path: string, origin: string) => fetch(chat.url(path), { method: 'OPTIONS', headers: { 'origin': origin, 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'content-type' } })
+    for (const path of ['/_chat/push', '/_chat/push/mute']) {
+      const allowed = await ask(path, `http://localhost:${allowedPort}`)
+      expect(allowed.status).toBe(204)
+      expect(allowed.headers.get('access-control-allow-origin')).toBe(`http://localhost:${allowedPort}`)
+      expect(allowed.headers.get('access-control-allow-methods')).toMatch(/DELETE/)
+      expect((await ask(path, `http://127.0.0.1:${otherPort}`)).status).toBe(403)
+    }
   })
 })

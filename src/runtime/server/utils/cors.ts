@@ -6,10 +6,10 @@ import { getRequestHeader, setResponseHeader } from '#nuxt-chat/nitro'
 import type { ChatRuntimeConfig } from '../../types'
 import { isListedOrigin } from './access'
 
-/** Methods of the SSE route a cross-origin page may use. */
-const ALLOWED_METHODS = 'GET, HEAD, POST'
-/** Request headers the SSE route reads (besides cookies): a preflight asking for others is answered with these only. */
-const ALLOWED_HEADERS = 'content-type, last-event-id'
+/** Methods of the module's routes a cross-origin page may use (DELETE: a push subscription). */
+const ALLOWED_METHODS = 'GET, HEAD, POST, DELETE'
+/** Request headers the routes read (besides cookies): a preflight asking for others is answered with these only. */
+const ALLOWED_HEADERS = 'content-type, last-event-id, x-file-name, x-file-preview'
 /** How long a browser may cache a preflight answer, in seconds. */
 const PREFLIGHT_MAX_AGE = 600
 

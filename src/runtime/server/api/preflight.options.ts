@@ -7,7 +7,7 @@ import type { ChatRuntimeConfig } from '../../types'
 import { allowCrossOrigin, allowPreflight } from '../utils/cors'
 import { refuse } from '../utils/httpAdmission'
 
-/** CORS preflight of the SSE route: 204 for an origin in `allowedOrigins`, 403 for any other. */
+/** CORS preflight of the module's HTTP routes (SSE and POST, files, push): 204 for an origin in `allowedOrigins`, 403 for any other. */
 export default defineEventHandler((event): ChatErrorFrame | null => {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   if (!allowCrossOrigin(event, config)) return refuse(event, 403, errorFrame('forbidden', 'Origin not allowed'))
