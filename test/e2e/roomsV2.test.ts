@@ -71,6 +71,36 @@ describe('rooms and members on protocol version 2', () => {
     expect(await outsider.join(withMembers.room as string)).toMatchObject({ type: 'caught_up' })
   })
 
+  it('a join still being admitted reaches nothing of a private room: commands sent with it are not_found, then the join is refused', async () => {
+    const [ownerId, outsiderId] = [newUser(), newUser()]
+    const owner = await open(ownerId)
+    const room = (await ask(owner, { type: 'create', title: 'Staff', visibility: 'private' })).room as string
+    expect(await ask(owner, { type: 'message', room, message: 'the secret plan', cid: 'plan-1' }, frame => frame.type === 'ack')).toMatchObject({ room })
+    const outsider = await open(outsiderId)
+    // In one TCP write, so the server reads them all before the join's admission has answered.
+    const commands = [
+      { type: 'join', room, ref: 'j' },
+      { type: 'history', room, before: 1_000_000, limit: 50, ref: 'h' },
+      { type: 'members', room, ref: 'm' },
+      { type: 'typing', room, ref: 't' },
+      { type: 'read', room, ref: 'r' },
+      { type: 'message', room, message: 'let me in', cid: 'in-1', ref: 's' },
+    ]
+    const tcp = (outsider.ws as unknown as { _socket: import('node:net').Socket })._socket
+    tcp.cork()
+    for (const command of commands) outsider.send(command)
+    tcp.uncork()
+    await outsider.waitFor(frame => frame.ref === 'j', 'the join\'s answer')
+    for (const ref of ['h', 'm', 't', 'r', 's']) await outsider.waitFor(frame => frame.ref === ref, `the answer to ${ref}`)
+    expect(outsider.frames.find(frame => frame.ref === 'j')).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+    for (const ref of ['h', 'm', 't', 'r', 's']) expect(outsider.frames.find(frame => frame.ref === ref)).toMatchObject({ type: 'error', code: 'not_found', room })
+    // Before, the history page (the room's messages) and its members were answered, and the room saw the outsider typing.
+    expect(outsider.frames.filter(frame => frame.type === 'history' || frame.type === 'members')).toEqual([])
+    expect(JSON.stringify(outsider.frames)).not.toContain('the secret plan')
+    expect(owner.frames.filter(frame => frame.type === 'typing')).toEqual([])
+    expect(owner.messages.map(message => message.message)).toEqual(['the secret plan'])
+  })
+
   it('refuses a title or topic the store would not keep as given (a lone surrogate), and stores nothing', async () => {
     const owner = await open(newUser())
     const lone = JSON.parse('"Team \\ud800"') as string
