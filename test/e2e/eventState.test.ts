@@ -160,6 +160,23 @@ describe.each(['sqlite', 'postgresql'] as const)('events are state, not messages
     const page = await historyOf(server, room)
     expect((page.messages[0] as ChatMessageFrame).reactions).toEqual({ ['😀'.repeat(16)]: ['u-alice'], '👨‍👩‍👧': ['u-alice'] })
   })
+
+  it('a reaction named like an object\'s own keys (`__proto__`, `constructor`) is a reaction like any: the message stays readable, joinable, deletable', async () => {
+    const room = newRoom()
+    const author = await socket(room, {}, ALICE)
+    const [id] = await postAll(author, 1, 'p')
+    for (const [index, emoji] of ['__proto__', 'constructor', 'toString'].entries()) author.send({ type: 'reaction', target: id, emoji, cid: `proto-${index}` })
+    for (const index of [0, 1, 2]) expect(await author.waitFor(frame => frame.cid === `proto-${index}`, `answer ${index}`)).toMatchObject({ type: 'reaction', on: true })
+    // Before, every read of the message threw: history and replays answered `unavailable`, and the message could not be deleted.
+    const page = await historyOf(server, room)
+    expect(JSON.parse(JSON.stringify((page.messages[0] as ChatMessageFrame).reactions))).toEqual(JSON.parse('{"__proto__":["u-alice"],"constructor":["u-alice"],"toString":["u-alice"]}'))
+    const reader = await socket(room, { since: 0 })
+    await reader.waitFor(frame => frame.type === 'message' && frame.id === id, 'the message in the replay')
+    author.send({ type: 'reaction', target: id, emoji: 'constructor', cid: 'proto-off' })
+    expect(await author.waitFor(frame => frame.cid === 'proto-off', 'taken back')).toMatchObject({ type: 'reaction', on: false })
+    author.send({ type: 'delete', target: id, cid: 'proto-delete' })
+    expect(await author.waitFor(frame => frame.cid === 'proto-delete', 'the delete')).toMatchObject({ type: 'delete', target: id })
+  })
 })
 
 describe.each(['sqlite', 'postgresql'] as const)('retention counts messages, and an emptied room keeps only its last number (%s)', (store) => {

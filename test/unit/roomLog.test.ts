@@ -177,6 +177,19 @@ describe.each(backends)('room log: %s', (_name, create) => {
     await expect(react('👍', 'u3', 99)).rejects.toMatchObject({ code: 'not_found' })
   })
 
+  it('keeps reactions named like an object\'s own keys (`__proto__`, `constructor`) as any others: the message stays readable', async () => {
+    const log = open()
+    const name = room()
+    await log.append(input(name, 'hello', undefined, 'u1'))
+    const react = (emoji: string, uid: string) => log.append({ ...input(name, emoji, undefined, uid), kind: 'reaction', target: 1 })
+    for (const emoji of ['__proto__', 'constructor', 'hasOwnProperty']) expect((await react(emoji, 'u2')).message.message).toBe(`+${emoji}`)
+    expect((await react('constructor', 'u2')).message.message).toBe('-constructor')
+    const expected = JSON.parse('{"__proto__":["u2"],"hasOwnProperty":["u2"]}')
+    for (const read of [await log.message(name, 1), (await log.replaySince(name, undefined, 10))[0], (await log.before(name, 2, 1))[0]]) {
+      expect(JSON.parse(JSON.stringify(read?.reactions))).toEqual(expected)
+    }
+  })
+
   it('keeps a read position per user and room: forward only, never past the newest id, created once by a join', async () => {
     const log = open()
     const [name, other] = [room(), room()]

@@ -583,9 +583,22 @@ export function isValidEmoji(emoji: unknown): emoji is string {
     && !/[\s\p{Cc}]/u.test(emoji) && !FORMAT_CHARACTER.test(emoji) && !LOOSE_JOINER.test(emoji)
 }
 
+/** Who reacted with `emoji`: an own key only, as a reaction may be named `constructor` or `__proto__`. */
+export function reactorsOf(reactedBy: Record<string, string[]> | undefined, emoji: string): string[] | undefined {
+  return reactedBy && Object.hasOwn(reactedBy, emoji) ? reactedBy[emoji] : undefined
+}
+
+/** Add `uid` to who reacted with `emoji` on `message`, in a record without a prototype (any emoji is a plain key). */
+export function addReactor(message: { reactions?: Record<string, string[]> }, emoji: string, uid: string): void {
+  const reactedBy = message.reactions ??= Object.create(null) as Record<string, string[]>
+  const users = reactorsOf(reactedBy, emoji)
+  if (users) users.push(uid)
+  else reactedBy[emoji] = [uid]
+}
+
 /** Who reacted with what after `uid` added (`on`) or took back `emoji`; `undefined` when nobody is left. */
 export function withReaction(reactedBy: Record<string, string[]> | undefined, emoji: string, uid: string, on: boolean): Record<string, string[]> | undefined {
-  const users = (reactedBy?.[emoji] ?? []).filter(user => user !== uid)
+  const users = (reactorsOf(reactedBy, emoji) ?? []).filter(user => user !== uid)
   if (on) users.push(uid)
   const next = Object.entries({ ...reactedBy, [emoji]: users }).filter(([, list]) => list.length)
   return next.length ? Object.fromEntries(next) : undefined

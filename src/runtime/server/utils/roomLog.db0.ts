@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs'
 import type { Database } from 'db0'
-import { REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
+import { addReactor, REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { catchUpSqliteIndex, createSearchIndex, searchStatement } from './roomSearch.db0'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
@@ -353,7 +353,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     for (const { target, emoji, uid } of rows) {
       const message = byId.get(Number(target))
       if (!message || message.kind) continue
-      ;((message.reactions ??= {})[emoji] ??= []).push(uid)
+      addReactor(message, emoji, uid)
     }
     return messages
   }
@@ -951,9 +951,7 @@ function messageSync(connection: Connection, room: string, id: number): StoredMe
   const row = nativeStatement(connection, `SELECT ${COLUMNS} FROM chat_messages WHERE room = ? AND id = ? AND kind IS NULL`).get(room, id) as MessageRow | undefined
   if (!row) return undefined
   const message = toMessage(room, row)
-  for (const { emoji, uid } of nativeStatement(connection, 'SELECT emoji, uid FROM chat_reactions WHERE room = ? AND target = ? ORDER BY emoji, uid').all(room, id) as { emoji: string, uid: string }[]) {
-    ((message.reactions ??= {})[emoji] ??= []).push(uid)
-  }
+  for (const { emoji, uid } of nativeStatement(connection, 'SELECT emoji, uid FROM chat_reactions WHERE room = ? AND target = ? ORDER BY emoji, uid').all(room, id) as { emoji: string, uid: string }[]) addReactor(message, emoji, uid)
   return message
 }
 

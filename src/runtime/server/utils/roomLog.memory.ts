@@ -1,4 +1,4 @@
-import { withReaction } from '../../shared/protocol'
+import { reactorsOf, withReaction } from '../../shared/protocol'
 import { holdsWords } from '../../shared/search'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { createMemoryRoomDirectory } from './roomDirectory.memory'
@@ -81,7 +81,7 @@ export function createMemoryRoomLog(): RoomLog {
         const target = found?.id === input.target ? found : undefined
         const refusal = changeRefusal(target, input)
         if (refusal) throw refusal
-        const text = input.kind === 'reaction' ? `${target!.reactions?.[input.message]?.includes(input.sender) ? '-' : '+'}${input.message}` : input.message
+        const text = input.kind === 'reaction' ? `${reactorsOf(target!.reactions, input.message)?.includes(input.sender) ? '-' : '+'}${input.message}` : input.message
         message = storedMessage(room.nextId++, input, text)
         room.changes.push(message)
         applyChange(room, message, target!, input.endsStream)

@@ -1,6 +1,6 @@
 /** The room log: one ordered, durable list of messages per room, behind one small interface. */
 
-import { replyExcerpt, THREAD_SUMMARY_USERS, type ChatFile, type ChatMentionAll, type ChatMessageBase, type ChatStreamCut } from '../../shared/protocol'
+import { reactorsOf, replyExcerpt, THREAD_SUMMARY_USERS, type ChatFile, type ChatMentionAll, type ChatMessageBase, type ChatStreamCut } from '../../shared/protocol'
 import type { RoomDirectory } from './roomMembers'
 import type { PushLog } from './roomLog.push'
 
@@ -301,8 +301,9 @@ export function changeRefusal(target: StoredMessage | undefined, input: AppendIn
   if (!target || target.kind || target.deleted) return new RoomLogRefusal('not_found', `No message ${input.target} in this room`)
   if (input.kind !== 'reaction') return undefined
   const reactions = target.reactions ?? {}
-  if (reactions[input.message]?.includes(input.sender)) return undefined
-  if (!reactions[input.message] && Object.keys(reactions).length >= MAX_EMOJIS_PER_MESSAGE) return new RoomLogRefusal('rejected', `At most ${MAX_EMOJIS_PER_MESSAGE} different reactions per message`)
+  const reactors = reactorsOf(reactions, input.message)
+  if (reactors?.includes(input.sender)) return undefined
+  if (!reactors && Object.keys(reactions).length >= MAX_EMOJIS_PER_MESSAGE) return new RoomLogRefusal('rejected', `At most ${MAX_EMOJIS_PER_MESSAGE} different reactions per message`)
   const mine = Object.values(reactions).filter(users => users.includes(input.sender)).length
   if (mine >= MAX_REACTIONS_PER_PERSON) return new RoomLogRefusal('rejected', `At most ${MAX_REACTIONS_PER_PERSON} reactions per person on one message`)
   return undefined
