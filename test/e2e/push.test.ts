@@ -215,6 +215,32 @@ describe.each(serverPairs('nuxt_chat_push', PUSH_ENV))('push on %s', (_name, sta
     await until(() => receiver.pushesOf(catPush).length === 2, 'the push after unmuting', 5000 + WINDOW)
   })
 
+  it('a thread\'s followers who may no longer read its room (banned from a private room) are not pushed its replies', async () => {
+    const [ann, bob, cat] = [newUser('Ann'), newUser('Bobby'), newUser('Cat')]
+    const annSocket = await open(a, ann)
+    const ref = annSocket.ref()
+    annSocket.send({ type: 'create', ref, title: 'Staff', visibility: 'private', members: [bob.id, cat.id] })
+    const room = (await annSocket.waitFor(frame => frame.ref === ref && frame.type === 'caught_up', 'the room made')).room as string
+    const bobSocket = await open(b, bob)
+    const catSocket = await open(b, cat)
+    for (const socket of [bobSocket, catSocket]) expect(await socket.join(room)).toMatchObject({ type: 'caught_up' })
+    const parent = await say(bobSocket, room, 'the plan for Friday')
+    await say(catSocket, room, 'noted', { thread: parent.id })
+    await bobSocket.close()
+    await catSocket.close()
+    const [bobPush, catPush] = [await subscribe(a, bob), await subscribe(a, cat)]
+    const banRef = annSocket.ref()
+    annSocket.send({ type: 'ban', room, user: bob.id, ref: banRef })
+    expect(await annSocket.waitFor(frame => frame.ref === banRef, 'the ban')).toMatchObject({ type: 'ack' })
+    // Gone from every instance (Redis keys live three presence intervals).
+    await sleep(1500)
+    await say(annSocket, room, 'the confidential details', { thread: parent.id })
+    // Cat, a member who replied, is pushed; Bob wrote the parent, but is banned: before, he was pushed the text too.
+    await until(() => receiver.pushesOf(catPush).length >= 1, 'Cat\'s push', 5000 + WINDOW)
+    expect(receiver.pushesOf(catPush)[0]!.payload).toMatchObject({ body: 'the confidential details' })
+    await noPushFor(bobPush)
+  })
+
   it('messages for one person stored on both instances within the window make one push', async () => {
     const ann = newUser('Ann')
     const bob = newUser('Bo')

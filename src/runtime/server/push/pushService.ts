@@ -41,6 +41,8 @@ export interface ChatPushInput {
   redisUrl: string
   channel: string
   presenceInterval: number
+  /** May `uid` read `room` now (membership, bans, a private room)? A follower who may not is not told of its messages. */
+  mayRead: (room: string, uid: string) => Promise<boolean>
 }
 
 /** `text` cut to `max` characters (code points), ending in `…` when cut. */
@@ -61,7 +63,7 @@ export function batchTitle(frames: ChatMessageFrame[], count: number): string {
  * Listen to the hub's `chat:stored` and `chat:mention`, batch what each away person should hear
  * of within `window` ms, ask `chat:notify`, and push it to each of their subscriptions.
  */
-export function createChatPush({ options, store, hooks, logger, redisUrl, channel, presenceInterval }: ChatPushInput): ChatPush {
+export function createChatPush({ options, store, hooks, logger, redisUrl, channel, presenceInterval, mayRead }: ChatPushInput): ChatPush {
   const enabled = Boolean(options.vapidPublicKey && options.vapidPrivateKey)
   const push: ChatPush = { enabled, options, store, close: async () => {} }
   if (!enabled) {
@@ -101,19 +103,21 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   }, ORPHAN_SWEEP)
   sweep?.unref()
 
-  /** Who follows a stored message besides those it mentions: a direct room's other member, a thread's parent author and earlier repliers. */
+  /** Who follows a stored message besides those it mentions: a direct room's other member, a thread's parent author and earlier repliers, who may still read the room. */
   async function followersOf(frame: ChatMessageFrame): Promise<string[]> {
-    const uids: string[] = []
+    const uids = new Set<string>()
     if (frame.room.startsWith('dm:')) {
       const record = await store.roomRecord(frame.room)
-      if (record?.kind === 'dm') for (const member of await store.members(frame.room, undefined, 3)) if (!member.banned) uids.push(member.uid)
+      if (record?.kind === 'dm') for (const member of await store.members(frame.room, undefined, 3)) if (!member.banned) uids.add(member.uid)
     }
     if (frame.thread !== undefined) {
       const parent = await store.message(frame.room, frame.thread)
-      if (parent?.uid) uids.push(parent.uid)
-      for (const reply of await store.before(frame.room, frame.id, THREAD_REPLIERS_READ, frame.thread)) if (reply.uid) uids.push(reply.uid)
+      if (parent?.uid) uids.add(parent.uid)
+      for (const reply of await store.before(frame.room, frame.id, THREAD_REPLIERS_READ, frame.thread)) if (reply.uid) uids.add(reply.uid)
     }
-    return uids
+    uids.delete(frame.uid ?? '')
+    const readers = await Promise.all([...uids].map(async uid => !uid.startsWith('guest:') && await mayRead(frame.room, uid)))
+    return [...uids].filter((_, index) => readers[index])
   }
 
   async function flush(uid: string) {

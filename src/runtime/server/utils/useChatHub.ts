@@ -41,7 +41,11 @@ export function useChatHub(): ChatHub {
   const claimFiles = config.files ? startFileRecords(config.files, store, inMemory ? undefined : () => createDatabase(openConnector!(options!))) : undefined
   hub = withHubMetrics(createChatHub({ config, store, bus, hooks, logger: chatLogger, claimFiles }))
   // Web Push (docs/PROTOCOL.md, "Notifications") listens to the hub's hooks, over the same store.
-  if (config.push && typeof config.push === 'object') push = createChatPush({ options: config.push as Required<ChatPushOptions>, store, hooks, logger: chatLogger, redisUrl: config.redisUrl, channel, presenceInterval: config.presenceInterval })
+  if (config.push && typeof config.push === 'object') {
+    const chatHub = hub
+    const mayRead = async (room: string, uid: string) => (await chatHub.access(room, { id: uid, name: uid }, 'read')).allowed
+    push = createChatPush({ options: config.push as Required<ChatPushOptions>, store, hooks, logger: chatLogger, redisUrl: config.redisUrl, channel, presenceInterval: config.presenceInterval, mayRead })
+  }
   return hub
 }
 
