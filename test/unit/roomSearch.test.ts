@@ -194,6 +194,50 @@ describe('search index: SQLite catch-up', () => {
   })
 })
 
+describe('search on SQLite: a page reads a bounded part of the index', () => {
+  it('a common word in rooms the searcher may not read costs one bounded scan a page: no hits, a cursor, and the next page goes on where it stopped', async () => {
+    const path = sqlitePath('nuxt-chat-search-')
+    const first = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    // The oldest message of all is the only one in the searcher's room.
+    await first.append({ room: 'quiet', user: 'u1', sender: 'u1', message: 'common words here', ts: 1 })
+    await first.close()
+    // 25,000 newer messages with the word in another room, written straight into the tables and the index with the first (a fast fill).
+    const raw = new DatabaseSync(path)
+    raw.exec('BEGIN')
+    const insert = raw.prepare('INSERT INTO chat_messages (room, id, sender, name, body, ts) VALUES (\'busy\', ?, \'u2\', \'u2\', ?, ?)')
+    for (let id = 1; id <= 25_000; id++) insert.run(id, `common chatter ${id}`, 1000 + id)
+    raw.exec('INSERT INTO chat_messages_fts (rowid, body) SELECT rowid, body FROM chat_messages WHERE rowid > (SELECT indexed_to FROM chat_search_state)')
+    raw.exec('UPDATE chat_search_state SET indexed_to = (SELECT MAX(rowid) FROM chat_messages)')
+    raw.exec('COMMIT')
+    raw.close()
+    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    opened.push(log)
+    // Before, one page walked every match of the word (a synchronous read on the event loop) and found the message at once.
+    const pages: { ids: number[], cursor?: string }[] = []
+    let cursor: string | undefined
+    do {
+      const page = await log.search(query(['quiet'], 'common', cursor === undefined ? {} : { cursor }))
+      pages.push({ ids: page.messages.map(message => message.id), ...(page.cursor === undefined ? {} : { cursor: page.cursor }) })
+      cursor = page.cursor
+    } while (cursor !== undefined && pages.length < 10)
+    expect(pages.map(page => page.ids)).toEqual([[], [], [1]])
+    // A page that fills before its scan ends is cut by `limit`, as before.
+    const busy = await log.search(query(['busy'], 'common', { limit: 5 }))
+    expect(busy.messages.map(message => message.id)).toEqual([25_000, 24_999, 24_998, 24_997, 24_996])
+    expect(busy.cursor).toBeDefined()
+    // Nothing can match (`before` the first message): still a bounded scan a page, and the last page has no cursor.
+    let empty = 0
+    cursor = undefined
+    do {
+      const page = await log.search(query(['quiet', 'busy'], 'common', { before: 1, ...(cursor === undefined ? {} : { cursor }) }))
+      expect(page.messages).toEqual([])
+      cursor = page.cursor
+      empty++
+    } while (cursor !== undefined && empty < 10)
+    expect(empty).toBe(3)
+  })
+})
+
 describe('search index: SQLite upgrade in place', () => {
   it('a database made before the index is indexed when it opens', async () => {
     const path = sqlitePath('nuxt-chat-search-')

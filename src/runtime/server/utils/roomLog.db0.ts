@@ -2,10 +2,10 @@ import { accessSync, constants } from 'node:fs'
 import type { Database } from 'db0'
 import { addReactor, REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
-import { catchUpSqliteIndex, createSearchIndex, searchStatement } from './roomSearch.db0'
+import { catchUpSqliteIndex, createSearchIndex, SEARCH_SCAN_HITS, searchStatement } from './roomSearch.db0'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
 import { createDb0PushLog, createPushTables } from './roomLog.push'
-import { changeRefusal, checkAppendInput, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, encodeSearchCursor, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -625,11 +625,14 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       if (!search.rooms.length) return { messages: [] }
       const connection = await connect()
       if (connection.db.dialect === 'sqlite') await catchUpBeforeSearch(connection)
-      const { sql, params, cursorOf } = searchStatement(connection.db.dialect, COLUMNS, search)
+      const { sql, params, cursorOf, scan } = searchStatement(connection.db.dialect, COLUMNS, search)
       const rows = await query<(MessageRow & { room: string, hit?: number | string })[]>('all', sql, ...params)
       const page = rows.slice(0, search.limit)
       const messages = page.map(row => toMessage(row.room, row))
-      return rows.length > search.limit ? { messages, cursor: cursorOf(page.at(-1)!) } : { messages }
+      if (rows.length > search.limit) return { messages, cursor: cursorOf(page.at(-1)!) }
+      // SQLite, not full: the page stopped at its bound, and the next one goes on from there.
+      const bound = scan && await query<{ scanned: number | string, low: number | string | null }>('get', scan.sql, ...scan.params)
+      return bound && Number(bound.scanned) >= SEARCH_SCAN_HITS ? { messages, cursor: encodeSearchCursor([Number(bound.low)]) } : { messages }
     },
     async close() {
       closed = true

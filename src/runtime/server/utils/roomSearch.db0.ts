@@ -121,11 +121,19 @@ export async function createSearchIndex(db: Database): Promise<void> {
   }
 }
 
+/**
+ * Matches of the SQLite index one search page reads at most, newest first (a few ms): a common word in rooms the
+ * searcher may not read, or under a filter nothing passes, no longer walks the whole index on the event loop.
+ */
+export const SEARCH_SCAN_HITS = 10_000
+
 /** One page's statement for a search, and the cursor of a page that ends at `row`. */
 export interface SearchStatement {
   sql: string
   params: unknown[]
   cursorOf: (row: { hit?: number | string, ts: number | string, room: string, id: number | string }) => string
+  /** SQLite: how many matches the page read and the oldest of them (`{ scanned, low }`), asked when the page is not full. */
+  scan?: { sql: string, params: unknown[] }
 }
 
 /**
@@ -165,12 +173,18 @@ export function searchStatement(dialect: string, columns: string, query: SearchQ
       cursorOf: row => encodeSearchCursor([Number(row.ts), row.room, Number(row.id)]),
     }
   }
-  // SQLite: newest stored first, the index's own order (rowid), which it walks backwards without sorting.
-  if (query.cursor !== undefined) {
-    const [hit] = decodeSearchCursor(query.cursor, 'n')
+  // SQLite: newest stored first, the index's own order (rowid), which it walks backwards without sorting; at most SEARCH_SCAN_HITS matches a page.
+  const from = query.cursor === undefined ? [] : decodeSearchCursor(query.cursor, 'n')
+  if (from.length) {
     filters.push(`${FTS_TABLE}.rowid < ?`)
-    params.push(hit)
+    params.push(from[0])
   }
+  // The page's next SEARCH_SCAN_HITS matches, newest first (the index's rowids alone: no row is read for them).
+  const scanned = `SELECT rowid AS hit FROM ${FTS_TABLE} WHERE ${FTS_TABLE} MATCH ?${from.length ? ' AND rowid < ?' : ''} ORDER BY rowid DESC LIMIT ${SEARCH_SCAN_HITS}`
+  const scanParams = [fts5Match(query.words), ...from]
+  // Walked down to the oldest of them, no further (a subquery SQLite runs once).
+  filters.push(`${FTS_TABLE}.rowid >= (SELECT MIN(hit) FROM (${scanned}))`)
+  params.push(...scanParams)
   return {
     sql: `SELECT ${FTS_TABLE}.rowid AS hit, m.room, ${selected} FROM ${FTS_TABLE} JOIN chat_messages m ON m.rowid = ${FTS_TABLE}.rowid
       WHERE ${FTS_TABLE} MATCH ? AND m.kind IS NULL AND m.deleted = 0
@@ -178,5 +192,6 @@ export function searchStatement(dialect: string, columns: string, query: SearchQ
       ORDER BY ${FTS_TABLE}.rowid DESC LIMIT ?`,
     params: [fts5Match(query.words), ...query.rooms, ...params, query.limit + 1],
     cursorOf: row => encodeSearchCursor([Number(row.hit)]),
+    scan: { sql: `SELECT COUNT(*) AS scanned, MIN(hit) AS low FROM (${scanned})`, params: scanParams },
   }
 }
