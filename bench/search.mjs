@@ -7,7 +7,8 @@
 // first, so the fill is fast), then opens the store: the index is built over them as on an
 // upgrade (timed). Then `queries` one-word searches through the store's `search` (a person in 20
 // of the rooms, 20 hits a page), twice: words picked as often as they occur in the text (Zipf),
-// and words picked uniformly from the vocabulary. Last, SQLite ingest through `append` (16 in
+// and words picked uniformly from the vocabulary; then the 20 most common words under a filter nothing passes
+// (the worst page: no hit to stop at). Last, SQLite ingest through `append` (16 in
 // flight, as the ingest scenario) with and without the index, alternating, 3 rounds each, and the
 // same on PostgreSQL (fresh databases, a tenth as many messages).
 // Prints one JSON line. Loopback only; drops its database and files at the end.
@@ -162,14 +163,15 @@ async function fillPostgres() {
 
 const searcherRooms = Array.from({ length: SEARCHER_ROOMS }, (_, index) => `room-${String(index * (ROOMS / SEARCHER_ROOMS)).padStart(3, '0')}`)
 
-async function timeQueries(log, picks) {
+/** `picks` searched one after another (with the filters of `more`): each page's time, and how many hits it found. */
+async function timeQueries(log, picks, more = {}) {
   const times = []
   let hits = 0
   // Warm: a few queries first (statement caches, pages).
-  for (const word of picks.slice(0, 5)) await log.search({ words: searchWords(word), text: word, rooms: searcherRooms, limit: 20 })
+  for (const word of picks.slice(0, 5)) await log.search({ words: searchWords(word), text: word, rooms: searcherRooms, limit: 20, ...more })
   for (const word of picks) {
     const started = performance.now()
-    const page = await log.search({ words: searchWords(word), text: word, rooms: searcherRooms, limit: 20 })
+    const page = await log.search({ words: searchWords(word), text: word, rooms: searcherRooms, limit: 20, ...more })
     times.push(performance.now() - started)
     hits += page.messages.length
   }
@@ -244,13 +246,15 @@ let pg
 try {
   const zipfPicks = Array.from({ length: QUERIES }, zipfWord)
   const uniformPicks = Array.from({ length: QUERIES }, () => words[Math.floor(random() * VOCABULARY)])
+  // The worst page: the 20 most common words under a filter no message passes (older than all), so nothing is found.
+  const missing = [words.slice(0, 20), { before: 1 }]
   const sqlite = await fillSqlite(join(dir, 'chat.sqlite'))
   log(`SQLite: ${MESSAGES} messages in ${sqlite.fillSeconds.toFixed(1)} s, index built on open in ${sqlite.indexSeconds.toFixed(1)} s`)
-  result.stores.sqlite = { fillSeconds: sqlite.fillSeconds, indexSeconds: sqlite.indexSeconds, zipf: await timeQueries(sqlite.log, zipfPicks), uniform: await timeQueries(sqlite.log, uniformPicks) }
+  result.stores.sqlite = { fillSeconds: sqlite.fillSeconds, indexSeconds: sqlite.indexSeconds, zipf: await timeQueries(sqlite.log, zipfPicks), uniform: await timeQueries(sqlite.log, uniformPicks), commonWordNoHit: await timeQueries(sqlite.log, ...missing) }
   await sqlite.log.close()
   pg = await fillPostgres()
   log(`PostgreSQL: ${MESSAGES} messages in ${pg.fillSeconds.toFixed(1)} s, index built on open in ${pg.indexSeconds.toFixed(1)} s`)
-  result.stores.postgresql = { fillSeconds: pg.fillSeconds, indexSeconds: pg.indexSeconds, zipf: await timeQueries(pg.log, zipfPicks), uniform: await timeQueries(pg.log, uniformPicks) }
+  result.stores.postgresql = { fillSeconds: pg.fillSeconds, indexSeconds: pg.indexSeconds, zipf: await timeQueries(pg.log, zipfPicks), uniform: await timeQueries(pg.log, uniformPicks), commonWordNoHit: await timeQueries(pg.log, ...missing) }
   await pg.log.close()
   const rates = { with: [], without: [] }
   for (let round = 0; round < 3; round++) {
