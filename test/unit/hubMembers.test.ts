@@ -91,6 +91,24 @@ describe('hub: memberships on every instance', () => {
     await hub.close()
   })
 
+  it('a join admitted before its person was removed from a private room makes no membership again as it completes', async () => {
+    const store = createMemoryRoomLog()
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    await store.createRoom({ id: 'staff', title: 'Staff', topic: '', visibility: 'private', kind: 'room', createdBy: 'u-alice', createdAt: 1 })
+    await store.saveMember({ room: 'staff', uid: 'u-alice', role: 'owner', joinedAt: 1 })
+    await store.saveMember({ room: 'staff', uid: 'u-bob', role: 'member', joinedAt: 1 })
+    await hub.admitToRoom(admission('staff', 'u-bob'))
+    // The removal lands between the admission and the end of the join (a `remove` sent with the `join`).
+    expect(await hub.moderate('staff', { type: 'remove', user: 'u-bob' }, { id: 'u-alice', name: 'u-alice' })).toHaveProperty('frame')
+    const bob = testMember('u-bob')
+    await hub.join('staff', bob, undefined, undefined, true)
+    await new Promise(resolve => setTimeout(resolve, 20))
+    // Before, the join's first read position made him a member again: his next join was let in, with what was said after.
+    expect(await store.member('staff', 'u-bob')).toBeUndefined()
+    await expect(hub.admitToRoom(admission('staff', 'u-bob'))).rejects.toMatchObject({ status: 403 })
+    await hub.close()
+  })
+
   it('a join the admission did not just decide (nothing cached) is welcomed at once, its membership following as a member frame', async () => {
     const store = createMemoryRoomLog()
     const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })

@@ -259,8 +259,12 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       const member = await access.member(room, uid)
       return member !== undefined && !member.banned
     },
-    // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one (a private room's members do).
+    // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one, if the room still admits them:
+    // a private room's members come by invite only, and a join admitted before its person was removed must not make them one again.
     async joinedFirst(room, uid) {
+      const decided = access.decide(room, { id: uid, name: uid }, 'read')
+      // (Decided at once when cached, as after an admission: no later than before.)
+      if (!(decided instanceof Promise ? await decided : decided).allowed) return
       await moderation.add({ room, uid, role: 'member', joinedAt: Date.now() })
     },
     evicted: (room, uid) => access.forget(room, uid),
