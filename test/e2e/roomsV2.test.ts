@@ -101,6 +101,20 @@ describe('rooms and members on protocol version 2', () => {
     expect(owner.messages.map(message => message.message)).toEqual(['the secret plan'])
   })
 
+  it('a guest bearing the name of someone in a private room is refused as any guest is: the refusal tells nobody is there', async () => {
+    const ownerId = newUser()
+    const owner = await open(ownerId)
+    const room = (await ask(owner, { type: 'create', title: 'Staff', visibility: 'private' })).room as string
+    const answers = []
+    for (const name of [ownerId, 'Someone else']) {
+      const guest = await ChatSocketV2.openV2(wsBase(server), { name })
+      opened.push(guest)
+      answers.push(await guest.join(room))
+    }
+    // Before, the owner's name was refused `name_refused` (they are online in the room), any other `forbidden`.
+    expect(answers.map(answer => [answer.type, answer.code, answer.message])).toEqual([['join_refused', 'forbidden', answers[1]!.message], ['join_refused', 'forbidden', answers[1]!.message]])
+  })
+
   it('refuses a title or topic the store would not keep as given (a lone surrogate), and stores nothing', async () => {
     const owner = await open(newUser())
     const lone = JSON.parse('"Team \\ud800"') as string

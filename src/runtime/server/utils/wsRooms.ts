@@ -391,13 +391,6 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
 
 /** Why this connection's person may not join `room`, if they may not. */
 async function roomRefusal(connection: MultiRoomMember, room: string, config: ChatRuntimeConfig, directWith?: string): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
-  if (connection.user.guest) {
-    // The name passed the reserved names when the connection was admitted: a join compares it with the room's
-    // signed-in names only, and a room with none needs none of the name's skeletons (~20 µs a join).
-    const signedIn = await useChatHub().signedInNames(room)
-    const checked = signedIn.length ? checkGuestName(connection.user.name, config.reservedNames ?? [], signedIn) : undefined
-    if (checked && 'refused' in checked) return { code: 'name_refused', message: checked.refused }
-  }
   try {
     // The app's `chat:join` hook, then the room's own admission (members, bans, private rooms; docs/PROTOCOL.md, "Admission"), as for a version 1 upgrade.
     await useChatHub().admitToRoom({ room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false, ...(connection.data && { data: connection.data }), ...(directWith === undefined ? {} : { directWith }) })
@@ -405,6 +398,14 @@ async function roomRefusal(connection: MultiRoomMember, room: string, config: Ch
   catch (error) {
     if (!(error instanceof ChatRefusal)) throw error
     return { code: refusalCode(error.status), message: error.message }
+  }
+  if (connection.user.guest) {
+    // After the admission: who is in a room the guest may not enter is none of their business.
+    // The name passed the reserved names when the connection was admitted: a join compares it with the room's
+    // signed-in names only, and a room with none needs none of the name's skeletons (~20 µs a join).
+    const signedIn = await useChatHub().signedInNames(room)
+    const checked = signedIn.length ? checkGuestName(connection.user.name, config.reservedNames ?? [], signedIn) : undefined
+    if (checked && 'refused' in checked) return { code: 'name_refused', message: checked.refused }
   }
   return undefined
 }
