@@ -41,7 +41,7 @@ export interface ChatFilesOptions {
   maxSize: number
   /** Most files in one message. @default 10 */
   maxFiles: number
-  /** Bytes one person may upload in 24 hours (0: no bound). @default 209715200 */
+  /** Bytes one person (guests: one address) may upload in 24 hours (0: no bound). @default 209715200 */
   bytesPerDay: number
   /** Allowed MIME types, as read from the file's bytes (`file-type`; UTF-8 text without a signature is `text/plain`); empty: PNG, JPEG, GIF, WebP, AVIF, PDF, plain text, ZIP, MP3, Ogg, MP4 and WebM (a list given replaces these, never adds to them). @default [] */
   types: string[]

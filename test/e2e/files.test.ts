@@ -244,6 +244,20 @@ describe.each(setups)('attachments: %s', (_name, setup) => {
     expect((await upload(b, newUser('Bob'), room, Buffer.alloc(1000, 'q'), 'more.txt')).status).toBe(201)
   })
 
+  it('guests\' bytes per day are counted by their address, and one person\'s uploads sent at once see each other', async () => {
+    const room = newRoom()
+    const part = Buffer.alloc(MAX_SIZE - 100, 'g')
+    // Guests without a key: a new guest id each time, from one address. Before, none was ever refused.
+    const guests = []
+    for (let index = 0; index < 4; index++) guests.push((await upload(a, undefined, room, part, 'guest.txt')).status)
+    expect(guests).toEqual([201, 201, 201, 429])
+    // Ten uploads at once by one person: three fit the day's bytes. Before, each checked what was stored before any was read: up to ten were.
+    const ann = newUser('Ann')
+    const statuses = await Promise.all(Array.from({ length: 10 }, () => upload(a, ann, room, part, 'burst.txt').then(answer => answer.status)))
+    expect(statuses.filter(status => status === 201)).toHaveLength(3)
+    expect(statuses.filter(status => status === 429)).toHaveLength(7)
+  })
+
   it('only those admitted to the room upload and fetch its files', async () => {
     const room = `files-private-${randomUUID().slice(0, 8)}`
     const [ann, bob, eve] = [newUser('Ann'), newUser('Bob'), newUser('Eve')]

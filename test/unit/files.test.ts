@@ -5,6 +5,7 @@
  */
 import { resolveObjectURL } from 'node:buffer'
 import { execFileSync } from 'node:child_process'
+import { DatabaseSync } from 'node:sqlite'
 import { randomUUID } from 'node:crypto'
 import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
@@ -92,7 +93,7 @@ describe.each(backends)('the uploads\' records: %s', (_name, create) => {
     const uid = `u-${randomUUID().slice(0, 8)}`
     const add = async (created = Date.now(), owner = uid, inRoom = room) => {
       const id = fileId()
-      await store.records.add({ id, room: inRoom, uid: owner, name: `${id}.png`, size: 100, type: 'image/png', width: 2, height: 3, created })
+      await store.records.add({ id, room: inRoom, uid: owner, quota: owner, name: `${id}.png`, size: 100, type: 'image/png', width: 2, height: 3, created })
       return id
     }
     return { ...store, room, uid, add }
@@ -144,10 +145,28 @@ describe.each(backends)('the uploads\' records: %s', (_name, create) => {
   })
 })
 
+describe('the uploads\' records made before guests were counted by address', () => {
+  it('are migrated in place: each old upload counts against its uploader, as before', async () => {
+    const path = sqlitePath('nuxt-chat-files-quota-')
+    const raw = new DatabaseSync(path)
+    // The table as the last release made it: no `quota` column.
+    raw.exec('CREATE TABLE chat_files (id TEXT NOT NULL PRIMARY KEY, room TEXT NOT NULL, uid TEXT NOT NULL, name TEXT NOT NULL, size BIGINT NOT NULL, type TEXT NOT NULL, width INTEGER, height INTEGER, preview TEXT, message BIGINT, claim TEXT, claimed_at BIGINT, gone SMALLINT NOT NULL DEFAULT 0, created BIGINT NOT NULL)')
+    const old = fileId()
+    raw.prepare('INSERT INTO chat_files (id, room, uid, name, size, type, created) VALUES (?, \'r\', \'u-old\', \'a.txt\', 300, \'text/plain\', ?)').run(old, Date.now())
+    raw.close()
+    const records = createDb0FileRecords(() => createDatabase(nodeSqlite({ path })))
+    opened.push({ log: createMemoryRoomLog(), records })
+    expect(await records.get(old)).toMatchObject({ id: old, uid: 'u-old', quota: 'u-old', size: 300 })
+    expect(await records.usedSince('u-old', 0)).toBe(300)
+    await records.add({ id: fileId(), room: 'r', uid: 'guest:x', quota: 'address:10.0.0.9', name: 'b.txt', size: 50, type: 'text/plain', created: Date.now() })
+    expect([await records.usedSince('address:10.0.0.9', 0), await records.usedSince('guest:x', 0)]).toEqual([50, 0])
+  })
+})
+
 describe('the uploads\' records on a SQLite file that could not be written when they opened it', () => {
   it('are read meanwhile, and the first write once the file can be written again works', async () => {
     const path = sqlitePath('nuxt-chat-files-ro-')
-    const record = (id: string) => ({ id, room: 'files-ro', uid: 'u-ro', name: `${id}.png`, size: 100, type: 'image/png', created: Date.now() })
+    const record = (id: string) => ({ id, room: 'files-ro', uid: 'u-ro', quota: 'u-ro', name: `${id}.png`, size: 100, type: 'image/png', created: Date.now() })
     const kept = fileId()
     const first = createDb0FileRecords(() => createDatabase(nodeSqlite({ path })))
     await first.add(record(kept))
@@ -172,7 +191,7 @@ describe('the uploads\' records on PostgreSQL whose table was dropped under them
   it('fail the call that met it, and the next call makes the table again', async () => {
     const database = ownPostgresDatabase('nuxt_chat_files_gone')
     const records = createDb0FileRecords(() => createDatabase(postgresql({ url: database.env.NUXT_CHAT_DATABASE_OPTIONS_URL })))
-    const record = (id: string) => ({ id, room: 'files-gone', uid: 'u-gone', name: `${id}.png`, size: 100, type: 'image/png', created: Date.now() })
+    const record = (id: string) => ({ id, room: 'files-gone', uid: 'u-gone', quota: 'u-gone', name: `${id}.png`, size: 100, type: 'image/png', created: Date.now() })
     try {
       await records.add(record(fileId()))
       execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', database.name, '-qc', 'DROP TABLE chat_files'])

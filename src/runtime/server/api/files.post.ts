@@ -13,6 +13,8 @@ import { chatLogger, useChatHub } from '../utils/useChatHub'
 import { fileRecords, storeFile } from '../files/chatFiles'
 
 const DAY = 24 * 60 * 60 * 1000
+/** Bytes of uploads being read, by quota: uploads sent at once count each other's before they are stored (per instance). */
+const uploading = new Map<string, number>()
 /** An upload may take this long at least (`bodyTimeout` when longer): a 10 MiB file over a slow link takes more than a message's 10 s. */
 const UPLOAD_TIMEOUT = 60_000
 
@@ -57,17 +59,28 @@ async function answerUpload(event: H3Event, admission: ChatAdmission, config: Ch
   if (preview && 'error' in preview) return refuse(event, 400, errorFrame('bad_request', preview.error))
   const declared = Number(getRequestHeader(event, 'content-length') ?? 0)
   if (declared > options.maxSize) return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
-  const since = Date.now() - DAY
-  const used = options.bytesPerDay ? await fileRecords().usedSince(admission.sender, since) : 0
-  if (options.bytesPerDay && used + declared > options.bytesPerDay) return refuse(event, 429, quotaFrame(options))
-  const bytes = await readBoundedBytes(event, options.maxSize, Math.max(config.bodyTimeout, UPLOAD_TIMEOUT))
-  if (bytes === 'too_large') return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
-  if (bytes === 'timeout') return refuseSlow(event)
-  if (options.bytesPerDay && used + bytes.length > options.bytesPerDay) return refuse(event, 429, quotaFrame(options))
-  const stored = await storeFile(options, { room: admission.room, uid: admission.sender, name, bytes, ...(preview ? { preview } : {}) })
-  if ('error' in stored) return refuse(event, stored.status, stored.error)
-  setResponseStatus(event, 201)
-  return stored
+  // A guest's bytes are their address's: a guest id is whatever the client sends, or a new one each time.
+  const scope = admission.user.guest ? 'address' : 'person'
+  const quota = scope === 'address' ? `address:${admission.ip ?? admission.sender}` : admission.sender
+  const used = options.bytesPerDay ? await fileRecords().usedSince(quota, Date.now() - DAY) + (uploading.get(quota) ?? 0) : 0
+  if (options.bytesPerDay && used + declared > options.bytesPerDay) return refuse(event, 429, quotaFrame(options, scope))
+  const reserved = options.bytesPerDay ? declared || options.maxSize : 0
+  uploading.set(quota, (uploading.get(quota) ?? 0) + reserved)
+  try {
+    const bytes = await readBoundedBytes(event, options.maxSize, Math.max(config.bodyTimeout, UPLOAD_TIMEOUT))
+    if (bytes === 'too_large') return refuse(event, 413, errorFrame('too_long', `File is larger than ${options.maxSize} bytes`))
+    if (bytes === 'timeout') return refuseSlow(event)
+    if (options.bytesPerDay && used + bytes.length > options.bytesPerDay) return refuse(event, 429, quotaFrame(options, scope))
+    const stored = await storeFile(options, { room: admission.room, uid: admission.sender, quota, name, bytes, ...(preview ? { preview } : {}) })
+    if ('error' in stored) return refuse(event, stored.status, stored.error)
+    setResponseStatus(event, 201)
+    return stored
+  }
+  finally {
+    const left = (uploading.get(quota) ?? 0) - reserved
+    if (left > 0) uploading.set(quota, left)
+    else uploading.delete(quota)
+  }
 }
 
 /** A body that trickles in: the rest is not worth waiting for, so the connection closes after the answer. */
@@ -76,8 +89,9 @@ function refuseSlow(event: H3Event): ChatErrorFrame {
   return refuse(event, 408, errorFrame('bad_request', 'File not received in time'))
 }
 
-function quotaFrame(options: ChatFilesOptions): ChatErrorFrame {
-  return { ...errorFrame('rate_limited', `You may upload ${options.bytesPerDay} bytes in 24 hours`), scope: 'person', retryAfter: 3600 }
+function quotaFrame(options: ChatFilesOptions, scope: 'person' | 'address'): ChatErrorFrame {
+  const whose = scope === 'address' ? 'Guests from this address' : 'You'
+  return { ...errorFrame('rate_limited', `${whose} may upload ${options.bytesPerDay} bytes in 24 hours`), scope, retryAfter: 3600 }
 }
 
 /** An image's preview: `X-File-Preview`, its bytes in base64 (checked by its bytes in `storeFile`). */

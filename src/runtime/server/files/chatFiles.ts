@@ -86,6 +86,8 @@ export async function clearFiles(options: ChatFilesOptions): Promise<void> {
 export interface FileToStore {
   room: string
   uid: string
+  /** Whose bytes of the day it counts against (`uid` when absent). */
+  quota?: string
   name: string
   bytes: Uint8Array
   /** An image's small preview, made by the uploader's browser. */
@@ -125,7 +127,7 @@ export async function storeFile(options: ChatFilesOptions, file: FileToStore): P
   const stored: ChatFile = { id, name: file.name, size: file.bytes.length, type: sniffed.type, ...(sniffed.width === undefined ? {} : { width: sniffed.width, height: sniffed.height }), ...(preview ? { preview } : {}) }
   await fileStorage(options).setItemRaw(id, file.bytes)
   try {
-    await fileRecords().add({ ...stored, room: file.room, uid: file.uid, created: Date.now() })
+    await fileRecords().add({ ...stored, room: file.room, uid: file.uid, quota: file.quota ?? file.uid, created: Date.now() })
   }
   catch (error) {
     // Unrecorded bytes would never be swept.

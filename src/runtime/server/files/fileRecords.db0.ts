@@ -14,15 +14,16 @@ interface FileRow {
   preview: string | null
   message: number | string | null
   created: number | string
+  quota: string | null
 }
 
-const COLUMNS = 'id, room, uid, name, size, type, width, height, preview, message, created'
+const COLUMNS = 'id, room, uid, name, size, type, width, height, preview, message, created, quota'
 // SQLite: another writer (the room log) holds the lock for a moment; waited out on timers, not inside SQLite (which blocks the event loop).
 const BUSY_RETRIES = 100
 const BUSY_DELAY = 20
 
 function toRecord(row: FileRow): FileRecord {
-  const record: FileRecord = { id: row.id, room: row.room, uid: row.uid, name: row.name, size: Number(row.size), type: row.type, created: Number(row.created) }
+  const record: FileRecord = { id: row.id, room: row.room, uid: row.uid, quota: row.quota ?? row.uid, name: row.name, size: Number(row.size), type: row.type, created: Number(row.created) }
   if (row.width !== null && row.width !== undefined) record.width = Number(row.width)
   if (row.height !== null && row.height !== undefined) record.height = Number(row.height)
   if (row.preview) record.preview = row.preview
@@ -90,14 +91,14 @@ export function createDb0FileRecords(open: () => Database): FileRecords {
 
   return {
     async add(record) {
-      await query('run', `INSERT INTO chat_files (${COLUMNS}, gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0)`, record.id, record.room, record.uid, record.name, record.size, record.type, record.width ?? null, record.height ?? null, record.preview ?? null, record.created)
+      await query('run', `INSERT INTO chat_files (${COLUMNS}, gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 0)`, record.id, record.room, record.uid, record.name, record.size, record.type, record.width ?? null, record.height ?? null, record.preview ?? null, record.created, record.quota)
     },
     async get(id) {
       const row = await query<FileRow | undefined>('get', `SELECT ${COLUMNS} FROM chat_files WHERE id = ? AND gone = 0`, id)
       return row ? toRecord(row) : undefined
     },
-    async usedSince(uid, since) {
-      const row = await query<{ used: number | string | null } | undefined>('get', 'SELECT SUM(size) AS used FROM chat_files WHERE uid = ? AND created > ?', uid, since)
+    async usedSince(quota, since) {
+      const row = await query<{ used: number | string | null } | undefined>('get', 'SELECT SUM(size) AS used FROM chat_files WHERE quota = ? AND created > ?', quota, since)
       return Number(row?.used ?? 0)
     },
     async claim(ids, room, uid, token, now, staleBefore) {
@@ -153,12 +154,15 @@ async function createSchema(db: Database) {
     claim TEXT,
     claimed_at BIGINT,
     gone SMALLINT NOT NULL DEFAULT 0,
-    created BIGINT NOT NULL
+    created BIGINT NOT NULL,
+    quota TEXT
   )`)
-  // Tables made before previews lack the column.
+  // Tables made before previews, or before guests' uploads counted by address, lack the column.
   await addColumnInPlace(db, 'chat_files', 'preview', 'TEXT')
-  // The quota (a person's bytes of the day), a message's files, the sweep's orphans.
-  await db.exec('CREATE INDEX IF NOT EXISTS chat_files_uploader ON chat_files (uid, created)')
+  if (await addColumnInPlace(db, 'chat_files', 'quota', 'TEXT')) await db.exec('UPDATE chat_files SET quota = uid WHERE quota IS NULL')
+  // The quota (bytes of the day), a message's files, the sweep's orphans.
+  await db.exec('DROP INDEX IF EXISTS chat_files_uploader')
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_files_quota ON chat_files (quota, created)')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_files_message ON chat_files (room, message) WHERE message IS NOT NULL')
   await db.exec('CREATE INDEX IF NOT EXISTS chat_files_claim ON chat_files (claim) WHERE claim IS NOT NULL')
 }

@@ -7,6 +7,8 @@ export interface FileRecord extends ChatFile {
   room: string
   /** The uploader's id (user id or guest id). */
   uid: string
+  /** Whose bytes of the day it counts against: the uploader's id, or a guest's address (`quotaKeyOf`). */
+  quota: string
   /** The message that carries it; absent while it is an upload no message took yet. */
   message?: number
   /** When it was uploaded (epoch ms). */
@@ -21,8 +23,8 @@ export interface FileRecords {
   add: (record: FileRecord) => Promise<void>
   /** A file not removed. */
   get: (id: string) => Promise<FileRecord | undefined>
-  /** Bytes `uid` uploaded since `since` (removed files too: removing one does not give its bytes back). */
-  usedSince: (uid: string, since: number) => Promise<number>
+  /** Bytes counted against `quota` since `since` (removed files too: removing one does not give its bytes back). */
+  usedSince: (quota: string, since: number) => Promise<number>
   /** Reserve, under `token`, those of `ids` that `uid` uploaded to `room`, no message took and no other send holds (or held before `staleBefore`): the ones reserved. */
   claim: (ids: string[], room: string, uid: string, token: string, now: number, staleBefore: number) => Promise<FileRecord[]>
   release: (token: string) => Promise<void>
@@ -56,9 +58,9 @@ export function createMemoryFileRecords(store: Pick<RoomLog, 'message'>): FileRe
       const { claim: _claim, claimedAt: _at, gone: _gone, ...file } = record
       return file
     },
-    async usedSince(uid, since) {
+    async usedSince(quota, since) {
       let used = 0
-      for (const record of records.values()) if (record.uid === uid && record.created > since) used += record.size
+      for (const record of records.values()) if (record.quota === quota && record.created > since) used += record.size
       return used
     },
     async claim(ids, room, uid, token, now, staleBefore) {
