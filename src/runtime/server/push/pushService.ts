@@ -201,9 +201,9 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     }
     catch (error) {
       if (error instanceof PushAddressRefusal) {
-        // Its name leads into a private network: never asked again.
-        logger.warn(`[nuxt-chat] ${error.message}: the subscription is removed`)
+        // Its name leads into a private network: never asked again (said once it is so).
         await store.pushForget(subscription.endpoint).catch(() => {})
+        logger.warn(`[nuxt-chat] ${error.message}: the subscription is removed`)
         return
       }
       logger.warn('[nuxt-chat] a push service could not be reached: the notification was dropped', error instanceof Error ? error.message : error)
