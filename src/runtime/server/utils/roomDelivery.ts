@@ -330,13 +330,16 @@ export class RoomDelivery {
    * written before this returns (in the caller's task: one flush with what the caller wrote).
    */
   replay(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void, turn?: ReplayTurn): Promise<void> {
-    // From memory when it covers the replay: no query, and the frames' bytes are already made.
-    const replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
-    if (replayed) {
-      if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
-      return SETTLED
-    }
+    if (this.replayFromMemory(member, since, limits, onSent)) return SETTLED
     return this.replayFromStore(member, since, limits, onSent, turn)
+  }
+
+  /** Send the replay from memory when it covers it (no query, and the frames' bytes are already made): false when it does not. */
+  private replayFromMemory(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void): boolean {
+    const replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
+    if (!replayed) return false
+    if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
+    return true
   }
 
   /**
@@ -349,11 +352,8 @@ export class RoomDelivery {
 
   private async replayFromStore(member: Member, since: number | undefined, limits: ReplayLimits, onSent?: (bytes: number) => void, turn?: ReplayTurn) {
     await this.ready
-    const replayed = this.deliveredCursor(since) ? this.recentReplay(since, replayCount(since, limits)) : undefined
-    if (replayed) {
-      if (this.members.has(member)) sendReplay(member, since, replayed, onSent)
-      return
-    }
+    // The room's store may have settled since: memory may cover the replay now.
+    if (this.replayFromMemory(member, since, limits, onSent)) return
     // Read, sent and charged within its turn; the turn ends whatever happens.
     const release = await turn?.()
     try {
