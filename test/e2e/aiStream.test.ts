@@ -335,18 +335,26 @@ describe.each(serverPairs('nuxt_chat_stream', env))('streaming messages, %s', (n
     expect((await startStream(a, { room: 'bad room!', chunks: ['x'] })).status).toBe(400)
   })
 
-  it('deleting a streaming message stops its stream: its source is aborted and nothing more is stored', async () => {
+  it('deleting a streaming message stops its stream: its source is aborted, no more of its text goes out, and nothing more is stored', async () => {
     const room = newRoom()
     const watcher = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'watcher', deltas: 1 }))
     await watcher.waitFor(frame => frame.type === 'presence', 'presence')
-    const started = await startStream(a, { room, chunks: ['Soon gone'], delay: 20, forever: true })
+    // 9 characters every 50 ms: still streaming when deleted, seconds before its 500-character bound cuts it.
+    const started = await startStream(a, { room, chunks: ['Soon gone'], delay: 50, forever: true })
     const { id } = started.body
     await watcher.waitFor(frame => frame.type === 'delta' && frame.id === id, 'a delta')
     expect((await callServer(b, { call: 'delete', room, target: id })).status).toBe(200)
     await watcher.waitFor(frame => frame.type === 'delete' && frame.target === id, 'the delete')
-    // Within a checkpoint or two (200 ms here).
+    // At once, not at the next checkpoint (200 ms here): the instance running it heard the delete.
     await until(async () => (await runOf(a, started.body.run)).aborted, 'the source aborted', 5000)
     await sleep(3 * CHECKPOINT)
+    // The deleted text reaches nobody more: no delta after the delete, none for a newcomer.
+    const deleteAt = watcher.frames.findIndex(frame => frame.type === 'delete' && frame.target === id)
+    expect(watcher.frames.slice(deleteAt).filter(frame => frame.type === 'delta' && frame.id === id)).toEqual([])
+    const newcomer = track(await ChatSocket.open(a.wsUrl(''), { room, name: 'newcomer', deltas: 1 }))
+    await newcomer.waitFor(frame => frame.type === 'presence', 'presence')
+    await sleep(200)
+    expect(newcomer.frames.filter(frame => frame.type === 'delta')).toEqual([])
     // Its tombstone only: no final edit brought its text back.
     const history = (await callServer<Frame[]>(a, { call: 'history', room })).body
     expect(history).toEqual([expect.objectContaining({ id, deleted: true, message: '' })])

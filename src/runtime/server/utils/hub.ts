@@ -116,6 +116,19 @@ const MAX_KNOWN_ROOMS = 10_000
 /** A room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
 const PRESENCE_WINDOW = 50
 const RECOVERY_RECHECK = 1000
+/** How a stored delete's frame starts (`eventFrame` writes `type` first): other stored frames are not parsed for it. */
+const DELETE_FRAME_START = '{"type":"delete"'
+
+/** The message a delete heard on the bus names, if the frame is one. */
+function parseDeleteTarget(text: string): number | undefined {
+  try {
+    const change = JSON.parse(text) as ChatStoredFrame
+    return change.type === 'delete' && Number.isSafeInteger(change.target) ? change.target : undefined
+  }
+  catch {
+    return undefined
+  }
+}
 /** Rooms of at most this many members tell who has read what (docs/PROTOCOL.md, "Seen by"). */
 export const SEEN_BY_MAX_MEMBERS = 50
 
@@ -485,6 +498,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
   function fanOut(frame: ChatStoredFrame, text: string) {
     rememberRoomWithMessages(frame.room)
     rooms.get(frame.room)?.delivery.deliver(frame.id, text)
+    if (frame.type === 'delete') streams.messageDeleted(frame.room, frame.target)
     if (readState.watches(frame.room)) readState.stored(frame.room, frame)
     if (!bus.publish({ kind: 'message', room: frame.room, id: frame.id, frame: text })) unpublished.add(frame.room)
     // After delivery, on a later turn: a slow or failing hook never holds a message back.
@@ -743,6 +757,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     else if (event.kind === 'sync') readState.resync(event.room)
     // A position forgotten or evicted may have taken its membership along.
     if (event.kind === 'forget') access.forget(event.room, event.uid)
+    // A stream's message deleted elsewhere: stopped here if this instance runs it, even with nobody in the room here.
+    if (event.kind === 'message' && event.frame.startsWith(DELETE_FRAME_START) && streams.streaming(event.room)) {
+      const target = parseDeleteTarget(event.frame)
+      if (target !== undefined) streams.messageDeleted(event.room, target)
+    }
     const room = rooms.get(event.room)
     // Asked about a room with nobody here: say so, so the asker need not wait out the bound.
     if (!room && event.kind === 'presence?') bus.publish({ kind: 'presence', room: event.room, frame: '[]' })

@@ -115,6 +115,8 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
   const starting = new Map<string, number>()
   let startingTotal = 0
   const keyOf = (room: string, id: number) => `${room}\n${id}`
+  /** Streams whose message was deleted, and when: their deltas still on the bus are dropped (pruned at each checkpoint). */
+  const deleted = new Map<string, number>()
 
   const publish = (room: string, op: Record<string, unknown>) => bus.publish({ kind: 'stream', room, frame: JSON.stringify(op) })
 
@@ -285,6 +287,28 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     return { id, frame, done: run(stream, reader), stop: () => stopOwn(stream) }
   }
 
+  /**
+   * A stream's message was deleted (here or on another instance): its text so far goes to nobody
+   * more, not to newcomers nor as the deltas still on their way, and the instance running it stops
+   * reading its source at once (not at its next checkpoint).
+   */
+  function messageDeleted(room: string, id: number) {
+    const key = keyOf(room, id)
+    if (!live.delete(key)) return
+    deleted.set(key, Date.now())
+    const mine = own.get(key)
+    if (!mine) return
+    mine.pending = ''
+    mine.cut ??= 'stopped'
+    stopOwn(mine)
+  }
+
+  /** Any open stream in the room? (Most rooms have none: a stored change is looked at only then.) */
+  function streaming(room: string): boolean {
+    for (const stream of live.values()) if (stream.room === room) return true
+    return false
+  }
+
   function stopOwn(stream: OwnStream) {
     if (stream.controller.signal.aborted) return
     stream.cut ??= 'stopped'
@@ -333,6 +357,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     }
     if (delta?.type !== 'delta' || delta.room !== room || typeof delta.text !== 'string' || !Number.isSafeInteger(delta.offset) || !Number.isSafeInteger(delta.id)) return
     const key = keyOf(room, delta.id)
+    if (deleted.has(key)) return
     let stream = live.get(key)
     if (!stream) live.set(key, stream = { room, id: delta.id, user: delta.user, uid: delta.uid, owner: '', text: '', heardAt: 0 })
     stream.heardAt = Date.now()
@@ -381,6 +406,7 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
   // ---- checkpoints and the sweep ----
   async function checkpoint() {
     const now = Date.now()
+    for (const [key, at] of deleted) if (now - at > STALE_CHECKPOINTS * options.checkpoint) deleted.delete(key)
     // Other instances' streams whose end this instance missed (a bus outage) stop counting against the room's limit.
     for (const [key, stream] of live) if (!own.has(key) && now - stream.heardAt > STALE_CHECKPOINTS * options.checkpoint) live.delete(key)
     for (const stream of own.values()) {
@@ -440,6 +466,8 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     start,
     stop,
     caughtUp,
+    streaming,
+    messageDeleted,
     /** Keep a bot's name, so `@name` finds it among the room's members. */
     saveName: (user: ChatUser) => store.saveUserName(user.id, user.name, Date.now()),
     /** This instance's id as a stream owner. */
