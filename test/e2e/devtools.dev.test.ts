@@ -4,6 +4,7 @@
  * server"; and the client address is the one nuxi's listener saw, so an `X-Forwarded-For` the
  * client sends does not escape the per-address connection cap.
  */
+import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, upgradeStatus } from '../utils/clients'
 import { startNuxiDev, type DevServer } from '../utils/nuxiDev'
@@ -97,6 +98,45 @@ describe('the DevTools routes under nuxi dev', () => {
     const stream = await fetch(`${base}${DEVTOOLS}/events`, { headers: { 'sec-fetch-site': 'same-origin' }, signal: own.signal })
     expect(stream.status).toBe(200)
     own.abort()
+  })
+})
+
+describe('the DevTools routes and a DNS rebinding', () => {
+  /** A request as a page of evil.example sees it once its name resolves to this machine: same-origin, under its own `Host`. */
+  function asRebound(path: string, method = 'GET', body?: string): Promise<{ status: number, body: string }> {
+    const target = new URL(`${base}${DEVTOOLS}${path}`)
+    const origin = `http://evil.example:${target.port}`
+    return new Promise((resolve, reject) => {
+      const request = httpRequest(target, { method, headers: { 'host': `evil.example:${target.port}`, origin, 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' } }, (response) => {
+        let text = ''
+        response.setEncoding('utf8')
+        // The event stream never ends by itself: its status and first bytes are enough.
+        response.on('data', (chunk) => {
+          text += chunk
+          if (response.statusCode === 200) response.destroy()
+        })
+        response.on('end', () => resolve({ status: response.statusCode!, body: text }))
+        response.on('close', () => resolve({ status: response.statusCode!, body: text }))
+      })
+      request.on('error', reject)
+      request.end(body)
+    })
+  }
+
+  it('are refused to a page under another name that leads here (403): the stream, the page and the post; nothing stored', async () => {
+    const name = room('rebound')
+    // Refused by the dev server itself (Vite's `server.allowedHosts`), before any route: no page, no event of any room.
+    for (const path of ['', '/events']) {
+      const answer = await asRebound(path)
+      expect(answer.status).toBe(403)
+      expect(answer.body).not.toContain('event:')
+      expect(answer.body).not.toContain('<html')
+    }
+    expect((await asRebound('/post', 'POST', JSON.stringify({ room: name, message: 'rebound' }))).status).toBe(403)
+    expect(await storedIn(name)).toEqual([])
+    // The names no other site can use still work: an IP address (above, `base`) and `localhost`.
+    const port = new URL(base).port
+    expect((await fetch(`http://localhost:${port}${DEVTOOLS}`, { headers: { 'sec-fetch-site': 'same-origin' } })).status).toBe(200)
   })
 })
 
