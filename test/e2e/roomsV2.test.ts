@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocketV2, type FrameV2 } from '../utils/clients'
+import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
 import { callServer, startServer, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
@@ -162,6 +162,37 @@ describe('rooms and members on protocol version 2', () => {
     expect(await ask(member, { type: 'update', room: other, topic: 'mine now' })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
     expect(await ask(owner, { type: 'ban', room: other, user: memberId })).toMatchObject({ type: 'ack', room: other })
     await member.waitFor(frame => frame.type === 'left' && frame.room === other && frame.reason === 'banned', 'left, banned')
+  })
+
+  it('a removal from a public room while a join of it is being admitted ends that join (left, removed) and makes no membership again; a join after it is a new one', async () => {
+    const [ownerId, memberId] = [newUser(), newUser()]
+    // `gated-` rooms: the fixture's `chat:join` holds their joins while the test says so.
+    const room = `gated-${randomUUID().slice(0, 8)}`
+    const gate = async (action: 'close' | 'open' | 'waiting') => (await fetch(server.url('/_test/join-gate'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room, action }) })).json() as Promise<{ waiting?: number }>
+    const membersOf = async () => ((await callServer(server, { call: 'members', room })).body as unknown as { uid: string }[]).map(member => member.uid)
+    expect((await callServer(server, { call: 'createRoom', input: { id: room, visibility: 'public', owner: ownerId } })).status).toBe(200)
+    const member = await open(memberId)
+    // Joined once (a member now, with a read position), then left: a `leave` keeps the membership.
+    expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
+    expect(await ask(member, { type: 'leave', room })).toMatchObject({ type: 'left', reason: 'left' })
+    expect(await membersOf()).toContain(memberId)
+
+    await gate('close')
+    const ref = member.ref()
+    member.send({ type: 'join', room, ref })
+    await until(async () => (await gate('waiting')).waiting === 1, 'the join held in chat:join')
+    expect((await callServer(server, { call: 'removeMember', room, userId: memberId })).body).toMatchObject({ removed: true })
+    await gate('open')
+    // Before, the join went on as if nothing happened: caught up, and a member again.
+    await member.waitFor(frame => frame.type === 'left' && frame.room === room && frame.reason === 'removed', 'left, removed')
+    expect(member.frames.some(frame => frame.type === 'caught_up' && frame.ref === ref)).toBe(false)
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(await membersOf()).not.toContain(memberId)
+    expect(member.framesOf(room).filter(frame => frame.type === 'left')).toHaveLength(2)
+
+    // A public room lets a removed person join again: a new join, and a member again.
+    expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
+    await until(async () => (await membersOf()).includes(memberId), 'a member again')
   })
 
   it('making and changing a room pass the chat:action hook: it refuses a title, lets an admin change a room the roles would not; nothing refused is stored', async () => {

@@ -160,3 +160,269 @@ describe('hub: memberships on every instance', () => {
     await hub.close()
   })
 })
+
+/** A store whose named method's next call waits until released: `reached` settles once it is called. */
+function heldStore(store: ReturnType<typeof createMemoryRoomLog>) {
+  const holds = new Map<string, { arrive: () => void, released: Promise<void> }>()
+  const held = new Proxy(store, {
+    get(target, key: string) {
+      const value = Reflect.get(target, key) as unknown
+      if (typeof value !== 'function') return value
+      return async (...args: unknown[]) => {
+        const hold = holds.get(key)
+        if (hold) {
+          holds.delete(key)
+          hold.arrive()
+          await hold.released
+        }
+        return (value as (...args: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  })
+  return {
+    store: held,
+    /** Hold the next call of `method`: wait for `reached`, act, then `release()`. */
+    hold(method: keyof typeof store) {
+      let arrive!: () => void
+      let release!: () => void
+      const reached = new Promise<void>(resolve => arrive = resolve)
+      holds.set(method, { arrive, released: new Promise<void>(resolve => release = resolve) })
+      return { reached, release }
+    },
+  }
+}
+
+/** Two instances' buses whose events wait until the test delivers them (in order). */
+function queuedBuses() {
+  const listeners: ((event: BusEvent, origin: string) => void)[] = [() => {}, () => {}]
+  const queue: (() => void)[] = []
+  const busOf = (self: number): ChatBus => ({
+    publish: (event) => {
+      queue.push(() => listeners[1 - self]!(event, `instance-${self}`))
+      return true
+    },
+    onEvent: listener => void (listeners[self] = listener),
+    onRecover() {},
+    close: async () => {},
+  })
+  return { buses: [busOf(0), busOf(1)] as const, deliver: () => queue.splice(0).forEach(tell => tell()) }
+}
+
+/** A connection that leaves the room when it is closed, as every transport's does. */
+function leavingMember(hub: ReturnType<typeof createChatHub>, id: string, room = 'lobby') {
+  const member = testMember(id)
+  member.close = (code, reason) => {
+    member.closed.push({ code, reason })
+    hub.leave(room, member)
+  }
+  return member
+}
+
+const alice = { id: 'u-alice', name: 'u-alice' }
+const settle = () => new Promise(resolve => setTimeout(resolve, 20))
+
+/** A public room with a record: Alice owns it; Bob joined it once (a member, with a read position). */
+async function publicRoom(store: ReturnType<typeof createMemoryRoomLog>) {
+  await store.createRoom({ id: 'lobby', title: 'Lobby', topic: '', visibility: 'public', kind: 'room', createdBy: 'u-alice', createdAt: 1 })
+  await store.saveMember({ room: 'lobby', uid: 'u-alice', role: 'owner', joinedAt: 1 })
+  await store.saveMember({ room: 'lobby', uid: 'u-bob', role: 'member', joinedAt: 1 })
+  await store.joinRead('lobby', 'u-bob')
+}
+
+/** What a join admitted before its person's membership ended must leave: no membership (or the ban), no read position, the join ended as their connections were. */
+async function expectRemoved(store: ReturnType<typeof createMemoryRoomLog>, bob: ReturnType<typeof testMember>, reason = 'Removed from the room') {
+  await settle()
+  expect(bob.closed).toEqual([{ code: 4003, reason }])
+  const member = await store.member('lobby', 'u-bob')
+  if (reason === 'Banned from the room') expect(member).toMatchObject({ banned: true })
+  else expect(member).toBeUndefined()
+  expect(await store.readState('lobby', 'u-bob')).toBeUndefined()
+}
+
+describe('hub: a membership that ends while a join is under way', () => {
+  const quiet = { ...consola, error() {} } as unknown as typeof consola
+  const remove = (hub: ReturnType<typeof createChatHub>, type: 'remove' | 'ban' = 'remove') => hub.moderate('lobby', { type, user: 'u-bob' }, alice)
+
+  it('a removal from a public room between the admission and the join: the join ends as removed and makes no membership or position again', async () => {
+    const store = createMemoryRoomLog()
+    await publicRoom(store)
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+    const asked = admission('lobby', 'u-bob')
+    await hub.admitToRoom(asked)
+    expect(await remove(hub)).toHaveProperty('frame')
+    const bob = leavingMember(hub, 'u-bob')
+    await hub.join('lobby', bob, undefined, undefined, true, asked.admittedAt)
+    await expectRemoved(store, bob)
+    // A join admitted after the removal is a new one: a public room lets him in again, and makes him a member.
+    const again = admission('lobby', 'u-bob')
+    await hub.admitToRoom(again)
+    const back = leavingMember(hub, 'u-bob')
+    await hub.join('lobby', back, undefined, undefined, true, again.admittedAt)
+    await settle()
+    expect(back.closed).toEqual([])
+    expect(await store.member('lobby', 'u-bob')).toMatchObject({ role: 'member' })
+    await hub.close()
+  })
+
+  it('a removal while the app\'s chat:join hook runs ends the join the same way', async () => {
+    const store = createMemoryRoomLog()
+    await publicRoom(store)
+    const hooks = createHooks<ChatRuntimeHooks>()
+    let hookReached!: () => void
+    let releaseHook!: () => void
+    const reached = new Promise<void>(resolve => hookReached = resolve)
+    const released = new Promise<void>(resolve => releaseHook = resolve)
+    hooks.hook('chat:join', async () => {
+      hookReached()
+      await released
+    })
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks, logger: quiet })
+    const asked = admission('lobby', 'u-bob')
+    const admitted = hub.admitToRoom(asked)
+    await reached
+    await remove(hub)
+    releaseHook()
+    await admitted
+    const bob = leavingMember(hub, 'u-bob')
+    await hub.join('lobby', bob, undefined, undefined, true, asked.admittedAt)
+    await expectRemoved(store, bob)
+    await hub.close()
+  })
+
+  it('a removal while the join waits for its batch: its leave makes no position or membership', async () => {
+    const store = createMemoryRoomLog()
+    await publicRoom(store)
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+    const asked = admission('lobby', 'u-bob')
+    await hub.admitToRoom(asked)
+    const bob = leavingMember(hub, 'u-bob')
+    // The join's first turn: in the room, its batch not told yet; the removal lands before the end of the turn.
+    const joined = hub.join('lobby', bob, undefined, undefined, true, asked.admittedAt)
+    await remove(hub)
+    await joined
+    await expectRemoved(store, bob)
+    await hub.close()
+  })
+
+  for (const step of ['readState', 'joinRead', 'addMemberIfAbsent'] as const) {
+    it(`a removal while the join's read state is made (at store.${step}) leaves no position or membership`, async () => {
+      const memory = createMemoryRoomLog()
+      await publicRoom(memory)
+      // Bob's position went with an earlier removal: this join makes his first position again (and with it a membership).
+      await memory.forgetRead('lobby', 'u-bob')
+      await memory.deleteMember('lobby', 'u-bob')
+      const { store, hold } = heldStore(memory)
+      const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+      const asked = admission('lobby', 'u-bob')
+      await hub.admitToRoom(asked)
+      await memory.saveMember({ room: 'lobby', uid: 'u-bob', role: 'member', joinedAt: 2 })
+      const held = hold(step)
+      const bob = leavingMember(hub, 'u-bob')
+      const joined = hub.join('lobby', bob, undefined, undefined, true, asked.admittedAt)
+      await held.reached
+      await remove(hub)
+      held.release()
+      await joined
+      await expectRemoved(memory, bob)
+      await hub.close()
+    })
+  }
+
+  it('a ban while the join\'s position is made: he stays banned, with no position', async () => {
+    const memory = createMemoryRoomLog()
+    await publicRoom(memory)
+    await memory.forgetRead('lobby', 'u-bob')
+    const { store, hold } = heldStore(memory)
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+    const asked = admission('lobby', 'u-bob')
+    await hub.admitToRoom(asked)
+    const held = hold('joinRead')
+    const bob = leavingMember(hub, 'u-bob')
+    const joined = hub.join('lobby', bob, undefined, undefined, true, asked.admittedAt)
+    await held.reached
+    await remove(hub, 'ban')
+    held.release()
+    await joined
+    await expectRemoved(memory, bob, 'Banned from the room')
+    await hub.close()
+  })
+
+  it('the room made private between a non-member\'s admission and join: the join ends (Not allowed), no position or membership', async () => {
+    const store = createMemoryRoomLog()
+    await publicRoom(store)
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+    const asked = admission('lobby', 'u-carol')
+    await hub.admitToRoom(asked)
+    await hub.updateRoom('lobby', { visibility: 'private' })
+    const carol = leavingMember(hub, 'u-carol')
+    await hub.join('lobby', carol, undefined, undefined, true, asked.admittedAt)
+    await settle()
+    expect(carol.closed).toEqual([{ code: 4003, reason: 'Not allowed in this room' }])
+    expect(await store.member('lobby', 'u-carol')).toBeUndefined()
+    expect(await store.readState('lobby', 'u-carol')).toBeUndefined()
+    await hub.close()
+  })
+
+  it('the app\'s disconnect between the admission and the join ends the join, which makes no position', async () => {
+    const store = createMemoryRoomLog()
+    await publicRoom(store)
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+    const asked = admission('lobby', 'u-carol')
+    await hub.admitToRoom(asked)
+    hub.disconnect('lobby', 'u-carol')
+    const carol = leavingMember(hub, 'u-carol')
+    await hub.join('lobby', carol, undefined, undefined, true, asked.admittedAt)
+    await settle()
+    expect(carol.closed).toEqual([{ code: undefined, reason: undefined }])
+    expect(await store.readState('lobby', 'u-carol')).toBeUndefined()
+    await hub.close()
+  })
+
+  it('a role change between the admission and the join: the person learns the new role', async () => {
+    const store = createMemoryRoomLog()
+    await publicRoom(store)
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+    const asked = admission('lobby', 'u-bob')
+    await hub.admitToRoom(asked)
+    await hub.moderate('lobby', { type: 'role', user: 'u-bob', role: 'moderator' }, alice)
+    const bob = leavingMember(hub, 'u-bob')
+    await hub.join('lobby', bob, undefined, undefined, true, asked.admittedAt)
+    await settle()
+    expect(bob.closed).toEqual([])
+    const told = bob.written.filter(frame => frame.event === 'welcome' || frame.type === 'member').map(frame => frame.role).filter(Boolean)
+    expect(told.at(-1)).toBe('moderator')
+    await hub.close()
+  })
+
+  it('on two instances: a removal on one while a join on the other makes its membership, heard before or after that write, leaves none', async () => {
+    for (const heard of ['before', 'after'] as const) {
+      const memory = createMemoryRoomLog()
+      await publicRoom(memory)
+      await memory.forgetRead('lobby', 'u-bob')
+      await memory.deleteMember('lobby', 'u-bob')
+      const { store, hold } = heldStore(memory)
+      const { buses, deliver } = queuedBuses()
+      const a = createChatHub({ config, store: memory, bus: buses[0], hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+      const b = createChatHub({ config, store, bus: buses[1], hooks: createHooks<ChatRuntimeHooks>(), logger: quiet })
+      const asked = admission('lobby', 'u-bob')
+      await b.admitToRoom(asked)
+      await memory.saveMember({ room: 'lobby', uid: 'u-bob', role: 'member', joinedAt: 2 })
+      const held = hold('addMemberIfAbsent')
+      const bob = leavingMember(b, 'u-bob')
+      const joined = b.join('lobby', bob, undefined, undefined, true, asked.admittedAt)
+      await held.reached
+      // Removed on instance A: its store writes are done, its bus event not yet heard on B.
+      await remove(a)
+      if (heard === 'before') deliver()
+      held.release()
+      await joined
+      await settle()
+      deliver()
+      await settle()
+      expect(bob.closed, heard).toEqual([{ code: 4003, reason: 'Removed from the room' }])
+      expect(await memory.member('lobby', 'u-bob'), heard).toBeUndefined()
+      expect(await memory.readState('lobby', 'u-bob'), heard).toBeUndefined()
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+})

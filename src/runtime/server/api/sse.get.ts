@@ -110,6 +110,6 @@ export default defineEventHandler(async (event) => {
     })
     return stream.answer()
   }
-  await hub.join(admission.room, member, admission.since, admission.nameRefused, admission.createsReadPosition)
+  await hub.join(admission.room, member, admission.since, admission.nameRefused, admission.createsReadPosition, admission.admittedAt)
   return stream.answer()
 })

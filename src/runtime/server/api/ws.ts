@@ -246,7 +246,7 @@ function startMember(socket: ChatTransport, context: { chatAdmission?: Admitted 
     })
     return member
   }
-  useChatHub().join(admission.room, member, admission.since, admission.nameRefused, admission.createsReadPosition).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
+  useChatHub().join(admission.room, member, admission.since, admission.nameRefused, admission.createsReadPosition, admission.admittedAt).catch(error => chatLogger.error('[nuxt-chat] join failed', error))
   return member
 }
 

@@ -34,6 +34,8 @@ export interface ChatAdmission {
   directWith?: string
   /** A version 2 connection (docs/PROTOCOL.md, "Version 2"): in no room until it joins one. */
   version?: 2
+  /** The hub's membership clock when `admitToRoom` began: what ends the person's connections to the room after it ends this join too (`ChatHub.join`). */
+  admittedAt?: number
 }
 
 /** A request refused before any socket or stream opens. */

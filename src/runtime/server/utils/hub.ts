@@ -96,6 +96,22 @@ interface Newcomer {
   replayed?: Promise<void>
   /** Its output is held until its full list is written (`Member.holdOutput`). */
   held?: boolean
+  /** The membership clock at its admission (see `endedSince`). */
+  admittedAt: number
+}
+
+/** What ended a person's connections to a room: how it ends their joins admitted before it. */
+interface Ending {
+  /** The membership clock when it came. */
+  at: number
+  /** The close code and reason their connections got (none: the app's `disconnect`). */
+  code?: number
+  reason?: string
+}
+
+/** What a join made (its first read position, its plain membership), kept a while: a removal heard meanwhile undoes it. */
+interface JoinMade {
+  member?: RoomMember
 }
 
 export interface ChatHubOptions {
@@ -131,6 +147,10 @@ function parseDeleteTarget(text: string): number | undefined {
 }
 /** Rooms of at most this many members tell who has read what (docs/PROTOCOL.md, "Seen by"). */
 export const SEEN_BY_MAX_MEMBERS = 50
+/** Endings (and record changes) kept for joins under way, at most; the oldest go first (a join lasts moments). */
+const MAX_ENDINGS = 10_000
+/** How long what a join made stays undoable by a removal heard from another instance (ms): the bus tells within a second. */
+const JOIN_UNDO_WINDOW = 5000
 
 /**
  * The chat hub: the room index of this instance, wiring ordered delivery, presence, the send
@@ -146,9 +166,10 @@ export interface ChatHub {
    * Add a connection to a room: its greeting at once; at the end of the turn the full presence
    * list (the others get the turn's `join` and `presence_diff`), then the replay (messages after
    * `since`, or the last `replay` ones), then everything live, each once. A signed-in user's read
-   * position is made only with `createsPosition`.
+   * position is made only with `createsPosition`. `admittedAt`: the admission's `admittedAt` (absent: now); what ended the
+   * person's connections to the room since (removed, banned, disconnected, the room made private) ends this join too, and it keeps nothing it made.
    */
-  join: (name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition?: boolean) => Promise<void>
+  join: (name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition?: boolean, admittedAt?: number) => Promise<void>
   /** Remove a connection; the last connection of a user tells the room, at the end of the turn, that they left. */
   leave: (name: string, member: Member) => void
   /** Store a message, edit, delete or reaction after admission, limits and hooks, and deliver it. */
@@ -243,6 +264,59 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
   let closed = false
   const listAdmission = createListAdmission({ hooks, logger })
   const access = createRoomAccess({ store, logger })
+  /**
+   * Membership changes racing joins (docs/PROTOCOL.md, "Admission"): a join is admitted, then runs
+   * (replay, first read position) over several turns. Whatever ends a person's connections to a room
+   * (removed, banned, the app's `disconnect`, here or heard from another instance) is stamped with
+   * this clock, and so is a record change: a join admitted before it ends as those connections did,
+   * and keeps nothing it made (see `endedSince`, `joinedFirst`, `undoJoin`).
+   */
+  let membershipClock = 0
+  /** The last ending per `room\nuid`. */
+  const endings = new Map<string, Ending>()
+  /** The clock of each room's last record change. */
+  const recordChanges = new Map<string, number>()
+  /** What joins made lately, per `room\nuid`: a removal that another instance (or a slower store answer) tells later undoes it. */
+  const joinsMade = new Map<string, JoinMade>()
+
+  function stamp<T>(map: Map<string, T>, key: string, value: T) {
+    map.delete(key)
+    if (map.size >= MAX_ENDINGS) map.delete(map.keys().next().value!)
+    map.set(key, value)
+  }
+
+  /** What ended `uid`'s connections to `room` after `admittedAt`, if anything did. */
+  function endedSince(room: string, uid: string, admittedAt: number): Ending | undefined {
+    const ending = endings.get(`${room}\n${uid}`)
+    return ending && ending.at > admittedAt ? ending : undefined
+  }
+
+  /** A join admitted at `admittedAt` whose person's connections to the room ended since, or whose room's record changed (and the admission now refuses): it ends as they did. */
+  function endIfOvertaken(name: string, member: Member, admittedAt: number) {
+    const ending = endedSince(name, member.user.id, admittedAt)
+    if (ending) return member.close?.(ending.code, ending.reason)
+    if ((recordChanges.get(name) ?? 0) <= admittedAt) return
+    void Promise.resolve(access.decide(name, member.user, 'read')).then((decision) => {
+      if (!decision.allowed && decision.code === 'forbidden') member.close?.(MEMBERSHIP_ENDED, NOT_ALLOWED)
+    })
+  }
+
+  /** Undo what a join made once its person's connections to the room ended after its admission: its plain membership (while the row is still that one), its read position. */
+  async function undoJoin(room: string, uid: string, made: JoinMade) {
+    const key = `${room}\n${uid}`
+    if (joinsMade.get(key) === made) joinsMade.delete(key)
+    const stored = made.member && await store.member(room, uid)
+    if (stored && !stored.banned && stored.role === 'member' && stored.mutedUntil === undefined && stored.joinedAt === made.member!.joinedAt) {
+      await store.deleteMember(room, uid)
+      // Told as the removal it undoes: caches, connections and rooms lists on every instance, and the position with it.
+      membershipChanged(memberFrame(room, uid, undefined, true))
+      return
+    }
+    await store.forgetRead(room, uid)
+    access.forget(room, uid)
+    readState.unlistHere(room, uid)
+    bus.publish({ kind: 'forget', room, uid })
+  }
   const listing = createRoomListing({ store, recordOf: access.record, memberOf: access.member, logger })
   const mentions = createMentionResolver({ store })
   const search = createRoomSearch({ store, access, listAdmission, limits, logger })
@@ -270,13 +344,22 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       const member = await access.member(room, uid)
       return member !== undefined && !member.banned
     },
-    // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one, if the room still admits them:
-    // a private room's members come by invite only, and a join admitted before its person was removed must not make them one again.
-    async joinedFirst(room, uid) {
+    // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one, if the room still admits them
+    // (a private room's members come by invite only) and the join still stands: a join its person's removal overtook keeps nothing it made.
+    async joinedFirst(room, uid, stands) {
+      const made: JoinMade = {}
+      const key = `${room}\n${uid}`
+      stamp(joinsMade, key, made)
+      setTimeout(() => joinsMade.get(key) === made && joinsMade.delete(key), JOIN_UNDO_WINDOW).unref?.()
+      if (!stands()) return undoJoin(room, uid, made).then(() => false)
       const decided = access.decide(room, { id: uid, name: uid }, 'read')
       // (Decided at once when cached, as after an admission: no later than before.)
-      if (!(decided instanceof Promise ? await decided : decided).allowed) return
-      await moderation.add({ room, uid, role: 'member', joinedAt: Date.now() })
+      if (!(decided instanceof Promise ? await decided : decided).allowed) return undoJoin(room, uid, made).then(() => false)
+      const member: RoomMember = { room, uid, role: 'member', joinedAt: Date.now() }
+      if (await moderation.add(member)) made.member = member
+      if (stands()) return true
+      await undoJoin(room, uid, made)
+      return false
     },
     evicted: (room, uid) => access.forget(room, uid),
     allowStoredRead(connection, user) {
@@ -413,7 +496,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     for (const [member, newcomer] of newcomers) {
       member.write(full)
       // A signed-in user's read state, once after the welcome and full list (held while the replay is being sent).
-      void readState.joined(name, member, newcomer.createsPosition)
+      void readState.joined(name, member, newcomer.createsPosition, () => !endedSince(name, member.user.id, newcomer.admittedAt))
       try {
         // The replay is history served: charged to the newcomer's byte budget (checked at admission, `replayRefusal`; a store read waits its turn, `replayTurn`).
         const subject = limitSubjectOf(member)
@@ -436,7 +519,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
    * `presence_diff`), then the replay (messages after `since`, or the last `replay` ones), then
    * everything live, each once. A signed-in user's read position is made only with `createsPosition`.
    */
-  async function join(name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition = false) {
+  async function join(name: string, member: Member, since: number | undefined, nameRefused?: string, createsPosition = false, admittedAt = membershipClock) {
     const room = roomOf(name)
     room.delivery.add(member)
     // A new name here: the rooms whose names index holds the user read it again (once it is stored).
@@ -452,12 +535,14 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     }
     if (nameRefused) member.write(new RoomFrame(JSON.stringify(errorFrame('name_refused', nameRefused))))
     const batch = batchOf(room)
-    const newcomer: Newcomer = { since, createsPosition }
+    const newcomer: Newcomer = { since, createsPosition, admittedAt }
     batch.newcomers.set(member, newcomer)
     // Its welcome waits for its full list (and a replay from memory) this turn: one write for the client, not two.
     if (batch.thisTurn && member.holdOutput?.()) newcomer.held = true
     // Back within the same turn: neither left nor joined.
     if (room.presence.connect(member.user) && !batch.left.delete(member.user.id)) batch.joined.set(member.user.id, member.user)
+    // In the room from here on, where endings reach it; one that came since its admission ends it now.
+    endIfOvertaken(name, member, admittedAt)
     await batch.told
     // Gone before its batch was told: no replay.
     await newcomer.replayed
@@ -474,7 +559,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     const newcomer = batch.newcomers.get(member)
     if (newcomer && batch.newcomers.delete(member)) {
       if (newcomer.held) member.releaseOutput!()
-      void readState.joined(name, member, newcomer.createsPosition)
+      void readState.joined(name, member, newcomer.createsPosition, () => !endedSince(name, member.user.id, newcomer.admittedAt))
     }
     // Gone within the turn it came: never announced.
     if (room.presence.disconnect(member.user) && !batch.joined.delete(member.user.id)) batch.left.set(member.user.id, member.user)
@@ -572,6 +657,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
 
   /** Close this instance's connections of `userId` in a room (with `code` and `reason`, else 4001); how many there were. */
   function disconnectHere(name: string, userId: string, code?: number, reason?: string): number {
+    // Before the connections close: their joins' read state (a leave makes it) sees it.
+    stamp(endings, `${name}\n${userId}`, { at: ++membershipClock, code, reason })
     let count = 0
     for (const member of rooms.get(name)?.delivery.members ?? []) {
       if (member.user.id !== userId || !member.close) continue
@@ -596,13 +683,19 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     // Whom `@name` can reach changed: the room's names are read again when next needed.
     if (frame.uid) mentions.forgetRoom(frame.room)
     if (frame.uid && !frame.removed) tellMember(frame)
-    // Lists showing the room show its record: read them again.
-    if (!frame.uid) readState.resync(frame.room)
+    // Lists showing the room show its record: read them again; joins admitted before it are asked again.
+    if (!frame.uid) {
+      readState.resync(frame.room)
+      stamp(recordChanges, frame.room, ++membershipClock)
+    }
     // A record changed (a public room made private): who is here is asked again.
     if (!frame.uid && rooms.has(frame.room)) void recheckRoom(frame.room).then(pending => pending && recheckLater(frame.room), error => logger.error('[nuxt-chat] could not check a room\'s connections', error))
     if (!frame.uid || !frame.removed) return
     disconnectHere(frame.room, frame.uid, MEMBERSHIP_ENDED, frame.banned ? BANNED_REASON : REMOVED_REASON)
     readState.unlistHere(frame.room, frame.uid)
+    // A join that made its membership (or position) as this removal was stored elsewhere, its write last: undone.
+    const made = joinsMade.get(`${frame.room}\n${frame.uid}`)
+    if (made) undoJoin(frame.room, frame.uid, made).catch(error => logger.error('[nuxt-chat] could not undo a join\'s membership', error))
   }
 
   /** Tell every instance; a membership that ended takes the person's read position with it (their lists drop the room for good). */
@@ -862,6 +955,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
         }
         await directRoom(admission.user.id, admission.directWith)
       }
+      admission.admittedAt = membershipClock
       await askToJoin(admission.room, admission.user, hooks, admission.data)
       const decision = await access.decide(admission.room, admission.user, 'read')
       if (!decision.allowed) throw new ChatRefusal(decision.status, decision.message)

@@ -51,8 +51,11 @@ export interface ReadStateOptions {
   nameHeard?: (uid: string, name: string) => void
   /** Is `uid` a member of `room` (not banned)? Only members' rooms are listed. @default the store's answer */
   isMember?: (room: string, uid: string) => Promise<boolean>
-  /** A signed-in user's join made their first position in a room: make them its member (how a room joins their list). */
-  joinedFirst?: (room: string, uid: string) => Promise<void>
+  /**
+   * A signed-in user's join made their first position in a room: make them its member (how a room joins their list), while the join
+   * still `stands`. False: it no longer does (the person was removed meanwhile), and what it made is undone.
+   */
+  joinedFirst?: (room: string, uid: string, stands: () => boolean) => Promise<boolean>
   /** A position (and its plain membership) went to keep the user within `maxReadPositions`: forget what is cached of it. */
   evicted?: (room: string, uid: string) => void
 }
@@ -313,10 +316,11 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
     /**
      * A signed-in user joined a room: create their position if they have none (only when
      * `createsPosition`: the app's own page asked; see `ChatAdmission`), dropping their least
-     * recently read ones past `maxReadPositions`, and tell this connection its read state.
+     * recently read ones past `maxReadPositions`, and tell this connection its read state. Nothing while the join
+     * no longer `stands` (its person's connections to the room ended since its admission).
      */
-    async joined(room: string, member: Member, createsPosition: boolean) {
-      if (member.user.guest) return
+    async joined(room: string, member: Member, createsPosition: boolean, stands: () => boolean = () => true) {
+      if (member.user.guest || !stands()) return
       try {
         // A first position is a new room for the user: limited (docs/PROTOCOL.md, "Limits"); the join goes on without one.
         const refused = createsPosition && allowNewPosition && !await store.readState(room, member.user.id) ? allowNewPosition(member) : undefined
@@ -326,8 +330,14 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         }
         const { created, evicted } = createsPosition ? await store.joinRead(room, member.user.id, maxReadPositions) : NOT_JOINED
         dropEvicted(evicted, member.user.id)
-        // Choosing to join a room makes its member (before the position is told: lists only show members' rooms).
-        if (created) await joinedFirst?.(room, member.user.id).catch(error => logger.error('[nuxt-chat] could not store a membership', error))
+        // Choosing to join a room makes its member (before the position is told: lists only show members' rooms); a join a removal overtook stops here.
+        if (created && joinedFirst) {
+          const standing = await joinedFirst(room, member.user.id, stands).catch((error) => {
+            logger.error('[nuxt-chat] could not store a membership', error)
+            return true
+          })
+          if (!standing) return
+        }
         const state = await store.readState(room, member.user.id)
         if (!state) return
         const text = JSON.stringify(readFrame(member.user.id, state))

@@ -10,7 +10,7 @@ import { useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
 import { parseClientFrameV2, type ChatAckFrame, type ChatMembersFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig } from '../../types'
-import { ChatRefusal, refusalCode } from './access'
+import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
 import type { ConnectionHold } from './connectionCaps'
 import { checkGuestName } from './names'
@@ -361,13 +361,15 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
     subscription.ended = true
     refuseJoin(connection, room, ref, code, message)
   }
+  // Its `admittedAt` (set by the admission): a removal, ban or disconnect of the person before the join ends ends it too.
+  const admission: ChatAdmission = { room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false, ...(connection.data && { data: connection.data }), ...(directWith === undefined ? {} : { directWith }) }
   try {
-    const refusal = await roomRefusal(connection, room, config, directWith)
+    const refusal = await roomRefusal(connection, admission, config)
     // Left (or closed) while the app was asked.
     if (subscription.ended || connection.subscriptionOf(room) !== subscription) return
     if (refusal) return refuse(refusal.code, refusal.message)
     subscription.joining = false
-    await hub.join(subscription.room, subscription, since, undefined, true)
+    await hub.join(subscription.room, subscription, since, undefined, true, admission.admittedAt)
     // Echoed in `joined` already, and in `caught_up` below: not kept with every room of every connection.
     subscription.caughtUp()
     if (subscription.ended) return
@@ -390,10 +392,11 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
 }
 
 /** Why this connection's person may not join `room`, if they may not. */
-async function roomRefusal(connection: MultiRoomMember, room: string, config: ChatRuntimeConfig, directWith?: string): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
+async function roomRefusal(connection: MultiRoomMember, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
+  const { room } = admission
   try {
     // The app's `chat:join` hook, then the room's own admission (members, bans, private rooms; docs/PROTOCOL.md, "Admission"), as for a version 1 upgrade.
-    await useChatHub().admitToRoom({ room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false, ...(connection.data && { data: connection.data }), ...(directWith === undefined ? {} : { directWith }) })
+    await useChatHub().admitToRoom(admission)
   }
   catch (error) {
     if (!(error instanceof ChatRefusal)) throw error
