@@ -245,6 +245,12 @@ export interface ChatJoinContext {
   user: ChatUser
   /** What `chat:identify` set as `ctx.data` for this connection (or request). */
   data?: Record<string, unknown>
+  /**
+   * A direct room opened by naming the other person (version 2 `dm`, version 1 `?dm=`): their id
+   * as given, asked before the room is made (refuse a person who does not exist, or who blocks
+   * this one). Absent when the room is joined by its `dm:` id.
+   */
+  dm?: string
   /** Starts true; the room's own policy (members, bans, private rooms) still applies after. */
   allow: boolean
   reject?: string

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { directRoomId } from '../../src/runtime/server/utils/roomMembers'
 import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
 import { callServer, startServer, type TestServer } from '../utils/server'
 
@@ -141,6 +142,58 @@ describe('rooms and members on protocol version 2', () => {
     const guest = await open()
     expect(await ask(guest, { type: 'dm', user: aliceId })).toMatchObject({ type: 'error', code: 'unauthorized' })
     expect(await ask(guest, { type: 'create', title: 'Mine', visibility: 'public' })).toMatchObject({ type: 'error', code: 'unauthorized' })
+  })
+
+  it('server code cannot make a direct room\'s id a public room: moderation of a `dm:` id is refused, made or not, and the pair\'s `dm` opens a private room of those two only', async () => {
+    const [aliceId, bobId, eveId] = [newUser(), newUser(), newUser()]
+    const room = directRoomId(aliceId, bobId)
+    const recordOf = async () => (await callServer<{ record: Record<string, unknown> | null }>(server, { call: 'room', room })).body.record
+    const membersOf = async () => ((await callServer<{ uid: string }[]>(server, { call: 'members', room })).body).map(member => member.uid).sort()
+    // Before the pair opened it (an admin page forwarding a room id, any server code touching it): nothing is made.
+    for (const call of [{ call: 'mute', userId: eveId, until: Date.now() + 60_000 }, { call: 'addMember', userId: eveId }, { call: 'ban', userId: eveId }, { call: 'setRole', userId: eveId, role: 'owner' }]) {
+      expect(await callServer(server, { ...call, room }), call.call).toMatchObject({ status: 403 })
+    }
+    expect(await recordOf()).toBeNull()
+    // Nor does server code's message make a room of it: nobody could read it, and it would wait for the pair.
+    expect(await callServer(server, { call: 'send', room, message: 'planted' })).toMatchObject({ status: 404 })
+    const eve = await open(eveId)
+    expect(await eve.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+
+    const alice = await open(aliceId)
+    expect(await ask(alice, { type: 'dm', user: bobId })).toMatchObject({ type: 'caught_up', room })
+    expect(await recordOf()).toMatchObject({ kind: 'dm', visibility: 'private' })
+    expect(await membersOf()).toEqual([aliceId, bobId].sort())
+    expect(alice.messages.filter(frame => frame.room === room)).toEqual([])
+    // Once made, server code still adds nobody to it, nor changes a member's standing.
+    for (const call of [{ call: 'addMember', userId: eveId }, { call: 'mute', userId: bobId }, { call: 'ban', userId: bobId }, { call: 'removeMember', userId: bobId }]) {
+      expect(await callServer(server, { ...call, room }), call.call).toMatchObject({ status: 403 })
+    }
+    expect(await membersOf()).toEqual([aliceId, bobId].sort())
+    expect(await eve.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+    // Server code may speak in it once it is made.
+    expect(await callServer(server, { call: 'send', room, message: 'from the app' })).toMatchObject({ status: 200 })
+  })
+
+  it('a `dm` asks the app\'s chat:join hook before anything is made: refused, no record, no membership, and the other person\'s list shows nothing', async () => {
+    const [spammerId, victimId] = [newUser(), newUser()]
+    const room = directRoomId(spammerId, victimId)
+    // The app bars the spammer from this pair's room, as an app blocking a sender would.
+    await fetch(server.url('/_test/bar'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room, userId: spammerId }) })
+    const victim = await open(victimId)
+    victim.send({ type: 'rooms' })
+    await victim.waitFor(frame => frame.type === 'rooms', 'the victim\'s list')
+    const spammer = await open(spammerId)
+    expect(await ask(spammer, { type: 'dm', user: victimId })).toMatchObject({ type: 'join_refused', code: 'forbidden', room })
+    expect((await callServer<{ record: unknown }>(server, { call: 'room', room })).body.record).toBeNull()
+    expect((await callServer<unknown[]>(server, { call: 'members', room })).body).toEqual([])
+    // The victim's own `dm` (not barred) would show it at once: nothing of it came to the list meanwhile.
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(victim.frames.filter(frame => frame.room === room)).toEqual([])
+
+    // The hook sees the other person's id (`dm`): here it refuses people who do not exist, and nothing is made for them.
+    const nobody = newUser('user-nobody')
+    expect(await ask(spammer, { type: 'dm', user: nobody })).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'no such person' })
+    expect((await callServer<{ record: unknown }>(server, { call: 'room', room: directRoomId(spammerId, nobody) })).body.record).toBeNull()
   })
 
   it('a muted member is refused in that room only; a removed one leaves; update changes the record', async () => {

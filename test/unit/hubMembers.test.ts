@@ -6,7 +6,9 @@
 import { createHooks } from 'hookable'
 import { consola } from 'consola'
 import { describe, expect, it, vi } from 'vitest'
-import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
+import type { ChatJoinContext, ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
+import type { ChatMemberCommand } from '../../src/runtime/shared/protocol'
+import { directRoomId } from '../../src/runtime/server/utils/roomMembers'
 import type { BusEvent, ChatBus } from '../../src/runtime/server/utils/bus'
 import { createChatHub, type Member } from '../../src/runtime/server/utils/hub'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
@@ -424,5 +426,82 @@ describe('hub: a membership that ends while a join is under way', () => {
       expect(await memory.readState('lobby', 'u-bob'), heard).toBeUndefined()
       await Promise.all([a.close(), b.close()])
     }
+  })
+})
+
+describe('hub: a direct room\'s id holds the two people\'s private room, nothing else', () => {
+  const recordingLogger = () => {
+    const errors: string[] = []
+    return { errors, logger: { ...consola, error: (message: string) => void errors.push(String(message)) } as unknown as typeof consola }
+  }
+
+  it('server code\'s moderation of a `dm:` id is refused, before the room is made and after: no public record, no third member', async () => {
+    const store = createMemoryRoomLog()
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    const room = directRoomId('u-alice', 'u-bob')
+    const commands: ChatMemberCommand[] = [{ type: 'mute', user: 'u-eve', until: Date.now() + 60_000 }, { type: 'invite', user: 'u-eve' }, { type: 'ban', user: 'u-eve' }, { type: 'role', user: 'u-eve', role: 'owner' }]
+    for (const command of commands) expect(await hub.moderate(room, command), command.type).toMatchObject({ status: 403, error: { code: 'forbidden' } })
+    expect(await store.roomRecord(room)).toBeUndefined()
+    expect(await store.members(room, undefined, 10)).toEqual([])
+    // Nobody is let in while it has no record; once the pair made it, it is theirs alone.
+    expect(await hub.access(room, { id: 'u-eve', name: 'Eve' }, 'read')).toMatchObject({ allowed: false, code: 'forbidden' })
+    expect(await hub.directRoom('u-alice', 'u-bob')).toMatchObject({ id: room, kind: 'dm', visibility: 'private' })
+    for (const command of [...commands, { type: 'remove', user: 'u-bob' } as ChatMemberCommand]) expect(await hub.moderate(room, command), command.type).toMatchObject({ status: 403 })
+    expect((await store.members(room, undefined, 10)).map(member => member.uid)).toEqual(['u-alice', 'u-bob'])
+    await hub.close()
+  })
+
+  it('refuses to open a `dm:` id held by a record of another kind, or with a third member, and such a record admits nobody', async () => {
+    const store = createMemoryRoomLog()
+    const { errors, logger } = recordingLogger()
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger })
+    // As a server from before these rules could leave it: a public room under the pair's id, with Eve in it.
+    const room = directRoomId('u-alice', 'u-bob')
+    await store.createRoom({ id: room, title: room, topic: '', visibility: 'public', kind: 'room', createdBy: null, createdAt: 1 })
+    await store.saveMember({ room, uid: 'u-eve', role: 'member', joinedAt: 1 })
+    await expect(hub.directRoom('u-alice', 'u-bob')).rejects.toMatchObject({ status: 409 })
+    expect(await hub.access(room, { id: 'u-eve', name: 'Eve' }, 'read')).toMatchObject({ allowed: false, code: 'forbidden' })
+    expect(errors.join('\n')).toContain(`room "${room}" holds the id of a direct room`)
+    // A direct room with a third member.
+    const other = directRoomId('u-carol', 'u-dan')
+    await hub.directRoom('u-carol', 'u-dan')
+    await store.saveMember({ room: other, uid: 'u-eve', role: 'member', joinedAt: 1 })
+    await expect(hub.directRoom('u-dan', 'u-carol')).rejects.toMatchObject({ status: 409 })
+    expect(errors.join('\n')).toContain('member "u-eve"')
+    await hub.close()
+  })
+
+  it('asks the app\'s chat:join hook before a direct room is made, with the other person\'s id: refused, nothing is stored', async () => {
+    const store = createMemoryRoomLog()
+    const hooks = createHooks<ChatRuntimeHooks>()
+    const asked: ChatJoinContext[] = []
+    hooks.hook('chat:join', (ctx) => {
+      asked.push({ ...ctx })
+      if (ctx.dm === 'u-nobody') ctx.reject = 'no such person'
+    })
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks, logger: consola })
+    const room = directRoomId('u-spammer', 'u-nobody')
+    await expect(hub.admitToRoom({ ...admission(room, 'u-spammer'), directWith: 'u-nobody' })).rejects.toMatchObject({ status: 403, message: 'no such person' })
+    expect(asked).toEqual([{ room, user: { id: 'u-spammer', name: 'u-spammer' }, dm: 'u-nobody', allow: true }])
+    expect(await store.roomRecord(room)).toBeUndefined()
+    expect(await store.members(room, undefined, 10)).toEqual([])
+    // Let in, the room is made; a join by its id asks without `dm`.
+    const made = directRoomId('u-alice', 'u-bob')
+    await hub.admitToRoom({ ...admission(made, 'u-alice'), directWith: 'u-bob' })
+    expect(await store.roomRecord(made)).toMatchObject({ kind: 'dm' })
+    await hub.admitToRoom(admission(made, 'u-bob'))
+    expect(asked.at(-1)).toEqual({ room: made, user: { id: 'u-bob', name: 'u-bob' }, allow: true })
+    await hub.close()
+  })
+
+  it('server code\'s messages into a `dm:` room without its record are refused (its admission is skipped): nothing stored', async () => {
+    const store = createMemoryRoomLog()
+    const hub = createChatHub({ config, store, bus: testBus().bus, hooks: createHooks<ChatRuntimeHooks>(), logger: consola })
+    const room = directRoomId('u-alice', 'u-bob')
+    expect(await hub.send({ room, user: { id: 'server', name: 'server' }, sender: 'server', message: 'planted', fromServer: true })).toMatchObject({ status: 404, error: { code: 'not_found' } })
+    expect(await store.lastId(room)).toBe(0)
+    await hub.directRoom('u-alice', 'u-bob')
+    expect(await hub.send({ room, user: { id: 'server', name: 'server' }, sender: 'server', message: 'hello', fromServer: true })).toMatchObject({ status: 200, frame: { id: 1 } })
+    await hub.close()
   })
 })

@@ -286,12 +286,14 @@ function hookRefusal(error: unknown): ChatRefusal {
 }
 
 /**
- * Run the app's `chat:join` hook for `user` entering `room`: throws `ChatRefusal` for the HTTP
- * error the hook threw, and 403 when it set `allow = false` or `reject`.
+ * Run the app's `chat:join` hook for `user` entering `room` (`dm`: the other person of a direct
+ * room opened by naming them): throws `ChatRefusal` for the HTTP error the hook threw, and 403
+ * when it set `allow = false` or `reject`.
  */
-export async function askToJoin(room: string, user: ChatUser, hooks: Hookable<ChatRuntimeHooks>, data?: Record<string, unknown>): Promise<void> {
+export async function askToJoin(room: string, user: ChatUser, hooks: Hookable<ChatRuntimeHooks>, data?: Record<string, unknown>, dm?: string): Promise<void> {
   const context: ChatJoinContext = { room, user, allow: true }
   if (data) context.data = data
+  if (dm !== undefined) context.dm = dm
   try {
     await hooks.callHook('chat:join', context)
   }

@@ -187,6 +187,8 @@ export interface ChatHub {
   moderate: (room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject) => Promise<ModerationResult>
   /** Make (or find) the direct room of two users; both are its members. */
   directRoom: (userA: string, userB: string) => Promise<RoomRecord>
+  /** Why server code may not write (send, stream) into `room`: a `dm:` room without its direct room's record; undefined when it may. */
+  serverWriteRefusal: (room: string) => Promise<{ status: number, error: ChatErrorFrame } | undefined>
   /** A room's members by name, at most `MEMBERS_LISTED`, within `subject`'s history limit (a store read each). */
   limitedMemberNames: (subject: LimitSubject, room: string) => Promise<{ members: { uid: string, name: string }[] } | { refused: LimitRefusal }>
   /** Make a room record with its owner and members, as `actor` (server code by default); throws `ChatRefusal` 400, 403 (the `chat:action` hook) or 409. */
@@ -625,9 +627,25 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     }
   }
 
+  /** Why the app's server code may not write into `room`: a `dm:` room that is not yet the two people's direct room (nobody could read it, and it would wait for them). */
+  async function serverWriteRefusal(room: string): Promise<{ status: number, error: ChatErrorFrame } | undefined> {
+    if (!room.startsWith('dm:')) return undefined
+    try {
+      if ((await access.record(room))?.kind === 'dm') return undefined
+    }
+    catch (error) {
+      logger.error('[nuxt-chat] could not read a room\'s record', error)
+      return { status: 503, error: errorFrame('unavailable', 'The room could not be checked; try again') }
+    }
+    return { status: 404, error: errorFrame('not_found', `Room "${room}" is no direct room yet: make it with directRoom first`) }
+  }
+
   /** Every message goes through the room's admission first (membership, ban, mute), but the app's own server code's. */
   function send(input: SendInput): Promise<SendResult> {
-    if (input.fromServer) return sendChecked(input)
+    if (input.fromServer) {
+      if (!input.room.startsWith('dm:')) return sendChecked(input)
+      return serverWriteRefusal(input.room).then(refused => refused ? { status: refused.status, error: { ...refused.error, ...(input.cid ? { cid: input.cid } : {}) } } : sendChecked(input))
+    }
     // Deleting one's own message is no speaking: a muted member may.
     const need: RoomNeed = input.action?.kind === 'delete' ? 'read' : 'send'
     const decided = access.decide(input.room, input.user, need)
@@ -748,7 +766,13 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     if (userA === userB) throw new ChatRefusal(400, 'A direct room needs two different users')
     const id = directRoomId(userA, userB)
     const known = await access.record(id)
-    if (known) return known
+    if (known) {
+      // The id is the pair's only if its record is theirs: a record of another kind, or a third member, would let others in (data from before server code was refused there).
+      const stranger = known.kind === 'dm' ? (await store.members(id, undefined, 3)).find(member => member.uid !== userA && member.uid !== userB) : undefined
+      if (known.kind === 'dm' && !stranger) return known
+      logger.error(`[nuxt-chat] room "${id}" holds the id of a direct room but is not theirs alone (${stranger ? `member "${stranger.uid}"` : `kind "${known.kind}"`}): delete its record and members to let the two open it`)
+      throw new ChatRefusal(409, `Room "${id}" is not a direct room of these two people`)
+    }
     const now = Date.now()
     const record: RoomRecord = { id, title: '', topic: '', visibility: 'private', kind: 'dm', createdBy: userA, createdAt: now }
     // Both sides may open it at once, on two instances: every step is "unless it is there", and the
@@ -947,6 +971,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     },
     async admitToRoom(admission: ChatAdmission): Promise<void> {
       if (admission.rooms) return
+      // Stamped before the hook: a removal while it runs overtakes this join (see `endedSince`).
+      admission.admittedAt = membershipClock
+      // The app first, before a direct room is made: its hook is the only one that knows whether the other person exists, or blocks this one.
+      await askToJoin(admission.room, admission.user, hooks, admission.data, admission.directWith)
       if (admission.directWith !== undefined) {
         // A direct room made is a new room: the person's and address's `rooms` limit bounds how many a client makes.
         if (!await access.record(admission.room)) {
@@ -955,8 +983,6 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
         }
         await directRoom(admission.user.id, admission.directWith)
       }
-      admission.admittedAt = membershipClock
-      await askToJoin(admission.room, admission.user, hooks, admission.data)
       const decision = await access.decide(admission.room, admission.user, 'read')
       if (!decision.allowed) throw new ChatRefusal(decision.status, decision.message)
       if (decision.unchecked) recheckLater(admission.room)
@@ -968,6 +994,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       return moderation.act(room, command, actor)
     },
     directRoom,
+    serverWriteRefusal,
     async limitedMemberNames(subject: LimitSubject, room: string) {
       const refused = limits.take('history', subject)
       return refused ? { refused } : { members: await store.memberNames(room, MEMBERS_LISTED) }

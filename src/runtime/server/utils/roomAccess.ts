@@ -78,8 +78,10 @@ export function createRoomAccess({ store, logger, now = Date.now }: RoomAccessOp
 
   /** The decision from what is known of the room (and of the person in it, for a recorded room). */
   function judge(room: string, record: RoomRecord | undefined, user: ChatUser, member: RoomMember | undefined, need: RoomNeed): RoomAccessDecision {
-    // A direct room exists only once made (a `dm:` name used before would let anyone leave messages in two people's future room).
-    if (!record) return room.startsWith('dm:') ? REFUSED : OPEN
+    // A direct room exists only once made (a `dm:` name used before would let anyone leave messages in two people's future room),
+    // and only as one: a record of another kind under `dm:` admits nobody.
+    if (room.startsWith('dm:') && record?.kind !== 'dm') return REFUSED
+    if (!record) return OPEN
     if (user.guest) return record.visibility === 'public' ? { allowed: true, record, moderator: false } : REFUSED
     if (member?.banned || (record.visibility === 'private' && !member)) return REFUSED
     if (need === 'send' && isMuted(member, now())) return { allowed: false, status: 403, code: 'muted', message: 'You are muted in this room', mutedUntil: member!.mutedUntil }

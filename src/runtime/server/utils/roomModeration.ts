@@ -66,6 +66,8 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
   /** A room acted in without a record becomes a public one made by nobody, so its members and bans count (admission reads members of recorded rooms only). */
   async function ensureRecord(room: string) {
     if (await store.roomRecord(room)) return
+    // Never under `dm:` (`act` refuses those rooms): the pair's `dm` would open the public room made there.
+    if (room.startsWith('dm:')) throw new Error(`[nuxt-chat] no public record is made under a direct room's id ("${room}")`)
     await store.createRoom({ id: room, title: room, topic: '', visibility: 'public', kind: 'room', createdBy: null, createdAt: now() })
   }
 
@@ -74,8 +76,8 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
     const problem = memberIdProblem(subjectId)
     if (problem) return fail(400, 'bad_request', problem)
     if (actor?.guest) return fail(403, 'forbidden', 'Guests cannot moderate')
-    // A direct room has its two members, no more, no fewer.
-    if (room.startsWith('dm:') && actor) return fail(403, 'forbidden', 'Nobody moderates a direct room')
+    // A direct room has its two members, no more, no fewer: server code moderates it no more than members do.
+    if (room.startsWith('dm:')) return fail(403, 'forbidden', 'Nobody moderates a direct room')
     let actorMember: RoomMember | undefined
     let subject: RoomMember | undefined
     try {
