@@ -129,6 +129,54 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     expect(guest.closed).toBeUndefined()
   })
 
+  it('checks every call\'s arguments: a bad one throws 400 with the `bad_request` frame naming it, changes nothing and logs nothing', async () => {
+    const room = newRoom('apicheck')
+    const team = newRoom('apiteam')
+    expect((await callServer(a, { call: 'createRoom', input: { id: team, owner: 'user-check-owner', visibility: 'private' } })).status).toBe(200)
+    const cases: [Record<string, unknown>, string][] = [
+      [{ call: 'send', room, message: 123 }, '`message`'],
+      [{ call: 'send', room, message: 'hi', user: { id: 5, name: {} } }, '`user`'],
+      [{ call: 'send', room, message: 'hi', user: { id: '', name: '' } }, '`user`'],
+      [{ call: 'send', room, message: 'hi', user: { id: 'guest:abc', name: 'G' } }, '`user`'],
+      [{ call: 'send', room, message: 'hi', replyTo: -1 }, '`replyTo`'],
+      [{ call: 'send', room, message: 'hi', replyTo: 1e300 }, '`replyTo`'],
+      [{ call: 'send', room, message: 'hi', cid: 'x'.repeat(200) }, '`cid`'],
+      [{ call: 'edit', room, target: -5, message: 'e' }, '`id`'],
+      [{ call: 'delete', room, target: 1e300 }, '`id`'],
+      [{ call: 'history', room, before: 'abc' }, '`before`'],
+      [{ call: 'history', room, limit: -1 }, '`limit`'],
+      [{ call: 'history', room, thread: -1 }, '`thread`'],
+      [{ call: 'rooms', limit: -1 }, '`limit`'],
+      [{ call: 'members', room: team, limit: 0 }, '`limit`'],
+      [{ call: 'unread', room, userId: '' }, '`userId`'],
+      [{ call: 'markRead', room, userId: 'user-z', id: -1 }, '`id`'],
+      [{ call: 'forget', room, userId: '' }, '`userId`'],
+      [{ call: 'disconnect', room, userId: 'a\u0000b' }, '`userId`'],
+      [{ call: 'addMember', room: team, userId: 'user-check-god', role: 'god' }, '`role`'],
+      [{ call: 'setRole', room: team, userId: 'user-check-owner', role: 'toString' }, '`role`'],
+      [{ call: 'mute', room: team, userId: 'user-check-q', until: 'soon' }, '`until`'],
+      [{ call: 'mute', room: team, userId: 'user-check-q', until: -1 }, '`until`'],
+      [{ call: 'createRoom', input: { members: 'abc' } }, '`members`'],
+      [{ call: 'createRoom', input: { title: 5 } }, 'title'],
+      [{ call: 'updateRoom', room: team, fields: { visibility: 'nope' } }, 'visibility'],
+      [{ call: 'search', message: 'hi', search: { rooms: 'abc' } }, '`rooms`'],
+      [{ call: 'search', message: 'hi', search: { user: { id: 7 } } }, '`user`'],
+      [{ call: 'aiMessages', room, limit: -1 }, '`limit`'],
+      [{ call: 'aiMessages', room, thread: -1 }, '`thread`'],
+      [{ call: 'addAiMember', room, user: { id: 'guest:x', name: 'AI' } }, '`user`'],
+    ]
+    for (const [body, word] of cases) {
+      const answer = await callServer<{ data?: Record<string, unknown> }>(a, body)
+      expect(answer.status, JSON.stringify(body)).toBe(400)
+      expect(answer.body.data, JSON.stringify(body)).toMatchObject({ type: 'error', code: 'bad_request', message: expect.stringContaining(word) })
+    }
+    // Nothing was stored or changed.
+    expect((await callServer<unknown[]>(a, { call: 'history', room })).body).toEqual([])
+    expect((await callServer<{ uid: string, role: string }[]>(a, { call: 'members', room: team })).body.map(member => [member.uid, member.role])).toEqual([['user-check-owner', 'owner']])
+    expect((await callServer<{ record: unknown }>(a, { call: 'room', room })).body.record).toBeNull()
+    expect(a.logs()).not.toMatch(/toWellFormed|search failed|could not search|TypeError/)
+  })
+
   it('chat:stored sees every stored message once, on the instance that stored it, and never holds delivery back', async () => {
     const room = newRoom()
     const socket = track(await ChatSocket.open(b.wsUrl(''), { room, name: 'reader' }))

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
-import { directRoomId, mayAct, memberIdProblem, membershipOf, roomFieldsProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
+import { directRoomId, mayAct, memberIdProblem, membershipOf, rankOf, roomFieldsProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
 import type { ChatMemberAction } from '../../src/runtime/shared/protocol'
 import { createRoomAccess, ROOM_ACCESS_TTL } from '../../src/runtime/server/utils/roomAccess'
 
@@ -98,6 +98,15 @@ describe('role rules', () => {
     expect(mayAct('unban', moderator, as('member', { banned: true }))).toBe(true)
     expect(mayAct('unban', moderator, as('moderator', { uid: 'u-x', banned: true }))).toBe(false)
     expect(mayAct('unban', moderator, member)).toBe(false)
+  })
+  it('a role that is none of the three (a store\'s odd row) ranks as no membership: it moderates nobody, and anyone above a member acts on it', () => {
+    for (const role of ['god', 'toString', 'constructor', '__proto__', '']) {
+      const odd = as(role as MemberRole, { uid: 'u-odd' })
+      expect(rankOf(odd), role).toBe(0)
+      for (const action of ['invite', 'remove', 'mute', 'ban', 'unban'] as ChatMemberAction[]) expect(mayAct(action, odd, action === 'invite' ? undefined : member), `${role} ${action}`).toBe(false)
+      expect(mayAct('role', odd, member, 'owner'), role).toBe(false)
+      expect(mayAct('ban', moderator, odd), role).toBe(true)
+    }
   })
   it('guests and odd ids are no members', () => {
     expect(memberIdProblem('guest:abcdefghijklmnopqrstuv')).toMatch(/guests/)

@@ -810,6 +810,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     const id = input.id ?? `room-${randomBytes(12).toString('base64url')}`
     if (!isValidRoom(id)) throw new ChatRefusal(400, 'id must be 1-64 characters of [A-Za-z0-9._:-]')
     if (id.startsWith('dm:')) throw new ChatRefusal(400, '`dm:` rooms are direct rooms: see directRoom')
+    if (input.members !== undefined && !Array.isArray(input.members)) throw new ChatRefusal(400, '`members` must be a list of user ids')
     const fields = { title: input.title ?? id, topic: input.topic ?? '', visibility: input.visibility ?? 'public' }
     const problem = roomFieldsProblem(fields) ?? [input.owner, ...input.members ?? []].filter(uid => uid !== undefined).map(memberIdProblem).find(Boolean)
     if (problem) throw new ChatRefusal(400, problem)

@@ -67,9 +67,14 @@ export const MAX_MEMBER_ID = 256
 /** A mute without an end. */
 export const MUTED_FOREVER = Number.MAX_SAFE_INTEGER
 
+/** A role's rank: 0 for anything but owner, moderator and member (a store's odd row ranks as no membership). */
+function roleRank(role: unknown): number {
+  return typeof role === 'string' && Object.hasOwn(RANK, role) ? RANK[role as MemberRole] : 0
+}
+
 /** A role's rank; no membership (or a banned one) ranks 0. */
 export function rankOf(member: Pick<RoomMember, 'role' | 'banned'> | undefined): number {
-  return member && !member.banned ? RANK[member.role] : 0
+  return member && !member.banned ? roleRank(member.role) : 0
 }
 
 /**
@@ -81,7 +86,7 @@ export function mayAct(action: ChatMemberAction, actor: RoomMember | undefined, 
   const rank = rankOf(actor)
   if (rank < RANK.moderator) return false
   // A banned subject ranks by the role the row keeps: a moderator cannot lift an owner's ban of another moderator.
-  const subjectRank = subject ? RANK[subject.role] : 0
+  const subjectRank = subject ? roleRank(subject.role) : 0
   switch (action) {
     case 'invite': return !subject
     case 'unban': return subject?.banned === true && subjectRank < rank

@@ -12,6 +12,14 @@ export interface ChunkReader {
   close: () => Promise<void>
 }
 
+/** Is `source` one `ChatStreamSource` allows (duck-typed, as `readerOf` reads it; nothing is read)? */
+export function isStreamSource(source: unknown): boolean {
+  const inner = source && typeof source === 'object' && 'textStream' in source ? (source as { textStream: unknown }).textStream : source
+  if (inner === null || inner === undefined || typeof inner === 'string') return false
+  if (typeof (inner as ReadableStream).getReader === 'function') return true
+  return typeof (inner as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' || typeof (inner as Iterable<unknown>)[Symbol.iterator] === 'function'
+}
+
 /** A reader over any source `ChatStreamSource` allows (duck-typed: the runtime never imports the AI SDK); throws `TypeError` for anything else. */
 export function readerOf(source: unknown): ChunkReader {
   const inner = source && typeof source === 'object' && 'textStream' in source ? (source as { textStream: unknown }).textStream : source

@@ -10,7 +10,7 @@ import type { BusEvent, ChatBus } from './bus'
 import { messageFrame, type Member } from './roomDelivery'
 import { RoomFrame } from '../transport/frame'
 import { MAX_STORED_TEXT, RoomLogInputError, RoomLogRefusal, type RoomLog } from './roomLog'
-import { readerOf, type ChatStreamSourceInput, type ChunkReader } from './streamSource'
+import { isStreamSource, readerOf, type ChatStreamSourceInput, type ChunkReader } from './streamSource'
 import { chatDefaults } from '../../defaults'
 
 /** The typing frames of a stream's author go out at most this often (ms), as a person's. */
@@ -260,6 +260,10 @@ export function createChatStreams({ config, store, bus, logger, fanOut, broadcas
     const controller = new AbortController()
     // Made before anything is stored: a source that cannot be read stores nothing.
     const made = typeof source === 'function' ? await source(controller.signal) : source
+    if (!isStreamSource(made)) {
+      controller.abort(new Error('not a source'))
+      throw refuse(400, 'bad_request', '`source` gave no async iterable of strings, ReadableStream or streamText() result')
+    }
     const reader = readerOf(made)
     const now = Date.now()
     let result

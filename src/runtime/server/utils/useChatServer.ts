@@ -2,17 +2,19 @@
 /// <reference path="../nitro.d.ts" />
 // The module picks ./nitroV2.ts or ./nitroV3.ts for the app's Nitro.
 import { httpError, useRuntimeConfig } from '#nuxt-chat/nitro'
-import { errorFrame, isValidRoom, type ChatEventFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, type ChatEventFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatMemberRole, type ChatMessageFrame, type ChatStoredFrame, type ChatUser } from '../../shared/protocol'
 import { parseSearchRequest, type ChatSearchResultsFrame } from '../../shared/search'
-import { ChatRefusal } from './access'
+import { ChatRefusal, refusalCode } from './access'
 import type { ChatRoomInput } from './hub'
 import type { RoomMember, RoomRecord } from './roomMembers'
 import { useChatHub } from './useChatHub'
 import type { ChatRuntimeConfig } from '../../types'
 import { storeFile } from '../files/chatFiles'
 import { ChatStreamRefusal, type ChatStreamHandle, type ChatStreamOptions } from './streams'
-import type { ChatStreamSourceInput } from './streamSource'
+import { isStreamSource, type ChatStreamSourceInput } from './streamSource'
 import { aiMessagesOf, type ChatAiMessage, type ChatAiMessagesOptions } from './aiMessages'
+import { afterProblem, authorProblem, idProblem, limitProblem, optionsProblem, roleProblem, roomProblem, searcherProblem, searchRoomsProblem, sendOptionsProblem, textProblem, untilProblem, userIdProblem } from './serverApiInput'
+import { MAX_MEMBER_ID } from './roomMembers'
 
 export type { ChatRoomInput } from './hub'
 export type { RoomMember, RoomRecord } from './roomMembers'
@@ -67,8 +69,21 @@ export interface ChatServerSearchOptions {
   limit?: number
 }
 
-function checkRoom(room: string) {
-  if (!isValidRoom(room)) throw httpError(400, 'room must be 1-64 characters of [A-Za-z0-9._:-]')
+/** A bad argument as the H3 error server code catches: 400, its `data` the `bad_request` frame. */
+function badRequest(problem: string): Error {
+  return httpError(400, problem, errorFrame('bad_request', problem))
+}
+
+/** Throw the first of the arguments' problems (serverApiInput.ts), if any. */
+function check(...problems: (string | undefined)[]) {
+  const problem = problems.find(found => found !== undefined)
+  if (problem !== undefined) throw badRequest(problem)
+}
+
+/** A stream into a `dm:` room needs the two people's direct room, as `send` does (server code skips the admission that would refuse it). */
+async function checkWritable(hub: ReturnType<typeof useChatHub>, room: string) {
+  const refused = await hub.serverWriteRefusal(room)
+  if (refused) throw httpError(refused.status, refused.error.message, refused.error)
 }
 
 /** A refusal of the hub (`ChatRefusal`) as the H3 error server code catches; anything else as it is. */
@@ -77,7 +92,7 @@ async function asHttpError<T>(work: Promise<T>): Promise<T> {
     return await work
   }
   catch (error) {
-    if (error instanceof ChatRefusal) throw httpError(error.status, error.message)
+    if (error instanceof ChatRefusal) throw httpError(error.status, error.message, errorFrame(refusalCode(error.status), error.message))
     throw error
   }
 }
@@ -107,7 +122,7 @@ async function storeServerFiles(room: string, uid: string, files: { name: string
 export function useChatServer() {
   const hub = useChatHub()
   async function change(room: string, message: string, action: { kind: 'edit' | 'delete', target: number }, options: ChatServerSendOptions) {
-    checkRoom(room)
+    check(roomProblem(room), idProblem(action.target, 'id', { optional: false }), textProblem(message), sendOptionsProblem(options))
     const user = options.user ?? SERVER_USER
     const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, action, fromServer: true })
     if (result.error) throw httpError(result.status, result.error.message, result.error)
@@ -115,7 +130,7 @@ export function useChatServer() {
   }
   /** A moderation command as the app's server code: the `chat:action` hook runs (`allow: true`); a refusal throws its H3 error. */
   async function moderate(room: string, command: ChatMemberCommand): Promise<ChatMemberFrame> {
-    checkRoom(room)
+    check(roomProblem(room), userIdProblem(command.user), command.type === 'role' ? roleProblem(command.role) : undefined, command.type === 'mute' ? untilProblem(command.until) : undefined)
     const result = await hub.moderate(room, command)
     if ('error' in result) throw httpError(result.status, result.error.message, result.error)
     return result.frame
@@ -125,28 +140,32 @@ export function useChatServer() {
      * Make a room record (docs/PROTOCOL.md, "Rooms and members"): `owner` becomes its `owner`
      * member, `members` its `member`s. Throws 400 for bad fields, 409 when the room has a record.
      */
-    createRoom(input: ChatRoomInput = {}): Promise<RoomRecord> {
-      return asHttpError(hub.createRoom(input))
+    async createRoom(input: ChatRoomInput = {}): Promise<RoomRecord> {
+      check(optionsProblem(input, 'input'))
+      return await asHttpError(hub.createRoom(input))
     },
     /** Change a room's title, topic or visibility; every instance applies it at once. Throws 404 when the room has no record. */
     async updateRoom(room: string, fields: Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>): Promise<RoomRecord> {
-      checkRoom(room)
+      check(roomProblem(room), fields === undefined ? '`fields` must be an object' : optionsProblem(fields, 'fields'))
       const record = await asHttpError(hub.updateRoom(room, fields))
       if (!record) throw httpError(404, `Room "${room}" has no record`)
       return record
     },
     /** A room's record; undefined when it has none (a public room, as every v1 room). */
     room(room: string): Promise<RoomRecord | undefined> {
-      checkRoom(room)
+      check(roomProblem(room))
       return hub.roomRecord(room)
     },
     /** A page of a room's members (banned ones included, with `banned: true`), in id order, `limit` (at most 1000) after `after`. */
-    members(room: string, { after, limit = 100 }: { after?: string, limit?: number } = {}): Promise<RoomMember[]> {
-      checkRoom(room)
-      return hub.members(room, after, Math.max(1, Math.min(1000, Math.floor(limit))))
+    async members(room: string, options: { after?: string, limit?: number } = {}): Promise<RoomMember[]> {
+      check(roomProblem(room), optionsProblem(options))
+      const { after, limit = 100 } = options
+      check(afterProblem(after, MAX_MEMBER_ID), limitProblem(limit))
+      return await hub.members(room, after, Math.max(1, Math.min(1000, Math.floor(limit))))
     },
     /** Add a member (`role`, default `member`); a banned person's ban goes. Resolves to the membership as a `member` frame. */
     async addMember(room: string, userId: string, role: ChatMemberRole = 'member'): Promise<ChatMemberFrame> {
+      check(roomProblem(room), userIdProblem(userId), roleProblem(role))
       const frame = await moderate(room, { type: 'invite', user: userId })
       return frame.role === role ? frame : moderate(room, { type: 'role', user: userId, role })
     },
@@ -171,8 +190,9 @@ export function useChatServer() {
       return moderate(room, { type: 'unban', user: userId })
     },
     /** The direct room of two users (docs/PROTOCOL.md, "Direct messages"), made with both as members on first use; the same room whichever order they are given in. */
-    directRoom(userA: string, userB: string): Promise<RoomRecord> {
-      return asHttpError(hub.directRoom(userA, userB))
+    async directRoom(userA: string, userB: string): Promise<RoomRecord> {
+      check(userIdProblem(userA, 'userA'), userIdProblem(userB, 'userB'))
+      return await asHttpError(hub.directRoom(userA, userB))
     },
     /**
      * Store a message and deliver it to the room. Runs the length check and the `chat:message`
@@ -180,7 +200,7 @@ export function useChatServer() {
      * an H3 error (400, 403, 413, 503) whose `data` is the `error` frame.
      */
     async send(room: string, message: string, options: ChatServerSendOptions = {}): Promise<ChatMessageFrame> {
-      checkRoom(room)
+      check(roomProblem(room), textProblem(message), sendOptionsProblem(options))
       const user = options.user ?? SERVER_USER
       const files = options.files?.length ? await storeServerFiles(room, user.id, options.files) : undefined
       const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, replyTo: options.replyTo, ...(files ? { files } : {}), ...(options.thread === undefined ? {} : { thread: options.thread, ...(options.alsoInRoom ? { alsoInRoom: true as const } : {}) }), fromServer: true })
@@ -200,9 +220,11 @@ export function useChatServer() {
       return await change(room, '', { kind: 'delete', target: id }, options)
     },
     /** A page of older history: the newest `limit` messages (with their current state; changes are not messages) before `before`, oldest first. */
-    history(room: string, { before = Number.MAX_SAFE_INTEGER, limit = 50, thread }: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
-      checkRoom(room)
-      return hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))), thread)
+    async history(room: string, options: ChatHistoryOptions = {}): Promise<ChatStoredFrame[]> {
+      check(roomProblem(room), optionsProblem(options))
+      const { before = Number.MAX_SAFE_INTEGER, limit = 50, thread } = options
+      check(idProblem(before, 'before'), limitProblem(limit), idProblem(thread, 'thread'))
+      return await hub.history(room, before, Math.max(1, Math.min(MAX_HISTORY_PAGE, Math.floor(limit))), thread)
     },
     /**
      * Find messages by their words (docs/PROTOCOL.md, "Search"): as `options.user` (the rooms they
@@ -211,27 +233,31 @@ export function useChatServer() {
      * own search would), a store failure 503, with the `error` frame as `data`.
      */
     async search(q: string, options: ChatServerSearchOptions = {}): Promise<ChatSearchResultsFrame> {
+      check(optionsProblem(options))
       const { user, rooms, ...fields } = options
+      check(user === undefined ? undefined : searcherProblem(user), searchRoomsProblem(rooms))
       const request = parseSearchRequest({ q, ...fields })
-      if (typeof request === 'string') throw httpError(400, request)
-      if (!user && !rooms && request.room === undefined) throw httpError(400, 'Give `user` (search as them), `rooms` or `room`')
-      for (const room of rooms ?? []) checkRoom(room)
+      if (typeof request === 'string') throw badRequest(request)
+      if (!user && !rooms && request.room === undefined) throw badRequest('Give `user` (search as them), `rooms` or `room`')
       const answer = await hub.search(request, user ?? { rooms: rooms ?? [request.room!] })
       if ('error' in answer) throw httpError(answer.status, answer.error.message, answer.error)
       return answer.frame
     },
     /** Everyone online in the room, on every instance (one entry per user). */
     presence(room: string): Promise<ChatUser[]> {
-      checkRoom(room)
+      check(roomProblem(room))
       return hub.presence(room)
     },
     /** Names of the rooms the store holds, in name order, `limit` after `after` (page with the last name). */
-    rooms({ after, limit = 100 }: { after?: string, limit?: number } = {}): Promise<string[]> {
-      return hub.storedRooms(after, Math.max(1, Math.min(1000, Math.floor(limit))))
+    async rooms(options: { after?: string, limit?: number } = {}): Promise<string[]> {
+      check(optionsProblem(options))
+      const { after, limit = 100 } = options
+      check(afterProblem(after, 64), limitProblem(limit))
+      return await hub.storedRooms(after, Math.max(1, Math.min(1000, Math.floor(limit))))
     },
     /** How many messages from others the signed-in user `userId` has not read in the room (0 when they have no read position). */
     async unread(room: string, userId: string): Promise<number> {
-      checkRoom(room)
+      check(roomProblem(room), userIdProblem(userId))
       return (await hub.readStateOf(room, userId))?.unread ?? 0
     },
     /**
@@ -240,8 +266,7 @@ export function useChatServer() {
      * or undefined when the user has none in the room (a read never creates one: joining does).
      */
     async markRead(room: string, userId: string, id?: number): Promise<number | undefined> {
-      checkRoom(room)
-      if (userId.startsWith('guest:')) throw httpError(400, 'Guests have no read state')
+      check(roomProblem(room), userIdProblem(userId), idProblem(id, 'id', { min: 0 }), userId.startsWith('guest:') ? 'Guests have no read state' : undefined)
       return (await hub.markRead(room, { id: userId, name: userId }, id))?.read
     },
     /**
@@ -249,9 +274,9 @@ export function useChatServer() {
      * barring them from it): the room leaves their rooms lists on every instance, and no `read`
      * brings it back; joining again does. Resolves to true when there was a position.
      */
-    forget(room: string, userId: string): Promise<boolean> {
-      checkRoom(room)
-      return hub.forget(room, userId)
+    async forget(room: string, userId: string): Promise<boolean> {
+      check(roomProblem(room), userIdProblem(userId))
+      return await hub.forget(room, userId)
     },
     /**
      * Close every connection of a user to a room, on every instance, and take the room off their
@@ -259,7 +284,7 @@ export function useChatServer() {
      * to keep someone out, refuse them in the `chat:identify` hook as well.
      */
     disconnect(room: string, userId: string): void {
-      checkRoom(room)
+      check(roomProblem(room), userIdProblem(userId))
       hub.disconnect(room, userId)
     },
     /**
@@ -275,7 +300,9 @@ export function useChatServer() {
      * ```
      */
     async stream(room: string, source: ChatStreamSourceInput, options: ChatStreamOptions): Promise<ChatStreamHandle> {
-      checkRoom(room)
+      check(roomProblem(room), options === undefined ? '`options` must be { as, replyTo?, thread?, signal? }' : optionsProblem(options))
+      check(authorProblem(options.as, 'as'), idProblem(options.replyTo, 'replyTo'), idProblem(options.thread, 'thread'), options.signal === undefined || options.signal instanceof AbortSignal ? undefined : '`signal` must be an AbortSignal', typeof source === 'function' || isStreamSource(source) ? undefined : '`source` must be an async iterable of strings, a ReadableStream, a streamText() result, or a function that returns one')
+      await checkWritable(hub, room)
       try {
         return await hub.streams.start(room, source, options)
       }
@@ -289,13 +316,14 @@ export function useChatServer() {
      * format: `as`'s own messages `assistant`, everyone else's `user` with their name before the
      * text (`Alice: hi`); deleted and still streaming messages are left out.
      */
-    aiMessages(room: string, options: ChatAiMessagesOptions): Promise<ChatAiMessage[]> {
-      checkRoom(room)
-      return aiMessagesOf(hub, room, options)
+    async aiMessages(room: string, options: ChatAiMessagesOptions): Promise<ChatAiMessage[]> {
+      check(roomProblem(room), options === undefined ? '`options` must be { as, thread?, limit? }' : optionsProblem(options))
+      check(options.as !== null && typeof options.as === 'object' ? userIdProblem(options.as.id, 'as.id') : '`as` must be { id }', idProblem(options.thread, 'thread'), limitProblem(options.limit))
+      return await aiMessagesOf(hub, room, options)
     },
     /** Make `user` (an AI member or bot) a member of the room under its name, so `@name` mentions it (`chat:mention`). */
     async addAiMember(room: string, user: ChatUser, role: ChatMemberRole = 'member'): Promise<ChatMemberFrame> {
-      checkRoom(room)
+      check(roomProblem(room), authorProblem(user), roleProblem(role))
       await hub.streams.saveName(user)
       const frame = await moderate(room, { type: 'invite', user: user.id })
       return frame.role === role ? frame : moderate(room, { type: 'role', user: user.id, role })
