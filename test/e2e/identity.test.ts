@@ -283,6 +283,33 @@ describe('the admission probe: a plain GET on the WebSocket route', () => {
   })
 })
 
+describe('ids a signed-in user may not have', () => {
+  it('refuses an id from chat:identify that a guest or the server holds (`guest:…`, `server`): logged, every request refused 500, nothing sent as them', async () => {
+    // A server of its own: the failures it logs are what this test is about, and no other test's.
+    const own = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
+    try {
+      const base = own.url('').replace(/\/$/, '')
+      const room = uniqueRoom()
+      for (const token of ['guest-impostor-token', 'server-impostor-token']) {
+        const headers = { cookie: `session=${token}` }
+        const probe = await fetch(`${base}/_ws?room=${room}`, { headers })
+        expect(probe.status, token).toBe(500)
+        expect(await probe.json()).toMatchObject({ type: 'error', message: 'Internal error' })
+        expect((await fetch(`${base}/api/sse?room=${room}`, { headers })).status, token).toBe(500)
+        expect((await postMessage(base, { message: 'as someone else', cid: 'c-1' }, { room }, headers)).status, token).toBe(500)
+        expect(await upgradeStatus(`ws://127.0.0.1:${own.port}/_ws`, { headers: { ...headers, 'sec-websocket-protocol': 'nuxt-chat.2' } }), token).toBe(500)
+      }
+      const history = await (await fetch(`${base}/api/sse?room=${room}&before=999`)).json() as { messages: unknown[] }
+      expect(history.messages).toEqual([])
+      expect(own.logs()).toContain('chat:identify named a user `guest:')
+      expect(own.logs()).toContain('chat:identify named a user `server`')
+    }
+    finally {
+      await own.stop()
+    }
+  })
+})
+
 describe('malformed Host', () => {
   /** Send a raw request (fetch and ws would fix the Host header) and read its status line. */
   const statusLine = (head: string) => new Promise<string>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { createHooks } from 'hookable'
 import { describe, expect, it } from 'vitest'
-import { admitRequest, ChatRefusal, checkedHosts, clientIp, defaultGuestName, describeRequest, guestId, isOriginAllowed, requestSource } from '../../src/runtime/server/utils/access'
+import { admitRequest, ChatRefusal, checkedHosts, identify, clientIp, defaultGuestName, describeRequest, guestId, isOriginAllowed, requestSource } from '../../src/runtime/server/utils/access'
 import type { ChatRuntimeConfig, ChatRuntimeHooks } from '../../src/runtime/types'
 
 const direct = { clientIpHeader: '', allowedOrigins: [], reservedNames: [] } as unknown as ChatRuntimeConfig
@@ -128,5 +128,32 @@ describe('guest identity', () => {
     const malformed = describeRequest('http://a b/_ws?room=x', new Headers({ host: 'a b' }), undefined, direct)
     expect(malformed.url.pathname).toBe('/_ws')
     await expect(admitRequest(malformed, direct, hooks, () => [])).rejects.toMatchObject({ status: 400, message: 'Malformed Host header' })
+  })
+})
+
+describe('ids chat:identify may give', () => {
+  const request = describeRequest('/_ws?room=r', new Headers({ host: 'chat.example' }), undefined, direct)
+  const naming = (id: unknown) => {
+    const hooks = createHooks<ChatRuntimeHooks>()
+    hooks.hook('chat:identify', (ctx) => {
+      ctx.user = { id: id as string, name: 'Someone' }
+    })
+    return hooks
+  }
+
+  it('refuses an id a guest or the server holds, or that no membership can hold: a bug of the hook, thrown as such (logged, 500), not a refusal', async () => {
+    for (const id of ['guest:AAAAAAAAAAAAAAAAAAAAAA', 'guest:', 'server', 'a\nb', 'x'.repeat(257)]) {
+      const identified = identify({ request, room: 'r' }, naming(id))
+      await expect(identified, id).rejects.toThrow(/^\[nuxt-chat\] chat:identify named a user `/)
+      await expect(identified, id).rejects.not.toBeInstanceOf(ChatRefusal)
+      await expect(admitRequest(request, direct, naming(id), () => []), id).rejects.toThrow(/chat:identify named a user/)
+    }
+  })
+
+  it('takes any other id, a number as its text; none is a guest', async () => {
+    expect(await identify({ request, room: 'r' }, naming(42))).toEqual({ id: '42', name: 'Someone' })
+    expect(await identify({ request, room: 'r' }, naming('Guest:x'))).toEqual({ id: 'Guest:x', name: 'Someone' })
+    expect(await identify({ request, room: 'r' }, naming('servers'))).toEqual({ id: 'servers', name: 'Someone' })
+    expect(await identify({ request, room: 'r' }, naming(''))).toBeUndefined()
   })
 })

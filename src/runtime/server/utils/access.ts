@@ -315,5 +315,16 @@ export async function identify(context: ChatIdentifyContext, hooks: Hookable<Cha
     throw hookRefusal(error)
   }
   const identified = context.user && (typeof context.user.id === 'string' || typeof context.user.id === 'number') && String(context.user.id)
-  return identified ? { id: identified, name: normalizeName(context.user!.name) ?? identified } : undefined
+  if (!identified) return undefined
+  const problem = identifiedIdProblem(identified)
+  // A bug in the hook, not the client's doing: thrown as such (logged, the request refused with 500).
+  if (problem) throw new Error(`[nuxt-chat] chat:identify named a user ${JSON.stringify(identified.slice(0, 80)).replaceAll('"', '`')}: ${problem}`)
+  return { id: identified, name: normalizeName(context.user!.name) ?? identified }
+}
+
+/** Why a signed-in user may not have the id `chat:identify` gave, or undefined: one that passes for a guest or the server, or that no membership can hold. */
+export function identifiedIdProblem(id: string): string | undefined {
+  if (id.startsWith(GUEST_PREFIX)) return 'a signed-in user\'s id may not start with `guest:` (guests\' ids do: they would share messages)'
+  if (id === 'server') return 'a signed-in user\'s id may not be `server` (the server\'s own messages\' author)'
+  return memberIdProblem(id)
 }
