@@ -174,7 +174,8 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     expect((await callServer<unknown[]>(a, { call: 'history', room })).body).toEqual([])
     expect((await callServer<{ uid: string, role: string }[]>(a, { call: 'members', room: team })).body.map(member => [member.uid, member.role])).toEqual([['user-check-owner', 'owner']])
     expect((await callServer<{ record: unknown }>(a, { call: 'room', room })).body.record).toBeNull()
-    expect(a.logs()).not.toMatch(/toWellFormed|search failed|could not search|TypeError/)
+    // Nor logged: no failure, and no message h3 would have to strip of characters a status line cannot carry.
+    expect(a.logs()).not.toMatch(/toWellFormed|search failed|could not search|TypeError|Please prefer using `message`/)
   })
 
   it('chat:stored sees every stored message once, on the instance that stored it, and never holds delivery back', async () => {

@@ -35,7 +35,7 @@ export function userIdProblem(value: unknown, name = 'userId'): string | undefin
 export function authorProblem(value: unknown, name = 'user'): string | undefined {
   const wrong = (detail: string) => `\`${name}\` must be { id, name }: ${detail}`
   if (!isObject(value)) return wrong('an object')
-  if (memberIdProblem(value.id)) return wrong(`its id 1-${MAX_MEMBER_ID} characters without control characters, not a guest's (\`guest:…\`)`)
+  if (memberIdProblem(value.id)) return wrong(`its id 1-${MAX_MEMBER_ID} characters without control characters, not a guest's (starting with \`guest:\`)`)
   if (typeof value.name !== 'string' || !value.name || !isStorableText(value.name, MAX_SERVER_USER_NAME)) return wrong(`its name 1-${MAX_SERVER_USER_NAME} characters without NUL or lone surrogates`)
   if (value.guest !== undefined) return wrong('no `guest`: server code does not write as a guest')
   return undefined
