@@ -6,6 +6,7 @@ import type { ChatMessageFrame, ChatStoredFrame } from '../../shared/protocol'
 import type { ChatNotifyContext, ChatPushOptions, ChatRuntimeHooks } from '../../types'
 import type { RoomLog } from '../utils/roomLog'
 import type { PushSubscriptionRecord } from '../utils/roomLog.push'
+import { isMembership } from '../utils/roomMembers'
 import { createLocalBatches, createRedisBatches, type PushBatches } from './pushBatches'
 import { postToPushService, PushAddressRefusal } from './pushDelivery'
 import { createOnlineCheck, type OnlineCheck } from './pushOnline'
@@ -108,7 +109,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     const uids = new Set<string>()
     if (frame.room.startsWith('dm:')) {
       const record = await store.roomRecord(frame.room)
-      if (record?.kind === 'dm') for (const member of await store.members(frame.room, undefined, 3)) if (!member.banned) uids.add(member.uid)
+      if (record?.kind === 'dm') for (const member of await store.members(frame.room, undefined, 3)) if (isMembership(member)) uids.add(member.uid)
     }
     if (frame.thread !== undefined) {
       const parent = await store.message(frame.room, frame.thread)

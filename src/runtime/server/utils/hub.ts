@@ -21,7 +21,7 @@ import { createRoomSearch, type RoomSearch } from './roomSearch'
 import { createChatStreams, type ChatStreams } from './streams'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
-import { directRoomId, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
+import { directRoomId, isMembership, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
 export { deliverToMember, messageFrame, type Member } from './roomDelivery'
 export { RoomFrame } from '../transport/frame'
@@ -343,8 +343,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     describe: listing.describe,
     nameHeard: listing.heard,
     async isMember(room, uid) {
-      const member = await access.member(room, uid)
-      return member !== undefined && !member.banned
+      return isMembership(await access.member(room, uid))
     },
     // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one, if the room still admits them
     // (a private room's members come by invite only) and the join still stands: a join its person's removal overtook keeps nothing it made.
@@ -660,7 +659,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     }
     const sent = sendChecked(decision.moderator ? { ...input, moderator: true } : input)
     // Speaking in a public room (with a record or without) makes a signed-in person its member (docs/PROTOCOL.md, "Rooms and members").
-    if (decision.member || input.user.guest || input.action) return sent
+    if (isMembership(decision.member) || input.user.guest || input.action) return sent
     return sent.then((result) => {
       if (result.frame && !result.duplicate) speakerJoined(input.room, input.user.id).catch(error => logger.error('[nuxt-chat] could not store a membership', error))
       return result
@@ -669,7 +668,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
 
   /** A signed-in person's message was stored: their membership unless they have one (a room without a record: its admission did not read it; cached). */
   async function speakerJoined(room: string, uid: string) {
-    if (await access.member(room, uid)) return
+    if (isMembership(await access.member(room, uid))) return
     await moderation.add({ room, uid, role: 'member', joinedAt: Date.now() })
   }
 
@@ -1066,9 +1065,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       }
     },
     async forget(name: string, userId: string): Promise<boolean> {
-      // The membership goes too (a ban stays): else the room would come back to their next list.
-      const member = await store.member(name, userId)
-      if (member && !member.banned) await store.deleteMember(name, userId)
+      // The membership goes too (a ban stays, a mute until it ends): else the room would come back to their next list.
+      await moderation.end(name, userId)
       access.forget(name, userId)
       const had = await readState.forget(name, userId)
       bus.publish({ kind: 'forget', room: name, uid: userId })

@@ -5,6 +5,7 @@ import { deliverToMember, messageFrame, type Member } from './roomDelivery'
 import { RoomFrame } from '../transport/frame'
 import { MAX_UNREAD, type ReadState, type RoomLog } from './roomLog'
 import type { RoomDescription } from './roomListing'
+import { isMembership } from './roomMembers'
 
 /** Rooms a rooms list shows at most (most recently active first). */
 export const MAX_LISTED_ROOMS = 100
@@ -99,8 +100,7 @@ function roomState(state: ReadState, description: RoomDescription): ChatRoomStat
  */
 export function createReadState({ store, bus, logger, membersOf, maxReadPositions = 0, admitListed = () => true, tellsSeen = () => false, allowNewPosition, allowStoredRead, describe = async () => ({}), nameHeard, isMember, joinedFirst, evicted: forgetEvicted }: ReadStateOptions) {
   const memberOf = isMember ?? (async (room: string, uid: string) => {
-    const member = await store.member(room, uid)
-    return member !== undefined && !member.banned
+    return isMembership(await store.member(room, uid))
   })
   /**
    * A member's read state in a room with what a list shows of the room; undefined for someone who

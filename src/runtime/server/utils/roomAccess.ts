@@ -1,5 +1,5 @@
 import type { ChatErrorFrame, ChatUser } from '../../shared/protocol'
-import { isMuted, rankOf, type RoomDirectory, type RoomMember, type RoomRecord } from './roomMembers'
+import { isMembership, isMuted, rankOf, type RoomDirectory, type RoomMember, type RoomRecord } from './roomMembers'
 
 /** What a person wants in a room: read it (join, history, read state) or send to it. */
 export type RoomNeed = 'read' | 'send'
@@ -83,7 +83,7 @@ export function createRoomAccess({ store, logger, now = Date.now }: RoomAccessOp
     if (room.startsWith('dm:') && record?.kind !== 'dm') return REFUSED
     if (!record) return OPEN
     if (user.guest) return record.visibility === 'public' ? { allowed: true, record, moderator: false } : REFUSED
-    if (member?.banned || (record.visibility === 'private' && !member)) return REFUSED
+    if (member?.banned || (record.visibility === 'private' && !isMembership(member))) return REFUSED
     if (need === 'send' && isMuted(member, now())) return { allowed: false, status: 403, code: 'muted', message: 'You are muted in this room', mutedUntil: member!.mutedUntil }
     return { allowed: true, record, member, moderator: rankOf(member) >= 2 }
   }

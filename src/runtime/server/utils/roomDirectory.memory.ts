@@ -1,10 +1,10 @@
-import type { RoomDirectory, RoomMember, RoomRecord } from './roomMembers'
+import { isMembership, isMuted, type RoomDirectory, type RoomMember, type RoomRecord } from './roomMembers'
 
 /** Rooms' records and members in process memory (the memory room log's part of `RoomDirectory`). */
 export function createMemoryRoomDirectory(): RoomDirectory & {
   clear: () => void
   isKept: (room: string, uid: string) => boolean
-  dropPlainMember: (room: string, uid: string) => void
+  dropPlainMember: (room: string, uid: string, now: number) => void
   memberOf: (uid: string) => RoomMember[]
 } {
   const records = new Map<string, RoomRecord>()
@@ -29,6 +29,11 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
     mine?.delete(room)
     if (!mine?.size) roomsOf.delete(uid)
     return members.get(room)?.delete(uid) ?? false
+  }
+  /** A membership ends: its row goes, or stays as a mute-only row while its mute lasts. */
+  const end = (member: RoomMember, now: number) => {
+    if (isMuted(member, now)) members.get(member.room)!.set(member.uid, { room: member.room, uid: member.uid, role: 'member', joinedAt: member.joinedAt, mutedUntil: member.mutedUntil, muteOnly: true })
+    else remove(member.room, member.uid)
   }
   return {
     async roomRecord(room) {
@@ -57,12 +62,20 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
       save(member)
     },
     async addMemberIfAbsent(member) {
-      if (members.get(member.room)?.has(member.uid)) return false
-      save(member)
+      const held = members.get(member.room)?.get(member.uid)
+      if (held && !held.muteOnly) return false
+      // A mute-only row becomes the membership: the mute stays until it ends.
+      save(held ? { ...member, mutedUntil: held.mutedUntil } : member)
       return true
     },
     async deleteMember(room, uid) {
       return remove(room, uid)
+    },
+    async endMembership(room, uid, now) {
+      const member = members.get(room)?.get(uid)
+      if (!member || !isMembership(member)) return false
+      end(member, now)
+      return true
     },
     async saveUserName(uid, name) {
       names.set(uid, name)
@@ -74,23 +87,23 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
       const found: { uid: string, name: string }[] = []
       for (const member of members.get(room)?.values() ?? []) {
         if (found.length >= limit) break
-        if (!member.banned) found.push({ uid: member.uid, name: names.get(member.uid) ?? '' })
+        if (isMembership(member)) found.push({ uid: member.uid, name: names.get(member.uid) ?? '' })
       }
       return found
     },
     /** A membership the position cap and retention never take: a role above `member`, or a private room's. */
     isKept(room, uid) {
       const member = members.get(room)?.get(uid)
-      return member !== undefined && !member.banned && (member.role !== 'member' || records.get(room)?.visibility === 'private')
+      return member !== undefined && isMembership(member) && (member.role !== 'member' || records.get(room)?.visibility === 'private')
     },
-    /** A plain membership goes with its position (cap, retention); a ban stays. */
-    dropPlainMember(room, uid) {
+    /** A plain membership goes with its position (cap, retention); a ban stays, and so does a mute until it ends. */
+    dropPlainMember(room, uid, now) {
       const member = members.get(room)?.get(uid)
-      if (member && !member.banned && member.role === 'member') remove(room, uid)
+      if (member && isMembership(member) && member.role === 'member') end(member, now)
     },
-    /** Every membership of a person (not a ban), copied. */
+    /** Every membership of a person (not a ban, not a mute-only row), copied. */
     memberOf(uid) {
-      return [...roomsOf.get(uid) ?? []].flatMap(room => members.get(room)?.get(uid) ?? []).filter(member => !member.banned).map(member => ({ ...member }))
+      return [...roomsOf.get(uid) ?? []].flatMap(room => members.get(room)?.get(uid) ?? []).filter(isMembership).map(member => ({ ...member }))
     },
     clear() {
       records.clear()

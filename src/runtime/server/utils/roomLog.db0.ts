@@ -211,7 +211,7 @@ const JOIN_READ = `INSERT INTO chat_reads (uid, room, id, ts)
 // The user's positions but the one just made and the newest `max - 1` others (the order of their rooms list).
 // A kept membership's position (a role above `member`, a private room: invited, a direct room) neither goes nor counts
 // against the cap; a plain membership of a public room (joined, spoken in) is bounded with positions. One seek each.
-const KEPT_MEMBERSHIP = (reads: string) => `EXISTS (SELECT 1 FROM chat_members mb WHERE mb.room = ${reads}.room AND mb.uid = ${reads}.uid AND mb.banned = 0
+const KEPT_MEMBERSHIP = (reads: string) => `EXISTS (SELECT 1 FROM chat_members mb WHERE mb.room = ${reads}.room AND mb.uid = ${reads}.uid AND mb.banned = 0 AND mb.mute_only = 0
   AND (mb.role <> 'member' OR EXISTS (SELECT 1 FROM chat_rooms c WHERE c.id = mb.room AND c.visibility = 'private')))`
 const EVICT_READS = `DELETE FROM chat_reads WHERE uid = ? AND room <> ? AND NOT ${KEPT_MEMBERSHIP('chat_reads')}
   AND room NOT IN (SELECT room FROM chat_reads r WHERE r.uid = ? AND r.room <> ? AND NOT ${KEPT_MEMBERSHIP('r')} ORDER BY r.ts DESC, r.room LIMIT ?) RETURNING room`
@@ -220,11 +220,21 @@ const PRUNE_READS = `DELETE FROM chat_reads WHERE (uid, room) IN (SELECT r.uid, 
   AND NOT ${KEPT_MEMBERSHIP('r')}
   AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.room = r.room AND m.id = (SELECT MAX(id) FROM chat_messages WHERE room = r.room) AND m.ts >= CAST(? AS BIGINT))
   LIMIT ?) RETURNING uid, room`
-/** A plain membership of a room whose position went (cap, retention): it goes with it (a kept one was never chosen; a ban stays). */
-const DROP_PLAIN_MEMBER = `DELETE FROM chat_members WHERE room = ? AND uid = ? AND banned = 0 AND role = 'member'`
+/**
+ * A membership ends (`plain`: only a plain one, whose position went by the cap or retention; a kept
+ * one was never chosen): one that holds a mute not ended at the time given becomes a mute-only row
+ * (first statement), any other goes (second); a ban stays. Parameters of each: room, uid, now.
+ */
+const END_MEMBERSHIP = (plain: boolean) => {
+  const which = `room = ? AND uid = ? AND banned = 0 AND mute_only = 0${plain ? ' AND role = \'member\'' : ''}`
+  return [
+    `UPDATE chat_members SET mute_only = 1, role = 'member' WHERE ${which} AND muted_until > CAST(? AS BIGINT) RETURNING uid`,
+    `DELETE FROM chat_members WHERE ${which} AND (muted_until IS NULL OR muted_until <= CAST(? AS BIGINT)) RETURNING uid`,
+  ] as const
+}
 /** A person's memberships, most recently active first: by the `chat_members_user` index, one position seek each. */
 const MEMBER_ROOMS = `SELECT m.room FROM chat_members m LEFT JOIN chat_reads r ON r.uid = m.uid AND r.room = m.room
-  WHERE m.uid = ? AND m.banned = 0 ORDER BY COALESCE(r.ts, m.joined_at) DESC, m.room LIMIT ?`
+  WHERE m.uid = ? AND m.banned = 0 AND m.mute_only = 0 ORDER BY COALESCE(r.ts, m.joined_at) DESC, m.room LIMIT ?`
 /** The schema step that made memberships of read positions (done once per database). */
 const MEMBERS_FROM_READS = 'members-from-reads'
 /** Columns added after the first release, with their definitions: added to older tables on open. */
@@ -272,10 +282,11 @@ interface MemberRow {
   joined_at: number | string
   muted_until: number | string | null
   banned: number | string
+  mute_only: number | string
 }
-const MEMBER_COLUMNS = 'room, uid, role, joined_at, muted_until, banned'
-const MEMBER_VALUES = (member: RoomMember) => [member.room, member.uid, member.role, member.joinedAt, member.mutedUntil ?? null, member.banned ? 1 : 0]
-const INSERT_MEMBER = `INSERT INTO chat_members (${MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`
+const MEMBER_COLUMNS = 'room, uid, role, joined_at, muted_until, banned, mute_only'
+const MEMBER_VALUES = (member: RoomMember) => [member.room, member.uid, member.role, member.joinedAt, member.mutedUntil ?? null, member.banned ? 1 : 0, member.muteOnly ? 1 : 0]
+const INSERT_MEMBER = `INSERT INTO chat_members (${MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 function toRecord(row: RoomRow): RoomRecord {
   return { id: row.id, title: row.title, topic: row.topic, visibility: row.visibility === 'private' ? 'private' : 'public', kind: row.kind === 'dm' ? 'dm' : 'room', createdBy: row.created_by ?? null, createdAt: Number(row.created_at) }
@@ -285,6 +296,7 @@ function toMember(row: MemberRow): RoomMember {
   const member: RoomMember = { room: row.room, uid: row.uid, role: row.role as MemberRole, joinedAt: Number(row.joined_at) }
   if (row.muted_until !== null && row.muted_until !== undefined) member.mutedUntil = Number(row.muted_until)
   if (Number(row.banned) === 1) member.banned = true
+  if (Number(row.mute_only) === 1) member.muteOnly = true
   return member
 }
 
@@ -448,6 +460,11 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     }
   }
   const appendInOrder = appendInRoomOrder(appendNow)
+  /** A plain membership whose position went (cap, retention) goes with it; its mute stays until it ends. */
+  const endPlainMembership = async (room: string, uid: string) => {
+    const now = Date.now()
+    for (const statement of END_MEMBERSHIP(true)) await query('run', statement, room, uid, now)
+  }
   const appendBatched = appendInBatches(connect, drop)
 
   return {
@@ -474,13 +491,19 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       return rows.map(toMember)
     },
     async saveMember(member) {
-      await query('run', `${INSERT_MEMBER} ON CONFLICT (room, uid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, muted_until = excluded.muted_until, banned = excluded.banned`, ...MEMBER_VALUES(member))
+      await query('run', `${INSERT_MEMBER} ON CONFLICT (room, uid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, muted_until = excluded.muted_until, banned = excluded.banned, mute_only = excluded.mute_only`, ...MEMBER_VALUES(member))
     },
     async addMemberIfAbsent(member) {
-      return (await query<unknown[]>('all', `${INSERT_MEMBER} ON CONFLICT (room, uid) DO NOTHING RETURNING uid`, ...MEMBER_VALUES(member))).length > 0
+      // A mute-only row becomes the membership, its mute kept (one conditional statement: a membership or a ban that is there stays as it is).
+      return (await query<unknown[]>('all', `${INSERT_MEMBER} ON CONFLICT (room, uid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, mute_only = 0 WHERE chat_members.mute_only = 1 RETURNING uid`, ...MEMBER_VALUES(member))).length > 0
     },
     async deleteMember(room, uid) {
       return (await query<unknown[]>('all', 'DELETE FROM chat_members WHERE room = ? AND uid = ? RETURNING uid', room, uid)).length > 0
+    },
+    async endMembership(room, uid, now) {
+      let ended = false
+      for (const statement of END_MEMBERSHIP(false)) ended = (await query<unknown[]>('all', statement, room, uid, now)).length > 0 || ended
+      return ended
     },
     async saveUserName(uid, name, seenAt) {
       await query('run', 'INSERT INTO chat_users (uid, name, seen_at) VALUES (?, ?, ?) ON CONFLICT (uid) DO UPDATE SET name = excluded.name, seen_at = excluded.seen_at', uid, name, seenAt)
@@ -491,7 +514,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       return new Map(rows.map(row => [row.uid, row.name]))
     },
     async memberNames(room, limit) {
-      return query<{ uid: string, name: string }[]>('all', 'SELECT m.uid, COALESCE(u.name, \'\') AS name FROM chat_members m LEFT JOIN chat_users u ON u.uid = m.uid WHERE m.room = ? AND m.banned = 0 LIMIT ?', room, limit)
+      return query<{ uid: string, name: string }[]>('all', 'SELECT m.uid, COALESCE(u.name, \'\') AS name FROM chat_members m LEFT JOIN chat_users u ON u.uid = m.uid WHERE m.room = ? AND m.banned = 0 AND m.mute_only = 0 LIMIT ?', room, limit)
     },
     async append(input) {
       checkAppendInput(input)
@@ -581,13 +604,13 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const created = (await query<unknown[]>('all', JOIN_READ, uid, room, Date.now(), room)).length > 0
       if (!created || !(max > 0)) return { created, evicted: [] }
       const evicted = (await query<{ room: string }[]>('all', EVICT_READS, uid, room, uid, room, max - 1)).map(row => row.room)
-      for (const gone of evicted) await query('run', DROP_PLAIN_MEMBER, gone, uid)
+      for (const gone of evicted) await endPlainMembership(gone, uid)
       return { created, evicted }
     },
     async pruneReads(maxAge, limit) {
       const before = Date.now() - maxAge
       const pruned = (await query<{ uid: string, room: string }[]>('all', PRUNE_READS, before, before, limit)).map(({ uid, room }) => ({ uid, room }))
-      for (const { uid, room } of pruned) await query('run', DROP_PLAIN_MEMBER, room, uid)
+      for (const { uid, room } of pruned) await endPlainMembership(room, uid)
       return pruned
     },
     async readState(room, uid, withLast) {
@@ -600,7 +623,7 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     },
     async memberReads(room, limit) {
       // From the members (primary key room, uid) to each one's position (primary key uid, room): two index seeks per member.
-      const rows = await query<{ uid: string, id: number | string | null }[]>('all', 'SELECT m.uid, r.id FROM chat_members m LEFT JOIN chat_reads r ON r.uid = m.uid AND r.room = m.room WHERE m.room = ? AND m.banned = 0 LIMIT ?', room, limit + 1)
+      const rows = await query<{ uid: string, id: number | string | null }[]>('all', 'SELECT m.uid, r.id FROM chat_members m LEFT JOIN chat_reads r ON r.uid = m.uid AND r.room = m.room WHERE m.room = ? AND m.banned = 0 AND m.mute_only = 0 LIMIT ?', room, limit + 1)
       if (!rows.length || rows.length > limit) return undefined
       return new Map(rows.map(row => [row.uid, Number(row.id ?? 0)]))
     },
@@ -1050,8 +1073,11 @@ async function createSchema(db: Database) {
     joined_at BIGINT NOT NULL,
     muted_until BIGINT,
     banned SMALLINT NOT NULL DEFAULT 0,
+    mute_only SMALLINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room, uid)
   )`)
+  // A mute kept without a membership (docs/PROTOCOL.md, "Moderation commands"): added to tables made before it.
+  await addColumnInPlace(db, 'chat_members', 'mute_only', 'SMALLINT NOT NULL DEFAULT 0')
   // A person's memberships (their rooms list).
   await db.exec('CREATE INDEX IF NOT EXISTS chat_members_user ON chat_members (uid)')
   await membersFromReads(db)

@@ -2,6 +2,7 @@ import { reactorsOf, withReaction } from '../../shared/protocol'
 import { holdsWords } from '../../shared/search'
 import { firstIndexNotBefore } from '../../shared/sortedIndex'
 import { createMemoryRoomDirectory } from './roomDirectory.memory'
+import { isMembership } from './roomMembers'
 import { createMemoryPushLog } from './roomLog.push'
 import { changeRefusal, checkAppendInput, decodeSearchCursor, encodeSearchCursor, lastRepliers, MAX_UNREAD, READ_SCAN, replyOf, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type SearchQuery, type StoredMessage } from './roomLog'
 
@@ -195,7 +196,7 @@ export function createMemoryRoomLog(): RoomLog {
       const evicted = [...mine].filter(([room]) => room !== name && !isKept(room, uid)).sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(max - 1).map(([room]) => room)
       for (const room of evicted) {
         mine.delete(room)
-        dropPlainMember(room, uid)
+        dropPlainMember(room, uid, Date.now())
       }
       return { created: true, evicted }
     },
@@ -207,7 +208,7 @@ export function createMemoryRoomLog(): RoomLog {
           if (pruned.length >= limit) return pruned
           if (position.ts >= before || isKept(name, uid) || (rooms.get(name)?.messages.at(-1)?.ts ?? -Infinity) >= before) continue
           mine.delete(name)
-          dropPlainMember(name, uid)
+          dropPlainMember(name, uid, Date.now())
           pruned.push({ uid, room: name })
         }
         if (!mine.size) reads.delete(uid)
@@ -238,7 +239,7 @@ export function createMemoryRoomLog(): RoomLog {
       return state
     },
     async memberReads(name, limit) {
-      const members = (await directory.members(name, undefined, Number.MAX_SAFE_INTEGER)).filter(member => !member.banned)
+      const members = (await directory.members(name, undefined, Number.MAX_SAFE_INTEGER)).filter(isMembership)
       if (!members.length || members.length > limit) return undefined
       return new Map(members.map(({ uid }) => [uid, reads.get(uid)?.get(name)?.id ?? 0]))
     },

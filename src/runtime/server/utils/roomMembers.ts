@@ -29,6 +29,12 @@ export interface RoomMember {
   mutedUntil?: number
   /** Refused in the room; the row stays so they cannot come back. */
   banned?: true
+  /**
+   * No membership: the row only keeps a mute until it ends (of someone who left, was removed or
+   * evicted while muted, or was muted without being a member). Admits nowhere, lists nothing;
+   * its `role` is `member`.
+   */
+  muteOnly?: true
 }
 
 /** The store's side of rooms and members (part of `RoomLog`). */
@@ -45,10 +51,15 @@ export interface RoomDirectory {
   members: (room: string, after: string | undefined, limit: number) => Promise<RoomMember[]>
   /** Store a membership as it is given (insert or replace). */
   saveMember: (member: RoomMember) => Promise<void>
-  /** Store a membership unless the person has one; false when they had. */
+  /** Store a membership unless the person has one (or a ban): a mute-only row becomes it, keeping its mute; false when nothing was stored. */
   addMemberIfAbsent: (member: RoomMember) => Promise<boolean>
-  /** Delete a membership; true when there was one. */
+  /** Delete a row (a membership, a ban, a mute-only row); true when there was one. */
   deleteMember: (room: string, uid: string) => Promise<boolean>
+  /**
+   * End a membership (never a ban): the row goes, unless it holds a mute not ended at `now`: then
+   * it stays as a mute-only row (`muteOnly`, role `member`). True when a membership ended.
+   */
+  endMembership: (room: string, uid: string, now: number) => Promise<boolean>
   /** Keep a signed-in user's name as last seen (a direct room's title for the other member). */
   saveUserName: (uid: string, name: string, seenAt: number) => Promise<void>
   /** The names kept of these users (those it has). */
@@ -72,9 +83,14 @@ function roleRank(role: unknown): number {
   return typeof role === 'string' && Object.hasOwn(RANK, role) ? RANK[role as MemberRole] : 0
 }
 
-/** A role's rank; no membership (or a banned one) ranks 0. */
-export function rankOf(member: Pick<RoomMember, 'role' | 'banned'> | undefined): number {
-  return member && !member.banned ? roleRank(member.role) : 0
+/** Is the row a membership (not a ban, not a mute-only row)? */
+export function isMembership(member: Pick<RoomMember, 'banned' | 'muteOnly'> | undefined): boolean {
+  return member !== undefined && !member.banned && !member.muteOnly
+}
+
+/** A role's rank; no membership (a ban, a mute-only row) ranks 0. */
+export function rankOf(member: Pick<RoomMember, 'role' | 'banned' | 'muteOnly'> | undefined): number {
+  return member && isMembership(member) ? roleRank(member.role) : 0
 }
 
 /**
@@ -86,11 +102,11 @@ export function mayAct(action: ChatMemberAction, actor: RoomMember | undefined, 
   const rank = rankOf(actor)
   if (rank < RANK.moderator) return false
   // A banned subject ranks by the role the row keeps: a moderator cannot lift an owner's ban of another moderator.
-  const subjectRank = subject ? roleRank(subject.role) : 0
+  const subjectRank = subject && !subject.muteOnly ? roleRank(subject.role) : 0
   switch (action) {
-    case 'invite': return !subject
+    case 'invite': return !subject || subject.muteOnly === true
     case 'unban': return subject?.banned === true && subjectRank < rank
-    case 'role': return rank === RANK.owner && subjectRank < rank && role !== undefined && subject !== undefined && !subject.banned
+    case 'role': return rank === RANK.owner && subjectRank < rank && role !== undefined && isMembership(subject)
     default: return subjectRank < rank
   }
 }
@@ -106,10 +122,11 @@ export function isMuted(member: RoomMember | undefined, now = Date.now()): boole
   return member?.mutedUntil !== undefined && member.mutedUntil > now
 }
 
-/** What a person is told of their membership on joining a room (`welcome` / `joined`): the role unless banned, the mute while it lasts. */
+/** What a person is told of their membership on joining a room (`welcome` / `joined`): the role of a membership, the mute while it lasts (a mute-only row's too). */
 export function membershipOf(member: RoomMember | undefined, now = Date.now()): { role?: MemberRole, mutedUntil?: number } {
   if (!member || member.banned) return {}
-  return isMuted(member, now) ? { role: member.role, mutedUntil: member.mutedUntil } : { role: member.role }
+  const role = member.muteOnly ? {} : { role: member.role }
+  return isMuted(member, now) ? { ...role, mutedUntil: member.mutedUntil } : role
 }
 
 /**

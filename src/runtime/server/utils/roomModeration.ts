@@ -1,7 +1,7 @@
 import type { Hookable } from 'hookable'
 import { errorFrame, type ChatErrorFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatMemberActionContext, ChatRoomActionContext, ChatRuntimeHooks } from '../../types'
-import { memberIdProblem, mayAct, MUTED_FOREVER, type MemberRole, type RoomDirectory, type RoomMember } from './roomMembers'
+import { isMembership, isMuted, memberIdProblem, mayAct, MUTED_FOREVER, type MemberRole, type RoomDirectory, type RoomMember } from './roomMembers'
 
 /** What a moderation command (or the server API's equivalent) comes to: the membership as it now is, or the refusal. */
 export type ModerationResult = { frame: ChatMemberFrame } | ModerationFailure
@@ -43,11 +43,11 @@ export async function actionRefusal(hooks: Pick<Hookable<ChatRuntimeHooks>, 'cal
   return undefined
 }
 
-/** The `member` frame of a membership (or of none). */
+/** The `member` frame of a membership (or of none: a mute-only row shows its mute, no role). */
 export function memberFrame(room: string, uid: string, member: RoomMember | undefined, removed = false): ChatMemberFrame {
   const frame: ChatMemberFrame = { type: 'member', room, uid }
   if (member) {
-    frame.role = member.role
+    if (!member.muteOnly) frame.role = member.role
     if (member.mutedUntil !== undefined) frame.mutedUntil = member.mutedUntil
     if (member.banned) frame.banned = true
   }
@@ -107,40 +107,49 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
   }
 
   async function apply(room: string, command: ChatMemberCommand, uid: string, subject: RoomMember | undefined, role: MemberRole | undefined, until: number | undefined): Promise<ModerationResult> {
-    const fresh = (): RoomMember => ({ room, uid, role: 'member', joinedAt: now() })
+    const at = now()
+    const fresh = (): RoomMember => ({ room, uid, role: 'member', joinedAt: at })
     let next: RoomMember | undefined
     let removed = false
     switch (command.type) {
       case 'invite':
         // Already in: nothing changes (a banned person is let back only by `unban` first, or by server code).
-        if (subject && !subject.banned) return { frame: memberFrame(room, uid, subject) }
+        if (isMembership(subject)) return { frame: memberFrame(room, uid, subject) }
         next = fresh()
+        // A mute-only row's mute stays: an invite does not lift it.
+        if (subject?.muteOnly && isMuted(subject, at)) next.mutedUntil = subject.mutedUntil
         break
       case 'remove':
-        if (!subject || subject.banned) return fail(404, 'not_found', 'No such member in this room')
+        if (!subject || !isMembership(subject)) return fail(404, 'not_found', 'No such member in this room')
         removed = true
+        // A mute outlasts the membership: the row stays as a mute-only row until it ends (a ban's does for good).
+        if (isMuted(subject, at)) next = { room, uid, role: 'member', joinedAt: subject.joinedAt, mutedUntil: subject.mutedUntil, muteOnly: true }
         break
       case 'mute':
         if (subject?.banned) return fail(404, 'not_found', 'No such member in this room')
-        // Unmuting someone who is not a member makes nothing (else it would be an invite the app's rules for `invite` never see).
-        if (!subject && until! <= now()) return fail(404, 'not_found', 'No such member in this room')
-        next = { ...subject ?? fresh() }
-        if (until! > now()) next.mutedUntil = until
+        // Unmuting someone who is not a member makes nothing; their mute is a mute-only row, never a membership (else it would be an invite the app's rules for `invite` never see).
+        if (!isMembership(subject) && until! <= at) {
+          if (!subject) return fail(404, 'not_found', 'No such member in this room')
+          break
+        }
+        next = { ...subject ?? { ...fresh(), muteOnly: true } }
+        if (until! > at) next.mutedUntil = until
         else delete next.mutedUntil
         break
       case 'ban':
         next = { ...subject ?? fresh(), banned: true }
         delete next.mutedUntil
+        delete next.muteOnly
         break
       case 'unban':
         if (!subject?.banned) return fail(404, 'not_found', 'This person is not banned here')
         break
       case 'role':
-        if (!subject || subject.banned) return fail(404, 'not_found', 'No such member in this room')
+        if (!subject || !isMembership(subject)) return fail(404, 'not_found', 'No such member in this room')
         next = { ...subject, role: role! }
         break
     }
-    // A row that stays needs a record to count; a membership deleted needs none (leaving a room without one).
+    // A row that stays needs a record to count; a row deleted needs none (leaving a room without one).
     if (next) {
       await ensureRecord(room)
       await store.saveMember(next)
@@ -150,7 +159,7 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
     }
     const frame = memberFrame(room, uid, next, removed)
     changed(frame)
-    if (next && !next.banned && (!subject || subject.banned)) added(room, uid)
+    if (isMembership(next) && !isMembership(subject)) added(room, uid)
     return { frame }
   }
 
@@ -161,11 +170,14 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
     async add(member: RoomMember): Promise<boolean> {
       const stored = await store.addMemberIfAbsent(member)
       if (stored) {
-        changed(memberFrame(member.room, member.uid, member))
+        // A mute-only row it replaced left its mute: the frame tells it as stored.
+        changed(memberFrame(member.room, member.uid, await store.member(member.room, member.uid) ?? member))
         added(member.room, member.uid)
       }
       return stored
     },
+    /** End a membership outside the commands (server code's `forget`): a ban stays, and a mute until it ends. */
+    end: (room: string, uid: string): Promise<boolean> => store.endMembership(room, uid, now()),
   }
 }
 
