@@ -285,6 +285,34 @@ describe('rooms and members on protocol version 2', () => {
     expect(await ask(outsider, { type: 'members', room })).toMatchObject({ type: 'error', code: 'not_found', room })
   })
 
+  it('a time past the latest Date is bad_request over the socket and from server code, and stores nothing; an endless mute is a valid Date', async () => {
+    const [ownerId, memberId] = [newUser(), newUser()]
+    const owner = await open(ownerId)
+    const room = (await ask(owner, { type: 'create', title: 'Times', visibility: 'private', members: [memberId] })).room as string
+    const member = await open(memberId)
+    expect(await member.join(room)).toMatchObject({ type: 'caught_up', room })
+    // The first is one millisecond past the latest Date; the second what an endless mute used to be.
+    for (const until of [8_640_000_000_000_001, Number.MAX_SAFE_INTEGER]) {
+      expect(await ask(owner, { type: 'mute', room, user: memberId, until })).toMatchObject({ type: 'error', code: 'bad_request', room, message: expect.stringContaining('8640000000000000') })
+    }
+    // From server code nothing parses `until` on the way: a number no Date holds, a fraction, a negative one, Infinity (JSON's 1e400).
+    for (const until of ['9000000000000000', '1.5', '-1', '1e400']) {
+      const response = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"call":"mute","room":"${room}","userId":"${memberId}","until":${until}}` })
+      expect(response.status, until).toBe(400)
+      expect(await response.json(), until).toMatchObject({ message: expect.stringContaining('until') })
+    }
+    const stored = (await callServer<{ uid: string, mutedUntil?: number }[]>(server, { call: 'members', room })).body
+    expect(stored.find(entry => entry.uid === memberId)).not.toHaveProperty('mutedUntil')
+    expect(await ask(owner, { type: 'search', q: 'anything', room, before: 8_640_000_000_000_001 })).toMatchObject({ type: 'error', code: 'bad_request', message: expect.stringContaining('before') })
+
+    expect(await ask(owner, { type: 'mute', room, user: memberId })).toMatchObject({ type: 'ack', room })
+    const muted = await member.waitFor(frame => frame.type === 'member' && frame.room === room, 'the member frame')
+    expect(muted.mutedUntil).toBe(8_640_000_000_000_000)
+    expect(new Date(muted.mutedUntil as number).toISOString()).toBe('+275760-09-13T00:00:00.000Z')
+    member.send({ type: 'message', room, message: 'still muted?', ref: 'm1' })
+    expect(await member.waitFor(frame => frame.type === 'error' && frame.ref === 'm1', 'the refusal')).toMatchObject({ code: 'muted', mutedUntil: 8_640_000_000_000_000 })
+  })
+
   it('answers bad input with errors naming the ref, and the connection stays', async () => {
     const socket = await open(newUser())
     const cases: [Record<string, unknown>, string][] = [

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { applyPresenceDiff, isValidCid, isValidRoom, MAX_ID, parseClientFrame, parseCursor, parseHistoryRequest, parseReadCommand, presenceDiffFrame } from '../../src/runtime/shared/protocol'
+import { parseClientFrameV2 } from '../../src/runtime/shared/protocolV2'
+import { applyPresenceDiff, isTimeInRange, isValidCid, isValidRoom, MAX_ID, MAX_TIME, parseClientFrame, parseCursor, parseHistoryRequest, parseReadCommand, presenceDiffFrame } from '../../src/runtime/shared/protocol'
 
 describe('parseClientFrame', () => {
   it('treats raw text as a message and the exact text ping as a ping', () => {
@@ -72,5 +73,26 @@ describe('ids and cursors: one bound over WebSocket and HTTP (issue 22, finding 
     expect(parseReadCommand({ id: MAX_ID })).toEqual({ type: 'read', id: MAX_ID })
     expect(parseReadCommand({ id: MAX_ID + 1 })).toBe('`id` must be a message id')
     expect(parseClientFrame(JSON.stringify({ type: 'delete', target: MAX_ID + 1 }))).toMatchObject({ type: 'invalid' })
+  })
+})
+
+describe('times: integers up to the latest Date (docs/PROTOCOL.md, "Times")', () => {
+  const refused = [MAX_TIME + 1, MAX_ID, 1e300, -1, 1.5, '5', null, true]
+  it('isTimeInRange takes 0 to 8.64e15 ms and nothing else', () => {
+    expect(MAX_TIME).toBe(8_640_000_000_000_000)
+    for (const time of [0, 1, Date.now(), MAX_TIME]) expect(isTimeInRange(time), String(time)).toBe(true)
+    for (const time of [...refused, Number.NaN, Infinity, -Infinity, undefined]) expect(isTimeInRange(time), String(time)).toBe(false)
+  })
+  it('a mute\'s `until` past the latest Date (or not an integer from 0) is invalid on both versions; the latest is a mute', () => {
+    for (const until of refused) {
+      const v1 = parseClientFrame(JSON.stringify({ type: 'mute', user: 'bob', until }))
+      expect(v1, JSON.stringify(until)).toMatchObject({ type: 'invalid', reason: expect.stringContaining('8640000000000000') })
+      const v2 = parseClientFrameV2(JSON.stringify({ type: 'mute', room: 'lobby', user: 'bob', until, ref: 'r1' }))
+      expect(v2, JSON.stringify(until)).toMatchObject({ type: 'invalid', room: 'lobby', ref: 'r1', reason: expect.stringContaining('until') })
+    }
+    // JSON's 1e400 is Infinity.
+    expect(parseClientFrame('{"type":"mute","user":"bob","until":1e400}')).toMatchObject({ type: 'invalid' })
+    expect(parseClientFrame(`{"type":"mute","user":"bob","until":${MAX_TIME}}`)).toEqual({ type: 'mute', user: 'bob', until: MAX_TIME })
+    expect(parseClientFrame('{"type":"mute","user":"bob","until":0}')).toEqual({ type: 'mute', user: 'bob', until: 0 })
   })
 })

@@ -52,6 +52,14 @@ describe('search words and the FTS5 expression', () => {
     expect(parseSearchRequest({ q: 'a', before: -1 })).toMatch(/before/)
   })
 
+  it('`before` / `after` are times up to the latest Date: a JSON number or at most 16 digits (docs/PROTOCOL.md, "Times")', () => {
+    expect(parseSearchRequest({ q: 'a', before: 8.64e15, after: '8640000000000000' })).toEqual({ q: 'a', limit: 20, before: 8.64e15, after: 8.64e15 })
+    for (const time of [8.64e15 + 1, '8640000000000001', Number.MAX_SAFE_INTEGER, '9007199254740991', 1.5, '1.5', Infinity, Number.NaN, -1, '-1', '1e3', null]) {
+      expect(parseSearchRequest({ q: 'a', before: time }), String(time)).toMatch(/`before` must be a time in epoch milliseconds.*8640000000000000/)
+      expect(parseSearchRequest({ q: 'a', after: time }), String(time)).toMatch(/`after` must be a time in epoch milliseconds.*8640000000000000/)
+    }
+  })
+
   it('the version 2 `search` command: `room` is a filter (no joined room needed); bad fields are invalid with the ref', () => {
     expect(parseClientFrameV2('{"type":"search","q":"hi there","room":"lobby","ref":"s1"}')).toEqual({ type: 'search', q: 'hi there', room: 'lobby', limit: 20, ref: 's1' })
     expect(parseClientFrameV2('{"type":"search","q":"hi","limit":0,"ref":"s2"}')).toMatchObject({ type: 'invalid', reason: expect.stringMatching(/limit/), ref: 's2' })

@@ -394,6 +394,17 @@ export function isIdInRange(value: unknown, min = 1): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= MAX_ID
 }
 
+/** Latest time a client or server code may give (epoch ms): the latest a JavaScript `Date` holds (docs/PROTOCOL.md, "Times"). */
+export const MAX_TIME = 8_640_000_000_000_000
+
+/** Is `value` a time one may give: an integer of epoch ms from 0 to `MAX_TIME` (every one makes a valid `Date`)? */
+export function isTimeInRange(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_TIME
+}
+
+/** What a time field that is not a time is told (docs/PROTOCOL.md, "Times"). */
+export const timeProblem = (field: string) => `\`${field}\` must be a time in epoch milliseconds: an integer from 0 to ${MAX_TIME}`
+
 /** An id written in decimal (query string, header, bus line): at most 16 digits and at most `MAX_ID`; `undefined` otherwise. */
 export function parseIdText(text: string): number | undefined {
   if (!/^\d{1,16}$/.test(text)) return undefined
@@ -500,7 +511,7 @@ export function parseMemberCommand(command: Record<string, unknown>): ChatMember
   if (typeof user !== 'string' || !user || user.length > 256) return '`user` must be a user id (1-256 characters)'
   switch (type) {
     case 'mute':
-      if (until !== undefined && !isIdInRange(until, 0)) return '`until` must be a time in epoch milliseconds'
+      if (until !== undefined && !isTimeInRange(until)) return timeProblem('until')
       return until === undefined ? { type, user } : { type, user, until: until as number }
     case 'role':
       if (typeof role !== 'string' || !MEMBER_ROLES.includes(role)) return '`role` must be owner, moderator or member'

@@ -2,7 +2,7 @@
  * Search (docs/PROTOCOL.md, "Search"): the request, its words and the result shape, shared by the
  * server (command, HTTP route, `useChatServer().search`) and the client. Pure functions only.
  */
-import { isValidRoom } from './protocol'
+import { isTimeInRange, isValidRoom, timeProblem } from './protocol'
 
 /** Longest query text (UTF-16 code units). */
 export const SEARCH_QUERY_MAX = 200
@@ -121,7 +121,6 @@ export function excerptOf(text: string, words: readonly string[]): { excerpt: st
 }
 
 const number = (value: unknown) => typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value
-const isTime = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
 
 /**
  * Read a search request from a command's fields or query parameters: `q` (1 to `SEARCH_QUERY_MAX`
@@ -137,8 +136,8 @@ export function parseSearchRequest(fields: Record<string, unknown>): ChatSearchR
   if (cursor !== undefined && (typeof cursor !== 'string' || !cursor || cursor.length > SEARCH_CURSOR_MAX || !isValidCursorText(cursor))) return '`cursor` must be the `cursor` of a previous page'
   const before = number(fields.before)
   const after = number(fields.after)
-  if (before !== undefined && !isTime(before)) return '`before` must be a time in epoch milliseconds'
-  if (after !== undefined && !isTime(after)) return '`after` must be a time in epoch milliseconds'
+  if (before !== undefined && !isTimeInRange(before)) return timeProblem('before')
+  if (after !== undefined && !isTimeInRange(after)) return timeProblem('after')
   const limit = fields.limit === undefined ? SEARCH_PAGE_DEFAULT : number(fields.limit)
   if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > SEARCH_PAGE_MAX) return `\`limit\` must be an integer from 1 to ${SEARCH_PAGE_MAX}`
   return {

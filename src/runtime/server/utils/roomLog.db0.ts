@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs'
 import type { Database } from 'db0'
-import { addReactor, REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
+import { addReactor, MAX_TIME, REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { catchUpSqliteIndex, createSearchIndex, SEARCH_SCAN_HITS, searchStatement } from './roomSearch.db0'
 import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
@@ -294,7 +294,8 @@ function toRecord(row: RoomRow): RoomRecord {
 
 function toMember(row: MemberRow): RoomMember {
   const member: RoomMember = { room: row.room, uid: row.uid, role: row.role as MemberRole, joinedAt: Number(row.joined_at) }
-  if (row.muted_until !== null && row.muted_until !== undefined) member.mutedUntil = Number(row.muted_until)
+  // A mute stored before times were bounded (an endless one was 2^53 - 1) lasts, as the latest time a Date holds.
+  if (row.muted_until !== null && row.muted_until !== undefined) member.mutedUntil = Math.min(Number(row.muted_until), MAX_TIME)
   if (Number(row.banned) === 1) member.banned = true
   if (Number(row.mute_only) === 1) member.muteOnly = true
   return member

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { isStorableText, type ChatMemberAction } from '../../shared/protocol'
+import { isStorableText, MAX_TIME, type ChatMemberAction } from '../../shared/protocol'
 
 /** Rooms with members (docs/PROTOCOL.md, "Rooms and members"): the stored shapes and the role rules, free of any store. */
 
@@ -75,8 +75,8 @@ export const MAX_ROOM_TITLE = 200
 export const MAX_ROOM_TOPIC = 1000
 /** Longest user id a membership (or `?dm=`) takes. */
 export const MAX_MEMBER_ID = 256
-/** A mute without an end. */
-export const MUTED_FOREVER = Number.MAX_SAFE_INTEGER
+/** A mute without an end: the latest time a `Date` holds, so a client can show it (docs/PROTOCOL.md, "Times"). */
+export const MUTED_FOREVER = MAX_TIME
 
 /** A role's rank: 0 for anything but owner, moderator and member (a store's odd row ranks as no membership). */
 function roleRank(role: unknown): number {

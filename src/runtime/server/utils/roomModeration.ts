@@ -1,5 +1,5 @@
 import type { Hookable } from 'hookable'
-import { errorFrame, type ChatErrorFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatUser } from '../../shared/protocol'
+import { errorFrame, isTimeInRange, timeProblem, type ChatErrorFrame, type ChatMemberCommand, type ChatMemberFrame, type ChatUser } from '../../shared/protocol'
 import type { ChatMemberActionContext, ChatRoomActionContext, ChatRuntimeHooks } from '../../types'
 import { isMembership, isMuted, memberIdProblem, mayAct, MUTED_FOREVER, type MemberRole, type RoomDirectory, type RoomMember } from './roomMembers'
 
@@ -75,6 +75,8 @@ export function createRoomModeration({ store, hooks, logger, changed, added = ()
     const subjectId = command.user
     const problem = memberIdProblem(subjectId)
     if (problem) return fail(400, 'bad_request', problem)
+    // Server code's `mute` comes here unparsed: a time no `Date` holds would be stored and sent back.
+    if (command.type === 'mute' && command.until !== undefined && !isTimeInRange(command.until)) return fail(400, 'bad_request', timeProblem('until'))
     if (actor?.guest) return fail(403, 'forbidden', 'Guests cannot moderate')
     // A direct room has its two members, no more, no fewer: server code moderates it no more than members do.
     if (room.startsWith('dm:')) return fail(403, 'forbidden', 'Nobody moderates a direct room')

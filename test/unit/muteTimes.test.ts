@@ -1,0 +1,81 @@
+/**
+ * Bounded times (docs/PROTOCOL.md, "Times") where the server decides them: moderation (the
+ * command's and `useChatServer().mute`'s one path), and rows stored before the rule, on every store.
+ */
+import { randomUUID } from 'node:crypto'
+import { createDatabase } from 'db0'
+import nodeSqlite from 'db0/connectors/node-sqlite'
+import postgresql from 'db0/connectors/postgresql'
+import { createHooks } from 'hookable'
+import { describe, expect, it } from 'vitest'
+import { MAX_TIME } from '../../src/runtime/shared/protocol'
+import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
+import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
+import { createRoomModeration } from '../../src/runtime/server/utils/roomModeration'
+import { MUTED_FOREVER } from '../../src/runtime/server/utils/roomMembers'
+import type { ChatRuntimeHooks } from '../../src/runtime/types'
+import { closedAfterAll, POSTGRES_URL, sqlitePath } from '../utils/roomLogs'
+
+const opened = closedAfterAll()
+const silent = { error: () => {} }
+
+describe('mute times', () => {
+  const setup = () => {
+    const store = createMemoryRoomLog()
+    const changed: unknown[] = []
+    const moderation = createRoomModeration({ store, hooks: createHooks<ChatRuntimeHooks>(), logger: silent, changed: frame => changed.push(frame) })
+    return { store, moderation, changed }
+  }
+
+  it('an `until` that is no time a Date holds is bad_request from server code, and nothing is stored', async () => {
+    const { store, moderation, changed } = setup()
+    for (const until of [MAX_TIME + 1, Number.MAX_SAFE_INTEGER, 1e300, Infinity, -Infinity, Number.NaN, 1.5, -1, '5' as unknown as number]) {
+      const result = await moderation.act('lobby', { type: 'mute', user: 'bob', until })
+      expect(result, String(until)).toMatchObject({ status: 400, error: { code: 'bad_request', message: expect.stringContaining('until') } })
+    }
+    expect(await store.member('lobby', 'bob')).toBeUndefined()
+    expect(changed).toEqual([])
+  })
+
+  it('the latest time passes; an endless mute is that time, a valid Date', async () => {
+    const { store, moderation } = setup()
+    expect(MUTED_FOREVER).toBe(MAX_TIME)
+    expect(MAX_TIME).toBe(8.64e15)
+    expect(new Date(MAX_TIME).toISOString()).toBe('+275760-09-13T00:00:00.000Z')
+    expect(await moderation.act('lobby', { type: 'mute', user: 'bob', until: MAX_TIME })).toMatchObject({ frame: { mutedUntil: MAX_TIME } })
+    const endless = await moderation.act('lobby', { type: 'mute', user: 'cat' })
+    expect(endless).toMatchObject({ frame: { mutedUntil: MAX_TIME } })
+    expect((await store.member('lobby', 'cat'))?.mutedUntil).toBe(MAX_TIME)
+    expect(await moderation.act('lobby', { type: 'mute', user: 'cat', until: 0 })).toEqual({ frame: { type: 'member', room: 'lobby', uid: 'cat', role: 'member' } })
+  })
+})
+
+// Rows written by servers before the rule (an endless mute as 2^53 - 1, a larger `until`) still load.
+describe.each([
+  ['sqlite', () => {
+    const path = sqlitePath('nuxt-chat-bounds-')
+    return () => createDatabase(nodeSqlite({ path }))
+  }],
+  ['postgresql', () => () => createDatabase(postgresql({ url: POSTGRES_URL }))],
+] as const)('rows stored before: %s', (_name, database) => {
+  it('a later mute reads as the latest time (still muted)', async () => {
+    const open = database()
+    const log = createDb0RoomLog(open)
+    opened.push(log)
+    const room = `bounds-${randomUUID().slice(0, 8)}`
+    await log.createRoom({ id: room, title: 'x', topic: '', visibility: 'public', kind: 'room', createdBy: null, createdAt: 1 })
+    const db = open()
+    try {
+      await db.sql`INSERT INTO chat_members (room, uid, role, joined_at, muted_until, banned) VALUES (${room}, ${'old'}, ${'member'}, ${1}, ${Number.MAX_SAFE_INTEGER}, ${0}), (${room}, ${'later'}, ${'member'}, ${1}, ${MAX_TIME + 5}, ${0})`
+    }
+    finally {
+      await db.dispose()
+    }
+    for (const uid of ['old', 'later']) {
+      const member = await log.member(room, uid)
+      expect(member?.mutedUntil, uid).toBe(MAX_TIME)
+      expect(new Date(member!.mutedUntil!).toISOString()).toBe('+275760-09-13T00:00:00.000Z')
+    }
+    expect((await log.members(room, undefined, 10)).map(member => member.mutedUntil)).toEqual([MAX_TIME, MAX_TIME])
+  })
+})
