@@ -327,6 +327,19 @@ describe.each(setups)('attachments: %s', (_name, setup) => {
     expect(refused.status).toBe(415)
   })
 
+  it('a file\'s name loses bidi controls and invisible characters, uploaded or sent by server code; nothing visible left is refused', async () => {
+    const room = newRoom()
+    const bob = newUser('Bob')
+    const image = png(4, 4, 1)
+    const fromServer = await callServer<ChatMessageFrame>(a, { call: 'send', room, message: '', files: [{ name: 'chart\u202Egnp.exe', base64: image.toString('base64') }] })
+    expect(fromServer.body.files?.[0]?.name).toBe('chartgnp.exe')
+    const uploaded = await upload(a, bob, room, image, 'photo\u2066\u200B \u05E9\u05DC\u05D5\u05DD\uFEFF.png')
+    expect(uploaded.status).toBe(201)
+    expect(uploaded.body.name).toBe('photo \u05E9\u05DC\u05D5\u05DD.png')
+    expect((await upload(a, bob, room, image, '\u202E\u200B')).body).toMatchObject({ code: 'bad_request' })
+    expect((await callServer(a, { call: 'send', room, message: '', files: [{ name: '\u2066', base64: image.toString('base64') }] })).status).toBe(400)
+  })
+
   it('deleting a message deletes its files on every instance', async () => {
     const room = newRoom()
     const ann = newUser('Ann')

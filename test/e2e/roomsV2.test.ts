@@ -313,6 +313,25 @@ describe('rooms and members on protocol version 2', () => {
     expect(await member.waitFor(frame => frame.type === 'error' && frame.ref === 'm1', 'the refusal')).toMatchObject({ code: 'muted', mutedUntil: 8_640_000_000_000_000 })
   })
 
+  it('titles and topics lose bidi controls and invisible characters on every path; right-to-left text stays', async () => {
+    const ownerId = newUser()
+    const owner = await open(ownerId)
+    const room = (await ask(owner, { type: 'create', title: 'admin\u202Egnp.exe', topic: 'line\u2066 one\u2069\nline\u200B two\u0007', visibility: 'private' })).room as string
+    const record = async (name: string) => (await callServer<{ record: { title: string, topic: string } }>(server, { call: 'room', room: name })).body.record
+    expect(await record(room)).toMatchObject({ title: 'admingnp.exe', topic: 'line one\nline two' })
+    owner.send({ type: 'rooms' })
+    const list = await owner.waitFor(frame => frame.type === 'rooms', 'the rooms list')
+    expect((list.rooms as { room: string, title?: string }[]).find(entry => entry.room === room)).toMatchObject({ title: 'admingnp.exe' })
+
+    expect(await ask(owner, { type: 'update', room, title: '\u202Bשלום\u202C \u200Fעולם', topic: 'مرحبا\u061C' })).toMatchObject({ type: 'ack', room })
+    expect(await record(room)).toMatchObject({ title: 'שלום עולם', topic: 'مرحبا' })
+
+    // Server code's records follow the same rule.
+    const made = await callServer<{ id: string, title: string, topic: string }>(server, { call: 'createRoom', input: { title: 'ops\u2067\uFEFF', topic: '\u2060on call' } })
+    expect(made.body).toMatchObject({ title: 'ops', topic: 'on call' })
+    expect((await callServer<{ title: string }>(server, { call: 'updateRoom', room: made.body.id, fields: { title: 'ops\u202Dteam' } })).body).toMatchObject({ title: 'opsteam' })
+  })
+
   it('answers bad input with errors naming the ref, and the connection stays', async () => {
     const socket = await open(newUser())
     const cases: [Record<string, unknown>, string][] = [

@@ -1,6 +1,7 @@
 /**
- * Bounded times (docs/PROTOCOL.md, "Times") where the server decides them: moderation (the
- * command's and `useChatServer().mute`'s one path), and rows stored before the rule, on every store.
+ * Bounded times and clean titles (docs/PROTOCOL.md, "Times", "Names and titles") where the server
+ * decides them: moderation (the command's and `useChatServer().mute`'s one path), the room
+ * fields' cleaning, and rows stored before the rules, on every store.
  */
 import { randomUUID } from 'node:crypto'
 import { createDatabase } from 'db0'
@@ -12,7 +13,7 @@ import { MAX_TIME } from '../../src/runtime/shared/protocol'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import { createRoomModeration } from '../../src/runtime/server/utils/roomModeration'
-import { MUTED_FOREVER } from '../../src/runtime/server/utils/roomMembers'
+import { cleanRoomFields, MUTED_FOREVER } from '../../src/runtime/server/utils/roomMembers'
 import type { ChatRuntimeHooks } from '../../src/runtime/types'
 import { closedAfterAll, POSTGRES_URL, sqlitePath } from '../utils/roomLogs'
 
@@ -50,7 +51,18 @@ describe('mute times', () => {
   })
 })
 
-// Rows written by servers before the rule (an endless mute as 2^53 - 1, a larger `until`) still load.
+describe('room fields', () => {
+  it('titles and topics lose control, format, bidi and invisible characters; right-to-left letters stay', () => {
+    expect(cleanRoomFields({ title: 'admin\u202Egnp.exe', topic: 'a\u200Bb\u2066c\u2069 \uFEFFd' })).toEqual({ title: 'admingnp.exe', topic: 'abc d' })
+    expect(cleanRoomFields({ title: '\u0000x\u0085y\u061Cz\u2060\u{E0041}' })).toEqual({ title: 'x yz' })
+    expect(cleanRoomFields({ title: 'שלום עולם', topic: 'مرحبا بالعالم' })).toEqual({ title: 'שלום עולם', topic: 'مرحبا بالعالم' })
+    // Tabs and line breaks: spaces in a title; a topic keeps its line feeds.
+    expect(cleanRoomFields({ title: 'a\tb\nc\r\nd', topic: 'one\r\ntwo\nthree\u2029four\tfive' })).toEqual({ title: 'a b c  d', topic: 'one\ntwo\nthree\nfour five' })
+    expect(cleanRoomFields({ visibility: 'private' })).toEqual({ visibility: 'private' })
+  })
+})
+
+// Rows written by servers before the rules (an endless mute as 2^53 - 1, a larger `until`, a title with bidi controls) still load.
 describe.each([
   ['sqlite', () => {
     const path = sqlitePath('nuxt-chat-bounds-')
@@ -58,7 +70,7 @@ describe.each([
   }],
   ['postgresql', () => () => createDatabase(postgresql({ url: POSTGRES_URL }))],
 ] as const)('rows stored before: %s', (_name, database) => {
-  it('a later mute reads as the latest time (still muted)', async () => {
+  it('a later mute reads as the latest time (still muted); a title with bidi controls loads cleaned', async () => {
     const open = database()
     const log = createDb0RoomLog(open)
     opened.push(log)
@@ -66,11 +78,13 @@ describe.each([
     await log.createRoom({ id: room, title: 'x', topic: '', visibility: 'public', kind: 'room', createdBy: null, createdAt: 1 })
     const db = open()
     try {
+      await db.sql`UPDATE chat_rooms SET title = ${'admin\u202Egnp.exe'}, topic = ${'t\u2066op\nic'} WHERE id = ${room}`
       await db.sql`INSERT INTO chat_members (room, uid, role, joined_at, muted_until, banned) VALUES (${room}, ${'old'}, ${'member'}, ${1}, ${Number.MAX_SAFE_INTEGER}, ${0}), (${room}, ${'later'}, ${'member'}, ${1}, ${MAX_TIME + 5}, ${0})`
     }
     finally {
       await db.dispose()
     }
+    expect(await log.roomRecord(room)).toMatchObject({ title: 'admingnp.exe', topic: 'top\nic' })
     for (const uid of ['old', 'later']) {
       const member = await log.member(room, uid)
       expect(member?.mutedUntil, uid).toBe(MAX_TIME)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { areConfusable, checkGuestName, normalizeName } from '../../src/runtime/server/utils/names'
+import { areConfusable, checkGuestName, cleanShownText, normalizeName } from '../../src/runtime/server/utils/names'
 
 describe('normalizeName', () => {
   it('removes invisible, format, bidi and default-ignorable characters and collapses white space', () => {
@@ -133,5 +133,20 @@ describe('checkGuestName', () => {
     for (let i = 0; i < 200; i++) expect(checkGuestName(`Guest ${i}`, ['admin'], taken)).toEqual({ name: `Guest ${i}` })
     // Four skeletons per signed-in name per guest took ~2 s here (~10 ms a guest); compared from a cache, a few ms.
     expect(performance.now() - started).toBeLessThan(1000)
+  })
+})
+
+describe('cleanShownText: titles, topics and file names follow the names\' rule (docs/PROTOCOL.md, "Names and titles")', () => {
+  it('removes what a display name loses: controls, format and bidi characters, default-ignorables', () => {
+    const hidden = ['\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069', '\u200B', '\u200C', '\u200D', '\u200E', '\u200F', '\u2060', '\u2061', '\u2062', '\u2063', '\u2064', '\uFEFF', '\u061C', '\u0000', '\u0007', '\u001B', '\u007F', '\u0080', '\u009B', '\u00AD', '\u3164', '\u{E0041}']
+    for (const character of hidden) expect(cleanShownText(`ad${character}min`), JSON.stringify(character)).toBe('admin')
+    expect(cleanShownText('admin\u202Egnp.exe')).toBe('admingnp.exe')
+  })
+  it('keeps letters of every script, right-to-left ones included, and ordinary spaces; nothing else changes (no NFKC)', () => {
+    for (const text of ['שלום עולם', 'مرحبا بالعالم', 'Ｆｕｌｌ', '  two  spaces ', 'e\u0301', '日本語']) expect(cleanShownText(text), text).toBe(text)
+  })
+  it('tabs and line breaks become spaces; with `lines`, line feeds stay (CR LF and paragraph separators as one)', () => {
+    expect(cleanShownText('a\tb\nc\r\nd\u2028e\u0085f')).toBe('a b c  d e f')
+    expect(cleanShownText('one\r\ntwo\rthree\u2029four\tfive\u202E', { lines: true })).toBe('one\ntwo\nthree\nfour five')
   })
 })

@@ -10,7 +10,7 @@ import { limitSubjectOf } from '../utils/chatLimits'
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
-import { fileRecords, storeFile } from '../files/chatFiles'
+import { cleanFileName, fileRecords, storeFile } from '../files/chatFiles'
 
 const DAY = 24 * 60 * 60 * 1000
 /** Bytes of uploads being read, by quota: uploads sent at once count each other's before they are stored (per instance). */
@@ -102,7 +102,7 @@ function previewHeader(event: H3Event): Uint8Array | { error: string } | undefin
   return Buffer.from(header, 'base64')
 }
 
-/** The file's name: `X-File-Name` (URL-encoded) or `?name=`, 1-255 characters, no control characters, no path. */
+/** The file's name: `X-File-Name` (URL-encoded) or `?name=`, 1-255 characters once cleaned (no invisible characters, no path). */
 function fileName(event: H3Event): string | { error: string } {
   const header = getRequestHeader(event, 'x-file-name')
   let name: unknown = getQuery(event).name
@@ -115,8 +115,7 @@ function fileName(event: H3Event): string | { error: string } {
     }
   }
   if (typeof name !== 'string' || !name.length) return { error: 'Name the file (`X-File-Name` or `?name=`)' }
-  // A name is shown and offered as a download name: its last path segment, without control characters.
-  const cleaned = name.toWellFormed().replace(/[\p{Cc}\p{Cf}]/gu, '').split(/[/\\]/).pop()!.trim()
+  const cleaned = cleanFileName(name)
   if (!cleaned || cleaned.length > MAX_FILE_NAME_LENGTH) return { error: `A file name is 1-${MAX_FILE_NAME_LENGTH} characters` }
   return cleaned
 }

@@ -9,6 +9,7 @@ import type { ChatFilesOptions } from '../../types'
 import type { ClaimFiles } from '../utils/sendPipeline'
 import type { RoomLog } from '../utils/roomLog'
 import { chatLogger } from '../utils/logger'
+import { cleanShownText } from '../utils/names'
 import { CLAIM_TIMEOUT, claimFilesWith, createMemoryFileRecords, type FileRecords } from './fileRecords'
 import { createDb0FileRecords } from './fileRecords.db0'
 import { sniffFile } from './fileType'
@@ -107,13 +108,22 @@ async function previewOf(preview: Uint8Array): Promise<string | { error: string 
 }
 
 /**
+ * A file's name as shown and offered for download (docs/PROTOCOL.md, "Names and titles"): without
+ * controls, format, bidi or invisible characters, its last path segment, trimmed.
+ */
+export function cleanFileName(name: string): string {
+  return cleanShownText(name.toWellFormed()).split(/[/\\]/).pop()!.trim()
+}
+
+/**
  * Check a file's type from its bytes against `files.types` (and its name and size), store its bytes
  * in the mount and its record: its metadata, or the refusal's status and `error` frame.
  */
 export async function storeFile(options: ChatFilesOptions, file: FileToStore): Promise<ChatFile | { status: number, error: ChatErrorFrame }> {
   if (!file.bytes.length) return { status: 400, error: errorFrame('bad_request', 'File is empty') }
   if (file.bytes.length > options.maxSize) return { status: 413, error: errorFrame('too_long', `File is larger than ${options.maxSize} bytes`) }
-  if (!file.name || file.name.length > MAX_FILE_NAME_LENGTH) return { status: 400, error: errorFrame('bad_request', `A file name is 1-${MAX_FILE_NAME_LENGTH} characters`) }
+  const name = typeof file.name === 'string' ? cleanFileName(file.name) : ''
+  if (!name || name.length > MAX_FILE_NAME_LENGTH) return { status: 400, error: errorFrame('bad_request', `A file name is 1-${MAX_FILE_NAME_LENGTH} characters`) }
   const sniffed = await sniffFile(file.bytes)
   if (!allowedTypes(options).includes(sniffed.type)) return { status: 415, error: errorFrame('bad_request', `Files of type ${sniffed.type} are not allowed`) }
   let preview: string | undefined
@@ -124,7 +134,7 @@ export async function storeFile(options: ChatFilesOptions, file: FileToStore): P
     preview = checked
   }
   const id = randomBytes(16).toString('base64url')
-  const stored: ChatFile = { id, name: file.name, size: file.bytes.length, type: sniffed.type, ...(sniffed.width === undefined ? {} : { width: sniffed.width, height: sniffed.height }), ...(preview ? { preview } : {}) }
+  const stored: ChatFile = { id, name, size: file.bytes.length, type: sniffed.type, ...(sniffed.width === undefined ? {} : { width: sniffed.width, height: sniffed.height }), ...(preview ? { preview } : {}) }
   await fileStorage(options).setItemRaw(id, file.bytes)
   try {
     await fileRecords().add({ ...stored, room: file.room, uid: file.uid, quota: file.quota ?? file.uid, created: Date.now() })

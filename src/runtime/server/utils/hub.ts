@@ -21,7 +21,7 @@ import { createRoomSearch, type RoomSearch } from './roomSearch'
 import { createChatStreams, type ChatStreams } from './streams'
 import { createRoomAccess, NOT_ALLOWED, type RoomAccessDecision, type RoomNeed } from './roomAccess'
 import { actionRefusal, createRoomModeration, memberFrame, SERVER_ACTOR, type ModerationResult } from './roomModeration'
-import { directRoomId, isMembership, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
+import { cleanRoomFields, directRoomId, isMembership, mayUpdate, memberIdProblem, membershipOf, roomFieldsProblem, type RoomMember, type RoomRecord } from './roomMembers'
 
 export { deliverToMember, messageFrame, type Member } from './roomDelivery'
 export { RoomFrame } from '../transport/frame'
@@ -794,9 +794,10 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
    * Change a room's title, topic or visibility, as `actor` (server code by default) whom the record
    * rule lets (`allow`) or not, then the `chat:action` hook; undefined when it has no record.
    */
-  async function updateRoom(room: string, fields: RecordFields, actor = SERVER_ACTOR, allow = true): Promise<RoomRecord | undefined> {
-    const problem = roomFieldsProblem(fields)
+  async function updateRoom(room: string, given: RecordFields, actor = SERVER_ACTOR, allow = true): Promise<RoomRecord | undefined> {
+    const problem = roomFieldsProblem(given)
     if (problem) throw new ChatRefusal(400, problem)
+    const fields = cleanRoomFields(given)
     if (room.startsWith('dm:') && fields.visibility === 'public') throw new ChatRefusal(400, 'A direct room stays private')
     await checkRecordAction({ room, user: actor, action: 'update', fields: { ...fields }, allow }, fields.visibility === undefined ? 'You may not change this room' : 'Only owners change who may enter')
     if (!await store.updateRoom(room, fields)) return undefined
@@ -810,10 +811,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     if (!isValidRoom(id)) throw new ChatRefusal(400, 'id must be 1-64 characters of [A-Za-z0-9._:-]')
     if (id.startsWith('dm:')) throw new ChatRefusal(400, '`dm:` rooms are direct rooms: see directRoom')
     if (input.members !== undefined && !Array.isArray(input.members)) throw new ChatRefusal(400, '`members` must be a list of user ids')
-    const fields = { title: input.title ?? id, topic: input.topic ?? '', visibility: input.visibility ?? 'public' }
-    const problem = roomFieldsProblem(fields) ?? [input.owner, ...input.members ?? []].filter(uid => uid !== undefined).map(memberIdProblem).find(Boolean)
+    const given = { title: input.title ?? id, topic: input.topic ?? '', visibility: input.visibility ?? 'public' }
+    const problem = roomFieldsProblem(given) ?? [input.owner, ...input.members ?? []].filter(uid => uid !== undefined).map(memberIdProblem).find(Boolean)
     if (problem) throw new ChatRefusal(400, problem)
     if ((input.members?.length ?? 0) > MAX_INITIAL_MEMBERS) throw new ChatRefusal(400, `at most ${MAX_INITIAL_MEMBERS} members at creation`)
+    const fields = cleanRoomFields(given)
     await checkRecordAction({ room: id, user: actor, action: 'create', fields: { ...fields }, members: [...input.members ?? []], allow: true }, 'You may not make a room')
     const now = Date.now()
     const record: RoomRecord = { id, ...fields, kind: 'room', createdBy: input.owner ?? null, createdAt: now }

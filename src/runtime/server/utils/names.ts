@@ -28,6 +28,22 @@ export function normalizeName(name: unknown): string | undefined {
   return VISIBLE.test(capped) ? capped : undefined
 }
 
+// Tabs and line breaks: controls a title turns into spaces rather than losing the gap they make.
+const BREAKS = /[\t\n\v\f\r\x85\u2028\u2029]/g
+// A line break as a topic keeps it: CR LF, CR, NEL and the separators become one line feed.
+const LINE_BREAK = /\r\n?|[\x85\u2028\u2029]/g
+
+/**
+ * Text shown as a name of something (a room's title or topic, a file's name; docs/PROTOCOL.md,
+ * "Names and titles"): what a display name loses (controls, format and bidi characters,
+ * default-ignorables, private-use and unassigned code points) removed, tabs and line breaks as
+ * spaces; with `lines`, line feeds kept. Nothing else changes (no NFKC, no trimming).
+ */
+export function cleanShownText(text: string, { lines = false }: { lines?: boolean } = {}): string {
+  const clean = (part: string) => part.replace(BREAKS, ' ').replace(INVISIBLE, '')
+  return lines ? text.replace(LINE_BREAK, '\n').split('\n').map(clean).join('\n') : clean(text)
+}
+
 // Marks (combining, enclosing, stacked) and diacritics (incl. the strokes the confusables map turns into overlays):
 // a reader sees `A̲lice`, `Aḷice` and `Ałice` as Alice.
 const MARKS = /[\p{M}\p{Diacritic}]/gu

@@ -3,7 +3,7 @@ import type { Database } from 'db0'
 import { addReactor, MAX_TIME, REPLY_EXCERPT_LENGTH, type ChatFile } from '../../shared/protocol'
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { catchUpSqliteIndex, createSearchIndex, SEARCH_SCAN_HITS, searchStatement } from './roomSearch.db0'
-import type { MemberRole, RoomMember, RoomRecord } from './roomMembers'
+import { cleanRoomFields, type MemberRole, type RoomMember, type RoomRecord } from './roomMembers'
 import { createDb0PushLog, createPushTables } from './roomLog.push'
 import { changeRefusal, checkAppendInput, encodeSearchCursor, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
@@ -288,8 +288,9 @@ const MEMBER_COLUMNS = 'room, uid, role, joined_at, muted_until, banned, mute_on
 const MEMBER_VALUES = (member: RoomMember) => [member.room, member.uid, member.role, member.joinedAt, member.mutedUntil ?? null, member.banned ? 1 : 0, member.muteOnly ? 1 : 0]
 const INSERT_MEMBER = `INSERT INTO chat_members (${MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
+// Cleaned as read too: a title stored before the rule (docs/PROTOCOL.md, "Names and titles") loads without its bidi controls.
 function toRecord(row: RoomRow): RoomRecord {
-  return { id: row.id, title: row.title, topic: row.topic, visibility: row.visibility === 'private' ? 'private' : 'public', kind: row.kind === 'dm' ? 'dm' : 'room', createdBy: row.created_by ?? null, createdAt: Number(row.created_at) }
+  return { id: row.id, ...cleanRoomFields({ title: row.title, topic: row.topic }), visibility: row.visibility === 'private' ? 'private' : 'public', kind: row.kind === 'dm' ? 'dm' : 'room', createdBy: row.created_by ?? null, createdAt: Number(row.created_at) }
 }
 
 function toMember(row: MemberRow): RoomMember {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { isStorableText, MAX_TIME, type ChatMemberAction } from '../../shared/protocol'
+import { cleanShownText } from './names'
 
 /** Rooms with members (docs/PROTOCOL.md, "Rooms and members"): the stored shapes and the role rules, free of any store. */
 
@@ -143,6 +144,14 @@ export function memberIdProblem(uid: unknown): string | undefined {
   if (typeof uid !== 'string' || !uid || uid.length > MAX_MEMBER_ID || [...uid].some(char => char.charCodeAt(0) < 32 || char.charCodeAt(0) === 127)) return `a user id is 1-${MAX_MEMBER_ID} characters without control characters`
   if (uid.startsWith('guest:')) return 'guests cannot be members of a room'
   return undefined
+}
+
+/** Record fields as shown: a title and topic without invisible characters (docs/PROTOCOL.md, "Names and titles"). */
+export function cleanRoomFields<T extends Partial<Pick<RoomRecord, 'title' | 'topic' | 'visibility'>>>(fields: T): T {
+  const cleaned = { ...fields }
+  if (typeof cleaned.title === 'string') cleaned.title = cleanShownText(cleaned.title)
+  if (typeof cleaned.topic === 'string') cleaned.topic = cleanShownText(cleaned.topic, { lines: true })
+  return cleaned
 }
 
 /** Why these record fields cannot be stored, or undefined. */
