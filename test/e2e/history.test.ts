@@ -138,6 +138,12 @@ describe('older history: loadOlder over WebSocket and SSE', () => {
       expect(response.status, before).toBe(400)
       expect(await response.json()).toMatchObject({ code: 'bad_request', message: expect.stringContaining('9007199254740991') })
     }
+    // `?thread=` is an id in a query string like `before`: decimal digits only, not whatever Number() reads.
+    for (const thread of ['1e0', '0x1', '1.0', '+1', ' 1']) {
+      const response = await fetch(`${base()}/api/sse?room=${room}&before=3&thread=${encodeURIComponent(thread)}`)
+      expect(response.status, thread).toBe(400)
+      expect(await response.json(), thread).toMatchObject({ code: 'bad_request', message: expect.stringContaining('thread') })
+    }
     socket.send({ type: 'history', before: 2 ** 53, limit: 2 })
     expect(await socket.waitFor(frame => frame.type === 'error', 'a refusal')).toMatchObject({ code: 'bad_request', message: expect.stringContaining('9007199254740991') })
     socket.send({ type: 'read', id: 2 ** 53 })

@@ -2,7 +2,7 @@
 /// <reference path="../nitro.d.ts" />
 // The module picks ../utils/nitroV2.ts or ../utils/nitroV3.ts for the app's Nitro.
 import { answerHeadersOnly, clientGone, defineEventHandler, getQuery, openEventStream, setResponseHeader } from '#nuxt-chat/nitro'
-import { errorFrame, isIdInRange, parseHistoryRequest } from '../../shared/protocol'
+import { errorFrame, parseHistoryRequest, parseIdText } from '../../shared/protocol'
 import { limitSubjectOf } from '../utils/chatLimits'
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { admitHttpRequest, refuse, refuseLimited } from '../utils/httpAdmission'
@@ -43,8 +43,9 @@ export default defineEventHandler(async (event) => {
     const request = parseHistoryRequest(query.before, query.limit)
     if (typeof request === 'string') return refuse(event, 400, errorFrame('bad_request', request))
     // `?thread=N`: that thread's replies (docs/PROTOCOL.md, "Threads").
-    const thread = query.thread === undefined ? undefined : Number(query.thread)
-    if (thread !== undefined && !isIdInRange(thread)) return refuse(event, 400, errorFrame('bad_request', '`thread` must be a message id'))
+    // An id in a query string as every other (docs/PROTOCOL.md, "Ids and cursors"): decimal digits, not whatever Number() reads.
+    const thread = typeof query.thread === 'string' ? parseIdText(query.thread) : undefined
+    if (query.thread !== undefined && !thread) return refuse(event, 400, errorFrame('bad_request', '`thread` must be a message id'))
     // A page being read holds a connection slot, as an open POST does.
     const hold = holdConnection(subject, config)
     if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)
