@@ -93,6 +93,30 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     expect(rooms.length).toBeGreaterThan(0)
   })
 
+  it('a number that is no id or no page size is a 400 before any store sees it; a page size out of bounds is clamped', async () => {
+    const room = newRoom()
+    await callServer<unknown>(a, { call: 'send', room, message: 'one' })
+    // Raw JSON: 1e400 is Infinity once parsed; a string is what a query parameter passed on unparsed would be.
+    const call = async (json: string) => {
+      const response = await fetch(a.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: json })
+      return { status: response.status, body: await response.json() as { message?: string } }
+    }
+    for (const [fields, field] of [
+      ['"before":-1', 'before'], ['"before":1.5', 'before'], ['"before":1e400', 'before'], ['"before":"5"', 'before'],
+      ['"thread":0', 'thread'], ['"limit":"ten"', 'limit'],
+    ] as const) {
+      const answer = await call(`{"call":"history","room":"${room}",${fields}}`)
+      expect(answer.status, fields).toBe(400)
+      expect(answer.body.message, fields).toContain(field)
+    }
+    for (const json of [`{"call":"markRead","room":"${room}","userId":"u1","id":1.5}`, `{"call":"members","room":"${room}","limit":"all"}`, '{"call":"rooms","limit":"all"}', `{"call":"aiMessages","room":"${room}","thread":-2}`]) {
+      expect((await call(json)).status, json).toBe(400)
+    }
+    // Documented as clamped: at most 1000, at least 1.
+    expect(((await call(`{"call":"history","room":"${room}","limit":1e400}`)).body as unknown as unknown[]).length).toBe(1)
+    expect(((await call(`{"call":"history","room":"${room}","limit":-5}`)).body as unknown as unknown[]).length).toBe(1)
+  })
+
   it('presence spans both instances, also asked where the room has no member', async () => {
     const room = newRoom()
     track(await ChatSocket.open(a.wsUrl(''), { room, name: 'alice' }))
