@@ -91,5 +91,10 @@ describe.each([
       expect(new Date(member!.mutedUntil!).toISOString()).toBe('+275760-09-13T00:00:00.000Z')
     }
     expect((await log.members(room, undefined, 10)).map(member => member.mutedUntil)).toEqual([MAX_TIME, MAX_TIME])
+    // An attachment's name as server code stored it before the rule: the store keeps what it is given, and serves it cleaned.
+    const file = { id: 'f'.repeat(22), name: 'chart\u202Egnp.exe', size: 1, type: 'image/png' }
+    const { message: { id } } = await log.append({ room, user: 'bot', sender: 'bot', message: '', ts: Date.now(), files: [file] })
+    expect((await log.message(room, id))?.files).toEqual([{ ...file, name: 'chartgnp.exe' }])
+    expect((await log.before(room, id + 1, 1))[0]?.files?.[0]?.name).toBe('chartgnp.exe')
   })
 })

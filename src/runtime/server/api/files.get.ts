@@ -9,7 +9,7 @@ import { ChatRefusal, refusalCode } from '../utils/access'
 import { allowCrossOrigin } from '../utils/cors'
 import { admitToChat, ChatLimitRefusal, refuse, refuseLimited } from '../utils/httpAdmission'
 import { chatLogger } from '../utils/useChatHub'
-import { fileRecords, fileStorage } from '../files/chatFiles'
+import { cleanFileName, fileRecords, fileStorage } from '../files/chatFiles'
 
 /**
  * Serve a file to those admitted to its room (docs/PROTOCOL.md, "Attachments"): as a download
@@ -32,7 +32,7 @@ export default defineEventHandler(async (event): Promise<Uint8Array | ChatErrorF
   setResponseHeader(event, 'x-content-type-options', 'nosniff')
   setResponseHeader(event, 'content-security-policy', 'sandbox; default-src \'none\'')
   setResponseHeader(event, 'cache-control', 'private, max-age=3600')
-  setResponseHeader(event, 'content-disposition', `${inline ? 'inline' : 'attachment'}; ${dispositionName(record.name)}`)
+  setResponseHeader(event, 'content-disposition', `${inline ? 'inline' : 'attachment'}; ${dispositionName(cleanFileName(record.name))}`)
   return bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes as ArrayBuffer)
 })
 

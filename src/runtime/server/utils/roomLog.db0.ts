@@ -4,6 +4,7 @@ import { addReactor, MAX_TIME, REPLY_EXCERPT_LENGTH, type ChatFile } from '../..
 import { startSqliteCheckpointer, type SqliteCheckpointer } from './sqliteCheckpoint'
 import { catchUpSqliteIndex, createSearchIndex, SEARCH_SCAN_HITS, searchStatement } from './roomSearch.db0'
 import { cleanRoomFields, type MemberRole, type RoomMember, type RoomRecord } from './roomMembers'
+import { cleanShownText } from './names'
 import { createDb0PushLog, createPushTables } from './roomLog.push'
 import { changeRefusal, checkAppendInput, encodeSearchCursor, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
@@ -732,7 +733,8 @@ function toMessage(room: string, row: MessageRow): StoredMessage {
   if (row.thread !== null && row.thread !== undefined) message.thread = Number(row.thread)
   if (message.thread !== undefined && Number(row.also_in_room) === 1) message.alsoInRoom = true
   // A deleted message's files are gone with it (docs/PROTOCOL.md, "Attachments").
-  if (row.files && Number(row.deleted) !== 1) message.files = JSON.parse(row.files) as ChatFile[]
+  // Names cleaned as read: one stored before the rule (docs/PROTOCOL.md, "Names and titles") loads without its bidi controls.
+  if (row.files && Number(row.deleted) !== 1) message.files = (JSON.parse(row.files) as ChatFile[]).map(file => ({ ...file, name: cleanShownText(file.name).trim() }))
   if (row.stream_owner) message.streaming = true
   if (row.incomplete) message.incomplete = row.incomplete as StoredMessage['incomplete']
   return message
