@@ -76,6 +76,8 @@ describe('chat hub delivery', () => {
     await hub.send({ room: 'r', user: alice.user, sender: '', message: 'one' })
     const bob = testMember('bob')
     await hub.join('r', bob, undefined, undefined, true)
+    // Its read state is read from the store outside the room's order: before the next message here.
+    await settle()
     await hub.send({ room: 'r', user: bob.user, sender: '', message: 'two' })
     // A signed-in member also gets its read state (once, after the welcome; docs/PROTOCOL.md "Read state").
     // Outside the room's order: the read state, and the membership sending (and joining) made.
