@@ -1,5 +1,5 @@
 import { addCustomTab } from '@nuxt/devtools-kit'
-import { addServerHandler, type Resolver } from '@nuxt/kit'
+import type { AddChatRoute } from './routes'
 
 /** Where the dev server serves the tab (never in a production build). */
 export const DEVTOOLS_ROUTE = '/__nuxt_chat/devtools'
@@ -9,11 +9,11 @@ export const DEVTOOLS_ROUTE = '/__nuxt_chat/devtools'
  * stream, its "post as the server" endpoint and its icon. Call only when `nuxt.options.dev`;
  * `underBase` puts a route under the app's base URL, where the browser reaches Nitro.
  */
-export function setupDevtools(resolver: Resolver, underBase: (route: string) => string) {
-  addServerHandler({ route: DEVTOOLS_ROUTE, method: 'get', handler: resolver.resolve('./runtime/server/devtools/page.get') })
-  addServerHandler({ route: `${DEVTOOLS_ROUTE}/events`, method: 'get', handler: resolver.resolve('./runtime/server/devtools/events.get') })
-  addServerHandler({ route: `${DEVTOOLS_ROUTE}/post`, method: 'post', handler: resolver.resolve('./runtime/server/devtools/post.post') })
-  addServerHandler({ route: `${DEVTOOLS_ROUTE}/icon.svg`, method: 'get', handler: resolver.resolve('./runtime/server/devtools/icon.get') })
+export function setupDevtools(addRoute: AddChatRoute, underBase: (route: string) => string) {
+  addRoute(DEVTOOLS_ROUTE, { get: './runtime/server/devtools/page.get' })
+  addRoute(`${DEVTOOLS_ROUTE}/events`, { get: './runtime/server/devtools/events.get' })
+  addRoute(`${DEVTOOLS_ROUTE}/post`, { post: './runtime/server/devtools/post.post' })
+  addRoute(`${DEVTOOLS_ROUTE}/icon.svg`, { get: './runtime/server/devtools/icon.get' })
   addCustomTab({
     name: 'nuxt-chat',
     title: 'Chat',

@@ -1,4 +1,4 @@
-import { defineNuxtModule, getNuxtVersion, addImports, addServerHandler, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver, useLogger } from '@nuxt/kit'
+import { defineNuxtModule, getNuxtVersion, addImports, addServerImports, addServerPlugin, addServerTemplate, addTypeTemplate, createResolver, useLogger } from '@nuxt/kit'
 import { connectors } from 'db0'
 import { defu } from 'defu'
 import { name, version } from '../package.json'
@@ -10,6 +10,7 @@ import { unsupportedStoreReason } from './runtime/server/utils/platform'
 import { databaseForBuild, holdsPassword } from './runtime/server/utils/databaseConfig'
 import { chatDefaults } from './runtime/defaults'
 import { setupFiles } from './files'
+import { chatRoutes } from './routes'
 
 /** nuxt-chat's options (`chat` in `nuxt.config`); all but `autoImport` are also runtime config. */
 export interface ModuleOptions extends ChatRuntimeConfig {
@@ -108,22 +109,22 @@ export default defineNuxtModule<ModuleOptions>({
       filename: '#nuxt-chat/connector',
       getContents: () => connectorPath ? `export { default } from '${connectorPath}'` : 'export default undefined',
     })
-    addServerHandler({ route: options.route, handler: resolver.resolve('./runtime/server/api/wsEndpoint') })
-    addServerHandler({ route: options.sseRoute, method: 'get', handler: resolver.resolve('./runtime/server/api/sse.get') })
-    addServerHandler({ route: options.sseRoute, method: 'head', handler: resolver.resolve('./runtime/server/api/sse.get') })
-    addServerHandler({ route: options.sseRoute, method: 'post', handler: resolver.resolve('./runtime/server/api/sse.post') })
-    addServerHandler({ route: options.sseRoute, method: 'options', handler: resolver.resolve('./runtime/server/api/preflight.options') })
-    addServerHandler({ route: `${options.sseRoute}/search`, method: 'get', handler: resolver.resolve('./runtime/server/api/search.get') })
+    // Each route answers the methods it does not serve 405, not with the app's page (docs/PROTOCOL.md, "Methods").
+    const addRoute = chatRoutes(resolver)
+    // The upgrade, or without one the admission probe.
+    addRoute(options.route, { get: './runtime/server/api/wsEndpoint' })
+    addRoute(options.sseRoute, { get: './runtime/server/api/sse.get', post: './runtime/server/api/sse.post', options: './runtime/server/api/preflight.options' })
+    addRoute(`${options.sseRoute}/search`, { get: './runtime/server/api/search.get' })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
-    if (options.metrics) addServerHandler({ route: (options.metrics as ChatMetricsOptions).route, method: 'get', handler: resolver.resolve('./runtime/server/api/metrics.get') })
-    if (options.files) setupFiles(resolver, nuxt, options.files, underBase)
+    if (options.metrics) addRoute((options.metrics as ChatMetricsOptions).route!, { get: './runtime/server/api/metrics.get' })
+    if (options.files) setupFiles(resolver, addRoute, nuxt, options.files, underBase)
     addServerImports([
       { name: 'defineChatSchema', from: chatSchema },
       { name: 'InferChatPayload', from: chatSchema, type: true },
       { name: 'useChatServer', from: resolver.resolve('./runtime/server/utils/useChatServer') },
     ])
-    if (options.push) setupPush(resolver, options.push as ChatPushOptions)
-    if (nuxt.options.dev && options.devtools) setupDevtools(resolver, underBase)
+    if (options.push) setupPush(addRoute, options.push as ChatPushOptions)
+    if (nuxt.options.dev && options.devtools) setupDevtools(addRoute, underBase)
     addTypeTemplate({
       filename: 'types/nuxt-chat.d.ts',
       getContents: () => `import type { ChatRuntimeHooks } from '${resolver.resolve('./runtime/types')}'

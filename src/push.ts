@@ -1,5 +1,5 @@
-import { addServerHandler, type Resolver } from '@nuxt/kit'
 import { defu } from 'defu'
+import type { AddChatRoute } from './routes'
 import type { ChatPushOptions } from './runtime/types'
 import { pushDefaults } from './runtime/defaults'
 
@@ -9,14 +9,12 @@ export function pushOptions(push: true | ChatPushOptions): Required<ChatPushOpti
 }
 
 /** Web Push's routes (docs/PROTOCOL.md, "Notifications"). */
-export function setupPush(resolver: Resolver, push: ChatPushOptions) {
+export function setupPush(addRoute: AddChatRoute, push: ChatPushOptions) {
   const route = push.route!
-  addServerHandler({ route, method: 'post', handler: resolver.resolve('./runtime/server/api/push.post') })
-  addServerHandler({ route, method: 'delete', handler: resolver.resolve('./runtime/server/api/push.delete') })
-  addServerHandler({ route: `${route}/mute`, method: 'post', handler: resolver.resolve('./runtime/server/api/pushMute.post') })
-  addServerHandler({ route: `${route}/mute`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushMute.get') })
-  addServerHandler({ route: `${route}/key`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushKey.get') })
   // JSON bodies and DELETE: a page of another allowed origin asks first.
-  for (const asked of [route, `${route}/mute`]) addServerHandler({ route: asked, method: 'options', handler: resolver.resolve('./runtime/server/api/preflight.options') })
-  addServerHandler({ route: `${route}/sw.js`, method: 'get', handler: resolver.resolve('./runtime/server/api/pushWorker.get') })
+  const preflight = './runtime/server/api/preflight.options'
+  addRoute(route, { post: './runtime/server/api/push.post', delete: './runtime/server/api/push.delete', options: preflight })
+  addRoute(`${route}/mute`, { get: './runtime/server/api/pushMute.get', post: './runtime/server/api/pushMute.post', options: preflight })
+  addRoute(`${route}/key`, { get: './runtime/server/api/pushKey.get' })
+  addRoute(`${route}/sw.js`, { get: './runtime/server/api/pushWorker.get' })
 }

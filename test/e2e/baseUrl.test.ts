@@ -51,6 +51,18 @@ describe('app.baseURL /chat-app/', () => {
     await Promise.all([socket.close(), stream.close()])
   })
 
+  it('answers a method a route does not serve 405 with its Allow under the base path, and HEAD as GET', async () => {
+    const put = await fetch(server.url('/chat-app/api/sse?room=base'), { method: 'PUT' })
+    expect(put.status).toBe(405)
+    expect(put.headers.get('allow')).toBe('GET, HEAD, POST, OPTIONS')
+    expect(await put.json()).toMatchObject({ type: 'error', code: 'bad_request' })
+    const file = await fetch(server.url('/chat-app/_chat/files/0123456789abcdef'), { method: 'DELETE' })
+    expect(file.status).toBe(405)
+    expect(file.headers.get('allow')).toBe('GET, HEAD')
+    const head = await fetch(server.url('/chat-app/api/sse/search?q=base'), { method: 'HEAD' })
+    expect(head.headers.get('content-type')).toBe('application/json')
+  })
+
   it('useChat connects and sends over both transports from a page under the base path', async () => {
     browser = await launchChromium()
     const page = await browser.newPage()

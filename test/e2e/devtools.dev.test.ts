@@ -99,6 +99,22 @@ describe('the DevTools routes under nuxi dev', () => {
     expect(stream.status).toBe(200)
     own.abort()
   })
+
+  it('answer HEAD as GET without a body (the stream: its headers only), and any other method 405 with Allow, not the app\'s page', async () => {
+    const own = { 'sec-fetch-site': 'same-origin' }
+    for (const [path, type] of [['', /html/], ['/icon.svg', /svg/], ['/events', /event-stream/]] as const) {
+      const head = await fetch(`${base}${DEVTOOLS}${path}`, { method: 'HEAD', headers: own, signal: AbortSignal.timeout(5000) })
+      expect(head.status, path).toBe(200)
+      expect(head.headers.get('content-type'), path).toMatch(type)
+      const put = await fetch(`${base}${DEVTOOLS}${path}`, { method: 'PUT', headers: own })
+      expect(put.status, path).toBe(405)
+      expect(put.headers.get('allow'), path).toBe('GET, HEAD')
+      expect(await put.json(), path).toMatchObject({ type: 'error', code: 'bad_request' })
+    }
+    const get = await fetch(`${base}${DEVTOOLS}/post`, { headers: own })
+    expect(get.status).toBe(405)
+    expect(get.headers.get('allow')).toBe('POST')
+  })
 })
 
 describe('the DevTools routes and a DNS rebinding', () => {

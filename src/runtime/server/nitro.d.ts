@@ -7,6 +7,7 @@ declare module '#nuxt-chat/nitro' {
   export const serveChatSockets: typeof import('./utils/nitroV2').serveChatSockets
   export const transportOfPeer: typeof import('./utils/nitroV2').transportOfPeer
   export const requestPath: typeof import('./utils/nitroV2').requestPath
+  export const matchedRoute: typeof import('./utils/nitroV2').matchedRoute
   export const requestOrigin: typeof import('./utils/nitroV2').requestOrigin
   export const clientGone: typeof import('./utils/nitroV2').clientGone
   export const readBoundedBody: typeof import('./utils/nitroV2').readBoundedBody

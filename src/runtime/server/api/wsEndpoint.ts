@@ -26,5 +26,5 @@ async function probeAdmission(event: H3Event): Promise<ChatErrorFrame> {
   return errorFrame('bad_request', 'This route needs a WebSocket upgrade')
 }
 
-/** The WebSocket route: upgrades go to the handler in ./ws, any other request is the admission probe. */
+/** The WebSocket route (GET and HEAD): upgrades go to the handler in ./ws, any other request is the admission probe. */
 export default defineWebSocketRoute(webSocketHooks, probeAdmission)

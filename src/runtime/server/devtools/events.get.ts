@@ -1,4 +1,4 @@
-import { createEventStream, defineEventHandler } from 'h3'
+import { createEventStream, defineEventHandler, setResponseHeader } from 'h3'
 import { useRuntimeConfig } from 'nitropack/runtime'
 import type { ChatRuntimeConfig } from '../../types'
 import { onChatEvent } from '../utils/chatMetrics'
@@ -13,6 +13,11 @@ const SNAPSHOT_INTERVAL = 1000
 export default defineEventHandler((event) => {
   const refused = refuseForeignRequest(event)
   if (refused) return refused
+  // The stream's headers, without a stream.
+  if (event.method === 'HEAD') {
+    setResponseHeader(event, 'content-type', 'text/event-stream')
+    return ''
+  }
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
   const hub = useChatHub()
   const stream = createEventStream(event)

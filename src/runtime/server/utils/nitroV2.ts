@@ -53,6 +53,11 @@ export function requestPath(event: H3Event): string {
   return event.node.req.url ?? '/'
 }
 
+/** The pattern of the route that took the request, as the module registered it (`/_chat/files/:id`); h3 1's router keeps it as `path`. */
+export function matchedRoute(event: H3Event): string {
+  return (event.context.matchedRoute as { path?: string } | undefined)?.path ?? ''
+}
+
 /** The request's headers and the socket it came on (address, TLS), for admission. */
 export function requestOrigin(event: H3Event): { headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined } {
   return { headers: event.headers, socket: event.node.req.socket }

@@ -60,6 +60,11 @@ export function requestPath(event: H3Event): string {
   return url.pathname + url.search
 }
 
+/** The pattern of the route that took the request, as the module registered it (`/_chat/files/:id`); Nitro 3's routes keep it as `route`. */
+export function matchedRoute(event: H3Event): string {
+  return (event.context.matchedRoute as { route?: string } | undefined)?.route ?? ''
+}
+
 /** The request's headers and the socket it came on (address, TLS), for admission. */
 export function requestOrigin(event: H3Event): { headers: Headers, socket: { remoteAddress?: string, encrypted?: boolean } | undefined } {
   const { req } = webEvent(event)
