@@ -13,7 +13,7 @@ import postgresql from 'db0/connectors/postgresql'
 import { afterAll, describe, expect, it } from 'vitest'
 import { isFileId, parseSendCommand } from '../../src/runtime/shared/protocol'
 import { createMessageLog } from '../../src/runtime/app/messageLog'
-import { createMemoryFileRecords, type FileRecords } from '../../src/runtime/server/files/fileRecords'
+import { claimFilesWith, createMemoryFileRecords, type FileRecords } from '../../src/runtime/server/files/fileRecords'
 import { createDb0FileRecords } from '../../src/runtime/server/files/fileRecords.db0'
 import { sniffFile } from '../../src/runtime/server/files/fileType'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
@@ -113,6 +113,18 @@ describe.each(backends)('the uploads\' records: %s', (_name, create) => {
     expect(await records.ofMessage(room, 7)).toEqual([mine])
     // Taken by a message: no send takes it again.
     expect(await records.claim([mine], room, uid, token('t3'), now, now)).toEqual([])
+  })
+
+  it('a send retried with its cid takes back the reservation its failed try could not let go (the store down), and only that send', async () => {
+    const { records, room, uid, add } = setup()
+    const id = await add()
+    const claim = claimFilesWith(records, 10)
+    const input = { room, user: { id: uid, name: 'Ann' }, sender: uid, message: 'with a file', cid: `c-${randomUUID()}`, files: [id] }
+    expect(await claim(input)).toMatchObject({ files: [{ id }] })
+    // Its release never reached the store: the reservation stays, as after a fault. The retry (same cid) takes it back.
+    expect(await claim(input)).toMatchObject({ files: [{ id }] })
+    // Another send still may not take it.
+    expect(await claim({ ...input, cid: `c-${randomUUID()}` })).toEqual([400, 'bad_request', expect.stringContaining(id)])
   })
 
   it('a reservation older than the claim timeout is free again (a send that died holding it)', async () => {

@@ -102,7 +102,7 @@ export function createDb0FileRecords(open: () => Database): FileRecords {
       return Number(row?.used ?? 0)
     },
     async claim(ids, room, uid, token, now, staleBefore) {
-      await query('run', `UPDATE chat_files SET claim = ?, claimed_at = ? WHERE id IN (${placeholders(ids.length)}) AND room = ? AND uid = ? AND message IS NULL AND gone = 0 AND (claim IS NULL OR claimed_at < ?)`, token, now, ...ids, room, uid, staleBefore)
+      await query('run', `UPDATE chat_files SET claim = ?, claimed_at = ? WHERE id IN (${placeholders(ids.length)}) AND room = ? AND uid = ? AND message IS NULL AND gone = 0 AND (claim IS NULL OR claimed_at < ? OR claim = ?)`, token, now, ...ids, room, uid, staleBefore, token)
       const rows = await query<FileRow[]>('all', `SELECT ${COLUMNS} FROM chat_files WHERE claim = ?`, token)
       return rows.map(toRecord)
     },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { ChatFile } from '../../shared/protocol'
 import type { ClaimFiles } from '../utils/sendPipeline'
 import type { RoomLog } from '../utils/roomLog'
@@ -68,7 +69,7 @@ export function createMemoryFileRecords(store: Pick<RoomLog, 'message'>): FileRe
       for (const id of ids) {
         const record = records.get(id)
         if (!record || record.gone || record.room !== room || record.uid !== uid || record.message !== undefined) continue
-        if (record.claim !== undefined && record.claimedAt! >= staleBefore) continue
+        if (record.claim !== undefined && record.claimedAt! >= staleBefore && record.claim !== token) continue
         record.claim = token
         record.claimedAt = now
         taken.push(record)
@@ -119,7 +120,9 @@ export function claimFilesWith(records: FileRecords, maxFiles: number): ClaimFil
   return async (input) => {
     const ids = input.files ?? []
     if (ids.length > maxFiles) return [400, 'bad_request', `At most ${maxFiles} files in one message`]
-    const token = crypto.randomUUID()
+    // A send with a cid reserves under a token of its own: retried after a fault that kept its reservation (the
+    // store down as it let go), it takes it back instead of waiting out CLAIM_TIMEOUT as "not an upload of yours".
+    const token = input.cid === undefined ? crypto.randomUUID() : createHash('sha256').update(JSON.stringify([input.room, input.sender, input.cid])).digest('base64url')
     const now = Date.now()
     let taken: FileRecord[]
     try {
