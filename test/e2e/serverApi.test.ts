@@ -93,7 +93,7 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     expect(rooms.length).toBeGreaterThan(0)
   })
 
-  it('a number that is no id or no page size is a 400 before any store sees it; a page size out of bounds is clamped', async () => {
+  it('a number that is no id or no page size is a 400 before any store sees it; a page size over the bound is clamped', async () => {
     const room = newRoom()
     await callServer<unknown>(a, { call: 'send', room, message: 'one' })
     // Raw JSON: 1e400 is Infinity once parsed; a string is what a query parameter passed on unparsed would be.
@@ -109,12 +109,11 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
       expect(answer.status, fields).toBe(400)
       expect(answer.body.message, fields).toContain(field)
     }
-    for (const json of [`{"call":"markRead","room":"${room}","userId":"u1","id":1.5}`, `{"call":"members","room":"${room}","limit":"all"}`, '{"call":"rooms","limit":"all"}', `{"call":"aiMessages","room":"${room}","thread":-2}`]) {
+    for (const json of [`{"call":"markRead","room":"${room}","userId":"u1","id":1.5}`, `{"call":"members","room":"${room}","limit":"all"}`, '{"call":"rooms","limit":"all"}', `{"call":"aiMessages","room":"${room}","thread":-2}`, `{"call":"history","room":"${room}","limit":1e400}`, `{"call":"history","room":"${room}","limit":-5}`]) {
       expect((await call(json)).status, json).toBe(400)
     }
-    // Documented as clamped: at most 1000, at least 1.
-    expect(((await call(`{"call":"history","room":"${room}","limit":1e400}`)).body as unknown as unknown[]).length).toBe(1)
-    expect(((await call(`{"call":"history","room":"${room}","limit":-5}`)).body as unknown as unknown[]).length).toBe(1)
+    // Documented as clamped: at most 1000.
+    expect(((await call(`{"call":"history","room":"${room}","limit":5000}`)).body as unknown as unknown[]).length).toBe(1)
   })
 
   it('presence spans both instances, also asked where the room has no member', async () => {
