@@ -242,6 +242,22 @@ describe.each(backends)('room log: %s', (_name, create) => {
     expect(await log.readRooms(uid, 100)).toHaveLength(6)
   })
 
+  it('a position made as never read (`movedAt` 0, another person\'s invite) is the first to go under the cap, before any room the user read', async () => {
+    const log = open()
+    const uid = `u-${randomUUID()}`
+    const [own, read] = [`${room()}-own`, `${room()}-read`]
+    for (const name of [own, read]) {
+      await log.joinRead(name, uid, 3)
+      await new Promise(resolve => setTimeout(resolve, 3))
+    }
+    // Three invites in a row: each keeps the one just made and the user's own two, never one of theirs for it.
+    const invited = [1, 2, 3].map(index => `${room()}-invited-${index}`)
+    const evicted: string[] = []
+    for (const name of invited) evicted.push(...(await log.joinRead(name, uid, 3, 0)).evicted)
+    expect(evicted).toEqual(invited.slice(0, 2))
+    expect((await log.readRooms(uid, 10)).toSorted()).toEqual([own, read, invited[2]!].toSorted())
+  })
+
   it('never evicts the position of a kept membership (a role above member, a private room), nor counts it against the cap; a plain membership of a public room is bounded with positions and goes with one', async () => {
     const log = open()
     const uid = `u-${randomUUID()}`

@@ -360,7 +360,9 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
      */
     async memberAdded(room: string, uid: string) {
       try {
-        const { created, evicted } = await store.joinRead(room, uid, maxReadPositions)
+        // Someone else's act (an invite, a room made with them in it): it counts as never read, so past
+        // `maxReadPositions` it goes before any room the person read, never one of theirs for it.
+        const { created, evicted } = await store.joinRead(room, uid, maxReadPositions, 0)
         dropEvicted(evicted, uid)
         const state = created ? await store.readState(room, uid) : undefined
         if (!state) return

@@ -603,8 +603,8 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
     async forgetRead(room, uid) {
       return (await query<unknown[]>('all', 'DELETE FROM chat_reads WHERE uid = ? AND room = ? RETURNING uid', uid, room)).length > 0
     },
-    async joinRead(room, uid, max = 0) {
-      const created = (await query<unknown[]>('all', JOIN_READ, uid, room, Date.now(), room)).length > 0
+    async joinRead(room, uid, max = 0, movedAt = Date.now()) {
+      const created = (await query<unknown[]>('all', JOIN_READ, uid, room, movedAt, room)).length > 0
       if (!created || !(max > 0)) return { created, evicted: [] }
       const evicted = (await query<{ room: string }[]>('all', EVICT_READS, uid, room, uid, room, max - 1)).map(row => row.room)
       for (const gone of evicted) await endPlainMembership(gone, uid)

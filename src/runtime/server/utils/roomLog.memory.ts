@@ -187,10 +187,11 @@ export function createMemoryRoomLog(): RoomLog {
     async forgetRead(name, uid) {
       return reads.get(uid)?.delete(name) ?? false
     },
-    async joinRead(name, uid, max = 0) {
+    async joinRead(name, uid, max = 0, movedAt = Date.now()) {
       if (reads.get(uid)?.has(name)) return { created: false, evicted: [] }
       moveRead(name, uid, Number.MAX_SAFE_INTEGER, true)
       const mine = reads.get(uid)!
+      mine.get(name)!.ts = movedAt
       if (!(max > 0) || mine.size <= max) return { created: true, evicted: [] }
       // The order of the rooms list (the SQL stores' too): the one just made, then the newest `max - 1` others.
       const evicted = [...mine].filter(([room]) => room !== name && !isKept(room, uid)).sort(([a, x], [b, y]) => y.ts - x.ts || (a < b ? -1 : 1)).slice(max - 1).map(([room]) => room)

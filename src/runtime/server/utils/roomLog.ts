@@ -158,9 +158,11 @@ export interface RoomLog extends RoomDirectory, PushLog {
    * Create `uid`'s read position in `room` at its newest id unless there is one. With `max`
    * (> 0), a created one leaves at most `max` positions to `uid`: the least recently moved others
    * go, with a plain membership of a public room (joined or spoken in) that goes with them; a
-   * kept membership (a role above `member`, a private room) neither goes nor counts.
+   * kept membership (a role above `member`, a private room) neither goes nor counts. `movedAt`:
+   * when the position counts as last moved (default now; 0 for one another person's invite made,
+   * so the person's own rooms outlast it under the cap).
    */
-  joinRead: (room: string, uid: string, max?: number) => Promise<JoinedRead>
+  joinRead: (room: string, uid: string, max?: number, movedAt?: number) => Promise<JoinedRead>
   /**
    * Delete up to `limit` read positions not moved for `maxAge` ms in rooms whose newest message is
    * older than that too, or that hold none (retention emptied or removed them), with their plain
