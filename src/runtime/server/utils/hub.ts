@@ -129,8 +129,10 @@ export interface ChatHubOptions {
 const TYPING_THROTTLE = 1000
 /** Room names known to have messages (no new-room check for them): a bound, so a flood of names cannot grow it. */
 const MAX_KNOWN_ROOMS = 10_000
-/** A room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
+/** A big room is told of joins and leaves at most once per this many ms: a storm costs each member a few frames, not one per turn. */
 const PRESENCE_WINDOW = 50
+/** Members from which a room is big: telling it costs a frame per member; a small room is told at the end of every turn. */
+const PRESENCE_WINDOW_FROM = 10
 const RECOVERY_RECHECK = 1000
 /** How a stored delete's frame starts (`eventFrame` writes `type` first): other stored frames are not parsed for it. */
 const DELETE_FRAME_START = '{"type":"delete"'
@@ -449,14 +451,14 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
 
   /**
    * The room's batch of joins and leaves: told after this turn's I/O callbacks (all upgrades read
-   * in one poll); in a room told less than `PRESENCE_WINDOW` ago (a storm), once that
+   * in one poll); in a big room told less than `PRESENCE_WINDOW` ago (a storm), once that
    * window has passed.
    */
   function batchOf(room: Room): PresenceBatch {
     if (room.batch) return room.batch
     let tell!: () => void
     const told = new Promise<void>(resolve => tell = resolve)
-    const wait = room.toldAt + PRESENCE_WINDOW - performance.now()
+    const wait = room.delivery.members.size < PRESENCE_WINDOW_FROM ? 0 : room.toldAt + PRESENCE_WINDOW - performance.now()
     const batch: PresenceBatch = { newcomers: new Map(), joined: new Map(), left: new Map(), told, tell, thisTurn: !room.heard && wait <= 0 }
     room.batch = batch
     // Members wait in their batch (live frames held) until the other instances answered.
