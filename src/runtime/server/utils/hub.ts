@@ -111,6 +111,8 @@ interface Ending {
 
 /** What a join made (its first read position, its plain membership), kept a while: a removal heard meanwhile undoes it. */
 interface JoinMade {
+  /** When it was made: past `JOIN_UNDO_WINDOW` a removal no longer undoes it. */
+  at: number
   member?: RoomMember
 }
 
@@ -350,10 +352,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one, if the room still admits them
     // (a private room's members come by invite only) and the join still stands: a join its person's removal overtook keeps nothing it made.
     async joinedFirst(room, uid, stands) {
-      const made: JoinMade = {}
-      const key = `${room}\n${uid}`
-      stamp(joinsMade, key, made)
-      setTimeout(() => joinsMade.get(key) === made && joinsMade.delete(key), JOIN_UNDO_WINDOW).unref?.()
+      const made: JoinMade = { at: Date.now() }
+      // Bounded by `stamp`; aged out when read (no timer per join).
+      stamp(joinsMade, `${room}\n${uid}`, made)
       if (!stands()) return undoJoin(room, uid, made).then(() => false)
       const decided = access.decide(room, { id: uid, name: uid }, 'read')
       // (Decided at once when cached, as after an admission: no later than before.)
@@ -713,8 +714,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     disconnectHere(frame.room, frame.uid, MEMBERSHIP_ENDED, frame.banned ? BANNED_REASON : REMOVED_REASON)
     readState.unlistHere(frame.room, frame.uid)
     // A join that made its membership (or position) as this removal was stored elsewhere, its write last: undone.
-    const made = joinsMade.get(`${frame.room}\n${frame.uid}`)
-    if (made) undoJoin(frame.room, frame.uid, made).catch(error => logger.error('[nuxt-chat] could not undo a join\'s membership', error))
+    const key = `${frame.room}\n${frame.uid}`
+    const made = joinsMade.get(key)
+    if (!made) return
+    if (Date.now() - made.at > JOIN_UNDO_WINDOW) joinsMade.delete(key)
+    else undoJoin(frame.room, frame.uid, made).catch(error => logger.error('[nuxt-chat] could not undo a join\'s membership', error))
   }
 
   /** Tell every instance; a membership that ended takes the person's read position with it (their lists drop the room for good). */
