@@ -19,6 +19,9 @@ describe('parseClientFrameV2 (docs/PROTOCOL.md, "Commands, version 2")', () => {
     expect(parseClientFrameV2('[1]')).toMatchObject({ type: 'invalid', reason: 'A command must be a JSON object' })
     expect(parseClientFrameV2('null')).toMatchObject({ type: 'invalid', reason: 'A command must be a JSON object' })
     expect(parseClientFrameV2('{"type":"shout","ref":"x"}')).toEqual({ type: 'invalid', reason: 'Unknown command `shout`', ref: 'x' })
+    // A type no string can be made of (its toString is no function) is named by its kind, not converted.
+    expect(parseClientFrameV2('{"type":{"toString":"x"}}')).toEqual({ type: 'invalid', reason: 'Unknown command `object`' })
+    expect(parseClientFrameV2('{"type":7}')).toEqual({ type: 'invalid', reason: 'Unknown command `number`' })
     expect(parseClientFrameV2('{"type":"message","message":"hi","cid":"c"}')).toMatchObject({ type: 'invalid', reason: expect.stringMatching(/`room`/), cid: 'c' })
     expect(parseClientFrameV2('{"type":"join","room":"a","since":-1}')).toMatchObject({ type: 'invalid', room: 'a', reason: expect.stringMatching(/`since`/) })
     expect(parseClientFrameV2('{"type":"edit","room":"a","target":0,"message":"x"}')).toMatchObject({ type: 'invalid', room: 'a' })

@@ -174,7 +174,7 @@ export function parseClientFrameV2(text: string): ChatClientCommandV2 | InvalidC
     const parsed = parseSearchRequest(command)
     return typeof parsed === 'string' ? { type: 'invalid', reason: parsed, ...withRef } : { type, ...parsed, ...withRef }
   }
-  if (!ROOM_COMMANDS.has(type as string)) return { type: 'invalid', reason: `Unknown command \`${String(type).slice(0, 32)}\``, ...withRef }
+  if (!ROOM_COMMANDS.has(type as string)) return { type: 'invalid', reason: `Unknown command \`${typeof type === 'string' ? type.slice(0, 32) : typeof type}\``, ...withRef }
   const cid = isValidCid(command.cid) ? command.cid : undefined
   if (!isValidRoom(command.room)) return { type: 'invalid', reason: '`room` must be 1-64 characters from [A-Za-z0-9._:-]', ...withRef, ...(cid ? { cid } : {}) }
   const room = command.room

@@ -256,15 +256,23 @@ function receive(member: WebSocketMember, text: string | undefined) {
   // Commands are answered at once; a connection's messages are checked one after another and handed to the store in the
   // order sent (it stores them in that order); the next starts once this one is handed over.
   let handle: (handed: () => void) => Promise<void>
-  if (member instanceof MultiRoomMember) {
-    const send = commandOf(member, text)
-    if (!send) return
-    handle = handed => handleRoomMessage(member, send.subscription, send.command, handed)
+  try {
+    if (member instanceof MultiRoomMember) {
+      const send = commandOf(member, text)
+      if (!send) return
+      handle = handed => handleRoomMessage(member, send.subscription, send.command, handed)
+    }
+    else {
+      const command = handleCommand(member, text)
+      if (!command) return
+      handle = handed => handleMessage(member, command, handed)
+    }
   }
-  else {
-    const command = handleCommand(member, text)
-    if (!command) return
-    handle = handed => handleMessage(member, command, handed)
+  catch (error) {
+    // A frame this code failed on (a bug) is answered and logged; it never reaches the process's uncaught handler.
+    chatLogger.error('[nuxt-chat] a frame could not be handled', error)
+    member.send(errorFrame('bad_request', 'This frame could not be handled'))
+    return
   }
   void handleInOrder(member, handle)
 }
