@@ -173,6 +173,8 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
       [{ call: 'members', room: team, limit: 0 }, '`limit`'],
       [{ call: 'unread', room, userId: '' }, '`userId`'],
       [{ call: 'markRead', room, userId: 'user-z', id: -1 }, '`id`'],
+      [{ call: 'markRead', room, userId: { toString: 'x' } }, '`userId`'],
+      [{ call: 'markRead', room, userId: 7, id: 1 }, '`userId`'],
       [{ call: 'forget', room, userId: '' }, '`userId`'],
       [{ call: 'disconnect', room, userId: 'a\u0000b' }, '`userId`'],
       [{ call: 'addMember', room: team, userId: 'user-check-god', role: 'god' }, '`role`'],

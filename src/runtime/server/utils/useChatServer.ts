@@ -266,7 +266,8 @@ export function useChatServer() {
      * or undefined when the user has none in the room (a read never creates one: joining does).
      */
     async markRead(room: string, userId: string, id?: number): Promise<number | undefined> {
-      check(roomProblem(room), userIdProblem(userId), idProblem(id, 'id', { min: 0 }), userId.startsWith('guest:') ? 'Guests have no read state' : undefined)
+      check(roomProblem(room), userIdProblem(userId), idProblem(id, 'id', { min: 0 }))
+      check(userId.startsWith('guest:') ? 'Guests have no read state' : undefined)
       return (await hub.markRead(room, { id: userId, name: userId }, id))?.read
     },
     /**
