@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ChatSocket, ChatSocketV2, ChatStreamV2, until } from '../utils/clients'
-import { callServer, startServer, type TestServer } from '../utils/server'
+import { callServer, ownPostgresDatabase, startServer, type TestServer } from '../utils/server'
 
 /**
  * Commands that are almost right: every command of both protocol versions, built valid, then one
@@ -35,15 +35,18 @@ const COMMANDS = ['join', 'leave', 'typing', 'members', 'history', 'read', 'stop
 const FIELDS = ['type', 'room', 'ref', 'cid', 'since', 'before', 'limit', 'thread', 'id', 'target', 'message', 'emoji', 'remove', 'user', 'uid',
   'role', 'until', 'title', 'topic', 'visibility', 'members', 'query', 'rooms', 'files', 'reply', 'replyTo', 'name', '__proto__', 'constructor']
 
-describe('almost-right commands from a fixed seed', () => {
+describe.each(['sqlite', 'postgresql'] as const)('almost-right commands from a fixed seed (%s)', (output) => {
   let server: TestServer
   const closers: (() => unknown)[] = []
+  // PostgreSQL on a database of its own: its rooms' names are the same in every run.
+  const database = output === 'postgresql' ? ownPostgresDatabase('nuxt_chat_fuzz') : undefined
   beforeAll(async () => {
-    server = await startServer({ env: { NUXT_CHAT_RATE_LIMIT: 'false' } })
+    server = await startServer({ output, env: { NUXT_CHAT_RATE_LIMIT: 'false', ...database?.env } })
   })
   afterAll(async () => {
     for (const close of closers) await close()
     await server?.stop()
+    database?.drop()
   })
 
   it(`answers ${ROUNDS} hostile commands on each transport, stays up, and keeps what was stored`, async () => {
