@@ -10,10 +10,12 @@ export const DEVTOOLS_ROUTE = '/__nuxt_chat/devtools'
  * `underBase` puts a route under the app's base URL, where the browser reaches Nitro.
  */
 export function setupDevtools(addRoute: AddChatRoute, underBase: (route: string) => string) {
-  addRoute(DEVTOOLS_ROUTE, { get: './runtime/server/devtools/page.get' })
-  addRoute(`${DEVTOOLS_ROUTE}/events`, { get: './runtime/server/devtools/events.get' })
-  addRoute(`${DEVTOOLS_ROUTE}/post`, { post: './runtime/server/devtools/post.post' })
-  addRoute(`${DEVTOOLS_ROUTE}/icon.svg`, { get: './runtime/server/devtools/icon.get' })
+  // Their own preflight: the tab is of this origin, so no other (not even one of `allowedOrigins`) gets a CORS grant.
+  const options = './runtime/server/devtools/preflight.options'
+  addRoute(DEVTOOLS_ROUTE, { get: './runtime/server/devtools/page.get', options })
+  addRoute(`${DEVTOOLS_ROUTE}/events`, { get: './runtime/server/devtools/events.get', options })
+  addRoute(`${DEVTOOLS_ROUTE}/post`, { post: './runtime/server/devtools/post.post', options })
+  addRoute(`${DEVTOOLS_ROUTE}/icon.svg`, { get: './runtime/server/devtools/icon.get', options })
   addCustomTab({
     name: 'nuxt-chat',
     title: 'Chat',

@@ -14,8 +14,8 @@ export function setupFiles(resolver: Resolver, addRoute: AddChatRoute, nuxt: Nux
   nitro.storage ||= {}
   // Relative: under the server's working directory, like `.data/chat.sqlite` when started from the app's root.
   nitro.storage[files.storage] ??= { driver: 'fs', base: '.data/chat-files' }
-  // An upload names its file in a header: a page of another allowed origin asks first.
-  addRoute(files.route, { post: './runtime/server/api/files.post', options: './runtime/server/api/preflight.options' })
+  // An upload names its file in a header: a page of another allowed origin asks first (the preflight every route answers).
+  addRoute(files.route, { post: './runtime/server/api/files.post' })
   addRoute(`${files.route}/:id`, { get: './runtime/server/api/files.get' })
   addServerPlugin(resolver.resolve('./runtime/server/plugins/chatFiles'))
   const publicChat = (nuxt.options.runtimeConfig.public as { chat: ChatPublicRuntimeConfig }).chat

@@ -109,11 +109,11 @@ export default defineNuxtModule<ModuleOptions>({
       filename: '#nuxt-chat/connector',
       getContents: () => connectorPath ? `export { default } from '${connectorPath}'` : 'export default undefined',
     })
-    // Each route answers the methods it does not serve 405, not with the app's page (docs/PROTOCOL.md, "Methods").
+    // Each route answers a preflight, and the methods it does not serve 405, not with the app's page (docs/PROTOCOL.md, "Methods").
     const addRoute = chatRoutes(resolver)
     // The upgrade, or without one the admission probe.
     addRoute(options.route, { get: './runtime/server/api/wsEndpoint' })
-    addRoute(options.sseRoute, { get: './runtime/server/api/sse.get', post: './runtime/server/api/sse.post', options: './runtime/server/api/preflight.options' })
+    addRoute(options.sseRoute, { get: './runtime/server/api/sse.get', post: './runtime/server/api/sse.post' })
     addRoute(`${options.sseRoute}/search`, { get: './runtime/server/api/search.get' })
     addServerPlugin(resolver.resolve('./runtime/server/plugins/chat'))
     if (options.metrics) addRoute((options.metrics as ChatMetricsOptions).route!, { get: './runtime/server/api/metrics.get' })

@@ -11,10 +11,9 @@ export function pushOptions(push: true | ChatPushOptions): Required<ChatPushOpti
 /** Web Push's routes (docs/PROTOCOL.md, "Notifications"). */
 export function setupPush(addRoute: AddChatRoute, push: ChatPushOptions) {
   const route = push.route!
-  // JSON bodies and DELETE: a page of another allowed origin asks first.
-  const preflight = './runtime/server/api/preflight.options'
-  addRoute(route, { post: './runtime/server/api/push.post', delete: './runtime/server/api/push.delete', options: preflight })
-  addRoute(`${route}/mute`, { get: './runtime/server/api/pushMute.get', post: './runtime/server/api/pushMute.post', options: preflight })
+  // JSON bodies and DELETE: a page of another allowed origin asks first (the preflight every route answers).
+  addRoute(route, { post: './runtime/server/api/push.post', delete: './runtime/server/api/push.delete' })
+  addRoute(`${route}/mute`, { get: './runtime/server/api/pushMute.get', post: './runtime/server/api/pushMute.post' })
   addRoute(`${route}/key`, { get: './runtime/server/api/pushKey.get' })
   addRoute(`${route}/sw.js`, { get: './runtime/server/api/pushWorker.get' })
 }

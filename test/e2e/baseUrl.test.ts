@@ -58,7 +58,7 @@ describe('app.baseURL /chat-app/', () => {
     expect(await put.json()).toMatchObject({ type: 'error', code: 'bad_request' })
     const file = await fetch(server.url('/chat-app/_chat/files/0123456789abcdef'), { method: 'DELETE' })
     expect(file.status).toBe(405)
-    expect(file.headers.get('allow')).toBe('GET, HEAD')
+    expect(file.headers.get('allow')).toBe('GET, HEAD, OPTIONS')
     const head = await fetch(server.url('/chat-app/api/sse/search?q=base'), { method: 'HEAD' })
     expect(head.headers.get('content-type')).toBe('application/json')
   })

@@ -108,12 +108,24 @@ describe('the DevTools routes under nuxi dev', () => {
       expect(head.headers.get('content-type'), path).toMatch(type)
       const put = await fetch(`${base}${DEVTOOLS}${path}`, { method: 'PUT', headers: own })
       expect(put.status, path).toBe(405)
-      expect(put.headers.get('allow'), path).toBe('GET, HEAD')
+      expect(put.headers.get('allow'), path).toBe('GET, HEAD, OPTIONS')
       expect(await put.json(), path).toMatchObject({ type: 'error', code: 'bad_request' })
     }
     const get = await fetch(`${base}${DEVTOOLS}/post`, { headers: own })
     expect(get.status).toBe(405)
-    expect(get.headers.get('allow')).toBe('POST')
+    expect(get.headers.get('allow')).toBe('POST, OPTIONS')
+  })
+
+  it('answer OPTIONS with Allow, and another site\'s preflight 403 with no CORS grant', async () => {
+    for (const [path, allow] of [['', 'GET, HEAD, OPTIONS'], ['/events', 'GET, HEAD, OPTIONS'], ['/post', 'POST, OPTIONS']] as const) {
+      const plain = await fetch(`${base}${DEVTOOLS}${path}`, { method: 'OPTIONS' })
+      expect(plain.status, path).toBe(204)
+      expect(plain.headers.get('allow'), path).toBe(allow)
+      const foreign = await fetch(`${base}${DEVTOOLS}${path}`, { method: 'OPTIONS', headers: { 'origin': 'https://evil.example', 'sec-fetch-site': 'cross-site', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } })
+      expect(foreign.status, path).toBe(403)
+      expect(foreign.headers.get('access-control-allow-origin'), path).toBeNull()
+      expect(foreign.headers.get('access-control-allow-methods'), path).toBeNull()
+    }
   })
 })
 

@@ -1,8 +1,9 @@
 /**
  * docs/PROTOCOL.md, "Methods", against the built fixture (metrics, push and attachments on): every
  * HTTP route of the module answers a method it does not serve `405` with `Allow` and an `error`
- * frame, never the app's page; `HEAD` answers as `GET` without a body; `OPTIONS` without `Origin`
- * answers `204` with `Allow`; the methods served still work.
+ * frame, never the app's page; `HEAD` answers as `GET` without a body; every route answers
+ * `OPTIONS`: without `Origin` `204` with `Allow`, as a preflight from an allowed origin with
+ * `Access-Control-Allow-Methods` equal to that `Allow`; the methods served still work.
  */
 import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
@@ -33,16 +34,16 @@ function exchange(server: TestServer, method: string, path: string, headers: Rec
 
 /** Each route of the fixture (default paths) and the methods it serves, as `Allow` lists them. */
 const ROUTES: [path: string, allow: string][] = [
-  ['/_ws?room=methods', 'GET, HEAD'],
+  ['/_ws?room=methods', 'GET, HEAD, OPTIONS'],
   ['/api/sse?room=methods', 'GET, HEAD, POST, OPTIONS'],
-  ['/api/sse/search?q=hello', 'GET, HEAD'],
+  ['/api/sse/search?q=hello', 'GET, HEAD, OPTIONS'],
   ['/_chat/files?room=methods', 'POST, OPTIONS'],
-  ['/_chat/files/0123456789abcdef', 'GET, HEAD'],
+  ['/_chat/files/0123456789abcdef', 'GET, HEAD, OPTIONS'],
   ['/_chat/push', 'POST, DELETE, OPTIONS'],
   ['/_chat/push/mute', 'GET, HEAD, POST, OPTIONS'],
-  ['/_chat/push/key', 'GET, HEAD'],
-  ['/_chat/push/sw.js', 'GET, HEAD'],
-  ['/_chat/metrics', 'GET, HEAD'],
+  ['/_chat/push/key', 'GET, HEAD, OPTIONS'],
+  ['/_chat/push/sw.js', 'GET, HEAD, OPTIONS'],
+  ['/_chat/metrics', 'GET, HEAD, OPTIONS'],
 ]
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
 
@@ -111,17 +112,24 @@ describe('the methods a route serves', () => {
     expect(head.body).toBe('')
   })
 
-  it('OPTIONS without an Origin answers 204 with Allow; a preflight carries Allow too', async () => {
-    for (const [path, allow] of ROUTES.filter(([, allow]) => allow.endsWith('OPTIONS'))) {
-      const plain = await exchange(server, 'OPTIONS', path)
-      expect(plain.status, path).toBe(204)
-      expect(plain.headers.allow, path).toBe(allow)
-      const preflight = await exchange(server, 'OPTIONS', path, { 'origin': ALLOWED, 'access-control-request-method': 'POST' })
-      expect(preflight.status, path).toBe(204)
-      expect(preflight.headers.allow, path).toBe(allow)
-      expect(preflight.headers['access-control-allow-origin'], path).toBe(ALLOWED)
-      const foreign = await exchange(server, 'OPTIONS', path, { 'origin': 'http://evil.example', 'access-control-request-method': 'POST' })
-      expect(foreign.status, path).toBe(403)
+  it.each(ROUTES)('OPTIONS %s answers without an Origin (Allow) and a preflight (Access-Control-Allow-Methods = Allow: %s)', async (path, allow) => {
+    const plain = await exchange(server, 'OPTIONS', path)
+    expect(plain.status).toBe(204)
+    expect(plain.headers.allow).toBe(allow)
+    // Each method the route serves, asked for: the answer names exactly the route's methods, as its Allow does.
+    for (const method of allow.split(', ').filter(method => method !== 'OPTIONS' && method !== 'HEAD')) {
+      const preflight = await exchange(server, 'OPTIONS', path, { 'origin': ALLOWED, 'access-control-request-method': method, 'access-control-request-headers': 'content-type' })
+      expect(preflight.status, method).toBe(204)
+      expect(preflight.headers.allow, method).toBe(allow)
+      expect(preflight.headers['access-control-allow-methods'], method).toBe(allow)
+      expect(preflight.headers['access-control-allow-origin'], method).toBe(ALLOWED)
+      expect(preflight.headers['access-control-allow-credentials'], method).toBe('true')
+      expect(preflight.headers['access-control-allow-headers'], method).toMatch(/content-type/)
     }
+    const foreign = await exchange(server, 'OPTIONS', path, { 'origin': 'http://evil.example', 'access-control-request-method': 'GET' })
+    expect(foreign.status).toBe(403)
+    expect(foreign.headers.allow).toBe(allow)
+    expect(foreign.headers['access-control-allow-origin']).toBeUndefined()
+    expect(foreign.headers['access-control-allow-methods']).toBeUndefined()
   })
 })

@@ -9,15 +9,17 @@ import { refuse } from '../utils/httpAdmission'
 import { announceMethods } from '../utils/routeMethods'
 
 /**
- * CORS preflight of the module's HTTP routes (SSE and POST, files, push): 204 for an origin in `allowedOrigins`, 403 for any
- * other; without an `Origin` (no preflight: a client asking what the route serves) 204. Each with `Allow`.
+ * CORS preflight of every HTTP route of the module (docs/PROTOCOL.md, "Methods"): 204 for an origin in `allowedOrigins`,
+ * allowing the route's own methods, 403 for any other; without an `Origin` (no preflight: a client asking what the route
+ * serves) 204. Each with `Allow`.
  */
 export default defineEventHandler((event): ChatErrorFrame | null => {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
-  announceMethods(event)
+  // One list for both headers (src/routes.ts): they cannot disagree.
+  const methods = announceMethods(event)
   const allowed = allowCrossOrigin(event, config)
   if (!allowed && getRequestHeader(event, 'origin')) return refuse(event, 403, errorFrame('forbidden', 'Origin not allowed'))
-  if (allowed) allowPreflight(event)
+  if (allowed) allowPreflight(event, methods)
   setResponseStatus(event, 204)
   return null
 })

@@ -6,8 +6,6 @@ import { getRequestHeader, setResponseHeader } from '#nuxt-chat/nitro'
 import type { ChatRuntimeConfig } from '../../types'
 import { isListedOrigin } from './access'
 
-/** Methods of the module's routes a cross-origin page may use (DELETE: a push subscription). */
-const ALLOWED_METHODS = 'GET, HEAD, POST, DELETE'
 /** Request headers the routes read (besides cookies): a preflight asking for others is answered with these only. */
 const ALLOWED_HEADERS = 'content-type, last-event-id, x-file-name, x-file-preview'
 /** How long a browser may cache a preflight answer, in seconds. */
@@ -34,9 +32,9 @@ export function allowCrossOrigin(event: H3Event, config: ChatRuntimeConfig): boo
   return true
 }
 
-/** Headers of a successful preflight answer (with `allowCrossOrigin`'s). */
-export function allowPreflight(event: H3Event): void {
-  setResponseHeader(event, 'access-control-allow-methods', ALLOWED_METHODS)
+/** Headers of a successful preflight answer (with `allowCrossOrigin`'s): `methods` are the route's own, its `Allow` (routeMethods.ts). */
+export function allowPreflight(event: H3Event, methods: string): void {
+  setResponseHeader(event, 'access-control-allow-methods', methods)
   setResponseHeader(event, 'access-control-allow-headers', ALLOWED_HEADERS)
   setResponseHeader(event, 'access-control-max-age', PREFLIGHT_MAX_AGE)
 }
