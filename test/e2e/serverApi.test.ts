@@ -189,6 +189,10 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
       [{ call: 'aiMessages', room, limit: -1 }, '`limit`'],
       [{ call: 'aiMessages', room, thread: -1 }, '`thread`'],
       [{ call: 'addAiMember', room, user: { id: 'guest:x', name: 'AI' } }, '`user`'],
+      // A name with nothing visible once cleaned, as a client's would be (docs/PROTOCOL.md, "Messages from the server side").
+      [{ call: 'send', room, message: 'hi', user: { id: 'bot-blank', name: '\u200B\u202E\u200D\u2066' } }, '`user`'],
+      [{ call: 'edit', room, target: 1, message: 'e', user: { id: 'bot-blank', name: ' \uFEFF ' } }, '`user`'],
+      [{ call: 'addAiMember', room: team, user: { id: 'bot-blank', name: '\u3164\u2800' } }, '`user`'],
     ]
     for (const [body, word] of cases) {
       const answer = await callServer<{ data?: Record<string, unknown> }>(a, body)
@@ -201,6 +205,23 @@ describe('server-side API (useChatServer) and chat:stored, two PostgreSQL instan
     expect((await callServer<{ record: unknown }>(a, { call: 'room', room })).body.record).toBeNull()
     // Nor logged: no failure, and no message h3 would have to strip of characters a status line cannot carry.
     expect(a.logs()).not.toMatch(/toWellFormed|search failed|could not search|TypeError|Please prefer using `message`/)
+  })
+
+  it('cleans the names server code gives as display names: bidi and invisible characters go, emoji sequences stay, at most 32 characters', async () => {
+    const room = newRoom('apinames')
+    const sent = await callServer<ChatMessageFrame>(a, { call: 'send', room, message: 'deployed', user: { id: 'bot-names', name: '\u202EDeploy\u200B bot\u2066 👩\u200D💻\u200D' } })
+    expect(sent.status).toBe(200)
+    expect(sent.body).toMatchObject({ user: 'Deploy bot 👩\u200D💻', uid: 'bot-names' })
+    const long = await callServer<ChatMessageFrame>(a, { call: 'send', room, message: 'long', user: { id: 'bot-names', name: `${'n'.repeat(40)}\u202E` } })
+    expect(long.body.user).toBe('n'.repeat(32))
+    const edited = await callServer<ChatMessageFrame>(b, { call: 'edit', room, target: sent.body.id, message: 'deployed again', user: { id: 'bot-names', name: 'Editor\u202E\u200F' } })
+    expect(edited.body).toMatchObject({ type: 'edit', user: 'Editor' })
+    // Stored as cleaned: what every reader gets later.
+    expect((await callServer<ChatMessageFrame[]>(b, { call: 'history', room })).body.map(frame => frame.user)).toEqual(['Deploy bot 👩\u200D💻', 'n'.repeat(32)])
+    // An AI member is named by its cleaned name: `@Named Bot` mentions it.
+    expect((await callServer(a, { call: 'addAiMember', room, user: { id: 'bot-named', name: 'Named\u200B Bot\u202E' } })).status).toBe(200)
+    const mention = await callServer<ChatMessageFrame>(a, { call: 'send', room, message: 'hello @Named Bot', user: { id: 'bot-names', name: 'Deploy bot' } })
+    expect(mention.body.mentions).toEqual(['bot-named'])
   })
 
   it('chat:stored sees every stored message once, on the instance that stored it, and never holds delivery back', async () => {

@@ -150,3 +150,47 @@ describe('cleanShownText: titles, topics and file names follow the names\' rule 
     expect(cleanShownText('one\r\ntwo\rthree\u2029four\tfive\u202E', { lines: true })).toBe('one\ntwo\nthree\nfour five')
   })
 })
+
+describe('joiners and variation selectors stay where they join something (docs/PROTOCOL.md, "Names and titles")', () => {
+  // Each text has a joiner that must stay and stray ones, or bidi controls, that must go: the old rule dropped them all.
+  const cases: [given: string, shown: string][] = [
+    // Emoji ZWJ sequences (UTS #51), with VS16 and skin tones; the stray ZWJ around them and a bidi override go.
+    ['\u200D👩\u200D💻\u200D', '👩\u200D💻'],
+    ['🏳\uFE0F\u200D🌈\u202E', '🏳\uFE0F\u200D🌈'],
+    ['👨🏽\u200D🚀 \u200Dcrew', '👨🏽\u200D🚀 crew'],
+    ['❤\uFE0F\u200D🔥 and 🏳\uFE0F\u200D⚧\uFE0F', '❤\uFE0F\u200D🔥 and 🏳\uFE0F\u200D⚧\uFE0F'],
+    ['👨\u200D👩\u200D👧\u2066', '👨\u200D👩\u200D👧'],
+    // A bidi control inside a sequence goes; the sequence is whole again.
+    ['👩\u202E\u200D💻', '👩\u200D💻'],
+    // Persian "I want" needs its ZWNJ; Hindi क्‍ष (a ZWJ after the virama) and Bengali র‍্যাব (before it) too. Stray ones go.
+    ['\u200Cمی\u200Cخواهم\u200C', 'می\u200Cخواهم'],
+    ['\u200Fمی\u200Cخواهم \u200Cبروم', 'می\u200Cخواهم بروم'],
+    ['क्\u200Dष a\u200Db', 'क्\u200Dष ab'],
+    ['\u200Dর\u200D্যাব\u200D', 'র\u200D্যাব'],
+  ]
+
+  it('cleanShownText keeps emoji ZWJ sequences and ZWNJ / ZWJ between letters of scripts that use them, and drops the rest', () => {
+    for (const [given, shown] of cases) expect(cleanShownText(given), JSON.stringify(given)).toBe(shown)
+  })
+
+  it('normalizeName keeps them too, and drops stray ones: doubled, between ASCII, between scripts, next to a space, left last by the 32-character cut', () => {
+    for (const [given, shown] of cases) expect(normalizeName(given), JSON.stringify(given)).toBe(shown.trim())
+    expect(normalizeName('👩\u200D\u200D💻 a\u200C\u200Cb می\u200Cخواهم')).toBe('👩💻 ab می\u200Cخواهم')
+    expect(normalizeName('A\uFE0Flice a\u200D👩 ی\u200Ca क\u200Cی 👩\u200D💻')).toBe('Alice a👩 یa कی 👩\u200D💻')
+    expect(normalizeName(`${'a'.repeat(30)}👩\u200D💻`)).toBe(`${'a'.repeat(30)}👩`)
+    expect(normalizeName(`${'a'.repeat(29)}👩\u200D💻`)).toBe(`${'a'.repeat(29)}👩\u200D💻`)
+    // VS16 goes after a letter, stays after a pictograph.
+    expect(normalizeName('A\uFE0F ❤\uFE0F')).toBe('A ❤\uFE0F')
+  })
+
+  it('look-alike checks still ignore every joiner: the guard against impersonation is as strict as before', () => {
+    expect(areConfusable('a\u200Db', 'ab')).toBe(true)
+    expect(areConfusable('👩\u200D💻', '👩💻')).toBe(true)
+    expect(areConfusable('می\u200Cخواهم', 'میخواهم')).toBe(true)
+    expect(checkGuestName('👩\u200D💻', [], ['👩💻'])).toMatchObject({ refused: expect.stringContaining('signed-in') })
+    expect(checkGuestName('👩💻', [], ['👩\u200D💻'])).toMatchObject({ refused: expect.stringContaining('signed-in') })
+    expect(checkGuestName('می\u200Cخواهم', [], ['میخواهم'])).toMatchObject({ refused: expect.stringContaining('signed-in') })
+    expect(checkGuestName('Al\u200Dice', [], ['Alice'])).toMatchObject({ refused: expect.stringContaining('signed-in') })
+    expect(checkGuestName('👩\u200D💻', [], ['Alice'])).toEqual({ name: '👩\u200D💻' })
+  })
+})

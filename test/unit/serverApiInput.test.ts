@@ -4,7 +4,7 @@
  * call may take passes. test/e2e/serverApi.test.ts runs them through `useChatServer()`.
  */
 import { describe, expect, it } from 'vitest'
-import { afterProblem, authorProblem, idProblem, limitProblem, optionsProblem, roleProblem, roomProblem, searcherProblem, searchRoomsProblem, sendOptionsProblem, textProblem, untilProblem, userIdProblem } from '../../src/runtime/server/utils/serverApiInput'
+import { afterProblem, authorProblem, idProblem, limitProblem, optionsProblem, roleProblem, roomProblem, searcherProblem, searchRoomsProblem, sendOptionsProblem, shownAuthor, textProblem, untilProblem, userIdProblem } from '../../src/runtime/server/utils/serverApiInput'
 
 describe('server API arguments', () => {
   it('rooms, user ids, roles and mute ends', () => {
@@ -36,6 +36,12 @@ describe('server API arguments', () => {
       expect(authorProblem(user), JSON.stringify(user)).toMatch(/^`user` must be/)
     }
     expect(authorProblem(undefined, 'as')).toMatch(/^`as` must be/)
+  })
+
+  it('a name server code gives is cleaned as a display name: nothing visible left is a problem, the rest is shown cleaned', () => {
+    for (const name of ['\u200B', '\u202E\u2066', ' \u3164 ', '\u200D\u200C']) expect(authorProblem({ id: 'bot', name }), JSON.stringify(name)).toMatch(/nothing visible/)
+    expect(shownAuthor({ id: 'bot', name: '\u202EDeploy\u200B  bot 🏳\uFE0F\u200D🌈' })).toEqual({ id: 'bot', name: 'Deploy bot 🏳\uFE0F\u200D🌈' })
+    expect(shownAuthor({ id: 'bot', name: 'n'.repeat(40) }).name).toBe('n'.repeat(32))
   })
 
   it('whom server code searches as: anyone, a guest\'s id with `guest: true` only', () => {

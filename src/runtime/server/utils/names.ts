@@ -10,6 +10,35 @@ export const BUILTIN_RESERVED_NAMES = ['server', 'system']
 // Invisible or misleading: controls, format and bidi characters (incl. Unicode tags), default-ignorables
 // (zero-width characters, Hangul fillers, U+115F…), private-use, unassigned code points and lone surrogates.
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Default_Ignorable_Code_Point}]/gu
+// The invisible characters but ZWNJ, ZWJ, VS15 and VS16, which stay where they join something (JOINER_KEPT).
+// eslint-disable-next-line no-misleading-character-class -- each joiner alone is what the class matches
+const INVISIBLE_BUT_JOINERS = /(?![\u200C\u200D\uFE0E\uFE0F])[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Default_Ignorable_Code_Point}]/gu
+// eslint-disable-next-line no-misleading-character-class -- each joiner alone is what the class matches
+const JOINER = /[\u200C\u200D\uFE0E\uFE0F]/g
+/**
+ * Scripts whose words need ZWNJ / ZWJ between letters: cursive ones (a non-joiner breaks a join, as in
+ * Persian) and Brahmic ones (after a virama they choose a conjunct's form). UAX #31 §2.3 and RFC 5892's
+ * CONTEXTJ allow the joiners there only (by joining type and virama, which JS has no property for: by script).
+ */
+const JOINING_SCRIPTS = ['Arabic', 'Syriac', 'Nko', 'Mongolian', 'Mandaic', 'Adlam', 'Hanifi_Rohingya', 'Devanagari', 'Bengali', 'Gurmukhi', 'Gujarati', 'Oriya', 'Tamil', 'Telugu', 'Kannada', 'Malayalam', 'Sinhala', 'Myanmar', 'Khmer']
+/** Where a joiner joins something (tried at the joiner: sticky); anywhere else, first, last, doubled or next to ASCII, it goes. */
+const JOINER_KEPT = new RegExp([
+  // VS15 / VS16 right after a pictograph: its text or emoji presentation (❤️).
+  String.raw`(?<=\p{Extended_Pictographic})[\uFE0E\uFE0F]`,
+  // ZWJ between two pictographs, the first with its skin tone or VS16: an emoji ZWJ sequence (UTS #51: 👩‍💻, 🏳️‍🌈, 👨🏽‍🚀).
+  String.raw`(?<=\p{Extended_Pictographic}[\p{Emoji_Modifier}\uFE0F]?)\u200D(?=\p{Extended_Pictographic})`,
+  // ZWNJ / ZWJ between two letters or marks (a virama) of one such script (می‌خواهم, क्‍ष).
+  ...JOINING_SCRIPTS.map(script => String.raw`(?<=[\p{L}\p{M}])(?<=\p{scx=${script}})[\u200C\u200D](?=[\p{L}\p{M}])(?=\p{scx=${script}})`),
+].join('|'), 'uy')
+
+/** `text` without its invisible characters, but the joiners and variation selectors that join something (docs/PROTOCOL.md, "Names and titles"). */
+function removeInvisible(text: string): string {
+  return text.replace(INVISIBLE_BUT_JOINERS, '').replace(JOINER, (joiner: string, at: number, whole: string) => {
+    JOINER_KEPT.lastIndex = at
+    return JOINER_KEPT.test(whole) ? joiner : ''
+  })
+}
+
 // Characters that draw as empty space without being white space: they count as white space.
 const BLANK = /[\s\u2800\u{1D159}]+/gu
 // A name needs at least one character a reader sees: a letter, digit, punctuation or symbol.
@@ -17,14 +46,16 @@ const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u
 
 /**
  * Normalize a display name: Unicode NFKC; controls, format, bidi and default-ignorable
- * characters removed; white space (and blank-looking characters) collapsed to one space and
- * trimmed; at most 32 code points. `undefined` when nothing visible is left.
+ * characters removed (but joiners that join something); white space (and blank-looking
+ * characters) collapsed to one space and trimmed; at most 32 code points. `undefined` when
+ * nothing visible is left.
  */
 export function normalizeName(name: unknown): string | undefined {
   if (typeof name !== 'string') return undefined
-  // Removed before and after NFKC: compatibility forms can decompose into default-ignorables.
-  const clean = name.replace(INVISIBLE, '').normalize('NFKC').replace(INVISIBLE, '').replace(BLANK, ' ').trim()
-  const capped = Array.from(clean).slice(0, NAME_MAX).join('').trim()
+  // Removed before and after NFKC: compatibility forms can decompose into default-ignorables (or join ASCII).
+  const clean = removeInvisible(removeInvisible(name).normalize('NFKC')).replace(BLANK, ' ').trim()
+  // Again once cut: a joiner can end up last.
+  const capped = removeInvisible(Array.from(clean).slice(0, NAME_MAX).join('')).trim()
   return VISIBLE.test(capped) ? capped : undefined
 }
 
@@ -36,11 +67,12 @@ const LINE_BREAK = /\r\n?|[\x85\u2028\u2029]/g
 /**
  * Text shown as a name of something (a room's title or topic, a file's name; docs/PROTOCOL.md,
  * "Names and titles"): what a display name loses (controls, format and bidi characters,
- * default-ignorables, private-use and unassigned code points) removed, tabs and line breaks as
- * spaces; with `lines`, line feeds kept. Nothing else changes (no NFKC, no trimming).
+ * default-ignorables but joiners that join something, private-use and unassigned code points)
+ * removed, tabs and line breaks as spaces; with `lines`, line feeds kept. Nothing else changes
+ * (no NFKC, no trimming).
  */
 export function cleanShownText(text: string, { lines = false }: { lines?: boolean } = {}): string {
-  const clean = (part: string) => part.replace(BREAKS, ' ').replace(INVISIBLE, '')
+  const clean = (part: string) => removeInvisible(part.replace(BREAKS, ' '))
   return lines ? text.replace(LINE_BREAK, '\n').split('\n').map(clean).join('\n') : clean(text)
 }
 

@@ -4,10 +4,11 @@
  * so every argument is checked before anything is read or stored. Each check answers why the
  * argument cannot be used, naming it, or undefined.
  */
-import { isIdInRange, isStorableText, isValidCid, isValidRoom, MAX_ID } from '../../shared/protocol'
+import { isIdInRange, isStorableText, isValidCid, isValidRoom, MAX_ID, type ChatUser } from '../../shared/protocol'
+import { normalizeName } from './names'
 import { MAX_MEMBER_ID, MEMBER_ROLES, memberIdProblem } from './roomMembers'
 
-/** Longest name server code gives a message's author (a bot's, a person's as the app knows it). */
+/** Longest name server code gives a message's author (a bot's, a person's as the app knows it), before it is cleaned to a display name's 32 characters. */
 export const MAX_SERVER_USER_NAME = 200
 /** Most rooms one server-side search names. */
 export const MAX_SEARCH_ROOMS = 1000
@@ -37,8 +38,17 @@ export function authorProblem(value: unknown, name = 'user'): string | undefined
   if (!isObject(value)) return wrong('an object')
   if (memberIdProblem(value.id)) return wrong(`its id 1-${MAX_MEMBER_ID} characters without control characters, not a guest's (starting with \`guest:\`)`)
   if (typeof value.name !== 'string' || !value.name || !isStorableText(value.name, MAX_SERVER_USER_NAME)) return wrong(`its name 1-${MAX_SERVER_USER_NAME} characters without NUL or lone surrogates`)
+  if (normalizeName(value.name) === undefined) return wrong('its name has nothing visible once cleaned of control, format, bidi and invisible characters')
   if (value.guest !== undefined) return wrong('no `guest`: server code does not write as a guest')
   return undefined
+}
+
+/**
+ * Server code's author (`authorProblem` passed) with its name as shown: cleaned as a client's display
+ * name is (names.ts), since server code often passes on what a person typed.
+ */
+export function shownAuthor<T extends ChatUser>(user: T): T {
+  return { ...user, name: normalizeName(user.name)! }
 }
 
 /** Whom server code searches as: anyone, a guest included (`{ id, name, guest? }`). */

@@ -13,7 +13,7 @@ import { storeFile } from '../files/chatFiles'
 import { ChatStreamRefusal, type ChatStreamHandle, type ChatStreamOptions } from './streams'
 import { isStreamSource, type ChatStreamSourceInput } from './streamSource'
 import { aiMessagesOf, type ChatAiMessage, type ChatAiMessagesOptions } from './aiMessages'
-import { afterProblem, authorProblem, idProblem, limitProblem, optionsProblem, roleProblem, roomProblem, searcherProblem, searchRoomsProblem, sendOptionsProblem, textProblem, untilProblem, userIdProblem } from './serverApiInput'
+import { afterProblem, authorProblem, idProblem, limitProblem, optionsProblem, roleProblem, roomProblem, searcherProblem, searchRoomsProblem, sendOptionsProblem, shownAuthor, textProblem, untilProblem, userIdProblem } from './serverApiInput'
 import { MAX_MEMBER_ID } from './roomMembers'
 
 export type { ChatRoomInput } from './hub'
@@ -123,7 +123,7 @@ export function useChatServer() {
   const hub = useChatHub()
   async function change(room: string, message: string, action: { kind: 'edit' | 'delete', target: number }, options: ChatServerSendOptions) {
     check(roomProblem(room), idProblem(action.target, 'id', { optional: false }), textProblem(message), sendOptionsProblem(options))
-    const user = options.user ?? SERVER_USER
+    const user = options.user ? shownAuthor(options.user) : SERVER_USER
     const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, action, fromServer: true })
     if (result.error) throw httpError(result.status, result.error.message, result.error)
     return result.frame as ChatEventFrame
@@ -201,7 +201,7 @@ export function useChatServer() {
      */
     async send(room: string, message: string, options: ChatServerSendOptions = {}): Promise<ChatMessageFrame> {
       check(roomProblem(room), textProblem(message), sendOptionsProblem(options))
-      const user = options.user ?? SERVER_USER
+      const user = options.user ? shownAuthor(options.user) : SERVER_USER
       const files = options.files?.length ? await storeServerFiles(room, user.id, options.files) : undefined
       const result = await hub.send({ room, user, sender: user.id, message, cid: options.cid, replyTo: options.replyTo, ...(files ? { files } : {}), ...(options.thread === undefined ? {} : { thread: options.thread, ...(options.alsoInRoom ? { alsoInRoom: true as const } : {}) }), fromServer: true })
       if (result.error) throw httpError(result.status, result.error.message, result.error)
@@ -305,7 +305,7 @@ export function useChatServer() {
       check(authorProblem(options.as, 'as'), idProblem(options.replyTo, 'replyTo'), idProblem(options.thread, 'thread'), options.signal === undefined || options.signal instanceof AbortSignal ? undefined : '`signal` must be an AbortSignal', typeof source === 'function' || isStreamSource(source) ? undefined : '`source` must be an async iterable of strings, a ReadableStream, a streamText() result, or a function that returns one')
       await checkWritable(hub, room)
       try {
-        return await hub.streams.start(room, source, options)
+        return await hub.streams.start(room, source, { ...options, as: shownAuthor(options.as) })
       }
       catch (error) {
         if (error instanceof ChatStreamRefusal) throw httpError(error.status, error.message, error.frame)
@@ -325,7 +325,7 @@ export function useChatServer() {
     /** Make `user` (an AI member or bot) a member of the room under its name, so `@name` mentions it (`chat:mention`). */
     async addAiMember(room: string, user: ChatUser, role: ChatMemberRole = 'member'): Promise<ChatMemberFrame> {
       check(roomProblem(room), authorProblem(user), roleProblem(role))
-      await hub.streams.saveName(user)
+      await hub.streams.saveName(shownAuthor(user))
       const frame = await moderate(room, { type: 'invite', user: user.id })
       return frame.role === role ? frame : moderate(room, { type: 'role', user: user.id, role })
     },
