@@ -425,7 +425,8 @@ describe('attachments when the database fails', () => {
   })
 
   it('an upload while the database is down answers 503 unavailable and keeps no bytes; the server lives on, and once it is back uploads and sends work', async () => {
-    server = await startServer({ output: 'postgresql', env: { ...database.env, ...FILES_ENV } })
+    // Its uploads wait out an outage and a reconnect before a message takes them: no orphan sweep meanwhile (1.5 s elsewhere, outlived on a loaded machine).
+    server = await startServer({ output: 'postgresql', env: { ...database.env, ...FILES_ENV, NUXT_CHAT_FILES_ORPHAN_TIMEOUT: '600000' } })
     const room = `files-fault-${randomUUID().slice(0, 8)}`
     const ann = newUser('Ann')
     const first = await upload(server, ann, room, png(4, 4), 'before.png')
