@@ -6,6 +6,7 @@
  * within a second and dropping the room from the lists, mutes, the role rules and the
  * `chat:action` hook. Users are the fixture's `user-…` toy sessions.
  */
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createChatConnection, type ChatTransport } from '../../src/runtime/app/chatConnection'
@@ -127,6 +128,35 @@ describe('rooms with members, two PostgreSQL instances on Redis', () => {
     // Guests have no direct rooms; nobody has one with themselves.
     expect((await get(a.url(`/_ws?dm=${bob.id}`))).status).toBe(401)
     expect(JSON.parse((await get(a.url(`/_ws?dm=${alice.id}`), alice)).body)).toMatchObject({ code: 'bad_request' })
+  })
+
+  it('a direct room is its two people\'s on PostgreSQL and both instances: a third member\'s row admits nowhere; a membership `forget` took comes back when either opens it', async () => {
+    const [alice, bob, eve] = [newUser(), newUser(), newUser()]
+    const fromAlice = await socket(a, { dm: bob.id }, alice)
+    const room = String((await fromAlice.waitFor(frame => frame.event === 'welcome')).room)
+    // Eve's row, as a server from before the rules (or a hand-written one) left it.
+    execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', database.name, '-tAc', `INSERT INTO chat_members (room, uid, role, joined_at) VALUES ('${room}', '${eve.id}', 'member', ${Date.now()}); INSERT INTO chat_reads (uid, room, id, ts) VALUES ('${eve.id}', '${room}', 0, ${Date.now()})`], { stdio: 'pipe' })
+    for (const server of [a, b]) {
+      expect(await upgradeStatus(server.wsUrl(`/_ws?room=${encodeURIComponent(room)}`), { headers: eve.headers })).toBe(403)
+      expect((await postMessage(httpBase(server), { message: 'let me in', cid: 'eve-1' }, { room }, eve.headers)).status).toBe(403)
+    }
+    const evesList = await socket(b, { rooms: '' }, eve)
+    expect(((await evesList.waitFor(frame => frame.type === 'rooms')).rooms as { room: string }[]).map(entry => entry.room)).not.toContain(room)
+
+    // Bob's membership taken by server code on one instance; his list on the other drops the room, his join is refused.
+    const bobsList = await socket(b, { rooms: '' }, bob)
+    expect(((await bobsList.waitFor(frame => frame.type === 'rooms')).rooms as { room: string }[]).map(entry => entry.room)).toContain(room)
+    expect((await callServer(a, { call: 'forget', room, userId: bob.id })).status).toBe(200)
+    await bobsList.waitFor(frame => frame.type === 'room' && frame.room === room && frame.removed === true, 'the room off Bob\'s list')
+    expect(await upgradeStatus(b.wsUrl(`/_ws?room=${encodeURIComponent(room)}`), { headers: bob.headers })).toBe(403)
+    // Alice opens it again on instance a: Bob is back, on his list on instance b, and in by its id.
+    const shown = bobsList.frames.length
+    const again = await socket(a, { dm: bob.id }, alice)
+    expect((await again.waitFor(frame => frame.event === 'welcome')).room).toBe(room)
+    await until(() => bobsList.frames.slice(shown).find(frame => frame.type === 'room' && frame.room === room && !frame.removed), 'the room back on Bob\'s list')
+    const fromBob = await socket(b, { room }, bob)
+    expect((await fromBob.waitFor(frame => frame.event === 'welcome')).room).toBe(room)
+    expect(((await callServer(b, { call: 'members', room })).body as unknown as { uid: string }[]).map(member => member.uid).sort()).toEqual([alice.id, bob.id, eve.id].sort())
   })
 
   it('a rooms list shows a room\'s title, kind and visibility, a new title within a second on the other instance, and a direct room titled with the other person\'s name', async () => {

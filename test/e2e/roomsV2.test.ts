@@ -6,9 +6,11 @@
  * `user-…` toy sessions.
  */
 import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { directRoomId } from '../../src/runtime/server/utils/roomMembers'
-import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
+import { ChatSocketV2, postMessage, until, type FrameV2 } from '../utils/clients'
 import { callServer, startServer, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
@@ -194,6 +196,103 @@ describe('rooms and members on protocol version 2', () => {
     const nobody = newUser('user-nobody')
     expect(await ask(spammer, { type: 'dm', user: nobody })).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'no such person' })
     expect((await callServer<{ record: unknown }>(server, { call: 'room', room: directRoomId(spammerId, nobody) })).body.record).toBeNull()
+  })
+
+  /** The rooms `socket`'s person has on a rooms list asked now. */
+  const listedOn = async (socket: ChatSocketV2) => {
+    const from = socket.frames.length
+    // Asked again, a list is sent afresh (it carries no `ref`): the first one after asking.
+    socket.send({ type: 'rooms' })
+    const list = await until(() => socket.frames.slice(from).find(frame => frame.type === 'rooms'), 'the rooms list')
+    return (list.rooms as { room: string, with?: string }[])
+  }
+
+  it('a third member of a direct room (a row from before the rules) gets nothing: no join, post, history, list entry or search hit; the two go on', async () => {
+    const [aliceId, bobId, eveId] = [newUser(), newUser(), newUser()]
+    const alice = await open(aliceId)
+    const room = (await ask(alice, { type: 'dm', user: bobId })).room as string
+    const word = `dmsecret${tag}`
+    alice.send({ type: 'message', room, message: `the ${word} plan`, cid: 'dm-secret' })
+    await alice.waitFor(frame => frame.type === 'message' && frame.room === room, 'the message stored')
+    // Eve's membership and read position, as a server from before the rules (or a row written by hand) left them.
+    const file = new DatabaseSync(join(server.cwd, '.data/chat.sqlite'), { timeout: 10_000 })
+    file.prepare('INSERT INTO chat_members (room, uid, role, joined_at) VALUES (?, ?, ?, ?)').run(room, eveId, 'member', Date.now())
+    file.prepare('INSERT INTO chat_reads (uid, room, id, ts) VALUES (?, ?, ?, ?)').run(eveId, room, 0, Date.now())
+    file.close()
+
+    const eve = await open(eveId)
+    expect(await eve.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden', room })
+    const http = server.url('').replace(/\/$/, '')
+    const eveHeaders = { cookie: `session=${eveId}` }
+    expect((await postMessage(http, { message: 'let me in', cid: 'eve-1' }, { room }, eveHeaders)).status).toBe(403)
+    expect((await fetch(server.url(`/api/sse?room=${encodeURIComponent(room)}&before=100`), { headers: { ...eveHeaders, 'sec-fetch-site': 'same-origin' } })).status).toBe(403)
+    expect((await listedOn(eve)).map(entry => entry.room)).not.toContain(room)
+    // Alice finds her message (the index has it), Eve does not.
+    await until(async () => ((await ask(alice, { type: 'search', q: word })).hits as unknown[]).length === 1, 'Alice\'s search hit')
+    expect(await ask(eve, { type: 'search', q: word })).toMatchObject({ type: 'search_results', hits: [] })
+    expect(await ask(eve, { type: 'search', q: word, room })).toMatchObject({ type: 'error', code: 'forbidden' })
+
+    // The two open it as before (no refusal for her row), and the list names the other of the two.
+    const bob = await open(bobId)
+    expect(await ask(bob, { type: 'dm', user: aliceId })).toMatchObject({ type: 'caught_up', room })
+    expect((await listedOn(bob)).find(entry => entry.room === room)).toMatchObject({ with: aliceId })
+    expect((await listedOn(alice)).find(entry => entry.room === room)).toMatchObject({ with: bobId })
+  })
+
+  it('a direct room whose membership server code\'s `forget` took opens again from either side (`dm`, `directRoom`), back on the person\'s rooms list', async () => {
+    const [aliceId, bobId] = [newUser(), newUser()]
+    const alice = await open(aliceId)
+    const room = (await ask(alice, { type: 'dm', user: bobId })).room as string
+    const bob = await open(bobId)
+    await until(async () => (await listedOn(bob)).some(entry => entry.room === room), 'the direct room on Bob\'s list')
+    const membersOf = async () => ((await callServer<{ uid: string }[]>(server, { call: 'members', room })).body).map(member => member.uid).sort()
+
+    // Taken from Bob: he is refused by its id, and it is off his list.
+    expect((await callServer(server, { call: 'forget', room, userId: bobId })).status).toBe(200)
+    expect(await membersOf()).toEqual([aliceId])
+    expect(await bob.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
+    expect((await listedOn(bob)).map(entry => entry.room)).not.toContain(room)
+    // Bob's own `dm` opens it again: he is in, and it is on his list.
+    expect(await ask(bob, { type: 'dm', user: aliceId })).toMatchObject({ type: 'caught_up', room })
+    expect(await membersOf()).toEqual([aliceId, bobId].sort())
+    expect((await listedOn(bob)).map(entry => entry.room)).toContain(room)
+
+    // Taken again; this time Alice's side opens it, and Bob's open list shows it without asking.
+    const from = bob.frames.length
+    const after = (predicate: (frame: FrameV2) => boolean, what: string) => until(() => bob.frames.slice(from).find(predicate), what)
+    expect((await callServer(server, { call: 'forget', room, userId: bobId })).status).toBe(200)
+    await after(frame => frame.type === 'room' && frame.room === room && frame.removed === true, 'the room off Bob\'s open list')
+    // (On a connection of her own: hers is in the room already, where a second `dm` is refused as a join of a joined room.)
+    const aliceAgain = await open(aliceId)
+    expect(await ask(aliceAgain, { type: 'dm', user: bobId })).toMatchObject({ type: 'caught_up', room })
+    await after(frame => frame.type === 'room' && frame.room === room && !frame.removed, 'the room back on Bob\'s open list')
+    bob.send({ type: 'message', room, message: 'back again', cid: 'bob-back' })
+    await aliceAgain.waitFor(frame => frame.type === 'message' && frame.room === room && frame.message === 'back again', 'Bob\'s message after his way back')
+
+    // And server code's `directRoom` gives back Alice's.
+    expect((await callServer(server, { call: 'forget', room, userId: aliceId })).status).toBe(200)
+    expect(await membersOf()).toEqual([bobId])
+    expect(await callServer(server, { call: 'directRoom', userId: bobId, otherId: aliceId })).toMatchObject({ status: 200, body: { id: room, kind: 'dm' } })
+    expect(await membersOf()).toEqual([aliceId, bobId].sort())
+  })
+
+  it('a direct room with `server`, a guest or an id no membership holds is refused as bad input, on every way in, and nothing is stored', async () => {
+    const aliceId = newUser()
+    const alice = await open(aliceId)
+    for (const other of ['server', 'guest:abcdefghijklmnopqrstuv', 'a\u0007b', 'x'.repeat(257)]) {
+      const answer = await ask(alice, { type: 'dm', user: other })
+      expect(answer, JSON.stringify(other)).toMatchObject({ type: 'error', code: 'bad_request' })
+      expect(answer.room, JSON.stringify(other)).toBeUndefined()
+      const probe = await fetch(server.url(`/_ws?dm=${encodeURIComponent(other)}`), { headers: { 'cookie': `session=${aliceId}`, 'sec-fetch-site': 'same-origin' } })
+      expect(probe.status, JSON.stringify(other)).toBe(400)
+      expect(JSON.parse(await probe.text()), JSON.stringify(other)).toMatchObject({ type: 'error', code: 'bad_request' })
+      expect(await callServer(server, { call: 'directRoom', userId: aliceId, otherId: other }), JSON.stringify(other)).toMatchObject({ status: 400 })
+      const room = directRoomId(aliceId, other)
+      expect((await callServer<{ record: unknown }>(server, { call: 'room', room })).body.record, JSON.stringify(other)).toBeNull()
+      expect((await callServer<unknown[]>(server, { call: 'members', room })).body, JSON.stringify(other)).toEqual([])
+    }
+    expect(await listedOn(alice)).toEqual([])
+    expect(alice.closed).toBeUndefined()
   })
 
   it('a muted member is refused in that room only; a removed one leaves; update changes the record', async () => {

@@ -151,7 +151,7 @@ describe('a direct room in a rooms list', () => {
     await log.createRoom(record)
     await joinAsMember(log, room, 'bob')
     await joinAsMember(log, room, 'alice')
-    const listing = createRoomListing({ store: log, recordOf: async () => record, logger: { error: () => {} } })
+    const listing = createRoomListing({ store: log, recordOf: async () => record, pairOf: async () => ['alice', 'bob'], logger: { error: () => {} } })
     const readState = createReadState({ store, bus: { publish: () => true }, logger: { error: () => {} }, membersOf: () => undefined, describe: listing.describe, nameHeard: listing.heard })
     const list = listOf('bob')
     await readState.watch(list)

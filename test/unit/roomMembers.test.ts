@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
-import { directRoomId, mayAct, memberIdProblem, membershipOf, rankOf, roomFieldsProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
+import { directPair, directRoomId, mayAct, memberIdProblem, membershipOf, rankOf, roomFieldsProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
 import type { ChatMemberAction } from '../../src/runtime/shared/protocol'
 import { createRoomAccess, ROOM_ACCESS_TTL } from '../../src/runtime/server/utils/roomAccess'
 
@@ -128,6 +128,18 @@ describe('direct room id', () => {
     expect(directRoomId('a', 'bc')).not.toBe(directRoomId('ab', 'c'))
     expect(directRoomId('u-alice', 'u-bob')).not.toBe(directRoomId('u-alice', 'u-carol'))
   })
+
+  it('its two people are the two ids that hash to it, among its members and its maker; a third id is neither', () => {
+    const room = directRoomId('u-alice', 'u-bob')
+    expect(directPair(room, 'u-alice', ['u-alice', 'u-bob', 'u-eve'])).toEqual(['u-alice', 'u-bob'])
+    expect(directPair(room, 'u-bob', ['u-aaron', 'u-alice', 'u-eve'])).toEqual(['u-bob', 'u-alice'])
+    // The partner's row gone: the maker alone; the maker's gone: found from the partner's.
+    expect(directPair(room, 'u-alice', ['u-alice', 'u-eve'])).toEqual(['u-alice'])
+    expect(directPair(room, 'u-alice', ['u-bob'])).toEqual(['u-alice', 'u-bob'])
+    // A maker that is none of the two (a record written by hand): the two among the members, else nobody but that maker.
+    expect(directPair(room, 'u-eve', ['u-alice', 'u-bob', 'u-eve'])).toEqual(['u-alice', 'u-bob'])
+    expect(directPair(room, null, ['u-eve', 'u-mallory'])).toEqual([])
+  })
 })
 
 describe('room admission', () => {
@@ -138,7 +150,7 @@ describe('room admission', () => {
     let clock = 1_000_000
     const store = createMemoryRoomLog()
     let reads = 0
-    const counted = { roomRecord: (room: string) => (reads++, store.roomRecord(room)), member: (room: string, uid: string) => (reads++, store.member(room, uid)) }
+    const counted = { roomRecord: (room: string) => (reads++, store.roomRecord(room)), member: (room: string, uid: string) => (reads++, store.member(room, uid)), members: (room: string, after: string | undefined, limit: number) => (reads++, store.members(room, after, limit)) }
     const access = createRoomAccess({ store: counted, logger: { error() {} }, now: () => clock })
     return { store, access, reads: () => reads, tick: (ms: number) => clock += ms, now: () => clock }
   }
@@ -182,11 +194,31 @@ describe('room admission', () => {
     expect(await access.decide('open', guest, 'send')).toMatchObject({ allowed: true })
   })
 
+  it('a direct room admits its two people only: a third member is refused, and either keeps it while the other has no row', async () => {
+    const { store, access } = setup()
+    const room = directRoomId('u-alice', 'u-bob')
+    const eve = { id: 'u-eve', name: 'Eve' }
+    await store.createRoom({ id: room, title: '', topic: '', visibility: 'private', kind: 'dm', createdBy: 'u-alice', createdAt: 1 })
+    for (const uid of ['u-alice', 'u-bob', 'u-eve']) await store.saveMember({ room, uid, role: 'member', joinedAt: 1 })
+    expect(await access.decide(room, alice, 'send')).toMatchObject({ allowed: true })
+    expect(await access.decide(room, bob, 'read')).toMatchObject({ allowed: true })
+    expect(await access.decide(room, eve, 'read')).toEqual({ allowed: false, status: 403, code: 'forbidden', message: 'Not allowed in this room' })
+    // Cached, and the same answer from the cache.
+    expect(access.decide(room, eve, 'read')).toMatchObject({ allowed: false, code: 'forbidden' })
+    expect(access.decide(room, alice, 'read')).toMatchObject({ allowed: true })
+    expect(await access.pair(room)).toEqual(['u-alice', 'u-bob'])
+    await store.deleteMember(room, 'u-bob')
+    access.forget(room, 'u-bob')
+    expect(await access.decide(room, alice, 'read')).toMatchObject({ allowed: true })
+    expect(await access.decide(room, bob, 'read')).toMatchObject({ allowed: false, code: 'forbidden' })
+    expect(await access.decide(room, eve, 'read')).toMatchObject({ allowed: false, code: 'forbidden' })
+  })
+
   it('a store that fails answers unavailable, never lets in unchecked; a recent answer still serves', async () => {
     let failing = false
     let clock = 0
     const store = createMemoryRoomLog()
-    const access = createRoomAccess({ store: { roomRecord: room => failing ? Promise.reject(new Error('down')) : store.roomRecord(room), member: store.member }, logger: { error() {} }, now: () => clock })
+    const access = createRoomAccess({ store: { roomRecord: room => failing ? Promise.reject(new Error('down')) : store.roomRecord(room), member: store.member, members: store.members }, logger: { error() {} }, now: () => clock })
     expect(await access.decide('known', alice, 'read')).toMatchObject({ allowed: true })
     failing = true
     clock += ROOM_ACCESS_TTL + 1
@@ -195,7 +227,7 @@ describe('room admission', () => {
   })
 
   it('a store down since boot lets reads in unchecked (v1 rooms stay joinable), never a send nor a direct room', async () => {
-    const access = createRoomAccess({ store: { roomRecord: () => Promise.reject(new Error('down')), member: () => Promise.reject(new Error('down')) }, logger: { error() {} } })
+    const access = createRoomAccess({ store: { roomRecord: () => Promise.reject(new Error('down')), member: () => Promise.reject(new Error('down')), members: () => Promise.reject(new Error('down')) }, logger: { error() {} } })
     expect(await access.decide('lobby', alice, 'read')).toEqual({ allowed: true, moderator: false, unchecked: true })
     expect(await access.decide('lobby', alice, 'send')).toMatchObject({ allowed: false, code: 'unavailable' })
     expect(await access.decide('dm:AAAAAAAAAAAAAAAAAAAAAA', alice, 'read')).toMatchObject({ allowed: false, code: 'unavailable' })

@@ -6,7 +6,6 @@ import type { ChatMessageFrame, ChatStoredFrame } from '../../shared/protocol'
 import type { ChatNotifyContext, ChatPushOptions, ChatRuntimeHooks } from '../../types'
 import type { RoomLog } from '../utils/roomLog'
 import type { PushSubscriptionRecord } from '../utils/roomLog.push'
-import { isMembership } from '../utils/roomMembers'
 import { createLocalBatches, createRedisBatches, type PushBatches } from './pushBatches'
 import { postToPushService, PushAddressRefusal } from './pushDelivery'
 import { createOnlineCheck, type OnlineCheck } from './pushOnline'
@@ -44,6 +43,8 @@ export interface ChatPushInput {
   presenceInterval: number
   /** May `uid` read `room` now (membership, bans, a private room)? A follower who may not is not told of its messages. */
   mayRead: (room: string, uid: string) => Promise<boolean>
+  /** A direct room's two people (never a third member); empty for any other room. */
+  directPair: (room: string) => Promise<readonly string[]>
 }
 
 /** `text` cut to `max` characters (code points), ending in `…` when cut. */
@@ -64,7 +65,7 @@ export function batchTitle(frames: ChatMessageFrame[], count: number): string {
  * Listen to the hub's `chat:stored` and `chat:mention`, batch what each away person should hear
  * of within `window` ms, ask `chat:notify`, and push it to each of their subscriptions.
  */
-export function createChatPush({ options, store, hooks, logger, redisUrl, channel, presenceInterval, mayRead }: ChatPushInput): ChatPush {
+export function createChatPush({ options, store, hooks, logger, redisUrl, channel, presenceInterval, mayRead, directPair }: ChatPushInput): ChatPush {
   const enabled = Boolean(options.vapidPublicKey && options.vapidPrivateKey)
   const push: ChatPush = { enabled, options, store, close: async () => {} }
   if (!enabled) {
@@ -107,10 +108,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   /** Who follows a stored message besides those it mentions: a direct room's other member, a thread's parent author and earlier repliers, who may still read the room. */
   async function followersOf(frame: ChatMessageFrame): Promise<string[]> {
     const uids = new Set<string>()
-    if (frame.room.startsWith('dm:')) {
-      const record = await store.roomRecord(frame.room)
-      if (record?.kind === 'dm') for (const member of await store.members(frame.room, undefined, 3)) if (isMembership(member)) uids.add(member.uid)
-    }
+    if (frame.room.startsWith('dm:')) for (const uid of await directPair(frame.room)) uids.add(uid)
     if (frame.thread !== undefined) {
       const parent = await store.message(frame.room, frame.thread)
       if (parent?.uid) uids.add(parent.uid)

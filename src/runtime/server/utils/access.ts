@@ -222,7 +222,8 @@ export async function admitRequest(request: ChatRequestInfo, config: ChatRuntime
   const dm = rooms || version === 2 ? null : query.get('dm')
   if (dm !== null) {
     if (query.has('room')) throw new ChatRefusal(400, '`dm` and `room` cannot go together')
-    const problem = memberIdProblem(dm)
+    // Nobody a direct room can be with: the ids `chat:identify` may not name (a guest's, `server`, none a membership holds).
+    const problem = identifiedIdProblem(dm)
     if (problem) throw new ChatRefusal(400, `Invalid dm: ${problem}`)
   }
   let room = rooms || version === 2 || dm !== null ? '' : query.get('room') ?? DEFAULT_ROOM

@@ -14,7 +14,7 @@ import { createReadState, type ReadStateHub, type RoomsWatcher } from './readSta
 import { createSendLimiter, createSendPipeline, type AllowSend, type ClaimFiles, type SendInput, type SendResult } from './sendPipeline'
 import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { MEMBERS_LISTED } from '../../shared/protocolV2'
-import { askToJoin, ChatRefusal, refusalCode, type ChatAdmission } from './access'
+import { askToJoin, ChatRefusal, identifiedIdProblem, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
 import { createMentionResolver, type FoundMentions } from './mentions'
 import { createRoomSearch, type RoomSearch } from './roomSearch'
@@ -189,8 +189,10 @@ export interface ChatHub {
   seenFrame: (room: string) => Promise<RoomFrame | undefined>
   /** Run a moderation command in `room` as `actor` (absent: the app's server code), counted against `subject`'s messages. */
   moderate: (room: string, command: ChatMemberCommand, actor?: ChatUser, subject?: LimitSubject) => Promise<ModerationResult>
-  /** Make (or find) the direct room of two users; both are its members. */
+  /** Make (or find) the direct room of two users; both are its members (a membership either lost is given back). */
   directRoom: (userA: string, userB: string) => Promise<RoomRecord>
+  /** The two people of a direct room (docs/PROTOCOL.md, "Direct messages"); empty for any other room. */
+  directPair: (room: string) => Promise<readonly string[]>
   /** Why server code may not write (send, stream) into `room`: a `dm:` room without its direct room's record; undefined when it may. */
   serverWriteRefusal: (room: string) => Promise<{ status: number, error: ChatErrorFrame } | undefined>
   /** A room's members by name, at most `MEMBERS_LISTED`, within `subject`'s history limit (a store read each). */
@@ -323,8 +325,15 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     readState.unlistHere(room, uid)
     bus.publish({ kind: 'forget', room, uid })
   }
-  const listing = createRoomListing({ store, recordOf: access.record, memberOf: access.member, logger })
-  const mentions = createMentionResolver({ store })
+  /** A room's members' names, a direct room's two people's only: whom `@name` reaches and `members` lists. */
+  async function memberNamesOf(room: string, limit: number) {
+    const names = await store.memberNames(room, limit)
+    if (!room.startsWith('dm:')) return names
+    const pair = await access.pair(room)
+    return names.filter(({ uid }) => pair.includes(uid))
+  }
+  const listing = createRoomListing({ store, recordOf: access.record, memberOf: access.member, pairOf: access.pair, logger })
+  const mentions = createMentionResolver({ store: { memberNames: memberNamesOf } })
   const search = createRoomSearch({ store, access, listAdmission, limits, logger })
   const readState = createReadState({
     store,
@@ -347,7 +356,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     describe: listing.describe,
     nameHeard: listing.heard,
     async isMember(room, uid) {
-      return isMembership(await access.member(room, uid))
+      if (!isMembership(await access.member(room, uid))) return false
+      return !room.startsWith('dm:') || (await access.pair(room)).includes(uid)
     },
     // Choosing to join a room (docs/PROTOCOL.md, "Rooms list"): a plain membership unless they have one, if the room still admits them
     // (a private room's members come by invite only) and the join still stands: a join its person's removal overtook keeps nothing it made.
@@ -762,21 +772,29 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
 
   const moderation = createRoomModeration({ store, hooks, logger, changed: membershipChanged, added: (room, uid) => void readState.memberAdded(room, uid) })
 
-  /** Make (or find) the direct room of two users; both are its members. */
+  /** Make (or find) the direct room of two users; both are its members: a membership either lost (server code's `forget`, a row deleted) is given back. */
   async function directRoom(userA: string, userB: string): Promise<RoomRecord> {
+    // Whom a direct room can be with: no id `chat:identify` may name (a guest's, `server`, none a membership holds).
     for (const uid of [userA, userB]) {
-      const problem = memberIdProblem(uid)
+      const problem = identifiedIdProblem(uid)
       if (problem) throw new ChatRefusal(400, problem)
     }
     if (userA === userB) throw new ChatRefusal(400, 'A direct room needs two different users')
     const id = directRoomId(userA, userB)
     const known = await access.record(id)
     if (known) {
-      // The id is the pair's only if its record is theirs: a record of another kind, or a third member, would let others in (data from before server code was refused there).
-      const stranger = known.kind === 'dm' ? (await store.members(id, undefined, 3)).find(member => member.uid !== userA && member.uid !== userB) : undefined
-      if (known.kind === 'dm' && !stranger) return known
-      logger.error(`[nuxt-chat] room "${id}" holds the id of a direct room but is not theirs alone (${stranger ? `member "${stranger.uid}"` : `kind "${known.kind}"`}): delete its record and members to let the two open it`)
-      throw new ChatRefusal(409, `Room "${id}" is not a direct room of these two people`)
+      // The id is the pair's only if its record is theirs: a record of another kind would let others in (data from before server code was refused there).
+      if (known.kind !== 'dm') {
+        logger.error(`[nuxt-chat] room "${id}" holds the id of a direct room but is not theirs (kind "${known.kind}"): delete its record and members to let the two open it`)
+        throw new ChatRefusal(409, `Room "${id}" is not a direct room of these two people`)
+      }
+      const now = Date.now()
+      // Read from the store, not the cache (another instance's `forget` may be a moment old): a mute-only row
+      // becomes the membership and keeps its mute; a ban row stays (no store replaces one).
+      for (const uid of [userA, userB]) {
+        if (!isMembership(await store.member(id, uid))) await moderation.add({ room: id, uid, role: 'member', joinedAt: now })
+      }
+      return known
     }
     const now = Date.now()
     const record: RoomRecord = { id, title: '', topic: '', visibility: 'private', kind: 'dm', createdBy: userA, createdAt: now }
@@ -968,6 +986,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       try {
         // Only rooms with a record tell "Seen by" (their record is cached since the join's admission): no store read for the others.
         positions = await access.record(name) ? await store.memberReads(name, SEEN_BY_MAX_MEMBERS) : undefined
+        // A direct room's "Seen by" is its two people's.
+        const pair = positions && name.startsWith('dm:') ? await access.pair(name) : undefined
+        if (pair) positions = new Map([...positions!].filter(([uid]) => pair.includes(uid)))
       }
       catch (error) {
         // "Seen by" is a nicety: a store failure here never fails the join.
@@ -1002,10 +1023,11 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       return moderation.act(room, command, actor)
     },
     directRoom,
+    directPair: access.pair,
     serverWriteRefusal,
     async limitedMemberNames(subject: LimitSubject, room: string) {
       const refused = limits.take('history', subject)
-      return refused ? { refused } : { members: await store.memberNames(room, MEMBERS_LISTED) }
+      return refused ? { refused } : { members: await memberNamesOf(room, MEMBERS_LISTED) }
     },
     createRoom,
     newRoomToken(subject: LimitSubject, invited = 0): LimitRefusal | undefined {

@@ -4,17 +4,19 @@ import { membershipOf, type RoomDirectory, type RoomMember, type RoomRecord } fr
 /** What a rooms list shows of a room besides its read state (docs/PROTOCOL.md, "Rooms list"). */
 export type RoomDescription = Pick<ChatRoomState, 'title' | 'kind' | 'visibility' | 'with' | 'role'>
 
-/** Names (and direct rooms' other members) kept per instance, at most this many; the oldest go first. */
+/** Names kept per instance, at most this many; the oldest go first. */
 const MAX_KEPT = 10_000
 /** How long a name read from the store is taken as current (another instance may have seen a new one). */
 const NAME_TTL = 60_000
 
 export interface RoomListingOptions {
-  store: Pick<RoomDirectory, 'members' | 'saveUserName' | 'userNames'>
+  store: Pick<RoomDirectory, 'saveUserName' | 'userNames'>
   /** The room's record, cached as admission caches it. */
   recordOf: (room: string) => Promise<RoomRecord | undefined>
   /** A person's membership, cached as admission caches it. */
   memberOf?: (room: string, uid: string) => Promise<RoomMember | undefined>
+  /** A direct room's two people, as admission finds them (never a third member). */
+  pairOf: (room: string) => Promise<readonly string[]>
   logger: { error: (message: string, error?: unknown) => void }
   now?: () => number
 }
@@ -37,10 +39,8 @@ function bounded<V>() {
  * titled with the other member's name as last seen. Names are written when a signed-in user
  * joins with a name other than the one this instance knows.
  */
-export function createRoomListing({ store, recordOf, memberOf = async () => undefined, logger, now = Date.now }: RoomListingOptions) {
+export function createRoomListing({ store, recordOf, memberOf = async () => undefined, pairOf, logger, now = Date.now }: RoomListingOptions) {
   const names = bounded<{ name: string, at: number }>()
-  /** A direct room's two members never change: found once. */
-  const pairs = bounded<string[]>()
 
   async function nameOf(uid: string): Promise<string | undefined> {
     const known = names.get(uid)
@@ -70,9 +70,7 @@ export function createRoomListing({ store, recordOf, memberOf = async () => unde
       const { role } = membershipOf(await memberOf(room, uid))
       const mine = role ? { role } : {}
       if (record.kind !== 'dm') return { title: record.title, kind: record.kind, visibility: record.visibility, ...mine }
-      let pair = pairs.get(room)
-      if (!pair) pairs.set(room, pair = (await store.members(room, undefined, 2)).map(member => member.uid))
-      const other = pair.find(member => member !== uid) ?? uid
+      const other = (await pairOf(room)).find(member => member !== uid) ?? uid
       return { title: await nameOf(other) ?? other, kind: 'dm', visibility: 'private', with: other, ...mine }
     },
   }

@@ -139,6 +139,21 @@ export function directRoomId(userA: string, userB: string): string {
   return `dm:${createHash('sha256').update(`${first}\0${second}`).digest('base64url').slice(0, 22)}`
 }
 
+/**
+ * The two people of the direct room `room`: the two of `uids` (its members' ids) and `createdBy`
+ * (its maker, one of them) whose ids hash to its id. While the maker's partner has no row, the
+ * maker alone; empty when nothing held hashes to it (docs/PROTOCOL.md, "Direct messages").
+ */
+export function directPair(room: string, createdBy: string | null, uids: readonly string[]): string[] {
+  const partner = createdBy === null ? undefined : uids.find(uid => uid !== createdBy && directRoomId(createdBy, uid) === room)
+  if (partner !== undefined) return [createdBy!, partner]
+  // A maker that is not one of the two (a record written by hand): the two among the members, if there.
+  for (const [index, first] of uids.entries()) {
+    for (const second of uids.slice(index + 1)) if (directRoomId(first, second) === room) return [first, second]
+  }
+  return createdBy === null ? [] : [createdBy]
+}
+
 /** Why `uid` cannot be a member (or the other side of a direct room), or undefined. */
 export function memberIdProblem(uid: unknown): string | undefined {
   if (typeof uid !== 'string' || !uid || uid.length > MAX_MEMBER_ID || [...uid].some(char => char.charCodeAt(0) < 32 || char.charCodeAt(0) === 127)) return `a user id is 1-${MAX_MEMBER_ID} characters without control characters`

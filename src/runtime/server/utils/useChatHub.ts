@@ -44,7 +44,7 @@ export function useChatHub(): ChatHub {
   if (config.push && typeof config.push === 'object') {
     const chatHub = hub
     const mayRead = async (room: string, uid: string) => (await chatHub.access(room, { id: uid, name: uid }, 'read')).allowed
-    push = createChatPush({ options: config.push as Required<ChatPushOptions>, store, hooks, logger: chatLogger, redisUrl: config.redisUrl, channel, presenceInterval: config.presenceInterval, mayRead })
+    push = createChatPush({ options: config.push as Required<ChatPushOptions>, store, hooks, logger: chatLogger, redisUrl: config.redisUrl, channel, presenceInterval: config.presenceInterval, mayRead, directPair: chatHub.directPair })
   }
   return hub
 }

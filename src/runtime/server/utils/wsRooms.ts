@@ -10,7 +10,7 @@ import { useRuntimeConfig } from '#nuxt-chat/nitro'
 import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type ChatMemberCommand, type ChatUser } from '../../shared/protocol'
 import { parseClientFrameV2, type ChatAckFrame, type ChatMembersFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig } from '../../types'
-import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
+import { ChatRefusal, identifiedIdProblem, refusalCode, type ChatAdmission } from './access'
 import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
 import type { ConnectionHold } from './connectionCaps'
 import { checkGuestName } from './names'
@@ -439,6 +439,9 @@ async function createAndJoin(connection: MultiRoomMember, command: CreateCommand
 /** `dm`: the direct room with `user`, made on first use by the admission (as `?dm=`), then joined. */
 function openDirect(connection: MultiRoomMember, user: string, ref: string | undefined) {
   if (connection.user.guest) return connection.send(errorOf(errorFrame('unauthorized', 'Sign in to open a direct room: guests have none'), undefined, ref))
+  // Nobody a direct room can be with (`server`, a guest, an id no membership holds): refused before the hook, nothing made.
+  const problem = identifiedIdProblem(user)
+  if (problem) return connection.send(errorOf(errorFrame('bad_request', `Invalid dm: ${problem}`), undefined, ref))
   if (user === connection.user.id) return connection.send(errorOf(errorFrame('bad_request', 'A direct room needs two different users'), undefined, ref))
   void join(connection, directRoomId(connection.user.id, user), undefined, ref, user)
 }
