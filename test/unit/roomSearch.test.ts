@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { createDatabase } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
-import { describe, expect, it } from 'vitest'
+import postgresql from 'db0/connectors/postgresql'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { parseClientFrameV2 } from '../../src/runtime/shared/protocolV2'
 import { excerptOf, fts5Match, holdsWords, parseSearchRequest, SEARCH_EXCERPT_MAX, searchWords } from '../../src/runtime/shared/search'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { RoomLogInputError, type RoomLog, type SearchQuery } from '../../src/runtime/server/utils/roomLog'
-import { closedAfterAll, roomLogBackends, sqlitePath } from '../utils/roomLogs'
+import { closedAfterAll, POSTGRES_URL, roomLogBackends, sqlitePath } from '../utils/roomLogs'
 
 /** Inputs a user may type that mean something in FTS5's query language (or SQL). */
 const HOSTILE = ['"', '""', 'a"b', 'NEAR(a b)', 'body:secret', '*', 'a*', '^start', '-x', 'a OR b', 'a AND NOT b', '(', ')', '\'; DROP TABLE chat_messages; --', '{body}: x', 'x:y:z', '\\', '%_%']
@@ -202,42 +203,66 @@ describe('search index: SQLite catch-up', () => {
   })
 })
 
-describe('search on SQLite: a page reads a bounded part of the index', () => {
-  it('a common word in rooms the searcher may not read costs one bounded scan a page: no hits, a cursor, and the next page goes on where it stopped', async () => {
+/** 25,000 messages holding `word` in room `busy` (ids 1-25,000, newer than anything in `quiet`), written straight into the tables (a fast fill). */
+const fills: [string, (word: string, rooms: { quiet: string, busy: string }) => Promise<RoomLog>][] = [
+  ['sqlite', async (word, { quiet, busy }) => {
     const path = sqlitePath('nuxt-chat-search-')
     const first = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
-    // The oldest message of all is the only one in the searcher's room.
-    await first.append({ room: 'quiet', user: 'u1', sender: 'u1', message: 'common words here', ts: 1 })
+    await first.append({ room: quiet, user: 'u1', sender: 'u1', message: `${word} words here`, ts: 1 })
     await first.close()
-    // 25,000 newer messages with the word in another room, written straight into the tables and the index with the first (a fast fill).
+    // With the index, as its catch-up would.
     const raw = new DatabaseSync(path)
     raw.exec('BEGIN')
-    const insert = raw.prepare('INSERT INTO chat_messages (room, id, sender, name, body, ts) VALUES (\'busy\', ?, \'u2\', \'u2\', ?, ?)')
-    for (let id = 1; id <= 25_000; id++) insert.run(id, `common chatter ${id}`, 1000 + id)
+    const insert = raw.prepare('INSERT INTO chat_messages (room, id, sender, name, body, ts) VALUES (?, ?, \'u2\', \'u2\', ?, ?)')
+    for (let id = 1; id <= 25_000; id++) insert.run(busy, id, `${word} chatter ${id}`, 1000 + id)
     raw.exec('INSERT INTO chat_messages_fts (rowid, body) SELECT rowid, body FROM chat_messages WHERE rowid > (SELECT indexed_to FROM chat_search_state)')
     raw.exec('UPDATE chat_search_state SET indexed_to = (SELECT MAX(rowid) FROM chat_messages)')
     raw.exec('COMMIT')
     raw.close()
-    const log = createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+    return createDb0RoomLog(() => createDatabase(nodeSqlite({ path })))
+  }],
+  ['postgresql', async (word, { quiet, busy }) => {
+    const log = createDb0RoomLog(() => createDatabase(postgresql({ url: POSTGRES_URL })))
+    await log.append({ room: quiet, user: 'u1', sender: 'u1', message: `${word} words here`, ts: 1 })
+    const db = createDatabase(postgresql({ url: POSTGRES_URL }))
+    // The shared database: the word and rooms are this run's own, and its rows go when the file ends.
+    onTestFinished(async () => {
+      await db.sql`DELETE FROM chat_messages WHERE room IN (${quiet}, ${busy})`
+      await db.dispose()
+    })
+    await db.sql`INSERT INTO chat_messages (room, id, sender, name, body, ts) SELECT ${busy}, n, 'u2', 'u2', ${word} || ' chatter ' || n, 1000 + n FROM generate_series(1, 25000) AS n`
+    return log
+  }],
+]
+
+describe.each(fills)('search on %s: a page reads a bounded part of the matches', (_name, fill) => {
+  it('a common word in rooms the searcher may not read costs one bounded scan a page: no hits, a cursor, and the next page goes on where it stopped', async () => {
+    const word = `common${randomUUID().slice(0, 8)}`
+    const quiet = `quiet-${randomUUID().slice(0, 8)}`
+    const busy = `busy-${randomUUID().slice(0, 8)}`
+    // The oldest message of all is the only one in the searcher's room.
+    const log = await fill(word, { quiet, busy })
     opened.push(log)
-    // Before, one page walked every match of the word (a synchronous read on the event loop) and found the message at once.
+    // Before, one page walked every match of the word (SQLite: a synchronous read on the event loop; PostgreSQL: the store's one connection) and found the message at once.
     const pages: { ids: number[], cursor?: string }[] = []
     let cursor: string | undefined
     do {
-      const page = await log.search(query(['quiet'], 'common', cursor === undefined ? {} : { cursor }))
+      const page = await log.search(query([quiet], word, cursor === undefined ? {} : { cursor }))
       pages.push({ ids: page.messages.map(message => message.id), ...(page.cursor === undefined ? {} : { cursor: page.cursor }) })
       cursor = page.cursor
     } while (cursor !== undefined && pages.length < 10)
     expect(pages.map(page => page.ids)).toEqual([[], [], [1]])
     // A page that fills before its scan ends is cut by `limit`, as before.
-    const busy = await log.search(query(['busy'], 'common', { limit: 5 }))
-    expect(busy.messages.map(message => message.id)).toEqual([25_000, 24_999, 24_998, 24_997, 24_996])
-    expect(busy.cursor).toBeDefined()
+    const full = await log.search(query([busy], word, { limit: 5 }))
+    expect(full.messages.map(message => message.id)).toEqual([25_000, 24_999, 24_998, 24_997, 24_996])
+    expect(full.cursor).toBeDefined()
+    const next = await log.search(query([busy], word, { limit: 2, cursor: full.cursor! }))
+    expect(next.messages.map(message => message.id)).toEqual([24_995, 24_994])
     // Nothing can match (`before` the first message): still a bounded scan a page, and the last page has no cursor.
     let empty = 0
     cursor = undefined
     do {
-      const page = await log.search(query(['quiet', 'busy'], 'common', { before: 1, ...(cursor === undefined ? {} : { cursor }) }))
+      const page = await log.search(query([quiet, busy], word, { before: 1, ...(cursor === undefined ? {} : { cursor }) }))
       expect(page.messages).toEqual([])
       cursor = page.cursor
       empty++

@@ -6,7 +6,7 @@ import { catchUpSqliteIndex, createSearchIndex, SEARCH_SCAN_HITS, searchStatemen
 import { cleanRoomFields, type MemberRole, type RoomMember, type RoomRecord } from './roomMembers'
 import { cleanShownText } from './names'
 import { createDb0PushLog, createPushTables } from './roomLog.push'
-import { changeRefusal, checkAppendInput, encodeSearchCursor, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
+import { changeRefusal, checkAppendInput, lastRepliers, MENTION_ALL_UID, MAX_EMOJIS_PER_MESSAGE, MAX_REACTIONS_PER_PERSON, MAX_UNREAD, READ_SCAN, replyOf, RoomLogInputError, RoomLogRefusal, sequenceOf, storedMessage, type AppendInput, type AppendResult, type ReadState, type RetentionPolicy, type RoomLog, type StoredMessage } from './roomLog'
 
 interface MessageRow {
   id: number | string
@@ -656,9 +656,9 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       const page = rows.slice(0, search.limit)
       const messages = page.map(row => toMessage(row.room, row))
       if (rows.length > search.limit) return { messages, cursor: cursorOf(page.at(-1)!) }
-      // SQLite, not full: the page stopped at its bound, and the next one goes on from there.
-      const bound = scan && await query<{ scanned: number | string, low: number | string | null }>('get', scan.sql, ...scan.params)
-      return bound && Number(bound.scanned) >= SEARCH_SCAN_HITS ? { messages, cursor: encodeSearchCursor([Number(bound.low)]) } : { messages }
+      // Not full: the page stopped at its bound, and the next one goes on from there.
+      const bound = await query<{ scanned: number | string, hit?: number | string | null, ts?: number | string, room?: string, id?: number | string } | undefined>('get', scan.sql, ...scan.params)
+      return bound && Number(bound.scanned) >= SEARCH_SCAN_HITS ? { messages, cursor: cursorOf(bound) } : { messages }
     },
     async close() {
       closed = true

@@ -122,8 +122,9 @@ export async function createSearchIndex(db: Database): Promise<void> {
 }
 
 /**
- * Matches of the SQLite index one search page reads at most, newest first (a few ms): a common word in rooms the
- * searcher may not read, or under a filter nothing passes, no longer walks the whole index on the event loop.
+ * Matches of the words one search page reads at most, newest first (SQLite: a few ms on the event loop; PostgreSQL: tens
+ * of ms on the store's one connection): a common word in rooms the searcher may not read, or under a filter nothing
+ * passes, no longer walks every message.
  */
 export const SEARCH_SCAN_HITS = 10_000
 
@@ -131,9 +132,9 @@ export const SEARCH_SCAN_HITS = 10_000
 export interface SearchStatement {
   sql: string
   params: unknown[]
-  cursorOf: (row: { hit?: number | string, ts: number | string, room: string, id: number | string }) => string
-  /** SQLite: how many matches the page read and the oldest of them (`{ scanned, low }`), asked when the page is not full. */
-  scan?: { sql: string, params: unknown[] }
+  cursorOf: (row: { hit?: number | string | null, ts?: number | string, room?: string, id?: number | string }) => string
+  /** How many matches the page read and the position of the oldest (a row `cursorOf` takes), asked when the page is not full. */
+  scan: { sql: string, params: unknown[] }
 }
 
 /**
@@ -159,18 +160,22 @@ export function searchStatement(dialect: string, columns: string, query: SearchQ
   const selected = columns.split(', ').map(column => `m.${column}`).join(', ')
   if (dialect === 'postgresql') {
     // Newest first by (ts, room, id): PostgreSQL has no row order of its own to page by.
-    if (query.cursor !== undefined) {
-      const [ts, room, id] = decodeSearchCursor(query.cursor, 'nsn')
-      filters.push('(m.ts, m.room, m.id) < (CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT))')
-      params.push(ts, room, id)
-    }
+    const from = query.cursor === undefined ? [] : decodeSearchCursor(query.cursor, 'nsn')
+    // The page's next SEARCH_SCAN_HITS matches, newest first, their keys alone (the filters below read them, not the table).
+    const scanned = `SELECT m.ts, m.room, m.id, m.sender FROM chat_messages m
+      WHERE m.body_words @@ plainto_tsquery('simple', CAST(? AS TEXT)) AND m.kind IS NULL AND m.deleted = 0${from.length ? ' AND (m.ts, m.room, m.id) < (CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT))' : ''}
+      ORDER BY m.ts DESC, m.room DESC, m.id DESC LIMIT ${SEARCH_SCAN_HITS}`
+    const scanParams = [query.text, ...from]
     return {
-      sql: `SELECT m.room, ${selected} FROM chat_messages m
-        WHERE m.body_words @@ plainto_tsquery('simple', CAST(? AS TEXT)) AND m.kind IS NULL AND m.deleted = 0
-        AND m.room = ANY(CAST(? AS TEXT[]))${filters.map(filter => ` AND ${filter}`).join('')}
-        ORDER BY m.ts DESC, m.room DESC, m.id DESC LIMIT ?`,
-      params: [query.text, query.rooms, ...params, query.limit + 1],
-      cursorOf: row => encodeSearchCursor([Number(row.ts), row.room, Number(row.id)]),
+      // No filter reaches inside the scan's LIMIT, so it stays bounded whatever the plan; a walk by time stops once the page is full.
+      sql: `WITH scanned AS (${scanned}),
+        page AS (SELECT m.room, m.id, m.ts FROM scanned m WHERE m.room = ANY(CAST(? AS TEXT[]))${filters.map(filter => ` AND ${filter}`).join('')}
+          ORDER BY m.ts DESC, m.room DESC, m.id DESC LIMIT ?)
+        SELECT m.room, ${selected} FROM page JOIN chat_messages m ON m.room = page.room AND m.id = page.id
+        ORDER BY page.ts DESC, page.room DESC, page.id DESC`,
+      params: [...scanParams, query.rooms, ...params, query.limit + 1],
+      cursorOf: row => encodeSearchCursor([Number(row.ts), String(row.room), Number(row.id)]),
+      scan: { sql: `SELECT COUNT(*) OVER () AS scanned, s.ts, s.room, s.id FROM (${scanned}) s ORDER BY s.ts, s.room, s.id LIMIT 1`, params: scanParams },
     }
   }
   // SQLite: newest stored first, the index's own order (rowid), which it walks backwards without sorting; at most SEARCH_SCAN_HITS matches a page.
@@ -192,6 +197,6 @@ export function searchStatement(dialect: string, columns: string, query: SearchQ
       ORDER BY ${FTS_TABLE}.rowid DESC LIMIT ?`,
     params: [fts5Match(query.words), ...query.rooms, ...params, query.limit + 1],
     cursorOf: row => encodeSearchCursor([Number(row.hit)]),
-    scan: { sql: `SELECT COUNT(*) AS scanned, MIN(hit) AS low FROM (${scanned})`, params: scanParams },
+    scan: { sql: `SELECT COUNT(*) AS scanned, MIN(hit) AS hit FROM (${scanned})`, params: scanParams },
   }
 }
