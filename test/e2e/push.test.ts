@@ -9,11 +9,12 @@
  */
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { createServer as createTcpServer, type AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessageFrame } from '../../src/runtime/shared/protocol'
 import { ChatSocketV2, until, type FrameV2 } from '../utils/clients'
+import { ownRedis } from '../utils/faults'
 import { startPushReceiver, vapidKeys, type PushReceiver, type TestSubscription } from '../utils/pushReceiver'
 import { callServer, serverPairs, startServer, type TestServer } from '../utils/server'
 
@@ -471,5 +472,53 @@ describe('a shared push batch outlives the instance that opened it (two PostgreS
     await server.stop('SIGTERM')
     // Long before its 10 s window: pushed on the way out, not lost with the process.
     expect(receiver.pushesOf(subscription).map(push => push.payload)).toMatchObject([{ title: 'Ann', body: 'before the restart', count: 1 }])
+  })
+
+  it('one instance whose Redis is down, stopped within a window: the batch it kept in memory goes out as it stops', async () => {
+    const redis = await ownRedis()
+    const server = await startServer({ env: { ...STOPPING_ENV, NUXT_CHAT_REDIS_URL: redis.url, NUXT_CHAT_PUSH_WINDOW: '10000' } })
+    try {
+      await redis.stop()
+      const { subscription } = await directMessage(server, server, 'while Redis was down')
+      await sleep(300)
+      await server.stop('SIGTERM')
+      // Before, the stop handed it to Redis (which did not answer) and dropped it.
+      expect(receiver.pushesOf(subscription).map(push => push.payload)).toMatchObject([{ title: 'Ann', body: 'while Redis was down', count: 1 }])
+    }
+    finally {
+      await server.stop()
+      await redis.stop()
+    }
+  })
+
+  it('a push service that never answers holds a stop for about 2 s, not for its 10 s timeout', async () => {
+    const sockets = new Set<Socket>()
+    const silent = createTcpServer(socket => sockets.add(socket))
+    await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+    const server = await startServer({ env: { ...STOPPING_ENV, NUXT_CHAT_PUSH_WINDOW: '10000' } })
+    try {
+      const ann = newUser('Ann')
+      const bob = newUser('Bob')
+      const subscription = { ...receiver.subscribe().json, endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/push/silent` }
+      expect((await pushRequest(server, '', 'POST', bob, subscription)).status).toBe(201)
+      const { body } = await callServer<{ id: string }>(server, { call: 'directRoom', userId: ann.id, otherId: bob.id })
+      const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: cookieOf(ann) } })
+      opened.push(socket)
+      expect(await socket.join(body.id)).toMatchObject({ type: 'caught_up' })
+      socket.send({ type: 'message', room: body.id, message: 'into the void', cid: 'c-silent' })
+      await socket.waitFor(frame => frame.type === 'message' && frame.cid === 'c-silent', 'its echo')
+      await sleep(300)
+      const stopping = Date.now()
+      await server.stop('SIGTERM')
+      // The test's stop kills a server still running after 5 s: before, the stop waited for the push (10 s) and was killed.
+      expect(Date.now() - stopping).toBeLessThan(4000)
+      expect(sockets.size).toBe(1)
+      expect(server.logs()).toMatch(/the server stopped before every notification it held was sent/)
+    }
+    finally {
+      await server.stop()
+      for (const socket of sockets) socket.destroy()
+      await new Promise(resolve => silent.close(resolve))
+    }
   })
 })

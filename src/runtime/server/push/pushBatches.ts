@@ -11,6 +11,8 @@ export interface PushBatches {
   /** Take `uid`'s batch, emptying it: its frames (oldest first, each message once) and how many messages it held. */
   take: (uid: string) => Promise<{ frames: ChatMessageFrame[], count: number }>
   clear: () => void
+  /** Is a batch of `uid` in this instance's memory (no Redis, or Redis failed as a message was added)? Only this instance can send it. */
+  holds: (uid: string) => boolean
   /** Shared batches only: claim those whose owner is gone (its key ended, or it handed them over); the caller flushes them. */
   claimOrphans?: () => Promise<string[]>
   /** Shared batches only: hand over the batches this instance owns (it stops), for another instance to claim at once. */
@@ -49,6 +51,7 @@ export function createLocalBatches(): PushBatches {
       return batch ? { frames: batch.frames, count: batch.count } : { frames: [], count: 0 }
     },
     clear: () => batches.clear(),
+    holds: uid => batches.has(uid),
   }
 }
 
@@ -109,6 +112,7 @@ export function createRedisBatches(redis: Redis, { channel, instanceId, window, 
       }
     },
     clear: () => local.clear(),
+    holds: uid => local.holds(uid),
     async claimOrphans() {
       const uids = await redis.zrangebyscore(due, '-inf', Date.now(), 'LIMIT', 0, MAX_CLAIMS)
       if (!uids.length) return []

@@ -22,6 +22,8 @@ const VAPID_VALIDITY = 12 * 3600
 const MAX_AUDIENCES = 100
 /** How often an instance looks for shared batches whose owner is gone, in ms. */
 const ORPHAN_SWEEP = 1000
+/** A stop waits at most this for the batches it sends itself, in ms: the platform's graceful stop has to close the stores after (Nitro 2 gives it 30 s, srvx 5 s). */
+export const STOP_SEND_WAIT = 2000
 
 /** Web Push of this instance (docs/PROTOCOL.md, "Notifications"). */
 export interface ChatPush {
@@ -232,9 +234,16 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
     const open = [...timers.keys()]
     for (const timer of timers.values()) clearTimeout(timer)
     timers.clear()
-    // Nothing open is lost by stopping: a shared batch goes to another instance, one in memory out now.
-    if (batches.release) await batches.release(open).catch(online.failed)
-    else await Promise.all(open.map(flushLogged))
+    // Nothing open is lost by stopping: a batch in this instance's memory (no Redis, or Redis failed) goes out now, a shared one to another instance.
+    const held = open.filter(uid => batches.holds(uid))
+    const shared = open.filter(uid => !batches.holds(uid))
+    if (shared.length && batches.release) await batches.release(shared).catch(online.failed)
+    let waited: ReturnType<typeof setTimeout> | undefined
+    const sent = Promise.all(held.map(flushLogged)).then(() => true)
+    if (!await Promise.race([sent, new Promise<false>(resolve => waited = setTimeout(resolve, STOP_SEND_WAIT, false))])) {
+      logger.warn(`[nuxt-chat] push: the server stopped before every notification it held was sent (${held.length} batches, ${STOP_SEND_WAIT} ms)`)
+    }
+    clearTimeout(waited)
     closed = true
     batches.clear()
     await online.close()
