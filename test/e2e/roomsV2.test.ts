@@ -36,6 +36,8 @@ describe('rooms and members on protocol version 2', () => {
     socket.send({ ...command, ref })
     return socket.waitFor(frame => frame.ref === ref && answered(frame), `answer to ${String(command.type)}`)
   }
+  /** `gated-` rooms: the fixture's `chat:join` holds their joins (and rooms lists showing them) while the test says so. */
+  const joinGate = async (room: string, action: 'close' | 'open' | 'waiting') => (await fetch(server.url('/_test/join-gate'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room, action }) })).json() as Promise<{ waiting?: number }>
 
   beforeAll(async () => {
     server = await startServer({ env: UNLIMITED })
@@ -318,9 +320,8 @@ describe('rooms and members on protocol version 2', () => {
 
   it('a removal from a public room while a join of it is being admitted ends that join (left, removed) and makes no membership again; a join after it is a new one', async () => {
     const [ownerId, memberId] = [newUser(), newUser()]
-    // `gated-` rooms: the fixture's `chat:join` holds their joins while the test says so.
     const room = `gated-${randomUUID().slice(0, 8)}`
-    const gate = async (action: 'close' | 'open' | 'waiting') => (await fetch(server.url('/_test/join-gate'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room, action }) })).json() as Promise<{ waiting?: number }>
+    const gate = (action: 'close' | 'open' | 'waiting') => joinGate(room, action)
     const membersOf = async () => ((await callServer(server, { call: 'members', room })).body as unknown as { uid: string }[]).map(member => member.uid)
     expect((await callServer(server, { call: 'createRoom', input: { id: room, visibility: 'public', owner: ownerId } })).status).toBe(200)
     const member = await open(memberId)
@@ -345,6 +346,29 @@ describe('rooms and members on protocol version 2', () => {
     // A public room lets a removed person join again: a new join, and a member again.
     expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
     await until(async () => (await membersOf()).includes(memberId), 'a member again')
+  })
+
+  it('a `rooms` command sent while an earlier one\'s list is being read: the earlier is answered `ack` superseded at once, the later with its list and ref', async () => {
+    const userId = newUser()
+    const room = `gated-${randomUUID().slice(0, 8)}`
+    // A member by the server API: no join asked `chat:join` about the room yet, so the list asks it.
+    expect((await callServer(server, { call: 'createRoom', input: { id: room, visibility: 'public', owner: userId } })).status).toBe(200)
+    const socket = await open(userId)
+    await joinGate(room, 'close')
+    const [first, second] = [socket.ref(), socket.ref()]
+    socket.send({ type: 'rooms', ref: first })
+    await until(async () => (await joinGate(room, 'waiting')).waiting === 1, 'the first list held in chat:join')
+    socket.send({ type: 'rooms', ref: second })
+    // Before, the first request got no answer at all, and the list none of its ref.
+    expect(await socket.waitFor(frame => frame.ref === first, 'the first request\'s answer')).toEqual({ type: 'ack', ref: first, superseded: true })
+    await joinGate(room, 'open')
+    const list = await socket.waitFor(frame => frame.type === 'rooms', 'the list')
+    expect(list).toMatchObject({ ref: second, rooms: [{ room, role: 'owner' }] })
+    // The list followed is the later one's: a message in the room reaches it.
+    expect((await callServer(server, { call: 'send', room, message: 'hello list' })).status).toBe(200)
+    await socket.waitFor(frame => frame.type === 'room' && frame.room === room && (frame.last as { message?: string } | undefined)?.message === 'hello list', 'the room frame')
+    expect(socket.frames.filter(frame => frame.type === 'rooms')).toHaveLength(1)
+    expect(socket.frames.filter(frame => frame.ref === first)).toHaveLength(1)
   })
 
   it('making and changing a room pass the chat:action hook: it refuses a title, lets an admin change a room the roles would not; nothing refused is stored', async () => {

@@ -255,7 +255,12 @@ class SharedConnection {
       // Joined: on as for a `join`, now that the subscriber holds its room.
       if (direct && !this.answerDirect(direct, frame)) return
     }
-    if (frame.type === 'rooms' || frame.type === 'room') return this.deliver(this.subscribers.get(''), frame)
+    if (frame.type === 'rooms' || frame.type === 'room') {
+      const list = this.subscribers.get('')
+      // A first list answering the request of a list link since closed: this one's comes with its own ref.
+      if (frame.type === 'rooms' && frame.ref !== undefined && frame.ref !== list?.ref) return
+      return this.deliver(list, frame)
+    }
     if (frame.type === 'pong') this.pinging = false
     if (frame.type === 'pong' || (frame.type === 'error' && frame.room === undefined && frame.ref === undefined)) {
       for (const subscriber of this.subscribers.values()) this.deliver(subscriber, frame)
@@ -298,7 +303,7 @@ class SharedConnection {
       case 'hello':
       case 'search_results':
       case 'members':
-        // (A search or members list answered after its asker gave up: nobody's frame.)
+        // (A search or members list answered after its asker gave up, a `rooms` of a closed list link `superseded`: nobody's frame.)
         return
     }
     // Before its `joined`, a room's frames are the previous subscription's (left, not yet told).

@@ -356,6 +356,8 @@ export interface ChatRoomState {
 /** The whole rooms list, first on a `?rooms` connection. */
 export interface ChatRoomsFrame {
   type: 'rooms'
+  /** Version 2: the `rooms` command's ref. */
+  ref?: string
   rooms: ChatRoomState[]
   user: 'server'
   message: string

@@ -62,6 +62,8 @@ export interface ChatAckFrame {
   ref: string
   room?: string
   id?: number
+  /** A `rooms` command replaced by a later one before its list was read: its list is never sent. */
+  superseded?: true
 }
 
 /** Frames only version 2 sends (the rest are version 1's, with `room`, and `ref` where answered). */

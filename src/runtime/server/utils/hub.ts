@@ -242,7 +242,7 @@ export interface ChatHub {
   /** A user's read position and unread count in a room; undefined when they have none. */
   readStateOf: (name: string, userId: string) => Promise<ReadState | undefined>
   /** Start a rooms list; its first list (up to 100 rooms' last messages) is history served to `subject`, charged to its byte budget. */
-  watchRooms: (watcher: RoomsWatcher, subject: LimitSubject) => Promise<void>
+  watchRooms: (watcher: RoomsWatcher, subject: LimitSubject, ref?: string) => Promise<void>
   /** End a rooms list. */
   unwatchRooms: (watcher: RoomsWatcher) => void
   /** `name` as this instance's room of that name holds it (one string per room for every connection's key), else `name` itself. */
@@ -1103,8 +1103,8 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
       return had
     },
     readStateOf: (name: string, userId: string) => store.readState(name, userId),
-    async watchRooms(watcher: RoomsWatcher, subject: LimitSubject): Promise<void> {
-      const bytes = await readState.watch(watcher)
+    async watchRooms(watcher: RoomsWatcher, subject: LimitSubject, ref?: string): Promise<void> {
+      const bytes = await readState.watch(watcher, ref)
       if (bytes) limits.chargeHistoryBytes(subject, bytes)
     },
     unwatchRooms: (watcher: RoomsWatcher) => readState.unwatch(watcher),

@@ -470,8 +470,8 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
       }
     },
 
-    /** Start a rooms list: the user's memberships (most recently active first, at most `MAX_LISTED_ROOMS`), then live changes. Resolves to the first list's bytes (its JSON). */
-    async watch(watcher: RoomsWatcher): Promise<number> {
+    /** Start a rooms list: the user's memberships (most recently active first, at most `MAX_LISTED_ROOMS`), then live changes. Resolves to the first list's bytes (its JSON; 0: asked again or ended meanwhile, nothing sent). */
+    async watch(watcher: RoomsWatcher, ref?: string): Promise<number> {
       // This request's list: asked again meanwhile (or ended), the connection holds another, and this one stops, unsent.
       const entries = new Map<string, ChatRoomState>()
       const loading = new Set<string>()
@@ -499,7 +499,7 @@ export function createReadState({ store, bus, logger, membersOf, maxReadPosition
         entries.set(room, entry)
         rooms.push(entry)
       }
-      const frame: ChatRoomsFrame = { type: 'rooms', rooms, user: 'server', message: `${rooms.length} rooms` }
+      const frame: ChatRoomsFrame = { type: 'rooms', ...(ref ? { ref } : {}), rooms, user: 'server', message: `${rooms.length} rooms` }
       const text = JSON.stringify(frame)
       watcher.write(new RoomFrame(text))
       watcher.loading = undefined

@@ -477,6 +477,9 @@ function answerUpdate(connection: MultiRoomMember, command: UpdateCommand) {
   )
 }
 
+/** Connections whose `rooms` command's first list is being read, with its ref: a later `rooms` replaces it. */
+const listsBeingRead = new WeakMap<MultiRoomMember, { ref: string | undefined }>()
+
 /** Follow the user's rooms list on this connection (signed-in users only). */
 function watchRooms(connection: MultiRoomMember, ref: string | undefined) {
   if (connection.user.guest) return connection.send(errorOf(errorFrame('unauthorized', 'Sign in to follow your rooms: guests have no read state'), undefined, ref))
@@ -485,13 +488,24 @@ function watchRooms(connection: MultiRoomMember, ref: string | undefined) {
   if (spent) return connection.send(errorOf(limitRefusalFrame(spent), undefined, ref))
   // Asked again (a list closed and opened on the client): a fresh full list.
   if (connection.listing) hub.unwatchRooms(connection)
+  // One still being read is never sent: its request is answered as replaced, before this one's list.
+  const replaced = listsBeingRead.get(connection)
+  if (replaced?.ref) connection.send({ type: 'ack', ref: replaced.ref, superseded: true } satisfies ChatAckFrame)
+  const request = { ref }
+  listsBeingRead.set(connection, request)
   connection.listing = true
-  hub.watchRooms(connection, limitSubjectOf(connection)).catch((error) => {
-    chatLogger.error('[nuxt-chat] could not read a rooms list', error)
-    hub.unwatchRooms(connection)
-    connection.listing = false
-    connection.send(errorOf(errorFrame('unavailable', 'Your rooms could not be read; try again later'), undefined, ref))
-  })
+  hub.watchRooms(connection, limitSubjectOf(connection), ref).then(
+    () => listsBeingRead.get(connection) === request && listsBeingRead.delete(connection),
+    (error) => {
+      // Replaced meanwhile: answered already, and the list followed now is the later request's.
+      if (listsBeingRead.get(connection) !== request) return
+      listsBeingRead.delete(connection)
+      chatLogger.error('[nuxt-chat] could not read a rooms list', error)
+      hub.unwatchRooms(connection)
+      connection.listing = false
+      connection.send(errorOf(errorFrame('unavailable', 'Your rooms could not be read; try again later'), undefined, ref))
+    },
+  )
 }
 
 /** Move the read position in a joined room, or in a room of the rooms list (docs/PROTOCOL.md, "Read state"). */
