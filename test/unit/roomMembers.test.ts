@@ -10,13 +10,15 @@ import { createHash, randomUUID } from 'node:crypto'
 import { createDatabase, type Database } from 'db0'
 import nodeSqlite from 'db0/connectors/node-sqlite'
 import postgresql from 'db0/connectors/postgresql'
-import { afterAll, describe, expect, it } from 'vitest'
+import type { ConsolaInstance } from 'consola'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { createDb0RoomLog } from '../../src/runtime/server/utils/roomLog.db0'
 import { createMemoryRoomLog } from '../../src/runtime/server/utils/roomLog.memory'
 import type { RoomLog } from '../../src/runtime/server/utils/roomLog'
 import { directPair, directRoomId, mayAct, memberIdProblem, membershipOf, rankOf, roomFieldsProblem, type MemberRole, type RoomMember } from '../../src/runtime/server/utils/roomMembers'
 import type { ChatMemberAction } from '../../src/runtime/shared/protocol'
 import { createRoomAccess, ROOM_ACCESS_TTL } from '../../src/runtime/server/utils/roomAccess'
+import { withRetention } from '../../src/runtime/server/utils/retention'
 
 const POSTGRES_ADMIN = 'postgresql://postgres@127.0.0.1:5432/test'
 const sqlitePath = () => join(mkdtempSync(join(tmpdir(), 'nuxt-chat-members-')), 'chat.sqlite')
@@ -271,6 +273,41 @@ describe.each(backends)('stored records and members: %s', (_name, prepare) => {
     expect(await log.deleteMember('team', 'u-bob')).toBe(true)
     expect(await log.deleteMember('team', 'u-bob')).toBe(false)
     expect(await log.member('team', 'u-bob')).toBeUndefined()
+  })
+
+  it('retention sweeps mute-only rows whose mute ended, a step at a time; never a membership, a ban, or a mute still running', async () => {
+    const log = track((await prepare())())
+    const now = 1_000_000
+    const rows: RoomMember[] = [
+      { room: 'a', uid: 'ended-1', role: 'member', joinedAt: 1, mutedUntil: now - 1, muteOnly: true },
+      { room: 'b', uid: 'ended-2', role: 'member', joinedAt: 1, mutedUntil: now, muteOnly: true },
+      { room: 'b', uid: 'ended-3', role: 'member', joinedAt: 1, muteOnly: true },
+      { room: 'a', uid: 'running', role: 'member', joinedAt: 1, mutedUntil: now + 1, muteOnly: true },
+      { room: 'a', uid: 'member', role: 'member', joinedAt: 1, mutedUntil: now - 1 },
+      { room: 'a', uid: 'plain', role: 'member', joinedAt: 1 },
+      { room: 'b', uid: 'banned', role: 'member', joinedAt: 1, mutedUntil: now - 1, banned: true },
+    ]
+    for (const row of rows) await log.saveMember(row)
+    expect(await log.pruneEndedMutes(now, 2)).toBe(2)
+    expect(await log.pruneEndedMutes(now, 2)).toBe(1)
+    expect(await log.pruneEndedMutes(now, 2)).toBe(0)
+    const left = [...await log.members('a', undefined, 10), ...await log.members('b', undefined, 10)]
+    expect(left.map(member => member.uid).toSorted()).toEqual(['banned', 'member', 'plain', 'running'])
+    // Its mute ends: swept on a later pass.
+    expect(await log.pruneEndedMutes(now + 1, 10)).toBe(1)
+    expect(await log.member('a', 'running')).toBeUndefined()
+    expect(await log.member('a', 'member')).toEqual(rows[4])
+  })
+})
+
+describe('the retention pass', () => {
+  it('sweeps the mute-only rows whose mute ended, and keeps a mute still running', async () => {
+    const log = createMemoryRoomLog()
+    await log.saveMember({ room: 'r', uid: 'ended', role: 'member', joinedAt: 1, mutedUntil: Date.now() - 1, muteOnly: true })
+    await log.saveMember({ room: 'r', uid: 'running', role: 'member', joinedAt: 1, mutedUntil: Date.now() + 60_000, muteOnly: true })
+    track(withRetention(log, { max: 10, maxAge: 0, interval: 10 }, { warn() {}, info() {} } as unknown as ConsolaInstance))
+    await vi.waitFor(async () => expect(await log.member('r', 'ended')).toBeUndefined())
+    expect(await log.member('r', 'running')).toMatchObject({ muteOnly: true })
   })
 })
 

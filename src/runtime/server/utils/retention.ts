@@ -27,6 +27,8 @@ export function withRetention(log: RoomLog, schedule: RetentionSchedule, logger:
 
   async function pass() {
     await pruneRooms()
+    // Mute-only rows whose mute ended keep nothing: no membership, no mute.
+    while (!stopped && await log.pruneEndedMutes(Date.now(), ROWS_PER_STEP) >= ROWS_PER_STEP) await nextTurn()
     // Read positions of rooms retention left with no message within `maxAge` (or none): nobody can be behind in them.
     while (policy.maxAge > 0 && !stopped) {
       const pruned = await log.pruneReads(policy.maxAge, ROWS_PER_STEP)

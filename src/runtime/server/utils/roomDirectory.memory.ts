@@ -77,6 +77,16 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
       end(member, now)
       return true
     },
+    async pruneEndedMutes(now, limit) {
+      let pruned = 0
+      for (const room of members.values()) {
+        for (const member of [...room.values()]) {
+          if (pruned >= limit) return pruned
+          if (member.muteOnly && !member.banned && !isMuted(member, now)) pruned += Number(remove(member.room, member.uid))
+        }
+      }
+      return pruned
+    },
     async saveUserName(uid, name) {
       names.set(uid, name)
     },

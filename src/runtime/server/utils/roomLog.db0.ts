@@ -233,6 +233,12 @@ const END_MEMBERSHIP = (plain: boolean) => {
     `DELETE FROM chat_members WHERE ${which} AND (muted_until IS NULL OR muted_until <= CAST(? AS BIGINT)) RETURNING uid`,
   ] as const
 }
+/**
+ * Up to a number of mute-only rows whose mute ended (by the partial index, which holds mute-only rows alone); the
+ * conditions again on the rows deleted, so a row made a membership or muted again meanwhile stays. Parameters: now, limit, now.
+ */
+const ENDED_MUTE = 'mute_only = 1 AND banned = 0 AND (muted_until IS NULL OR muted_until <= CAST(? AS BIGINT))'
+const PRUNE_ENDED_MUTES = `DELETE FROM chat_members WHERE (room, uid) IN (SELECT room, uid FROM chat_members WHERE ${ENDED_MUTE} LIMIT ?) AND ${ENDED_MUTE} RETURNING uid`
 /** A person's memberships, most recently active first: by the `chat_members_user` index, one position seek each. */
 const MEMBER_ROOMS = `SELECT m.room FROM chat_members m LEFT JOIN chat_reads r ON r.uid = m.uid AND r.room = m.room
   WHERE m.uid = ? AND m.banned = 0 AND m.mute_only = 0 ORDER BY COALESCE(r.ts, m.joined_at) DESC, m.room LIMIT ?`
@@ -507,6 +513,9 @@ export function createDb0RoomLog(open: () => Database): RoomLog {
       let ended = false
       for (const statement of END_MEMBERSHIP(false)) ended = (await query<unknown[]>('all', statement, room, uid, now)).length > 0 || ended
       return ended
+    },
+    async pruneEndedMutes(now, limit) {
+      return (await query<unknown[]>('all', PRUNE_ENDED_MUTES, now, limit, now)).length
     },
     async saveUserName(uid, name, seenAt) {
       await query('run', 'INSERT INTO chat_users (uid, name, seen_at) VALUES (?, ?, ?) ON CONFLICT (uid) DO UPDATE SET name = excluded.name, seen_at = excluded.seen_at', uid, name, seenAt)
@@ -1084,6 +1093,8 @@ async function createSchema(db: Database) {
   await addColumnInPlace(db, 'chat_members', 'mute_only', 'SMALLINT NOT NULL DEFAULT 0')
   // A person's memberships (their rooms list).
   await db.exec('CREATE INDEX IF NOT EXISTS chat_members_user ON chat_members (uid)')
+  // Mute-only rows by when their mute ends: retention finds the ended ones without reading every membership.
+  await db.exec('CREATE INDEX IF NOT EXISTS chat_members_mute_only ON chat_members (muted_until) WHERE mute_only = 1')
   await membersFromReads(db)
   // Signed-in users' names as last seen (a direct room's title).
   await db.exec(`CREATE TABLE IF NOT EXISTS chat_users (

@@ -61,6 +61,8 @@ export interface RoomDirectory {
    * it stays as a mute-only row (`muteOnly`, role `member`). True when a membership ended.
    */
   endMembership: (room: string, uid: string, now: number) => Promise<boolean>
+  /** Delete up to `limit` mute-only rows whose mute ended by `now` (retention; never a membership, a ban, or a mute still running): how many went. */
+  pruneEndedMutes: (now: number, limit: number) => Promise<number>
   /** Keep a signed-in user's name as last seen (a direct room's title for the other member). */
   saveUserName: (uid: string, name: string, seenAt: number) => Promise<void>
   /** The names kept of these users (those it has). */
