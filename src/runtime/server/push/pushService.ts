@@ -23,7 +23,7 @@ const MAX_AUDIENCES = 100
 /** How often an instance looks for shared batches whose owner is gone, in ms. */
 const ORPHAN_SWEEP = 1000
 /** A stop waits at most this for the batches it sends itself, in ms: the platform's graceful stop has to close the stores after (Nitro 2 gives it 30 s, srvx 5 s). */
-export const STOP_SEND_WAIT = 2000
+const STOP_SEND_WAIT = 2000
 
 /** Web Push of this instance (docs/PROTOCOL.md, "Notifications"). */
 export interface ChatPush {

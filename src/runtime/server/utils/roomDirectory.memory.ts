@@ -82,7 +82,9 @@ export function createMemoryRoomDirectory(): RoomDirectory & {
       for (const room of members.values()) {
         for (const member of [...room.values()]) {
           if (pruned >= limit) return pruned
-          if (member.muteOnly && !member.banned && !isMuted(member, now)) pruned += Number(remove(member.room, member.uid))
+          if (!member.muteOnly || member.banned || isMuted(member, now)) continue
+          remove(member.room, member.uid)
+          pruned++
         }
       }
       return pruned
