@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { seededRandom } from '../utils/chaos'
 import { ChatSocket, ChatSocketV2, ChatStreamV2, until } from '../utils/clients'
 import { callServer, ownPostgresDatabase, startServer, type TestServer } from '../utils/server'
 
@@ -9,17 +10,6 @@ import { callServer, ownPostgresDatabase, startServer, type TestServer } from '.
  */
 const SEED = Number(process.env.CHAT_FUZZ_SEED ?? 20261207)
 const ROUNDS = Number(process.env.CHAT_FUZZ_ROUNDS ?? 1500)
-
-function prng(seed: number) {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const HOSTILE: unknown[] = [
   undefined, null, true, false, 0, -1, 1.5, -0.5, 2 ** 31, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 8.64e15, 8.64e15 + 1, 1e308, Number.MIN_VALUE,
@@ -50,7 +40,7 @@ describe.each(['sqlite', 'postgresql'] as const)('almost-right commands from a f
   })
 
   it(`answers ${ROUNDS} hostile commands on each transport, stays up, and keeps what was stored`, async () => {
-    const random = prng(SEED)
+    const random = seededRandom(SEED)
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
     const owner = await ChatSocketV2.openV2(server.wsUrl(''), { name: 'Owner' }, { headers: { cookie: 'session=user-fuzz-owner' } })
     closers.push(() => owner.close())
@@ -118,7 +108,7 @@ describe.each(['sqlite', 'postgresql'] as const)('almost-right commands from a f
   }, 240_000)
 
   it(`answers ${ROUNDS / 5} hostile HTTP requests to every route, never 500, and stays up`, async () => {
-    const random = prng(SEED + 1)
+    const random = seededRandom(SEED + 1)
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
     const texts = HOSTILE.filter(value => typeof value === 'string' && value.length < 300) as string[]
     const keys = ['room', 'since', 'before', 'limit', 'thread', 'v', 'stream', 'name', 'guest', 'rooms', 'deltas', 'history', 'q', 'query', 'dm', 'id', 'token', 'endpoint', 'cursor', 'mute']
@@ -152,7 +142,7 @@ describe.each(['sqlite', 'postgresql'] as const)('almost-right commands from a f
   }, 120_000)
 
   it(`answers ${ROUNDS / 5} hostile useChatServer() calls with 4xx or a result, never 500`, async () => {
-    const random = prng(SEED + 2)
+    const random = seededRandom(SEED + 2)
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
     const calls = ['send', 'edit', 'delete', 'history', 'presence', 'rooms', 'unread', 'markRead', 'forget', 'disconnect', 'createRoom', 'updateRoom', 'room',
       'members', 'addMember', 'removeMember', 'setRole', 'mute', 'ban', 'unban', 'directRoom', 'search', 'addAiMember', 'aiMessages']
