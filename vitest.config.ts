@@ -3,8 +3,8 @@ import { configDefaults, defineConfig } from 'vitest/config'
 
 /** Tests that install or build a whole app (npm, nuxi, vue-tsc): they run first, before the tests they would starve of CPU. */
 const APP_BUILDS = ['test/e2e/package.test.ts', 'test/e2e/readme.test.ts', 'test/e2e/baseUrl.test.ts']
-/** Floods that load the machine on purpose (500 connections, 300 dripping sockets): they run last and alone, so their load cannot stretch the bounded waits of other tests. */
-const FLOODS = ['test/e2e/limitsModel.test.ts', 'test/e2e/limitsOffice.test.ts']
+/** Floods that load the machine on purpose (500 connections, 300 dripping sockets, thousands of joins a second): they run last and alone, so their load cannot stretch the bounded waits of other tests. */
+const FLOODS = ['test/e2e/limitsModel.test.ts', 'test/e2e/limitsOffice.test.ts', 'test/e2e/limitsJoins.test.ts']
 
 export default defineConfig({
   resolve: {

@@ -100,7 +100,7 @@ function ensureBuilt(entry, dir, sources, env) {
 
 // Thousands of guests on one address: no per-address caps, and none of the limits (revision 6) that
 // would refuse them (a scale run's 10,000 joins replay far more than one address's history bytes).
-const LIMITS_OFF = ['RATE_LIMIT', 'RATE_LIMIT_PER_IP', 'HISTORY_RATE_LIMIT', 'HISTORY_RATE_LIMIT_PER_IP', 'HISTORY_BYTES', 'READ_RATE_LIMIT', 'READ_RATE_LIMIT_PER_IP', 'NEW_ROOM_RATE_LIMIT', 'NEW_ROOM_RATE_LIMIT_PER_IP']
+const LIMITS_OFF = ['RATE_LIMIT', 'RATE_LIMIT_PER_IP', 'HISTORY_RATE_LIMIT', 'HISTORY_RATE_LIMIT_PER_IP', 'HISTORY_BYTES', 'READ_RATE_LIMIT', 'READ_RATE_LIMIT_PER_IP', 'NEW_ROOM_RATE_LIMIT', 'NEW_ROOM_RATE_LIMIT_PER_IP', 'JOIN_RATE_LIMIT', 'JOIN_RATE_LIMIT_PER_IP']
 const MODULE_ENV = { ...Object.fromEntries(LIMITS_OFF.map(limit => [`NUXT_CHAT_${limit}`, 'false'])), NUXT_CHAT_MAX_CONNECTIONS_PER_IP: '0' }
 const SERVERS = {
   ws: { label: '(b) bare ws, send per socket', entry: join(BENCH, 'servers/ws-basic.mjs'), kind: 'ws' },

@@ -19,6 +19,9 @@ export const chatDefaults = {
   readRateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 },
   newRoomRateLimit: { messages: 10, interval: 60_000, burst: 20 },
   newRoomRateLimitPerIp: { messages: 20, interval: 60_000, burst: 30 },
+  // Bursts of twice `maxRoomsPerConnection` (guests' address: three times): a tab rejoining all its rooms at once is never refused.
+  joinRateLimit: { messages: 20, interval: 10_000, burst: 200 },
+  joinRateLimitPerIp: { messages: 40, interval: 10_000, burst: 300 },
   signedInIpFactor: 50,
   allowedOrigins: [],
   maxConnectionsPerIp: 100,

@@ -93,6 +93,10 @@ export interface ChatRuntimeConfig {
   newRoomRateLimit: false | RateLimitOptions
   /** New rooms per client address of guests and unidentified requests (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 20, interval: 60000, burst: 30 } */
   newRoomRateLimitPerIp: false | RateLimitOptions
+  /** Joins of a room per person (a version 2 `join` or `dm`, a version 1 upgrade or SSE stream to a room), so churning `join` / `leave` cannot flood the `chat:join` hook, the store and every member's presence; `leave` costs nothing. Keep `burst` at least `maxRoomsPerConnection`: a tab rejoins all its rooms at once when it reconnects. `false` turns it off. @default { messages: 20, interval: 10000, burst: 200 } */
+  joinRateLimit: false | RateLimitOptions
+  /** Joins of a room per client address of guests and unidentified requests (signed-in people: `signedInIpFactor` times this); `false` turns it off. @default { messages: 40, interval: 10000, burst: 300 } */
+  joinRateLimitPerIp: false | RateLimitOptions
   /** Signed-in people are counted per person; per address only against every per-address limit times this (an office behind one NAT address); 0: not per address at all. @default 50 */
   signedInIpFactor: number
   /** Open connections (WebSocket, SSE, open POSTs) per signed-in person (tabs and devices); 0: no cap. @default 20 */

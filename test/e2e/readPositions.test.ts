@@ -72,8 +72,8 @@ describe('read positions, PostgreSQL', () => {
   }
 
   beforeAll(async () => {
-    // The cap is under test here, not the rate of new rooms (test/e2e/limitsModel.test.ts tests that).
-    const env = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false' }
+    // The cap is under test here, not the rate of new rooms or joins (test/e2e/limitsModel.test.ts and limitsJoins.test.ts test those).
+    const env = { NUXT_CHAT_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT: 'false', NUXT_CHAT_NEW_ROOM_RATE_LIMIT_PER_IP: 'false', NUXT_CHAT_JOIN_RATE_LIMIT: 'false' }
     ;[server, capped] = await Promise.all([
       startServer({ output: 'postgresql', env }),
       // The cap is runtime config like every option.

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createChatConnection, type ChatConnectionOptions } from '../../src/runtime/app/chatConnection'
+import { forgetSharedSockets } from '../../src/runtime/app/sharedSocket'
 import { parseHistoryRequest, type ChatServerFrame } from '../../src/runtime/shared/protocol'
 
 /** A WebSocket stand-in the test opens, feeds and drops by hand. */
@@ -603,6 +604,66 @@ describe('refusals reach the app (issue 11)', () => {
     expect(chat.error.value).toBeNull()
     vi.advanceTimersByTime(500)
     expect(FakeSocket.instances).toHaveLength(2)
+  })
+})
+
+describe('a join a limit refused, on the tab\'s shared socket', () => {
+  afterEach(() => forgetSharedSockets())
+  const hello = { type: 'hello', version: 2, me: { id: 'p1', name: 'me' }, limits: { maxLength: 2000, maxRooms: 100 } }
+  const joinsOn = (socket: FakeSocket) => socket.sent.map(text => JSON.parse(text) as { type: string, ref?: string, room?: string }).filter(command => command.type === 'join')
+  const refused = (ref: string | undefined, retryAfter: number) => ({ type: 'join_refused', room: 'r', ref, code: 'rate_limited', message: `Too many joins from you; retry in ${retryAfter} s`, scope: 'person', limit: 'joins', retryAfter })
+
+  it('joins that room again after retryAfter plus the backoff, asks the route nothing, backs off further while refused, and opens when let in', async () => {
+    const chat = connection({ shareSocket: true })
+    chat.open()
+    const socket = latest()
+    socket.accept()
+    socket.receive(hello)
+    expect(joinsOn(socket)).toHaveLength(1)
+    socket.receive(refused(joinsOn(socket)[0]!.ref, 3))
+    await settle()
+    expect(chat.status.value).toBe('CLOSED')
+    // Not a refusal for good, and no probe: the server said why and when.
+    expect(chat.error.value).toBeNull()
+    expect(requests).toHaveLength(0)
+    // 3 s, then the first backoff (500 ms: jitter at its maximum).
+    vi.advanceTimersByTime(3499)
+    expect(joinsOn(socket)).toHaveLength(1)
+    vi.advanceTimersByTime(1)
+    expect(joinsOn(socket)).toHaveLength(2)
+    // Refused again: 3 s and a longer backoff (1 s).
+    socket.receive(refused(joinsOn(socket)[1]!.ref, 3))
+    await settle()
+    vi.advanceTimersByTime(3999)
+    expect(joinsOn(socket)).toHaveLength(2)
+    vi.advanceTimersByTime(1)
+    expect(joinsOn(socket)).toHaveLength(3)
+    const last = joinsOn(socket)[2]!
+    socket.receive({ type: 'joined', room: 'r', ref: last.ref, me: { id: 'p1', name: 'me' } })
+    socket.receive({ type: 'caught_up', room: 'r', ref: last.ref })
+    expect(chat.status.value).toBe('OPEN')
+    expect(FakeSocket.instances).toHaveLength(1)
+    expect(requests).toHaveLength(0)
+    chat.close()
+  })
+
+  it('waits out a large retryAfter, and an absent one is the plain backoff', async () => {
+    const chat = connection({ shareSocket: true })
+    chat.open()
+    const socket = latest()
+    socket.accept()
+    socket.receive(hello)
+    socket.receive(refused(joinsOn(socket)[0]!.ref, 60))
+    await settle()
+    vi.advanceTimersByTime(60_000)
+    expect(joinsOn(socket)).toHaveLength(1)
+    vi.advanceTimersByTime(500)
+    expect(joinsOn(socket)).toHaveLength(2)
+    socket.receive({ ...refused(joinsOn(socket)[1]!.ref, 1), retryAfter: undefined })
+    await settle()
+    vi.advanceTimersByTime(1000)
+    expect(joinsOn(socket)).toHaveLength(3)
+    chat.close()
   })
 })
 

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createChatLimits } from '../../src/runtime/server/utils/chatLimits'
+import { chatDefaults } from '../../src/runtime/defaults'
+import { createChatLimits, joinBurstWarning, limitRefusals } from '../../src/runtime/server/utils/chatLimits'
 import { createSendLimiter, type AllowSend, type SendInput } from '../../src/runtime/server/utils/sendPipeline'
 
 const person = { rateLimit: { messages: 20, interval: 10_000, burst: 10 }, rateLimitPerIp: { messages: 60, interval: 10_000, burst: 30 } }
@@ -69,7 +70,7 @@ describe('createChatLimits', () => {
   afterEach(() => {
     vi.useRealTimers()
   })
-  const config = { ...person, historyRateLimit: { messages: 20, interval: 10_000, burst: 10 }, historyRateLimitPerIp: { messages: 40, interval: 10_000, burst: 20 }, historyBytes: { bytes: 1000, interval: 10_000 }, readRateLimit: false as const, readRateLimitPerIp: false as const, newRoomRateLimit: false as const, newRoomRateLimitPerIp: false as const, signedInIpFactor: 50 }
+  const config = { ...person, historyRateLimit: { messages: 20, interval: 10_000, burst: 10 }, historyRateLimitPerIp: { messages: 40, interval: 10_000, burst: 20 }, historyBytes: { bytes: 1000, interval: 10_000 }, readRateLimit: false as const, readRateLimitPerIp: false as const, newRoomRateLimit: false as const, newRoomRateLimitPerIp: false as const, joinRateLimit: false as const, joinRateLimitPerIp: false as const, signedInIpFactor: 50 }
 
   it('refuses history once the bytes served run past the budget, until the debt refills, with the wait in whole seconds', () => {
     const limits = createChatLimits(config)
@@ -132,5 +133,67 @@ describe('createChatLimits', () => {
     expect(limits.takeNewRoom(founder, 0)).toBeUndefined()
     expect(limits.takeNewRoom(founder, 1)).toEqual({ scope: 'person', limit: 'rooms', retryAfter: expect.any(Number) })
     expect(limits.take('messages', founder)).toBeUndefined()
+  })
+})
+
+describe('the joins limit', () => {
+  beforeEach(() => {
+    vi.useFakeTimers()
+    vi.setSystemTime(0)
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+  const { joinRateLimit, joinRateLimitPerIp, signedInIpFactor, maxRoomsPerConnection } = chatDefaults
+  const off = { rateLimit: false as const, rateLimitPerIp: false as const, historyRateLimit: false as const, historyRateLimitPerIp: false as const, historyBytes: false as const, readRateLimit: false as const, readRateLimitPerIp: false as const, newRoomRateLimit: false as const, newRoomRateLimitPerIp: false as const }
+  const defaults = { ...off, joinRateLimit, joinRateLimitPerIp, signedInIpFactor }
+  const joined = (limits: ReturnType<typeof createChatLimits>, subject: { person: string, ip?: string, guest?: boolean }, times: number) => Array.from({ length: times }, () => limits.takeJoin(subject)).filter(refused => !refused).length
+
+  it('lets a tab rejoin the most rooms one connection may follow at once, twice, then refuses the churn at the refill\'s pace, naming joins, person and the wait', () => {
+    const limits = createChatLimits(defaults)
+    const alice = { person: 'u-alice', ip: '10.0.0.1', guest: false }
+    // A tab with `maxRoomsPerConnection` rooms, and the same tab reconnecting right after.
+    expect(joined(limits, alice, maxRoomsPerConnection)).toBe(maxRoomsPerConnection)
+    expect(joined(limits, alice, maxRoomsPerConnection)).toBe(maxRoomsPerConnection)
+    const before = limitRefusals.get('joins|person|signed_in') ?? 0
+    expect(limits.takeJoin(alice)).toEqual({ scope: 'person', limit: 'joins', retryAfter: 1 })
+    expect(limitRefusals.get('joins|person|signed_in')).toBe(before + 1)
+    // Churn for 10 s: 20 joins pass (2 a second), whatever is asked.
+    let passed = 0
+    for (let at = 0; at < 10_000; at += 10) {
+      vi.setSystemTime(at)
+      passed += joined(limits, alice, 5)
+    }
+    expect(passed).toBeGreaterThanOrEqual(19)
+    expect(passed).toBeLessThanOrEqual(20)
+    // Another person, same address: their own full burst.
+    expect(joined(limits, { person: 'u-bob', ip: '10.0.0.1', guest: false }, 250)).toBe(200)
+  })
+
+  it('counts fresh guests of one address together, takes nothing from any count when one refuses, and turns off with false', () => {
+    const limits = createChatLimits(defaults)
+    let passed = 0
+    for (let guest = 0; guest < 40; guest++) passed += joined(limits, { person: `guest:${guest}`, ip: '10.0.0.2', guest: true }, 10)
+    expect(passed).toBe(300)
+    expect(limits.takeJoin({ person: 'guest:late', ip: '10.0.0.2', guest: true })).toEqual({ scope: 'address', limit: 'joins', retryAfter: 1 })
+    // The refused guest's own bucket is untouched: from another address it has its whole burst.
+    expect(joined(limits, { person: 'guest:late', ip: '10.0.0.3', guest: true }, 250)).toBe(200)
+    expect(joined(createChatLimits({ ...defaults, joinRateLimit: false, joinRateLimitPerIp: false }), { person: 'guest:x', ip: '10.0.0.4', guest: true }, 1000)).toBe(1000)
+  })
+
+  it('refuses a join while the history byte budget is spent, as history, and takes no join token then', () => {
+    const limits = createChatLimits({ ...defaults, historyBytes: { bytes: 1000, interval: 10_000 }, joinRateLimit: { messages: 1, interval: 60_000, burst: 2 } })
+    const reader = { person: 'u-reader', ip: '10.0.0.5', guest: false }
+    limits.chargeHistoryBytes(reader, 1500)
+    expect(limits.takeJoin(reader)).toEqual({ scope: 'person', limit: 'history', retryAfter: 6 })
+    vi.setSystemTime(6000)
+    // Both join tokens are still there.
+    expect(joined(limits, reader, 3)).toBe(2)
+  })
+
+  it('warns when a burst is below maxRoomsPerConnection, not with the defaults', () => {
+    expect(joinBurstWarning(chatDefaults)).toBeUndefined()
+    expect(joinBurstWarning({ ...chatDefaults, joinRateLimit: false })).toBeUndefined()
+    expect(joinBurstWarning({ ...chatDefaults, joinRateLimit: { messages: 1, interval: 1000, burst: 50 } })).toMatch(/joinRateLimit\.burst is below maxRoomsPerConnection \(100\)/)
   })
 })

@@ -331,9 +331,9 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
         state.pongTimer = undefined
         handleFrame(frame, outOfOrder)
       },
-      dropped: (beforeOpen, refused) => {
+      dropped: (beforeOpen, refused, retryAfter) => {
         if (state.link !== link) return
-        if (beforeOpen) void learnWhy(generation, refused)
+        if (beforeOpen) void learnWhy(generation, refused, retryAfter)
         else dropped()
       },
     })
@@ -341,12 +341,14 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
   }
 
   /**
-   * A connect failed before it opened: stop on a join the server refused for this person, else
-   * ask the route once whether it refuses us; then retry or stop.
+   * A connect failed before it opened: stop on a join the server refused for this person, wait
+   * out a limit's `retryAfter`, else ask the route once whether it refuses us; then retry or stop.
    */
-  async function learnWhy(generation: number, refused?: ChatJoinRefusalCode) {
+  async function learnWhy(generation: number, refused?: ChatJoinRefusalCode, retryAfter?: number) {
     const target = targets.connect()
     dropped(true)
+    // A limit said when to come back (joins, or the history byte budget): no probe (it would cost a join too), the backoff on top.
+    if (refused === 'rate_limited') return scheduleReconnect(retryAfter)
     // Said by the server, no probe needed (one request fewer; on SSE the join was a POST already);
     // a tab past `maxRoomsPerConnection` stays past it until a room closes: no retry either.
     const final = refused === 'unauthorized' || refused === 'forbidden' || refused === 'too_many_rooms' ? refused : undefined
@@ -371,14 +373,17 @@ export function createChatConnection<T = unknown>(options: ChatConnectionOptions
     if (!probing) scheduleReconnect()
   }
 
-  function scheduleReconnect() {
+  /** The next connect after the backoff; `retryAfter`: whole seconds a limit asked to wait first (the jittered backoff spreads the rooms it refused together). */
+  function scheduleReconnect(retryAfter = 0) {
     if (!state.wanted || !reconnect || state.refusal) return
     if (state.attempts >= reconnect.retries) {
       reconnect.onFailed?.()
       if (state.drained) finishDrain()
       return
     }
-    state.reconnectTimer = setTimeout(connect, backoffDelay(state.attempts++, reconnect))
+    // Within a day: a timer past 2^31 ms fires at once.
+    const wait = Number.isFinite(retryAfter) ? Math.min(Math.max(retryAfter, 0), 86_400) * 1000 : 0
+    state.reconnectTimer = setTimeout(connect, wait + backoffDelay(state.attempts++, reconnect))
   }
 
   function teardown() {

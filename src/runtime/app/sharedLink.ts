@@ -224,9 +224,9 @@ class SharedConnection {
       return this.settle(subscriber, frame.room, true)
     }
     this.subscribers.delete(slotOf(subscriber))
-    const code = frame.type === 'join_refused' || frame.type === 'error' ? frame.code : undefined
-    if (frame.type === 'join_refused' && code === 'bad_request' && this.joinedElsewhere(subscriber, frame.room)) this.takeVersionOne(subscriber)
-    else subscriber.events.dropped(true, code as ChatJoinRefusalCode | undefined)
+    const refusal = frame.type === 'join_refused' || frame.type === 'error' ? frame : undefined
+    if (frame.type === 'join_refused' && frame.code === 'bad_request' && this.joinedElsewhere(subscriber, frame.room)) this.takeVersionOne(subscriber)
+    else subscriber.events.dropped(true, refusal?.code as ChatJoinRefusalCode | undefined, refusal?.retryAfter)
     return false
   }
 
@@ -295,7 +295,7 @@ class SharedConnection {
         // Already in the room by the tab's other link to it (a `dm` of it): this one takes a version 1 link.
         if (frame.type === 'join_refused' && frame.code === 'bad_request' && this.joinedElsewhere(subscriber, frame.room)) this.takeVersionOne(subscriber)
         // Refused: the room connection learns why from the code, or asks the route (version 1's probe).
-        else if (frame.type === 'join_refused') subscriber.events.dropped(true, frame.code)
+        else if (frame.type === 'join_refused') subscriber.events.dropped(true, frame.code, frame.retryAfter)
         else subscriber.events.dropped(false)
         return
       case 'caught_up':

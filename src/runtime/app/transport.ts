@@ -9,8 +9,11 @@ export interface ChatLinkEvents {
   /** A frame from the server; `outOfOrder`: an answer outside the room's order (a POST's reply), never a cursor. */
   /** A room's frame (version 2's `seen` only on the shared connection). */
   frame: (frame: ChatServerFrame | ChatSeenFrame, outOfOrder?: boolean) => void
-  /** The link is gone; `beforeOpen`: it never opened, so the server may have refused it; `refused`: the server said why (a `join_refused`'s code). */
-  dropped: (beforeOpen: boolean, refused?: ChatJoinRefusalCode) => void
+  /**
+   * The link is gone; `beforeOpen`: it never opened, so the server may have refused it; `refused`: the server said why (a `join_refused`'s code),
+   * and `retryAfter`: the whole seconds a limit's refusal (`rate_limited`) asks to wait.
+   */
+  dropped: (beforeOpen: boolean, refused?: ChatJoinRefusalCode, retryAfter?: number) => void
 }
 
 /** One connection to the server, whatever carries it: WebSocket, or EventSource + POST. */

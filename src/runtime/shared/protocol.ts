@@ -297,7 +297,7 @@ export function isMemberCommand<T extends { type: string }>(command: T): command
 /** Whose count a `rate_limited` refusal came from (docs/PROTOCOL.md, "Refusals"). */
 export type ChatLimitScope = 'person' | 'address'
 /** Which limit a `rate_limited` refusal came from. */
-export type ChatLimitName = 'messages' | 'history' | 'reads' | 'rooms' | 'connections'
+export type ChatLimitName = 'messages' | 'history' | 'reads' | 'rooms' | 'joins' | 'connections'
 
 /**
  * A page of older history, to the connection that asked only (revision 3): the newest stored

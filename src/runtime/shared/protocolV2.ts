@@ -3,7 +3,7 @@
  * commands, and the parser both the server and the client use.
  */
 import { parseSearchRequest, type ChatSearchRequest, type ChatSearchResultsFrame } from './search'
-import { isIdInRange, isMemberCommandType, isStorableText, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
+import { isIdInRange, isMemberCommandType, isStorableText, isValidCid, isValidRoom, MEMBER_COMMANDS, parseCursor, parseHistoryRequest, parseMemberCommand, parseReadCommand, parseSendCommand, type ChatClientCommand, type ChatErrorCode, type ChatLimitName, type ChatLimitScope, type ChatMemberCommand, type ChatMemberRole, type ChatUser } from './protocol'
 
 /** The WebSocket subprotocol a client offers (first) to speak version 2. */
 export const PROTOCOL_V2 = 'nuxt-chat.2'
@@ -46,6 +46,10 @@ export interface ChatJoinRefusedFrame {
   ref?: string
   code: ChatJoinRefusalCode
   message: string
+  /** `rate_limited`: whose count refused, which limit, and whole seconds until a retry can pass (as on an `error` frame). */
+  scope?: ChatLimitScope
+  limit?: ChatLimitName
+  retryAfter?: number
 }
 
 /** A subscription ended: the client left, the app disconnected the user from the room, or their membership ended (removed, banned, or the room became private). */

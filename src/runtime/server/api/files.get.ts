@@ -6,8 +6,9 @@ import { defineEventHandler, requestOrigin, requestPath, setResponseHeader, useR
 import { errorFrame, INLINE_IMAGE_TYPES, isFileId, type ChatErrorFrame } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, refusalCode } from '../utils/access'
+import { ChatLimitRefusal } from '../utils/chatLimits'
 import { allowCrossOrigin } from '../utils/cors'
-import { admitToChat, ChatLimitRefusal, refuse, refuseLimited } from '../utils/httpAdmission'
+import { admitToChat, refuse, refuseLimited } from '../utils/httpAdmission'
 import { chatLogger } from '../utils/useChatHub'
 import { cleanFileName, fileRecords, fileStorage } from '../files/chatFiles'
 

@@ -6,10 +6,10 @@ import { errorFrame } from '../../shared/protocol'
 import { parseSearchRequest } from '../../shared/search'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, refusalCode } from '../utils/access'
-import { limitSubjectOf } from '../utils/chatLimits'
+import { ChatLimitRefusal, limitSubjectOf } from '../utils/chatLimits'
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { allowCrossOrigin } from '../utils/cors'
-import { admitToChat, ChatLimitRefusal, refuse, refuseLimited } from '../utils/httpAdmission'
+import { admitToChat, refuse, refuseLimited } from '../utils/httpAdmission'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
 
 /** The search's own parameters: filters, not the admission's (`room` here names no room to enter). */

@@ -30,16 +30,17 @@ const STREAM_HEADERS = {
  * `HEAD` is admitted the same way and answers the stream's headers only.
  */
 export default defineEventHandler(async (event) => {
-  const admitted = await admitHttpRequest(event, asksVersion2(event) ? 2 : undefined)
+  const query = getQuery(event)
+  // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, "Older history"); any other GET (or its HEAD) of a room joins it.
+  const historyPage = query.before !== undefined || query.history !== undefined
+  const admitted = await admitHttpRequest(event, asksVersion2(event) ? 2 : undefined, !historyPage)
   if ('refused' in admitted) return admitted.refused
   const { admission, config } = admitted
   if (event.method === 'HEAD') return answerHeadersOnly(event, STREAM_HEADERS)
   // `?v=2`: one stream for every room of the tab (docs/PROTOCOL.md, "Version 2 over SSE").
   if (admission.version === 2) return clientGone(event) ? undefined : openRoomsStream(event, admission, config)
-  // `?before=` (or `?history`): a page of older history as JSON, for clients on SSE (docs/PROTOCOL.md, "Older history").
-  const query = getQuery(event)
   const subject = limitSubjectOf(admission)
-  if (!admission.rooms && (query.before !== undefined || query.history !== undefined)) {
+  if (!admission.rooms && historyPage) {
     const request = parseHistoryRequest(query.before, query.limit)
     if (typeof request === 'string') return refuse(event, 400, errorFrame('bad_request', request))
     // `?thread=N`: that thread's replies (docs/PROTOCOL.md, "Threads").
@@ -65,8 +66,8 @@ export default defineEventHandler(async (event) => {
   }
   // Gone while the identify hook ran: its 'close' has passed, nothing would ever clean up.
   if (clientGone(event)) return
-  // A join's replay (a rooms list's first list) is history served: refused while the byte budget is spent.
-  const spent = useChatHub().replayRefusal(subject)
+  // A rooms list's first list is history served: refused while the byte budget is spent (a join's replay: in the admission, with its token of `joins`).
+  const spent = admission.rooms ? useChatHub().replayRefusal(subject) : undefined
   if (spent) return refuseLimited(event, spent)
   const hold = holdConnection(subject, config)
   if (!(hold instanceof ConnectionHold)) return refuseLimited(event, hold)

@@ -6,10 +6,10 @@ import { serveChatSockets, transportOfPeer, useRuntimeConfig } from '#nuxt-chat/
 import { errorFrame, isMemberCommand, parseClientFrame, PONG_FRAME, type ChatClientCommand, type ChatErrorFrame, type ChatMemberCommand } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, refusalCode, type ChatAdmission } from '../utils/access'
-import { limitRefusalFrame, limitSubjectOf, type LimitRefusal } from '../utils/chatLimits'
+import { ChatLimitRefusal, limitRefusalFrame, limitSubjectOf, type LimitRefusal } from '../utils/chatLimits'
 import { ConnectionHold, holdConnection } from '../utils/connectionCaps'
 import { headersArrived } from '../utils/incomingSockets'
-import { admitToChat, ChatLimitRefusal, retryAfterSeconds } from '../utils/httpAdmission'
+import { admitToChat, retryAfterSeconds } from '../utils/httpAdmission'
 import { deliverToMember } from '../utils/roomDelivery'
 import { RoomFrame } from '../transport/frame'
 import { chatLogger, useChatHub } from '../utils/useChatHub'
@@ -310,9 +310,10 @@ export default {
       const socket = upgradeSocket(request)
       // Its headers are here, whoever listens to the server's upgrades.
       if (socket) headersArrived(socket as unknown as Socket)
-      const admission = await admitToChat(request.url, request.headers, socket, offersVersion2(request.headers) ? 2 : undefined)
-      // A join's replay (a rooms list's first list) is history served: refused while the byte budget is spent (version 2: per join).
-      const spent = admission.version === 2 ? undefined : useChatHub().replayRefusal(limitSubjectOf(admission))
+      // A version 1 upgrade joins its room: metered (with its replay's byte budget) in the admission, before `chat:join`; version 2 per join.
+      const admission = await admitToChat(request.url, request.headers, socket, offersVersion2(request.headers) ? 2 : undefined, true)
+      // A rooms list's first list is history served: refused while the byte budget is spent.
+      const spent = admission.rooms ? useChatHub().replayRefusal(limitSubjectOf(admission)) : undefined
       if (spent) throw new ChatLimitRefusal(spent)
       const chatAdmission: Admitted = { admission, hold: undefined }
       if (admission.ip || !config.maxConnectionsPerIp) {

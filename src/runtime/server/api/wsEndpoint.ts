@@ -11,12 +11,12 @@ import webSocketHooks from './ws'
 
 /**
  * A plain GET on the WebSocket route (no `Upgrade` header): the same admission as an upgrade
- * (room, Host, origin, guest key, identify hook, connections per address), answered `400` /
+ * (room, Host, origin, guest key, identify hook, its token of `joins`, connections per address), answered `400` /
  * `401` / `403` / `429` with an `error` frame when it would refuse, else `426`. A client whose upgrade failed asks this once to
  * learn why, instead of retrying blindly (browsers do not show a refused upgrade's status).
  */
 async function probeAdmission(event: H3Event): Promise<ChatErrorFrame> {
-  const admitted = await admitHttpRequest(event)
+  const admitted = await admitHttpRequest(event, undefined, true)
   if ('refused' in admitted) return admitted.refused
   const atCap = connectionCapRefusal(limitSubjectOf(admitted.admission), admitted.config)
   if (atCap) return refuse(event, 429, limitRefusalFrame(atCap))

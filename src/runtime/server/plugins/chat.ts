@@ -2,6 +2,7 @@
 /// <reference path="../nitro.d.ts" />
 import { chatDefaults, pushDefaults } from '../../defaults'
 import type { ChatRuntimeConfig } from '../../types'
+import { joinBurstWarning } from '../utils/chatLimits'
 import { badConfigNumbers } from '../utils/configNumbers'
 import { connectorOptions, databaseProblem } from '../utils/databaseConfig'
 import { guardIncomingSockets } from '../utils/incomingSockets'
@@ -34,6 +35,8 @@ export default defineNitroPlugin((nitroApp) => {
     chatLogger.error(refusal)
     process.exit(1)
   }
+  const joinBurst = joinBurstWarning(config)
+  if (joinBurst) chatLogger.warn(joinBurst)
   setupWebSocketServer(nitroApp, config, runtimeConfig.app.baseURL)
   // Before the server listens: its first socket is already bounded and counted.
   guardIncomingSockets(config)

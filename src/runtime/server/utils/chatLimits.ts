@@ -6,6 +6,7 @@
  */
 import { errorFrame, type ChatErrorFrame, type ChatLimitName, type ChatLimitScope } from '../../shared/protocol'
 import type { ChatRuntimeConfig } from '../../types'
+import { ChatRefusal } from './access'
 import { createRateLimiter, type RateLimitOptions } from './rateLimit'
 
 /** Who a request is, as the limits count it. */
@@ -32,6 +33,7 @@ const REFUSAL_TEXT: Record<ChatLimitName, string> = {
   history: 'Too many history pages',
   reads: 'Too many read commands',
   rooms: 'Too many new rooms',
+  joins: 'Too many joins',
   connections: 'Too many connections',
 }
 
@@ -39,6 +41,13 @@ const REFUSAL_TEXT: Record<ChatLimitName, string> = {
 export function limitRefusalFrame(refusal: LimitRefusal, cid?: string): ChatErrorFrame {
   const whose = refusal.scope === 'address' ? 'from this address' : 'from you'
   return { ...errorFrame('rate_limited', `${REFUSAL_TEXT[refusal.limit]} ${whose}; retry in ${refusal.retryAfter} s`, cid), scope: refusal.scope, limit: refusal.limit, retryAfter: refusal.retryAfter }
+}
+
+/** A request a limit refused before or during its admission: answered `429` (version 2: `join_refused`) with the refusal's fields. */
+export class ChatLimitRefusal extends ChatRefusal {
+  constructor(readonly refusal: LimitRefusal) {
+    super(429, limitRefusalFrame(refusal).message)
+  }
 }
 
 /** Refusals since start, by `limit|scope|who` (`who`: `guest` or `signed_in`); read by the metrics route. */
@@ -72,7 +81,7 @@ function countsOf(perPerson: false | RateLimitOptions | undefined, perIp: false 
   }
 }
 
-export type ChatLimitsConfig = Pick<ChatRuntimeConfig, 'rateLimit' | 'rateLimitPerIp' | 'historyRateLimit' | 'historyRateLimitPerIp' | 'historyBytes' | 'readRateLimit' | 'readRateLimitPerIp' | 'newRoomRateLimit' | 'newRoomRateLimitPerIp' | 'signedInIpFactor'>
+export type ChatLimitsConfig = Pick<ChatRuntimeConfig, 'rateLimit' | 'rateLimitPerIp' | 'historyRateLimit' | 'historyRateLimitPerIp' | 'historyBytes' | 'readRateLimit' | 'readRateLimitPerIp' | 'newRoomRateLimit' | 'newRoomRateLimitPerIp' | 'joinRateLimit' | 'joinRateLimitPerIp' | 'signedInIpFactor'>
 
 /**
  * The chat's rate limits, one set per server instance. `take` checks every count of a limit and
@@ -88,6 +97,7 @@ export function createChatLimits(config: ChatLimitsConfig) {
     historyBytes: countsOf(bytes, bytes, factor),
     reads: countsOf(config.readRateLimit, config.readRateLimitPerIp, factor),
     rooms: countsOf(config.newRoomRateLimit, config.newRoomRateLimitPerIp, factor),
+    joins: countsOf(config.joinRateLimit, config.joinRateLimitPerIp, factor),
     connections: {},
   }
 
@@ -167,6 +177,19 @@ export function createChatLimits(config: ChatLimitsConfig) {
       return undefined
     },
     /**
+     * A join of a room (docs/PROTOCOL.md, "Limits"): a token of `joins`, and its replay needs the history byte budget
+     * (checked here, charged once sent, see `replayRefusal`); the refusal, with nothing taken, when either is spent. Counted for the metrics.
+     */
+    takeJoin(subject: LimitSubject, now = Date.now()): LimitRefusal | undefined {
+      const refused = refusalOf('history', subject, ['historyBytes'], now) ?? refusalOf('joins', subject, ['joins'], now)
+      if (refused) {
+        countLimitRefusal(refused, subject)
+        return refused
+      }
+      for (const { limiter, key } of bucketsOf('joins', subject)) limiter.take(key, now)
+      return undefined
+    },
+    /**
      * A join's replay is history served too (up to `maxReplay` messages after a cursor): refused,
      * as `history`, while `subject`'s byte budget is spent; its bytes are charged once sent. Counted for the metrics.
      */
@@ -191,6 +214,17 @@ export function createChatLimits(config: ChatLimitsConfig) {
 }
 
 export type ChatLimits = ReturnType<typeof createChatLimits>
+
+/** Why the `joins` bursts would refuse a tab rejoining all its rooms at once when it reconnects (fewer than `maxRoomsPerConnection`), or undefined. */
+export function joinBurstWarning(config: Pick<ChatRuntimeConfig, 'joinRateLimit' | 'joinRateLimitPerIp' | 'maxRoomsPerConnection'>): string | undefined {
+  const rooms = config.maxRoomsPerConnection
+  const short = (['joinRateLimit', 'joinRateLimitPerIp'] as const).filter((key) => {
+    const limit = config[key]
+    return limit !== false && limit.burst < rooms
+  })
+  if (!short.length) return undefined
+  return `[nuxt-chat] ${short.map(key => `${key}.burst`).join(' and ')} is below maxRoomsPerConnection (${rooms}): a tab that reconnects rejoins all its rooms at once, and some would be refused (they retry after \`retryAfter\`)`
+}
 
 /** Who an admitted request or connection is, for the limits. */
 export function limitSubjectOf(admitted: { sender: string, ip?: string, user: { guest?: boolean } }): LimitSubject {

@@ -12,7 +12,7 @@ import type { ReadPosition, ReadState, RoomLog } from './roomLog'
 import { createListAdmission } from './listAdmission'
 import { createReadState, type ReadStateHub, type RoomsWatcher } from './readState'
 import { createSendLimiter, createSendPipeline, type AllowSend, type ClaimFiles, type SendInput, type SendResult } from './sendPipeline'
-import { createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
+import { ChatLimitRefusal, createChatLimits, limitRefusalFrame, limitSubjectOf, type LimitRefusal, type LimitSubject } from './chatLimits'
 import { MEMBERS_LISTED } from '../../shared/protocolV2'
 import { askToJoin, ChatRefusal, identifiedIdProblem, refusalCode, type ChatAdmission } from './access'
 import { createRoomListing } from './roomListing'
@@ -219,8 +219,10 @@ export interface ChatHub {
   historyPage: (name: string, before: number, limit: number, thread?: number) => Promise<ChatHistoryFrame>
   /** A page of older history for `subject`, within its history limits: the frame as JSON text, or the refusal; its bytes are charged once served. */
   limitedHistoryPage: (subject: LimitSubject, name: string, before: number, limit: number, thread?: number) => Promise<{ text: string } | { refused: LimitRefusal }>
-  /** May `subject` join a room (or open a rooms list) now? Refused while its history byte budget is spent. */
+  /** May `subject` open a rooms list (or join the room its `create` made, whose `rooms` token paid the join) now? Refused while its history byte budget is spent. */
   replayRefusal: (subject: LimitSubject) => LimitRefusal | undefined
+  /** May `subject` join a room now? Takes a token of `joins` (nothing when refused), refused while those or its history byte budget are spent. */
+  joinRefusal: (subject: LimitSubject) => LimitRefusal | undefined
   /** A `read` POST (or a guest's command) within the reads limit: the refusal when over it. */
   readRefusal: (subject: LimitSubject) => LimitRefusal | undefined
   /** Take a token of the person's (and a guest's address's) `messages` limit for an upload (docs/PROTOCOL.md, "Attachments"); the refusal when spent. */
@@ -1008,7 +1010,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
         // A direct room made is a new room: the person's and address's `rooms` limit bounds how many a client makes.
         if (!await access.record(admission.room)) {
           const refused = limits.take('rooms', limitSubjectOf(admission))
-          if (refused) throw new ChatRefusal(429, limitRefusalFrame(refused).message)
+          if (refused) throw new ChatLimitRefusal(refused)
         }
         await directRoom(admission.user.id, admission.directWith)
       }
@@ -1071,6 +1073,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     },
     replayRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.replayRefusal(subject)
+    },
+    joinRefusal(subject: LimitSubject): LimitRefusal | undefined {
+      return limits.takeJoin(subject)
     },
     readRefusal(subject: LimitSubject): LimitRefusal | undefined {
       return limits.take('reads', subject)

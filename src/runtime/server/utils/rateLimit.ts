@@ -1,7 +1,7 @@
-/** Token-bucket rate limiting: messages, history pages and bytes, reads, new rooms. */
+/** Token-bucket rate limiting: messages, history pages and bytes, reads, new rooms, joins. */
 
 export interface RateLimitOptions {
-  /** Tokens (messages, pages, reads, rooms) refilled per `interval`. @default 20 */
+  /** Tokens (messages, pages, reads, rooms, joins) refilled per `interval`. @default 20 */
   messages: number
   /** Refill window in milliseconds. @default 10000 */
   interval: number

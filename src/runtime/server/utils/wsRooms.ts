@@ -12,6 +12,8 @@ import { parseClientFrameV2, type ChatAckFrame, type ChatMembersFrame, type Chat
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, identifiedIdProblem, refusalCode, type ChatAdmission } from './access'
 import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
+import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
+import { ChatLimitRefusal, limitRefusalFrame, limitSubjectOf, type LimitRefusal } from './chatLimits'
 import type { ConnectionHold } from './connectionCaps'
 import { checkGuestName } from './names'
 import { BANNED_REASON, MEMBERSHIP_ENDED } from './hub'
@@ -332,34 +334,44 @@ function acknowledge(subscription: RoomSubscription, ref: string, id?: number) {
   deliverToMember(subscription, new RoomFrame(JSON.stringify(ack)))
 }
 
-function refuseJoin(connection: MultiRoomMember, room: string, ref: string | undefined, code: ChatJoinRefusalCode, message: string) {
+/** `join_refused` for that room only; a limit's refusal (`limited`) says which count refused and when to retry, as `rate_limited` does everywhere. */
+function refuseJoin(connection: MultiRoomMember, room: string, ref: string | undefined, code: ChatJoinRefusalCode, message: string, limited?: LimitRefusal) {
   const frame: ChatJoinRefusedFrame = { type: 'join_refused', room, code, message }
+  if (limited) Object.assign(frame, { scope: limited.scope, limit: limited.limit, retryAfter: limited.retryAfter })
   if (ref) frame.ref = ref
   connection.send(frame)
+}
+
+/** A join a limit refused: `join_refused` `rate_limited`, with the refusal's fields. */
+function refuseLimitedJoin(connection: MultiRoomMember, room: string, ref: string | undefined, refusal: LimitRefusal) {
+  refuseJoin(connection, room, ref, 'rate_limited', limitRefusalFrame(refusal).message, refusal)
 }
 
 /**
  * Join a room: the room's admission for this person (the app's `chat:identify` with the room, as
  * a version 1 upgrade asks it; a guest's name against the room's signed-in names), then the
  * hub's join (where per-room policies apply): `joined`, presence, read state, replay, `caught_up`.
+ * `made`: the room a `create` just made, whose `rooms` token paid for its join.
  */
-async function join(connection: MultiRoomMember, room: string, since: number | undefined, ref: string | undefined, directWith?: string) {
+async function join(connection: MultiRoomMember, room: string, since: number | undefined, ref: string | undefined, directWith?: string, made = false) {
   const config = useRuntimeConfig().chat as ChatRuntimeConfig
+  // Refused for free: a room the connection follows already costs no token.
   if (connection.subscriptionOf(room)) return refuseJoin(connection, room, ref, 'bad_request', `Already in room "${room}"`)
   if (connection.roomCount >= config.maxRoomsPerConnection) {
     return refuseJoin(connection, room, ref, 'too_many_rooms', `At most ${config.maxRoomsPerConnection} rooms per connection: leave one first`)
   }
   const hub = useChatHub()
-  const spent = hub.replayRefusal(limitSubjectOf(connection))
-  if (spent) return refuseJoin(connection, room, ref, 'rate_limited', limitRefusalFrame(spent).message)
+  // A token of `joins` (and room in the byte budget for the replay), before any hook, store write or presence: churning joins is refused here.
+  const spent = made ? hub.replayRefusal(limitSubjectOf(connection)) : hub.joinRefusal(limitSubjectOf(connection))
+  if (spent) return refuseLimitedJoin(connection, room, ref, spent)
   // Taken now, so joins under way count against the bound and a second join of the room is refused.
   // The room's name as the hub already holds it: one string per room, not one per connection that joins it.
   const subscription = new RoomSubscription(connection, hub.roomName(room), ref)
   connection.subscribe(subscription)
-  const refuse = (code: ChatJoinRefusalCode, message: string) => {
+  const refuse = (code: ChatJoinRefusalCode, message: string, limited?: LimitRefusal) => {
     if (connection.subscriptionOf(room) === subscription) connection.unsubscribe(subscription)
     subscription.ended = true
-    refuseJoin(connection, room, ref, code, message)
+    refuseJoin(connection, room, ref, code, message, limited)
   }
   // Its `admittedAt` (set by the admission): a removal, ban or disconnect of the person before the join ends ends it too.
   const admission: ChatAdmission = { room, user: connection.user, sender: connection.sender, ip: connection.ip, createsReadPosition: false, ...(connection.data && { data: connection.data }), ...(directWith === undefined ? {} : { directWith }) }
@@ -367,7 +379,7 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
     const refusal = await roomRefusal(connection, admission, config)
     // Left (or closed) while the app was asked.
     if (subscription.ended || connection.subscriptionOf(room) !== subscription) return
-    if (refusal) return refuse(refusal.code, refusal.message)
+    if (refusal) return refuse(refusal.code, refusal.message, refusal.limited)
     subscription.joining = false
     await hub.join(subscription.room, subscription, since, undefined, true, admission.admittedAt)
     // Echoed in `joined` already, and in `caught_up` below: not kept with every room of every connection.
@@ -392,7 +404,7 @@ async function join(connection: MultiRoomMember, room: string, since: number | u
 }
 
 /** Why this connection's person may not join `room`, if they may not. */
-async function roomRefusal(connection: MultiRoomMember, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<{ code: ChatJoinRefusalCode, message: string } | undefined> {
+async function roomRefusal(connection: MultiRoomMember, admission: ChatAdmission, config: ChatRuntimeConfig): Promise<{ code: ChatJoinRefusalCode, message: string, limited?: LimitRefusal } | undefined> {
   const { room } = admission
   try {
     // The app's `chat:join` hook, then the room's own admission (members, bans, private rooms; docs/PROTOCOL.md, "Admission"), as for a version 1 upgrade.
@@ -400,7 +412,8 @@ async function roomRefusal(connection: MultiRoomMember, admission: ChatAdmission
   }
   catch (error) {
     if (!(error instanceof ChatRefusal)) throw error
-    return { code: refusalCode(error.status), message: error.message }
+    // A direct room the `rooms` limit would not make: when to retry, as for a join's own limit.
+    return { code: refusalCode(error.status), message: error.message, ...(error instanceof ChatLimitRefusal && { limited: error.refusal }) }
   }
   if (connection.user.guest) {
     // After the admission: who is in a room the guest may not enter is none of their business.
@@ -433,7 +446,7 @@ async function createAndJoin(connection: MultiRoomMember, command: CreateCommand
     chatLogger.error('[nuxt-chat] could not make a room', error)
     return connection.send(errorOf(errorFrame('unavailable', 'The room could not be made; try again'), undefined, ref))
   }
-  await join(connection, room, undefined, ref)
+  await join(connection, room, undefined, ref, undefined, true)
 }
 
 /** `dm`: the direct room with `user`, made on first use by the admission (as `?dm=`), then joined. */
