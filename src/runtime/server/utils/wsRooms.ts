@@ -11,8 +11,6 @@ import { errorFrame, isMemberCommand, PONG_FRAME, type ChatErrorFrame, type Chat
 import { parseClientFrameV2, type ChatAckFrame, type ChatMembersFrame, type ChatCaughtUpFrame, type ChatClientCommandV2, type ChatHelloFrame, type ChatJoinedFrame, type ChatJoinRefusalCode, type ChatJoinRefusedFrame, type ChatLeftFrame } from '../../shared/protocolV2'
 import type { ChatRuntimeConfig } from '../../types'
 import { ChatRefusal, identifiedIdProblem, refusalCode, type ChatAdmission } from './access'
-import { limitRefusalFrame, limitSubjectOf } from './chatLimits'
-import { ChatRefusal, refusalCode, type ChatAdmission } from './access'
 import { ChatLimitRefusal, limitRefusalFrame, limitSubjectOf, type LimitRefusal } from './chatLimits'
 import type { ConnectionHold } from './connectionCaps'
 import { checkGuestName } from './names'
