@@ -48,8 +48,8 @@ export function publicLookup(insecureLoopback: boolean) {
   }
 }
 
-/** POST `body` to `endpoint` with `headers`; resolves to the answer's status (its body unread), rejects on a refused address, an error or `timeout`. */
-export function postToPushService(endpoint: string, headers: Record<string, string>, body: Uint8Array, options: { insecureLoopback: boolean, timeout: number }): Promise<number> {
+/** POST `body` to `endpoint` with `headers`; resolves to the answer's status (its body unread), rejects on a refused address, an error, `timeout` or `signal`. */
+export function postToPushService(endpoint: string, headers: Record<string, string>, body: Uint8Array, options: { insecureLoopback: boolean, timeout: number, signal?: AbortSignal }): Promise<number> {
   const url = new URL(endpoint)
   const request = url.protocol === 'http:' ? httpRequest : httpsRequest
   // An address for a host is not looked up: checked here.
@@ -57,7 +57,7 @@ export function postToPushService(endpoint: string, headers: Record<string, stri
   const problem = isIP(literal) ? addressProblem(literal, options.insecureLoopback) : undefined
   if (problem) return Promise.reject(new PushAddressRefusal(`push service: ${problem}`))
   return new Promise((resolve, reject) => {
-    const outgoing = request(url, { method: 'POST', headers: { ...headers, 'content-length': String(body.byteLength) }, lookup: publicLookup(options.insecureLoopback), signal: AbortSignal.timeout(options.timeout) }, (response) => {
+    const outgoing = request(url, { method: 'POST', headers: { ...headers, 'content-length': String(body.byteLength) }, lookup: publicLookup(options.insecureLoopback), signal: options.signal ? AbortSignal.any([AbortSignal.timeout(options.timeout), options.signal]) : AbortSignal.timeout(options.timeout) }, (response) => {
       // The answer's body is never needed: not read (a push service could send any amount).
       response.destroy()
       resolve(response.statusCode ?? 0)

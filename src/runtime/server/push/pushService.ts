@@ -90,6 +90,8 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
   /** The batches this instance opened, by person: each flushed when its window ends. */
   const timers = new Map<string, ReturnType<typeof setTimeout>>()
   let closed = false
+  // Aborts the POSTs still under way once a stop has waited for them (an open request would hold the process past its stop).
+  const stopping = new AbortController()
   const flushLogged = (uid: string) => flush(uid).catch(error => logger.error('[nuxt-chat] push failed', error))
 
   async function enqueue(uid: string, frame: ChatMessageFrame) {
@@ -193,7 +195,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
       const details = webpush.generateRequestDetails({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, { TTL: options.ttl, urgency: 'normal', contentEncoding: 'aes128gcm' })
       const headers = Object.fromEntries(Object.entries(details.headers).filter(([name]) => name.toLowerCase() !== 'content-length').map(([name, value]) => [name, String(value)]))
       headers.Authorization = authorizationFor(new URL(subscription.endpoint).origin)
-      const status = await postToPushService(details.endpoint, headers, new Uint8Array(details.body as Buffer), { insecureLoopback: options.insecureLoopback, timeout: SEND_TIMEOUT })
+      const status = await postToPushService(details.endpoint, headers, new Uint8Array(details.body as Buffer), { insecureLoopback: options.insecureLoopback, timeout: SEND_TIMEOUT, signal: stopping.signal })
       if (status === 404 || status === 410) {
         await store.pushForget(subscription.endpoint)
         return
@@ -244,6 +246,7 @@ export function createChatPush({ options, store, hooks, logger, redisUrl, channe
       logger.warn(`[nuxt-chat] push: the server stopped before every notification it held was sent (${held.length} batches, ${STOP_SEND_WAIT} ms)`)
     }
     clearTimeout(waited)
+    stopping.abort()
     closed = true
     batches.clear()
     await online.close()
