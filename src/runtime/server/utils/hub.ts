@@ -289,6 +289,9 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
   /** What joins made lately, per `room\nuid`: a removal that another instance (or a slower store answer) tells later undoes it. */
   const joinsMade = new Map<string, JoinMade>()
 
+  /** The key of a person in a room, in `endings` and `joinsMade`. */
+  const memberKey = (room: string, uid: string) => `${room}\n${uid}`
+
   function stamp<T>(map: Map<string, T>, key: string, value: T) {
     map.delete(key)
     if (map.size >= MAX_ENDINGS) map.delete(map.keys().next().value!)
@@ -297,7 +300,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
 
   /** What ended `uid`'s connections to `room` after `admittedAt`, if anything did. */
   function endedSince(room: string, uid: string, admittedAt: number): Ending | undefined {
-    const ending = endings.get(`${room}\n${uid}`)
+    const ending = endings.get(memberKey(room, uid))
     return ending && ending.at > admittedAt ? ending : undefined
   }
 
@@ -313,7 +316,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
 
   /** Undo what a join made once its person's connections to the room ended after its admission: its plain membership (while the row is still that one), its read position. */
   async function undoJoin(room: string, uid: string, made: JoinMade) {
-    const key = `${room}\n${uid}`
+    const key = memberKey(room, uid)
     if (joinsMade.get(key) === made) joinsMade.delete(key)
     const stored = made.member && await store.member(room, uid)
     if (stored && !stored.banned && stored.role === 'member' && stored.mutedUntil === undefined && stored.joinedAt === made.member!.joinedAt) {
@@ -366,7 +369,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     async joinedFirst(room, uid, stands) {
       const made: JoinMade = { at: Date.now() }
       // Bounded by `stamp`; aged out when read (no timer per join).
-      stamp(joinsMade, `${room}\n${uid}`, made)
+      stamp(joinsMade, memberKey(room, uid), made)
       if (!stands()) return undoJoin(room, uid, made).then(() => false)
       const decided = access.decide(room, { id: uid, name: uid }, 'read')
       // (Decided at once when cached, as after an admission: no later than before.)
@@ -690,7 +693,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
   /** Close this instance's connections of `userId` in a room (with `code` and `reason`, else 4001); how many there were. */
   function disconnectHere(name: string, userId: string, code?: number, reason?: string): number {
     // Before the connections close: their joins' read state (a leave makes it) sees it.
-    stamp(endings, `${name}\n${userId}`, { at: ++membershipClock, code, reason })
+    stamp(endings, memberKey(name, userId), { at: ++membershipClock, code, reason })
     let count = 0
     for (const member of rooms.get(name)?.delivery.members ?? []) {
       if (member.user.id !== userId || !member.close) continue
@@ -726,7 +729,7 @@ export function createChatHub({ config, store, bus, hooks, logger, allowSend, cl
     disconnectHere(frame.room, frame.uid, MEMBERSHIP_ENDED, frame.banned ? BANNED_REASON : REMOVED_REASON)
     readState.unlistHere(frame.room, frame.uid)
     // A join that made its membership (or position) as this removal was stored elsewhere, its write last: undone.
-    const key = `${frame.room}\n${frame.uid}`
+    const key = memberKey(frame.room, frame.uid)
     const made = joinsMade.get(key)
     if (!made) return
     if (Date.now() - made.at > JOIN_UNDO_WINDOW) joinsMade.delete(key)
