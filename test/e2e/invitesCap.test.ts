@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocketV2, type FrameV2 } from '../utils/clients'
+import { ChatSocketV2 } from '../utils/clients'
 import { startServer, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
@@ -17,15 +17,9 @@ describe('invites under the read positions cap', () => {
   let server: TestServer
   const opened: ChatSocketV2[] = []
   const open = async (user: string) => {
-    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: `session=${user}` } })
+    const socket = await ChatSocketV2.openAs(server.wsUrl(''), user)
     opened.push(socket)
-    await socket.waitFor(frame => frame.type === 'hello', 'hello')
     return socket
-  }
-  const ask = async (socket: ChatSocketV2, command: Record<string, unknown>, answered: (frame: FrameV2) => boolean) => {
-    const ref = socket.ref()
-    socket.send({ ...command, ref })
-    return socket.waitFor(frame => frame.ref === ref && answered(frame), `answer to ${String(command.type)}`)
   }
   /** The rooms list as the server reads it now (a `rooms` command: its answer is the next `rooms` frame). */
   const listOf = async (socket: ChatSocketV2) => {
@@ -54,7 +48,7 @@ describe('invites under the read positions cap', () => {
     const griefer = await open(`user-griefer-${tag}`)
     const made: string[] = []
     for (let index = 0; index < 5; index++) {
-      const created = await ask(griefer, { type: 'create', title: `spam ${index}`, visibility: 'public', members: [victimId] }, frame => frame.type === 'caught_up' || frame.type === 'error')
+      const created = await griefer.ask({ type: 'create', title: `spam ${index}`, visibility: 'public', members: [victimId] }, frame => frame.type === 'caught_up' || frame.type === 'error')
       expect(created).toMatchObject({ type: 'caught_up' })
       made.push(created.room as string)
     }

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChatSocketV2, postMessage, type FrameV2 } from '../utils/clients'
+import { ChatSocketV2, postMessage } from '../utils/clients'
 import { callServer, startServer, type TestServer } from '../utils/server'
 
 const tag = randomUUID().slice(0, 8)
@@ -23,18 +23,11 @@ describe('a mute kept past the membership', () => {
   let server: TestServer
   const opened: ChatSocketV2[] = []
   const open = async (user: string) => {
-    const socket = await ChatSocketV2.openV2(server.wsUrl(''), {}, { headers: { cookie: `session=${user}` } })
+    const socket = await ChatSocketV2.openAs(server.wsUrl(''), user)
     opened.push(socket)
-    await socket.waitFor(frame => frame.type === 'hello', 'hello')
     return socket
   }
-  /** Send `command` with a fresh ref; the first frame answering it (by ref) is returned. */
-  const ask = async (socket: ChatSocketV2, command: Record<string, unknown>, answered = (frame: FrameV2) => frame.type !== 'joined') => {
-    const ref = socket.ref()
-    socket.send({ ...command, ref })
-    return socket.waitFor(frame => frame.ref === ref && answered(frame), `answer to ${String(command.type)}`)
-  }
-  const say = (socket: ChatSocketV2, room: string, message: string) => ask(socket, { type: 'message', room, message, cid: randomUUID() }, frame => frame.type === 'error' || frame.type === 'ack')
+  const say = (socket: ChatSocketV2, room: string, message: string) => socket.ask({ type: 'message', room, message, cid: randomUUID() }, frame => frame.type === 'error' || frame.type === 'ack')
   /** A message POSTed to the room (a version 1 POST: no join needed in a public room). */
   const post = (user: string, room: string, message: string) => postMessage(server.url('').replace(/\/$/, ''), { message, cid: randomUUID() }, { room }, { 'cookie': `session=${user}`, 'sec-fetch-site': 'same-origin' })
   const membersOf = async (room: string) => (await callServer<{ uid: string, role?: string, mutedUntil?: number, muteOnly?: true }[]>(server, { call: 'members', room })).body
@@ -51,13 +44,13 @@ describe('a mute kept past the membership', () => {
     const [ownerId, trollId] = [newUser(), newUser()]
     const owner = await open(ownerId)
     const troll = await open(trollId)
-    const room = (await ask(owner, { type: 'create', title: 'Open', visibility: 'public' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Open', visibility: 'public' })).room as string
     expect(await troll.join(room)).toMatchObject({ type: 'caught_up' })
-    expect(await ask(owner, { type: 'mute', room, user: trollId })).toMatchObject({ type: 'ack', room })
+    expect(await owner.ask({ type: 'mute', room, user: trollId })).toMatchObject({ type: 'ack', room })
     expect(await say(troll, room, 'spam 1')).toMatchObject({ type: 'error', code: 'muted' })
 
     // Leaving still works: they are no member any more, and the room leaves their connection.
-    expect(await ask(troll, { type: 'remove', room, user: trollId })).toMatchObject({ type: 'ack', room })
+    expect(await troll.ask({ type: 'remove', room, user: trollId })).toMatchObject({ type: 'ack', room })
     await troll.waitFor(frame => frame.type === 'left' && frame.room === room, 'left')
     // A public room takes messages from people who are no members: not from this one.
     expect(await post(trollId, room, 'spam 2')).toMatchObject({ status: 403, json: { code: 'muted' } })
@@ -69,7 +62,7 @@ describe('a mute kept past the membership', () => {
     expect(owner.messages.filter(message => message.room === room)).toEqual([])
     // Their membership is back, with the mute; unmuted, they speak.
     expect((await membersOf(room)).find(member => member.uid === trollId)).toMatchObject({ role: 'member', mutedUntil: expect.any(Number) })
-    expect(await ask(owner, { type: 'mute', room, user: trollId, until: 0 })).toMatchObject({ type: 'ack', room })
+    expect(await owner.ask({ type: 'mute', room, user: trollId, until: 0 })).toMatchObject({ type: 'ack', room })
     expect(await say(troll, room, 'sorry')).toMatchObject({ type: 'ack', room })
   })
 
@@ -77,9 +70,9 @@ describe('a mute kept past the membership', () => {
     const [ownerId, trollId] = [newUser(), newUser()]
     const owner = await open(ownerId)
     const troll = await open(trollId)
-    const room = (await ask(owner, { type: 'create', title: 'Open', visibility: 'public' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Open', visibility: 'public' })).room as string
     expect(await troll.join(room)).toMatchObject({ type: 'caught_up' })
-    expect(await ask(owner, { type: 'mute', room, user: trollId })).toMatchObject({ type: 'ack', room })
+    expect(await owner.ask({ type: 'mute', room, user: trollId })).toMatchObject({ type: 'ack', room })
     for (let index = 0; index < MAX_READ_POSITIONS; index++) {
       expect(await troll.join(`elsewhere-${tag}-${users}-${index}`)).toMatchObject({ type: 'caught_up' })
     }
@@ -112,9 +105,9 @@ describe('a mute kept past the membership', () => {
   it('a mute of someone who is no member of a private room lets them in nowhere, even once it ends', async () => {
     const [ownerId, outsiderId] = [newUser(), newUser()]
     const owner = await open(ownerId)
-    const room = (await ask(owner, { type: 'create', title: 'Staff', visibility: 'private' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Staff', visibility: 'private' })).room as string
     expect(await say(owner, room, 'private history')).toMatchObject({ type: 'ack', room })
-    expect(await ask(owner, { type: 'mute', room, user: outsiderId, until: Date.now() + 500 })).toMatchObject({ type: 'ack', room })
+    expect(await owner.ask({ type: 'mute', room, user: outsiderId, until: Date.now() + 500 })).toMatchObject({ type: 'ack', room })
     const outsider = await open(outsiderId)
     expect(await outsider.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
     await new Promise(resolve => setTimeout(resolve, 700))
@@ -123,7 +116,7 @@ describe('a mute kept past the membership', () => {
     expect(await post(outsiderId, room, 'let me in')).toMatchObject({ status: 403, json: { code: 'forbidden' } })
     expect(outsider.messages).toEqual([])
     // An invite is the way in.
-    expect(await ask(owner, { type: 'invite', room, user: outsiderId })).toMatchObject({ type: 'ack', room })
+    expect(await owner.ask({ type: 'invite', room, user: outsiderId })).toMatchObject({ type: 'ack', room })
     expect(await outsider.join(room)).toMatchObject({ type: 'caught_up', room })
   })
 })

@@ -25,16 +25,9 @@ describe('rooms and members on protocol version 2', () => {
   const opened: ChatSocketV2[] = []
   /** A version 2 socket signed in as `user` (undefined: a guest), after its `hello`. */
   const open = async (user?: string) => {
-    const socket = await ChatSocketV2.openV2(wsBase(server), user ? {} : { name: 'Guest' }, user ? { headers: { cookie: `session=${user}` } } : {})
+    const socket = await ChatSocketV2.openAs(wsBase(server), user)
     opened.push(socket)
-    await socket.waitFor(frame => frame.type === 'hello', 'hello')
     return socket
-  }
-  /** Send `command` with a fresh ref; the first frame answering it (by ref) is returned. */
-  const ask = async (socket: ChatSocketV2, command: Record<string, unknown>, answered = (frame: FrameV2) => frame.type !== 'joined') => {
-    const ref = socket.ref()
-    socket.send({ ...command, ref })
-    return socket.waitFor(frame => frame.ref === ref && answered(frame), `answer to ${String(command.type)}`)
   }
   /** `gated-` rooms: the fixture's `chat:join` holds their joins (and rooms lists showing them) while the test says so. */
   const joinGate = async (room: string, action: 'close' | 'open' | 'waiting') => (await fetch(server.url('/_test/join-gate'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room, action }) })).json() as Promise<{ waiting?: number }>
@@ -50,7 +43,7 @@ describe('rooms and members on protocol version 2', () => {
   it('creates a private room joined at once; an invitee joins, an outsider is refused', async () => {
     const [ownerId, inviteeId, outsiderId] = [newUser(), newUser(), newUser()]
     const owner = await open(ownerId)
-    const created = await ask(owner, { type: 'create', title: 'Team <b>', visibility: 'private' })
+    const created = await owner.ask({ type: 'create', title: 'Team <b>', visibility: 'private' })
     expect(created).toMatchObject({ type: 'caught_up' })
     const room = created.room as string
     expect(room).toMatch(/^room-[\w-]{16}$/)
@@ -61,26 +54,26 @@ describe('rooms and members on protocol version 2', () => {
     const invitee = await open(inviteeId)
     expect(await invitee.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
 
-    expect(await ask(owner, { type: 'invite', room, user: inviteeId })).toEqual({ type: 'ack', ref: expect.any(String), room })
+    expect(await owner.ask({ type: 'invite', room, user: inviteeId })).toEqual({ type: 'ack', ref: expect.any(String), room })
     expect(await invitee.join(room)).toMatchObject({ type: 'caught_up', room })
     // The invitee is a member, not a moderator: they may not invite the outsider.
-    expect(await ask(invitee, { type: 'invite', room, user: outsiderId })).toMatchObject({ type: 'error', code: 'forbidden', room })
+    expect(await invitee.ask({ type: 'invite', room, user: outsiderId })).toMatchObject({ type: 'error', code: 'forbidden', room })
     expect(await outsider.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
 
     // Unmuting someone who is no member makes nothing: not a way around the app's rules for `invite`.
-    expect(await ask(owner, { type: 'mute', room, user: outsiderId, until: 0 })).toMatchObject({ type: 'error', code: 'not_found', room })
+    expect(await owner.ask({ type: 'mute', room, user: outsiderId, until: 0 })).toMatchObject({ type: 'error', code: 'not_found', room })
     expect(await outsider.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
 
     // Members made at creation are in at once.
-    const withMembers = await ask(owner, { type: 'create', title: 'Pair', visibility: 'private', members: [outsiderId] })
+    const withMembers = await owner.ask({ type: 'create', title: 'Pair', visibility: 'private', members: [outsiderId] })
     expect(await outsider.join(withMembers.room as string)).toMatchObject({ type: 'caught_up' })
   })
 
   it('a join still being admitted reaches nothing of a private room: commands sent with it are not_found, then the join is refused', async () => {
     const [ownerId, outsiderId] = [newUser(), newUser()]
     const owner = await open(ownerId)
-    const room = (await ask(owner, { type: 'create', title: 'Staff', visibility: 'private' })).room as string
-    expect(await ask(owner, { type: 'message', room, message: 'the secret plan', cid: 'plan-1' }, frame => frame.type === 'ack')).toMatchObject({ room })
+    const room = (await owner.ask({ type: 'create', title: 'Staff', visibility: 'private' })).room as string
+    expect(await owner.ask({ type: 'message', room, message: 'the secret plan', cid: 'plan-1' }, frame => frame.type === 'ack')).toMatchObject({ room })
     const outsider = await open(outsiderId)
     // In one TCP write, so the server reads them all before the join's admission has answered.
     const commands = [
@@ -109,7 +102,7 @@ describe('rooms and members on protocol version 2', () => {
   it('a guest bearing the name of someone in a private room is refused as any guest is: the refusal tells nobody is there', async () => {
     const ownerId = newUser()
     const owner = await open(ownerId)
-    const room = (await ask(owner, { type: 'create', title: 'Staff', visibility: 'private' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Staff', visibility: 'private' })).room as string
     const answers = []
     for (const name of [ownerId, 'Someone else']) {
       const guest = await ChatSocketV2.openV2(wsBase(server), { name })
@@ -123,9 +116,9 @@ describe('rooms and members on protocol version 2', () => {
   it('refuses a title or topic the store would not keep as given (a lone surrogate), and stores nothing', async () => {
     const owner = await open(newUser())
     const lone = JSON.parse('"Team \\ud800"') as string
-    expect(await ask(owner, { type: 'create', title: lone, visibility: 'public' })).toMatchObject({ type: 'error', code: 'bad_request', message: expect.stringMatching(/lone surrogates/) })
-    const room = (await ask(owner, { type: 'create', title: 'Team', visibility: 'public' })).room as string
-    expect(await ask(owner, { type: 'update', room, topic: lone })).toMatchObject({ type: 'error', code: 'bad_request' })
+    expect(await owner.ask({ type: 'create', title: lone, visibility: 'public' })).toMatchObject({ type: 'error', code: 'bad_request', message: expect.stringMatching(/lone surrogates/) })
+    const room = (await owner.ask({ type: 'create', title: 'Team', visibility: 'public' })).room as string
+    expect(await owner.ask({ type: 'update', room, topic: lone })).toMatchObject({ type: 'error', code: 'bad_request' })
     expect((await callServer<{ record: { title: string, topic: string } }>(server, { call: 'room', room })).body.record).toMatchObject({ title: 'Team', topic: '' })
   })
 
@@ -133,19 +126,19 @@ describe('rooms and members on protocol version 2', () => {
     const [aliceId, bobId] = [newUser(), newUser()]
     const alice = await open(aliceId)
     const bob = await open(bobId)
-    const fromAlice = await ask(alice, { type: 'dm', user: bobId })
+    const fromAlice = await alice.ask({ type: 'dm', user: bobId })
     expect(fromAlice).toMatchObject({ type: 'caught_up' })
     expect(fromAlice.room).toMatch(/^dm:/)
-    const fromBob = await ask(bob, { type: 'dm', user: aliceId })
+    const fromBob = await bob.ask({ type: 'dm', user: aliceId })
     expect(fromBob).toMatchObject({ type: 'caught_up', room: fromAlice.room })
     alice.send({ type: 'message', room: fromAlice.room, message: 'hi bob', cid: 'dm-1' })
     await bob.waitFor(frame => frame.type === 'message' && frame.message === 'hi bob' && frame.room === fromAlice.room, 'the message in the direct room')
     // Nobody moderates a direct room.
-    expect(await ask(alice, { type: 'ban', room: fromAlice.room, user: bobId })).toMatchObject({ type: 'error', code: 'forbidden' })
+    expect(await alice.ask({ type: 'ban', room: fromAlice.room, user: bobId })).toMatchObject({ type: 'error', code: 'forbidden' })
 
     const guest = await open()
-    expect(await ask(guest, { type: 'dm', user: aliceId })).toMatchObject({ type: 'error', code: 'unauthorized' })
-    expect(await ask(guest, { type: 'create', title: 'Mine', visibility: 'public' })).toMatchObject({ type: 'error', code: 'unauthorized' })
+    expect(await guest.ask({ type: 'dm', user: aliceId })).toMatchObject({ type: 'error', code: 'unauthorized' })
+    expect(await guest.ask({ type: 'create', title: 'Mine', visibility: 'public' })).toMatchObject({ type: 'error', code: 'unauthorized' })
   })
 
   it('server code cannot make a direct room\'s id a public room: moderation of a `dm:` id is refused, made or not, and the pair\'s `dm` opens a private room of those two only', async () => {
@@ -164,7 +157,7 @@ describe('rooms and members on protocol version 2', () => {
     expect(await eve.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
 
     const alice = await open(aliceId)
-    expect(await ask(alice, { type: 'dm', user: bobId })).toMatchObject({ type: 'caught_up', room })
+    expect(await alice.ask({ type: 'dm', user: bobId })).toMatchObject({ type: 'caught_up', room })
     expect(await recordOf()).toMatchObject({ kind: 'dm', visibility: 'private' })
     expect(await membersOf()).toEqual([aliceId, bobId].sort())
     expect(alice.messages.filter(frame => frame.room === room)).toEqual([])
@@ -187,7 +180,7 @@ describe('rooms and members on protocol version 2', () => {
     victim.send({ type: 'rooms' })
     await victim.waitFor(frame => frame.type === 'rooms', 'the victim\'s list')
     const spammer = await open(spammerId)
-    expect(await ask(spammer, { type: 'dm', user: victimId })).toMatchObject({ type: 'join_refused', code: 'forbidden', room })
+    expect(await spammer.ask({ type: 'dm', user: victimId })).toMatchObject({ type: 'join_refused', code: 'forbidden', room })
     expect((await callServer<{ record: unknown }>(server, { call: 'room', room })).body.record).toBeNull()
     expect((await callServer<unknown[]>(server, { call: 'members', room })).body).toEqual([])
     // The victim's own `dm` (not barred) would show it at once: nothing of it came to the list meanwhile.
@@ -196,7 +189,7 @@ describe('rooms and members on protocol version 2', () => {
 
     // The hook sees the other person's id (`dm`): here it refuses people who do not exist, and nothing is made for them.
     const nobody = newUser('user-nobody')
-    expect(await ask(spammer, { type: 'dm', user: nobody })).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'no such person' })
+    expect(await spammer.ask({ type: 'dm', user: nobody })).toMatchObject({ type: 'join_refused', code: 'forbidden', message: 'no such person' })
     expect((await callServer<{ record: unknown }>(server, { call: 'room', room: directRoomId(spammerId, nobody) })).body.record).toBeNull()
   })
 
@@ -212,7 +205,7 @@ describe('rooms and members on protocol version 2', () => {
   it('a third member of a direct room (a row from before the rules) gets nothing: no join, post, history, list entry or search hit; the two go on', async () => {
     const [aliceId, bobId, eveId] = [newUser(), newUser(), newUser()]
     const alice = await open(aliceId)
-    const room = (await ask(alice, { type: 'dm', user: bobId })).room as string
+    const room = (await alice.ask({ type: 'dm', user: bobId })).room as string
     const word = `dmsecret${tag}`
     alice.send({ type: 'message', room, message: `the ${word} plan`, cid: 'dm-secret' })
     await alice.waitFor(frame => frame.type === 'message' && frame.room === room, 'the message stored')
@@ -230,13 +223,13 @@ describe('rooms and members on protocol version 2', () => {
     expect((await fetch(server.url(`/api/sse?room=${encodeURIComponent(room)}&before=100`), { headers: { ...eveHeaders, 'sec-fetch-site': 'same-origin' } })).status).toBe(403)
     expect((await listedOn(eve)).map(entry => entry.room)).not.toContain(room)
     // Alice finds her message (the index has it), Eve does not.
-    await until(async () => ((await ask(alice, { type: 'search', q: word })).hits as unknown[]).length === 1, 'Alice\'s search hit')
-    expect(await ask(eve, { type: 'search', q: word })).toMatchObject({ type: 'search_results', hits: [] })
-    expect(await ask(eve, { type: 'search', q: word, room })).toMatchObject({ type: 'error', code: 'forbidden' })
+    await until(async () => ((await alice.ask({ type: 'search', q: word })).hits as unknown[]).length === 1, 'Alice\'s search hit')
+    expect(await eve.ask({ type: 'search', q: word })).toMatchObject({ type: 'search_results', hits: [] })
+    expect(await eve.ask({ type: 'search', q: word, room })).toMatchObject({ type: 'error', code: 'forbidden' })
 
     // The two open it as before (no refusal for her row), and the list names the other of the two.
     const bob = await open(bobId)
-    expect(await ask(bob, { type: 'dm', user: aliceId })).toMatchObject({ type: 'caught_up', room })
+    expect(await bob.ask({ type: 'dm', user: aliceId })).toMatchObject({ type: 'caught_up', room })
     expect((await listedOn(bob)).find(entry => entry.room === room)).toMatchObject({ with: aliceId })
     expect((await listedOn(alice)).find(entry => entry.room === room)).toMatchObject({ with: bobId })
   })
@@ -244,7 +237,7 @@ describe('rooms and members on protocol version 2', () => {
   it('a direct room whose membership server code\'s `forget` took opens again from either side (`dm`, `directRoom`), back on the person\'s rooms list', async () => {
     const [aliceId, bobId] = [newUser(), newUser()]
     const alice = await open(aliceId)
-    const room = (await ask(alice, { type: 'dm', user: bobId })).room as string
+    const room = (await alice.ask({ type: 'dm', user: bobId })).room as string
     const bob = await open(bobId)
     await until(async () => (await listedOn(bob)).some(entry => entry.room === room), 'the direct room on Bob\'s list')
     const membersOf = async () => ((await callServer<{ uid: string }[]>(server, { call: 'members', room })).body).map(member => member.uid).sort()
@@ -255,7 +248,7 @@ describe('rooms and members on protocol version 2', () => {
     expect(await bob.join(room)).toMatchObject({ type: 'join_refused', code: 'forbidden' })
     expect((await listedOn(bob)).map(entry => entry.room)).not.toContain(room)
     // Bob's own `dm` opens it again: he is in, and it is on his list.
-    expect(await ask(bob, { type: 'dm', user: aliceId })).toMatchObject({ type: 'caught_up', room })
+    expect(await bob.ask({ type: 'dm', user: aliceId })).toMatchObject({ type: 'caught_up', room })
     expect(await membersOf()).toEqual([aliceId, bobId].sort())
     expect((await listedOn(bob)).map(entry => entry.room)).toContain(room)
 
@@ -266,7 +259,7 @@ describe('rooms and members on protocol version 2', () => {
     await after(frame => frame.type === 'room' && frame.room === room && frame.removed === true, 'the room off Bob\'s open list')
     // (On a connection of her own: hers is in the room already, where a second `dm` is refused as a join of a joined room.)
     const aliceAgain = await open(aliceId)
-    expect(await ask(aliceAgain, { type: 'dm', user: bobId })).toMatchObject({ type: 'caught_up', room })
+    expect(await aliceAgain.ask({ type: 'dm', user: bobId })).toMatchObject({ type: 'caught_up', room })
     await after(frame => frame.type === 'room' && frame.room === room && !frame.removed, 'the room back on Bob\'s open list')
     bob.send({ type: 'message', room, message: 'back again', cid: 'bob-back' })
     await aliceAgain.waitFor(frame => frame.type === 'message' && frame.room === room && frame.message === 'back again', 'Bob\'s message after his way back')
@@ -282,7 +275,7 @@ describe('rooms and members on protocol version 2', () => {
     const aliceId = newUser()
     const alice = await open(aliceId)
     for (const other of ['server', 'guest:abcdefghijklmnopqrstuv', 'a\u0007b', 'x'.repeat(257)]) {
-      const answer = await ask(alice, { type: 'dm', user: other })
+      const answer = await alice.ask({ type: 'dm', user: other })
       expect(answer, JSON.stringify(other)).toMatchObject({ type: 'error', code: 'bad_request' })
       expect(answer.room, JSON.stringify(other)).toBeUndefined()
       const probe = await fetch(server.url(`/_ws?dm=${encodeURIComponent(other)}`), { headers: { 'cookie': `session=${aliceId}`, 'sec-fetch-site': 'same-origin' } })
@@ -301,20 +294,20 @@ describe('rooms and members on protocol version 2', () => {
     const [ownerId, memberId] = [newUser(), newUser()]
     const owner = await open(ownerId)
     const member = await open(memberId)
-    const room = (await ask(owner, { type: 'create', title: 'Quiet', visibility: 'public' })).room as string
-    const other = (await ask(owner, { type: 'create', title: 'Loud', visibility: 'public' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Quiet', visibility: 'public' })).room as string
+    const other = (await owner.ask({ type: 'create', title: 'Loud', visibility: 'public' })).room as string
     expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
     expect(await member.join(other)).toMatchObject({ type: 'caught_up' })
 
-    expect(await ask(owner, { type: 'mute', room, user: memberId })).toMatchObject({ type: 'ack', room })
-    expect(await ask(member, { type: 'message', room, message: 'shh', cid: 'm-1' }, frame => frame.type === 'error' || frame.type === 'ack')).toMatchObject({ type: 'error', code: 'muted', room, cid: 'm-1' })
-    expect(await ask(member, { type: 'message', room: other, message: 'loud', cid: 'm-2' }, frame => frame.type === 'error' || frame.type === 'ack')).toMatchObject({ type: 'ack', room: other })
+    expect(await owner.ask({ type: 'mute', room, user: memberId })).toMatchObject({ type: 'ack', room })
+    expect(await member.ask({ type: 'message', room, message: 'shh', cid: 'm-1' }, frame => frame.type === 'error' || frame.type === 'ack')).toMatchObject({ type: 'error', code: 'muted', room, cid: 'm-1' })
+    expect(await member.ask({ type: 'message', room: other, message: 'loud', cid: 'm-2' }, frame => frame.type === 'error' || frame.type === 'ack')).toMatchObject({ type: 'ack', room: other })
     // A member may not mute the owner.
-    expect(await ask(member, { type: 'mute', room: other, user: ownerId })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
+    expect(await member.ask({ type: 'mute', room: other, user: ownerId })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
 
-    expect(await ask(owner, { type: 'update', room, title: 'Quieter', visibility: 'private' })).toMatchObject({ type: 'ack', room })
-    expect(await ask(member, { type: 'update', room: other, topic: 'mine now' })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
-    expect(await ask(owner, { type: 'ban', room: other, user: memberId })).toMatchObject({ type: 'ack', room: other })
+    expect(await owner.ask({ type: 'update', room, title: 'Quieter', visibility: 'private' })).toMatchObject({ type: 'ack', room })
+    expect(await member.ask({ type: 'update', room: other, topic: 'mine now' })).toMatchObject({ type: 'error', code: 'forbidden', room: other })
+    expect(await owner.ask({ type: 'ban', room: other, user: memberId })).toMatchObject({ type: 'ack', room: other })
     await member.waitFor(frame => frame.type === 'left' && frame.room === other && frame.reason === 'banned', 'left, banned')
   })
 
@@ -327,7 +320,7 @@ describe('rooms and members on protocol version 2', () => {
     const member = await open(memberId)
     // Joined once (a member now, with a read position), then left: a `leave` keeps the membership.
     expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
-    expect(await ask(member, { type: 'leave', room })).toMatchObject({ type: 'left', reason: 'left' })
+    expect(await member.ask({ type: 'leave', room })).toMatchObject({ type: 'left', reason: 'left' })
     expect(await membersOf()).toContain(memberId)
 
     await gate('close')
@@ -374,18 +367,18 @@ describe('rooms and members on protocol version 2', () => {
   it('making and changing a room pass the chat:action hook: it refuses a title, lets an admin change a room the roles would not; nothing refused is stored', async () => {
     const [ownerId, memberId, adminId] = [newUser(), newUser(), newUser('user-admin')]
     const [owner, member, admin] = [await open(ownerId), await open(memberId), await open(adminId)]
-    const refusedCreate = await ask(owner, { type: 'create', title: 'Forbidden club', visibility: 'public' })
+    const refusedCreate = await owner.ask({ type: 'create', title: 'Forbidden club', visibility: 'public' })
     expect(refusedCreate).toMatchObject({ type: 'error', code: 'forbidden', message: 'no such titles here' })
     expect(refusedCreate.room).toBeUndefined()
-    const room = (await ask(owner, { type: 'create', title: 'Club', visibility: 'public' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Club', visibility: 'public' })).room as string
     expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
     const recordOf = async () => (await (await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'room', room }) })).json() as { record: Record<string, unknown> }).record
 
-    expect(await ask(owner, { type: 'update', room, title: 'Forbidden now' })).toMatchObject({ type: 'error', code: 'forbidden', message: 'no such titles here', room })
-    expect(await ask(member, { type: 'update', room, topic: 'mine' })).toMatchObject({ type: 'error', code: 'forbidden', message: 'You may not change this room', room })
+    expect(await owner.ask({ type: 'update', room, title: 'Forbidden now' })).toMatchObject({ type: 'error', code: 'forbidden', message: 'no such titles here', room })
+    expect(await member.ask({ type: 'update', room, topic: 'mine' })).toMatchObject({ type: 'error', code: 'forbidden', message: 'You may not change this room', room })
     expect(await recordOf()).toMatchObject({ title: 'Club', topic: '' })
     // Not a member: the roles say no, the app's hook says yes.
-    expect(await ask(admin, { type: 'update', room, title: 'Club (renamed by an admin)' })).toMatchObject({ type: 'ack', room })
+    expect(await admin.ask({ type: 'update', room, title: 'Club (renamed by an admin)' })).toMatchObject({ type: 'ack', room })
     expect(await recordOf()).toMatchObject({ title: 'Club (renamed by an admin)' })
     // Server code passes the hook too.
     const serverUpdate = await fetch(server.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'updateRoom', room, fields: { title: 'Forbidden by server' } }) })
@@ -397,26 +390,26 @@ describe('rooms and members on protocol version 2', () => {
     const [ownerId, memberId] = [newUser(), newUser()]
     const owner = await open(ownerId)
     const member = await open(memberId)
-    const created = await ask(owner, { type: 'create', title: 'Names', visibility: 'private', members: [memberId] })
+    const created = await owner.ask({ type: 'create', title: 'Names', visibility: 'private', members: [memberId] })
     const room = created.room as string
     // The member's name is known once they came in (the fixture names `user-…` sessions by their id).
     expect(await member.join(room)).toMatchObject({ type: 'caught_up' })
-    const listed = await ask(owner, { type: 'members', room })
+    const listed = await owner.ask({ type: 'members', room })
     expect(listed).toMatchObject({ type: 'members', room })
     expect((listed.members as { uid: string, name: string }[]).map(entry => [entry.uid, entry.name]).sort()).toEqual([[memberId, memberId], [ownerId, ownerId]].sort())
     const outsider = await open(newUser())
-    expect(await ask(outsider, { type: 'members', room })).toMatchObject({ type: 'error', code: 'not_found', room })
+    expect(await outsider.ask({ type: 'members', room })).toMatchObject({ type: 'error', code: 'not_found', room })
   })
 
   it('a time past the latest Date is bad_request over the socket and from server code, and stores nothing; an endless mute is a valid Date', async () => {
     const [ownerId, memberId] = [newUser(), newUser()]
     const owner = await open(ownerId)
-    const room = (await ask(owner, { type: 'create', title: 'Times', visibility: 'private', members: [memberId] })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Times', visibility: 'private', members: [memberId] })).room as string
     const member = await open(memberId)
     expect(await member.join(room)).toMatchObject({ type: 'caught_up', room })
     // The first is one millisecond past the latest Date; the second what an endless mute used to be.
     for (const until of [8_640_000_000_000_001, Number.MAX_SAFE_INTEGER]) {
-      expect(await ask(owner, { type: 'mute', room, user: memberId, until })).toMatchObject({ type: 'error', code: 'bad_request', room, message: expect.stringContaining('8640000000000000') })
+      expect(await owner.ask({ type: 'mute', room, user: memberId, until })).toMatchObject({ type: 'error', code: 'bad_request', room, message: expect.stringContaining('8640000000000000') })
     }
     // From server code nothing parses `until` on the way: a number no Date holds, a fraction, a negative one, Infinity (JSON's 1e400).
     for (const until of ['9000000000000000', '1.5', '-1', '1e400']) {
@@ -426,9 +419,9 @@ describe('rooms and members on protocol version 2', () => {
     }
     const stored = (await callServer<{ uid: string, mutedUntil?: number }[]>(server, { call: 'members', room })).body
     expect(stored.find(entry => entry.uid === memberId)).not.toHaveProperty('mutedUntil')
-    expect(await ask(owner, { type: 'search', q: 'anything', room, before: 8_640_000_000_000_001 })).toMatchObject({ type: 'error', code: 'bad_request', message: expect.stringContaining('before') })
+    expect(await owner.ask({ type: 'search', q: 'anything', room, before: 8_640_000_000_000_001 })).toMatchObject({ type: 'error', code: 'bad_request', message: expect.stringContaining('before') })
 
-    expect(await ask(owner, { type: 'mute', room, user: memberId })).toMatchObject({ type: 'ack', room })
+    expect(await owner.ask({ type: 'mute', room, user: memberId })).toMatchObject({ type: 'ack', room })
     const muted = await member.waitFor(frame => frame.type === 'member' && frame.room === room, 'the member frame')
     expect(muted.mutedUntil).toBe(8_640_000_000_000_000)
     expect(new Date(muted.mutedUntil as number).toISOString()).toBe('+275760-09-13T00:00:00.000Z')
@@ -439,14 +432,14 @@ describe('rooms and members on protocol version 2', () => {
   it('titles and topics lose bidi controls and invisible characters on every path; right-to-left text stays', async () => {
     const ownerId = newUser()
     const owner = await open(ownerId)
-    const room = (await ask(owner, { type: 'create', title: 'admin\u202Egnp.exe', topic: 'line\u2066 one\u2069\nline\u200B two\u0007', visibility: 'private' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'admin\u202Egnp.exe', topic: 'line\u2066 one\u2069\nline\u200B two\u0007', visibility: 'private' })).room as string
     const record = async (name: string) => (await callServer<{ record: { title: string, topic: string } }>(server, { call: 'room', room: name })).body.record
     expect(await record(room)).toMatchObject({ title: 'admingnp.exe', topic: 'line one\nline two' })
     owner.send({ type: 'rooms' })
     const list = await owner.waitFor(frame => frame.type === 'rooms', 'the rooms list')
     expect((list.rooms as { room: string, title?: string }[]).find(entry => entry.room === room)).toMatchObject({ title: 'admingnp.exe' })
 
-    expect(await ask(owner, { type: 'update', room, title: '\u202Bשלום\u202C \u200Fעולם', topic: 'مرحبا\u061C' })).toMatchObject({ type: 'ack', room })
+    expect(await owner.ask({ type: 'update', room, title: '\u202Bשלום\u202C \u200Fעולם', topic: 'مرحبا\u061C' })).toMatchObject({ type: 'ack', room })
     expect(await record(room)).toMatchObject({ title: 'שלום עולם', topic: 'مرحبا' })
 
     // Server code's records follow the same rule.
@@ -473,14 +466,14 @@ describe('rooms and members on protocol version 2', () => {
       [{ type: 'update', room: 'r', topic: 7 }, 'topic'],
     ]
     for (const [command, word] of cases) {
-      const answer = await ask(socket, command)
+      const answer = await socket.ask(command)
       expect(answer, JSON.stringify(command)).toMatchObject({ type: 'error', code: 'bad_request' })
       expect(String(answer.message), JSON.stringify(command)).toContain(word)
     }
     const me = (socket.frames[0]!.me as { id: string }).id
-    expect(await ask(socket, { type: 'dm', user: me })).toMatchObject({ type: 'error', code: 'bad_request' })
-    expect(await ask(socket, { type: 'update', room: `none-${tag}`, title: 'x' })).toMatchObject({ type: 'error', room: `none-${tag}` })
-    expect(await ask(socket, { type: 'ping' })).toMatchObject({ type: 'pong' })
+    expect(await socket.ask({ type: 'dm', user: me })).toMatchObject({ type: 'error', code: 'bad_request' })
+    expect(await socket.ask({ type: 'update', room: `none-${tag}`, title: 'x' })).toMatchObject({ type: 'error', room: `none-${tag}` })
+    expect(await socket.ask({ type: 'ping' })).toMatchObject({ type: 'pong' })
     expect(socket.closed).toBeUndefined()
   })
 })

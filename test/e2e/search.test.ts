@@ -35,16 +35,9 @@ describe.each(deployments)('search on %s', (_name, start) => {
   let reader: TestServer
   const opened: { close: () => unknown }[] = []
   const open = async (server: TestServer, user?: string) => {
-    const socket = await ChatSocketV2.openV2(server.wsUrl(''), user ? {} : { name: 'Guest' }, user ? { headers: { cookie: `session=${user}` } } : {})
+    const socket = await ChatSocketV2.openAs(server.wsUrl(''), user)
     opened.push(socket)
-    await socket.waitFor(frame => frame.type === 'hello', 'hello')
     return socket
-  }
-  /** Send `command` with a fresh ref; the frame answering it (by ref, not `joined`). */
-  const ask = async (socket: ChatSocketV2, command: Record<string, unknown>) => {
-    const ref = socket.ref()
-    socket.send({ ...command, ref })
-    return socket.waitFor(frame => frame.ref === ref && frame.type !== 'joined', `answer to ${String(command.type)}`)
   }
   /** Send a message to a joined room and wait for its stored echo. */
   const say = async (socket: ChatSocketV2, room: string, message: string) => {
@@ -70,7 +63,7 @@ describe.each(deployments)('search on %s', (_name, start) => {
   it('finds an edited message by its new text and not its old; a deleted one is not found', async () => {
     const userId = newUser()
     const author = await open(writer, userId)
-    const room = (await ask(author, { type: 'create', title: 'Notes', visibility: 'private' })).room as string
+    const room = (await author.ask({ type: 'create', title: 'Notes', visibility: 'private' })).room as string
     const [before, after, gone, kept] = [uniqueWord(), uniqueWord(), uniqueWord(), uniqueWord()]
     const edited = await say(author, room, `draft ${before} text`)
     const deleted = await say(author, room, `oops ${gone}`)
@@ -82,24 +75,24 @@ describe.each(deployments)('search on %s', (_name, start) => {
 
     // Searched on the other instance (PostgreSQL), over its own connection.
     const searcher = await open(reader, userId)
-    const found = await ask(searcher, { type: 'search', q: after })
+    const found = await searcher.ask({ type: 'search', q: after })
     expect(found).toMatchObject({ type: 'search_results', q: after, hits: [{ room, id: edited, uid: userId, excerpt: `final ${after} text` }] })
     expect((found.hits as { highlights: [number, number][] }[])[0]!.highlights).toEqual([[6, 6 + after.length]])
     expect(found.cursor).toBeUndefined()
-    expect((await ask(searcher, { type: 'search', q: before })).hits).toEqual([])
-    expect((await ask(searcher, { type: 'search', q: gone })).hits).toEqual([])
-    expect(hitTexts(await ask(searcher, { type: 'search', q: kept, room }))).toEqual([`stays ${kept}`])
+    expect((await searcher.ask({ type: 'search', q: before })).hits).toEqual([])
+    expect((await searcher.ask({ type: 'search', q: gone })).hits).toEqual([])
+    expect(hitTexts(await searcher.ask({ type: 'search', q: kept, room }))).toEqual([`stays ${kept}`])
     // The hit opens the room at the message: history up to it holds it.
     await searcher.join(room)
-    const page = await ask(searcher, { type: 'history', room, before: edited + 1, limit: 1 })
+    const page = await searcher.ask({ type: 'history', room, before: edited + 1, limit: 1 })
     expect(page).toMatchObject({ type: 'history', messages: [{ id: edited, message: `final ${after} text` }] })
   })
 
   it('a non-member\'s search returns nothing from a private room; a member\'s does', async () => {
     const [ownerId, memberId, outsiderId] = [newUser(), newUser(), newUser()]
     const owner = await open(writer, ownerId)
-    const secretRoom = (await ask(owner, { type: 'create', title: 'Secret', visibility: 'private', members: [memberId] })).room as string
-    const publicRoom = (await ask(owner, { type: 'create', title: 'Open', visibility: 'public' })).room as string
+    const secretRoom = (await owner.ask({ type: 'create', title: 'Secret', visibility: 'private', members: [memberId] })).room as string
+    const publicRoom = (await owner.ask({ type: 'create', title: 'Open', visibility: 'public' })).room as string
     const word = uniqueWord()
     await say(owner, secretRoom, `secret ${word}`)
     await owner.join(publicRoom)
@@ -110,30 +103,30 @@ describe.each(deployments)('search on %s', (_name, start) => {
     await outsider.join(publicRoom)
     await outsider.waitFor(frame => frame.type === 'read' && frame.room === publicRoom, 'the outsider\'s read position')
     await outsider.join(secretRoom)
-    expect(hitTexts(await ask(outsider, { type: 'search', q: word }))).toEqual([`public ${word}`])
-    expect(await ask(outsider, { type: 'search', q: word, room: secretRoom })).toMatchObject({ type: 'error', code: 'forbidden' })
+    expect(hitTexts(await outsider.ask({ type: 'search', q: word }))).toEqual([`public ${word}`])
+    expect(await outsider.ask({ type: 'search', q: word, room: secretRoom })).toMatchObject({ type: 'error', code: 'forbidden' })
     // Over HTTP (SSE clients), the same answers.
     expect((await httpSearch(reader, { q: word }, outsiderId)).body.hits).toEqual([expect.objectContaining({ room: publicRoom })])
     expect(await httpSearch(reader, { q: word, room: secretRoom }, outsiderId)).toMatchObject({ status: 403, body: { type: 'error', code: 'forbidden' } })
 
     // The member's rooms: the private one only, until they go into the public one (or name it).
     const member = await open(reader, memberId)
-    expect(hitTexts(await ask(member, { type: 'search', q: word }))).toEqual([`secret ${word}`])
-    expect(hitTexts(await ask(member, { type: 'search', q: word, room: publicRoom }))).toEqual([`public ${word}`])
+    expect(hitTexts(await member.ask({ type: 'search', q: word }))).toEqual([`secret ${word}`])
+    expect(hitTexts(await member.ask({ type: 'search', q: word, room: publicRoom }))).toEqual([`public ${word}`])
     await member.join(publicRoom)
     await member.waitFor(frame => frame.type === 'read' && frame.room === publicRoom, 'the member\'s read position')
     // Both now, a page at a time: a page of one has a cursor to the next, the last none.
-    const first = await ask(member, { type: 'search', q: word, limit: 1 })
+    const first = await member.ask({ type: 'search', q: word, limit: 1 })
     expect(first.cursor).toEqual(expect.any(String))
-    const second = await ask(member, { type: 'search', q: word, limit: 1, cursor: first.cursor })
+    const second = await member.ask({ type: 'search', q: word, limit: 1, cursor: first.cursor })
     expect(second.cursor).toBeUndefined()
     expect([...hitTexts(first), ...hitTexts(second)].toSorted()).toEqual([`public ${word}`, `secret ${word}`].toSorted())
 
     // A guest names a public room, or is refused; a private room is forbidden to it.
     const guest = await open(reader)
-    expect(await ask(guest, { type: 'search', q: word })).toMatchObject({ type: 'error', code: 'unauthorized' })
-    expect(hitTexts(await ask(guest, { type: 'search', q: word, room: publicRoom }))).toEqual([`public ${word}`])
-    expect(await ask(guest, { type: 'search', q: word, room: secretRoom })).toMatchObject({ type: 'error', code: 'forbidden' })
+    expect(await guest.ask({ type: 'search', q: word })).toMatchObject({ type: 'error', code: 'unauthorized' })
+    expect(hitTexts(await guest.ask({ type: 'search', q: word, room: publicRoom }))).toEqual([`public ${word}`])
+    expect(await guest.ask({ type: 'search', q: word, room: secretRoom })).toMatchObject({ type: 'error', code: 'forbidden' })
 
     // Server code: as a person (their rooms), or in rooms it names.
     const asServer = async (search: Record<string, unknown>) => (await fetch(reader.url('/_test/chat-server'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ call: 'search', room: '', message: word, search }) })).json() as Promise<FrameV2>
@@ -144,7 +137,7 @@ describe.each(deployments)('search on %s', (_name, start) => {
   it('answers on a version 2 SSE stream, and a hostile query is just a query', async () => {
     const userId = newUser()
     const owner = await open(writer, userId)
-    const room = (await ask(owner, { type: 'create', title: 'Quotes', visibility: 'private' })).room as string
+    const room = (await owner.ask({ type: 'create', title: 'Quotes', visibility: 'private' })).room as string
     const word = uniqueWord()
     await say(owner, room, `she said "${word}" OR NOT`)
     const stream = await ChatStreamV2.openV2(reader.url(''), {}, { cookie: `session=${userId}` })

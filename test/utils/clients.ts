@@ -312,9 +312,23 @@ export class ChatSocketV2 {
     return socket
   }
 
+  /** A version 2 socket signed in as the fixture's toy session `user` (none: a guest named Guest), once its `hello` came. */
+  static async openAs(base: string, user?: string): Promise<ChatSocketV2> {
+    const socket = await ChatSocketV2.openV2(base, user ? {} : { name: 'Guest' }, user ? { headers: { cookie: `session=${user}` } } : {})
+    await socket.waitFor(frame => frame.type === 'hello', 'hello')
+    return socket
+  }
+
   /** A fresh `ref`. */
   ref(): string {
     return `r${++this.#refs}`
+  }
+
+  /** Send `command` with a fresh `ref`; the first frame answering it (by `ref`, not `joined`, and `answered`) is returned. */
+  ask(command: Record<string, unknown>, answered: (frame: FrameV2) => boolean = frame => frame.type !== 'joined', timeout?: number): Promise<FrameV2> {
+    const ref = this.ref()
+    this.send({ ...command, ref })
+    return this.waitFor(frame => frame.ref === ref && answered(frame), `answer to ${String(command.type)}`, timeout)
   }
 
   send(data: string | object) {
