@@ -613,12 +613,18 @@ describe('a join a limit refused, on the tab\'s shared socket', () => {
   const joinsOn = (socket: FakeSocket) => socket.sent.map(text => JSON.parse(text) as { type: string, ref?: string, room?: string }).filter(command => command.type === 'join')
   const refused = (ref: string | undefined, retryAfter: number) => ({ type: 'join_refused', room: 'r', ref, code: 'rate_limited', message: `Too many joins from you; retry in ${retryAfter} s`, scope: 'person', limit: 'joins', retryAfter })
 
-  it('joins that room again after retryAfter plus the backoff, asks the route nothing, backs off further while refused, and opens when let in', async () => {
+  /** A room connection on the tab's shared socket, greeted: its first `join` is sent. */
+  const greeted = () => {
     const chat = connection({ shareSocket: true })
     chat.open()
     const socket = latest()
     socket.accept()
     socket.receive(hello)
+    return { chat, socket }
+  }
+
+  it('joins that room again after retryAfter plus the backoff, asks the route nothing, backs off further while refused, and opens when let in', async () => {
+    const { chat, socket } = greeted()
     expect(joinsOn(socket)).toHaveLength(1)
     socket.receive(refused(joinsOn(socket)[0]!.ref, 3))
     await settle()
@@ -648,11 +654,7 @@ describe('a join a limit refused, on the tab\'s shared socket', () => {
   })
 
   it('waits out a large retryAfter, and an absent one is the plain backoff', async () => {
-    const chat = connection({ shareSocket: true })
-    chat.open()
-    const socket = latest()
-    socket.accept()
-    socket.receive(hello)
+    const { chat, socket } = greeted()
     socket.receive(refused(joinsOn(socket)[0]!.ref, 60))
     await settle()
     vi.advanceTimersByTime(60_000)
